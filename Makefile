@@ -1,0 +1,53 @@
+# Workroom: `make run` serves the app, `make test` runs every test.
+# Everything installs into the repo: .venv (Python) and .tools (bun, from npm).
+
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+TOOLS := .tools
+BUN := $(TOOLS)/node_modules/.bin/bun
+PORT ?= 3000
+
+export PATH := $(abspath $(TOOLS)/node_modules/.bin):$(abspath $(BIN)):$(PATH)
+export REFLEX_USE_SYSTEM_BUN := 1
+export REFLEX_CHECK_LATEST_VERSION := false
+export REFLEX_TELEMETRY_ENABLED := false
+export NPM_CONFIG_REGISTRY ?= $(shell npm config get registry 2>/dev/null)
+
+.PHONY: setup test-setup run test bench worker clean
+
+setup: $(VENV)/.installed $(BUN)
+
+$(VENV)/.installed: pyproject.toml constraints.txt
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade "pip==26.3"
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e .
+	touch $@
+
+$(BUN):
+	mkdir -p $(TOOLS)
+	npm install --silent --no-audit --no-fund --prefix $(TOOLS) bun@1.4.5
+	$(BUN) --version
+
+test-setup: setup $(VENV)/.test-installed
+	@bash scripts/ensure-chromium.sh
+
+$(VENV)/.test-installed: pyproject.toml constraints.txt $(VENV)/.installed
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e ".[test]"
+	touch $@
+
+run: setup
+	$(BIN)/workroom db upgrade
+	$(BIN)/workroom seed-demo
+	@$(BIN)/workroom demo-logins
+	$(BIN)/reflex run --env prod --single-port --frontend-port $(PORT) --backend-port $(PORT)
+
+test: test-setup
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+bench: setup
+	$(BIN)/workroom bench ledger
+
+clean:
+	rm -rf $(VENV) $(TOOLS) .web .states

@@ -1,0 +1,1 @@
+"""Workroom billing: credits, generation, plans, subscriptions and payments."""

@@ -1,0 +1,300 @@
+"""All database tables. Times are aware UTC datetimes (SQLModel refuses naive ones); money is integer minor
+units (cents); credits are integers.
+
+Ledger entries are append-only: database triggers (see alembic/ and
+billing/ledger_triggers.py) refuse UPDATE and DELETE on them.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+
+from sqlalchemy import BigInteger, Column, Index, LargeBinary, Text, UniqueConstraint
+from sqlmodel import Field, SQLModel
+
+
+class Role(StrEnum):
+    USER = "user"
+    STAFF = "staff"
+
+
+class Account(SQLModel, table=True):
+    __tablename__ = "account"
+    id: int | None = Field(default=None, primary_key=True)
+    email: str = Field(index=True, unique=True, max_length=254)
+    password_hash: str
+    display_name: str = ""
+    role: str = Field(default=Role.USER, max_length=16)
+    timezone: str = Field(default="UTC", max_length=64)
+    created_at: datetime
+
+
+class AuthSession(SQLModel, table=True):
+    """A server-side login. The browser holds only a random token; we store its hash."""
+
+    __tablename__ = "auth_session"
+    id: int | None = Field(default=None, primary_key=True)
+    token_hash: str = Field(index=True, unique=True, max_length=64)
+    account_id: int = Field(foreign_key="account.id", index=True)
+    created_at: datetime
+    expires_at: datetime
+    revoked_at: datetime | None = None
+
+
+class ActionType(StrEnum):
+    TRIAL_GRANT = "trial_grant"
+    SUBSCRIPTION_CREDITS = "subscription_credits"
+    MONTHLY_CREDITS = "monthly_credits"
+    GENERATION = "generation"
+    REFUND = "refund"
+    EXPIRY = "expiry"
+    PLAN_CHANGE = "plan_change"
+    STAFF_ADJUSTMENT = "staff_adjustment"
+
+
+ACTION_LABELS: dict[str, str] = {
+    ActionType.TRIAL_GRANT: "Trial grant",
+    ActionType.SUBSCRIPTION_CREDITS: "Subscription credits",
+    ActionType.MONTHLY_CREDITS: "Monthly credits",
+    ActionType.GENERATION: "Generation",
+    ActionType.REFUND: "Refund",
+    ActionType.EXPIRY: "Expiry",
+    ActionType.PLAN_CHANGE: "Plan change",
+    ActionType.STAFF_ADJUSTMENT: "Staff adjustment",
+}
+
+
+class AccountBalance(SQLModel, table=True):
+    """The cached balance: always equal to the sum of the account's ledger rows.
+
+    Every ledger write locks this row first, so it is also the per-account lock.
+    next_expiry_at is the soonest expiry among grants with credits left, so the
+    debit path knows without a query whether it must expire grants first.
+    """
+
+    __tablename__ = "account_balance"
+    account_id: int = Field(foreign_key="account.id", primary_key=True)
+    balance: int = Field(default=0, sa_column_kwargs={"nullable": False})
+    next_expiry_at: datetime | None = None
+    updated_at: datetime
+
+
+class GrantSource(StrEnum):
+    TRIAL = "trial"
+    SUBSCRIPTION = "subscription"
+    MONTHLY = "monthly"
+    PLAN_CHANGE = "plan_change"
+    REFUND = "refund"
+    STAFF = "staff"
+
+
+class CreditGrant(SQLModel, table=True):
+    """A bucket of credits. Spending draws from the soonest-expiring bucket first."""
+
+    __tablename__ = "credit_grant"
+    __table_args__ = (Index("ix_credit_grant_draw", "account_id", "amount_left", "expires_at"),)
+    id: int | None = Field(default=None, primary_key=True)
+    account_id: int = Field(foreign_key="account.id", index=True)
+    source: str = Field(max_length=32)
+    amount_granted: int
+    amount_left: int
+    expires_at: datetime | None = None
+    # The subscription whose plan granted it: a downgrade burns these.
+    subscription_id: int | None = Field(default=None, index=True)
+    created_at: datetime
+    closed_at: datetime | None = None  # expired or burned
+
+
+class LedgerEntry(SQLModel, table=True):
+    """One change to a balance. Never updated, never deleted."""
+
+    __tablename__ = "ledger_entry"
+    __table_args__ = (
+        Index("ix_ledger_account_id_desc", "account_id", "id"),
+        Index("ix_ledger_account_action_id", "account_id", "action_type", "id"),
+    )
+    id: int | None = Field(default=None, sa_column_kwargs={"autoincrement": True}, primary_key=True)
+    account_id: int = Field(foreign_key="account.id")
+    action_type: str = Field(max_length=32)
+    feature: str | None = Field(default=None, max_length=32)
+    amount: int
+    balance_after: int
+    # What caused it: "generation", "invoice", "subscription", "staff", "debit" (for refunds).
+    reference_type: str | None = Field(default=None, max_length=32)
+    reference_id: str | None = Field(default=None, max_length=64)
+    idempotency_key: str = Field(unique=True, max_length=200)
+    reason: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    actor_id: int | None = None
+    # Which grants a debit drew from, as JSON [[grant_id, amount], ...]: a refund
+    # puts the credits back where they came from.
+    draws: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    created_at: datetime
+
+
+# ---------------------------------------------------------------- generation
+
+
+class JobStatus(StrEnum):
+    QUEUED = "queued"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    REJECTED = "rejected"
+    TIMED_OUT = "timed_out"
+    CANCELLED = "cancelled"
+
+
+class GenerationJob(SQLModel, table=True):
+    __tablename__ = "generation_job"
+    __table_args__ = (
+        UniqueConstraint("account_id", "client_request_id", name="uq_job_client_request"),
+        Index("ix_job_account_id_desc", "account_id", "id"),
+        Index("ix_job_status_deadline", "status", "deadline_at"),
+    )
+    id: int | None = Field(default=None, primary_key=True)
+    account_id: int = Field(foreign_key="account.id")
+    client_request_id: str = Field(max_length=64)
+    feature: str = Field(max_length=32)
+    model: str = Field(max_length=64)
+    params_json: str = Field(sa_column=Column(Text, nullable=False))
+    cost: int
+    unlimited: bool = False
+    status: str = Field(default=JobStatus.QUEUED, max_length=16)
+    progress: int = 0
+    provider: str = Field(default="local", max_length=16)
+    provider_job_id: str | None = Field(default=None, max_length=128)
+    debit_entry_id: int | None = None
+    refund_entry_id: int | None = None
+    error: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    output_path: str | None = None
+    output_mime: str | None = None
+    created_at: datetime
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    deadline_at: datetime
+    updated_at: datetime
+
+
+# ------------------------------------------------------------- subscriptions
+
+
+class SubscriptionStatus(StrEnum):
+    ACTIVE = "active"
+    PAST_DUE = "past_due"
+    ENDED = "ended"
+
+
+class Subscription(SQLModel, table=True):
+    __tablename__ = "subscription"
+    id: int | None = Field(default=None, primary_key=True)
+    account_id: int = Field(foreign_key="account.id", index=True)
+    plan_key: str = Field(max_length=32)
+    status: str = Field(default=SubscriptionStatus.ACTIVE, max_length=16, index=True)
+    gateway: str = Field(default="local", max_length=16)
+    gateway_subscription_id: str | None = Field(default=None, max_length=128, index=True)
+    # Day of the month renewals fall on (1..31); the 31st becomes the last day
+    # of shorter months and returns to the 31st after.
+    anchor_day: int
+    current_period_start: datetime
+    current_period_end: datetime = Field(index=True)
+    cancel_at_period_end: bool = False
+    failed_attempts: int = 0
+    next_retry_at: datetime | None = None
+    created_at: datetime
+    updated_at: datetime
+    ended_at: datetime | None = None
+
+
+class PaymentMethod(SQLModel, table=True):
+    """A saved card: brand, last 4 and expiry only. Never the number or CVC."""
+
+    __tablename__ = "payment_method"
+    id: int | None = Field(default=None, primary_key=True)
+    account_id: int = Field(foreign_key="account.id", index=True)
+    gateway: str = Field(default="local", max_length=16)
+    gateway_ref: str = Field(max_length=128)
+    brand: str = Field(max_length=32)
+    last4: str = Field(max_length=4)
+    exp_month: int
+    exp_year: int
+    is_default: bool = True
+    created_at: datetime
+
+
+class InvoiceStatus(StrEnum):
+    PAID = "paid"
+    FAILED = "failed"
+    REFUNDED = "refunded"
+
+
+class Invoice(SQLModel, table=True):
+    __tablename__ = "invoice"
+    __table_args__ = (UniqueConstraint("account_id", "number", name="uq_invoice_account_number"),)
+    id: int | None = Field(default=None, primary_key=True)
+    account_id: int = Field(foreign_key="account.id", index=True)
+    subscription_id: int | None = Field(default=None, index=True)
+    number: str = Field(max_length=32)
+    kind: str = Field(max_length=16)  # activation, renewal, upgrade, downgrade
+    status: str = Field(max_length=16)
+    amount_cents: int = Field(sa_column=Column(BigInteger, nullable=False))
+    currency: str = Field(default="usd", max_length=3)
+    card_brand: str | None = Field(default=None, max_length=32)
+    card_last4: str | None = Field(default=None, max_length=4)
+    period_start: datetime | None = None
+    period_end: datetime | None = None
+    failure_reason: str | None = None
+    gateway_ref: str | None = Field(default=None, max_length=128, index=True)
+    idempotency_key: str = Field(unique=True, max_length=200)
+    created_at: datetime
+
+
+class InvoiceLine(SQLModel, table=True):
+    __tablename__ = "invoice_line"
+    id: int | None = Field(default=None, primary_key=True)
+    invoice_id: int = Field(foreign_key="invoice.id", index=True)
+    description: str
+    quantity: int = 1
+    amount_cents: int = Field(sa_column=Column(BigInteger, nullable=False))
+
+
+class OutboxEmail(SQLModel, table=True):
+    """Emails are written here in the same transaction as what caused them and
+    sent later, so an SMTP outage delays a receipt but never loses it."""
+
+    __tablename__ = "outbox_email"
+    id: int | None = Field(default=None, primary_key=True)
+    account_id: int | None = Field(default=None, index=True)
+    to_address: str
+    subject: str
+    body_text: str = Field(sa_column=Column(Text, nullable=False))
+    attachment_name: str | None = None
+    attachment: bytes | None = Field(default=None, sa_column=Column(LargeBinary, nullable=True))
+    dedupe_key: str = Field(unique=True, max_length=200)
+    status: str = Field(default="pending", max_length=16, index=True)  # pending, sent
+    attempts: int = 0
+    last_error: str | None = None
+    created_at: datetime
+    sent_at: datetime | None = None
+
+
+class WebhookEvent(SQLModel, table=True):
+    """Every webhook delivery we accepted, stored raw with its outcome."""
+
+    __tablename__ = "webhook_event"
+    id: str = Field(primary_key=True, max_length=128)
+    type: str = Field(max_length=128)
+    payload: str = Field(sa_column=Column(Text, nullable=False))
+    received_at: datetime
+    processed_at: datetime | None = None
+    outcome: str | None = Field(default=None, max_length=32)  # processed, ignored, failed
+    error: str | None = None
+
+
+class AppSetting(SQLModel, table=True):
+    """Small key/value settings shared by the app, the worker and the CLI
+    (for example the demo clock offset)."""
+
+    __tablename__ = "app_setting"
+    key: str = Field(primary_key=True, max_length=64)
+    value: str

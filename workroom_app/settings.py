@@ -1,0 +1,55 @@
+"""Settings from the environment (prefix WORKROOM_), validated once.
+
+Every knob that differs between a laptop, CI and production lives here, so no
+module reads os.environ on its own.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="WORKROOM_", extra="ignore")
+
+    # SQLite under var/ by default; WORKROOM_DATABASE_URL selects PostgreSQL.
+    database_url: str = f"sqlite:///{REPO_ROOT / 'var' / 'workroom.db'}"
+    catalog_path: Path = Path(__file__).resolve().parent / "billing" / "catalog.toml"
+    # Where generated files and uploads are kept.
+    media_dir: Path = REPO_ROOT / "var" / "media"
+    session_days: int = Field(default=30, ge=1)
+    public_url: str = "http://localhost:3000"
+
+    # Payments: "local" (test mode, no keys) or "stripe".
+    payment_gateway: str = "local"
+    stripe_secret_key: str = ""
+    stripe_webhook_secret: str = ""
+    stripe_price_starter: str = ""
+    stripe_price_pro: str = ""
+    stripe_price_studio: str = ""
+
+    # Generation provider: "local" (ships with the app) or "hosted".
+    generation_provider: str = "local"
+    local_provider_url: str = "http://127.0.0.1:3100"
+    local_failure_rate: float = Field(default=0.0, ge=0.0, le=1.0)
+    hosted_provider_url: str = ""
+    hosted_provider_token: str = ""
+
+    # Receipts: with no SMTP host the emails stay in the outbox.
+    smtp_host: str = ""
+    smtp_port: int = 587
+    smtp_username: str = ""
+    smtp_password: str = ""
+    smtp_starttls: bool = True
+    mail_from: str = "Workroom <billing@workroom.test>"
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()

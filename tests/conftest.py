@@ -3,13 +3,17 @@ PostgreSQL, built by the real migrations."""
 
 from __future__ import annotations
 
+import functools
 import os
+import sqlite3
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import Engine
+from sqlalchemy.pool import NullPool
 
 from workroom_app import db
 from workroom_app.billing import clock
@@ -27,6 +31,7 @@ def _postgres_admin_url() -> str | None:
     return url
 
 
+@functools.lru_cache(maxsize=1)
 def postgres_skip_reason() -> str | None:
     url = _postgres_admin_url()
     if url is None:
@@ -45,35 +50,81 @@ def make_sqlite_engine(tmp_path) -> Engine:
     return db.make_engine(f"sqlite:///{tmp_path / 'test.db'}")
 
 
-@pytest.fixture
-def sqlite_engine(tmp_path) -> Iterator[Engine]:
-    engine = make_sqlite_engine(tmp_path)
+@pytest.fixture(scope="session")
+def _sqlite_template(tmp_path_factory) -> Path:
+    """Migrations run once per test session; each test gets a copy of the result."""
+    path = tmp_path_factory.mktemp("sqlite-template") / "template.db"
+    engine = db.make_engine(f"sqlite:///{path}")
     upgrade(engine)
+    engine.dispose()
+    return path
+
+
+@pytest.fixture
+def sqlite_engine(tmp_path, _sqlite_template) -> Iterator[Engine]:
+    target = tmp_path / "test.db"
+    with sqlite3.connect(_sqlite_template) as source, sqlite3.connect(target) as copy:
+        source.backup(copy)
+    engine = make_sqlite_engine(tmp_path)
     yield engine
     engine.dispose()
 
 
-@pytest.fixture
-def pg_engine() -> Iterator[Engine]:
-    """A brand-new PostgreSQL database for this test, dropped afterwards."""
-    reason = postgres_skip_reason()
-    if reason:
-        pytest.skip(reason)
-    admin_url = _postgres_admin_url()
+@pytest.fixture(scope="session")
+def _postgres_database() -> Iterator[str | None]:
+    """One migrated database per test session, dropped at the end. Tests share
+    it and are isolated by emptying every table after each test (creating a
+    database per test costs 1-2 s here)."""
+    if postgres_skip_reason():
+        yield None
+        return
+    admin = create_engine(_postgres_admin_url(), isolation_level="AUTOCOMMIT")
     name = f"wr_test_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
         conn.execute(text(f'CREATE DATABASE "{name}"'))
-    base = admin.url.set(database=name)
-    engine = db.make_engine(base.render_as_string(hide_password=False))
+    url = admin.url.set(database=name).render_as_string(hide_password=False)
+    engine = db.make_engine(url)
     try:
         upgrade(engine)
-        yield engine
+        engine.dispose()
+        yield url
     finally:
         engine.dispose()
         with admin.connect() as conn:
             conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         admin.dispose()
+
+
+def _empty_postgres(url: str) -> None:
+    """Empty every table. session_replication_role=replica switches off the
+    append-only triggers for this cleanup connection only."""
+    cleaner = create_engine(url, isolation_level="AUTOCOMMIT", poolclass=NullPool)
+    try:
+        with cleaner.connect() as conn:
+            conn.execute(text("SET session_replication_role = replica"))
+            tables = conn.execute(
+                text("SELECT tablename FROM pg_tables WHERE schemaname = 'public' "
+                     "AND tablename <> 'alembic_version'")
+            ).scalars().all()
+            if tables:
+                joined = ", ".join(f'"{t}"' for t in tables)
+                conn.execute(text(f"TRUNCATE {joined} RESTART IDENTITY CASCADE"))
+    finally:
+        cleaner.dispose()
+
+
+@pytest.fixture
+def pg_engine(_postgres_database) -> Iterator[Engine]:
+    """The session's PostgreSQL database, empty at the start of the test."""
+    reason = postgres_skip_reason()
+    if reason:
+        pytest.skip(reason)
+    engine = db.make_engine(_postgres_database)
+    try:
+        yield engine
+    finally:
+        engine.dispose()
+        _empty_postgres(_postgres_database)
 
 
 @pytest.fixture(params=["sqlite", "postgres"])

@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import datetime
 from enum import StrEnum
 
-from sqlalchemy import BigInteger, Column, Index, LargeBinary, Text, UniqueConstraint
+from sqlalchemy import BigInteger, Column, Index, LargeBinary, Text, UniqueConstraint, text
 from sqlmodel import Field, SQLModel
 
 
@@ -113,6 +113,10 @@ class LedgerEntry(SQLModel, table=True):
     __table_args__ = (
         Index("ix_ledger_account_id_desc", "account_id", "id"),
         Index("ix_ledger_account_action_id", "account_id", "action_type", "id"),
+        # The Usage page lists newest first by (created_at, id): these keep its
+        # date-range and action-type filters an index range scan at any depth.
+        Index("ix_ledger_account_created", "account_id", "created_at", "id"),
+        Index("ix_ledger_account_action_created", "account_id", "action_type", "created_at", "id"),
     )
     id: int | None = Field(default=None, sa_column_kwargs={"autoincrement": True}, primary_key=True)
     account_id: int = Field(foreign_key="account.id")
@@ -164,6 +168,10 @@ class GenerationJob(SQLModel, table=True):
     progress: int = 0
     provider: str = Field(default="local", max_length=16)
     provider_job_id: str | None = Field(default=None, max_length=128)
+    # The worker that claimed the job and until when its claim holds: a worker
+    # that dies stops renewing, and another one takes the job over after this.
+    worker_id: str | None = Field(default=None, max_length=64)
+    lease_until: datetime | None = None
     debit_entry_id: int | None = None
     refund_entry_id: int | None = None
     error: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
@@ -187,6 +195,20 @@ class SubscriptionStatus(StrEnum):
 
 class Subscription(SQLModel, table=True):
     __tablename__ = "subscription"
+    __table_args__ = (
+        # What the renewal scheduler scans: due local subscriptions, by date.
+        Index("ix_subscription_due", "gateway", "status", "current_period_end"),
+        Index("ix_subscription_retry", "gateway", "status", "next_retry_at"),
+        # At most one live (not ended) subscription per account: a double
+        # checkout cannot leave an account with two plans.
+        Index(
+            "uq_subscription_live_account",
+            "account_id",
+            unique=True,
+            sqlite_where=text("status != 'ended'"),
+            postgresql_where=text("status != 'ended'"),
+        ),
+    )
     id: int | None = Field(default=None, primary_key=True)
     account_id: int = Field(foreign_key="account.id", index=True)
     plan_key: str = Field(max_length=32)
@@ -197,7 +219,7 @@ class Subscription(SQLModel, table=True):
     # of shorter months and returns to the 31st after.
     anchor_day: int
     current_period_start: datetime
-    current_period_end: datetime = Field(index=True)
+    current_period_end: datetime
     cancel_at_period_end: bool = False
     failed_attempts: int = 0
     next_retry_at: datetime | None = None
@@ -220,6 +242,8 @@ class PaymentMethod(SQLModel, table=True):
     exp_year: int
     is_default: bool = True
     created_at: datetime
+    # Replaced cards are kept (old invoices name them) but no longer charged.
+    removed_at: datetime | None = None
 
 
 class InvoiceStatus(StrEnum):
@@ -230,10 +254,15 @@ class InvoiceStatus(StrEnum):
 
 class Invoice(SQLModel, table=True):
     __tablename__ = "invoice"
-    __table_args__ = (UniqueConstraint("account_id", "number", name="uq_invoice_account_number"),)
+    __table_args__ = (
+        UniqueConstraint("account_id", "number", name="uq_invoice_account_number"),
+        UniqueConstraint("account_id", "seq", name="uq_invoice_account_seq"),
+    )
     id: int | None = Field(default=None, primary_key=True)
     account_id: int = Field(foreign_key="account.id", index=True)
     subscription_id: int | None = Field(default=None, index=True)
+    # Per-account sequence behind the number (WR-<account>-<seq>).
+    seq: int
     number: str = Field(max_length=32)
     kind: str = Field(max_length=16)  # activation, renewal, upgrade, downgrade
     status: str = Field(max_length=16)
@@ -244,6 +273,9 @@ class Invoice(SQLModel, table=True):
     period_start: datetime | None = None
     period_end: datetime | None = None
     failure_reason: str | None = None
+    failure_code: str | None = Field(default=None, max_length=64)
+    plan_key: str | None = Field(default=None, max_length=32)
+    gateway: str = Field(default="local", max_length=16)
     gateway_ref: str | None = Field(default=None, max_length=128, index=True)
     idempotency_key: str = Field(unique=True, max_length=200)
     created_at: datetime
@@ -271,11 +303,52 @@ class OutboxEmail(SQLModel, table=True):
     attachment_name: str | None = None
     attachment: bytes | None = Field(default=None, sa_column=Column(LargeBinary, nullable=True))
     dedupe_key: str = Field(unique=True, max_length=200)
-    status: str = Field(default="pending", max_length=16, index=True)  # pending, sent
+    # A receipt's PDF is rendered from this (immutable) invoice when the email
+    # is sent, so a renewal transaction does not spend time drawing a PDF.
+    invoice_id: int | None = Field(default=None, index=True)
+    status: str = Field(default="pending", max_length=16, index=True)  # pending, sending, sent
     attempts: int = 0
+    claimed_at: datetime | None = None
     last_error: str | None = None
     created_at: datetime
     sent_at: datetime | None = None
+
+
+class LocalCard(SQLModel, table=True):
+    """The local test-mode gateway's card vault: what a token stands for.
+
+    Never the number or CVC: only what a saved card shows plus the test
+    behaviour its number selected (e.g. "decline on charge")."""
+
+    __tablename__ = "local_card"
+    token: str = Field(primary_key=True, max_length=64)
+    account_id: int = Field(foreign_key="account.id", index=True)
+    brand: str = Field(max_length=32)
+    last4: str = Field(max_length=4)
+    exp_month: int
+    exp_year: int
+    behaviour: str = Field(default="ok", max_length=32)
+    created_at: datetime
+
+
+class LocalCharge(SQLModel, table=True):
+    """A charge taken by the local test-mode gateway; the idempotency key makes
+    a repeated request return the first answer instead of charging again."""
+
+    __tablename__ = "local_charge"
+    id: int | None = Field(default=None, primary_key=True)
+    idempotency_key: str = Field(unique=True, max_length=200)
+    account_id: int = Field(foreign_key="account.id", index=True)
+    card_token: str = Field(max_length=64)
+    amount_cents: int = Field(sa_column=Column(BigInteger, nullable=False))
+    currency: str = Field(max_length=3)
+    description: str = ""
+    ok: bool
+    gateway_ref: str = Field(max_length=64, unique=True)
+    failure_code: str | None = Field(default=None, max_length=64)
+    failure_reason: str | None = None
+    refunded_at: datetime | None = None
+    created_at: datetime
 
 
 class WebhookEvent(SQLModel, table=True):

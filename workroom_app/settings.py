@@ -40,6 +40,17 @@ class Settings(BaseSettings):
     local_failure_rate: float = Field(default=0.0, ge=0.0, le=1.0)
     hosted_provider_url: str = ""
     hosted_provider_token: str = ""
+    hosted_provider_timeout: float = Field(default=30.0, gt=0)
+    hosted_provider_retries: int = Field(default=3, ge=0, le=10)
+    # Seconds the local renderer takes per job (progress advances over them);
+    # tests set it near zero.
+    local_render_seconds: float = Field(default=4.0, ge=0.0, le=600.0)
+    # Worker: how often it looks for jobs, how many it runs at once, and how
+    # long its claim on a job lasts without renewal before another worker may
+    # take the job over (a dead worker's jobs resume after this).
+    worker_poll_interval: float = Field(default=0.5, gt=0)
+    worker_max_parallel: int = Field(default=4, ge=1, le=64)
+    worker_lease_seconds: float = Field(default=30.0, gt=0)
 
     # Receipts: with no SMTP host the emails stay in the outbox.
     smtp_host: str = ""

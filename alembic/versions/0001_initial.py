@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-24 21:28:19.553576
+Create Date: 2026-11-24 21:33:38.915403
 """
 from alembic import op
 import sqlalchemy as sa
@@ -44,8 +44,10 @@ def upgrade() -> None:
     sa.Column('attachment_name', sqlmodel.sql.sqltypes.AutoString(), nullable=True),
     sa.Column('attachment', sa.LargeBinary(), nullable=True),
     sa.Column('dedupe_key', sqlmodel.sql.sqltypes.AutoString(length=200), nullable=False),
+    sa.Column('invoice_id', sa.Integer(), nullable=True),
     sa.Column('status', sqlmodel.sql.sqltypes.AutoString(length=16), nullable=False),
     sa.Column('attempts', sa.Integer(), nullable=False),
+    sa.Column('claimed_at', sqlmodel.sql.sqltypes.UTCDateTime(), nullable=True),
     sa.Column('last_error', sqlmodel.sql.sqltypes.AutoString(), nullable=True),
     sa.Column('created_at', sqlmodel.sql.sqltypes.UTCDateTime(), nullable=False),
     sa.Column('sent_at', sqlmodel.sql.sqltypes.UTCDateTime(), nullable=True),
@@ -54,6 +56,7 @@ def upgrade() -> None:
     )
     with op.batch_alter_table('outbox_email', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_outbox_email_account_id'), ['account_id'], unique=False)
+        batch_op.create_index(batch_op.f('ix_outbox_email_invoice_id'), ['invoice_id'], unique=False)
         batch_op.create_index(batch_op.f('ix_outbox_email_status'), ['status'], unique=False)
 
     op.create_table('webhook_event',
@@ -119,6 +122,8 @@ def upgrade() -> None:
     sa.Column('progress', sa.Integer(), nullable=False),
     sa.Column('provider', sqlmodel.sql.sqltypes.AutoString(length=16), nullable=False),
     sa.Column('provider_job_id', sqlmodel.sql.sqltypes.AutoString(length=128), nullable=True),
+    sa.Column('worker_id', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=True),
+    sa.Column('lease_until', sqlmodel.sql.sqltypes.UTCDateTime(), nullable=True),
     sa.Column('debit_entry_id', sa.Integer(), nullable=True),
     sa.Column('refund_entry_id', sa.Integer(), nullable=True),
     sa.Column('error', sa.Text(), nullable=True),
@@ -141,6 +146,7 @@ def upgrade() -> None:
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('account_id', sa.Integer(), nullable=False),
     sa.Column('subscription_id', sa.Integer(), nullable=True),
+    sa.Column('seq', sa.Integer(), nullable=False),
     sa.Column('number', sqlmodel.sql.sqltypes.AutoString(length=32), nullable=False),
     sa.Column('kind', sqlmodel.sql.sqltypes.AutoString(length=16), nullable=False),
     sa.Column('status', sqlmodel.sql.sqltypes.AutoString(length=16), nullable=False),
@@ -151,12 +157,16 @@ def upgrade() -> None:
     sa.Column('period_start', sqlmodel.sql.sqltypes.UTCDateTime(), nullable=True),
     sa.Column('period_end', sqlmodel.sql.sqltypes.UTCDateTime(), nullable=True),
     sa.Column('failure_reason', sqlmodel.sql.sqltypes.AutoString(), nullable=True),
+    sa.Column('failure_code', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=True),
+    sa.Column('plan_key', sqlmodel.sql.sqltypes.AutoString(length=32), nullable=True),
+    sa.Column('gateway', sqlmodel.sql.sqltypes.AutoString(length=16), nullable=False),
     sa.Column('gateway_ref', sqlmodel.sql.sqltypes.AutoString(length=128), nullable=True),
     sa.Column('idempotency_key', sqlmodel.sql.sqltypes.AutoString(length=200), nullable=False),
     sa.Column('created_at', sqlmodel.sql.sqltypes.UTCDateTime(), nullable=False),
     sa.ForeignKeyConstraint(['account_id'], ['account.id'], ),
     sa.PrimaryKeyConstraint('id'),
     sa.UniqueConstraint('account_id', 'number', name='uq_invoice_account_number'),
+    sa.UniqueConstraint('account_id', 'seq', name='uq_invoice_account_seq'),
     sa.UniqueConstraint('idempotency_key')
     )
     with op.batch_alter_table('invoice', schema=None) as batch_op:
@@ -183,8 +193,47 @@ def upgrade() -> None:
     sa.UniqueConstraint('idempotency_key')
     )
     with op.batch_alter_table('ledger_entry', schema=None) as batch_op:
+        batch_op.create_index('ix_ledger_account_action_created', ['account_id', 'action_type', 'created_at', 'id'], unique=False)
         batch_op.create_index('ix_ledger_account_action_id', ['account_id', 'action_type', 'id'], unique=False)
+        batch_op.create_index('ix_ledger_account_created', ['account_id', 'created_at', 'id'], unique=False)
         batch_op.create_index('ix_ledger_account_id_desc', ['account_id', 'id'], unique=False)
+
+    op.create_table('local_card',
+    sa.Column('token', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
+    sa.Column('account_id', sa.Integer(), nullable=False),
+    sa.Column('brand', sqlmodel.sql.sqltypes.AutoString(length=32), nullable=False),
+    sa.Column('last4', sqlmodel.sql.sqltypes.AutoString(length=4), nullable=False),
+    sa.Column('exp_month', sa.Integer(), nullable=False),
+    sa.Column('exp_year', sa.Integer(), nullable=False),
+    sa.Column('behaviour', sqlmodel.sql.sqltypes.AutoString(length=32), nullable=False),
+    sa.Column('created_at', sqlmodel.sql.sqltypes.UTCDateTime(), nullable=False),
+    sa.ForeignKeyConstraint(['account_id'], ['account.id'], ),
+    sa.PrimaryKeyConstraint('token')
+    )
+    with op.batch_alter_table('local_card', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_local_card_account_id'), ['account_id'], unique=False)
+
+    op.create_table('local_charge',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('idempotency_key', sqlmodel.sql.sqltypes.AutoString(length=200), nullable=False),
+    sa.Column('account_id', sa.Integer(), nullable=False),
+    sa.Column('card_token', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
+    sa.Column('amount_cents', sa.BigInteger(), nullable=False),
+    sa.Column('currency', sqlmodel.sql.sqltypes.AutoString(length=3), nullable=False),
+    sa.Column('description', sqlmodel.sql.sqltypes.AutoString(), nullable=False),
+    sa.Column('ok', sa.Boolean(), nullable=False),
+    sa.Column('gateway_ref', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
+    sa.Column('failure_code', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=True),
+    sa.Column('failure_reason', sqlmodel.sql.sqltypes.AutoString(), nullable=True),
+    sa.Column('refunded_at', sqlmodel.sql.sqltypes.UTCDateTime(), nullable=True),
+    sa.Column('created_at', sqlmodel.sql.sqltypes.UTCDateTime(), nullable=False),
+    sa.ForeignKeyConstraint(['account_id'], ['account.id'], ),
+    sa.PrimaryKeyConstraint('id'),
+    sa.UniqueConstraint('gateway_ref'),
+    sa.UniqueConstraint('idempotency_key')
+    )
+    with op.batch_alter_table('local_charge', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_local_charge_account_id'), ['account_id'], unique=False)
 
     op.create_table('payment_method',
     sa.Column('id', sa.Integer(), nullable=False),
@@ -197,6 +246,7 @@ def upgrade() -> None:
     sa.Column('exp_year', sa.Integer(), nullable=False),
     sa.Column('is_default', sa.Boolean(), nullable=False),
     sa.Column('created_at', sqlmodel.sql.sqltypes.UTCDateTime(), nullable=False),
+    sa.Column('removed_at', sqlmodel.sql.sqltypes.UTCDateTime(), nullable=True),
     sa.ForeignKeyConstraint(['account_id'], ['account.id'], ),
     sa.PrimaryKeyConstraint('id')
     )
@@ -224,9 +274,11 @@ def upgrade() -> None:
     )
     with op.batch_alter_table('subscription', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_subscription_account_id'), ['account_id'], unique=False)
-        batch_op.create_index(batch_op.f('ix_subscription_current_period_end'), ['current_period_end'], unique=False)
+        batch_op.create_index('ix_subscription_due', ['gateway', 'status', 'current_period_end'], unique=False)
         batch_op.create_index(batch_op.f('ix_subscription_gateway_subscription_id'), ['gateway_subscription_id'], unique=False)
+        batch_op.create_index('ix_subscription_retry', ['gateway', 'status', 'next_retry_at'], unique=False)
         batch_op.create_index(batch_op.f('ix_subscription_status'), ['status'], unique=False)
+        batch_op.create_index('uq_subscription_live_account', ['account_id'], unique=True, sqlite_where=sa.text("status != 'ended'"), postgresql_where=sa.text("status != 'ended'"))
 
     op.create_table('invoice_line',
     sa.Column('id', sa.Integer(), nullable=False),
@@ -250,9 +302,11 @@ def downgrade() -> None:
 
     op.drop_table('invoice_line')
     with op.batch_alter_table('subscription', schema=None) as batch_op:
+        batch_op.drop_index('uq_subscription_live_account', sqlite_where=sa.text("status != 'ended'"), postgresql_where=sa.text("status != 'ended'"))
         batch_op.drop_index(batch_op.f('ix_subscription_status'))
+        batch_op.drop_index('ix_subscription_retry')
         batch_op.drop_index(batch_op.f('ix_subscription_gateway_subscription_id'))
-        batch_op.drop_index(batch_op.f('ix_subscription_current_period_end'))
+        batch_op.drop_index('ix_subscription_due')
         batch_op.drop_index(batch_op.f('ix_subscription_account_id'))
 
     op.drop_table('subscription')
@@ -260,9 +314,19 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f('ix_payment_method_account_id'))
 
     op.drop_table('payment_method')
+    with op.batch_alter_table('local_charge', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_local_charge_account_id'))
+
+    op.drop_table('local_charge')
+    with op.batch_alter_table('local_card', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_local_card_account_id'))
+
+    op.drop_table('local_card')
     with op.batch_alter_table('ledger_entry', schema=None) as batch_op:
         batch_op.drop_index('ix_ledger_account_id_desc')
+        batch_op.drop_index('ix_ledger_account_created')
         batch_op.drop_index('ix_ledger_account_action_id')
+        batch_op.drop_index('ix_ledger_account_action_created')
 
     op.drop_table('ledger_entry')
     with op.batch_alter_table('invoice', schema=None) as batch_op:
@@ -291,6 +355,7 @@ def downgrade() -> None:
     op.drop_table('webhook_event')
     with op.batch_alter_table('outbox_email', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_outbox_email_status'))
+        batch_op.drop_index(batch_op.f('ix_outbox_email_invoice_id'))
         batch_op.drop_index(batch_op.f('ix_outbox_email_account_id'))
 
     op.drop_table('outbox_email')

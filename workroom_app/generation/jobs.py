@@ -1,0 +1,584 @@
+"""The generation life cycle: queued -> running -> succeeded, or failed /
+rejected / timed_out / cancelled -> refunded.
+
+Every function takes the caller's session (an open ``write_session``
+transaction for writers) and never commits, like the ledger, so a job row and
+its ledger rows always change together.
+
+Money rules kept here:
+- The price is computed again on the server (catalog.quote) from the request;
+  nothing the caller says about cost is read.
+- The debit uses the key ``gen:{account_id}:{client_request_id}``: a retried
+  submit returns the first job and charges once.
+- The refund uses the key ``refund:gen:{job_id}`` and a job row locked before
+  its status is checked: a failure reported twice, concurrently, or again after
+  a crash refunds once.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import func, or_, update
+from sqlmodel import Session, select
+
+from workroom_app.billing import clock
+from workroom_app.generation.errors import (
+    CannotCancel,
+    GenerationError,
+    InvalidRequest,
+    JobNotFound,
+    NotEnoughCredits,
+    TooManyRunning,
+)
+from workroom_app.models import Account, GenerationJob, JobStatus
+
+FEATURES = ("image", "video", "voiceover", "face_swap", "lip_sync")
+ACTIVE = (JobStatus.QUEUED, JobStatus.RUNNING)
+TERMINAL = (
+    JobStatus.SUCCEEDED,
+    JobStatus.FAILED,
+    JobStatus.REJECTED,
+    JobStatus.TIMED_OUT,
+    JobStatus.CANCELLED,
+)
+FAILURE_STATUSES = (JobStatus.FAILED, JobStatus.REJECTED, JobStatus.TIMED_OUT)
+
+# How long a job may take from submission before the sweep stops it and
+# returns the credits. Generous: a busy provider queues before it renders.
+DEADLINE_SECONDS: dict[str, int] = {
+    "image": 5 * 60,
+    "video": 20 * 60,
+    "voiceover": 5 * 60,
+    "face_swap": 10 * 60,
+    "lip_sync": 20 * 60,
+}
+
+MAX_PROMPT_CHARS = 2000
+MAX_ERROR_CHARS = 500
+_CLIENT_ID_RE = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
+# The fields the catalog prices; everything else in a request is not sent to quote().
+_PRICED_FIELDS = ("feature", "model", "resolution", "duration", "count", "text", "mode")
+# Which uploads each feature needs, by role, and the kinds each role accepts.
+UPLOAD_ROLES: dict[str, dict[str, tuple[str, ...]]] = {
+    "face_swap": {"face": ("image",), "target": ("image", "video")},
+    "lip_sync": {"source": ("image", "video"), "audio": ("audio",)},
+}
+TIMEOUT_MESSAGE = "The generation took too long and was stopped."
+
+
+# ------------------------------------------------------------------ helpers
+
+
+def _catalog():
+    from workroom_app.billing import catalog
+
+    return catalog
+
+
+def _ledger():
+    from workroom_app.billing import ledger
+
+    return ledger
+
+
+def _plan_key(session: Session, account_id: int) -> str:
+    from workroom_app.billing import accounts
+
+    return accounts.current_plan_key(session, account_id)
+
+
+def _check_id(value: object) -> int:
+    # bool is an int subclass; a browser can send true for an id.
+    if isinstance(value, bool) or not isinstance(value, int):
+        if isinstance(value, str) and value.strip().isdigit():
+            value = int(value.strip())
+        else:
+            raise JobNotFound()
+    if value <= 0 or value > 2**62:
+        raise JobNotFound()
+    return value
+
+
+def _check_client_request_id(value: object) -> str:
+    if not isinstance(value, str) or not _CLIENT_ID_RE.match(value):
+        raise InvalidRequest(
+            "The request id is missing or malformed; reload the page and try again.",
+            field="client_request_id",
+        )
+    return value
+
+
+def _lock_account(session: Session, account_id: int) -> None:
+    """Serialise submissions of one account, so the running-jobs count cannot be
+    passed by two requests at once (SQLite: the write transaction already is)."""
+    found = session.exec(select(Account.id).where(Account.id == account_id).with_for_update()).first()
+    if found is None:
+        raise InvalidRequest("Your account was not found. Log in again.")
+
+
+def _lock_job(session: Session, job_id: int) -> GenerationJob | None:
+    return session.exec(
+        select(GenerationJob)
+        .where(GenerationJob.id == job_id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    ).first()
+
+
+def params(job: GenerationJob) -> dict[str, Any]:
+    return json.loads(job.params_json)
+
+
+def output_file(job: GenerationJob, media_dir: Path | None = None) -> Path | None:
+    """Absolute path of a finished job's file (output_path is relative to media_dir)."""
+    if not job.output_path:
+        return None
+    if media_dir is None:
+        from workroom_app.settings import get_settings
+
+        media_dir = get_settings().media_dir
+    return Path(media_dir) / job.output_path
+
+
+# ------------------------------------------------------------------ request
+
+
+@dataclass(frozen=True)
+class ParsedRequest:
+    priced: dict[str, Any]  # what quote() sees
+    extras: dict[str, Any]  # what the catalog does not price: prompt, uploads
+
+
+def parse_request(account_id: int, request: object) -> ParsedRequest:
+    """Shape checks the catalog does not do (prompt, uploads). Raises InvalidRequest."""
+    if not isinstance(request, dict):
+        raise InvalidRequest("Choose what to generate.")
+    feature = request.get("feature")
+    if not isinstance(feature, str) or feature not in FEATURES:
+        raise InvalidRequest(
+            "Choose a feature: Image, Video, Voiceover, Face swap or Lip sync.", field="feature"
+        )
+    priced = {k: request[k] for k in _PRICED_FIELDS if k in request and request[k] is not None}
+    extras: dict[str, Any] = {}
+
+    prompt = request.get("prompt")
+    if feature in ("image", "video"):
+        if not isinstance(prompt, str) or not prompt.strip():
+            raise InvalidRequest("Describe what to generate in the prompt.", field="prompt")
+    if prompt is not None:
+        if not isinstance(prompt, str):
+            raise InvalidRequest("The prompt must be text.", field="prompt")
+        prompt = prompt.strip()
+        if len(prompt) > MAX_PROMPT_CHARS:
+            raise InvalidRequest(
+                f"The prompt is {len(prompt):,} characters; the limit is {MAX_PROMPT_CHARS:,}.",
+                field="prompt",
+            )
+        if prompt:
+            extras["prompt"] = prompt
+    if feature == "voiceover":
+        text = request.get("text")
+        if not isinstance(text, str) or not text.strip():
+            raise InvalidRequest("Enter the text to read out.", field="text")
+
+    roles = UPLOAD_ROLES.get(feature)
+    if roles:
+        from workroom_app.generation import uploads
+
+        given = request.get("uploads")
+        if not isinstance(given, dict):
+            given = {}
+        resolved: dict[str, str] = {}
+        for role, kinds in roles.items():
+            resolved[role] = uploads.check_reference(account_id, given.get(role), role, kinds)
+        extras["uploads"] = resolved
+    return ParsedRequest(priced=priced, extras=extras)
+
+
+def price(session: Session, account_id: int, request: object):
+    """(params, Quote, plan_key) for this account now; InvalidRequest when it cannot run.
+
+    params are what the job stores and the provider gets: the request as the
+    catalog understood it (normalised) plus the prompt and uploads."""
+    catalog = _catalog()
+    parsed = parse_request(account_id, request)
+    plan_key = _plan_key(session, account_id)
+    try:
+        quote = catalog.quote(parsed.priced, plan_key)
+    except catalog.QuoteError as exc:
+        raise InvalidRequest(
+            str(exc),
+            field=getattr(exc, "field", None),
+            required_plan=getattr(exc, "required_plan", None),
+        ) from None
+    params = {**quote.request.as_params(), **parsed.extras}
+    if parsed.priced.get("mode") is not None:
+        params["mode"] = quote.request.model
+    return params, quote, plan_key
+
+
+# ------------------------------------------------------------------ submit
+
+
+def count_active(session: Session, account_id: int) -> int:
+    return session.exec(
+        select(func.count())
+        .select_from(GenerationJob)
+        .where(GenerationJob.account_id == account_id, GenerationJob.status.in_(ACTIVE))
+    ).one()
+
+
+def submit(
+    session: Session,
+    account_id: int,
+    request: dict,
+    *,
+    client_request_id: str,
+    provider: str | None = None,
+) -> GenerationJob:
+    """Price, check limits, debit and record the job, all in the caller's transaction.
+
+    The same client_request_id again returns the first job and charges nothing.
+    Raises a GenerationError (nothing written) for bad input, a plan limit,
+    too many running jobs, or too few credits.
+    """
+    key = _check_client_request_id(client_request_id)
+    _lock_account(session, account_id)
+    existing = session.exec(
+        select(GenerationJob).where(
+            GenerationJob.account_id == account_id, GenerationJob.client_request_id == key
+        )
+    ).first()
+    if existing is not None:
+        return existing
+
+    params_, quote, plan_key = price(session, account_id, request)
+    catalog = _catalog()
+    limit = catalog.max_concurrent(plan_key)
+    if count_active(session, account_id) >= limit:
+        raise TooManyRunning(limit, catalog.get_catalog().plan(plan_key).name)
+
+    if provider is None:
+        from workroom_app.settings import get_settings
+
+        provider = get_settings().generation_provider
+    now = clock.now()
+    feature = quote.request.feature
+    cost = 0 if quote.unlimited else int(quote.cost)
+    job = GenerationJob(
+        account_id=account_id,
+        client_request_id=key,
+        feature=feature,
+        model=quote.request.model,
+        params_json=json.dumps(params_, sort_keys=True),
+        cost=cost,
+        unlimited=bool(quote.unlimited),
+        status=JobStatus.QUEUED,
+        progress=0,
+        provider=provider,
+        created_at=now,
+        deadline_at=now + timedelta(seconds=DEADLINE_SECONDS[feature]),
+        updated_at=now,
+    )
+    ledger = _ledger()
+    # A savepoint: when the debit is refused the job row goes too, even if the
+    # caller catches the error and commits its transaction.
+    with session.begin_nested():
+        session.add(job)
+        session.flush()
+        if cost > 0:
+            try:
+                result = ledger.debit(
+                    session,
+                    account_id,
+                    cost,
+                    feature=feature,
+                    idempotency_key=f"gen:{account_id}:{key}",
+                    reference_type="generation",
+                    reference_id=str(job.id),
+                )
+            except ledger.InsufficientCredits as exc:
+                raise NotEnoughCredits(exc.needed, exc.available) from None
+            except ledger.LedgerError as exc:  # e.g. no balance row: its message is user-readable
+                raise GenerationError(str(exc)) from None
+            job.debit_entry_id = result.entry_id
+            session.add(job)
+            session.flush()
+    return job
+
+
+# ------------------------------------------------------------------ reads
+
+
+def get_job(session: Session, account_id: int, job_id: object) -> GenerationJob:
+    """The account's job; JobNotFound for a missing id and for another user's alike."""
+    jid = _check_id(job_id)
+    job = session.get(GenerationJob, jid)
+    if job is None or job.account_id != account_id:
+        raise JobNotFound()
+    return job
+
+
+def list_jobs(
+    session: Session, account_id: int, limit: int = 20, before_id: int | None = None
+) -> list[GenerationJob]:
+    """Newest first; pass the last id of a page as before_id for the next (keyset paging)."""
+    if isinstance(limit, bool) or not isinstance(limit, int):
+        limit = 20
+    limit = max(1, min(limit, 100))
+    stmt = select(GenerationJob).where(GenerationJob.account_id == account_id)
+    if before_id is not None:
+        stmt = stmt.where(GenerationJob.id < _check_id(before_id))
+    return list(session.exec(stmt.order_by(GenerationJob.id.desc()).limit(limit)).all())
+
+
+def active_jobs(session: Session, account_id: int) -> list[GenerationJob]:
+    return list(
+        session.exec(
+            select(GenerationJob)
+            .where(GenerationJob.account_id == account_id, GenerationJob.status.in_(ACTIVE))
+            .order_by(GenerationJob.id)
+        ).all()
+    )
+
+
+STATUS_LABELS = {
+    JobStatus.QUEUED: "Queued",
+    JobStatus.RUNNING: "Running",
+    JobStatus.SUCCEEDED: "Done",
+    JobStatus.FAILED: "Failed",
+    JobStatus.REJECTED: "Rejected",
+    JobStatus.TIMED_OUT: "Timed out",
+    JobStatus.CANCELLED: "Cancelled",
+}
+
+
+def describe(job: GenerationJob) -> dict[str, Any]:
+    """What a page shows about a job, JSON-able (the owner's own data only)."""
+    p = params(job)
+    refunded = job.cost if job.refund_entry_id is not None else 0
+    return {
+        "id": job.id,
+        "feature": job.feature,
+        "model": job.model,
+        "status": str(job.status),
+        "status_label": STATUS_LABELS.get(job.status, str(job.status)),
+        "active": job.status in ACTIVE,
+        "progress": 100 if job.status == JobStatus.SUCCEEDED else int(job.progress or 0),
+        "cost": job.cost,
+        "unlimited": job.unlimited,
+        "refunded": refunded,
+        "error": job.error,
+        "prompt": p.get("prompt") or p.get("text") or "",
+        "output_mime": job.output_mime,
+        "has_output": bool(job.output_path),
+        "created_at": job.created_at.isoformat() if job.created_at else None,
+        "finished_at": job.finished_at.isoformat() if job.finished_at else None,
+    }
+
+
+# ------------------------------------------------------------------ endings
+
+
+def _finish(session: Session, job_id: int, status: str, error: str | None) -> tuple[GenerationJob, bool]:
+    """End a job that is not ended yet and refund its debit. (job, changed)."""
+    job = _lock_job(session, job_id)
+    if job is None:
+        raise JobNotFound()
+    if job.status in TERMINAL:
+        return job, False
+    now = clock.now()
+    job.status = status
+    job.error = (error or "")[:MAX_ERROR_CHARS] or None
+    job.finished_at = now
+    job.updated_at = now
+    job.lease_until = None
+    if job.debit_entry_id is not None and job.refund_entry_id is None:
+        result = _ledger().refund(session, job.debit_entry_id, idempotency_key=f"refund:gen:{job.id}")
+        job.refund_entry_id = result.entry_id
+    session.add(job)
+    session.flush()
+    return job, True
+
+
+def fail(session: Session, job_id: int, status: str, error: str | None) -> GenerationJob:
+    """Record a failure (failed / rejected / timed_out) and return the credits, once.
+
+    A job already ended is returned unchanged: a late or repeated report
+    neither refunds again nor overwrites a success.
+    """
+    if status not in FAILURE_STATUSES:
+        raise ValueError(f"fail() takes one of {', '.join(FAILURE_STATUSES)}, not {status!r}")
+    job, _changed = _finish(session, job_id, status, error)
+    return job
+
+
+def cancel(session: Session, account_id: int, job_id: object) -> GenerationJob:
+    """The owner cancels a job that has not started; its credits come back."""
+    jid = _check_id(job_id)
+    job = _lock_job(session, jid)
+    if job is None or job.account_id != account_id:
+        raise JobNotFound()
+    if job.status == JobStatus.RUNNING:
+        raise CannotCancel("This generation has already started and can no longer be cancelled.")
+    if job.status != JobStatus.QUEUED:
+        raise CannotCancel("This generation has already ended.")
+    job, _changed = _finish(session, jid, JobStatus.CANCELLED, "Cancelled by you.")
+    return job
+
+
+def succeed(session: Session, job_id: int, output_path: str, mime: str) -> GenerationJob:
+    """Record the result. A job that already ended (timed out meanwhile, say) keeps
+    its ending: its credits were returned, so it does not become a success."""
+    job = _lock_job(session, job_id)
+    if job is None:
+        raise JobNotFound()
+    if job.status in TERMINAL:
+        return job
+    now = clock.now()
+    job.status = JobStatus.SUCCEEDED
+    job.progress = 100
+    job.output_path = str(output_path)
+    job.output_mime = mime
+    job.error = None
+    job.finished_at = now
+    job.updated_at = now
+    job.lease_until = None
+    session.add(job)
+    session.flush()
+    return job
+
+
+def sweep(session: Session, now: datetime | None = None) -> list[GenerationJob]:
+    """Stop every unfinished job past its deadline (timed_out + refund); returns them."""
+    now = now or clock.now()
+    ids = session.exec(
+        select(GenerationJob.id)
+        .where(GenerationJob.status.in_(ACTIVE), GenerationJob.deadline_at <= now)
+        .order_by(GenerationJob.id)
+    ).all()
+    stopped = []
+    for jid in ids:
+        job, changed = _finish(session, jid, JobStatus.TIMED_OUT, TIMEOUT_MESSAGE)
+        if changed:
+            stopped.append(job)
+    return stopped
+
+
+# ------------------------------------------------------------------ worker side
+
+
+def claimable_ids(
+    session: Session, now: datetime | None = None, limit: int = 10, *, provider: str | None = None
+) -> list[int]:
+    """Queued jobs, and running ones whose worker stopped renewing its lease,
+    oldest first. With `provider`, only jobs meant for it: a job's prediction id
+    only means something to the provider that issued it."""
+    now = now or clock.now()
+    conditions = [] if provider is None else [GenerationJob.provider == provider]
+    return list(
+        session.exec(
+            select(GenerationJob.id)
+            .where(
+                *conditions,
+                GenerationJob.deadline_at > now,
+                or_(
+                    GenerationJob.status == JobStatus.QUEUED,
+                    (GenerationJob.status == JobStatus.RUNNING)
+                    & (or_(GenerationJob.lease_until.is_(None), GenerationJob.lease_until < now)),
+                ),
+            )
+            .order_by(GenerationJob.id)
+            .limit(limit)
+        ).all()
+    )
+
+
+def claim(
+    session: Session, job_id: int, worker_id: str, *, lease_seconds: float, now: datetime | None = None
+) -> GenerationJob | None:
+    """Take a job for this worker with one conditional UPDATE; None when another
+    worker got it first (or it was cancelled/ended meanwhile)."""
+    now = now or clock.now()
+    result = session.exec(
+        update(GenerationJob)
+        .where(
+            GenerationJob.id == job_id,
+            GenerationJob.deadline_at > now,
+            or_(
+                GenerationJob.status == JobStatus.QUEUED,
+                (GenerationJob.status == JobStatus.RUNNING)
+                & (or_(GenerationJob.lease_until.is_(None), GenerationJob.lease_until < now)),
+            ),
+        )
+        .values(
+            status=JobStatus.RUNNING,
+            worker_id=worker_id,
+            lease_until=now + timedelta(seconds=lease_seconds),
+            started_at=func.coalesce(GenerationJob.started_at, now),
+            updated_at=now,
+        )
+        .execution_options(synchronize_session=False)
+    )
+    if result.rowcount != 1:
+        return None
+    return _lock_job(session, job_id)
+
+
+def mark_running(session: Session, job_id: int, provider_job_id: str, *, worker_id: str | None = None) -> bool:
+    """Remember the provider's id for a job this worker holds (so a restart can poll it)."""
+    stmt = update(GenerationJob).where(
+        GenerationJob.id == job_id, GenerationJob.status == JobStatus.RUNNING
+    )
+    if worker_id is not None:
+        stmt = stmt.where(GenerationJob.worker_id == worker_id)
+    result = session.exec(
+        stmt.values(provider_job_id=str(provider_job_id)[:128], updated_at=clock.now()).execution_options(
+            synchronize_session=False
+        )
+    )
+    return result.rowcount == 1
+
+
+def report_progress(
+    session: Session,
+    job_id: int,
+    progress: int,
+    *,
+    worker_id: str | None = None,
+    lease_seconds: float | None = None,
+) -> bool:
+    """Store progress (0-99 while running; it never goes back) and renew the lease.
+    False when the job is no longer this worker's running job."""
+    try:
+        value = int(progress)
+    except (TypeError, ValueError):
+        value = 0
+    value = max(0, min(99, value))
+    now = clock.now()
+    values: dict[str, Any] = {
+        "progress": _greatest(GenerationJob.progress, value),
+        "updated_at": now,
+    }
+    if lease_seconds is not None:
+        values["lease_until"] = now + timedelta(seconds=lease_seconds)
+    stmt = update(GenerationJob).where(
+        GenerationJob.id == job_id, GenerationJob.status == JobStatus.RUNNING
+    )
+    if worker_id is not None:
+        stmt = stmt.where(GenerationJob.worker_id == worker_id)
+    result = session.exec(stmt.values(**values).execution_options(synchronize_session=False))
+    return result.rowcount == 1
+
+
+def _greatest(column, value: int):
+    from sqlalchemy import case
+
+    # Portable max(column, value): SQLite has no GREATEST, PostgreSQL's max() is an aggregate.
+    return case((column > value, column), else_=value)

@@ -1,0 +1,206 @@
+"""Files users upload for face swap and lip sync.
+
+The type is decided from the file's first bytes (its magic number), never from
+the name or the browser's Content-Type, both of which the user controls.
+Images are also opened with Pillow, so a PNG header on top of junk is refused.
+Stored as media_dir/uploads/<account_id>/<random>.<ext>; a submission refers
+to an upload by that file name, and only its owner's directory is searched.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import re
+import secrets
+from dataclasses import dataclass
+from pathlib import Path
+
+from workroom_app.generation.errors import InvalidUpload
+
+MB = 1024 * 1024
+MAX_BYTES = {"image": 10 * MB, "video": 50 * MB, "audio": 20 * MB}
+KIND_LABELS = {"image": "an image (PNG, JPEG, WebP or GIF)",
+               "video": "a video (MP4, MOV, WebM or animated GIF)",
+               "audio": "an audio file (WAV, MP3, OGG, FLAC or M4A)"}
+# ext -> (kind, mime)
+FORMATS: dict[str, tuple[str, str]] = {
+    "png": ("image", "image/png"),
+    "jpg": ("image", "image/jpeg"),
+    "webp": ("image", "image/webp"),
+    "gif": ("image", "image/gif"),
+    "mp4": ("video", "video/mp4"),
+    "mov": ("video", "video/quicktime"),
+    "webm": ("video", "video/webm"),
+    "wav": ("audio", "audio/wav"),
+    "mp3": ("audio", "audio/mpeg"),
+    "ogg": ("audio", "audio/ogg"),
+    "flac": ("audio", "audio/flac"),
+    "m4a": ("audio", "audio/mp4"),
+}
+# Which kinds each role of each feature takes (same table jobs.py checks).
+ROLE_LABELS = {
+    "face": "the face image",
+    "target": "the target image or video",
+    "source": "the video or image to animate",
+    "audio": "the audio file",
+}
+_REF_RE = re.compile(r"^[0-9a-f]{32}\.(" + "|".join(FORMATS) + r")$")
+
+
+@dataclass(frozen=True)
+class StoredUpload:
+    ref: str  # what a generation request names in "uploads"
+    kind: str  # image, video, audio
+    mime: str
+    size: int
+    path: Path
+
+
+def sniff(data: bytes) -> str | None:
+    """The format extension for these bytes, or None when not a supported type."""
+    head = data[:64]
+    if head.startswith(b"\x89PNG\r\n\x1a\n"):
+        return "png"
+    if head.startswith(b"\xff\xd8\xff"):
+        return "jpg"
+    if head.startswith((b"GIF87a", b"GIF89a")):
+        return "gif"
+    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
+        return "webp"
+    if head[:4] == b"RIFF" and head[8:12] == b"WAVE":
+        return "wav"
+    if head[4:8] == b"ftyp":
+        brand = head[8:12]
+        if brand in (b"M4A ", b"M4B "):
+            return "m4a"
+        if brand == b"qt  ":
+            return "mov"
+        return "mp4"
+    if head.startswith(b"\x1a\x45\xdf\xa3"):
+        return "webm"
+    if head.startswith(b"OggS"):
+        return "ogg"
+    if head.startswith(b"fLaC"):
+        return "flac"
+    if head.startswith(b"ID3") or (len(head) > 1 and head[0] == 0xFF and head[1] & 0xE0 == 0xE0):
+        return "mp3"
+    return None
+
+
+def kinds_of(ext: str) -> tuple[str, ...]:
+    kind = FORMATS[ext][0]
+    # An animated GIF is a fine short video clip as well as an image.
+    return ("image", "video") if ext == "gif" else (kind,)
+
+
+def _accept_text(accept: tuple[str, ...]) -> str:
+    return " or ".join(KIND_LABELS[k] for k in accept)
+
+
+def _size_text(n: int) -> str:
+    if n >= MB / 10:
+        return f"{n / MB:.1f}".removesuffix(".0") + " MB"
+    return f"{n / 1024:.0f} KB"
+
+
+def validate(data: object, accept: tuple[str, ...], *, what: str = "The file") -> tuple[str, str, str]:
+    """(ext, kind, mime) of acceptable bytes; InvalidUpload saying what is wrong."""
+    if not isinstance(data, (bytes, bytearray)) or len(data) == 0:
+        raise InvalidUpload(f"{what} is empty. Choose {_accept_text(accept)}.")
+    data = bytes(data)
+    ext = sniff(data)
+    if ext is None:
+        raise InvalidUpload(f"{what} is not a supported type. Choose {_accept_text(accept)}.")
+    kinds = [k for k in kinds_of(ext) if k in accept]
+    if not kinds:
+        raise InvalidUpload(
+            f"{what} is {KIND_LABELS[FORMATS[ext][0]].split(' (')[0]} ({ext.upper()}); "
+            f"choose {_accept_text(accept)}."
+        )
+    limit = max(MAX_BYTES[k] for k in kinds)
+    if len(data) > limit:
+        raise InvalidUpload(
+            f"{what} is {_size_text(len(data))}; the limit is {_size_text(limit)}."
+        )
+    if FORMATS[ext][0] == "image":
+        from PIL import Image
+
+        try:
+            with Image.open(io.BytesIO(data)) as img:
+                img.verify()
+        except Exception:
+            raise InvalidUpload(f"{what} looks like a {ext.upper()} image but cannot be read.") from None
+    return ext, kinds[0], FORMATS[ext][1]
+
+
+def _media_dir(media_dir: Path | None) -> Path:
+    if media_dir is not None:
+        return Path(media_dir)
+    from workroom_app.settings import get_settings
+
+    return get_settings().media_dir
+
+
+def account_dir(account_id: int, media_dir: Path | None = None) -> Path:
+    return _media_dir(media_dir) / "uploads" / str(int(account_id))
+
+
+def save_upload(
+    account_id: int,
+    data: bytes,
+    accept: tuple[str, ...],
+    *,
+    what: str = "The file",
+    media_dir: Path | None = None,
+) -> StoredUpload:
+    """Check and store one upload; returns its reference for a generation request."""
+    ext, kind, mime = validate(data, accept, what=what)
+    folder = account_dir(account_id, media_dir)
+    folder.mkdir(parents=True, exist_ok=True)
+    ref = f"{secrets.token_hex(16)}.{ext}"
+    path = folder / ref
+    tmp = folder / f".{ref}.part"
+    tmp.write_bytes(bytes(data))
+    os.replace(tmp, path)  # a half-written file never carries a valid name
+    return StoredUpload(ref=ref, kind=kind, mime=mime, size=len(data), path=path)
+
+
+def save_for_role(
+    account_id: int, feature: str, role: str, data: bytes, *, media_dir: Path | None = None
+) -> StoredUpload:
+    """Store the upload for one input of face swap / lip sync (role: face, target, source, audio)."""
+    from workroom_app.generation.jobs import UPLOAD_ROLES
+
+    roles = UPLOAD_ROLES.get(feature, {})
+    if role not in roles:
+        raise InvalidUpload("This feature does not take that upload.")
+    what = ROLE_LABELS[role][0].upper() + ROLE_LABELS[role][1:]
+    return save_upload(account_id, data, roles[role], what=what, media_dir=media_dir)
+
+
+def check_reference(
+    account_id: int, ref: object, role: str, accept: tuple[str, ...], *, media_dir: Path | None = None
+) -> str:
+    """The reference when it names an existing upload of this account of an accepted kind."""
+    label = ROLE_LABELS.get(role, "the file")
+    if ref is None or ref == "":
+        raise InvalidUpload(f"Upload {label}.")
+    if not isinstance(ref, str) or not _REF_RE.match(ref):
+        raise InvalidUpload(f"Upload {label} again: the reference is not valid.")
+    ext = ref.rsplit(".", 1)[1]
+    if not any(k in accept for k in kinds_of(ext)):
+        raise InvalidUpload(f"For {label}, choose {_accept_text(accept)}.")
+    if not (account_dir(account_id, media_dir) / ref).is_file():
+        raise InvalidUpload(f"Upload {label} again: the file was not found.")
+    return ref
+
+
+def path_of(account_id: int, ref: str, media_dir: Path | None = None) -> Path:
+    if not _REF_RE.match(ref):
+        raise InvalidUpload("The upload reference is not valid.")
+    return account_dir(account_id, media_dir) / ref
+
+
+def mime_of(ref: str) -> str:
+    return FORMATS[ref.rsplit(".", 1)[1]][1]

@@ -1,0 +1,97 @@
+"""The app shell in Chromium: log-in, the balance in the header, Upgrade, the
+guard for signed-out visitors, sign-up with the trial, wrong password."""
+
+from __future__ import annotations
+
+import re
+import uuid
+
+import pytest
+from playwright.sync_api import expect
+
+from tests.e2e.conftest import log_in
+from workroom_app.billing import accounts, ledger
+from workroom_app.db import read_session
+
+pytestmark = pytest.mark.browser
+
+SCREENSHOT = "/tmp/workroom-shell.png"
+
+
+def _balance_of(engine, email: str) -> int:
+    with read_session(engine) as s:
+        return ledger.balance(s, accounts.find_account(s, email).id)
+
+
+def test_demo_user_sees_their_balance_in_the_header(page, app_engine):
+    log_in(page, "demo@workroom.test", "workroom-demo")
+    expected = _balance_of(app_engine, "demo@workroom.test")
+    balance = page.get_by_test_id("balance")
+    expect(balance).to_have_text(f"{expected:,} credits")
+    # Top right: the balance sits in the right half of the header.
+    box = balance.bounding_box()
+    header = page.get_by_test_id("app-header").bounding_box()
+    assert box["x"] > header["x"] + header["width"] / 2
+    assert box["y"] < header["y"] + header["height"]
+    page.screenshot(path=SCREENSHOT, full_page=True)
+
+
+def test_upgrade_opens_the_plans_page(page):
+    log_in(page, "free@workroom.test", "workroom-demo")
+    page.get_by_test_id("upgrade-button").click()
+    expect(page).to_have_url(re.compile(r"/plans/?$"))
+
+
+def test_signed_out_visitor_lands_on_login(page):
+    for path in ["/home", "/", "/plans", "/usage"]:
+        page.goto(path)
+        expect(page).to_have_url(re.compile(r"/login/?$"))
+        expect(page.get_by_test_id("balance")).to_have_count(0)
+
+
+def test_sign_up_shows_the_trial_credits(page, app_engine):
+    email = f"new-{uuid.uuid4().hex[:8]}@example.com"
+    page.goto("/signup")
+    page.fill("#display_name", "New Person")
+    page.fill("#email", email)
+    page.fill("#password", "a-long-password")
+    page.fill("#confirm_password", "a-long-password")
+    page.press("#confirm_password", "Enter")
+    expect(page.get_by_test_id("balance")).to_have_text("50 credits")
+    expect(page).to_have_url(re.compile(r"/home/?$"))
+    assert _balance_of(app_engine, email) == 50
+
+
+def test_wrong_password_shows_the_message(page):
+    page.goto("/login")
+    page.fill("#email", "free@workroom.test")
+    page.fill("#password", "not-the-password")
+    page.get_by_test_id("login-submit").click()
+    expect(page.get_by_test_id("auth-error")).to_have_text("Wrong email or password.")
+    expect(page).to_have_url(re.compile(r"/login/?$"))
+
+
+def test_log_out_ends_the_session(page):
+    log_in(page, "free@workroom.test", "workroom-demo")
+    page.get_by_test_id("user-menu").click()
+    page.get_by_test_id("logout").click()
+    expect(page).to_have_url(re.compile(r"/login/?$"))
+    page.goto("/home")
+    expect(page).to_have_url(re.compile(r"/login/?$"))
+
+
+def test_shell_fits_a_phone(browser, base_url):
+    context = browser.new_context(base_url=base_url, viewport={"width": 390, "height": 844})
+    try:
+        page = context.new_page()
+        log_in(page, "free@workroom.test", "workroom-demo")
+        expect(page.get_by_test_id("balance")).to_be_visible()
+        expect(page.get_by_test_id("upgrade-button")).to_be_visible()
+        expect(page.get_by_test_id("nav-home")).to_be_hidden()  # the sidebar folds away...
+        page.get_by_test_id("mobile-menu").click()  # ...into a menu
+        expect(page.get_by_role("menuitem", name="Home")).to_be_visible()
+        # Nothing sticks out sideways.
+        assert page.evaluate("document.documentElement.scrollWidth") <= 390
+        page.screenshot(path="/tmp/workroom-shell-phone.png")
+    finally:
+        context.close()

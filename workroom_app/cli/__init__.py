@@ -1,0 +1,1 @@
+"""The `workroom` command line (see cli/main.py)."""

@@ -1,0 +1,230 @@
+"""`workroom`: the command-line tool (console script in the virtualenv).
+
+How to add a subcommand: write one `_cmd_<name>(args) -> int` function and one
+`_register_<name>(sub)` that adds its parser, then append the register function
+to REGISTRARS. Commands return the process exit code. Example:
+
+    def _cmd_renew(args) -> int:
+        ...
+        return 0
+
+    def _register_renew(sub) -> None:
+        p = sub.add_parser("renew", help="renew subscriptions that are due")
+        p.add_argument("--dry-run", action="store_true")
+        p.set_defaults(func=_cmd_renew)
+
+    REGISTRARS.append(_register_renew)   # (or add it to the list literal)
+
+Nested groups (`workroom ledger check`) add a subparser group once and their
+verbs under it; see _register_db.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable, Sequence
+
+
+def _engine():
+    from workroom_app.db import get_engine
+
+    return get_engine()
+
+
+# --------------------------------------------------------------- db upgrade
+
+
+def _cmd_db_upgrade(args: argparse.Namespace) -> int:
+    from workroom_app.schema import upgrade
+
+    engine = _engine()
+    upgrade(engine)
+    print(f"database is up to date ({engine.url.render_as_string(hide_password=True)})")
+    return 0
+
+
+def _register_db(sub) -> None:
+    db = sub.add_parser("db", help="database schema")
+    verbs = db.add_subparsers(dest="db_command", metavar="VERB", required=True)
+    p = verbs.add_parser("upgrade", help="apply the migrations (alembic upgrade head)")
+    p.set_defaults(func=_cmd_db_upgrade)
+
+
+# ---------------------------------------------------------------- demo data
+
+
+def _cmd_seed_demo(args: argparse.Namespace) -> int:
+    from workroom_app.seed import seed_demo
+
+    done = seed_demo(_engine())
+    print("\n".join(done) if done else "demo data already present: nothing to do")
+    return 0
+
+
+def _register_seed_demo(sub) -> None:
+    p = sub.add_parser("seed-demo", help="create the demo accounts if missing (idempotent)")
+    p.set_defaults(func=_cmd_seed_demo)
+
+
+def _cmd_demo_logins(args: argparse.Namespace) -> int:
+    from workroom_app.seed import demo_logins_text
+
+    print(demo_logins_text(args.url))
+    return 0
+
+
+def _register_demo_logins(sub) -> None:
+    p = sub.add_parser("demo-logins", help="print the app URL and the demo logins")
+    p.add_argument("--url", default="http://localhost:3000")
+    p.set_defaults(func=_cmd_demo_logins)
+
+
+# --------------------------------------------------------------- generation
+
+
+def _register_worker(sub) -> None:
+    from workroom_app.generation.cli import add_worker_command
+
+    add_worker_command(sub)
+
+
+# ------------------------------------------------- billing: renew, clock, outbox
+
+
+def _cmd_renew(args: argparse.Namespace) -> int:
+    from workroom_app.billing import clock, subscriptions
+
+    if not args.due:
+        print("say which subscriptions: `workroom renew --due` renews every one that is due")
+        return 2
+    engine = _engine()
+    report = subscriptions.renew_due(engine, batch_size=args.batch_size)
+    print(
+        f"{clock.now():%Y-%m-%d %H:%M} UTC: renewed {report.renewed}, payment failed "
+        f"{report.failed}, ended {report.ended}, errors {len(report.errors)} "
+        f"({report.elapsed_seconds:.2f} s)"
+    )
+    for sub_id, error in report.errors.items():
+        print(f"  subscription {sub_id}: {error}")
+    return 1 if report.errors else 0
+
+
+def _register_renew(sub) -> None:
+    p = sub.add_parser("renew", help="renew due subscriptions and run due payment retries (local gateway)")
+    p.add_argument("--due", action="store_true", help="every subscription that is due now")
+    p.add_argument("--batch-size", type=int, default=200)
+    p.set_defaults(func=_cmd_renew)
+
+
+def _cmd_clock(args: argparse.Namespace) -> int:
+    from workroom_app.billing import clock
+
+    if args.clock_command == "advance":
+        if args.days <= 0:
+            print("the clock only moves forward: give --days a positive number")
+            return 2
+        moved = clock.advance(args.days, _engine())
+        print(f"clock is now {moved:%Y-%m-%d %H:%M} UTC (run `workroom renew --due` to renew what fell due)")
+        return 0
+    print(f"clock: {clock.now():%Y-%m-%d %H:%M:%S} UTC (offset {clock.read_offset(_engine()) / 86400:g} days)")
+    return 0
+
+
+def _register_clock(sub) -> None:
+    p = sub.add_parser("clock", help="the shared demo clock")
+    verbs = p.add_subparsers(dest="clock_command", metavar="VERB", required=True)
+    adv = verbs.add_parser("advance", help="move the clock forward (demos)")
+    adv.add_argument("--days", type=float, required=True)
+    adv.set_defaults(func=_cmd_clock)
+    show = verbs.add_parser("show", help="print the clock")
+    show.set_defaults(func=_cmd_clock)
+
+
+def _cmd_outbox(args: argparse.Namespace) -> int:
+    from workroom_app.billing import receipts
+    from workroom_app.billing.periods import as_utc
+    from workroom_app.db import read_session
+    from workroom_app.models import OutboxEmail
+
+    engine = _engine()
+    if args.outbox_command == "list":
+        with read_session(engine) as s:
+            rows = receipts.list_outbox(s, status=args.status, limit=args.limit)
+        if not rows:
+            print("the outbox is empty")
+        for r in rows:
+            print(f"#{r.id:<6} {r.status:<8} {as_utc(r.created_at):%Y-%m-%d %H:%M}  {r.to_address:<30} {r.subject}")
+        return 0
+    if args.outbox_command == "show":
+        with read_session(engine) as s:
+            row = s.get(OutboxEmail, args.id)
+            if row is None:
+                print(f"no email #{args.id} in the outbox")
+                return 1
+            print(receipts.show_text(s, row))
+            if args.save_attachment:
+                data = receipts.attachment_bytes(s, row)
+                if data is None:
+                    print("this email has no attachment")
+                    return 1
+                with open(args.save_attachment, "wb") as fh:
+                    fh.write(data)
+                print(f"attachment saved to {args.save_attachment}")
+        return 0
+    report = receipts.send_pending(engine, limit=args.limit)
+    if report.skipped_reason:
+        print(report.skipped_reason)
+        return 0
+    print(f"sent {len(report.sent)}, failed {len(report.failed)}")
+    for email_id, error in report.failed.items():
+        print(f"  #{email_id}: {error}")
+    return 1 if report.failed else 0
+
+
+def _register_outbox(sub) -> None:
+    p = sub.add_parser("outbox", help="receipt emails waiting to be sent (or sent)")
+    verbs = p.add_subparsers(dest="outbox_command", metavar="VERB", required=True)
+    ls = verbs.add_parser("list", help="newest first")
+    ls.add_argument("--status", choices=["pending", "sending", "sent"])
+    ls.add_argument("--limit", type=int, default=50)
+    ls.set_defaults(func=_cmd_outbox)
+    show = verbs.add_parser("show", help="one email with its text")
+    show.add_argument("id", type=int)
+    show.add_argument("--save-attachment", metavar="PATH", help="write the attached PDF here")
+    show.set_defaults(func=_cmd_outbox)
+    send = verbs.add_parser("send", help="send pending emails over SMTP (settings WORKROOM_SMTP_*)")
+    send.add_argument("--limit", type=int, default=100)
+    send.set_defaults(func=_cmd_outbox)
+
+
+# ------------------------------------------------------------ registration
+
+REGISTRARS: list[Callable] = [
+    _register_db,
+    _register_seed_demo,
+    _register_demo_logins,
+    _register_worker,
+]
+REGISTRARS += [_register_renew, _register_clock, _register_outbox]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="workroom", description="Workroom billing tools")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for register in REGISTRARS:
+        register(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Reusable component functions (plain functions of Vars)."""

@@ -1,0 +1,9 @@
+"""Every page module, imported so its @app_page registration runs.
+
+To add a page: create pages/<name>.py with one function decorated by
+`app_page(...)` (components/layout.py) and add its module to the import below.
+"""
+
+from workroom_app.pages import home, index, login, signup, usage  # noqa: F401
+from workroom_app.pages import checkout, plans, subscription  # noqa: F401
+from workroom_app.pages import generate  # noqa: F401

@@ -1,0 +1,100 @@
+"""The Reflex app: theme, pages, HTTP routes.
+
+How to add a page (one function + one import line):
+
+    # workroom_app/pages/usage.py
+    import reflex as rx
+    from workroom_app.components.layout import NavItem, app_page
+    from workroom_app.state.usage import UsageState        # class UsageState(SessionState)
+
+    @app_page("/usage", "Usage", nav=NavItem("Usage", "history", order=20),
+              on_load=UsageState.load)
+    def usage_page() -> rx.Component:
+        return rx.vstack(...)                               # the content only
+
+    # then in workroom_app/pages/__init__.py add `usage` to the import list.
+
+`app_page` wraps the content in the shell (sidebar, header with balance and
+Upgrade), puts SessionState.guard before `on_load` (signed-out visitors go to
+/login), and adds the sidebar entry when `nav=` is given (NavItem(...,
+staff_only=True) shows it to staff only). Sidebar order: NavItem.order
+(Home 0, Generate 10, Usage 20, Plans 30, Subscription 40, Staff 90).
+`public=True` is only for pages signed-out visitors may see (no shell).
+
+How to add an HTTP route: append a starlette Route to API_ROUTES below; it is
+served on the same port as the app (reflex is mounted under it).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+
+import reflex as rx
+from sqlalchemy import text
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
+from workroom_app import pages  # noqa: F401  (registers every page)
+from workroom_app.background import register_background
+from workroom_app.components.layout import PAGES
+from workroom_app.http.invoice_routes import INVOICE_ROUTES
+from workroom_app.http.media_routes import MEDIA_ROUTES
+from workroom_app.http.stripe_routes import STRIPE_ROUTES
+from workroom_app.http.usage_csv import USAGE_CSV_ROUTES
+from workroom_app.state.live import LiveState
+from workroom_app.state.session import SessionState
+
+
+def _check_catalog() -> None:
+    """A broken catalog stops start-up with the bad field named (CatalogError)."""
+    if importlib.util.find_spec("workroom_app.billing.catalog") is None:
+        return
+    from workroom_app.billing import catalog
+
+    catalog.get_catalog()
+
+
+async def health(_request: Request) -> JSONResponse:
+    import asyncio
+
+    from workroom_app.db import get_engine
+
+    def ping() -> None:
+        with get_engine().connect() as conn:
+            conn.execute(text("SELECT 1"))
+
+    try:
+        await asyncio.to_thread(ping)
+    except Exception as exc:  # noqa: BLE001  (report any database failure as unhealthy)
+        return JSONResponse(
+            {"status": "error", "detail": f"database: {exc.__class__.__name__}"}, status_code=503
+        )
+    return JSONResponse({"status": "ok"})
+
+
+API_ROUTES: list[Route] = [
+    Route("/api/health", health, methods=["GET"]),
+    *USAGE_CSV_ROUTES,
+    *INVOICE_ROUTES,
+    *MEDIA_ROUTES,
+    *STRIPE_ROUTES,
+]
+
+_check_catalog()
+
+app = rx.App(
+    api_transformer=Starlette(routes=API_ROUTES),
+    toaster=rx.toast.provider(position="top-center", rich_colors=True),
+)
+
+for _spec in PAGES:
+    app.add_page(
+        _spec.render,
+        route=_spec.route,
+        title=f"{_spec.title} · Workroom",
+        on_load=[SessionState.guard, *_spec.on_load, LiveState.start],
+    )
+
+register_background(app)  # the generation worker + local renderer run with the backend

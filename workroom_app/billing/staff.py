@@ -1,0 +1,554 @@
+"""The staff dashboard's back end: find an account, look at it, correct its balance.
+
+Plain Python (no Reflex). Every function takes the caller's session and the id
+of the person asking (``actor_id``) and first re-reads that person's role from
+the database: the page guard and the state check the role too, but a
+balance-changing function must not rely on its callers for that. A non-staff
+actor gets ``StaffOnly`` and nothing is read or written.
+
+Adjustments go through ``ledger.staff_adjust`` (the only writer of balances),
+always with a written reason and the staff member recorded on the row. Each
+adjustment carries a request id the dashboard makes when its form opens; the
+idempotency key is derived from the actor and that id, so the same request
+sent twice (double click, retried websocket message) is applied once.
+
+Decision: staff cannot adjust their own balance here; another staff member
+has to, so every correction has a second person behind it.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from sqlalchemy import func, select
+from sqlmodel import Session
+
+from workroom_app.billing import accounts, ledger
+from workroom_app.models import (
+    ACTION_LABELS,
+    Account,
+    AccountBalance,
+    GenerationJob,
+    Invoice,
+    LedgerEntry,
+    Subscription,
+    SubscriptionStatus,
+)
+
+MAX_ADJUSTMENT = 1_000_000
+MIN_REASON_LENGTH = 5
+MAX_REASON_LENGTH = 500
+MAX_QUERY_LENGTH = 254
+DEFAULT_SEARCH_LIMIT = 20
+DEFAULT_LEDGER_LIMIT = 20
+MAX_PAGE_LIMIT = 100
+DEFAULT_INVOICE_LIMIT = 5
+# Ids are database integers; anything longer than this is not one of ours.
+_MAX_ID = 2**63 - 1
+_REQUEST_ID_RE = re.compile(r"^[A-Za-z0-9_-]{8,64}$")
+# "25", "+25", "-10", "1,000" (what a person types into an amount box).
+_AMOUNT_RE = re.compile(r"^([+\-\u2212]?)([0-9]{1,3}(?:,[0-9]{3})+|[0-9]+)$")
+
+STAFF_ONLY_MESSAGE = "Only staff members can use the staff dashboard."
+
+
+class StaffError(Exception):
+    """A staff request was refused; the message is shown to the staff member as is."""
+
+
+class StaffOnly(StaffError, PermissionError):
+    """The actor is not (or no longer) a staff member."""
+
+    def __init__(self, message: str = STAFF_ONLY_MESSAGE) -> None:
+        super().__init__(message)
+
+
+# ----------------------------------------------------------------- validation
+
+
+def check_id(value: object, what: str = "account") -> int:
+    """An id from anywhere (an int, or the digits of one); StaffError otherwise."""
+    if isinstance(value, bool):
+        raise StaffError(f"That {what} was not found.")
+    if isinstance(value, str):
+        text = value.strip()
+        if not text.isascii() or not text.isdigit() or len(text) > 19:
+            raise StaffError(f"That {what} was not found.")
+        value = int(text)
+    if not isinstance(value, int) or value <= 0 or value > _MAX_ID:
+        raise StaffError(f"That {what} was not found.")
+    return value
+
+
+def parse_amount(value: object) -> int:
+    """The adjustment amount: a non-zero whole number within ±MAX_ADJUSTMENT.
+
+    Accepts an int or what a person types ("25", "+25", "-10", "1,000").
+    """
+    if isinstance(value, bool):
+        raise StaffError("Enter the amount as a whole number of credits, like 25 or -10.")
+    if isinstance(value, str):
+        text = value.strip().replace(" ", "")
+        if not text:
+            raise StaffError("Enter the number of credits to add (or, with a minus sign, to remove).")
+        match = _AMOUNT_RE.match(text) if len(text) <= 20 else None
+        if match is None:
+            raise StaffError("Enter the amount as a whole number of credits, like 25 or -10.")
+        sign, digits = match.groups()
+        value = int(digits.replace(",", ""))
+        if sign in ("-", "\u2212"):
+            value = -value
+    if not isinstance(value, int):
+        raise StaffError("Enter the amount as a whole number of credits, like 25 or -10.")
+    if value == 0:
+        raise StaffError("The adjustment must add or remove at least one credit.")
+    if abs(value) > MAX_ADJUSTMENT:
+        raise StaffError(
+            f"An adjustment can add or remove at most {MAX_ADJUSTMENT:,} credits at a time."
+        )
+    return value
+
+
+def check_reason(value: object) -> str:
+    """The written reason every adjustment needs (PRODUCT_RULES §2)."""
+    if value is None:
+        value = ""
+    if not isinstance(value, str):
+        raise StaffError("Write the reason for this adjustment.")
+    reason = " ".join(value.split())
+    if not reason:
+        raise StaffError("Write the reason for this adjustment.")
+    if len(reason) < MIN_REASON_LENGTH:
+        raise StaffError(f"Write a reason of at least {MIN_REASON_LENGTH} characters.")
+    if len(reason) > MAX_REASON_LENGTH:
+        raise StaffError(f"Keep the reason to at most {MAX_REASON_LENGTH} characters.")
+    return reason
+
+
+def check_request_id(value: object) -> str:
+    if not isinstance(value, str) or not _REQUEST_ID_RE.match(value):
+        raise StaffError("This adjustment form has expired. Open it again.")
+    return value
+
+
+def _check_limit(limit: object, default: int) -> int:
+    if limit is None:
+        return default
+    if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_PAGE_LIMIT:
+        raise StaffError(f"The page size must be between 1 and {MAX_PAGE_LIMIT}.")
+    return limit
+
+
+def _check_cursor(value: object) -> int | None:
+    if value is None:
+        return None
+    return check_id(value, "page")
+
+
+def check_query(value: object) -> str:
+    """The search text: an email fragment, matched case-insensitively."""
+    if value is None:
+        return ""
+    if not isinstance(value, str):
+        raise StaffError("Search by typing part of an email address.")
+    query = value.strip().lower()
+    if len(query) > MAX_QUERY_LENGTH:
+        raise StaffError(f"Search with at most {MAX_QUERY_LENGTH} characters.")
+    return query
+
+
+def require_staff(session: Session, actor_id: object) -> Account:
+    """The actor's account, re-read now; StaffOnly unless it is a staff account."""
+    # The actor always comes from the server's login, so only a real int is one.
+    if isinstance(actor_id, bool) or not isinstance(actor_id, int) or not 0 < actor_id <= _MAX_ID:
+        raise StaffOnly()
+    account = session.get(Account, actor_id)
+    if account is None or not accounts.is_staff(account):
+        raise StaffOnly()
+    return account
+
+
+def _target(session: Session, account_id: object) -> Account:
+    account = session.get(Account, check_id(account_id))
+    if account is None:
+        raise StaffError("That account was not found.")
+    return account
+
+
+def _aware(value: datetime | None) -> datetime | None:
+    # SQLite hands back naive datetimes for timezone-aware columns; they are UTC.
+    if value is None or value.tzinfo is not None:
+        return value
+    return value.replace(tzinfo=UTC)
+
+
+# ---------------------------------------------------------------- formatting
+
+
+def format_time(value: datetime | None) -> str:
+    value = _aware(value)
+    return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC") if value else "—"
+
+
+def plan_name(plan_key: str) -> str:
+    try:
+        from workroom_app.billing import catalog
+
+        return catalog.get_catalog().plan(plan_key).name
+    except Exception:  # a plan retired from the catalog still has a name to show
+        return plan_key.replace("_", " ").title()
+
+
+def describe_adjustment(email: str, amount: int, balance_before: int, balance_after: int) -> str:
+    """What the confirmation dialog says, e.g.
+    "Add 100 credits to a@b.c: balance 50 → 150"."""
+    verb, preposition = ("Add", "to") if amount > 0 else ("Remove", "from")
+    unit = "credit" if abs(amount) == 1 else "credits"
+    return (
+        f"{verb} {abs(amount):,} {unit} {preposition} {email}: "
+        f"balance {balance_before:,} \u2192 {balance_after:,}"
+    )
+
+
+# ------------------------------------------------------------------- search
+
+
+@dataclass(frozen=True)
+class AccountRow:
+    id: int
+    email: str
+    display_name: str
+    role: str
+    balance: int
+
+
+@dataclass(frozen=True)
+class AccountSearch:
+    rows: list[AccountRow]
+    # Pass as after_id for the next page; None when this is the last one.
+    next_after_id: int | None
+
+
+def search_accounts(
+    session: Session,
+    actor_id: int,
+    query: str,
+    *,
+    after_id: int | None = None,
+    limit: int | None = None,
+) -> AccountSearch:
+    """Accounts whose email contains `query` (all accounts for an empty query),
+    by id, `limit` at a time; page on with `after_id`."""
+    require_staff(session, actor_id)
+    text = check_query(query)
+    after = _check_cursor(after_id)
+    size = _check_limit(limit, DEFAULT_SEARCH_LIMIT)
+    stmt = (
+        select(Account.id, Account.email, Account.display_name, Account.role, AccountBalance.balance)
+        .outerjoin(AccountBalance, AccountBalance.account_id == Account.id)
+        .order_by(Account.id)
+        .limit(size + 1)
+    )
+    if text:
+        # autoescape: a "%" or "_" typed into the box is a literal character.
+        stmt = stmt.where(Account.email.contains(text, autoescape=True))
+    if after is not None:
+        stmt = stmt.where(Account.id > after)
+    found = session.execute(stmt).all()
+    rows = [
+        AccountRow(id=r[0], email=r[1], display_name=r[2], role=r[3], balance=r[4] or 0)
+        for r in found[:size]
+    ]
+    return AccountSearch(rows=rows, next_after_id=rows[-1].id if len(found) > size else None)
+
+
+# ----------------------------------------------------------------- overview
+
+
+@dataclass(frozen=True)
+class SubscriptionSummary:
+    id: int
+    plan_key: str
+    plan_name: str
+    status: str
+    current_period_end: datetime
+    cancel_at_period_end: bool
+    gateway: str
+
+
+@dataclass(frozen=True)
+class InvoiceSummary:
+    id: int
+    number: str
+    kind: str
+    status: str
+    amount_cents: int
+    currency: str
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class AccountOverview:
+    id: int
+    email: str
+    display_name: str
+    role: str
+    created_at: datetime
+    balance: int
+    plan_key: str
+    plan_name: str
+    # The most recent subscription (live or ended); None when never subscribed.
+    subscription: SubscriptionSummary | None
+    # Generation jobs by status, and their total.
+    job_counts: dict[str, int]
+    jobs_total: int
+    invoices: list[InvoiceSummary]
+
+
+def account_overview(
+    session: Session, actor_id: int, account_id: int, *, invoice_limit: int | None = None
+) -> AccountOverview:
+    require_staff(session, actor_id)
+    account = _target(session, account_id)
+    invoices_wanted = _check_limit(invoice_limit, DEFAULT_INVOICE_LIMIT)
+    plan_key = accounts.current_plan_key(session, account.id)
+
+    sub = session.execute(
+        select(Subscription)
+        .where(Subscription.account_id == account.id)
+        # A live subscription first, else the latest ended one.
+        .order_by((Subscription.status == SubscriptionStatus.ENDED).asc(), Subscription.id.desc())
+        .limit(1)
+    ).scalars().first()
+    subscription = None
+    if sub is not None:
+        subscription = SubscriptionSummary(
+            id=sub.id,
+            plan_key=sub.plan_key,
+            plan_name=plan_name(sub.plan_key),
+            status=sub.status,
+            current_period_end=_aware(sub.current_period_end),
+            cancel_at_period_end=bool(sub.cancel_at_period_end),
+            gateway=sub.gateway,
+        )
+
+    counts = {
+        status: count
+        for status, count in session.execute(
+            select(GenerationJob.status, func.count())
+            .where(GenerationJob.account_id == account.id)
+            .group_by(GenerationJob.status)
+        ).all()
+    }
+    invoices = [
+        InvoiceSummary(
+            id=inv.id,
+            number=inv.number,
+            kind=inv.kind,
+            status=inv.status,
+            amount_cents=inv.amount_cents,
+            currency=inv.currency,
+            created_at=_aware(inv.created_at),
+        )
+        for inv in session.execute(
+            select(Invoice)
+            .where(Invoice.account_id == account.id)
+            .order_by(Invoice.id.desc())
+            .limit(invoices_wanted)
+        ).scalars()
+    ]
+    return AccountOverview(
+        id=account.id,
+        email=account.email,
+        display_name=account.display_name,
+        role=account.role,
+        created_at=_aware(account.created_at),
+        balance=ledger.balance(session, account.id),
+        plan_key=plan_key,
+        plan_name=plan_name(plan_key),
+        subscription=subscription,
+        job_counts=dict(sorted(counts.items())),
+        jobs_total=sum(counts.values()),
+        invoices=invoices,
+    )
+
+
+# ------------------------------------------------------------------- ledger
+
+
+@dataclass(frozen=True)
+class StaffLedgerRow:
+    id: int
+    created_at: datetime
+    action_type: str
+    action_label: str
+    feature: str | None
+    amount: int
+    balance_after: int
+    reason: str | None
+    # Who made a staff adjustment (email), None for every other row.
+    actor_email: str | None
+
+
+@dataclass(frozen=True)
+class StaffLedgerPage:
+    rows: list[StaffLedgerRow]
+    # Pass as before_id for older rows; None when there are none.
+    next_before_id: int | None
+
+
+def recent_ledger(
+    session: Session,
+    actor_id: int,
+    account_id: int,
+    *,
+    before_id: int | None = None,
+    limit: int | None = None,
+) -> StaffLedgerPage:
+    """The account's ledger rows, newest first, `limit` at a time."""
+    require_staff(session, actor_id)
+    account = _target(session, account_id)
+    before = _check_cursor(before_id)
+    size = _check_limit(limit, DEFAULT_LEDGER_LIMIT)
+    stmt = (
+        select(LedgerEntry)
+        .where(LedgerEntry.account_id == account.id)
+        .order_by(LedgerEntry.id.desc())
+        .limit(size + 1)
+    )
+    if before is not None:
+        stmt = stmt.where(LedgerEntry.id < before)
+    entries = list(session.execute(stmt).scalars())
+    page = entries[:size]
+    actor_ids = {e.actor_id for e in page if e.actor_id is not None}
+    actors = (
+        dict(session.execute(select(Account.id, Account.email).where(Account.id.in_(actor_ids))).all())
+        if actor_ids
+        else {}
+    )
+    rows = [
+        StaffLedgerRow(
+            id=e.id,
+            created_at=_aware(e.created_at),
+            action_type=e.action_type,
+            action_label=ACTION_LABELS.get(e.action_type, e.action_type.replace("_", " ").capitalize()),
+            feature=e.feature,
+            amount=e.amount,
+            balance_after=e.balance_after,
+            reason=e.reason,
+            actor_email=actors.get(e.actor_id) if e.actor_id is not None else None,
+        )
+        for e in page
+    ]
+    return StaffLedgerPage(rows=rows, next_before_id=rows[-1].id if len(entries) > size else None)
+
+
+# --------------------------------------------------------------- adjustment
+
+
+@dataclass(frozen=True)
+class AdjustmentPreview:
+    account_id: int
+    email: str
+    amount: int
+    reason: str
+    balance_before: int
+    balance_after: int
+
+    @property
+    def summary(self) -> str:
+        return describe_adjustment(self.email, self.amount, self.balance_before, self.balance_after)
+
+
+@dataclass(frozen=True)
+class AdjustmentResult:
+    entry_id: int | None
+    account_id: int
+    email: str
+    amount: int
+    balance_after: int
+    # False when this request id had already been applied (nothing changed now).
+    created: bool
+
+
+def _overdraw_message(amount: int, balance: int) -> str:
+    return (
+        f"Cannot remove {-amount:,} credits: the balance is only {balance:,}, "
+        "and a balance never goes below zero."
+    )
+
+
+def _check_not_self(actor: Account, target: Account) -> None:
+    if actor.id == target.id:
+        raise StaffError("You cannot adjust your own balance. Ask another staff member.")
+
+
+def preview_adjustment(
+    session: Session, actor_id: int, account_id: int, amount: object, reason: object
+) -> AdjustmentPreview:
+    """Check an adjustment and say what it would do, writing nothing.
+
+    The balance can change before it is confirmed; ``adjust`` checks again
+    under the account's lock.
+    """
+    actor = require_staff(session, actor_id)
+    target = _target(session, account_id)
+    _check_not_self(actor, target)
+    value = parse_amount(amount)
+    text = check_reason(reason)
+    before = ledger.balance(session, target.id)
+    if before + value < 0:
+        raise StaffError(_overdraw_message(value, before))
+    return AdjustmentPreview(
+        account_id=target.id,
+        email=target.email,
+        amount=value,
+        reason=text,
+        balance_before=before,
+        balance_after=before + value,
+    )
+
+
+def adjustment_key(actor_id: int, request_id: str) -> str:
+    return f"staff-adjust:{actor_id}:{request_id}"
+
+
+def adjust(
+    session: Session,
+    actor_id: int,
+    account_id: int,
+    amount: object,
+    *,
+    reason: object,
+    request_id: object,
+) -> AdjustmentResult:
+    """Apply a staff adjustment (in the caller's write transaction).
+
+    The same request id from the same staff member applies once: a repeat
+    returns the first result with created=False. Refused, with nothing
+    written, when it would take the balance below zero.
+    """
+    actor = require_staff(session, actor_id)
+    target = _target(session, account_id)
+    _check_not_self(actor, target)
+    value = parse_amount(amount)
+    text = check_reason(reason)
+    key = adjustment_key(actor.id, check_request_id(request_id))
+    try:
+        result = ledger.staff_adjust(
+            session, target.id, value, reason=text, actor_id=actor.id, idempotency_key=key
+        )
+    except ledger.InsufficientCredits as exc:
+        raise StaffError(_overdraw_message(value, exc.available)) from None
+    except ledger.LedgerError as exc:
+        raise StaffError(str(exc)) from None
+    return AdjustmentResult(
+        entry_id=result.entry_id,
+        account_id=target.id,
+        email=target.email,
+        amount=result.amount,
+        balance_after=result.balance_after,
+        created=result.created,
+    )

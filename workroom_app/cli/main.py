@@ -198,6 +198,55 @@ def _register_outbox(sub) -> None:
     send.set_defaults(func=_cmd_outbox)
 
 
+# ------------------------------------------------------ ledger check / bench
+
+
+def _cmd_ledger_check(args: argparse.Namespace) -> int:
+    from workroom_app.billing.ledger_check import check_ledger, count_accounts
+    from workroom_app.db import read_session
+
+    with read_session(_engine()) as s:
+        problems = check_ledger(s, args.email)
+        checked = count_accounts(s, args.email)
+    for problem in problems:
+        print(problem)
+    if problems:
+        print(f"ledger check failed: {len(problems)} problem(s)")
+        return 1
+    print(f"ledger clean: {checked} accounts")
+    return 0
+
+
+def _register_ledger(sub) -> None:
+    p = sub.add_parser("ledger", help="the credit ledger")
+    verbs = p.add_subparsers(dest="ledger_command", metavar="VERB", required=True)
+    check = verbs.add_parser("check", help="verify every ledger invariant (exit 1 on any violation)")
+    check.add_argument("--email", help="check only this account")
+    check.set_defaults(func=_cmd_ledger_check)
+
+
+def _cmd_bench_ledger(args: argparse.Namespace) -> int:
+    import os
+
+    from workroom_app.settings import REPO_ROOT
+
+    # benchmarks/ lives beside the package, not inside it.
+    if str(REPO_ROOT) not in sys.path:
+        sys.path.insert(0, str(REPO_ROOT))
+    from benchmarks import bench_ledger
+
+    results = bench_ledger.run(os.environ.get("WORKROOM_TEST_POSTGRES_URL") or None)
+    return bench_ledger.report(results, as_json=args.json)
+
+
+def _register_bench(sub) -> None:
+    p = sub.add_parser("bench", help="benchmarks")
+    verbs = p.add_subparsers(dest="bench_command", metavar="VERB", required=True)
+    led = verbs.add_parser("ledger", help="debit throughput vs the raw floor, balance reads")
+    led.add_argument("--json", action="store_true", help="end with one line of JSON")
+    led.set_defaults(func=_cmd_bench_ledger)
+
+
 # ------------------------------------------------------------ registration
 
 REGISTRARS: list[Callable] = [
@@ -207,6 +256,7 @@ REGISTRARS: list[Callable] = [
     _register_worker,
 ]
 REGISTRARS += [_register_renew, _register_clock, _register_outbox]
+REGISTRARS += [_register_ledger, _register_bench]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,0 +1,38 @@
+"""Plans (/plans, where the header's Upgrade leads): every catalog plan, the
+current one marked, one button each, and a confirmation for every action."""
+
+from __future__ import annotations
+
+import reflex as rx
+
+from workroom_app.components.layout import NavItem, app_page
+from workroom_app.components.plan_cards import confirm_dialog, plan_grid
+from workroom_app.state.plans import PLANS_ROUTE, SUBSCRIPTION_ROUTE, PlansState
+
+
+@app_page(PLANS_ROUTE, "Plans", nav=NavItem("Plans", "gem", order=30), on_load=PlansState.load)
+def plans_page() -> rx.Component:
+    return rx.vstack(
+        rx.vstack(
+            rx.heading("Choose your plan", size="7", weight="bold"),
+            rx.text(
+                "Monthly credits, plan features and unlimited tools. Upgrades cost only the price "
+                "difference; every change shows exactly what happens before you confirm.",
+                color_scheme="gray",
+            ),
+            spacing="2",
+        ),
+        rx.cond(
+            PlansState.load_error != "",
+            rx.callout(PlansState.load_error, icon="circle-alert", color_scheme="red", width="100%"),
+        ),
+        rx.cond(
+            PlansState.loading & (PlansState.cards.length() == 0),
+            rx.center(rx.spinner(size="3"), width="100%", padding="3rem"),
+            plan_grid(),
+        ),
+        rx.link("See your payments and card on file →", href=SUBSCRIPTION_ROUTE, size="2"),
+        confirm_dialog(),
+        spacing="5",
+        width="100%",
+    )

@@ -1,0 +1,362 @@
+"""Subscription (/subscription): the current plan, renewal, the card on file
+(replace it) and Payment History with a PDF of every invoice."""
+
+from __future__ import annotations
+
+import reflex as rx
+from reflex_base.constants import Dirs
+from reflex_base.utils.imports import ImportVar
+from reflex_base.vars import VarData
+from reflex_base.vars.base import Var
+
+from workroom_app.components.layout import NavItem, app_page
+from workroom_app.components.plan_card_form import card_form
+from workroom_app.state.plans import PLANS_ROUTE, SUBSCRIPTION_ROUTE
+from workroom_app.state.subscription import PaymentRow, SubscriptionState
+
+_BACKEND_IMPORTS = VarData(
+    imports={
+        f"$/{Dirs.STATE_PATH}": "getBackendURL",
+        "$/env.json": ImportVar(tag="env", is_default=True),
+    }
+)
+
+
+def backend_url(path: Var) -> Var:
+    """The invoice route lives on the backend, which in development listens on
+    another port than the pages: resolve it the way Reflex resolves uploads."""
+    return Var(
+        _js_expr=f"new URL({path!s}, getBackendURL(env.UPLOAD)).href",
+        _var_data=VarData.merge(path._get_all_var_data(), _BACKEND_IMPORTS),
+    ).to(str)
+
+
+def _item(label: str, value, testid: str) -> rx.Component:  # noqa: ANN001
+    return rx.vstack(
+        rx.text(label, size="2", color_scheme="gray"),
+        rx.text(value, size="4", weight="bold", data_testid=testid),
+        spacing="1",
+    )
+
+
+def overview() -> rx.Component:
+    return rx.card(
+        rx.vstack(
+            rx.grid(
+                _item("Current plan", SubscriptionState.current_plan, "sub-plan"),
+                _item("Next renewal", SubscriptionState.renewal_text, "sub-renewal-date"),
+                _item("Renewal amount", SubscriptionState.renewal_amount, "sub-renewal-amount"),
+                rx.vstack(
+                    rx.text("Auto-renewal", size="2", color_scheme="gray"),
+                    rx.cond(
+                        SubscriptionState.plan_status == "free",
+                        rx.badge("Not subscribed", color_scheme="gray", size="2", data_testid="sub-auto-renew"),
+                        rx.cond(
+                            SubscriptionState.auto_renew,
+                            rx.badge("On", color_scheme="green", size="2", data_testid="sub-auto-renew"),
+                            rx.badge("Off · ends " + SubscriptionState.period_end, color_scheme="amber",
+                                     size="2", data_testid="sub-auto-renew"),
+                        ),
+                    ),
+                    spacing="1",
+                ),
+                columns=rx.breakpoints(initial="2", md="4"),
+                spacing="4",
+                width="100%",
+            ),
+            rx.cond(
+                SubscriptionState.retry_note != "",
+                rx.callout(SubscriptionState.retry_note, icon="triangle-alert", color_scheme="amber", width="100%"),
+            ),
+            rx.link(
+                rx.button(rx.icon("gem", size=16), "Change plan", variant="soft", data_testid="sub-change-plan"),
+                href=PLANS_ROUTE,
+            ),
+            spacing="4",
+            width="100%",
+        ),
+        size="3",
+        width="100%",
+    )
+
+
+def card_on_file() -> rx.Component:
+    return rx.card(
+        rx.vstack(
+            rx.hstack(
+                rx.hstack(
+                    rx.icon("credit-card", size=20),
+                    rx.text(
+                        rx.cond(SubscriptionState.has_card, SubscriptionState.card_label, "No card on file"),
+                        size="3",
+                        data_testid="sub-card",
+                    ),
+                    align="center",
+                    spacing="2",
+                ),
+                rx.cond(
+                    SubscriptionState.cards_managed_here,
+                    rx.button(
+                        rx.cond(
+                            SubscriptionState.card_form_open,
+                            "Close",
+                            rx.cond(SubscriptionState.has_card, "Replace card", "Add a card"),
+                        ),
+                        on_click=SubscriptionState.toggle_card_form,
+                        variant="soft",
+                        data_testid="sub-replace-card",
+                        aria_expanded=rx.cond(SubscriptionState.card_form_open, "true", "false"),
+                    ),
+                    rx.text("Managed by Stripe", size="2", color_scheme="gray"),
+                ),
+                justify="between",
+                align="center",
+                width="100%",
+                wrap="wrap",
+                spacing="3",
+            ),
+            rx.text(
+                rx.cond(
+                    SubscriptionState.has_card,
+                    "This card pays renewals, upgrades and downgrades.",
+                    "A card on file pays renewals, upgrades and downgrades.",
+                ),
+                size="2",
+                color_scheme="gray",
+            ),
+            rx.cond(
+                SubscriptionState.card_form_open,
+                rx.box(
+                    card_form(
+                        on_submit=SubscriptionState.submit_card,
+                        busy=SubscriptionState.card_busy,
+                        submit_label="Save card",
+                        number_error=SubscriptionState.number_error,
+                        expiry_error=SubscriptionState.expiry_error,
+                        cvc_error=SubscriptionState.cvc_error,
+                        name_error=SubscriptionState.name_error,
+                        form_error=SubscriptionState.card_form_error,
+                        testid="replace-card-form",
+                    ),
+                    max_width="28rem",
+                    width="100%",
+                ),
+            ),
+            spacing="3",
+            width="100%",
+        ),
+        size="3",
+        width="100%",
+    )
+
+
+def status_badge(row: PaymentRow) -> rx.Component:
+    return rx.badge(
+        row.status_label,
+        color_scheme=rx.match(row.status, ("paid", "green"), ("failed", "red"), "gray"),
+        size="2",
+        data_testid="payment-status",
+    )
+
+
+def pdf_link(row: PaymentRow) -> rx.Component:
+    return rx.el.a(
+        rx.icon("download", size=14),
+        "Download PDF",
+        href=backend_url(row.pdf),
+        download=row.number + ".pdf",
+        # rx.el.a renders React Router's Link, which would route the click
+        # inside the app; a download must be a real request to the backend.
+        custom_attrs={"reloadDocument": True},
+        data_testid="payment-pdf",
+        aria_label="Download PDF of invoice " + row.number,
+        style={
+            "display": "inline-flex",
+            "alignItems": "center",
+            "gap": "0.35rem",
+            "fontSize": "14px",
+            "color": "var(--accent-11)",
+            "whiteSpace": "nowrap",
+        },
+    )
+
+
+def _number_button(row: PaymentRow) -> rx.Component:
+    return rx.button(
+        row.number,
+        on_click=SubscriptionState.open_invoice(row.id),
+        variant="ghost",
+        size="1",
+        data_testid="payment-number",
+        aria_label="Invoice details " + row.number,
+        style={"paddingLeft": 0, "marginLeft": 0},
+    )
+
+
+def payment_table_row(row: PaymentRow) -> rx.Component:
+    return rx.table.row(
+        rx.table.cell(row.date, white_space="nowrap", data_testid="payment-date"),
+        rx.table.cell(
+            rx.vstack(
+                rx.text(row.description, size="2", data_testid="payment-description"),
+                _number_button(row),
+                rx.cond(
+                    row.reason != "",
+                    rx.text(row.reason, size="1", color_scheme="red", data_testid="payment-reason"),
+                ),
+                spacing="1",
+            ),
+        ),
+        rx.table.cell(row.amount, white_space="nowrap", data_testid="payment-amount"),
+        rx.table.cell(row.card, white_space="nowrap", data_testid="payment-card"),
+        rx.table.cell(status_badge(row)),
+        rx.table.cell(pdf_link(row)),
+        data_testid="payment-row",
+        custom_attrs={"data-invoice-number": row.number},
+    )
+
+
+def payment_card(row: PaymentRow) -> rx.Component:
+    """The same payment as a card, for phones (a six-column table does not fit)."""
+    return rx.card(
+        rx.vstack(
+            rx.hstack(
+                rx.text(row.amount, size="4", weight="bold", data_testid="payment-amount"),
+                status_badge(row),
+                justify="between",
+                width="100%",
+            ),
+            rx.text(row.description, size="2", data_testid="payment-description"),
+            rx.hstack(rx.text(row.date, size="2", color_scheme="gray"), rx.text("·", color_scheme="gray"),
+                      rx.text(row.card, size="2", color_scheme="gray"), wrap="wrap", spacing="2"),
+            rx.cond(row.reason != "", rx.text(row.reason, size="2", color_scheme="red", data_testid="payment-reason")),
+            rx.hstack(_number_button(row), pdf_link(row), justify="between", width="100%"),
+            spacing="2",
+            width="100%",
+        ),
+        width="100%",
+        data_testid="payment-card-mobile",
+    )
+
+
+def payment_history() -> rx.Component:
+    return rx.vstack(
+        rx.heading("Payment History", size="5", as_="h2"),
+        rx.cond(
+            SubscriptionState.payments.length() == 0,
+            rx.cond(
+                SubscriptionState.loading,
+                rx.center(rx.spinner(size="3"), width="100%", padding="2rem"),
+                rx.card(
+                    rx.vstack(
+                        rx.icon("receipt", size=28, color=rx.color("gray", 9)),
+                        rx.text("No payments yet", weight="medium"),
+                        rx.text("Your invoices appear here after your first payment.", size="2",
+                                color_scheme="gray"),
+                        rx.link("See plans", href=PLANS_ROUTE, size="2"),
+                        align="center",
+                        spacing="2",
+                        padding="1.5rem",
+                    ),
+                    width="100%",
+                    data_testid="payments-empty",
+                ),
+            ),
+            rx.vstack(
+                rx.box(
+                    rx.table.root(
+                        rx.table.header(
+                            rx.table.row(
+                                rx.table.column_header_cell("Date"),
+                                rx.table.column_header_cell("Description"),
+                                rx.table.column_header_cell("Amount"),
+                                rx.table.column_header_cell("Card"),
+                                rx.table.column_header_cell("Status"),
+                                rx.table.column_header_cell("Invoice"),
+                            ),
+                        ),
+                        rx.table.body(rx.foreach(SubscriptionState.payments, payment_table_row)),
+                        variant="surface",
+                        width="100%",
+                        data_testid="payments-table",
+                    ),
+                    display=["none", "none", "block"],
+                    width="100%",
+                ),
+                rx.vstack(
+                    rx.foreach(SubscriptionState.payments, payment_card),
+                    display=["flex", "flex", "none"],
+                    width="100%",
+                    spacing="3",
+                ),
+                rx.cond(
+                    SubscriptionState.has_more,
+                    rx.button("Show older payments", on_click=SubscriptionState.more_payments, variant="soft",
+                              data_testid="payments-more"),
+                ),
+                width="100%",
+                spacing="3",
+            ),
+        ),
+        spacing="3",
+        width="100%",
+    )
+
+
+def invoice_dialog() -> rx.Component:
+    inv = SubscriptionState.invoice
+    return rx.dialog.root(
+        rx.dialog.content(
+            rx.dialog.title("Invoice ", inv.number),
+            rx.dialog.description(inv.date, " · ", inv.status_label, size="2", color_scheme="gray"),
+            rx.vstack(
+                rx.foreach(
+                    SubscriptionState.invoice_lines,
+                    lambda line: rx.hstack(
+                        rx.text(line.description, size="2"),
+                        rx.text(line.amount, size="2", weight="bold", white_space="nowrap"),
+                        justify="between",
+                        width="100%",
+                    ),
+                ),
+                rx.separator(size="4"),
+                rx.hstack(rx.text("Total", weight="bold"), rx.text(inv.amount, weight="bold"),
+                          justify="between", width="100%"),
+                rx.cond(SubscriptionState.invoice_period != "",
+                        rx.text("Period: ", SubscriptionState.invoice_period, size="2", color_scheme="gray")),
+                rx.text("Card: ", inv.card, size="2", color_scheme="gray"),
+                rx.cond(inv.reason != "", rx.text(inv.reason, size="2", color_scheme="red")),
+                spacing="2",
+                width="100%",
+                margin_y="1rem",
+            ),
+            rx.flex(
+                pdf_link(inv),
+                rx.dialog.close(rx.button("Close", variant="soft", color_scheme="gray")),
+                justify="between",
+                align="center",
+                width="100%",
+            ),
+            max_width="28rem",
+            data_testid="invoice-dialog",
+        ),
+        open=SubscriptionState.invoice_open,
+        on_open_change=SubscriptionState.set_invoice_open,
+    )
+
+
+@app_page(
+    SUBSCRIPTION_ROUTE,
+    "Subscription",
+    nav=NavItem("Subscription", "credit-card", order=40),
+    on_load=SubscriptionState.load,
+)
+def subscription_page() -> rx.Component:
+    return rx.vstack(
+        overview(),
+        card_on_file(),
+        payment_history(),
+        invoice_dialog(),
+        spacing="5",
+        width="100%",
+    )

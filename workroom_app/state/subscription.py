@@ -1,0 +1,359 @@
+"""The Subscription page state: current plan, renewal, the card on file and
+Payment History (every invoice, paid or failed, newest first, paged in the
+database).
+
+The browser may send: an invoice id to look at (checked against the signed-in
+owner: someone else's reads as "not found", exactly like a missing one), the
+raw card form to replace the card (checked by payments/cards.py via the
+engine, never stored here), and argument-less paging events.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import logging
+
+import reflex as rx
+
+from workroom_app.billing import invoices, subscriptions
+from workroom_app.billing.payments.cards import BRAND_LABELS
+from workroom_app.billing.subscriptions import SubscriptionError
+from workroom_app.state.checkout import CardFormError, field_of, read_card_form
+from workroom_app.state.plans import date_text, money_text
+from workroom_app.state.session import SessionState
+
+log = logging.getLogger(__name__)
+
+PAGE_SIZE = 20
+INVOICE_PDF_PATH = "/api/invoices/{invoice_id}/pdf"
+NOT_FOUND = "That invoice was not found."
+
+_KIND_LABELS = {
+    "activation": "Subscription",
+    "renewal": "Renewal",
+    "upgrade": "Upgrade",
+    "downgrade": "Downgrade",
+}
+
+
+def invoice_pdf_path(invoice_id: int) -> str:
+    return INVOICE_PDF_PATH.format(invoice_id=int(invoice_id))
+
+
+@dataclasses.dataclass
+class PaymentRow:
+    id: int = 0
+    number: str = ""
+    date: str = ""
+    description: str = ""
+    amount: str = ""
+    card: str = ""
+    status: str = ""  # paid | failed | refunded
+    status_label: str = ""
+    reason: str = ""
+    pdf: str = ""
+
+
+@dataclasses.dataclass
+class InvoiceLineRow:
+    description: str = ""
+    quantity: str = ""
+    amount: str = ""
+
+
+def _card_text(brand: str | None, last4: str | None) -> str:
+    if not brand or not last4:
+        return "—"
+    return f"{BRAND_LABELS.get(brand, brand.title())} •••• {last4}"
+
+
+def payment_row(invoice, first_line: str) -> PaymentRow:
+    return PaymentRow(
+        id=invoice.id,
+        number=invoice.number,
+        date=date_text(invoice.created_at),
+        description=first_line or _KIND_LABELS.get(invoice.kind, invoice.kind.title()),
+        amount=money_text(invoice.amount_cents, invoice.currency),
+        card=_card_text(invoice.card_brand, invoice.card_last4),
+        status=invoice.status,
+        status_label=invoice.status.capitalize(),
+        reason=invoice.failure_reason or "",
+        pdf=invoice_pdf_path(invoice.id),
+    )
+
+
+@dataclasses.dataclass(frozen=True)
+class Overview:
+    plan_name: str
+    status: str
+    renewal_text: str
+    renewal_amount: str
+    auto_renew: bool
+    period_end: str
+    card_label: str
+    has_card: bool
+    cards_managed_here: bool
+    retry_note: str
+
+
+def read_overview(account_id: int) -> Overview:
+    from workroom_app.db import read_session
+
+    from workroom_app.settings import get_settings
+
+    with read_session() as session:
+        s = subscriptions.summary(session, account_id)
+        sub = subscriptions.live_subscription(session, account_id)
+    gateway = sub.gateway if sub is not None else (get_settings().payment_gateway or "local").lower()
+    currency = _currency()
+    if s.status == "free":
+        renewal, amount = "—", "—"
+    elif s.cancel_at_period_end:
+        renewal, amount = "Does not renew", money_text(0, currency)
+    else:
+        renewal, amount = date_text(s.next_renewal_date), money_text(s.renewal_amount_cents, currency)
+    retry = ""
+    if s.status == "past_due":
+        retry = "Your last renewal payment failed."
+        if s.next_retry_at is not None:
+            retry += f" We try again on {date_text(s.next_retry_at)}."
+    return Overview(
+        plan_name=s.plan_name,
+        status=s.status,
+        renewal_text=renewal,
+        renewal_amount=amount,
+        auto_renew=s.status != "free" and not s.cancel_at_period_end,
+        period_end=date_text(s.current_period_end) if s.current_period_end else "—",
+        card_label=subscriptions.card_label(s.card) if s.card is not None else "",
+        has_card=s.card is not None,
+        # A Stripe customer's card lives on Stripe's pages, not in our form.
+        cards_managed_here=gateway != "stripe",
+        retry_note=retry,
+    )
+
+
+def _currency() -> str:
+    from workroom_app.billing import catalog
+
+    return catalog.get_catalog().currency
+
+
+def read_payments(account_id: int, offset: int) -> tuple[list[PaymentRow], int]:
+    from workroom_app.db import read_session
+
+    with read_session() as session:
+        rows = invoices.list_for_account(session, account_id, limit=PAGE_SIZE, offset=offset)
+        total = invoices.count_for_account(session, account_id)
+        out = []
+        for inv in rows:
+            lines = invoices.lines_of(session, inv.id)
+            out.append(payment_row(inv, lines[0].description if lines else ""))
+    return out, int(total)
+
+
+def read_invoice(viewer_id: int, invoice_id: object):
+    """(row, lines) when the viewer may see it, else None (any reason alike)."""
+    from workroom_app.db import read_session
+
+    with read_session() as session:
+        inv = invoices.get_for_viewer(session, invoice_id, viewer_id)
+        if inv is None:
+            return None
+        lines = invoices.lines_of(session, inv.id)
+        return (
+            payment_row(inv, lines[0].description if lines else ""),
+            [
+                InvoiceLineRow(
+                    l.description, str(l.quantity), money_text(l.amount_cents * l.quantity, inv.currency)
+                )
+                for l in lines
+            ],
+            (
+                f"{date_text(inv.period_start)} – {date_text(inv.period_end)}"
+                if inv.period_start and inv.period_end else ""
+            ),
+        )
+
+
+def save_card(account_id: int, card) -> str:  # noqa: ANN001
+    from workroom_app.db import write_session
+
+    with write_session() as session:
+        pm = subscriptions.save_card(session, account_id, card)
+        return subscriptions.card_label(pm)
+
+
+def sync_stripe_checkout(checkout_session_id: str) -> None:
+    from workroom_app.billing import stripe_webhooks
+    from workroom_app.billing.payments import get_gateway
+    from workroom_app.db import get_engine
+
+    stripe_webhooks.sync_checkout_session(get_engine(), get_gateway("stripe"), checkout_session_id)
+
+
+def _parse_id(value: object) -> int | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        # Database ids are 64-bit: anything bigger cannot be an invoice.
+        return value if 0 < value < 2**63 else None
+    if isinstance(value, str) and value.isdigit() and len(value) <= 18:
+        return int(value) or None
+    return None
+
+
+class SubscriptionState(SessionState):
+    loading: bool = True
+    plan_status: str = "free"
+    current_plan: str = "Free"
+    renewal_text: str = "—"
+    renewal_amount: str = "—"
+    auto_renew: bool = False
+    period_end: str = "—"
+    card_label: str = ""
+    has_card: bool = False
+    cards_managed_here: bool = True
+    retry_note: str = ""
+
+    payments: list[PaymentRow] = []
+    payments_total: int = 0
+    has_more: bool = False
+
+    card_form_open: bool = False
+    card_busy: bool = False
+    number_error: str = ""
+    expiry_error: str = ""
+    cvc_error: str = ""
+    name_error: str = ""
+    card_form_error: str = ""
+
+    invoice_open: bool = False
+    invoice: PaymentRow = PaymentRow()
+    invoice_lines: list[InvoiceLineRow] = []
+    invoice_period: str = ""
+
+    # How many rows are loaded (the next page starts here); server-side only.
+    _offset: int = 0
+
+    async def _read_overview(self) -> None:
+        o = await asyncio.to_thread(read_overview, self._account_id)
+        self.plan_status = o.status
+        self.current_plan = o.plan_name
+        self.renewal_text = o.renewal_text
+        self.renewal_amount = o.renewal_amount
+        self.auto_renew = o.auto_renew
+        self.period_end = o.period_end
+        self.card_label = o.card_label
+        self.has_card = o.has_card
+        self.cards_managed_here = o.cards_managed_here
+        self.retry_note = o.retry_note
+
+    async def _read_first_page(self) -> None:
+        rows, total = await asyncio.to_thread(read_payments, self._account_id, 0)
+        self.payments = rows
+        self._offset = len(rows)
+        self.payments_total = total
+        self.has_more = self._offset < total
+
+    async def load(self):
+        """on_load (after the login guard)."""
+        if self._account_id is None:
+            return
+        self.loading = True
+        self.invoice_open = False
+        self.card_form_open = False
+        yield
+        try:
+            checkout_id = self.router.url.query_parameters.get("checkout_session", "")
+            if checkout_id:
+                # Back from Stripe Checkout: activate now rather than wait for the webhook.
+                try:
+                    await asyncio.to_thread(sync_stripe_checkout, checkout_id)
+                    await self._reload_account()
+                except Exception as exc:  # noqa: BLE001
+                    log.warning("checkout sync failed: %s", exc)
+            await self._read_overview()
+            await self._read_first_page()
+        finally:
+            self.loading = False
+
+    async def more_payments(self):
+        if self._account_id is None or not self.has_more:
+            return
+        rows, total = await asyncio.to_thread(read_payments, self._account_id, self._offset)
+        known = {r.id for r in self.payments}
+        self.payments = self.payments + [r for r in rows if r.id not in known]
+        self._offset += len(rows)
+        self.payments_total = total
+        self.has_more = self._offset < total
+
+    async def open_invoice(self, invoice_id: int):
+        """The invoice's lines in a dialog; someone else's id is "not found"."""
+        account_id = self._account_id
+        if account_id is None:
+            return
+        parsed = _parse_id(invoice_id)
+        found = await asyncio.to_thread(read_invoice, account_id, parsed) if parsed else None
+        if found is None:
+            self.invoice_open = False
+            return rx.toast.error(NOT_FOUND)
+        self.invoice, self.invoice_lines, self.invoice_period = found
+        self.invoice_open = True
+        return None
+
+    def set_invoice_open(self, value: bool):
+        if value is not True:
+            self.invoice_open = False
+
+    def _clear_card_errors(self) -> None:
+        self.number_error = self.expiry_error = self.cvc_error = self.name_error = ""
+        self.card_form_error = ""
+
+    def toggle_card_form(self):
+        if not self.cards_managed_here:
+            return
+        self.card_form_open = not self.card_form_open
+        self._clear_card_errors()
+
+    async def submit_card(self, form_data: dict):
+        """Replace the card on file (checked, and a decline number refused, first)."""
+        account_id = self._account_id
+        if account_id is None or self.card_busy:
+            return
+        self._clear_card_errors()
+        try:
+            card = read_card_form(form_data)
+        except CardFormError as exc:
+            self._card_error(exc.field, str(exc))
+            return
+        self.card_busy = True
+        yield
+        try:
+            label = await asyncio.to_thread(save_card, account_id, card)
+        except SubscriptionError as exc:
+            self._card_error(field_of(exc), str(exc))
+            return
+        except Exception:  # noqa: BLE001
+            log.exception("saving a card failed")
+            self.card_form_error = "Something went wrong; your card was not changed. Please try again."
+            return
+        finally:
+            self.card_busy = False
+        self.card_form_open = False
+        await self._read_overview()
+        yield rx.toast.success(f"Card saved: {label}.")
+
+    def _card_error(self, field: str, message: str) -> None:
+        if field == "number":
+            self.number_error = message
+        elif field == "expiry":
+            self.expiry_error = message
+        elif field == "cvc":
+            self.cvc_error = message
+        elif field == "name":
+            self.name_error = message
+        else:
+            self.card_form_error = message
+
+

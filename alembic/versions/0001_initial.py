@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-24 21:33:38.915403
+Create Date: 2026-11-24 22:16:54.401025
 """
 from alembic import op
 import sqlalchemy as sa

@@ -272,7 +272,7 @@ def test_a_non_staff_visitor_is_sent_home_and_forged_staff_calls_change_nothing(
         tab = new_browser()
         await tab.sign_in(token)
         sent = await tab.open_staff()
-        assert NOT_STAFF in sent and "/home" in sent
+        assert NOT_STAFF in sent and "/generate" in sent
         assert not (await tab.state()).allowed
 
         form = {"amount": "1000000", "reason": "I deserve it, honestly", "account_id": mallory}
@@ -342,7 +342,7 @@ def test_a_staff_member_demoted_mid_session_is_refused(app_db):
         with write_session(app_db) as s:
             accounts.set_role(s, boss, Role.USER)
         sent = await tab.send(StaffState, "confirm_adjustment")
-        assert NOT_STAFF in sent and "/home" in sent
+        assert NOT_STAFF in sent and "/generate" in sent
         st = await tab.state()
         assert not st.allowed and not st.selected and st._pending is None
         assert (await tab.state(SessionState)).is_staff is False

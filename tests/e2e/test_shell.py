@@ -58,7 +58,7 @@ def test_sign_up_shows_the_trial_credits(page, app_engine):
     page.fill("#confirm_password", "a-long-password")
     page.press("#confirm_password", "Enter")
     expect(page.get_by_test_id("balance")).to_have_text("50 credits")
-    expect(page).to_have_url(re.compile(r"/home/?$"))
+    expect(page).to_have_url(re.compile(r"/generate/?$"))
     assert _balance_of(app_engine, email) == 50
 
 

@@ -81,6 +81,6 @@ def test_a_non_staff_user_has_no_staff_link_and_is_bounced(page):
     expect(page.get_by_test_id("nav-home")).to_be_visible()
     expect(page.get_by_test_id("nav-staff")).to_have_count(0)
     page.goto("/staff")
-    expect(page).to_have_url(re.compile(r"/home/?$"))
+    expect(page).to_have_url(re.compile(r"/generate/?$"))
     expect(page.get_by_text("The staff dashboard is for staff members only.")).to_be_visible()
     expect(page.get_by_test_id("staff-search-input")).to_have_count(0)

@@ -99,7 +99,7 @@ def _cmd_renew(args: argparse.Namespace) -> int:
         print("say which subscriptions: `workroom renew --due` renews every one that is due")
         return 2
     engine = _engine()
-    report = subscriptions.renew_due(engine, batch_size=args.batch_size)
+    report = subscriptions.renew_due(engine, batch_size=args.batch_size, workers=args.workers)
     print(
         f"{clock.now():%Y-%m-%d %H:%M} UTC: renewed {report.renewed}, payment failed "
         f"{report.failed}, ended {report.ended}, errors {len(report.errors)} "
@@ -114,6 +114,7 @@ def _register_renew(sub) -> None:
     p = sub.add_parser("renew", help="renew due subscriptions and run due payment retries (local gateway)")
     p.add_argument("--due", action="store_true", help="every subscription that is due now")
     p.add_argument("--batch-size", type=int, default=200)
+    p.add_argument("--workers", type=int, default=1, help="parallel batches (PostgreSQL only)")
     p.set_defaults(func=_cmd_renew)
 
 

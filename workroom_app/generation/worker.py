@@ -23,6 +23,7 @@ import logging
 import os
 import secrets
 import socket
+import time
 from pathlib import Path
 
 from sqlalchemy import update
@@ -269,6 +270,15 @@ class Worker:
         self.tasks = {}
 
 
+def _billing_tick(engine: Engine | None) -> None:
+    from workroom_app.billing import subscriptions
+    from workroom_app.db import get_engine
+
+    report, _sent = subscriptions.scheduled_tick(engine or get_engine())
+    if report.processed or report.errors:
+        log.info("billing scheduler: %s", report)
+
+
 async def run_worker(
     stop_event: asyncio.Event,
     poll_interval: float | None = None,
@@ -277,8 +287,10 @@ async def run_worker(
     provider: Provider | None = None,
     worker_id: str | None = None,
     start_local_service: bool = True,
+    billing_interval: float = 15.0,
 ) -> None:
-    """Run until stop_event is set. With the local provider, start the local
+    """Run until stop_event is set; every `billing_interval` seconds (0: never)
+    also run the billing scheduler (renewals due, retries, receipts). With the local provider, start the local
     service in-process if nothing answers at settings.local_provider_url."""
     from workroom_app.settings import get_settings
 
@@ -292,12 +304,22 @@ async def run_worker(
             log.info("started the local generation service at %s", service.url)
     worker = Worker(engine, provider, worker_id=worker_id, poll_interval=poll_interval)
     log.info("worker %s started (provider %s)", worker.worker_id, worker.provider.name)
+    next_billing_tick = 0.0
     try:
         while not stop_event.is_set():
             try:
                 await worker.run_once()
             except Exception:
                 log.exception("worker pass failed; trying again")
+            if billing_interval and time.monotonic() >= next_billing_tick:
+                # The local gateway's renewals, retries and receipts are driven
+                # from here (Stripe's arrive as invoice.paid webhooks instead),
+                # in a thread because the billing code is synchronous.
+                next_billing_tick = time.monotonic() + billing_interval
+                try:
+                    await asyncio.to_thread(_billing_tick, engine)
+                except Exception:
+                    log.exception("billing scheduler pass failed; trying again")
             try:
                 await asyncio.wait_for(stop_event.wait(), timeout=worker.poll_interval)
             except TimeoutError:

@@ -7,3 +7,4 @@ To add a page: create pages/<name>.py with one function decorated by
 from workroom_app.pages import home, index, login, signup, usage  # noqa: F401
 from workroom_app.pages import checkout, plans, subscription  # noqa: F401
 from workroom_app.pages import generate  # noqa: F401
+from workroom_app.pages import staff  # noqa: F401

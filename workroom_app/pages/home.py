@@ -3,7 +3,7 @@
 import reflex as rx
 
 from workroom_app.components.layout import PLANS_ROUTE, NavItem, app_page
-from workroom_app.state.session import LANDING_ROUTE, SessionState
+from workroom_app.state.session import SessionState
 
 
 def stat_card(label: str, value: rx.Component, note: rx.Component) -> rx.Component:
@@ -19,7 +19,7 @@ def stat_card(label: str, value: rx.Component, note: rx.Component) -> rx.Compone
     )
 
 
-@app_page(LANDING_ROUTE, "Home", nav=NavItem("Home", "house", order=0))
+@app_page("/home", "Home", nav=NavItem("Home", "house", order=0))
 def home_page() -> rx.Component:
     return rx.vstack(
         rx.heading("Hello, ", SessionState.display_name, size="7", weight="bold"),

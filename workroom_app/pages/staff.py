@@ -1,7 +1,7 @@
 """Staff dashboard (/staff): find any account, see its standing, correct its balance.
 
 Shown to staff only: the sidebar entry is staff_only, StaffState.load sends
-anybody else to /home, and nothing here renders until the server has checked
+anybody else to the landing page (/generate), and nothing here renders until the server has checked
 the role (StaffState.allowed).
 """
 

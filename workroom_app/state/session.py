@@ -37,7 +37,7 @@ from workroom_app.settings import get_settings
 LOGIN_ROUTE = "/login"
 SIGNUP_ROUTE = "/signup"
 # Where a signed-in visitor lands ("/" and the auth pages send them here).
-LANDING_ROUTE = "/home"
+LANDING_ROUTE = "/generate"  # where a signed-in user lands (issue 3)
 PUBLIC_ROUTES = frozenset({LOGIN_ROUTE, SIGNUP_ROUTE})
 SESSION_COOKIE = "workroom_session"
 

@@ -1,0 +1,155 @@
+"""Generated files, uploads and the price list, over plain HTTP.
+
+GET /api/media/jobs/{job_id}            the output of one of the signed-in user's jobs
+                                        (?download=1 sends it as an attachment)
+GET /api/media/uploads/{ref}            one of the signed-in user's uploads (face swap / lip sync)
+GET /api/catalog.json                   catalog_for_browser(): what assets/quote.js prices from
+
+Media is authenticated by the login cookie only, looked up server-side. Anything that is not the
+caller's own file is a 404 exactly like a file that does not exist (never a 403): ids and upload
+names reveal nothing. Paths are built from the job row or a strictly matched upload name and
+checked to stay inside settings.media_dir, so no request can name a path.
+
+The catalog is served rather than compiled into the page so that a price change staff make (and
+the server reloads) reaches the Generate button on the next page load, not the next deploy.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import FileResponse, JSONResponse, PlainTextResponse, Response
+from starlette.routing import Route
+
+SESSION_COOKIE = "workroom_session"  # the cookie state/session.py writes
+JOB_MEDIA_ROUTE = "/api/media/jobs"
+UPLOAD_MEDIA_ROUTE = "/api/media/uploads"
+CATALOG_ROUTE = "/api/catalog.json"
+NOT_FOUND = "Not found."
+_MAX_ID_DIGITS = 18
+
+
+def job_media_url(job_id: int, *, download: bool = False) -> str:
+    return f"{JOB_MEDIA_ROUTE}/{int(job_id)}" + ("?download=1" if download else "")
+
+
+def upload_media_url(ref: str) -> str:
+    return f"{UPLOAD_MEDIA_ROUTE}/{ref}"
+
+
+def _not_found() -> Response:
+    return PlainTextResponse(NOT_FOUND, status_code=404, headers={"Cache-Control": "no-store"})
+
+
+def _account_for(token: str) -> int | None:
+    from workroom_app.billing import accounts
+    from workroom_app.db import read_session
+
+    with read_session() as session:
+        account = accounts.lookup_session(session, token)
+        return account.id if account is not None else None
+
+
+def _inside(base: Path, path: Path) -> Path | None:
+    base = base.resolve()
+    try:
+        resolved = path.resolve()
+    except (OSError, RuntimeError):
+        return None
+    if resolved != base and base not in resolved.parents:
+        return None
+    return resolved if resolved.is_file() else None
+
+
+def _job_file(account_id: int, job_id: int) -> tuple[Path, str, str] | None:
+    from workroom_app.db import read_session
+    from workroom_app.generation import jobs
+    from workroom_app.generation.errors import GenerationError
+    from workroom_app.models import JobStatus
+    from workroom_app.settings import get_settings
+
+    with read_session() as session:
+        try:
+            job = jobs.get_job(session, account_id, job_id)
+        except GenerationError:
+            return None
+        if job.status != JobStatus.SUCCEEDED or not job.output_path:
+            return None
+        media_dir = get_settings().media_dir
+        path = _inside(Path(media_dir), Path(media_dir) / job.output_path)
+        if path is None:
+            return None
+        name = f"workroom-{job.feature.replace('_', '-')}-{job.id}{path.suffix}"
+        return path, job.output_mime or "application/octet-stream", name
+
+
+def _upload_file(account_id: int, ref: str) -> tuple[Path, str] | None:
+    from workroom_app.generation import uploads
+    from workroom_app.generation.errors import GenerationError
+
+    try:
+        path = uploads.path_of(account_id, ref)
+        mime = uploads.mime_of(ref)
+    except (GenerationError, KeyError, ValueError):
+        return None
+    resolved = _inside(uploads.account_dir(account_id), path)
+    return (resolved, mime) if resolved is not None else None
+
+
+async def _caller(request: Request) -> int | None:
+    token = request.cookies.get(SESSION_COOKIE, "")
+    if not token or len(token) > 512:
+        return None
+    return await run_in_threadpool(_account_for, token)
+
+
+async def job_media(request: Request) -> Response:
+    raw = request.path_params.get("job_id", "")
+    if not raw.isdigit() or len(raw) > _MAX_ID_DIGITS:
+        return _not_found()
+    account_id = await _caller(request)
+    if account_id is None:
+        return _not_found()
+    found = await run_in_threadpool(_job_file, account_id, int(raw))
+    if found is None:
+        return _not_found()
+    path, mime, name = found
+    download = request.query_params.get("download") == "1"
+    return FileResponse(
+        path,
+        media_type=mime,
+        filename=name if download else None,
+        content_disposition_type="attachment" if download else "inline",
+        headers={"Cache-Control": "private, max-age=3600", "X-Content-Type-Options": "nosniff"},
+    )
+
+
+async def upload_media(request: Request) -> Response:
+    ref = request.path_params.get("ref", "")
+    if len(ref) > 64:
+        return _not_found()
+    account_id = await _caller(request)
+    if account_id is None:
+        return _not_found()
+    found = await run_in_threadpool(_upload_file, account_id, ref)
+    if found is None:
+        return _not_found()
+    path, mime = found
+    return FileResponse(
+        path, media_type=mime, headers={"Cache-Control": "private, max-age=3600", "X-Content-Type-Options": "nosniff"}
+    )
+
+
+async def catalog_json(_request: Request) -> Response:
+    from workroom_app.billing import catalog
+
+    return JSONResponse(catalog.catalog_for_browser(), headers={"Cache-Control": "no-cache"})
+
+
+MEDIA_ROUTES: list[Route] = [
+    Route(JOB_MEDIA_ROUTE + "/{job_id}", job_media, methods=["GET"]),
+    Route(UPLOAD_MEDIA_ROUTE + "/{ref}", upload_media, methods=["GET"]),
+    Route(CATALOG_ROUTE, catalog_json, methods=["GET"]),
+]

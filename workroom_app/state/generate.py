@@ -1,0 +1,552 @@
+"""The Generation page state: submit, cancel, uploads, the user's jobs and history.
+
+Thin on purpose: prices, limits, debits and refunds are generation/jobs.py and the ledger. The
+cost on the Generate button is computed in the browser (assets/generate.js + quote.js); the
+server never reads a price from the browser. `submit` takes the form's field values only, prices
+them again in the same transaction that debits (jobs.submit), and refuses with the user-readable
+message when it cannot run. The one number the browser may add, `shown_cost`, is a consent check:
+if the server's price differs from what the button showed (the catalog changed under an open
+page) nothing is charged and the user is told the new price — it is never used as the price.
+
+Every public handler is callable by any browser with any arguments, so each one checks what it
+gets (types, lengths, known keys) and changes nothing when the check fails.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import json
+import re
+from typing import Any
+
+import reflex as rx
+
+from workroom_app.state.session import LOGIN_ROUTE, SessionState
+
+FEATURES: tuple[str, ...] = ("image", "video", "voiceover", "face_swap", "lip_sync")
+# What a Generate form may send, and the longest each value can legitimately be.
+_FORM_LIMITS: dict[str, int] = {
+    "feature": 16,
+    "model": 64,
+    "mode": 64,
+    "resolution": 16,
+    "duration": 8,
+    "count": 8,
+    "prompt": 2_000,
+    "text": 5_000,
+    "request_id": 64,
+    "shown_cost": 16,
+}
+_REQUEST_ID = re.compile(r"^[A-Za-z0-9_.:-]{8,64}$")
+HISTORY_PAGE = 10
+RESULTS_KEPT = 4
+# Upload inputs per feature, by role (generation/jobs.py UPLOAD_ROLES is the rule; this is the UI).
+UPLOAD_ROLES: dict[str, tuple[str, ...]] = {"face_swap": ("face", "target"), "lip_sync": ("source", "audio")}
+_MAX_UPLOAD_READ = 50 * 1024 * 1024 + 1  # one byte past the largest limit: enough to refuse
+
+STATUS_LABELS = {
+    "queued": "Queued",
+    "running": "Running",
+    "succeeded": "Done",
+    "failed": "Failed",
+    "rejected": "Rejected",
+    "timed_out": "Timed out",
+    "cancelled": "Cancelled",
+}
+FAILURE_STATUSES = frozenset({"failed", "rejected", "timed_out"})
+
+
+@dataclasses.dataclass
+class JobView:
+    """One generation as the page shows it (plain values only: this is sent to the browser)."""
+
+    id: int = 0
+    feature: str = ""
+    title: str = ""  # "Video · Veo 3 · 720p · 5 s"
+    summary: str = ""  # the prompt or text, shortened
+    status: str = ""
+    status_label: str = ""
+    progress: int = 0
+    active: bool = False
+    failed: bool = False
+    can_cancel: bool = False
+    cost: int = 0
+    cost_text: str = ""  # "45 credits" | "Unlimited"
+    refund_text: str = ""  # "45 credits returned" | ""
+    error: str = ""
+    created_text: str = ""
+    output_kind: str = ""  # image | video | audio | ""
+    output_url: str = ""
+    download_url: str = ""
+
+
+@dataclasses.dataclass
+class UploadView:
+    role: str = ""
+    name: str = ""
+    kind: str = ""
+    size_text: str = ""
+    url: str = ""
+
+
+def credits_text(amount: int) -> str:
+    return f"{amount:,} {'credit' if amount == 1 else 'credits'}"
+
+
+def failure_toast(job: JobView) -> str:
+    """The toast for a generation that ended with an error ("Generation failed · 45 credits returned")."""
+    if job.cost > 0 and job.refund_text:
+        return f"Generation failed · {credits_text(job.cost)} returned"
+    return "Generation failed"
+
+
+def _labels(feature: str, model: str) -> tuple[str, str]:
+    from workroom_app.billing import catalog
+
+    try:
+        feat = catalog.get_catalog().feature(feature)
+    except Exception:  # a feature retired from the catalog still shows its key
+        return feature.replace("_", " ").capitalize(), model
+    try:
+        return feat.label, feat.models[model].label
+    except KeyError:
+        return feat.label, model
+
+
+def _shorten(text: str, limit: int = 90) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def job_view(job: Any, tz_name: str = "UTC") -> JobView:
+    """Build the browser's view of a GenerationJob row."""
+    from zoneinfo import ZoneInfo
+
+    from workroom_app.http.media_routes import job_media_url
+
+    try:
+        params = json.loads(job.params_json or "{}")
+    except ValueError:
+        params = {}
+    feature_label, model_label = _labels(job.feature, job.model)
+    parts = [feature_label, model_label]
+    if params.get("resolution"):
+        parts.append(str(params["resolution"]))
+    if params.get("duration"):
+        parts.append(f"{params['duration']} s")
+    if params.get("count") and int(params.get("count") or 1) > 1:
+        parts.append(f"× {params['count']}")
+    summary = params.get("prompt") or params.get("text") or ""
+    status = str(job.status)
+    succeeded = status == "succeeded"
+    mime = job.output_mime or ""
+    kind = mime.split("/", 1)[0] if succeeded and mime else ""
+    if mime in ("image/gif", "image/webp") and job.feature in ("video", "lip_sync"):
+        kind = "image"
+    try:
+        tz = ZoneInfo(tz_name)
+    except Exception:
+        tz = ZoneInfo("UTC")
+    created = job.created_at.astimezone(tz).strftime("%d %b %Y, %H:%M") if job.created_at else ""
+    refunded = job.refund_entry_id is not None
+    return JobView(
+        id=int(job.id),
+        feature=job.feature,
+        title=" · ".join(parts),
+        summary=_shorten(str(summary)),
+        status=status,
+        status_label=STATUS_LABELS.get(status, status),
+        progress=100 if succeeded else max(0, min(99, int(job.progress or 0))),
+        active=status in ("queued", "running"),
+        failed=status in FAILURE_STATUSES,
+        can_cancel=status == "queued",
+        cost=int(job.cost or 0),
+        cost_text="Unlimited" if job.unlimited else credits_text(int(job.cost or 0)),
+        refund_text=credits_text(int(job.cost)) + " returned" if refunded and job.cost else "",
+        error=job.error or "",
+        created_text=created,
+        output_kind=kind,
+        output_url=job_media_url(job.id) if succeeded and job.output_path else "",
+        download_url=job_media_url(job.id, download=True) if succeeded and job.output_path else "",
+    )
+
+
+def endings(seen_active: list[int], active: list[JobView], history: list[JobView]) -> tuple[list[JobView], list[int]]:
+    """(jobs a tab showed as running that have now ended, job ids it should keep watching).
+
+    A job that left the active list but is not on the history page read with it stays watched
+    until it shows up (it cannot be told apart from one not ended yet)."""
+    still = {j.id for j in active}
+    by_id = {j.id: j for j in history}
+    ended = [by_id[jid] for jid in seen_active if jid not in still and jid in by_id and not by_id[jid].active]
+    done = {j.id for j in ended}
+    watching = sorted(still | {jid for jid in seen_active if jid not in still and jid not in done})
+    return ended, watching
+
+
+# ------------------------------------------------------------ blocking work
+
+
+def clean_form(form_data: object) -> tuple[dict[str, Any], str, int | None]:
+    """(request for jobs.submit, request id, cost the button showed) from what the browser sent.
+
+    Raises ValueError with a user-readable message. Unknown keys are ignored (a browser adds
+    nothing we read), known ones must be short strings."""
+    if not isinstance(form_data, dict):
+        raise ValueError("Choose what to generate.")
+    values: dict[str, str] = {}
+    for key, limit in _FORM_LIMITS.items():
+        value = form_data.get(key)
+        if value is None or value == "":
+            continue
+        if not isinstance(value, str):
+            raise ValueError(f"The {key.replace('_', ' ')} sent is not valid.")
+        if len(value) > limit:
+            if key in ("prompt", "text"):
+                raise ValueError(f"The {key} is {len(value):,} characters; the limit is {limit:,}.")
+            raise ValueError(f"The {key.replace('_', ' ')} sent is not valid.")
+        values[key] = value
+    feature = values.get("feature")
+    if feature not in FEATURES:
+        raise ValueError("Choose a feature: Image, Video, Voiceover, Face swap or Lip sync.")
+    request_id = values.pop("request_id", "")
+    if not _REQUEST_ID.match(request_id):
+        raise ValueError("This form is out of date; reload the page and try again.")
+    shown = values.pop("shown_cost", None)
+    shown_cost: int | None = None
+    if shown is not None:
+        if not shown.isdigit() or len(shown) > 9:
+            raise ValueError("The cost shown is not valid; reload the page and try again.")
+        shown_cost = int(shown)
+    # Numbers stay text: the catalog reads plain digits and refuses "8.5", "1e9", " 8".
+    request: dict[str, Any] = dict(values)
+    return request, request_id, shown_cost
+
+
+@dataclasses.dataclass
+class SubmitOutcome:
+    job: JobView | None = None
+    balance: int = 0
+    error: str = ""
+    upgrade: bool = False
+
+
+def submit_job(
+    account_id: int, request: dict[str, Any], request_id: str, shown_cost: int | None, tz: str = "UTC"
+) -> SubmitOutcome:
+    """One write transaction: price (again), check, debit, create the job."""
+    from workroom_app.billing import ledger
+    from workroom_app.db import write_session
+    from workroom_app.generation import jobs
+    from workroom_app.generation.errors import GenerationError, InvalidRequest, NotEnoughCredits, TooManyRunning
+
+    class _PriceMoved(Exception):
+        pass
+
+    try:
+        with write_session() as session:
+            if shown_cost is not None:
+                # A retry of a submission already accepted must find its job, not a price check.
+                from sqlmodel import select
+
+                from workroom_app.models import GenerationJob
+
+                done = session.exec(
+                    select(GenerationJob.id).where(
+                        GenerationJob.account_id == account_id, GenerationJob.client_request_id == request_id
+                    )
+                ).first()
+                if done is None:
+                    _params, quote, _plan = jobs.price(session, account_id, request)
+                    cost = 0 if quote.unlimited else int(quote.cost)
+                    if cost != shown_cost:
+                        raise _PriceMoved(
+                            f"The price changed: this generation now costs {quote.label}. "
+                            "Nothing was charged; press Generate again to go ahead."
+                        )
+            job = jobs.submit(session, account_id, request, client_request_id=request_id)
+            view = job_view(job, tz)
+            balance = ledger.balance(session, account_id)
+            return SubmitOutcome(job=view, balance=balance)
+    except _PriceMoved as exc:
+        return SubmitOutcome(error=str(exc))
+    except NotEnoughCredits as exc:
+        return SubmitOutcome(error=exc.message, upgrade=True)
+    except TooManyRunning as exc:
+        return SubmitOutcome(error=exc.message, upgrade=True)
+    except InvalidRequest as exc:
+        return SubmitOutcome(error=exc.message, upgrade=bool(exc.required_plan))
+    except GenerationError as exc:
+        return SubmitOutcome(error=exc.message)
+
+
+def cancel_job(account_id: int, job_id: object, tz: str = "UTC") -> tuple[JobView | None, int, str]:
+    """(job, balance, error) after the owner cancels a queued job."""
+    from workroom_app.billing import ledger
+    from workroom_app.db import write_session
+    from workroom_app.generation import jobs
+    from workroom_app.generation.errors import GenerationError
+
+    try:
+        with write_session() as session:
+            job = jobs.cancel(session, account_id, job_id)
+            return job_view(job, tz), ledger.balance(session, account_id), ""
+    except GenerationError as exc:
+        return None, 0, exc.message
+
+
+def read_jobs(account_id: int, before_id: int | None = None, tz: str | None = None) -> tuple[list[JobView], list[JobView], bool, str]:
+    """(active jobs, one history page, more pages?, timezone)."""
+    from workroom_app.db import read_session
+    from workroom_app.generation import jobs
+    from workroom_app.models import Account
+
+    with read_session() as session:
+        if tz is None:
+            account = session.get(Account, account_id)
+            tz = (account.timezone if account else None) or "UTC"
+        active = [job_view(j, tz) for j in jobs.active_jobs(session, account_id)]
+        page = jobs.list_jobs(session, account_id, limit=HISTORY_PAGE + 1, before_id=before_id)
+        more = len(page) > HISTORY_PAGE
+        return active, [job_view(j, tz) for j in page[:HISTORY_PAGE]], more, tz
+
+
+def read_job(account_id: int, job_id: int, tz: str) -> JobView | None:
+    from workroom_app.db import read_session
+    from workroom_app.generation import jobs
+    from workroom_app.generation.errors import GenerationError
+
+    with read_session() as session:
+        try:
+            return job_view(jobs.get_job(session, account_id, job_id), tz)
+        except GenerationError:
+            return None
+
+
+def store_upload(account_id: int, feature: str, role: str, data: bytes, filename: str):
+    from workroom_app.generation import uploads
+    from workroom_app.http.media_routes import upload_media_url
+
+    stored = uploads.save_for_role(account_id, feature, role, data)
+    size = f"{stored.size / (1024 * 1024):.1f} MB" if stored.size >= 100 * 1024 else f"{stored.size / 1024:.0f} KB"
+    name = _shorten(filename or stored.ref, 40)
+    return stored.ref, UploadView(role=role, name=name, kind=stored.kind, size_text=size, url=upload_media_url(stored.ref))
+
+
+# ------------------------------------------------------------------- state
+
+
+class GenerateState(SessionState):
+    error: str = ""
+    error_upgrade: bool = False
+    submitting: bool = False
+    # Bumped after every answer to a submission: generate.js starts a new request id then, so a
+    # double click sends one id twice (charged once) and the next generation gets a fresh one.
+    submit_seq: int = 0
+    active_jobs: list[JobView] = []
+    results: list[JobView] = []
+    history: list[JobView] = []
+    history_has_older: bool = False
+    history_has_newer: bool = False
+    uploads: dict[str, UploadView] = {}
+    upload_errors: dict[str, str] = {}
+
+    _tz: str = "UTC"
+    _history_cursors: list[int] = []  # before_id of every page above the current one
+    _history_before: int | None = None
+    _upload_refs: dict[str, str] = {}  # "feature:role" -> stored upload reference
+    _seen_active: list[int] = []  # jobs this tab has shown as running (for the failure toast)
+
+    # ------------------------------------------------------------- helpers
+
+    def _apply_jobs(self, active: list[JobView], history: list[JobView] | None, more: bool | None) -> list:
+        """Show fresh job data; returns toasts for jobs this tab saw running that have ended."""
+        ended, watching = endings(self._seen_active, active, history or [])
+        toasts = []
+        for job in ended:
+            if job.failed:
+                toasts.append(rx.toast.error(failure_toast(job), description=job.error or None, duration=8000))
+            elif job.status == "succeeded":
+                self.results = [job, *[r for r in self.results if r.id != job.id]][:RESULTS_KEPT]
+        self._seen_active = watching
+        self.active_jobs = active
+        if history is not None:
+            self.history = history
+            self.history_has_older = bool(more)
+        return toasts
+
+    async def _load_jobs(self) -> list:
+        account_id = self._account_id
+        if account_id is None:
+            return []
+        before = self._history_before
+        active, history, more, tz = await asyncio.to_thread(read_jobs, account_id, before, None)
+        self._tz = tz
+        if before is not None:
+            # Only the first page learns about endings; other pages keep what they show.
+            self.active_jobs = active
+            self.history = history
+            self.history_has_older = more
+            return []
+        return self._apply_jobs(active, history, more)
+
+    # -------------------------------------------------------------- events
+
+    @rx.event
+    async def load(self):
+        """on_load of /generate: jobs, first history page. (The live push is LiveState.start.)"""
+        if self._account_id is None:
+            return None
+        self.error = ""
+        self.error_upgrade = False
+        self.submitting = False
+        self._history_before = None
+        self._history_cursors = []
+        self.history_has_newer = False
+        self._seen_active = []
+        await self._load_jobs()
+        self._seen_active = [j.id for j in self.active_jobs]
+        return None
+
+    @rx.event
+    async def submit(self, form_data: dict):
+        """The Generate form. Takes field values only; the price is the server's."""
+        if self._account_id is None:
+            return rx.redirect(LOGIN_ROUTE)
+        try:
+            request, request_id, shown_cost = clean_form(form_data)
+        except ValueError as exc:
+            self.error = str(exc)
+            self.error_upgrade = False
+            self.submit_seq += 1
+            return None
+        feature = request["feature"]
+        request_uploads = {}
+        for role in UPLOAD_ROLES.get(feature, ()):
+            ref = self._upload_refs.get(f"{feature}:{role}")
+            if ref:
+                request_uploads[role] = ref
+        if feature in UPLOAD_ROLES:
+            request["uploads"] = request_uploads
+        self.submitting = True
+        outcome = await asyncio.to_thread(submit_job, self._account_id, request, request_id, shown_cost, self._tz)
+        self.submitting = False
+        self.submit_seq += 1
+        if outcome.error:
+            self.error = outcome.error
+            self.error_upgrade = outcome.upgrade
+            return None
+        self.error = ""
+        self.error_upgrade = False
+        self._set_balance(outcome.balance)
+        job = outcome.job
+        if job is not None:
+            if job.active and job.id not in {j.id for j in self.active_jobs}:
+                self.active_jobs = [*self.active_jobs, job]
+                self._seen_active = sorted({*self._seen_active, job.id})
+            if self._history_before is None and job.id not in {h.id for h in self.history}:
+                self.history = [job, *self.history][:HISTORY_PAGE]
+        return None
+
+    @rx.event
+    async def cancel(self, job_id: int):
+        """Cancel one of the user's queued jobs (after the confirmation dialog); refunds it."""
+        if self._account_id is None:
+            return rx.redirect(LOGIN_ROUTE)
+        if isinstance(job_id, bool) or not isinstance(job_id, (int, str)):
+            return rx.toast.error("That generation was not found.")
+        job, balance, error = await asyncio.to_thread(cancel_job, self._account_id, job_id, self._tz)
+        if error or job is None:
+            return rx.toast.error(error or "That generation was not found.")
+        self._set_balance(balance)
+        self._seen_active = [j for j in self._seen_active if j != job.id]
+        await self._load_jobs()
+        message = "Generation cancelled"
+        if job.refund_text:
+            message += f" · {job.refund_text}"
+        return rx.toast.success(message)
+
+    @rx.event
+    async def history_older(self):
+        if self._account_id is None or not self.history_has_older or not self.history:
+            return
+        self._history_cursors = [*self._history_cursors, self._history_before or 0]
+        self._history_before = self.history[-1].id
+        self.history_has_newer = True
+        await self._load_jobs()
+
+    @rx.event
+    async def history_newer(self):
+        if self._account_id is None or not self._history_cursors:
+            return
+        cursors = list(self._history_cursors)
+        previous = cursors.pop()
+        self._history_cursors = cursors
+        self._history_before = previous or None
+        self.history_has_newer = bool(cursors)
+        await self._load_jobs()
+
+    @rx.event
+    def dismiss_error(self):
+        self.error = ""
+        self.error_upgrade = False
+
+    @rx.event
+    def clear_upload(self, role: str):
+        if not isinstance(role, str) or role not in {r for roles in UPLOAD_ROLES.values() for r in roles}:
+            return
+        for feature, roles in UPLOAD_ROLES.items():
+            if role in roles:
+                self._upload_refs = {k: v for k, v in self._upload_refs.items() if k != f"{feature}:{role}"}
+        self.uploads = {k: v for k, v in self.uploads.items() if k != role}
+        self.upload_errors = {k: v for k, v in self.upload_errors.items() if k != role}
+
+    async def _store(self, feature: str, role: str, files: list[rx.UploadFile]):
+        from workroom_app.generation.errors import GenerationError
+
+        if self._account_id is None:
+            return rx.redirect(LOGIN_ROUTE)
+        errors = {k: v for k, v in self.upload_errors.items() if k != role}
+        if not isinstance(files, list) or len(files) != 1:
+            self.upload_errors = {**errors, role: "Choose one file."}
+            return None
+        upload = files[0]
+        data = await upload.read(_MAX_UPLOAD_READ) if hasattr(upload, "read") else b""
+        filename = getattr(upload, "filename", "") or getattr(upload, "name", "") or ""
+        try:
+            ref, view = await asyncio.to_thread(
+                store_upload, self._account_id, feature, role, data, str(filename)[:200]
+            )
+        except GenerationError as exc:
+            self.upload_errors = {**errors, role: exc.message}
+            return None
+        self.upload_errors = errors
+        self._upload_refs = {**self._upload_refs, f"{feature}:{role}": ref}
+        self.uploads = {**self.uploads, role: view}
+        return None
+
+    @rx.event
+    async def upload_face(self, files: list[rx.UploadFile]):
+        return await self._store("face_swap", "face", files)
+
+    @rx.event
+    async def upload_target(self, files: list[rx.UploadFile]):
+        return await self._store("face_swap", "target", files)
+
+    @rx.event
+    async def upload_source(self, files: list[rx.UploadFile]):
+        return await self._store("lip_sync", "source", files)
+
+    @rx.event
+    async def upload_audio(self, files: list[rx.UploadFile]):
+        return await self._store("lip_sync", "audio", files)
+
+    @rx.event
+    def upload_rejected(self, role: str, message: str):
+        """The file picker refused a file before sending it (type or size); show why."""
+        if not isinstance(role, str) or role not in ("face", "target", "source", "audio"):
+            return
+        if not isinstance(message, str):
+            return
+        self.upload_errors = {**self.upload_errors, role: message[:200]}

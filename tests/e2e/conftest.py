@@ -24,7 +24,7 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[2]
 WEB_CACHE = REPO / "test-artifacts" / "e2e-web"
-BUN_DIRS = [REPO / ".tools" / "node_modules" / ".bin", Path("/tmp/buntest/node_modules/.bin")]
+BUN_DIRS = [REPO / ".tools" / "node_modules" / ".bin"]
 CHROMIUM_ARGS = [
     "--no-sandbox",
     "--disable-gpu",
@@ -137,6 +137,12 @@ def base_url(chromium_path, e2e_database, tmp_path_factory) -> Iterator[str]:
         "REFLEX_STATES_WORKDIR": str(run_dir / "states"),
         "WORKROOM_DATABASE_URL": e2e_database,
         "WORKROOM_PUBLIC_URL": url,
+        # Per-run outputs and renderer port so parallel runs never collide;
+        # fast renders keep the browser tests short.
+        "WORKROOM_MEDIA_DIR": str(run_dir / "media"),
+        "WORKROOM_LOCAL_PROVIDER_URL": f"http://127.0.0.1:{_free_port()}",
+        "WORKROOM_LOCAL_RENDER_SECONDS": "1",
+        "WORKROOM_WORKER_POLL_INTERVAL": "0.2",
     }
     log_path = run_dir / "server.log"
     reflex = REPO / ".venv" / "bin" / "reflex"

@@ -492,16 +492,6 @@ class GenerateState(SessionState):
         self.error = ""
         self.error_upgrade = False
 
-    @rx.event
-    def clear_upload(self, role: str):
-        if not isinstance(role, str) or role not in {r for roles in UPLOAD_ROLES.values() for r in roles}:
-            return
-        for feature, roles in UPLOAD_ROLES.items():
-            if role in roles:
-                self._upload_refs = {k: v for k, v in self._upload_refs.items() if k != f"{feature}:{role}"}
-        self.uploads = {k: v for k, v in self.uploads.items() if k != role}
-        self.upload_errors = {k: v for k, v in self.upload_errors.items() if k != role}
-
     async def _store(self, feature: str, role: str, files: list[rx.UploadFile]):
         from workroom_app.generation.errors import GenerationError
 
@@ -542,11 +532,3 @@ class GenerateState(SessionState):
     async def upload_audio(self, files: list[rx.UploadFile]):
         return await self._store("lip_sync", "audio", files)
 
-    @rx.event
-    def upload_rejected(self, role: str, message: str):
-        """The file picker refused a file before sending it (type or size); show why."""
-        if not isinstance(role, str) or role not in ("face", "target", "source", "audio"):
-            return
-        if not isinstance(message, str):
-            return
-        self.upload_errors = {**self.upload_errors, role: message[:200]}

@@ -40,7 +40,7 @@ $(VENV)/.test-installed: pyproject.toml constraints.txt $(VENV)/.installed
 run: setup
 	$(BIN)/workroom db upgrade
 	$(BIN)/workroom seed-demo
-	@$(BIN)/workroom demo-logins
+	@$(BIN)/workroom demo-logins --url http://localhost:$(PORT)
 	$(BIN)/reflex run --env prod --single-port --frontend-port $(PORT) --backend-port $(PORT)
 
 test: test-setup

@@ -34,7 +34,9 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from tests.e2e.conftest import CHROMIUM_ARGS, WEB_CACHE, _bun_dir, _free_port, _healthy, _stop  # noqa: E402
+from benchmarks._common import cpu_model  # noqa: E402
+from tests.e2e.conftest import CHROMIUM_ARGS, AppDidNotStart, _bun_dir, _stop  # noqa: E402
+from tests.e2e.conftest import start_app as start_e2e_app  # noqa: E402
 
 PASSWORD = "bench-password-1"
 
@@ -119,21 +121,12 @@ def summary(values: list[float]) -> dict:
 
 
 def machine() -> str:
-    cpu = platform.processor() or ""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
+    cpu = cpu_model(platform.processor() or "")
     return f"{cpu}, {os.cpu_count()} CPUs, {platform.system()} {platform.release()}, Python {platform.python_version()}"
 
 
 def start_app(run_dir: Path) -> tuple[str, subprocess.Popen, str]:
     """Serve the app like the browser tests do; returns (url, process, bench user's email)."""
-    import shutil
-
     from workroom_app import db
     from workroom_app.billing import accounts, ledger
     from workroom_app.db import write_session
@@ -151,38 +144,10 @@ def start_app(run_dir: Path) -> tuple[str, subprocess.Popen, str]:
         ledger.staff_adjust(s, account.id, 100_000, reason="benchmark credits", actor_id=account.id,
                             idempotency_key=f"bench-{email}")
     engine.dispose()
-    web_dir = run_dir / "web"
-    if (WEB_CACHE / "package.json").exists():
-        shutil.copytree(WEB_CACHE, web_dir, symlinks=True)
-    port = _free_port()
-    url = f"http://127.0.0.1:{port}"
-    env = {
-        **os.environ,
-        "PATH": f"{bun_dir}:{REPO / '.venv' / 'bin'}:{os.environ.get('PATH', '')}",
-        "REFLEX_USE_SYSTEM_BUN": "1",
-        "REFLEX_CHECK_LATEST_VERSION": "false",
-        "REFLEX_TELEMETRY_ENABLED": "false",
-        "REFLEX_WEB_WORKDIR": str(web_dir),
-        "REFLEX_STATES_WORKDIR": str(run_dir / "states"),
-        "WORKROOM_DATABASE_URL": url_db,
-        "WORKROOM_PUBLIC_URL": url,
-        "WORKROOM_MEDIA_DIR": str(run_dir / "media"),
-        "WORKROOM_LOCAL_PROVIDER_URL": f"http://127.0.0.1:{_free_port()}",
-        "WORKROOM_LOCAL_RENDER_SECONDS": "0.3",
-        "WORKROOM_WORKER_POLL_INTERVAL": "0.2",
-    }
-    log = open(run_dir / "server.log", "wb")  # noqa: SIM115  (kept open for the server's life)
-    proc = subprocess.Popen(
-        [str(REPO / ".venv" / "bin" / "reflex"), "run", "--env", "prod", "--single-port",
-         "--frontend-port", str(port), "--backend-port", str(port), "--backend-host", "127.0.0.1"],
-        cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-    )
-    deadline = time.monotonic() + 300
-    while not _healthy(url):
-        if proc.poll() is not None or time.monotonic() > deadline:
-            _stop(proc)
-            sys.exit("the app did not start:\n" + (run_dir / "server.log").read_text(errors="replace")[-3000:])
-        time.sleep(0.5)
+    try:
+        url, proc = start_e2e_app(run_dir, url_db, bun_dir, render_seconds="0.3", log_tail_chars=3000)
+    except AppDidNotStart as exc:
+        sys.exit("the app did not start:\n" + exc.log_tail)
     return url, proc, email
 
 

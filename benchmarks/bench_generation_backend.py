@@ -20,13 +20,14 @@ import os
 import sys
 import tempfile
 import time
+from contextlib import ExitStack
 import uuid
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from sqlalchemy import create_engine, text  # noqa: E402
 
+from benchmarks._common import scratch_postgres  # noqa: E402
 from workroom_app import db  # noqa: E402
 from workroom_app.billing import ledger  # noqa: E402
 from workroom_app.db import read_session, write_session  # noqa: E402
@@ -116,16 +117,12 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--runs", type=int, default=200)
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory() as tmp:
+    with tempfile.TemporaryDirectory() as tmp, ExitStack() as scratch:
         engines = {"SQLite": db.make_engine(f"sqlite:///{Path(tmp) / 'bench.db'}")}
         pg_url = os.environ.get("WORKROOM_TEST_POSTGRES_URL")
-        admin = name = None
         if pg_url:
-            admin = create_engine(pg_url.replace("postgresql://", "postgresql+psycopg://"), isolation_level="AUTOCOMMIT")
-            name = f"wr_bench_{uuid.uuid4().hex[:8]}"
-            with admin.connect() as c:
-                c.execute(text(f'CREATE DATABASE "{name}"'))
-            engines["PostgreSQL"] = db.make_engine(admin.url.set(database=name).render_as_string(hide_password=False))
+            pg = scratch.enter_context(scratch_postgres(pg_url))
+            engines["PostgreSQL"] = db.make_engine(pg.render_as_string(hide_password=False))
         try:
             for label, engine in engines.items():
                 upgrade(engine)
@@ -136,13 +133,9 @@ def main() -> None:
             ms = bench_end_to_end(engines["SQLite"], Path(tmp) / "media")
             print(f"one image job through worker + local service (no render delay), SQLite: {ms:.0f} ms")
         finally:
+            # Before the scratch database is dropped on leaving the ExitStack.
             for engine in engines.values():
                 engine.dispose()
-            if admin is not None:
-                with admin.connect() as c:
-                    c.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-                admin.dispose()
-
 
 if __name__ == "__main__":
     main()

@@ -33,9 +33,9 @@ import uuid
 from datetime import timedelta
 from pathlib import Path
 
-from sqlalchemy import create_engine, text
 from sqlalchemy.engine import Engine
 
+from benchmarks._common import scratch_postgres
 from workroom_app import db
 from workroom_app.billing import clock, ledger
 from workroom_app.db import read_session, write_session
@@ -296,31 +296,20 @@ def bench_sqlite() -> dict:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-def _sa_url(url: str) -> str:
-    return "postgresql+psycopg://" + url[len("postgresql://"):] if url.startswith("postgresql://") else url
-
-
 def bench_postgres(postgres_url: str) -> dict:
-    admin = create_engine(_sa_url(postgres_url), isolation_level="AUTOCOMMIT")
-    name = f"wr_bench_{uuid.uuid4().hex[:10]}"
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    url = admin.url.set(database=name)
-    engine = db.make_engine(url.render_as_string(hide_password=False))
-    libpq_url = url.set(drivername="postgresql").render_as_string(hide_password=False)
-    try:
-        upgrade(engine)
-        return _bench_engine(
-            "postgres",
-            engine,
-            lambda acct: _raw_postgres(libpq_url, acct),
-            lambda acct: _fill_big_account_postgres(libpq_url, acct),
-        )
-    finally:
-        engine.dispose()
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+    with scratch_postgres(postgres_url) as url:
+        engine = db.make_engine(url.render_as_string(hide_password=False))
+        libpq_url = url.set(drivername="postgresql").render_as_string(hide_password=False)
+        try:
+            upgrade(engine)
+            return _bench_engine(
+                "postgres",
+                engine,
+                lambda acct: _raw_postgres(libpq_url, acct),
+                lambda acct: _fill_big_account_postgres(libpq_url, acct),
+            )
+        finally:
+            engine.dispose()
 
 
 def run(postgres_url: str | None) -> dict:

@@ -19,19 +19,19 @@ import argparse
 import os
 import platform
 import random
-import re
 import sqlite3
 import statistics
 import sys
 import tempfile
 import time
-import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from sqlalchemy import create_engine, text  # noqa: E402
+from sqlalchemy import text  # noqa: E402
+
+from benchmarks._common import DOCS, cpu_model, load_average, ram_gib, scratch_postgres, write_section  # noqa: E402
 
 from workroom_app import db  # noqa: E402
 from workroom_app.billing import usage  # noqa: E402
@@ -46,7 +46,6 @@ END = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
 START = END - timedelta(days=SPAN_DAYS)
 USER_TZ = "Europe/Paris"
 SECTION = "## Usage queries (issue 3)"
-DOCS = Path(__file__).resolve().parent.parent / "docs" / "benchmarks.md"
 
 # What a busy account's log looks like: mostly generations, some refunds,
 # a grant per month and the odd adjustment.
@@ -195,24 +194,11 @@ def measure(engine, runs: int) -> dict[str, tuple[float, float, int]]:
 
 
 def machine() -> str:
-    cpu = "unknown"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    ram = "unknown"
-    try:
-        kb = int(re.search(r"MemTotal:\s+(\d+)", Path("/proc/meminfo").read_text()).group(1))
-        ram = f"{kb / 1024 / 1024:.1f} GiB"
-    except (OSError, AttributeError):
-        pass
-    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
-    return (f"{os.cpu_count()} CPUs ({cpu}), {ram} RAM, {platform.system()} {platform.release()}, "
+    ram = ram_gib()
+    return (f"{os.cpu_count()} CPUs ({cpu_model('unknown')}), {'unknown' if ram is None else f'{ram:.1f} GiB'} RAM, "
+            f"{platform.system()} {platform.release()}, "
             f"Python {platform.python_version()}, SQLite {sqlite3.sqlite_version}; load average at start "
-            f"{load:.2f} (the machine is shared)")
+            f"{load_average():.2f} (the machine is shared)")
 
 
 def table(engine_name: str, results, goal_ms: float = 20.0) -> list[str]:
@@ -225,19 +211,6 @@ def table(engine_name: str, results, goal_ms: float = 20.0) -> list[str]:
             ok = "yes" if p95 <= goal_ms else "NO"
             lines.append(f"| {name} | {p50:.2f} | {p95:.2f} | {n} | {ok} |")
     return lines
-
-
-def write_section(body: list[str]) -> None:
-    DOCS.parent.mkdir(parents=True, exist_ok=True)
-    current = DOCS.read_text() if DOCS.exists() else "# Benchmarks\n"
-    section = SECTION + "\n\n" + "\n".join(body).rstrip() + "\n"
-    # Replace only this section (up to the next "## " heading): others own the rest.
-    pattern = re.compile(rf"^{re.escape(SECTION)}\n.*?(?=^## |\Z)", re.S | re.M)
-    if pattern.search(current):
-        new = pattern.sub(lambda _m: section + "\n", current, count=1)
-    else:
-        new = current.rstrip() + "\n\n" + section
-    DOCS.write_text(new.rstrip() + "\n")
 
 
 def main() -> int:
@@ -264,15 +237,11 @@ def main() -> int:
     pg_lines: list[str] = []
     pg_url = os.environ.get("WORKROOM_TEST_POSTGRES_URL", "")
     if pg_url:
-        admin_url = pg_url.replace("postgresql://", "postgresql+psycopg://", 1)
-        admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
-        name = f"wr_bench_{uuid.uuid4().hex[:10]}"
-        with admin.connect() as conn:
-            conn.execute(text(f'CREATE DATABASE "{name}"'))
-            pg_version = conn.execute(text("SHOW server_version")).scalar()
-        url = admin.url.set(database=name).render_as_string(hide_password=False)
-        try:
+        with scratch_postgres(pg_url) as pg:
+            url = pg.render_as_string(hide_password=False)
             engine = db.make_engine(url)
+            with engine.connect() as conn:
+                pg_version = conn.execute(text("SHOW server_version")).scalar()
             upgrade(engine)
             load_s, count = load_postgres(url)
             print(f"PostgreSQL {pg_version}: loaded {count:,} rows in {load_s:.1f} s")
@@ -280,10 +249,6 @@ def main() -> int:
             engine.dispose()
             pg_lines = table(f"PostgreSQL {pg_version}", res)
             print("\n".join(pg_lines))
-        finally:
-            with admin.connect() as conn:
-                conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-            admin.dispose()
     else:
         print("PostgreSQL skipped: WORKROOM_TEST_POSTGRES_URL is not set")
 
@@ -309,7 +274,7 @@ def main() -> int:
             "created_at, id)`, so every case is one index range read of ~51 entries, whatever the depth; "
             "several action types are one range each, merged in Python. No OFFSET anywhere.",
         ]
-        write_section(body)
+        write_section(SECTION, body)
         print(f"wrote {DOCS} ({SECTION})")
     return 0
 

@@ -24,7 +24,6 @@ from __future__ import annotations
 import argparse
 import os
 import platform
-import re
 import sqlite3
 import sys
 import tempfile
@@ -39,40 +38,25 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import stripe  # noqa: E402
 from sqlalchemy import create_engine, text  # noqa: E402
 
-from tests.fakes.stripe_standin import StripeStandin  # noqa: E402
+from benchmarks._common import DOCS, cpu_model, load_average, ram_gib, write_section  # noqa: E402
+from tests.test_stripe_support import make_world as stripe_world  # noqa: E402
 from workroom_app import db  # noqa: E402
 from workroom_app.billing import clock, ledger  # noqa: E402
-from workroom_app.billing.catalog import get_catalog  # noqa: E402
-from workroom_app.billing.payments.stripe_gateway import StripeGateway  # noqa: E402
-from workroom_app.billing.stripe_webhooks import WebhookProcessor, fetch_state  # noqa: E402
+from workroom_app.billing.stripe_webhooks import fetch_state  # noqa: E402
 from workroom_app.models import Account  # noqa: E402
 from workroom_app.schema import upgrade  # noqa: E402
-from workroom_app.settings import Settings  # noqa: E402
 
 SECTION = "## Webhooks (issue 4)"
-DOCS = Path(__file__).resolve().parent.parent / "docs" / "benchmarks.md"
 NOW = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
 
 
 def machine() -> str:
-    mem = ""
-    try:
-        with open("/proc/meminfo") as f:
-            kb = int(f.readline().split()[1])
-        mem = f"{kb / 1024 / 1024:.1f} GiB RAM, "
-    except OSError:
-        pass
-    cpu = platform.processor() or "cpu"
-    try:
-        with open("/proc/cpuinfo") as f:
-            names = [line.split(":", 1)[1].strip() for line in f if line.startswith("model name")]
-        cpu = names[0] if names else cpu
-    except OSError:
-        pass
+    ram = ram_gib()
+    mem = "" if ram is None else f"{ram:.1f} GiB RAM, "
     return (
-        f"Machine: {os.cpu_count()} CPUs ({cpu}), {mem}Linux {platform.release()}, "
+        f"Machine: {os.cpu_count()} CPUs ({cpu_model(platform.processor() or 'cpu')}), {mem}Linux {platform.release()}, "
         f"Python {platform.python_version()}, stripe-python {stripe.VERSION}, SQLite {sqlite3.sqlite_version}; "
-        f"load average at start {os.getloadavg()[0]:.2f} (the machine is shared)."
+        f"load average at start {load_average():.2f} (the machine is shared)."
     )
 
 
@@ -82,19 +66,8 @@ def percentile(values: list[float], q: float) -> float:
 
 
 def make_world(engine):
-    standin = StripeStandin(now=clock.now)
-    catalog = get_catalog()
-    prices = {k: standin.add_price(catalog.plan(k).price_cents, catalog.plan(k).name) for k in ("starter", "pro", "studio")}
-    settings = Settings(
-        payment_gateway="stripe",
-        stripe_secret_key=standin.api_key,
-        stripe_webhook_secret=standin.webhook_secret,
-        stripe_price_starter=prices["starter"],
-        stripe_price_pro=prices["pro"],
-        stripe_price_studio=prices["studio"],
-    )
-    gateway = StripeGateway(settings, http_client=standin.http_client(), max_network_retries=0)
-    return standin, gateway, WebhookProcessor(engine, gateway)
+    world = stripe_world(engine)
+    return world.standin, world.gateway, world.processor
 
 
 def run_case(engine, label: str, n_accounts: int) -> list[str]:
@@ -184,19 +157,6 @@ def run_case(engine, label: str, n_accounts: int) -> list[str]:
     ]
 
 
-def write_section(body: list[str]) -> None:
-    DOCS.parent.mkdir(parents=True, exist_ok=True)
-    current = DOCS.read_text() if DOCS.exists() else "# Benchmarks\n"
-    section = SECTION + "\n\n" + "\n".join(body).rstrip() + "\n"
-    # Replace only this section (up to the next "## " heading): others own the rest.
-    pattern = re.compile(rf"^{re.escape(SECTION)}\n.*?(?=^## |\Z)", re.S | re.M)
-    if pattern.search(current):
-        new = pattern.sub(lambda _m: section + "\n", current, count=1)
-    else:
-        new = current.rstrip() + "\n\n" + section
-    DOCS.write_text(new.rstrip() + "\n")
-
-
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--accounts", type=int, default=300)
@@ -255,7 +215,7 @@ def main() -> int:
     )
     out.append(f"\nWhole run: {time.perf_counter() - started:.0f} s.")
     if not args.no_write:
-        write_section(out)
+        write_section(SECTION, out)
         print(f"wrote {DOCS}")
     return 0
 

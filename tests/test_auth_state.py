@@ -9,18 +9,14 @@ with anything: forged calls must be refused and change nothing.
 from __future__ import annotations
 
 import asyncio
-import uuid
 from typing import Any
 
 import pytest
-from reflex.istate.manager.memory import StateManagerMemory
 from reflex.istate.manager.token import BaseStateToken
 from reflex.state import State
-from reflex_base.event import Event
-from reflex_base.registry import RegistrationContext
-from reflex_base.event.processor import BaseStateEventProcessor
 from sqlmodel import select
 
+from tests.reflex_events import EventBrowser, run as run_events
 import workroom_app.workroom_app as workroom  # registers every state, like the server
 from workroom_app import db
 from workroom_app.billing import accounts, ledger
@@ -32,25 +28,15 @@ from workroom_app.state.session import SessionState
 PASSWORD = "correct horse"
 
 
-class Browser:
-    """One browser tab: a client token and the events it sends."""
-
-    def __init__(self, manager: StateManagerMemory, processor: BaseStateEventProcessor):
-        self.token = str(uuid.uuid4())
-        self.manager = manager
-        self.processor = processor
-        self.path = "/login"
+class Browser(EventBrowser):
+    path = "/login"
 
     async def send(self, state_cls, handler: str, **payload: Any) -> None:
-        event = Event(
-            name=f"{state_cls.get_full_name()}.{handler}",
-            payload=payload,
-            router_data={"pathname": self.path, "asPath": self.path, "query": {}},
-        )
+        event = self.event(state_cls, handler, payload)
         future = await self.processor.enqueue(self.token, event)
-        if event.name not in RegistrationContext.get().event_handlers:
-            # The server logs "No registered handler" and runs nothing; the
-            # future never resolves, so give the queue a moment and move on.
+        if not self.is_registered(event):
+            # The server logs "No registered handler" and runs nothing: give the
+            # queue a moment and move on.
             await asyncio.sleep(0.2)
             return
         try:
@@ -59,10 +45,6 @@ class Browser:
             raise AssertionError(f"{handler} did not finish") from None
         except Exception:  # a refused forged call surfaces here; the checks below decide
             pass
-
-    async def state(self, cls):
-        root = await self.manager.get_state(BaseStateToken(ident=self.token, cls=State))
-        return await root.get_state(cls)
 
 
 @pytest.fixture
@@ -80,16 +62,7 @@ def sqlite_app_db(sqlite_engine, monkeypatch):
 
 
 def run(scenario):
-    async def main():
-        manager = StateManagerMemory()
-        processor = BaseStateEventProcessor(
-            backend_exception_handler=workroom.app.backend_exception_handler
-        )
-        processor.configure(state_manager=manager)
-        async with processor:
-            await scenario(lambda: Browser(manager, processor))
-
-    asyncio.run(main())
+    run_events(Browser, scenario)
 
 
 def _make_account(engine, email="ann@example.com", role=Role.USER) -> int:

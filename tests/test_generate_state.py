@@ -16,16 +16,12 @@ from typing import Any
 
 import pytest
 from PIL import Image
-from reflex.istate.manager.memory import StateManagerMemory
-from reflex.istate.manager.token import BaseStateToken
-from reflex.state import State, UpdateVarsInternalState
-from reflex_base.event import Event
-from reflex_base.event.processor import BaseStateEventProcessor
+from reflex.state import UpdateVarsInternalState
 from sqlmodel import select
 from starlette.applications import Starlette
 from starlette.testclient import TestClient
 
-import workroom_app.workroom_app as workroom  # registers every state, like the server
+from tests.reflex_events import EventBrowser, run as run_events
 from workroom_app import db, settings
 from workroom_app.billing import accounts, catalog, ledger
 from workroom_app.db import read_session, write_session
@@ -40,32 +36,17 @@ from workroom_app.state.session import SessionState
 PASSWORD = "correct horse"
 
 
-class Browser:
-    """One browser tab: a client token and the events it sends."""
-
-    def __init__(self, manager: StateManagerMemory, processor: BaseStateEventProcessor):
-        self.token = str(uuid.uuid4())
-        self.manager = manager
-        self.processor = processor
-        self.path = "/generate"
+class Browser(EventBrowser):
+    path = "/generate"
 
     async def send(self, state_cls, handler: str, *, chained: bool = True, **payload: Any) -> None:
         """Send one event; with chained=False do not wait for the events it starts (a background
         loop never ends on its own)."""
-        event = Event(
-            name=f"{state_cls.get_full_name()}.{handler}",
-            payload=payload,
-            router_data={"pathname": self.path, "asPath": self.path, "query": {}},
-        )
-        future = await self.processor.enqueue(self.token, event)
+        future = await self.processor.enqueue(self.token, self.event(state_cls, handler, payload))
         try:
             await (future.wait_all() if chained else future)
         except Exception:  # a refused forged call surfaces here; the checks decide
             pass
-
-    async def state(self, cls):
-        root = await self.manager.get_state(BaseStateToken(ident=self.token, cls=State))
-        return await root.get_state(cls)
 
     async def log_in(self, email: str) -> None:
         """Sign the tab in the way the browser ends up after the log-in page: the login cookie
@@ -99,14 +80,7 @@ def sqlite_app_db(sqlite_engine, monkeypatch, tmp_path):
 
 
 def run(scenario):
-    async def main():
-        manager = StateManagerMemory()
-        processor = BaseStateEventProcessor(backend_exception_handler=workroom.app.backend_exception_handler)
-        processor.configure(state_manager=manager)
-        async with processor:
-            await scenario(lambda: Browser(manager, processor))
-
-    asyncio.run(main())
+    run_events(Browser, scenario)
 
 
 def make_account(engine, email="ann@example.com", credits: int = 0) -> int:

@@ -7,20 +7,13 @@ show a clear message and change nothing."""
 from __future__ import annotations
 
 import asyncio
-import json
-import uuid
 from datetime import UTC, datetime
 from typing import Any
 
 import pytest
-from reflex.istate.manager.memory import StateManagerMemory
-from reflex.istate.manager.token import BaseStateToken
-from reflex.state import State
-from reflex_base.event import Event
-from reflex_base.event.processor import BaseStateEventProcessor
 from sqlmodel import select
 
-import workroom_app.workroom_app as workroom  # registers every state, like the server
+from tests.reflex_events import EventBrowser, frontend_text, run as run_events
 from workroom_app import db
 from workroom_app.billing import accounts, clock, ledger, subscriptions
 from workroom_app.billing.subscriptions import CardForm
@@ -35,51 +28,19 @@ NOW = datetime(2026, 11, 24, 15, 0, tzinfo=UTC)
 VISA = {"number": "4242 4242 4242 4242", "expiry": "12/30", "cvc": "123", "name": "Ann Lee"}
 
 
-class Recorder:
-    """Stands in for the websocket namespace: keeps what would go to the browser."""
-
-    def __init__(self) -> None:
-        self.updates: list[Any] = []
-
-    async def emit_update(self, update, token):  # noqa: ANN001
-        self.updates.append(update)
-
-    def frontend_text(self) -> str:
-        out = []
-        for update in self.updates:
-            for ev in getattr(update, "events", None) or []:
-                out.append(f"{ev.name} {json.dumps(ev.payload, default=str)}")
-        return "\n".join(out)
-
-
-class Browser:
-    def __init__(self, manager, processor, recorder):  # noqa: ANN001
-        self.token = str(uuid.uuid4())
-        self.manager = manager
-        self.processor = processor
-        self.recorder = recorder
-        self.path = "/plans"
+class Browser(EventBrowser):
+    path = "/plans"
+    records = True
 
     async def send(self, state_cls, handler: str, **payload: Any) -> str:
         """Run one event; returns what it sent to the browser (toasts, redirects)."""
         before = len(self.recorder.updates)
-        event = Event(
-            name=f"{state_cls.get_full_name()}.{handler}",
-            payload=payload,
-            router_data={"pathname": self.path.split("?")[0], "asPath": self.path, "query": {}},
-        )
-        future = await self.processor.enqueue(self.token, event)
+        future = await self.processor.enqueue(self.token, self.event(state_cls, handler, payload, query_in_path=False))
         try:
             await future.wait_all()
         except Exception:  # a refused forged call surfaces here; the checks decide
             pass
-        sent = Recorder()
-        sent.updates = self.recorder.updates[before:]
-        return sent.frontend_text()
-
-    async def state(self, cls):
-        root = await self.manager.get_state(BaseStateToken(ident=self.token, cls=State))
-        return await root.get_state(cls)
+        return frontend_text(self.recorder.updates[before:])
 
     async def sign_in(self, login_token: str) -> None:
         # The first event of a tab hydrates it (and runs the page's on_load),
@@ -95,16 +56,7 @@ class Browser:
 
 
 def run(scenario):
-    async def main():
-        manager = StateManagerMemory()
-        recorder = Recorder()
-        processor = BaseStateEventProcessor(backend_exception_handler=workroom.app.backend_exception_handler)
-        processor.configure(state_manager=manager, event_namespace=recorder)
-        async with processor:
-            await scenario(lambda: Browser(manager, processor, recorder))
-
-    with clock.pinned(NOW):
-        asyncio.run(main())
+    run_events(Browser, scenario, now=NOW)
 
 
 @pytest.fixture

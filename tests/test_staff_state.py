@@ -7,21 +7,13 @@ refused and change nothing."""
 from __future__ import annotations
 
 import asyncio
-import json
-import uuid
 from datetime import UTC, datetime
 from typing import Any
 
 import pytest
-from reflex.istate.manager.memory import StateManagerMemory
-from reflex.istate.manager.token import BaseStateToken
-from reflex.state import State
-from reflex_base.event import Event
-from reflex_base.event.processor import BaseStateEventProcessor
-from reflex_base.registry import RegistrationContext
 from sqlmodel import select
 
-import workroom_app.workroom_app as workroom  # registers every state, like the server
+from tests.reflex_events import EventBrowser, frontend_text, run as run_events
 from workroom_app import db
 from workroom_app.billing import accounts, clock, ledger
 from workroom_app.db import read_session, write_session
@@ -32,35 +24,16 @@ from workroom_app.state.staff import NOT_IN_RESULTS, NOT_STAFF, StaffState
 NOW = datetime(2026, 11, 24, 15, 0, tzinfo=UTC)
 
 
-class Recorder:
-    """Stands in for the websocket namespace: keeps what would go to the browser."""
-
-    def __init__(self) -> None:
-        self.updates: list[Any] = []
-
-    async def emit_update(self, update, token):  # noqa: ANN001
-        self.updates.append(update)
-
-
-class Browser:
-    def __init__(self, manager, processor, recorder):  # noqa: ANN001
-        self.token = str(uuid.uuid4())
-        self.manager = manager
-        self.processor = processor
-        self.recorder = recorder
-        self.path = "/login"
+class Browser(EventBrowser):
+    path = "/login"
+    records = True
 
     async def send(self, state_cls, handler: str, **payload: Any) -> str:
         """Run one event; returns what it sent to the browser (toasts, redirects)."""
         before = len(self.recorder.updates)
-        event = Event(
-            name=f"{state_cls.get_full_name()}.{handler}",
-            payload=payload,
-            router_data={"pathname": self.path, "asPath": self.path, "query": {}},
-        )
+        event = self.event(state_cls, handler, payload)
         future = await self.processor.enqueue(self.token, event)
-        if event.name not in RegistrationContext.get().event_handlers:
-            # No such handler: the server runs nothing and the future never resolves.
+        if not self.is_registered(event):
             await asyncio.sleep(0.05)
             return ""
         try:
@@ -69,15 +42,10 @@ class Browser:
             raise AssertionError(f"{handler} did not finish") from None
         except Exception:  # a refused forged call surfaces here; the checks decide
             pass
-        out = []
-        for update in self.recorder.updates[before:]:
-            for ev in getattr(update, "events", None) or []:
-                out.append(f"{ev.name} {json.dumps(ev.payload, default=str, ensure_ascii=False)}")
-        return "\n".join(out)
+        return frontend_text(self.recorder.updates[before:], ensure_ascii=False)
 
     async def state(self, cls=StaffState):
-        root = await self.manager.get_state(BaseStateToken(ident=self.token, cls=State))
-        return await root.get_state(cls)
+        return await super().state(cls)
 
     async def sign_in(self, login_token: str) -> None:
         await self.send(SessionState, "refresh_balance")
@@ -91,16 +59,7 @@ class Browser:
 
 
 def run(scenario):
-    async def main():
-        manager = StateManagerMemory()
-        recorder = Recorder()
-        processor = BaseStateEventProcessor(backend_exception_handler=workroom.app.backend_exception_handler)
-        processor.configure(state_manager=manager, event_namespace=recorder)
-        async with processor:
-            await scenario(lambda: Browser(manager, processor, recorder))
-
-    with clock.pinned(NOW):
-        asyncio.run(main())
+    run_events(Browser, scenario, now=NOW)
 
 
 @pytest.fixture

@@ -9,21 +9,15 @@ from __future__ import annotations
 import asyncio
 import csv
 import io
-import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from reflex.istate.manager.memory import StateManagerMemory
-from reflex.istate.manager.token import BaseStateToken
-from reflex.state import State
-from reflex_base.event import Event
-from reflex_base.event.processor import BaseStateEventProcessor
 from sqlalchemy import insert
 from starlette.applications import Starlette
 from starlette.testclient import TestClient
 
-import workroom_app.workroom_app as workroom  # registers every state, like the server
+from tests.reflex_events import EventBrowser, run as run_events
 from workroom_app import db
 from workroom_app.billing import accounts, clock, ledger, usage
 from workroom_app.db import read_session, write_session
@@ -37,30 +31,21 @@ _L = LedgerEntry.__table__
 NOW = datetime(2026, 11, 24, 15, 0, tzinfo=UTC)
 
 
-class Browser:
-    def __init__(self, manager: StateManagerMemory, processor: BaseStateEventProcessor):
-        self.token = str(uuid.uuid4())
-        self.manager = manager
-        self.processor = processor
-        self.path = "/usage"
+class Browser(EventBrowser):
+    path = "/usage"
+
+    def __init__(self, *args: Any) -> None:
+        super().__init__(*args)
         self.last_error: Exception | None = None
 
     async def send(self, state_cls, handler: str, *, wait: float = 10, **payload: Any) -> None:
-        event = Event(
-            name=f"{state_cls.get_full_name()}.{handler}",
-            payload=payload,
-            router_data={"pathname": self.path, "asPath": self.path, "query": {}},
-        )
+        event = self.event(state_cls, handler, payload)
         try:
             future = await self.processor.enqueue(self.token, event)
             # A refused call must not hang the test either.
             await asyncio.wait_for(future.wait_all(), timeout=wait)
         except Exception as exc:  # a refused forged call surfaces here; the checks decide
             self.last_error = exc
-
-    async def state(self, cls):
-        root = await self.manager.get_state(BaseStateToken(ident=self.token, cls=State))
-        return await root.get_state(cls)
 
     async def sign_in(self, login_token: str) -> None:
         # The tab's first event starts its state tree (client storage reset,
@@ -73,15 +58,7 @@ class Browser:
 
 
 def run(scenario):
-    async def main():
-        manager = StateManagerMemory()
-        processor = BaseStateEventProcessor(backend_exception_handler=workroom.app.backend_exception_handler)
-        processor.configure(state_manager=manager)
-        async with processor:
-            await scenario(lambda: Browser(manager, processor))
-
-    with clock.pinned(NOW):
-        asyncio.run(main())
+    run_events(Browser, scenario, now=NOW)
 
 
 @pytest.fixture

@@ -116,12 +116,19 @@ def app_engine(e2e_database):
     engine.dispose()
 
 
-@pytest.fixture(scope="session")
-def base_url(chromium_path, e2e_database, tmp_path_factory) -> Iterator[str]:
-    bun_dir = _bun_dir()
-    if bun_dir is None:
-        pytest.skip("bun is not installed: run `make setup` (it installs bun into .tools/)")
-    run_dir = tmp_path_factory.mktemp("e2e-reflex")
+class AppDidNotStart(RuntimeError):
+    def __init__(self, exit_code: int | None, log_tail: str) -> None:
+        super().__init__(f"the app did not start (exit {exit_code})")
+        self.exit_code = exit_code
+        self.log_tail = log_tail
+
+
+def start_app(run_dir: Path, database_url: str, bun_dir: Path, *, render_seconds: str,
+              timeout_s: float = STARTUP_TIMEOUT_S, log_tail_chars: int = 4000) -> tuple[str, subprocess.Popen]:
+    """Serve the app (`reflex run --env prod --single-port`) on a free 127.0.0.1 port with
+    its build, states, media and log under `run_dir`; returns (url, process) once it
+    answers (the caller stops it). If it dies or times out: stops it and raises
+    AppDidNotStart with the log's tail."""
     web_dir = run_dir / "web"
     if (WEB_CACHE / "package.json").exists():
         shutil.copytree(WEB_CACHE, web_dir, symlinks=True)
@@ -135,13 +142,13 @@ def base_url(chromium_path, e2e_database, tmp_path_factory) -> Iterator[str]:
         "REFLEX_TELEMETRY_ENABLED": "false",
         "REFLEX_WEB_WORKDIR": str(web_dir),
         "REFLEX_STATES_WORKDIR": str(run_dir / "states"),
-        "WORKROOM_DATABASE_URL": e2e_database,
+        "WORKROOM_DATABASE_URL": database_url,
         "WORKROOM_PUBLIC_URL": url,
         # Per-run outputs and renderer port so parallel runs never collide;
         # fast renders keep the browser tests short.
         "WORKROOM_MEDIA_DIR": str(run_dir / "media"),
         "WORKROOM_LOCAL_PROVIDER_URL": f"http://127.0.0.1:{_free_port()}",
-        "WORKROOM_LOCAL_RENDER_SECONDS": "1",
+        "WORKROOM_LOCAL_RENDER_SECONDS": render_seconds,
         "WORKROOM_WORKER_POLL_INTERVAL": "0.2",
     }
     log_path = run_dir / "server.log"
@@ -153,18 +160,34 @@ def base_url(chromium_path, e2e_database, tmp_path_factory) -> Iterator[str]:
              "--backend-host", "127.0.0.1"],
             cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
         )
+    deadline = time.monotonic() + timeout_s
+    while not _healthy(url):
+        if proc.poll() is not None or time.monotonic() > deadline:
+            error = AppDidNotStart(proc.poll(), log_path.read_text(errors="replace")[-log_tail_chars:])
+            _stop(proc)
+            raise error
+        time.sleep(0.5)
+    return url, proc
+
+
+@pytest.fixture(scope="session")
+def base_url(chromium_path, e2e_database, tmp_path_factory) -> Iterator[str]:
+    bun_dir = _bun_dir()
+    if bun_dir is None:
+        pytest.skip("bun is not installed: run `make setup` (it installs bun into .tools/)")
+    run_dir = tmp_path_factory.mktemp("e2e-reflex")
+    proc = None
     try:
-        deadline = time.monotonic() + STARTUP_TIMEOUT_S
-        while not _healthy(url):
-            if proc.poll() is not None or time.monotonic() > deadline:
-                tail = log_path.read_text(errors="replace")[-4000:]
-                pytest.fail(f"the app did not start (exit {proc.poll()}):\n{tail}")
-            time.sleep(0.5)
+        try:
+            url, proc = start_app(run_dir, e2e_database, bun_dir, render_seconds="1")
+        except AppDidNotStart as exc:
+            pytest.fail(f"{exc}:\n{exc.log_tail}")
         if not (WEB_CACHE / "package.json").exists():
-            _save_web_cache(web_dir)
+            _save_web_cache(run_dir / "web")
         yield url
     finally:
-        _stop(proc)
+        if proc is not None:
+            _stop(proc)
 
 
 def _save_web_cache(web_dir: Path) -> None:

@@ -23,32 +23,43 @@ def field(label: str, name: str, type_: str, autocomplete: str, **props) -> rx.C
     )
 
 
+def auth_form(*fields: rx.Component, submit: tuple[str, str, str], on_submit) -> rx.Component:  # noqa: ANN001
+    """The log-in / sign-up form: the fields, then a full-width submit button
+    (`submit` = label, icon, test id) that spins and locks while AuthState works."""
+    label, icon, testid = submit
+    return rx.form(
+        rx.vstack(
+            *fields,
+            rx.button(
+                rx.cond(AuthState.submitting, rx.spinner(size="2"), rx.icon(icon, size=16)),
+                label,
+                type="submit",
+                size="3",
+                width="100%",
+                disabled=AuthState.submitting,
+                data_testid=testid,
+            ),
+            spacing="4",
+            width="100%",
+        ),
+        on_submit=on_submit,
+        reset_on_submit=False,
+        width="100%",
+    )
+
+
 @app_page(LOGIN_ROUTE, "Log in", public=True)
 def login_page() -> rx.Component:
     return auth_layout(
         rx.heading("Log in", size="6"),
         rx.text("Welcome back. Enter your email and password.", color_scheme="gray", size="2"),
         error_callout(),
-        rx.form(
-            rx.vstack(
-                field("Email", "email", "email", "username", required=True, auto_focus=True,
-                      placeholder="you@example.com"),
-                field("Password", "password", "password", "current-password", required=True),
-                rx.button(
-                    rx.cond(AuthState.submitting, rx.spinner(size="2"), rx.icon("log-in", size=16)),
-                    "Log in",
-                    type="submit",
-                    size="3",
-                    width="100%",
-                    disabled=AuthState.submitting,
-                    data_testid="login-submit",
-                ),
-                spacing="4",
-                width="100%",
-            ),
+        auth_form(
+            field("Email", "email", "email", "username", required=True, auto_focus=True,
+                  placeholder="you@example.com"),
+            field("Password", "password", "password", "current-password", required=True),
+            submit=("Log in", "log-in", "login-submit"),
             on_submit=AuthState.log_in,
-            reset_on_submit=False,
-            width="100%",
         ),
         rx.text(
             "New to Workroom? ",

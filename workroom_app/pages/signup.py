@@ -2,7 +2,7 @@ import reflex as rx
 
 from workroom_app.billing.accounts import MIN_PASSWORD_LENGTH
 from workroom_app.components.layout import app_page, auth_layout
-from workroom_app.pages.login import error_callout, field
+from workroom_app.pages.login import auth_form, error_callout, field
 from workroom_app.state.auth import AuthState
 from workroom_app.state.session import LOGIN_ROUTE, SIGNUP_ROUTE
 
@@ -14,32 +14,17 @@ def signup_page() -> rx.Component:
         rx.text("You start with free trial credits. No card needed.", color_scheme="gray",
                 size="2"),
         error_callout(),
-        rx.form(
-            rx.vstack(
-                field("Name", "display_name", "text", "name", placeholder="Optional",
-                      auto_focus=True),
-                field("Email", "email", "email", "username", required=True,
-                      placeholder="you@example.com"),
-                field("Password", "password", "password", "new-password", required=True,
-                      min_length=MIN_PASSWORD_LENGTH,
-                      placeholder=f"At least {MIN_PASSWORD_LENGTH} characters"),
-                field("Confirm password", "confirm_password", "password", "new-password",
-                      required=True),
-                rx.button(
-                    rx.cond(AuthState.submitting, rx.spinner(size="2"), rx.icon("user-plus", size=16)),
-                    "Create account",
-                    type="submit",
-                    size="3",
-                    width="100%",
-                    disabled=AuthState.submitting,
-                    data_testid="signup-submit",
-                ),
-                spacing="4",
-                width="100%",
-            ),
+        auth_form(
+            field("Name", "display_name", "text", "name", placeholder="Optional", auto_focus=True),
+            field("Email", "email", "email", "username", required=True,
+                  placeholder="you@example.com"),
+            field("Password", "password", "password", "new-password", required=True,
+                  min_length=MIN_PASSWORD_LENGTH,
+                  placeholder=f"At least {MIN_PASSWORD_LENGTH} characters"),
+            field("Confirm password", "confirm_password", "password", "new-password",
+                  required=True),
+            submit=("Create account", "user-plus", "signup-submit"),
             on_submit=AuthState.sign_up,
-            reset_on_submit=False,
-            width="100%",
         ),
         rx.text("Already have an account? ", rx.link("Log in", href=LOGIN_ROUTE), size="2"),
     )

@@ -10,7 +10,7 @@ from typing import Any
 import reflex as rx
 
 from workroom_app.billing import accounts
-from workroom_app.state.session import LANDING_ROUTE, AccountView, SessionState, plan_display_name
+from workroom_app.state.session import LANDING_ROUTE, AccountView, SessionState, account_view
 
 logger = logging.getLogger(__name__)
 
@@ -31,28 +31,13 @@ def _field(form_data: Any, name: str) -> str:
     return value
 
 
-def _view(session, account) -> AccountView:
-    from workroom_app.billing import ledger
-
-    plan_key = accounts.current_plan_key(session, account.id)
-    return AccountView(
-        account_id=account.id,
-        email=account.email,
-        display_name=account.display_name,
-        is_staff=accounts.is_staff(account),
-        balance=ledger.balance(session, account.id),
-        plan_key=plan_key,
-        plan_name=plan_display_name(plan_key),
-    )
-
-
 def _log_in(email: str, password: str) -> tuple[str, AccountView]:
     from workroom_app.db import write_session
 
     with write_session() as session:
         account = accounts.authenticate(session, email, password)
         token = accounts.create_login(session, account.id)
-        return token, _view(session, account)
+        return token, account_view(session, account)
 
 
 def _sign_up(email: str, password: str, display_name: str) -> tuple[str, AccountView]:
@@ -61,7 +46,7 @@ def _sign_up(email: str, password: str, display_name: str) -> tuple[str, Account
     with write_session() as session:
         account = accounts.sign_up(session, email, password, display_name)
         token = accounts.create_login(session, account.id)
-        return token, _view(session, account)
+        return token, account_view(session, account)
 
 
 class AuthState(SessionState):

@@ -82,6 +82,16 @@ def field_of(exc: Exception) -> str:
 # ------------------------------------------------------------- blocking calls
 
 
+# The card form's own error var for each field CardFormError / field_of can name;
+# both the checkout page and the subscription page's card form use these names.
+_CARD_FIELD_ERROR_VARS = {"number": "number_error", "expiry": "expiry_error", "cvc": "cvc_error", "name": "name_error"}
+
+
+def card_error_var(field: str, form_wide: str) -> str:
+    """The state var that shows an error about `field`: the field's own, else the form-wide one."""
+    return _CARD_FIELD_ERROR_VARS.get(field, form_wide)
+
+
 def read_preview(account_id: int, plan_key: str) -> tuple[dict[str, Any], str]:
     """(the engine's subscribe preview as a dict, the saved card's label or "")."""
     from workroom_app.db import read_session
@@ -130,16 +140,7 @@ class CheckoutState(SessionState):
 
     def _set_error(self, field: str, message: str) -> None:
         self._clear_errors()
-        if field == "number":
-            self.number_error = message
-        elif field == "expiry":
-            self.expiry_error = message
-        elif field == "cvc":
-            self.cvc_error = message
-        elif field == "name":
-            self.name_error = message
-        else:
-            self.form_error = message
+        setattr(self, card_error_var(field, "form_error"), message)
 
     def _show_preview(self, preview: dict[str, Any], saved: str) -> None:
         self._preview = preview

@@ -66,25 +66,29 @@ def plan_display_name(plan_key: str) -> str:
         return plan_key.title()
 
 
+def account_view(session, account) -> AccountView:  # noqa: ANN001
+    """Blocking: the header data of `account`, read in the open `session`."""
+    from workroom_app.billing import ledger
+
+    plan_key = accounts.current_plan_key(session, account.id)
+    return AccountView(
+        account_id=account.id,
+        email=account.email,
+        display_name=account.display_name,
+        is_staff=accounts.is_staff(account),
+        balance=ledger.balance(session, account.id),
+        plan_key=plan_key,
+        plan_name=plan_display_name(plan_key),
+    )
+
+
 def read_account_view(token: str) -> AccountView | None:
     """Blocking: look up a login token and read the header data, or None."""
-    from workroom_app.billing import ledger
     from workroom_app.db import read_session
 
     with read_session() as session:
         account = accounts.lookup_session(session, token)
-        if account is None:
-            return None
-        plan_key = accounts.current_plan_key(session, account.id)
-        return AccountView(
-            account_id=account.id,
-            email=account.email,
-            display_name=account.display_name,
-            is_staff=accounts.is_staff(account),
-            balance=ledger.balance(session, account.id),
-            plan_key=plan_key,
-            plan_name=plan_display_name(plan_key),
-        )
+        return None if account is None else account_view(session, account)
 
 
 def format_credits(amount: int) -> str:

@@ -19,7 +19,7 @@ import reflex as rx
 from workroom_app.billing import invoices, subscriptions
 from workroom_app.billing.payments.cards import BRAND_LABELS
 from workroom_app.billing.subscriptions import SubscriptionError
-from workroom_app.state.checkout import CardFormError, field_of, read_card_form
+from workroom_app.state.checkout import CardFormError, card_error_var, field_of, read_card_form
 from workroom_app.state.plans import date_text, money_text
 from workroom_app.state.session import SessionState
 
@@ -345,15 +345,6 @@ class SubscriptionState(SessionState):
         yield rx.toast.success(f"Card saved: {label}.")
 
     def _card_error(self, field: str, message: str) -> None:
-        if field == "number":
-            self.number_error = message
-        elif field == "expiry":
-            self.expiry_error = message
-        elif field == "cvc":
-            self.cvc_error = message
-        elif field == "name":
-            self.name_error = message
-        else:
-            self.card_form_error = message
+        setattr(self, card_error_var(field, "card_form_error"), message)
 
 

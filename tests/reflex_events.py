@@ -1,0 +1,99 @@
+"""Drive Reflex states through the real event path, as the websocket handler does.
+
+Events are queued on a BaseStateEventProcessor exactly as a browser's are, so argument
+coercion, unknown arguments and the state tree behave as in production. Each state test
+subclasses EventBrowser with its page's path and its own `send` (how long to wait, what
+to return), built from `event`, `is_registered` and `state`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import uuid
+from typing import Any
+
+from reflex.istate.manager.memory import StateManagerMemory
+from reflex.istate.manager.token import BaseStateToken
+from reflex.state import State
+from reflex_base.event import Event
+from reflex_base.event.processor import BaseStateEventProcessor
+from reflex_base.registry import RegistrationContext
+
+import workroom_app.workroom_app as workroom  # registers every state, like the server
+from workroom_app.billing import clock
+
+
+class Recorder:
+    """Stands in for the websocket namespace: keeps what would go to the browser."""
+
+    def __init__(self) -> None:
+        self.updates: list[Any] = []
+
+    async def emit_update(self, update, token):  # noqa: ANN001
+        self.updates.append(update)
+
+
+def frontend_text(updates: list[Any], *, ensure_ascii: bool = True) -> str:
+    """The events (toasts, redirects) in `updates`, one `name payload` line each."""
+    out = []
+    for update in updates:
+        for ev in getattr(update, "events", None) or []:
+            out.append(f"{ev.name} {json.dumps(ev.payload, default=str, ensure_ascii=ensure_ascii)}")
+    return "\n".join(out)
+
+
+class EventBrowser:
+    """One browser tab: a client token and the events it sends."""
+
+    path = "/"
+    # Whether run() gives the tab a Recorder of what goes to the browser.
+    records = False
+
+    def __init__(self, manager: StateManagerMemory, processor: BaseStateEventProcessor,
+                 recorder: Recorder | None = None) -> None:
+        self.token = str(uuid.uuid4())
+        self.manager = manager
+        self.processor = processor
+        self.recorder = recorder
+
+    def event(self, state_cls, handler: str, payload: dict[str, Any], *, query_in_path: bool = True) -> Event:
+        """The event a browser on self.path sends; query_in_path=False keeps a `?query`
+        out of the pathname, as the router does."""
+        pathname = self.path if query_in_path else self.path.split("?")[0]
+        return Event(
+            name=f"{state_cls.get_full_name()}.{handler}",
+            payload=payload,
+            router_data={"pathname": pathname, "asPath": self.path, "query": {}},
+        )
+
+    @staticmethod
+    def is_registered(event: Event) -> bool:
+        # For no such handler the server runs nothing and the future never resolves.
+        return event.name in RegistrationContext.get().event_handlers
+
+    async def state(self, cls):
+        root = await self.manager.get_state(BaseStateToken(ident=self.token, cls=State))
+        return await root.get_state(cls)
+
+
+def run(browser_cls: type[EventBrowser], scenario, *, now=None) -> None:  # noqa: ANN001
+    """Run `scenario(new_tab)` against one in-memory state manager; `new_tab()` opens a
+    browser_cls tab. With `now`, the billing clock is pinned there throughout."""
+
+    async def main():
+        manager = StateManagerMemory()
+        recorder = Recorder() if browser_cls.records else None
+        processor = BaseStateEventProcessor(backend_exception_handler=workroom.app.backend_exception_handler)
+        if recorder is None:
+            processor.configure(state_manager=manager)
+        else:
+            processor.configure(state_manager=manager, event_namespace=recorder)
+        async with processor:
+            await scenario(lambda: browser_cls(manager, processor, recorder))
+
+    if now is None:
+        asyncio.run(main())
+    else:
+        with clock.pinned(now):
+            asyncio.run(main())

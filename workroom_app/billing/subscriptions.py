@@ -882,31 +882,50 @@ def record_renewal_paid(
     return outcome
 
 
-def _apply_renewal(
-    session: Session, sub: Any, *, period_start: datetime, period_end: datetime, payment: PaymentFacts
-) -> Outcome:
-    """The renewal's writes; `sub` is a Subscription or a row of it, locked."""
-    period_start, period_end = as_utc(period_start), as_utc(period_end)
-    plan = get_plan(sub.plan_key)
+def _start_paid_period(
+    session: Session, sub: Any, plan: Any, *, kind: str, payment: PaymentFacts,
+    period_start: datetime, period_end: datetime, burn_action: str, burn_key: str,
+    grant_action: str, grant_source: str, grant_key: str,
+):
+    """A paid period of `plan` begins (renewal, downgrade): the invoice, the
+    credits the subscription granted before burned, the plan's monthly credits
+    granted until `period_end`. Ledger keys derive from the invoice, so a replay
+    changes nothing. Returns (invoice, burn result or None, credits granted)."""
     invoice, _ = _write_invoice(
-        session, sub.account_id, kind=RENEWAL, payment=payment,
+        session, sub.account_id, kind=kind, payment=payment,
         lines=[LineItem(f"{plan.name} plan, {_period_label(period_start, period_end)}", payment.amount_cents)],
         subscription_id=sub.id, plan_key=plan.key, period_start=period_start, period_end=period_end,
     )
     burned = ledger.burn_subscription_grants(
-        session, sub.account_id, sub.id, action_type=ActionType.EXPIRY,
-        idempotency_key=f"renewal-expiry:{invoice.id}", reference_type="invoice",
+        session, sub.account_id, sub.id, action_type=burn_action,
+        idempotency_key=f"{burn_key}:{invoice.id}", reference_type="invoice",
         reference_id=str(invoice.id),
     )
     credits = 0
     if plan.monthly_credits > 0:
         ledger.grant(
             session, sub.account_id, plan.monthly_credits,
-            action_type=ActionType.MONTHLY_CREDITS, source=GrantSource.MONTHLY,
-            idempotency_key=f"monthly-credits:{invoice.id}", expires_at=period_end,
+            action_type=grant_action, source=grant_source,
+            idempotency_key=f"{grant_key}:{invoice.id}", expires_at=period_end,
             subscription_id=sub.id, reference_type="invoice", reference_id=str(invoice.id),
         )
         credits = plan.monthly_credits
+    return invoice, burned, credits
+
+
+def _apply_renewal(
+    session: Session, sub: Any, *, period_start: datetime, period_end: datetime, payment: PaymentFacts
+) -> Outcome:
+    """The renewal's writes; `sub` is a Subscription or a row of it, locked."""
+    period_start, period_end = as_utc(period_start), as_utc(period_end)
+    plan = get_plan(sub.plan_key)
+    invoice, burned, credits = _start_paid_period(
+        session, sub, plan, kind=RENEWAL, payment=payment,
+        period_start=period_start, period_end=period_end,
+        burn_action=ActionType.EXPIRY, burn_key="renewal-expiry",
+        grant_action=ActionType.MONTHLY_CREDITS, grant_source=GrantSource.MONTHLY,
+        grant_key="monthly-credits",
+    )
     session.connection().execute(
         _sub_renewed_stmt,
         {"sid": sub.id, "p_start": period_start, "p_end": period_end, "p_now": clock.now()},
@@ -1335,23 +1354,13 @@ def apply_downgrade(
     current = get_plan(sub.plan_key)
     if new_plan.rank >= current.rank:
         raise SamePlan(f"{new_plan.name} is not a downgrade from {current.name}.")
-    invoice, _ = _write_invoice(
-        session, sub.account_id, kind=DOWNGRADE, payment=payment,
-        lines=[LineItem(f"{new_plan.name} plan, {_period_label(period_start, period_end)}", payment.amount_cents)],
-        subscription_id=sub.id, plan_key=new_plan.key, period_start=period_start, period_end=period_end,
+    invoice, burned, _ = _start_paid_period(
+        session, sub, new_plan, kind=DOWNGRADE, payment=payment,
+        period_start=period_start, period_end=period_end,
+        burn_action=ActionType.PLAN_CHANGE, burn_key="downgrade-burn",
+        grant_action=ActionType.SUBSCRIPTION_CREDITS, grant_source=GrantSource.SUBSCRIPTION,
+        grant_key="downgrade-credits",
     )
-    burned = ledger.burn_subscription_grants(
-        session, sub.account_id, sub.id, action_type=ActionType.PLAN_CHANGE,
-        idempotency_key=f"downgrade-burn:{invoice.id}", reference_type="invoice",
-        reference_id=str(invoice.id),
-    )
-    if new_plan.monthly_credits > 0:
-        ledger.grant(
-            session, sub.account_id, new_plan.monthly_credits,
-            action_type=ActionType.SUBSCRIPTION_CREDITS, source=GrantSource.SUBSCRIPTION,
-            idempotency_key=f"downgrade-credits:{invoice.id}", expires_at=period_end,
-            subscription_id=sub.id, reference_type="invoice", reference_id=str(invoice.id),
-        )
     sub.plan_key = new_plan.key
     sub.current_period_start = period_start
     sub.current_period_end = period_end

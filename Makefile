@@ -8,6 +8,8 @@ BIN := $(VENV)/bin
 TOOLS := .tools
 BUN := $(TOOLS)/node_modules/.bin/bun
 PORT ?= 3000
+# Exported so the app's public URL (links in emails) follows the port it serves on.
+export PORT
 
 export PATH := $(abspath $(TOOLS)/node_modules/.bin):$(abspath $(BIN)):$(PATH)
 export REFLEX_USE_SYSTEM_BUN := 1

@@ -11,8 +11,9 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
-from sqlalchemy import event
+from sqlalchemy import event, make_url
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, create_engine
 
@@ -32,9 +33,37 @@ def is_sqlite(engine: Engine) -> bool:
     return engine.dialect.name == "sqlite"
 
 
+class DatabaseUnavailable(RuntimeError):
+    """The database cannot be opened; the message is one line a person can act on."""
+
+
+def _ensure_sqlite_folder(url: str) -> None:
+    """Create the folder of a SQLite file (a fresh clone has no var/): SQLite
+    creates the file itself but not its folder."""
+    database = make_url(url).database
+    if not database or database == ":memory:" or database.startswith("file:"):
+        return
+    folder = Path(database).expanduser().parent
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise DatabaseUnavailable(
+            f"cannot create the folder {folder} for the SQLite database: {exc.strerror or exc}"
+        ) from exc
+
+
+def describe_failure(url: str, exc: BaseException) -> str:
+    """One line saying which database could not be opened and why (no traceback,
+    no password)."""
+    where = make_url(url).render_as_string(hide_password=True)
+    reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()
+    return f"cannot open the database {where}: {reason[0] if reason else exc.__class__.__name__}"
+
+
 def make_engine(url: str) -> Engine:
     """Build an engine with the durability and locking settings billing relies on."""
     if url.startswith("sqlite"):
+        _ensure_sqlite_folder(url)
         engine = create_engine(
             url,
             connect_args={"check_same_thread": False, "timeout": 30},

@@ -6,10 +6,11 @@ module reads os.environ on its own.
 
 from __future__ import annotations
 
+import os
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -24,7 +25,8 @@ class Settings(BaseSettings):
     # Where generated files and uploads are kept.
     media_dir: Path = REPO_ROOT / "var" / "media"
     session_days: int = Field(default=30, ge=1)
-    public_url: str = "http://localhost:3000"
+    # Links in emails and pages. Unset, it follows PORT (what `make run` serves on).
+    public_url: str = ""
 
     # Payments: "local" (test mode, no keys) or "stripe".
     payment_gateway: str = "local"
@@ -59,6 +61,23 @@ class Settings(BaseSettings):
     smtp_password: str = ""
     smtp_starttls: bool = True
     mail_from: str = "Workroom <billing@workroom.test>"
+
+    @model_validator(mode="after")
+    def _public_url_follows_port(self) -> Settings:
+        if not self.public_url:
+            port = os.environ.get("PORT", "").strip() or "3000"
+            self.public_url = f"http://localhost:{port}"
+        return self
+
+    @model_validator(mode="after")
+    def _media_dir_exists(self) -> Settings:
+        # A fresh clone has no var/: create what the app writes into on start.
+        # A folder that cannot be made is reported by whatever writes there.
+        try:
+            self.media_dir.mkdir(parents=True, exist_ok=True)
+        except OSError:
+            pass
+        return self
 
 
 @lru_cache(maxsize=1)

@@ -25,6 +25,11 @@ import argparse
 import sys
 from collections.abc import Callable, Sequence
 
+import sqlalchemy.exc
+
+from workroom_app.db import DatabaseUnavailable, describe_failure
+from workroom_app.settings import get_settings
+
 
 def _engine():
     from workroom_app.db import get_engine
@@ -275,6 +280,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(args.func(args) or 0)
     except KeyboardInterrupt:
         return 130
+    except (DatabaseUnavailable, sqlalchemy.exc.OperationalError) as exc:
+        # A database that cannot be opened is the commonest first-run failure:
+        # say which one and why in one line, not a traceback.
+        message = str(exc) if isinstance(exc, DatabaseUnavailable) else describe_failure(
+            get_settings().database_url, exc
+        )
+        print(f"workroom: {message}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

@@ -17,7 +17,7 @@ export REFLEX_CHECK_LATEST_VERSION := false
 export REFLEX_TELEMETRY_ENABLED := false
 export NPM_CONFIG_REGISTRY ?= $(shell npm config get registry 2>/dev/null)
 
-.PHONY: setup test-setup run test bench worker clean
+.PHONY: setup test-setup run test test-fast bench worker clean
 
 setup: $(VENV)/.installed $(BUN)
 
@@ -47,6 +47,10 @@ run: setup
 
 test: test-setup
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# Everything but the browser and the minutes-long tests: the inner loop.
+test-fast: setup $(VENV)/.test-installed
+	$(BIN)/python -m pytest -m "not browser and not slow" $(PYTEST_ARGS)
 
 bench: setup
 	$(BIN)/workroom bench ledger

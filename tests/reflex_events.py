@@ -11,13 +11,14 @@ from __future__ import annotations
 import asyncio
 import json
 import uuid
+from pathlib import Path
 from typing import Any
 
 from reflex.istate.manager.memory import StateManagerMemory
 from reflex.istate.manager.token import BaseStateToken
 from reflex.state import State
 from reflex_base.event import Event
-from reflex_base.event.processor import BaseStateEventProcessor
+from reflex_base.event.processor import BaseStateEventProcessor, base_state_processor
 from reflex_base.registry import RegistrationContext
 
 import workroom_app.workroom_app as workroom  # registers every state, like the server
@@ -77,23 +78,80 @@ class EventBrowser:
         return await root.get_state(cls)
 
 
-def run(browser_cls: type[EventBrowser], scenario, *, now=None) -> None:  # noqa: ANN001
+WORKROOM_PACKAGE = Path(workroom.__file__).resolve().parent
+_real_process_event = base_state_processor.process_event
+
+
+def _traceback_reaches_workroom(exc: BaseException) -> bool:
+    tb = exc.__traceback__
+    while tb is not None:
+        if Path(tb.tb_frame.f_code.co_filename).resolve().is_relative_to(WORKROOM_PACKAGE):
+            return True
+        tb = tb.tb_next
+    return False
+
+
+async def _process_event_marking_crashes(*args, **kwargs):  # noqa: ANN002, ANN003
+    """Reflex's process_event, marking an exception that came out of Workroom's
+    code. The mark is taken here because the exception reaches the exception
+    handler through a future, whose re-raise has lost the handler's frames."""
+    try:
+        return await _real_process_event(*args, **kwargs)
+    except Exception as exc:
+        if _traceback_reaches_workroom(exc):
+            exc.raised_in_workroom = True  # type: ignore[attr-defined]
+        raise
+
+
+def _raised_in_workroom(exc: BaseException) -> bool:
+    return getattr(exc, "raised_in_workroom", False)
+
+
+class UnexpectedHandlerError(AssertionError):
+    """A handler raised: in production the user would see a generic error toast.
+    Every input, forged or not, must get a clear answer instead."""
+
+
+def run(browser_cls: type[EventBrowser], scenario, *, now=None,  # noqa: ANN001
+        expected_errors: tuple[type[BaseException], ...] = ()) -> None:
     """Run `scenario(new_tab)` against one in-memory state manager; `new_tab()` opens a
-    browser_cls tab. With `now`, the billing clock is pinned there throughout."""
+    browser_cls tab. With `now`, the billing clock is pinned there throughout.
+
+    Any exception raised inside Workroom's code fails the run (after the
+    scenario), unless it is an instance of `expected_errors`: the production
+    exception handler would swallow it into a toast, so a crashing handler would
+    otherwise pass every "changes nothing" test. Reflex's own refusal of a
+    malformed event (unknown arguments, no such handler: no Workroom frame in the
+    traceback, the handler never ran) is what a forged event should get."""
+    raised: list[BaseException] = []
+
+    def on_backend_exception(exc: Exception):  # noqa: ANN202
+        if _raised_in_workroom(exc) and not isinstance(exc, expected_errors):
+            raised.append(exc)
+        return workroom.app.backend_exception_handler(exc)
 
     async def main():
         manager = StateManagerMemory()
         recorder = Recorder() if browser_cls.records else None
-        processor = BaseStateEventProcessor(backend_exception_handler=workroom.app.backend_exception_handler)
+        processor = BaseStateEventProcessor(backend_exception_handler=on_backend_exception)
         if recorder is None:
             processor.configure(state_manager=manager)
         else:
             processor.configure(state_manager=manager, event_namespace=recorder)
         async with processor:
             await scenario(lambda: browser_cls(manager, processor, recorder))
+        if raised:
+            first = raised[0]
+            raise UnexpectedHandlerError(
+                f"{len(raised)} handler exception(s); first: {first.__class__.__name__}: {first}"
+            ) from first
 
-    if now is None:
-        asyncio.run(main())
-    else:
-        with clock.pinned(now):
+    base_state_processor.process_event = _process_event_marking_crashes
+    try:
+        if now is None:
             asyncio.run(main())
+        else:
+            with clock.pinned(now):
+                asyncio.run(main())
+    finally:
+        base_state_processor.process_event = _real_process_event

@@ -235,7 +235,9 @@ def test_health_route_pings_the_database(sqlite_app_db, monkeypatch, tmp_path):
     with TestClient(api) as client:
         ok = client.get("/api/health")
         assert ok.status_code == 200 and ok.json() == {"status": "ok"}
-        broken = db.make_engine(f"sqlite:///{tmp_path / 'missing' / 'x.db'}")
+        # A folder where the database file should be: SQLite cannot open it.
+        (tmp_path / "is-a-folder").mkdir()
+        broken = db.make_engine(f"sqlite:///{tmp_path / 'is-a-folder'}")
         monkeypatch.setattr(db, "get_engine", lambda url=None: broken)
         down = client.get("/api/health")
         assert down.status_code == 503 and down.json()["status"] == "error"

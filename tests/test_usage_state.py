@@ -350,3 +350,24 @@ def test_csv_route_refuses_bad_requests(app_db, client, cookie, query, status, m
     cookies = {} if cookie is None else {usage_csv.SESSION_COOKIE: token if cookie == "OK" else cookie}
     resp = client.get(f"/api/usage.csv?{query}", cookies=cookies)
     assert resp.status_code == status and message in resp.text
+
+
+def test_the_event_harness_fails_on_a_handler_that_crashes(app_db, monkeypatch):
+    # The harness must not swallow a crash into a toast: otherwise every
+    # "changes nothing" test would pass for a handler that never ran to the end.
+    from workroom_app.state import usage as usage_state
+    from tests.reflex_events import UnexpectedHandlerError
+
+    _, token = make_user(app_db, "crash@example.com")
+
+    def broken(*_args):
+        raise RuntimeError("planted crash")
+
+    monkeypatch.setattr(usage_state, "_read_summary", broken)
+
+    async def scenario(new_tab):
+        tab = new_tab()
+        await tab.sign_in(token)
+
+    with pytest.raises(UnexpectedHandlerError, match="planted crash"):
+        run(scenario)

@@ -209,18 +209,57 @@ def price(session: Session, account_id: int, request: object):
     catalog = _catalog()
     parsed = parse_request(account_id, request)
     plan_key = _plan_key(session, account_id)
+    timed = _media_length(account_id, parsed)
+    if timed is not None:
+        # The length of the uploaded media is the duration, whatever the form said.
+        from workroom_app.generation import media
+
+        parsed.priced["duration"] = media.billed_seconds(timed[1])
     try:
         quote = catalog.quote(parsed.priced, plan_key)
     except catalog.QuoteError as exc:
+        message = str(exc)
+        if timed is not None and getattr(exc, "field", None) == "duration":
+            from workroom_app.generation import uploads
+
+            message = uploads.length_problem(parsed.priced["feature"], timed[0], timed[1], plan_key) or message
         raise InvalidRequest(
-            str(exc),
+            message,
             field=getattr(exc, "field", None),
             required_plan=getattr(exc, "required_plan", None),
         ) from None
     params = {**quote.request.as_params(), **parsed.extras}
+    if timed is not None:
+        params["media_seconds"] = round(timed[1], 3)
     if parsed.priced.get("mode") is not None:
         params["mode"] = quote.request.model
     return params, quote, plan_key
+
+
+def _media_length(account_id: int, parsed: ParsedRequest) -> tuple[str, float] | None:
+    """(what the file is called, its length in seconds) when the feature is priced by the length
+    of an upload (lip sync: the audio; face swap video: the target clip), else None. Measured from
+    the stored file: a duration sent by the browser is never used for these."""
+    from workroom_app.generation import uploads
+
+    feature = parsed.priced["feature"]
+    role = uploads.TIMED_ROLES.get(feature)
+    if role is None:
+        return None
+    if feature == "face_swap" and (parsed.priced.get("mode") or parsed.priced.get("model")) != "video":
+        return None
+    ref = parsed.extras["uploads"][role]
+    seconds = uploads.stored_seconds(account_id, ref)
+    label = uploads.ROLE_LABELS[role]
+    if not seconds:
+        if feature == "face_swap":
+            raise InvalidRequest(
+                "A face swap video needs a video as the target (MP4, MOV, WebM or an animated GIF); "
+                "for a picture, choose Image.",
+                field="uploads",
+            )
+        raise InvalidRequest(f"Upload {label} again: its length cannot be read.", field="uploads")
+    return label[0].upper() + label[1:], seconds
 
 
 # ------------------------------------------------------------------ submit

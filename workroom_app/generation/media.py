@@ -47,11 +47,9 @@ def billed_seconds(seconds: float) -> int:
 
 
 def seconds_text(seconds: float) -> str:
-    """ "4.0 s", "1 min 15.2 s" — how long a file is, to the tenth of a second."""
-    tenths = round(seconds * 10)
-    minutes, rest = divmod(tenths, 600)
-    text = f"{rest / 10:.1f} s"
-    return f"{minutes} min {text}" if minutes else text
+    """ "4.0 s", "61.2 s": how long a file is, to the tenth of a second, in the unit the
+    catalog's limits use."""
+    return f"{seconds:,.1f} s"
 
 
 def _open(data: bytes):

@@ -115,6 +115,11 @@ def _size_text(n: int) -> str:
     return f"{n / 1024:.0f} KB"
 
 
+# For messages elsewhere (the Generate page names what a refused file should have been).
+accept_text = _accept_text
+size_text = _size_text
+
+
 def validate(data: object, accept: tuple[str, ...], *, what: str = "The file") -> tuple[str, str, str]:
     """(ext, kind, mime) of acceptable bytes; InvalidUpload saying what is wrong."""
     ext, kind, mime, _seconds = _check(data, accept, what)

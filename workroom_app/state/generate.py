@@ -79,6 +79,8 @@ class JobView:
     output_kind: str = ""  # image | video | audio | ""
     output_url: str = ""
     download_url: str = ""
+    # Every file of the job (N images: N URLs); each downloads with "?download=1".
+    output_urls: list[str] = dataclasses.field(default_factory=list)
 
 
 @dataclasses.dataclass
@@ -171,6 +173,8 @@ def job_view(job: Any, tz_name: str = "UTC") -> JobView:
         output_kind=kind,
         output_url=job_media_url(job.id) if succeeded and job.output_path else "",
         download_url=job_media_url(job.id, download=True) if succeeded and job.output_path else "",
+        output_urls=[job_media_url(job.id, index=i) for i in range(1, (job.output_count or 1) + 1)]
+        if succeeded and job.output_path else [],
     )
 
 

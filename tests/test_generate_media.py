@@ -240,3 +240,51 @@ def test_a_wrong_type_that_reaches_the_server_names_its_type_and_the_accepted_on
             "The audio file is not a supported type. Choose an audio file (WAV, MP3, OGG, FLAC or M4A).")
 
     run(scenario)
+
+
+# ------------------------------------------------------------------ several files per job
+
+
+def test_each_of_n_images_is_served_to_its_owner_only_with_its_own_download(sqlite_app_db):
+    from starlette.applications import Starlette
+    from starlette.testclient import TestClient
+
+    from workroom_app import settings
+    from workroom_app.billing import accounts
+    from workroom_app.db import write_session
+    from workroom_app.generation import jobs
+    from workroom_app.http import media_routes
+    from workroom_app.state.generate import job_view
+
+    ann = make_account(sqlite_app_db, credits=100)
+    make_account(sqlite_app_db, "mallory@example.com")
+    media_dir = settings.get_settings().media_dir
+    with write_session(sqlite_app_db) as s:
+        job = jobs.submit(s, ann, {"feature": "image", "model": "flux_pro", "resolution": "1K", "count": "2",
+                                   "prompt": "two cats"}, client_request_id="two-images")
+        paths = [jobs.output_relative_path(ann, job.id, i, "png") for i in (1, 2)]
+        for i, relative in enumerate(paths):
+            (media_dir / relative).parent.mkdir(parents=True, exist_ok=True)
+            (media_dir / relative).write_bytes(png_bytes() + bytes([i]))
+        jobs.succeed(s, job.id, paths[0], "image/png", output_count=2)
+        view = job_view(jobs.get_job(s, ann, job.id))
+        ann_token = accounts.create_login(s, ann)
+        mallory_token = accounts.create_login(s, accounts.find_account(s, "mallory@example.com").id)
+        job_id = job.id
+
+    assert view.output_urls == [f"/api/media/jobs/{job_id}/1", f"/api/media/jobs/{job_id}/2"]
+    client = TestClient(Starlette(routes=media_routes.MEDIA_ROUTES))
+    client.cookies.set("workroom_session", ann_token)
+    for i in (1, 2):
+        got = client.get(f"/api/media/jobs/{job_id}/{i}?download=1")
+        assert got.status_code == 200 and got.headers["content-type"] == "image/png"
+        assert got.content == png_bytes() + bytes([i - 1])
+        assert f'filename="workroom-image-{job_id}-{i}.png"' in got.headers["content-disposition"]
+        assert got.headers["content-disposition"].startswith("attachment")
+    for url in [f"/api/media/jobs/{job_id}/3", f"/api/media/jobs/{job_id}/0", f"/api/media/jobs/{job_id}/-1",
+                f"/api/media/jobs/{job_id}/x", f"/api/media/jobs/{job_id}/99999"]:
+        assert client.get(url).status_code == 404, url
+    other = TestClient(Starlette(routes=media_routes.MEDIA_ROUTES))
+    other.cookies.set("workroom_session", mallory_token)
+    assert other.get(f"/api/media/jobs/{job_id}/2").status_code == 404
+    assert TestClient(Starlette(routes=media_routes.MEDIA_ROUTES)).get(f"/api/media/jobs/{job_id}/2").status_code == 404

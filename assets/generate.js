@@ -14,6 +14,8 @@
  *   textarea[data-param=prompt|text], [data-role=char-count]
  *   button[data-testid=generate-button] > span[data-role=label]
  *   [data-role=upgrade], [data-role=note], [data-role=locks]
+ *   [data-media-seconds] (lip sync, face swap): the upload's length in whole seconds, measured
+ *     by the server, used as the duration (data-media-model: only for that model)
  * and #generate-context with data-plan, data-balance, data-submit-seq from the server state.
  * Everything is found again on each event, so React re-mounting a tab costs nothing.
  */
@@ -248,7 +250,20 @@
     });
     var text = part(form, "textarea[data-param=text]");
     if (text) req.text = text.value;
+    var media = mediaOf(form, req);
+    if (media && media.seconds) req.duration = media.seconds;
     return req;
+  }
+
+  // Lip sync and face swap video last as long as their upload: the server measured it and put
+  // the whole seconds it bills in data-media-seconds (it measures again on submit, and never
+  // reads a duration from here). null when this form's model is not priced by an upload.
+  function mediaOf(form, req) {
+    var el = part(form, "[data-media-seconds]");
+    if (!el) return null;
+    var model = el.getAttribute("data-media-model");
+    if (model && model !== req.model) return null;
+    return { seconds: el.getAttribute("data-media-seconds") || "", what: el.getAttribute("data-media-what") || "file" };
   }
 
   function remember(form) {
@@ -277,6 +292,7 @@
       placeholder = true;
     }
     lastQuote.set(form, q);
+    var media = mediaOf(form, req);
     var counter = part(form, "[data-role=char-count]");
     if (counter && req.text !== undefined) {
       var model = modelOf(featureOf(req.feature), req.model);
@@ -302,6 +318,9 @@
       } else if (placeholder) {
         noteText = "";
       }
+    } else if (media && !media.seconds) {
+      text = "Generate";
+      noteText = "Upload the " + media.what + " to see the cost: it is priced by its length.";
     } else {
       text = "Generate";
       noteText = q.error;
@@ -380,6 +399,7 @@
     for (var i = 0; i < records.length; i++) {
       var r = records[i];
       if (r.type === "attributes" && r.target.id === "generate-context") ctxChanged = true;
+      else if (r.type === "attributes") added = true; // an upload's measured length arrived
       else if (r.type === "childList" && r.addedNodes.length) added = true;
     }
     if (ctxChanged) {
@@ -401,7 +421,7 @@
     lastSeq = ctx ? ctx.getAttribute("data-submit-seq") : null;
     new MutationObserver(onMutations).observe(document.body, {
       subtree: true, childList: true, attributes: true,
-      attributeFilter: ["data-plan", "data-balance", "data-submit-seq"],
+      attributeFilter: ["data-plan", "data-balance", "data-submit-seq", "data-media-seconds"],
     });
     load();
   }

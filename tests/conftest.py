@@ -140,3 +140,21 @@ def engine(request) -> Iterator[Engine]:
 def _unpinned_clock() -> Iterator[None]:
     yield
     clock.set_pinned(None)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _test_media_dir(tmp_path_factory) -> Iterator[None]:
+    """Files written by tests (uploads, renders, the seeded demo history's media) go to a
+    temporary folder, never into the checkout's var/media. Tests that need their own folder
+    still set WORKROOM_MEDIA_DIR themselves."""
+    from workroom_app.settings import get_settings
+
+    old = os.environ.get("WORKROOM_MEDIA_DIR")
+    os.environ["WORKROOM_MEDIA_DIR"] = str(tmp_path_factory.mktemp("media"))
+    get_settings.cache_clear()
+    yield
+    if old is None:
+        os.environ.pop("WORKROOM_MEDIA_DIR", None)
+    else:
+        os.environ["WORKROOM_MEDIA_DIR"] = old
+    get_settings.cache_clear()

@@ -410,7 +410,7 @@ def test_uploads_are_checked_by_content_and_kept_per_account(sqlite_app_db):
         ref = gen._upload_refs["face_swap:face"]
         assert uploads.path_of(account_id, ref).is_file()
         await gen.upload_face([])
-        assert gen.upload_errors["face"] == "Choose one file."
+        assert gen.upload_errors["face"] == "Choose one file for the face image: an image (PNG, JPEG, WebP or GIF)."
 
     run(scenario)
 

@@ -9,6 +9,7 @@ import wave
 import pytest
 from PIL import Image
 
+from tests.media_samples import clip_mp4, tone_wav
 from tests.test_generation_support import balance, job_count, make_account, submit
 from workroom_app.generation import uploads
 from workroom_app.generation.errors import InvalidUpload
@@ -89,10 +90,12 @@ def test_size_limit_names_the_size_and_the_limit(media, monkeypatch):
 
 
 def test_accepted_upload_is_stored_under_the_account(media):
-    stored = uploads.save_for_role(5, "lip_sync", "source", MP4)
+    clip = clip_mp4(1.5)
+    stored = uploads.save_for_role(5, "lip_sync", "source", clip)
     assert stored.kind == "video" and stored.mime == "video/mp4"
     assert stored.path == media / "uploads" / "5" / stored.ref
-    assert stored.path.read_bytes() == MP4
+    assert stored.path.read_bytes() == clip
+    assert stored.seconds == pytest.approx(1.5)
     assert uploads.check_reference(5, stored.ref, "source", ("image", "video")) == stored.ref
 
 

@@ -279,3 +279,24 @@ def _png_of_size(n):
     buf = io.BytesIO()
     Image.new("RGB", (n, n), (9, 9, 9)).save(buf, format="PNG")
     return buf.getvalue()
+
+
+def test_a_list_of_output_urls_is_fetched_file_by_file(api):
+    # N images come back as N URLs; each is fetched, in order. A malformed entry fails the answer.
+    async def go(c):
+        pid = await c.create(_job(count=2))
+        api.script("GET /v1/predictions/{id}", [
+            {"id": pid, "status": "succeeded", "output": [f"{api.url}/files/{pid}", {"url": f"{api.url}/files/b"}]},
+            {"id": pid, "status": "succeeded", "output": [f"{api.url}/files/{pid}", 7]},
+        ])
+        files = await c.fetch_outputs(pid)
+        try:
+            await c.fetch_outputs(pid)
+        except ProviderError as exc:
+            return files, str(exc)
+        return files, None
+
+    files, error = run(_with(_client(api.url), go))
+    assert files == [(api.output_bytes, "image/png")] * 2
+    assert len(api.requests_to("/files/")) == 2
+    assert error == "The generation service sent no output URL."

@@ -1,5 +1,6 @@
 """The local generation service end to end: real HTTP on a free port, the real
-worker, real files (PNG / GIF / WAV) checked by their headers and lengths."""
+worker, real files (PNG / MP4 / WAV) checked by their headers and lengths; MP4 files are
+opened with PyAV (their streams, codecs and duration)."""
 
 from __future__ import annotations
 
@@ -99,17 +100,52 @@ def test_voiceover_wav_length_follows_the_text(sqlite_engine, service_url, media
     assert seconds == pytest.approx(len(text) / renderers.CHARS_PER_SECOND, rel=0.02)
 
 
-def test_video_is_an_animated_gif_with_frames_for_the_duration(sqlite_engine, service_url, media):
+def _streams(data: bytes) -> dict:
+    """What PyAV finds in an MP4: {"video": (codec, seconds, frames), "audio": (codec, seconds)}."""
+    import av
+
+    out = {}
+    with av.open(io.BytesIO(data)) as container:
+        assert container.format.name.startswith("mov,mp4")
+        for stream in container.streams:
+            seconds = float(stream.duration * stream.time_base)
+            if stream.type == "video":
+                frames = sum(1 for _ in container.decode(stream))
+                out["video"] = (stream.codec_context.name, seconds, frames)
+        container.seek(0)
+        for stream in container.streams.audio:
+            out["audio"] = (stream.codec_context.name, float(stream.duration * stream.time_base))
+    return out
+
+
+def test_video_is_an_h264_mp4_with_frames_for_the_duration(sqlite_engine, service_url, media):
     acct = make_account(sqlite_engine, 100)
     job = submit(sqlite_engine, acct, {"feature": "video", "model": "seedance_lite", "resolution": "480p",
                                         "duration": 5, "prompt": "waves on a beach"})
     _run(sqlite_engine, service_url, media)
     done = get(sqlite_engine, job.id)
-    assert done.status == JobStatus.SUCCEEDED and done.output_mime == "image/gif"
+    assert done.status == JobStatus.SUCCEEDED and done.output_mime == "video/mp4", done.error
     data = _output(done, media)
-    assert data[:6] == b"GIF89a"
-    with Image.open(io.BytesIO(data)) as img:
-        assert img.n_frames == 5 * renderers.FPS
+    assert data[4:8] == b"ftyp" and done.output_path.endswith(".mp4")
+    codec, seconds, frames = _streams(data)["video"]
+    assert codec == "h264" and seconds == pytest.approx(5.0, abs=0.01) and frames == 5 * renderers.FPS
+
+
+def test_n_images_are_n_image_files(sqlite_engine, service_url, media):
+    acct = make_account(sqlite_engine, 100)
+    job = submit(sqlite_engine, acct, {**IMAGE, "resolution": "1K", "count": 3})
+    _run(sqlite_engine, service_url, media)
+    done = get(sqlite_engine, job.id)
+    assert done.status == JobStatus.SUCCEEDED and done.output_count == 3, done.error
+    files = [jobs.output_file(done, media, i) for i in (1, 2, 3)]
+    assert [f.name for f in files] == [f"{job.id}.png", f"{job.id}-2.png", f"{job.id}-3.png"]
+    pictures = []
+    for f in files:
+        with Image.open(f) as img:
+            assert img.format == "PNG" and img.size == (1024, 1024)  # each one whole, not a tile
+            pictures.append(img.convert("RGB").tobytes())
+    assert len(set(pictures)) == 3  # three different variants
+    assert jobs.output_file(done, media, 4) is None
 
 
 def _png(colour, size=(64, 64)):
@@ -158,29 +194,103 @@ def _is_mouth(rgb):
     return r > 110 and g < 70 and b < 90
 
 
-def test_lip_sync_animates_the_uploaded_image_with_the_audio(sqlite_engine, service_url, media):
+def _mouth_heights(data: bytes, size=(480, 270)) -> list[int]:
+    """Height of the mouth bar (its colour is (150, 20, 40)) in the centre column of each frame."""
+    import av
+
+    heights = []
+    with av.open(io.BytesIO(data)) as container:
+        for frame in container.decode(container.streams.video[0]):
+            img = frame.to_image().convert("RGB")
+            heights.append(sum(_is_mouth(img.getpixel((size[0] // 2, y))) for y in range(size[1])))
+    return heights
+
+
+def test_lip_sync_is_an_mp4_with_the_uploaded_audio_and_a_moving_mouth(sqlite_engine, service_url, media):
     acct = make_account(sqlite_engine, 100)
     source = uploads.save_for_role(acct, "lip_sync", "source", _png((200, 180, 160)), media_dir=media)
     audio = uploads.save_for_role(acct, "lip_sync", "audio", _wav(), media_dir=media)
-    req = {"feature": "lip_sync", "model": "standard", "resolution": "720p", "duration": 2,
+    req = {"feature": "lip_sync", "model": "standard", "resolution": "720p",
            "uploads": {"source": source.ref, "audio": audio.ref}}
     with _media_setting(media):
         job = submit(sqlite_engine, acct, req)
+    assert job.cost == 10  # 2 s of audio at 5 credits a second
+    _run(sqlite_engine, service_url, media)
+    done = get(sqlite_engine, job.id)
+    assert done.status == JobStatus.SUCCEEDED and done.output_mime == "video/mp4", done.error
+    data = _output(done, media)
+    streams = _streams(data)
+    vcodec, vseconds, frames = streams["video"]
+    acodec, aseconds = streams["audio"]
+    assert vcodec == "h264" and acodec == "aac"
+    assert vseconds == pytest.approx(2.0, abs=0.01) and frames == 2 * renderers.FPS
+    assert aseconds == pytest.approx(2.0, abs=0.06)  # AAC frames round up to 1024 samples
+    # The audio in the MP4 is the uploaded audio: a tone growing louder, so its loudness rises.
+    from workroom_app.generation import media as media_lib
+
+    loud = media_lib.loudness(media_lib.decode_audio(data), 4)
+    assert loud[0] < loud[1] < loud[2] < loud[3]
+    # The mouth opens wider as the audio gets louder.
+    heights = _mouth_heights(data)
+    assert len(set(heights)) > 2 and heights[-1] > heights[1] + 10
+
+
+def test_lip_sync_of_a_clip_plays_the_clip_and_an_mp3_or_other_audio_is_decoded(sqlite_engine, service_url, media):
+    from tests.media_samples import clip_mp4
+
+    acct = make_account(sqlite_engine, 100)
+    source = uploads.save_for_role(acct, "lip_sync", "source", clip_mp4(1.0, size=(160, 90)), media_dir=media)
+    # An M4A (AAC in MP4) the standard library could never read.
+    from workroom_app.generation import media as media_lib
+
+    m4a = _m4a(media_lib.decode_audio(_wav(1.5)))
+    audio = uploads.save_for_role(acct, "lip_sync", "audio", m4a, media_dir=media)
+    assert audio.mime == "audio/mp4" and audio.seconds == pytest.approx(1.5, abs=0.05)
+    with _media_setting(media):
+        job = submit(sqlite_engine, acct, {"feature": "lip_sync", "model": "standard", "resolution": "720p",
+                                           "uploads": {"source": source.ref, "audio": audio.ref}})
     _run(sqlite_engine, service_url, media)
     done = get(sqlite_engine, job.id)
     assert done.status == JobStatus.SUCCEEDED, done.error
-    data = _output(done, media)
-    with Image.open(io.BytesIO(data)) as img:
-        assert img.format == "GIF"
-        total_ms, mouth_heights = 0, set()
-        for i in range(img.n_frames):
-            img.seek(i)
-            total_ms += img.info["duration"]
-            frame = img.convert("RGB")
-            # height of the mouth bar in the centre column (its colour is (150, 20, 40))
-            mouth_heights.add(sum(_is_mouth(frame.getpixel((240, y))) for y in range(270)))
-    assert total_ms == pytest.approx(2000, abs=130)
-    assert len(mouth_heights) > 2  # the mouth follows the audio's loudness
+    streams = _streams(_output(done, media))
+    assert streams["audio"][0] == "aac" and streams["video"][1] == pytest.approx(1.5, abs=0.13)
+
+
+def _m4a(samples) -> bytes:
+    import av
+    from fractions import Fraction
+
+    buf = io.BytesIO()
+    with av.open(buf, mode="w", format="ipod") as container:
+        stream = container.add_stream("aac", rate=16000)
+        stream.layout = "mono"
+        frame = av.AudioFrame(format="s16", layout="mono", samples=len(samples))
+        frame.planes[0].update(samples.tobytes())
+        frame.sample_rate = 16000
+        frame.pts = 0
+        frame.time_base = Fraction(1, 16000)
+        for packet in stream.encode(frame):
+            container.mux(packet)
+        for packet in stream.encode(None):
+            container.mux(packet)
+    return buf.getvalue()
+
+
+def test_face_swap_video_is_an_mp4_as_long_as_the_target_clip(sqlite_engine, service_url, media):
+    from tests.media_samples import clip_mp4
+
+    acct = make_account(sqlite_engine, 100)
+    face = uploads.save_for_role(acct, "face_swap", "face", _png((0, 255, 0)), media_dir=media)
+    target = uploads.save_for_role(acct, "face_swap", "target", clip_mp4(2.0), media_dir=media)
+    with _media_setting(media):
+        job = submit(sqlite_engine, acct, {"feature": "face_swap", "mode": "video", "resolution": "720p",
+                                           "duration": 30, "uploads": {"face": face.ref, "target": target.ref}})
+    assert job.cost == 6  # 2 s at 3 credits a second: the clip's length, not the 30 s asked
+    _run(sqlite_engine, service_url, media)
+    done = get(sqlite_engine, job.id)
+    assert done.status == JobStatus.SUCCEEDED and done.output_mime == "video/mp4", done.error
+    codec, seconds, frames = _streams(_output(done, media))["video"]
+    assert codec == "h264" and seconds == pytest.approx(2.0, abs=0.01) and frames == 2 * renderers.FPS
 
 
 def test_fail_marker_fails_the_job_and_returns_the_credits(engine, service_url, media):

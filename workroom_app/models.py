@@ -177,6 +177,8 @@ class GenerationJob(SQLModel, table=True):
     error: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
     output_path: str | None = None
     output_mime: str | None = None
+    # How many files the job produced (N images: N files; see jobs.output_file). Media area.
+    output_count: int = Field(default=1, sa_column_kwargs={"server_default": "1"})
     created_at: datetime
     started_at: datetime | None = None
     finished_at: datetime | None = None

@@ -27,9 +27,13 @@ FEATURE_PARAMS: dict[str, tuple[str, ...]] = {
     "image": ("model", "resolution", "count"),
     "video": ("model", "resolution", "duration"),
     "voiceover": ("model",),
-    "face_swap": ("model", "resolution", "duration"),
-    "lip_sync": ("model", "resolution", "duration"),
+    # No duration menu: these last as long as the uploaded media (TIMED_UPLOADS), measured by the server.
+    "face_swap": ("model", "resolution"),
+    "lip_sync": ("model", "resolution"),
 }
+# The upload whose length is the duration (generation/uploads.py TIMED_ROLES), and for which
+# model (face swap: only a video swap; "" = every model).
+TIMED_UPLOADS: dict[str, tuple[str, str]] = {"lip_sync": ("audio", ""), "face_swap": ("target", "video")}
 PARAM_LABELS = {"model": "Model", "resolution": "Resolution", "duration": "Duration", "count": "Images"}
 PROMPT_FEATURES = ("image", "video")
 # role -> (label, accepted MIME types for the file picker, byte limit, handler)
@@ -56,6 +60,12 @@ UPLOAD_HANDLERS = {
     "target": GenerateState.upload_target,
     "source": GenerateState.upload_source,
     "audio": GenerateState.upload_audio,
+}
+REJECTED_HANDLERS = {
+    "face": GenerateState.rejected_face,
+    "target": GenerateState.rejected_target,
+    "source": GenerateState.rejected_source,
+    "audio": GenerateState.rejected_audio,
 }
 
 _FIELD_STYLE = {
@@ -163,6 +173,11 @@ def _upload_zone(role: str, label: str, hint: str, accept: dict, limit: int) -> 
                         rx.icon("file-check", size=18, color=rx.color("green", 10)),
                         rx.text(view.name, size="2", weight="medium", trim="both"),
                         rx.text(view.size_text, size="1", color_scheme="gray"),
+                        rx.cond(
+                            view.length_text != "",
+                            rx.text(view.length_text, " long", size="1", color_scheme="gray",
+                                    data_testid=f"upload-{role}-length"),
+                        ),
                         align="center",
                         spacing="2",
                         data_testid=f"upload-{role}-name",
@@ -184,6 +199,7 @@ def _upload_zone(role: str, label: str, hint: str, accept: dict, limit: int) -> 
             multiple=False,
             max_size=limit,
             on_drop=UPLOAD_HANDLERS[role],
+            on_drop_rejected=REJECTED_HANDLERS[role],
             border=f"1px dashed {rx.color('gray', 8)}",
             border_radius="var(--radius-3)",
             padding="1rem",
@@ -202,6 +218,29 @@ def _upload_zone(role: str, label: str, hint: str, accept: dict, limit: int) -> 
     )
 
 
+def _media_length(feature: str) -> rx.Component:
+    """The duration of a feature priced by an upload's length: what generate.js prices with
+    (data-media-seconds, the server's measure) and what the user reads."""
+    role, model = TIMED_UPLOADS[feature]
+    view = GenerateState.uploads[role]
+    has = GenerateState.uploads.contains(role)
+    what = "audio" if role == "audio" else "target video"
+    return rx.el.p(
+        rx.cond(
+            has & (view.seconds > 0),
+            rx.fragment("Duration: ", view.length_text, f" (the {what}'s length), billed as ", view.seconds, " s"),
+            f"Duration: the length of the {what} you upload.",
+        ),
+        data_media_seconds=rx.cond(has & (view.seconds > 0), view.seconds.to_string(), ""),
+        data_media_model=model,
+        data_media_what=what,
+        data_testid="media-duration",
+        font_size="0.85rem",
+        color=rx.color("gray", 11),
+        margin="0",
+    )
+
+
 def _feature_form(feature: str) -> rx.Component:
     params = FEATURE_PARAMS[feature]
     body: list[rx.Component] = []
@@ -209,6 +248,8 @@ def _feature_form(feature: str) -> rx.Component:
         body.append(
             rx.flex(*[_upload_zone(*spec) for spec in UPLOADS[feature]], gap="1rem", wrap="wrap", width="100%")
         )
+    if feature in TIMED_UPLOADS:
+        body.append(_media_length(feature))
     body.append(rx.flex(*[_select(p) for p in params], gap="1rem", wrap="wrap", width="100%"))
     if feature in PROMPT_FEATURES:
         body.append(_prompt(feature))

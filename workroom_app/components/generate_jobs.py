@@ -107,10 +107,41 @@ def preview(job: JobView) -> rx.Component:
     )
 
 
+def _numbered_file(job: JobView, url, index) -> rx.Component:
+    """One of several images of a job: its own preview and its own download."""
+    number = (index + 1).to_string()
+    return rx.vstack(
+        rx.link(
+            rx.image(src=url, alt=job.title + " · image " + number, width="100%", max_height="14rem",
+                     object_fit="contain", border_radius="var(--radius-2)", data_testid="result-image"),
+            href=url,
+            is_external=True,
+        ),
+        rx.link(
+            rx.button(rx.icon("download", size=14), "Image ", number, size="1", variant="soft"),
+            href=url + "?download=1",
+            data_testid="result-download",
+        ),
+        spacing="1",
+        align="center",
+        data_testid="result-file",
+    )
+
+
 def result_card(job: JobView) -> rx.Component:
+    several = job.output_urls.length() > 1
     return rx.card(
         rx.vstack(
-            preview(job),
+            rx.cond(
+                several,
+                rx.grid(
+                    rx.foreach(job.output_urls, lambda url, i: _numbered_file(job, url, i)),
+                    columns="2",
+                    spacing="2",
+                    width="100%",
+                ),
+                preview(job),
+            ),
             rx.hstack(
                 rx.vstack(
                     rx.text(job.title, weight="medium", size="2"),
@@ -119,11 +150,15 @@ def result_card(job: JobView) -> rx.Component:
                     min_width="0",
                 ),
                 rx.spacer(),
-                rx.link(
-                    rx.button(rx.icon("download", size=14), "Download", size="1", variant="soft"),
-                    href=job.download_url,
-                    is_external=False,
-                    data_testid="result-download",
+                rx.cond(
+                    several,
+                    rx.fragment(),
+                    rx.link(
+                        rx.button(rx.icon("download", size=14), "Download", size="1", variant="soft"),
+                        href=job.download_url,
+                        is_external=False,
+                        data_testid="result-download",
+                    ),
                 ),
                 align="center",
                 width="100%",
@@ -151,13 +186,34 @@ def history_row(job: JobView) -> rx.Component:
         rx.table.cell(rx.text(job.refund_text, size="2", color_scheme="green"), data_testid="history-refund"),
         rx.table.cell(
             rx.cond(
-                job.output_url != "",
-                rx.hstack(
-                    rx.link("Open", href=job.output_url, is_external=True, size="2"),
-                    rx.link("Download", href=job.download_url, size="2", data_testid="history-download"),
-                    spacing="2",
+                job.output_urls.length() > 1,
+                # N images: each its own preview (thumbnail, opens full size) and download.
+                rx.flex(
+                    rx.foreach(
+                        job.output_urls,
+                        lambda url, i: rx.hstack(
+                            rx.link(rx.image(src=url, alt=job.title + " · image " + (i + 1).to_string(),
+                                             width="2.5rem", height="2.5rem", object_fit="cover",
+                                             border_radius="var(--radius-1)"),
+                                    href=url, is_external=True),
+                            rx.link("Download ", (i + 1).to_string(), href=url + "?download=1", size="2",
+                                    data_testid="history-download"),
+                            spacing="1",
+                            align="center",
+                        ),
+                    ),
+                    gap="0.5rem",
+                    wrap="wrap",
                 ),
-                rx.text("—", color_scheme="gray"),
+                rx.cond(
+                    job.output_url != "",
+                    rx.hstack(
+                        rx.link("Open", href=job.output_url, is_external=True, size="2"),
+                        rx.link("Download", href=job.download_url, size="2", data_testid="history-download"),
+                        spacing="2",
+                    ),
+                    rx.text("—", color_scheme="gray"),
+                ),
             )
         ),
         data_testid="history-row",

@@ -135,15 +135,26 @@ def params(job: GenerationJob) -> dict[str, Any]:
     return json.loads(job.params_json)
 
 
-def output_file(job: GenerationJob, media_dir: Path | None = None) -> Path | None:
-    """Absolute path of a finished job's file (output_path is relative to media_dir)."""
-    if not job.output_path:
+def output_file(job: GenerationJob, media_dir: Path | None = None, index: int = 1) -> Path | None:
+    """Absolute path of a finished job's file number `index` (1 = output_path; the others sit
+    beside it, see output_relative_path), or None when it has no such file."""
+    if not job.output_path or not 1 <= index <= (job.output_count or 1):
         return None
     if media_dir is None:
         from workroom_app.settings import get_settings
 
         media_dir = get_settings().media_dir
-    return Path(media_dir) / job.output_path
+    first = Path(media_dir) / job.output_path
+    if index == 1:
+        return first
+    return first.with_name(f"{first.stem}-{index}{first.suffix}")
+
+
+def output_relative_path(account_id: int, job_id: int, index: int, ext: str) -> str:
+    """Where a job's output file number `index` is stored, relative to media_dir:
+    <account>/<job>.<ext>, then <account>/<job>-2.<ext>, <job>-3.<ext>, ... (N images)."""
+    suffix = "" if index == 1 else f"-{int(index)}"
+    return f"{int(account_id)}/{int(job_id)}{suffix}.{ext}"
 
 
 # ------------------------------------------------------------------ request
@@ -209,18 +220,57 @@ def price(session: Session, account_id: int, request: object):
     catalog = _catalog()
     parsed = parse_request(account_id, request)
     plan_key = _plan_key(session, account_id)
+    timed = _media_length(account_id, parsed)
+    if timed is not None:
+        # The length of the uploaded media is the duration, whatever the form said.
+        from workroom_app.generation import media
+
+        parsed.priced["duration"] = media.billed_seconds(timed[1])
     try:
         quote = catalog.quote(parsed.priced, plan_key)
     except catalog.QuoteError as exc:
+        message = str(exc)
+        if timed is not None and getattr(exc, "field", None) == "duration":
+            from workroom_app.generation import uploads
+
+            message = uploads.length_problem(parsed.priced["feature"], timed[0], timed[1], plan_key) or message
         raise InvalidRequest(
-            str(exc),
+            message,
             field=getattr(exc, "field", None),
             required_plan=getattr(exc, "required_plan", None),
         ) from None
     params = {**quote.request.as_params(), **parsed.extras}
+    if timed is not None:
+        params["media_seconds"] = round(timed[1], 3)
     if parsed.priced.get("mode") is not None:
         params["mode"] = quote.request.model
     return params, quote, plan_key
+
+
+def _media_length(account_id: int, parsed: ParsedRequest) -> tuple[str, float] | None:
+    """(what the file is called, its length in seconds) when the feature is priced by the length
+    of an upload (lip sync: the audio; face swap video: the target clip), else None. Measured from
+    the stored file: a duration sent by the browser is never used for these."""
+    from workroom_app.generation import uploads
+
+    feature = parsed.priced["feature"]
+    role = uploads.TIMED_ROLES.get(feature)
+    if role is None:
+        return None
+    if feature == "face_swap" and (parsed.priced.get("mode") or parsed.priced.get("model")) != "video":
+        return None
+    ref = parsed.extras["uploads"][role]
+    seconds = uploads.stored_seconds(account_id, ref)
+    label = uploads.ROLE_LABELS[role]
+    if not seconds:
+        if feature == "face_swap":
+            raise InvalidRequest(
+                "A face swap video needs a video as the target (MP4, MOV, WebM or an animated GIF); "
+                "for a picture, choose Image.",
+                field="uploads",
+            )
+        raise InvalidRequest(f"Upload {label} again: its length cannot be read.", field="uploads")
+    return label[0].upper() + label[1:], seconds
 
 
 # ------------------------------------------------------------------ submit
@@ -378,6 +428,7 @@ def describe(job: GenerationJob) -> dict[str, Any]:
         "prompt": p.get("prompt") or p.get("text") or "",
         "output_mime": job.output_mime,
         "has_output": bool(job.output_path),
+        "output_count": job.output_count if job.output_path else 0,
         "created_at": job.created_at.isoformat() if job.created_at else None,
         "finished_at": job.finished_at.isoformat() if job.finished_at else None,
     }
@@ -433,9 +484,10 @@ def cancel(session: Session, account_id: int, job_id: object) -> GenerationJob:
     return job
 
 
-def succeed(session: Session, job_id: int, output_path: str, mime: str) -> GenerationJob:
-    """Record the result. A job that already ended (timed out meanwhile, say) keeps
-    its ending: its credits were returned, so it does not become a success."""
+def succeed(session: Session, job_id: int, output_path: str, mime: str, *, output_count: int = 1) -> GenerationJob:
+    """Record the result (`output_count` files, the first at output_path). A job that already
+    ended (timed out meanwhile, say) keeps its ending: its credits were returned, so it does
+    not become a success."""
     job = _lock_job(session, job_id)
     if job is None:
         raise JobNotFound()
@@ -446,6 +498,7 @@ def succeed(session: Session, job_id: int, output_path: str, mime: str) -> Gener
     job.progress = 100
     job.output_path = str(output_path)
     job.output_mime = mime
+    job.output_count = max(1, int(output_count))
     job.error = None
     job.finished_at = now
     job.updated_at = now

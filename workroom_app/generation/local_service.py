@@ -47,7 +47,7 @@ class Prediction:
     fail_with: str | None = None
     reject: bool = False
     canceled: bool = False
-    output: tuple[bytes, str] | None = None
+    output: list[tuple[bytes, str]] | None = None  # the files, in order (N images: N files)
     error: str | None = None
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
@@ -96,7 +96,9 @@ def create_app(
             if p.error:
                 body.update(status="failed", progress=100, error=p.error)
             else:
-                body.update(status="succeeded", progress=100, output=str(request.url_for("output", pid=p.id)))
+                # One file: its URL, as most model APIs answer; several: a list of URLs.
+                urls = [str(request.url_for("output_n", pid=p.id, index=str(i + 1))) for i in range(len(p.output))]
+                body.update(status="succeeded", progress=100, output=urls[0] if len(urls) == 1 else urls)
         return body
 
     async def health(_request: Request) -> JSONResponse:
@@ -157,9 +159,11 @@ def create_app(
 
     async def output(request: Request) -> Response:
         p = predictions.get(request.path_params["pid"])
-        if p is None or p.output is None:
+        raw = request.path_params.get("index", "1")
+        index = int(raw) if raw.isdigit() and len(raw) < 4 else 0
+        if p is None or p.output is None or not 1 <= index <= len(p.output):
             return JSONResponse({"detail": "no output"}, status_code=404)
-        data, mime = p.output
+        data, mime = p.output[index - 1]
         return Response(data, media_type=mime)
 
     return Starlette(
@@ -169,6 +173,7 @@ def create_app(
             Route("/v1/predictions/{pid}", get),
             Route("/v1/predictions/{pid}/cancel", cancel, methods=["POST"]),
             Route("/v1/files/{pid}", output, name="output"),
+            Route("/v1/files/{pid}/{index}", output, name="output_n"),
         ]
     )
 

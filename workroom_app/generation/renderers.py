@@ -1,17 +1,20 @@
 """What the local renderer draws: real files of the right kind, clearly labelled
 as the local renderer's work (it is not an AI model).
 
-- image: a PNG at the requested resolution; the prompt is written on it over
+Every render returns a list of (bytes, MIME type): one file, or one per image asked for.
+
+- image: PNGs at the requested resolution; the prompt is written on each over
   shapes and colours chosen from a hash of the prompt (same prompt, same picture);
-  `count` variants are tiled into one PNG.
-- video: an animated GIF (Pillow; no ffmpeg needed) at preview size, as many
+  `count` images are `count` separate files, each its own variant.
+- video: an MP4 (H.264, through PyAV, see media.py) at preview size, as many
   frames as the duration asks at 8 frames per second.
 - voiceover: a 16-bit mono WAV, about 15 characters per second: vowels become
   tones, consonants short noise bursts, spaces and punctuation pauses.
 - face swap: the uploaded face, cut to an oval, composed onto the target image
-  (PNG) or onto the frames of the target clip (GIF).
-- lip sync: the uploaded image (or first frame of the clip) with a mouth bar
-  whose height follows the loudness of the uploaded audio (GIF).
+  (PNG) or onto the frames of the target clip (MP4 as long as the clip).
+- lip sync: the uploaded image (or the frames of the clip) with a mouth whose
+  opening follows the loudness of the uploaded audio, and that audio as the
+  MP4's AAC track: the video lasts as long as the audio.
 """
 
 from __future__ import annotations
@@ -25,12 +28,12 @@ import struct
 import textwrap
 import wave
 
-from PIL import Image, ImageDraw, ImageFont, ImageSequence
+from PIL import Image, ImageDraw, ImageFont
 
 LABEL = "Rendered by Workroom local renderer"
 IMAGE_SIZES = {"1K": 1024, "2K": 2048, "4K": 4096}
 VIDEO_HEIGHTS = {"480p": 480, "720p": 720, "1080p": 1080, "4K": 2160}
-# GIF frames are kept small so a render takes well under a second per video second.
+# Video frames are kept small so a render takes well under a second per video second.
 PREVIEW_MAX_WIDTH = 480
 FPS = 8
 CHARS_PER_SECOND = 15
@@ -105,22 +108,20 @@ def _png(img: Image.Image) -> bytes:
     return buf.getvalue()
 
 
-def render_image(prompt: str, resolution: str = "1K", count: int = 1, model: str = "") -> tuple[bytes, str]:
+def render_image(prompt: str, resolution: str = "1K", count: int = 1, model: str = "") -> list[tuple[bytes, str]]:
+    """`count` PNG files, each a variant of the prompt at the full requested size."""
     side = IMAGE_SIZES.get(resolution, 1024)
     count = max(1, min(4, int(count or 1)))
-    cols = 1 if count == 1 else 2
-    rows = math.ceil(count / cols)
-    tile_w, tile_h = side // cols, side // rows
-    canvas = Image.new("RGB", (side, side), (16, 16, 16))
+    out = []
     for i in range(count):
         rng = _seed("image", prompt, model, i)
         colours = _palette(rng)
-        tile = Image.new("RGB", (tile_w, tile_h), colours[0])
-        draw = ImageDraw.Draw(tile)
-        _shapes(draw, rng, tile_w, tile_h, colours[1:])
-        _caption(draw, tile_w, tile_h, prompt, f"{model} {resolution} #{i + 1}")
-        canvas.paste(tile, ((i % cols) * tile_w, (i // cols) * tile_h))
-    return _png(canvas), "image/png"
+        img = Image.new("RGB", (side, side), colours[0])
+        draw = ImageDraw.Draw(img)
+        _shapes(draw, rng, side, side, colours[1:])
+        _caption(draw, side, side, prompt, f"{model} {resolution} #{i + 1} of {count}")
+        out.append((_png(img), "image/png"))
+    return out
 
 
 def _preview_size(resolution: str) -> tuple[int, int]:
@@ -130,15 +131,13 @@ def _preview_size(resolution: str) -> tuple[int, int]:
     return max(16, int(w * scale)) // 2 * 2, max(16, int(h * scale)) // 2 * 2
 
 
-def _gif(frames: list[Image.Image]) -> bytes:
-    buf = io.BytesIO()
-    frames[0].save(
-        buf, format="GIF", save_all=True, append_images=frames[1:], duration=1000 // FPS, loop=0, optimize=False
-    )
-    return buf.getvalue()
+def _mp4(frames: list[Image.Image], size: tuple[int, int], audio=None) -> bytes:
+    from workroom_app.generation import media
+
+    return media.encode_mp4(frames, size, FPS, audio=audio)
 
 
-def render_video(prompt: str, resolution: str = "720p", duration: float = 5, model: str = "") -> tuple[bytes, str]:
+def render_video(prompt: str, resolution: str = "720p", duration: float = 5, model: str = "") -> list[tuple[bytes, str]]:
     w, h = _preview_size(resolution)
     n = max(1, int(round(float(duration or 1) * FPS)))
     rng = _seed("video", prompt, model)
@@ -155,9 +154,8 @@ def render_video(prompt: str, resolution: str = "720p", duration: float = 5, mod
             cx, cy = (x + dx * f * 4) % w, (y + dy * f * 4) % h
             draw.ellipse([cx - r, cy - r, cx + r, cy + r], fill=c)
         _caption(draw, w, h, prompt, f"{model} {resolution} {f / FPS:.1f}s")
-        # Flat shapes need few colours; 32 keeps GIF encoding fast.
-        frames.append(img.convert("P", palette=Image.Palette.ADAPTIVE, colors=32))
-    return _gif(frames), "image/gif"
+        frames.append(img)
+    return [(_mp4(frames, (w, h)), "video/mp4")]
 
 
 def _char_samples(ch: str) -> bytes:
@@ -176,7 +174,7 @@ def _char_samples(ch: str) -> bytes:
     return struct.pack(f"<{n}h", *vals)
 
 
-def render_voiceover(text: str, model: str = "") -> tuple[bytes, str]:
+def render_voiceover(text: str, model: str = "") -> list[tuple[bytes, str]]:
     text = text or " "
     cache: dict[str, bytes] = {}
     chunks = []
@@ -190,7 +188,7 @@ def render_voiceover(text: str, model: str = "") -> tuple[bytes, str]:
         w.setsampwidth(2)
         w.setframerate(SAMPLE_RATE)
         w.writeframes(b"".join(chunks))
-    return buf.getvalue(), "audio/wav"
+    return [(buf.getvalue(), "audio/wav")]
 
 
 def expected_voiceover_seconds(text: str) -> float:
@@ -212,19 +210,25 @@ def decode_data_uri(uri: object) -> tuple[bytes, str] | None:
 
 
 def _frames(data: bytes | None, mime: str, size: tuple[int, int], limit: int) -> tuple[list[Image.Image], str]:
-    """RGB frames of an uploaded image or clip, fitted to `size`. Clips Pillow
-    cannot decode (MP4, MOV, WebM) give a plain frame that says so."""
+    """RGB frames of an uploaded image or clip, fitted to `size`, sampled at FPS (clips are
+    decoded with PyAV: MP4, MOV, WebM, animated GIF). A file that cannot be decoded gives a
+    plain frame that says so."""
+    from workroom_app.generation import media
+
     note = ""
     frames: list[Image.Image] = []
     if data:
-        try:
-            with Image.open(io.BytesIO(data)) as src:
-                for frame in ImageSequence.Iterator(src):
-                    frames.append(_fit(frame.convert("RGB"), size))
-                    if len(frames) >= limit:
-                        break
-        except Exception:
-            frames = []
+        if mime.startswith("video/") or mime == "image/gif":
+            try:
+                frames = media.video_frames(data, size, FPS, limit)
+            except media.MediaError:
+                frames = []
+        if not frames:
+            try:
+                with Image.open(io.BytesIO(data)) as src:
+                    frames = [_fit(src.convert("RGB"), size)]
+            except Exception:
+                frames = []
     if not frames:
         img = Image.new("RGB", size, (60, 60, 70))
         ImageDraw.Draw(img).text(
@@ -234,6 +238,18 @@ def _frames(data: bytes | None, mime: str, size: tuple[int, int], limit: int) ->
         frames = [img]
         note = "clip not decoded"
     return frames, note
+
+
+def _clip_seconds(data: bytes | None, mime: str) -> float | None:
+    """How long an uploaded clip plays (None for a still picture or an unreadable file)."""
+    from workroom_app.generation import uploads
+
+    if not data:
+        return None
+    ext = uploads.sniff(data)
+    if ext is None or not (mime.startswith("video/") or ext == "gif"):
+        return None
+    return uploads.media_seconds_of_bytes(data, ext) or None
 
 
 def _fit(img: Image.Image, size: tuple[int, int]) -> Image.Image:
@@ -255,12 +271,14 @@ def _face_cutout(data: bytes | None, diameter: int) -> tuple[Image.Image, Image.
     return face, mask
 
 
-def render_face_swap(inputs: dict, mode: str = "image", resolution: str = "720p", duration: float = 3) -> tuple[bytes, str]:
+def render_face_swap(inputs: dict, mode: str = "image", resolution: str = "720p", duration: float = 3) -> list[tuple[bytes, str]]:
     face = decode_data_uri(inputs.get("face"))
     target = decode_data_uri(inputs.get("target"))
     if mode == "video":
         size = _preview_size(resolution)
-        n = max(1, int(round(float(duration or 1) * FPS)))
+        # As long as the target clip (what it was priced by); the duration asked for otherwise.
+        seconds = _clip_seconds(target[0], target[1]) if target else None
+        n = max(1, int(math.ceil(float(seconds or duration or 1) * FPS - 1e-6)))
     else:
         size = (1024, 1024)
         if target:
@@ -276,67 +294,74 @@ def render_face_swap(inputs: dict, mode: str = "image", resolution: str = "720p"
     cut, mask = _face_cutout(face[0] if face else None, d)
     out = []
     for i in range(n):
-        img = frames[i % len(frames)].copy()
+        img = frames[min(i, len(frames) - 1)].copy()
         bob = int(math.sin(i / FPS * 2 * math.pi) * d * 0.05)
         img.paste(cut, ((size[0] - d) // 2, size[1] // 6 + bob), mask)
         _caption(ImageDraw.Draw(img), size[0], size[1], "", "face swap" + (f", {note}" if note else ""))
         out.append(img)
     if mode == "video":
-        return _gif([f.convert("P", palette=Image.Palette.ADAPTIVE, colors=64) for f in out]), "image/gif"
-    return _png(out[0]), "image/png"
+        return [(_mp4(out, size), "video/mp4")]
+    return [(_png(out[0]), "image/png")]
 
 
-def audio_envelope(data: bytes | None, mime: str, n: int) -> list[float]:
-    """Loudness (0-1) for n frames from a WAV; other formats (not decodable with
-    the standard library) get a steady speech-like rhythm from their bytes."""
-    if data and (mime in ("audio/wav", "audio/x-wav", "audio/wave")):
-        try:
-            with wave.open(io.BytesIO(data)) as w:
-                width, channels = w.getsampwidth(), w.getnchannels()
-                raw = w.readframes(w.getnframes())
-            if width == 2 and raw:
-                samples = struct.unpack(f"<{len(raw) // 2}h", raw[: len(raw) // 2 * 2])[::channels]
-                per = max(1, len(samples) // n)
-                env = []
-                for i in range(n):
-                    chunk = samples[i * per : (i + 1) * per] or (0,)
-                    env.append(math.sqrt(sum(s * s for s in chunk[::8]) / len(chunk[::8])) / 32768)
-                peak = max(env) or 1.0
-                return [v / peak for v in env]
-        except (wave.Error, EOFError, struct.error):
-            pass
-    rng = _seed("envelope", hashlib.sha256(data or b"").hexdigest())
-    return [abs(math.sin(i * 0.9)) * rng.uniform(0.5, 1.0) for i in range(n)]
+def audio_envelope(samples, n: int) -> list[float]:
+    """Loudness (0-1) of decoded audio samples for n video frames."""
+    from workroom_app.generation import media
+
+    return media.loudness(samples, n)
 
 
-def render_lip_sync(inputs: dict, resolution: str = "720p", duration: float = 3) -> tuple[bytes, str]:
+def _audio_samples(audio: tuple[bytes, str] | None):
+    """The uploaded audio decoded with PyAV (any accepted format), or None when there is none
+    or it cannot be decoded."""
+    from workroom_app.generation import media
+
+    if not audio:
+        return None
+    try:
+        samples = media.decode_audio(audio[0])
+    except media.MediaError:
+        return None
+    return samples or None
+
+
+def render_lip_sync(inputs: dict, resolution: str = "720p", duration: float = 3) -> list[tuple[bytes, str]]:
+    from workroom_app.generation import media
+
     source = decode_data_uri(inputs.get("source"))
     audio = decode_data_uri(inputs.get("audio"))
     size = _preview_size(resolution)
-    n = max(1, int(round(float(duration or 1) * FPS)))
-    frames, note = _frames(source[0] if source else None, source[1] if source else "", size, 1)
-    env = audio_envelope(audio[0] if audio else None, audio[1] if audio else "", n)
+    samples = _audio_samples(audio)
+    # The video lasts as long as the audio it carries.
+    seconds = len(samples) / media.AUDIO_RATE if samples is not None else float(duration or 1)
+    n = max(1, int(math.ceil(seconds * FPS - 1e-6)))
+    frames, note = _frames(source[0] if source else None, source[1] if source else "", size, n)
+    if samples is not None:
+        env = audio_envelope(samples, n)
+    else:
+        rng = _seed("envelope", hashlib.sha256(audio[0] if audio else b"").hexdigest())
+        env = [abs(math.sin(i * 0.9)) * rng.uniform(0.5, 1.0) for i in range(n)]
+        note = ", ".join(filter(None, [note, "audio not decoded"]))
     w, h = size
-    base = frames[0].copy()
-    _caption(ImageDraw.Draw(base), w, h, "", "lip sync" + (f", {note}" if note else ""))
-    # Only the mouth changes: quantise the still once and draw the mouth into
-    # each palette copy (a minute of video in well under a second).
-    base = base.convert("P", palette=Image.Palette.ADAPTIVE, colors=62)
+    label = "lip sync" + (f", {note}" if note else "")
     out = []
     cx, cy = w // 2, int(h * 0.62)
     for i in range(n):
-        img = base.copy()
+        # A clip plays through (looping when shorter than the audio); a picture stays still.
+        img = frames[i % len(frames)].copy()
+        draw = ImageDraw.Draw(img)
+        _caption(draw, w, h, "", label)
         mouth_h = int(4 + env[i] * h * 0.12)
-        ImageDraw.Draw(img).rounded_rectangle(
+        draw.rounded_rectangle(
             [cx - w // 10, cy - mouth_h // 2, cx + w // 10, cy + mouth_h // 2], radius=4,
             fill=(150, 20, 40), outline=(255, 255, 255),
         )
         out.append(img)
-    return _gif(out), "image/gif"
+    return [(_mp4(out, size, audio=samples), "video/mp4")]
 
 
-def render(model: str, inputs: dict) -> tuple[bytes, str]:
-    """Dispatch on the prediction's model ("<feature>/<model>")."""
+def render(model: str, inputs: dict) -> list[tuple[bytes, str]]:
+    """Dispatch on the prediction's model ("<feature>/<model>"): the files, in order."""
     feature, _, name = str(model).partition("/")
     if feature == "image":
         return render_image(str(inputs.get("prompt", "")), str(inputs.get("resolution", "1K")),

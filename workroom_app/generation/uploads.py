@@ -5,16 +5,23 @@ the name or the browser's Content-Type, both of which the user controls.
 Images are also opened with Pillow, so a PNG header on top of junk is refused.
 Stored as media_dir/uploads/<account_id>/<random>.<ext>; a submission refers
 to an upload by that file name, and only its owner's directory is searched.
+
+Clips and audio are opened with PyAV (generation/media.py) when they arrive: a file FFmpeg
+cannot read is refused, and the length of the upload a feature is priced by (TIMED_ROLES) is
+measured here, on the server, checked against the catalog and the plan, and measured again from
+the stored file when the generation is submitted. No length ever comes from the browser.
 """
 
 from __future__ import annotations
 
+import functools
 import io
 import os
 import re
 import secrets
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 from workroom_app.generation.errors import InvalidUpload
 
@@ -45,6 +52,9 @@ ROLE_LABELS = {
     "source": "the video or image to animate",
     "audio": "the audio file",
 }
+# The upload whose length a feature is priced by: a lip sync lasts as long as its audio, a
+# face swap video as long as its target clip.
+TIMED_ROLES = {"lip_sync": "audio", "face_swap": "target"}
 _REF_RE = re.compile(r"^[0-9a-f]{32}\.(" + "|".join(FORMATS) + r")$")
 
 
@@ -55,6 +65,7 @@ class StoredUpload:
     mime: str
     size: int
     path: Path
+    seconds: float | None = None  # length of a clip or audio file (None for a still image)
 
 
 def sniff(data: bytes) -> str | None:
@@ -104,8 +115,19 @@ def _size_text(n: int) -> str:
     return f"{n / 1024:.0f} KB"
 
 
+# For messages elsewhere (the Generate page names what a refused file should have been).
+accept_text = _accept_text
+size_text = _size_text
+
+
 def validate(data: object, accept: tuple[str, ...], *, what: str = "The file") -> tuple[str, str, str]:
     """(ext, kind, mime) of acceptable bytes; InvalidUpload saying what is wrong."""
+    ext, kind, mime, _seconds = _check(data, accept, what)
+    return ext, kind, mime
+
+
+def _check(data: object, accept: tuple[str, ...], what: str) -> tuple[str, str, str, float | None]:
+    """validate() plus the length of a clip or audio file (None for a still image)."""
     if not isinstance(data, (bytes, bytearray)) or len(data) == 0:
         raise InvalidUpload(f"{what} is empty. Choose {_accept_text(accept)}.")
     data = bytes(data)
@@ -131,7 +153,67 @@ def validate(data: object, accept: tuple[str, ...], *, what: str = "The file") -
                 img.verify()
         except Exception:
             raise InvalidUpload(f"{what} looks like a {ext.upper()} image but cannot be read.") from None
-    return ext, kinds[0], FORMATS[ext][1]
+    seconds = None
+    if FORMATS[ext][0] != "image" or ext == "gif":
+        seconds = media_seconds_of_bytes(data, ext)
+        if seconds is None:
+            raise InvalidUpload(
+                f"{what} looks like {ext.upper()} but cannot be played. Choose {_accept_text(accept)}."
+            )
+    return ext, kinds[0], FORMATS[ext][1], seconds
+
+
+def media_seconds_of_bytes(data: bytes, ext: str) -> float | None:
+    """How long a clip or audio file plays; 0.0 for a still picture; None when unreadable."""
+    from workroom_app.generation import media
+
+    if ext == "gif":
+        return _gif_seconds(data)
+    if FORMATS[ext][0] == "image":
+        return 0.0
+    try:
+        info = media.probe(data)
+    except media.MediaError:
+        return None
+    wanted = info.has_audio if FORMATS[ext][0] == "audio" else info.has_video
+    return info.seconds if wanted and info.seconds > 0 else None
+
+
+def _gif_seconds(data: bytes) -> float:
+    """An animated GIF's length (the sum of its frame delays); 0.0 for a single frame."""
+    from PIL import Image, ImageSequence
+
+    with Image.open(io.BytesIO(data)) as img:
+        if getattr(img, "n_frames", 1) <= 1:
+            return 0.0
+        # A delay of 0 or 10 ms is shown by browsers as 100 ms.
+        total_ms = sum(
+            (f.info.get("duration") or 100) if (f.info.get("duration") or 0) > 10 else 100
+            for f in ImageSequence.Iterator(img)
+        )
+    return total_ms / 1000
+
+
+def length_problem(feature: str, what: str, seconds: float, plan_key: str | None = None) -> str | None:
+    """Why an upload of this length cannot be used for `feature` (its length in the message),
+    or None. The catalog's longest duration for the feature, then the plan's cap."""
+    from workroom_app.billing import catalog as catalog_module
+    from workroom_app.generation import media
+
+    cat = catalog_module.get_catalog()
+    try:
+        feat = cat.feature(feature)
+    except Exception:
+        return None
+    longest = max((m.durations[-1] for m in feat.models.values() if m.has_duration and m.durations), default=None)
+    length = media.seconds_text(seconds)
+    if longest is not None and media.billed_seconds(seconds) > longest:
+        return f"{what} is {length} long; {feat.label} takes up to {longest:,} s. Choose a shorter file."
+    if plan_key is not None:
+        limit = cat.plan_limit(plan_key, feature, duration=media.billed_seconds(seconds))
+        if limit is not None:
+            return f"{what} is {length} long: {limit}."
+    return None
 
 
 def _media_dir(media_dir: Path | None) -> Path:
@@ -153,9 +235,13 @@ def save_upload(
     *,
     what: str = "The file",
     media_dir: Path | None = None,
+    length_check: Callable[[float], None] | None = None,
 ) -> StoredUpload:
-    """Check and store one upload; returns its reference for a generation request."""
-    ext, kind, mime = validate(data, accept, what=what)
+    """Check and store one upload; returns its reference for a generation request.
+    `length_check` sees the length of a clip or audio file and raises to refuse it."""
+    ext, kind, mime, seconds = _check(data, accept, what)
+    if seconds and length_check is not None:
+        length_check(seconds)
     folder = account_dir(account_id, media_dir)
     folder.mkdir(parents=True, exist_ok=True)
     ref = f"{secrets.token_hex(16)}.{ext}"
@@ -163,20 +249,53 @@ def save_upload(
     tmp = folder / f".{ref}.part"
     tmp.write_bytes(bytes(data))
     os.replace(tmp, path)  # a half-written file never carries a valid name
-    return StoredUpload(ref=ref, kind=kind, mime=mime, size=len(data), path=path)
+    return StoredUpload(ref=ref, kind=kind, mime=mime, size=len(data), path=path, seconds=seconds)
 
 
 def save_for_role(
-    account_id: int, feature: str, role: str, data: bytes, *, media_dir: Path | None = None
+    account_id: int,
+    feature: str,
+    role: str,
+    data: bytes,
+    *,
+    media_dir: Path | None = None,
+    plan_key: str | None = None,
 ) -> StoredUpload:
-    """Store the upload for one input of face swap / lip sync (role: face, target, source, audio)."""
+    """Store the upload for one input of face swap / lip sync (role: face, target, source, audio).
+
+    The upload a feature is priced by is refused, with its length, when it is longer than the
+    catalog allows for the feature or than `plan_key`'s plan allows."""
     from workroom_app.generation.jobs import UPLOAD_ROLES
 
     roles = UPLOAD_ROLES.get(feature, {})
     if role not in roles:
         raise InvalidUpload("This feature does not take that upload.")
     what = ROLE_LABELS[role][0].upper() + ROLE_LABELS[role][1:]
-    return save_upload(account_id, data, roles[role], what=what, media_dir=media_dir)
+    length_check = None
+    if TIMED_ROLES.get(feature) == role:
+        def length_check(seconds: float) -> None:
+            problem = length_problem(feature, what, seconds, plan_key)
+            if problem:
+                raise InvalidUpload(problem)
+
+    return save_upload(account_id, data, roles[role], what=what, media_dir=media_dir, length_check=length_check)
+
+
+@functools.lru_cache(maxsize=256)
+def _stored_seconds(path: str, size: int, mtime_ns: int) -> float | None:
+    data = Path(path).read_bytes()
+    ext = sniff(data)
+    return media_seconds_of_bytes(data, ext) if ext else None
+
+
+def stored_seconds(account_id: int, ref: str, media_dir: Path | None = None) -> float | None:
+    """Length of a stored upload, measured from the file (cached per file version)."""
+    path = path_of(account_id, ref, media_dir)
+    try:
+        stat = path.stat()
+    except OSError:
+        raise InvalidUpload("The uploaded file was not found; upload it again.") from None
+    return _stored_seconds(str(path), stat.st_size, stat.st_mtime_ns)
 
 
 def check_reference(

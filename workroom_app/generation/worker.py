@@ -211,24 +211,27 @@ class Worker:
 
     async def _finish_success(self, job: GenerationJob, pid: str) -> None:
         try:
-            data, mime = await self.provider.fetch_output(pid)
+            fetch_all = getattr(self.provider, "fetch_outputs", None)
+            outputs = await fetch_all(pid) if fetch_all is not None else [await self.provider.fetch_output(pid)]
         except ProviderError as exc:
             if exc.retriable:
                 await self._db(self._release, job.id)
                 return
             await self._db(jobs.fail, job.id, JobStatus.FAILED, _user_error("The result could not be fetched", str(exc)))
             return
-        if not mime.startswith(EXPECTED_KINDS.get(job.feature, ("",))):
+        wrong = [mime for _data, mime in outputs if not mime.startswith(EXPECTED_KINDS.get(job.feature, ("",)))]
+        if not outputs or wrong:
             await self._db(
-                jobs.fail, job.id, JobStatus.FAILED, f"The generation service returned the wrong kind of file ({mime})."
+                jobs.fail, job.id, JobStatus.FAILED,
+                f"The generation service returned the wrong kind of file ({wrong[0] if wrong else 'none'}).",
             )
             return
-        relative = self._store(job, data, mime)
-        await self._db(jobs.succeed, job.id, relative, mime)
+        paths = [self._store(job, data, mime, index) for index, (data, mime) in enumerate(outputs, start=1)]
+        await self._db(jobs.succeed, job.id, paths[0], outputs[0][1], output_count=len(paths))
 
-    def _store(self, job: GenerationJob, data: bytes, mime: str) -> str:
+    def _store(self, job: GenerationJob, data: bytes, mime: str, index: int = 1) -> str:
         ext = EXTENSIONS.get(mime, "bin")
-        relative = f"{job.account_id}/{job.id}.{ext}"
+        relative = jobs.output_relative_path(job.account_id, job.id, index, ext)
         path = self.media_dir / relative
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(f".{path.name}.part")

@@ -2,6 +2,7 @@
 
 GET /api/media/jobs/{job_id}            the output of one of the signed-in user's jobs
                                         (?download=1 sends it as an attachment)
+GET /api/media/jobs/{job_id}/{n}        its file number n (1..output_count: N images are N files)
 GET /api/media/uploads/{ref}            one of the signed-in user's uploads (face swap / lip sync)
 GET /api/catalog.json                   catalog_for_browser(): what assets/quote.js prices from
 
@@ -31,8 +32,9 @@ NOT_FOUND = "Not found."
 _MAX_ID_DIGITS = 18
 
 
-def job_media_url(job_id: int, *, download: bool = False) -> str:
-    return f"{JOB_MEDIA_ROUTE}/{int(job_id)}" + ("?download=1" if download else "")
+def job_media_url(job_id: int, *, download: bool = False, index: int | None = None) -> str:
+    path = f"{JOB_MEDIA_ROUTE}/{int(job_id)}" + (f"/{int(index)}" if index is not None else "")
+    return path + ("?download=1" if download else "")
 
 
 def upload_media_url(ref: str) -> str:
@@ -63,7 +65,7 @@ def _inside(base: Path, path: Path) -> Path | None:
     return resolved if resolved.is_file() else None
 
 
-def _job_file(account_id: int, job_id: int) -> tuple[Path, str, str] | None:
+def _job_file(account_id: int, job_id: int, index: int = 1) -> tuple[Path, str, str] | None:
     from workroom_app.db import read_session
     from workroom_app.generation import jobs
     from workroom_app.generation.errors import GenerationError
@@ -78,11 +80,20 @@ def _job_file(account_id: int, job_id: int) -> tuple[Path, str, str] | None:
         if job.status != JobStatus.SUCCEEDED or not job.output_path:
             return None
         media_dir = get_settings().media_dir
-        path = _inside(Path(media_dir), Path(media_dir) / job.output_path)
+        candidate = jobs.output_file(job, Path(media_dir), index)
+        path = _inside(Path(media_dir), candidate) if candidate is not None else None
         if path is None:
             return None
-        name = f"workroom-{job.feature.replace('_', '-')}-{job.id}{path.suffix}"
-        return path, job.output_mime or "application/octet-stream", name
+        number = f"-{index}" if (job.output_count or 1) > 1 else ""
+        name = f"workroom-{job.feature.replace('_', '-')}-{job.id}{number}{path.suffix}"
+        # Every file of a job is of the kind of its first (the worker refuses a mixed answer);
+        # the type still follows the file's own name so a PNG is never sent as something else.
+        mime = job.output_mime or "application/octet-stream"
+        if index > 1:
+            from workroom_app.generation import uploads
+
+            mime = uploads.FORMATS.get(path.suffix.lstrip(".").lower(), (None, mime))[1]
+        return path, mime, name
 
 
 def _upload_file(account_id: int, ref: str) -> tuple[Path, str] | None:
@@ -109,10 +120,13 @@ async def job_media(request: Request) -> Response:
     raw = request.path_params.get("job_id", "")
     if not raw.isdigit() or len(raw) > _MAX_ID_DIGITS:
         return _not_found()
+    raw_index = request.path_params.get("index", "1")
+    if not raw_index.isdigit() or len(raw_index) > 3 or int(raw_index) < 1:
+        return _not_found()
     account_id = await _caller(request)
     if account_id is None:
         return _not_found()
-    found = await run_in_threadpool(_job_file, account_id, int(raw))
+    found = await run_in_threadpool(_job_file, account_id, int(raw), int(raw_index))
     if found is None:
         return _not_found()
     path, mime, name = found
@@ -150,6 +164,7 @@ async def catalog_json(_request: Request) -> Response:
 
 MEDIA_ROUTES: list[Route] = [
     Route(JOB_MEDIA_ROUTE + "/{job_id}", job_media, methods=["GET"]),
+    Route(JOB_MEDIA_ROUTE + "/{job_id}/{index}", job_media, methods=["GET"]),
     Route(UPLOAD_MEDIA_ROUTE + "/{ref}", upload_media, methods=["GET"]),
     Route(CATALOG_ROUTE, catalog_json, methods=["GET"]),
 ]

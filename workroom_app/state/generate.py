@@ -79,6 +79,8 @@ class JobView:
     output_kind: str = ""  # image | video | audio | ""
     output_url: str = ""
     download_url: str = ""
+    # Every file of the job (N images: N URLs); each downloads with "?download=1".
+    output_urls: list[str] = dataclasses.field(default_factory=list)
 
 
 @dataclasses.dataclass
@@ -88,6 +90,8 @@ class UploadView:
     kind: str = ""
     size_text: str = ""
     url: str = ""
+    length_text: str = ""  # "4.0 s" for a clip or audio file, measured on the server
+    seconds: int = 0  # whole seconds it is billed as (what the in-page price uses)
 
 
 def credits_text(amount: int) -> str:
@@ -169,6 +173,8 @@ def job_view(job: Any, tz_name: str = "UTC") -> JobView:
         output_kind=kind,
         output_url=job_media_url(job.id) if succeeded and job.output_path else "",
         download_url=job_media_url(job.id, download=True) if succeeded and job.output_path else "",
+        output_urls=[job_media_url(job.id, index=i) for i in range(1, (job.output_count or 1) + 1)]
+        if succeeded and job.output_path else [],
     )
 
 
@@ -325,13 +331,66 @@ def read_job(account_id: int, job_id: int, tz: str) -> JobView | None:
 
 
 def store_upload(account_id: int, feature: str, role: str, data: bytes, filename: str):
-    from workroom_app.generation import uploads
+    from workroom_app.billing import accounts
+    from workroom_app.db import read_session
+    from workroom_app.generation import media, uploads
     from workroom_app.http.media_routes import upload_media_url
 
-    stored = uploads.save_for_role(account_id, feature, role, data)
+    with read_session() as session:
+        plan_key = accounts.current_plan_key(session, account_id)
+    stored = uploads.save_for_role(account_id, feature, role, data, plan_key=plan_key)
     size = f"{stored.size / (1024 * 1024):.1f} MB" if stored.size >= 100 * 1024 else f"{stored.size / 1024:.0f} KB"
     name = _shorten(filename or stored.ref, 40)
-    return stored.ref, UploadView(role=role, name=name, kind=stored.kind, size_text=size, url=upload_media_url(stored.ref))
+    timed = bool(stored.seconds)
+    return stored.ref, UploadView(
+        role=role, name=name, kind=stored.kind, size_text=size, url=upload_media_url(stored.ref),
+        length_text=media.seconds_text(stored.seconds) if timed else "",
+        seconds=media.billed_seconds(stored.seconds) if timed else 0,
+    )
+
+
+def _role_texts(feature: str, role: str) -> tuple[str, str, tuple[str, ...]]:
+    """(what the upload is, which types it takes, its kinds) for messages."""
+    from workroom_app.generation import jobs, uploads
+
+    kinds = jobs.UPLOAD_ROLES.get(feature, {}).get(role, ())
+    accepted = uploads.accept_text(kinds) if kinds else "a supported file"
+    return uploads.ROLE_LABELS.get(role, "the file"), accepted, kinds
+
+
+def choose_one_message(feature: str, role: str) -> str:
+    label, accepted, _kinds = _role_texts(feature, role)
+    return f"Choose one file for {label}: {accepted}."
+
+
+def rejection_message(feature: str, role: str, rejected: object) -> str:
+    """What is wrong with a file the browser's file picker refused before sending it (wrong type,
+    too large, several files), and what to choose instead.
+
+    The records come from the browser: only their file name and error codes are read, shortened,
+    and used as text; nothing else is trusted or stored."""
+    from os.path import basename
+
+    from workroom_app.generation import uploads
+
+    label, accepted, kinds = _role_texts(feature, role)
+    record = rejected[0] if isinstance(rejected, list) and rejected and isinstance(rejected[0], dict) else {}
+    file = record.get("file") if isinstance(record.get("file"), dict) else {}
+    raw_name = file.get("path") or file.get("name") or ""
+    name = _shorten(basename(raw_name.replace("\\", "/")), 60) if isinstance(raw_name, str) else ""
+    errors = record.get("errors") if isinstance(record.get("errors"), list) else []
+    codes = {e.get("code") for e in errors if isinstance(e, dict) and isinstance(e.get("code"), str)}
+    quoted = f"“{name}”" if name else "That file"
+    if isinstance(rejected, list) and len(rejected) > 1 or "too-many-files" in codes:
+        return choose_one_message(feature, role)
+    if "file-invalid-type" in codes:
+        ext = name.rsplit(".", 1)[1].upper() if "." in name else ""
+        kind = f"a .{ext} file" if ext and len(ext) <= 8 and ext.isalnum() else "not a type"
+        return f"{quoted} is {kind} that {label} cannot be. Choose {accepted}."
+    if "file-too-large" in codes:
+        limit = max((uploads.MAX_BYTES[k] for k in kinds), default=0)
+        return f"{quoted} is larger than {uploads.size_text(limit)}, the limit for {label}. Choose a smaller file."
+    return f"{quoted} cannot be used for {label}. Choose {accepted}."
 
 
 # ------------------------------------------------------------------- state
@@ -499,7 +558,8 @@ class GenerateState(SessionState):
             return rx.redirect(LOGIN_ROUTE)
         errors = {k: v for k, v in self.upload_errors.items() if k != role}
         if not isinstance(files, list) or len(files) != 1:
-            self.upload_errors = {**errors, role: "Choose one file."}
+            # The picker refused the file (on_drop_rejected says why) or several were dropped.
+            self.upload_errors = {**errors, role: choose_one_message(feature, role)}
             return None
         upload = files[0]
         data = await upload.read(_MAX_UPLOAD_READ) if hasattr(upload, "read") else b""
@@ -531,4 +591,27 @@ class GenerateState(SessionState):
     @rx.event
     async def upload_audio(self, files: list[rx.UploadFile]):
         return await self._store("lip_sync", "audio", files)
+
+    def _rejected(self, feature: str, role: str, rejected: object):
+        if self._account_id is None:
+            return rx.redirect(LOGIN_ROUTE)
+        self.upload_errors = {**self.upload_errors, role: rejection_message(feature, role, rejected)}
+        return None
+
+    # The browser's file picker checks type and size before uploading; what it refuses arrives here.
+    @rx.event
+    def rejected_face(self, rejected: list[dict]):
+        return self._rejected("face_swap", "face", rejected)
+
+    @rx.event
+    def rejected_target(self, rejected: list[dict]):
+        return self._rejected("face_swap", "target", rejected)
+
+    @rx.event
+    def rejected_source(self, rejected: list[dict]):
+        return self._rejected("lip_sync", "source", rejected)
+
+    @rx.event
+    def rejected_audio(self, rejected: list[dict]):
+        return self._rejected("lip_sync", "audio", rejected)
 

@@ -50,6 +50,9 @@ class Provider(Protocol):
 
     async def fetch_output(self, provider_job_id: str) -> tuple[bytes, str]: ...
 
+    # Every output file in order (N images: N files). Providers without it return one file.
+    async def fetch_outputs(self, provider_job_id: str) -> list[tuple[bytes, str]]: ...
+
     async def aclose(self) -> None: ...
 
 

@@ -48,6 +48,8 @@ _STATES = {
 _REJECTION_RE = re.compile(r"\b(nsfw|safety|content policy|moderation|rejected)\b", re.I)
 _ID_RE = re.compile(r"^[A-Za-z0-9_.:-]{1,128}$")
 MAX_OUTPUT_BYTES = 200 * 1024 * 1024
+# Files one job may return (N images: N files); more is a broken answer, not a bigger job.
+MAX_OUTPUTS = 16
 
 
 def _short(text: str, n: int = 200) -> str:
@@ -214,10 +216,20 @@ class PredictionClient:
         await self._request("POST", f"v1/predictions/{provider_job_id}/cancel")
 
     async def fetch_output(self, provider_job_id: str) -> tuple[bytes, str]:
+        """The first (usually the only) output file."""
+        return (await self.fetch_outputs(provider_job_id, limit=1))[0]
+
+    async def fetch_outputs(self, provider_job_id: str, *, limit: int = MAX_OUTPUTS) -> list[tuple[bytes, str]]:
+        """Every output file, in order (an image job with count 3 answers with 3 URLs)."""
         body = await self._prediction(provider_job_id)
-        url = _output_url(body)
-        if url is None:
+        urls = _output_urls(body)
+        if not urls:
             raise ProviderError("The generation service sent no output URL.")
+        if len(urls) > MAX_OUTPUTS:
+            raise ProviderError("The generation service sent more output files than a job can have.")
+        return [await self._fetch_file(url) for url in urls[:limit]]
+
+    async def _fetch_file(self, url: str) -> tuple[bytes, str]:
         absolute = urljoin(self.base_url, url)
         if urlsplit(absolute).scheme not in ("http", "https"):
             raise ProviderError("The generation service sent an output URL that is not http(s).")
@@ -238,12 +250,22 @@ class PredictionClient:
 
 
 def _output_url(body: dict[str, Any]) -> str | None:
+    urls = _output_urls(body)
+    return urls[0] if urls else None
+
+
+def _output_urls(body: dict[str, Any]) -> list[str]:
+    """The output URLs: `output` is a URL, {url: ...}, or a list of either."""
     out = body.get("output")
-    if isinstance(out, list):
-        out = out[0] if out else None
-    if isinstance(out, dict):
-        out = out.get("url")
-    return out if isinstance(out, str) and out else None
+    items = out if isinstance(out, list) else [out]
+    urls = []
+    for item in items:
+        if isinstance(item, dict):
+            item = item.get("url")
+        if not isinstance(item, str) or not item:
+            return []  # one malformed entry makes the whole answer malformed
+        urls.append(item)
+    return urls
 
 
 def _progress(value: Any, state: str) -> int:

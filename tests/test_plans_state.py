@@ -92,7 +92,7 @@ def balance(engine, account_id: int) -> int:
 
 def invoices_of(engine, account_id: int) -> list[Invoice]:
     with read_session(engine) as s:
-        return list(s.exec(select(Invoice).where(Invoice.account_id == account_id).order_by(Invoice.seq)))
+        return list(s.exec(select(Invoice).where(Invoice.account_id == account_id).order_by(Invoice.id)))
 
 
 def live_sub(engine, account_id: int) -> Subscription | None:

@@ -281,7 +281,7 @@ class SubscriptionSummary:
 @dataclass(frozen=True)
 class InvoiceSummary:
     id: int
-    number: str
+    number: str | None  # None: a failed attempt (not numbered)
     kind: str
     status: str
     amount_cents: int

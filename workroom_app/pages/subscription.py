@@ -182,14 +182,37 @@ def pdf_link(row: PaymentRow) -> rx.Component:
 
 
 def _number_button(row: PaymentRow) -> rx.Component:
-    return rx.button(
-        row.number,
-        on_click=SubscriptionState.open_invoice(row.id),
-        variant="ghost",
-        size="1",
-        data_testid="payment-number",
-        aria_label="Invoice details " + row.number,
-        style={"paddingLeft": 0, "marginLeft": 0},
+    """The invoice number opens its details; a failed attempt has no number
+    (it is not an invoice), so its button says "Details"."""
+    return rx.cond(
+        row.number != "",
+        rx.button(
+            row.number,
+            on_click=SubscriptionState.open_invoice(row.id),
+            variant="ghost",
+            size="1",
+            data_testid="payment-number",
+            aria_label="Invoice details " + row.number,
+            style={"paddingLeft": 0, "marginLeft": 0},
+        ),
+        rx.button(
+            "Details",
+            on_click=SubscriptionState.open_invoice(row.id),
+            variant="ghost",
+            size="1",
+            data_testid="payment-details",
+            aria_label="Details of the failed payment of " + row.date,
+            style={"paddingLeft": 0, "marginLeft": 0},
+        ),
+    )
+
+
+def _pdf_or_none(row: PaymentRow) -> rx.Component:
+    """Only a paid (numbered) invoice has a PDF."""
+    return rx.cond(
+        row.pdf != "",
+        pdf_link(row),
+        rx.text("No invoice", size="2", color_scheme="gray", data_testid="payment-no-pdf"),
     )
 
 
@@ -210,7 +233,7 @@ def payment_table_row(row: PaymentRow) -> rx.Component:
         rx.table.cell(row.amount, white_space="nowrap", data_testid="payment-amount"),
         rx.table.cell(row.card, white_space="nowrap", data_testid="payment-card"),
         rx.table.cell(status_badge(row)),
-        rx.table.cell(pdf_link(row)),
+        rx.table.cell(_pdf_or_none(row)),
         data_testid="payment-row",
         custom_attrs={"data-invoice-number": row.number},
     )
@@ -230,7 +253,7 @@ def payment_card(row: PaymentRow) -> rx.Component:
             rx.hstack(rx.text(row.date, size="2", color_scheme="gray"), rx.text("·", color_scheme="gray"),
                       rx.text(row.card, size="2", color_scheme="gray"), wrap="wrap", spacing="2"),
             rx.cond(row.reason != "", rx.text(row.reason, size="2", color_scheme="red", data_testid="payment-reason")),
-            rx.hstack(_number_button(row), pdf_link(row), justify="between", width="100%"),
+            rx.hstack(_number_button(row), _pdf_or_none(row), justify="between", width="100%"),
             spacing="2",
             width="100%",
         ),
@@ -307,7 +330,7 @@ def invoice_dialog() -> rx.Component:
     inv = SubscriptionState.invoice
     return rx.dialog.root(
         rx.dialog.content(
-            rx.dialog.title("Invoice ", inv.number),
+            rx.dialog.title(rx.cond(inv.number != "", "Invoice " + inv.number, "Failed payment")),
             rx.dialog.description(inv.date, " · ", inv.status_label, size="2", color_scheme="gray"),
             rx.vstack(
                 rx.foreach(
@@ -331,7 +354,7 @@ def invoice_dialog() -> rx.Component:
                 margin_y="1rem",
             ),
             rx.flex(
-                pdf_link(inv),
+                _pdf_or_none(inv),
                 rx.dialog.close(rx.button("Close", variant="soft", color_scheme="gray")),
                 justify="between",
                 align="center",

@@ -71,7 +71,7 @@ def _card_text(brand: str | None, last4: str | None) -> str:
 def payment_row(invoice, first_line: str) -> PaymentRow:
     return PaymentRow(
         id=invoice.id,
-        number=invoice.number,
+        number=invoice.number or "",  # "" for a failed attempt: no number, no PDF
         date=date_text(invoice.created_at),
         description=first_line or _KIND_LABELS.get(invoice.kind, invoice.kind.title()),
         amount=money_text(invoice.amount_cents, invoice.currency),
@@ -79,7 +79,7 @@ def payment_row(invoice, first_line: str) -> PaymentRow:
         status=invoice.status,
         status_label=invoice.status.capitalize(),
         reason=invoice.failure_reason or "",
-        pdf=invoice_pdf_path(invoice.id),
+        pdf=invoice_pdf_path(invoice.id) if invoice.number else "",
     )
 
 

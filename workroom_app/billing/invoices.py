@@ -24,7 +24,7 @@ from sqlalchemy import bindparam, func, insert, update
 from sqlalchemy import select as core_select
 from sqlmodel import Session, select
 
-from workroom_app.billing import clock
+from workroom_app.billing import clock, formatting
 from workroom_app.models import (
     Account,
     AccountBalance,
@@ -264,5 +264,6 @@ def pdf_for_viewer(
     if invoice is None or invoice.number is None or invoice.status == InvoiceStatus.FAILED:
         return None
     account = session.get(Account, invoice.account_id)
-    pdf = render_invoice(invoice, lines_of(session, invoice.id), account.email if account else "")
+    pdf = render_invoice(invoice, lines_of(session, invoice.id), account.email if account else "",
+                         formatting.zone(account.timezone if account else None))
     return f"{invoice.number}.pdf", pdf

@@ -11,7 +11,8 @@ from reflex_base.vars.base import Var
 
 from workroom_app.components.layout import NavItem, app_page
 from workroom_app.components.plan_card_form import card_form
-from workroom_app.state.plans import PLANS_ROUTE, SUBSCRIPTION_ROUTE
+from workroom_app.components.plan_cards import confirm_dialog
+from workroom_app.state.plans import PLANS_ROUTE, SUBSCRIPTION_ROUTE, PlansState
 from workroom_app.state.subscription import PaymentRow, SubscriptionState
 
 _BACKEND_IMPORTS = VarData(
@@ -36,6 +37,28 @@ def _item(label: str, value, testid: str) -> rx.Component:  # noqa: ANN001
         rx.text(label, size="2", color_scheme="gray"),
         rx.text(value, size="4", weight="bold", data_testid=testid),
         spacing="1",
+    )
+
+
+def auto_renewal_button() -> rx.Component:
+    """Cancel or resume auto-renewal, as on the Plans card: the click sends the
+    current plan's key to PlansState.open_action, which works out the action
+    with the same checks, shows the same confirmation (confirm_dialog) and
+    applies it through the same billing functions."""
+    return rx.cond(
+        SubscriptionState.plan_status != "free",
+        rx.button(
+            rx.cond(
+                SubscriptionState.auto_renew,
+                rx.fragment(rx.icon("circle-stop", size=16), "Cancel auto-renewal"),
+                rx.fragment(rx.icon("refresh-cw", size=16), "Resume auto-renewal"),
+            ),
+            on_click=PlansState.open_action(SubscriptionState.current_plan_key),
+            loading=PlansState.opening == SubscriptionState.current_plan_key,
+            variant="soft",
+            color_scheme=rx.cond(SubscriptionState.auto_renew, "red", "green"),
+            data_testid="sub-auto-renew-action",
+        ),
     )
 
 
@@ -68,9 +91,14 @@ def overview() -> rx.Component:
                 SubscriptionState.retry_note != "",
                 rx.callout(SubscriptionState.retry_note, icon="triangle-alert", color_scheme="amber", width="100%"),
             ),
-            rx.link(
-                rx.button(rx.icon("gem", size=16), "Change plan", variant="soft", data_testid="sub-change-plan"),
-                href=PLANS_ROUTE,
+            rx.flex(
+                rx.link(
+                    rx.button(rx.icon("gem", size=16), "Change plan", variant="soft", data_testid="sub-change-plan"),
+                    href=PLANS_ROUTE,
+                ),
+                auto_renewal_button(),
+                gap="3",
+                wrap="wrap",
             ),
             spacing="4",
             width="100%",
@@ -380,6 +408,7 @@ def subscription_page() -> rx.Component:
         card_on_file(),
         payment_history(),
         invoice_dialog(),
+        confirm_dialog(),
         spacing="5",
         width="100%",
     )

@@ -32,8 +32,15 @@ $(BUN):
 	npm install --silent --no-audit --no-fund --prefix $(TOOLS) bun@1.4.5
 	$(BUN) --version
 
-test-setup: setup $(VENV)/.test-installed
+AXE := $(TOOLS)/node_modules/axe-core/axe.min.js
+
+test-setup: setup $(VENV)/.test-installed $(AXE)
 	@bash scripts/ensure-chromium.sh
+
+# axe-core (accessibility checks injected by the browser tests), pinned.
+$(AXE):
+	mkdir -p $(TOOLS)
+	npm install --silent --no-audit --no-fund --prefix $(TOOLS) axe-core@4.14.1
 
 $(VENV)/.test-installed: pyproject.toml constraints.txt $(VENV)/.installed
 	$(BIN)/python -m pip install --quiet -c constraints.txt -e ".[test]"

@@ -15,7 +15,10 @@ from workroom_app.billing.invoices import InvoiceError, LineItem
 from workroom_app.db import read_session, write_session
 from workroom_app.models import Role
 from tests.test_subscriptions_support import (
+    DECLINED,
     FAILS_ON_CHARGE,
+    INSUFFICIENT,
+    VISA,
     T0,
     change,
     invoices_of,
@@ -93,11 +96,11 @@ def test_the_pdf_shows_number_amount_card_status_period_and_bill_to(engine):
     assert name == f"{inv.number}.pdf" and data.startswith(b"%PDF")
     text = _pdf_text(data)
     for needle in (inv.number, "$30.00", "Visa ending in 4242", "Paid", "pdf@example.com",
-                   "January 31, 2026", "February 28, 2026", "Workroom", "Pro plan"):
+                   "Jan 31, 2026", "Feb 28, 2026", "Workroom", "Pro plan"):
         assert needle in text, needle
 
 
-def test_a_failed_invoice_pdf_shows_the_reason(engine):
+def test_a_failed_renewal_keeps_its_reason_but_has_no_number_and_no_pdf(engine):
     with clock.pinned(T0):
         a = sign_up(engine)
         subscribe(engine, a, "starter")
@@ -107,11 +110,44 @@ def test_a_failed_invoice_pdf_shows_the_reason(engine):
 
         subscriptions.renew_due(engine)
     failed = invoices_of(engine, a)[-1]
-    assert failed.status == "failed"
+    assert (failed.status, failed.failure_reason) == ("failed", "Your card was declined.")
+    assert (failed.seq, failed.number) == (None, None)
     with read_session(engine) as s:
-        _, data = invoices.pdf_for_viewer(s, failed.id, a)
-    text = _pdf_text(data)
-    assert "Failed" in text and "Your card was declined." in text
+        assert invoices.get_for_viewer(s, failed.id, a).id == failed.id  # still on Payment History
+        assert invoices.pdf_for_viewer(s, failed.id, a) is None  # but not an invoice
+
+
+def test_invoice_numbers_stay_gapless_with_declines_in_between(engine):
+    """Declined checkout, upgrade and renewal attempts between payments take no
+    number: the paid invoices are numbered 0001, 0002, 0003 with no gap."""
+    from workroom_app.billing import subscriptions
+
+    with clock.pinned(T0):
+        a = sign_up(engine)
+        assert not subscribe(engine, a, "starter", card=DECLINED).ok
+        assert not subscribe(engine, a, "starter", card=INSUFFICIENT).ok
+        assert subscribe(engine, a, "starter").ok  # 0001
+        save_card(engine, a, FAILS_ON_CHARGE)
+        assert not change(engine, a, "pro").ok  # declined upgrade
+        save_card(engine, a, VISA)
+        assert change(engine, a, "pro").ok  # 0002
+        save_card(engine, a, FAILS_ON_CHARGE)
+    with clock.pinned(T0 + timedelta(days=28)):
+        assert subscriptions.renew_due(engine).failed == 1  # declined renewal
+        save_card(engine, a, VISA)
+    with clock.pinned(T0 + timedelta(days=29)):
+        assert subscriptions.renew_due(engine).renewed == 1  # the retry pays: 0003
+    rows = invoices_of(engine, a)
+    assert [r.status for r in rows] == ["failed", "failed", "paid", "failed", "paid", "failed", "paid"]
+    paid = [r for r in rows if r.status == "paid"]
+    assert [r.number for r in paid] == [f"WR-{a}-{k:04d}" for k in (1, 2, 3)]
+    assert [r.seq for r in paid] == [1, 2, 3]
+    assert all(r.number is None and r.seq is None for r in rows if r.status == "failed")
+    with read_session(engine) as s:
+        history = invoices.list_for_account(s, a)  # Payment History: every attempt, newest first
+        assert [r.id for r in history] == [r.id for r in reversed(rows)]
+        assert all(invoices.pdf_for_viewer(s, r.id, a) is None for r in rows if r.status == "failed")
+        assert all(invoices.pdf_for_viewer(s, r.id, a) is not None for r in paid)
 
 
 def test_only_the_owner_or_staff_can_see_an_invoice(engine):

@@ -15,7 +15,7 @@ from sqlmodel import select
 
 from tests.reflex_events import EventBrowser, frontend_text, run as run_events
 from workroom_app import db
-from workroom_app.billing import accounts, clock, ledger, subscriptions
+from workroom_app.billing import accounts, clock, formatting, ledger, subscriptions
 from workroom_app.billing.subscriptions import CardForm
 from workroom_app.db import read_session, write_session
 from workroom_app.models import ActionType, Invoice, LedgerEntry, LocalCharge, PaymentMethod, Subscription
@@ -92,7 +92,7 @@ def balance(engine, account_id: int) -> int:
 
 def invoices_of(engine, account_id: int) -> list[Invoice]:
     with read_session(engine) as s:
-        return list(s.exec(select(Invoice).where(Invoice.account_id == account_id).order_by(Invoice.seq)))
+        return list(s.exec(select(Invoice).where(Invoice.account_id == account_id).order_by(Invoice.id)))
 
 
 def live_sub(engine, account_id: int) -> Subscription | None:
@@ -161,7 +161,7 @@ def test_subscribe_preview_shows_the_engines_numbers_then_goes_to_checkout(app_d
         f = facts(st)
         assert f["confirm-charge"] == "$30.00" and p.charge_cents == 3000
         assert f["confirm-credits-added"] == "+3,000"
-        assert f["confirm-renewal-date"] == f"{p.renewal_date:%B} {p.renewal_date.day}, {p.renewal_date.year}"
+        assert f["confirm-renewal-date"] == formatting.format_date(p.renewal_date)
         sent = await tab.send(PlansState, "confirm")
         assert "/checkout?plan=pro" in sent
         assert not (await tab.state(PlansState)).dialog_open
@@ -478,12 +478,15 @@ def test_subscription_page_shows_plan_card_and_every_payment(app_db):
         await tab.open("/subscription", SubscriptionState)
         st = await tab.state(SubscriptionState)
         assert st.current_plan == "Starter" and st.auto_renew
-        assert st.renewal_text == "December 24, 2026" and st.renewal_amount == "$10.00"
+        assert st.renewal_text == "Dec 24, 2026" and st.renewal_amount == "$10.00"
         assert st.card_label.startswith("Visa ending in 4242")
         assert [(p.status, p.amount, p.card) for p in st.payments] == [
             ("paid", "$10.00", "Visa •••• 4242"), ("failed", "$10.00", "Visa •••• 0002")]
         assert st.payments[1].reason == "Your card was declined."
         assert st.payments[0].pdf == f"/api/invoices/{st.payments[0].id}/pdf"
+        # The declined attempt is listed with its reason but is not an invoice.
+        assert (st.payments[1].number, st.payments[1].pdf) == ("", "")
+        assert st.payments[0].number.endswith("-0001")
         await tab.send(SubscriptionState, "open_invoice", invoice_id=st.payments[0].id)
         st = await tab.state(SubscriptionState)
         assert st.invoice_open and st.invoice.number == st.payments[0].number
@@ -744,3 +747,45 @@ def test_resubscribing_can_pay_with_the_saved_card(app_db):
     assert live_sub(app_db, account_id).plan_key == "pro"
     assert [(i.kind, i.amount_cents) for i in invoices_of(app_db, account_id)] == [
         ("activation", 1000), ("activation", 3000)]
+
+
+@BOTH_ENGINES
+def test_subscription_page_cancels_and_resumes_auto_renewal_with_confirmation(app_db):
+    """The Subscription page's button sends the current plan's key to the Plans
+    card's own handler: same checks, same confirmation, same billing functions;
+    the page's overview follows."""
+    account_id, token = make_user(app_db, "subpage@example.com")
+    subscribe(app_db, account_id, "starter")
+    with write_session(app_db) as s:  # dates in the account's zone
+        s.get(accounts.Account, account_id).timezone = "Asia/Tokyo"
+
+    async def scenario(new_browser):
+        tab = new_browser()
+        await tab.sign_in(token)
+        await tab.open("/subscription", SubscriptionState)
+        sub = await tab.state(SubscriptionState)
+        assert sub.auto_renew and sub.current_plan_key == "starter"
+        # Opening the dialog changes nothing yet.
+        await tab.send(PlansState, "open_action", plan_key=sub.current_plan_key)
+        st = await tab.state(PlansState)
+        assert st.dialog_open and st.dialog_kind == "cancel"
+        assert "Dec 25, 2026" in st.dialog_intro  # Dec 24 15:00 UTC is Dec 25 in Tokyo
+        assert not live_sub(app_db, account_id).cancel_at_period_end
+        await tab.send(PlansState, "confirm")
+        assert live_sub(app_db, account_id).cancel_at_period_end
+        sub = await tab.state(SubscriptionState)
+        assert not sub.auto_renew and sub.period_end == "Dec 25, 2026"
+        assert not (await tab.state(PlansState)).dialog_open
+        # Resume, from the same button.
+        await tab.send(PlansState, "open_action", plan_key=sub.current_plan_key)
+        assert (await tab.state(PlansState)).dialog_kind == "resume"
+        await tab.send(PlansState, "confirm")
+        assert not live_sub(app_db, account_id).cancel_at_period_end
+        assert (await tab.state(SubscriptionState)).auto_renew
+        # A forged key for another plan is refused by the same checks: nothing changes.
+        before = snapshot(app_db, account_id)
+        out = await tab.send(PlansState, "open_action", plan_key="free")
+        assert "toast" in out and not (await tab.state(PlansState)).dialog_open
+        assert snapshot(app_db, account_id) == before
+
+    run(scenario)

@@ -75,7 +75,7 @@ class StripeWorld:
 
     def invoices(self, account_id: int) -> list[Invoice]:
         with read_session(self.engine) as s:
-            return list(s.exec(select(Invoice).where(Invoice.account_id == account_id).order_by(Invoice.seq)))
+            return list(s.exec(select(Invoice).where(Invoice.account_id == account_id).order_by(Invoice.id)))
 
     def events(self) -> list[WebhookEvent]:
         with read_session(self.engine) as s:
@@ -101,7 +101,7 @@ class StripeWorld:
             self.balance(account_id),
             tuple(self.entries(account_id)),
             tuple(
-                (i.kind, i.status, i.amount_cents, i.card_brand, i.card_last4, i.plan_key, i.number.split("-")[-1])
+                (i.kind, i.status, i.amount_cents, i.card_brand, i.card_last4, i.plan_key, (i.number or "").split("-")[-1])
                 for i in self.invoices(account_id)
             ),
         )

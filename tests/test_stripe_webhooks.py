@@ -444,7 +444,7 @@ def test_cancel_keeps_the_plan_until_the_period_end_then_resume_or_end(world):
     w = world
     account, sub_id = _active(w, "cancel@example.com", "pro")
     outcome = stripe_webhooks.cancel(w.engine, w.gateway, account)
-    assert outcome.ok and "February 28, 2026" in outcome.message
+    assert outcome.ok and "Feb 28, 2026" in outcome.message
     assert w.standin.subscriptions[sub_id]["cancel_at_period_end"] is True
     sub = w.subscription(account)
     assert (sub.status, sub.cancel_at_period_end, sub.plan_key) == ("active", True, "pro")

@@ -372,7 +372,7 @@ def test_cancel_keeps_plan_and_credits_until_period_end_then_they_expire_and_acc
     with at(T0 + 5 * DAY):
         with write_session(engine) as s:
             out = subscriptions.cancel(s, a)
-        assert "February 28, 2026" in out.message
+        assert "Feb 28, 2026" in out.message
         with write_session(engine) as s:
             assert subscriptions.cancel(s, a).replayed  # twice: nothing more
     with at(datetime(2026, 2, 28, 9, 59, tzinfo=UTC)):

@@ -22,7 +22,7 @@ def test_demo_user_has_months_of_pro_history_and_seeding_twice_changes_nothing(s
     with read_session(sqlite_engine) as s:
         demo = accounts.find_account(s, DEMO_EMAIL)
         assert accounts.current_plan_key(s, demo.id) == "pro"
-        invoices = s.exec(select(Invoice).where(Invoice.account_id == demo.id).order_by(Invoice.seq)).all()
+        invoices = s.exec(select(Invoice).where(Invoice.account_id == demo.id).order_by(Invoice.id)).all()
         assert [i.kind for i in invoices] == ["activation", "renewal", "renewal", "renewal"]
         assert all(i.status == "paid" and i.card_last4 == "4242" for i in invoices)
         rows = s.exec(select(LedgerEntry).where(LedgerEntry.account_id == demo.id)).all()

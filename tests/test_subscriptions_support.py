@@ -73,7 +73,7 @@ def entries(engine, account_id: int) -> list[tuple[str, int]]:
 def invoices_of(engine, account_id: int) -> list[Invoice]:
     with read_session(engine) as s:
         return list(
-            s.exec(select(Invoice).where(Invoice.account_id == account_id).order_by(Invoice.seq))
+            s.exec(select(Invoice).where(Invoice.account_id == account_id).order_by(Invoice.id))
         )
 
 

@@ -292,7 +292,8 @@ def test_csv_is_exactly_the_filtered_rows(big, chunk):
     with read_session(engine) as s:
         text = "".join(usage.iter_csv(s, a, f, "Asia/Tokyo", chunk=chunk))
     parsed = list(csv.reader(io.StringIO(text)))
-    assert tuple(parsed[0]) == usage.CSV_HEADER
+    assert tuple(parsed[0]) == usage.csv_header(ZoneInfo("Asia/Tokyo"))
+    assert parsed[0][1] == "date (Asia/Tokyo)"  # the header names the zone
     pages = all_pages(engine, a, f, limit=31, tz="Asia/Tokyo")
     shown = [r for p in pages for r in p.rows]
     assert len(parsed) - 1 == len(shown) > 0
@@ -305,7 +306,7 @@ def test_csv_is_exactly_the_filtered_rows(big, chunk):
 def test_export_csv_of_an_empty_account_is_just_the_header(engine):
     a = make_account(engine, "new@example.com")
     with read_session(engine) as s:
-        assert usage.export_csv(s, a) == ",".join(usage.CSV_HEADER) + "\r\n"
+        assert usage.export_csv(s, a) == ",".join(usage.csv_header(ZoneInfo("UTC"))) + "\r\n"
         page = usage.usage_page(s, a)
     assert page.rows == [] and page.next_cursor is None and page.prev_cursor is None
 
@@ -330,7 +331,7 @@ def test_rows_written_by_the_ledger_show_with_labels_and_balances(engine):
         ("Generation", "Video", "\u221245", 5),
         ("Trial grant", "", "+50", 50),
     ]
-    assert shown[2]["date"] == "2026-11-01 13:00:00"  # 12:00 UTC is 13:00 in Paris (CET)
+    assert shown[2]["date"] == "Nov 1, 2026, 13:00"  # 12:00 UTC is 13:00 in Paris (CET)
 
 
 # --------------------------------------------------------------- spend chart
@@ -427,8 +428,8 @@ def test_expiry_line_is_empty_when_nothing_expires_and_singular_for_one():
 
 def test_time_zone_formatting_follows_daylight_saving():
     ny = ZoneInfo("America/New_York")
-    assert usage.format_timestamp(datetime(2026, 7, 1, 16, 0, tzinfo=UTC), ny) == "2026-07-01 12:00:00"
-    assert usage.format_timestamp(datetime(2026, 12, 1, 16, 0, tzinfo=UTC), ny) == "2026-12-01 11:00:00"
+    assert usage.format_timestamp(datetime(2026, 7, 1, 16, 0, tzinfo=UTC), ny) == "Jul 1, 2026, 12:00"
+    assert usage.format_timestamp(datetime(2026, 12, 1, 16, 0, tzinfo=UTC), ny) == "Dec 1, 2026, 11:00"
 
 
 def test_amounts_are_signed_with_thousands_separators():

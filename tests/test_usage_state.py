@@ -115,7 +115,7 @@ def test_load_shows_the_newest_page_as_in_the_database(app_db):
         assert [int(r["id"]) for r in st.rows] == db_page_ids(app_db, account_id)
         top = st.rows[0]
         assert top["action"] == "Subscription credits" and top["amount"] == "+600" and top["tone"] == "positive"
-        assert top["date"] == "2026-11-23 16:00:00"  # 15:00 UTC in Paris
+        assert top["date"] == "Nov 23, 2026, 16:00"  # 15:00 UTC in Paris
         gen = next(r for r in st.rows if r["action"] == "Generation" and r["feature"] == "Video")
         assert gen["amount"] == "\u221245" and gen["tone"] == "negative"
         assert st.has_older and not st.has_newer

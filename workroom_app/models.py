@@ -263,9 +263,11 @@ class Invoice(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     account_id: int = Field(foreign_key="account.id", index=True)
     subscription_id: int | None = Field(default=None, index=True)
-    # Per-account sequence behind the number (WR-<account>-<seq>).
-    seq: int
-    number: str = Field(max_length=32)
+    # Per-account sequence behind the number (WR-<account>-<seq>). Only paid
+    # (and later refunded) invoices are numbered; a failed payment attempt keeps
+    # its row for Payment History but takes no number, so numbers stay gapless.
+    seq: int | None = None
+    number: str | None = Field(default=None, max_length=32)
     kind: str = Field(max_length=16)  # activation, renewal, upgrade, downgrade
     status: str = Field(max_length=16)
     amount_cents: int = Field(sa_column=Column(BigInteger, nullable=False))

@@ -43,6 +43,7 @@ from workroom_app.http.invoice_routes import INVOICE_ROUTES
 from workroom_app.http.media_routes import MEDIA_ROUTES
 from workroom_app.http.stripe_routes import STRIPE_ROUTES
 from workroom_app.http.usage_csv import USAGE_CSV_ROUTES
+from workroom_app.pages.not_found import not_found_page
 from workroom_app.state.live import LiveState
 from workroom_app.state.session import SessionState
 
@@ -87,6 +88,7 @@ _check_catalog()
 app = rx.App(
     api_transformer=Starlette(routes=API_ROUTES),
     toaster=rx.toast.provider(position="top-center", rich_colors=True),
+    stylesheets=["/a11y.css"],  # focus ring, skip link, visually hidden text
 )
 
 for _spec in PAGES:
@@ -96,5 +98,10 @@ for _spec in PAGES:
         title=f"{_spec.title} · Workroom",
         on_load=[SessionState.guard, *_spec.on_load, LiveState.start],
     )
+
+# Any unknown address: the "Page not found" page, inside the shell
+# (signed-out visitors are sent to /login by the guard, like everywhere else).
+app.add_page(not_found_page, route="404", title="Page not found · Workroom",
+             on_load=[SessionState.guard])
 
 register_background(app)  # the generation worker + local renderer run with the backend

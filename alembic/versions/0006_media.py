@@ -7,7 +7,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0006_media"
-down_revision = "0002"
+down_revision = "0005_ux"
 branch_labels = None
 depends_on = None
 

@@ -49,7 +49,7 @@ def balance(engine, email: str) -> int:
 def invoices(engine, email: str) -> list[Invoice]:
     aid = account_id(engine, email)
     with read_session(engine) as s:
-        return list(s.exec(select(Invoice).where(Invoice.account_id == aid).order_by(Invoice.seq)))
+        return list(s.exec(select(Invoice).where(Invoice.account_id == aid).order_by(Invoice.id)))
 
 
 def live(engine, email: str) -> Subscription | None:

@@ -12,6 +12,7 @@ from datetime import datetime
 
 from fpdf import FPDF
 
+from workroom_app.billing import formatting
 from workroom_app.billing.payments.cards import BRAND_LABELS
 from workroom_app.billing.periods import as_utc
 from workroom_app.models import Invoice, InvoiceLine
@@ -35,8 +36,8 @@ def money(amount_cents: int, currency: str = "usd") -> str:
     return f"{sign}{symbol}{cents // 100:,}.{cents % 100:02d}{suffix}"
 
 
-def _date(value: datetime | None) -> str:
-    return as_utc(value).strftime("%B %-d, %Y") if value else "-"
+def _date(value: datetime | None, tz=None) -> str:  # noqa: ANN001  (ZoneInfo or None: UTC)
+    return formatting.format_date(value, tz) if value else "-"
 
 
 def _latin1(text: str) -> str:
@@ -45,7 +46,10 @@ def _latin1(text: str) -> str:
     return text.encode("latin-1", "replace").decode("latin-1")
 
 
-def render_invoice(invoice: Invoice, lines: Sequence[InvoiceLine], bill_to_email: str) -> bytes:
+def render_invoice(
+    invoice: Invoice, lines: Sequence[InvoiceLine], bill_to_email: str, tz=None  # noqa: ANN001
+) -> bytes:
+    """`tz`: the account's time zone (billing/formatting.py); dates are shown in it."""
     pdf = FPDF(format="A4")
     pdf.set_title(f"Invoice {invoice.number}")
     pdf.set_author(COMPANY_NAME)
@@ -69,11 +73,11 @@ def render_invoice(invoice: Invoice, lines: Sequence[InvoiceLine], bill_to_email
         pdf.cell(0, 6, _latin1(value), new_x="LMARGIN", new_y="NEXT")
 
     field("Invoice number", invoice.number)
-    field("Date", _date(invoice.created_at))
+    field("Date", _date(invoice.created_at, tz))
     field("Bill to", bill_to_email)
     field("Status", invoice.status.capitalize())
     if invoice.period_start and invoice.period_end:
-        field("Period", f"{_date(invoice.period_start)} - {_date(invoice.period_end)}")
+        field("Period", f"{_date(invoice.period_start, tz)} - {_date(invoice.period_end, tz)}")
     if invoice.card_brand and invoice.card_last4:
         brand = BRAND_LABELS.get(invoice.card_brand, invoice.card_brand.title())
         field("Card", f"{brand} ending in {invoice.card_last4}")
@@ -105,6 +109,8 @@ def render_invoice(invoice: Invoice, lines: Sequence[InvoiceLine], bill_to_email
     pdf.set_font("Helvetica", "", 9)
     kind = _KIND_LABELS.get(invoice.kind, invoice.kind.capitalize())
     pdf.multi_cell(
-        0, 5, f"{kind} payment. Amounts in {invoice.currency.upper()}. Thank you for using Workroom."
+        0, 5,
+        f"{kind} payment. Amounts in {invoice.currency.upper()}. Dates in {formatting.zone(tz).key}. "
+        "Thank you for using Workroom."
     )
     return bytes(pdf.output())

@@ -1,6 +1,9 @@
 """Invoices: one per payment attempt (paid or failed), numbered per account.
 
-Numbers are WR-<account id>-<sequence, 4+ digits>. The sequence is taken while
+Numbers are WR-<account id>-<sequence, 4+ digits>, given to paid invoices only:
+a failed payment attempt keeps its row (with the reason, for Payment History)
+but takes no number and has no PDF, so the numbers of an account's invoices
+are gapless. The sequence is taken while
 the account's balance row is locked (the same per-account lock every credit
 change takes; on SQLite the write transaction holds the database lock), and a
 unique (account, seq) index backs it, so two payments at once can never get
@@ -21,7 +24,7 @@ from sqlalchemy import bindparam, func, insert, update
 from sqlalchemy import select as core_select
 from sqlmodel import Session, select
 
-from workroom_app.billing import clock
+from workroom_app.billing import clock, formatting
 from workroom_app.models import (
     Account,
     AccountBalance,
@@ -134,13 +137,17 @@ def create_invoice(
         if row.account_id != account_id:
             raise InvoiceError("This payment belongs to another account.")
         return session.get(Invoice, row.id), False
-    seq = (conn.execute(_max_seq_stmt, {"account_id": account_id}).scalar() or 0) + 1
+    if status == InvoiceStatus.FAILED:
+        seq, number = None, None  # a declined attempt is not an invoice: no number
+    else:
+        seq = (conn.execute(_max_seq_stmt, {"account_id": account_id}).scalar() or 0) + 1
+        number = format_number(account_id, seq)
     # Core inserts: this runs once per renewal, 100,000 times in a batch run.
     invoice = Invoice(
         account_id=account_id,
         subscription_id=subscription_id,
         seq=seq,
-        number=format_number(account_id, seq),
+        number=number,
         kind=kind,
         status=status,
         amount_cents=amount_cents,
@@ -208,7 +215,8 @@ def list_for_account(
         session.exec(
             select(Invoice)
             .where(Invoice.account_id == account_id)
-            .order_by(Invoice.seq.desc())
+            # By time: failed attempts have no sequence number.
+            .order_by(Invoice.created_at.desc(), Invoice.id.desc())
             .limit(limit)
             .offset(offset)
         )
@@ -247,12 +255,15 @@ def get_for_viewer(session: Session, invoice_id: object, viewer_account_id: obje
 def pdf_for_viewer(
     session: Session, invoice_id: object, viewer_account_id: object
 ) -> tuple[str, bytes] | None:
-    """(filename, PDF bytes) for Download PDF, or None (answer 404)."""
+    """(filename, PDF bytes) for Download PDF, or None (answer 404).
+
+    A failed payment attempt is not an invoice: it has no number and no PDF."""
     from workroom_app.billing.invoice_pdf import render_invoice
 
     invoice = get_for_viewer(session, invoice_id, viewer_account_id)
-    if invoice is None:
+    if invoice is None or invoice.number is None or invoice.status == InvoiceStatus.FAILED:
         return None
     account = session.get(Account, invoice.account_id)
-    pdf = render_invoice(invoice, lines_of(session, invoice.id), account.email if account else "")
+    pdf = render_invoice(invoice, lines_of(session, invoice.id), account.email if account else "",
+                         formatting.zone(account.timezone if account else None))
     return f"{invoice.number}.pdf", pdf

@@ -26,10 +26,9 @@ from sqlalchemy import bindparam, or_, update
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
-from workroom_app.billing import clock
+from workroom_app.billing import clock, formatting
 from workroom_app.billing.invoice_pdf import money
 from workroom_app.billing.payments.cards import BRAND_LABELS
-from workroom_app.billing.periods import as_utc
 from workroom_app.models import Account, Invoice, OutboxEmail
 
 PENDING = "pending"
@@ -44,7 +43,7 @@ def receipt_key(invoice_id: int) -> str:
     return f"receipt:invoice:{invoice_id}"
 
 
-def _receipt_text(invoice: Invoice, plan_name: str | None) -> tuple[str, str]:
+def _receipt_text(invoice: Invoice, plan_name: str | None, tz=None) -> tuple[str, str]:  # noqa: ANN001  (ZoneInfo)
     amount = money(invoice.amount_cents, invoice.currency)
     subject = f"Your Workroom receipt {invoice.number} ({amount})"
     lines = [
@@ -52,12 +51,14 @@ def _receipt_text(invoice: Invoice, plan_name: str | None) -> tuple[str, str]:
         "",
         f"Invoice: {invoice.number}",
         f"Amount paid: {amount}",
+        f"Date: {formatting.format_date(invoice.created_at, tz)}",
     ]
     if plan_name:
         lines.append(f"Plan: {plan_name}")
     if invoice.period_start and invoice.period_end:
         lines.append(
-            f"Period: {as_utc(invoice.period_start):%B %-d, %Y} to {as_utc(invoice.period_end):%B %-d, %Y}"
+            f"Period: {formatting.format_date(invoice.period_start, tz)} to "
+            f"{formatting.format_date(invoice.period_end, tz)}"
         )
     if invoice.card_brand and invoice.card_last4:
         brand = BRAND_LABELS.get(invoice.card_brand, invoice.card_brand.title())
@@ -66,6 +67,7 @@ def _receipt_text(invoice: Invoice, plan_name: str | None) -> tuple[str, str]:
         "",
         "The invoice is attached as a PDF. You can also download it any time from",
         "Subscription > Payment History.",
+        f"Dates are in your time zone ({formatting.zone(tz).key}).",
         "",
         "Workroom",
     ]
@@ -91,7 +93,7 @@ def queue_receipt(
     """Put the receipt for a paid invoice in the outbox, once per invoice
     (its dedupe key); returns the outbox email's id."""
     key = receipt_key(invoice.id)
-    subject, body = _receipt_text(invoice, plan_name)
+    subject, body = _receipt_text(invoice, plan_name, formatting.account_zone(session, invoice.account_id))
     conn = session.connection()
     new_id = conn.execute(
         _insert_ignoring_duplicate(conn.dialect.name),
@@ -127,7 +129,8 @@ def attachment_bytes(session: Session, email: OutboxEmail) -> bytes | None:
     if invoice is None:
         return None
     account = session.get(Account, invoice.account_id)
-    return render_invoice(invoice, lines_of(session, invoice.id), account.email if account else "")
+    return render_invoice(invoice, lines_of(session, invoice.id), account.email if account else "",
+                          formatting.zone(account.timezone if account else None))
 
 
 def build_message(session: Session, email: OutboxEmail, mail_from: str) -> EmailMessage:
@@ -294,10 +297,10 @@ def show_text(session: Session, email: OutboxEmail) -> str:
         f"Email #{email.id} ({email.status}, {email.attempts} attempt(s))",
         f"To: {email.to_address}",
         f"Subject: {email.subject}",
-        f"Created: {as_utc(email.created_at):%Y-%m-%d %H:%M UTC}",
+        f"Created: {formatting.format_datetime(email.created_at)} UTC",
     ]
     if email.sent_at:
-        lines.append(f"Sent: {as_utc(email.sent_at):%Y-%m-%d %H:%M UTC}")
+        lines.append(f"Sent: {formatting.format_datetime(email.sent_at)} UTC")
     if email.last_error:
         lines.append(f"Last error: {email.last_error}")
     if email.attachment_name:

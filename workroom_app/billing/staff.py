@@ -187,9 +187,13 @@ def _aware(value: datetime | None) -> datetime | None:
 # ---------------------------------------------------------------- formatting
 
 
-def format_time(value: datetime | None) -> str:
+def format_time(value: datetime | None, tz=None) -> str:  # noqa: ANN001  (ZoneInfo/name; None: UTC)
+    """The app's one date-time format, followed by the zone's name: staff look
+    at other people's accounts, so the zone is always spelled out."""
+    from workroom_app.billing import formatting
+
     value = _aware(value)
-    return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC") if value else "—"
+    return f"{formatting.format_datetime(value, tz)} {formatting.zone(tz).key}" if value else "—"
 
 
 def plan_name(plan_key: str) -> str:
@@ -281,7 +285,7 @@ class SubscriptionSummary:
 @dataclass(frozen=True)
 class InvoiceSummary:
     id: int
-    number: str
+    number: str | None  # None: a failed attempt (not numbered)
     kind: str
     status: str
     amount_cents: int

@@ -39,7 +39,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
 
-from workroom_app.billing import clock, subscriptions
+from workroom_app.billing import clock, formatting, subscriptions
 from workroom_app.billing.payments.stripe_gateway import (
     META_PLAN,
     PAID_PLANS,
@@ -653,7 +653,7 @@ def _set_auto_renewal(engine: Engine, gateway: StripeGateway, account_id: int, *
         fresh = session.get(Subscription, sub.id)
         plan = subscriptions.get_plan(fresh.plan_key)
         end = fresh.current_period_end
-        end_text = f"{end:%B} {end.day}, {end.year}"
+        end_text = formatting.format_date(end, formatting.account_zone(session, fresh.account_id))
     return subscriptions.Outcome(
         ok=True,
         action="cancel" if cancel else "resume",

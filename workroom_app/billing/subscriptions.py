@@ -44,7 +44,7 @@ from sqlalchemy import select as core_select
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
-from workroom_app.billing import clock, invoices, ledger, periods, receipts
+from workroom_app.billing import clock, formatting, invoices, ledger, periods, receipts
 from workroom_app.billing.invoices import LineItem
 from workroom_app.billing.payments import get_gateway
 from workroom_app.billing.payments.cards import BRAND_LABELS, CardInvalid
@@ -342,8 +342,8 @@ def _money(cents: int) -> str:
     return money(cents, _currency())
 
 
-def _fmt_date(d: datetime | date) -> str:
-    return f"{d:%B} {d.day}, {d.year}"
+def _fmt_date(d: datetime | date, tz=None) -> str:  # noqa: ANN001  (a ZoneInfo or None: UTC)
+    return formatting.format_date(d, tz)
 
 
 def _account(session: Session, account_id: int) -> Account:
@@ -1416,7 +1416,8 @@ def cancel(session: Session, account_id: int) -> Outcome:
     return Outcome(
         ok=True, action="cancel",
         message=(
-            f"Auto-renewal is off. {plan.name} and its credits stay until {_fmt_date(end)}; "
+            f"Auto-renewal is off. {plan.name} and its credits stay until "
+            f"{_fmt_date(end, formatting.account_zone(session, account_id))}; "
             "then you're on Free."
         ),
         subscription_id=sub.id, plan_key=sub.plan_key, replayed=not changed,
@@ -1436,7 +1437,10 @@ def resume(session: Session, account_id: int) -> Outcome:
     changed = set_cancel_at_period_end(session, sub, False)
     return Outcome(
         ok=True, action="resume",
-        message=f"Auto-renewal is on. {plan.name} renews on {_fmt_date(as_utc(sub.current_period_end))}.",
+        message=(
+            f"Auto-renewal is on. {plan.name} renews on "
+            f"{_fmt_date(as_utc(sub.current_period_end), formatting.account_zone(session, account_id))}."
+        ),
         subscription_id=sub.id, plan_key=sub.plan_key, replayed=not changed,
     )
 

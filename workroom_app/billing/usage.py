@@ -36,7 +36,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 from sqlalchemy import and_, func, or_, select, union_all
 from sqlmodel import Session
 
-from workroom_app.billing import clock
+from workroom_app.billing import clock, formatting
 from workroom_app.models import ACTION_LABELS, Account, ActionType, CreditGrant, LedgerEntry
 
 __all__ = [
@@ -59,6 +59,7 @@ __all__ = [
     "account_timezone",
     "resolve_timezone",
     "format_timestamp",
+    "csv_header",
     "format_amount",
     "format_credits",
     "action_label",
@@ -126,8 +127,14 @@ def format_amount(n: int) -> str:
 
 
 def format_timestamp(dt: datetime, tz: ZoneInfo) -> str:
-    """The date and time of a row in the user's zone, the same on screen and in the CSV."""
-    return dt.astimezone(tz).strftime("%Y-%m-%d %H:%M:%S")
+    """The date and time of a row in the user's zone, the same on screen and in
+    the CSV: the app's one date-time format (billing/formatting.py)."""
+    return formatting.format_datetime(dt, tz)
+
+
+def csv_header(tz: ZoneInfo) -> tuple[str, ...]:
+    """The CSV's header row; the date column names the zone its times are in."""
+    return tuple(f"date ({tz.key})" if name == "date" else name for name in CSV_HEADER)
 
 
 def resolve_timezone(name: object) -> ZoneInfo:
@@ -512,7 +519,7 @@ def iter_csv(
     zone = account_timezone(session, account_id) if tz is None else resolve_timezone(tz)
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\r\n")
-    writer.writerow(CSV_HEADER)
+    writer.writerow(csv_header(zone))
     n = 0
     for row in iter_usage_rows(session, account_id, filters, zone, chunk=chunk):
         writer.writerow(row.as_csv(zone))
@@ -604,7 +611,7 @@ def spend_by_day(
     out: list[dict[str, object]] = []
     for i in range(days):
         day = first_day + timedelta(days=i)
-        item: dict[str, object] = {"date": day.isoformat(), "label": f"{day:%b} {day.day}"}
+        item: dict[str, object] = {"date": day.isoformat(), "label": formatting.format_day(day)}
         spent = totals.get(day, {})
         for f in ordered:
             item[f] = spent.get(f, 0)
@@ -659,4 +666,4 @@ def expiry_line(expiring: ExpiringCredits | None, tz: ZoneInfo) -> str:
         return ""
     local = expiring.expires_at.astimezone(tz)
     noun = "credit expires" if expiring.credits == 1 else "credits expire"
-    return f"{format_credits(expiring.credits)} {noun} on {local:%b} {local.day}, {local.year} at your next renewal"
+    return f"{format_credits(expiring.credits)} {noun} on {formatting.format_date(local, tz)} at your next renewal"

@@ -262,7 +262,9 @@ def _feature_form(feature: str) -> rx.Component:
     body.append(
         rx.flex(
             rx.el.button(
-                rx.el.span(data_role="label"),
+                # The cost: generate.js rewrites it as options change; screen
+                # readers announce each new cost.
+                rx.el.span(data_role="label", aria_live="polite", aria_atomic="true"),
                 type="submit",
                 data_testid="generate-button",
                 padding="0.65rem 1.25rem",
@@ -341,8 +343,9 @@ def generate_form() -> rx.Component:
                     for key, label, icon in FEATURE_TABS
                 ],
                 size="2",
-                overflow_x="auto",
-                overflow_y="hidden",
+                # Wrap onto a second row on phones: a scrolling tab row hides
+                # Face swap and Lip sync from anyone who does not guess it scrolls.
+                flex_wrap="wrap",
             ),
             *[
                 rx.tabs.content(_feature_form(key), value=key, padding_top="1.25rem")

@@ -224,7 +224,7 @@ def active_jobs_panel() -> rx.Component:
     return rx.cond(
         GenerateState.active_jobs.length() > 0,
         rx.card(
-            rx.heading("In progress", size="3", margin_bottom="0.5rem"),
+            rx.heading("In progress", as_="h2", size="3", margin_bottom="0.5rem"),
             rx.foreach(GenerateState.active_jobs, active_job_row),
             width="100%",
             data_testid="active-jobs",
@@ -236,7 +236,7 @@ def results_panel() -> rx.Component:
     return rx.cond(
         GenerateState.results.length() > 0,
         rx.vstack(
-            rx.heading("Latest results", size="3"),
+            rx.heading("Latest results", as_="h2", size="3"),
             rx.grid(
                 rx.foreach(GenerateState.results, result_card),
                 columns=rx.breakpoints(initial="1", md="2"),
@@ -251,7 +251,7 @@ def results_panel() -> rx.Component:
 def history_panel() -> rx.Component:
     return rx.card(
         rx.hstack(
-            rx.heading("History", size="3"),
+            rx.heading("History", as_="h2", size="3"),
             rx.spacer(),
             rx.button(rx.icon("chevron-left", size=14), "Newer", size="1", variant="soft",
                       disabled=~GenerateState.history_has_newer, on_click=GenerateState.history_newer,

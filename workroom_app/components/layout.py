@@ -118,7 +118,7 @@ def brand() -> rx.Component:
     return rx.link(
         rx.hstack(
             rx.icon("layers", size=22, color=rx.color("accent", 10)),
-            rx.heading("Workroom", size="5", weight="bold"),
+            rx.text("Workroom", size="5", weight="bold"),
             align="center",
             spacing="2",
         ),
@@ -237,8 +237,9 @@ def header(title: str, current_route: str) -> rx.Component:
     return rx.hstack(
         rx.hstack(
             mobile_nav(current_route),
-            rx.heading(title, size="5", weight="medium", data_testid="page-title",
-                       display=["none", "block"]),
+            # The page's one h1; on phones it is read out but not drawn (no room).
+            rx.heading(title, as_="h1", size="5", weight="medium", data_testid="page-title",
+                       class_name="visually-hidden-mobile"),
             align="center",
             spacing="2",
         ),
@@ -269,6 +270,35 @@ def header(title: str, current_route: str) -> rx.Component:
     )
 
 
+MAIN_CONTENT_ID = "main-content"
+
+
+def skip_link() -> rx.Component:
+    """The first stop of Tab: jump over the sidebar and header to the page's
+    content (on Generate: straight to the form and its Generate button)."""
+    return rx.el.a(
+        "Skip to main content",
+        href=f"#{MAIN_CONTENT_ID}",
+        class_name="skip-link",
+        data_testid="skip-link",
+        # Move focus, not just the scroll position, so the next Tab is inside.
+        on_click=rx.call_script(f"document.getElementById('{MAIN_CONTENT_ID}').focus()"),
+    )
+
+
+def time_zone_probe() -> rx.Component:
+    """Tell the server the browser's time zone (state/timezone.py)."""
+    from workroom_app.state.timezone import TimeZoneState
+
+    return rx.box(
+        display="none",
+        on_mount=rx.call_script(
+            "Intl.DateTimeFormat().resolvedOptions().timeZone",
+            callback=TimeZoneState.remember_time_zone,
+        ),
+    )
+
+
 def layout(content: rx.Component, title: str, *, route: str = "") -> rx.Component:
     """The shell around a signed-in page: sidebar, header with balance, content.
 
@@ -277,11 +307,15 @@ def layout(content: rx.Component, title: str, *, route: str = "") -> rx.Componen
     return rx.cond(
         SessionState.signed_in,
         rx.hstack(
+            skip_link(),
+            time_zone_probe(),
             sidebar(route),
             rx.box(
                 header(title, route),
-                rx.box(
+                rx.el.main(
                     content,
+                    id=MAIN_CONTENT_ID,
+                    tab_index=-1,
                     padding=["1rem", "1rem", "1.5rem"],
                     max_width="72rem",
                     width="100%",

@@ -25,7 +25,7 @@ def summary() -> rx.Component:
     return rx.card(
         rx.vstack(
             rx.text("You're subscribing to", size="2", color_scheme="gray"),
-            rx.heading(CheckoutState.plan_name, size="6", data_testid="checkout-plan"),
+            rx.heading(CheckoutState.plan_name, as_="h2", size="6", data_testid="checkout-plan"),
             rx.separator(size="4"),
             _summary_row("Charged now", CheckoutState.charge_text, "checkout-charge"),
             _summary_row("Credits added now", "+" + CheckoutState.credits_added_text, "checkout-credits"),
@@ -70,7 +70,7 @@ def payment_form() -> rx.Component:
     return rx.card(
         rx.vstack(
             rx.hstack(
-                rx.heading("Payment", size="4"),
+                rx.heading("Payment", as_="h2", size="4"),
                 rx.badge("Test mode", color_scheme="amber"),
                 justify="between",
                 width="100%",

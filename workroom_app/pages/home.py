@@ -22,18 +22,18 @@ def stat_card(label: str, value: rx.Component, note: rx.Component) -> rx.Compone
 @app_page("/home", "Home", nav=NavItem("Home", "house", order=0))
 def home_page() -> rx.Component:
     return rx.vstack(
-        rx.heading("Hello, ", SessionState.display_name, size="7", weight="bold"),
+        rx.heading("Hello, ", SessionState.display_name, as_="h2", size="7", weight="bold"),
         rx.text("Credits pay for everything you generate: images, videos, voiceovers, "
                 "face swap and lip sync.", color_scheme="gray"),
         rx.grid(
             stat_card(
                 "Credit balance",
-                rx.heading(SessionState.balance_text, size="8", data_testid="home-balance"),
+                rx.heading(SessionState.balance_text, as_="p", size="8", data_testid="home-balance"),
                 rx.text("credits available", size="2", color_scheme="gray"),
             ),
             stat_card(
                 "Current plan",
-                rx.heading(SessionState.plan_name, size="8", data_testid="home-plan"),
+                rx.heading(SessionState.plan_name, as_="p", size="8", data_testid="home-plan"),
                 rx.link("Compare plans", href=PLANS_ROUTE, size="2"),
             ),
             columns=rx.breakpoints(initial="1", sm="2"),

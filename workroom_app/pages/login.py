@@ -15,7 +15,7 @@ def error_callout() -> rx.Component:
 
 def field(label: str, name: str, type_: str, autocomplete: str, **props) -> rx.Component:
     return rx.vstack(
-        rx.text(label, as_="label", html_for=name, size="2", weight="medium"),
+        rx.el.label(rx.text(label, size="2", weight="medium"), html_for=name),
         rx.input(id=name, name=name, type=type_, auto_complete=autocomplete, size="3",
                  width="100%", **props),
         spacing="1",
@@ -37,6 +37,9 @@ def auth_form(*fields: rx.Component, submit: tuple[str, str, str], on_submit) ->
                 size="3",
                 width="100%",
                 disabled=AuthState.submitting,
+                # A click comes before the browser's own checks (length, format):
+                # drop the last message so it never outlives the form it was about.
+                on_click=AuthState.clear_error,
                 data_testid=testid,
             ),
             spacing="4",

@@ -14,7 +14,7 @@ from workroom_app.state.plans import PLANS_ROUTE, SUBSCRIPTION_ROUTE, PlansState
 def plans_page() -> rx.Component:
     return rx.vstack(
         rx.vstack(
-            rx.heading("Choose your plan", size="7", weight="bold"),
+            rx.heading("Choose your plan", as_="h2", size="7", weight="bold"),
             rx.text(
                 "Monthly credits, plan features and unlimited tools. Upgrades cost only the price "
                 "difference; every change shows exactly what happens before you confirm.",

@@ -114,14 +114,14 @@ def overview_card() -> rx.Component:
         rx.vstack(
             rx.hstack(
                 rx.vstack(
-                    rx.heading(StaffState.acc_email, size="5", data_testid="staff-account-email"),
+                    rx.heading(StaffState.acc_email, as_="h3", size="5", data_testid="staff-account-email"),
                     rx.text(StaffState.acc_name, size="2", color_scheme="gray"),
                     spacing="1",
                 ),
                 rx.spacer(),
                 rx.vstack(
                     rx.text("Balance", size="2", color_scheme="gray"),
-                    rx.heading(StaffState.acc_balance, size="7", data_testid="staff-account-balance"),
+                    rx.heading(StaffState.acc_balance, as_="p", size="7", data_testid="staff-account-balance"),
                     spacing="0",
                     align="end",
                 ),
@@ -357,7 +357,7 @@ def staff_page() -> rx.Component:
     return rx.cond(
         StaffState.allowed,
         rx.vstack(
-            rx.heading("Staff dashboard", size="6"),
+            rx.heading("Staff dashboard", as_="h2", size="6"),
             rx.grid(
                 search_panel(),
                 details_panel(),

@@ -11,7 +11,8 @@ from reflex_base.vars.base import Var
 
 from workroom_app.components.layout import NavItem, app_page
 from workroom_app.components.plan_card_form import card_form
-from workroom_app.state.plans import PLANS_ROUTE, SUBSCRIPTION_ROUTE
+from workroom_app.components.plan_cards import confirm_dialog
+from workroom_app.state.plans import PLANS_ROUTE, SUBSCRIPTION_ROUTE, PlansState
 from workroom_app.state.subscription import PaymentRow, SubscriptionState
 
 _BACKEND_IMPORTS = VarData(
@@ -36,6 +37,28 @@ def _item(label: str, value, testid: str) -> rx.Component:  # noqa: ANN001
         rx.text(label, size="2", color_scheme="gray"),
         rx.text(value, size="4", weight="bold", data_testid=testid),
         spacing="1",
+    )
+
+
+def auto_renewal_button() -> rx.Component:
+    """Cancel or resume auto-renewal, as on the Plans card: the click sends the
+    current plan's key to PlansState.open_action, which works out the action
+    with the same checks, shows the same confirmation (confirm_dialog) and
+    applies it through the same billing functions."""
+    return rx.cond(
+        SubscriptionState.plan_status != "free",
+        rx.button(
+            rx.cond(
+                SubscriptionState.auto_renew,
+                rx.fragment(rx.icon("circle-stop", size=16), "Cancel auto-renewal"),
+                rx.fragment(rx.icon("refresh-cw", size=16), "Resume auto-renewal"),
+            ),
+            on_click=PlansState.open_action(SubscriptionState.current_plan_key),
+            loading=PlansState.opening == SubscriptionState.current_plan_key,
+            variant="soft",
+            color_scheme=rx.cond(SubscriptionState.auto_renew, "red", "green"),
+            data_testid="sub-auto-renew-action",
+        ),
     )
 
 
@@ -68,9 +91,14 @@ def overview() -> rx.Component:
                 SubscriptionState.retry_note != "",
                 rx.callout(SubscriptionState.retry_note, icon="triangle-alert", color_scheme="amber", width="100%"),
             ),
-            rx.link(
-                rx.button(rx.icon("gem", size=16), "Change plan", variant="soft", data_testid="sub-change-plan"),
-                href=PLANS_ROUTE,
+            rx.flex(
+                rx.link(
+                    rx.button(rx.icon("gem", size=16), "Change plan", variant="soft", data_testid="sub-change-plan"),
+                    href=PLANS_ROUTE,
+                ),
+                auto_renewal_button(),
+                gap="3",
+                wrap="wrap",
             ),
             spacing="4",
             width="100%",
@@ -182,14 +210,37 @@ def pdf_link(row: PaymentRow) -> rx.Component:
 
 
 def _number_button(row: PaymentRow) -> rx.Component:
-    return rx.button(
-        row.number,
-        on_click=SubscriptionState.open_invoice(row.id),
-        variant="ghost",
-        size="1",
-        data_testid="payment-number",
-        aria_label="Invoice details " + row.number,
-        style={"paddingLeft": 0, "marginLeft": 0},
+    """The invoice number opens its details; a failed attempt has no number
+    (it is not an invoice), so its button says "Details"."""
+    return rx.cond(
+        row.number != "",
+        rx.button(
+            row.number,
+            on_click=SubscriptionState.open_invoice(row.id),
+            variant="ghost",
+            size="1",
+            data_testid="payment-number",
+            aria_label="Invoice details " + row.number,
+            style={"paddingLeft": 0, "marginLeft": 0},
+        ),
+        rx.button(
+            "Details",
+            on_click=SubscriptionState.open_invoice(row.id),
+            variant="ghost",
+            size="1",
+            data_testid="payment-details",
+            aria_label="Details of the failed payment of " + row.date,
+            style={"paddingLeft": 0, "marginLeft": 0},
+        ),
+    )
+
+
+def _pdf_or_none(row: PaymentRow) -> rx.Component:
+    """Only a paid (numbered) invoice has a PDF."""
+    return rx.cond(
+        row.pdf != "",
+        pdf_link(row),
+        rx.text("No invoice", size="2", color_scheme="gray", data_testid="payment-no-pdf"),
     )
 
 
@@ -210,7 +261,7 @@ def payment_table_row(row: PaymentRow) -> rx.Component:
         rx.table.cell(row.amount, white_space="nowrap", data_testid="payment-amount"),
         rx.table.cell(row.card, white_space="nowrap", data_testid="payment-card"),
         rx.table.cell(status_badge(row)),
-        rx.table.cell(pdf_link(row)),
+        rx.table.cell(_pdf_or_none(row)),
         data_testid="payment-row",
         custom_attrs={"data-invoice-number": row.number},
     )
@@ -230,7 +281,7 @@ def payment_card(row: PaymentRow) -> rx.Component:
             rx.hstack(rx.text(row.date, size="2", color_scheme="gray"), rx.text("·", color_scheme="gray"),
                       rx.text(row.card, size="2", color_scheme="gray"), wrap="wrap", spacing="2"),
             rx.cond(row.reason != "", rx.text(row.reason, size="2", color_scheme="red", data_testid="payment-reason")),
-            rx.hstack(_number_button(row), pdf_link(row), justify="between", width="100%"),
+            rx.hstack(_number_button(row), _pdf_or_none(row), justify="between", width="100%"),
             spacing="2",
             width="100%",
         ),
@@ -307,7 +358,7 @@ def invoice_dialog() -> rx.Component:
     inv = SubscriptionState.invoice
     return rx.dialog.root(
         rx.dialog.content(
-            rx.dialog.title("Invoice ", inv.number),
+            rx.dialog.title(rx.cond(inv.number != "", "Invoice " + inv.number, "Failed payment")),
             rx.dialog.description(inv.date, " · ", inv.status_label, size="2", color_scheme="gray"),
             rx.vstack(
                 rx.foreach(
@@ -331,7 +382,7 @@ def invoice_dialog() -> rx.Component:
                 margin_y="1rem",
             ),
             rx.flex(
-                pdf_link(inv),
+                _pdf_or_none(inv),
                 rx.dialog.close(rx.button("Close", variant="soft", color_scheme="gray")),
                 justify="between",
                 align="center",
@@ -357,6 +408,7 @@ def subscription_page() -> rx.Component:
         card_on_file(),
         payment_history(),
         invoice_dialog(),
+        confirm_dialog(),
         spacing="5",
         width="100%",
     )

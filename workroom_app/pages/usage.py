@@ -44,7 +44,7 @@ _CSV_BASE = Var(
 
 def _select(options: list[tuple[str, str]], value, on_change, testid: str, label: str) -> rx.Component:  # noqa: ANN001
     return rx.select.root(
-        rx.select.trigger(aria_label=label, data_testid=testid, min_width="11rem"),
+        rx.select.trigger(aria_label=label, data_testid=testid, min_width="11rem", max_width="100%"),
         rx.select.content(*[rx.select.item(text, value=key) for key, text in options]),
         value=value,
         on_change=on_change,
@@ -57,15 +57,22 @@ def filters_bar() -> rx.Component:
                 "usage-filter-action", "Action type"),
         _select(FEATURE_OPTIONS, UsageState.feature_filter, UsageState.set_feature_filter,
                 "usage-filter-feature", "Feature"),
-        rx.hstack(
+        # Wraps, and the date fields may shrink: a phone is narrower than the
+        # two date inputs side by side.
+        rx.flex(
             rx.text("From", size="2", color_scheme="gray"),
             rx.input(type="date", value=UsageState.date_from, on_change=UsageState.set_date_from,
-                     data_testid="usage-filter-from", aria_label="From date"),
+                     data_testid="usage-filter-from", aria_label="From date", min_width="0",
+                     flex="1 1 9rem"),
             rx.text("to", size="2", color_scheme="gray"),
             rx.input(type="date", value=UsageState.date_to, on_change=UsageState.set_date_to,
-                     data_testid="usage-filter-to", aria_label="To date"),
+                     data_testid="usage-filter-to", aria_label="To date", min_width="0",
+                     flex="1 1 9rem"),
             align="center",
-            spacing="2",
+            gap="2",
+            wrap="wrap",
+            min_width="0",
+            max_width="100%",
         ),
         rx.button("Clear", variant="soft", color_scheme="gray", on_click=UsageState.clear_filters,
                   data_testid="usage-clear-filters"),
@@ -139,6 +146,55 @@ def usage_table() -> rx.Component:
     )
 
 
+def _tone_colour(row):  # noqa: ANN001, ANN202
+    return rx.match(
+        row["tone"],
+        ("positive", rx.color("grass", 11)),
+        ("negative", rx.color("red", 11)),
+        rx.color("gray", 11),
+    )
+
+
+def usage_card(row) -> rx.Component:  # noqa: ANN001
+    """One row as a card, for phones: the amount and the balance after first."""
+    return rx.card(
+        rx.vstack(
+            rx.hstack(
+                rx.text(row["amount"], size="4", weight="bold", color=_tone_colour(row),
+                        data_testid="usage-amount"),
+                rx.text("Balance after ", rx.text.strong(row["balance"], data_testid="usage-balance"),
+                        size="2", color_scheme="gray"),
+                justify="between",
+                align="baseline",
+                width="100%",
+                wrap="wrap",
+            ),
+            rx.text(row["action"], " · ", row["feature"], size="2", data_testid="usage-action-feature"),
+            rx.text(row["date"], size="1", color_scheme="gray", data_testid="usage-date"),
+            spacing="1",
+            width="100%",
+        ),
+        width="100%",
+        data_testid="usage-card",
+        data_entry_id=row["id"],
+    )
+
+
+def usage_rows() -> rx.Component:
+    """A table from the tablet breakpoint up, cards below it (the five columns
+    do not fit a phone, and amount and balance after matter most)."""
+    return rx.box(
+        rx.box(usage_table(), display=["none", "none", "block"], width="100%"),
+        rx.vstack(
+            rx.foreach(UsageState.rows, usage_card),
+            display=["flex", "flex", "none"],
+            spacing="2",
+            width="100%",
+        ),
+        width="100%",
+    )
+
+
 def pager() -> rx.Component:
     return rx.hstack(
         rx.button(rx.icon("chevron-left", size=16), "Newer", variant="soft",
@@ -187,7 +243,7 @@ def empty_state() -> rx.Component:
     return rx.card(
         rx.vstack(
             rx.icon("history", size=32, color=rx.color("gray", 9)),
-            rx.heading("No credit activity yet", size="4"),
+            rx.heading("No credit activity yet", as_="h2", size="4"),
             rx.text("Every change to your balance will be listed here: your trial credits, "
                     "each generation, refunds and monthly top-ups.", color_scheme="gray", size="2",
                     text_align="center"),
@@ -217,7 +273,7 @@ def ledger_section() -> rx.Component:
                 rx.box(
                     rx.cond(
                         UsageState.rows.length() > 0,
-                        usage_table(),
+                        usage_rows(),
                         rx.text("No entries match these filters.", color_scheme="gray",
                                 data_testid="usage-no-match"),
                     ),

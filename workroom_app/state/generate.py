@@ -125,8 +125,6 @@ def _shorten(text: str, limit: int = 90) -> str:
 
 def job_view(job: Any, tz_name: str = "UTC") -> JobView:
     """Build the browser's view of a GenerationJob row."""
-    from zoneinfo import ZoneInfo
-
     from workroom_app.http.media_routes import job_media_url
 
     try:
@@ -148,11 +146,9 @@ def job_view(job: Any, tz_name: str = "UTC") -> JobView:
     kind = mime.split("/", 1)[0] if succeeded and mime else ""
     if mime in ("image/gif", "image/webp") and job.feature in ("video", "lip_sync"):
         kind = "image"
-    try:
-        tz = ZoneInfo(tz_name)
-    except Exception:
-        tz = ZoneInfo("UTC")
-    created = job.created_at.astimezone(tz).strftime("%d %b %Y, %H:%M") if job.created_at else ""
+    from workroom_app.billing import formatting
+
+    created = formatting.format_datetime(job.created_at, tz_name) if job.created_at else ""
     refunded = job.refund_entry_id is not None
     return JobView(
         id=int(job.id),

@@ -22,7 +22,7 @@ from urllib.parse import urlencode
 
 import reflex as rx
 
-from workroom_app.billing import clock, subscriptions
+from workroom_app.billing import clock, formatting, subscriptions
 from workroom_app.billing.subscriptions import ChangePreview, SubscribePreview, SubscriptionError
 from workroom_app.state.session import SessionState
 
@@ -68,10 +68,9 @@ def money_text(cents: int, currency: str = "usd") -> str:
     return money(int(cents), currency)
 
 
-def date_text(value: date | datetime | None) -> str:
-    if value is None:
-        return "—"
-    return f"{value:%B} {value.day}, {value.year}"
+def date_text(value: date | datetime | None, tz: str | None = None) -> str:
+    """The app's one date format, a datetime seen in the reader's zone `tz`."""
+    return formatting.format_date(value, tz)
 
 
 def credits_text(amount: int) -> str:
@@ -191,6 +190,7 @@ class AccountPlan:
     cancel_at_period_end: bool
     period_end: datetime | None
     has_card: bool
+    zone: str = "UTC"  # the account's time zone, for the dates shown
 
 
 def build_cards(standing: AccountPlan) -> list[PlanCard]:
@@ -210,12 +210,13 @@ def build_cards(standing: AccountPlan) -> list[PlanCard]:
                 card.action, card.action_label = CANCEL, ACTION_LABELS[CANCEL]
                 card.note = "Your last renewal payment failed; we retry automatically."
             elif standing.cancel_at_period_end:
-                card.badge = "Ends " + date_text(standing.period_end)
+                card.badge = "Ends " + date_text(standing.period_end, standing.zone)
                 card.action, card.action_label = RESUME, ACTION_LABELS[RESUME]
-                card.note = f"Auto-renewal is off: {plan.name} stays until {date_text(standing.period_end)}."
+                card.note = (f"Auto-renewal is off: {plan.name} stays until "
+                             f"{date_text(standing.period_end, standing.zone)}.")
             else:
                 card.action, card.action_label = CANCEL, ACTION_LABELS[CANCEL]
-                card.note = f"Renews on {date_text(standing.period_end)}."
+                card.note = f"Renews on {date_text(standing.period_end, standing.zone)}."
         elif not plan.paid:
             if standing.status != "free":
                 card.note = "You return to Free when a cancelled plan ends."
@@ -251,6 +252,7 @@ def read_standing(account_id: int) -> AccountPlan:
             cancel_at_period_end=summary.cancel_at_period_end,
             period_end=summary.current_period_end,
             has_card=summary.card is not None,
+            zone=formatting.account_zone(session, account_id).key,
         )
 
 
@@ -325,8 +327,8 @@ def _change_facts(p: dict[str, Any]) -> list[Fact]:
     return facts
 
 
-def describe(p: dict[str, Any]) -> tuple[str, str, list[Fact], str]:
-    """(title, intro, facts, confirm label) for a pending action."""
+def describe(p: dict[str, Any], tz: str | None = None) -> tuple[str, str, list[Fact], str]:
+    """(title, intro, facts, confirm label) for a pending action; dates in `tz`."""
     kind = p["type"]
     if kind == SUBSCRIBE:
         return (
@@ -351,7 +353,7 @@ def describe(p: dict[str, Any]) -> tuple[str, str, list[Fact], str]:
             _change_facts(p),
             f"Pay {money_text(p['charge_cents'], p['currency'])} and downgrade",
         )
-    end = date_text(p["period_end"])
+    end = date_text(p["period_end"], tz)
     if kind == CANCEL:
         if p["status"] == "past_due":
             return (
@@ -461,6 +463,8 @@ class PlansState(SessionState):
     # What the user is looking at in the dialog: the engine's preview, kept here
     # so the browser can neither alter nor forge it.
     _pending: dict[str, Any] | None = None
+    # The account's time zone (dates in the dialog and on the cards).
+    _zone: str = "UTC"
 
     async def _refresh(self) -> AccountPlan | None:
         account_id = self._account_id
@@ -473,6 +477,7 @@ class PlansState(SessionState):
             return None
         self.load_error = ""
         self.status = standing.status
+        self._zone = standing.zone
         self.cards = build_cards(standing)
         return standing
 
@@ -505,6 +510,7 @@ class PlansState(SessionState):
         yield
         try:
             standing = await asyncio.to_thread(read_standing, account_id)
+            self._zone = standing.zone
             action = action_for(standing, key)
             pending = await asyncio.to_thread(_preview, account_id, action, key)
         except SubscriptionError as exc:
@@ -517,7 +523,7 @@ class PlansState(SessionState):
 
     def _show(self, pending: dict[str, Any]) -> None:
         self._pending = pending
-        title, intro, facts, label = describe(pending)
+        title, intro, facts, label = describe(pending, self._zone)
         self.dialog_kind = pending["type"]
         self.dialog_title = title
         self.dialog_intro = intro
@@ -598,6 +604,11 @@ class PlansState(SessionState):
         if outcome.ok:
             self.dialog_open = False
             self._pending = None
+            if _route_is(self, SUBSCRIPTION_ROUTE):
+                # Opened from the Subscription page: redraw its overview too.
+                from workroom_app.state.subscription import SubscriptionState
+
+                yield SubscriptionState.refresh_overview
         else:
             # Declined: the dialog stays with the reason; a new preview is needed
             # for another try (the failed attempt changes the payment's key).
@@ -609,6 +620,10 @@ class PlansState(SessionState):
                 self.dialog_open = False
                 self._pending = None
         yield _outcome_toast(outcome)
+
+
+def _route_is(state: rx.State, route: str) -> bool:
+    return (state.router.url.path or "/").rstrip("/") == route
 
 
 def _message(exc: Exception) -> str:

@@ -261,7 +261,7 @@ class StaffState(SessionState):
         ]
         self.acc_invoices = [
             {
-                "number": inv.number,
+                "number": inv.number or "No number (failed attempt)",
                 "date": staff.format_time(inv.created_at),
                 "kind": inv.kind,
                 "status": inv.status,

@@ -16,7 +16,7 @@ import logging
 
 import reflex as rx
 
-from workroom_app.billing import invoices, subscriptions
+from workroom_app.billing import formatting, invoices, subscriptions
 from workroom_app.billing.payments.cards import BRAND_LABELS
 from workroom_app.billing.subscriptions import SubscriptionError
 from workroom_app.state.checkout import CardFormError, card_error_var, field_of, read_card_form
@@ -68,24 +68,25 @@ def _card_text(brand: str | None, last4: str | None) -> str:
     return f"{BRAND_LABELS.get(brand, brand.title())} •••• {last4}"
 
 
-def payment_row(invoice, first_line: str) -> PaymentRow:
+def payment_row(invoice, first_line: str, zone: str = "UTC") -> PaymentRow:
     return PaymentRow(
         id=invoice.id,
-        number=invoice.number,
-        date=date_text(invoice.created_at),
+        number=invoice.number or "",  # "" for a failed attempt: no number, no PDF
+        date=date_text(invoice.created_at, zone),
         description=first_line or _KIND_LABELS.get(invoice.kind, invoice.kind.title()),
         amount=money_text(invoice.amount_cents, invoice.currency),
         card=_card_text(invoice.card_brand, invoice.card_last4),
         status=invoice.status,
         status_label=invoice.status.capitalize(),
         reason=invoice.failure_reason or "",
-        pdf=invoice_pdf_path(invoice.id),
+        pdf=invoice_pdf_path(invoice.id) if invoice.number else "",
     )
 
 
 @dataclasses.dataclass(frozen=True)
 class Overview:
     plan_name: str
+    plan_key: str
     status: str
     renewal_text: str
     renewal_amount: str
@@ -105,6 +106,7 @@ def read_overview(account_id: int) -> Overview:
     with read_session() as session:
         s = subscriptions.summary(session, account_id)
         sub = subscriptions.live_subscription(session, account_id)
+        zone = formatting.account_zone(session, account_id).key
     gateway = sub.gateway if sub is not None else (get_settings().payment_gateway or "local").lower()
     currency = _currency()
     if s.status == "free":
@@ -112,19 +114,22 @@ def read_overview(account_id: int) -> Overview:
     elif s.cancel_at_period_end:
         renewal, amount = "Does not renew", money_text(0, currency)
     else:
-        renewal, amount = date_text(s.next_renewal_date), money_text(s.renewal_amount_cents, currency)
+        # The period's end seen in the account's zone (the same day "ends" shows).
+        renews = s.current_period_end if s.current_period_end is not None else s.next_renewal_date
+        renewal, amount = date_text(renews, zone), money_text(s.renewal_amount_cents, currency)
     retry = ""
     if s.status == "past_due":
         retry = "Your last renewal payment failed."
         if s.next_retry_at is not None:
-            retry += f" We try again on {date_text(s.next_retry_at)}."
+            retry += f" We try again on {date_text(s.next_retry_at, zone)}."
     return Overview(
         plan_name=s.plan_name,
+        plan_key=s.plan_key,
         status=s.status,
         renewal_text=renewal,
         renewal_amount=amount,
         auto_renew=s.status != "free" and not s.cancel_at_period_end,
-        period_end=date_text(s.current_period_end) if s.current_period_end else "—",
+        period_end=date_text(s.current_period_end, zone) if s.current_period_end else "—",
         card_label=subscriptions.card_label(s.card) if s.card is not None else "",
         has_card=s.card is not None,
         # A Stripe customer's card lives on Stripe's pages, not in our form.
@@ -145,10 +150,11 @@ def read_payments(account_id: int, offset: int) -> tuple[list[PaymentRow], int]:
     with read_session() as session:
         rows = invoices.list_for_account(session, account_id, limit=PAGE_SIZE, offset=offset)
         total = invoices.count_for_account(session, account_id)
+        zone = formatting.account_zone(session, account_id).key
         out = []
         for inv in rows:
             lines = invoices.lines_of(session, inv.id)
-            out.append(payment_row(inv, lines[0].description if lines else ""))
+            out.append(payment_row(inv, lines[0].description if lines else "", zone))
     return out, int(total)
 
 
@@ -161,8 +167,9 @@ def read_invoice(viewer_id: int, invoice_id: object):
         if inv is None:
             return None
         lines = invoices.lines_of(session, inv.id)
+        zone = formatting.account_zone(session, viewer_id).key
         return (
-            payment_row(inv, lines[0].description if lines else ""),
+            payment_row(inv, lines[0].description if lines else "", zone),
             [
                 InvoiceLineRow(
                     l.description, str(l.quantity), money_text(l.amount_cents * l.quantity, inv.currency)
@@ -170,7 +177,7 @@ def read_invoice(viewer_id: int, invoice_id: object):
                 for l in lines
             ],
             (
-                f"{date_text(inv.period_start)} – {date_text(inv.period_end)}"
+                f"{date_text(inv.period_start, zone)} – {date_text(inv.period_end, zone)}"
                 if inv.period_start and inv.period_end else ""
             ),
         )
@@ -207,6 +214,9 @@ class SubscriptionState(SessionState):
     loading: bool = True
     plan_status: str = "free"
     current_plan: str = "Free"
+    # The current plan's catalog key: the auto-renewal button sends it to
+    # PlansState.open_action, which re-checks it like the Plans card does.
+    current_plan_key: str = ""
     renewal_text: str = "—"
     renewal_amount: str = "—"
     auto_renew: bool = False
@@ -240,6 +250,7 @@ class SubscriptionState(SessionState):
         o = await asyncio.to_thread(read_overview, self._account_id)
         self.plan_status = o.status
         self.current_plan = o.plan_name
+        self.current_plan_key = o.plan_key
         self.renewal_text = o.renewal_text
         self.renewal_amount = o.renewal_amount
         self.auto_renew = o.auto_renew
@@ -277,6 +288,12 @@ class SubscriptionState(SessionState):
             await self._read_first_page()
         finally:
             self.loading = False
+
+    async def refresh_overview(self):
+        """After auto-renewal was cancelled or resumed from this page."""
+        if self._account_id is None:
+            return
+        await self._read_overview()
 
     async def more_payments(self):
         if self._account_id is None or not self.has_more:

@@ -28,7 +28,6 @@ from workroom_app.models import (
     Invoice,
     InvoiceLine,
     InvoiceStatus,
-    Role,
 )
 
 NUMBER_PREFIX = "WR"
@@ -239,7 +238,9 @@ def get_for_viewer(session: Session, invoice_id: object, viewer_account_id: obje
     if invoice.account_id == viewer_account_id:
         return invoice
     viewer = session.get(Account, viewer_account_id)
-    if viewer is not None and viewer.role == Role.STAFF:
+    from workroom_app.billing.staff_roles import is_staff_role
+
+    if viewer is not None and is_staff_role(viewer.role):
         return invoice
     return None
 

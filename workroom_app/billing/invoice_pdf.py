@@ -45,7 +45,9 @@ def _latin1(text: str) -> str:
     return text.encode("latin-1", "replace").decode("latin-1")
 
 
-def render_invoice(invoice: Invoice, lines: Sequence[InvoiceLine], bill_to_email: str) -> bytes:
+def render_invoice(
+    invoice: Invoice, lines: Sequence[InvoiceLine], bill_to_email: str, refunded_cents: int = 0
+) -> bytes:
     pdf = FPDF(format="A4")
     pdf.set_title(f"Invoice {invoice.number}")
     pdf.set_author(COMPANY_NAME)
@@ -71,7 +73,15 @@ def render_invoice(invoice: Invoice, lines: Sequence[InvoiceLine], bill_to_email
     field("Invoice number", invoice.number)
     field("Date", _date(invoice.created_at))
     field("Bill to", bill_to_email)
-    field("Status", invoice.status.capitalize())
+    if refunded_cents > 0 or invoice.status == "refunded":
+        # Refunds come after the invoice (billing/invoice_refunds.py); the
+        # document says so rather than changing its amounts.
+        status = "Refunded" if refunded_cents >= invoice.amount_cents or invoice.status == "refunded" else "Partly refunded"
+        field("Status", status)
+        if refunded_cents > 0:
+            field("Refunded", money(refunded_cents, invoice.currency))
+    else:
+        field("Status", invoice.status.capitalize())
     if invoice.period_start and invoice.period_end:
         field("Period", f"{_date(invoice.period_start)} - {_date(invoice.period_end)}")
     if invoice.card_brand and invoice.card_last4:

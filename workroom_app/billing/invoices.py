@@ -255,5 +255,10 @@ def pdf_for_viewer(
     if invoice is None:
         return None
     account = session.get(Account, invoice.account_id)
-    pdf = render_invoice(invoice, lines_of(session, invoice.id), account.email if account else "")
+    from workroom_app.billing.invoice_refunds import refunded_cents
+
+    pdf = render_invoice(
+        invoice, lines_of(session, invoice.id), account.email if account else "",
+        refunded_cents(session, invoice.id),
+    )
     return f"{invoice.number}.pdf", pdf

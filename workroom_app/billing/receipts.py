@@ -127,7 +127,12 @@ def attachment_bytes(session: Session, email: OutboxEmail) -> bytes | None:
     if invoice is None:
         return None
     account = session.get(Account, invoice.account_id)
-    return render_invoice(invoice, lines_of(session, invoice.id), account.email if account else "")
+    from workroom_app.billing.invoice_refunds import refunded_cents
+
+    return render_invoice(
+        invoice, lines_of(session, invoice.id), account.email if account else "",
+        refunded_cents(session, invoice.id),
+    )
 
 
 def build_message(session: Session, email: OutboxEmail, mail_from: str) -> EmailMessage:

@@ -587,3 +587,38 @@ def adjust(
         balance_after=result.balance_after,
         created=result.created,
     )
+
+
+# ---------------------------------------------------------------- staff roles
+
+
+@dataclass(frozen=True)
+class RoleChange:
+    account_id: int
+    email: str
+    old_role: str
+    new_role: str
+    changed: bool
+
+
+def set_role(session: Session, actor_id: int, account_id: object, role: object, *, reason: object) -> RoleChange:
+    """An admin gives an account a role (user, support, finance, admin), with
+    a written reason and an audit row. Nobody changes their own role (so the
+    last admin cannot lock everyone out by accident)."""
+    actor = require_staff(session, actor_id, Permission.MANAGE_ROLES)
+    target = _target(session, account_id)
+    if not isinstance(role, str) or role not in staff_roles.ASSIGNABLE_ROLES:
+        raise StaffError("Choose one of the roles: user, support, finance or admin.")
+    if actor.id == target.id:
+        raise StaffError("You cannot change your own role. Ask another admin.")
+    text = check_reason(reason)
+    old = target.role
+    changed = old != role
+    if changed:
+        accounts.set_role(session, target.id, role)
+    audit.record(
+        session, actor, audit.SET_ROLE, account_id=target.id, reason=text,
+        result=audit.DONE if changed else audit.REPEAT,
+        detail=f"Role {old} \u2192 {role}." if changed else f"Role was already {role}; nothing changed.",
+    )
+    return RoleChange(target.id, target.email, old, role, changed)

@@ -68,7 +68,12 @@ def _card_text(brand: str | None, last4: str | None) -> str:
     return f"{BRAND_LABELS.get(brand, brand.title())} •••• {last4}"
 
 
-def payment_row(invoice, first_line: str) -> PaymentRow:
+def payment_row(invoice, first_line: str, refunded_cents: int = 0) -> PaymentRow:
+    from workroom_app.billing.invoice_refunds import refund_label
+
+    label = refund_label(invoice.status, invoice.amount_cents, refunded_cents)
+    if refunded_cents > 0 and label == "Partly refunded":
+        label += f" ({money_text(refunded_cents, invoice.currency)})"
     return PaymentRow(
         id=invoice.id,
         number=invoice.number,
@@ -77,7 +82,7 @@ def payment_row(invoice, first_line: str) -> PaymentRow:
         amount=money_text(invoice.amount_cents, invoice.currency),
         card=_card_text(invoice.card_brand, invoice.card_last4),
         status=invoice.status,
-        status_label=invoice.status.capitalize(),
+        status_label=label,
         reason=invoice.failure_reason or "",
         pdf=invoice_pdf_path(invoice.id),
     )
@@ -145,10 +150,13 @@ def read_payments(account_id: int, offset: int) -> tuple[list[PaymentRow], int]:
     with read_session() as session:
         rows = invoices.list_for_account(session, account_id, limit=PAGE_SIZE, offset=offset)
         total = invoices.count_for_account(session, account_id)
+        from workroom_app.billing.invoice_refunds import refunded_by_invoice
+
+        refunded = refunded_by_invoice(session, [inv.id for inv in rows])
         out = []
         for inv in rows:
             lines = invoices.lines_of(session, inv.id)
-            out.append(payment_row(inv, lines[0].description if lines else ""))
+            out.append(payment_row(inv, lines[0].description if lines else "", refunded.get(inv.id, 0)))
     return out, int(total)
 
 
@@ -161,8 +169,10 @@ def read_invoice(viewer_id: int, invoice_id: object):
         if inv is None:
             return None
         lines = invoices.lines_of(session, inv.id)
+        from workroom_app.billing.invoice_refunds import refunded_cents
+
         return (
-            payment_row(inv, lines[0].description if lines else ""),
+            payment_row(inv, lines[0].description if lines else "", refunded_cents(session, inv.id)),
             [
                 InvoiceLineRow(
                     l.description, str(l.quantity), money_text(l.amount_cents * l.quantity, inv.currency)

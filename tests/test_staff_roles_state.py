@@ -177,3 +177,27 @@ def test_the_audit_trail_is_append_only(engine):
     with pytest.raises(Exception, match="append-only"):
         with write_session(engine) as s:
             s.delete(s.exec(select(StaffAudit)).one())
+
+
+def test_reconciliation_from_the_page_is_for_finance_and_admin_only(engine):
+    _, support = make_user(engine, "help@staff.test", Role.SUPPORT)
+    _, finance = make_user(engine, "money@staff.test", Role.FINANCE)
+    _paid_user(engine)
+
+    async def scenario(new_tab):
+        tab = new_tab()
+        await tab.sign_in(support)
+        await tab.open_staff()
+        assert not (await tab.state()).can_reconcile
+        sent = await tab.send(StaffState, "run_reconciliation", form_data={"since": ""})
+        assert "finance and admin" in sent and (await tab.state()).recon_summary == ""
+        tab2 = new_tab()
+        await tab2.sign_in(finance)
+        await tab2.open_staff()
+        await tab2.send(StaffState, "run_reconciliation", form_data={"since": "2026-01-01"})
+        st = await tab2.state()
+        assert st.recon_summary.startswith("1 payments checked, 1 matched, 0 problems")
+
+    run(scenario)
+    assert ("support", "reconcile", "refused") in _audit(engine)
+    assert ("finance", "reconcile", "done") in _audit(engine)

@@ -267,3 +267,21 @@ def render_text(report: Report) -> str:
     if len(report.problems) > 200:
         lines.append(f"... and {len(report.problems) - 200:,} more (use --json)")
     return "\n".join(lines)
+
+
+def run_for_staff(engine, actor_id: int, *, since: datetime | None = None) -> Report:
+    """The staff page's run: finance or admin only, recorded in the audit trail."""
+    from workroom_app.billing import audit, staff
+    from workroom_app.billing.staff_roles import Permission
+    from workroom_app.db import read_session, write_session
+
+    with read_session(engine) as session:
+        staff.require_staff(session, actor_id, Permission.RECONCILE)
+        report = reconcile(session, since=since)
+    with write_session(engine) as session:
+        actor = staff.require_staff(session, actor_id, Permission.RECONCILE)
+        audit.record(
+            session, actor, audit.RECONCILE, result=audit.DONE,
+            detail=f"{report.payments_checked:,} payments checked, {len(report.problems):,} problems",
+        )
+    return report

@@ -430,6 +430,46 @@ def refund_dialog() -> rx.Component:
     )
 
 
+# ---------------------------------------------------------- reconciliation
+
+
+def reconciliation_card() -> rx.Component:
+    return rx.card(
+        rx.vstack(
+            rx.text("Reconciliation", weight="medium"),
+            rx.text("Every successful payment against its invoice, its credits and its charge; "
+                    "failed or unprocessed Stripe events. Same as `workroom reconcile`.",
+                    size="2", color_scheme="gray"),
+            rx.form(
+                rx.hstack(
+                    rx.input(name="since", placeholder="Since YYYY-MM-DD (optional)", max_length=10,
+                             aria_label="Reconcile payments since", data_testid="staff-recon-since"),
+                    rx.button("Run reconciliation", type="submit", data_testid="staff-recon-run"),
+                ),
+                on_submit=StaffState.run_reconciliation,
+                reset_on_submit=False,
+            ),
+            rx.cond(StaffState.recon_summary != "",
+                    rx.text(StaffState.recon_summary, size="2", weight="medium", data_testid="staff-recon-summary")),
+            rx.foreach(StaffState.recon_counts,
+                       lambda c: rx.badge(c["label"], ": ", c["count"], color_scheme="red", variant="soft")),
+            rx.foreach(
+                StaffState.recon_problems,
+                lambda p: rx.hstack(
+                    rx.text(p["label"], size="2", weight="medium"),
+                    rx.text(p["detail"], size="2", color_scheme="gray"),
+                    rx.cond(p["account"] != "", rx.text("account ", p["account"], size="1")),
+                    wrap="wrap",
+                    data_testid="staff-recon-problem",
+                ),
+            ),
+            spacing="2",
+            width="100%",
+        ),
+        width="100%",
+    )
+
+
 # ------------------------------------------------------------ roles and audit
 
 
@@ -528,6 +568,7 @@ def staff_page() -> rx.Component:
             ),
             confirm_dialog(),
             refund_dialog(),
+            rx.cond(StaffState.can_reconcile, reconciliation_card()),
             audit_table(StaffState.audit_rows, "Audit trail: latest staff actions", "staff-audit"),
             spacing="4",
             width="100%",

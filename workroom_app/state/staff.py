@@ -249,6 +249,10 @@ class StaffState(SessionState):
     refund_confirm_open: bool = False
     refund_confirm_text: str = ""
     role_error: str = ""
+    can_reconcile: bool = False
+    recon_summary: str = ""
+    recon_counts: list[dict[str, str]] = []
+    recon_problems: list[dict[str, str]] = []
 
     adjust_open: bool = False
     adjust_error: str = ""
@@ -329,6 +333,7 @@ class StaffState(SessionState):
         self.can_adjust = staff_roles.can(role, Permission.ADJUST)
         self.can_refund = staff_roles.can(role, Permission.REFUND)
         self.can_manage_roles = staff_roles.can(role, Permission.MANAGE_ROLES)
+        self.can_reconcile = staff_roles.can(role, Permission.RECONCILE)
         limit = staff_roles.adjust_limit(role)
         self.adjust_limit_text = f"{limit:,}" if limit else ""
 
@@ -798,3 +803,44 @@ class StaffState(SessionState):
             return self._refusal()
         self.audit_rows = [_audit_row(r) for r in await asyncio.to_thread(_recent_audit, actor)]
         return None
+
+    # ------------------------------------------------------- reconciliation
+    async def run_reconciliation(self, form_data: dict):
+        """Finance and admin: match every payment with its grant and charge."""
+        from datetime import UTC, datetime
+
+        from workroom_app.billing import reconcile
+
+        actor = await self._actor()
+        if actor is None:
+            return self._refusal()
+        if not self.can_reconcile:
+            message = staff_roles.REFUSALS[Permission.RECONCILE]
+            await asyncio.to_thread(_refused, actor, audit.RECONCILE, message, None)
+            return rx.toast.error(message)
+        since = None
+        try:
+            text = _field(form_data, "since").strip()
+            if text:
+                since = datetime.strptime(text, "%Y-%m-%d").replace(tzinfo=UTC)
+        except (StaffError, ValueError):
+            return rx.toast.error("Enter the start date as YYYY-MM-DD, or leave it empty for all payments.")
+        from workroom_app.db import get_engine
+
+        try:
+            report = await asyncio.to_thread(reconcile.run_for_staff, get_engine(), actor, since=since)
+        except StaffError as exc:
+            return rx.toast.error(str(exc))
+        self.recon_summary = (
+            f"{report.payments_checked:,} payments checked, {report.payments_matched:,} matched, "
+            f"{len(report.problems):,} problems."
+        )
+        self.recon_counts = [
+            {"label": reconcile.KINDS.get(kind, kind), "count": f"{count:,}"}
+            for kind, count in sorted(report.counts().items())
+        ]
+        self.recon_problems = [
+            {"label": p.label, "detail": p.detail, "account": str(p.account_id or "")}
+            for p in report.problems[:100]
+        ]
+        return rx.toast.success("Reconciliation finished: nothing wrong.") if report.ok else None

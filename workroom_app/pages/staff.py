@@ -1,4 +1,4 @@
-"""Staff dashboard (/staff): find any account, see its standing, correct its balance.
+"""Staff accounts (/staff/accounts; the overview is /staff): find any account, see its standing, correct its balance.
 
 Shown to staff only: the sidebar entry is staff_only, StaffState.load sends
 anybody else to the landing page (/generate), and nothing here renders until the server has checked
@@ -13,7 +13,7 @@ from workroom_app.billing.staff import MAX_ADJUSTMENT, MAX_REASON_LENGTH
 from workroom_app.components.layout import NavItem, app_page
 from workroom_app.state.staff import StaffState
 
-STAFF_ROUTE = "/staff"
+STAFF_ROUTE = "/staff/accounts"
 
 
 def _fact(label: str, value, testid: str) -> rx.Component:  # noqa: ANN001
@@ -547,7 +547,7 @@ def audit_table(rows, title: str, testid: str) -> rx.Component:  # noqa: ANN001
     )
 
 
-@app_page(STAFF_ROUTE, "Staff", nav=NavItem("Staff", "shield", order=90, staff_only=True),
+@app_page(STAFF_ROUTE, "Staff: accounts", nav=NavItem("Accounts", "users", order=91, staff_only=True),
           on_load=StaffState.load)
 def staff_page() -> rx.Component:
     return rx.cond(

@@ -49,7 +49,7 @@ def test_staff_refunds_an_invoice_and_the_user_sees_it(page, browser, base_url, 
     page.get_by_test_id("staff-refund-review").click()
     expect(page.get_by_test_id("staff-refund-confirm-text")).to_contain_text("Refund $4.00 of invoice")
     page.get_by_test_id("staff-refund-confirm").click()
-    expect(page.get_by_text(re.compile(r"Refunded \$4\.00 of WR-"))).to_be_visible()
+    expect(page.get_by_text(re.compile(r"Refunded \$4\.00 of WR-")).first).to_be_visible()
     expect(page.get_by_test_id("staff-invoice-status").first).to_have_text("Partly refunded")
     expect(page.get_by_test_id("staff-account-audit")).to_contain_text(REASON)
     page.screenshot(path="/tmp/workroom-staff-refund.png", full_page=True)

@@ -436,6 +436,11 @@ class StaffState(SessionState):
             self.detail_error = str(exc)
             return
         self._show_details(overview, page, extras)
+        # After an action: the audit list and the balance in the results follow.
+        self.audit_rows = [_audit_row(r) for r in await asyncio.to_thread(_recent_audit, actor_id)]
+        self.results = [
+            {**row, "balance": self.acc_balance} if row["id"] == self.acc_id else row for row in self.results
+        ]
 
     # -------------------------------------------------------------- events
     async def load(self):

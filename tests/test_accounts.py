@@ -182,7 +182,7 @@ def test_staff_role(engine):
         user = accounts.sign_up(s, "user@example.com", "correct horse")
         assert accounts.is_staff(staff) and not accounts.is_staff(user)
         with pytest.raises(AuthError):
-            accounts.sign_up(s, "root@example.com", "correct horse", role="admin")
+            accounts.sign_up(s, "root@example.com", "correct horse", role="superuser")
         accounts.set_role(s, user.id, Role.STAFF)
     with read_session(engine) as s:
         assert accounts.is_staff(s.get(Account, user.id))

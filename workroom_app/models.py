@@ -16,7 +16,13 @@ from sqlmodel import Field, SQLModel
 
 class Role(StrEnum):
     USER = "user"
+    # Legacy single staff role: migration 0007 turned every one into ADMIN;
+    # billing/staff_roles.py still treats it as admin should one reappear.
     STAFF = "staff"
+    # Staff roles (billing/staff_roles.py says what each may do).
+    SUPPORT = "support"
+    FINANCE = "finance"
+    ADMIN = "admin"
 
 
 class Account(SQLModel, table=True):
@@ -375,3 +381,69 @@ class AppSetting(SQLModel, table=True):
     __tablename__ = "app_setting"
     key: str = Field(primary_key=True, max_length=64)
     value: str
+
+
+# ------------------------------------------------------------ staff operations (issue 10)
+
+
+class StaffAudit(SQLModel, table=True):
+    """One staff action: who, when, what, on which account, why, and what came
+    of it. Append-only like the ledger (triggers in alembic 0007_staff)."""
+
+    __tablename__ = "staff_audit"
+    __table_args__ = (Index("ix_staff_audit_account_id", "account_id", "id"),)
+    id: int | None = Field(default=None, primary_key=True)
+    actor_id: int | None = Field(default=None, index=True)
+    # Copied at the time: a later role change must not rewrite the trail.
+    actor_email: str = Field(max_length=254)
+    actor_role: str = Field(max_length=16)
+    action: str = Field(max_length=48, index=True)
+    account_id: int | None = None
+    # What the action was about besides the account: "invoice:12", "webhook:evt_1", ...
+    target: str | None = Field(default=None, max_length=160)
+    reason: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    result: str = Field(max_length=16)  # done, repeat, refused, failed
+    detail: str = Field(default="", sa_column=Column(Text, nullable=False))
+    request_key: str | None = Field(default=None, max_length=200)
+    created_at: datetime
+
+
+class InvoiceRefund(SQLModel, table=True):
+    """Money given back on a paid invoice (all of it or part). Rows from staff
+    start 'pending' before the gateway is asked and become 'succeeded' or
+    'failed'; refunds made in Stripe's dashboard arrive with charge.refunded."""
+
+    __tablename__ = "invoice_refund"
+    id: int | None = Field(default=None, primary_key=True)
+    invoice_id: int = Field(foreign_key="invoice.id", index=True)
+    account_id: int = Field(foreign_key="account.id", index=True)
+    amount_cents: int = Field(sa_column=Column(BigInteger, nullable=False))
+    currency: str = Field(default="usd", max_length=3)
+    reason: str = Field(default="", sa_column=Column(Text, nullable=False))
+    actor_id: int | None = None
+    origin: str = Field(default="staff", max_length=16)  # staff, stripe
+    status: str = Field(default="pending", max_length=16, index=True)  # pending, succeeded, failed
+    gateway: str = Field(default="local", max_length=16)
+    gateway_ref: str | None = Field(default=None, max_length=128, index=True)
+    idempotency_key: str = Field(unique=True, max_length=200)
+    credits_removed: int = 0
+    error: str | None = None
+    created_at: datetime
+    completed_at: datetime | None = None
+
+
+class PaymentDispute(SQLModel, table=True):
+    """A Stripe dispute (chargeback) on one of our charges, as Stripe last said."""
+
+    __tablename__ = "payment_dispute"
+    id: str = Field(primary_key=True, max_length=128)
+    account_id: int | None = Field(default=None, index=True)
+    invoice_id: int | None = Field(default=None, index=True)
+    charge_id: str = Field(max_length=128)
+    amount_cents: int = Field(sa_column=Column(BigInteger, nullable=False))
+    currency: str = Field(default="usd", max_length=3)
+    reason: str = Field(default="", max_length=64)
+    status: str = Field(max_length=32)
+    created_at: datetime
+    updated_at: datetime
+    closed_at: datetime | None = None

@@ -30,7 +30,7 @@ DEMO_LOGINS: tuple[DemoLogin, ...] = (
               "Pro plan with a few months of history"),
     DemoLogin("free@workroom.test", "workroom-demo", "Free User", Role.USER,
               "trial credits only"),
-    DemoLogin("staff@workroom.test", "workroom-staff", "Staff Member", Role.STAFF, "staff role"),
+    DemoLogin("staff@workroom.test", "workroom-staff", "Staff Member", Role.ADMIN, "staff role (admin)"),
 )
 DEMO_EMAIL = DEMO_LOGINS[0].email
 

@@ -79,6 +79,10 @@ class Settings(BaseSettings):
             pass
         return self
 
+    # Staff: the most credits a support-role member may add or remove in one
+    # adjustment (finance and admin go up to billing/staff.MAX_ADJUSTMENT).
+    staff_support_adjust_limit: int = Field(default=1000, ge=0)
+
 
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:

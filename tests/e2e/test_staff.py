@@ -32,6 +32,9 @@ def test_staff_adds_credits_to_an_account_with_a_reason(page, app_engine):
     log_in(page, "staff@workroom.test", "workroom-staff")
     page.get_by_test_id("nav-staff").click()
     expect(page).to_have_url(re.compile(r"/staff/?$"))
+    expect(page.get_by_test_id("ov-revenue")).to_be_visible()
+    page.get_by_test_id("nav-staff-accounts").click()
+    expect(page).to_have_url(re.compile(r"/staff/accounts/?$"))
 
     page.get_by_test_id("staff-search-input").fill("free@")
     page.get_by_test_id("staff-search").click()

@@ -199,6 +199,8 @@ class StripeStandin:
         self.invoice_payments: dict[str, dict[str, Any]] = {}
         self.payment_intents: dict[str, dict[str, Any]] = {}
         self.charges: dict[str, dict[str, Any]] = {}
+        self.refunds: dict[str, dict[str, Any]] = {}
+        self.disputes: dict[str, dict[str, Any]] = {}
         self.requests: list[RecordedRequest] = []
         self.pending_events: list[SignedEvent] = []
         self.all_events: list[SignedEvent] = []
@@ -305,6 +307,10 @@ class StripeStandin:
             ("post", r"/v1/invoices/([^/]+)/void", self._void_invoice),
             ("get", r"/v1/payment_intents/([^/]+)", lambda p, i: self._get(self.payment_intents, "payment_intent", i)),
             ("get", r"/v1/charges/([^/]+)", lambda p, i: self._get(self.charges, "charge", i)),
+            ("post", r"/v1/refunds", self._create_refund),
+            ("get", r"/v1/refunds/([^/]+)", lambda p, i: self._get(self.refunds, "refund", i)),
+            ("get", r"/v1/invoice_payments", self._list_invoice_payments),
+            ("get", r"/v1/disputes/([^/]+)", lambda p, i: self._get(self.disputes, "dispute", i)),
         ]
 
     def _expand(self, obj: dict[str, Any], paths: list[str]) -> dict[str, Any]:
@@ -969,6 +975,82 @@ class StripeStandin:
             "url": "/v1/invoices",
         }
 
+    # ------------------------------------------------------------ refunds and disputes
+
+    def _refund_charge(self, charge: dict[str, Any], amount: int, metadata: dict[str, Any]) -> dict[str, Any]:
+        if not charge.get("paid"):
+            raise _invalid("This charge has not succeeded and cannot be refunded.", "charge", "charge_not_paid")
+        left = charge["amount"] - charge.get("amount_refunded", 0)
+        if amount <= 0:
+            raise _invalid("Refund amount must be positive.", "amount")
+        if amount > left:
+            raise _invalid(
+                f"Refund amount ({amount}) is greater than unrefunded amount on charge ({left})",
+                "amount", "amount_too_large",
+            )
+        refund_id = self._id("re")
+        refund = self.refunds[refund_id] = {
+            "id": refund_id, "object": "refund", "amount": amount, "charge": charge["id"],
+            "currency": charge["currency"], "created": self._now(), "metadata": metadata,
+            "payment_intent": charge.get("payment_intent"), "reason": None, "status": "succeeded",
+        }
+        charge["amount_refunded"] = charge.get("amount_refunded", 0) + amount
+        charge["refunded"] = charge["amount_refunded"] >= charge["amount"]
+        self._emit("charge.refunded", charge)
+        return refund
+
+    def _create_refund(self, params: dict[str, Any]) -> dict[str, Any]:
+        if params.get("charge"):
+            charge = self._get(self.charges, "charge", params["charge"])
+        elif params.get("payment_intent"):
+            intent = self._get(self.payment_intents, "payment_intent", params["payment_intent"])
+            charge = self.charges[intent["latest_charge"]]
+        else:
+            raise _invalid("One of charge or payment_intent is required.", "charge")
+        amount = int(params.get("amount") or (charge["amount"] - charge.get("amount_refunded", 0)))
+        return self._refund_charge(charge, amount, params.get("metadata") or {})
+
+    def _list_invoice_payments(self, params: dict[str, Any]) -> dict[str, Any]:
+        data = list(self.invoice_payments.values())
+        if params.get("invoice"):
+            data = [p for p in data if p["invoice"] == params["invoice"]]
+        wanted = (params.get("payment") or {}).get("payment_intent")
+        if wanted:
+            data = [p for p in data if p["payment"].get("payment_intent") == wanted]
+        limit = int(params.get("limit") or 10)
+        return {"object": "list", "data": data[:limit], "has_more": len(data) > limit, "url": "/v1/invoice_payments"}
+
+    def refund_in_dashboard(self, charge_id: str, amount: int) -> dict[str, Any]:
+        """Test helper: somebody refunds in Stripe's dashboard (charge.refunded follows)."""
+        with self._operation():
+            return self._refund_charge(self._get(self.charges, "charge", charge_id), amount, {})
+
+    def charge_of_invoice(self, invoice_id: str) -> str:
+        """Test helper: the charge that paid a Stripe invoice."""
+        intent = self.invoices[invoice_id]["_payment_intent"]
+        return self.payment_intents[intent]["latest_charge"]
+
+    def open_dispute(self, charge_id: str, reason: str = "fraudulent") -> dict[str, Any]:
+        """Test helper: the card holder disputes a charge (charge.dispute.created)."""
+        with self._operation():
+            charge = self._get(self.charges, "charge", charge_id)
+            dispute_id = self._id("dp")
+            dispute = self.disputes[dispute_id] = {
+                "id": dispute_id, "object": "dispute", "amount": charge["amount"], "charge": charge_id,
+                "currency": charge["currency"], "created": self._now(), "reason": reason,
+                "status": "needs_response", "payment_intent": charge.get("payment_intent"),
+            }
+            self._emit("charge.dispute.created", dispute)
+            return dispute
+
+    def close_dispute(self, dispute_id: str, status: str = "lost") -> dict[str, Any]:
+        """Test helper: the dispute is decided (charge.dispute.closed): won or lost."""
+        with self._operation():
+            dispute = self._get(self.disputes, "dispute", dispute_id)
+            dispute["status"] = status
+            self._emit("charge.dispute.closed", dispute)
+            return dispute
+
     def _invoice_payments_list(self, invoice_id: str) -> dict[str, Any]:
         data = [p for p in self.invoice_payments.values() if p["invoice"] == invoice_id]
         return {"object": "list", "data": data, "has_more": False, "url": "/v1/invoice_payments"}
@@ -1043,6 +1125,8 @@ class StripeStandin:
             "customer": customer.data["id"],
             "created": now,
             "paid": not failed,
+            "amount_refunded": 0,
+            "refunded": False,
             "status": "failed" if failed else "succeeded",
             "failure_code": code if failed else None,
             "failure_message": message if failed else None,

@@ -122,7 +122,7 @@ def sign_up(
     email = normalise_email(email)
     password = _check_password(password)
     name = _clean_display_name(display_name, email)
-    if role not in (Role.USER, Role.STAFF):
+    if role not in tuple(Role):
         raise AuthError("Unknown role.")
     if find_account(session, email) is not None:
         raise AuthError("An account with this email already exists. Log in instead.")
@@ -265,11 +265,16 @@ def _aware(value):
 
 
 def is_staff(account: Account) -> bool:
-    return account.role == Role.STAFF
+    """Any staff role (support, finance, admin; billing/staff_roles.py)."""
+    from workroom_app.billing import staff_roles
+
+    return staff_roles.is_staff_role(account.role)
 
 
 def set_role(session: Session, account_id: int, role: str) -> Account:
-    if role not in (Role.USER, Role.STAFF):
+    """Set a role as is (the CLI and seeding); staff pages use staff.set_role,
+    which checks who asks and writes the audit row."""
+    if role not in tuple(Role):
         raise AuthError("Unknown role.")
     account = session.get(Account, account_id)
     if account is None:

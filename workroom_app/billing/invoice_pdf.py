@@ -47,7 +47,8 @@ def _latin1(text: str) -> str:
 
 
 def render_invoice(
-    invoice: Invoice, lines: Sequence[InvoiceLine], bill_to_email: str, tz=None  # noqa: ANN001
+    invoice: Invoice, lines: Sequence[InvoiceLine], bill_to_email: str, tz=None,  # noqa: ANN001
+    refunded_cents: int = 0,
 ) -> bytes:
     """`tz`: the account's time zone (billing/formatting.py); dates are shown in it."""
     pdf = FPDF(format="A4")
@@ -75,7 +76,15 @@ def render_invoice(
     field("Invoice number", invoice.number)
     field("Date", _date(invoice.created_at, tz))
     field("Bill to", bill_to_email)
-    field("Status", invoice.status.capitalize())
+    if refunded_cents > 0 or invoice.status == "refunded":
+        # Refunds come after the invoice (billing/invoice_refunds.py); the
+        # document says so rather than changing its amounts.
+        status = "Refunded" if refunded_cents >= invoice.amount_cents or invoice.status == "refunded" else "Partly refunded"
+        field("Status", status)
+        if refunded_cents > 0:
+            field("Refunded", money(refunded_cents, invoice.currency))
+    else:
+        field("Status", invoice.status.capitalize())
     if invoice.period_start and invoice.period_end:
         field("Period", f"{_date(invoice.period_start, tz)} - {_date(invoice.period_end, tz)}")
     if invoice.card_brand and invoice.card_last4:

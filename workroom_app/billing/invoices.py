@@ -31,7 +31,6 @@ from workroom_app.models import (
     Invoice,
     InvoiceLine,
     InvoiceStatus,
-    Role,
 )
 
 NUMBER_PREFIX = "WR"
@@ -247,7 +246,9 @@ def get_for_viewer(session: Session, invoice_id: object, viewer_account_id: obje
     if invoice.account_id == viewer_account_id:
         return invoice
     viewer = session.get(Account, viewer_account_id)
-    if viewer is not None and viewer.role == Role.STAFF:
+    from workroom_app.billing.staff_roles import is_staff_role
+
+    if viewer is not None and is_staff_role(viewer.role):
         return invoice
     return None
 
@@ -264,6 +265,11 @@ def pdf_for_viewer(
     if invoice is None or invoice.number is None or invoice.status == InvoiceStatus.FAILED:
         return None
     account = session.get(Account, invoice.account_id)
-    pdf = render_invoice(invoice, lines_of(session, invoice.id), account.email if account else "",
-                         formatting.zone(account.timezone if account else None))
+    from workroom_app.billing.invoice_refunds import refunded_cents
+
+    pdf = render_invoice(
+        invoice, lines_of(session, invoice.id), account.email if account else "",
+        formatting.zone(account.timezone if account else None),
+        refunded_cents=refunded_cents(session, invoice.id),
+    )
     return f"{invoice.number}.pdf", pdf

@@ -73,6 +73,7 @@ __all__ = [
     "expire_due",
     "burn_subscription_grants",
     "staff_adjust",
+    "remove_from_grants",
     "balance",
     "GRANT_ACTIONS",
     "DEBIT_ACTIONS",
@@ -1060,6 +1061,90 @@ def staff_adjust(
             "and a balance never goes below zero."
         ),
     )
+
+
+def remove_from_grants(
+    session: Session,
+    account_id: int,
+    grant_ids: list[int],
+    amount: int,
+    *,
+    reason: str,
+    idempotency_key: str,
+    actor_id: int | None = None,
+    reference_type: str | None = None,
+    reference_id: str | None = None,
+) -> LedgerResult | None:
+    """Take up to `amount` credits back from these grants only (what is left
+    of them; soonest expiry first), as one Staff adjustment row: an invoice
+    refunded by staff or in Stripe takes back the unspent credits it bought
+    (billing/invoice_refunds.py). Never more than the grants hold, so never
+    below zero. Returns None, writing nothing, when they hold nothing."""
+    _check_id(account_id, "account")
+    _check_amount(amount)
+    ids = [_check_id(gid, "grant") for gid in grant_ids]
+    reason = _check_text(reason, "reason", 2000, required=True)
+    if actor_id is not None:
+        _check_id(actor_id, "staff member")
+    key = _check_key(idempotency_key)
+    reference_type = _check_text(reference_type, "reference type", 32, required=False)
+    reference_id = _check_text(reference_id, "reference", 64, required=False)
+    now = clock.now()
+    conn = _conn(session)
+    bal, next_expiry = _lock(conn, account_id)
+    existing = _existing(conn, key, account_id, None, ActionType.STAFF_ADJUSTMENT.value)
+    if existing is not None:
+        return existing
+    if not ids:
+        return None
+    if next_expiry is not None and next_expiry <= now:
+        # Credits past their expiry are the Expiry row's, not the refund's.
+        _, bal, next_expiry = _sweep(conn, account_id, bal, now)
+    rows = conn.execute(
+        select(_G.c.id, _G.c.amount_left)
+        .where(
+            _G.c.id.in_(ids),
+            _G.c.account_id == account_id,
+            _G.c.amount_left > 0,
+            _G.c.closed_at.is_(None),
+            or_(_G.c.expires_at.is_(None), _G.c.expires_at > now),
+        )
+        .order_by(_G.c.expires_at.is_(None), _G.c.expires_at, _G.c.id)
+    ).all()
+    taken: list[list[int]] = []
+    wanted = amount
+    for gid, left in rows:
+        if wanted <= 0:
+            break
+        part = min(left, wanted)
+        taken.append([gid, part])
+        wanted -= part
+    total = sum(part for _, part in taken)
+    if total <= 0:
+        return None
+    conn.execute(
+        update(_G)
+        .where(_G.c.id == bindparam("grant_id"))
+        .values(amount_left=_G.c.amount_left - bindparam("part")),
+        [{"grant_id": gid, "part": part} for gid, part in taken],
+    )
+    new_balance = bal - total
+    entry_id = _write_entry(
+        conn,
+        account_id=account_id,
+        action_type=ActionType.STAFF_ADJUSTMENT.value,
+        amount=-total,
+        balance_after=new_balance,
+        idempotency_key=key,
+        now=now,
+        reference_type=reference_type,
+        reference_id=reference_id,
+        reason=reason,
+        actor_id=actor_id,
+        draws=taken,
+    )
+    _set_balance(conn, account_id, new_balance, _next_expiry(conn, account_id), now)
+    return LedgerResult(entry_id, -total, new_balance, True)
 
 
 def balance(session: Session, account_id: int) -> int:

@@ -129,8 +129,13 @@ def attachment_bytes(session: Session, email: OutboxEmail) -> bytes | None:
     if invoice is None:
         return None
     account = session.get(Account, invoice.account_id)
-    return render_invoice(invoice, lines_of(session, invoice.id), account.email if account else "",
-                          formatting.zone(account.timezone if account else None))
+    from workroom_app.billing.invoice_refunds import refunded_cents
+
+    return render_invoice(
+        invoice, lines_of(session, invoice.id), account.email if account else "",
+        formatting.zone(account.timezone if account else None),
+        refunded_cents=refunded_cents(session, invoice.id),
+    )
 
 
 def build_message(session: Session, email: OutboxEmail, mail_from: str) -> EmailMessage:

@@ -25,7 +25,8 @@ from datetime import UTC, datetime
 from sqlalchemy import func, select
 from sqlmodel import Session
 
-from workroom_app.billing import accounts, ledger
+from workroom_app.billing import accounts, audit, ledger, staff_roles
+from workroom_app.billing.staff_roles import Permission
 from workroom_app.models import (
     ACTION_LABELS,
     Account,
@@ -56,6 +57,10 @@ STAFF_ONLY_MESSAGE = "Only staff members can use the staff dashboard."
 
 class StaffError(Exception):
     """A staff request was refused; the message is shown to the staff member as is."""
+
+
+class NotAllowed(StaffError, PermissionError):
+    """A staff member whose role may not do this (the page hides the control too)."""
 
 
 class StaffOnly(StaffError, PermissionError):
@@ -159,15 +164,25 @@ def check_query(value: object) -> str:
     return query
 
 
-def require_staff(session: Session, actor_id: object) -> Account:
-    """The actor's account, re-read now; StaffOnly unless it is a staff account."""
+def require_staff(
+    session: Session, actor_id: object, permission: Permission = Permission.VIEW
+) -> Account:
+    """The actor's account, re-read now; StaffOnly unless it is a staff account,
+    NotAllowed unless its role may do `permission` (billing/staff_roles.py)."""
     # The actor always comes from the server's login, so only a real int is one.
     if isinstance(actor_id, bool) or not isinstance(actor_id, int) or not 0 < actor_id <= _MAX_ID:
         raise StaffOnly()
     account = session.get(Account, actor_id)
     if account is None or not accounts.is_staff(account):
         raise StaffOnly()
+    if not staff_roles.can(account.role, permission):
+        raise NotAllowed(staff_roles.REFUSALS.get(permission, "Your role cannot do that."))
     return account
+
+
+def target_account(session: Session, account_id: object) -> Account:
+    """The account a staff action is about; StaffError when there is none."""
+    return _target(session, account_id)
 
 
 def _target(session: Session, account_id: object) -> Account:
@@ -484,6 +499,15 @@ def _overdraw_message(amount: int, balance: int) -> str:
     )
 
 
+def _within_role_limit(actor: Account, value: int) -> int:
+    limit = staff_roles.adjust_limit(actor.role)
+    if abs(value) > limit:
+        raise NotAllowed(
+            f"Your role can add or remove at most {limit:,} credits at a time. Ask finance or an admin."
+        )
+    return value
+
+
 def _check_not_self(actor: Account, target: Account) -> None:
     if actor.id == target.id:
         raise StaffError("You cannot adjust your own balance. Ask another staff member.")
@@ -497,10 +521,10 @@ def preview_adjustment(
     The balance can change before it is confirmed; ``adjust`` checks again
     under the account's lock.
     """
-    actor = require_staff(session, actor_id)
+    actor = require_staff(session, actor_id, Permission.ADJUST)
     target = _target(session, account_id)
     _check_not_self(actor, target)
-    value = parse_amount(amount)
+    value = _within_role_limit(actor, parse_amount(amount))
     text = check_reason(reason)
     before = ledger.balance(session, target.id)
     if before + value < 0:
@@ -534,10 +558,10 @@ def adjust(
     returns the first result with created=False. Refused, with nothing
     written, when it would take the balance below zero.
     """
-    actor = require_staff(session, actor_id)
+    actor = require_staff(session, actor_id, Permission.ADJUST)
     target = _target(session, account_id)
     _check_not_self(actor, target)
-    value = parse_amount(amount)
+    value = _within_role_limit(actor, parse_amount(amount))
     text = check_reason(reason)
     key = adjustment_key(actor.id, check_request_id(request_id))
     try:
@@ -548,6 +572,17 @@ def adjust(
         raise StaffError(_overdraw_message(value, exc.available)) from None
     except ledger.LedgerError as exc:
         raise StaffError(str(exc)) from None
+    verb = "Added" if value > 0 else "Removed"
+    audit.record(
+        session, actor, audit.ADJUST, account_id=target.id, reason=text, request_key=key,
+        result=audit.DONE if result.created else audit.REPEAT,
+        target=f"ledger:{result.entry_id}" if result.entry_id else None,
+        detail=(
+            f"{verb} {abs(value):,} credits; balance now {result.balance_after:,}."
+            if result.created
+            else "Same adjustment confirmed again; nothing changed."
+        ),
+    )
     return AdjustmentResult(
         entry_id=result.entry_id,
         account_id=target.id,
@@ -556,3 +591,38 @@ def adjust(
         balance_after=result.balance_after,
         created=result.created,
     )
+
+
+# ---------------------------------------------------------------- staff roles
+
+
+@dataclass(frozen=True)
+class RoleChange:
+    account_id: int
+    email: str
+    old_role: str
+    new_role: str
+    changed: bool
+
+
+def set_role(session: Session, actor_id: int, account_id: object, role: object, *, reason: object) -> RoleChange:
+    """An admin gives an account a role (user, support, finance, admin), with
+    a written reason and an audit row. Nobody changes their own role (so the
+    last admin cannot lock everyone out by accident)."""
+    actor = require_staff(session, actor_id, Permission.MANAGE_ROLES)
+    target = _target(session, account_id)
+    if not isinstance(role, str) or role not in staff_roles.ASSIGNABLE_ROLES:
+        raise StaffError("Choose one of the roles: user, support, finance or admin.")
+    if actor.id == target.id:
+        raise StaffError("You cannot change your own role. Ask another admin.")
+    text = check_reason(reason)
+    old = target.role
+    changed = old != role
+    if changed:
+        accounts.set_role(session, target.id, role)
+    audit.record(
+        session, actor, audit.SET_ROLE, account_id=target.id, reason=text,
+        result=audit.DONE if changed else audit.REPEAT,
+        detail=f"Role {old} \u2192 {role}." if changed else f"Role was already {role}; nothing changed.",
+    )
+    return RoleChange(target.id, target.email, old, role, changed)

@@ -267,6 +267,9 @@ class WebhookProcessor:
                     note = "; ".join(reconcile_report(session, state).problems) or None
                 elif isinstance(state, Nothing):
                     note, outcome = state.reason, IGNORED
+                elif state is not None and hasattr(state, "apply"):
+                    # Refunds and disputes (billing/stripe_refunds.py).
+                    note = state.apply(session)
                 row.outcome = outcome
                 row.error = note
                 row.processed_at = clock.now()
@@ -665,3 +668,8 @@ def _set_auto_renewal(engine: Engine, gateway: StripeGateway, account_id: int, *
         subscription_id=sub.id,
         plan_key=fresh.plan_key,
     )
+
+
+# Refund and dispute handlers register themselves in HANDLERS (imported last:
+# they build on the classes above).
+from workroom_app.billing import stripe_refunds as _stripe_refunds  # noqa: E402, F401

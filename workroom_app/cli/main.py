@@ -253,6 +253,36 @@ def _register_bench(sub) -> None:
     led.set_defaults(func=_cmd_bench_ledger)
 
 
+# ------------------------------------------------------------ reconcile (staff, issue 10)
+
+
+def _cmd_reconcile(args: argparse.Namespace) -> int:
+    from datetime import UTC, datetime
+
+    from workroom_app.billing.reconcile import reconcile, render_text
+    from workroom_app.db import read_session
+
+    since = None
+    if args.since:
+        try:
+            since = datetime.fromisoformat(args.since)
+        except ValueError:
+            print(f"--since: not a date: {args.since!r} (use YYYY-MM-DD)", file=sys.stderr)
+            return 2
+        since = since if since.tzinfo else since.replace(tzinfo=UTC)
+    with read_session(_engine()) as session:
+        report = reconcile(session, since=since)
+    print(report.to_json() if args.json else render_text(report))
+    return 0 if report.ok else 1
+
+
+def _register_reconcile(sub) -> None:
+    p = sub.add_parser("reconcile", help="match payments, invoices and credit grants (exit 1 on any mismatch)")
+    p.add_argument("--since", help="only payments from this date (YYYY-MM-DD, UTC)")
+    p.add_argument("--json", action="store_true", help="print the report as JSON")
+    p.set_defaults(func=_cmd_reconcile)
+
+
 # ------------------------------------------------------------ registration
 
 REGISTRARS: list[Callable] = [
@@ -263,6 +293,7 @@ REGISTRARS: list[Callable] = [
 ]
 REGISTRARS += [_register_renew, _register_clock, _register_outbox]
 REGISTRARS += [_register_ledger, _register_bench]
+REGISTRARS += [_register_reconcile]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,4 +1,4 @@
-"""Staff dashboard (/staff): find any account, see its standing, correct its balance.
+"""Staff accounts (/staff/accounts; the overview is /staff): find any account, see its standing, correct its balance.
 
 Shown to staff only: the sidebar entry is staff_only, StaffState.load sends
 anybody else to the landing page (/generate), and nothing here renders until the server has checked
@@ -13,7 +13,7 @@ from workroom_app.billing.staff import MAX_ADJUSTMENT, MAX_REASON_LENGTH
 from workroom_app.components.layout import NavItem, app_page
 from workroom_app.state.staff import StaffState
 
-STAFF_ROUTE = "/staff"
+STAFF_ROUTE = "/staff/accounts"
 
 
 def _fact(label: str, value, testid: str) -> rx.Component:  # noqa: ANN001
@@ -59,7 +59,7 @@ def _result(row) -> rx.Component:  # noqa: ANN001
                 min_width="0",
                 flex="1",
             ),
-            rx.cond(row["role"] == "staff", rx.badge("staff", color_scheme="amber", size="1")),
+            rx.cond(row["role"] != "user", rx.badge(row["role"], color_scheme="amber", size="1")),
             rx.text(row["balance"], size="2", color_scheme="gray", white_space="nowrap"),
             align="center",
             width="100%",
@@ -156,11 +156,17 @@ def overview_card() -> rx.Component:
                             rx.text(inv["number"], size="2", weight="medium"),
                             rx.text(inv["date"], size="2", color_scheme="gray"),
                             rx.text(inv["kind"], size="2"),
-                            rx.badge(inv["status"], size="1",
+                            rx.badge(inv["status_label"], size="1", data_testid="staff-invoice-status",
                                      color_scheme=rx.match(inv["status"], ("paid", "grass"),
                                                            ("failed", "red"), "gray")),
                             rx.spacer(),
                             rx.text(inv["amount"], size="2"),
+                            rx.cond(
+                                StaffState.can_refund & (inv["refundable"] == "yes"),
+                                rx.button("Refund", size="1", variant="soft", color_scheme="red",
+                                          on_click=StaffState.open_refund(inv["id"]),
+                                          data_testid="staff-invoice-refund"),
+                            ),
                             width="100%",
                             data_testid="staff-invoice",
                         ),
@@ -325,13 +331,19 @@ def details_panel() -> rx.Component:
         StaffState.selected,
         rx.vstack(
             overview_card(),
+            rx.cond(StaffState.refund_open, refund_form()),
             rx.cond(
                 StaffState.adjust_open,
                 adjustment_form(),
-                rx.button(rx.icon("scale", size=16), "Adjust balance", variant="outline",
-                          on_click=StaffState.open_adjustment, data_testid="staff-adjust-open"),
+                rx.cond(
+                    StaffState.can_adjust,
+                    rx.button(rx.icon("scale", size=16), "Adjust balance", variant="outline",
+                              on_click=StaffState.open_adjustment, data_testid="staff-adjust-open"),
+                ),
             ),
+            rx.cond(StaffState.can_manage_roles, role_form()),
             ledger_table(),
+            audit_table(StaffState.acc_audit, "Staff actions on this account", "staff-account-audit"),
             spacing="4",
             width="100%",
         ),
@@ -351,13 +363,201 @@ def details_panel() -> rx.Component:
     )
 
 
-@app_page(STAFF_ROUTE, "Staff", nav=NavItem("Staff", "shield", order=90, staff_only=True),
+# ----------------------------------------------------------------- refunds
+
+
+def refund_form() -> rx.Component:
+    return rx.card(
+        rx.form(
+            rx.vstack(
+                rx.text("Refund invoice", weight="medium"),
+                rx.text(StaffState.refund_invoice_label, size="2", data_testid="staff-refund-invoice"),
+                rx.text(
+                    "The money goes back to the card. The unspent credits this invoice granted are "
+                    "removed in proportion to the refund (all of them for a full refund).",
+                    size="2", color_scheme="gray",
+                ),
+                rx.input(name="amount", placeholder="Amount in dollars, e.g. 12.50", input_mode="decimal",
+                         max_length=16, aria_label="Amount to refund", data_testid="staff-refund-amount",
+                         width="12rem"),
+                rx.text_area(name="reason", placeholder="Reason (required, shown in the audit trail)",
+                             max_length=MAX_REASON_LENGTH, rows="3", aria_label="Refund reason",
+                             data_testid="staff-refund-reason", width="100%"),
+                rx.cond(
+                    StaffState.refund_error != "",
+                    rx.callout(StaffState.refund_error, icon="circle-alert", color_scheme="red",
+                               size="1", role="alert", data_testid="staff-refund-error"),
+                ),
+                rx.hstack(
+                    rx.button("Cancel", type="button", variant="soft", color_scheme="gray",
+                              on_click=StaffState.close_refund),
+                    rx.button("Review refund", type="submit", data_testid="staff-refund-review"),
+                    justify="end",
+                    width="100%",
+                ),
+                spacing="3",
+                width="100%",
+            ),
+            on_submit=StaffState.review_refund,
+            reset_on_submit=False,
+            width="100%",
+        ),
+        width="100%",
+        data_testid="staff-refund-form",
+    )
+
+
+def refund_dialog() -> rx.Component:
+    return rx.dialog.root(
+        rx.dialog.content(
+            rx.dialog.title("Confirm refund"),
+            rx.dialog.description(StaffState.refund_confirm_text, size="3", weight="medium",
+                                  data_testid="staff-refund-confirm-text"),
+            rx.flex(
+                rx.dialog.close(
+                    rx.button("Cancel", variant="soft", color_scheme="gray", disabled=StaffState.busy),
+                ),
+                rx.button("Refund", color_scheme="red", on_click=StaffState.confirm_refund,
+                          loading=StaffState.busy, data_testid="staff-refund-confirm"),
+                spacing="3",
+                justify="end",
+                margin_top="1rem",
+            ),
+            max_width="30rem",
+        ),
+        open=StaffState.refund_confirm_open,
+        on_open_change=StaffState.set_refund_confirm_open,
+    )
+
+
+# ---------------------------------------------------------- reconciliation
+
+
+def reconciliation_card() -> rx.Component:
+    return rx.card(
+        rx.vstack(
+            rx.text("Reconciliation", weight="medium"),
+            rx.text("Every successful payment against its invoice, its credits and its charge; "
+                    "failed or unprocessed Stripe events. Same as `workroom reconcile`.",
+                    size="2", color_scheme="gray"),
+            rx.form(
+                rx.hstack(
+                    rx.input(name="since", placeholder="Since YYYY-MM-DD (optional)", max_length=10,
+                             aria_label="Reconcile payments since", data_testid="staff-recon-since"),
+                    rx.button("Run reconciliation", type="submit", data_testid="staff-recon-run"),
+                ),
+                on_submit=StaffState.run_reconciliation,
+                reset_on_submit=False,
+            ),
+            rx.cond(StaffState.recon_summary != "",
+                    rx.text(StaffState.recon_summary, size="2", weight="medium", data_testid="staff-recon-summary")),
+            rx.foreach(StaffState.recon_counts,
+                       lambda c: rx.badge(c["label"], ": ", c["count"], color_scheme="red", variant="soft")),
+            rx.foreach(
+                StaffState.recon_problems,
+                lambda p: rx.hstack(
+                    rx.text(p["label"], size="2", weight="medium"),
+                    rx.text(p["detail"], size="2", color_scheme="gray"),
+                    rx.cond(p["account"] != "", rx.text("account ", p["account"], size="1")),
+                    wrap="wrap",
+                    data_testid="staff-recon-problem",
+                ),
+            ),
+            spacing="2",
+            width="100%",
+        ),
+        width="100%",
+    )
+
+
+# ------------------------------------------------------------ roles and audit
+
+
+def role_form() -> rx.Component:
+    return rx.card(
+        rx.form(
+            rx.hstack(
+                rx.text("Role", weight="medium", min_width="4rem"),
+                rx.select(["user", "support", "finance", "admin"], name="role", default_value="user",
+                          aria_label="New role", data_testid="staff-role-select"),
+                rx.input(name="reason", placeholder="Reason", max_length=MAX_REASON_LENGTH, flex="1",
+                         aria_label="Reason for the role change", data_testid="staff-role-reason"),
+                rx.button("Set role", type="submit", variant="outline", data_testid="staff-role-set"),
+                width="100%",
+                align="center",
+                wrap="wrap",
+            ),
+            rx.cond(
+                StaffState.role_error != "",
+                rx.callout(StaffState.role_error, icon="circle-alert", color_scheme="red", size="1",
+                           role="alert", margin_top="0.5rem"),
+            ),
+            on_submit=StaffState.change_role,
+            reset_on_submit=False,
+            width="100%",
+        ),
+        width="100%",
+    )
+
+
+def audit_table(rows, title: str, testid: str) -> rx.Component:  # noqa: ANN001
+    return rx.card(
+        rx.vstack(
+            rx.text(title, weight="medium"),
+            rx.cond(
+                rows.length() > 0,
+                rx.table.root(
+                    rx.table.header(
+                        rx.table.row(
+                            rx.table.column_header_cell("When (UTC)"),
+                            rx.table.column_header_cell("Who"),
+                            rx.table.column_header_cell("What"),
+                            rx.table.column_header_cell("Account"),
+                            rx.table.column_header_cell("Reason"),
+                            rx.table.column_header_cell("Result"),
+                        )
+                    ),
+                    rx.table.body(
+                        rx.foreach(
+                            rows,
+                            lambda r: rx.table.row(
+                                rx.table.cell(r["date"], white_space="nowrap"),
+                                rx.table.cell(r["who"]),
+                                rx.table.cell(rx.vstack(rx.text(r["action"], size="2"),
+                                                        rx.text(r["detail"], size="1", color_scheme="gray"),
+                                                        spacing="0")),
+                                rx.table.cell(r["account"]),
+                                rx.table.cell(r["reason"]),
+                                rx.table.cell(rx.badge(r["result"], color_scheme=rx.match(
+                                    r["result"], ("done", "grass"), ("refused", "red"), ("failed", "red"), "gray"))),
+                                data_testid=f"{testid}-row",
+                            ),
+                        )
+                    ),
+                    variant="surface",
+                    width="100%",
+                ),
+                rx.text("No staff actions yet.", size="2", color_scheme="gray"),
+            ),
+            spacing="3",
+            width="100%",
+        ),
+        width="100%",
+        data_testid=testid,
+    )
+
+
+@app_page(STAFF_ROUTE, "Staff: accounts", nav=NavItem("Accounts", "users", order=91, staff_only=True),
           on_load=StaffState.load)
 def staff_page() -> rx.Component:
     return rx.cond(
         StaffState.allowed,
         rx.vstack(
-            rx.heading("Staff dashboard", as_="h2", size="6"),
+            rx.hstack(
+                rx.heading("Staff dashboard", as_="h2", size="6"),
+                rx.badge(StaffState.my_role, color_scheme="amber", data_testid="staff-my-role"),
+                align="center",
+            ),
             rx.grid(
                 search_panel(),
                 details_panel(),
@@ -367,6 +567,9 @@ def staff_page() -> rx.Component:
                 align_items="start",
             ),
             confirm_dialog(),
+            refund_dialog(),
+            rx.cond(StaffState.can_reconcile, reconciliation_card()),
+            audit_table(StaffState.audit_rows, "Audit trail: latest staff actions", "staff-audit"),
             spacing="4",
             width="100%",
         ),

@@ -22,13 +22,15 @@ from typing import Any
 
 import reflex as rx
 
-from workroom_app.billing import staff
-from workroom_app.billing.staff import StaffError, StaffOnly
+from workroom_app.billing import audit, invoice_refunds, staff, staff_roles
+from workroom_app.billing.staff import NotAllowed, StaffError, StaffOnly
+from workroom_app.billing.staff_roles import Permission
 from workroom_app.state.session import LANDING_ROUTE, LOGIN_ROUTE, SessionState, format_credits
 
 logger = logging.getLogger(__name__)
 
 SEARCH_PAGE = 20
+AUDIT_ROWS = 30
 LEDGER_PAGE = 20
 # "More" appends to the lists; past these the staff member should search more precisely.
 MAX_RESULTS = 200
@@ -67,13 +69,13 @@ def _search(actor_id: int, query: str, after_id: int | None) -> staff.AccountSea
         return staff.search_accounts(session, actor_id, query, after_id=after_id, limit=SEARCH_PAGE)
 
 
-def _details(actor_id: int, account_id: int) -> tuple[staff.AccountOverview, staff.StaffLedgerPage]:
+def _details(actor_id: int, account_id: int) -> tuple:
     from workroom_app.db import read_session
 
     with read_session() as session:
         overview = staff.account_overview(session, actor_id, account_id)
         page = staff.recent_ledger(session, actor_id, account_id, limit=LEDGER_PAGE)
-        return overview, page
+    return overview, page, _account_extras(actor_id, account_id)
 
 
 def _older(actor_id: int, account_id: int, before_id: int) -> staff.StaffLedgerPage:
@@ -102,6 +104,83 @@ def _apply(actor_id: int, pending: dict[str, Any]) -> staff.AdjustmentResult:
             reason=pending["reason"],
             request_id=pending["request_id"],
         )
+
+
+def _role_of(account_id: int) -> str | None:
+    from workroom_app.db import read_session
+    from workroom_app.models import Account
+
+    with read_session() as session:
+        account = session.get(Account, account_id)
+        return account.role if account is not None else None
+
+
+def _account_extras(actor_id: int, account_id: int) -> tuple[dict[int, int], list[audit.AuditRow]]:
+    """Refunded amounts of the shown invoices and the account's audit rows."""
+    from sqlalchemy import select as _select
+
+    from workroom_app.db import read_session
+    from workroom_app.models import Invoice
+
+    with read_session() as session:
+        staff.require_staff(session, actor_id)
+        ids = list(session.execute(
+            _select(Invoice.id).where(Invoice.account_id == account_id).order_by(Invoice.id.desc())
+            .limit(staff.DEFAULT_INVOICE_LIMIT)
+        ).scalars())
+        return invoice_refunds.refunded_by_invoice(session, ids), audit.list_rows(
+            session, account_id=account_id, limit=AUDIT_ROWS
+        )
+
+
+def _recent_audit(actor_id: int) -> list[audit.AuditRow]:
+    from workroom_app.db import read_session
+
+    with read_session() as session:
+        staff.require_staff(session, actor_id)
+        return audit.list_rows(session, limit=AUDIT_ROWS)
+
+
+def _refund_preview(actor_id: int, account_id: int, invoice_id: int, amount: str, reason: str):
+    from workroom_app.db import read_session
+
+    with read_session() as session:
+        return invoice_refunds.preview(session, actor_id, account_id, invoice_id, amount, reason)
+
+
+def _refund(actor_id: int, pending: dict[str, Any]) -> invoice_refunds.RefundOutcome:
+    from workroom_app.db import get_engine
+
+    return invoice_refunds.refund_invoice(
+        get_engine(), actor_id, pending["account_id"], pending["invoice_id"], pending["amount_cents"],
+        reason=pending["reason"], request_id=pending["request_id"],
+    )
+
+
+def _set_role(actor_id: int, account_id: int, role: str, reason: str) -> staff.RoleChange:
+    from workroom_app.db import write_session
+
+    with write_session() as session:
+        return staff.set_role(session, actor_id, account_id, role, reason=reason)
+
+
+def _refused(actor_id: int, action: str, message: str, account_id: int | None, target: str | None = None) -> None:
+    from workroom_app.db import get_engine
+
+    audit.record_refusal(get_engine(), actor_id, action, message, account_id=account_id, target=target)
+
+
+def _audit_row(row: audit.AuditRow) -> dict[str, str]:
+    return {
+        "id": str(row.id),
+        "date": staff.format_time(row.created_at),
+        "who": f"{row.actor_email} ({row.actor_role})",
+        "action": row.action_label,
+        "account": row.account_email or "",
+        "reason": row.reason or "",
+        "result": row.result,
+        "detail": row.detail,
+    }
 
 
 def _result_row(row: staff.AccountRow) -> dict[str, str]:
@@ -155,6 +234,26 @@ class StaffState(SessionState):
     ledger_rows: list[dict[str, str]] = []
     has_older_rows: bool = False
 
+    # What this staff member's role may do (hides controls; the server checks again).
+    my_role: str = ""
+    can_adjust: bool = False
+    can_refund: bool = False
+    can_manage_roles: bool = False
+    adjust_limit_text: str = ""
+    acc_audit: list[dict[str, str]] = []
+    audit_rows: list[dict[str, str]] = []
+
+    refund_open: bool = False
+    refund_invoice_label: str = ""
+    refund_error: str = ""
+    refund_confirm_open: bool = False
+    refund_confirm_text: str = ""
+    role_error: str = ""
+    can_reconcile: bool = False
+    recon_summary: str = ""
+    recon_counts: list[dict[str, str]] = []
+    recon_problems: list[dict[str, str]] = []
+
     adjust_open: bool = False
     adjust_error: str = ""
     confirm_open: bool = False
@@ -170,6 +269,11 @@ class StaffState(SessionState):
     _ledger_before: int | None = None
     _request_id: str | None = None
     _pending: dict[str, Any] | None = None
+    _invoice_ids: list[int] = []
+    _role: str | None = None
+    _refund_invoice_id: int | None = None
+    _refund_request_id: str | None = None
+    _refund_pending: dict[str, Any] | None = None
 
     # ------------------------------------------------------------ helpers
     def _forget(self) -> None:
@@ -197,7 +301,11 @@ class StaffState(SessionState):
         self.has_older_rows = False
         self._selected_id = None
         self._ledger_before = None
+        self.acc_audit = []
+        self._invoice_ids = []
+        self.role_error = ""
         self._close_adjustment()
+        self._close_refund()
 
     def _close_adjustment(self) -> None:
         self.adjust_open = False
@@ -209,12 +317,34 @@ class StaffState(SessionState):
         self._request_id = None
         self._pending = None
 
+    def _close_refund(self) -> None:
+        self.refund_open = False
+        self.refund_invoice_label = ""
+        self.refund_error = ""
+        self.refund_confirm_open = False
+        self.refund_confirm_text = ""
+        self._refund_invoice_id = None
+        self._refund_request_id = None
+        self._refund_pending = None
+
+    def _set_role_flags(self) -> None:
+        role = self._role or ""
+        self.my_role = staff_roles.ROLE_LABELS.get(staff_roles.effective_role(role) or "", "")
+        self.can_adjust = staff_roles.can(role, Permission.ADJUST)
+        self.can_refund = staff_roles.can(role, Permission.REFUND)
+        self.can_manage_roles = staff_roles.can(role, Permission.MANAGE_ROLES)
+        self.can_reconcile = staff_roles.can(role, Permission.RECONCILE)
+        limit = staff_roles.adjust_limit(role)
+        self.adjust_limit_text = f"{limit:,}" if limit else ""
+
     async def _actor(self) -> int | None:
         """The signed-in staff member's id, re-checked now; None (and the
         dashboard emptied) for anybody else."""
         if self._account_id is None or not await self._reload_account() or not self.is_staff:
             self._forget()
             return None
+        self._role = await asyncio.to_thread(_role_of, self._account_id)
+        self._set_role_flags()
         return self._account_id
 
     def _refusal(self) -> list:
@@ -233,7 +363,9 @@ class StaffState(SessionState):
         self._results_after = found.next_after_id
         self.has_more_results = found.next_after_id is not None and len(ids) < MAX_RESULTS
 
-    def _show_details(self, overview: staff.AccountOverview, page: staff.StaffLedgerPage) -> None:
+    def _show_details(
+        self, overview: staff.AccountOverview, page: staff.StaffLedgerPage, extras: tuple | None = None
+    ) -> None:
         self.selected = True
         self.detail_error = ""
         self._selected_id = overview.id
@@ -259,16 +391,27 @@ class StaffState(SessionState):
             {"status": status.replace("_", " "), "count": format_credits(count)}
             for status, count in overview.job_counts.items()
         ]
+        refunded, audit_rows = extras if extras is not None else ({}, [])
         self.acc_invoices = [
             {
+                "id": str(inv.id),
                 "number": inv.number or "No number (failed attempt)",
                 "date": staff.format_time(inv.created_at),
                 "kind": inv.kind,
                 "status": inv.status,
+                "status_label": invoice_refunds.refund_label(
+                    inv.status, inv.amount_cents, refunded.get(inv.id, 0)
+                ),
                 "amount": _money(inv.amount_cents, inv.currency),
+                "refundable": "yes"
+                if inv.status in invoice_refunds.REFUNDABLE_STATUSES
+                and inv.amount_cents > refunded.get(inv.id, 0)
+                else "",
             }
             for inv in overview.invoices
         ]
+        self._invoice_ids = [inv.id for inv in overview.invoices]
+        self.acc_audit = [_audit_row(r) for r in audit_rows]
         self.ledger_rows = [_ledger_row(r) for r in page.rows]
         self._ledger_before = page.next_before_id
         self.has_older_rows = page.next_before_id is not None
@@ -284,7 +427,7 @@ class StaffState(SessionState):
         if account_id is None:
             return
         try:
-            overview, page = await asyncio.to_thread(_details, actor_id, account_id)
+            overview, page, extras = await asyncio.to_thread(_details, actor_id, account_id)
         except StaffOnly:
             # Demoted between two queries: the next event is refused anyway.
             self._forget()
@@ -292,7 +435,12 @@ class StaffState(SessionState):
         except StaffError as exc:
             self.detail_error = str(exc)
             return
-        self._show_details(overview, page)
+        self._show_details(overview, page, extras)
+        # After an action: the audit list and the balance in the results follow.
+        self.audit_rows = [_audit_row(r) for r in await asyncio.to_thread(_recent_audit, actor_id)]
+        self.results = [
+            {**row, "balance": self.acc_balance} if row["id"] == self.acc_id else row for row in self.results
+        ]
 
     # -------------------------------------------------------------- events
     async def load(self):
@@ -305,6 +453,7 @@ class StaffState(SessionState):
             return self._refusal()
         self.allowed = True
         try:
+            self.audit_rows = [_audit_row(r) for r in await asyncio.to_thread(_recent_audit, actor)]
             await self._run_search(actor, "")
         except StaffOnly:
             self._forget()
@@ -355,7 +504,7 @@ class StaffState(SessionState):
         if wanted not in self._result_ids:
             return rx.toast.error(NOT_IN_RESULTS)
         try:
-            overview, page = await asyncio.to_thread(_details, actor, wanted)
+            overview, page, extras = await asyncio.to_thread(_details, actor, wanted)
         except StaffOnly:
             self._forget()
             return self._refusal()
@@ -364,7 +513,7 @@ class StaffState(SessionState):
             self.detail_error = str(exc)
             return rx.toast.error(str(exc))
         self._clear_selection()
-        self._show_details(overview, page)
+        self._show_details(overview, page, extras)
         return None
 
     async def older_rows(self):
@@ -395,7 +544,12 @@ class StaffState(SessionState):
             return self._refusal()
         if self._selected_id is None or self.busy:
             return None
+        if not self.can_adjust:
+            message = staff_roles.REFUSALS[Permission.ADJUST]
+            await asyncio.to_thread(_refused, actor, audit.ADJUST, message, self._selected_id)
+            return rx.toast.error(message)
         self._close_adjustment()
+        self._close_refund()
         self._request_id = secrets.token_urlsafe(16)
         self.adjust_open = True
         return None
@@ -424,6 +578,8 @@ class StaffState(SessionState):
         except StaffError as exc:
             self.adjust_error = str(exc)
             self._pending = None
+            if isinstance(exc, NotAllowed):
+                await asyncio.to_thread(_refused, actor, audit.ADJUST, str(exc), account_id)
             return None
         self.adjust_error = ""
         self._pending = {
@@ -470,6 +626,8 @@ class StaffState(SessionState):
             self.confirm_open = False
             self._pending = None
             self.adjust_error = str(exc)
+            if isinstance(exc, NotAllowed):
+                await asyncio.to_thread(_refused, actor, audit.ADJUST, str(exc), pending["account_id"])
             await self._reload_details(actor)
             self.adjust_open = True
             yield rx.toast.error(str(exc))
@@ -499,3 +657,195 @@ class StaffState(SessionState):
             f"{verb} {abs(result.amount):,} credits {preposition} {result.email}. "
             f"New balance: {result.balance_after:,}."
         )
+
+    # ------------------------------------------------------------- refunds
+    async def open_refund(self, invoice_id: str):
+        """Open the refund form for one of the selected account's invoices
+        (only ids this server listed for it are accepted)."""
+        actor = await self._actor()
+        if actor is None:
+            return self._refusal()
+        if not self.can_refund:
+            message = staff_roles.REFUSALS[Permission.REFUND]
+            await asyncio.to_thread(_refused, actor, audit.REFUND, message, self._selected_id)
+            return rx.toast.error(message)
+        try:
+            wanted = staff.check_id(invoice_id, "invoice")
+        except StaffError as exc:
+            return rx.toast.error(str(exc))
+        if self._selected_id is None or wanted not in self._invoice_ids or self.busy:
+            return rx.toast.error("That invoice was not found on this account.")
+        self._close_refund()
+        self._close_adjustment()
+        row = next((r for r in self.acc_invoices if r["id"] == str(wanted)), None)
+        self._refund_invoice_id = wanted
+        self._refund_request_id = secrets.token_urlsafe(16)
+        self.refund_invoice_label = f"{row['number']} · {row['amount']} · {row['status_label']}" if row else ""
+        self.refund_open = True
+        return None
+
+    async def close_refund(self):
+        if not self.busy:
+            self._close_refund()
+
+    async def review_refund(self, form_data: dict):
+        actor = await self._actor()
+        if actor is None:
+            return self._refusal()
+        account_id, invoice_id = self._selected_id, self._refund_invoice_id
+        if account_id is None or invoice_id is None or self._refund_request_id is None or self.busy:
+            return rx.toast.error("Open the refund form first.")
+        try:
+            amount = _field(form_data, "amount")
+            reason = _field(form_data, "reason")
+            preview = await asyncio.to_thread(_refund_preview, actor, account_id, invoice_id, amount, reason)
+        except StaffOnly:
+            self._forget()
+            return self._refusal()
+        except StaffError as exc:
+            self.refund_error = str(exc)
+            self._refund_pending = None
+            if isinstance(exc, NotAllowed):
+                await asyncio.to_thread(_refused, actor, audit.REFUND, str(exc), account_id, f"invoice:{invoice_id}")
+            return None
+        self.refund_error = ""
+        self._refund_pending = {
+            "account_id": preview.account_id,
+            "invoice_id": preview.invoice_id,
+            "amount_cents": preview.amount_cents,
+            "reason": preview.reason,
+            "request_id": self._refund_request_id,
+        }
+        self.refund_confirm_text = preview.summary
+        self.refund_confirm_open = True
+        return None
+
+    async def set_refund_confirm_open(self, value: bool):
+        if value is not True and not self.busy:
+            self.refund_confirm_open = False
+            self._refund_pending = None
+
+    async def confirm_refund(self):
+        """Carry out what the dialog showed (kept on the server, no arguments)."""
+        pending = self._refund_pending
+        if pending is None or self.busy:
+            return
+        actor = await self._actor()
+        if actor is None:
+            for event in self._refusal():
+                yield event
+            return
+        if pending["account_id"] != self._selected_id:
+            self._close_refund()
+            return
+        self.busy = True
+        yield
+        try:
+            outcome = await asyncio.to_thread(_refund, actor, pending)
+        except StaffOnly:
+            self._forget()
+            for event in self._refusal():
+                yield event
+            return
+        except StaffError as exc:
+            self.busy = False
+            self.refund_confirm_open = False
+            self._refund_pending = None
+            self.refund_error = str(exc)
+            if isinstance(exc, NotAllowed):
+                await asyncio.to_thread(
+                    _refused, actor, audit.REFUND, str(exc), pending["account_id"], f"invoice:{pending['invoice_id']}"
+                )
+            yield rx.toast.error(str(exc))
+            return
+        except Exception:
+            logger.exception("staff refund failed")
+            self.busy = False
+            self.refund_confirm_open = False
+            self.refund_error = "Something went wrong on our side. Confirm again to retry the same refund."
+            yield rx.toast.error(self.refund_error)
+            return
+        self.busy = False
+        self._close_refund()
+        await self._reload_details(actor)
+        if outcome.status != invoice_refunds.SUCCEEDED:
+            yield rx.toast.error(outcome.message)
+        elif not outcome.created:
+            yield rx.toast.info(outcome.message)
+        else:
+            yield rx.toast.success(outcome.message)
+
+    # --------------------------------------------------------------- roles
+    async def change_role(self, form_data: dict):
+        """Admins only: give the selected account a role, with a reason."""
+        actor = await self._actor()
+        if actor is None:
+            return self._refusal()
+        account_id = self._selected_id
+        if account_id is None:
+            return None
+        try:
+            role = _field(form_data, "role")
+            reason = _field(form_data, "reason")
+            change = await asyncio.to_thread(_set_role, actor, account_id, role, reason)
+        except StaffOnly:
+            self._forget()
+            return self._refusal()
+        except StaffError as exc:
+            self.role_error = str(exc)
+            if isinstance(exc, NotAllowed):
+                await asyncio.to_thread(_refused, actor, audit.SET_ROLE, str(exc), account_id)
+            return None
+        self.role_error = ""
+        await self._reload_details(actor)
+        if not change.changed:
+            return rx.toast.info(f"{change.email} already has the role {change.new_role}.")
+        return rx.toast.success(f"{change.email} is now {change.new_role} (was {change.old_role}).")
+
+    async def refresh_audit(self):
+        actor = await self._actor()
+        if actor is None:
+            return self._refusal()
+        self.audit_rows = [_audit_row(r) for r in await asyncio.to_thread(_recent_audit, actor)]
+        return None
+
+    # ------------------------------------------------------- reconciliation
+    async def run_reconciliation(self, form_data: dict):
+        """Finance and admin: match every payment with its grant and charge."""
+        from datetime import UTC, datetime
+
+        from workroom_app.billing import reconcile
+
+        actor = await self._actor()
+        if actor is None:
+            return self._refusal()
+        if not self.can_reconcile:
+            message = staff_roles.REFUSALS[Permission.RECONCILE]
+            await asyncio.to_thread(_refused, actor, audit.RECONCILE, message, None)
+            return rx.toast.error(message)
+        since = None
+        try:
+            text = _field(form_data, "since").strip()
+            if text:
+                since = datetime.strptime(text, "%Y-%m-%d").replace(tzinfo=UTC)
+        except (StaffError, ValueError):
+            return rx.toast.error("Enter the start date as YYYY-MM-DD, or leave it empty for all payments.")
+        from workroom_app.db import get_engine
+
+        try:
+            report = await asyncio.to_thread(reconcile.run_for_staff, get_engine(), actor, since=since)
+        except StaffError as exc:
+            return rx.toast.error(str(exc))
+        self.recon_summary = (
+            f"{report.payments_checked:,} payments checked, {report.payments_matched:,} matched, "
+            f"{len(report.problems):,} problems."
+        )
+        self.recon_counts = [
+            {"label": reconcile.KINDS.get(kind, kind), "count": f"{count:,}"}
+            for kind, count in sorted(report.counts().items())
+        ]
+        self.recon_problems = [
+            {"label": p.label, "detail": p.detail, "account": str(p.account_id or "")}
+            for p in report.problems[:100]
+        ]
+        return rx.toast.success("Reconciliation finished: nothing wrong.") if report.ok else None

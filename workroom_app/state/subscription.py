@@ -68,7 +68,12 @@ def _card_text(brand: str | None, last4: str | None) -> str:
     return f"{BRAND_LABELS.get(brand, brand.title())} •••• {last4}"
 
 
-def payment_row(invoice, first_line: str, zone: str = "UTC") -> PaymentRow:
+def payment_row(invoice, first_line: str, zone: str = "UTC", refunded_cents: int = 0) -> PaymentRow:
+    from workroom_app.billing.invoice_refunds import refund_label
+
+    label = refund_label(invoice.status, invoice.amount_cents, refunded_cents)
+    if refunded_cents > 0 and label == "Partly refunded":
+        label += f" ({money_text(refunded_cents, invoice.currency)})"
     return PaymentRow(
         id=invoice.id,
         number=invoice.number or "",  # "" for a failed attempt: no number, no PDF
@@ -77,7 +82,7 @@ def payment_row(invoice, first_line: str, zone: str = "UTC") -> PaymentRow:
         amount=money_text(invoice.amount_cents, invoice.currency),
         card=_card_text(invoice.card_brand, invoice.card_last4),
         status=invoice.status,
-        status_label=invoice.status.capitalize(),
+        status_label=label,
         reason=invoice.failure_reason or "",
         pdf=invoice_pdf_path(invoice.id) if invoice.number else "",
     )
@@ -151,10 +156,14 @@ def read_payments(account_id: int, offset: int) -> tuple[list[PaymentRow], int]:
         rows = invoices.list_for_account(session, account_id, limit=PAGE_SIZE, offset=offset)
         total = invoices.count_for_account(session, account_id)
         zone = formatting.account_zone(session, account_id).key
+        from workroom_app.billing.invoice_refunds import refunded_by_invoice
+
+        refunded = refunded_by_invoice(session, [inv.id for inv in rows])
         out = []
         for inv in rows:
             lines = invoices.lines_of(session, inv.id)
-            out.append(payment_row(inv, lines[0].description if lines else "", zone))
+            first = lines[0].description if lines else ""
+            out.append(payment_row(inv, first, zone, refunded.get(inv.id, 0)))
     return out, int(total)
 
 
@@ -168,8 +177,11 @@ def read_invoice(viewer_id: int, invoice_id: object):
             return None
         lines = invoices.lines_of(session, inv.id)
         zone = formatting.account_zone(session, viewer_id).key
+        from workroom_app.billing.invoice_refunds import refunded_cents
+
         return (
-            payment_row(inv, lines[0].description if lines else "", zone),
+            payment_row(inv, lines[0].description if lines else "", zone,
+                        refunded_cents(session, inv.id)),
             [
                 InvoiceLineRow(
                     l.description, str(l.quantity), money_text(l.amount_cents * l.quantity, inv.currency)

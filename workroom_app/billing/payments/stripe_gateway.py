@@ -199,6 +199,36 @@ class PaymentResult:
 # ----------------------------------------------------------------- the gateway
 
 
+@dataclass(frozen=True)
+class RefundView:
+    id: str
+    status: str
+    amount: int
+    charge_id: str | None
+    payment_intent_id: str | None
+
+
+@dataclass(frozen=True)
+class ChargeView:
+    id: str
+    amount: int
+    amount_refunded: int
+    currency: str
+    payment_intent_id: str | None
+    status: str
+
+
+@dataclass(frozen=True)
+class DisputeView:
+    id: str
+    charge_id: str
+    amount: int
+    currency: str
+    reason: str
+    status: str
+    payment_intent_id: str | None
+
+
 class StripeGateway:
     name = "stripe"
 
@@ -632,6 +662,64 @@ class StripeGateway:
             failure_reason=failure_reason,
             paid_at=_dt(transitions.paid_at) if transitions is not None else None,
             attempt_count=int(getattr(invoice, "attempt_count", 0) or 0),
+        )
+
+    # ------------------------------------------------------------ refunds and disputes (staff)
+
+    def invoice_payment_intent(self, stripe_invoice_id: str) -> str | None:
+        """The payment intent that paid a Stripe invoice (None if none did)."""
+        invoice = self._call(
+            self.client.v1.invoices.retrieve, stripe_invoice_id, {"expand": ["payments"]}
+        )
+        payments = getattr(invoice, "payments", None)
+        chosen = None
+        for payment in payments.data if payments is not None else []:
+            if payment.payment.type == "payment_intent" and payment.status == "paid":
+                chosen = payment.payment.payment_intent
+                if payment.is_default:
+                    break
+        return _id_of(chosen)
+
+    def refund_invoice(
+        self, stripe_invoice_id: str, amount_cents: int, *, idempotency_key: str, metadata: dict[str, str]
+    ) -> RefundView:
+        """Refund part or all of what a Stripe invoice collected. The key makes
+        a retried request (double click, crash before we recorded it) refund once."""
+        intent = self.invoice_payment_intent(stripe_invoice_id)
+        if intent is None:
+            raise StripeGatewayError("Stripe has no successful payment for this invoice.")
+        refund = self._call(
+            self.client.v1.refunds.create,
+            {"payment_intent": intent, "amount": int(amount_cents), "metadata": metadata},
+            {"idempotency_key": derive_key(idempotency_key, "refund")},
+        )
+        return RefundView(
+            id=refund.id, status=refund.status, amount=int(refund.amount),
+            charge_id=_id_of(refund.charge), payment_intent_id=intent,
+        )
+
+    def retrieve_charge(self, charge_id: str) -> ChargeView:
+        charge = self._call(self.client.v1.charges.retrieve, charge_id)
+        return ChargeView(
+            id=charge.id, amount=int(charge.amount), amount_refunded=int(getattr(charge, "amount_refunded", 0) or 0),
+            currency=charge.currency, payment_intent_id=_id_of(charge.payment_intent),
+            status=charge.status,
+        )
+
+    def invoice_for_payment_intent(self, payment_intent_id: str) -> str | None:
+        """The Stripe invoice a payment intent paid (None for a payment outside invoices)."""
+        page = self._call(
+            self.client.v1.invoice_payments.list,
+            {"payment": {"type": "payment_intent", "payment_intent": payment_intent_id}, "limit": 1},
+        )
+        return _id_of(page.data[0].invoice) if page.data else None
+
+    def retrieve_dispute(self, dispute_id: str) -> DisputeView:
+        dispute = self._call(self.client.v1.disputes.retrieve, dispute_id)
+        return DisputeView(
+            id=dispute.id, charge_id=_id_of(dispute.charge) or "", amount=int(dispute.amount),
+            currency=dispute.currency, reason=dispute.reason or "", status=dispute.status,
+            payment_intent_id=_id_of(getattr(dispute, "payment_intent", None)),
         )
 
     # ------------------------------------------------------------ plumbing

@@ -1,0 +1,380 @@
+"""The staff overview's figures, for a date range [start, end) in UTC.
+
+Plain Python over the rows of the ledger, the invoices (and refunds), the
+subscriptions and the generation jobs: each panel selects the rows of the
+range with one query and sums them here, so what a figure means is written
+once, in this file, and tests/test_staff_metrics.py checks every figure
+against independent SQL over the same tables on both engines.
+
+Definitions (README "Decisions"):
+- Revenue: paid invoices (status paid or refunded: a refund is shown as its
+  own series, not subtracted) by the UTC day they were created and by kind.
+  Kinds are whatever the invoices say, so a new kind shows without changes.
+- Refunds: succeeded invoice refunds by the UTC day they completed.
+- MRR now: the monthly price of every active subscription (past due ones are
+  shown apart with the amount they owe). Movement in the range: new = paid
+  activations; expansion = paid upgrades (the price difference); contraction =
+  for each paid downgrade, the previous plan's price minus the new one's;
+  churn = the plan price of subscriptions that ended in the range.
+- Credits per day: ledger rows by UTC day and category: granted (by action
+  type), spent (generations), refunded (failed generations), expired, burned
+  (plan change down), adjusted (staff, net), removed by invoice refunds.
+  Outstanding: credits left in live grants by expiry month ("never" apart).
+- Generations: jobs created in the range, per feature/model/provider: count,
+  credits charged, failures (failed, rejected, timed out), refunds, and the
+  p50/p95 of run time (finished − started) of succeeded jobs (nearest rank).
+  Unlimited generations by the account's current plan, with their list price
+  (the catalog's price without the plan's unlimited), and the top accounts.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+
+from sqlalchemy import select
+from sqlmodel import Session
+
+from workroom_app.models import (
+    Account,
+    ActionType,
+    CreditGrant,
+    GenerationJob,
+    Invoice,
+    InvoiceRefund,
+    LedgerEntry,
+    PaymentDispute,
+    Subscription,
+)
+
+PAID_STATUSES = ("paid", "refunded")
+FAILED_JOB_STATUSES = ("failed", "rejected", "timed_out")
+DEFAULT_DAYS = 30
+MAX_DAYS = 400
+TOP_USERS = 10
+
+
+def _aware(value: datetime | None) -> datetime | None:
+    if value is None or value.tzinfo is not None:
+        return value
+    return value.replace(tzinfo=UTC)
+
+
+def _day(value: datetime) -> str:
+    return _aware(value).astimezone(UTC).date().isoformat()
+
+
+def default_range(now: datetime, days: int = DEFAULT_DAYS) -> tuple[datetime, datetime]:
+    """The last `days` whole UTC days up to and including today."""
+    today = now.astimezone(UTC).date()
+    end = datetime.combine(today + timedelta(days=1), datetime.min.time(), tzinfo=UTC)
+    return end - timedelta(days=days), end
+
+
+def parse_range(start_text: object, end_text: object, now: datetime) -> tuple[datetime, datetime]:
+    """A range from two YYYY-MM-DD strings (end inclusive); ValueError with a message."""
+    if not isinstance(start_text, str) or not isinstance(end_text, str):
+        raise ValueError("Enter the dates as YYYY-MM-DD.")
+    if not start_text.strip() and not end_text.strip():
+        return default_range(now)
+    try:
+        start = date.fromisoformat(start_text.strip())
+        end = date.fromisoformat(end_text.strip())
+    except ValueError:
+        raise ValueError("Enter the dates as YYYY-MM-DD.") from None
+    if end < start:
+        raise ValueError("The end date must not be before the start date.")
+    if (end - start).days + 1 > MAX_DAYS:
+        raise ValueError(f"Choose at most {MAX_DAYS} days.")
+    return (
+        datetime.combine(start, datetime.min.time(), tzinfo=UTC),
+        datetime.combine(end + timedelta(days=1), datetime.min.time(), tzinfo=UTC),
+    )
+
+
+def _plan_prices() -> dict[str, int]:
+    from workroom_app.billing import catalog
+
+    return {p.key: p.price_cents for p in catalog.get_catalog().plans}
+
+
+# -------------------------------------------------------------------- money
+
+
+@dataclass
+class MoneyPanel:
+    revenue_by_day: dict[str, dict[str, int]] = field(default_factory=dict)
+    revenue_by_kind: dict[str, int] = field(default_factory=dict)
+    revenue_total: int = 0
+    refunds_by_day: dict[str, int] = field(default_factory=dict)
+    refunds_total: int = 0
+    mrr_now: int = 0
+    mrr_new: int = 0
+    mrr_expansion: int = 0
+    mrr_contraction: int = 0
+    mrr_churn: int = 0
+    active_by_plan: dict[str, int] = field(default_factory=dict)
+    past_due_count: int = 0
+    past_due_cents: int = 0
+    open_disputes: int = 0
+    open_dispute_cents: int = 0
+
+
+def money(session: Session, start: datetime, end: datetime) -> MoneyPanel:
+    prices = _plan_prices()
+    panel = MoneyPanel()
+    by_day: dict[str, Counter] = defaultdict(Counter)
+    for created_at, kind, amount in session.execute(
+        select(Invoice.created_at, Invoice.kind, Invoice.amount_cents).where(
+            Invoice.status.in_(PAID_STATUSES), Invoice.created_at >= start, Invoice.created_at < end
+        )
+    ):
+        by_day[_day(created_at)][kind] += amount
+    panel.revenue_by_day = {d: dict(c) for d, c in sorted(by_day.items())}
+    kinds: Counter = Counter()
+    for c in by_day.values():
+        kinds.update(c)
+    panel.revenue_by_kind = dict(sorted(kinds.items()))
+    panel.revenue_total = sum(kinds.values())
+
+    refunds: Counter = Counter()
+    for completed_at, amount in session.execute(
+        select(InvoiceRefund.completed_at, InvoiceRefund.amount_cents).where(
+            InvoiceRefund.status == "succeeded", InvoiceRefund.completed_at >= start,
+            InvoiceRefund.completed_at < end,
+        )
+    ):
+        refunds[_day(completed_at)] += amount
+    panel.refunds_by_day = dict(sorted(refunds.items()))
+    panel.refunds_total = sum(refunds.values())
+
+    active: Counter = Counter()
+    for plan_key, status, ended_at in session.execute(
+        select(Subscription.plan_key, Subscription.status, Subscription.ended_at)
+    ):
+        if status == "active":
+            active[plan_key] += 1
+            panel.mrr_now += prices.get(plan_key, 0)
+        elif status == "past_due":
+            panel.past_due_count += 1
+            panel.past_due_cents += prices.get(plan_key, 0)
+        elif ended_at is not None and start <= _aware(ended_at) < end:
+            panel.mrr_churn += prices.get(plan_key, 0)
+    panel.active_by_plan = dict(sorted(active.items()))
+
+    # Movement from the paid invoices; a downgrade's previous plan is the plan
+    # of the subscription's previous paid invoice.
+    rows = session.execute(
+        select(Invoice.subscription_id, Invoice.kind, Invoice.amount_cents, Invoice.plan_key, Invoice.created_at)
+        .where(Invoice.status.in_(PAID_STATUSES), Invoice.created_at < end, Invoice.subscription_id.is_not(None))
+        .order_by(Invoice.subscription_id, Invoice.created_at, Invoice.id)
+    ).all()
+    previous_plan: dict[int, str | None] = {}
+    for sub_id, kind, amount, plan_key, created_at in rows:
+        before = previous_plan.get(sub_id)
+        previous_plan[sub_id] = plan_key
+        if _aware(created_at) < start:
+            continue
+        if kind == "activation":
+            panel.mrr_new += amount
+        elif kind == "upgrade":
+            panel.mrr_expansion += amount
+        elif kind == "downgrade" and before is not None:
+            panel.mrr_contraction += max(0, prices.get(before, 0) - prices.get(plan_key or "", 0))
+
+    for status, amount in session.execute(select(PaymentDispute.status, PaymentDispute.amount_cents)):
+        if status not in ("won", "lost", "warning_closed"):
+            panel.open_disputes += 1
+            panel.open_dispute_cents += amount
+    return panel
+
+
+# ------------------------------------------------------------------ credits
+
+CATEGORIES = (
+    "granted_trial", "granted_subscription", "granted_monthly", "granted_plan_change", "granted_staff",
+    "spent", "refunded", "expired", "burned", "adjusted_down", "removed_by_invoice_refund",
+)
+
+
+def credit_category(action_type: str, amount: int, reference_type: str | None) -> str:
+    if action_type == ActionType.TRIAL_GRANT:
+        return "granted_trial"
+    if action_type == ActionType.SUBSCRIPTION_CREDITS:
+        return "granted_subscription"
+    if action_type == ActionType.MONTHLY_CREDITS:
+        return "granted_monthly"
+    if action_type == ActionType.PLAN_CHANGE:
+        return "granted_plan_change" if amount > 0 else "burned"
+    if action_type == ActionType.GENERATION:
+        return "spent"
+    if action_type == ActionType.REFUND:
+        return "refunded"
+    if action_type == ActionType.EXPIRY:
+        return "expired"
+    if action_type == ActionType.STAFF_ADJUSTMENT:
+        if reference_type == "invoice_refund":
+            return "removed_by_invoice_refund"
+        return "granted_staff" if amount > 0 else "adjusted_down"
+    # A kind added later (e.g. credit packs) still shows, under its own name.
+    return f"{'granted' if amount > 0 else 'taken'}_{action_type}"
+
+
+@dataclass
+class CreditsPanel:
+    by_day: dict[str, dict[str, int]] = field(default_factory=dict)
+    totals: dict[str, int] = field(default_factory=dict)
+    outstanding_by_expiry_month: dict[str, int] = field(default_factory=dict)
+    outstanding_total: int = 0
+
+
+def credits(session: Session, start: datetime, end: datetime, now: datetime) -> CreditsPanel:
+    panel = CreditsPanel()
+    by_day: dict[str, Counter] = defaultdict(Counter)
+    for created_at, action, amount, ref_type in session.execute(
+        select(LedgerEntry.created_at, LedgerEntry.action_type, LedgerEntry.amount, LedgerEntry.reference_type)
+        .where(LedgerEntry.created_at >= start, LedgerEntry.created_at < end)
+    ):
+        by_day[_day(created_at)][credit_category(action, amount, ref_type)] += abs(amount)
+    panel.by_day = {d: dict(c) for d, c in sorted(by_day.items())}
+    totals: Counter = Counter()
+    for c in by_day.values():
+        totals.update(c)
+    panel.totals = dict(sorted(totals.items()))
+    months: Counter = Counter()
+    for expires_at, left in session.execute(
+        select(CreditGrant.expires_at, CreditGrant.amount_left).where(
+            CreditGrant.amount_left > 0, CreditGrant.closed_at.is_(None)
+        )
+    ):
+        expires_at = _aware(expires_at)
+        if expires_at is not None and expires_at <= now:
+            continue  # expired, waiting for the sweep: no longer owed
+        months["never" if expires_at is None else expires_at.strftime("%Y-%m")] += left
+    panel.outstanding_by_expiry_month = dict(sorted(months.items()))
+    panel.outstanding_total = sum(months.values())
+    return panel
+
+
+# -------------------------------------------------------------- generations
+
+
+def percentile(values: list[float], p: float) -> float | None:
+    """Nearest rank: the smallest value with at least p% of values at or below it."""
+    if not values:
+        return None
+    ordered = sorted(values)
+    return ordered[max(0, math.ceil(p / 100 * len(ordered)) - 1)]
+
+
+@dataclass
+class GenerationGroup:
+    feature: str
+    model: str
+    provider: str
+    count: int = 0
+    credits: int = 0
+    failed: int = 0
+    refunded: int = 0
+    p50_seconds: float | None = None
+    p95_seconds: float | None = None
+
+    @property
+    def failure_rate(self) -> float:
+        return self.failed / self.count if self.count else 0.0
+
+    @property
+    def refund_rate(self) -> float:
+        return self.refunded / self.count if self.count else 0.0
+
+
+@dataclass
+class GenerationsPanel:
+    groups: list[GenerationGroup] = field(default_factory=list)
+    total: int = 0
+    unlimited_by_plan: dict[str, dict[str, int]] = field(default_factory=dict)
+    top_unlimited_users: list[dict[str, object]] = field(default_factory=list)
+
+
+def _list_cost(params_json: str, plan_key: str) -> int:
+    from workroom_app.billing import catalog
+
+    cat = catalog.get_catalog()
+    params = json.loads(params_json)
+    for plan in (plan_key, "studio"):
+        try:
+            return int(cat.quote(params, plan).list_cost)
+        except Exception:  # noqa: BLE001  (a retired model or plan: try the widest plan, else unknown)
+            continue
+    return 0
+
+
+def generations(session: Session, start: datetime, end: datetime) -> GenerationsPanel:
+    from workroom_app.billing import accounts
+
+    panel = GenerationsPanel()
+    groups: dict[tuple[str, str, str], GenerationGroup] = {}
+    durations: dict[tuple[str, str, str], list[float]] = defaultdict(list)
+    unlimited: list[tuple[int, str]] = []
+    for feature, model, provider, cost, status, refund_id, started, finished, is_unlimited, account_id, params in session.execute(
+        select(
+            GenerationJob.feature, GenerationJob.model, GenerationJob.provider, GenerationJob.cost,
+            GenerationJob.status, GenerationJob.refund_entry_id, GenerationJob.started_at,
+            GenerationJob.finished_at, GenerationJob.unlimited, GenerationJob.account_id,
+            GenerationJob.params_json,
+        ).where(GenerationJob.created_at >= start, GenerationJob.created_at < end)
+    ):
+        key = (feature, model, provider)
+        group = groups.get(key) or groups.setdefault(key, GenerationGroup(*key))
+        group.count += 1
+        group.credits += cost
+        group.failed += status in FAILED_JOB_STATUSES
+        group.refunded += refund_id is not None
+        if status == "succeeded" and started is not None and finished is not None:
+            durations[key].append((_aware(finished) - _aware(started)).total_seconds())
+        if is_unlimited:
+            unlimited.append((account_id, params))
+    for key, group in groups.items():
+        group.p50_seconds = percentile(durations[key], 50)
+        group.p95_seconds = percentile(durations[key], 95)
+    panel.groups = sorted(groups.values(), key=lambda g: (-g.count, g.feature, g.model, g.provider))
+    panel.total = sum(g.count for g in panel.groups)
+
+    plan_of: dict[int, str] = {}
+    by_plan: dict[str, Counter] = defaultdict(Counter)
+    by_user: dict[int, Counter] = defaultdict(Counter)
+    for account_id, params in unlimited:
+        if account_id not in plan_of:
+            plan_of[account_id] = accounts.current_plan_key(session, account_id)
+        plan = plan_of[account_id]
+        cost = _list_cost(params, plan)
+        by_plan[plan].update({"count": 1, "list_credits": cost})
+        by_user[account_id].update({"count": 1, "list_credits": cost})
+    panel.unlimited_by_plan = {p: dict(c) for p, c in sorted(by_plan.items())}
+    top = sorted(by_user.items(), key=lambda kv: (-kv[1]["count"], kv[0]))[:TOP_USERS]
+    emails = dict(session.execute(
+        select(Account.id, Account.email).where(Account.id.in_([a for a, _ in top]))
+    ).all()) if top else {}
+    panel.top_unlimited_users = [
+        {"account_id": a, "email": emails.get(a, ""), "plan": plan_of[a], "count": c["count"],
+         "list_credits": c["list_credits"]}
+        for a, c in top
+    ]
+    return panel
+
+
+@dataclass
+class Overview:
+    start: datetime
+    end: datetime
+    money: MoneyPanel
+    credits: CreditsPanel
+    generations: GenerationsPanel
+
+
+def overview(session: Session, start: datetime, end: datetime, now: datetime) -> Overview:
+    return Overview(start, end, money(session, start, end), credits(session, start, end, now),
+                    generations(session, start, end))

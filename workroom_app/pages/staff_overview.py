@@ -1,0 +1,187 @@
+"""Staff overview (/staff): money, credits and generations for a date range
+(default the last 30 days). Figures: billing/staff_metrics.py; state:
+state/staff_overview.py. Accounts, refunds and the audit trail are on
+/staff/accounts."""
+
+from __future__ import annotations
+
+import reflex as rx
+
+from workroom_app.components.layout import NavItem, app_page
+from workroom_app.state.staff_overview import StaffOverviewState as S
+
+OVERVIEW_ROUTE = "/staff"
+
+
+def _card(item) -> rx.Component:  # noqa: ANN001
+    return rx.card(
+        rx.vstack(
+            rx.text(item["label"], size="2", color_scheme="gray"),
+            rx.heading(item["value"], size="5", data_testid=item["testid"]),
+            spacing="1",
+        ),
+        min_width="11rem",
+    )
+
+
+def _small(item) -> rx.Component:  # noqa: ANN001
+    return rx.vstack(rx.text(item["label"], size="1", color_scheme="gray"),
+                     rx.text(item["value"], size="3", weight="medium"), spacing="0", min_width="8rem")
+
+
+def range_form() -> rx.Component:
+    return rx.form(
+        rx.hstack(
+            rx.input(name="start", type="date", default_value=S.range_start, key=S.range_start,
+                     aria_label="From", data_testid="ov-start"),
+            rx.input(name="end", type="date", default_value=S.range_end, key=S.range_end,
+                     aria_label="To", data_testid="ov-end"),
+            rx.button("Show", type="submit", data_testid="ov-apply"),
+            rx.text(S.range_text, size="2", color_scheme="gray"),
+            align="center",
+            wrap="wrap",
+        ),
+        on_submit=S.apply_range,
+        reset_on_submit=False,
+    )
+
+
+def _table(headers: list[str], rows, cells) -> rx.Component:  # noqa: ANN001
+    return rx.table.root(
+        rx.table.header(rx.table.row(*[rx.table.column_header_cell(h) for h in headers])),
+        rx.table.body(rx.foreach(rows, lambda r: rx.table.row(*[rx.table.cell(r[c]) for c in cells]))),
+        variant="surface",
+        width="100%",
+    )
+
+
+def money_panel() -> rx.Component:
+    return rx.card(
+        rx.vstack(
+            rx.heading("Money", size="4"),
+            rx.text("Revenue and refunds per day (USD)", size="2", color_scheme="gray"),
+            rx.recharts.bar_chart(
+                rx.recharts.bar(data_key="revenue", fill=rx.color("grass", 9), name="Revenue"),
+                rx.recharts.bar(data_key="refunds", fill=rx.color("red", 9), name="Refunds"),
+                rx.recharts.x_axis(data_key="day"),
+                rx.recharts.y_axis(),
+                rx.recharts.graphing_tooltip(),
+                rx.recharts.legend(),
+                data=S.revenue_chart,
+                width="100%",
+                height=260,
+            ),
+            rx.hstack(
+                rx.vstack(
+                    rx.text("Revenue by kind", size="2", color_scheme="gray"),
+                    rx.recharts.pie_chart(
+                        rx.recharts.pie(data=S.revenue_kinds, data_key="value", name_key="name",
+                                        fill=rx.color("accent", 9), label=True),
+                        rx.recharts.graphing_tooltip(),
+                        width=260, height=220,
+                    ),
+                    rx.foreach(S.revenue_kinds, lambda k: rx.text(k["name"], ": ", k["text"], size="2",
+                                                                  data_testid="ov-kind")),
+                ),
+                rx.vstack(
+                    rx.text("MRR movement in the range", size="2", color_scheme="gray"),
+                    rx.hstack(rx.foreach(S.mrr_cards, _small), wrap="wrap"),
+                    rx.text("Active subscriptions by plan", size="2", color_scheme="gray", margin_top="1rem"),
+                    _table(["Plan", "Active"], S.plans, ["plan", "count"]),
+                    flex="1",
+                ),
+                width="100%",
+                align="start",
+                wrap="wrap",
+            ),
+            spacing="3",
+            width="100%",
+        ),
+        width="100%",
+    )
+
+
+def credits_panel() -> rx.Component:
+    return rx.card(
+        rx.vstack(
+            rx.heading("Credits", size="4"),
+            rx.recharts.line_chart(
+                *[
+                    rx.recharts.line(data_key=key, stroke=rx.color(color, 9), name=label, dot=False)
+                    for key, color, label in [
+                        ("granted", "grass", "Granted"), ("spent", "blue", "Spent"),
+                        ("refunded", "amber", "Refunded"), ("expired", "gray", "Expired"),
+                        ("burned", "orange", "Burned"), ("removed", "red", "Removed by staff/refunds"),
+                    ]
+                ],
+                rx.recharts.x_axis(data_key="day"),
+                rx.recharts.y_axis(),
+                rx.recharts.graphing_tooltip(),
+                rx.recharts.legend(),
+                data=S.credits_chart,
+                width="100%",
+                height=260,
+            ),
+            rx.hstack(rx.foreach(S.credit_totals, _small), wrap="wrap"),
+            rx.text("Outstanding credits by expiry month (what is still owed)", size="2", color_scheme="gray"),
+            rx.recharts.bar_chart(
+                rx.recharts.bar(data_key="credits", fill=rx.color("accent", 9), name="Credits"),
+                rx.recharts.x_axis(data_key="month"),
+                rx.recharts.y_axis(),
+                rx.recharts.graphing_tooltip(),
+                data=S.outstanding_chart,
+                width="100%",
+                height=200,
+            ),
+            spacing="3",
+            width="100%",
+        ),
+        width="100%",
+    )
+
+
+def generations_panel() -> rx.Component:
+    return rx.card(
+        rx.vstack(
+            rx.heading("Generations", size="4"),
+            _table(["Feature", "Model", "Provider", "Jobs", "Credits", "Failed", "Refunded", "p50", "p95"],
+                   S.generation_rows,
+                   ["feature", "model", "provider", "count", "credits", "failure", "refund", "p50", "p95"]),
+            rx.text("Unlimited generations (fair use), by plan, at list price", size="2", color_scheme="gray"),
+            _table(["Plan", "Generations", "List price (credits)"], S.unlimited_rows, ["plan", "count", "list"]),
+            rx.text("Accounts using the most unlimited generations", size="2", color_scheme="gray"),
+            _table(["Account", "Plan", "Generations", "List price (credits)"], S.top_users,
+                   ["email", "plan", "count", "list"]),
+            spacing="3",
+            width="100%",
+        ),
+        width="100%",
+    )
+
+
+@app_page(OVERVIEW_ROUTE, "Staff overview", nav=NavItem("Staff", "shield", order=90, staff_only=True),
+          on_load=S.load)
+def staff_overview_page() -> rx.Component:
+    return rx.cond(
+        S.allowed,
+        rx.vstack(
+            rx.hstack(
+                rx.heading("Business overview", size="6"),
+                rx.spacer(),
+                rx.link("Accounts, refunds and audit trail \u2192", href="/staff/accounts",
+                        data_testid="ov-accounts-link"),
+                width="100%",
+                align="center",
+            ),
+            range_form(),
+            rx.cond(S.error != "", rx.callout(S.error, icon="circle-alert", color_scheme="red", size="1",
+                                              role="alert", data_testid="ov-error")),
+            rx.hstack(rx.foreach(S.cards, _card), wrap="wrap", spacing="3"),
+            money_panel(),
+            credits_panel(),
+            generations_panel(),
+            spacing="4",
+            width="100%",
+        ),
+        rx.center(rx.spinner(size="3"), padding="3rem"),
+    )

@@ -1,0 +1,177 @@
+"""The staff overview (/staff): the business for a date range. The figures
+are billing/staff_metrics.py's; this state only formats them.
+
+The browser may send two dates (YYYY-MM-DD); anything else is refused with a
+message. Every event re-checks that the caller is staff (billing re-reads the
+role); nothing renders before that check (`allowed`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import reflex as rx
+
+from workroom_app.billing import clock, staff, staff_metrics
+from workroom_app.billing.staff import StaffError
+from workroom_app.state.session import LANDING_ROUTE, LOGIN_ROUTE, SessionState
+
+NOT_STAFF = "The staff dashboard is for staff members only."
+KIND_LABELS = {"activation": "New subscriptions", "renewal": "Renewals", "upgrade": "Upgrades",
+               "downgrade": "Downgrades"}
+CATEGORY_LABELS = {
+    "granted_trial": "Trial", "granted_subscription": "Subscription", "granted_monthly": "Monthly",
+    "granted_plan_change": "Upgrades", "granted_staff": "Staff added", "spent": "Spent",
+    "refunded": "Refunded (failed generations)", "expired": "Expired", "burned": "Burned (downgrades)",
+    "adjusted_down": "Staff removed", "removed_by_invoice_refund": "Removed by invoice refunds",
+}
+
+
+def _usd(cents: int) -> str:
+    sign = "-" if cents < 0 else ""
+    return f"{sign}${abs(cents) / 100:,.2f}"
+
+
+def _dollars(cents: int) -> float:
+    return round(cents / 100, 2)
+
+
+def _read(actor_id: int, start_text: str, end_text: str):
+    from workroom_app.db import read_session
+
+    now = clock.now()
+    try:
+        start, end = staff_metrics.parse_range(start_text, end_text, now)
+    except ValueError as exc:
+        raise StaffError(str(exc)) from None
+    with read_session() as session:
+        staff.require_staff(session, actor_id)
+        return staff_metrics.overview(session, start, end, now)
+
+
+def _secs(value: float | None) -> str:
+    return "—" if value is None else f"{value:,.1f} s"
+
+
+class StaffOverviewState(SessionState):
+    allowed: bool = False
+    error: str = ""
+    range_start: str = ""
+    range_end: str = ""
+    range_text: str = ""
+
+    cards: list[dict[str, str]] = []
+    revenue_chart: list[dict[str, Any]] = []
+    revenue_kinds: list[dict[str, Any]] = []
+    refunds_text: str = ""
+    mrr_cards: list[dict[str, str]] = []
+    plans: list[dict[str, str]] = []
+    credits_chart: list[dict[str, Any]] = []
+    credit_totals: list[dict[str, str]] = []
+    outstanding_chart: list[dict[str, Any]] = []
+    generation_rows: list[dict[str, str]] = []
+    unlimited_rows: list[dict[str, str]] = []
+    top_users: list[dict[str, str]] = []
+
+    def _show(self, o: staff_metrics.Overview) -> None:
+        m, c, g = o.money, o.credits, o.generations
+        last_day = (o.end - staff_metrics.timedelta(days=1)).date()
+        self.range_start, self.range_end = o.start.date().isoformat(), last_day.isoformat()
+        self.range_text = f"{self.range_start} to {self.range_end} (UTC)"
+        self.cards = [
+            {"label": "Revenue", "value": _usd(m.revenue_total), "testid": "ov-revenue"},
+            {"label": "Refunds", "value": _usd(m.refunds_total), "testid": "ov-refunds"},
+            {"label": "MRR now", "value": _usd(m.mrr_now), "testid": "ov-mrr"},
+            {"label": "Past due", "value": f"{m.past_due_count:,} · {_usd(m.past_due_cents)}", "testid": "ov-past-due"},
+            {"label": "Open disputes", "value": f"{m.open_disputes:,} · {_usd(m.open_dispute_cents)}",
+             "testid": "ov-disputes"},
+            {"label": "Outstanding credits", "value": f"{c.outstanding_total:,}", "testid": "ov-outstanding"},
+            {"label": "Generations", "value": f"{g.total:,}", "testid": "ov-generations"},
+        ]
+        days = sorted(set(m.revenue_by_day) | set(m.refunds_by_day))
+        self.revenue_chart = [
+            {"day": d[5:], "revenue": _dollars(sum(m.revenue_by_day.get(d, {}).values())),
+             "refunds": _dollars(m.refunds_by_day.get(d, 0))}
+            for d in days
+        ]
+        # Any invoice kind shows (credit packs included) under its own name.
+        self.revenue_kinds = [
+            {"name": KIND_LABELS.get(k, k.replace("_", " ").capitalize()), "value": _dollars(v), "text": _usd(v)}
+            for k, v in m.revenue_by_kind.items()
+        ]
+        self.mrr_cards = [
+            {"label": "New", "value": _usd(m.mrr_new)},
+            {"label": "Expansion", "value": _usd(m.mrr_expansion)},
+            {"label": "Contraction", "value": _usd(-m.mrr_contraction)},
+            {"label": "Churn", "value": _usd(-m.mrr_churn)},
+        ]
+        self.plans = [{"plan": staff.plan_name(k), "count": f"{n:,}"} for k, n in m.active_by_plan.items()]
+        granted = [k for k in staff_metrics.CATEGORIES if k.startswith("granted")]
+        self.credits_chart = [
+            {
+                "day": d[5:],
+                "granted": sum(v for k, v in row.items() if k.startswith("granted")),
+                "spent": row.get("spent", 0),
+                "refunded": row.get("refunded", 0),
+                "expired": row.get("expired", 0),
+                "burned": row.get("burned", 0),
+                "removed": row.get("adjusted_down", 0) + row.get("removed_by_invoice_refund", 0),
+            }
+            for d, row in c.by_day.items()
+        ]
+        del granted
+        self.credit_totals = [
+            {"label": CATEGORY_LABELS.get(k, k.replace("_", " ").capitalize()), "value": f"{v:,}"}
+            for k, v in c.totals.items()
+        ]
+        self.outstanding_chart = [{"month": k, "credits": v} for k, v in c.outstanding_by_expiry_month.items()]
+        self.generation_rows = [
+            {
+                "feature": x.feature, "model": x.model, "provider": x.provider, "count": f"{x.count:,}",
+                "credits": f"{x.credits:,}", "failure": f"{x.failure_rate:.1%}", "refund": f"{x.refund_rate:.1%}",
+                "p50": _secs(x.p50_seconds), "p95": _secs(x.p95_seconds),
+            }
+            for x in g.groups
+        ]
+        self.unlimited_rows = [
+            {"plan": staff.plan_name(p), "count": f"{v.get('count', 0):,}", "list": f"{v.get('list_credits', 0):,}"}
+            for p, v in g.unlimited_by_plan.items()
+        ]
+        self.top_users = [
+            {"email": str(u["email"]), "plan": staff.plan_name(str(u["plan"])), "count": f"{u['count']:,}",
+             "list": f"{u['list_credits']:,}"}
+            for u in g.top_unlimited_users
+        ]
+
+    async def _load(self, start: str, end: str):
+        if self._account_id is None or not await self._reload_account() or not self.is_staff:
+            self.allowed = False
+            if self._account_id is None:
+                return rx.redirect(LOGIN_ROUTE, replace=True)
+            return [rx.toast.error(NOT_STAFF), rx.redirect(LANDING_ROUTE, replace=True)]
+        try:
+            o = await asyncio.to_thread(_read, self._account_id, start, end)
+        except StaffError as exc:
+            self.error = str(exc)
+            return None
+        self.allowed = True
+        self.error = ""
+        self._show(o)
+        return None
+
+    async def load(self):
+        self.allowed = False
+        if self._account_id is None:
+            return None
+        return await self._load("", "")
+
+    async def apply_range(self, form_data: dict):
+        if not isinstance(form_data, dict):
+            self.error = "Enter the dates as YYYY-MM-DD."
+            return None
+        start, end = form_data.get("start", ""), form_data.get("end", "")
+        if not isinstance(start, str) or not isinstance(end, str) or len(start) > 20 or len(end) > 20:
+            self.error = "Enter the dates as YYYY-MM-DD."
+            return None
+        return await self._load(start, end)

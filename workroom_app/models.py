@@ -51,6 +51,7 @@ class ActionType(StrEnum):
     EXPIRY = "expiry"
     PLAN_CHANGE = "plan_change"
     STAFF_ADJUSTMENT = "staff_adjustment"
+    CREDIT_PACK = "credit_pack"  # a one-off purchase of credits (issue 11)
 
 
 ACTION_LABELS: dict[str, str] = {
@@ -62,6 +63,7 @@ ACTION_LABELS: dict[str, str] = {
     ActionType.EXPIRY: "Expiry",
     ActionType.PLAN_CHANGE: "Plan change",
     ActionType.STAFF_ADJUSTMENT: "Staff adjustment",
+    ActionType.CREDIT_PACK: "Credit pack",
 }
 
 
@@ -87,6 +89,7 @@ class GrantSource(StrEnum):
     PLAN_CHANGE = "plan_change"
     REFUND = "refund"
     STAFF = "staff"
+    PACK = "pack"  # bought in a credit pack: expires 12 months after purchase, never burned
 
 
 class CreditGrant(SQLModel, table=True):

@@ -95,6 +95,7 @@ GRANT_ACTIONS = frozenset(
         ActionType.MONTHLY_CREDITS,
         ActionType.PLAN_CHANGE,
         ActionType.STAFF_ADJUSTMENT,
+        ActionType.CREDIT_PACK,
     }
 )
 DEBIT_ACTIONS = frozenset({ActionType.GENERATION, ActionType.PLAN_CHANGE, ActionType.STAFF_ADJUSTMENT})

@@ -44,7 +44,7 @@ def receipt_key(invoice_id: int) -> str:
     return f"receipt:invoice:{invoice_id}"
 
 
-def _receipt_text(invoice: Invoice, plan_name: str | None) -> tuple[str, str]:
+def _receipt_text(invoice: Invoice, plan_name: str | None, purchase: str | None = None) -> tuple[str, str]:
     amount = money(invoice.amount_cents, invoice.currency)
     subject = f"Your Workroom receipt {invoice.number} ({amount})"
     lines = [
@@ -55,6 +55,8 @@ def _receipt_text(invoice: Invoice, plan_name: str | None) -> tuple[str, str]:
     ]
     if plan_name:
         lines.append(f"Plan: {plan_name}")
+    if purchase:  # a one-off purchase, e.g. a credit pack
+        lines.append(purchase)
     if invoice.period_start and invoice.period_end:
         lines.append(
             f"Period: {as_utc(invoice.period_start):%B %-d, %Y} to {as_utc(invoice.period_end):%B %-d, %Y}"
@@ -86,12 +88,13 @@ def _insert_ignoring_duplicate(dialect: str):
 
 
 def queue_receipt(
-    session: Session, invoice: Invoice, *, to_address: str, plan_name: str | None = None
+    session: Session, invoice: Invoice, *, to_address: str, plan_name: str | None = None,
+    purchase: str | None = None,
 ) -> int:
     """Put the receipt for a paid invoice in the outbox, once per invoice
     (its dedupe key); returns the outbox email's id."""
     key = receipt_key(invoice.id)
-    subject, body = _receipt_text(invoice, plan_name)
+    subject, body = _receipt_text(invoice, plan_name, purchase)
     conn = session.connection()
     new_id = conn.execute(
         _insert_ignoring_duplicate(conn.dialect.name),

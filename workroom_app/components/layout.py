@@ -17,6 +17,7 @@ import reflex as rx
 from workroom_app.state.session import LANDING_ROUTE, SessionState
 
 PLANS_ROUTE = "/plans"
+CREDITS_ROUTE = "/credits"  # Buy credits: one-off credit packs (issue 11)
 SIDEBAR_WIDTH = "15rem"
 
 
@@ -244,6 +245,15 @@ def header(title: str, current_route: str) -> rx.Component:
         ),
         rx.hstack(
             balance_badge(),
+            rx.button(
+                rx.icon("coins", size=16),
+                rx.text("Buy credits", display=["none", "inline"]),
+                on_click=rx.redirect(CREDITS_ROUTE),
+                size="2",
+                variant="soft",
+                aria_label="Buy credits",
+                data_testid="buy-credits-button",
+            ),
             rx.button(
                 rx.icon("sparkles", size=16),
                 "Upgrade",

@@ -140,3 +140,13 @@ def engine(request) -> Iterator[Engine]:
 def _unpinned_clock() -> Iterator[None]:
     yield
     clock.set_pinned(None)
+
+
+@pytest.fixture(autouse=True)
+def _fresh_alert_cache() -> Iterator[None]:
+    """Account ids repeat between test databases: no test may see another's thresholds."""
+    from workroom_app.billing import alerts
+
+    alerts.forget_everything()
+    yield
+    alerts.forget_everything()

@@ -44,7 +44,7 @@ from sqlalchemy import select as core_select
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
-from workroom_app.billing import clock, invoices, ledger, periods, receipts
+from workroom_app.billing import alerts, clock, invoices, ledger, periods, receipts
 from workroom_app.billing.invoices import LineItem
 from workroom_app.billing.payments import get_gateway
 from workroom_app.billing.payments.cards import BRAND_LABELS, CardInvalid
@@ -992,6 +992,11 @@ def record_payment_failed(
             )
         sub.next_retry_at = due_at + timedelta(days=RETRY_DAYS[sub.failed_attempts - 1])
     session.add(sub)
+    alerts.payment_failed(
+        session, sub.account_id, invoice_id=invoice.id, plan_name=plan.name,
+        amount_text=_money(invoice.amount_cents), reason=invoice.failure_reason or "The payment failed.",
+        next_retry_at=as_utc(sub.next_retry_at) if schedule_retries and sub.next_retry_at else None,
+    )
     return _failed_outcome(invoice, RENEWAL, sub.id, plan.key)
 
 
@@ -1020,6 +1025,7 @@ def end_subscription(
     sub.updated_at = clock.now()
     session.add(sub)
     plan = get_plan(sub.plan_key)
+    alerts.plan_ended(session, sub.account_id, subscription_id=sub.id, plan_name=plan.name)
     return Outcome(
         ok=True, action="end",
         message=f"Your {plan.name} plan has ended ({reason}). You're on Free.",
@@ -1480,5 +1486,9 @@ def scheduled_tick(engine: Engine, *, send_receipts: bool = True, receipt_limit:
     thread): renew what fell due, run due retries, then send pending receipts
     when SMTP is configured. Returns (RenewReport, SendReport | None)."""
     report = renew_due(engine)
+    try:
+        alerts.scheduled_scan(engine)  # "N credits expire on DATE", 7 days and 1 day before
+    except Exception:  # noqa: BLE001  (alerts must never stop renewals)
+        log.exception("expiry alert scan failed")
     sent = receipts.send_pending(engine, receipt_limit) if send_receipts else None
     return report, sent

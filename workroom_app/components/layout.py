@@ -14,6 +14,7 @@ from typing import Any
 
 import reflex as rx
 
+from workroom_app.components.balance_popover import balance_with_popover
 from workroom_app.state.session import LANDING_ROUTE, SessionState
 
 PLANS_ROUTE = "/plans"
@@ -244,7 +245,7 @@ def header(title: str, current_route: str) -> rx.Component:
             spacing="2",
         ),
         rx.hstack(
-            balance_badge(),
+            balance_with_popover(balance_badge()),
             rx.button(
                 rx.icon("coins", size=16),
                 rx.text("Buy credits", display=["none", "inline"]),

@@ -127,3 +127,30 @@ def balance_with_popover(badge: rx.Component) -> rx.Component:
         rx.popover.content(popover_content(), align="end"),
         on_open_change=AlertsState.refresh_on_open,
     )
+
+
+def past_due_banner() -> rx.Component:
+    """On every page while a renewal payment is failing: what failed, when we
+    retry, how to fix it."""
+    return rx.cond(
+        AlertsState.past_due_text != "",
+        rx.callout(
+            rx.hstack(
+                rx.text(AlertsState.past_due_text, size="2"),
+                rx.link(
+                    rx.button("Fix payment", size="1", color_scheme="red", variant="solid"),
+                    href="/subscription#card",
+                ),
+                justify="between",
+                align="center",
+                width="100%",
+                wrap="wrap",
+                spacing="3",
+            ),
+            icon="triangle-alert",
+            color_scheme="red",
+            role="alert",
+            width="100%",
+            data_testid="past-due-banner",
+        ),
+    )

@@ -14,7 +14,8 @@ from typing import Any
 
 import reflex as rx
 
-from workroom_app.components.balance_popover import balance_with_popover
+from workroom_app.components.balance_popover import balance_with_popover, past_due_banner
+from workroom_app.state.alerts import AlertsState
 from workroom_app.state.session import LANDING_ROUTE, SessionState
 
 PLANS_ROUTE = "/plans"
@@ -291,6 +292,8 @@ def layout(content: rx.Component, title: str, *, route: str = "") -> rx.Componen
             sidebar(route),
             rx.box(
                 header(title, route),
+                rx.box(past_due_banner(), padding_x=["1rem", "1rem", "1.5rem"], padding_top="0.75rem",
+                       display=rx.cond(AlertsState.past_due_text != "", "block", "none")),
                 rx.box(
                     content,
                     padding=["1rem", "1rem", "1.5rem"],

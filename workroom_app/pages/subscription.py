@@ -52,10 +52,14 @@ def overview() -> rx.Component:
                         SubscriptionState.plan_status == "free",
                         rx.badge("Not subscribed", color_scheme="gray", size="2", data_testid="sub-auto-renew"),
                         rx.cond(
-                            SubscriptionState.auto_renew,
-                            rx.badge("On", color_scheme="green", size="2", data_testid="sub-auto-renew"),
-                            rx.badge("Off · ends " + SubscriptionState.period_end, color_scheme="amber",
-                                     size="2", data_testid="sub-auto-renew"),
+                            SubscriptionState.plan_status == "past_due",
+                            rx.badge("Past due", color_scheme="red", size="2", data_testid="sub-auto-renew"),
+                            rx.cond(
+                                SubscriptionState.auto_renew,
+                                rx.badge("On", color_scheme="green", size="2", data_testid="sub-auto-renew"),
+                                rx.badge("Off · ends " + SubscriptionState.period_end, color_scheme="amber",
+                                         size="2", data_testid="sub-auto-renew"),
+                            ),
                         ),
                     ),
                     spacing="1",
@@ -66,7 +70,17 @@ def overview() -> rx.Component:
             ),
             rx.cond(
                 SubscriptionState.retry_note != "",
-                rx.callout(SubscriptionState.retry_note, icon="triangle-alert", color_scheme="amber", width="100%"),
+                rx.callout(SubscriptionState.retry_note, icon="triangle-alert", color_scheme="amber", width="100%",
+                           data_testid="sub-retry-note"),
+            ),
+            rx.cond(
+                (SubscriptionState.plan_status == "past_due") & SubscriptionState.has_card
+                & SubscriptionState.cards_managed_here,
+                rx.button(
+                    rx.icon("credit-card", size=16), "Pay now with ", SubscriptionState.card_label,
+                    on_click=SubscriptionState.pay_now, loading=SubscriptionState.pay_busy,
+                    color_scheme="red", data_testid="sub-pay-now",
+                ),
             ),
             rx.link(
                 rx.button(rx.icon("gem", size=16), "Change plan", variant="soft", data_testid="sub-change-plan"),

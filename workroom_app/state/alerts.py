@@ -34,14 +34,16 @@ class SourceRow:
     testid: str
 
 
-def read_popover(account_id: int) -> tuple[list[AlertItem], int, list[SourceRow], str, list[tuple[str, str]]]:
-    """Blocking: (alerts, unread count, balance by source, expiry line, toasts to show now)."""
-    from workroom_app.billing import alerts, balance_sources
+def read_popover(account_id: int):
+    """Blocking: (alerts, unread count, balance by source, expiry line, toasts to
+    show now, the past-due banner's text or "")."""
+    from workroom_app.billing import alerts, balance_sources, subscriptions
     from workroom_app.db import write_session
 
     with write_session() as session:
         views, unread = alerts.recent(session, account_id)
         parts = balance_sources.breakdown(session, account_id)
+        failing = subscriptions.past_due(session, account_id)
         toasts = [v for v in views if v.toast]
         alerts.mark_toasted(session, account_id, [v.id for v in toasts])
     items = [AlertItem(v.id, v.kind, v.title, v.body, v.link or "", v.unread) for v in views]
@@ -55,7 +57,8 @@ def read_popover(account_id: int) -> tuple[list[AlertItem], int, list[SourceRow]
         if parts.expiring_credits and parts.expiring_on else ""
     )
     # Oldest first, so the newest toast ends up on top; at most 3 at once.
-    return items, unread, rows, expiring, [(v.kind, v.title) for v in reversed(toasts)][-3:]
+    toast_list = [(v.kind, v.title) for v in reversed(toasts)][-3:]
+    return items, unread, rows, expiring, toast_list, failing.message() if failing is not None else ""
 
 
 def mark_read(account_id: int) -> None:
@@ -71,6 +74,8 @@ class AlertsState(rx.State):
     unread: int = 0
     sources: list[SourceRow] = []
     expiring_text: str = ""
+    # While a renewal payment is failing: the banner on every page.
+    past_due_text: str = ""
 
     async def _account_id(self) -> int | None:
         session = await self.get_state(SessionState)
@@ -80,8 +85,9 @@ class AlertsState(rx.State):
         account_id = await self._account_id()
         if account_id is None:
             return
-        items, unread, rows, expiring, toasts = await asyncio.to_thread(read_popover, account_id)
+        items, unread, rows, expiring, toasts, past_due = await asyncio.to_thread(read_popover, account_id)
         self.alerts, self.unread, self.sources, self.expiring_text = items, unread, rows, expiring
+        self.past_due_text = past_due
         for kind, title in toasts:
             if kind in ("payment_failed", "low_balance", "plan_ended"):
                 yield rx.toast.warning(title, duration=8000)

@@ -237,6 +237,7 @@ def notify(
     dedupe_key: str,
     link: str | None = None,
     settings: Settings | None = None,
+    send_email: bool = True,
 ) -> int | None:
     """Record an alert once per dedupe key, and queue its email unless the user
     unsubscribed from that kind. Returns the new alert's id, None if it existed."""
@@ -257,7 +258,7 @@ def notify(
         return None
     settings = settings or read_settings(session, account_id)
     email = conn.execute(select(Account.__table__.c.email).where(Account.__table__.c.id == account_id)).scalar()
-    if email and settings.emails(kind):
+    if email and send_email and settings.emails(kind):
         base = get_settings().public_url.rstrip("/")
         lines = [body, ""]
         if link:

@@ -4,6 +4,9 @@
 from __future__ import annotations
 
 import reflex as rx
+
+from workroom_app.components.alert_settings import alerts_card, auto_top_up_card
+from workroom_app.state.alert_settings import AlertSettingsState
 from reflex_base.constants import Dirs
 from reflex_base.utils.imports import ImportVar
 from reflex_base.vars import VarData
@@ -161,6 +164,7 @@ def card_on_file() -> rx.Component:
         ),
         size="3",
         width="100%",
+        id="card",
     )
 
 
@@ -363,12 +367,14 @@ def invoice_dialog() -> rx.Component:
     SUBSCRIPTION_ROUTE,
     "Subscription",
     nav=NavItem("Subscription", "credit-card", order=40),
-    on_load=SubscriptionState.load,
+    on_load=[SubscriptionState.load, AlertSettingsState.load],
 )
 def subscription_page() -> rx.Component:
     return rx.vstack(
         overview(),
         card_on_file(),
+        alerts_card(),
+        auto_top_up_card(),
         payment_history(),
         invoice_dialog(),
         spacing="5",

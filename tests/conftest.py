@@ -158,3 +158,13 @@ def _test_media_dir(tmp_path_factory) -> Iterator[None]:
     else:
         os.environ["WORKROOM_MEDIA_DIR"] = old
     get_settings.cache_clear()
+
+
+@pytest.fixture(autouse=True)
+def _fresh_alert_cache() -> Iterator[None]:
+    """Account ids repeat between test databases: no test may see another's thresholds."""
+    from workroom_app.billing import alerts
+
+    alerts.forget_everything()
+    yield
+    alerts.forget_everything()

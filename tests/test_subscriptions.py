@@ -235,7 +235,11 @@ def test_failed_renewal_is_past_due_retries_on_days_1_3_5_then_returns_to_free(e
         assert accounts.current_plan_key(s, a) == "free"
     failed = [i for i in invoices_of(engine, a) if i.status == "failed"]
     assert len(failed) == 4 and all(i.failure_reason == "Your card was declined." for i in failed)
-    assert len(outbox_of(engine, a)) == 1  # only the activation receipt
+    receipts_ = [m for m in outbox_of(engine, a) if m.invoice_id is not None]
+    assert len(receipts_) == 1  # only the activation receipt
+    # The alerts (issue 11): three "payment failed" with their retry dates, then "plan ended".
+    assert [m.subject for m in outbox_of(engine, a) if m.invoice_id is None] == [
+        "Your payment failed"] * 3 + ["Your plan has ended"]
     assert balance(engine, a) == 50
     assert [e for e in entries(engine, a) if e[0] == "monthly_credits"] == []
 

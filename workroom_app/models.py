@@ -57,6 +57,7 @@ class ActionType(StrEnum):
     EXPIRY = "expiry"
     PLAN_CHANGE = "plan_change"
     STAFF_ADJUSTMENT = "staff_adjustment"
+    CREDIT_PACK = "credit_pack"  # a one-off purchase of credits (issue 11)
 
 
 ACTION_LABELS: dict[str, str] = {
@@ -68,6 +69,7 @@ ACTION_LABELS: dict[str, str] = {
     ActionType.EXPIRY: "Expiry",
     ActionType.PLAN_CHANGE: "Plan change",
     ActionType.STAFF_ADJUSTMENT: "Staff adjustment",
+    ActionType.CREDIT_PACK: "Credit pack",
 }
 
 
@@ -93,6 +95,7 @@ class GrantSource(StrEnum):
     PLAN_CHANGE = "plan_change"
     REFUND = "refund"
     STAFF = "staff"
+    PACK = "pack"  # bought in a credit pack: expires 12 months after purchase, never burned
 
 
 class CreditGrant(SQLModel, table=True):
@@ -447,3 +450,55 @@ class PaymentDispute(SQLModel, table=True):
     created_at: datetime
     updated_at: datetime
     closed_at: datetime | None = None
+
+
+# ------------------------------------------------- credits users can plan with (issue 11)
+
+
+class AlertKind(StrEnum):
+    LOW_BALANCE = "low_balance"
+    CREDITS_EXPIRING = "credits_expiring"
+    PAYMENT_FAILED = "payment_failed"
+    PLAN_ENDED = "plan_ended"
+    AUTO_TOP_UP = "auto_top_up"  # a top-up was bought, or was turned off by a decline
+
+
+class AlertSettings(SQLModel, table=True):
+    """What a user chose about alerts and auto top-up. No row: the defaults."""
+
+    __tablename__ = "alert_settings"
+    account_id: int = Field(foreign_key="account.id", primary_key=True)
+    # Below this balance the low-balance alert fires; None: 10% of the plan's monthly credits.
+    low_balance_threshold: int | None = None
+    # Unsubscribe settings: False stops that alert's emails (the in-app alert stays).
+    email_low_balance: bool = True
+    email_credits_expiring: bool = True
+    email_payment_failed: bool = True
+    email_plan_ended: bool = True
+    # Auto top-up (opt-in): below top_up_threshold, buy top_up_pack with the
+    # saved card, at most top_up_monthly_cap times per calendar month.
+    auto_top_up: bool = False
+    top_up_threshold: int = 0
+    top_up_pack: str | None = Field(default=None, max_length=32)
+    top_up_monthly_cap: int = 0
+    updated_at: datetime
+
+
+class AccountAlert(SQLModel, table=True):
+    """One alert shown in the app (the badge by the balance counts the unread
+    ones); its email, if any, goes through the outbox in the same transaction."""
+
+    __tablename__ = "account_alert"
+    __table_args__ = (Index("ix_account_alert_account_id_desc", "account_id", "id"),)
+    id: int | None = Field(default=None, primary_key=True)
+    account_id: int = Field(foreign_key="account.id")
+    kind: str = Field(max_length=32)
+    title: str = Field(max_length=200)
+    body: str = Field(sa_column=Column(Text, nullable=False))
+    link: str | None = Field(default=None, max_length=200)
+    # One alert per event (a crossing's debit, an expiry date and window, a failed invoice).
+    dedupe_key: str = Field(unique=True, max_length=200)
+    created_at: datetime
+    # Shown as a toast once (the first page that sees it), then only in the list.
+    toasted_at: datetime | None = None
+    read_at: datetime | None = None

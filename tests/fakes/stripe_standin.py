@@ -9,7 +9,9 @@ fails here the way it would against Stripe.
 
 What it models, following Stripe's documented behaviour (API 2026-10-28):
 - customers with a test card; prices; Checkout Sessions in subscription mode,
-  completed by the test helper `complete_checkout` (the browser's part);
+  completed by the test helper `complete_checkout` (the browser's part); and
+  in payment mode (one-off purchases with inline `price_data`), completed by
+  `complete_payment_checkout` (a payment intent and its charge);
 - subscriptions whose billing period lives on the subscription item, monthly
   periods on the anchor's day of the month (the 31st clamps to shorter months);
 - invoice items, invoices (create, finalize, pay, void), invoice payments,
@@ -569,8 +571,10 @@ class StripeStandin:
         return self.prices[price_id]
 
     def _create_session(self, params: dict[str, Any]) -> dict[str, Any]:
+        if params.get("mode") == "payment":
+            return self._create_payment_session(params)
         if params.get("mode") != "subscription":
-            raise _invalid("Only subscription mode is modelled.", "mode")
+            raise _invalid("Only subscription and payment modes are modelled.", "mode")
         line_items = params.get("line_items") or []
         if len(line_items) != 1 or "price" not in line_items[0]:
             raise _invalid("You must provide one line item with a price.", "line_items")
@@ -608,6 +612,92 @@ class StripeStandin:
         }
         self.sessions[session_id] = session
         return self._public_session(session)
+
+    def _create_payment_session(self, params: dict[str, Any]) -> dict[str, Any]:
+        """Checkout in payment mode: one line with inline price_data (Stripe
+        requires unit_amount, currency and product_data.name)."""
+        line_items = params.get("line_items") or []
+        if len(line_items) != 1 or "price_data" not in line_items[0]:
+            raise _invalid("The stand-in models one line item with price_data.", "line_items")
+        price_data = line_items[0]["price_data"]
+        try:
+            unit_amount = int(price_data["unit_amount"])
+            currency = price_data["currency"]
+            name = price_data["product_data"]["name"]
+        except (KeyError, TypeError, ValueError):
+            raise _invalid("price_data needs unit_amount, currency and product_data[name].", "line_items") from None
+        if unit_amount < 50:
+            raise _invalid("The Checkout Session's total amount must be at least 50 cents.", "line_items")
+        quantity = int(line_items[0].get("quantity", 1))
+        if not params.get("success_url"):
+            raise _invalid("Missing required param: success_url.", "success_url")
+        if params.get("customer"):
+            self._customer(params["customer"])
+        session_id = self._id("cs_test")
+        session = {
+            "id": session_id,
+            "object": "checkout.session",
+            "mode": "payment",
+            "status": "open",
+            "payment_status": "unpaid",
+            "client_reference_id": params.get("client_reference_id"),
+            "customer": params.get("customer"),
+            "customer_email": params.get("customer_email"),
+            "metadata": params.get("metadata", {}),
+            "subscription": None,
+            "invoice": None,
+            "payment_intent": None,
+            "success_url": params.get("success_url"),
+            "cancel_url": params.get("cancel_url"),
+            "url": f"https://checkout.stripe.com/c/pay/{session_id}",
+            "created": self._now(),
+            "expires_at": self._now() + 24 * 3600,
+            "currency": currency,
+            "amount_total": unit_amount * quantity,
+            "livemode": False,
+            "_line_items": [{"name": name, "unit_amount": unit_amount, "quantity": quantity}],
+            "_payment_intent_metadata": (params.get("payment_intent_data") or {}).get("metadata", {}),
+        }
+        self.sessions[session_id] = session
+        return self._public_session(session)
+
+    def complete_payment_checkout(self, session_id: str, card: str = "visa") -> dict[str, Any]:
+        """What the customer's browser does on Stripe's page for a payment-mode
+        session: pay once. A declined card leaves the session open (the
+        customer may try another card); a paid one completes it and Stripe
+        sends payment_intent.succeeded and checkout.session.completed."""
+        with self._operation():
+            session = self._session(session_id)
+            if session["mode"] != "payment":
+                raise _invalid("This Checkout Session is not in payment mode.")
+            if session["status"] != "open":
+                raise _invalid("This Checkout Session is no longer open.")
+            if session["customer"] is None:
+                customer = self._new_customer(email=session.get("customer_email"), metadata={})
+                session["customer"] = customer.data["id"]
+            self.set_card(session["customer"], card)
+            customer = self._customer(session["customer"])
+            # _attempt_payment charges an invoice-shaped dict; a one-off payment
+            # has none, so it gets a private stand-in for one.
+            holder = {
+                "id": None, "amount_due": session["amount_total"], "currency": session["currency"],
+                "attempt_count": 0, "attempted": False, "_payment_intent": session["payment_intent"],
+                "status_transitions": {},
+            }
+            error = self._attempt_payment(holder, customer)
+            pi_id = holder["_payment_intent"]
+            session["payment_intent"] = pi_id
+            self.payment_intents[pi_id]["metadata"] = dict(session["_payment_intent_metadata"])
+            for payment_id in [k for k, v in self.invoice_payments.items() if v["invoice"] is None]:
+                del self.invoice_payments[payment_id]
+            if error is not None:
+                self._emit("payment_intent.payment_failed", self.payment_intents[pi_id])
+                raise StripeStandinError(402, error)
+            session.update(status="complete", payment_status="paid")
+            self._emit("payment_intent.succeeded", self.payment_intents[pi_id])
+            self._emit("charge.succeeded", self.charges[self.payment_intents[pi_id]["latest_charge"]])
+            self._emit("checkout.session.completed", self._public_session(session))
+            return self._public_session(session)
 
     def _session(self, session_id: str) -> dict[str, Any]:
         if session_id not in self.sessions:

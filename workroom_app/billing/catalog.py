@@ -83,6 +83,8 @@ _MAX_MULTIPLIER = 1_000
 _MAX_SECONDS = 86_400
 _MAX_COUNT = 1_000
 _MAX_CHARS = 1_000_000
+_MAX_PACK_CREDITS = 10_000_000
+_MAX_PACK_CENTS = 10_000_000  # $100,000
 
 
 # ------------------------------------------------------------------------------ errors
@@ -267,6 +269,16 @@ class Plan:
 
 
 @dataclass(frozen=True)
+class CreditPack:
+    """A one-off purchase of credits, on every plan (Free included)."""
+
+    key: str
+    label: str
+    credits: int
+    price_cents: int
+
+
+@dataclass(frozen=True)
 class GenerationRequest:
     """A request after validation: exactly the fields its model uses, as plain values."""
 
@@ -323,8 +335,13 @@ class Catalog:
         currency: str = "usd",
         source: str = "catalog.toml",
         digest: str = "",
+        packs: tuple[CreditPack, ...] = (),
+        pack_expiry_months: int = 12,
     ):
         self.features = MappingProxyType(dict(features))
+        self.packs = packs  # in the order the catalog lists them
+        self._packs_by_key = {p.key: p for p in packs}
+        self.pack_expiry_months = pack_expiry_months
         self.plans = plans  # ordered by rank, cheapest first
         self._plans_by_key = {p.key: p for p in plans}
         self.default_plan_key = default_plan
@@ -343,6 +360,12 @@ class Catalog:
             return self._plans_by_key[key]
         except (KeyError, TypeError):
             raise UnknownPlan(key) from None
+
+    def pack(self, key: object) -> CreditPack | None:
+        """The pack called `key`, or None (a key from a browser may be anything)."""
+        if not isinstance(key, str):
+            return None
+        return self._packs_by_key.get(key)
 
     def feature(self, key: str) -> Feature:
         try:
@@ -774,12 +797,21 @@ class _PlanSpec(_Spec):
     description: str = ""
 
 
+class _PackSpec(_Spec):
+    label: _Label
+    credits: Annotated[int, Field(ge=1, le=_MAX_PACK_CREDITS)]
+    # Stripe refuses card payments under 50 cents.
+    price_cents: Annotated[int, Field(ge=50, le=_MAX_PACK_CENTS)]
+
+
 class _CatalogSpec(_Spec):
     schema_version: Literal[1]
     default_plan: str
     currency: Annotated[str, StringConstraints(pattern=r"^[a-z]{3}$")] = "usd"
     features: dict[str, _FeatureSpec]
     plans: dict[str, _PlanSpec]
+    pack_expiry_months: Annotated[int, Field(ge=1, le=120)] = 12
+    packs: dict[str, _PackSpec] = {}
 
 
 class _Problem(Exception):
@@ -812,6 +844,7 @@ def _pydantic_problem(error: dict[str, Any]) -> tuple[str, str]:
         "string_pattern_mismatch": "must be a three-letter lowercase currency code, like \"usd\"",
         "string_too_long": f"must be at most {ctx.get('max_length')} characters",
         "greater_than_equal": f"must be at least {ctx.get('ge')}",
+        "less_than_equal": f"must be at most {ctx.get('le')}",
         "literal_error": f"must be {ctx.get('expected')}",
     }.get(kind)
     if message is None:
@@ -958,6 +991,15 @@ def _build(spec: _CatalogSpec, *, source: str, digest: str) -> Catalog:
     if by_key[spec.default_plan].paid:
         raise _Problem("default_plan", "must be a plan with price_cents = 0")
 
+    packs = []
+    for key, pack_spec in spec.packs.items():
+        if not _KEY.fullmatch(key):
+            raise _Problem(f"packs.{key}", "a pack key must be lowercase letters, digits and _ (starting with a letter)")
+        if any(p.credits == pack_spec.credits for p in packs):
+            raise _Problem(f"packs.{key}.credits", "another pack already has this many credits")
+        packs.append(CreditPack(key=key, label=pack_spec.label, credits=pack_spec.credits,
+                                price_cents=pack_spec.price_cents))
+
     return Catalog(
         features=features,
         plans=tuple(plans),
@@ -966,6 +1008,8 @@ def _build(spec: _CatalogSpec, *, source: str, digest: str) -> Catalog:
         currency=spec.currency,
         source=source,
         digest=digest,
+        packs=tuple(packs),
+        pack_expiry_months=spec.pack_expiry_months,
     )
 
 

@@ -59,7 +59,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection
 from sqlmodel import Session
 
-from workroom_app.billing import clock
+from workroom_app.billing import balance_watch, clock
 from workroom_app.models import AccountBalance, ActionType, CreditGrant, GrantSource, LedgerEntry
 
 __all__ = [
@@ -96,6 +96,7 @@ GRANT_ACTIONS = frozenset(
         ActionType.MONTHLY_CREDITS,
         ActionType.PLAN_CHANGE,
         ActionType.STAFF_ADJUSTMENT,
+        ActionType.CREDIT_PACK,
     }
 )
 DEBIT_ACTIONS = frozenset({ActionType.GENERATION, ActionType.PLAN_CHANGE, ActionType.STAFF_ADJUSTMENT})
@@ -805,7 +806,7 @@ def debit(
     action = _check_action(action_type, DEBIT_ACTIONS, "debit")
     reference_type = _check_text(reference_type, "reference type", 32, required=False)
     reference_id = _check_text(reference_id, "reference", 64, required=False)
-    return _spend(
+    result = _spend(
         _conn(session),
         account_id,
         amount,
@@ -816,6 +817,10 @@ def debit(
         reference_type=reference_type,
         reference_id=reference_id,
     )
+    if result.created:
+        # Alerts and auto top-up look at it after the commit (no SQL here).
+        balance_watch.note(session, account_id, result.entry_id, amount, result.balance_after)
+    return result
 
 
 def refund(session: Session, debit_entry_id: int, *, idempotency_key: str) -> LedgerResult:
@@ -1154,3 +1159,9 @@ def balance(session: Session, account_id: int) -> int:
         {"acct": account_id},
     ).scalar()
     return value or 0
+
+
+# The after-commit checks on debits (low-balance alerts, auto top-up) register
+# themselves with balance_watch when imported.
+from workroom_app.billing import alerts as _alerts  # noqa: E402,F401
+from workroom_app.billing import auto_top_up as _auto_top_up  # noqa: E402,F401

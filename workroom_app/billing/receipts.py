@@ -43,7 +43,9 @@ def receipt_key(invoice_id: int) -> str:
     return f"receipt:invoice:{invoice_id}"
 
 
-def _receipt_text(invoice: Invoice, plan_name: str | None, tz=None) -> tuple[str, str]:  # noqa: ANN001  (ZoneInfo)
+def _receipt_text(  # noqa: ANN001  (tz: ZoneInfo)
+    invoice: Invoice, plan_name: str | None, purchase: str | None = None, tz=None
+) -> tuple[str, str]:
     amount = money(invoice.amount_cents, invoice.currency)
     subject = f"Your Workroom receipt {invoice.number} ({amount})"
     lines = [
@@ -55,6 +57,8 @@ def _receipt_text(invoice: Invoice, plan_name: str | None, tz=None) -> tuple[str
     ]
     if plan_name:
         lines.append(f"Plan: {plan_name}")
+    if purchase:  # a one-off purchase, e.g. a credit pack
+        lines.append(purchase)
     if invoice.period_start and invoice.period_end:
         lines.append(
             f"Period: {formatting.format_date(invoice.period_start, tz)} to "
@@ -88,12 +92,15 @@ def _insert_ignoring_duplicate(dialect: str):
 
 
 def queue_receipt(
-    session: Session, invoice: Invoice, *, to_address: str, plan_name: str | None = None
+    session: Session, invoice: Invoice, *, to_address: str, plan_name: str | None = None,
+    purchase: str | None = None,
 ) -> int:
     """Put the receipt for a paid invoice in the outbox, once per invoice
     (its dedupe key); returns the outbox email's id."""
     key = receipt_key(invoice.id)
-    subject, body = _receipt_text(invoice, plan_name, formatting.account_zone(session, invoice.account_id))
+    subject, body = _receipt_text(
+        invoice, plan_name, purchase, formatting.account_zone(session, invoice.account_id)
+    )
     conn = session.connection()
     new_id = conn.execute(
         _insert_ignoring_duplicate(conn.dialect.name),

@@ -44,6 +44,7 @@ from workroom_app.billing.payments.stripe_gateway import (
     META_PLAN,
     PAID_PLANS,
     InvoiceView,
+    PackPaymentView,
     StripeGateway,
     StripeGatewayError,
     SubscriptionView,
@@ -114,11 +115,29 @@ class Handler:
         raise NotImplementedError
 
 
+@dataclass(frozen=True)
+class PackPurchase:
+    """A credit pack's Checkout Session (mode payment), re-read from Stripe and paid."""
+
+    payment: PackPaymentView
+
+
+def fetch_pack_purchase(gateway: StripeGateway, session_id: str) -> PackPurchase | Nothing:
+    view = gateway.retrieve_pack_payment(session_id)
+    if view.pack_key is None:
+        return Nothing("the payment is not a credit pack")
+    if not view.paid:
+        return Nothing("the credit pack is not paid")
+    return PackPurchase(view)
+
+
 class CheckoutSessionCompleted(Handler):
     event_type = "checkout.session.completed"
 
     def fetch(self, gateway, obj):
         session = gateway.retrieve_checkout_session(obj["id"])
+        if session.mode == "payment":
+            return fetch_pack_purchase(gateway, session.id)
         if session.subscription_id is None or session.status != "complete":
             return Nothing("the checkout session has no paid subscription")
         ref = session.client_reference_id or ""
@@ -265,6 +284,8 @@ class WebhookProcessor:
                 if isinstance(state, StripeState):
                     # Only what staff must act on is kept (e.g. a double payment to refund).
                     note = "; ".join(reconcile_report(session, state).problems) or None
+                elif isinstance(state, PackPurchase):
+                    note = apply_pack_purchase(session, state)
                 elif isinstance(state, Nothing):
                     note, outcome = state.reason, IGNORED
                 elif state is not None and hasattr(state, "apply"):
@@ -536,6 +557,87 @@ def start_checkout(
     return gateway.create_checkout_session(
         account, preview.plan_key, success_url, cancel_url, idempotency_key=preview.idempotency_key
     )
+
+
+# ----------------------------------------------------------------- credit packs
+
+
+def apply_pack_purchase(session: Session, purchase: PackPurchase) -> str | None:
+    """Credit a paid pack once (keyed on the Checkout Session id, so every
+    delivery, in any order, and the success page's own sync credit it once).
+    Returns a note for staff when the payment cannot be credited as sold."""
+    from workroom_app.billing import packs
+    from workroom_app.billing.catalog import CreditPack, get_catalog
+
+    view = purchase.payment
+    if view.account_id is None or session.get(Account, view.account_id) is None:
+        return f"credit pack paid in {view.session.id} for an unknown account: refund it"
+    if not view.credits or view.price_cents is None or view.session.amount_total != view.price_cents:
+        return f"credit pack {view.session.id} was paid {view.session.amount_total} cents, not its price: refund it"
+    # What was sold is what the session says (we wrote it), even if the
+    # catalog changed since the user paid.
+    listed = get_catalog().pack(view.pack_key)
+    pack = CreditPack(
+        key=view.pack_key,
+        label=listed.label if listed is not None and listed.credits == view.credits else f"{view.credits:,} credits",
+        credits=view.credits,
+        price_cents=view.price_cents,
+    )
+    payment = PaymentFacts(
+        ok=True,
+        amount_cents=view.session.amount_total,
+        idempotency_key=f"stripe:{view.session.id}",
+        currency=view.session.currency or "usd",
+        gateway="stripe",
+        gateway_ref=view.session.payment_intent_id,
+        card_brand=view.card_brand,
+        card_last4=view.card_last4,
+    )
+    packs.record_paid(session, view.account_id, pack, payment=payment, purchased_at=view.paid_at)
+    return None
+
+
+def start_pack_checkout(
+    engine: Engine,
+    gateway: StripeGateway,
+    account_id: int,
+    pack_key: object,
+    *,
+    success_url: str,
+    cancel_url: str,
+    expected_preview=None,
+):
+    """A Checkout Session (mode payment) for a credit pack. Its idempotency key
+    is the purchase key the user was shown: a double click gets one session."""
+    from workroom_app.billing import packs
+
+    with read_session(engine) as session:
+        preview = packs.preview(session, account_id, pack_key)
+        account = session.get(Account, account_id)
+    if expected_preview is not None and not preview.same_terms(expected_preview):
+        raise subscriptions.PreviewOutdated(
+            "The price of this pack changed since you saw it. Nothing was charged; please review it again."
+        )
+    pack = packs.check_pack(preview.pack_key)
+    return gateway.create_pack_checkout_session(
+        account, pack, success_url, cancel_url, currency=preview.currency,
+        idempotency_key=preview.idempotency_key,
+    )
+
+
+def sync_pack_checkout(engine: Engine, gateway: StripeGateway, checkout_session_id: object, account_id: int) -> bool:
+    """For the page a pack's Checkout returns to: credit it without waiting for
+    the webhook. True when the session is a paid pack of this account (credited
+    now or before)."""
+    if not isinstance(checkout_session_id, str) or not checkout_session_id.startswith("cs_") or len(
+        checkout_session_id
+    ) > 255:
+        raise subscriptions.SubscriptionError("That checkout session does not exist.")
+    state = fetch_pack_purchase(gateway, checkout_session_id)
+    if isinstance(state, Nothing) or state.payment.account_id != account_id:
+        return False
+    with write_session(engine) as session:
+        return apply_pack_purchase(session, state) is None
 
 
 def _stripe_subscription(session: Session, account_id: int) -> Subscription:

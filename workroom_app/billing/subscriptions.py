@@ -44,7 +44,7 @@ from sqlalchemy import select as core_select
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
-from workroom_app.billing import clock, formatting, invoices, ledger, periods, receipts
+from workroom_app.billing import alerts, clock, formatting, invoices, ledger, periods, receipts
 from workroom_app.billing.invoices import LineItem
 from workroom_app.billing.payments import get_gateway
 from workroom_app.billing.payments.cards import BRAND_LABELS, CardInvalid
@@ -856,6 +856,52 @@ def renew(session: Session, subscription_id: int, *, now: datetime | None = None
     )
 
 
+def pay_now(session: Session, account_id: int, *, gateway=None) -> Outcome:
+    """"Pay now" on a past-due plan (after replacing the card): charge the failed
+    renewal at once, without waiting for the next scheduled retry. Paid, it
+    renews exactly as an on-time renewal would (the same period from the due
+    date, the same Expiry and Monthly credits rows, the same invoice and
+    receipt). Declined, it writes a failed invoice with the reason and leaves
+    the retry schedule as it was (a user trying again never ends the plan
+    sooner). Two clicks charge once: the key names the failed attempts so far."""
+    account_id = _check_account_id(account_id)
+    _account(session, account_id)
+    _lock(session, account_id)
+    sub = live_subscription(session, account_id)
+    if sub is None or sub.status != SubscriptionStatus.PAST_DUE:
+        raise NoSubscription("There is no failed payment to pay: your plan is paid up.")
+    if sub.gateway != "local":
+        raise SubscriptionError(
+            "Stripe retries this payment with your new card on its own schedule; there is nothing to pay here."
+        )
+    card = _card_on_file(session, account_id)
+    if card is None:
+        raise NoPaymentMethod("Add a card to pay now.")
+    now = clock.now()
+    plan = get_plan(sub.plan_key)
+    due_at = as_utc(sub.current_period_end)
+    start, end = periods.period_containing(due_at, sub.anchor_day, now)
+    n_failed = _failed_count(session, account_id, RENEWAL, sub.id)
+    key = f"renewal:{sub.id}:{due_at.isoformat()}:pay-now:{n_failed}"
+    done = invoices.find_by_key(session, key)
+    if done is not None:
+        return _replay(done, RENEWAL)
+    gateway = gateway or get_gateway(sub.gateway)
+    payment = _charge(
+        session, gateway, account_id, card, plan.price_cents, f"Workroom {plan.name} plan renewal", key,
+    )
+    if payment.ok:
+        outcome = _apply_renewal(session, sub, period_start=start, period_end=end, payment=payment)
+        session.expire(sub)  # updated below the ORM
+        return outcome
+    invoice, _ = _write_invoice(
+        session, account_id, kind=RENEWAL, payment=payment,
+        lines=[LineItem(f"{plan.name} plan, {_period_label(start, end)}", payment.amount_cents)],
+        subscription_id=sub.id, plan_key=plan.key, period_start=start, period_end=end,
+    )
+    return _failed_outcome(invoice, RENEWAL, sub.id, plan.key)
+
+
 def record_renewal_paid(
     session: Session,
     subscription: Subscription,
@@ -992,6 +1038,11 @@ def record_payment_failed(
             )
         sub.next_retry_at = due_at + timedelta(days=RETRY_DAYS[sub.failed_attempts - 1])
     session.add(sub)
+    alerts.payment_failed(
+        session, sub.account_id, invoice_id=invoice.id, plan_name=plan.name,
+        amount_text=_money(invoice.amount_cents), reason=invoice.failure_reason or "The payment failed.",
+        next_retry_at=as_utc(sub.next_retry_at) if schedule_retries and sub.next_retry_at else None,
+    )
     return _failed_outcome(invoice, RENEWAL, sub.id, plan.key)
 
 
@@ -1020,6 +1071,7 @@ def end_subscription(
     sub.updated_at = clock.now()
     session.add(sub)
     plan = get_plan(sub.plan_key)
+    alerts.plan_ended(session, sub.account_id, subscription_id=sub.id, plan_name=plan.name)
     return Outcome(
         ok=True, action="end",
         message=f"Your {plan.name} plan has ended ({reason}). You're on Free.",
@@ -1472,6 +1524,45 @@ def summary(session: Session, account_id: int) -> SubscriptionSummary:
     )
 
 
+@dataclass(frozen=True)
+class PastDue:
+    """A renewal payment that is failing: what the banner on every page says."""
+
+    plan_name: str
+    amount_cents: int
+    reason: str
+    next_retry_at: datetime | None
+    gateway: str
+
+    def message(self) -> str:
+        retry = (
+            f" We'll try again on {_fmt_date(self.next_retry_at)}." if self.next_retry_at is not None else ""
+        )
+        return (
+            f"Your {self.plan_name} renewal payment of {_money(self.amount_cents)} failed: {self.reason}{retry} "
+            "Replace your card and pay now on the Subscription page to keep your plan."
+        )
+
+
+def past_due(session: Session, account_id: int) -> PastDue | None:
+    sub = live_subscription(session, account_id)
+    if sub is None or sub.status != SubscriptionStatus.PAST_DUE:
+        return None
+    plan = get_plan(sub.plan_key)
+    failed = session.exec(
+        select(Invoice)
+        .where(Invoice.subscription_id == sub.id, Invoice.kind == RENEWAL, Invoice.status == InvoiceStatus.FAILED.value)
+        .order_by(Invoice.seq.desc())
+    ).first()
+    return PastDue(
+        plan_name=plan.name,
+        amount_cents=failed.amount_cents if failed is not None else plan.price_cents,
+        reason=(failed.failure_reason if failed is not None and failed.failure_reason else "The payment failed."),
+        next_retry_at=as_utc(sub.next_retry_at) if sub.next_retry_at else None,
+        gateway=sub.gateway,
+    )
+
+
 def card_label(card: PaymentMethod | CardOnFile | None) -> str:
     if card is None:
         return "No card on file"
@@ -1484,5 +1575,9 @@ def scheduled_tick(engine: Engine, *, send_receipts: bool = True, receipt_limit:
     thread): renew what fell due, run due retries, then send pending receipts
     when SMTP is configured. Returns (RenewReport, SendReport | None)."""
     report = renew_due(engine)
+    try:
+        alerts.scheduled_scan(engine)  # "N credits expire on DATE", 7 days and 1 day before
+    except Exception:  # noqa: BLE001  (alerts must never stop renewals)
+        log.exception("expiry alert scan failed")
     sent = receipts.send_pending(engine, receipt_limit) if send_receipts else None
     return report, sent

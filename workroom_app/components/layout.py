@@ -14,9 +14,12 @@ from typing import Any
 
 import reflex as rx
 
+from workroom_app.components.balance_popover import balance_with_popover, past_due_banner
+from workroom_app.state.alerts import AlertsState
 from workroom_app.state.session import LANDING_ROUTE, SessionState
 
 PLANS_ROUTE = "/plans"
+CREDITS_ROUTE = "/credits"  # Buy credits: one-off credit packs (issue 11)
 SIDEBAR_WIDTH = "15rem"
 
 
@@ -244,7 +247,16 @@ def header(title: str, current_route: str) -> rx.Component:
             spacing="2",
         ),
         rx.hstack(
-            balance_badge(),
+            balance_with_popover(balance_badge()),
+            rx.button(
+                rx.icon("coins", size=16),
+                rx.text("Buy credits", display=["none", "inline"]),
+                on_click=rx.redirect(CREDITS_ROUTE),
+                size="2",
+                variant="soft",
+                aria_label="Buy credits",
+                data_testid="buy-credits-button",
+            ),
             rx.button(
                 rx.icon("sparkles", size=16),
                 "Upgrade",
@@ -312,6 +324,8 @@ def layout(content: rx.Component, title: str, *, route: str = "") -> rx.Componen
             sidebar(route),
             rx.box(
                 header(title, route),
+                rx.box(past_due_banner(), padding_x=["1rem", "1rem", "1.5rem"], padding_top="0.75rem",
+                       display=rx.cond(AlertsState.past_due_text != "", "block", "none")),
                 rx.el.main(
                     content,
                     id=MAIN_CONTENT_ID,

@@ -9,3 +9,4 @@ from workroom_app.pages import checkout, plans, subscription  # noqa: F401
 from workroom_app.pages import generate  # noqa: F401
 from workroom_app.pages import staff  # noqa: F401
 from workroom_app.pages import staff_overview  # noqa: F401
+from workroom_app.pages import credits  # noqa: F401

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import reflex as rx
 
-from workroom_app.components.layout import NavItem, app_page
+from workroom_app.components.layout import CREDITS_ROUTE, NavItem, app_page
 from workroom_app.components.plan_cards import confirm_dialog, plan_grid
 from workroom_app.state.plans import PLANS_ROUTE, SUBSCRIPTION_ROUTE, PlansState
 
@@ -30,6 +30,31 @@ def plans_page() -> rx.Component:
             PlansState.loading & (PlansState.cards.length() == 0),
             rx.center(rx.spinner(size="3"), width="100%", padding="3rem"),
             plan_grid(),
+        ),
+        rx.card(
+            rx.hstack(
+                rx.vstack(
+                    rx.heading("Need credits before your next renewal?", size="4"),
+                    rx.text(
+                        "Credit packs are one-off purchases, available on every plan, Free included. "
+                        "Pack credits expire 12 months after purchase and are spent after plan credits.",
+                        size="2",
+                        color_scheme="gray",
+                    ),
+                    spacing="1",
+                ),
+                rx.button(
+                    rx.icon("coins", size=16), "Buy credits",
+                    on_click=rx.redirect(CREDITS_ROUTE), data_testid="plans-buy-credits",
+                ),
+                justify="between",
+                align="center",
+                width="100%",
+                wrap="wrap",
+                spacing="3",
+            ),
+            width="100%",
+            data_testid="plans-packs",
         ),
         rx.link("See your payments and card on file →", href=SUBSCRIPTION_ROUTE, size="2"),
         confirm_dialog(),

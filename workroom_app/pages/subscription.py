@@ -4,6 +4,9 @@
 from __future__ import annotations
 
 import reflex as rx
+
+from workroom_app.components.alert_settings import alerts_card, auto_top_up_card
+from workroom_app.state.alert_settings import AlertSettingsState
 from reflex_base.constants import Dirs
 from reflex_base.utils.imports import ImportVar
 from reflex_base.vars import VarData
@@ -75,10 +78,14 @@ def overview() -> rx.Component:
                         SubscriptionState.plan_status == "free",
                         rx.badge("Not subscribed", color_scheme="gray", size="2", data_testid="sub-auto-renew"),
                         rx.cond(
-                            SubscriptionState.auto_renew,
-                            rx.badge("On", color_scheme="green", size="2", data_testid="sub-auto-renew"),
-                            rx.badge("Off · ends " + SubscriptionState.period_end, color_scheme="amber",
-                                     size="2", data_testid="sub-auto-renew"),
+                            SubscriptionState.plan_status == "past_due",
+                            rx.badge("Past due", color_scheme="red", size="2", data_testid="sub-auto-renew"),
+                            rx.cond(
+                                SubscriptionState.auto_renew,
+                                rx.badge("On", color_scheme="green", size="2", data_testid="sub-auto-renew"),
+                                rx.badge("Off · ends " + SubscriptionState.period_end, color_scheme="amber",
+                                         size="2", data_testid="sub-auto-renew"),
+                            ),
                         ),
                     ),
                     spacing="1",
@@ -89,7 +96,17 @@ def overview() -> rx.Component:
             ),
             rx.cond(
                 SubscriptionState.retry_note != "",
-                rx.callout(SubscriptionState.retry_note, icon="triangle-alert", color_scheme="amber", width="100%"),
+                rx.callout(SubscriptionState.retry_note, icon="triangle-alert", color_scheme="amber", width="100%",
+                           data_testid="sub-retry-note"),
+            ),
+            rx.cond(
+                (SubscriptionState.plan_status == "past_due") & SubscriptionState.has_card
+                & SubscriptionState.cards_managed_here,
+                rx.button(
+                    rx.icon("credit-card", size=16), "Pay now with ", SubscriptionState.card_label,
+                    on_click=SubscriptionState.pay_now, loading=SubscriptionState.pay_busy,
+                    color_scheme="red", data_testid="sub-pay-now",
+                ),
             ),
             rx.flex(
                 rx.link(
@@ -175,6 +192,7 @@ def card_on_file() -> rx.Component:
         ),
         size="3",
         width="100%",
+        id="card",
     )
 
 
@@ -400,12 +418,14 @@ def invoice_dialog() -> rx.Component:
     SUBSCRIPTION_ROUTE,
     "Subscription",
     nav=NavItem("Subscription", "credit-card", order=40),
-    on_load=SubscriptionState.load,
+    on_load=[SubscriptionState.load, AlertSettingsState.load],
 )
 def subscription_page() -> rx.Component:
     return rx.vstack(
         overview(),
         card_on_file(),
+        alerts_card(),
+        auto_top_up_card(),
         payment_history(),
         invoice_dialog(),
         confirm_dialog(),

@@ -349,7 +349,7 @@ def describe(p: dict[str, Any], tz: str | None = None) -> tuple[str, str, list[F
         return (
             f"Downgrade to {p['to_plan_name']}",
             f"{p['to_plan_name']} starts today with a new monthly period. All remaining "
-            f"{p['from_plan_name']} credits are burned now; trial credits are kept.",
+            f"{p['from_plan_name']} credits are burned now; trial credits and credits from packs are kept.",
             _change_facts(p),
             f"Pay {money_text(p['charge_cents'], p['currency'])} and downgrade",
         )

@@ -34,6 +34,7 @@ _KIND_LABELS = {
     "renewal": "Renewal",
     "upgrade": "Upgrade",
     "downgrade": "Downgrade",
+    "pack": "Credit pack",
 }
 
 
@@ -124,16 +125,19 @@ def read_overview(account_id: int) -> Overview:
         renewal, amount = date_text(renews, zone), money_text(s.renewal_amount_cents, currency)
     retry = ""
     if s.status == "past_due":
-        retry = "Your last renewal payment failed."
-        if s.next_retry_at is not None:
-            retry += f" We try again on {date_text(s.next_retry_at, zone)}."
+        # Honest past due: not a renewal date in the past and "Auto-renewal On".
+        with read_session() as session:
+            failing = subscriptions.past_due(session, account_id)
+        renewal = "Past due"
+        amount = money_text(failing.amount_cents, currency) + " failed" if failing else "—"
+        retry = failing.message() if failing else "Your last renewal payment failed."
     return Overview(
         plan_name=s.plan_name,
         plan_key=s.plan_key,
         status=s.status,
         renewal_text=renewal,
         renewal_amount=amount,
-        auto_renew=s.status != "free" and not s.cancel_at_period_end,
+        auto_renew=s.status == "active" and not s.cancel_at_period_end,
         period_end=date_text(s.current_period_end, zone) if s.current_period_end else "—",
         card_label=subscriptions.card_label(s.card) if s.card is not None else "",
         has_card=s.card is not None,
@@ -203,6 +207,13 @@ def save_card(account_id: int, card) -> str:  # noqa: ANN001
         return subscriptions.card_label(pm)
 
 
+def pay_now(account_id: int) -> subscriptions.Outcome:
+    from workroom_app.db import write_session
+
+    with write_session() as session:
+        return subscriptions.pay_now(session, account_id)
+
+
 def sync_stripe_checkout(checkout_session_id: str) -> None:
     from workroom_app.billing import stripe_webhooks
     from workroom_app.billing.payments import get_gateway
@@ -237,6 +248,7 @@ class SubscriptionState(SessionState):
     has_card: bool = False
     cards_managed_here: bool = True
     retry_note: str = ""
+    pay_busy: bool = False
 
     payments: list[PaymentRow] = []
     payments_total: int = 0
@@ -375,5 +387,36 @@ class SubscriptionState(SessionState):
 
     def _card_error(self, field: str, message: str) -> None:
         setattr(self, card_error_var(field, "card_form_error"), message)
+
+    async def pay_now(self):
+        """Past due: charge the failed renewal now with the card on file. Takes no arguments."""
+        from workroom_app.state.alerts import AlertsState
+
+        account_id = self._account_id
+        if account_id is None or self.pay_busy:
+            return
+        self.pay_busy = True
+        yield
+        try:
+            outcome = await asyncio.to_thread(pay_now, account_id)
+        except SubscriptionError as exc:
+            yield rx.toast.error(str(exc))
+            return
+        except Exception:  # noqa: BLE001
+            log.exception("pay now failed")
+            yield rx.toast.error("Something went wrong; nothing was charged. Please try again.")
+            return
+        finally:
+            self.pay_busy = False
+        await self._read_overview()
+        await self._read_first_page()
+        await self._reload_account()
+        alerts_state = await self.get_state(AlertsState)
+        async for update in alerts_state.refresh():
+            yield update
+        if outcome.ok:
+            yield rx.toast.success(outcome.message, duration=8000)
+        else:
+            yield rx.toast.error(outcome.message, duration=8000)
 
 

@@ -45,6 +45,11 @@ META_KIND = "workroom_kind"
 META_SUBSCRIPTION = "workroom_stripe_subscription"
 META_FROM_PLAN = "workroom_from_plan"
 META_UPGRADE_INVOICE = "workroom_upgrade_invoice"
+# A credit pack's Checkout Session (mode payment): what was sold, written by us.
+KIND_PACK = "pack"
+META_PACK = "workroom_pack"
+META_PACK_CREDITS = "workroom_pack_credits"
+META_PACK_PRICE = "workroom_pack_price_cents"
 
 
 class StripeGatewayError(GatewayError):
@@ -113,6 +118,25 @@ class CheckoutSessionView:
     customer_id: str | None
     subscription_id: str | None
     metadata: dict[str, str] = field(default_factory=dict)
+    mode: str | None = None  # subscription, payment
+    amount_total: int | None = None
+    currency: str | None = None
+    payment_intent_id: str | None = None
+
+
+@dataclass(frozen=True)
+class PackPaymentView:
+    """A credit pack's Checkout Session as Stripe has it now, with the card that paid."""
+
+    session: CheckoutSessionView
+    paid: bool
+    account_id: int | None
+    pack_key: str | None
+    credits: int | None
+    price_cents: int | None
+    card_brand: str | None = None
+    card_last4: str | None = None
+    paid_at: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -324,6 +348,88 @@ class StripeGateway:
         )
         return self._session_view(session)
 
+    def create_pack_checkout_session(
+        self,
+        account: Any,
+        pack: Any,
+        success_url: str,
+        cancel_url: str,
+        *,
+        currency: str,
+        idempotency_key: str,
+    ) -> CheckoutSessionView:
+        """A hosted Checkout page (mode payment) for one credit pack. The price
+        comes from our catalog (inline price_data), and what was sold goes in
+        the session's metadata, which the webhook trusts only after re-reading
+        the session from Stripe."""
+        metadata = {
+            META_ACCOUNT: str(account.id),
+            META_KIND: KIND_PACK,
+            META_PACK: pack.key,
+            META_PACK_CREDITS: str(pack.credits),
+            META_PACK_PRICE: str(pack.price_cents),
+        }
+        params: dict[str, Any] = {
+            "mode": "payment",
+            "line_items": [
+                {
+                    "price_data": {
+                        "currency": currency,
+                        "unit_amount": pack.price_cents,
+                        "product_data": {"name": f"Workroom credit pack: {pack.label}"},
+                    },
+                    "quantity": 1,
+                }
+            ],
+            "success_url": success_url,
+            "cancel_url": cancel_url,
+            "client_reference_id": str(account.id),
+            "metadata": metadata,
+            "payment_intent_data": {"metadata": metadata},
+        }
+        if getattr(account, "email", None):
+            params["customer_email"] = account.email
+        session = self._call(
+            self.client.v1.checkout.sessions.create,
+            params,
+            {"idempotency_key": derive_key(idempotency_key, "pack-checkout")},
+        )
+        return self._session_view(session)
+
+    def retrieve_pack_payment(self, session_id: str) -> PackPaymentView:
+        view = self.retrieve_checkout_session(session_id)
+        meta = view.metadata
+        paid = view.mode == "payment" and view.status == "complete" and view.payment_status == "paid"
+        brand = last4 = None
+        paid_at = None
+        if paid and view.payment_intent_id:
+            intent = self._call(
+                self.client.v1.payment_intents.retrieve, view.payment_intent_id, {"expand": ["latest_charge"]}
+            )
+            charge = getattr(intent, "latest_charge", None)
+            details = getattr(charge, "payment_method_details", None) if charge is not None else None
+            card = getattr(details, "card", None) if details is not None else None
+            if card is not None:
+                brand, last4 = card.brand, card.last4
+            if charge is not None and getattr(charge, "created", None):
+                paid_at = _dt(charge.created)
+
+        def number(key: str) -> int | None:
+            raw = meta.get(key, "")
+            return int(raw) if raw.isdigit() else None
+
+        return PackPaymentView(
+            session=view,
+            paid=paid,
+            account_id=number(META_ACCOUNT),
+            pack_key=meta.get(META_PACK) if meta.get(META_KIND) == KIND_PACK else None,
+            credits=number(META_PACK_CREDITS),
+            price_cents=number(META_PACK_PRICE),
+            card_brand=brand,
+            card_last4=last4,
+            paid_at=paid_at,
+        )
+
     def retrieve_checkout_session(self, session_id: str) -> CheckoutSessionView:
         return self._session_view(self._call(self.client.v1.checkout.sessions.retrieve, session_id))
 
@@ -338,6 +444,10 @@ class StripeGateway:
             customer_id=_id_of(session.customer),
             subscription_id=_id_of(session.subscription),
             metadata=_meta(session),
+            mode=getattr(session, "mode", None),
+            amount_total=getattr(session, "amount_total", None),
+            currency=getattr(session, "currency", None),
+            payment_intent_id=_id_of(getattr(session, "payment_intent", None)),
         )
 
     # ------------------------------------------------------------ subscriptions

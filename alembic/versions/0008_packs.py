@@ -1,0 +1,57 @@
+"""Credits users can plan with (issue 11): alert settings (and auto top-up) and in-app alerts.
+
+Revision ID: 0008_packs
+Revises: 0002
+"""
+from alembic import op
+import sqlalchemy as sa
+import sqlmodel
+
+revision = "0008_packs"
+down_revision = "0007_staff"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    op.create_table(
+        "alert_settings",
+        sa.Column("account_id", sa.Integer(), nullable=False),
+        sa.Column("low_balance_threshold", sa.Integer(), nullable=True),
+        sa.Column("email_low_balance", sa.Boolean(), nullable=False),
+        sa.Column("email_credits_expiring", sa.Boolean(), nullable=False),
+        sa.Column("email_payment_failed", sa.Boolean(), nullable=False),
+        sa.Column("email_plan_ended", sa.Boolean(), nullable=False),
+        sa.Column("auto_top_up", sa.Boolean(), nullable=False),
+        sa.Column("top_up_threshold", sa.Integer(), nullable=False),
+        sa.Column("top_up_pack", sqlmodel.sql.sqltypes.AutoString(length=32), nullable=True),
+        sa.Column("top_up_monthly_cap", sa.Integer(), nullable=False),
+        sa.Column("updated_at", sqlmodel.sql.sqltypes.UTCDateTime(), nullable=False),
+        sa.ForeignKeyConstraint(["account_id"], ["account.id"]),
+        sa.PrimaryKeyConstraint("account_id"),
+    )
+    op.create_table(
+        "account_alert",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("account_id", sa.Integer(), nullable=False),
+        sa.Column("kind", sqlmodel.sql.sqltypes.AutoString(length=32), nullable=False),
+        sa.Column("title", sqlmodel.sql.sqltypes.AutoString(length=200), nullable=False),
+        sa.Column("body", sa.Text(), nullable=False),
+        sa.Column("link", sqlmodel.sql.sqltypes.AutoString(length=200), nullable=True),
+        sa.Column("dedupe_key", sqlmodel.sql.sqltypes.AutoString(length=200), nullable=False),
+        sa.Column("created_at", sqlmodel.sql.sqltypes.UTCDateTime(), nullable=False),
+        sa.Column("toasted_at", sqlmodel.sql.sqltypes.UTCDateTime(), nullable=True),
+        sa.Column("read_at", sqlmodel.sql.sqltypes.UTCDateTime(), nullable=True),
+        sa.ForeignKeyConstraint(["account_id"], ["account.id"]),
+        sa.PrimaryKeyConstraint("id"),
+        sa.UniqueConstraint("dedupe_key"),
+    )
+    with op.batch_alter_table("account_alert", schema=None) as batch_op:
+        batch_op.create_index("ix_account_alert_account_id_desc", ["account_id", "id"], unique=False)
+
+
+def downgrade() -> None:
+    with op.batch_alter_table("account_alert", schema=None) as batch_op:
+        batch_op.drop_index("ix_account_alert_account_id_desc")
+    op.drop_table("account_alert")
+    op.drop_table("alert_settings")

@@ -1,0 +1,488 @@
+"""Alerts: in the app (a badge by the balance, a toast the first time a page
+sees it) and by email (through the outbox), each kind with its own
+unsubscribe setting (the email stops; the in-app alert stays).
+
+Rules, in the words the UI uses (README "Decisions"):
+- Low balance: "We tell you when your balance falls below your alert
+  threshold (10% of your plan's monthly credits unless you choose another),
+  once each time it crosses." A crossing is the debit that took the balance
+  from at or above the threshold to below it; it is found after that debit
+  commits (billing/balance_watch.py), never inside it.
+- Credits expiring: "N credits expire on DATE", 7 days and 1 day before, for
+  plan credits and packs alike (one alert per expiry date and window).
+- Payment failed: the reason, the next retry date and a link to replace the card.
+- Plan ended: back to Free (credits from packs stay).
+
+Every alert has a dedupe key naming its event, so running a check twice, or
+two workers at once, alerts once. Nothing here commits, except the
+after-commit watcher and the scheduled scan, which open their own transactions.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import threading
+import time
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import bindparam, func, select, update
+from sqlalchemy.engine import Engine
+from sqlmodel import Session
+
+from workroom_app.billing import balance_watch, clock
+from workroom_app.models import Account, AccountAlert, AlertKind, AlertSettings, CreditGrant, OutboxEmail
+
+log = logging.getLogger(__name__)
+
+DEFAULT_LOW_BALANCE_PERCENT = 10
+EXPIRY_NOTICE_DAYS = (7, 1)
+MAX_THRESHOLD = 10_000_000
+# How long a process trusts its copy of an account's thresholds (another
+# worker may change them; the owner's own process forgets its copy at once).
+WATCH_TTL_SECONDS = 30.0
+EXPIRY_SCAN_EVERY_SECONDS = 600.0
+
+SUBSCRIPTION_LINK = "/subscription"
+CREDITS_LINK = "/credits"
+USAGE_LINK = "/usage"
+PLANS_LINK = "/plans"
+
+EMAIL_SETTING = {
+    AlertKind.LOW_BALANCE: "email_low_balance",
+    AlertKind.CREDITS_EXPIRING: "email_credits_expiring",
+    AlertKind.PAYMENT_FAILED: "email_payment_failed",
+    AlertKind.PLAN_ENDED: "email_plan_ended",
+}
+
+_A = AccountAlert.__table__
+_S = AlertSettings.__table__
+_O = OutboxEmail.__table__
+_G = CreditGrant.__table__
+
+
+class AlertError(Exception):
+    """A settings change that cannot be made; the message is user-readable."""
+
+
+# ----------------------------------------------------------------- formatting
+
+
+def date_text(value: date | datetime) -> str:
+    return f"{value:%B} {value.day}, {value.year}"
+
+
+def credits_noun(n: int) -> str:
+    return f"{n:,} credit" if n == 1 else f"{n:,} credits"
+
+
+def expiring_text(credits: int, on: date) -> str:
+    """"500 credits expire on December 24, 2026" (the same words everywhere)."""
+    verb = "expires" if credits == 1 else "expire"
+    return f"{credits_noun(credits)} {verb} on {date_text(on)}"
+
+
+def _zone(session: Session, account_id: int) -> ZoneInfo:
+    name = session.connection().execute(
+        select(Account.__table__.c.timezone).where(Account.__table__.c.id == account_id)
+    ).scalar()
+    try:
+        return ZoneInfo(name or "UTC")
+    except Exception:  # noqa: BLE001  (a bad stored zone shows UTC rather than failing)
+        return ZoneInfo("UTC")
+
+
+# ----------------------------------------------------------------- settings
+
+
+@dataclass(frozen=True)
+class Settings:
+    low_balance_threshold: int | None
+    email_low_balance: bool
+    email_credits_expiring: bool
+    email_payment_failed: bool
+    email_plan_ended: bool
+    auto_top_up: bool
+    top_up_threshold: int
+    top_up_pack: str | None
+    top_up_monthly_cap: int
+
+    def emails(self, kind: str) -> bool:
+        attr = EMAIL_SETTING.get(kind)
+        return True if attr is None else bool(getattr(self, attr))
+
+
+DEFAULTS = Settings(None, True, True, True, True, False, 0, None, 0)
+
+
+def read_settings(session: Session, account_id: int) -> Settings:
+    row = session.connection().execute(select(_S).where(_S.c.account_id == account_id)).first()
+    if row is None:
+        return DEFAULTS
+    return Settings(
+        row.low_balance_threshold, row.email_low_balance, row.email_credits_expiring,
+        row.email_payment_failed, row.email_plan_ended, row.auto_top_up, row.top_up_threshold,
+        row.top_up_pack, row.top_up_monthly_cap,
+    )
+
+
+def default_low_balance_threshold(session: Session, account_id: int) -> int:
+    """10% of the plan's monthly credits (rounded up; 0 on Free, whose credits are a one-off trial)."""
+    from workroom_app.billing import accounts
+    from workroom_app.billing.catalog import get_catalog
+
+    plan = get_catalog().plan(accounts.current_plan_key(session, account_id))
+    return -(-plan.monthly_credits * DEFAULT_LOW_BALANCE_PERCENT // 100)
+
+
+def low_balance_threshold(session: Session, account_id: int, settings: Settings | None = None) -> int:
+    settings = settings or read_settings(session, account_id)
+    if settings.low_balance_threshold is not None:
+        return settings.low_balance_threshold
+    return default_low_balance_threshold(session, account_id)
+
+
+def check_whole(value: object, what: str, *, minimum: int = 0, maximum: int = MAX_THRESHOLD) -> int:
+    """A whole number from a form (int, or digits as text), or AlertError."""
+    if isinstance(value, bool):
+        raise AlertError(f"The {what} must be a whole number.")
+    if isinstance(value, str):
+        text = value.strip().replace(",", "")
+        if not text.isdigit() or len(text) > 12:
+            raise AlertError(f"The {what} must be a whole number of {'credits' if 'threshold' in what else 'times'}.")
+        value = int(text)
+    if not isinstance(value, int):
+        raise AlertError(f"The {what} must be a whole number.")
+    if value < minimum:
+        raise AlertError(f"The {what} must be at least {minimum}.")
+    if value > maximum:
+        raise AlertError(f"The {what} must be at most {maximum:,}.")
+    return value
+
+
+def _upsert(session: Session, account_id: int, values: dict) -> None:
+    from workroom_app.billing import invoices
+
+    invoices.lock_account(session, account_id)
+    conn = session.connection()
+    values = {**values, "updated_at": clock.now()}
+    if conn.execute(select(_S.c.account_id).where(_S.c.account_id == account_id)).first() is None:
+        row = {
+            "account_id": account_id, "low_balance_threshold": None, "email_low_balance": True,
+            "email_credits_expiring": True, "email_payment_failed": True, "email_plan_ended": True,
+            "auto_top_up": False, "top_up_threshold": 0, "top_up_pack": None, "top_up_monthly_cap": 0,
+        }
+        conn.execute(_S.insert().values(**{**row, **values}))
+    else:
+        conn.execute(update(_S).where(_S.c.account_id == account_id).values(**values))
+    forget(account_id)
+
+
+def save_alert_settings(
+    session: Session,
+    account_id: int,
+    *,
+    low_balance_threshold: object,
+    email_low_balance: object,
+    email_credits_expiring: object,
+    email_payment_failed: object,
+    email_plan_ended: object,
+) -> Settings:
+    """Validate and store the alert settings. `low_balance_threshold` None or
+    "" means the default (10% of the plan's monthly credits)."""
+    threshold = None
+    if low_balance_threshold not in (None, ""):
+        threshold = check_whole(low_balance_threshold, "low-balance threshold")
+    flags = {}
+    for name, value in (
+        ("email_low_balance", email_low_balance), ("email_credits_expiring", email_credits_expiring),
+        ("email_payment_failed", email_payment_failed), ("email_plan_ended", email_plan_ended),
+    ):
+        if not isinstance(value, bool):
+            raise AlertError("Each email setting must be on or off.")
+        flags[name] = value
+    _upsert(session, account_id, {"low_balance_threshold": threshold, **flags})
+    return read_settings(session, account_id)
+
+
+def unsubscribe(session: Session, account_id: int, kind: str) -> None:
+    """The email's unsubscribe link: stop that kind of email."""
+    attr = EMAIL_SETTING.get(kind)
+    if attr is None:
+        raise AlertError("Unknown alert.")
+    _upsert(session, account_id, {attr: False})
+
+
+# ----------------------------------------------------------------- recording an alert
+
+
+@functools.lru_cache(maxsize=4)
+def _insert_alert(dialect: str):
+    from sqlalchemy.dialects.postgresql import insert as pg_insert
+    from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+    fn = pg_insert if dialect == "postgresql" else sqlite_insert
+    return fn(_A).on_conflict_do_nothing(index_elements=[_A.c.dedupe_key]).returning(_A.c.id)
+
+
+def notify(
+    session: Session,
+    account_id: int,
+    kind: AlertKind | str,
+    *,
+    title: str,
+    body: str,
+    dedupe_key: str,
+    link: str | None = None,
+    settings: Settings | None = None,
+    send_email: bool = True,
+) -> int | None:
+    """Record an alert once per dedupe key, and queue its email unless the user
+    unsubscribed from that kind. Returns the new alert's id, None if it existed."""
+    from workroom_app.billing.receipts import _insert_ignoring_duplicate
+    from workroom_app.settings import get_settings
+
+    kind = AlertKind(kind).value
+    conn = session.connection()
+    now = clock.now()
+    new_id = conn.execute(
+        _insert_alert(conn.dialect.name),
+        {
+            "account_id": account_id, "kind": kind, "title": title[:200], "body": body, "link": link,
+            "dedupe_key": dedupe_key[:200], "created_at": now, "toasted_at": None, "read_at": None,
+        },
+    ).scalar()
+    if new_id is None:
+        return None
+    settings = settings or read_settings(session, account_id)
+    email = conn.execute(select(Account.__table__.c.email).where(Account.__table__.c.id == account_id)).scalar()
+    if email and send_email and settings.emails(kind):
+        base = get_settings().public_url.rstrip("/")
+        lines = [body, ""]
+        if link:
+            lines.append(f"{base}{link}")
+            lines.append("")
+        if kind in EMAIL_SETTING:
+            lines.append(
+                f"To stop these emails, turn them off under Subscription > Alerts: {base}{SUBSCRIPTION_LINK}#alerts"
+            )
+        lines.append("Workroom")
+        conn.execute(
+            _insert_ignoring_duplicate(conn.dialect.name),
+            {
+                "account_id": account_id, "to_address": email, "subject": title, "body_text": "\n".join(lines),
+                "attachment_name": None, "attachment": None, "invoice_id": None,
+                "dedupe_key": f"alert:{dedupe_key}"[:200], "status": "pending", "attempts": 0, "created_at": now,
+            },
+        )
+    return new_id
+
+
+# ----------------------------------------------------------------- the four alerts
+
+
+def low_balance(session: Session, debit: balance_watch.Debit, threshold: int, settings: Settings) -> int | None:
+    return notify(
+        session, debit.account_id, AlertKind.LOW_BALANCE,
+        title="Your balance is low",
+        body=(
+            f"Your balance is {credits_noun(debit.balance_after)}, below your alert threshold of "
+            f"{credits_noun(threshold)}. Buy credits or upgrade to keep generating."
+        ),
+        link=CREDITS_LINK,
+        dedupe_key=f"low_balance:{debit.account_id}:{debit.entry_id}",
+        settings=settings,
+    )
+
+
+def payment_failed(
+    session: Session, account_id: int, *, invoice_id: int, plan_name: str, amount_text: str, reason: str,
+    next_retry_at: datetime | None,
+) -> int | None:
+    retry = (
+        f" We'll try again on {date_text(next_retry_at.astimezone(_zone(session, account_id)))}."
+        if next_retry_at is not None else ""
+    )
+    return notify(
+        session, account_id, AlertKind.PAYMENT_FAILED,
+        title="Your payment failed",
+        body=(
+            f"Your {plan_name} renewal payment of {amount_text} failed: {reason}{retry} "
+            "Replace your card on the Subscription page and pay now to keep your plan."
+        ),
+        link=SUBSCRIPTION_LINK,
+        dedupe_key=f"payment_failed:{invoice_id}",
+    )
+
+
+def plan_ended(session: Session, account_id: int, *, subscription_id: int, plan_name: str) -> int | None:
+    return notify(
+        session, account_id, AlertKind.PLAN_ENDED,
+        title="Your plan has ended",
+        body=(
+            f"Your {plan_name} plan has ended and you're back on Free. Credits from packs stay "
+            "in your balance. Subscribe again any time from the Plans page."
+        ),
+        link=PLANS_LINK,
+        dedupe_key=f"plan_ended:{subscription_id}",
+    )
+
+
+def expiring_soon(session: Session, *, now: datetime | None = None) -> int:
+    """Alert "N credits expire on DATE" 7 days and 1 day before, for every
+    account with live credits expiring within 7 days. Returns alerts written."""
+    now = now or clock.now()
+    horizon = now + timedelta(days=max(EXPIRY_NOTICE_DAYS))
+    rows = session.connection().execute(
+        select(_G.c.account_id, _G.c.expires_at, func.sum(_G.c.amount_left))
+        .where(
+            _G.c.amount_left > 0, _G.c.closed_at.is_(None), _G.c.expires_at.is_not(None),
+            _G.c.expires_at > now, _G.c.expires_at <= horizon,
+        )
+        .group_by(_G.c.account_id, _G.c.expires_at)
+        .order_by(_G.c.account_id, _G.c.expires_at)
+    ).all()
+    # Credits expiring the same local day are one notice.
+    per_day: dict[tuple[int, date], tuple[int, datetime]] = {}
+    zones: dict[int, ZoneInfo] = {}
+    for account_id, expires_at, credits in rows:
+        expires_at = expires_at if expires_at.tzinfo else expires_at.replace(tzinfo=ZoneInfo("UTC"))
+        zone = zones.get(account_id) or zones.setdefault(account_id, _zone(session, account_id))
+        day = expires_at.astimezone(zone).date()
+        total, first = per_day.get((account_id, day), (0, expires_at))
+        per_day[(account_id, day)] = (total + int(credits), min(first, expires_at))
+    written = 0
+    for (account_id, day), (credits, first) in per_day.items():
+        window = min(d for d in EXPIRY_NOTICE_DAYS if first - now <= timedelta(days=d))
+        text = expiring_text(credits, day)
+        made = notify(
+            session, account_id, AlertKind.CREDITS_EXPIRING,
+            title=text,
+            body=f"{text}. Spend them before then: credits that expire are gone.",
+            link=USAGE_LINK,
+            dedupe_key=f"expiring:{account_id}:{day.isoformat()}:{window}d",
+        )
+        written += made is not None
+    return written
+
+
+_scan_lock = threading.Lock()
+_last_scan = [float("-inf")]
+
+
+def scheduled_scan(engine: Engine, *, force: bool = False) -> int:
+    """The worker's periodic expiry scan (every EXPIRY_SCAN_EVERY_SECONDS)."""
+    from workroom_app.db import write_session
+
+    with _scan_lock:
+        if not force and time.monotonic() - _last_scan[0] < EXPIRY_SCAN_EVERY_SECONDS:
+            return 0
+        _last_scan[0] = time.monotonic()
+    with write_session(engine) as session:
+        return expiring_soon(session)
+
+
+# ----------------------------------------------------------------- reading (the header)
+
+
+@dataclass(frozen=True)
+class AlertView:
+    id: int
+    kind: str
+    title: str
+    body: str
+    link: str | None
+    created_at: datetime
+    unread: bool
+    toast: bool  # not shown as a toast yet
+
+
+def recent(session: Session, account_id: int, limit: int = 10) -> tuple[list[AlertView], int]:
+    """(the newest alerts, how many are unread)."""
+    conn = session.connection()
+    rows = conn.execute(
+        select(_A.c.id, _A.c.kind, _A.c.title, _A.c.body, _A.c.link, _A.c.created_at, _A.c.read_at, _A.c.toasted_at)
+        .where(_A.c.account_id == account_id)
+        .order_by(_A.c.id.desc())
+        .limit(limit)
+    ).all()
+    unread = conn.execute(
+        select(func.count()).select_from(_A).where(_A.c.account_id == account_id, _A.c.read_at.is_(None))
+    ).scalar_one()
+    return [
+        AlertView(r.id, r.kind, r.title, r.body, r.link, r.created_at, r.read_at is None, r.toasted_at is None)
+        for r in rows
+    ], int(unread)
+
+
+def mark_toasted(session: Session, account_id: int, alert_ids: list[int]) -> None:
+    if alert_ids:
+        session.connection().execute(
+            update(_A)
+            .where(_A.c.account_id == account_id, _A.c.id.in_(alert_ids), _A.c.toasted_at.is_(None))
+            .values(toasted_at=clock.now())
+        )
+
+
+def mark_all_read(session: Session, account_id: int) -> None:
+    session.connection().execute(
+        update(_A).where(_A.c.account_id == account_id, _A.c.read_at.is_(None)).values(read_at=clock.now())
+    )
+
+
+# ----------------------------------------------------------------- the after-commit watcher
+
+
+@dataclass(frozen=True)
+class Watch:
+    """What the watcher needs about an account, kept in memory for WATCH_TTL_SECONDS."""
+
+    low_balance_threshold: int
+    settings: Settings
+
+
+_watch_lock = threading.Lock()
+_watch_cache: dict[tuple[int, int], tuple[float, Watch]] = {}
+
+
+def forget(account_id: int) -> None:
+    with _watch_lock:
+        for key in [k for k in _watch_cache if k[1] == account_id]:
+            del _watch_cache[key]
+
+
+def forget_everything() -> None:
+    with _watch_lock:
+        _watch_cache.clear()
+
+
+def watch_for(engine: Engine, account_id: int) -> Watch:
+    from workroom_app.db import read_session
+
+    key = (id(engine), account_id)
+    now = time.monotonic()
+    with _watch_lock:
+        hit = _watch_cache.get(key)
+    if hit is not None and now - hit[0] < WATCH_TTL_SECONDS:
+        return hit[1]
+    with read_session(engine) as session:
+        settings = read_settings(session, account_id)
+        watch = Watch(low_balance_threshold(session, account_id, settings), settings)
+    with _watch_lock:
+        _watch_cache[key] = (now, watch)
+    return watch
+
+
+def _on_debits(engine: Engine, debits: list[balance_watch.Debit]) -> None:
+    from workroom_app.db import write_session
+
+    for debit in debits:
+        watch = watch_for(engine, debit.account_id)
+        if debit.crossed_below(watch.low_balance_threshold):
+            with write_session(engine) as session:
+                low_balance(session, debit, watch.low_balance_threshold, watch.settings)
+
+
+balance_watch.register(_on_debits)

@@ -1,0 +1,198 @@
+"""Auto top-up (opt-in, on the Subscription page).
+
+Rules, in the words the UI uses (README "Decisions"):
+- "When your balance falls below your threshold, we buy the pack you chose
+  with your card on file, at most N times per calendar month (UTC)."
+- It runs after the debit that crossed the threshold has committed, never
+  inside it (billing/balance_watch.py), once per crossing: the top-up's
+  idempotency key names that debit, and of many concurrent debits exactly one
+  crosses. The monthly cap is counted under the account lock, so no number of
+  concurrent debits can make it charge more.
+- "A declined card turns auto top-up off and we email you the reason."
+- Every top-up is a credit pack purchase: an invoice, a Credit pack row and a
+  receipt (billing/packs.py).
+Only gateways that can charge a saved card directly (the local test mode) run
+it; with Stripe the setting is refused (off-session payments are not built).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import func
+from sqlmodel import Session, select
+
+from workroom_app.billing import alerts, balance_watch, clock, invoices
+from workroom_app.billing.alerts import AlertError, check_whole
+from workroom_app.billing.catalog import get_catalog
+from workroom_app.billing.invoices import LineItem
+from workroom_app.models import AlertKind, Invoice, InvoiceStatus
+
+# The ledger imports this module (to register the watcher), and the
+# subscription engine imports the ledger: the engine's helpers are imported
+# where they are used, not here.
+PACK_KIND = "pack"  # billing.packs.PACK
+
+log = logging.getLogger(__name__)
+
+KEY_PREFIX = "auto-top-up:"
+MAX_MONTHLY_CAP = 31
+
+
+@dataclass(frozen=True)
+class TopUpResult:
+    ok: bool
+    message: str
+    credits_added: int = 0
+    invoice_id: int | None = None
+    turned_off: bool = False
+    replayed: bool = False
+
+
+def month_start(moment: datetime) -> datetime:
+    return moment.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+
+
+def top_ups_this_month(session: Session, account_id: int, now: datetime | None = None) -> int:
+    now = now or clock.now()
+    return int(
+        session.exec(
+            select(func.count()).where(
+                Invoice.account_id == account_id,
+                Invoice.kind == PACK_KIND,
+                Invoice.status == InvoiceStatus.PAID.value,
+                Invoice.idempotency_key.startswith(KEY_PREFIX),
+                Invoice.created_at >= month_start(now),
+            )
+        ).one()
+    )
+
+
+def save_settings(
+    session: Session,
+    account_id: int,
+    *,
+    enabled: object,
+    threshold: object,
+    pack_key: object,
+    monthly_cap: object,
+) -> alerts.Settings:
+    """Validate and store auto top-up. Turning it on needs a card on file, a
+    pack of the catalog, a threshold of at least 1 credit and a cap of 1 to 31."""
+    from workroom_app.billing.payments import get_gateway
+    from workroom_app.billing.subscriptions import default_card
+
+    if not isinstance(enabled, bool):
+        raise AlertError("Auto top-up must be on or off.")
+    if not enabled:
+        alerts._upsert(session, account_id, {"auto_top_up": False})
+        return alerts.read_settings(session, account_id)
+    value = check_whole(threshold, "top-up threshold", minimum=1)
+    cap = check_whole(monthly_cap, "monthly limit", minimum=1, maximum=MAX_MONTHLY_CAP)
+    pack = get_catalog().pack(pack_key)
+    if pack is None:
+        raise AlertError("Choose one of the credit packs listed.")
+    card = default_card(session, account_id)
+    if card is None:
+        raise AlertError("Add a card first: auto top-up pays with your card on file.")
+    if card.gateway != "local" or (get_gateway().name != "local"):
+        raise AlertError("Auto top-up is not available with this payment provider yet.")
+    alerts._upsert(
+        session, account_id,
+        {"auto_top_up": True, "top_up_threshold": value, "top_up_pack": pack.key, "top_up_monthly_cap": cap},
+    )
+    return alerts.read_settings(session, account_id)
+
+
+def _turn_off(session: Session, account_id: int, reason: str, dedupe: str) -> None:
+    alerts._upsert(session, account_id, {"auto_top_up": False})
+    alerts.notify(
+        session, account_id, AlertKind.AUTO_TOP_UP,
+        title="Auto top-up is off",
+        body=(
+            f"We could not buy your credit pack: {reason} Auto top-up is now off. Replace your card and "
+            "turn it back on from the Subscription page."
+        ),
+        link=alerts.SUBSCRIPTION_LINK,
+        dedupe_key=dedupe,
+    )
+
+
+def top_up(session: Session, account_id: int, crossing_entry_id: int, *, gateway=None) -> TopUpResult | None:
+    """Buy the chosen pack for the debit `crossing_entry_id` that took the
+    balance below the threshold. Once per crossing (its key), never past the
+    monthly cap. None when auto top-up is off or the cap is reached."""
+    from workroom_app.billing import packs
+    from workroom_app.billing.payments import get_gateway
+    from workroom_app.billing.subscriptions import _card_on_file, _charge, _write_invoice
+
+    invoices.lock_account(session, account_id)
+    settings = alerts.read_settings(session, account_id)
+    if not settings.auto_top_up:
+        return None
+    key = f"{KEY_PREFIX}{account_id}:{crossing_entry_id}"
+    done = invoices.find_by_key(session, key)
+    if done is not None:
+        return TopUpResult(done.status == InvoiceStatus.PAID, "This top-up was already done.",
+                           invoice_id=done.id, replayed=True)
+    now = clock.now()
+    if top_ups_this_month(session, account_id, now) >= settings.top_up_monthly_cap:
+        alerts.notify(
+            session, account_id, AlertKind.AUTO_TOP_UP,
+            title="Auto top-up reached its monthly limit",
+            body=(
+                f"Auto top-up already bought {settings.top_up_monthly_cap} packs this month, your limit. "
+                "It buys again next month; buy credits by hand until then."
+            ),
+            link=alerts.CREDITS_LINK,
+            dedupe_key=f"auto_top_up_cap:{account_id}:{now:%Y-%m}",
+            send_email=False,
+        )
+        return None
+    pack = get_catalog().pack(settings.top_up_pack)
+    if pack is None:
+        _turn_off(session, account_id, "that pack is no longer sold.", f"auto_top_up_off:{key}")
+        return TopUpResult(False, "That pack is no longer sold.", turned_off=True)
+    card = _card_on_file(session, account_id)
+    if card is None:
+        _turn_off(session, account_id, "there is no card on file.", f"auto_top_up_off:{key}")
+        return TopUpResult(False, "No card on file.", turned_off=True)
+    gateway = gateway or get_gateway()
+    payment = _charge(session, gateway, account_id, card, pack.price_cents, f"Workroom auto top-up: {pack.label}", key)
+    if not payment.ok:
+        invoice, _ = _write_invoice(
+            session, account_id, kind=packs.PACK, payment=payment,
+            lines=[LineItem(f"Auto top-up: {packs.pack_line(pack)}", payment.amount_cents)],
+            subscription_id=None, plan_key=None, period_start=None, period_end=None,
+        )
+        reason = invoice.failure_reason or "The payment failed."
+        _turn_off(session, account_id, reason, f"auto_top_up_off:{key}")
+        return TopUpResult(False, reason, invoice_id=invoice.id, turned_off=True)
+    outcome = packs.record_paid(session, account_id, pack, payment=payment)
+    alerts.notify(
+        session, account_id, AlertKind.AUTO_TOP_UP,
+        title=f"Auto top-up: {pack.credits:,} credits added",
+        body=f"Your balance fell below {settings.top_up_threshold:,} credits, so we bought {pack.label} "
+             f"with your card on file. The receipt is in your email.",
+        link=alerts.USAGE_LINK,
+        dedupe_key=f"auto_top_up_done:{key}",
+        send_email=False,  # the receipt is the email
+    )
+    return TopUpResult(True, outcome.message, pack.credits, outcome.invoice_id)
+
+
+def _on_debits(engine, debits: list[balance_watch.Debit]) -> None:
+    from workroom_app.db import write_session
+
+    for debit in debits:
+        watch = alerts.watch_for(engine, debit.account_id)
+        if watch.settings.auto_top_up and debit.crossed_below(watch.settings.top_up_threshold):
+            with write_session(engine) as session:
+                result = top_up(session, debit.account_id, debit.entry_id)
+            if result is not None and result.turned_off:
+                alerts.forget(debit.account_id)
+
+
+balance_watch.register(_on_debits)

@@ -1,0 +1,108 @@
+"""The balance's popover in the header (every page): the balance by source,
+"N credits expire on DATE", and the account's alerts with an unread badge.
+
+`refresh` runs when the balance element mounts, and the balance element is
+keyed on the balance, so every balance change (a generation, a refund, a
+purchase, a live push) re-reads the alerts; an alert not yet shown as a toast
+is shown once. Takes no arguments: the account is always the signed-in one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+
+import reflex as rx
+
+from workroom_app.state.session import SessionState
+
+
+@dataclasses.dataclass
+class AlertItem:
+    id: int
+    kind: str
+    title: str
+    body: str
+    link: str
+    unread: bool
+
+
+@dataclasses.dataclass
+class SourceRow:
+    label: str
+    credits_text: str
+    testid: str
+
+
+def read_popover(account_id: int):
+    """Blocking: (alerts, unread count, balance by source, expiry line, toasts to
+    show now, the past-due banner's text or "")."""
+    from workroom_app.billing import alerts, balance_sources, subscriptions
+    from workroom_app.db import write_session
+
+    with write_session() as session:
+        views, unread = alerts.recent(session, account_id)
+        parts = balance_sources.breakdown(session, account_id)
+        failing = subscriptions.past_due(session, account_id)
+        toasts = [v for v in views if v.toast]
+        alerts.mark_toasted(session, account_id, [v.id for v in toasts])
+    items = [AlertItem(v.id, v.kind, v.title, v.body, v.link or "", v.unread) for v in views]
+    rows = [
+        SourceRow(label, f"{parts.parts[key]:,}", f"balance-part-{key}")
+        for key, label in balance_sources.PART_LABELS.items()
+        if parts.parts[key] or key in ("plan", "packs")
+    ]
+    expiring = (
+        alerts.expiring_text(parts.expiring_credits, parts.expiring_on)
+        if parts.expiring_credits and parts.expiring_on else ""
+    )
+    # Oldest first, so the newest toast ends up on top; at most 3 at once.
+    toast_list = [(v.kind, v.title) for v in reversed(toasts)][-3:]
+    return items, unread, rows, expiring, toast_list, failing.message() if failing is not None else ""
+
+
+def mark_read(account_id: int) -> None:
+    from workroom_app.billing import alerts
+    from workroom_app.db import write_session
+
+    with write_session() as session:
+        alerts.mark_all_read(session, account_id)
+
+
+class AlertsState(rx.State):
+    alerts: list[AlertItem] = []
+    unread: int = 0
+    sources: list[SourceRow] = []
+    expiring_text: str = ""
+    # While a renewal payment is failing: the banner on every page.
+    past_due_text: str = ""
+
+    async def _account_id(self) -> int | None:
+        session = await self.get_state(SessionState)
+        return session._account_id
+
+    async def refresh(self):
+        account_id = await self._account_id()
+        if account_id is None:
+            return
+        items, unread, rows, expiring, toasts, past_due = await asyncio.to_thread(read_popover, account_id)
+        self.alerts, self.unread, self.sources, self.expiring_text = items, unread, rows, expiring
+        self.past_due_text = past_due
+        for kind, title in toasts:
+            if kind in ("payment_failed", "low_balance", "plan_ended"):
+                yield rx.toast.warning(title, duration=8000)
+            else:
+                yield rx.toast.info(title, duration=8000)
+
+    async def refresh_on_open(self, is_open: bool):
+        if is_open is True:
+            async for update in self.refresh():
+                yield update
+
+    async def mark_all_read(self):
+        account_id = await self._account_id()
+        if account_id is None or self.unread == 0:
+            return
+        await asyncio.to_thread(mark_read, account_id)
+        self.unread = 0
+        self.alerts = [dataclasses.replace(a, unread=False) for a in self.alerts]

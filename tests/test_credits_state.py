@@ -39,7 +39,7 @@ def test_buying_a_pack_on_free_adds_credits_and_shows_the_balance(app_db):
         await tab.send(CreditsState, "choose", pack_key="credits_2000")
         st = await tab.state(CreditsState)
         assert (st.chosen_key, st.charge_text, st.credits_added_text, st.expires_text) == (
-            "credits_2000", "$20.00", "2,000", "November 24, 2027",
+            "credits_2000", "$20.00", "2,000", "Nov 24, 2027",
         )
         sent = await tab.send(CreditsState, "submit", form_data=dict(VISA))
         assert "2,000 credits were added" in sent

@@ -60,6 +60,12 @@ class Settings(BaseSettings):
     smtp_starttls: bool = True
     mail_from: str = "Workroom <billing@workroom.test>"
 
+    # Security (issue 8). Signs the email-confirmation links; empty: generated once and kept in
+    # the database (app_setting). Rate-limit counters: "memory://" (one process) or a
+    # redis:// URL shared by every worker.
+    secret_key: str = ""
+    rate_limit_storage: str = "memory://"
+
 
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:

@@ -66,6 +66,18 @@ async def _update(state: BaseState, token: str, *specs: Any) -> StateUpdate:
     return StateUpdate(delta=delta, events=fix_events(list(specs), token))
 
 
+def _forget_everything(state: BaseState) -> None:
+    """Sign the tab out: every loaded account state back to its defaults (balance, lists,
+    dialogs, backend vars), so nothing of the account stays in this tab's state."""
+    stack = [state]
+    while stack:
+        current = stack.pop()
+        if isinstance(current, SessionState):
+            current.reset()
+            SessionState._apply(current, None)  # (a page state may define its own _apply)
+        stack.extend(current.substates.values())
+
+
 class SessionGuard(Middleware):
     async def preprocess(self, app, state: BaseState, event: Event) -> StateUpdate | None:  # noqa: ANN001
         token = str((state.router_data or {}).get("token") or "")
@@ -83,5 +95,5 @@ class SessionGuard(Middleware):
             return None  # signed out: handlers refuse on their own, the guard redirects
         if await session_is_live(session):
             return None
-        session._apply(None)
+        _forget_everything(state)
         return await _update(state, token, rx.redirect(LOGIN_ROUTE, replace=True))

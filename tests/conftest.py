@@ -168,3 +168,15 @@ def _fresh_alert_cache() -> Iterator[None]:
     alerts.forget_everything()
     yield
     alerts.forget_everything()
+@pytest.fixture(autouse=True)
+def _fresh_security_state() -> Iterator[None]:
+    """Rate-limit counters, the failed-event log budget and the signing secret are per process:
+    each test starts with none (issue 8)."""
+    from workroom_app.security import event_failures, rate_limits, signing
+
+    rate_limits.reset()
+    event_failures.reset()
+    signing.reset_cache()
+    yield
+    rate_limits.reset()
+    signing.reset_cache()

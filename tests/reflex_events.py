@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import uuid
 from pathlib import Path
 from typing import Any
@@ -57,15 +58,22 @@ class EventBrowser:
         self.manager = manager
         self.processor = processor
         self.recorder = recorder
+        # The login cookie this tab's websocket connection carries (the server sets it,
+        # HttpOnly, through /api/auth/session); "" for none. Sent as the connection's Cookie
+        # header with every event, as Reflex does, so the session guard sees what it would.
+        self.cookie = ""
+        self.ip = "127.0.0.1"
 
     def event(self, state_cls, handler: str, payload: dict[str, Any], *, query_in_path: bool = True) -> Event:
         """The event a browser on self.path sends; query_in_path=False keeps a `?query`
         out of the pathname, as the router does."""
         pathname = self.path if query_in_path else self.path.split("?")[0]
+        headers = {"cookie": f"workroom_session={self.cookie}"} if self.cookie else {}
         return Event(
             name=f"{state_cls.get_full_name()}.{handler}",
             payload=payload,
-            router_data={"pathname": pathname, "asPath": self.path, "query": {}},
+            router_data={"pathname": pathname, "asPath": self.path, "query": {}, "headers": headers,
+                         "ip": self.ip, "token": self.token},
         )
 
     @staticmethod
@@ -133,7 +141,9 @@ def run(browser_cls: type[EventBrowser], scenario, *, now=None,  # noqa: ANN001
     async def main():
         manager = StateManagerMemory()
         recorder = Recorder() if browser_cls.records else None
-        processor = BaseStateEventProcessor(backend_exception_handler=on_backend_exception)
+        # The app's middleware too: the session guard checks every event, as in production.
+        processor = BaseStateEventProcessor(backend_exception_handler=on_backend_exception,
+                                            middleware=workroom.app)
         if recorder is None:
             processor.configure(state_manager=manager)
         else:
@@ -155,3 +165,41 @@ def run(browser_cls: type[EventBrowser], scenario, *, now=None,  # noqa: ANN001
                 asyncio.run(main())
     finally:
         base_state_processor.process_event = _real_process_event
+
+
+# ------------------------------------------------------------ logging in the way a browser does
+
+_TICKET = re.compile(r'\\"ticket\\";i\.value=\\"([^"\\]+)\\"')
+
+
+def api_client():
+    """The app's HTTP routes behind the same body cap as in production (Starlette TestClient)."""
+    from starlette.applications import Starlette
+    from starlette.testclient import TestClient
+
+    from workroom_app.security.body_limit import cap_request_bodies
+
+    return TestClient(cap_request_bodies(Starlette(routes=workroom.API_ROUTES), workroom.upload_handler_names),
+                      base_url="http://testserver")
+
+
+def ticket_in(sent: str) -> str | None:
+    """The one-time login ticket in what a log-in or sign-up sent to the browser (the script that
+    POSTs it to /api/auth/session), or None."""
+    match = _TICKET.search(sent)
+    return match.group(1) if match else None
+
+
+def redeem(ticket: str) -> str:
+    """POST the ticket as the page's script does; returns the HttpOnly cookie the server set."""
+    response = api_client().post("/api/auth/session", data={"ticket": ticket}, follow_redirects=False)
+    assert response.status_code == 303, response.text
+    set_cookie = response.headers.get("set-cookie", "")
+    match = re.search(r"workroom_session=([^;]+)", set_cookie)
+    assert match, f"no session cookie in {set_cookie!r}"
+    return match.group(1)
+
+
+def sent_text(browser: EventBrowser) -> str:
+    """Everything sent to this browser's recorder so far (toasts, redirects, scripts)."""
+    return frontend_text(browser.recorder.updates) if browser.recorder is not None else ""

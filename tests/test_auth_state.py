@@ -16,7 +16,7 @@ from reflex.istate.manager.token import BaseStateToken
 from reflex.state import State
 from sqlmodel import select
 
-from tests.reflex_events import EventBrowser, run as run_events
+from tests.reflex_events import EventBrowser, frontend_text, redeem, run as run_events, ticket_in
 import workroom_app.workroom_app as workroom  # registers every state, like the server
 from workroom_app import db
 from workroom_app.billing import accounts, ledger
@@ -30,21 +30,38 @@ PASSWORD = "correct horse"
 
 class Browser(EventBrowser):
     path = "/login"
+    records = True
 
-    async def send(self, state_cls, handler: str, **payload: Any) -> None:
+    async def send(self, state_cls, handler: str, **payload: Any) -> str:
+        """Run one event; returns what it sent to the browser (toasts, redirects, scripts)."""
+        before = len(self.recorder.updates)
         event = self.event(state_cls, handler, payload)
         future = await self.processor.enqueue(self.token, event)
         if not self.is_registered(event):
             # The server logs "No registered handler" and runs nothing: give the
             # queue a moment and move on.
             await asyncio.sleep(0.2)
-            return
+            return ""
         try:
             await asyncio.wait_for(future.wait_all(), 10)
         except TimeoutError:
             raise AssertionError(f"{handler} did not finish") from None
         except Exception:  # a refused forged call surfaces here; the checks below decide
             pass
+        return frontend_text(self.recorder.updates[before:])
+
+    async def submit_and_follow(self, handler: str, form: dict) -> str:
+        """Send the log-in or sign-up form and, when it succeeds, do what the page's script
+        does: POST the ticket, keep the HttpOnly cookie, open the app (guard). Returns the
+        cookie ("" when the form was refused)."""
+        sent = await self.send(AuthState, handler, form_data=form)
+        ticket = ticket_in(sent)
+        if ticket is None:
+            return ""
+        self.cookie = redeem(ticket)
+        self.path = "/generate"
+        await self.send(SessionState, "guard")
+        return self.cookie
 
 
 @pytest.fixture
@@ -84,14 +101,29 @@ def test_log_in_signs_the_browser_in(app_db):
 
     async def scenario(new_browser):
         tab = new_browser()
-        await tab.send(AuthState, "log_in", form_data={"email": "Ann@Example.com", "password": PASSWORD})
+        sent = await tab.send(AuthState, "log_in", form_data={"email": "Ann@Example.com", "password": PASSWORD})
+        # The event itself signs nobody in and hands the page no session token: only a one-time
+        # ticket, which the server trades for the HttpOnly cookie.
+        ticket = ticket_in(sent)
+        assert ticket and (await tab.state(SessionState))._account_id is None
+        with read_session(app_db) as s:
+            assert accounts.lookup_session(s, ticket) is None
+        tab.cookie = redeem(ticket)
+        assert tab.cookie != ticket and tab.cookie not in sent
+        await tab.send(SessionState, "guard")
         session = await tab.state(SessionState)
         assert session._account_id == account_id
         assert session.signed_in and session.email == "ann@example.com"
         assert session.balance == 50 and session.balance_text == "50"
         assert session.plan_name == "Free" and session.is_staff is False
         with read_session(app_db) as s:
-            assert accounts.lookup_session(s, session.auth_token).id == account_id
+            assert accounts.lookup_session(s, tab.cookie).id == account_id
+        # The ticket works once.
+        from tests.reflex_events import api_client
+
+        again = api_client().post("/api/auth/session", data={"ticket": ticket}, follow_redirects=False)
+        assert again.status_code == 303 and again.headers["location"] == "/login"
+        assert "workroom_session" not in again.headers.get("set-cookie", "")
 
     run(scenario)
 
@@ -107,7 +139,7 @@ def test_wrong_password_shows_the_message_and_signs_nobody_in(app_db):
         assert auth.error == "Wrong email or password."
         assert auth.submitting is False
         session = await tab.state(SessionState)
-        assert session._account_id is None and not session.signed_in and session.auth_token == ""
+        assert session._account_id is None and not session.signed_in and tab.cookie == ""
 
     run(scenario)
     assert _counts(app_db) == before
@@ -141,26 +173,29 @@ def test_forged_log_in_is_refused_and_changes_nothing(sqlite_app_db, payload):
     assert _counts(sqlite_app_db) == before
 
 
-def test_sign_up_ignores_a_forged_role_and_grants_the_trial_once(app_db):
+def test_sign_up_ignores_a_forged_role_and_grants_the_trial_once_confirmed(app_db):
+    """The trial follows the confirmation link (issue 8), not the sign-up itself."""
     async def scenario(new_browser):
         tab = new_browser()
         tab.path = "/signup"
         form = {"email": "new@example.com", "password": PASSWORD, "confirm_password": PASSWORD,
                 "display_name": "New", "role": "staff", "is_staff": True, "balance": 10**6}
-        await tab.send(AuthState, "sign_up", form_data=form)
+        assert await tab.submit_and_follow("sign_up", form)
         session = await tab.state(SessionState)
-        assert session.signed_in and session.balance == 50 and session.is_staff is False
+        assert session.signed_in and session.balance == 0 and session.is_staff is False
+        assert session.email_confirmed is False
         # The same form again (double submit, retry): refused, nothing granted twice.
         other = new_browser()
+        other.ip = "10.0.0.2"
         await other.send(AuthState, "sign_up", form_data=form)
         assert "already exists" in (await other.state(AuthState)).error
 
     run(scenario)
     with read_session(app_db) as s:
         account = accounts.find_account(s, "new@example.com")
-        assert account.role == Role.USER
-        assert ledger.balance(s, account.id) == 50
-        assert len(s.exec(select(LedgerEntry)).all()) == 1
+        assert account.role == Role.USER and account.email_confirmed_at is None
+        assert ledger.balance(s, account.id) == 0
+        assert len(s.exec(select(LedgerEntry)).all()) == 0
 
 
 def test_sign_up_with_mismatched_passwords_is_refused(sqlite_app_db):
@@ -180,7 +215,7 @@ def test_browser_cannot_set_session_vars(sqlite_app_db):
 
     async def scenario(new_browser):
         tab = new_browser()
-        await tab.send(AuthState, "log_in", form_data={"email": "ann@example.com", "password": PASSWORD})
+        assert await tab.submit_and_follow("log_in", {"email": "ann@example.com", "password": PASSWORD})
         for name, value in [("is_staff", True), ("balance", 999_999), ("_account_id", 1),
                             ("signed_in", True), ("email", "boss@example.com")]:
             await tab.send(SessionState, "setvar", var_name=name, value=value)
@@ -204,22 +239,21 @@ def test_guard_sends_signed_out_visitors_to_login_and_ignores_forged_tokens(app_
     async def scenario(new_browser):
         tab = new_browser()
         tab.path = "/home"
-        root = await tab.manager.get_state(BaseStateToken(ident=tab.token, cls=State))
-        session = await root.get_state(SessionState)
         # A cookie the browser made up: looked up, not trusted.
-        session.auth_token = "forged-" + token
-        await tab.send(SessionState, "guard")
+        tab.cookie = "forged-" + token
+        sent = await tab.send(SessionState, "guard")
         session = await tab.state(SessionState)
         assert session._account_id is None and not session.signed_in
+        assert "/login" in sent
         # The real token signs the tab in; after logout it no longer works.
-        session.auth_token = token
+        tab.cookie = token
         await tab.send(SessionState, "guard")
         assert (await tab.state(SessionState))._account_id == account_id
-        await tab.send(SessionState, "logout")
+        sent = await tab.send(SessionState, "logout")
         session = await tab.state(SessionState)
-        assert session._account_id is None and session.auth_token == ""
-        session.auth_token = token  # a copy of the old cookie
-        await tab.send(SessionState, "guard")
+        assert session._account_id is None
+        assert "/api/auth/logout" in sent  # the server clears the HttpOnly cookie
+        await tab.send(SessionState, "guard")  # the old cookie, still in the browser
         assert (await tab.state(SessionState))._account_id is None
 
     run(scenario)

@@ -53,11 +53,9 @@ class Browser(EventBrowser):
         (a server-side session token) in the state, resolved by the guard."""
         with write_session() as s:
             token = accounts.create_login(s, accounts.find_account(s, email).id)
-        # The browser sends its cookies this way on connect (after a first event: a brand-new
-        # token's first update_vars_internal waits out a hydrate that never comes in a test).
-        await self.send(SessionState, "refresh_balance")
-        await self.send(UpdateVarsInternalState, "update_vars_internal", vars={f"{SessionState.get_full_name()}.auth_token": token})
-        await self.send(SessionState, "refresh_balance")
+        # The browser's connection carries the HttpOnly login cookie (issue 8).
+        self.cookie = token
+        await self.send(SessionState, "guard")
         assert (await self.state(SessionState))._account_id is not None
 
 

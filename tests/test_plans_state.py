@@ -43,11 +43,8 @@ class Browser(EventBrowser):
         return frontend_text(self.recorder.updates[before:])
 
     async def sign_in(self, login_token: str) -> None:
-        # The first event of a tab hydrates it (and runs the page's on_load),
-        # as a browser's first connection does; then the login cookie is set.
-        await self.send(SessionState, "refresh_balance")
-        session = await self.state(SessionState)
-        session.auth_token = login_token
+        # The browser's connection carries the HttpOnly login cookie (issue 8).
+        self.cookie = login_token
         await self.send(SessionState, "guard")
 
     async def open(self, path: str, state_cls) -> str:

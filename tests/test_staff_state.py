@@ -48,9 +48,8 @@ class Browser(EventBrowser):
         return await super().state(cls)
 
     async def sign_in(self, login_token: str) -> None:
-        await self.send(SessionState, "refresh_balance")
-        session = await self.state(SessionState)
-        session.auth_token = login_token
+        # The browser's connection carries the HttpOnly login cookie (issue 8).
+        self.cookie = login_token
         await self.send(SessionState, "guard")
 
     async def open_staff(self) -> str:

@@ -48,11 +48,8 @@ class Browser(EventBrowser):
             self.last_error = exc
 
     async def sign_in(self, login_token: str) -> None:
-        # The tab's first event starts its state tree (client storage reset,
-        # as on a real connect); the cookie is what the browser then holds.
-        await self.send(SessionState, "guard")
-        session = await self.state(SessionState)
-        session.auth_token = login_token
+        # The browser's connection carries the HttpOnly login cookie (issue 8).
+        self.cookie = login_token
         await self.send(SessionState, "guard")
         await self.send(UsageState, "load")
 

@@ -34,6 +34,10 @@ class Account(SQLModel, table=True):
     role: str = Field(default=Role.USER, max_length=16)
     timezone: str = Field(default="UTC", max_length=64)
     created_at: datetime
+    # Security (issue 8): the trial is granted once the address is confirmed; a disabled
+    # account's sessions are refused on their next event.
+    email_confirmed_at: datetime | None = None
+    disabled_at: datetime | None = None
 
 
 class AuthSession(SQLModel, table=True):
@@ -46,6 +50,9 @@ class AuthSession(SQLModel, table=True):
     created_at: datetime
     expires_at: datetime
     revoked_at: datetime | None = None
+    # Set while the row is only a log-in hand-off (token_hash is then the hash of a one-time
+    # ticket the page exchanges for the HttpOnly cookie before this time); NULL for a live login.
+    pending_until: datetime | None = None
 
 
 class ActionType(StrEnum):
@@ -502,3 +509,14 @@ class AccountAlert(SQLModel, table=True):
     # Shown as a toast once (the first page that sees it), then only in the list.
     toasted_at: datetime | None = None
     read_at: datetime | None = None
+# ---------------------------------------------------------------- security (issue 8)
+
+
+class TrialClaim(SQLModel, table=True):
+    """One row per confirmed address that received the trial, keyed by its canonical form
+    (billing/email_identity.py), so a second account on the same mailbox gets no second trial."""
+
+    __tablename__ = "trial_claim"
+    canonical_email: str = Field(primary_key=True, max_length=254)
+    account_id: int = Field(foreign_key="account.id", index=True)
+    claimed_at: datetime

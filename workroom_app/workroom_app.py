@@ -39,13 +39,20 @@ from starlette.routing import Route
 from workroom_app import pages  # noqa: F401  (registers every page)
 from workroom_app.background import register_background
 from workroom_app.components.layout import PAGES
+from workroom_app.http.auth_routes import AUTH_ROUTES
 from workroom_app.http.invoice_routes import INVOICE_ROUTES
 from workroom_app.http.media_routes import MEDIA_ROUTES
 from workroom_app.http.stripe_routes import STRIPE_ROUTES
 from workroom_app.http.usage_csv import USAGE_CSV_ROUTES
 from workroom_app.pages.not_found import not_found_page
+from workroom_app.security import event_failures, log_redaction
+from workroom_app.security.body_limit import cap_request_bodies
 from workroom_app.state.live import LiveState
 from workroom_app.state.session import SessionState
+from workroom_app.state.session_guard import SessionGuard
+
+# Before anything can log: no cookie, token, password or card number reaches the log.
+log_redaction.install()
 
 
 def _check_catalog() -> None:
@@ -81,15 +88,35 @@ API_ROUTES: list[Route] = [
     *INVOICE_ROUTES,
     *MEDIA_ROUTES,
     *STRIPE_ROUTES,
+    *AUTH_ROUTES,
 ]
+
+
+def upload_handler_names() -> list[str]:
+    """The event handlers the upload endpoint may run (they take a list of rx.UploadFile)."""
+    from reflex_base.registry import RegistrationContext
+
+    names = []
+    for name, registered in RegistrationContext.get().event_handlers.items():
+        hints = getattr(registered.handler.fn, "__annotations__", {})
+        if any("UploadFile" in str(hint) for hint in hints.values()):
+            names.append(name)
+    return names
 
 _check_catalog()
 
 app = rx.App(
-    api_transformer=Starlette(routes=API_ROUTES),
+    # Outermost: the body cap sees every HTTP request before any route reads it.
+    api_transformer=[
+        Starlette(routes=API_ROUTES),
+        lambda asgi: cap_request_bodies(asgi, upload_handler_names),
+    ],
     toaster=rx.toast.provider(position="top-center", rich_colors=True),
     stylesheets=["/a11y.css"],  # focus ring, skip link, visually hidden text
+    backend_exception_handler=event_failures.backend_exception_handler,
 )
+# Every event's session and text-input check (state/session_guard.py).
+app.add_middleware(SessionGuard())
 
 for _spec in PAGES:
     app.add_page(

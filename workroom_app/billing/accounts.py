@@ -20,9 +20,11 @@ from datetime import UTC, timedelta
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy import update
 from sqlmodel import Session, select
 
 from workroom_app.billing import clock
+from workroom_app.billing.email_identity import canonical_email
 from workroom_app.models import (
     Account,
     ActionType,
@@ -31,7 +33,9 @@ from workroom_app.models import (
     Role,
     Subscription,
     SubscriptionStatus,
+    TrialClaim,
 )
+from workroom_app.security.text_input import has_control_characters
 
 MIN_PASSWORD_LENGTH = 8
 # argon2 hashes whatever it is given; a cap stops a 10 MB "password" from
@@ -60,6 +64,8 @@ def normalise_email(email: object) -> str:
     value = email.strip().lower()
     if not value:
         raise AuthError("Enter your email address.")
+    if has_control_characters(value):
+        raise AuthError("Email contains a control character. Remove it and try again.")
     if len(value) > MAX_EMAIL_LENGTH or not _EMAIL_RE.match(value):
         raise AuthError("Enter a valid email address, like name@example.com.")
     return value
@@ -80,6 +86,9 @@ def _clean_display_name(display_name: object, email: str) -> str:
         display_name = ""
     if not isinstance(display_name, str):
         raise AuthError("Enter your name as text.")
+    if has_control_characters(display_name):
+        # PostgreSQL refuses NUL outright; no engine should store the rest.
+        raise AuthError("Display name contains a control character. Remove it and try again.")
     name = " ".join(display_name.split())
     if len(name) > MAX_DISPLAY_NAME_LENGTH:
         raise AuthError(f"Use a name of at most {MAX_DISPLAY_NAME_LENGTH} characters.")
@@ -104,7 +113,7 @@ def find_account(session: Session, email: str) -> Account | None:
     return session.exec(select(Account).where(Account.email == email)).first()
 
 
-def sign_up(
+def register(
     session: Session,
     email: str,
     password: str,
@@ -112,10 +121,11 @@ def sign_up(
     *,
     role: str = Role.USER,
 ) -> Account:
-    """Create an account and grant its trial credits (once, by idempotency key).
+    """The sign-up form's account: created with its email NOT confirmed and no trial yet.
 
-    Raises AuthError with a user-readable message for malformed input or an
-    email already taken; nothing is written then.
+    The trial follows when the owner opens the confirmation link (confirm_email), at most once
+    per mailbox. Raises AuthError with a user-readable message for malformed input or an email
+    already taken; nothing is written then.
     """
     from workroom_app.billing import ledger
 
@@ -142,8 +152,66 @@ def sign_up(
     except IntegrityError:
         raise AuthError("An account with this email already exists. Log in instead.") from None
     ledger.open_account(session, account.id)
-    grant_trial(session, account.id)
     return account
+
+
+def sign_up(
+    session: Session,
+    email: str,
+    password: str,
+    display_name: str = "",
+    *,
+    role: str = Role.USER,
+) -> Account:
+    """An account whose address is already vouched for (the demo seeder, the CLI, tests):
+    registered, confirmed and given its trial (once per mailbox, see claim_trial).
+
+    Never reachable from a browser: the sign-up form uses register() + the emailed link.
+    """
+    account = register(session, email, password, display_name, role=role)
+    account.email_confirmed_at = clock.now()
+    session.add(account)
+    claim_trial(session, account)
+    return account
+
+
+def claim_trial(session: Session, account: Account) -> bool:
+    """Grant the trial to a confirmed account unless its mailbox already had one.
+
+    The claim row (keyed by the canonical address) and the grant are written together; a
+    concurrent claim of the same mailbox loses on the primary key. True when granted now.
+    """
+    if account.email_confirmed_at is None:
+        return False
+    key = canonical_email(account.email)
+    existing = session.get(TrialClaim, key)
+    if existing is not None:
+        return False
+    try:
+        with session.begin_nested():
+            session.add(TrialClaim(canonical_email=key, account_id=account.id, claimed_at=clock.now()))
+            session.flush()
+    except IntegrityError:
+        return False
+    grant_trial(session, account.id)
+    return True
+
+
+def confirm_email(session: Session, account_id: int, email: str) -> tuple[Account | None, bool]:
+    """The confirmation link was opened: mark the address confirmed and grant the trial once.
+
+    `email` is the address the link was sent to; a link for an address the account no longer
+    has confirms nothing. Returns (account or None, whether the trial was granted now).
+    Opening the link again changes nothing.
+    """
+    account = session.get(Account, account_id)
+    if account is None or account.email != email or account.disabled_at is not None:
+        return None, False
+    if account.email_confirmed_at is None:
+        account.email_confirmed_at = clock.now()
+        session.add(account)
+        session.flush()
+    return account, claim_trial(session, account)
 
 
 def grant_trial(session: Session, account_id: int):
@@ -183,6 +251,8 @@ def authenticate(session: Session, email: str, password: str) -> Account:
         _hasher.verify(account.password_hash, password)
     except (VerifyMismatchError, VerificationError, InvalidHashError):
         raise AuthError(WRONG_CREDENTIALS) from None
+    if account.disabled_at is not None:
+        raise AuthError("This account is disabled. Contact support.")
     if _hasher.check_needs_rehash(account.password_hash):
         account.password_hash = hash_password(password)
         session.add(account)
@@ -226,12 +296,87 @@ def create_login(session: Session, account_id: int, *, days: int | None = None) 
     return token
 
 
+# A log-in hands the page a one-time ticket, which the page trades for the HttpOnly cookie
+# (http/auth_routes.py) right away; an unused ticket is worthless after this long.
+LOGIN_TICKET_SECONDS = 60
+
+
+def create_login_ticket(session: Session, account_id: int) -> str:
+    """Start a session that is not usable yet: returns a one-time ticket for POST /api/auth/session.
+
+    The ticket passes through page script once; the session token itself is only ever sent in a
+    Set-Cookie header (HttpOnly), so no script can read the credential that keeps one logged in.
+    """
+    from workroom_app.settings import get_settings
+
+    ticket = secrets.token_urlsafe(32)
+    now = clock.now()
+    session.add(
+        AuthSession(
+            token_hash=_token_hash(ticket),
+            account_id=account_id,
+            created_at=now,
+            expires_at=now + timedelta(days=get_settings().session_days),
+            pending_until=now + timedelta(seconds=LOGIN_TICKET_SECONDS),
+        )
+    )
+    session.flush()
+    return ticket
+
+
+def redeem_login_ticket(session: Session, ticket: object) -> str | None:
+    """Trade a fresh, unused ticket for the session token (once); None otherwise."""
+    if not isinstance(ticket, str) or not ticket or len(ticket) > 200:
+        return None
+    now = clock.now()
+    row = session.exec(select(AuthSession).where(AuthSession.token_hash == _token_hash(ticket))).first()
+    if row is None or row.pending_until is None or row.revoked_at is not None or _aware(row.pending_until) <= now:
+        return None
+    token = secrets.token_urlsafe(32)
+    # Conditional on the ticket still being the row's hash: of two concurrent redemptions one
+    # updates the row and the other sees 0 rows.
+    changed = session.execute(
+        update(AuthSession)
+        .where(AuthSession.id == row.id, AuthSession.token_hash == _token_hash(ticket))
+        .values(token_hash=_token_hash(token), pending_until=None)
+    ).rowcount
+    return token if changed == 1 else None
+
+
+def token_hash(token: object) -> str | None:
+    """The stored form of a browser token (None for anything that cannot be one)."""
+    if not isinstance(token, str) or not token or len(token) > 200:
+        return None
+    return _token_hash(token)
+
+
+def live_account_id(session: Session, hashed_token: str) -> int | None:
+    """The account of a live login (not pending, revoked or expired; account not disabled).
+
+    One indexed query: this runs before every event of a signed-in tab (state/session_guard.py).
+    """
+    row = session.execute(
+        select(AuthSession.account_id, AuthSession.expires_at, AuthSession.revoked_at,
+               AuthSession.pending_until, Account.disabled_at)
+        .join(Account, Account.id == AuthSession.account_id)
+        .where(AuthSession.token_hash == hashed_token)
+    ).first()
+    if row is None:
+        return None
+    account_id, expires_at, revoked_at, pending_until, disabled_at = row
+    if revoked_at is not None or pending_until is not None or disabled_at is not None:
+        return None
+    if _aware(expires_at) <= clock.now():
+        return None
+    return account_id
+
+
 def _live_session(session: Session, token: object) -> AuthSession | None:
     # Tokens come from a browser cookie: anything can arrive.
     if not isinstance(token, str) or not token or len(token) > 200:
         return None
     row = session.exec(select(AuthSession).where(AuthSession.token_hash == _token_hash(token))).first()
-    if row is None or row.revoked_at is not None:
+    if row is None or row.revoked_at is not None or row.pending_until is not None:
         return None
     if _aware(row.expires_at) <= clock.now():
         return None
@@ -239,11 +384,14 @@ def _live_session(session: Session, token: object) -> AuthSession | None:
 
 
 def lookup_session(session: Session, token: object) -> Account | None:
-    """The account a browser token belongs to, or None (unknown, expired, revoked)."""
+    """The account a browser token belongs to, or None (unknown, expired, revoked, disabled)."""
     row = _live_session(session, token)
     if row is None:
         return None
-    return session.get(Account, row.account_id)
+    account = session.get(Account, row.account_id)
+    if account is None or account.disabled_at is not None:
+        return None
+    return account
 
 
 def revoke_login(session: Session, token: object) -> bool:
@@ -254,6 +402,28 @@ def revoke_login(session: Session, token: object) -> bool:
     row.revoked_at = clock.now()
     session.add(row)
     return True
+
+
+def revoke_all_logins(session: Session, account_id: int) -> int:
+    """Log out everywhere: every session of the account ends at once (open tabs are refused on
+    their next event). Returns how many were live."""
+    return session.execute(
+        update(AuthSession)
+        .where(AuthSession.account_id == account_id, AuthSession.revoked_at.is_(None))
+        .values(revoked_at=clock.now())
+    ).rowcount
+
+
+def set_disabled(session: Session, account_id: int, disabled: bool) -> Account:
+    """Disable (every session refused from the next event) or re-enable an account."""
+    account = session.get(Account, account_id)
+    if account is None:
+        raise AuthError("No such account.")
+    account.disabled_at = clock.now() if disabled else None
+    session.add(account)
+    if disabled:
+        revoke_all_logins(session, account_id)
+    return account
 
 
 def _aware(value):

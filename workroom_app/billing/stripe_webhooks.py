@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 import uuid
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
@@ -195,6 +196,15 @@ HANDLERS: dict[str, Handler] = {
 # ----------------------------------------------------------------- the processor
 
 
+def _signed_at(signature: str | None) -> int:
+    """The t= timestamp of a Stripe-Signature header (0 when absent; verify_header ran first)."""
+    for part in (signature or "").split(","):
+        key, _, value = part.strip().partition("=")
+        if key == "t" and value.isdigit():
+            return int(value)
+    return 0
+
+
 class WebhookProcessor:
     def __init__(
         self,
@@ -246,6 +256,10 @@ class WebhookProcessor:
             raise BadWebhook(f"Invalid Stripe signature: {exc.user_message or exc}") from None
         except UnicodeDecodeError:
             raise BadWebhook("The body is not UTF-8 text.") from None
+        # Stripe's check only refuses old timestamps; a signed event stamped in the future (a
+        # replay prepared ahead, or a wrong clock) is refused too, allowing the same skew.
+        if _signed_at(signature) > time.time() + self.tolerance:
+            raise BadWebhook("Invalid Stripe signature: the timestamp is in the future.")
         try:
             event = json.loads(payload)
         except ValueError:

@@ -1,8 +1,16 @@
 """The signed-in account, shared by every page.
 
-The browser keeps only a random login token (a cookie); on every page load
-`guard` looks it up server-side (billing.accounts.lookup_session) and fills the
-backend var `_account_id`. Nothing the browser sends can set `_account_id`.
+The browser keeps only a random login token, in an HttpOnly cookie that the server sets and
+clears (http/auth_routes.py); page script never sees it. The websocket's upgrade request
+carries it (router headers), and on every page load `guard` looks it up server-side
+(billing.accounts.lookup_session) and fills the backend vars `_account_id` and `_token_hash`.
+Nothing the browser sends can set them, and Reflex's client token (a tab id the browser
+chooses) identifies no one by itself.
+
+Every later event of an account state is checked before its handler runs by ONE middleware,
+state/session_guard.py: the cookie of the connection that sent the event must still be the
+login this tab was bound to, and that login must still be live (not revoked or expired, the
+account not disabled). Otherwise the tab is signed out and sent to /login.
 
 Using it from another state (pick one):
 
@@ -32,14 +40,32 @@ from dataclasses import dataclass
 import reflex as rx
 
 from workroom_app.billing import accounts
-from workroom_app.settings import get_settings
+
+from workroom_app.security.session_cookie import COOKIE_NAME, token_from_cookie_header
 
 LOGIN_ROUTE = "/login"
 SIGNUP_ROUTE = "/signup"
 # Where a signed-in visitor lands ("/" and the auth pages send them here).
 LANDING_ROUTE = "/generate"  # where a signed-in user lands (issue 3)
 PUBLIC_ROUTES = frozenset({LOGIN_ROUTE, SIGNUP_ROUTE})
-SESSION_COOKIE = "workroom_session"
+SESSION_COOKIE = COOKIE_NAME
+LOGOUT_PATH = "/api/auth/logout"
+
+
+def post_form_script(action: str, fields: dict[str, str] | None = None) -> str:
+    """Page script that submits a same-origin POST form (a full page navigation, so the
+    server's Set-Cookie applies and the next page opens a fresh websocket carrying it)."""
+    import json
+
+    inputs = "".join(
+        f"i=document.createElement('input');i.type='hidden';i.name={json.dumps(k)};"
+        f"i.value={json.dumps(v)};f.appendChild(i);"
+        for k, v in (fields or {}).items()
+    )
+    return (
+        "(()=>{const f=document.createElement('form');let i;f.method='POST';"
+        f"f.action={json.dumps(action)};{inputs}document.body.appendChild(f);f.submit();}})()"
+    )
 
 
 @dataclass(frozen=True)
@@ -50,6 +76,7 @@ class AccountView:
     email: str
     display_name: str
     is_staff: bool
+    email_confirmed: bool
     balance: int
     plan_key: str
     plan_name: str
@@ -76,6 +103,7 @@ def account_view(session, account) -> AccountView:  # noqa: ANN001
         email=account.email,
         display_name=account.display_name,
         is_staff=accounts.is_staff(account),
+        email_confirmed=account.email_confirmed_at is not None,
         balance=ledger.balance(session, account.id),
         plan_key=plan_key,
         plan_name=plan_display_name(plan_key),
@@ -100,12 +128,18 @@ def _route_of(state: rx.State) -> str:
     return path.rstrip("/") or "/"
 
 
+def request_token(state: rx.State) -> str:
+    """The login token in the Cookie header of the connection that sent the current event."""
+    root = state._get_root_state()  # router data lives on the root state only
+    headers = (root.router_data or {}).get("headers") or {}
+    return token_from_cookie_header(headers.get("cookie", "") if isinstance(headers, dict) else "")
+
+
 class SessionState(rx.State):
-    # The browser's login token. Browser-written: only ever used as a lookup key.
-    auth_token: str = rx.Cookie(
-        "", name=SESSION_COOKIE, same_site="strict", max_age=get_settings().session_days * 86400
-    )
     _account_id: int | None = None
+    # SHA-256 of the login token this tab was signed in with (the session guard compares it
+    # with the cookie of every event's connection).
+    _token_hash: str | None = None
 
     signed_in: bool = False
     email: str = ""
@@ -115,12 +149,16 @@ class SessionState(rx.State):
     balance_text: str = "0"
     plan_key: str = accounts.FREE_PLAN_KEY
     plan_name: str = "Free"
+    email_confirmed: bool = True
+    confirmation_note: str = ""
 
     # ------------------------------------------------------------- helpers
     def _apply(self, view: AccountView | None) -> None:
         if view is None:
             self._account_id = None
+            self._token_hash = None
             self.signed_in = False
+            self.email_confirmed = True
             self.email = ""
             self.display_name = ""
             self.is_staff = False
@@ -133,6 +171,7 @@ class SessionState(rx.State):
         self.email = view.email
         self.display_name = view.display_name
         self.is_staff = view.is_staff
+        self.email_confirmed = view.email_confirmed
         self._set_balance(view.balance)
         self.plan_key = view.plan_key
         self.plan_name = view.plan_name
@@ -146,15 +185,11 @@ class SessionState(rx.State):
 
         Other states call this after they change credits or the plan.
         """
-        token = self.auth_token if isinstance(self.auth_token, str) else ""
+        token = request_token(self)
         view = await asyncio.to_thread(read_account_view, token) if token else None
         self._apply(view)
+        self._token_hash = accounts.token_hash(token) if view is not None else None
         return view is not None
-
-    def _sign_in(self, token: str, view: AccountView) -> None:
-        """Called by AuthState after a successful log-in or sign-up."""
-        self.auth_token = token
-        self._apply(view)
 
     # -------------------------------------------------------------- events
     async def guard(self):
@@ -174,12 +209,38 @@ class SessionState(rx.State):
         return None
 
     async def logout(self):
-        token = self.auth_token if isinstance(self.auth_token, str) else ""
+        """Revoke this login at once, then let the server clear the cookie (the POST answers
+        with an expired Set-Cookie and sends the page to /login)."""
+        token = request_token(self)
         if token:
             await asyncio.to_thread(_revoke, token)
-        self.auth_token = ""
         self._apply(None)
-        return rx.redirect(LOGIN_ROUTE, replace=True)
+        return rx.call_script(post_form_script(LOGOUT_PATH))
+
+    async def logout_everywhere(self):
+        """Revoke every session of this account (other browsers and devices included): each of
+        their open tabs is refused on its next event and sent to /login."""
+        account_id = self._account_id
+        if account_id is None:
+            return rx.redirect(LOGIN_ROUTE, replace=True)
+        await asyncio.to_thread(_revoke_all, account_id)
+        self._apply(None)
+        return rx.call_script(post_form_script(LOGOUT_PATH))
+
+    async def resend_confirmation(self):
+        """Email a new confirmation link (the trial follows confirmation); rate limited."""
+        account_id = self._account_id
+        if account_id is None or self.email_confirmed:
+            return None
+        from workroom_app.security import rate_limits
+
+        refusal = rate_limits.confirmation_attempt(account_id)
+        if refusal is not None:
+            self.confirmation_note = refusal.message("confirmation emails")
+            return rx.toast.error(self.confirmation_note)
+        await asyncio.to_thread(send_confirmation, account_id)
+        self.confirmation_note = f"We sent a new link to {self.email}."
+        return rx.toast.success(self.confirmation_note)
 
 
 def _revoke(token: str) -> None:
@@ -187,3 +248,24 @@ def _revoke(token: str) -> None:
 
     with write_session() as session:
         accounts.revoke_login(session, token)
+
+
+def _revoke_all(account_id: int) -> int:
+    from workroom_app.db import write_session
+
+    with write_session() as session:
+        return accounts.revoke_all_logins(session, account_id)
+
+
+def send_confirmation(account_id: int) -> None:
+    """Blocking: queue a confirmation email for the account (unless already confirmed)."""
+    from workroom_app.billing.email_confirmation import queue_confirmation
+    from workroom_app.db import write_session
+    from workroom_app.models import Account
+    from workroom_app.security import signing
+
+    signing.ensure_secret()  # before the transaction: on first use it writes the secret itself
+    with write_session() as session:
+        account = session.get(Account, account_id)
+        if account is not None and account.email_confirmed_at is None:
+            queue_confirmation(session, account)

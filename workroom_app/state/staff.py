@@ -849,3 +849,41 @@ class StaffState(SessionState):
             for p in report.problems[:100]
         ]
         return rx.toast.success("Reconciliation finished: nothing wrong.") if report.ok else None
+
+    # ------------------------------------------------- security (issue 8): log out everywhere
+    async def log_out_account_everywhere(self):
+        """End every session of the account being looked at (a stolen cookie, a lost laptop).
+
+        Staff only, re-checked in the database in the same transaction; takes no argument: it
+        acts on the account this dashboard opened, never on an id the browser sends."""
+        actor = await self._actor()
+        if actor is None:
+            return self._refusal()
+        account_id = self._selected_id
+        if account_id is None:
+            return rx.toast.error("Open an account first.")
+        try:
+            ended = await asyncio.to_thread(_log_out_everywhere, actor, account_id)
+        except StaffOnly:
+            self._forget()
+            return self._refusal()
+        noun = "session" if ended == 1 else "sessions"
+        return rx.toast.success(f"{self.acc_email} was logged out everywhere ({ended} {noun} ended).")
+
+
+def _log_out_everywhere(actor_id: int, account_id: int) -> int:
+    """Blocking: revoke every session of `account_id` if `actor_id` is (still) staff,
+    with its audit row in the same transaction."""
+    from workroom_app.billing import accounts
+    from workroom_app.db import write_session
+    from workroom_app.models import Account
+
+    with write_session() as session:
+        actor = session.get(Account, actor_id)
+        if actor is None or not accounts.is_staff(actor) or actor.disabled_at is not None:
+            raise StaffOnly("Only staff can do this.")
+        ended = accounts.revoke_all_logins(session, account_id)
+        audit.record(session, actor, audit.REVOKE_SESSIONS, result=audit.DONE,
+                     detail=f"{ended} session(s) ended", account_id=account_id)
+    logger.info("staff %s logged account %s out everywhere (%s sessions)", actor_id, account_id, ended)
+    return ended

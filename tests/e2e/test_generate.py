@@ -112,6 +112,7 @@ def test_cost_follows_every_control(page, app_engine):
     swap = {"feature": "face_swap", "mode": "image"}
     expect(button(page)).to_have_text(expected_label(swap))
     expect(page.get_by_test_id("resolution-select")).to_be_hidden()  # an image swap has no resolution
+    expect(page.get_by_test_id("media-duration")).to_be_hidden()  # nor a duration
     page.get_by_test_id("model-select").select_option("video")
     # A video swap lasts as long as the target clip.
     expect(page.get_by_test_id("media-duration")).to_contain_text("the length of the target video")

@@ -293,6 +293,8 @@
     }
     lastQuote.set(form, q);
     var media = mediaOf(form, req);
+    // "Duration: the length of ..." only where it applies (a face swap of a picture has none).
+    show(part(form, "[data-media-seconds]"), media !== null);
     var counter = part(form, "[data-role=char-count]");
     if (counter && req.text !== undefined) {
       var model = modelOf(featureOf(req.feature), req.model);

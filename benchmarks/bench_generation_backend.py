@@ -75,15 +75,15 @@ def bench_renderers() -> list[tuple[str, float, int]]:
     cases = [
         ("image 1K x1", lambda: renderers.render_image("a lighthouse at dusk", "1K", 1, "flux_pro")),
         ("image 4K x4", lambda: renderers.render_image("a lighthouse at dusk", "4K", 4, "gpt_image")),
-        ("video 10 s 1080p (GIF preview)", lambda: renderers.render_video("waves", "1080p", 10, "veo3")),
+        ("video 10 s 1080p (MP4 preview size)", lambda: renderers.render_video("waves", "1080p", 10, "veo3")),
         ("voiceover 5,000 chars", lambda: renderers.render_voiceover("Workroom reads this. " * 238, "standard")),
         ("lip sync 60 s", lambda: renderers.render_lip_sync({}, "1080p", 60)),
     ]
     out = []
     for name, fn in cases:
         started = time.perf_counter()
-        data, _mime = fn()
-        out.append((name, (time.perf_counter() - started) * 1000, len(data)))
+        files = fn()  # a list of (bytes, mime): N images are N files
+        out.append((name, (time.perf_counter() - started) * 1000, sum(len(data) for data, _mime in files)))
     return out
 
 

@@ -192,14 +192,17 @@ def test_a_clip_that_cannot_be_played_is_refused(sqlite_app_db):
 
 REJECTIONS = [
     ("rejected_audio", [{"file": {"path": "./notes.txt"}, "errors": [{"code": "file-invalid-type"}]}], "audio",
-     "“notes.txt” is a .TXT file that the audio file cannot be. Choose an audio file (WAV, MP3, OGG, FLAC or M4A)."),
+     "“notes.txt” (.TXT) is the wrong type for the audio file. Choose an audio file (WAV, MP3, OGG, FLAC or M4A)."),
     ("rejected_face", [{"file": {"path": "holiday.mov"}, "errors": [{"code": "file-invalid-type"}]}], "face",
-     "“holiday.mov” is a .MOV file that the face image cannot be. Choose an image (PNG, JPEG, WebP or GIF)."),
+     "“holiday.mov” (.MOV) is the wrong type for the face image. Choose an image (PNG, JPEG, WebP or GIF)."),
     ("rejected_target", [{"file": {"path": "big.mp4"}, "errors": [{"code": "file-too-large"}]}], "target",
      "“big.mp4” is larger than 50 MB, the limit for the target image or video. Choose a smaller file."),
     ("rejected_source", [{"file": {"path": "a.png"}}, {"file": {"path": "b.png"}}], "source",
      "Choose one file for the video or image to animate: an image (PNG, JPEG, WebP or GIF) or a video "
      "(MP4, MOV, WebM or animated GIF)."),
+    # What Chromium sends for a refused file (the file's name does not survive serialisation).
+    ("rejected_audio", [{"file": {}, "errors": [{"code": "file-invalid-type", "message": "File type must be"}]}],
+     "audio", "That file is the wrong type for the audio file. Choose an audio file (WAV, MP3, OGG, FLAC or M4A)."),
     # Forged or odd records from a browser: a plain message, nothing breaks.
     ("rejected_audio", "junk", "audio", "That file cannot be used for the audio file. Choose an audio file "
      "(WAV, MP3, OGG, FLAC or M4A)."),

@@ -3,7 +3,6 @@ renderer's files, each linked to its seeded ledger debit (and the one refund), i
 
 from __future__ import annotations
 
-import io
 import json
 import wave
 from datetime import UTC, datetime

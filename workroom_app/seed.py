@@ -158,6 +158,24 @@ def _seed_generation(session: Session, account_id: int, request: dict, moment, m
         jobs.succeed(session, job.id, paths[0], mime, output_count=len(paths))
 
 
+def _demo_face() -> bytes:
+    """A drawn face (16:9, so the lip sync's mouth lands on it) for the demo's lip sync upload."""
+    import io
+
+    from PIL import Image, ImageDraw
+
+    w, h = 640, 360
+    img = Image.new("RGB", (w, h), (70, 110, 150))
+    draw = ImageDraw.Draw(img)
+    draw.ellipse([w // 2 - 105, h * 0.12, w // 2 + 105, h * 0.95], fill=(236, 196, 160))  # face
+    for x in (w // 2 - 45, w // 2 + 45):  # eyes
+        draw.ellipse([x - 14, h * 0.36, x + 14, h * 0.36 + 22], fill=(255, 255, 255))
+        draw.ellipse([x - 6, h * 0.36 + 5, x + 6, h * 0.36 + 17], fill=(40, 40, 40))
+    buf = io.BytesIO()
+    img.save(buf, format="PNG")
+    return buf.getvalue()
+
+
 class _DemoMedia:
     """The demo history's files: drawn by the local renderer (the code real jobs use), once per
     kind of request, small, and copied for each month's job."""
@@ -172,7 +190,7 @@ class _DemoMedia:
         if self._uploads is None:
             from workroom_app.generation import renderers, uploads
 
-            (face, _mime), = renderers.render_image("A friendly face, looking at the camera", "1K", 1, "demo")
+            face = _demo_face()
             (speech, _mime), = renderers.render_voiceover(_DEMO_LINE, "demo")
             source = uploads.save_for_role(self.account_id, "lip_sync", "source", face)
             audio = uploads.save_for_role(self.account_id, "lip_sync", "audio", speech)

@@ -97,20 +97,27 @@ def test_cost_follows_every_control(page, app_engine):
     expect(button(page)).to_have_text(expected_label(voice))
     expect(page.get_by_test_id("char-count")).to_have_text("260 / 5,000 characters")
 
+    # Lip sync lasts as long as its audio: no duration menu, no price until the audio is uploaded
+    # (tests/e2e/test_generate_media.py prices an upload).
     page.get_by_test_id("feature-lip_sync").click()
-    lip = {"feature": "lip_sync", "model": "standard", "resolution": "720p", "duration": 1}
-    expect(button(page)).to_have_text(expected_label(lip))
-    for field, value in [("duration", "5"), ("model", "pro"), ("duration", "5")]:
-        page.get_by_test_id(f"{field}-select").select_option(value)
-        lip[field] = int(value) if field == "duration" else value
-        expect(button(page)).to_have_text(expected_label(lip))
+    expect(button(page)).to_have_text("Generate")
+    expect(button(page)).to_be_disabled()
+    expect(page.get_by_test_id("generate-note")).to_have_text(
+        "Upload the audio to see the cost: it is priced by its length.")
+    expect(page.get_by_test_id("duration-select")).to_have_count(0)
+    page.get_by_test_id("model-select").select_option("pro")
+    expect(button(page)).to_have_text("Generate")
 
     page.get_by_test_id("feature-face_swap").click()
     swap = {"feature": "face_swap", "mode": "image"}
     expect(button(page)).to_have_text(expected_label(swap))
     expect(page.get_by_test_id("resolution-select")).to_be_hidden()  # an image swap has no resolution
+    expect(page.get_by_test_id("media-duration")).to_be_hidden()  # nor a duration
     page.get_by_test_id("model-select").select_option("video")
-    expect(page.get_by_test_id("duration-select")).to_be_visible()
+    # A video swap lasts as long as the target clip.
+    expect(page.get_by_test_id("media-duration")).to_contain_text("the length of the target video")
+    expect(page.get_by_test_id("generate-note")).to_have_text(
+        "Upload the target video to see the cost: it is priced by its length.")
 
     # A tab remembers what was chosen in it.
     page.get_by_test_id("feature-video").click()
@@ -207,7 +214,7 @@ def test_screenshots_desktop_and_phone(page, app_engine):
     page.screenshot(path="/tmp/workroom-generate-desktop.png", full_page=True)
     page.set_viewport_size({"width": 390, "height": 844})
     page.get_by_test_id("feature-lip_sync").click()
-    expect(button(page)).to_contain_text("Generate ·")
+    expect(page.get_by_test_id("media-duration")).to_be_visible()  # priced once the audio is uploaded
     page.screenshot(path="/tmp/workroom-generate-phone.png", full_page=True)
     # Nothing spills sideways on a phone.
     assert page.evaluate("document.documentElement.scrollWidth") <= 390

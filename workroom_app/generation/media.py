@@ -16,7 +16,7 @@ import math
 from array import array
 from dataclasses import dataclass
 from fractions import Fraction
-from typing import Iterable
+from typing import Iterable, Iterator
 
 import av
 from PIL import Image
@@ -149,30 +149,43 @@ def loudness(samples: array, n: int) -> list[float]:
 
 def video_frames(data: bytes, size: tuple[int, int], fps: int, limit: int) -> list[Image.Image]:
     """Frames of the first video stream sampled at `fps` (at most `limit`), fitted to `size`."""
+    return list(iter_video_frames(data, size, fps, limit))
+
+
+def iter_video_frames(data: bytes, size: tuple[int, int], fps: int, limit: int) -> Iterator[Image.Image]:
+    """video_frames() one at a time, so a long clip never sits in memory whole. Raises
+    MediaError before the first frame when the clip cannot be decoded."""
     from PIL import ImageOps
 
-    frames: list[Image.Image] = []
-    with _open(data) as container:
+    container = _open(data)
+    try:
         if not container.streams.video:
             raise MediaError("no video stream")
         stream = container.streams.video[0]
         stream.thread_type = "AUTO"
-        next_time = 0.0
-        try:
-            for frame in container.decode(stream):
-                t = float(frame.time) if frame.time is not None else len(frames) / fps
-                if t + 1e-6 < next_time:
-                    continue
-                frames.append(ImageOps.fit(frame.to_image().convert("RGB"), size))
-                next_time += 1 / fps
-                if len(frames) >= limit:
-                    break
-        except av.FFmpegError as exc:
-            if not frames:
-                raise MediaError(str(exc)) from None
-    if not frames:
-        raise MediaError("the clip has no frames")
-    return frames
+        decoded = container.decode(stream)
+        first = True
+        next_time, count = 0.0, 0
+        while count < limit:
+            try:
+                frame = next(decoded)
+            except StopIteration:
+                break
+            except av.FFmpegError as exc:
+                if first:
+                    raise MediaError(str(exc)) from None
+                break  # a damaged tail: keep what played
+            t = float(frame.time) if frame.time is not None else count / fps
+            if t + 1e-6 < next_time:
+                continue
+            first = False
+            count += 1
+            next_time += 1 / fps
+            yield ImageOps.fit(frame.to_image().convert("RGB"), size)
+        if first:
+            raise MediaError("the clip has no frames")
+    finally:
+        container.close()
 
 
 # ------------------------------------------------------------------ encoding

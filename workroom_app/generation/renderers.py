@@ -22,6 +22,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import io
+import itertools
 import math
 import random
 import struct
@@ -36,6 +37,7 @@ VIDEO_HEIGHTS = {"480p": 480, "720p": 720, "1080p": 1080, "4K": 2160}
 # Video frames are kept small so a render takes well under a second per video second.
 PREVIEW_MAX_WIDTH = 480
 FPS = 8
+LOOP_SECONDS = 10  # the longest part of a lip sync's source clip kept to loop under the audio
 CHARS_PER_SECOND = 15
 SAMPLE_RATE = 16000
 
@@ -131,7 +133,7 @@ def _preview_size(resolution: str) -> tuple[int, int]:
     return max(16, int(w * scale)) // 2 * 2, max(16, int(h * scale)) // 2 * 2
 
 
-def _mp4(frames: list[Image.Image], size: tuple[int, int], audio=None) -> bytes:
+def _mp4(frames, size: tuple[int, int], audio=None) -> bytes:
     from workroom_app.generation import media
 
     return media.encode_mp4(frames, size, FPS, audio=audio)
@@ -146,16 +148,17 @@ def render_video(prompt: str, resolution: str = "720p", duration: float = 5, mod
         (rng.uniform(0, w), rng.uniform(0, h), rng.uniform(0.05, 0.2) * h, rng.uniform(-3, 3), rng.uniform(-2, 2), c)
         for c in colours[1:] * 2
     ]
-    frames = []
-    for f in range(n):
-        img = Image.new("RGB", (w, h), colours[0])
-        draw = ImageDraw.Draw(img)
-        for x, y, r, dx, dy, c in shapes:
-            cx, cy = (x + dx * f * 4) % w, (y + dy * f * 4) % h
-            draw.ellipse([cx - r, cy - r, cx + r, cy + r], fill=c)
-        _caption(draw, w, h, prompt, f"{model} {resolution} {f / FPS:.1f}s")
-        frames.append(img)
-    return [(_mp4(frames, (w, h)), "video/mp4")]
+    def frames():  # drawn one at a time as the encoder takes them
+        for f in range(n):
+            img = Image.new("RGB", (w, h), colours[0])
+            draw = ImageDraw.Draw(img)
+            for x, y, r, dx, dy, c in shapes:
+                cx, cy = (x + dx * f * 4) % w, (y + dy * f * 4) % h
+                draw.ellipse([cx - r, cy - r, cx + r, cy + r], fill=c)
+            _caption(draw, w, h, prompt, f"{model} {resolution} {f / FPS:.1f}s")
+            yield img
+
+    return [(_mp4(frames(), (w, h)), "video/mp4")]
 
 
 def _char_samples(ch: str) -> bytes:
@@ -240,6 +243,22 @@ def _frames(data: bytes | None, mime: str, size: tuple[int, int], limit: int) ->
     return frames, note
 
 
+def _frame_stream(data: bytes | None, mime: str, size: tuple[int, int], limit: int):
+    """(iterator of frames, note): like _frames but decoding a clip one frame at a time."""
+    from workroom_app.generation import media
+
+    if data and (mime.startswith("video/") or mime == "image/gif"):
+        stream = media.iter_video_frames(data, size, FPS, limit)
+        try:
+            first = next(stream)
+        except (media.MediaError, StopIteration):
+            pass
+        else:
+            return itertools.chain([first], stream), ""
+    frames, note = _frames(data, mime, size, 1)  # a picture, or the labelled "not decoded" frame
+    return iter(frames), note
+
+
 def _clip_seconds(data: bytes | None, mime: str) -> float | None:
     """How long an uploaded clip plays (None for a still picture or an unreadable file)."""
     from workroom_app.generation import uploads
@@ -289,19 +308,23 @@ def render_face_swap(inputs: dict, mode: str = "image", resolution: str = "720p"
             except Exception:
                 pass
         n = 1
-    frames, note = _frames(target[0] if target else None, target[1] if target else "", size, n)
+    source, note = _frame_stream(target[0] if target else None, target[1] if target else "", size, n)
     d = max(16, min(size) // 3)
     cut, mask = _face_cutout(face[0] if face else None, d)
-    out = []
-    for i in range(n):
-        img = frames[min(i, len(frames) - 1)].copy()
-        bob = int(math.sin(i / FPS * 2 * math.pi) * d * 0.05)
-        img.paste(cut, ((size[0] - d) // 2, size[1] // 6 + bob), mask)
-        _caption(ImageDraw.Draw(img), size[0], size[1], "", "face swap" + (f", {note}" if note else ""))
-        out.append(img)
+
+    def frames():
+        last = None
+        for i in range(n):
+            last = next(source, None) or last  # a clip shorter than asked holds its last frame
+            img = last.copy()
+            bob = int(math.sin(i / FPS * 2 * math.pi) * d * 0.05)
+            img.paste(cut, ((size[0] - d) // 2, size[1] // 6 + bob), mask)
+            _caption(ImageDraw.Draw(img), size[0], size[1], "", "face swap" + (f", {note}" if note else ""))
+            yield img
+
     if mode == "video":
-        return [(_mp4(out, size), "video/mp4")]
-    return [(_png(out[0]), "image/png")]
+        return [(_mp4(frames(), size), "video/mp4")]
+    return [(_png(next(frames())), "image/png")]
 
 
 def audio_envelope(samples, n: int) -> list[float]:
@@ -335,7 +358,9 @@ def render_lip_sync(inputs: dict, resolution: str = "720p", duration: float = 3)
     # The video lasts as long as the audio it carries.
     seconds = len(samples) / media.AUDIO_RATE if samples is not None else float(duration or 1)
     n = max(1, int(math.ceil(seconds * FPS - 1e-6)))
-    frames, note = _frames(source[0] if source else None, source[1] if source else "", size, n)
+    # A clip plays (looping when shorter than the audio); at most LOOP_SECONDS of it is kept.
+    frames, note = _frames(source[0] if source else None, source[1] if source else "", size,
+                           min(n, LOOP_SECONDS * FPS))
     if samples is not None:
         env = audio_envelope(samples, n)
     else:
@@ -344,20 +369,21 @@ def render_lip_sync(inputs: dict, resolution: str = "720p", duration: float = 3)
         note = ", ".join(filter(None, [note, "audio not decoded"]))
     w, h = size
     label = "lip sync" + (f", {note}" if note else "")
-    out = []
     cx, cy = w // 2, int(h * 0.62)
-    for i in range(n):
-        # A clip plays through (looping when shorter than the audio); a picture stays still.
-        img = frames[i % len(frames)].copy()
-        draw = ImageDraw.Draw(img)
-        _caption(draw, w, h, "", label)
-        mouth_h = int(4 + env[i] * h * 0.12)
-        draw.rounded_rectangle(
-            [cx - w // 10, cy - mouth_h // 2, cx + w // 10, cy + mouth_h // 2], radius=4,
-            fill=(150, 20, 40), outline=(255, 255, 255),
-        )
-        out.append(img)
-    return [(_mp4(out, size, audio=samples), "video/mp4")]
+
+    def out():
+        for i in range(n):
+            img = frames[i % len(frames)].copy()
+            draw = ImageDraw.Draw(img)
+            _caption(draw, w, h, "", label)
+            mouth_h = int(4 + env[i] * h * 0.12)
+            draw.rounded_rectangle(
+                [cx - w // 10, cy - mouth_h // 2, cx + w // 10, cy + mouth_h // 2], radius=4,
+                fill=(150, 20, 40), outline=(255, 255, 255),
+            )
+            yield img
+
+    return [(_mp4(out(), size, audio=samples), "video/mp4")]
 
 
 def render(model: str, inputs: dict) -> list[tuple[bytes, str]]:

@@ -271,14 +271,14 @@ def save_for_role(
     if role not in roles:
         raise InvalidUpload("This feature does not take that upload.")
     what = ROLE_LABELS[role][0].upper() + ROLE_LABELS[role][1:]
-    length_check = None
-    if TIMED_ROLES.get(feature) == role:
-        def length_check(seconds: float) -> None:
-            problem = length_problem(feature, what, seconds, plan_key)
-            if problem:
-                raise InvalidUpload(problem)
+    def check_length(seconds: float) -> None:
+        problem = length_problem(feature, what, seconds, plan_key)
+        if problem:
+            raise InvalidUpload(problem)
 
-    return save_upload(account_id, data, roles[role], what=what, media_dir=media_dir, length_check=length_check)
+    timed = TIMED_ROLES.get(feature) == role
+    return save_upload(account_id, data, roles[role], what=what, media_dir=media_dir,
+                       length_check=check_length if timed else None)
 
 
 @functools.lru_cache(maxsize=256)

@@ -381,8 +381,8 @@ def rejection_message(feature: str, role: str, rejected: object) -> str:
         return choose_one_message(feature, role)
     if "file-invalid-type" in codes:
         ext = name.rsplit(".", 1)[1].upper() if "." in name else ""
-        kind = f"a .{ext} file" if ext and len(ext) <= 8 and ext.isalnum() else "not a type"
-        return f"{quoted} is {kind} that {label} cannot be. Choose {accepted}."
+        kind = f" (.{ext})" if ext and len(ext) <= 8 and ext.isalnum() else ""
+        return f"{quoted}{kind} is the wrong type for {label}. Choose {accepted}."
     if "file-too-large" in codes:
         limit = max((uploads.MAX_BYTES[k] for k in kinds), default=0)
         return f"{quoted} is larger than {uploads.size_text(limit)}, the limit for {label}. Choose a smaller file."
@@ -554,7 +554,10 @@ class GenerateState(SessionState):
             return rx.redirect(LOGIN_ROUTE)
         errors = {k: v for k, v in self.upload_errors.items() if k != role}
         if not isinstance(files, list) or len(files) != 1:
-            # The picker refused the file (on_drop_rejected says why) or several were dropped.
+            if isinstance(files, list) and not files and role in self.upload_errors:
+                # The picker refused the file: the rejected_* event (before or after this one)
+                # says what is wrong with it; keep that rather than a vaguer message.
+                return None
             self.upload_errors = {**errors, role: choose_one_message(feature, role)}
             return None
         upload = files[0]

@@ -371,3 +371,18 @@ class AppSetting(SQLModel, table=True):
     __tablename__ = "app_setting"
     key: str = Field(primary_key=True, max_length=64)
     value: str
+
+
+# --------------------------------------------------------------- live layer (issue 12)
+
+
+class ChangeLog(SQLModel, table=True):
+    """SQLite only: "account N changed" for the other processes on the machine (see
+    workroom_app/notifications.py). Written in the changing transaction; pruned by writers.
+    On PostgreSQL changes travel as NOTIFY instead and this table stays empty."""
+
+    __tablename__ = "change_log"
+    seq: int | None = Field(default=None, primary_key=True)
+    account_id: int
+    kinds: str = Field(max_length=200)
+    origin: str = Field(default="", max_length=40)

@@ -59,6 +59,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection
 from sqlmodel import Session
 
+from workroom_app import notifications
 from workroom_app.billing import clock
 from workroom_app.models import AccountBalance, ActionType, CreditGrant, GrantSource, LedgerEntry
 
@@ -630,6 +631,17 @@ def _pg_fast_spend(
 # ----------------------------------------------------------------- operations
 
 
+def _announce(session: Session | Connection, account_id: int) -> None:
+    """Every new ledger row changes a balance: tell the open tabs when the transaction commits."""
+    notifications.announce(session, account_id, notifications.BALANCE)
+
+
+def _announced(session: Session | Connection, account_id: int, result: LedgerResult) -> LedgerResult:
+    if result.created:
+        _announce(session, account_id)
+    return result
+
+
 def open_account(session: Session, account_id: int) -> None:
     """Create the account's balance row (balance 0). Opening twice changes nothing."""
     _check_id(account_id, "account")
@@ -713,6 +725,7 @@ def grant(
         draws=[[grant_id, amount]],
     )
     _set_balance(conn, account_id, new_balance, _min_expiry(next_expiry, expires_at), now)
+    _announce(session, account_id)
     return LedgerResult(entry_id, amount, new_balance, True)
 
 
@@ -804,7 +817,7 @@ def debit(
     action = _check_action(action_type, DEBIT_ACTIONS, "debit")
     reference_type = _check_text(reference_type, "reference type", 32, required=False)
     reference_id = _check_text(reference_id, "reference", 64, required=False)
-    return _spend(
+    return _announced(session, account_id, _spend(
         _conn(session),
         account_id,
         amount,
@@ -814,7 +827,7 @@ def debit(
         feature=feature,
         reference_type=reference_type,
         reference_id=reference_id,
-    )
+    ))
 
 
 def refund(session: Session, debit_entry_id: int, *, idempotency_key: str) -> LedgerResult:
@@ -913,6 +926,7 @@ def refund(session: Session, debit_entry_id: int, *, idempotency_key: str) -> Le
         draws=restored,
     )
     _set_balance(conn, account_id, new_balance, next_expiry, now)
+    _announce(session, account_id)
     return LedgerResult(entry_id, amount, new_balance, True)
 
 
@@ -945,6 +959,7 @@ def expire_due(
         result, _, _ = _sweep(conn, acct, bal, now)
         if result is not None:
             results.append(result)
+            _announce(session, acct)
     return results
 
 
@@ -1004,6 +1019,7 @@ def burn_subscription_grants(
         draws=[[gid, left] for gid, left in burned],
     )
     _set_balance(conn, account_id, new_balance, _next_expiry(conn, account_id), now)
+    _announce(session, account_id)
     return LedgerResult(entry_id, -total, new_balance, True)
 
 
@@ -1043,7 +1059,7 @@ def staff_adjust(
             reason=reason,
             actor_id=actor_id,
         )
-    return _spend(
+    return _announced(session, account_id, _spend(
         _conn(session),
         account_id,
         -amount,
@@ -1059,7 +1075,7 @@ def staff_adjust(
             "Cannot remove {needed} credits: the balance is only {available}, "
             "and a balance never goes below zero."
         ),
-    )
+    ))
 
 
 def balance(session: Session, account_id: int) -> int:

@@ -59,6 +59,8 @@ class Settings(BaseSettings):
     notify_channel: str = ""  # Redis channel; default: one derived from the database URL
     # Billing scheduler (renewals) in `workroom worker`: one active per deployment.
     run_scheduler: bool = True
+    # Benchmarks: count SQL statements per process into this directory (sql_counter.py).
+    sql_count_dir: str = ""
 
     # Receipts: with no SMTP host the emails stay in the outbox.
     smtp_host: str = ""

@@ -299,7 +299,7 @@ HEARTBEAT_SECONDS = 10.0
 HEARTBEAT_PREFIX = "worker:"
 # Without notifications (or as a safety net with them) a pass runs at least this often: it
 # sweeps deadlines and takes over jobs whose worker died (their lease ran out).
-IDLE_PASS_SECONDS = 2.0
+IDLE_PASS_SECONDS = 5.0
 
 
 def _heartbeat(session, worker_id: str, *, stopping: bool = False) -> None:

@@ -103,10 +103,7 @@ class Socket:
         buffer: list[str] = []
         try:
             while True:
-                data = await self.reader.read(1 << 20)
-                if not data:
-                    break
-                self.ws.receive_data(data)
+                # Events first: the handshake's last read may already hold the first frames.
                 for event in self.ws.events():
                     if isinstance(event, TextMessage):
                         buffer.append(event.data)
@@ -123,6 +120,10 @@ class Socket:
                         return
                     elif isinstance(event, Message):
                         pass
+                data = await self.reader.read(1 << 20)
+                if not data:
+                    break
+                self.ws.receive_data(data)
         except (ConnectionError, OSError):
             pass
         finally:

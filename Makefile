@@ -17,7 +17,7 @@ export REFLEX_CHECK_LATEST_VERSION := false
 export REFLEX_TELEMETRY_ENABLED := false
 export NPM_CONFIG_REGISTRY ?= $(shell npm config get registry 2>/dev/null)
 
-.PHONY: setup test-setup run test test-fast bench worker clean
+.PHONY: setup test-setup run run-scaled test test-fast bench worker clean
 
 setup: $(VENV)/.installed $(BUN)
 
@@ -51,6 +51,10 @@ run: setup
 	$(BIN)/workroom seed-demo
 	@$(BIN)/workroom demo-logins --url http://localhost:$(PORT)
 	$(BIN)/reflex run --env prod --single-port --frontend-port $(PORT) --backend-port $(PORT)
+
+# Several web workers (Redis state manager) + PostgreSQL + separate generation workers; docs/deploy.md.
+run-scaled: setup
+	PORT=$(PORT) bash scripts/run-scaled.sh
 
 test: test-setup
 	$(BIN)/python -m pytest $(PYTEST_ARGS)

@@ -28,9 +28,7 @@ from workroom_app.db import read_session, write_session
 from workroom_app.generation import jobs, uploads
 from workroom_app.http import media_routes
 from workroom_app.models import GenerationJob, JobStatus, LedgerEntry
-from workroom_app.state import live
 from workroom_app.state.generate import GenerateState, endings, failure_toast, job_view
-from workroom_app.state.live import LiveState
 from workroom_app.state.session import SessionState
 
 PASSWORD = "correct horse"
@@ -459,74 +457,7 @@ def test_a_failed_job_toasts_the_credits_returned(sqlite_app_db):
 
 
 # ------------------------------------------------------------------ live push
-
-
-def test_live_push_updates_balance_and_jobs_of_an_open_tab(sqlite_app_db, monkeypatch):
-    account_id = make_account(sqlite_app_db)
-    monkeypatch.setattr(live, "POLL_SECONDS", 0.05)
-    connected = {"yes": True}
-
-    async def fake_connected(_token):
-        return connected["yes"]
-
-    monkeypatch.setattr(live, "_connected", fake_connected)
-    monkeypatch.setattr(live, "GRACE_SECONDS", 0.1)
-
-    async def wait_for(check, timeout=3.0):
-        deadline = asyncio.get_running_loop().time() + timeout
-        while asyncio.get_running_loop().time() < deadline:
-            if await check():
-                return True
-            await asyncio.sleep(0.02)
-        return False
-
-    async def scenario(new_browser):
-        tab = new_browser()
-        await tab.log_in("ann@example.com")
-        await tab.send(GenerateState, "load")
-        await tab.send(LiveState, "start", chained=False)
-        await tab.send(LiveState, "start", chained=False)  # a second page load: still one loop for the tab
-        await asyncio.sleep(0.1)
-        assert live.loop_count() == 1
-
-        # A staff adjustment elsewhere: this tab's header follows without a reload.
-        with write_session(sqlite_app_db) as s:
-            ledger.staff_adjust(s, account_id, 7, reason="goodwill", actor_id=account_id, idempotency_key="adj-1")
-
-        async def balance_is(n):
-            return (await tab.state(SessionState)).balance == n
-
-        assert await wait_for(lambda: balance_is(57))
-
-        # A job started in another tab and then failing: listed, then refunded and gone.
-        with write_session(sqlite_app_db) as s:
-            job = jobs.submit(s, account_id, {"feature": "video", "model": "seedance_lite", "resolution": "720p",
-                                               "duration": "5", "prompt": "x"}, client_request_id="other-tab-1")
-            job_id = job.id
-
-        async def listed():
-            return [j.id for j in (await tab.state(GenerateState)).active_jobs] == [job_id]
-
-        assert await wait_for(listed)
-        assert await wait_for(lambda: balance_is(37))
-        with write_session(sqlite_app_db) as s:
-            jobs.fail(s, job_id, JobStatus.FAILED, "boom")
-
-        async def ended():
-            gen = await tab.state(GenerateState)
-            return gen.active_jobs == [] and gen.history and gen.history[0].status == "failed"
-
-        assert await wait_for(ended)
-        assert await wait_for(lambda: balance_is(57))
-
-        connected["yes"] = False  # the tab goes away: its loop ends
-
-        async def stopped():
-            return live.loop_count() == 0
-
-        assert await wait_for(stopped)
-
-    run(scenario)
+# (tests/test_live.py: the push on commit to the tabs of the changed account)
 
 
 # ------------------------------------------------------------------ media route

@@ -1,7 +1,8 @@
 """Work the Reflex backend runs beside the pages for as long as it is up.
 
-`register_background(app)` (called once in workroom_app.py) registers a lifespan task that runs
-the generation worker loop, which also starts the local generation service when the local
+`register_background(app)` (called once in workroom_app.py) registers the live push (one change
+listener per process, see state/live.py) and a lifespan task that runs the generation worker loop
+(restarted if it dies; /api/health reports it), which also starts the local generation service when the local
 provider is selected and nothing answers at settings.local_provider_url. Jobs are durable rows
 claimed with a conditional UPDATE and a lease, so several backend processes each running a worker
 (or a separate `workroom worker`) never run one job twice.
@@ -26,13 +27,47 @@ def worker_enabled() -> bool:
     return os.environ.get("WORKROOM_RUN_WORKER", "1").strip().lower() not in ("0", "false", "no", "off")
 
 
+# A worker that crashes is started again after these many seconds (then the longest, repeated).
+RESTART_BACKOFF = (1.0, 2.0, 5.0, 15.0, 30.0)
+
+# What /api/health reports about the in-process worker ("not started" when it does not run here).
+worker_status: dict[str, object] = {"state": "not started", "restarts": 0, "error": None}
+
+
+async def supervise_worker(stop: asyncio.Event, run=None) -> None:  # noqa: ANN001
+    """Run the worker until `stop`; if it dies, log it, mark the app degraded, start it again."""
+    if run is None:
+        from workroom_app.generation.worker import run_worker as run
+    attempt = 0
+    while not stop.is_set():
+        worker_status.update(state="running")
+        try:
+            await run(stop)
+            if stop.is_set():
+                break
+            raise RuntimeError("the worker loop returned")
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # noqa: BLE001  (any failure: report, then restart)
+            log.exception("generation worker died; restarting it")
+            worker_status.update(
+                state="restarting", error=f"{exc.__class__.__name__}: {exc}"[:300],
+                restarts=int(worker_status["restarts"]) + 1,
+            )
+        delay = RESTART_BACKOFF[min(attempt, len(RESTART_BACKOFF) - 1)]
+        attempt += 1
+        try:
+            await asyncio.wait_for(stop.wait(), timeout=delay)
+        except TimeoutError:
+            pass
+    worker_status.update(state="stopped")
+
+
 @contextlib.asynccontextmanager
 async def generation_worker():
-    """Lifespan: start the worker loop; on shutdown let it release its jobs' leases."""
-    from workroom_app.generation.worker import run_worker
-
+    """Lifespan: start the (supervised) worker loop; on shutdown let it release its jobs' leases."""
     stop = asyncio.Event()
-    task = asyncio.create_task(run_worker(stop), name="workroom-generation-worker")
+    task = asyncio.create_task(supervise_worker(stop), name="workroom-generation-worker")
     log.info("generation worker started in the app process")
     try:
         yield
@@ -51,5 +86,6 @@ def register_background(app) -> None:
     from workroom_app.state import live
 
     live.set_app(app)
+    app.register_lifespan_task(live.live_push)
     if worker_enabled():
         app.register_lifespan_task(generation_worker)

@@ -104,6 +104,10 @@ def get_engine(url: str | None = None) -> Engine:
         engine = _engines.get(url)
         if engine is None:
             engine = _engines[url] = make_engine(url)
+            if get_settings().sql_count_dir:  # benchmarks only (see sql_counter.py)
+                from workroom_app import sql_counter
+
+                sql_counter.attach(engine, get_settings().sql_count_dir)
         return engine
 
 

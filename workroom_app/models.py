@@ -520,3 +520,16 @@ class TrialClaim(SQLModel, table=True):
     canonical_email: str = Field(primary_key=True, max_length=254)
     account_id: int = Field(foreign_key="account.id", index=True)
     claimed_at: datetime
+# --------------------------------------------------------------- live layer (issue 12)
+
+
+class ChangeLog(SQLModel, table=True):
+    """SQLite only: "account N changed" for the other processes on the machine (see
+    workroom_app/notifications.py). Written in the changing transaction; pruned by writers.
+    On PostgreSQL changes travel as NOTIFY instead and this table stays empty."""
+
+    __tablename__ = "change_log"
+    seq: int | None = Field(default=None, primary_key=True)
+    account_id: int
+    kinds: str = Field(max_length=200)
+    origin: str = Field(default="", max_length=40)

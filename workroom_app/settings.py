@@ -10,7 +10,7 @@ import os
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import Field, model_validator
+from pydantic import AliasChoices, Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -51,8 +51,18 @@ class Settings(BaseSettings):
     # long its claim on a job lasts without renewal before another worker may
     # take the job over (a dead worker's jobs resume after this).
     worker_poll_interval: float = Field(default=0.5, gt=0)
-    worker_max_parallel: int = Field(default=4, ge=1, le=64)
+    worker_max_parallel: int = Field(default=4, ge=1, le=10_000)
     worker_lease_seconds: float = Field(default=30.0, gt=0)
+
+    # Change notifications (workroom_app/notifications.py): auto, postgres, redis or local.
+    notify: str = "auto"
+    # Redis for change notifications; Reflex's own REFLEX_REDIS_URL is used when this is unset.
+    redis_url: str = Field(default="", validation_alias=AliasChoices("WORKROOM_REDIS_URL", "REFLEX_REDIS_URL"))
+    notify_channel: str = ""  # Redis channel; default: one derived from the database URL
+    # Billing scheduler (renewals) in `workroom worker`: one active per deployment.
+    run_scheduler: bool = True
+    # Benchmarks: count SQL statements per process into this directory (sql_counter.py).
+    sql_count_dir: str = ""
 
     # Receipts: with no SMTP host the emails stay in the outbox.
     smtp_host: str = ""

@@ -79,7 +79,30 @@ async def health(_request: Request) -> JSONResponse:
         return JSONResponse(
             {"status": "error", "detail": f"database: {exc.__class__.__name__}"}, status_code=503
         )
+    problem = await asyncio.to_thread(_worker_problem)
+    if problem:
+        # The pages work; generations wait. 200 so a load balancer keeps serving the pages.
+        return JSONResponse({"status": "degraded", "detail": problem})
     return JSONResponse({"status": "ok"})
+
+
+def _worker_problem() -> str | None:
+    """Why generations would not run now, or None: the in-process worker is restarting after a
+    crash, or (workers run as their own processes) none has reported recently."""
+    from workroom_app import background
+
+    if background.worker_enabled():
+        status = background.worker_status
+        if status["state"] == "restarting":
+            return f"generation worker restarting after: {status['error']}"
+        return None
+    from workroom_app.db import read_session
+    from workroom_app.generation.worker import HEARTBEAT_SECONDS, live_worker_count
+
+    with read_session() as session:
+        if live_worker_count(session) == 0:
+            return f"no generation worker has reported in {3 * HEARTBEAT_SECONDS:.0f} s"
+    return None
 
 
 API_ROUTES: list[Route] = [

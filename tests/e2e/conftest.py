@@ -124,7 +124,8 @@ class AppDidNotStart(RuntimeError):
 
 
 def start_app(run_dir: Path, database_url: str, bun_dir: Path, *, render_seconds: str,
-              timeout_s: float = STARTUP_TIMEOUT_S, log_tail_chars: int = 4000) -> tuple[str, subprocess.Popen]:
+              timeout_s: float = STARTUP_TIMEOUT_S, log_tail_chars: int = 4000,
+              extra_env: dict[str, str] | None = None) -> tuple[str, subprocess.Popen]:
     """Serve the app (`reflex run --env prod --single-port`) on a free 127.0.0.1 port with
     its build, states, media and log under `run_dir`; returns (url, process) once it
     answers (the caller stops it). If it dies or times out: stops it and raises
@@ -150,6 +151,7 @@ def start_app(run_dir: Path, database_url: str, bun_dir: Path, *, render_seconds
         "WORKROOM_LOCAL_PROVIDER_URL": f"http://127.0.0.1:{_free_port()}",
         "WORKROOM_LOCAL_RENDER_SECONDS": render_seconds,
         "WORKROOM_WORKER_POLL_INTERVAL": "0.2",
+        **(extra_env or {}),
     }
     log_path = run_dir / "server.log"
     reflex = REPO / ".venv" / "bin" / "reflex"

@@ -24,6 +24,7 @@ from sqlalchemy import bindparam, func, insert, update
 from sqlalchemy import select as core_select
 from sqlmodel import Session, select
 
+from workroom_app import notifications
 from workroom_app.billing import clock, formatting
 from workroom_app.models import (
     Account,
@@ -165,6 +166,7 @@ def create_invoice(
     )
     values = {c.name: getattr(invoice, c.name) for c in _I.columns if c.name != "id"}
     invoice.id = conn.execute(_insert_stmt, values).scalar_one()
+    notifications.announce(session, account_id, notifications.PAYMENT)
     conn.execute(
         _insert_line_stmt,
         [

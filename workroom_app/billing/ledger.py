@@ -59,6 +59,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection
 from sqlmodel import Session
 
+from workroom_app import notifications
 from workroom_app.billing import balance_watch, clock
 from workroom_app.models import AccountBalance, ActionType, CreditGrant, GrantSource, LedgerEntry
 
@@ -632,6 +633,17 @@ def _pg_fast_spend(
 # ----------------------------------------------------------------- operations
 
 
+def _announce(session: Session | Connection, account_id: int) -> None:
+    """Every new ledger row changes a balance: tell the open tabs when the transaction commits."""
+    notifications.announce(session, account_id, notifications.BALANCE)
+
+
+def _announced(session: Session | Connection, account_id: int, result: LedgerResult) -> LedgerResult:
+    if result.created:
+        _announce(session, account_id)
+    return result
+
+
 def open_account(session: Session, account_id: int) -> None:
     """Create the account's balance row (balance 0). Opening twice changes nothing."""
     _check_id(account_id, "account")
@@ -715,6 +727,7 @@ def grant(
         draws=[[grant_id, amount]],
     )
     _set_balance(conn, account_id, new_balance, _min_expiry(next_expiry, expires_at), now)
+    _announce(session, account_id)
     return LedgerResult(entry_id, amount, new_balance, True)
 
 
@@ -820,7 +833,7 @@ def debit(
     if result.created:
         # Alerts and auto top-up look at it after the commit (no SQL here).
         balance_watch.note(session, account_id, result.entry_id, amount, result.balance_after)
-    return result
+    return _announced(session, account_id, result)
 
 
 def refund(session: Session, debit_entry_id: int, *, idempotency_key: str) -> LedgerResult:
@@ -919,6 +932,7 @@ def refund(session: Session, debit_entry_id: int, *, idempotency_key: str) -> Le
         draws=restored,
     )
     _set_balance(conn, account_id, new_balance, next_expiry, now)
+    _announce(session, account_id)
     return LedgerResult(entry_id, amount, new_balance, True)
 
 
@@ -951,6 +965,7 @@ def expire_due(
         result, _, _ = _sweep(conn, acct, bal, now)
         if result is not None:
             results.append(result)
+            _announce(session, acct)
     return results
 
 
@@ -1010,6 +1025,7 @@ def burn_subscription_grants(
         draws=[[gid, left] for gid, left in burned],
     )
     _set_balance(conn, account_id, new_balance, _next_expiry(conn, account_id), now)
+    _announce(session, account_id)
     return LedgerResult(entry_id, -total, new_balance, True)
 
 
@@ -1049,7 +1065,7 @@ def staff_adjust(
             reason=reason,
             actor_id=actor_id,
         )
-    return _spend(
+    return _announced(session, account_id, _spend(
         _conn(session),
         account_id,
         -amount,
@@ -1065,7 +1081,7 @@ def staff_adjust(
             "Cannot remove {needed} credits: the balance is only {available}, "
             "and a balance never goes below zero."
         ),
-    )
+    ))
 
 
 def remove_from_grants(
@@ -1149,7 +1165,7 @@ def remove_from_grants(
         draws=taken,
     )
     _set_balance(conn, account_id, new_balance, _next_expiry(conn, account_id), now)
-    return LedgerResult(entry_id, -total, new_balance, True)
+    return _announced(session, account_id, LedgerResult(entry_id, -total, new_balance, True))
 
 
 def balance(session: Session, account_id: int) -> int:

@@ -44,6 +44,7 @@ from sqlalchemy import select as core_select
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
+from workroom_app import notifications
 from workroom_app.billing import alerts, clock, formatting, invoices, ledger, periods, receipts
 from workroom_app.billing.invoices import LineItem
 from workroom_app.billing.payments import get_gateway
@@ -976,6 +977,7 @@ def _apply_renewal(
         _sub_renewed_stmt,
         {"sid": sub.id, "p_start": period_start, "p_end": period_end, "p_now": clock.now()},
     )
+    notifications.announce(session, sub.account_id, notifications.SUBSCRIPTION)
     _receipt(session, invoice, plan.name)
     return Outcome(
         ok=True, action=RENEWAL,

@@ -27,6 +27,7 @@ from typing import Any
 from sqlalchemy import func, or_, update
 from sqlmodel import Session, select
 
+from workroom_app import notifications
 from workroom_app.billing import clock
 from workroom_app.generation.errors import (
     CannotCancel,
@@ -360,6 +361,8 @@ def submit(
             job.debit_entry_id = result.entry_id
             session.add(job)
             session.flush()
+    # Commit wakes the workers (no poll to wait for) and shows the job in the user's other tabs.
+    notifications.announce(session, account_id, notifications.JOB, notifications.QUEUED)
     return job
 
 
@@ -455,6 +458,7 @@ def _finish(session: Session, job_id: int, status: str, error: str | None) -> tu
         job.refund_entry_id = result.entry_id
     session.add(job)
     session.flush()
+    notifications.announce(session, job.account_id, notifications.JOB)
     return job, True
 
 
@@ -505,6 +509,7 @@ def succeed(session: Session, job_id: int, output_path: str, mime: str, *, outpu
     job.lease_until = None
     session.add(job)
     session.flush()
+    notifications.announce(session, job.account_id, notifications.JOB)
     return job
 
 
@@ -581,7 +586,10 @@ def claim(
     )
     if result.rowcount != 1:
         return None
-    return _lock_job(session, job_id)
+    job = _lock_job(session, job_id)
+    if job is not None:
+        notifications.announce(session, job.account_id, notifications.JOB)
+    return job
 
 
 def mark_running(session: Session, job_id: int, provider_job_id: str, *, worker_id: str | None = None) -> bool:
@@ -606,9 +614,13 @@ def report_progress(
     *,
     worker_id: str | None = None,
     lease_seconds: float | None = None,
+    account_id: int | None = None,
+    previous: int | None = None,
 ) -> bool:
     """Store progress (0-99 while running; it never goes back) and renew the lease.
-    False when the job is no longer this worker's running job."""
+    False when the job is no longer this worker's running job. With `account_id`, the
+    owner's tabs hear of it when the progress moved past `previous` (a lease renewal alone
+    changes nothing they show)."""
     try:
         value = int(progress)
     except (TypeError, ValueError):
@@ -627,6 +639,8 @@ def report_progress(
     if worker_id is not None:
         stmt = stmt.where(GenerationJob.worker_id == worker_id)
     result = session.exec(stmt.values(**values).execution_options(synchronize_session=False))
+    if result.rowcount == 1 and account_id is not None and (previous is None or value > previous):
+        notifications.announce(session, account_id, notifications.JOB)
     return result.rowcount == 1
 
 

@@ -181,14 +181,17 @@ def create_app(
 class ServiceThread:
     """Runs the local service with uvicorn in a background thread (the worker and tests)."""
 
-    def __init__(self, host: str = "127.0.0.1", port: int = 0, **app_kwargs: Any) -> None:
+    def __init__(self, host: str = "127.0.0.1", port: int = 0, *, sock=None, **app_kwargs: Any) -> None:  # noqa: ANN001
         import uvicorn
 
         self.config = uvicorn.Config(
             create_app(**app_kwargs), host=host, port=port, log_level="warning", lifespan="off"
         )
         self.server = uvicorn.Server(self.config)
-        self.thread = threading.Thread(target=self.server.run, name="workroom-local-renderer", daemon=True)
+        # `sock`: a socket this process already bound (providers.local.ensure_local_service), so
+        # owning the port and serving on it cannot be split by another process starting too.
+        target = self.server.run if sock is None else (lambda: self.server.run(sockets=[sock]))
+        self.thread = threading.Thread(target=target, name="workroom-local-renderer", daemon=True)
 
     def start(self, timeout: float = 10.0) -> str:
         self.thread.start()

@@ -29,6 +29,7 @@ from pathlib import Path
 from sqlalchemy import update
 from sqlalchemy.engine import Engine
 
+from workroom_app import notifications
 from workroom_app.billing import clock
 from workroom_app.db import get_engine, write_session
 from workroom_app.generation import jobs
@@ -98,6 +99,8 @@ class Worker:
         self.max_parallel = self.settings.worker_max_parallel
         self.media_dir = Path(media_dir or self.settings.media_dir)
         self.tasks: dict[int, asyncio.Task] = {}
+        # Set when a slot frees up (run_worker then claims the next job at once).
+        self.wake: asyncio.Event | None = None
 
     # ------------------------------------------------------------- db helpers
 
@@ -149,6 +152,9 @@ class Worker:
             raise
         except Exception:  # never let one job take the worker down
             log.exception("job %s: unexpected error; it will be retried after its lease", job.id)
+        finally:
+            if self.wake is not None:
+                self.wake.set()
 
     async def _drive(self, job: GenerationJob) -> None:
         pid = job.provider_job_id
@@ -176,6 +182,7 @@ class Worker:
                 await self._cancel_quietly(pid)
                 return
         progress = job.progress
+        reported = (progress, time.monotonic())
         while True:
             try:
                 status = await self.provider.status(pid)
@@ -184,8 +191,9 @@ class Worker:
                     await self._db(jobs.fail, job.id, JobStatus.FAILED, _user_error("The generation failed", str(exc)))
                     return
                 log.warning("job %s: status unavailable (%s)", job.id, exc)
-                if not await self._renew(job.id, progress):
+                if not await self._renew(job, progress, reported[0]):
                     return
+                reported = (progress, time.monotonic())
                 await asyncio.sleep(self.poll_interval)
                 continue
             if status.state == SUCCEEDED:
@@ -198,15 +206,20 @@ class Worker:
                 await self._db(jobs.fail, job.id, ending, _user_error(prefix, detail))
                 return
             progress = max(progress, min(99, status.progress))
-            if not await self._renew(job.id, progress):
-                # No longer ours (timed out by the sweep or cancelled): stop the render.
-                await self._cancel_quietly(pid)
-                return
+            # Write only when the user sees a difference or the lease needs renewing: a job that
+            # waits minutes on a hosted provider costs no write per poll.
+            if progress != reported[0] or time.monotonic() - reported[1] > self.lease_seconds / 3:
+                if not await self._renew(job, progress, reported[0]):
+                    # No longer ours (timed out by the sweep or cancelled): stop the render.
+                    await self._cancel_quietly(pid)
+                    return
+                reported = (progress, time.monotonic())
             await asyncio.sleep(self.poll_interval)
 
-    async def _renew(self, job_id: int, progress: int) -> bool:
+    async def _renew(self, job: GenerationJob, progress: int, previous: int | None = None) -> bool:
         return await self._db(
-            jobs.report_progress, job_id, progress, worker_id=self.worker_id, lease_seconds=self.lease_seconds
+            jobs.report_progress, job.id, progress, worker_id=self.worker_id, lease_seconds=self.lease_seconds,
+            account_id=job.account_id, previous=previous,
         )
 
     async def _finish_success(self, job: GenerationJob, pid: str) -> None:
@@ -241,7 +254,7 @@ class Worker:
 
     def _release(self, session, job_id: int) -> None:
         """Give up the lease now so the next pass (of any worker) can retry the job."""
-        session.exec(
+        released = session.exec(
             update(GenerationJob)
             .where(
                 GenerationJob.id == job_id,
@@ -250,7 +263,10 @@ class Worker:
             )
             .values(lease_until=None, updated_at=clock.now())
             .execution_options(synchronize_session=False)
-        )
+            .returning(GenerationJob.account_id)
+        ).first()
+        if released is not None:  # waiting for a worker again: wake them
+            notifications.announce(session, released[0], notifications.QUEUED)
 
     async def _cancel_quietly(self, pid: str) -> None:
         try:
@@ -282,6 +298,46 @@ def _billing_tick(engine: Engine | None) -> None:
         log.info("billing scheduler: %s", report)
 
 
+HEARTBEAT_SECONDS = 10.0
+HEARTBEAT_PREFIX = "worker:"
+# Without notifications (or as a safety net with them) a pass runs at least this often: it
+# sweeps deadlines and takes over jobs whose worker died (their lease ran out).
+IDLE_PASS_SECONDS = 5.0
+
+
+def _heartbeat(session, worker_id: str, *, stopping: bool = False) -> None:
+    """Tell /api/health this worker is alive (app_setting "worker:<id>" = unix time)."""
+    from workroom_app.models import AppSetting
+
+    key = (HEARTBEAT_PREFIX + worker_id)[:64]
+    row = session.get(AppSetting, key)
+    if stopping:
+        if row is not None:
+            session.delete(row)
+        return
+    if row is None:
+        session.add(AppSetting(key=key, value=f"{time.time():.3f}"))
+    else:
+        row.value = f"{time.time():.3f}"
+
+
+def live_worker_count(session, within: float = 3 * HEARTBEAT_SECONDS) -> int:
+    """Workers that reported within `within` seconds (for /api/health)."""
+    from sqlmodel import select
+
+    from workroom_app.models import AppSetting
+
+    values = session.exec(select(AppSetting.value).where(AppSetting.key.startswith(HEARTBEAT_PREFIX))).all()
+    now = time.time()
+    count = 0
+    for value in values:
+        try:
+            count += now - float(value) < within
+        except ValueError:
+            continue
+    return count
+
+
 async def run_worker(
     stop_event: asyncio.Event,
     poll_interval: float | None = None,
@@ -291,10 +347,17 @@ async def run_worker(
     worker_id: str | None = None,
     start_local_service: bool = True,
     billing_interval: float = 15.0,
+    notified: bool = True,
 ) -> None:
     """Run until stop_event is set; every `billing_interval` seconds (0: never)
-    also run the billing scheduler (renewals due, retries, receipts). With the local provider, start the local
-    service in-process if nothing answers at settings.local_provider_url."""
+    also run the billing scheduler (renewals due, retries, receipts) when this process holds
+    the scheduler lock (one per deployment). With the local provider, start the local
+    service in-process if nothing answers at settings.local_provider_url.
+
+    With `notified`, a submitted job is claimed as soon as its transaction commits (change
+    notifications, see workroom_app/notifications.py); passes otherwise run every
+    IDLE_PASS_SECONDS (or `poll_interval` when notifications are off)."""
+    from workroom_app.scheduler_lock import SchedulerLock
     from workroom_app.settings import get_settings
 
     settings = get_settings()
@@ -307,29 +370,78 @@ async def run_worker(
             log.info("started the local generation service at %s", service.url)
     worker = Worker(engine, provider, worker_id=worker_id, poll_interval=poll_interval)
     log.info("worker %s started (provider %s)", worker.worker_id, worker.provider.name)
+    wake = asyncio.Event()
+    worker.wake = wake
+    feed = own_feed = None
+    idle_pass = worker.poll_interval
+    if notified:
+        try:
+            if engine is None:
+                feed = await notifications.process_feed()
+            else:
+                feed = own_feed = notifications.ChangeFeed(engine)
+                await feed.start()
+        except Exception:
+            log.exception("change notifications unavailable: the worker polls instead")
+            feed = None
+    if feed is not None:
+
+        def on_change(change: notifications.Change) -> None:
+            if notifications.QUEUED in change.kinds:
+                wake.set()
+
+        feed.subscribe(on_change, on_resync=wake.set)
+        idle_pass = max(worker.poll_interval, IDLE_PASS_SECONDS)
+    scheduler = SchedulerLock(worker.engine) if billing_interval and settings.run_scheduler else None
     next_billing_tick = 0.0
+    next_heartbeat = 0.0
     try:
         while not stop_event.is_set():
+            wake.clear()
             try:
                 await worker.run_once()
             except Exception:
                 log.exception("worker pass failed; trying again")
-            if billing_interval and time.monotonic() >= next_billing_tick:
+            now = time.monotonic()
+            if now >= next_heartbeat:
+                next_heartbeat = now + HEARTBEAT_SECONDS
+                try:
+                    await worker._db(_heartbeat, worker.worker_id)
+                except Exception:
+                    log.exception("worker heartbeat failed")
+            if scheduler is not None and now >= next_billing_tick:
                 # The local gateway's renewals, retries and receipts are driven
                 # from here (Stripe's arrive as invoice.paid webhooks instead),
                 # in a thread because the billing code is synchronous.
-                next_billing_tick = time.monotonic() + billing_interval
+                next_billing_tick = now + billing_interval
                 try:
-                    await asyncio.to_thread(_billing_tick, engine)
+                    if await asyncio.to_thread(scheduler.try_acquire):
+                        await asyncio.to_thread(_billing_tick, engine)
                 except Exception:
                     log.exception("billing scheduler pass failed; trying again")
-            try:
-                await asyncio.wait_for(stop_event.wait(), timeout=worker.poll_interval)
-            except TimeoutError:
-                pass
+            await _wait_any(stop_event, wake, idle_pass)
     finally:
+        if feed is not None:
+            feed.unsubscribe(on_change)
         await worker.shutdown()
+        try:
+            await worker._db(_heartbeat, worker.worker_id, stopping=True)
+        except Exception:  # noqa: BLE001  (the database may be gone at shutdown)
+            pass
+        if scheduler is not None:
+            await asyncio.to_thread(scheduler.release)
+        if own_feed is not None:
+            await own_feed.stop()
         if provider is None:
             await worker.provider.aclose()
         if service is not None:
             await asyncio.to_thread(service.stop)
+
+
+async def _wait_any(stop: asyncio.Event, wake: asyncio.Event, timeout: float) -> None:
+    waiters = [asyncio.ensure_future(stop.wait()), asyncio.ensure_future(wake.wait())]
+    try:
+        await asyncio.wait(waiters, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for waiter in waiters:
+            waiter.cancel()

@@ -1,189 +1,280 @@
-"""Live push: the header balance and the user's jobs follow the database in every open tab.
+"""Live push: the header balance and the user's jobs follow the database in every open tab, at
+no cost while nothing changes.
 
-Whatever changes a balance (this tab, another tab, the worker finishing or refunding a job, a
-payment, a staff adjustment) writes the cached balance row; whatever changes a job writes its row.
-So each connected tab runs one background loop (started by `LiveState.start` on page load) that
-every POLL_SECONDS reads two cheap things for its account:
+Whatever changes a balance, a job, a subscription or a payment announces it when its transaction
+commits (workroom_app/notifications.py). Each backend process listens once (one ChangeFeed) and
+keeps, in memory, which of its connected tabs show which account (`LiveState.start`, on every
+page load, registers the tab: no query). On a change for account N:
 
-    the balance row            (primary-key lookup)
-    the newest RECENT jobs     (id, status, progress, updated_at; index account_id, id)
+    no tab of N on this process   -> nothing (no query, no push)
+    otherwise                     -> one read of what changed (the account's header data for
+                                     balance/plan, its recent jobs for jobs), shared by all
+                                     of N's tabs, then a push to each of them (their state is
+                                     changed under Reflex's lock: app.modify_state)
 
-and only when that snapshot differs from the last one does it take the state lock and push the
-change (balance and plan via SessionState, jobs via GenerateState, a toast for a failure). Tabs of
-the same account share one read per interval (a short per-process cache), so N tabs of one user
-cost one query pair, not N.
-
-One loop per tab: loops are kept per client token in this process; `start` on every page load
-returns at once when the tab's loop is alive. A loop ends when its tab has been disconnected for
-GRACE_SECONDS (closed, or navigated away from the app) or the tab signs out.
+Changes for one account are coalesced: while a push runs, further notifications for the same
+account merge into one follow-up. A tab that has nothing changed costs nothing: there is no loop
+per tab. A missed notification (the listener reconnected) makes every registered tab re-read once
+(`resync`); a tab that reconnects re-reads on its page load (guard + on_load), never on a timer.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
-import time
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import reflex as rx
 
-from workroom_app.state.session import SessionState
+from workroom_app import notifications
+from workroom_app.state.session import AccountView, SessionState, account_view
 
 log = logging.getLogger("workroom.live")
 
-POLL_SECONDS = 0.3
-GRACE_SECONDS = 5.0
-RECENT = 20
-# The plan can change without the balance changing (a downgrade with nothing left to burn):
-# re-read the whole account view this often even when the snapshot is unchanged.
-ACCOUNT_REFRESH_SECONDS = 5.0
+ACCOUNT_KINDS = frozenset({notifications.BALANCE, notifications.SUBSCRIPTION, notifications.PAYMENT})
+JOB_KINDS = frozenset({notifications.JOB})
+ALL_KINDS = ACCOUNT_KINDS | JOB_KINDS
 
-# client token -> its loop, or the time one was asked for (until it starts; a request that never
-# turns into a loop, say the tab closed first, stops blocking a new one after RESERVE_SECONDS)
-_loops: dict[str, asyncio.Task | float] = {}
-RESERVE_SECONDS = 5.0
-_cache: dict[int, tuple[float, Any]] = {}  # account id -> (monotonic time, snapshot)
-_app: Any = None  # set by workroom_app.background.register_background
+
+# ------------------------------------------------------------------- tabs of this process
+
+
+class TabRegistry:
+    """client token <-> account id, for the tabs whose page loads ran in this process."""
+
+    def __init__(self) -> None:
+        self._account_of: dict[str, int] = {}
+        self._tabs_of: dict[int, set[str]] = {}
+
+    def register(self, token: str, account_id: int) -> None:
+        previous = self._account_of.get(token)
+        if previous == account_id:
+            return
+        if previous is not None:
+            self.unregister(token)
+        self._account_of[token] = account_id
+        self._tabs_of.setdefault(account_id, set()).add(token)
+
+    def unregister(self, token: str) -> None:
+        account_id = self._account_of.pop(token, None)
+        if account_id is None:
+            return
+        tabs = self._tabs_of.get(account_id)
+        if tabs is not None:
+            tabs.discard(token)
+            if not tabs:
+                del self._tabs_of[account_id]
+
+    def tabs_of(self, account_id: int) -> list[str]:
+        return list(self._tabs_of.get(account_id, ()))
+
+    def accounts(self) -> list[int]:
+        return list(self._tabs_of)
+
+    def __len__(self) -> int:
+        return len(self._account_of)
+
+    def clear(self) -> None:
+        self._account_of.clear()
+        self._tabs_of.clear()
+
+
+registry = TabRegistry()
+
+
+# ------------------------------------------------------------------- how to reach a tab
+
+
+class Pusher:
+    """How this process changes a tab's state and sends it events. The app's (app.modify_state,
+    the socket namespace) by default; tests plug in their state manager."""
+
+    def __init__(
+        self,
+        modify: Callable[[str], contextlib.AbstractAsyncContextManager[Any]],
+        emit_events: Callable[[str, list], Any],
+        is_here: Callable[[str], bool],
+    ) -> None:
+        self.modify = modify
+        self.emit_events = emit_events
+        self.is_here = is_here
+
+    @classmethod
+    def for_app(cls, app: Any) -> Pusher:
+        from reflex.istate.manager.token import BaseStateToken
+        from reflex.state import State, StateUpdate
+        from reflex_base.event import Event
+
+        def modify(token: str):
+            return app.modify_state(BaseStateToken(ident=token, cls=State))
+
+        async def emit_events(token: str, events: list) -> None:
+            await app.event_namespace.emit_update(StateUpdate(events=Event.from_event_type(events)), token)
+
+        def is_here(token: str) -> bool:
+            namespace = getattr(app, "event_namespace", None)
+            if namespace is None:
+                return False
+            manager = namespace._token_manager
+            record = manager.token_to_socket.get(token)
+            return record is not None and record.instance_id == manager.instance_id
+
+        return cls(modify, emit_events, is_here)
+
+
+_pusher: Pusher | None = None
+_app: Any = None
 
 
 def set_app(app: Any) -> None:
-    global _app
+    """Called once by workroom_app.background.register_background."""
+    global _app, _pusher
     _app = app
+    _pusher = Pusher.for_app(app)
 
 
-def loop_count() -> int:
-    now = time.monotonic()
-    return sum(
-        1
-        for t in _loops.values()
-        if (isinstance(t, asyncio.Task) and not t.done()) or (isinstance(t, float) and now - t < RESERVE_SECONDS)
-    )
+def set_pusher(pusher: Pusher | None) -> None:
+    global _pusher
+    _pusher = pusher
 
 
-def read_snapshot(account_id: int) -> tuple:
-    """Blocking: (balance, balance updated_at, ((job id, status, progress, updated_at), ...))."""
-    from sqlmodel import select
+# ------------------------------------------------------------------- reads shared by the tabs
 
+
+def read_account_view_by_id(account_id: int) -> AccountView | None:
+    """Blocking: the header data of an account (balance, plan, role), one short read."""
     from workroom_app.db import read_session
-    from workroom_app.models import AccountBalance, GenerationJob
+    from workroom_app.models import Account
 
     with read_session() as session:
-        row = session.exec(
-            select(AccountBalance.balance, AccountBalance.updated_at).where(AccountBalance.account_id == account_id)
-        ).first()
-        jobs = session.exec(
-            select(GenerationJob.id, GenerationJob.status, GenerationJob.progress, GenerationJob.updated_at)
-            .where(GenerationJob.account_id == account_id)
-            .order_by(GenerationJob.id.desc())
-            .limit(RECENT)
-        ).all()
-    balance, updated = (row[0], row[1]) if row else (0, None)
-    return balance, updated, tuple(tuple(j) for j in jobs)
+        account = session.get(Account, account_id)
+        return None if account is None else account_view(session, account)
 
 
-async def snapshot(account_id: int) -> tuple:
-    now = time.monotonic()
-    cached = _cache.get(account_id)
-    if cached is not None and now - cached[0] < POLL_SECONDS / 2:
-        return cached[1]
-    value = await asyncio.to_thread(read_snapshot, account_id)
-    _cache[account_id] = (time.monotonic(), value)
-    if len(_cache) > 10_000:  # accounts that went away
-        for key in [k for k, (t, _v) in _cache.items() if now - t > 60]:
-            _cache.pop(key, None)
-    return value
+# ------------------------------------------------------------------- dispatch
+
+_pending: dict[int, set[str]] = {}
+_draining: dict[int, asyncio.Task] = {}
 
 
-async def _connected(token: str) -> bool:
-    app = _app
-    if app is None:
+def on_change(change: notifications.Change) -> None:
+    """ChangeFeed subscriber (on the event loop): queue a push for the account's tabs here."""
+    kinds = change.kinds & ALL_KINDS
+    if not kinds or not registry.tabs_of(change.account_id):
+        return  # nothing shown here: no query, no push
+    _pending.setdefault(change.account_id, set()).update(kinds)
+    if change.account_id not in _draining:
+        _draining[change.account_id] = asyncio.ensure_future(_drain(change.account_id))
+
+
+def resync() -> None:
+    """The listener reconnected: notifications may have been missed. Every tab re-reads once."""
+    for account_id in registry.accounts():
+        on_change(notifications.Change(account_id, ALL_KINDS))
+
+
+async def _drain(account_id: int) -> None:
+    try:
+        while True:
+            kinds = _pending.pop(account_id, None)
+            if not kinds:
+                return
+            try:
+                await push_account(account_id, frozenset(kinds))
+            except Exception:
+                log.exception("live push to account %s failed", account_id)
+    finally:
+        _draining.pop(account_id, None)
+
+
+async def wait_idle() -> None:
+    """Tests and benchmarks: until every queued push has been sent."""
+    while _draining:
+        await asyncio.gather(*list(_draining.values()), return_exceptions=True)
+
+
+async def push_account(account_id: int, kinds: frozenset[str]) -> int:
+    """Re-read what `kinds` name once, and push it to the account's tabs here. Returns the number
+    of tabs pushed to."""
+    pusher = _pusher
+    if pusher is None:
+        return 0
+    tokens = []
+    for token in registry.tabs_of(account_id):
+        if pusher.is_here(token):
+            tokens.append(token)
+        else:
+            registry.unregister(token)  # closed, or its socket moved to another process
+    if not tokens:
+        return 0
+    from workroom_app.state.generate import read_jobs
+
+    view = await asyncio.to_thread(read_account_view_by_id, account_id) if kinds & ACCOUNT_KINDS else None
+    jobs = await asyncio.to_thread(read_jobs, account_id, None, None) if kinds & JOB_KINDS else None
+    pushed = 0
+    for token in tokens:
         try:
-            from reflex.utils.prerequisites import get_and_validate_app
-
-            app = get_and_validate_app().app
+            toasts = await _push_tab(pusher, token, account_id, view, jobs)
         except Exception:
-            return True  # no app to ask (unit tests): keep going, the caller bounds the loop
-    namespace = getattr(app, "event_namespace", None)
-    if namespace is None:
-        return True
-    return await namespace._token_manager.is_token_connected(token)
+            log.exception("live push to a tab failed")
+            continue
+        pushed += 1
+        if toasts:
+            await pusher.emit_events(token, toasts)
+    return pushed
+
+
+async def _push_tab(pusher: Pusher, token: str, account_id: int, view: AccountView | None, jobs) -> list:  # noqa: ANN001
+    from workroom_app.state.generate import GenerateState
+
+    async with pusher.modify(token) as root:
+        session = await root.get_state(SessionState)
+        if session._account_id != account_id:
+            registry.unregister(token)  # signed out (or in as someone else) in this tab
+            return []
+        if view is not None:
+            session._set_balance(view.balance)
+            session.plan_key = view.plan_key
+            session.plan_name = view.plan_name
+            session.is_staff = view.is_staff
+        if jobs is None:
+            return []
+        generate = await root.get_state(GenerateState)
+        active, history, more, tz = jobs
+        generate._tz = tz
+        if generate._history_before is None:
+            return generate._apply_jobs(active, history, more)
+        return generate._apply_jobs(active, None, None)
+
+
+# ------------------------------------------------------------------- the process's listener
+
+
+@contextlib.asynccontextmanager
+async def live_push() -> AsyncIterator[None]:
+    """Lifespan of a web process: listen for changes and push them to this process's tabs."""
+    feed = await notifications.process_feed()
+    feed.subscribe(on_change, on_resync=resync)
+    log.info("live push listening (%s)", feed.backend)
+    try:
+        yield
+    finally:
+        feed.unsubscribe(on_change)
+        await notifications.stop_process_feed()
+
+
+# ------------------------------------------------------------------- the state
 
 
 class LiveState(SessionState):
     @rx.event
     def start(self):
-        """on_load of every signed-in page: make sure this tab has its live loop."""
+        """on_load of every signed-in page: this tab gets the pushes of its account. No query:
+        the guard before it has just read the account (which also recovers anything missed)."""
         if self._account_id is None:
+            registry.unregister(self.router.session.client_token)
             return None
-        token = self.router.session.client_token
-        entry = _loops.get(token)
-        if isinstance(entry, asyncio.Task) and not entry.done():
-            return None
-        if isinstance(entry, float) and time.monotonic() - entry < RESERVE_SECONDS:
-            return None  # a loop was just asked for and is starting
-        _loops[token] = time.monotonic()
-        return LiveState.run
-
-    @rx.event(background=True)
-    async def run(self):
-        # Everything stays inside this method: `self` is the background-task proxy here, and a
-        # helper method would be bound to the bare state, where `async with self` does not lock.
-        from workroom_app.state.generate import GenerateState, read_jobs
-
-        token = self.router.session.client_token
-        task = asyncio.current_task()
-        entry = _loops.get(token)
-        if isinstance(entry, asyncio.Task) and entry is not task and not entry.done():
-            return  # another loop already serves this tab
-        _loops[token] = task
-        try:
-            async with self:
-                account_id = self._account_id
-            if account_id is None:
-                return
-            last = await snapshot(account_id)
-            last_account_check = time.monotonic()
-            away_since: float | None = None
-            while True:
-                await asyncio.sleep(POLL_SECONDS)
-                if not await _connected(token):
-                    away_since = away_since or time.monotonic()
-                    if time.monotonic() - away_since > GRACE_SECONDS:
-                        return
-                    continue
-                away_since = None
-                try:
-                    current = await snapshot(account_id)
-                except Exception:  # a database restart must not end the push for good
-                    log.exception("live snapshot failed")
-                    await asyncio.sleep(1.0)
-                    continue
-                balance_changed = current[:2] != last[:2]
-                jobs_changed = current[2] != last[2]
-                account_due = time.monotonic() - last_account_check > ACCOUNT_REFRESH_SECONDS
-                if not (balance_changed or jobs_changed or account_due):
-                    continue
-                fresh_jobs = await asyncio.to_thread(read_jobs, account_id, None, None) if jobs_changed else None
-                toasts: list = []
-                async with self:
-                    if self._account_id != account_id:
-                        return  # signed out (or in as someone else) in this tab
-                    if balance_changed or account_due:
-                        await self._reload_account()
-                        last_account_check = time.monotonic()
-                        if self._account_id != account_id:
-                            return
-                    if fresh_jobs is not None:
-                        generate = await self.get_state(GenerateState)
-                        active, history, more, tz = fresh_jobs
-                        generate._tz = tz
-                        if generate._history_before is None:
-                            toasts = generate._apply_jobs(active, history, more)
-                        else:
-                            toasts = generate._apply_jobs(active, None, None)
-                last = current
-                for toast in toasts:
-                    yield toast
-        finally:
-            if _loops.get(token) is task:
-                _loops.pop(token, None)
+        registry.register(self.router.session.client_token, self._account_id)
+        return None

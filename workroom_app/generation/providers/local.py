@@ -28,9 +28,16 @@ def is_reachable(url: str, timeout: float = 1.0) -> bool:
         return False
 
 
-def ensure_local_service(url: str):
+def ensure_local_service(url: str, *, wait_for_other: float = 15.0):
     """Start the local service in this process when nothing answers at `url`.
-    Returns the ServiceThread started (stop it on exit), or None if one was running."""
+    Returns the ServiceThread started (stop it on exit), or None if one was running.
+
+    Several processes (web workers, `workroom worker`) may call this at once: the port goes to
+    whoever binds it first, and the others use that one's service. A port held by something
+    that never answers as the renderer raises, so a worker never runs without one silently."""
+    import errno
+    import socket
+    import time
     from urllib.parse import urlsplit
 
     from workroom_app.generation.local_service import ServiceThread
@@ -40,6 +47,27 @@ def ensure_local_service(url: str):
     parts = urlsplit(url)
     if parts.hostname not in ("127.0.0.1", "localhost"):
         raise RuntimeError(f"The local generation service at {url} does not answer.")
-    service = ServiceThread(host="127.0.0.1", port=parts.port or 3100)
+    port = parts.port or 3100
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind(("127.0.0.1", port))
+    except OSError as exc:
+        sock.close()
+        if exc.errno != errno.EADDRINUSE:
+            raise
+        # Another process owns the port: it is starting its renderer; use that one.
+        deadline = time.monotonic() + wait_for_other
+        while time.monotonic() < deadline:
+            if is_reachable(url):
+                return None
+            time.sleep(0.2)
+        raise RuntimeError(
+            f"Port {port} is in use by something that is not the Workroom renderer "
+            f"(set WORKROOM_LOCAL_PROVIDER_URL to a free port)."
+        ) from exc
+    sock.listen(2048)
+    sock.setblocking(False)
+    service = ServiceThread(host="127.0.0.1", port=port, sock=sock)
     service.start()
     return service

@@ -1,0 +1,311 @@
+"""Change notifications (workroom_app/notifications.py): sent when the writing transaction commits,
+never on rollback, on each transport (PostgreSQL NOTIFY, Redis, SQLite's in-process bus and
+change_log for other processes); the single billing scheduler; the renderer port's one owner."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import pytest
+from sqlalchemy import event
+
+from workroom_app import db, notifications, settings
+from workroom_app.billing import accounts, ledger
+from workroom_app.db import write_session
+from workroom_app.generation import jobs
+from workroom_app.models import JobStatus
+from workroom_app.scheduler_lock import SchedulerLock
+
+REPO = Path(__file__).resolve().parent.parent
+REDIS_URL = os.environ.get("WORKROOM_TEST_REDIS_URL", "redis://127.0.0.1:6379/3")
+
+
+@pytest.fixture
+def use(monkeypatch):
+    """use(engine, backend): route get_engine() to `engine` and pick the notification transport."""
+
+    def _use(engine, backend: str = "auto") -> None:
+        monkeypatch.setattr(db, "get_engine", lambda url=None: engine)
+        monkeypatch.setenv("WORKROOM_NOTIFY", backend)
+        if backend == "redis":
+            monkeypatch.setenv("WORKROOM_REDIS_URL", REDIS_URL)
+        settings.get_settings.cache_clear()
+
+    yield _use
+    settings.get_settings.cache_clear()
+
+
+def redis_skip_reason() -> str | None:
+    try:
+        import redis
+
+        redis.Redis.from_url(REDIS_URL, socket_connect_timeout=1).ping()
+    except Exception as exc:  # noqa: BLE001
+        return f"Redis at {REDIS_URL} is not reachable: {exc.__class__.__name__}"
+    return None
+
+
+def new_account(engine, email: str = "ann@example.com") -> int:
+    with write_session(engine) as s:
+        return accounts.sign_up(s, email, "correct horse", "Ann").id
+
+
+def adjust(engine, account_id: int, amount: int, key: str) -> None:
+    with write_session(engine) as s:
+        ledger.staff_adjust(s, account_id, amount, reason="test", actor_id=account_id, idempotency_key=key)
+
+
+async def collect(feed: notifications.ChangeFeed, write, *, settle: float = 0.4) -> list[notifications.Change]:
+    """The changes `feed` hears while `write()` runs in a thread (as the app's writes do)."""
+    heard: list[notifications.Change] = []
+    feed.subscribe(heard.append)
+    await asyncio.to_thread(write)
+    await asyncio.sleep(settle)
+    feed.unsubscribe(heard.append)
+    return heard
+
+
+def check_commit_and_rollback(engine) -> None:
+    account_id = new_account(engine)
+
+    async def scenario():
+        async with notifications.ChangeFeed(engine) as feed:
+            heard = await collect(feed, lambda: adjust(engine, account_id, 5, "commit-1"))
+            assert [c.account_id for c in heard] == [account_id]
+            assert notifications.BALANCE in heard[0].kinds
+
+            def rolled_back():
+                with pytest.raises(RuntimeError), write_session(engine) as s:
+                    ledger.staff_adjust(s, account_id, 5, reason="t", actor_id=account_id, idempotency_key="rb")
+                    raise RuntimeError("changed my mind")
+
+            assert await collect(feed, rolled_back) == []
+
+            def job_submitted():
+                with write_session(engine) as s:
+                    jobs.submit(s, account_id, {"feature": "image", "model": "flux_schnell", "resolution": "1K",
+                                                "count": "1", "prompt": "p"}, client_request_id="n-1")
+
+            heard = await collect(feed, job_submitted)
+            assert len(heard) == 1  # one notification per account per transaction
+            assert {notifications.BALANCE, notifications.JOB, notifications.QUEUED} <= heard[0].kinds
+
+    asyncio.run(scenario())
+
+
+def test_in_process_bus_delivers_on_commit_and_not_on_rollback(sqlite_engine, use):
+    use(sqlite_engine, "local")
+    check_commit_and_rollback(sqlite_engine)
+
+
+def test_postgres_notify_delivers_on_commit_and_not_on_rollback(pg_engine, use):
+    use(pg_engine, "auto")
+    assert notifications.backend_for(pg_engine) == "postgres"
+    check_commit_and_rollback(pg_engine)
+
+
+def test_redis_publish_delivers_on_commit_and_not_on_rollback(sqlite_engine, use):
+    reason = redis_skip_reason()
+    if reason:
+        pytest.skip(reason)
+    use(sqlite_engine, "redis")
+    check_commit_and_rollback(sqlite_engine)
+
+
+def test_a_savepoint_commits_nothing_until_the_outer_transaction(sqlite_engine, use):
+    use(sqlite_engine, "local")
+    account_id = new_account(sqlite_engine)
+
+    async def scenario():
+        async with notifications.ChangeFeed(sqlite_engine) as feed:
+            heard: list = []
+            feed.subscribe(heard.append)
+            gate, release = threading.Event(), threading.Event()
+
+            def write():
+                with write_session(sqlite_engine) as s:
+                    with s.begin_nested():
+                        ledger.staff_adjust(s, account_id, 3, reason="t", actor_id=account_id, idempotency_key="sp")
+                    gate.set()
+                    release.wait(5)
+
+            writer = asyncio.ensure_future(asyncio.to_thread(write))
+            await asyncio.to_thread(gate.wait, 5)
+            await asyncio.sleep(0.3)
+            assert heard == []  # the savepoint is released, the transaction is still open
+            release.set()
+            await writer
+            await asyncio.sleep(0.3)
+            assert [c.account_id for c in heard] == [account_id]
+
+    asyncio.run(scenario())
+
+
+def test_a_change_made_by_another_process_reaches_this_one_on_sqlite(sqlite_engine, use):
+    """The CLI or a separate `workroom worker` writes: this process hears it through change_log."""
+    use(sqlite_engine, "local")
+    account_id = new_account(sqlite_engine)
+    url = sqlite_engine.url.render_as_string(hide_password=False)
+    script = (
+        "from workroom_app.db import get_engine, write_session\n"
+        "from workroom_app.billing import ledger\n"
+        f"with write_session(get_engine({url!r})) as s:\n"
+        f"    ledger.staff_adjust(s, {account_id}, 9, reason='cli', actor_id={account_id}, idempotency_key='cli-1')\n"
+    )
+
+    async def scenario():
+        async with notifications.ChangeFeed(sqlite_engine) as feed:
+            heard = await collect(
+                feed,
+                lambda: subprocess.run([sys.executable, "-c", script], cwd=REPO, check=True,
+                                       env={**os.environ, "WORKROOM_NOTIFY": "local"}),
+                settle=1.0,
+            )
+            assert [c.account_id for c in heard] == [account_id]
+            assert notifications.BALANCE in heard[0].kinds
+
+    asyncio.run(scenario())
+
+
+def test_the_sqlite_listener_issues_no_sql_while_nothing_changes(sqlite_engine, use):
+    use(sqlite_engine, "local")
+    new_account(sqlite_engine)
+    statements: list[str] = []
+
+    def count(_conn, _cursor, statement, *_args):  # noqa: ANN001
+        statements.append(statement)
+
+    async def scenario():
+        async with notifications.ChangeFeed(sqlite_engine):
+            await asyncio.sleep(0.3)
+            event.listen(sqlite_engine, "before_cursor_execute", count)
+            try:
+                await asyncio.sleep(2.0)
+            finally:
+                event.remove(sqlite_engine, "before_cursor_execute", count)
+
+    asyncio.run(scenario())
+    assert statements == []
+
+
+def test_worker_endings_and_refunds_announce_the_job_and_the_balance(sqlite_engine, use):
+    use(sqlite_engine, "local")
+    account_id = new_account(sqlite_engine)
+    with write_session(sqlite_engine) as s:
+        job = jobs.submit(s, account_id, {"feature": "image", "model": "flux_schnell", "resolution": "1K",
+                                          "count": "1", "prompt": "p"}, client_request_id="w-1")
+
+    async def scenario():
+        async with notifications.ChangeFeed(sqlite_engine) as feed:
+            def fail():
+                with write_session(sqlite_engine) as s:
+                    jobs.fail(s, job.id, JobStatus.FAILED, "boom")
+
+            heard = await collect(feed, fail)
+            assert len(heard) == 1 and {notifications.JOB, notifications.BALANCE} <= heard[0].kinds
+
+            def fail_again():  # already ended: nothing changes, nothing is announced
+                with write_session(sqlite_engine) as s:
+                    jobs.fail(s, job.id, JobStatus.FAILED, "boom")
+
+            assert await collect(feed, fail_again) == []
+
+    asyncio.run(scenario())
+
+
+# ------------------------------------------------------------------ one billing scheduler
+
+
+def test_only_one_scheduler_holds_the_postgres_advisory_lock(pg_engine):
+    first, second = SchedulerLock(pg_engine), SchedulerLock(pg_engine)
+    try:
+        assert first.try_acquire() is True
+        assert second.try_acquire() is False
+        assert first.try_acquire() is True  # still held
+        first.release()
+        assert second.try_acquire() is True
+        assert first.try_acquire() is False
+    finally:
+        first.release()
+        second.release()
+
+
+def test_a_dead_scheduler_connection_hands_the_lock_over(pg_engine):
+    first, second = SchedulerLock(pg_engine), SchedulerLock(pg_engine)
+    try:
+        assert first.try_acquire()
+        first._conn.invalidate()  # the process holding it died: its connection is gone
+        first._conn = None
+        assert second.try_acquire() is True
+    finally:
+        first.release()
+        second.release()
+
+
+def test_only_one_scheduler_holds_the_sqlite_lock_file(sqlite_engine):
+    first, second = SchedulerLock(sqlite_engine), SchedulerLock(sqlite_engine)
+    try:
+        assert first.try_acquire() is True
+        assert second.try_acquire() is False
+        first.release()
+        assert second.try_acquire() is True
+    finally:
+        first.release()
+        second.release()
+
+
+# ------------------------------------------------------------------ the renderer's port
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_processes_starting_the_renderer_at_once_share_one(monkeypatch):
+    from workroom_app.generation.providers.local import ensure_local_service, is_reachable
+
+    url = f"http://127.0.0.1:{_free_port()}"
+    results: list = []
+    errors: list = []
+
+    def start():
+        try:
+            results.append(ensure_local_service(url))
+        except Exception as exc:  # noqa: BLE001
+            errors.append(exc)
+
+    threads = [threading.Thread(target=start) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    started = [r for r in results if r is not None]
+    try:
+        assert errors == []
+        assert len(started) == 1 and results.count(None) == 3  # one owner; the others use it
+        assert is_reachable(url)
+    finally:
+        for service in started:
+            service.stop()
+
+
+def test_a_port_held_by_something_else_is_an_error_not_a_silent_death():
+    from workroom_app.generation.providers.local import ensure_local_service
+
+    holder = socket.socket()
+    holder.bind(("127.0.0.1", 0))
+    holder.listen(1)
+    try:
+        url = f"http://127.0.0.1:{holder.getsockname()[1]}"
+        with pytest.raises(RuntimeError, match="not the Workroom renderer"):
+            ensure_local_service(url, wait_for_other=0.5)
+    finally:
+        holder.close()

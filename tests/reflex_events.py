@@ -31,9 +31,11 @@ class Recorder:
 
     def __init__(self) -> None:
         self.updates: list[Any] = []
+        self.by_token: dict[str, list[Any]] = {}  # the same updates, per tab
 
     async def emit_update(self, update, token):  # noqa: ANN001
         self.updates.append(update)
+        self.by_token.setdefault(token, []).append(update)
 
 
 def frontend_text(updates: list[Any], *, ensure_ascii: bool = True) -> str:

@@ -36,6 +36,12 @@ def in_flight() -> int:
     return _in_flight
 
 
+def saturated() -> bool:
+    """True when a new request would be refused as busy (checked before the rate limits count
+    an attempt, so being told "busy" never uses up a user's tries)."""
+    return _in_flight >= HASH_THREADS + MAX_WAITING
+
+
 async def run(fn: Callable[..., T], *args) -> T:
     """Run `fn(*args)` (which hashes or verifies a password) on the hashing pool."""
     global _in_flight

@@ -1,9 +1,13 @@
 """Rate limits (the `limits` library, moving windows) with messages that say when to retry.
 
-Log-in attempts are counted per account (the normalised email) and per client address before
-any password is hashed, so a refused attempt costs nothing; the tiers give the back-off: a few
-tries a minute, more an hour, a ceiling a day. A correct password clears the account's counter
-(a user who mistyped a few times is not punished once in). Sign-ups are counted per address.
+Log-in attempts are counted before any password is hashed, so a refused attempt costs nothing:
+- per account and client address (the guesser's back-off: a few tries a minute, more an hour,
+  a ceiling a day);
+- per client address, whatever the account (one address trying many accounts);
+- per account, whatever the address (a distributed guess), with a ceiling high enough that an
+  attacker cannot lock the owner out by failing on purpose from a few addresses.
+A correct password clears that account-and-address counter (a user who mistyped a few times is
+not punished once in). Sign-ups are counted per address.
 
 Storage: in memory by default (one process); WORKROOM_RATE_LIMIT_STORAGE=redis://... shares the
 counters between workers.
@@ -18,8 +22,9 @@ from dataclasses import dataclass
 
 from limits import RateLimitItem, parse_many, storage, strategies
 
-LOGIN_PER_ACCOUNT = parse_many("5/minute;20/hour;50/day")
+LOGIN_PER_ACCOUNT_AND_ADDRESS = parse_many("5/minute;20/hour;50/day")
 LOGIN_PER_ADDRESS = parse_many("20/minute;100/hour;500/day")
+LOGIN_PER_ACCOUNT = parse_many("100/hour;300/day")
 SIGNUP_PER_ADDRESS = parse_many("3/hour;10/day")
 
 _lock = threading.Lock()
@@ -60,14 +65,14 @@ def describe_wait(seconds: int) -> str:
     if seconds < 60:
         n = max(1, seconds)
         return f"{n} second" + ("" if n == 1 else "s")
-    if seconds < 3600:
+    if seconds <= 90 * 60:
         n = math.ceil(seconds / 60)
         return f"{n} minute" + ("" if n == 1 else "s")
     n = math.ceil(seconds / 3600)
     return f"{n} hour" + ("" if n == 1 else "s")
 
 
-def _hit(items: list[RateLimitItem], namespace: str, key: str) -> Refusal | None:
+def _hit(items: list[RateLimitItem], namespace: str, *key: str) -> Refusal | None:
     """Count one attempt against every tier; a Refusal (with the longest wait) when any is full.
 
     hit() is check-and-count in one step, so concurrent attempts cannot all slip through.
@@ -75,8 +80,8 @@ def _hit(items: list[RateLimitItem], namespace: str, key: str) -> Refusal | None
     limiter = _get_limiter()
     refusal: Refusal | None = None
     for item in items:
-        if not limiter.hit(item, namespace, key):
-            reset_at = limiter.get_window_stats(item, namespace, key).reset_time
+        if not limiter.hit(item, namespace, *key):
+            reset_at = limiter.get_window_stats(item, namespace, *key).reset_time
             wait = max(1, math.ceil(reset_at - time.time()))
             if refusal is None or wait > refusal.retry_after:
                 refusal = Refusal(wait)
@@ -84,17 +89,19 @@ def _hit(items: list[RateLimitItem], namespace: str, key: str) -> Refusal | None
 
 
 def login_attempt(account_key: str, address: str) -> Refusal | None:
-    by_address = _hit(LOGIN_PER_ADDRESS, "login-address", address or "unknown")
-    by_account = _hit(LOGIN_PER_ACCOUNT, "login-account", account_key) if account_key else None
-    if by_address and by_account:
-        return by_address if by_address.retry_after >= by_account.retry_after else by_account
-    return by_address or by_account
+    address = address or "unknown"
+    refusals = [_hit(LOGIN_PER_ADDRESS, "login-address", address)]
+    if account_key:
+        refusals.append(_hit(LOGIN_PER_ACCOUNT_AND_ADDRESS, "login-account-address", account_key, address))
+        refusals.append(_hit(LOGIN_PER_ACCOUNT, "login-account", account_key))
+    found = [r for r in refusals if r is not None]
+    return max(found, key=lambda r: r.retry_after) if found else None
 
 
-def login_succeeded(account_key: str) -> None:
+def login_succeeded(account_key: str, address: str) -> None:
     limiter = _get_limiter()
-    for item in LOGIN_PER_ACCOUNT:
-        limiter.clear(item, "login-account", account_key)
+    for item in LOGIN_PER_ACCOUNT_AND_ADDRESS:
+        limiter.clear(item, "login-account-address", account_key, address or "unknown")
 
 
 def signup_attempt(address: str) -> Refusal | None:

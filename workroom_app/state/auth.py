@@ -105,8 +105,12 @@ class AuthState(SessionState):
             self.error = str(exc)
             yield rx.toast.error(self.error)
             return
-        key = _account_key(email)
-        refusal = rate_limits.login_attempt(key, self._client_address())
+        if hashing_pool.saturated():
+            self.error = hashing_pool.BUSY_MESSAGE
+            yield rx.toast.error(self.error)
+            return
+        key, address = _account_key(email), self._client_address()
+        refusal = rate_limits.login_attempt(key, address)
         if refusal is not None:
             self.error = refusal.message("log-in attempts")
             yield rx.toast.error(self.error)
@@ -116,7 +120,7 @@ class AuthState(SessionState):
         yield
         outcome = await self._finish(_log_in, email, password)
         if not self.error:
-            rate_limits.login_succeeded(key)
+            rate_limits.login_succeeded(key, address)
         yield outcome
 
     async def sign_up(self, form_data: dict):
@@ -131,6 +135,10 @@ class AuthState(SessionState):
                 raise accounts.AuthError("The two passwords do not match.")
         except accounts.AuthError as exc:
             self.error = str(exc)
+            yield rx.toast.error(self.error)
+            return
+        if hashing_pool.saturated():
+            self.error = hashing_pool.BUSY_MESSAGE
             yield rx.toast.error(self.error)
             return
         refusal = rate_limits.signup_attempt(self._client_address())

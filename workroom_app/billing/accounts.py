@@ -299,3 +299,19 @@ def current_plan_key(session: Session, account_id: int) -> str:
         .order_by(Subscription.id.desc())
     ).first()
     return row or FREE_PLAN_KEY
+
+
+def revoke_all_sessions(session: Session, account_id: int) -> int:
+    """Sign an account out everywhere: every live login of it stops working at
+    once. Returns how many were live. (Staff "sign out everywhere", issue 10;
+    the security work may add its own: keep one.)"""
+    from sqlalchemy import update as _update
+
+    now = clock.now()
+    result = session.execute(
+        _update(AuthSession)
+        .where(AuthSession.account_id == account_id, AuthSession.revoked_at.is_(None),
+               AuthSession.expires_at > now)
+        .values(revoked_at=now)
+    )
+    return int(result.rowcount or 0)

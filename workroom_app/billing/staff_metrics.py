@@ -35,7 +35,8 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 
-from sqlalchemy import case, func, select
+from sqlalchemy import and_, case, func, or_, select
+from sqlalchemy.orm import aliased
 from sqlmodel import Session
 
 from workroom_app.models import (
@@ -162,37 +163,55 @@ def money(session: Session, start: datetime, end: datetime) -> MoneyPanel:
     panel.refunds_total = sum(refunds.values())
 
     active: Counter = Counter()
-    for plan_key, status, ended_at in session.execute(
-        select(Subscription.plan_key, Subscription.status, Subscription.ended_at)
+    for plan_key, status, count in session.execute(
+        select(Subscription.plan_key, Subscription.status, func.count())
+        .where(Subscription.status.in_(("active", "past_due")))
+        .group_by(Subscription.plan_key, Subscription.status)
     ):
         if status == "active":
-            active[plan_key] += 1
-            panel.mrr_now += prices.get(plan_key, 0)
-        elif status == "past_due":
-            panel.past_due_count += 1
-            panel.past_due_cents += prices.get(plan_key, 0)
-        elif ended_at is not None and start <= _aware(ended_at) < end:
-            panel.mrr_churn += prices.get(plan_key, 0)
+            active[plan_key] += count
+            panel.mrr_now += prices.get(plan_key, 0) * count
+        else:
+            panel.past_due_count += count
+            panel.past_due_cents += prices.get(plan_key, 0) * count
     panel.active_by_plan = dict(sorted(active.items()))
+    for plan_key, count in session.execute(
+        select(Subscription.plan_key, func.count())
+        .where(Subscription.status == "ended", Subscription.ended_at >= start, Subscription.ended_at < end)
+        .group_by(Subscription.plan_key)
+    ):
+        panel.mrr_churn += prices.get(plan_key, 0) * count
 
-    # Movement from the paid invoices; a downgrade's previous plan is the plan
-    # of the subscription's previous paid invoice.
-    rows = session.execute(
-        select(Invoice.subscription_id, Invoice.kind, Invoice.amount_cents, Invoice.plan_key, Invoice.created_at)
-        .where(Invoice.status.in_(PAID_STATUSES), Invoice.created_at < end, Invoice.subscription_id.is_not(None))
-        .order_by(Invoice.subscription_id, Invoice.created_at, Invoice.id)
-    ).all()
-    previous_plan: dict[int, str | None] = {}
-    for sub_id, kind, amount, plan_key, created_at in rows:
-        before = previous_plan.get(sub_id)
-        previous_plan[sub_id] = plan_key
-        if _aware(created_at) < start:
-            continue
+    # Movement from the paid invoices of subscriptions in the range.
+    paid_in_range = (
+        Invoice.status.in_(PAID_STATUSES), Invoice.created_at >= start, Invoice.created_at < end,
+        Invoice.subscription_id.is_not(None),
+    )
+    for kind, total in session.execute(
+        select(Invoice.kind, func.sum(Invoice.amount_cents))
+        .where(*paid_in_range, Invoice.kind.in_(("activation", "upgrade"))).group_by(Invoice.kind)
+    ):
         if kind == "activation":
-            panel.mrr_new += amount
-        elif kind == "upgrade":
-            panel.mrr_expansion += amount
-        elif kind == "downgrade" and before is not None:
+            panel.mrr_new = int(total)
+        else:
+            panel.mrr_expansion = int(total)
+    # A downgrade's previous plan: the plan of its subscription's previous paid invoice.
+    prev = aliased(Invoice)
+    previous_plan = (
+        select(prev.plan_key)
+        .where(
+            prev.subscription_id == Invoice.subscription_id, prev.status.in_(PAID_STATUSES),
+            or_(prev.created_at < Invoice.created_at,
+                and_(prev.created_at == Invoice.created_at, prev.id < Invoice.id)),
+        )
+        .order_by(prev.created_at.desc(), prev.id.desc())
+        .limit(1)
+        .scalar_subquery()
+    )
+    for plan_key, before in session.execute(
+        select(Invoice.plan_key, previous_plan).where(*paid_in_range, Invoice.kind == "downgrade")
+    ):
+        if before is not None:
             panel.mrr_contraction += max(0, prices.get(before, 0) - prices.get(plan_key or "", 0))
 
     for status, amount in session.execute(select(PaymentDispute.status, PaymentDispute.amount_cents)):

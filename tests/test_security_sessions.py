@@ -211,7 +211,7 @@ def test_staff_can_log_an_account_out_everywhere_and_users_cannot(app_db):
         attacker = new_browser()
         await attacker.sign_in(mallory_token)
         attacker.path = "/staff"
-        await attacker.send(StaffState, "log_out_account_everywhere", account_id=str(ann))
+        await attacker.send(StaffState, "sign_out_everywhere", form_data={"reason": "x"}, account_id=str(ann))
         with read_session(app_db) as s:
             assert accounts.lookup_session(s, ann_token) is not None
         staff = new_browser()
@@ -219,13 +219,13 @@ def test_staff_can_log_an_account_out_everywhere_and_users_cannot(app_db):
         staff.path = "/staff"
         await staff.send(StaffState, "load")
         # Staff may only act on the account they opened, not on an id they type in.
-        await staff.send(StaffState, "log_out_account_everywhere", account_id=str(ann))
+        await staff.send(StaffState, "sign_out_everywhere", form_data={"reason": "Stolen"}, account_id=str(ann))
         with read_session(app_db) as s:
             assert accounts.lookup_session(s, ann_token) is not None
         await staff.send(StaffState, "search", form_data={"query": "ann@"})
         await staff.send(StaffState, "select_account", account_id=str(ann))
-        sent = await staff.send(StaffState, "log_out_account_everywhere")
-        assert "logged out" in sent.lower()
+        sent = await staff.send(StaffState, "sign_out_everywhere", form_data={"reason": "Stolen laptop"})
+        assert "signed ann@example.com out of" in sent.lower()
 
     run(scenario)
     with read_session(app_db) as s:

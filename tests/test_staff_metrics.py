@@ -200,7 +200,9 @@ def test_overview_figures_equal_independent_sql(engine):
         for x in g.groups:
             values = sorted(durations[(x.feature, x.model, x.provider)])
             rank = lambda q: values[max(0, math.ceil(q * len(values)) - 1)] if values else None  # noqa: E731
-            assert (x.p50_seconds, x.p95_seconds) == (rank(0.50), rank(0.95))
+            # The metrics round run times to the millisecond (computed by the database).
+            for got, want in ((x.p50_seconds, rank(0.50)), (x.p95_seconds, rank(0.95))):
+                assert (got is None and want is None) or abs(got - want) < 0.0015, (x, got, want)
         rows = _q(engine, "SELECT COUNT(*) FROM generation_job WHERE unlimited AND created_at >= :start AND created_at < :end"
                   if engine.dialect.name == "postgresql" else
                   "SELECT COUNT(*) FROM generation_job WHERE unlimited = 1 AND created_at >= :start AND created_at < :end", **p)

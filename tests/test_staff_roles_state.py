@@ -201,3 +201,37 @@ def test_reconciliation_from_the_page_is_for_finance_and_admin_only(engine):
     run(scenario)
     assert ("support", "reconcile", "refused") in _audit(engine)
     assert ("finance", "reconcile", "done") in _audit(engine)
+
+
+def test_sign_out_everywhere_from_the_account_page(engine):
+    from workroom_app.billing import accounts
+
+    _, support = make_user(engine, "help@staff.test", Role.SUPPORT)
+    _, finance = make_user(engine, "money@staff.test", Role.FINANCE)
+    ann, ann_token = make_user(engine, "ann@example.com")
+
+    async def scenario(new_tab):
+        tab = new_tab()
+        await tab.sign_in(finance)
+        await tab.open_staff()
+        await pick(tab, "ann@example.com")
+        st = await tab.state()
+        assert not st.can_revoke and [x["state"] for x in st.acc_sessions] == ["live"]
+        sent = await tab.send(StaffState, "sign_out_everywhere", form_data={"reason": "Stolen phone"})
+        assert "support and admin" in sent
+        tab2 = new_tab()
+        await tab2.sign_in(support)
+        await tab2.open_staff()
+        await pick(tab2, "ann@example.com")
+        await tab2.send(StaffState, "sign_out_everywhere", form_data={"reason": ""})
+        assert (await tab2.state()).sessions_error
+        sent = await tab2.send(StaffState, "sign_out_everywhere", form_data={"reason": "Stolen phone"})
+        assert "out of 1 session" in sent
+        st = await tab2.state()
+        assert [x["state"] for x in st.acc_sessions] == ["revoked"]
+
+    run(scenario)
+    with read_session(engine) as s:
+        assert accounts.lookup_session(s, ann_token) is None
+    assert ("finance", "revoke_sessions", "refused") in _audit(engine)
+    assert ("support", "revoke_sessions", "done") in _audit(engine)

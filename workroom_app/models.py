@@ -133,6 +133,8 @@ class LedgerEntry(SQLModel, table=True):
         # date-range and action-type filters an index range scan at any depth.
         Index("ix_ledger_account_created", "account_id", "created_at", "id"),
         Index("ix_ledger_account_action_created", "account_id", "action_type", "created_at", "id"),
+        # The staff overview reads a date range across accounts (issue 10).
+        Index("ix_ledger_created_at", "created_at"),
     )
     id: int | None = Field(default=None, sa_column_kwargs={"autoincrement": True}, primary_key=True)
     account_id: int = Field(foreign_key="account.id")
@@ -171,6 +173,8 @@ class GenerationJob(SQLModel, table=True):
         UniqueConstraint("account_id", "client_request_id", name="uq_job_client_request"),
         Index("ix_job_account_id_desc", "account_id", "id"),
         Index("ix_job_status_deadline", "status", "deadline_at"),
+        # The staff overview reads a date range across accounts (issue 10).
+        Index("ix_job_created_at", "created_at"),
     )
     id: int | None = Field(default=None, primary_key=True)
     account_id: int = Field(foreign_key="account.id")
@@ -275,6 +279,8 @@ class Invoice(SQLModel, table=True):
     __table_args__ = (
         UniqueConstraint("account_id", "number", name="uq_invoice_account_number"),
         UniqueConstraint("account_id", "seq", name="uq_invoice_account_seq"),
+        # The staff overview reads a date range across accounts (issue 10).
+        Index("ix_invoice_created_at", "created_at"),
     )
     id: int | None = Field(default=None, primary_key=True)
     account_id: int = Field(foreign_key="account.id", index=True)

@@ -101,6 +101,11 @@ def upgrade() -> None:
             "FOR EACH STATEMENT EXECUTE FUNCTION staff_audit_refuse_change()"
         )
 
+    # The overview's date-range reads across accounts.
+    op.create_index("ix_ledger_created_at", "ledger_entry", ["created_at"])
+    op.create_index("ix_job_created_at", "generation_job", ["created_at"])
+    op.create_index("ix_invoice_created_at", "invoice", ["created_at"])
+
     # The old single staff role could do everything: it becomes admin.
     op.execute("UPDATE account SET role = 'admin' WHERE role = 'staff'")
 
@@ -114,6 +119,9 @@ def downgrade() -> None:
         op.execute("DROP TRIGGER IF EXISTS staff_audit_no_truncate ON staff_audit")
         op.execute("DROP TRIGGER IF EXISTS staff_audit_append_only ON staff_audit")
         op.execute("DROP FUNCTION IF EXISTS staff_audit_refuse_change()")
+    op.drop_index("ix_invoice_created_at", table_name="invoice")
+    op.drop_index("ix_job_created_at", table_name="generation_job")
+    op.drop_index("ix_ledger_created_at", table_name="ledger_entry")
     op.drop_table("payment_dispute")
     op.drop_table("invoice_refund")
     op.drop_table("staff_audit")

@@ -407,11 +407,13 @@ def revoke_login(session: Session, token: object) -> bool:
 def revoke_all_logins(session: Session, account_id: int) -> int:
     """Log out everywhere: every session of the account ends at once (open tabs are refused on
     their next event). Returns how many were live."""
-    return session.execute(
+    now = clock.now()
+    return int(session.execute(
         update(AuthSession)
-        .where(AuthSession.account_id == account_id, AuthSession.revoked_at.is_(None))
-        .values(revoked_at=clock.now())
-    ).rowcount
+        .where(AuthSession.account_id == account_id, AuthSession.revoked_at.is_(None),
+               AuthSession.expires_at > now)
+        .values(revoked_at=now)
+    ).rowcount or 0)
 
 
 def set_disabled(session: Session, account_id: int, disabled: bool) -> Account:
@@ -469,3 +471,4 @@ def current_plan_key(session: Session, account_id: int) -> str:
         .order_by(Subscription.id.desc())
     ).first()
     return row or FREE_PLAN_KEY
+

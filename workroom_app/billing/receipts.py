@@ -293,6 +293,36 @@ def send_pending(engine: Engine, limit: int = 50, *, settings=None) -> SendRepor
     return report
 
 
+def send_one(engine: Engine, email_id: int, *, settings=None) -> str | None:
+    """Send one pending email now (staff "send again"); None when sent, else the error."""
+    from workroom_app.db import read_session
+    from workroom_app.settings import get_settings
+
+    settings = settings or get_settings()
+    if not _claim(engine, email_id):
+        return "it is not pending (sent meanwhile, or another sender has it)"
+    try:
+        with read_session(engine) as session:
+            message = build_message(session, session.get(OutboxEmail, email_id), settings.mail_from)
+        smtp = _open_smtp(settings)
+        try:
+            smtp.send_message(message)
+        finally:
+            try:
+                smtp.quit()
+            except (smtplib.SMTPException, OSError):
+                pass
+    except (smtplib.SMTPException, OSError) as exc:
+        error = f"{exc.__class__.__name__}: {exc}"
+        _finish(engine, email_id, error)
+        return error
+    except BaseException:
+        _finish(engine, email_id, "sending was interrupted")
+        raise
+    _finish(engine, email_id, None)
+    return None
+
+
 # ------------------------------------------------------------ reading (CLI)
 
 

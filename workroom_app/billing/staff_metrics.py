@@ -35,7 +35,8 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 
-from sqlalchemy import select
+from sqlalchemy import and_, case, func, or_, select
+from sqlalchemy.orm import aliased
 from sqlmodel import Session
 
 from workroom_app.models import (
@@ -65,6 +66,15 @@ def _aware(value: datetime | None) -> datetime | None:
 
 def _day(value: datetime) -> str:
     return _aware(value).astimezone(UTC).date().isoformat()
+
+
+def day_of(session: Session, column):
+    """The UTC calendar day of a timestamp column, as 'YYYY-MM-DD', computed by
+    the database so a panel groups rows there instead of reading them all."""
+    if session.get_bind().dialect.name == "postgresql":
+        return func.to_char(func.timezone("UTC", column), "YYYY-MM-DD")
+    # SQLite keeps UTC timestamps as 'YYYY-MM-DD HH:MM:SS[.ffffff]' text.
+    return func.substr(column, 1, 10)
 
 
 def default_range(now: datetime, days: int = DEFAULT_DAYS) -> tuple[datetime, datetime]:
@@ -127,12 +137,13 @@ def money(session: Session, start: datetime, end: datetime) -> MoneyPanel:
     prices = _plan_prices()
     panel = MoneyPanel()
     by_day: dict[str, Counter] = defaultdict(Counter)
-    for created_at, kind, amount in session.execute(
-        select(Invoice.created_at, Invoice.kind, Invoice.amount_cents).where(
+    day = day_of(session, Invoice.created_at)
+    for d, kind, amount in session.execute(
+        select(day, Invoice.kind, func.sum(Invoice.amount_cents)).where(
             Invoice.status.in_(PAID_STATUSES), Invoice.created_at >= start, Invoice.created_at < end
-        )
+        ).group_by(day, Invoice.kind)
     ):
-        by_day[_day(created_at)][kind] += amount
+        by_day[d][kind] += int(amount)
     panel.revenue_by_day = {d: dict(c) for d, c in sorted(by_day.items())}
     kinds: Counter = Counter()
     for c in by_day.values():
@@ -152,37 +163,55 @@ def money(session: Session, start: datetime, end: datetime) -> MoneyPanel:
     panel.refunds_total = sum(refunds.values())
 
     active: Counter = Counter()
-    for plan_key, status, ended_at in session.execute(
-        select(Subscription.plan_key, Subscription.status, Subscription.ended_at)
+    for plan_key, status, count in session.execute(
+        select(Subscription.plan_key, Subscription.status, func.count())
+        .where(Subscription.status.in_(("active", "past_due")))
+        .group_by(Subscription.plan_key, Subscription.status)
     ):
         if status == "active":
-            active[plan_key] += 1
-            panel.mrr_now += prices.get(plan_key, 0)
-        elif status == "past_due":
-            panel.past_due_count += 1
-            panel.past_due_cents += prices.get(plan_key, 0)
-        elif ended_at is not None and start <= _aware(ended_at) < end:
-            panel.mrr_churn += prices.get(plan_key, 0)
+            active[plan_key] += count
+            panel.mrr_now += prices.get(plan_key, 0) * count
+        else:
+            panel.past_due_count += count
+            panel.past_due_cents += prices.get(plan_key, 0) * count
     panel.active_by_plan = dict(sorted(active.items()))
+    for plan_key, count in session.execute(
+        select(Subscription.plan_key, func.count())
+        .where(Subscription.status == "ended", Subscription.ended_at >= start, Subscription.ended_at < end)
+        .group_by(Subscription.plan_key)
+    ):
+        panel.mrr_churn += prices.get(plan_key, 0) * count
 
-    # Movement from the paid invoices; a downgrade's previous plan is the plan
-    # of the subscription's previous paid invoice.
-    rows = session.execute(
-        select(Invoice.subscription_id, Invoice.kind, Invoice.amount_cents, Invoice.plan_key, Invoice.created_at)
-        .where(Invoice.status.in_(PAID_STATUSES), Invoice.created_at < end, Invoice.subscription_id.is_not(None))
-        .order_by(Invoice.subscription_id, Invoice.created_at, Invoice.id)
-    ).all()
-    previous_plan: dict[int, str | None] = {}
-    for sub_id, kind, amount, plan_key, created_at in rows:
-        before = previous_plan.get(sub_id)
-        previous_plan[sub_id] = plan_key
-        if _aware(created_at) < start:
-            continue
+    # Movement from the paid invoices of subscriptions in the range.
+    paid_in_range = (
+        Invoice.status.in_(PAID_STATUSES), Invoice.created_at >= start, Invoice.created_at < end,
+        Invoice.subscription_id.is_not(None),
+    )
+    for kind, total in session.execute(
+        select(Invoice.kind, func.sum(Invoice.amount_cents))
+        .where(*paid_in_range, Invoice.kind.in_(("activation", "upgrade"))).group_by(Invoice.kind)
+    ):
         if kind == "activation":
-            panel.mrr_new += amount
-        elif kind == "upgrade":
-            panel.mrr_expansion += amount
-        elif kind == "downgrade" and before is not None:
+            panel.mrr_new = int(total)
+        else:
+            panel.mrr_expansion = int(total)
+    # A downgrade's previous plan: the plan of its subscription's previous paid invoice.
+    prev = aliased(Invoice)
+    previous_plan = (
+        select(prev.plan_key)
+        .where(
+            prev.subscription_id == Invoice.subscription_id, prev.status.in_(PAID_STATUSES),
+            or_(prev.created_at < Invoice.created_at,
+                and_(prev.created_at == Invoice.created_at, prev.id < Invoice.id)),
+        )
+        .order_by(prev.created_at.desc(), prev.id.desc())
+        .limit(1)
+        .scalar_subquery()
+    )
+    for plan_key, before in session.execute(
+        select(Invoice.plan_key, previous_plan).where(*paid_in_range, Invoice.kind == "downgrade")
+    ):
+        if before is not None:
             panel.mrr_contraction += max(0, prices.get(before, 0) - prices.get(plan_key or "", 0))
 
     for status, amount in session.execute(select(PaymentDispute.status, PaymentDispute.amount_cents)):
@@ -234,11 +263,15 @@ class CreditsPanel:
 def credits(session: Session, start: datetime, end: datetime, now: datetime) -> CreditsPanel:
     panel = CreditsPanel()
     by_day: dict[str, Counter] = defaultdict(Counter)
-    for created_at, action, amount, ref_type in session.execute(
-        select(LedgerEntry.created_at, LedgerEntry.action_type, LedgerEntry.amount, LedgerEntry.reference_type)
+    day = day_of(session, LedgerEntry.created_at)
+    positive = case((LedgerEntry.amount > 0, 1), else_=-1)
+    by_refund = case((LedgerEntry.reference_type == "invoice_refund", "invoice_refund"), else_="")
+    for d, action, sign, ref_type, total in session.execute(
+        select(day, LedgerEntry.action_type, positive, by_refund, func.sum(func.abs(LedgerEntry.amount)))
         .where(LedgerEntry.created_at >= start, LedgerEntry.created_at < end)
+        .group_by(day, LedgerEntry.action_type, positive, by_refund)
     ):
-        by_day[_day(created_at)][credit_category(action, amount, ref_type)] += abs(amount)
+        by_day[d][credit_category(action, int(sign), ref_type or None)] += int(total)
     panel.by_day = {d: dict(c) for d, c in sorted(by_day.items())}
     totals: Counter = Counter()
     for c in by_day.values():
@@ -318,25 +351,35 @@ def generations(session: Session, start: datetime, end: datetime) -> Generations
     panel = GenerationsPanel()
     groups: dict[tuple[str, str, str], GenerationGroup] = {}
     durations: dict[tuple[str, str, str], list[float]] = defaultdict(list)
-    unlimited: list[tuple[int, str]] = []
-    for feature, model, provider, cost, status, refund_id, started, finished, is_unlimited, account_id, params in session.execute(
+    in_range = (GenerationJob.created_at >= start, GenerationJob.created_at < end)
+    keys = (GenerationJob.feature, GenerationJob.model, GenerationJob.provider)
+    for feature, model, provider, count, credits_, failed, refunded in session.execute(
         select(
-            GenerationJob.feature, GenerationJob.model, GenerationJob.provider, GenerationJob.cost,
-            GenerationJob.status, GenerationJob.refund_entry_id, GenerationJob.started_at,
-            GenerationJob.finished_at, GenerationJob.unlimited, GenerationJob.account_id,
-            GenerationJob.params_json,
-        ).where(GenerationJob.created_at >= start, GenerationJob.created_at < end)
+            *keys, func.count(), func.coalesce(func.sum(GenerationJob.cost), 0),
+            func.sum(case((GenerationJob.status.in_(FAILED_JOB_STATUSES), 1), else_=0)),
+            func.sum(case((GenerationJob.refund_entry_id.is_not(None), 1), else_=0)),
+        ).where(*in_range).group_by(*keys)
     ):
-        key = (feature, model, provider)
-        group = groups.get(key) or groups.setdefault(key, GenerationGroup(*key))
-        group.count += 1
-        group.credits += cost
-        group.failed += status in FAILED_JOB_STATUSES
-        group.refunded += refund_id is not None
-        if status == "succeeded" and started is not None and finished is not None:
-            durations[key].append((_aware(finished) - _aware(started)).total_seconds())
-        if is_unlimited:
-            unlimited.append((account_id, params))
+        groups[(feature, model, provider)] = GenerationGroup(
+            feature, model, provider, count=int(count), credits=int(credits_), failed=int(failed or 0),
+            refunded=int(refunded or 0),
+        )
+    # Run times computed by the database (no timestamp parsing per row here),
+    # rounded to the millisecond on both engines.
+    if session.get_bind().dialect.name == "postgresql":
+        seconds = func.extract("epoch", GenerationJob.finished_at - GenerationJob.started_at)
+    else:
+        seconds = (func.julianday(GenerationJob.finished_at) - func.julianday(GenerationJob.started_at)) * 86400
+    for feature, model, provider, duration in session.execute(
+        select(*keys, func.round(seconds, 3)).where(
+            *in_range, GenerationJob.status == "succeeded", GenerationJob.started_at.is_not(None),
+            GenerationJob.finished_at.is_not(None),
+        )
+    ):
+        durations[(feature, model, provider)].append(float(duration))
+    unlimited: list[tuple[int, str]] = list(session.execute(
+        select(GenerationJob.account_id, GenerationJob.params_json).where(*in_range, GenerationJob.unlimited.is_(True))
+    ).all())
     for key, group in groups.items():
         group.p50_seconds = percentile(durations[key], 50)
         group.p95_seconds = percentile(durations[key], 95)

@@ -8,5 +8,5 @@ from workroom_app.pages import home, index, login, signup, usage  # noqa: F401
 from workroom_app.pages import checkout, plans, subscription  # noqa: F401
 from workroom_app.pages import generate  # noqa: F401
 from workroom_app.pages import staff  # noqa: F401
-from workroom_app.pages import staff_overview  # noqa: F401
+from workroom_app.pages import staff_overview, staff_queues  # noqa: F401
 from workroom_app.pages import credits  # noqa: F401

@@ -343,6 +343,7 @@ def details_panel() -> rx.Component:
             ),
             rx.cond(StaffState.can_manage_roles, role_form()),
             ledger_table(),
+            account_activity(),
             audit_table(StaffState.acc_audit, "Staff actions on this account", "staff-account-audit"),
             spacing="4",
             width="100%",
@@ -427,6 +428,57 @@ def refund_dialog() -> rx.Component:
         ),
         open=StaffState.refund_confirm_open,
         on_open_change=StaffState.set_refund_confirm_open,
+    )
+
+
+# ------------------------------------------------------ account activity
+
+
+def _mini(title: str, rows, cells: list[str], testid: str) -> rx.Component:  # noqa: ANN001
+    return rx.vstack(
+        rx.text(title, size="2", weight="medium"),
+        rx.cond(
+            rows.length() > 0,
+            rx.vstack(
+                rx.foreach(rows, lambda r: rx.hstack(*[rx.text(r[c], size="1") for c in cells], spacing="3",
+                                                     wrap="wrap", data_testid=testid)),
+                spacing="1",
+            ),
+            rx.text("None.", size="1", color_scheme="gray"),
+        ),
+        spacing="1",
+        width="100%",
+    )
+
+
+def account_activity() -> rx.Component:
+    return rx.card(
+        rx.vstack(
+            _mini("Recent generations (stuck ones: Queues page)", StaffState.acc_recent_jobs,
+                  ["date", "what", "status", "cost", "stuck"], "staff-account-job"),
+            _mini("Emails", StaffState.acc_emails, ["date", "subject", "status", "error"], "staff-account-email-row"),
+            _mini("Sessions", StaffState.acc_sessions, ["created", "expires", "state"], "staff-account-session"),
+            rx.cond(
+                StaffState.can_revoke,
+                rx.form(
+                    rx.hstack(
+                        rx.input(name="reason", placeholder="Reason (required)", max_length=MAX_REASON_LENGTH,
+                                 flex="1", aria_label="Reason to sign out everywhere"),
+                        rx.button("Sign out everywhere", type="submit", variant="outline", color_scheme="red",
+                                  data_testid="staff-sign-out-everywhere"),
+                        width="100%",
+                    ),
+                    on_submit=StaffState.sign_out_everywhere,
+                    reset_on_submit=True,
+                    width="100%",
+                ),
+            ),
+            rx.cond(StaffState.sessions_error != "",
+                    rx.callout(StaffState.sessions_error, icon="circle-alert", color_scheme="red", size="1")),
+            spacing="3",
+            width="100%",
+        ),
+        width="100%",
     )
 
 

@@ -128,8 +128,29 @@ def _account_extras(actor_id: int, account_id: int) -> tuple[dict[int, int], lis
             _select(Invoice.id).where(Invoice.account_id == account_id).order_by(Invoice.id.desc())
             .limit(staff.DEFAULT_INVOICE_LIMIT)
         ).scalars())
-        return invoice_refunds.refunded_by_invoice(session, ids), audit.list_rows(
-            session, account_id=account_id, limit=AUDIT_ROWS
+        from workroom_app.billing import clock as _clock, staff_queues
+
+        now = _clock.now()
+        sessions = [
+            {"created": staff.format_time(a.created_at), "expires": staff.format_time(a.expires_at),
+             "state": "revoked" if a.revoked_at is not None
+             else ("expired" if staff._aware(a.expires_at) <= now else "live")}
+            for a in staff_queues.list_sessions(session, actor_id, account_id)
+        ]
+        emails = [
+            {"date": staff.format_time(e.created_at), "subject": e.subject, "status": e.status,
+             "error": e.last_error or ""}
+            for e in staff_queues.list_emails(session, actor_id, account_id=account_id, limit=10)
+        ]
+        recent_jobs = [
+            {"id": str(j.id), "date": staff.format_time(j.created_at), "what": f"{j.feature} / {j.model}",
+             "status": j.status, "cost": f"{j.cost:,}", "stuck": "yes" if staff_queues.is_stuck(j, now) else ""}
+            for j in staff_queues.list_jobs(session, actor_id, account_id=account_id, limit=10)
+        ]
+        return (
+            invoice_refunds.refunded_by_invoice(session, ids),
+            audit.list_rows(session, account_id=account_id, limit=AUDIT_ROWS),
+            {"sessions": sessions, "emails": emails, "jobs": recent_jobs},
         )
 
 
@@ -162,6 +183,14 @@ def _set_role(actor_id: int, account_id: int, role: str, reason: str) -> staff.R
 
     with write_session() as session:
         return staff.set_role(session, actor_id, account_id, role, reason=reason)
+
+
+def _sign_out(actor_id: int, account_id: int, reason: str):
+    from workroom_app.billing import staff_queues
+    from workroom_app.db import write_session
+
+    with write_session() as session:
+        return staff_queues.sign_out_everywhere(session, actor_id, account_id, reason=reason)
 
 
 def _refused(actor_id: int, action: str, message: str, account_id: int | None, target: str | None = None) -> None:
@@ -250,6 +279,11 @@ class StaffState(SessionState):
     refund_confirm_text: str = ""
     role_error: str = ""
     can_reconcile: bool = False
+    can_revoke: bool = False
+    acc_sessions: list[dict[str, str]] = []
+    acc_emails: list[dict[str, str]] = []
+    acc_recent_jobs: list[dict[str, str]] = []
+    sessions_error: str = ""
     recon_summary: str = ""
     recon_counts: list[dict[str, str]] = []
     recon_problems: list[dict[str, str]] = []
@@ -302,6 +336,10 @@ class StaffState(SessionState):
         self._selected_id = None
         self._ledger_before = None
         self.acc_audit = []
+        self.acc_sessions = []
+        self.acc_emails = []
+        self.acc_recent_jobs = []
+        self.sessions_error = ""
         self._invoice_ids = []
         self.role_error = ""
         self._close_adjustment()
@@ -334,6 +372,7 @@ class StaffState(SessionState):
         self.can_refund = staff_roles.can(role, Permission.REFUND)
         self.can_manage_roles = staff_roles.can(role, Permission.MANAGE_ROLES)
         self.can_reconcile = staff_roles.can(role, Permission.RECONCILE)
+        self.can_revoke = staff_roles.can(role, Permission.REVOKE_SESSIONS)
         limit = staff_roles.adjust_limit(role)
         self.adjust_limit_text = f"{limit:,}" if limit else ""
 
@@ -391,7 +430,10 @@ class StaffState(SessionState):
             {"status": status.replace("_", " "), "count": format_credits(count)}
             for status, count in overview.job_counts.items()
         ]
-        refunded, audit_rows = extras if extras is not None else ({}, [])
+        refunded, audit_rows, more = extras if extras is not None else ({}, [], {})
+        self.acc_sessions = more.get("sessions", [])
+        self.acc_emails = more.get("emails", [])
+        self.acc_recent_jobs = more.get("jobs", [])
         self.acc_invoices = [
             {
                 "id": str(inv.id),
@@ -850,40 +892,30 @@ class StaffState(SessionState):
         ]
         return rx.toast.success("Reconciliation finished: nothing wrong.") if report.ok else None
 
-    # ------------------------------------------------- security (issue 8): log out everywhere
-    async def log_out_account_everywhere(self):
-        """End every session of the account being looked at (a stolen cookie, a lost laptop).
+    # ------------------------------------------------------------ sessions
+    async def sign_out_everywhere(self, form_data: dict):
+        """Support and admin: revoke every live login of the selected account."""
+        from workroom_app.billing import staff_queues
 
-        Staff only, re-checked in the database in the same transaction; takes no argument: it
-        acts on the account this dashboard opened, never on an id the browser sends."""
         actor = await self._actor()
         if actor is None:
             return self._refusal()
         account_id = self._selected_id
         if account_id is None:
-            return rx.toast.error("Open an account first.")
+            return None
+        if not self.can_revoke:
+            message = staff_roles.REFUSALS[Permission.REVOKE_SESSIONS]
+            await asyncio.to_thread(_refused, actor, audit.REVOKE_SESSIONS, message, account_id)
+            return rx.toast.error(message)
         try:
-            ended = await asyncio.to_thread(_log_out_everywhere, actor, account_id)
+            reason = _field(form_data, "reason")
+            result = await asyncio.to_thread(_sign_out, actor, account_id, reason)
         except StaffOnly:
             self._forget()
             return self._refusal()
-        noun = "session" if ended == 1 else "sessions"
-        return rx.toast.success(f"{self.acc_email} was logged out everywhere ({ended} {noun} ended).")
-
-
-def _log_out_everywhere(actor_id: int, account_id: int) -> int:
-    """Blocking: revoke every session of `account_id` if `actor_id` is (still) staff,
-    with its audit row in the same transaction."""
-    from workroom_app.billing import accounts
-    from workroom_app.db import write_session
-    from workroom_app.models import Account
-
-    with write_session() as session:
-        actor = session.get(Account, actor_id)
-        if actor is None or not accounts.is_staff(actor) or actor.disabled_at is not None:
-            raise StaffOnly("Only staff can do this.")
-        ended = accounts.revoke_all_logins(session, account_id)
-        audit.record(session, actor, audit.REVOKE_SESSIONS, result=audit.DONE,
-                     detail=f"{ended} session(s) ended", account_id=account_id)
-    logger.info("staff %s logged account %s out everywhere (%s sessions)", actor_id, account_id, ended)
-    return ended
+        except StaffError as exc:
+            self.sessions_error = str(exc)
+            return None
+        self.sessions_error = ""
+        await self._reload_details(actor)
+        return rx.toast.success(result.message) if result.done else rx.toast.info(result.message)

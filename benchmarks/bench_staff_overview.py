@@ -1,0 +1,148 @@
+"""Staff overview panels over a large synthetic dataset (SQLite).
+
+Bulk-loads (not timed) `--ledger` ledger rows, `--invoices` paid invoices and
+`--jobs` generation jobs spread evenly over 365 days, plus grants and
+subscriptions, then times each panel of billing/staff_metrics.py for the last
+30 days and for 12 months, `--repeat` times, and prints p50/p95 per panel and
+one JSON line. The floor is `SELECT count(*)` over the 30-day ledger range.
+
+    .venv/bin/python -m benchmarks.bench_staff_overview --ledger 1000000 --invoices 100000 --jobs 1000000
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import statistics
+import tempfile
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from sqlalchemy import func, insert, select
+
+from benchmarks._common import load_average
+from workroom_app import db
+from workroom_app.billing import staff_metrics
+from workroom_app.models import (
+    Account,
+    CreditGrant,
+    GenerationJob,
+    Invoice,
+    LedgerEntry,
+    Subscription,
+)
+from workroom_app.schema import upgrade
+
+END = datetime(2026, 11, 30, tzinfo=UTC)
+ACCOUNTS = 2000
+ACTIONS = [("generation", -1), ("generation", -1), ("generation", -1), ("refund", 1), ("monthly_credits", 1),
+           ("expiry", -1), ("plan_change", -1), ("plan_change", 1), ("staff_adjustment", 1), ("trial_grant", 1)]
+JOB_KINDS = [("image", "flux_pro", "local"), ("image", "flux_schnell", "hosted"), ("video", "kling_2_1", "hosted"),
+             ("voiceover", "standard", "local")]
+
+
+def _when(rng: random.Random) -> datetime:
+    return END - timedelta(seconds=rng.randint(1, 365 * 86400))
+
+
+def load(engine, n_ledger: int, n_invoices: int, n_jobs: int) -> None:
+    rng = random.Random(7)
+    batch = 50_000
+    with engine.begin() as conn:
+        conn.execute(insert(Account.__table__), [
+            {"id": i, "email": f"u{i}@bench.test", "password_hash": "x", "display_name": "", "role": "user",
+             "timezone": "UTC", "created_at": END - timedelta(days=400)} for i in range(1, ACCOUNTS + 1)])
+        conn.execute(insert(Subscription.__table__), [
+            {"account_id": i, "plan_key": rng.choice(["starter", "pro", "studio"]),
+             "status": rng.choice(["active"] * 8 + ["past_due", "ended"]), "gateway": "local", "anchor_day": 1,
+             "current_period_start": END - timedelta(days=10), "current_period_end": END + timedelta(days=20),
+             "created_at": END - timedelta(days=300), "updated_at": END,
+             "ended_at": END - timedelta(days=rng.randint(1, 300))} for i in range(1, ACCOUNTS + 1)])
+        conn.execute(insert(CreditGrant.__table__), [
+            {"account_id": rng.randint(1, ACCOUNTS), "source": "monthly", "amount_granted": 3000,
+             "amount_left": rng.randint(0, 3000), "expires_at": END + timedelta(days=rng.randint(-10, 200)),
+             "created_at": END - timedelta(days=20)} for _ in range(20_000)])
+        for start in range(0, n_ledger, batch):
+            rows = []
+            for i in range(start, min(n_ledger, start + batch)):
+                action, sign = rng.choice(ACTIONS)
+                rows.append({"account_id": rng.randint(1, ACCOUNTS), "action_type": action,
+                             "amount": sign * rng.randint(1, 500), "balance_after": 1000,
+                             "idempotency_key": f"k{i}", "created_at": _when(rng)})
+            conn.execute(insert(LedgerEntry.__table__), rows)
+        for start in range(0, n_invoices, batch):
+            conn.execute(insert(Invoice.__table__), [
+                {"account_id": i % ACCOUNTS + 1, "subscription_id": i % ACCOUNTS + 1, "seq": i + 1,
+                 "number": f"WR-{i}", "kind": rng.choice(["renewal"] * 6 + ["activation", "upgrade", "downgrade"]),
+                 "status": "paid", "amount_cents": rng.choice([1000, 3000, 8000]), "currency": "usd",
+                 "plan_key": rng.choice(["starter", "pro", "studio"]), "gateway": "local",
+                 "idempotency_key": f"inv{i}", "created_at": _when(rng)}
+                for i in range(start, min(n_invoices, start + batch))])
+        for start in range(0, n_jobs, batch):
+            rows = []
+            for i in range(start, min(n_jobs, start + batch)):
+                feature, model, provider = rng.choice(JOB_KINDS)
+                created = _when(rng)
+                status = rng.choice(["succeeded"] * 8 + ["failed", "timed_out"])
+                rows.append({"account_id": rng.randint(1, ACCOUNTS), "client_request_id": f"c{i}",
+                             "feature": feature, "model": model, "params_json": "{}", "cost": rng.randint(0, 200),
+                             "unlimited": False, "status": status, "progress": 100, "provider": provider,
+                             "created_at": created, "started_at": created + timedelta(seconds=1),
+                             "finished_at": created + timedelta(seconds=rng.randint(2, 120)),
+                             "deadline_at": created + timedelta(minutes=10), "updated_at": created,
+                             "refund_entry_id": 1 if status != "succeeded" else None})
+            conn.execute(insert(GenerationJob.__table__), rows)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--ledger", type=int, default=1_000_000)
+    parser.add_argument("--invoices", type=int, default=100_000)
+    parser.add_argument("--jobs", type=int, default=1_000_000)
+    parser.add_argument("--repeat", type=int, default=5)
+    args = parser.parse_args()
+    results: dict[str, dict[str, float]] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        engine = db.make_engine(f"sqlite:///{Path(tmp) / 'bench.db'}")
+        upgrade(engine)
+        t = time.perf_counter()
+        load(engine, args.ledger, args.invoices, args.jobs)
+        with engine.begin() as conn:
+            conn.exec_driver_sql("ANALYZE")
+        load_s = time.perf_counter() - t
+        load_before = load_average()
+        ranges = {"30 days": (END - timedelta(days=30), END), "12 months": (END - timedelta(days=365), END)}
+        panels = {
+            "money": lambda s, a, b: staff_metrics.money(s, a, b),
+            "credits": lambda s, a, b: staff_metrics.credits(s, a, b, END),
+            "generations": lambda s, a, b: staff_metrics.generations(s, a, b),
+        }
+        for label, (a, b) in ranges.items():
+            with db.read_session(engine) as s:
+                t = time.perf_counter()
+                s.execute(select(func.count()).select_from(LedgerEntry).where(
+                    LedgerEntry.created_at >= a, LedgerEntry.created_at < b)).scalar()
+                floor = time.perf_counter() - t
+            results[f"floor count ledger {label}"] = {"p50_ms": round(floor * 1000, 1), "p95_ms": round(floor * 1000, 1)}
+            for name, fn in panels.items():
+                times = []
+                for _ in range(args.repeat):
+                    with db.read_session(engine) as s:
+                        t = time.perf_counter()
+                        fn(s, a, b)
+                        times.append(time.perf_counter() - t)
+                times.sort()
+                p95 = times[max(0, -(-95 * len(times) // 100) - 1)]
+                results[f"{name} {label}"] = {"p50_ms": round(statistics.median(times) * 1000, 1),
+                                              "p95_ms": round(p95 * 1000, 1)}
+        engine.dispose()
+    for key, value in results.items():
+        print(f"{key:32s} p50 {value['p50_ms']:>9,.1f} ms   p95 {value['p95_ms']:>9,.1f} ms")
+    print(json.dumps({"bench": "staff_overview", "engine": "sqlite", "ledger": args.ledger, "invoices": args.invoices,
+                      "jobs": args.jobs, "load_s": round(load_s, 1), "load_average": load_before, "panels": results}))
+
+
+if __name__ == "__main__":
+    main()

@@ -248,6 +248,13 @@ def header(title: str, current_route: str) -> rx.Component:
         rx.hstack(
             balance_with_popover(balance_badge()),
             rx.button(
+                rx.icon("sparkles", size=16),
+                "Upgrade",
+                on_click=rx.redirect(PLANS_ROUTE),
+                size="2",
+                data_testid="upgrade-button",
+            ),
+            rx.button(
                 rx.icon("coins", size=16),
                 rx.text("Buy credits", display=["none", "inline"]),
                 on_click=rx.redirect(CREDITS_ROUTE),
@@ -255,13 +262,6 @@ def header(title: str, current_route: str) -> rx.Component:
                 variant="soft",
                 aria_label="Buy credits",
                 data_testid="buy-credits-button",
-            ),
-            rx.button(
-                rx.icon("sparkles", size=16),
-                "Upgrade",
-                on_click=rx.redirect(PLANS_ROUTE),
-                size="2",
-                data_testid="upgrade-button",
             ),
             user_menu(),
             align="center",

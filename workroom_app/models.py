@@ -426,3 +426,27 @@ class AccountAlert(SQLModel, table=True):
     # Shown as a toast once (the first page that sees it), then only in the list.
     toasted_at: datetime | None = None
     read_at: datetime | None = None
+
+
+class ReportStatus(StrEnum):
+    REFUNDED = "refunded"  # refunded at once (within the month's allowance) or accepted by staff
+    PENDING = "pending"  # beyond the allowance: waits for staff
+    DECLINED = "declined"  # staff declined, with a note the user sees
+
+
+class ResultReport(SQLModel, table=True):
+    """A user's "this result is broken" report on a finished generation (one per job)."""
+
+    __tablename__ = "result_report"
+    id: int | None = Field(default=None, primary_key=True)
+    job_id: int = Field(foreign_key="generation_job.id", unique=True)
+    account_id: int = Field(foreign_key="account.id", index=True)
+    reason: str = Field(sa_column=Column(Text, nullable=False))
+    status: str = Field(max_length=16, index=True)
+    # True: refunded at once as one of the month's first K reports (not a staff decision).
+    auto_refunded: bool = False
+    refund_entry_id: int | None = None
+    staff_note: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    decided_by: int | None = None
+    created_at: datetime
+    decided_at: datetime | None = None

@@ -515,6 +515,8 @@ class AccountAlert(SQLModel, table=True):
     # Shown as a toast once (the first page that sees it), then only in the list.
     toasted_at: datetime | None = None
     read_at: datetime | None = None
+
+
 # ---------------------------------------------------------------- security (issue 8)
 
 
@@ -526,6 +528,8 @@ class TrialClaim(SQLModel, table=True):
     canonical_email: str = Field(primary_key=True, max_length=254)
     account_id: int = Field(foreign_key="account.id", index=True)
     claimed_at: datetime
+
+
 # --------------------------------------------------------------- live layer (issue 12)
 
 
@@ -539,3 +543,30 @@ class ChangeLog(SQLModel, table=True):
     account_id: int
     kinds: str = Field(max_length=200)
     origin: str = Field(default="", max_length=40)
+
+
+# ------------------------------------------ credits users can plan with (issue 11), continued
+
+
+class ReportStatus(StrEnum):
+    REFUNDED = "refunded"  # refunded at once (within the month's allowance) or accepted by staff
+    PENDING = "pending"  # beyond the allowance: waits for staff
+    DECLINED = "declined"  # staff declined, with a note the user sees
+
+
+class ResultReport(SQLModel, table=True):
+    """A user's "this result is broken" report on a finished generation (one per job)."""
+
+    __tablename__ = "result_report"
+    id: int | None = Field(default=None, primary_key=True)
+    job_id: int = Field(foreign_key="generation_job.id", unique=True)
+    account_id: int = Field(foreign_key="account.id", index=True)
+    reason: str = Field(sa_column=Column(Text, nullable=False))
+    status: str = Field(max_length=16, index=True)
+    # True: refunded at once as one of the month's first K reports (not a staff decision).
+    auto_refunded: bool = False
+    refund_entry_id: int | None = None
+    staff_note: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    decided_by: int | None = None
+    created_at: datetime
+    decided_at: datetime | None = None

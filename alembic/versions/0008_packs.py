@@ -1,5 +1,7 @@
 """Credits users can plan with (issue 11): alert settings (and auto top-up) and in-app alerts.
 
+and "report a broken result" (result_report).
+
 Revision ID: 0008_packs
 Revises: 0002
 """
@@ -48,9 +50,34 @@ def upgrade() -> None:
     )
     with op.batch_alter_table("account_alert", schema=None) as batch_op:
         batch_op.create_index("ix_account_alert_account_id_desc", ["account_id", "id"], unique=False)
+    op.create_table(
+        "result_report",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("job_id", sa.Integer(), nullable=False),
+        sa.Column("account_id", sa.Integer(), nullable=False),
+        sa.Column("reason", sa.Text(), nullable=False),
+        sa.Column("status", sqlmodel.sql.sqltypes.AutoString(length=16), nullable=False),
+        sa.Column("auto_refunded", sa.Boolean(), nullable=False),
+        sa.Column("refund_entry_id", sa.Integer(), nullable=True),
+        sa.Column("staff_note", sa.Text(), nullable=True),
+        sa.Column("decided_by", sa.Integer(), nullable=True),
+        sa.Column("created_at", sqlmodel.sql.sqltypes.UTCDateTime(), nullable=False),
+        sa.Column("decided_at", sqlmodel.sql.sqltypes.UTCDateTime(), nullable=True),
+        sa.ForeignKeyConstraint(["account_id"], ["account.id"]),
+        sa.ForeignKeyConstraint(["job_id"], ["generation_job.id"]),
+        sa.PrimaryKeyConstraint("id"),
+        sa.UniqueConstraint("job_id"),
+    )
+    with op.batch_alter_table("result_report", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_result_report_account_id"), ["account_id"], unique=False)
+        batch_op.create_index(batch_op.f("ix_result_report_status"), ["status"], unique=False)
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("result_report", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_result_report_status"))
+        batch_op.drop_index(batch_op.f("ix_result_report_account_id"))
+    op.drop_table("result_report")
     with op.batch_alter_table("account_alert", schema=None) as batch_op:
         batch_op.drop_index("ix_account_alert_account_id_desc")
     op.drop_table("account_alert")

@@ -337,11 +337,14 @@ class Catalog:
         digest: str = "",
         packs: tuple[CreditPack, ...] = (),
         pack_expiry_months: int = 12,
+        broken_result_refunds_per_month: int = 3,
     ):
         self.features = MappingProxyType(dict(features))
         self.packs = packs  # in the order the catalog lists them
         self._packs_by_key = {p.key: p for p in packs}
         self.pack_expiry_months = pack_expiry_months
+        # "Report a broken result": the first K reports of a calendar month are refunded at once.
+        self.broken_result_refunds_per_month = broken_result_refunds_per_month
         self.plans = plans  # ordered by rank, cheapest first
         self._plans_by_key = {p.key: p for p in plans}
         self.default_plan_key = default_plan
@@ -812,6 +815,7 @@ class _CatalogSpec(_Spec):
     plans: dict[str, _PlanSpec]
     pack_expiry_months: Annotated[int, Field(ge=1, le=120)] = 12
     packs: dict[str, _PackSpec] = {}
+    broken_result_refunds_per_month: Annotated[int, Field(ge=0, le=100)] = 3
 
 
 class _Problem(Exception):
@@ -1010,6 +1014,7 @@ def _build(spec: _CatalogSpec, *, source: str, digest: str) -> Catalog:
         digest=digest,
         packs=tuple(packs),
         pack_expiry_months=spec.pack_expiry_months,
+        broken_result_refunds_per_month=spec.broken_result_refunds_per_month,
     )
 
 

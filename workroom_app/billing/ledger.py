@@ -836,11 +836,15 @@ def debit(
     return _announced(session, account_id, result)
 
 
-def refund(session: Session, debit_entry_id: int, *, idempotency_key: str) -> LedgerResult:
+def refund(
+    session: Session, debit_entry_id: int, *, idempotency_key: str, reason: str | None = None
+) -> LedgerResult:
     """Give back exactly what a generation's debit took, once (see the module
     docstring for where the credits go)."""
     _check_id(debit_entry_id, "charge to refund")
     key = _check_key(idempotency_key)
+    # Why, when it is not a failure: e.g. the broken-result report it answers.
+    reason = _check_text(reason, "reason", 2000, required=False)
     conn = _conn(session)
     debit_row = conn.execute(
         select(_L.c.account_id, _L.c.action_type, _L.c.amount, _L.c.feature, _L.c.draws).where(
@@ -929,6 +933,7 @@ def refund(session: Session, debit_entry_id: int, *, idempotency_key: str) -> Le
         feature=feature,
         reference_type="debit",
         reference_id=str(debit_entry_id),
+        reason=reason,
         draws=restored,
     )
     _set_balance(conn, account_id, new_balance, next_expiry, now)

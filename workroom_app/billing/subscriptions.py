@@ -797,6 +797,7 @@ def activate_from_gateway(
         )
         credits = plan.monthly_credits
     _receipt(session, invoice, plan.name)
+    alerts.forget(account_id)  # the default low-balance threshold follows the plan
     return Outcome(
         ok=True, action=ACTIVATION,
         message=f"You're on {plan.name}. {credits:,} credits were added to your balance.",
@@ -1074,6 +1075,7 @@ def end_subscription(
     session.add(sub)
     plan = get_plan(sub.plan_key)
     alerts.plan_ended(session, sub.account_id, subscription_id=sub.id, plan_name=plan.name)
+    alerts.forget(sub.account_id)
     return Outcome(
         ok=True, action="end",
         message=f"Your {plan.name} plan has ended ({reason}). You're on Free.",
@@ -1372,6 +1374,7 @@ def apply_upgrade(session: Session, subscription: Subscription, new_plan_key: st
     sub.updated_at = clock.now()
     session.add(sub)
     _receipt(session, invoice, new_plan.name)
+    alerts.forget(sub.account_id)
     return Outcome(
         ok=True, action=UPGRADE,
         message=f"You're on {new_plan.name}. {added:,} credits were added to your balance.",
@@ -1422,6 +1425,7 @@ def apply_downgrade(
     sub.updated_at = clock.now()
     session.add(sub)
     _receipt(session, invoice, new_plan.name)
+    alerts.forget(sub.account_id)
     burned_amount = -burned.amount if burned is not None else 0
     return Outcome(
         ok=True, action=DOWNGRADE,

@@ -296,6 +296,56 @@ REGISTRARS += [_register_ledger, _register_bench]
 REGISTRARS += [_register_reconcile]
 
 
+# ------------------------------------------------ broken-result reports (issue 11)
+
+
+def _cmd_reports_pending(args: argparse.Namespace) -> int:
+    from workroom_app.db import read_session
+    from workroom_app.generation import reports
+
+    with read_session(_engine()) as s:
+        rows = reports.pending(s)
+    for r in rows:
+        print(f"#{r.id}  job {r.job_id}  account {r.account_id}  {r.created_at:%Y-%m-%d %H:%M}  {r.reason}")
+    if not rows:
+        print("No reports wait for staff.")
+    return 0
+
+
+def _cmd_reports_decide(args: argparse.Namespace) -> int:
+    from workroom_app.billing import accounts
+    from workroom_app.db import write_session
+    from workroom_app.generation import reports
+
+    with write_session(_engine()) as s:
+        staff = accounts.find_account(s, args.staff)
+        if staff is None:
+            print(f"No account {args.staff!r}.", file=sys.stderr)
+            return 1
+        try:
+            out = reports.decide(s, args.report_id, staff.id, accept=args.verb == "accept", note=args.note)
+        except reports.ReportError as exc:
+            print(str(exc), file=sys.stderr)
+            return 1
+    print(f"Report #{out.report_id}: {out.message}")
+    return 0
+
+
+def _register_reports(sub) -> None:
+    p = sub.add_parser("reports", help='"report a broken result": the ones waiting for staff')
+    verbs = p.add_subparsers(dest="reports_command", metavar="VERB", required=True)
+    verbs.add_parser("pending", help="list reports waiting for staff").set_defaults(func=_cmd_reports_pending)
+    for verb, text in (("accept", "refund the result's credits"), ("decline", "decline with a note")):
+        d = verbs.add_parser(verb, help=text)
+        d.add_argument("report_id", type=int)
+        d.add_argument("--staff", required=True, help="the deciding staff member's email")
+        d.add_argument("--note", required=True, help="what the user reads")
+        d.set_defaults(func=_cmd_reports_decide, verb=verb)
+
+
+REGISTRARS += [_register_reports]
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="workroom", description="Workroom billing tools")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import reflex as rx
 
+from workroom_app.components.report_dialog import report_control, report_dialog
 from workroom_app.state.generate import GenerateState, JobView
+from workroom_app.state.reports import ReportState
 
 STATUS_COLORS = {
     "queued": "gray",
@@ -146,6 +148,7 @@ def result_card(job: JobView) -> rx.Component:
                 rx.vstack(
                     rx.text(job.title, weight="medium", size="2"),
                     rx.text(job.created_text, " · ", job.cost_text, size="1", color_scheme="gray"),
+                    report_control(job),
                     spacing="0",
                     min_width="0",
                 ),
@@ -214,7 +217,8 @@ def history_row(job: JobView) -> rx.Component:
                     ),
                     rx.text("—", color_scheme="gray"),
                 ),
-            )
+            ),
+            report_control(job),
         ),
         data_testid="history-row",
     )
@@ -282,6 +286,9 @@ def history_panel() -> rx.Component:
             rx.text("Nothing generated yet. Your generations will be listed here.", color_scheme="gray",
                     size="2", data_testid="history-empty"),
         ),
+        # "Report a broken result" (issue 11): one dialog for every card and row, and their report statuses.
+        report_dialog(),
+        rx.box(on_mount=ReportState.load),
         width="100%",
         data_testid="history",
     )

@@ -249,20 +249,21 @@ def header(title: str, current_route: str) -> rx.Component:
         rx.hstack(
             balance_with_popover(balance_badge()),
             rx.button(
-                rx.icon("coins", size=16),
-                rx.text("Buy credits", display=["none", "inline"]),
-                on_click=rx.redirect(CREDITS_ROUTE),
-                size="2",
-                variant="soft",
-                aria_label="Buy credits",
-                data_testid="buy-credits-button",
-            ),
-            rx.button(
                 rx.icon("sparkles", size=16),
                 "Upgrade",
                 on_click=rx.redirect(PLANS_ROUTE),
                 size="2",
                 data_testid="upgrade-button",
+            ),
+            rx.button(
+                rx.icon("coins", size=16),
+                "Buy credits",
+                on_click=rx.redirect(CREDITS_ROUTE),
+                size="2",
+                variant="soft",
+                # On a phone the header has no room: the balance's popover links to Buy credits.
+                display=["none", "flex"],
+                data_testid="buy-credits-button",
             ),
             user_menu(),
             align="center",

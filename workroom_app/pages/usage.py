@@ -294,11 +294,7 @@ def usage_page() -> rx.Component:
     return rx.vstack(
         rx.text("Every change to your balance, newest first. Times are in ",
                 UsageState.tz_name, ".", color_scheme="gray", size="2"),
-        rx.cond(
-            UsageState.expiry_text != "",
-            rx.callout(UsageState.expiry_text, icon="clock", color_scheme="amber", size="1",
-                       width="100%", data_testid="usage-expiry"),
-        ),
+        # "N credits expire on DATE" moved to the balance's popover in the header (every page).
         spend_chart(),
         ledger_section(),
         spacing="4",

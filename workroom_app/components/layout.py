@@ -211,7 +211,8 @@ def user_menu() -> rx.Component:
         rx.menu.trigger(
             rx.button(
                 rx.icon("circle-user", size=18),
-                rx.text(SessionState.display_name, display=["none", "inline", "inline"]),
+                # Hidden on phones (no room) but still the button's name.
+                rx.text(SessionState.display_name, class_name="visually-hidden-mobile"),
                 rx.icon("chevron-down", size=14),
                 variant="ghost",
                 size="2",

@@ -66,7 +66,7 @@ def login_page() -> rx.Component:
         ),
         rx.text(
             "New to Workroom? ",
-            rx.link("Create an account", href=SIGNUP_ROUTE, data_testid="to-signup"),
+            rx.link("Create an account", href=SIGNUP_ROUTE, underline="always", data_testid="to-signup"),
             size="2",
         ),
     )

@@ -297,7 +297,7 @@ def usage_page() -> rx.Component:
         rx.cond(
             UsageState.expiry_text != "",
             rx.callout(UsageState.expiry_text, icon="clock", color_scheme="amber", size="1",
-                       width="100%", data_testid="usage-expiry"),
+                       high_contrast=True, width="100%", data_testid="usage-expiry"),
         ),
         spend_chart(),
         ledger_section(),

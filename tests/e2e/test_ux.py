@@ -287,6 +287,52 @@ def test_times_follow_the_browsers_time_zone_in_one_format(browser, base_url, ap
         context.close()
 
 
+def test_cancel_and_resume_auto_renewal_on_the_subscription_page(page, app_engine):
+    from tests.e2e.test_plans import PASSWORD, new_user
+    from workroom_app.billing import subscriptions
+    from workroom_app.billing.subscriptions import CardForm
+    from workroom_app.db import write_session
+
+    email = new_user(app_engine)
+    with write_session(app_engine) as s:  # a declined checkout, then a paid one
+        account = accounts.find_account(s, email)
+        declined = CardForm("4000000000000002", 12, 2030, "123", "Sub Tester")
+        assert not subscriptions.subscribe(s, account.id, "starter", card=declined).ok
+        assert subscriptions.subscribe(
+            s, account.id, "starter", card=CardForm("4242424242424242", 12, 2030, "123", "Sub Tester")).ok
+
+    def cancel_at_period_end() -> bool:
+        with read_session(app_engine) as s:
+            return subscriptions.live_subscription(s, accounts.find_account(s, email).id).cancel_at_period_end
+
+    log_in(page, email, PASSWORD)
+    page.goto("/subscription")
+    expect(page.get_by_test_id("sub-auto-renew")).to_have_text("On")
+    # Payment History: the declined attempt with its reason, no number, no PDF.
+    rows = page.get_by_test_id("payment-row")
+    expect(rows).to_have_count(2)
+    expect(rows.nth(0).get_by_test_id("payment-number")).to_have_text(re.compile(r"WR-\d+-0001"))
+    expect(rows.nth(1).get_by_test_id("payment-reason")).to_have_text("Your card was declined.")
+    expect(rows.nth(1).get_by_test_id("payment-pdf")).to_have_count(0)
+    expect(rows.nth(1).get_by_test_id("payment-no-pdf")).to_have_text("No invoice")
+
+    button = page.get_by_test_id("sub-auto-renew-action")
+    expect(button).to_have_text("Cancel auto-renewal")
+    button.click()
+    dialog = page.get_by_test_id("confirm-dialog")
+    expect(page.get_by_test_id("confirm-title")).to_have_text("Cancel auto-renewal")
+    assert not cancel_at_period_end()  # nothing changes before the confirmation
+    page.get_by_test_id("confirm-apply").click()
+    expect(dialog).to_have_count(0)
+    expect(page.get_by_test_id("sub-auto-renew")).to_contain_text("Off · ends")
+    assert cancel_at_period_end()
+    expect(button).to_have_text("Resume auto-renewal")
+    button.click()
+    page.get_by_test_id("confirm-apply").click()
+    expect(page.get_by_test_id("sub-auto-renew")).to_have_text("On")
+    assert not cancel_at_period_end()
+
+
 def test_axe_core_is_pinned_and_installed_by_test_setup():
     makefile = (REPO / "Makefile").read_text()
     assert re.search(r"axe-core@\d+\.\d+\.\d+", makefile)

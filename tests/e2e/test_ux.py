@@ -122,6 +122,27 @@ def test_axe_on_a_phone_too(browser, base_url):
     assert not problems, _report(problems)
 
 
+@pytest.mark.parametrize("viewport", [PHONE, DESKTOP], ids=["phone", "desktop"])
+def test_the_staff_account_view_fits_a_phone_and_passes_axe(browser, base_url, viewport):
+    """The staff page after opening an account (its ledger and invoices)."""
+    context = _context(browser, base_url, viewport)
+    try:
+        page = context.new_page()
+        log_in(page, *STAFF)
+        page.goto("/staff")
+        page.get_by_test_id("staff-search-input").fill("demo@")
+        page.get_by_test_id("staff-search").click()
+        page.get_by_test_id("staff-result").first.click()
+        expect(page.get_by_test_id("staff-account-email")).to_have_text("demo@workroom.test")
+        page.wait_for_timeout(500)
+        width, inner = _sideways_overflow(page)
+        assert width <= inner, f"scrollWidth {width} > innerWidth {inner}"
+        problems = _axe_problems(page)
+        assert not problems, "\n".join(problems)
+    finally:
+        context.close()
+
+
 def test_usage_on_a_phone_shows_amount_and_balance_after(browser, base_url):
     context = _context(browser, base_url, PHONE)
     try:

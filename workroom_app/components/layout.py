@@ -310,6 +310,7 @@ def layout(content: rx.Component, title: str, *, route: str = "") -> rx.Componen
         rx.hstack(
             skip_link(),
             time_zone_probe(),
+            rx.script(src="/a11y.js"),  # keyboard access to scrolling tables
             sidebar(route),
             rx.box(
                 header(title, route),

@@ -138,3 +138,35 @@ def test_the_app_serves_the_route(app_db):
     assert invoice_routes.INVOICE_PDF_ROUTE in paths
     with read_session(app_db) as s:
         assert s.exec(select(Account)).all() == []
+
+
+def test_a_declined_attempt_has_no_pdf_even_for_its_owner(app_db, client):
+    """A failed payment is listed on Payment History but is not an invoice:
+    no number, and the PDF route answers it like a missing invoice."""
+    owner, token = make_user(app_db, "declined@example.com")
+    with clock.pinned(NOW), write_session(app_db) as s:
+        out = subscriptions.subscribe(s, owner, "pro", card=CardForm("4000000000000002", 4, 2031, "123", "A"))
+        assert not out.ok and out.invoice_number is None
+    with read_session(app_db) as s:
+        failed = s.exec(select(Invoice).where(Invoice.account_id == owner)).one()
+    assert (failed.status, failed.number) == ("failed", None)
+    r = get(client, failed.id, token)
+    assert r.status_code == 404 and r.text == invoice_routes.NOT_FOUND
+    # The next paid invoice is the account's first number.
+    assert paid_invoice_after_decline(app_db, owner).number == f"WR-{owner}-0001"
+
+
+def test_the_pdf_shows_dates_in_the_accounts_time_zone(app_db, client):
+    owner, token = make_user(app_db, "tz-pdf@example.com")
+    with write_session(app_db) as s:
+        s.get(Account, owner).timezone = "Pacific/Auckland"
+    invoice = paid_invoice(app_db, owner)  # Nov 24 15:00 UTC is Nov 25 in Auckland
+    text = pdf_text(get(client, invoice.id, token).content)
+    assert "Nov 25, 2026" in text and "Dates in Pacific/Auckland" in text
+
+
+def paid_invoice_after_decline(engine, account_id: int) -> Invoice:
+    with clock.pinned(NOW), write_session(engine) as s:
+        assert subscriptions.subscribe(s, account_id, "pro", card=CardForm("4242424242424242", 4, 2031, "123", "A")).ok
+    with read_session(engine) as s:
+        return s.exec(select(Invoice).where(Invoice.account_id == account_id, Invoice.status == "paid")).one()

@@ -616,3 +616,30 @@ def test_cancelling_a_past_due_plan_ends_it_now(world):
     assert delete.idempotency_key.startswith("wr:cancel:")
     assert w.standin.subscriptions[sub_id]["status"] == "canceled"
     assert w.subscription(account).status == "ended" and w.balance(account) == TRIAL
+
+
+def test_stripe_declines_take_no_invoice_number_so_paid_numbers_stay_gapless(both_world):
+    """Through Stripe (webhooks) too: a declined upgrade and a declined renewal
+    between payments leave the paid invoices numbered 0001, 0002, 0003."""
+    w = both_world
+    account, sub_id = _active(w, "gapless@example.com", "starter")  # 0001
+    customer = w.standin.subscriptions[sub_id]["customer"]
+    w.standin.set_card(customer, "insufficient_funds")
+    assert not stripe_webhooks.change_plan(w.engine, w.gateway, account, "pro").ok  # declined
+    w.deliver_pending()
+    w.standin.set_card(customer, "visa")
+    assert stripe_webhooks.change_plan(w.engine, w.gateway, account, "pro").ok  # 0002
+    w.deliver_pending()
+    w.standin.set_card(customer, "insufficient_funds")
+    with clock.pinned(datetime(2026, 2, 28, 12, 0, tzinfo=UTC)):
+        invoice = w.standin.renew(sub_id)  # declined renewal
+        w.deliver_pending()
+    w.standin.set_card(customer, "visa")
+    with clock.pinned(datetime(2026, 3, 1, 12, 0, tzinfo=UTC)):
+        w.standin.retry_invoice(invoice["id"])  # 0003
+        w.deliver_pending()
+    rows = w.invoices(account)
+    assert [r.status for r in rows].count("failed") == 2
+    paid = [r for r in rows if r.status == "paid"]
+    assert [r.number for r in paid] == [f"WR-{account}-{k:04d}" for k in (1, 2, 3)]
+    assert all(r.number is None and r.seq is None for r in rows if r.status == "failed")

@@ -12,7 +12,7 @@ from playwright.sync_api import expect
 from sqlmodel import select
 
 from tests.e2e.conftest import log_in
-from workroom_app.billing import accounts, ledger, subscriptions
+from workroom_app.billing import accounts, formatting, ledger, subscriptions
 from workroom_app.billing.subscriptions import CardForm
 from workroom_app.db import read_session, write_session
 from workroom_app.models import Invoice, LedgerEntry, PaymentMethod, Subscription
@@ -177,7 +177,7 @@ def test_downgrade_burn_shows_on_usage(page, app_engine):
     expect(page.get_by_test_id("plan-card-starter").get_by_test_id("plan-current-badge")).to_have_text("Current plan")
     expect(page.get_by_test_id("balance")).to_have_text("850 credits")
     end = live(app_engine, email).current_period_end
-    assert renewal == f"{end:%B} {end.day}, {end.year}"
+    assert renewal == formatting.format_date(end)  # the one date format
     page.goto("/usage")
     burn = page.get_by_test_id("usage-row").filter(has_text="Plan change")
     expect(burn).to_have_count(1)

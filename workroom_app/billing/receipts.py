@@ -94,13 +94,14 @@ def _insert_ignoring_duplicate(dialect: str):
 def queue_receipt(
     session: Session, invoice: Invoice, *, to_address: str, plan_name: str | None = None,
     purchase: str | None = None,
+    time_zone=None,  # noqa: ANN001  (the account's ZoneInfo; looked up when not given)
 ) -> int:
     """Put the receipt for a paid invoice in the outbox, once per invoice
     (its dedupe key); returns the outbox email's id."""
     key = receipt_key(invoice.id)
-    subject, body = _receipt_text(
-        invoice, plan_name, purchase, formatting.account_zone(session, invoice.account_id)
-    )
+    if time_zone is None:
+        time_zone = formatting.account_zone(session, invoice.account_id)
+    subject, body = _receipt_text(invoice, plan_name, purchase, time_zone)
     conn = session.connection()
     new_id = conn.execute(
         _insert_ignoring_duplicate(conn.dialect.name),

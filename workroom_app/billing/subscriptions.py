@@ -105,7 +105,7 @@ _card_stmt = (
     .order_by(_PM.c.id.desc())
     .limit(1)
 )
-_email_stmt = core_select(_A.c.email).where(_A.c.id == bindparam("aid"))
+_email_stmt = core_select(_A.c.email, _A.c.timezone).where(_A.c.id == bindparam("aid"))
 
 
 # --------------------------------------------------------------------- errors
@@ -526,9 +526,11 @@ def _write_invoice(
 
 
 def _receipt(session: Session, invoice: Invoice, plan_name: str | None) -> None:
-    email = session.connection().execute(_email_stmt, {"aid": invoice.account_id}).scalar()
-    if email is not None:
-        receipts.queue_receipt(session, invoice, to_address=email, plan_name=plan_name)
+    row = session.connection().execute(_email_stmt, {"aid": invoice.account_id}).first()
+    if row is not None and row.email is not None:
+        # The zone comes with the address: no second query per renewal.
+        receipts.queue_receipt(session, invoice, to_address=row.email, plan_name=plan_name,
+                               time_zone=formatting.zone(row.timezone))
 
 
 def _card_on_file(session: Session, account_id: int) -> CardOnFile | None:

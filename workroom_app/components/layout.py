@@ -214,7 +214,8 @@ def user_menu() -> rx.Component:
         rx.menu.trigger(
             rx.button(
                 rx.icon("circle-user", size=18),
-                rx.text(SessionState.display_name, display=["none", "inline", "inline"]),
+                # Hidden on phones (no room) but still the button's name.
+                rx.text(SessionState.display_name, class_name="visually-hidden-mobile"),
                 rx.icon("chevron-down", size=14),
                 variant="ghost",
                 size="2",
@@ -322,6 +323,7 @@ def layout(content: rx.Component, title: str, *, route: str = "") -> rx.Componen
         rx.hstack(
             skip_link(),
             time_zone_probe(),
+            rx.script(src="/a11y.js"),  # keyboard access to scrolling tables
             sidebar(route),
             rx.box(
                 header(title, route),

@@ -28,12 +28,12 @@ def home_page() -> rx.Component:
         rx.grid(
             stat_card(
                 "Credit balance",
-                rx.heading(SessionState.balance_text, as_="p", size="8", data_testid="home-balance"),
+                rx.text(SessionState.balance_text, size="8", weight="bold", data_testid="home-balance"),
                 rx.text("credits available", size="2", color_scheme="gray"),
             ),
             stat_card(
                 "Current plan",
-                rx.heading(SessionState.plan_name, as_="p", size="8", data_testid="home-plan"),
+                rx.text(SessionState.plan_name, size="8", weight="bold", data_testid="home-plan"),
                 rx.link("Compare plans", href=PLANS_ROUTE, size="2"),
             ),
             columns=rx.breakpoints(initial="1", sm="2"),

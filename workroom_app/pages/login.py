@@ -15,7 +15,7 @@ def error_callout() -> rx.Component:
 
 def field(label: str, name: str, type_: str, autocomplete: str, **props) -> rx.Component:
     return rx.vstack(
-        rx.el.label(rx.text(label, size="2", weight="medium"), html_for=name),
+        rx.el.label(rx.text(label, as_="span", size="2", weight="medium"), html_for=name),
         rx.input(id=name, name=name, type=type_, auto_complete=autocomplete, size="3",
                  width="100%", **props),
         spacing="1",
@@ -66,7 +66,7 @@ def login_page() -> rx.Component:
         ),
         rx.text(
             "New to Workroom? ",
-            rx.link("Create an account", href=SIGNUP_ROUTE, data_testid="to-signup"),
+            rx.link("Create an account", href=SIGNUP_ROUTE, underline="always", data_testid="to-signup"),
             size="2",
         ),
     )

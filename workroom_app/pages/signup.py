@@ -26,5 +26,5 @@ def signup_page() -> rx.Component:
             submit=("Create account", "user-plus", "signup-submit"),
             on_submit=AuthState.sign_up,
         ),
-        rx.text("Already have an account? ", rx.link("Log in", href=LOGIN_ROUTE), size="2"),
+        rx.text("Already have an account? ", rx.link("Log in", href=LOGIN_ROUTE, underline="always"), size="2"),
     )

@@ -121,7 +121,7 @@ def overview_card() -> rx.Component:
                 rx.spacer(),
                 rx.vstack(
                     rx.text("Balance", size="2", color_scheme="gray"),
-                    rx.heading(StaffState.acc_balance, as_="p", size="7", data_testid="staff-account-balance"),
+                    rx.text(StaffState.acc_balance, size="7", weight="bold", data_testid="staff-account-balance"),
                     spacing="0",
                     align="end",
                 ),

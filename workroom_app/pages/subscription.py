@@ -200,6 +200,7 @@ def status_badge(row: PaymentRow) -> rx.Component:
     return rx.badge(
         row.status_label,
         color_scheme=rx.match(row.status, ("paid", "green"), ("failed", "red"), "gray"),
+        high_contrast=True,  # the soft green on white is below 4.5:1
         size="2",
         data_testid="payment-status",
     )

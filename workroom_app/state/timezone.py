@@ -11,9 +11,12 @@ is redrawn in the new zone at once (no reload).
 from __future__ import annotations
 
 import asyncio
+import logging
 
 from workroom_app.billing import formatting
 from workroom_app.state.session import SessionState
+
+log = logging.getLogger(__name__)
 
 
 def _store(account_id: int, name: str) -> str | None:
@@ -35,7 +38,12 @@ class TimeZoneState(SessionState):
         if known is None or known == self._reported_zone:
             return None
         self._reported_zone = known
-        changed = await asyncio.to_thread(_store, account_id, known)
+        try:
+            changed = await asyncio.to_thread(_store, account_id, known)
+        except Exception:  # noqa: BLE001  (times stay in the old zone; try again next page)
+            log.exception("storing the browser's time zone failed")
+            self._reported_zone = ""
+            return None
         if changed is None:
             return None
         return _page_loaders(self.router.page.path)

@@ -15,7 +15,6 @@ from typing import Any
 import pytest
 from reflex.istate.manager.token import BaseStateToken
 from reflex.state import State, StateUpdate
-from reflex.state import UpdateVarsInternalState
 from reflex_base import constants
 from reflex_base.event import Event
 from sqlalchemy import event
@@ -54,9 +53,8 @@ class Browser(EventBrowser):
         """Sign in (the login cookie, resolved by the guard) and load /generate as the browser does."""
         with write_session() as s:
             token = accounts.create_login(s, accounts.find_account(s, email).id)
-        await self.send(SessionState, "refresh_balance")
-        await self.send(UpdateVarsInternalState, "update_vars_internal",
-                        vars={f"{SessionState.get_full_name()}.auth_token": token})
+        # The browser's connection carries the HttpOnly login cookie the server set.
+        self.cookie = token
         await self.send(SessionState, "guard")
         await self.send(GenerateState, "load")
         await self.send(LiveState, "start")

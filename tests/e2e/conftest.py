@@ -133,6 +133,11 @@ def start_app(run_dir: Path, database_url: str, bun_dir: Path, *, render_seconds
     web_dir = run_dir / "web"
     if (WEB_CACHE / "package.json").exists():
         shutil.copytree(WEB_CACHE, web_dir, symlinks=True)
+    # The demo history's files were seeded into this test session's media folder
+    # (tests/conftest.py): the served app gets its own copy, so its Download links work.
+    seeded_media = os.environ.get("WORKROOM_MEDIA_DIR")
+    if seeded_media and Path(seeded_media).is_dir():
+        shutil.copytree(seeded_media, run_dir / "media", dirs_exist_ok=True)
     port = _free_port()
     url = f"http://127.0.0.1:{port}"
     env = {

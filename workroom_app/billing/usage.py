@@ -37,7 +37,7 @@ from sqlalchemy import and_, func, or_, select, union_all
 from sqlmodel import Session
 
 from workroom_app.billing import clock, formatting
-from workroom_app.models import ACTION_LABELS, Account, ActionType, CreditGrant, LedgerEntry
+from workroom_app.models import ACTION_LABELS, ActionType, CreditGrant, LedgerEntry
 
 __all__ = [
     "UsageError",

@@ -309,14 +309,13 @@ def test_times_follow_the_browsers_time_zone_in_one_format(browser, base_url, ap
 
 
 def test_cancel_and_resume_auto_renewal_on_the_subscription_page(page, app_engine):
-    from tests.e2e.test_plans import PASSWORD, new_user
     from workroom_app.billing import subscriptions
     from workroom_app.billing.subscriptions import CardForm
     from workroom_app.db import write_session
 
-    email = new_user(app_engine)
+    email, password = f"sub-{uuid.uuid4().hex[:10]}@example.com", "a-long-password"
     with write_session(app_engine) as s:  # a declined checkout, then a paid one
-        account = accounts.find_account(s, email)
+        account = accounts.sign_up(s, email, password, "Sub Tester")
         declined = CardForm("4000000000000002", 12, 2030, "123", "Sub Tester")
         assert not subscriptions.subscribe(s, account.id, "starter", card=declined).ok
         assert subscriptions.subscribe(
@@ -326,7 +325,7 @@ def test_cancel_and_resume_auto_renewal_on_the_subscription_page(page, app_engin
         with read_session(app_engine) as s:
             return subscriptions.live_subscription(s, accounts.find_account(s, email).id).cancel_at_period_end
 
-    log_in(page, email, PASSWORD)
+    log_in(page, email, password)
     page.goto("/subscription")
     expect(page.get_by_test_id("sub-auto-renew")).to_have_text("On")
     # Payment History: the declined attempt with its reason, no number, no PDF.

@@ -143,6 +143,34 @@ def test_the_staff_account_view_fits_a_phone_and_passes_axe(browser, base_url, v
         context.close()
 
 
+# Formats the app used before it had one: ISO dates, "24 Nov 2026", "November 24, 2026".
+OTHER_DATE_FORMATS = re.compile(
+    r"\b\d{4}-\d{2}-\d{2}\b|\b\d{1,2} [A-Z][a-z]{2} \d{4}\b"
+    r"|\b(January|February|March|April|June|July|August|September|October|November|December) \d{1,2}, \d{4}"
+)
+ONE_FORMAT = re.compile(r"\b[A-Z][a-z]{2} \d{1,2}, \d{4}(, \d{2}:\d{2})?")
+
+
+def test_every_page_uses_the_one_date_format(browser, base_url):
+    def check(page):
+        text = page.evaluate("document.body.innerText")
+        return sorted(set(m.group(0) for m in OTHER_DATE_FORMATS.finditer(text)))
+
+    problems = _check_every_page(browser, base_url, DESKTOP, check)
+    assert not problems, _report(problems)
+    # ...and the pages with dates do show them in it.
+    context = _context(browser, base_url, DESKTOP)
+    try:
+        page = context.new_page()
+        log_in(page, *DEMO)
+        for path, testid in [("/usage", "usage-row"), ("/subscription", "payment-row")]:
+            page.goto(path)
+            _settle(page, testid)
+            assert ONE_FORMAT.search(page.evaluate("document.body.innerText")), path
+    finally:
+        context.close()
+
+
 def test_usage_on_a_phone_shows_amount_and_balance_after(browser, base_url):
     context = _context(browser, base_url, PHONE)
     try:

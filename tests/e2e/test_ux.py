@@ -143,6 +143,34 @@ def test_the_staff_account_view_fits_a_phone_and_passes_axe(browser, base_url, v
         context.close()
 
 
+# Formats the app used before it had one: ISO dates, "24 Nov 2026", "November 24, 2026".
+OTHER_DATE_FORMATS = re.compile(
+    r"\b\d{4}-\d{2}-\d{2}\b|\b\d{1,2} [A-Z][a-z]{2} \d{4}\b"
+    r"|\b(January|February|March|April|June|July|August|September|October|November|December) \d{1,2}, \d{4}"
+)
+ONE_FORMAT = re.compile(r"\b[A-Z][a-z]{2} \d{1,2}, \d{4}(, \d{2}:\d{2})?")
+
+
+def test_every_page_uses_the_one_date_format(browser, base_url):
+    def check(page):
+        text = page.evaluate("document.body.innerText")
+        return sorted(set(m.group(0) for m in OTHER_DATE_FORMATS.finditer(text)))
+
+    problems = _check_every_page(browser, base_url, DESKTOP, check)
+    assert not problems, _report(problems)
+    # ...and the pages with dates do show them in it.
+    context = _context(browser, base_url, DESKTOP)
+    try:
+        page = context.new_page()
+        log_in(page, *DEMO)
+        for path, testid in [("/usage", "usage-row"), ("/subscription", "payment-row")]:
+            page.goto(path)
+            _settle(page, testid)
+            assert ONE_FORMAT.search(page.evaluate("document.body.innerText")), path
+    finally:
+        context.close()
+
+
 def test_usage_on_a_phone_shows_amount_and_balance_after(browser, base_url):
     context = _context(browser, base_url, PHONE)
     try:
@@ -309,14 +337,13 @@ def test_times_follow_the_browsers_time_zone_in_one_format(browser, base_url, ap
 
 
 def test_cancel_and_resume_auto_renewal_on_the_subscription_page(page, app_engine):
-    from tests.e2e.test_plans import PASSWORD, new_user
     from workroom_app.billing import subscriptions
     from workroom_app.billing.subscriptions import CardForm
     from workroom_app.db import write_session
 
-    email = new_user(app_engine)
+    email, password = f"sub-{uuid.uuid4().hex[:10]}@example.com", "a-long-password"
     with write_session(app_engine) as s:  # a declined checkout, then a paid one
-        account = accounts.find_account(s, email)
+        account = accounts.sign_up(s, email, password, "Sub Tester")
         declined = CardForm("4000000000000002", 12, 2030, "123", "Sub Tester")
         assert not subscriptions.subscribe(s, account.id, "starter", card=declined).ok
         assert subscriptions.subscribe(
@@ -326,7 +353,7 @@ def test_cancel_and_resume_auto_renewal_on_the_subscription_page(page, app_engin
         with read_session(app_engine) as s:
             return subscriptions.live_subscription(s, accounts.find_account(s, email).id).cancel_at_period_end
 
-    log_in(page, email, PASSWORD)
+    log_in(page, email, password)
     page.goto("/subscription")
     expect(page.get_by_test_id("sub-auto-renew")).to_have_text("On")
     # Payment History: the declined attempt with its reason, no number, no PDF.

@@ -11,7 +11,7 @@ name). The app learns it from the browser: the shell sends
 (state/timezone.py) and it is stored when it differs; until then, and for any
 name that is not a known zone, it is UTC. Every place that shows a time also
 names the zone once (the Usage page's note, the CSV's date column header, the
-PDF's "Times in" line, the receipt's last line), so a time is never ambiguous.
+PDF's "Dates in" line, the receipt's last line), so a time is never ambiguous.
 
 Plain Python (no Reflex), so billing code, states, HTTP routes and the CLI
 share it.
@@ -25,6 +25,9 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 from babel.dates import format_date as _babel_date
 from babel.dates import format_datetime as _babel_datetime
+from sqlalchemy import bindparam, select, update
+
+from workroom_app.models import Account
 
 LOCALE = "en_US"
 DATE_PATTERN = "MMM d, y"
@@ -43,6 +46,7 @@ __all__ = [
     "format_datetime",
     "format_day",
     "known_zone_name",
+    "store_account_zone",
     "zone",
 ]
 
@@ -105,16 +109,13 @@ def format_day(value: date) -> str:
     return _babel_date(value, DAY_PATTERN, locale=LOCALE)
 
 
+_A = Account.__table__
+_zone_stmt = select(_A.c.timezone).where(_A.c.id == bindparam("account_id"))
+
+
 def account_zone(session, account_id: int) -> ZoneInfo:  # noqa: ANN001  (a SQLModel/SQLAlchemy session)
     """The zone an account's times are shown in (UTC when unset or unusable)."""
-    from sqlalchemy import select
-
-    from workroom_app.models import Account
-
-    name = session.connection().execute(
-        select(Account.__table__.c.timezone).where(Account.__table__.c.id == account_id)
-    ).scalar()
-    return zone(name)
+    return zone(session.connection().execute(_zone_stmt, {"account_id": int(account_id)}).scalar())
 
 
 # UTC goes by several names; a browser saying "Etc/UTC" to an account stored as
@@ -133,26 +134,13 @@ def store_account_zone(session, account_id: int, name: object) -> str | None:  #
     name; UTC aliases become "UTC"). Returns the stored name when it changed,
     None when it was refused or already stored. The caller's transaction must
     be a write one."""
-    from sqlalchemy import update
-
-    from workroom_app.models import Account
-
     known = known_zone_name(name)
     if known is None:
         return None
     known = _canonical(known)
-    current = session.connection().execute(
-        select_zone_stmt(), {"account_id": int(account_id)}
-    ).scalar()
+    current = session.connection().execute(_zone_stmt, {"account_id": int(account_id)}).scalar()
     if current is None or _canonical(current) == known:
         return None
     session.execute(update(Account).where(Account.id == int(account_id)).values(timezone=known))
     return known
 
-
-def select_zone_stmt():  # noqa: ANN201
-    from sqlalchemy import bindparam, select
-
-    from workroom_app.models import Account
-
-    return select(Account.__table__.c.timezone).where(Account.__table__.c.id == bindparam("account_id"))

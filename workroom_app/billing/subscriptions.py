@@ -1434,7 +1434,7 @@ def apply_downgrade(
         message=(
             f"You're on {new_plan.name}. {burned_amount:,} credits from {current.name} were burned "
             f"and {new_plan.monthly_credits:,} credits were added. Your plan now renews on "
-            f"{_fmt_date(period_end)}."
+            f"{_fmt_date(period_end, formatting.account_zone(session, sub.account_id))}."
         ),
         subscription_id=sub.id, plan_key=new_plan.key, invoice_id=invoice.id,
         invoice_number=invoice.number, amount_cents=invoice.amount_cents,

@@ -37,7 +37,7 @@ from sqlalchemy import and_, func, or_, select, union_all
 from sqlmodel import Session
 
 from workroom_app.billing import clock, formatting
-from workroom_app.models import ACTION_LABELS, Account, ActionType, CreditGrant, LedgerEntry
+from workroom_app.models import ACTION_LABELS, ActionType, CreditGrant, LedgerEntry
 
 __all__ = [
     "UsageError",
@@ -166,14 +166,8 @@ def _known_zones() -> frozenset[str]:
 
 def account_timezone(session: Session, account_id: int) -> ZoneInfo:
     """The account's zone; UTC when the stored name is unusable, so a bad
-    setting shows times in UTC instead of breaking the page."""
-    name = session.connection().execute(
-        select(Account.__table__.c.timezone).where(Account.__table__.c.id == account_id)
-    ).scalar()
-    try:
-        return resolve_timezone(name or "UTC")
-    except UsageError:
-        return ZoneInfo("UTC")
+    setting shows times in UTC instead of breaking the page (formatting.py)."""
+    return formatting.account_zone(session, account_id)
 
 
 # ------------------------------------------------------------------- filters

@@ -104,8 +104,8 @@ def test_the_browsers_zone_is_stored_and_the_page_redrawn_in_it(app_db):
 
     async def scenario(new_tab):
         tab = new_tab()
-        await tab.send(SessionState, "refresh_balance")
-        (await tab.state(SessionState)).auth_token = token
+        # The browser's connection carries the HttpOnly login cookie the server set.
+        tab.cookie = token
         await tab.send(SessionState, "guard")
         await tab.send(UsageState, "load")
         usage = await tab.state(UsageState)
@@ -132,8 +132,8 @@ def test_a_forged_zone_changes_nothing(app_db, forged):
 
     async def scenario(new_tab):
         tab = new_tab()
-        await tab.send(SessionState, "refresh_balance")
-        (await tab.state(SessionState)).auth_token = token
+        # The browser's connection carries the HttpOnly login cookie the server set.
+        tab.cookie = token
         await tab.send(SessionState, "guard")
         await tab.send(TimeZoneState, "remember_time_zone", name=forged)
 

@@ -56,7 +56,7 @@ def test_the_past_due_notice_says_what_failed_when_we_retry_and_how_to_fix_it(en
         notice = subscriptions.past_due(s, acct)
     assert notice.message() == (
         "Your Starter renewal payment of $10.00 failed: Your card was declined. "
-        "We'll try again on April 11, 2026. Replace your card and pay now on the Subscription page "
+        "We'll try again on Apr 11, 2026. Replace your card and pay now on the Subscription page "
         "to keep your plan."
     )
 

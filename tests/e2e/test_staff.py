@@ -33,6 +33,7 @@ def test_staff_adds_credits_to_an_account_with_a_reason(page, app_engine):
     page.get_by_test_id("nav-staff").click()
     expect(page).to_have_url(re.compile(r"/staff/?$"))
     expect(page.get_by_test_id("ov-revenue")).to_be_visible()
+    page.screenshot(path="/tmp/workroom-staff-overview.png", full_page=True)
     page.get_by_test_id("nav-staff-accounts").click()
     expect(page).to_have_url(re.compile(r"/staff/accounts/?$"))
 

@@ -74,11 +74,13 @@ def money_panel() -> rx.Component:
             rx.hstack(
                 rx.vstack(
                     rx.text("Revenue by kind", size="2", color_scheme="gray"),
-                    rx.recharts.pie_chart(
-                        rx.recharts.pie(data=S.revenue_kinds, data_key="value", name_key="name",
-                                        fill=rx.color("accent", 9), label=True),
+                    rx.recharts.bar_chart(
+                        rx.recharts.bar(data_key="value", fill=rx.color("accent", 9), name="USD"),
+                        rx.recharts.x_axis(data_key="name"),
+                        rx.recharts.y_axis(),
                         rx.recharts.graphing_tooltip(),
-                        width=260, height=220,
+                        data=S.revenue_kinds,
+                        width=320, height=220,
                     ),
                     rx.foreach(S.revenue_kinds, lambda k: rx.text(k["name"], ": ", k["text"], size="2",
                                                                   data_testid="ov-kind")),
@@ -105,9 +107,9 @@ def credits_panel() -> rx.Component:
     return rx.card(
         rx.vstack(
             rx.heading("Credits", size="4"),
-            rx.recharts.line_chart(
+            rx.recharts.bar_chart(
                 *[
-                    rx.recharts.line(data_key=key, stroke=rx.color(color, 9), name=label, dot=False)
+                    rx.recharts.bar(data_key=key, fill=rx.color(color, 9), name=label)
                     for key, color, label in [
                         ("granted", "grass", "Granted"), ("spent", "blue", "Spent"),
                         ("refunded", "amber", "Refunded"), ("expired", "gray", "Expired"),

@@ -235,3 +235,19 @@ def test_sign_out_everywhere_from_the_account_page(engine):
         assert accounts.lookup_session(s, ann_token) is None
     assert ("finance", "revoke_sessions", "refused") in _audit(engine)
     assert ("support", "revoke_sessions", "done") in _audit(engine)
+
+
+def test_a_link_from_the_overview_opens_the_account(engine):
+    _, token = make_user(engine, "help@staff.test", Role.SUPPORT)
+    make_user(engine, "ann@example.com")
+
+    async def scenario(new_tab):
+        tab = new_tab()
+        await tab.sign_in(token)
+        tab.path = "/staff/accounts?q=ann%40example.com"
+        await tab.send(StaffState, "load")
+        st = await tab.state()
+        assert [r["email"] for r in st.results] == ["ann@example.com"]
+        assert st.selected and st.acc_email == "ann@example.com"
+
+    run(scenario)

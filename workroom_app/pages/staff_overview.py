@@ -146,14 +146,30 @@ def generations_panel() -> rx.Component:
     return rx.card(
         rx.vstack(
             rx.heading("Generations", size="4"),
-            _table(["Feature", "Model", "Provider", "Jobs", "Credits", "Failed", "Refunded", "p50", "p95"],
-                   S.generation_rows,
-                   ["feature", "model", "provider", "count", "credits", "failure", "refund", "p50", "p95"]),
+            rx.table.root(
+                rx.table.header(rx.table.row(*[rx.table.column_header_cell(h) for h in
+                                               ["Feature", "Model", "Provider", "Jobs", "Credits", "Failed",
+                                                "Refunded", "p50", "p95"]])),
+                rx.table.body(rx.foreach(S.generation_rows, lambda r: rx.table.row(
+                    rx.table.cell(rx.link(r["feature"], href=r["href"])),
+                    *[rx.table.cell(r[c]) for c in ["model", "provider", "count", "credits", "failure", "refund",
+                                                    "p50", "p95"]],
+                    data_testid="ov-generation-row",
+                ))),
+                variant="surface", width="100%",
+            ),
             rx.text("Unlimited generations (fair use), by plan, at list price", size="2", color_scheme="gray"),
             _table(["Plan", "Generations", "List price (credits)"], S.unlimited_rows, ["plan", "count", "list"]),
             rx.text("Accounts using the most unlimited generations", size="2", color_scheme="gray"),
-            _table(["Account", "Plan", "Generations", "List price (credits)"], S.top_users,
-                   ["email", "plan", "count", "list"]),
+            rx.table.root(
+                rx.table.header(rx.table.row(*[rx.table.column_header_cell(h) for h in
+                                               ["Account", "Plan", "Generations", "List price (credits)"]])),
+                rx.table.body(rx.foreach(S.top_users, lambda r: rx.table.row(
+                    rx.table.cell(rx.link(r["email"], href=r["href"])),
+                    *[rx.table.cell(r[c]) for c in ["plan", "count", "list"]],
+                ))),
+                variant="surface", width="100%",
+            ),
             spacing="3",
             width="100%",
         ),

@@ -496,7 +496,13 @@ class StaffState(SessionState):
         self.allowed = True
         try:
             self.audit_rows = [_audit_row(r) for r in await asyncio.to_thread(_recent_audit, actor)]
-            await self._run_search(actor, "")
+            # ?q=<email> (links from the overview): search for it, open it when it is the only match.
+            wanted = self.router.url.query_parameters.get("q", "")
+            query = staff.check_query(wanted if isinstance(wanted, str) else "")
+            await self._run_search(actor, query)
+            if query and len(self._result_ids) == 1:
+                overview, page, extras = await asyncio.to_thread(_details, actor, self._result_ids[0])
+                self._show_details(overview, page, extras)
         except StaffOnly:
             self._forget()
             return self._refusal()

@@ -10,7 +10,7 @@ from typing import Any
 import reflex as rx
 
 from workroom_app.billing import accounts
-from workroom_app.state.session import LANDING_ROUTE, AccountView, SessionState, account_view
+from workroom_app.state.session import AccountView, SessionState, account_view, landing_route
 
 logger = logging.getLogger(__name__)
 
@@ -72,7 +72,7 @@ class AuthState(SessionState):
         self.error = ""
         self.submitting = False
         session._sign_in(token, view)
-        return rx.redirect(LANDING_ROUTE, replace=True)
+        return rx.redirect(landing_route(view.is_staff), replace=True)
 
     async def log_in(self, form_data: dict):
         if self.submitting:

@@ -38,6 +38,11 @@ LOGIN_ROUTE = "/login"
 SIGNUP_ROUTE = "/signup"
 # Where a signed-in visitor lands ("/" and the auth pages send them here).
 LANDING_ROUTE = "/generate"  # where a signed-in user lands (issue 3)
+STAFF_LANDING_ROUTE = "/staff"  # where staff land: the business overview (issue 10)
+
+
+def landing_route(is_staff: bool) -> str:
+    return STAFF_LANDING_ROUTE if is_staff else LANDING_ROUTE
 PUBLIC_ROUTES = frozenset({LOGIN_ROUTE, SIGNUP_ROUTE})
 SESSION_COOKIE = "workroom_session"
 
@@ -164,7 +169,7 @@ class SessionState(rx.State):
         if not signed_in and route not in PUBLIC_ROUTES:
             return rx.redirect(LOGIN_ROUTE, replace=True)
         if signed_in and (route in PUBLIC_ROUTES or route == "/"):
-            return rx.redirect(LANDING_ROUTE, replace=True)
+            return rx.redirect(landing_route(self.is_staff), replace=True)
         return None
 
     async def refresh_balance(self):

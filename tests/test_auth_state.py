@@ -275,3 +275,23 @@ def test_health_route_pings_the_database(sqlite_app_db, monkeypatch, tmp_path):
         monkeypatch.setattr(db, "get_engine", lambda url=None: broken)
         down = client.get("/api/health")
         assert down.status_code == 503 and down.json()["status"] == "error"
+
+
+@pytest.mark.parametrize("role, landing", [(Role.USER, "/generate"), (Role.ADMIN, "/staff"),
+                                           (Role.SUPPORT, "/staff")])
+def test_the_session_route_sends_each_account_to_its_landing_page(app_db, role, landing):
+    from tests.reflex_events import api_client
+
+    _make_account(app_db, f"{role.value}@example.com", role=role)
+
+    async def scenario(new_browser):
+        tab = new_browser()
+        sent = await tab.send(AuthState, "log_in",
+                              form_data={"email": f"{role.value}@example.com", "password": PASSWORD})
+        ticket = ticket_in(sent)
+        assert ticket
+        out = api_client().post("/api/auth/session", data={"ticket": ticket}, follow_redirects=False)
+        assert out.status_code == 303 and out.headers["location"] == landing
+        assert "workroom_session=" in out.headers.get("set-cookie", "")
+
+    run(scenario)

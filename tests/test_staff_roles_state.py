@@ -235,3 +235,43 @@ def test_sign_out_everywhere_from_the_account_page(engine):
         assert accounts.lookup_session(s, ann_token) is None
     assert ("finance", "revoke_sessions", "refused") in _audit(engine)
     assert ("support", "revoke_sessions", "done") in _audit(engine)
+
+
+def test_a_link_from_the_overview_opens_the_account(engine):
+    _, token = make_user(engine, "help@staff.test", Role.SUPPORT)
+    make_user(engine, "ann@example.com")
+
+    async def scenario(new_tab):
+        tab = new_tab()
+        await tab.sign_in(token)
+        tab.path = "/staff/accounts?q=ann%40example.com"
+        await tab.send(StaffState, "load")
+        st = await tab.state()
+        assert [r["email"] for r in st.results] == ["ann@example.com"]
+        assert st.selected and st.acc_email == "ann@example.com"
+
+    run(scenario)
+
+
+def test_a_dispute_shows_on_the_account_page(engine):
+    from datetime import UTC, datetime
+
+    from workroom_app.models import PaymentDispute
+
+    _, token = make_user(engine, "help@staff.test", Role.SUPPORT)
+    ann, invoice_id = _paid_user(engine)
+    with write_session(engine) as s:
+        now = datetime(2026, 11, 24, tzinfo=UTC)
+        s.add(PaymentDispute(id="dp_1", account_id=ann, invoice_id=invoice_id, charge_id="ch_1", amount_cents=3000,
+                             reason="fraudulent", status="needs_response", created_at=now, updated_at=now))
+
+    async def scenario(new_tab):
+        tab = new_tab()
+        await tab.sign_in(token)
+        await tab.open_staff()
+        await pick(tab, "ann@example.com")
+        st = await tab.state()
+        assert [(d["amount"], d["reason"], d["status"]) for d in st.acc_disputes] == [
+            ("$30.00", "fraudulent", "needs response")]
+
+    run(scenario)

@@ -30,9 +30,11 @@ def _balance_of(engine, email: str) -> int:
 def test_staff_adds_credits_to_an_account_with_a_reason(page, app_engine):
     before = _balance_of(app_engine, TARGET)
     log_in(page, "staff@workroom.test", "workroom-staff")
+    expect(page).to_have_url(re.compile(r"/staff/?$"))  # staff land on the overview
     page.get_by_test_id("nav-staff").click()
     expect(page).to_have_url(re.compile(r"/staff/?$"))
     expect(page.get_by_test_id("ov-revenue")).to_be_visible()
+    page.screenshot(path="/tmp/workroom-staff-overview.png", full_page=True)
     page.get_by_test_id("nav-staff-accounts").click()
     expect(page).to_have_url(re.compile(r"/staff/accounts/?$"))
 

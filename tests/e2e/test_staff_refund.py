@@ -54,6 +54,11 @@ def test_staff_refunds_an_invoice_and_the_user_sees_it(page, browser, base_url, 
     expect(page.get_by_test_id("staff-account-audit")).to_contain_text(REASON)
     page.screenshot(path="/tmp/workroom-staff-refund.png", full_page=True)
 
+    # The queues page lists the refund email in the outbox.
+    page.goto("/staff/queues")
+    expect(page.get_by_test_id("queue-email").first).to_contain_text("Refund of $4.00")
+    page.screenshot(path="/tmp/workroom-staff-queues.png", full_page=True)
+
     # The user, in their own browser, sees it on Payment History.
     context = browser.new_context(base_url=base_url)
     user_page = context.new_page()

@@ -22,12 +22,12 @@ from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Re
 from starlette.routing import Route
 
 from workroom_app.billing.email_confirmation import CONFIRM_PATH
+from workroom_app.routes import LOGIN_ROUTE as LOGIN
+from workroom_app.routes import LANDING_ROUTE, landing_route
 from workroom_app.security.session_cookie import COOKIE_NAME, cookie_attributes
 
 SESSION_PATH = "/api/auth/session"
 LOGOUT_PATH = "/api/auth/logout"
-LANDING = "/generate"
-LOGIN = "/login"
 _NO_STORE = {"Cache-Control": "no-store"}
 
 
@@ -42,12 +42,17 @@ def _same_origin(request: Request) -> bool:
     return urlsplit(origin).netloc.lower() == host.lower()
 
 
-def _redeem(ticket: str) -> str | None:
+def _redeem(ticket: str) -> tuple[str, str] | None:
+    """(session token, where this account lands) for a good ticket, else None."""
     from workroom_app.billing import accounts
     from workroom_app.db import write_session
 
     with write_session() as session:
-        return accounts.redeem_login_ticket(session, ticket)
+        token = accounts.redeem_login_ticket(session, ticket)
+        account = accounts.lookup_session(session, token) if token else None
+        if token is None or account is None:
+            return None
+        return token, landing_route(accounts.is_staff(account))
 
 
 def _revoke(token: str) -> None:
@@ -63,10 +68,11 @@ async def start_session(request: Request) -> Response:
         return JSONResponse({"error": "Cross-site request refused."}, status_code=403, headers=_NO_STORE)
     body = await request.body()  # capped by security/body_limit.py
     ticket = (parse_qs(body.decode("utf-8", "replace")).get("ticket") or [""])[0]
-    token = await run_in_threadpool(_redeem, ticket) if ticket else None
-    if token is None:
+    redeemed = await run_in_threadpool(_redeem, ticket) if ticket else None
+    if redeemed is None:
         return RedirectResponse(LOGIN, status_code=303, headers=_NO_STORE)
-    response = RedirectResponse(LANDING, status_code=303, headers=_NO_STORE)
+    token, landing = redeemed
+    response = RedirectResponse(landing, status_code=303, headers=_NO_STORE)
     response.set_cookie(COOKIE_NAME, token, **cookie_attributes())
     return response
 
@@ -104,7 +110,7 @@ def _page(title: str, text: str, status: int = 200) -> HTMLResponse:
         f"<meta name=\"viewport\" content=\"width=device-width\"><title>{html.escape(title)} · Workroom</title>"
         "<style>body{font-family:system-ui,sans-serif;max-width:32rem;margin:4rem auto;padding:0 1rem;line-height:1.5}"
         "a{color:#4f46e5}</style></head><body>"
-        f"<h1>{html.escape(title)}</h1><p>{html.escape(text)}</p><p><a href=\"{LANDING}\">Continue to Workroom</a></p>"
+        f"<h1>{html.escape(title)}</h1><p>{html.escape(text)}</p><p><a href=\"{LANDING_ROUTE}\">Continue to Workroom</a></p>"
         "</body></html>"
     )
     return HTMLResponse(body, status_code=status, headers={**_NO_STORE, "Referrer-Policy": "no-referrer"})

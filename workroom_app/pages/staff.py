@@ -454,6 +454,19 @@ def _mini(title: str, rows, cells: list[str], testid: str) -> rx.Component:  # n
 def account_activity() -> rx.Component:
     return rx.card(
         rx.vstack(
+            rx.cond(
+                StaffState.acc_disputes.length() > 0,
+                rx.callout(
+                    rx.vstack(
+                        rx.text("Card disputes (chargebacks) from Stripe", weight="medium"),
+                        rx.foreach(StaffState.acc_disputes, lambda d: rx.text(
+                            d["date"], " · ", d["amount"], " · ", d["reason"], " · ", d["status"],
+                            size="2", data_testid="staff-account-dispute")),
+                        spacing="1",
+                    ),
+                    icon="triangle-alert", color_scheme="orange", width="100%",
+                ),
+            ),
             _mini("Recent generations (stuck ones: Queues page)", StaffState.acc_recent_jobs,
                   ["date", "what", "status", "cost", "stuck"], "staff-account-job"),
             _mini("Emails", StaffState.acc_emails, ["date", "subject", "status", "error"], "staff-account-email-row"),

@@ -74,11 +74,13 @@ def money_panel() -> rx.Component:
             rx.hstack(
                 rx.vstack(
                     rx.text("Revenue by kind", size="2", color_scheme="gray"),
-                    rx.recharts.pie_chart(
-                        rx.recharts.pie(data=S.revenue_kinds, data_key="value", name_key="name",
-                                        fill=rx.color("accent", 9), label=True),
+                    rx.recharts.bar_chart(
+                        rx.recharts.bar(data_key="value", fill=rx.color("accent", 9), name="USD"),
+                        rx.recharts.x_axis(data_key="name"),
+                        rx.recharts.y_axis(),
                         rx.recharts.graphing_tooltip(),
-                        width=260, height=220,
+                        data=S.revenue_kinds,
+                        width=320, height=220,
                     ),
                     rx.foreach(S.revenue_kinds, lambda k: rx.text(k["name"], ": ", k["text"], size="2",
                                                                   data_testid="ov-kind")),
@@ -105,9 +107,9 @@ def credits_panel() -> rx.Component:
     return rx.card(
         rx.vstack(
             rx.heading("Credits", size="4"),
-            rx.recharts.line_chart(
+            rx.recharts.bar_chart(
                 *[
-                    rx.recharts.line(data_key=key, stroke=rx.color(color, 9), name=label, dot=False)
+                    rx.recharts.bar(data_key=key, fill=rx.color(color, 9), name=label)
                     for key, color, label in [
                         ("granted", "grass", "Granted"), ("spent", "blue", "Spent"),
                         ("refunded", "amber", "Refunded"), ("expired", "gray", "Expired"),
@@ -144,14 +146,30 @@ def generations_panel() -> rx.Component:
     return rx.card(
         rx.vstack(
             rx.heading("Generations", size="4"),
-            _table(["Feature", "Model", "Provider", "Jobs", "Credits", "Failed", "Refunded", "p50", "p95"],
-                   S.generation_rows,
-                   ["feature", "model", "provider", "count", "credits", "failure", "refund", "p50", "p95"]),
+            rx.table.root(
+                rx.table.header(rx.table.row(*[rx.table.column_header_cell(h) for h in
+                                               ["Feature", "Model", "Provider", "Jobs", "Credits", "Failed",
+                                                "Refunded", "p50", "p95"]])),
+                rx.table.body(rx.foreach(S.generation_rows, lambda r: rx.table.row(
+                    rx.table.cell(rx.link(r["feature"], href=r["href"])),
+                    *[rx.table.cell(r[c]) for c in ["model", "provider", "count", "credits", "failure", "refund",
+                                                    "p50", "p95"]],
+                    data_testid="ov-generation-row",
+                ))),
+                variant="surface", width="100%",
+            ),
             rx.text("Unlimited generations (fair use), by plan, at list price", size="2", color_scheme="gray"),
             _table(["Plan", "Generations", "List price (credits)"], S.unlimited_rows, ["plan", "count", "list"]),
             rx.text("Accounts using the most unlimited generations", size="2", color_scheme="gray"),
-            _table(["Account", "Plan", "Generations", "List price (credits)"], S.top_users,
-                   ["email", "plan", "count", "list"]),
+            rx.table.root(
+                rx.table.header(rx.table.row(*[rx.table.column_header_cell(h) for h in
+                                               ["Account", "Plan", "Generations", "List price (credits)"]])),
+                rx.table.body(rx.foreach(S.top_users, lambda r: rx.table.row(
+                    rx.table.cell(rx.link(r["email"], href=r["href"])),
+                    *[rx.table.cell(r[c]) for c in ["plan", "count", "list"]],
+                ))),
+                variant="surface", width="100%",
+            ),
             spacing="3",
             width="100%",
         ),

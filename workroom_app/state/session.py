@@ -43,11 +43,15 @@ from workroom_app.billing import accounts
 
 from workroom_app.security.session_cookie import COOKIE_NAME, token_from_cookie_header
 
-LOGIN_ROUTE = "/login"
-SIGNUP_ROUTE = "/signup"
-# Where a signed-in visitor lands ("/" and the auth pages send them here).
-LANDING_ROUTE = "/generate"  # where a signed-in user lands (issue 3)
-PUBLIC_ROUTES = frozenset({LOGIN_ROUTE, SIGNUP_ROUTE})
+from workroom_app.routes import (  # noqa: F401  (re-exported for the pages and states)
+    LANDING_ROUTE,
+    LOGIN_ROUTE,
+    PUBLIC_ROUTES,
+    SIGNUP_ROUTE,
+    STAFF_LANDING_ROUTE,
+    landing_route,
+)
+
 SESSION_COOKIE = COOKIE_NAME
 LOGOUT_PATH = "/api/auth/logout"
 
@@ -199,7 +203,7 @@ class SessionState(rx.State):
         if not signed_in and route not in PUBLIC_ROUTES:
             return rx.redirect(LOGIN_ROUTE, replace=True)
         if signed_in and (route in PUBLIC_ROUTES or route == "/"):
-            return rx.redirect(LANDING_ROUTE, replace=True)
+            return rx.redirect(landing_route(self.is_staff), replace=True)
         return None
 
     async def refresh_balance(self):

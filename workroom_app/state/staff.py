@@ -147,10 +147,20 @@ def _account_extras(actor_id: int, account_id: int) -> tuple[dict[int, int], lis
              "status": j.status, "cost": f"{j.cost:,}", "stuck": "yes" if staff_queues.is_stuck(j, now) else ""}
             for j in staff_queues.list_jobs(session, actor_id, account_id=account_id, limit=10)
         ]
+        from workroom_app.models import PaymentDispute
+
+        disputes = [
+            {"date": staff.format_time(d.created_at), "charge": d.charge_id, "reason": d.reason,
+             "status": d.status.replace("_", " "), "amount": _money(d.amount_cents, d.currency)}
+            for d in session.execute(
+                _select(PaymentDispute).where(PaymentDispute.account_id == account_id)
+                .order_by(PaymentDispute.created_at.desc()).limit(10)
+            ).scalars()
+        ]
         return (
             invoice_refunds.refunded_by_invoice(session, ids),
             audit.list_rows(session, account_id=account_id, limit=AUDIT_ROWS),
-            {"sessions": sessions, "emails": emails, "jobs": recent_jobs},
+            {"sessions": sessions, "emails": emails, "jobs": recent_jobs, "disputes": disputes},
         )
 
 
@@ -283,6 +293,7 @@ class StaffState(SessionState):
     acc_sessions: list[dict[str, str]] = []
     acc_emails: list[dict[str, str]] = []
     acc_recent_jobs: list[dict[str, str]] = []
+    acc_disputes: list[dict[str, str]] = []
     sessions_error: str = ""
     recon_summary: str = ""
     recon_counts: list[dict[str, str]] = []
@@ -339,6 +350,7 @@ class StaffState(SessionState):
         self.acc_sessions = []
         self.acc_emails = []
         self.acc_recent_jobs = []
+        self.acc_disputes = []
         self.sessions_error = ""
         self._invoice_ids = []
         self.role_error = ""
@@ -434,6 +446,7 @@ class StaffState(SessionState):
         self.acc_sessions = more.get("sessions", [])
         self.acc_emails = more.get("emails", [])
         self.acc_recent_jobs = more.get("jobs", [])
+        self.acc_disputes = more.get("disputes", [])
         self.acc_invoices = [
             {
                 "id": str(inv.id),
@@ -496,7 +509,13 @@ class StaffState(SessionState):
         self.allowed = True
         try:
             self.audit_rows = [_audit_row(r) for r in await asyncio.to_thread(_recent_audit, actor)]
-            await self._run_search(actor, "")
+            # ?q=<email> (links from the overview): search for it, open it when it is the only match.
+            wanted = self.router.url.query_parameters.get("q", "")
+            query = staff.check_query(wanted if isinstance(wanted, str) else "")
+            await self._run_search(actor, query)
+            if query and len(self._result_ids) == 1:
+                overview, page, extras = await asyncio.to_thread(_details, actor, self._result_ids[0])
+                self._show_details(overview, page, extras)
         except StaffOnly:
             self._forget()
             return self._refusal()

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 from typing import Any
+from urllib.parse import urlencode
 
 import reflex as rx
 
@@ -131,6 +132,7 @@ class StaffOverviewState(SessionState):
                 "feature": x.feature, "model": x.model, "provider": x.provider, "count": f"{x.count:,}",
                 "credits": f"{x.credits:,}", "failure": f"{x.failure_rate:.1%}", "refund": f"{x.refund_rate:.1%}",
                 "p50": _secs(x.p50_seconds), "p95": _secs(x.p95_seconds),
+                "href": "/staff/queues?" + urlencode({"status": "", "feature": x.feature, "provider": x.provider}),
             }
             for x in g.groups
         ]
@@ -140,7 +142,7 @@ class StaffOverviewState(SessionState):
         ]
         self.top_users = [
             {"email": str(u["email"]), "plan": staff.plan_name(str(u["plan"])), "count": f"{u['count']:,}",
-             "list": f"{u['list_credits']:,}"}
+             "list": f"{u['list_credits']:,}", "href": "/staff/accounts?" + urlencode({"q": str(u["email"])})}
             for u in g.top_unlimited_users
         ]
 

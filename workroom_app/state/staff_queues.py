@@ -165,7 +165,18 @@ class StaffQueuesState(SessionState):
         actor = await self._actor()
         if actor is None:
             return self._refusal()
-        self._job_filter = {"status": "stuck"}
+        # Links from the overview: /staff/queues?status=&feature=&provider=&account=
+        params = self.router.url.query_parameters
+        try:
+            self._job_filter = {
+                "status": _text(params, "status", JOB_STATUSES) if "status" in params else "stuck",
+                "feature": _text(params, "feature", max_len=32),
+                "provider": _text(params, "provider", max_len=16),
+                "account": _text(params, "account", max_len=19),
+            }
+        except StaffError as exc:
+            self._job_filter = {"status": "stuck"}
+            self.error = str(exc)
         try:
             await self._refresh(actor)
         except StaffOnly:

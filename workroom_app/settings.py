@@ -10,7 +10,7 @@ import os
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import AliasChoices, Field, model_validator
+from pydantic import AliasChoices, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -97,6 +97,20 @@ class Settings(BaseSettings):
     # redis:// URL shared by every worker.
     secret_key: str = ""
     rate_limit_storage: str = "memory://"
+    # Per client address (the `limits` notation; several tiers separated by ";").
+    rate_limit_login_per_address: str = "20/minute;100/hour;500/day"
+    rate_limit_signup_per_address: str = "3/hour;10/day"
+
+    @field_validator("rate_limit_login_per_address", "rate_limit_signup_per_address")
+    @classmethod
+    def _rate_limits_parse(cls, value: str) -> str:
+        from limits import parse_many
+
+        try:
+            parse_many(value)
+        except ValueError as exc:
+            raise ValueError(f"not a rate limit such as '3/hour;10/day': {value!r}") from exc
+        return value
 
 
 @lru_cache(maxsize=1)

@@ -156,6 +156,10 @@ def start_app(run_dir: Path, database_url: str, bun_dir: Path, *, render_seconds
         "WORKROOM_LOCAL_PROVIDER_URL": f"http://127.0.0.1:{_free_port()}",
         "WORKROOM_LOCAL_RENDER_SECONDS": render_seconds,
         "WORKROOM_WORKER_POLL_INTERVAL": "0.2",
+        # Every test's browser comes from 127.0.0.1: one address signing up and logging in
+        # dozens of times is this suite, not an attack (the limits are tested on their own).
+        "WORKROOM_RATE_LIMIT_LOGIN_PER_ADDRESS": "10000/minute",
+        "WORKROOM_RATE_LIMIT_SIGNUP_PER_ADDRESS": "10000/hour",
         **(extra_env or {}),
     }
     log_path = run_dir / "server.log"

@@ -33,10 +33,12 @@ USER_PAGES = [
     ("/usage", "usage-chart"),
     ("/plans", "plan-grid"),
     ("/subscription", "sub-plan"),
+    ("/credits", "pack-rules"),
     ("/no-such-page", "not-found"),
 ]
 FREE_PAGES = [("/checkout?plan=starter", "checkout-plan")]
-STAFF_PAGES = [("/staff", "staff-search-input")]
+STAFF_PAGES = [("/staff", "ov-apply"), ("/staff/accounts", "staff-search-input"),
+               ("/staff/queues", "queues-heading")]
 
 
 def _context(browser, base_url, viewport, **extra):
@@ -129,7 +131,7 @@ def test_the_staff_account_view_fits_a_phone_and_passes_axe(browser, base_url, v
     try:
         page = context.new_page()
         log_in(page, *STAFF)
-        page.goto("/staff")
+        page.goto("/staff/accounts")
         page.get_by_test_id("staff-search-input").fill("demo@")
         page.get_by_test_id("staff-search").click()
         page.get_by_test_id("staff-result").first.click()

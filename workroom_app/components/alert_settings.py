@@ -39,7 +39,7 @@ def alerts_card() -> rx.Component:
     return rx.card(
         rx.form(
             rx.vstack(
-                rx.heading("Alerts", size="4"),
+                rx.heading("Alerts", size="4", as_="h3"),
                 rx.text(
                     "Alerts appear by your balance and as emails. Turning an email off stops that email; "
                     "the alert still shows in the app.",
@@ -80,7 +80,7 @@ def auto_top_up_card() -> rx.Component:
         rx.form(
             rx.vstack(
                 rx.hstack(
-                    rx.heading("Auto top-up", size="4"),
+                    rx.heading("Auto top-up", size="4", as_="h3"),
                     rx.badge(rx.cond(s.auto_on, "On", "Off"), color_scheme=rx.cond(s.auto_on, "green", "gray"),
                              data_testid="auto-top-up-status"),
                     spacing="2",

@@ -17,7 +17,7 @@ def _card(item) -> rx.Component:  # noqa: ANN001
     return rx.card(
         rx.vstack(
             rx.text(item["label"], size="2", color_scheme="gray"),
-            rx.heading(item["value"], size="5", data_testid=item["testid"]),
+            rx.heading(item["value"], size="5", as_="p", data_testid=item["testid"]),
             spacing="1",
         ),
         min_width="11rem",
@@ -58,7 +58,7 @@ def _table(headers: list[str], rows, cells) -> rx.Component:  # noqa: ANN001
 def money_panel() -> rx.Component:
     return rx.card(
         rx.vstack(
-            rx.heading("Money", size="4"),
+            rx.heading("Money", size="4", as_="h3"),
             rx.text("Revenue and refunds per day (USD)", size="2", color_scheme="gray"),
             rx.recharts.bar_chart(
                 rx.recharts.bar(data_key="revenue", fill=rx.color("grass", 9), name="Revenue"),
@@ -106,7 +106,7 @@ def money_panel() -> rx.Component:
 def credits_panel() -> rx.Component:
     return rx.card(
         rx.vstack(
-            rx.heading("Credits", size="4"),
+            rx.heading("Credits", size="4", as_="h3"),
             rx.recharts.bar_chart(
                 *[
                     rx.recharts.bar(data_key=key, fill=rx.color(color, 9), name=label)
@@ -145,7 +145,7 @@ def credits_panel() -> rx.Component:
 def generations_panel() -> rx.Component:
     return rx.card(
         rx.vstack(
-            rx.heading("Generations", size="4"),
+            rx.heading("Generations", size="4", as_="h3"),
             rx.table.root(
                 rx.table.header(rx.table.row(*[rx.table.column_header_cell(h) for h in
                                                ["Feature", "Model", "Provider", "Jobs", "Credits", "Failed",
@@ -184,7 +184,7 @@ def staff_overview_page() -> rx.Component:
         S.allowed,
         rx.vstack(
             rx.hstack(
-                rx.heading("Business overview", size="6"),
+                rx.heading("Business overview", size="6", as_="h2"),
                 rx.spacer(),
                 rx.link("Accounts, refunds and audit trail \u2192", href="/staff/accounts",
                         data_testid="ov-accounts-link"),

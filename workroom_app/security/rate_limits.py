@@ -23,9 +23,15 @@ from dataclasses import dataclass
 from limits import RateLimitItem, parse_many, storage, strategies
 
 LOGIN_PER_ACCOUNT_AND_ADDRESS = parse_many("5/minute;20/hour;50/day")
-LOGIN_PER_ADDRESS = parse_many("20/minute;100/hour;500/day")
 LOGIN_PER_ACCOUNT = parse_many("100/hour;300/day")
-SIGNUP_PER_ADDRESS = parse_many("3/hour;10/day")
+
+
+def _per_address(setting: str) -> list[RateLimitItem]:
+    """The per-address limits come from settings: behind a proxy or NAT many people share one
+    address (an office, the browser tests' 127.0.0.1), so an operator must be able to raise them."""
+    from workroom_app.settings import get_settings
+
+    return parse_many(getattr(get_settings(), setting))
 
 _lock = threading.Lock()
 _limiter: strategies.MovingWindowRateLimiter | None = None
@@ -90,7 +96,7 @@ def _hit(items: list[RateLimitItem], namespace: str, *key: str) -> Refusal | Non
 
 def login_attempt(account_key: str, address: str) -> Refusal | None:
     address = address or "unknown"
-    refusals = [_hit(LOGIN_PER_ADDRESS, "login-address", address)]
+    refusals = [_hit(_per_address("rate_limit_login_per_address"), "login-address", address)]
     if account_key:
         refusals.append(_hit(LOGIN_PER_ACCOUNT_AND_ADDRESS, "login-account-address", account_key, address))
         refusals.append(_hit(LOGIN_PER_ACCOUNT, "login-account", account_key))
@@ -105,7 +111,7 @@ def login_succeeded(account_key: str, address: str) -> None:
 
 
 def signup_attempt(address: str) -> Refusal | None:
-    return _hit(SIGNUP_PER_ADDRESS, "signup-address", address or "unknown")
+    return _hit(_per_address("rate_limit_signup_per_address"), "signup-address", address or "unknown")
 
 
 CONFIRMATION_PER_ACCOUNT = parse_many("3/hour;10/day")

@@ -116,11 +116,14 @@ def balance_with_popover(badge: rx.Component) -> rx.Component:
     return rx.popover.root(
         rx.popover.trigger(
             rx.box(
-                rx.hstack(badge, unread_badge(), refresh_on_balance_change(), align="center", spacing="1"),
+                rx.hstack(badge, unread_badge(), refresh_on_balance_change(),
+                          # Read after the balance, so the accessible name starts with what is seen.
+                          rx.text(": details and alerts", as_="span", class_name="visually-hidden"),
+                          align="center", spacing="1"),
                 cursor="pointer",
                 role="button",
                 tab_index=0,
-                aria_label="Balance details and alerts",
+                aria_haspopup="dialog",
                 data_testid="balance-trigger",
             ),
         ),

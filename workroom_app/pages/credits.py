@@ -29,7 +29,7 @@ def pack_card(pack: PackCard) -> rx.Component:
         rx.vstack(
             rx.hstack(
                 rx.icon("coins", size=20, color=rx.color("amber", 10)),
-                rx.heading(pack.credits_text, " credits", size="5", as_="p"),
+                rx.text(pack.credits_text, " credits", size="5", weight="bold"),
                 align="center",
                 spacing="2",
             ),
@@ -89,7 +89,7 @@ def payment_form() -> rx.Component:
         rx.vstack(
             rx.hstack(
                 rx.heading("Payment", size="4", as_="h3"),
-                rx.badge("Test mode", color_scheme="amber"),
+                rx.badge("Test mode", color_scheme="amber", high_contrast=True),
                 justify="between",
                 width="100%",
             ),

@@ -17,7 +17,7 @@ def _card(item) -> rx.Component:  # noqa: ANN001
     return rx.card(
         rx.vstack(
             rx.text(item["label"], size="2", color_scheme="gray"),
-            rx.heading(item["value"], size="5", as_="p", data_testid=item["testid"]),
+            rx.text(item["value"], size="5", weight="bold", data_testid=item["testid"]),
             spacing="1",
         ),
         min_width="11rem",

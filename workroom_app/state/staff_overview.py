@@ -14,7 +14,7 @@ from urllib.parse import urlencode
 
 import reflex as rx
 
-from workroom_app.billing import clock, staff, staff_metrics
+from workroom_app.billing import clock, formatting, staff, staff_metrics
 from workroom_app.billing.staff import StaffError
 from workroom_app.state.session import LANDING_ROUTE, LOGIN_ROUTE, SessionState
 
@@ -79,7 +79,9 @@ class StaffOverviewState(SessionState):
         m, c, g = o.money, o.credits, o.generations
         last_day = (o.end - staff_metrics.timedelta(days=1)).date()
         self.range_start, self.range_end = o.start.date().isoformat(), last_day.isoformat()
-        self.range_text = f"{self.range_start} to {self.range_end} (UTC)"
+        self.range_text = (
+            f"{formatting.format_date(o.start.date())} to {formatting.format_date(last_day)} (UTC)"
+        )
         self.cards = [
             {"label": "Revenue", "value": _usd(m.revenue_total), "testid": "ov-revenue"},
             {"label": "Refunds", "value": _usd(m.refunds_total), "testid": "ov-refunds"},

@@ -73,7 +73,7 @@ def test_replace_the_card_on_file(page, app_engine):
     expect(page.get_by_test_id("sub-card")).to_contain_text("Mastercard ending in 4444")
 
 
-def test_empty_payment_history_and_phone_layout(page, app_engine):
+def test_empty_payment_history_and_phone_layout(page, app_engine, base_url):
     email = new_user(app_engine)
     log_in(page, email, PASSWORD)
     page.goto("/subscription")
@@ -84,7 +84,9 @@ def test_empty_payment_history_and_phone_layout(page, app_engine):
     expect(page.get_by_test_id("checkout-charge")).to_have_text("$80.00")
     page.screenshot(path="/tmp/workroom-checkout-phone.png", full_page=True)
     paid = new_user(app_engine, plan="pro")
-    page.context.clear_cookies()
+    # Another person on another phone (a fresh browser profile).
+    page = page.context.browser.new_context(base_url=base_url, viewport=PHONE).new_page()
+    page.set_default_timeout(15_000)
     log_in(page, paid, PASSWORD)
     page.goto("/subscription")
     card = page.get_by_test_id("payment-card-mobile").first

@@ -11,6 +11,7 @@ test-artifacts/e2e-web and copied for later runs (a fresh one takes ~40 s).
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import signal
 import socket
@@ -239,3 +240,19 @@ def log_in(page, email: str, password: str) -> None:
     page.fill("#password", password)
     page.press("#password", "Enter")
     page.wait_for_selector("[data-testid=balance]")
+
+
+def confirmation_link(engine, email: str) -> str:
+    """The link in the newest confirmation email to `email` (the outbox, no SMTP here)."""
+    from sqlmodel import select
+
+    from workroom_app.db import read_session
+    from workroom_app.models import OutboxEmail
+
+    with read_session(engine) as s:
+        mail = s.exec(select(OutboxEmail).where(OutboxEmail.to_address == email)
+                      .order_by(OutboxEmail.id.desc())).first()
+    assert mail is not None, "no confirmation email in the outbox"
+    found = re.search(r"https?://\S+confirm\S*", mail.body_text)
+    assert found, mail.body_text
+    return found.group(0)

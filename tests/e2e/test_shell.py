@@ -9,7 +9,7 @@ import uuid
 import pytest
 from playwright.sync_api import expect
 
-from tests.e2e.conftest import log_in
+from tests.e2e.conftest import confirmation_link, log_in
 from workroom_app.billing import accounts, ledger
 from workroom_app.db import read_session
 
@@ -61,7 +61,7 @@ def test_sign_up_shows_the_trial_credits(page, app_engine):
     expect(page).to_have_url(re.compile(r"/generate/?$"))
     expect(page.get_by_test_id("balance")).to_have_text("0 credits")
     assert _balance_of(app_engine, email) == 0
-    link = _confirmation_link(app_engine, email)
+    link = confirmation_link(app_engine, email)
     other_tab = page.context.new_page()
     other_tab.goto(link)
     expect(other_tab.get_by_role("heading")).to_have_text("Email address confirmed")
@@ -69,20 +69,6 @@ def test_sign_up_shows_the_trial_credits(page, app_engine):
     expect(page.get_by_test_id("balance")).to_have_text("50 credits")
     assert _balance_of(app_engine, email) == 50
 
-
-def _confirmation_link(engine, email: str) -> str:
-    from sqlmodel import select
-
-    from workroom_app.db import read_session
-    from workroom_app.models import OutboxEmail
-
-    with read_session(engine) as s:
-        mail = s.exec(select(OutboxEmail).where(OutboxEmail.to_address == email)
-                      .order_by(OutboxEmail.id.desc())).first()
-    assert mail is not None, "no confirmation email in the outbox"
-    found = re.search(r"https?://\S+confirm\S*", mail.body_text)
-    assert found, mail.body_text
-    return found.group(0)
 
 
 def test_wrong_password_shows_the_message(page):

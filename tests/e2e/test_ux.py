@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import expect
 
-from tests.e2e.conftest import REPO, log_in
+from tests.e2e.conftest import REPO, confirmation_link, log_in
 from workroom_app.billing import accounts, formatting, usage
 from workroom_app.db import read_session
 
@@ -315,6 +315,9 @@ def test_times_follow_the_browsers_time_zone_in_one_format(browser, base_url, ap
         page.fill("#password", "a-long-password")
         page.fill("#confirm_password", "a-long-password")
         page.press("#confirm_password", "Enter")
+        expect(page.get_by_test_id("balance")).to_have_text("0 credits")
+        # The trial (the Usage row checked below) arrives with the confirmed address.
+        page.context.new_page().goto(confirmation_link(app_engine, email))
         expect(page.get_by_test_id("balance")).to_have_text("50 credits")
 
         def stored_zone() -> str:

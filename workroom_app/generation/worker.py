@@ -249,8 +249,11 @@ class Worker:
         os.replace(tmp, path)  # a reader never sees half a file
         return relative
 
-    def _release(self, session, job_id: int) -> None:
-        """Give up the lease now so the next pass (of any worker) can retry the job."""
+    def _release(self, session, job_id: int, wake_others: bool = False) -> None:
+        """Give up the lease now so the next pass (of any worker) can retry the job. With
+        `wake_others` (this worker is stopping) the other workers are woken to take it at once;
+        a job released after a provider error waits for the next pass instead, so an unavailable
+        provider is not retried in a tight loop."""
         released = session.exec(
             update(GenerationJob)
             .where(
@@ -262,7 +265,7 @@ class Worker:
             .execution_options(synchronize_session=False)
             .returning(GenerationJob.account_id)
         ).first()
-        if released is not None:  # waiting for a worker again: wake them
+        if released is not None and wake_others:
             notifications.announce(session, released[0], notifications.QUEUED)
 
     async def _cancel_quietly(self, pid: str) -> None:
@@ -280,7 +283,7 @@ class Worker:
         await asyncio.gather(*(t for _j, t in tasks), return_exceptions=True)
         for jid, _task in tasks:
             try:
-                await self._db(self._release, jid)
+                await self._db(self._release, jid, True)
             except Exception:
                 log.exception("could not release job %s", jid)
         self.tasks = {}

@@ -54,7 +54,7 @@ PAYMENT = "payment"  # a payment / invoice was recorded
 KINDS = frozenset({BALANCE, JOB, QUEUED, SUBSCRIPTION, PAYMENT})
 
 PG_CHANNEL = "workroom_changes"
-LOCAL_CHECK_SECONDS = 0.25
+LOCAL_CHECK_SECONDS = 0.1  # an os.stat and a 48-byte read: nothing next to a query
 RECONNECT_SECONDS = (0.2, 0.5, 1.0, 2.0, 5.0)
 CHANGE_LOG_KEEP = 20_000  # rows kept in change_log (SQLite); older ones are pruned by writers
 _PRUNE_EVERY = 500

@@ -305,7 +305,10 @@ class ChangeFeed:
                 _local_feeds.append((self._loop, self))
         runner = {"postgres": self._run_postgres, "redis": self._run_redis, "local": self._run_local}[self.backend]
         self._task = asyncio.create_task(self._supervise(runner), name="workroom-change-feed")
-        await asyncio.wait_for(self.listening.wait(), timeout=10)
+        try:
+            await asyncio.wait_for(self.listening.wait(), timeout=10)
+        except TimeoutError:  # the database or Redis is down: keep trying in the background
+            log.warning("change listener not connected yet; pages are re-read on load until it is")
 
     async def stop(self) -> None:
         with _local_lock:

@@ -539,7 +539,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--push-rounds", type=int, default=10)
     parser.add_argument("--active-users", type=int, default=20)
     parser.add_argument("--active-seconds", type=float, default=20.0)
-    parser.add_argument("--think", type=float, default=1.0, help="seconds between a user's submissions")
+    parser.add_argument("--think", type=float, default=2.0, help="seconds between a user's submissions")
+    parser.add_argument("--max-parallel", type=int, default=32, help="jobs each generation worker runs at once")
     parser.add_argument("--postgres", default="", help="serve Workroom on a scratch database on this server")
     parser.add_argument("--workers", type=int, default=1, help="web workers (2+ needs Redis: --redis)")
     parser.add_argument("--redis", default="", help="REFLEX_REDIS_URL for --workers 2+")
@@ -560,7 +561,8 @@ def main(argv: list[str] | None = None) -> int:
         accounts_needed = max(args.active_users, max(levels) // TABS_PER_ACCOUNT + 1) + 1
         logins = prepare_database(db_url, accounts_needed)
         sql_dir = str(run_dir / "sql")
-        extra_env = {"WORKROOM_SQL_COUNT_DIR": sql_dir, "WORKROOM_LOCAL_RENDER_SECONDS": "0.3"}
+        extra_env = {"WORKROOM_SQL_COUNT_DIR": sql_dir, "WORKROOM_LOCAL_RENDER_SECONDS": "0.3",
+                     "WORKROOM_WORKER_MAX_PARALLEL": str(args.max_parallel)}
         if args.workers > 1:
             if not args.redis:
                 sys.exit("--workers 2+ needs --redis")

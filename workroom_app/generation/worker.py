@@ -47,6 +47,9 @@ from workroom_app.models import GenerationJob, JobStatus
 
 log = logging.getLogger("workroom.worker")
 
+# Longest wait between two status polls of a job that shows no progress.
+MAX_POLL_SECONDS = 5.0
+
 EXTENSIONS = {
     "image/png": "png",
     "image/jpeg": "jpg",
@@ -113,29 +116,37 @@ class Worker:
 
     # ------------------------------------------------------------- one pass
 
-    async def run_once(self) -> list[int]:
-        """Sweep, then claim as many jobs as there are free slots and start them.
-        Returns the ids of the jobs started in this pass."""
+    async def run_once(self, sweep: bool = True) -> list[int]:
+        """Sweep (unless `sweep` is False: a pass woken by a submission skips it), then claim as
+        many jobs as there are free slots and start them. Returns the ids of the jobs started."""
         self.tasks = {jid: t for jid, t in self.tasks.items() if not t.done()}
-        stopped = await self._db(jobs.sweep)
-        for job in stopped:
-            log.info("job %s timed out; credits returned", job.id)
-            if job.provider_job_id and job.provider == self.provider.name:
-                await self._cancel_quietly(job.provider_job_id)
+        if sweep:
+            stopped = await self._db(jobs.sweep)
+            for job in stopped:
+                log.info("job %s timed out; credits returned", job.id)
+                if job.provider_job_id and job.provider == self.provider.name:
+                    await self._cancel_quietly(job.provider_job_id)
         free = self.max_parallel - len(self.tasks)
         started: list[int] = []
         if free <= 0:
             return started
-        ids = await self._db(jobs.claimable_ids, None, free + len(self.tasks), provider=self.provider.name)
-        for jid in ids:
-            if jid in self.tasks or len(started) >= free:
-                continue
-            job = await self._db(jobs.claim, jid, self.worker_id, lease_seconds=self.lease_seconds)
-            if job is None:
-                continue  # another worker was faster
-            self.tasks[jid] = asyncio.create_task(self.drive(job), name=f"job-{jid}")
-            started.append(jid)
+        # One transaction reads the candidates and claims them (each with its conditional UPDATE).
+        claimed = await self._db(self._claim_free, free)
+        for job in claimed:
+            self.tasks[job.id] = asyncio.create_task(self.drive(job), name=f"job-{job.id}")
+            started.append(job.id)
         return started
+
+    def _claim_free(self, session, free: int) -> list[GenerationJob]:
+        ids = jobs.claimable_ids(session, None, free + len(self.tasks), provider=self.provider.name)
+        claimed = []
+        for jid in ids:
+            if jid in self.tasks or len(claimed) >= free:
+                continue
+            job = jobs.claim(session, jid, self.worker_id, lease_seconds=self.lease_seconds)
+            if job is not None:  # None: another worker was faster
+                claimed.append(job)
+        return claimed
 
     async def wait_idle(self) -> None:
         """Let every started job run to its end (tests and `worker --once`)."""
@@ -183,6 +194,7 @@ class Worker:
                 return
         progress = job.progress
         reported = (progress, time.monotonic())
+        quiet = 0  # status polls in a row without progress
         while True:
             try:
                 status = await self.provider.status(pid)
@@ -208,13 +220,17 @@ class Worker:
             progress = max(progress, min(99, status.progress))
             # Write only when the user sees a difference or the lease needs renewing: a job that
             # waits minutes on a hosted provider costs no write per poll.
-            if progress != reported[0] or time.monotonic() - reported[1] > self.lease_seconds / 3:
+            moved = progress != reported[0]
+            if moved or time.monotonic() - reported[1] > self.lease_seconds / 3:
                 if not await self._renew(job, progress, reported[0]):
                     # No longer ours (timed out by the sweep or cancelled): stop the render.
                     await self._cancel_quietly(pid)
                     return
                 reported = (progress, time.monotonic())
-            await asyncio.sleep(self.poll_interval)
+            # A job that reports no progress is asked less and less often (up to MAX_POLL_SECONDS):
+            # a thousand jobs waiting minutes on a hosted provider cost a few requests a second.
+            quiet = 0 if moved else quiet + 1
+            await asyncio.sleep(min(self.poll_interval * (1.5 ** quiet), max(self.poll_interval, MAX_POLL_SECONDS)))
 
     async def _renew(self, job: GenerationJob, progress: int, previous: int | None = None) -> bool:
         return await self._db(
@@ -252,8 +268,11 @@ class Worker:
         os.replace(tmp, path)  # a reader never sees half a file
         return relative
 
-    def _release(self, session, job_id: int) -> None:
-        """Give up the lease now so the next pass (of any worker) can retry the job."""
+    def _release(self, session, job_id: int, wake_others: bool = False) -> None:
+        """Give up the lease now so the next pass (of any worker) can retry the job. With
+        `wake_others` (this worker is stopping) the other workers are woken to take it at once;
+        a job released after a provider error waits for the next pass instead, so an unavailable
+        provider is not retried in a tight loop."""
         released = session.exec(
             update(GenerationJob)
             .where(
@@ -265,7 +284,7 @@ class Worker:
             .execution_options(synchronize_session=False)
             .returning(GenerationJob.account_id)
         ).first()
-        if released is not None:  # waiting for a worker again: wake them
+        if released is not None and wake_others:
             notifications.announce(session, released[0], notifications.QUEUED)
 
     async def _cancel_quietly(self, pid: str) -> None:
@@ -283,7 +302,7 @@ class Worker:
         await asyncio.gather(*(t for _j, t in tasks), return_exceptions=True)
         for jid, _task in tasks:
             try:
-                await self._db(self._release, jid)
+                await self._db(self._release, jid, True)
             except Exception:
                 log.exception("could not release job %s", jid)
         self.tasks = {}
@@ -396,10 +415,15 @@ async def run_worker(
     next_billing_tick = 0.0
     next_heartbeat = 0.0
     try:
+        next_sweep = 0.0
         while not stop_event.is_set():
             wake.clear()
+            now = time.monotonic()
+            sweep = now >= next_sweep
+            if sweep:  # deadlines and dead workers' leases: checked on the idle pass's rhythm
+                next_sweep = now + idle_pass
             try:
-                await worker.run_once()
+                await worker.run_once(sweep=sweep)
             except Exception:
                 log.exception("worker pass failed; trying again")
             now = time.monotonic()

@@ -73,6 +73,13 @@ class TabRegistry:
     def accounts(self) -> list[int]:
         return list(self._tabs_of)
 
+    def prune(self, is_here: Callable[[str], bool]) -> int:
+        """Forget tabs no longer connected here (closed tabs of accounts that never change)."""
+        gone = [token for token in self._account_of if not is_here(token)]
+        for token in gone:
+            self.unregister(token)
+        return len(gone)
+
     def __len__(self) -> int:
         return len(self._account_of)
 
@@ -154,6 +161,9 @@ def read_account_view_by_id(account_id: int) -> AccountView | None:
 
 
 # ------------------------------------------------------------------- dispatch
+
+PRUNE_EVERY = 1000
+_registrations = 0
 
 _pending: dict[int, set[str]] = {}
 _draining: dict[int, asyncio.Task] = {}
@@ -277,4 +287,8 @@ class LiveState(SessionState):
             registry.unregister(self.router.session.client_token)
             return None
         registry.register(self.router.session.client_token, self._account_id)
+        global _registrations
+        _registrations += 1
+        if _registrations % PRUNE_EVERY == 0 and _pusher is not None:
+            registry.prune(_pusher.is_here)  # memory only: dict look-ups, no I/O
         return None

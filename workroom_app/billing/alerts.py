@@ -417,13 +417,18 @@ def recent(session: Session, account_id: int, limit: int = 10) -> tuple[list[Ale
     ], int(unread)
 
 
-def mark_toasted(session: Session, account_id: int, alert_ids: list[int]) -> None:
-    if alert_ids:
+def mark_toasted(session: Session, account_id: int, alert_ids: list[int]) -> set[int]:
+    """Mark alerts as shown; returns the ids this call marked (two tabs at once: one toasts each)."""
+    if not alert_ids:
+        return set()
+    return set(
         session.connection().execute(
             update(_A)
             .where(_A.c.account_id == account_id, _A.c.id.in_(alert_ids), _A.c.toasted_at.is_(None))
             .values(toasted_at=clock.now())
-        )
+            .returning(_A.c.id)
+        ).scalars()
+    )
 
 
 def mark_all_read(session: Session, account_id: int) -> None:

@@ -17,13 +17,12 @@ from tests.test_plans_state import (
     run,
     subscribe,
 )
-from tests.test_plans_state import run_events, Browser  # noqa: F401
+from tests.test_plans_state import Browser, run_events
 from workroom_app.billing import accounts, alerts, clock, ledger, subscriptions
 from workroom_app.billing.subscriptions import CardForm
 from workroom_app.db import read_session, write_session
 from workroom_app.state.alert_settings import AlertSettingsState
 from workroom_app.state.alerts import AlertsState
-from workroom_app.state.session import SessionState
 from workroom_app.state.subscription import SubscriptionState
 
 GOOD_ALERTS = {"low_balance_threshold": "250", "email_low_balance": "on", "email_plan_ended": "on"}

@@ -227,3 +227,28 @@ def test_invoice_numbers_stay_gapless_across_kinds(engine):
         subscribe(engine, acct, "starter")
         buy(engine, acct, "credits_6000", card=None)
     assert [(i.seq, i.kind) for i in invoices_of(engine, acct)] == [(1, "pack"), (2, "activation"), (3, "pack")]
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "message"),
+    [
+        ("price_cents = 600", "price_cents = 10", "packs.credits_500.price_cents: must be at least 50"),
+        ("credits = 500\n", "credits = -500\n", "packs.credits_500.credits: must be at least 1"),
+        ("credits = 500\n", "credits = 2000\n", "packs.credits_2000.credits: another pack already has this many credits"),
+        ("credits = 500\n", 'credits = "500"\n', "packs.credits_500.credits: must be a whole number"),
+        ("price_cents = 600", "price_cents = 6.5", "packs.credits_500.price_cents: must be a whole number"),
+        ('label = "500 credits"', "", "packs.credits_500.label: is required"),
+        ("[packs.credits_500]", "[packs.Credits-500]", "packs.Credits-500: a pack key must be lowercase"),
+        ("pack_expiry_months = 12", "pack_expiry_months = 0", "pack_expiry_months: must be at least 1"),
+        ("broken_result_refunds_per_month = 3", "broken_result_refunds_per_month = -1",
+         "broken_result_refunds_per_month: must be at least 0"),
+    ],
+)
+def test_a_bad_pack_in_the_catalog_stops_start_up_naming_the_field(tmp_path, old, new, message):
+    from tests.test_catalog import DEFAULT_FILE, replace_once, write_catalog
+    from workroom_app.billing.catalog import CatalogError, load_catalog
+
+    path = write_catalog(tmp_path, replace_once(DEFAULT_FILE.read_text(), old, new))
+    with pytest.raises(CatalogError) as err:
+        load_catalog(path)
+    assert message in str(err.value)

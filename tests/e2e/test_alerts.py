@@ -65,3 +65,30 @@ def test_past_due_banner_replace_card_pay_now_and_it_goes_away(page, app_engine)
     expect(page.get_by_test_id("sub-auto-renew")).to_have_text("On")
     expect(banner).to_have_count(0)
     expect(page.get_by_test_id("balance")).to_have_text("850 credits")
+
+
+def test_a_failed_jobs_row_links_to_its_refund_row_on_usage(page, app_engine):
+    from workroom_app.generation import jobs
+    from workroom_app.models import JobStatus
+
+    email = new_user(app_engine)
+    with write_session(app_engine) as s:
+        account = accounts.find_account(s, email)
+        job = jobs.submit(s, account.id, {"feature": "image", "model": "flux_pro", "resolution": "1K",
+                                          "count": 1, "prompt": "a fox"}, client_request_id="e2e-refund-link")
+    with write_session(app_engine) as s:
+        jobs.fail(s, job.id, JobStatus.FAILED, "The provider failed.")
+    for _ in range(3):  # older rows after it, so the link has to page
+        with write_session(app_engine) as s:
+            from workroom_app.billing import ledger
+
+            ledger.debit(s, account.id, 1, feature="image", idempotency_key=f"e2e-after-{job.id}-{_}")
+    log_in(page, email, PASSWORD)
+    page.goto("/generate")
+    link = page.get_by_test_id("history-refund-link").first
+    expect(link).to_contain_text("4 credits returned on")
+    link.click()
+    expect(page).to_have_url(re.compile(r"/usage\?entry=\d+"))
+    first = page.get_by_test_id("usage-row").first
+    expect(first.get_by_test_id("usage-action")).to_have_text("Refund")
+    expect(first.get_by_test_id("usage-amount")).to_have_text("+4")

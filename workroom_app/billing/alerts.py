@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import bindparam, func, select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
@@ -417,13 +417,18 @@ def recent(session: Session, account_id: int, limit: int = 10) -> tuple[list[Ale
     ], int(unread)
 
 
-def mark_toasted(session: Session, account_id: int, alert_ids: list[int]) -> None:
-    if alert_ids:
+def mark_toasted(session: Session, account_id: int, alert_ids: list[int]) -> set[int]:
+    """Mark alerts as shown; returns the ids this call marked (two tabs at once: one toasts each)."""
+    if not alert_ids:
+        return set()
+    return set(
         session.connection().execute(
             update(_A)
             .where(_A.c.account_id == account_id, _A.c.id.in_(alert_ids), _A.c.toasted_at.is_(None))
             .values(toasted_at=clock.now())
-        )
+            .returning(_A.c.id)
+        ).scalars()
+    )
 
 
 def mark_all_read(session: Session, account_id: int) -> None:
@@ -463,8 +468,7 @@ def watch_for(engine: Engine, account_id: int) -> Watch:
 
     key = (id(engine), account_id)
     now = time.monotonic()
-    with _watch_lock:
-        hit = _watch_cache.get(key)
+    hit = _watch_cache.get(key)  # a dict read is atomic: no lock on the common path
     if hit is not None and now - hit[0] < WATCH_TTL_SECONDS:
         return hit[1]
     with read_session(engine) as session:
@@ -476,6 +480,9 @@ def watch_for(engine: Engine, account_id: int) -> Watch:
 
 
 def _on_debits(engine: Engine, debits: list[balance_watch.Debit]) -> None:
+    """The one after-commit check: one in-memory lookup per debit, then, only
+    for a debit that crossed a threshold, the low-balance alert and/or the
+    auto top-up (each in its own transaction)."""
     from workroom_app.db import write_session
 
     for debit in debits:
@@ -483,6 +490,10 @@ def _on_debits(engine: Engine, debits: list[balance_watch.Debit]) -> None:
         if debit.crossed_below(watch.low_balance_threshold):
             with write_session(engine) as session:
                 low_balance(session, debit, watch.low_balance_threshold, watch.settings)
+        if watch.settings.auto_top_up and debit.crossed_below(watch.settings.top_up_threshold):
+            from workroom_app.billing import auto_top_up
+
+            auto_top_up.after_crossing(engine, debit)
 
 
 balance_watch.register(_on_debits)

@@ -183,16 +183,12 @@ def top_up(session: Session, account_id: int, crossing_entry_id: int, *, gateway
     return TopUpResult(True, outcome.message, pack.credits, outcome.invoice_id)
 
 
-def _on_debits(engine, debits: list[balance_watch.Debit]) -> None:
+def after_crossing(engine, debit: balance_watch.Debit) -> None:
+    """Called by the after-commit check (billing/alerts.py) for the debit that
+    took the balance below the top-up threshold."""
     from workroom_app.db import write_session
 
-    for debit in debits:
-        watch = alerts.watch_for(engine, debit.account_id)
-        if watch.settings.auto_top_up and debit.crossed_below(watch.settings.top_up_threshold):
-            with write_session(engine) as session:
-                result = top_up(session, debit.account_id, debit.entry_id)
-            if result is not None and result.turned_off:
-                alerts.forget(debit.account_id)
-
-
-balance_watch.register(_on_debits)
+    with write_session(engine) as session:
+        result = top_up(session, debit.account_id, debit.entry_id)
+    if result is not None and result.turned_off:
+        alerts.forget(debit.account_id)

@@ -29,7 +29,7 @@ log = logging.getLogger(__name__)
 _INFO_KEY = "workroom_committed_debits"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Debit:
     account_id: int
     entry_id: int

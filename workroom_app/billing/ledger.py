@@ -1185,4 +1185,3 @@ def balance(session: Session, account_id: int) -> int:
 # The after-commit checks on debits (low-balance alerts, auto top-up) register
 # themselves with balance_watch when imported.
 from workroom_app.billing import alerts as _alerts  # noqa: E402,F401
-from workroom_app.billing import auto_top_up as _auto_top_up  # noqa: E402,F401

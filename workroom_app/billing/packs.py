@@ -55,7 +55,7 @@ from workroom_app.billing.subscriptions import (
     default_card,
     store_card,
 )
-from workroom_app.models import ActionType, GrantSource, Invoice, InvoiceStatus, PaymentMethod
+from workroom_app.models import ActionType, GrantSource, Invoice, InvoiceStatus
 
 PACK = "pack"  # the invoice kind and the Outcome action
 
@@ -275,7 +275,3 @@ def record_paid(
         invoice_id=invoice.id, invoice_number=invoice.number, amount_cents=invoice.amount_cents,
         credits_added=pack.credits,
     )
-
-
-def saved_card(session: Session, account_id: int) -> PaymentMethod | None:
-    return default_card(session, account_id)

@@ -1546,10 +1546,12 @@ class PastDue:
         retry = (
             f" We'll try again on {_fmt_date(self.next_retry_at)}." if self.next_retry_at is not None else ""
         )
-        return (
-            f"Your {self.plan_name} renewal payment of {_money(self.amount_cents)} failed: {self.reason}{retry} "
+        fix = (
             "Replace your card and pay now on the Subscription page to keep your plan."
+            if self.gateway == "local"
+            else "Update your card with Stripe from the Subscription page; Stripe retries with it."
         )
+        return f"Your {self.plan_name} renewal payment of {_money(self.amount_cents)} failed: {self.reason}{retry} {fix}"
 
 
 def past_due(session: Session, account_id: int) -> PastDue | None:

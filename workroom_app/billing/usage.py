@@ -417,6 +417,28 @@ def _pivot(session: Session, account_id: int, entry_id: int) -> tuple[datetime, 
     return (created.astimezone(UTC), entry_id)
 
 
+def cursor_for_entry(session: Session, account_id: int, entry_id: object) -> int | None:
+    """For a link to one row (/usage?entry=N, e.g. a failed job's Refund row): the id of the row
+    just newer than N, so the page before it starts with N; None when N is the newest row.
+    UsageError when N is not a number or not this account's row (the same message either way)."""
+    if isinstance(entry_id, str) and entry_id.isdigit() and len(entry_id) <= 18:
+        entry_id = int(entry_id)
+    entry_id = _check_cursor(entry_id)
+    if entry_id is None:
+        return None
+    created, eid = _pivot(session, account_id, entry_id)
+    row = session.connection().execute(
+        select(_L.c.id)
+        .where(
+            _L.c.account_id == account_id,
+            or_(_L.c.created_at > created, and_(_L.c.created_at == created, _L.c.id > eid)),
+        )
+        .order_by(_L.c.created_at, _L.c.id)
+        .limit(1)
+    ).first()
+    return None if row is None else row[0]
+
+
 def usage_page(
     session: Session,
     account_id: int,

@@ -181,6 +181,12 @@ def history_row(job: JobView) -> rx.Component:
                 rx.text(job.title, size="2"),
                 rx.cond(job.summary != "", rx.text(job.summary, size="1", color_scheme="gray")),
                 rx.cond(job.failed & (job.error != ""), rx.text(job.error, size="1", color_scheme="red")),
+                rx.cond(
+                    job.refund_entry_id > 0,
+                    rx.link(job.refund_text, " on ", job.refund_time_text, " · see the Refund row",
+                            href="/usage?entry=" + job.refund_entry_id.to_string(), size="1",
+                            data_testid="history-refund-link"),
+                ),
                 spacing="0",
             )
         ),

@@ -38,14 +38,19 @@ def read_popover(account_id: int):
     """Blocking: (alerts, unread count, balance by source, expiry line, toasts to
     show now, the past-due banner's text or "")."""
     from workroom_app.billing import alerts, balance_sources, subscriptions
-    from workroom_app.db import write_session
+    from workroom_app.db import read_session, write_session
 
-    with write_session() as session:
+    # Reads only: this runs on every balance change, and a write transaction
+    # would queue behind (and hold up) debits on SQLite.
+    with read_session() as session:
         views, unread = alerts.recent(session, account_id)
         parts = balance_sources.breakdown(session, account_id)
         failing = subscriptions.past_due(session, account_id)
-        toasts = [v for v in views if v.toast]
-        alerts.mark_toasted(session, account_id, [v.id for v in toasts])
+    toasts = [v for v in views if v.toast]
+    if toasts:
+        with write_session() as session:
+            mine = alerts.mark_toasted(session, account_id, [v.id for v in toasts])
+        toasts = [v for v in toasts if v.id in mine]
     items = [AlertItem(v.id, v.kind, v.title, v.body, v.link or "", v.unread) for v in views]
     rows = [
         SourceRow(label, f"{parts.parts[key]:,}", f"balance-part-{key}")

@@ -74,6 +74,8 @@ class JobView:
     cost: int = 0
     cost_text: str = ""  # "45 credits" | "Unlimited"
     refund_text: str = ""  # "45 credits returned" | ""
+    refund_entry_id: int = 0  # its Refund row on Usage (0: none)
+    refund_time_text: str = ""  # when the credits were returned, in the user's zone
     error: str = ""
     created_text: str = ""
     output_kind: str = ""  # image | video | audio | ""
@@ -164,6 +166,10 @@ def job_view(job: Any, tz_name: str = "UTC") -> JobView:
         cost=int(job.cost or 0),
         cost_text="Unlimited" if job.unlimited else credits_text(int(job.cost or 0)),
         refund_text=credits_text(int(job.cost)) + " returned" if refunded and job.cost else "",
+        refund_entry_id=int(job.refund_entry_id) if refunded and job.cost else 0,
+        refund_time_text=(
+            job.finished_at.astimezone(tz).strftime("%d %b %Y, %H:%M") if refunded and job.finished_at else ""
+        ),
         error=job.error or "",
         created_text=created,
         output_kind=kind,

@@ -66,6 +66,13 @@ def _read_page(account_id: int, filters: UsageFilter, before_id: int | None, aft
         return page, has_any
 
 
+def _entry_cursor(account_id: int, entry: object) -> int | None:
+    from workroom_app.db import read_session
+
+    with read_session() as session:
+        return usage.cursor_for_entry(session, account_id, entry)
+
+
 def _read_summary(account_id: int):
     from workroom_app.db import read_session
 
@@ -187,7 +194,15 @@ class UsageState(SessionState):
             )
             self.expiry_text = expiry
             self.csv_query = csv_query(self._filters())
-            await self._load_page()
+            # /usage?entry=N (a failed job's "Refund row" link): the page that starts with row N.
+            entry = self.router.url.query_parameters.get("entry", "")
+            before_id = None
+            if entry:
+                try:
+                    before_id = await asyncio.to_thread(_entry_cursor, account_id, entry)
+                except UsageError as exc:
+                    self.error = str(exc)
+            await self._load_page(before_id=before_id)
         finally:
             self.loading = False
 

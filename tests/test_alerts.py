@@ -140,7 +140,7 @@ def test_credits_expiring_are_announced_7_days_and_1_day_before_for_plans_and_pa
         with at(moment), write_session(engine) as s:
             alerts.expiring_soon(s)
     titles = [a.title for a in alerts_of(engine, acct, AlertKind.CREDITS_EXPIRING)]
-    assert titles == ["800 credits expire on April 10, 2026"]
+    assert titles == ["800 credits expire on Apr 10, 2026"]
     with at(datetime(2026, 4, 9, 10, 0, tzinfo=UTC)), write_session(engine) as s:
         alerts.expiring_soon(s)
         alerts.expiring_soon(s)
@@ -148,7 +148,7 @@ def test_credits_expiring_are_announced_7_days_and_1_day_before_for_plans_and_pa
     # The pack's credits, a year later.
     with at(datetime(2027, 3, 4, 9, 0, tzinfo=UTC)), write_session(engine) as s:
         alerts.expiring_soon(s)
-    assert alerts_of(engine, acct, AlertKind.CREDITS_EXPIRING)[-1].title == "500 credits expire on March 10, 2027"
+    assert alerts_of(engine, acct, AlertKind.CREDITS_EXPIRING)[-1].title == "500 credits expire on Mar 10, 2027"
     assert len(alert_emails(engine, acct)) == 3
 
 
@@ -162,7 +162,7 @@ def test_a_failed_renewal_alerts_with_the_reason_the_next_retry_and_the_card_lin
     [alert] = alerts_of(engine, acct, AlertKind.PAYMENT_FAILED)
     assert alert.title == "Your payment failed" and alert.link == "/subscription"
     assert "Starter renewal payment of $10.00 failed" in alert.body
-    assert "We'll try again on April 11, 2026." in alert.body
+    assert "We'll try again on Apr 11, 2026." in alert.body
     assert any(m.subject == "Your payment failed" for m in alert_emails(engine, acct))
 
 

@@ -123,7 +123,7 @@ def test_the_popover_shows_the_balance_by_source_and_toasts_an_alert_once(app_db
         assert st.unread == 1 and st.alerts[0].title == "Your balance is low"
         assert {r.testid: r.credits_text for r in st.sources} == {
             "balance-part-plan": "20", "balance-part-packs": "0", "balance-part-trial": "50"}
-        assert st.expiring_text == "20 credits expire on December 24, 2026"
+        assert st.expiring_text == "20 credits expire on Dec 24, 2026"
         assert "Your balance is low" not in await tab.send(AlertsState, "refresh")  # once
         await tab.send(AlertsState, "mark_all_read")
         assert (await tab.state(AlertsState)).unread == 0

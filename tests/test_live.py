@@ -298,3 +298,49 @@ def test_a_missed_notification_is_recovered_by_one_resync(app_db):
         assert await wait_for(lambda: _balance_is(tab, 54))
 
     with_feed(scenario)
+
+
+def test_a_login_ended_elsewhere_signs_its_open_tabs_out_at_once_and_no_other(app_db):
+    # The thief's tab holds a copy of the victim's cookie and sends nothing; the victim logs
+    # out (or logs out everywhere). The push signs the copied tab out without waiting for an
+    # event, and never sends it the account's new figures.
+    ann = make_account(app_db, "ann@example.com")
+
+    async def scenario(new_tab, pushes):
+        victim, thief, laptop = new_tab(), new_tab(), new_tab()
+        await victim.open("ann@example.com")
+        thief.cookie = victim.cookie
+        await thief.send(SessionState, "guard")
+        await thief.send(LiveState, "start")
+        await laptop.open("ann@example.com")  # another login of hers, not revoked
+        assert (await thief.state(SessionState))._account_id == ann
+
+        def log_out():
+            with write_session(app_db) as s:
+                assert accounts.revoke_login(s, victim.cookie)
+
+        await asyncio.to_thread(log_out)
+
+        async def thief_out():
+            return (await thief.state(SessionState))._account_id is None
+
+        assert await wait_for(thief_out)
+        await live.wait_idle()
+        thief_state = await thief.state(SessionState)
+        assert not thief_state.signed_in and thief_state.balance == 0 and thief_state.email == ""
+        assert any(ev.name.endswith("redirect") or "/login" in str(ev.payload)
+                   for ev in pushes.events.get(thief.token, []))
+        # Her other login is untouched, and later changes reach only it.
+        assert (await laptop.state(SessionState))._account_id == ann
+        pushes.touched.clear()
+        await asyncio.to_thread(_adjust, app_db, ann, 5, "after-logout")
+
+        async def laptop_shows():
+            return (await laptop.state(SessionState)).balance == 55
+
+        assert await wait_for(laptop_shows)
+        await live.wait_idle()
+        assert thief.token not in pushes.touched and victim.token not in pushes.touched
+        assert (await thief.state(SessionState)).balance == 0
+
+    with_feed(scenario)

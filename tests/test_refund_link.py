@@ -25,7 +25,7 @@ def test_a_failed_jobs_view_names_its_refund_row_and_when(engine):
     view = job_view(failed, "Europe/Paris")
     assert view.refund_text == "16 credits returned"
     assert view.refund_entry_id == failed.refund_entry_id > 0
-    assert view.refund_time_text == "02 Mar 2026, 10:00"  # 09:00 UTC in Paris
+    assert view.refund_time_text == "Mar 2, 2026, 10:00"  # 09:00 UTC in Paris
 
 
 def test_cursor_for_entry_opens_the_page_at_that_row(engine):

@@ -13,7 +13,7 @@ from playwright.sync_api import expect
 
 from tests.e2e.conftest import log_in
 from tests.e2e.test_plans import PASSWORD, fill_card, new_user
-from workroom_app.billing import accounts, clock, subscriptions
+from workroom_app.billing import accounts, clock, formatting, subscriptions
 from workroom_app.billing.subscriptions import CardForm
 from workroom_app.db import read_session, write_session
 
@@ -30,7 +30,7 @@ def test_the_expiry_notice_and_the_balance_by_source_are_on_generate(page, app_e
     page.get_by_test_id("balance-trigger").click()
     popover = page.get_by_test_id("balance-popover")
     expect(popover.get_by_test_id("header-expiry")).to_have_text(
-        f"800 credits expire on {end:%B} {end.day}, {end.year}")
+        f"800 credits expire on {formatting.format_date(end)}")
     expect(popover.get_by_test_id("balance-part-plan")).to_have_text("800")
     expect(popover.get_by_test_id("balance-part-trial")).to_have_text("50")
 

@@ -23,6 +23,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy import update
 from sqlmodel import Session, select
 
+from workroom_app import notifications
 from workroom_app.billing import clock
 from workroom_app.billing.email_identity import canonical_email
 from workroom_app.models import (
@@ -350,6 +351,18 @@ def token_hash(token: object) -> str | None:
     return _token_hash(token)
 
 
+def live_token_hashes(session: Session, account_id: int) -> frozenset[str]:
+    """The stored hashes of the account's live logins (none if the account is disabled)."""
+    now = clock.now()
+    rows = session.execute(
+        select(AuthSession.token_hash, AuthSession.expires_at)
+        .join(Account, Account.id == AuthSession.account_id)
+        .where(AuthSession.account_id == account_id, AuthSession.revoked_at.is_(None),
+               AuthSession.pending_until.is_(None), Account.disabled_at.is_(None))
+    ).all()
+    return frozenset(hashed for hashed, expires_at in rows if _aware(expires_at) > now)
+
+
 def live_account_id(session: Session, hashed_token: str) -> int | None:
     """The account of a live login (not pending, revoked or expired; account not disabled).
 
@@ -401,6 +414,9 @@ def revoke_login(session: Session, token: object) -> bool:
         return False
     row.revoked_at = clock.now()
     session.add(row)
+    # Other open tabs of this login are signed out by the live push, without waiting for their
+    # next event (state/live.py).
+    notifications.announce(session, row.account_id, notifications.SESSION)
     return True
 
 
@@ -408,12 +424,15 @@ def revoke_all_logins(session: Session, account_id: int) -> int:
     """Log out everywhere: every session of the account ends at once (open tabs are refused on
     their next event). Returns how many were live."""
     now = clock.now()
-    return int(session.execute(
+    ended = int(session.execute(
         update(AuthSession)
         .where(AuthSession.account_id == account_id, AuthSession.revoked_at.is_(None),
                AuthSession.expires_at > now)
         .values(revoked_at=now)
     ).rowcount or 0)
+    if ended:
+        notifications.announce(session, account_id, notifications.SESSION)
+    return ended
 
 
 def set_disabled(session: Session, account_id: int, disabled: bool) -> Account:

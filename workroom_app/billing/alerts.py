@@ -32,7 +32,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
-from workroom_app.billing import balance_watch, clock
+from workroom_app.billing import balance_watch, clock, formatting
 from workroom_app.models import Account, AccountAlert, AlertKind, AlertSettings, CreditGrant, OutboxEmail
 
 log = logging.getLogger(__name__)
@@ -71,7 +71,11 @@ class AlertError(Exception):
 
 
 def date_text(value: date | datetime) -> str:
-    return f"{value:%B} {value.day}, {value.year}"
+    """The one date format (billing/formatting.py); a datetime's day is taken in the zone
+    it carries (callers move it into the account's zone first)."""
+    if isinstance(value, datetime) and value.tzinfo is not None:
+        value = value.date()
+    return formatting.format_date(value)
 
 
 def credits_noun(n: int) -> str:

@@ -33,7 +33,7 @@ from datetime import date, datetime
 from sqlalchemy import func
 from sqlmodel import Session, select
 
-from workroom_app.billing import clock, invoices, ledger, periods, receipts
+from workroom_app.billing import clock, formatting, invoices, ledger, periods, receipts
 from workroom_app.billing.catalog import CreditPack, get_catalog
 from workroom_app.billing.invoices import LineItem
 from workroom_app.billing.payments import get_gateway
@@ -267,7 +267,8 @@ def record_paid(
     if email is not None:
         receipts.queue_receipt(
             session, invoice, to_address=email,
-            purchase=f"{pack_line(pack)}, expiring on {expires_at:%B} {expires_at.day}, {expires_at.year}",
+            purchase=f"{pack_line(pack)}, expiring on "
+                     f"{formatting.format_date(expires_at, formatting.account_zone(session, account_id))}",
         )
     return Outcome(
         ok=True, action=PACK,

@@ -168,7 +168,7 @@ def job_view(job: Any, tz_name: str = "UTC") -> JobView:
         refund_text=credits_text(int(job.cost)) + " returned" if refunded and job.cost else "",
         refund_entry_id=int(job.refund_entry_id) if refunded and job.cost else 0,
         refund_time_text=(
-            job.finished_at.astimezone(tz).strftime("%d %b %Y, %H:%M") if refunded and job.finished_at else ""
+            formatting.format_datetime(job.finished_at, tz_name) if refunded and job.finished_at else ""
         ),
         error=job.error or "",
         created_text=created,

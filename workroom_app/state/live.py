@@ -29,13 +29,14 @@ from typing import Any
 import reflex as rx
 
 from workroom_app import notifications
-from workroom_app.state.session import AccountView, SessionState, account_view
+from workroom_app.state.session import LOGIN_ROUTE, AccountView, SessionState, account_view
+from workroom_app.state.session_guard import forget_everything
 
 log = logging.getLogger("workroom.live")
 
 ACCOUNT_KINDS = frozenset({notifications.BALANCE, notifications.SUBSCRIPTION, notifications.PAYMENT})
 JOB_KINDS = frozenset({notifications.JOB})
-ALL_KINDS = ACCOUNT_KINDS | JOB_KINDS
+ALL_KINDS = ACCOUNT_KINDS | JOB_KINDS | {notifications.SESSION}
 
 
 # ------------------------------------------------------------------- tabs of this process
@@ -150,6 +151,16 @@ def set_pusher(pusher: Pusher | None) -> None:
 # ------------------------------------------------------------------- reads shared by the tabs
 
 
+def read_live_logins(account_id: int) -> frozenset[str]:
+    """Blocking: the hashes of the account's live logins. Read with every push, so a push never
+    reaches a tab whose login ended, and a log-out elsewhere signs such tabs out at once."""
+    from workroom_app.billing import accounts
+    from workroom_app.db import read_session
+
+    with read_session() as session:
+        return accounts.live_token_hashes(session, account_id)
+
+
 def read_account_view_by_id(account_id: int) -> AccountView | None:
     """Blocking: the header data of an account (balance, plan, role), one short read."""
     from workroom_app.db import read_session
@@ -221,12 +232,13 @@ async def push_account(account_id: int, kinds: frozenset[str]) -> int:
         return 0
     from workroom_app.state.generate import read_jobs
 
+    live_logins = await asyncio.to_thread(read_live_logins, account_id)
     view = await asyncio.to_thread(read_account_view_by_id, account_id) if kinds & ACCOUNT_KINDS else None
     jobs = await asyncio.to_thread(read_jobs, account_id, None, None) if kinds & JOB_KINDS else None
     pushed = 0
     for token in tokens:
         try:
-            toasts = await _push_tab(pusher, token, account_id, view, jobs)
+            toasts = await _push_tab(pusher, token, account_id, live_logins, view, jobs)
         except Exception:
             log.exception("live push to a tab failed")
             continue
@@ -236,7 +248,8 @@ async def push_account(account_id: int, kinds: frozenset[str]) -> int:
     return pushed
 
 
-async def _push_tab(pusher: Pusher, token: str, account_id: int, view: AccountView | None, jobs) -> list:  # noqa: ANN001
+async def _push_tab(pusher: Pusher, token: str, account_id: int, live_logins: frozenset[str],  # noqa: ANN001
+                    view: AccountView | None, jobs) -> list:
     from workroom_app.state.generate import GenerateState
 
     async with pusher.modify(token) as root:
@@ -244,6 +257,12 @@ async def _push_tab(pusher: Pusher, token: str, account_id: int, view: AccountVi
         if session._account_id != account_id:
             registry.unregister(token)  # signed out (or in as someone else) in this tab
             return []
+        if session._token_hash not in live_logins:
+            # Its login ended elsewhere (log out, log out everywhere, account disabled): sign the
+            # tab out now, as the session guard would on its next event.
+            registry.unregister(token)
+            forget_everything(root)
+            return [rx.redirect(LOGIN_ROUTE)]
         if view is not None:
             session._set_balance(view.balance)
             session.plan_key = view.plan_key

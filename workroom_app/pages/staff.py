@@ -331,6 +331,9 @@ def details_panel() -> rx.Component:
                 rx.button(rx.icon("scale", size=16), "Adjust balance", variant="outline",
                           on_click=StaffState.open_adjustment, data_testid="staff-adjust-open"),
             ),
+            # Security (issue 8): end every session of this account (lost device, stolen cookie).
+            rx.button(rx.icon("monitor-x", size=16), "Log out everywhere", variant="outline", color_scheme="red",
+                      on_click=StaffState.log_out_account_everywhere, data_testid="staff-logout-everywhere"),
             ledger_table(),
             spacing="4",
             width="100%",

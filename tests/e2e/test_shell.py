@@ -49,7 +49,12 @@ def test_signed_out_visitor_lands_on_login(page):
         expect(page.get_by_test_id("balance")).to_have_count(0)
 
 
-def test_sign_up_shows_the_trial_credits(page, app_engine):
+def test_sign_up_shows_the_trial_credits_once_the_email_is_confirmed(page, app_engine):
+    """The trial follows the emailed confirmation link (issue 8), not the sign-up itself."""
+    from sqlmodel import select
+
+    from workroom_app.models import OutboxEmail
+
     email = f"new-{uuid.uuid4().hex[:8]}@example.com"
     page.goto("/signup")
     page.fill("#display_name", "New Person")
@@ -57,8 +62,18 @@ def test_sign_up_shows_the_trial_credits(page, app_engine):
     page.fill("#password", "a-long-password")
     page.fill("#confirm_password", "a-long-password")
     page.press("#confirm_password", "Enter")
-    expect(page.get_by_test_id("balance")).to_have_text("50 credits")
     expect(page).to_have_url(re.compile(r"/generate/?$"))
+    expect(page.get_by_test_id("balance")).to_have_text("0 credits")
+    expect(page.get_by_test_id("confirm-email-banner")).to_be_visible()
+    assert _balance_of(app_engine, email) == 0
+    with read_session(app_engine) as s:
+        body = s.exec(select(OutboxEmail.body_text).where(OutboxEmail.to_address == email)).first()
+    link = re.search(r"https?://\S+/api/auth/confirm\?token=\S+", body).group(0)
+    page.goto(link)
+    expect(page.get_by_role("heading", name="Email address confirmed")).to_be_visible()
+    page.goto("/generate")
+    expect(page.get_by_test_id("balance")).to_have_text("50 credits")
+    expect(page.get_by_test_id("confirm-email-banner")).to_have_count(0)
     assert _balance_of(app_engine, email) == 50
 
 

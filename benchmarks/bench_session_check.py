@@ -129,6 +129,8 @@ def main() -> None:
     parser.add_argument("--no-docs", action="store_true")
     args = parser.parse_args()
 
+    import workroom_app.workroom_app  # noqa: F401  (registers every state and handler, like the server)
+
     results: dict[str, dict] = {}
     with tempfile.TemporaryDirectory() as tmp:
         results["SQLite"] = measure(f"sqlite:///{tmp}/bench.db", args.events)

@@ -121,6 +121,8 @@ class AuthState(SessionState):
         outcome = await self._finish(_log_in, email, password)
         if not self.error:
             rate_limits.login_succeeded(key, address)
+        elif self.error == accounts.WRONG_CREDENTIALS:
+            rate_limits.login_failed(key, address)
         yield outcome
 
     async def sign_up(self, form_data: dict):

@@ -16,7 +16,6 @@ from typing import Any
 
 import pytest
 from PIL import Image
-from reflex.state import UpdateVarsInternalState
 from sqlmodel import select
 from starlette.applications import Starlette
 from starlette.testclient import TestClient
@@ -51,7 +50,10 @@ class Browser(EventBrowser):
         (a server-side session token) in the state, resolved by the guard."""
         with write_session() as s:
             token = accounts.create_login(s, accounts.find_account(s, email).id)
-        # The browser's connection carries the HttpOnly login cookie (issue 8).
+        # A brand-new tab's first event hydrates it and runs the page's on_load (signed out here,
+        # so no live loop starts that wait_all would wait for); then the browser's connection
+        # carries the HttpOnly login cookie (issue 8).
+        await self.send(SessionState, "refresh_balance")
         self.cookie = token
         await self.send(SessionState, "guard")
         assert (await self.state(SessionState))._account_id is not None

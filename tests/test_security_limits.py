@@ -143,9 +143,9 @@ def test_a_log_in_flood_stays_correct_and_leaves_health_answering(sqlite_app_db)
     peak = {"value": 0}
     real_run = hashing_pool.run
 
-    async def watched(fn, *args):
+    async def watched(fn, *args, address=""):
         peak["value"] = max(peak["value"], hashing_pool.in_flight() + 1)
-        return await real_run(fn, *args)
+        return await real_run(fn, *args, address=address)
 
     async def scenario(new_browser):
         hashing_pool_run = hashing_pool.run

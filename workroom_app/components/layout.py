@@ -232,6 +232,13 @@ def user_menu() -> rx.Component:
                 color="red",
                 data_testid="logout",
             ),
+            # Security (issue 8): ends this account's sessions on every browser and device.
+            rx.menu.item(
+                rx.hstack(rx.icon("monitor-x", size=16), rx.text("Log out everywhere")),
+                on_click=SessionState.logout_everywhere,
+                color="red",
+                data_testid="logout-everywhere",
+            ),
             align="end",
         ),
     )
@@ -313,6 +320,28 @@ def time_zone_probe() -> rx.Component:
     )
 
 
+def confirm_email_banner() -> rx.Component:
+    """Security (issue 8): until the address is confirmed there is no trial; say so, offer a new link."""
+    return rx.cond(
+        SessionState.email_confirmed,
+        rx.fragment(),
+        rx.callout.root(
+            rx.callout.icon(rx.icon("mail")),
+            rx.callout.text(
+                "Confirm your email address to receive your trial credits: open the link we sent to ",
+                rx.text.strong(SessionState.email),
+                ". ",
+                rx.link("Send the link again", on_click=SessionState.resend_confirmation, href="#",
+                        data_testid="resend-confirmation"),
+            ),
+            color_scheme="amber",
+            margin_x=["1rem", "1rem", "1.5rem"],
+            margin_top="1rem",
+            data_testid="confirm-email-banner",
+        ),
+    )
+
+
 def layout(content: rx.Component, title: str, *, route: str = "") -> rx.Component:
     """The shell around a signed-in page: sidebar, header with balance, content.
 
@@ -329,6 +358,7 @@ def layout(content: rx.Component, title: str, *, route: str = "") -> rx.Componen
                 header(title, route),
                 rx.box(past_due_banner(), padding_x=["1rem", "1rem", "1.5rem"], padding_top="0.75rem",
                        display=rx.cond(AlertsState.past_due_text != "", "block", "none")),
+                confirm_email_banner(),
                 rx.el.main(
                     content,
                     id=MAIN_CONTENT_ID,

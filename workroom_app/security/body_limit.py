@@ -37,7 +37,9 @@ class _BodyTooLarge(HTTPException):
 def _caps() -> dict[str, int]:
     from workroom_app.generation.uploads import MAX_BYTES
 
-    return {"/api/stripe/webhook": WEBHOOK_CAP, UPLOAD_PATH: max(MAX_BYTES.values()) + MB}
+    # "/_event/": Socket.IO's long-polling fallback posts events over HTTP (the websocket is
+    # not capped here); the same 1 MB as Socket.IO's own default buffer.
+    return {"/api/stripe/webhook": WEBHOOK_CAP, UPLOAD_PATH: max(MAX_BYTES.values()) + MB, "/_event/": MB}
 
 
 async def _respond(send, status: int, message: str) -> None:  # noqa: ANN001

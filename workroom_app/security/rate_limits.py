@@ -1,6 +1,9 @@
 """Rate limits (the `limits` library, moving windows) with messages that say when to retry.
 
-Log-in attempts are counted before any password is hashed, so a refused attempt costs nothing:
+Failed log-ins are counted, and checked before any password is hashed, so a refused attempt
+costs nothing and a successful log-in never counts (an office behind one address is not
+throttled by its own colleagues). The hashing pool lets one address have at most 2 log-ins in
+progress, so concurrent attempts cannot slip many guesses past a check. Limits:
 - per account and client address (the guesser's back-off: a few tries a minute, more an hour,
   a ceiling a day);
 - per client address, whatever the account (one address trying many accounts);
@@ -94,14 +97,37 @@ def _hit(items: list[RateLimitItem], namespace: str, *key: str) -> Refusal | Non
     return refusal
 
 
-def login_attempt(account_key: str, address: str) -> Refusal | None:
+def _full(items: list[RateLimitItem], namespace: str, *key: str) -> Refusal | None:
+    """Like _hit, without counting: a Refusal when any tier has no room left."""
+    limiter = _get_limiter()
+    refusal: Refusal | None = None
+    for item in items:
+        if not limiter.test(item, namespace, *key):
+            reset_at = limiter.get_window_stats(item, namespace, *key).reset_time
+            wait = max(1, math.ceil(reset_at - time.time()))
+            if refusal is None or wait > refusal.retry_after:
+                refusal = Refusal(wait)
+    return refusal
+
+
+def _login_tiers(account_key: str, address: str) -> list[tuple[list[RateLimitItem], str, tuple[str, ...]]]:
     address = address or "unknown"
-    refusals = [_hit(_per_address("rate_limit_login_per_address"), "login-address", address)]
+    tiers = [(_per_address("rate_limit_login_per_address"), "login-address", (address,))]
     if account_key:
-        refusals.append(_hit(LOGIN_PER_ACCOUNT_AND_ADDRESS, "login-account-address", account_key, address))
-        refusals.append(_hit(LOGIN_PER_ACCOUNT, "login-account", account_key))
-    found = [r for r in refusals if r is not None]
+        tiers.append((LOGIN_PER_ACCOUNT_AND_ADDRESS, "login-account-address", (account_key, address)))
+        tiers.append((LOGIN_PER_ACCOUNT, "login-account", (account_key,)))
+    return tiers
+
+
+def login_attempt(account_key: str, address: str) -> Refusal | None:
+    """Before hashing: a Refusal (with the longest wait) when failures used up any limit."""
+    found = [r for items, ns, key in _login_tiers(account_key, address) if (r := _full(items, ns, *key))]
     return max(found, key=lambda r: r.retry_after) if found else None
+
+
+def login_failed(account_key: str, address: str) -> None:
+    for items, ns, key in _login_tiers(account_key, address):
+        _hit(items, ns, *key)
 
 
 def login_succeeded(account_key: str, address: str) -> None:

@@ -80,7 +80,7 @@ class AuthState(SessionState):
 
     async def _finish(self, work, *args):
         try:
-            ticket = await hashing_pool.run(work, *args)
+            ticket = await hashing_pool.run(work, *args, address=self._client_address())
         except (accounts.AuthError, hashing_pool.HashingBusy) as exc:
             self.error = str(exc)
             self.submitting = False
@@ -105,7 +105,7 @@ class AuthState(SessionState):
             self.error = str(exc)
             yield rx.toast.error(self.error)
             return
-        if hashing_pool.saturated():
+        if hashing_pool.saturated(self._client_address()):
             self.error = hashing_pool.BUSY_MESSAGE
             yield rx.toast.error(self.error)
             return
@@ -121,6 +121,8 @@ class AuthState(SessionState):
         outcome = await self._finish(_log_in, email, password)
         if not self.error:
             rate_limits.login_succeeded(key, address)
+        elif self.error == accounts.WRONG_CREDENTIALS:
+            rate_limits.login_failed(key, address)
         yield outcome
 
     async def sign_up(self, form_data: dict):
@@ -137,7 +139,7 @@ class AuthState(SessionState):
             self.error = str(exc)
             yield rx.toast.error(self.error)
             return
-        if hashing_pool.saturated():
+        if hashing_pool.saturated(self._client_address()):
             self.error = hashing_pool.BUSY_MESSAGE
             yield rx.toast.error(self.error)
             return

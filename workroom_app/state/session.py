@@ -40,7 +40,6 @@ from dataclasses import dataclass
 import reflex as rx
 
 from workroom_app.billing import accounts
-
 from workroom_app.security.session_cookie import COOKIE_NAME, token_from_cookie_header
 
 from workroom_app.routes import (  # noqa: F401  (re-exported for the pages and states)

@@ -298,3 +298,54 @@ def test_a_missed_notification_is_recovered_by_one_resync(app_db):
         assert await wait_for(lambda: _balance_is(tab, 54))
 
     with_feed(scenario)
+
+
+def test_log_out_sends_the_other_open_tabs_of_that_login_to_the_login_page(app_db):
+    """Both tabs share the browser's cookie; one logs out. The idle other tab sends no event,
+    so nothing but the push can tell it: it is signed out and sent to /login at once."""
+    ann = make_account(app_db, "ann@example.com")
+    make_account(app_db, "bob@example.com")
+
+    async def scenario(new_tab, pushes):
+        first, second, bob = new_tab(), new_tab(), new_tab()
+        with write_session(app_db) as s:
+            token = accounts.create_login(s, ann)
+        for tab in (first, second):
+            tab.cookie = token
+            await tab.send(SessionState, "guard")
+            await tab.send(LiveState, "start")
+        await bob.open("bob@example.com")
+        await asyncio.sleep(0.4)
+        await live.wait_idle()
+        await first.send(SessionState, "logout")
+
+        async def sent_to_login():
+            return "/login" in frontend_text(second.recorder.by_token.get(second.token, []))
+
+        assert await wait_for(sent_to_login)
+        assert (await second.state(SessionState))._account_id is None
+        assert (await second.state(SessionState)).signed_in is False
+        assert "/login" not in frontend_text(bob.recorder.by_token.get(bob.token, []))
+        assert (await bob.state(SessionState)).signed_in is True
+
+    with_feed(scenario)
+
+
+def test_log_out_everywhere_sends_every_login_of_the_account_to_the_login_page(app_db):
+    make_account(app_db, "ann@example.com")
+
+    async def scenario(new_tab, pushes):
+        here, other_device = new_tab(), new_tab()
+        await here.open("ann@example.com")
+        await other_device.open("ann@example.com")
+        await asyncio.sleep(0.4)
+        await live.wait_idle()
+        await here.send(SessionState, "logout_everywhere")
+
+        async def sent_to_login():
+            return "/login" in frontend_text(other_device.recorder.by_token.get(other_device.token, []))
+
+        assert await wait_for(sent_to_login)
+        assert (await other_device.state(SessionState))._account_id is None
+
+    with_feed(scenario)

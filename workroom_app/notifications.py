@@ -51,7 +51,8 @@ JOB = "job"  # a generation job was created, claimed, progressed or ended
 QUEUED = "queued"  # a job is waiting for a worker (wakes the workers at once)
 SUBSCRIPTION = "subscription"  # plan, period, status of the subscription changed
 PAYMENT = "payment"  # a payment / invoice was recorded
-KINDS = frozenset({BALANCE, JOB, QUEUED, SUBSCRIPTION, PAYMENT})
+SESSION = "session"  # a login ended (log out, log out everywhere, account disabled)
+KINDS = frozenset({BALANCE, JOB, QUEUED, SUBSCRIPTION, PAYMENT, SESSION})
 
 PG_CHANNEL = "workroom_changes"
 LOCAL_CHECK_SECONDS = 0.25

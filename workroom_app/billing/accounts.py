@@ -23,6 +23,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy import update
 from sqlmodel import Session, select
 
+from workroom_app import notifications
 from workroom_app.billing import clock
 from workroom_app.billing.email_identity import canonical_email
 from workroom_app.models import (
@@ -401,6 +402,8 @@ def revoke_login(session: Session, token: object) -> bool:
         return False
     row.revoked_at = clock.now()
     session.add(row)
+    # The account's other open tabs send no event while idle: the live push tells them.
+    notifications.announce(session, row.account_id, notifications.SESSION)
     return True
 
 
@@ -408,12 +411,15 @@ def revoke_all_logins(session: Session, account_id: int) -> int:
     """Log out everywhere: every session of the account ends at once (open tabs are refused on
     their next event). Returns how many were live."""
     now = clock.now()
-    return int(session.execute(
+    revoked = int(session.execute(
         update(AuthSession)
         .where(AuthSession.account_id == account_id, AuthSession.revoked_at.is_(None),
                AuthSession.expires_at > now)
         .values(revoked_at=now)
     ).rowcount or 0)
+    if revoked:
+        notifications.announce(session, account_id, notifications.SESSION)
+    return revoked
 
 
 def set_disabled(session: Session, account_id: int, disabled: bool) -> Account:

@@ -35,7 +35,10 @@ log = logging.getLogger("workroom.live")
 
 ACCOUNT_KINDS = frozenset({notifications.BALANCE, notifications.SUBSCRIPTION, notifications.PAYMENT})
 JOB_KINDS = frozenset({notifications.JOB})
-ALL_KINDS = ACCOUNT_KINDS | JOB_KINDS
+# A login of the account ended: each tab re-checks its own login and, if it was that one, is
+# signed out and sent to /login (an idle tab sends no event the session guard could refuse).
+SESSION_KINDS = frozenset({notifications.SESSION})
+ALL_KINDS = ACCOUNT_KINDS | JOB_KINDS | SESSION_KINDS
 
 
 # ------------------------------------------------------------------- tabs of this process
@@ -216,7 +219,8 @@ async def push_account(account_id: int, kinds: frozenset[str]) -> int:
     pushed = 0
     for token in tokens:
         try:
-            toasts = await _push_tab(pusher, token, account_id, view, jobs)
+            toasts = await _push_tab(pusher, token, account_id, view, jobs,
+                                     check_login=bool(kinds & SESSION_KINDS))
         except Exception:
             log.exception("live push to a tab failed")
             continue
@@ -226,14 +230,33 @@ async def push_account(account_id: int, kinds: frozenset[str]) -> int:
     return pushed
 
 
-async def _push_tab(pusher: Pusher, token: str, account_id: int, view: AccountView | None, jobs) -> list:  # noqa: ANN001
+def _login_is_live(hashed: str | None, account_id: int) -> bool:
+    """Blocking: whether the login a tab is bound to is still live for `account_id`."""
+    from workroom_app.billing import accounts
+    from workroom_app.db import read_session
+
+    if not hashed:
+        return False
+    with read_session() as session:
+        return accounts.live_account_id(session, hashed) == account_id
+
+
+async def _push_tab(pusher: Pusher, token: str, account_id: int, view: AccountView | None, jobs,  # noqa: ANN001
+                    *, check_login: bool = False) -> list:
     from workroom_app.state.generate import GenerateState
+    from workroom_app.state.session import LOGIN_ROUTE
+    from workroom_app.state.session_guard import forget_everything
 
     async with pusher.modify(token) as root:
         session = await root.get_state(SessionState)
         if session._account_id != account_id:
             registry.unregister(token)  # signed out (or in as someone else) in this tab
             return []
+        if check_login and not await asyncio.to_thread(_login_is_live, session._token_hash, account_id):
+            # What the session guard does on this tab's next event, done now.
+            forget_everything(root)
+            registry.unregister(token)
+            return [rx.redirect(LOGIN_ROUTE, replace=True)]
         if view is not None:
             session._set_balance(view.balance)
             session.plan_key = view.plan_key

@@ -66,7 +66,7 @@ async def _update(state: BaseState, token: str, *specs: Any) -> StateUpdate:
     return StateUpdate(delta=delta, events=fix_events(list(specs), token))
 
 
-def _forget_everything(state: BaseState) -> None:
+def forget_everything(state: BaseState) -> None:
     """Sign the tab out: every loaded account state back to its defaults (balance, lists,
     dialogs, backend vars), so nothing of the account stays in this tab's state."""
     stack = [state]
@@ -95,5 +95,5 @@ class SessionGuard(Middleware):
             return None  # signed out: handlers refuse on their own, the guard redirects
         if await session_is_live(session):
             return None
-        _forget_everything(state)
+        forget_everything(state)
         return await _update(state, token, rx.redirect(LOGIN_ROUTE, replace=True))

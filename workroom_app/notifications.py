@@ -52,7 +52,8 @@ QUEUED = "queued"  # a job is waiting for a worker (wakes the workers at once)
 SUBSCRIPTION = "subscription"  # plan, period, status of the subscription changed
 PAYMENT = "payment"  # a payment / invoice was recorded
 SESSION = "session"  # a login ended (log out, log out everywhere, account disabled)
-KINDS = frozenset({BALANCE, JOB, QUEUED, SUBSCRIPTION, PAYMENT, SESSION})
+ACCOUNT = "account"  # the account's own fields changed (email address confirmed)
+KINDS = frozenset({BALANCE, JOB, QUEUED, SUBSCRIPTION, PAYMENT, SESSION, ACCOUNT})
 
 PG_CHANNEL = "workroom_changes"
 LOCAL_CHECK_SECONDS = 0.25

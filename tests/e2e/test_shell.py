@@ -57,9 +57,32 @@ def test_sign_up_shows_the_trial_credits(page, app_engine):
     page.fill("#password", "a-long-password")
     page.fill("#confirm_password", "a-long-password")
     page.press("#confirm_password", "Enter")
-    expect(page.get_by_test_id("balance")).to_have_text("50 credits")
     expect(page).to_have_url(re.compile(r"/generate/?$"))
+    # The trial waits for the email address: the page says so, and where the link went.
+    expect(page.get_by_test_id("balance")).to_have_text("0 credits")
+    banner = page.get_by_test_id("confirm-email-banner")
+    expect(banner).to_contain_text(email)
+    expect(banner).to_contain_text("50 free trial credits")
+    assert _balance_of(app_engine, email) == 0
+
+    # The link from the email, opened in another tab: this one follows without a reload.
+    link = re.search(r"http\S+/api/auth/confirm\?token=\S+", _confirmation_email(app_engine, email)).group(0)
+    other = page.context.new_page()
+    other.goto(link)
+    expect(other.get_by_role("heading")).to_have_text("Email address confirmed")
+    expect(page.get_by_test_id("balance")).to_have_text("50 credits")
+    expect(banner).to_have_count(0)
     assert _balance_of(app_engine, email) == 50
+
+
+def _confirmation_email(engine, email: str) -> str:
+    from sqlmodel import select
+
+    from workroom_app.models import OutboxEmail
+
+    with read_session(engine) as s:
+        return s.exec(select(OutboxEmail).where(OutboxEmail.to_address == email)
+                      .order_by(OutboxEmail.id.desc())).first().body_text
 
 
 def test_wrong_password_shows_the_message(page):

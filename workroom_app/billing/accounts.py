@@ -212,6 +212,8 @@ def confirm_email(session: Session, account_id: int, email: str) -> tuple[Accoun
         account.email_confirmed_at = clock.now()
         session.add(account)
         session.flush()
+        # Open tabs drop their "confirm your email" banner (state/live.py).
+        notifications.announce(session, account_id, notifications.ACCOUNT)
     return account, claim_trial(session, account)
 
 

@@ -313,6 +313,32 @@ def time_zone_probe() -> rx.Component:
     )
 
 
+def confirm_email_banner() -> rx.Component:
+    """Until the address is confirmed: the trial waits for it (issue 8), so say where the link
+    went and offer a new one, rather than a bare 0 balance."""
+    return rx.callout(
+        rx.hstack(
+            rx.text(
+                "Confirm your email address to receive your ", SessionState.trial_credits,
+                " free trial credits: we sent a link to ", rx.el.strong(SessionState.email), ".",
+                size="2",
+            ),
+            rx.button("Send a new link", size="1", variant="soft", on_click=SessionState.resend_confirmation,
+                      data_testid="confirm-email-resend"),
+            justify="between",
+            align="center",
+            width="100%",
+            wrap="wrap",
+            spacing="3",
+        ),
+        icon="mail",
+        color_scheme="blue",
+        role="status",
+        width="100%",
+        data_testid="confirm-email-banner",
+    )
+
+
 def layout(content: rx.Component, title: str, *, route: str = "") -> rx.Component:
     """The shell around a signed-in page: sidebar, header with balance, content.
 
@@ -329,6 +355,10 @@ def layout(content: rx.Component, title: str, *, route: str = "") -> rx.Componen
                 header(title, route),
                 rx.box(past_due_banner(), padding_x=["1rem", "1rem", "1.5rem"], padding_top="0.75rem",
                        display=rx.cond(AlertsState.past_due_text != "", "block", "none")),
+                rx.cond(
+                    ~SessionState.email_confirmed,
+                    rx.box(confirm_email_banner(), padding_x=["1rem", "1rem", "1.5rem"], padding_top="0.75rem"),
+                ),
                 rx.el.main(
                     content,
                     id=MAIN_CONTENT_ID,

@@ -33,7 +33,8 @@ from workroom_app.state.session import AccountView, SessionState, account_view
 
 log = logging.getLogger("workroom.live")
 
-ACCOUNT_KINDS = frozenset({notifications.BALANCE, notifications.SUBSCRIPTION, notifications.PAYMENT})
+ACCOUNT_KINDS = frozenset({notifications.BALANCE, notifications.SUBSCRIPTION, notifications.PAYMENT,
+                           notifications.ACCOUNT})
 JOB_KINDS = frozenset({notifications.JOB})
 # A login of the account ended: each tab re-checks its own login and, if it was that one, is
 # signed out and sent to /login (an idle tab sends no event the session guard could refuse).
@@ -262,6 +263,7 @@ async def _push_tab(pusher: Pusher, token: str, account_id: int, view: AccountVi
             session.plan_key = view.plan_key
             session.plan_name = view.plan_name
             session.is_staff = view.is_staff
+            session.email_confirmed = view.email_confirmed
         if jobs is None:
             return []
         generate = await root.get_state(GenerateState)

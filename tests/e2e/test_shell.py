@@ -118,3 +118,16 @@ def test_shell_fits_a_phone(browser, base_url):
         page.screenshot(path="/tmp/workroom-shell-phone.png")
     finally:
         context.close()
+
+
+def test_log_out_sends_the_other_open_tab_to_login(page):
+    log_in(page, "free@workroom.test", "workroom-demo")
+    other = page.context.new_page()
+    other.goto("/usage")
+    expect(other.get_by_test_id("balance")).to_be_visible()
+    page.get_by_test_id("user-menu").click()
+    page.get_by_test_id("logout").click()
+    expect(page).to_have_url(re.compile(r"/login/?$"))
+    # The other tab sits idle (no event of its own): it is told, and leaves at once.
+    expect(other).to_have_url(re.compile(r"/login/?$"), timeout=5_000)
+    expect(other.get_by_test_id("balance")).to_have_count(0)

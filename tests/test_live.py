@@ -349,3 +349,35 @@ def test_log_out_everywhere_sends_every_login_of_the_account_to_the_login_page(a
         assert (await other_device.state(SessionState))._account_id is None
 
     with_feed(scenario)
+
+
+def test_a_payment_made_elsewhere_refreshes_the_open_payment_history(app_db):
+    """A staff refund, an auto top-up or a renewal changes Payment History: a tab showing
+    /subscription re-reads it (a tab on another page is not asked to)."""
+    from tests.test_subscriptions_support import subscribe
+    from workroom_app.state.subscription import SubscriptionState
+
+    ann = make_account(app_db, "ann@example.com")
+
+    async def scenario(new_tab, pushes):
+        on_page, elsewhere = new_tab(), new_tab()
+        on_page.path = "/subscription"
+        await on_page.open("ann@example.com")
+        await on_page.send(SubscriptionState, "load")
+        await elsewhere.open("ann@example.com")
+        assert (await on_page.state(SubscriptionState)).payments == []
+        await asyncio.sleep(0.4)
+        await live.wait_idle()
+
+        await asyncio.to_thread(subscribe, app_db, ann, "starter")
+
+        async def asked():
+            return "refresh_payments" in frontend_text(on_page.recorder.by_token.get(on_page.token, []))
+
+        assert await wait_for(asked)
+        await on_page.send(SubscriptionState, "refresh_payments")
+        sub = await on_page.state(SubscriptionState)
+        assert [p.amount for p in sub.payments] == ["$10.00"] and sub.current_plan == "Starter"
+        assert "refresh_payments" not in frontend_text(elsewhere.recorder.by_token.get(elsewhere.token, []))
+
+    with_feed(scenario)

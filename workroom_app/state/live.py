@@ -39,6 +39,10 @@ JOB_KINDS = frozenset({notifications.JOB})
 # A login of the account ended: each tab re-checks its own login and, if it was that one, is
 # signed out and sent to /login (an idle tab sends no event the session guard could refuse).
 SESSION_KINDS = frozenset({notifications.SESSION})
+# Payment History and the plan summary are re-read (by the tab's own event) only in tabs that show
+# them: /subscription.
+PAYMENT_KINDS = frozenset({notifications.PAYMENT, notifications.SUBSCRIPTION})
+PAYMENTS_ROUTE = "/subscription"
 ALL_KINDS = ACCOUNT_KINDS | JOB_KINDS | SESSION_KINDS
 
 
@@ -221,7 +225,8 @@ async def push_account(account_id: int, kinds: frozenset[str]) -> int:
     for token in tokens:
         try:
             toasts = await _push_tab(pusher, token, account_id, view, jobs,
-                                     check_login=bool(kinds & SESSION_KINDS))
+                                     check_login=bool(kinds & SESSION_KINDS),
+                                     payments_changed=bool(kinds & PAYMENT_KINDS))
         except Exception:
             log.exception("live push to a tab failed")
             continue
@@ -243,10 +248,11 @@ def _login_is_live(hashed: str | None, account_id: int) -> bool:
 
 
 async def _push_tab(pusher: Pusher, token: str, account_id: int, view: AccountView | None, jobs,  # noqa: ANN001
-                    *, check_login: bool = False) -> list:
+                    *, check_login: bool = False, payments_changed: bool = False) -> list:
     from workroom_app.state.generate import GenerateState
-    from workroom_app.state.session import LOGIN_ROUTE
+    from workroom_app.state.session import LOGIN_ROUTE, _route_of
     from workroom_app.state.session_guard import forget_everything
+    from workroom_app.state.subscription import SubscriptionState
 
     async with pusher.modify(token) as root:
         session = await root.get_state(SessionState)
@@ -264,14 +270,17 @@ async def _push_tab(pusher: Pusher, token: str, account_id: int, view: AccountVi
             session.plan_name = view.plan_name
             session.is_staff = view.is_staff
             session.email_confirmed = view.email_confirmed
+        events = []
+        if payments_changed and _route_of(root) == PAYMENTS_ROUTE:
+            events.append(SubscriptionState.refresh_payments)
         if jobs is None:
-            return []
+            return events
         generate = await root.get_state(GenerateState)
         active, history, more, tz = jobs
         generate._tz = tz
         if generate._history_before is None:
-            return generate._apply_jobs(active, history, more)
-        return generate._apply_jobs(active, None, None)
+            return events + list(generate._apply_jobs(active, history, more) or [])
+        return events + list(generate._apply_jobs(active, None, None) or [])
 
 
 # ------------------------------------------------------------------- the process's listener

@@ -380,4 +380,25 @@ def test_a_payment_made_elsewhere_refreshes_the_open_payment_history(app_db):
         assert [p.amount for p in sub.payments] == ["$10.00"] and sub.current_plan == "Starter"
         assert "refresh_payments" not in frontend_text(elsewhere.recorder.by_token.get(elsewhere.token, []))
 
+        # A staff refund of that invoice (writes only refund rows and a credit removal).
+        asks = frontend_text(on_page.recorder.by_token[on_page.token]).count("refresh_payments")
+        await asyncio.to_thread(_staff_refund, app_db, ann, sub.payments[0].id)
+
+        async def asked_again():
+            return frontend_text(on_page.recorder.by_token[on_page.token]).count("refresh_payments") > asks
+
+        assert await wait_for(asked_again)
+        await on_page.send(SubscriptionState, "refresh_payments")
+        assert (await on_page.state(SubscriptionState)).payments[0].status_label.startswith("Partly refunded")
+
     with_feed(scenario)
+
+
+def _staff_refund(engine, account_id: int, invoice_id: int) -> None:
+    from workroom_app.billing import invoice_refunds
+    from workroom_app.models import Role
+
+    with write_session(engine) as s:
+        staff_id = accounts.sign_up(s, "finance@staff.test", "correct horse battery", role=Role.FINANCE).id
+    invoice_refunds.refund_invoice(engine, staff_id, account_id, invoice_id, "4.00",
+                                   reason="Customer asked, duplicate charge", request_id="req-live-0001")

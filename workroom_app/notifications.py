@@ -183,7 +183,8 @@ def _write_change_log(connection: Connection, pending: dict[int, set[str]], orig
 
 # Rows whose ORM writes announce themselves (subscriptions change in many small steps; the ledger
 # and the jobs announce explicitly, including their Core-statement paths).
-_WATCHED_TABLES = {"subscription": SUBSCRIPTION, "invoice": PAYMENT, "payment_method": PAYMENT}
+_WATCHED_TABLES = {"subscription": SUBSCRIPTION, "invoice": PAYMENT, "payment_method": PAYMENT,
+                   "invoice_refund": PAYMENT, "payment_dispute": PAYMENT}
 
 
 @event.listens_for(OrmSession, "before_flush")

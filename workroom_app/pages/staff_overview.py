@@ -76,7 +76,7 @@ def money_panel() -> rx.Component:
                     rx.text("Revenue by kind", size="2", color_scheme="gray"),
                     rx.recharts.pie_chart(
                         rx.recharts.pie(data=S.revenue_kinds, data_key="value", name_key="name",
-                                        fill=rx.color("accent", 9), label=True),
+                                        fill=rx.color("accent", 9), stroke=rx.color("gray", 1), label=True),
                         rx.recharts.graphing_tooltip(),
                         width=260, height=220,
                     ),

@@ -379,6 +379,8 @@ def test_a_payment_made_elsewhere_refreshes_the_open_payment_history(app_db):
         sub = await on_page.state(SubscriptionState)
         assert [p.amount for p in sub.payments] == ["$10.00"] and sub.current_plan == "Starter"
         assert "refresh_payments" not in frontend_text(elsewhere.recorder.by_token.get(elsewhere.token, []))
+        # The past-due banner and alert toasts are on every page: every tab re-reads them.
+        assert await wait_for(lambda: _asked(elsewhere, "alerts_state.refresh"))
 
         # A staff refund of that invoice (writes only refund rows and a credit removal).
         asks = frontend_text(on_page.recorder.by_token[on_page.token]).count("refresh_payments")
@@ -402,3 +404,7 @@ def _staff_refund(engine, account_id: int, invoice_id: int) -> None:
         staff_id = accounts.sign_up(s, "finance@staff.test", "correct horse battery", role=Role.FINANCE).id
     invoice_refunds.refund_invoice(engine, staff_id, account_id, invoice_id, "4.00",
                                    reason="Customer asked, duplicate charge", request_id="req-live-0001")
+
+
+async def _asked(tab, event_name: str) -> bool:
+    return event_name in frontend_text(tab.recorder.by_token.get(tab.token, []))

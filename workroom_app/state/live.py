@@ -249,6 +249,7 @@ def _login_is_live(hashed: str | None, account_id: int) -> bool:
 
 async def _push_tab(pusher: Pusher, token: str, account_id: int, view: AccountView | None, jobs,  # noqa: ANN001
                     *, check_login: bool = False, payments_changed: bool = False) -> list:
+    from workroom_app.state.alerts import AlertsState
     from workroom_app.state.generate import GenerateState
     from workroom_app.state.session import LOGIN_ROUTE, _route_of
     from workroom_app.state.session_guard import forget_everything
@@ -271,8 +272,11 @@ async def _push_tab(pusher: Pusher, token: str, account_id: int, view: AccountVi
             session.is_staff = view.is_staff
             session.email_confirmed = view.email_confirmed
         events = []
-        if payments_changed and _route_of(root) == PAYMENTS_ROUTE:
-            events.append(SubscriptionState.refresh_payments)
+        if payments_changed:
+            # The past-due banner and the alert toasts are on every page.
+            events.append(AlertsState.refresh)
+            if _route_of(root) == PAYMENTS_ROUTE:
+                events.append(SubscriptionState.refresh_payments)
         if jobs is None:
             return events
         generate = await root.get_state(GenerateState)

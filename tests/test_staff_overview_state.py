@@ -47,6 +47,6 @@ def test_staff_see_the_default_range_and_bad_ranges_are_refused(app_db):
             assert st.error, form
         await tab.send(StaffOverviewState, "apply_range", form_data={"start": "2026-11-01", "end": "2026-11-10"})
         st = await tab.state(StaffOverviewState)
-        assert st.error == "" and st.range_text == "2026-11-01 to 2026-11-10 (UTC)"
+        assert st.error == "" and st.range_text == "Nov 1, 2026 to Nov 10, 2026 (UTC)"
 
     run(scenario)

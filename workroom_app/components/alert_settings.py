@@ -18,7 +18,7 @@ def _checkbox(name: str, label: str, checked) -> rx.Component:  # noqa: ANN001
 
 def _number(name: str, label: str, value, placeholder, hint: str = "") -> rx.Component:  # noqa: ANN001
     return rx.vstack(
-        rx.text(label, as_="label", size="2", weight="medium", html_for=name),
+        rx.el.label(rx.text(label, as_="span", size="2", weight="medium"), html_for=name),
         rx.input(id=name, name=name, default_value=value, placeholder=placeholder, input_mode="numeric",
                  max_length=12, width="10rem", data_testid=f"setting-{name}"),
         rx.cond(hint != "", rx.text(hint, size="1", color_scheme="gray")),
@@ -39,7 +39,7 @@ def alerts_card() -> rx.Component:
     return rx.card(
         rx.form(
             rx.vstack(
-                rx.heading("Alerts", size="4"),
+                rx.heading("Alerts", size="4", as_="h2"),
                 rx.text(
                     "Alerts appear by your balance and as emails. Turning an email off stops that email; "
                     "the alert still shows in the app.",
@@ -80,7 +80,7 @@ def auto_top_up_card() -> rx.Component:
         rx.form(
             rx.vstack(
                 rx.hstack(
-                    rx.heading("Auto top-up", size="4"),
+                    rx.heading("Auto top-up", size="4", as_="h2"),
                     rx.badge(rx.cond(s.auto_on, "On", "Off"), color_scheme=rx.cond(s.auto_on, "green", "gray"),
                              data_testid="auto-top-up-status"),
                     spacing="2",
@@ -97,7 +97,7 @@ def auto_top_up_card() -> rx.Component:
                     _number("top_up_threshold", "When my balance falls below (credits)", s.top_up_threshold_text,
                             "e.g. 100"),
                     rx.vstack(
-                        rx.text("Buy", as_="label", size="2", weight="medium", html_for="top_up_pack"),
+                        rx.el.label(rx.text("Buy", as_="span", size="2", weight="medium"), html_for="top_up_pack"),
                         rx.el.select(rx.foreach(s.pack_options, _pack_option), id="top_up_pack",
                                      name="top_up_pack", default_value=s.top_up_pack,
                                      data_testid="setting-top_up_pack"),

@@ -116,11 +116,14 @@ def balance_with_popover(badge: rx.Component) -> rx.Component:
     return rx.popover.root(
         rx.popover.trigger(
             rx.box(
-                rx.hstack(badge, unread_badge(), refresh_on_balance_change(), align="center", spacing="1"),
+                rx.hstack(badge, unread_badge(), refresh_on_balance_change(),
+                          # The name comes from the visible balance plus this (an aria-label that
+                          # leaves out the visible text fails axe's label-content-name-mismatch).
+                          rx.el.span(": balance details and alerts", class_name="visually-hidden"),
+                          align="center", spacing="1"),
                 cursor="pointer",
                 role="button",
                 tab_index=0,
-                aria_label="Balance details and alerts",
                 data_testid="balance-trigger",
             ),
         ),

@@ -29,7 +29,7 @@ def pack_card(pack: PackCard) -> rx.Component:
         rx.vstack(
             rx.hstack(
                 rx.icon("coins", size=20, color=rx.color("amber", 10)),
-                rx.heading(pack.credits_text, " credits", size="5"),
+                rx.heading(pack.credits_text, " credits", size="5", as_="h3"),
                 align="center",
                 spacing="2",
             ),
@@ -65,7 +65,7 @@ def summary() -> rx.Component:
     return rx.card(
         rx.vstack(
             rx.text("You're buying", size="2", color_scheme="gray"),
-            rx.heading("Credit pack: ", CreditsState.chosen_label, size="6", data_testid="pack-summary-label"),
+            rx.heading("Credit pack: ", CreditsState.chosen_label, size="6", as_="h2", data_testid="pack-summary-label"),
             rx.separator(size="4"),
             _summary_row("Charged now", CreditsState.charge_text, "pack-charge"),
             _summary_row("Credits added now", "+" + CreditsState.credits_added_text, "pack-credits"),
@@ -88,7 +88,7 @@ def payment_form() -> rx.Component:
     return rx.card(
         rx.vstack(
             rx.hstack(
-                rx.heading("Payment", size="4"),
+                rx.heading("Payment", size="4", as_="h2"),
                 rx.badge("Test mode", color_scheme="amber"),
                 justify="between",
                 width="100%",
@@ -147,7 +147,7 @@ def payment_form() -> rx.Component:
 def credits_page() -> rx.Component:
     return rx.vstack(
         rx.vstack(
-            rx.heading("Buy credits", size="7", weight="bold"),
+            rx.heading("Buy credits", size="7", as_="h2", weight="bold"),
             pack_rules(),
             spacing="2",
         ),

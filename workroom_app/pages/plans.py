@@ -34,7 +34,7 @@ def plans_page() -> rx.Component:
         rx.card(
             rx.hstack(
                 rx.vstack(
-                    rx.heading("Need credits before your next renewal?", size="4"),
+                    rx.heading("Need credits before your next renewal?", size="4", as_="h2"),
                     rx.text(
                         "Credit packs are one-off purchases, available on every plan, Free included. "
                         "Pack credits expire 12 months after purchase and are spent after plan credits.",

@@ -59,7 +59,7 @@ def _result(row) -> rx.Component:  # noqa: ANN001
                 min_width="0",
                 flex="1",
             ),
-            rx.cond(row["role"] != "user", rx.badge(row["role"], color_scheme="amber", size="1")),
+            rx.cond(row["role"] != "user", rx.badge(row["role"], color_scheme="amber", size="1", high_contrast=True)),
             rx.text(row["balance"], size="2", color_scheme="gray", white_space="nowrap"),
             align="center",
             width="100%",
@@ -530,8 +530,12 @@ def role_form() -> rx.Component:
         rx.form(
             rx.hstack(
                 rx.text("Role", weight="medium", min_width="4rem"),
-                rx.select(["user", "support", "finance", "admin"], name="role", default_value="user",
-                          aria_label="New role", data_testid="staff-role-select"),
+                # The label goes on the trigger (the button axe checks), not the root.
+                rx.select.root(
+                    rx.select.trigger(aria_label="New role", data_testid="staff-role-select"),
+                    rx.select.content(*[rx.select.item(r, value=r) for r in ("user", "support", "finance", "admin")]),
+                    name="role", default_value="user",
+                ),
                 rx.input(name="reason", placeholder="Reason", max_length=MAX_REASON_LENGTH, flex="1",
                          aria_label="Reason for the role change", data_testid="staff-role-reason"),
                 rx.button("Set role", type="submit", variant="outline", data_testid="staff-role-set"),
@@ -607,7 +611,7 @@ def staff_page() -> rx.Component:
         rx.vstack(
             rx.hstack(
                 rx.heading("Staff dashboard", as_="h2", size="6"),
-                rx.badge(StaffState.my_role, color_scheme="amber", data_testid="staff-my-role"),
+                rx.badge(StaffState.my_role, color_scheme="amber", high_contrast=True, data_testid="staff-my-role"),
                 align="center",
             ),
             rx.grid(

@@ -17,7 +17,7 @@ def _card(item) -> rx.Component:  # noqa: ANN001
     return rx.card(
         rx.vstack(
             rx.text(item["label"], size="2", color_scheme="gray"),
-            rx.heading(item["value"], size="5", data_testid=item["testid"]),
+            rx.heading(item["value"], size="5", as_="h3", data_testid=item["testid"]),
             spacing="1",
         ),
         min_width="11rem",
@@ -58,7 +58,7 @@ def _table(headers: list[str], rows, cells) -> rx.Component:  # noqa: ANN001
 def money_panel() -> rx.Component:
     return rx.card(
         rx.vstack(
-            rx.heading("Money", size="4"),
+            rx.heading("Money", size="4", as_="h2"),
             rx.text("Revenue and refunds per day (USD)", size="2", color_scheme="gray"),
             rx.recharts.bar_chart(
                 rx.recharts.bar(data_key="revenue", fill=rx.color("grass", 9), name="Revenue"),
@@ -104,7 +104,7 @@ def money_panel() -> rx.Component:
 def credits_panel() -> rx.Component:
     return rx.card(
         rx.vstack(
-            rx.heading("Credits", size="4"),
+            rx.heading("Credits", size="4", as_="h2"),
             rx.recharts.line_chart(
                 *[
                     rx.recharts.line(data_key=key, stroke=rx.color(color, 9), name=label, dot=False)
@@ -143,7 +143,7 @@ def credits_panel() -> rx.Component:
 def generations_panel() -> rx.Component:
     return rx.card(
         rx.vstack(
-            rx.heading("Generations", size="4"),
+            rx.heading("Generations", size="4", as_="h2"),
             _table(["Feature", "Model", "Provider", "Jobs", "Credits", "Failed", "Refunded", "p50", "p95"],
                    S.generation_rows,
                    ["feature", "model", "provider", "count", "credits", "failure", "refund", "p50", "p95"]),
@@ -166,7 +166,7 @@ def staff_overview_page() -> rx.Component:
         S.allowed,
         rx.vstack(
             rx.hstack(
-                rx.heading("Business overview", size="6"),
+                rx.heading("Business overview", size="6", as_="h2"),
                 rx.spacer(),
                 rx.link("Accounts, refunds and audit trail \u2192", href="/staff/accounts",
                         data_testid="ov-accounts-link"),

@@ -27,7 +27,7 @@ def _table(headers, rows, cell) -> rx.Component:  # noqa: ANN001
 
 def webhooks_card() -> rx.Component:
     return rx.card(rx.vstack(
-        rx.heading("Stripe webhook deliveries", size="4"),
+        rx.heading("Stripe webhook deliveries", size="4", as_="h2"),
         rx.form(rx.hstack(_filter("outcome", WEBHOOK_OUTCOMES, "failed", "Outcome"),
                           rx.button("Filter", type="submit", variant="soft")),
                 on_submit=Q.filter_webhooks, reset_on_submit=False),
@@ -49,7 +49,7 @@ def webhooks_card() -> rx.Component:
 
 def emails_card() -> rx.Component:
     return rx.card(rx.vstack(
-        rx.heading("Email outbox", size="4"),
+        rx.heading("Email outbox", size="4", as_="h2"),
         rx.form(rx.hstack(_filter("which", EMAIL_FILTERS, "", "Emails"),
                           rx.button("Filter", type="submit", variant="soft")),
                 on_submit=Q.filter_emails, reset_on_submit=False),
@@ -69,7 +69,7 @@ def emails_card() -> rx.Component:
 
 def jobs_card() -> rx.Component:
     return rx.card(rx.vstack(
-        rx.heading("Generation jobs", size="4"),
+        rx.heading("Generation jobs", size="4", as_="h2"),
         rx.form(rx.hstack(
             _filter("status", JOB_STATUSES, "stuck", "Status"),
             rx.input(name="feature", placeholder="feature", max_length=32, width="8rem", aria_label="Feature"),
@@ -110,7 +110,7 @@ def staff_queues_page() -> rx.Component:
     return rx.cond(
         Q.allowed,
         rx.vstack(
-            rx.heading("Queues", size="6"),
+            rx.heading("Queues", size="6", as_="h2"),
             rx.cond(Q.error != "", rx.callout(Q.error, icon="circle-alert", color_scheme="red", size="1")),
             rx.cond(Q.last_result != "", rx.callout(Q.last_result, icon="info", size="1",
                                                     data_testid="queue-last-result")),

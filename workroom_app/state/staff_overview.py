@@ -13,7 +13,7 @@ from typing import Any
 
 import reflex as rx
 
-from workroom_app.billing import clock, staff, staff_metrics
+from workroom_app.billing import clock, formatting, staff, staff_metrics
 from workroom_app.billing.staff import StaffError
 from workroom_app.state.session import LANDING_ROUTE, LOGIN_ROUTE, SessionState
 
@@ -82,7 +82,8 @@ class StaffOverviewState(SessionState):
         m, c, g = o.money, o.credits, o.generations
         last_day = (o.end - staff_metrics.timedelta(days=1)).date()
         self.range_start, self.range_end = o.start.date().isoformat(), last_day.isoformat()
-        self.range_text = f"{self.range_start} to {self.range_end} (UTC)"
+        # The app's one date format (billing/formatting.py), not the inputs' ISO values.
+        self.range_text = f"{formatting.format_date(o.start.date())} to {formatting.format_date(last_day)} (UTC)"
         self.cards = [
             {"label": "Revenue", "value": _usd(m.revenue_total), "testid": "ov-revenue"},
             {"label": "Refunds", "value": _usd(m.refunds_total), "testid": "ov-refunds"},

@@ -131,3 +131,14 @@ def test_log_out_sends_the_other_open_tab_to_login(page):
     # The other tab sits idle (no event of its own): it is told, and leaves at once.
     expect(other).to_have_url(re.compile(r"/login/?$"), timeout=5_000)
     expect(other.get_by_test_id("balance")).to_have_count(0)
+
+
+def test_log_out_and_log_in_again_in_the_same_tab(page):
+    """The tab keeps its server state across the log-in's page load: the form must not stay
+    'submitting' from the last log-in (it ignored every later one)."""
+    log_in(page, "free@workroom.test", "workroom-demo")
+    page.get_by_test_id("user-menu").click()
+    page.get_by_test_id("logout").click()
+    expect(page).to_have_url(re.compile(r"/login/?$"))
+    log_in(page, "free@workroom.test", "workroom-demo")
+    expect(page).to_have_url(re.compile(r"/generate/?$"))

@@ -46,6 +46,9 @@ def test_alert_and_top_up_settings_are_saved_from_the_forms(app_db):
         st = await tab.state(AlertSettingsState)
         assert st.default_threshold_text == "80" and st.threshold_text == ""
         assert [p.key for p in st.pack_options] == ["credits_500", "credits_2000", "credits_6000"]
+        # Prices in the app's one money format, as on Buy credits.
+        assert [p.label for p in st.pack_options] == ["500 credits ($6.00)", "2,000 credits ($20.00)",
+                                                      "6,000 credits ($50.00)"]
         await tab.send(AlertSettingsState, "save_alerts", form_data=dict(GOOD_ALERTS))
         await tab.send(AlertSettingsState, "save_top_up", form_data=dict(GOOD_TOP_UP))
         st = await tab.state(AlertSettingsState)

@@ -172,3 +172,19 @@ def test_it_is_off_by_default(engine):
         acct = subscriber(engine)
         spend(engine, acct, 845, "a")
     assert top_up_invoices(engine, acct) == []
+
+
+def test_a_generation_submitted_below_the_threshold_tops_up_after_its_commit(engine):
+    """jobs.submit debits inside a savepoint: releasing it is not the commit. The top-up must
+    wait for the real commit (at the savepoint it waited 30 s on its own transaction's write
+    lock, failed with "database is locked", and never ran)."""
+    from workroom_app.generation import jobs
+
+    with at(T0):
+        acct = subscriber(engine)  # 850
+        turn_on(engine, acct, threshold=848)
+        with write_session(engine) as s:
+            jobs.submit(s, acct, {"feature": "image", "model": "flux_pro", "resolution": "1K", "count": "1",
+                                  "prompt": "x"}, client_request_id="below-threshold")
+    assert balance(engine, acct) == 850 - 4 + 500
+    assert len(top_up_invoices(engine, acct)) == 1

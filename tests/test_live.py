@@ -344,3 +344,111 @@ def test_a_login_ended_elsewhere_signs_its_open_tabs_out_at_once_and_no_other(ap
         assert (await thief.state(SessionState)).balance == 0
 
     with_feed(scenario)
+def test_log_out_sends_the_other_open_tabs_of_that_login_to_the_login_page(app_db):
+    """Both tabs share the browser's cookie; one logs out. The idle other tab sends no event,
+    so nothing but the push can tell it: it is signed out and sent to /login at once."""
+    ann = make_account(app_db, "ann@example.com")
+    make_account(app_db, "bob@example.com")
+
+    async def scenario(new_tab, pushes):
+        first, second, bob = new_tab(), new_tab(), new_tab()
+        with write_session(app_db) as s:
+            token = accounts.create_login(s, ann)
+        for tab in (first, second):
+            tab.cookie = token
+            await tab.send(SessionState, "guard")
+            await tab.send(LiveState, "start")
+        await bob.open("bob@example.com")
+        await asyncio.sleep(0.4)
+        await live.wait_idle()
+        await first.send(SessionState, "logout")
+
+        async def sent_to_login():
+            return "/login" in frontend_text(second.recorder.by_token.get(second.token, []))
+
+        assert await wait_for(sent_to_login)
+        assert (await second.state(SessionState))._account_id is None
+        assert (await second.state(SessionState)).signed_in is False
+        assert "/login" not in frontend_text(bob.recorder.by_token.get(bob.token, []))
+        assert (await bob.state(SessionState)).signed_in is True
+
+    with_feed(scenario)
+
+
+def test_log_out_everywhere_sends_every_login_of_the_account_to_the_login_page(app_db):
+    make_account(app_db, "ann@example.com")
+
+    async def scenario(new_tab, pushes):
+        here, other_device = new_tab(), new_tab()
+        await here.open("ann@example.com")
+        await other_device.open("ann@example.com")
+        await asyncio.sleep(0.4)
+        await live.wait_idle()
+        await here.send(SessionState, "logout_everywhere")
+
+        async def sent_to_login():
+            return "/login" in frontend_text(other_device.recorder.by_token.get(other_device.token, []))
+
+        assert await wait_for(sent_to_login)
+        assert (await other_device.state(SessionState))._account_id is None
+
+    with_feed(scenario)
+
+
+def test_a_payment_made_elsewhere_refreshes_the_open_payment_history(app_db):
+    """A staff refund, an auto top-up or a renewal changes Payment History: a tab showing
+    /subscription re-reads it (a tab on another page is not asked to)."""
+    from tests.test_subscriptions_support import subscribe
+    from workroom_app.state.subscription import SubscriptionState
+
+    ann = make_account(app_db, "ann@example.com")
+
+    async def scenario(new_tab, pushes):
+        on_page, elsewhere = new_tab(), new_tab()
+        on_page.path = "/subscription"
+        await on_page.open("ann@example.com")
+        await on_page.send(SubscriptionState, "load")
+        await elsewhere.open("ann@example.com")
+        assert (await on_page.state(SubscriptionState)).payments == []
+        await asyncio.sleep(0.4)
+        await live.wait_idle()
+
+        await asyncio.to_thread(subscribe, app_db, ann, "starter")
+
+        async def asked():
+            return "refresh_payments" in frontend_text(on_page.recorder.by_token.get(on_page.token, []))
+
+        assert await wait_for(asked)
+        await on_page.send(SubscriptionState, "refresh_payments")
+        sub = await on_page.state(SubscriptionState)
+        assert [p.amount for p in sub.payments] == ["$10.00"] and sub.current_plan == "Starter"
+        assert "refresh_payments" not in frontend_text(elsewhere.recorder.by_token.get(elsewhere.token, []))
+        # The past-due banner and alert toasts are on every page: every tab re-reads them.
+        assert await wait_for(lambda: _asked(elsewhere, "alerts_state.refresh"))
+
+        # A staff refund of that invoice (writes only refund rows and a credit removal).
+        asks = frontend_text(on_page.recorder.by_token[on_page.token]).count("refresh_payments")
+        await asyncio.to_thread(_staff_refund, app_db, ann, sub.payments[0].id)
+
+        async def asked_again():
+            return frontend_text(on_page.recorder.by_token[on_page.token]).count("refresh_payments") > asks
+
+        assert await wait_for(asked_again)
+        await on_page.send(SubscriptionState, "refresh_payments")
+        assert (await on_page.state(SubscriptionState)).payments[0].status_label.startswith("Partly refunded")
+
+    with_feed(scenario)
+
+
+def _staff_refund(engine, account_id: int, invoice_id: int) -> None:
+    from workroom_app.billing import invoice_refunds
+    from workroom_app.models import Role
+
+    with write_session(engine) as s:
+        staff_id = accounts.sign_up(s, "finance@staff.test", "correct horse battery", role=Role.FINANCE).id
+    invoice_refunds.refund_invoice(engine, staff_id, account_id, invoice_id, "4.00",
+                                   reason="Customer asked, duplicate charge", request_id="req-live-0001")
+
+
+async def _asked(tab, event_name: str) -> bool:
+    return event_name in frontend_text(tab.recorder.by_token.get(tab.token, []))

@@ -249,3 +249,30 @@ def test_logout_route_clears_the_cookie_and_refuses_other_sites(app_db):
     assert "workroom_session=" in set_cookie and "max-age=0" in set_cookie and "httponly" in set_cookie
     with read_session(app_db) as s:
         assert accounts.lookup_session(s, token) is None
+
+
+def test_the_header_alerts_are_refused_once_the_session_is_revoked(app_db):
+    """AlertsState (the balance popover and the past-due banner, on every page) reads the account
+    too: its events pass the same session check as every other state's."""
+    from workroom_app.billing import alerts
+    from workroom_app.models import AlertKind
+    from workroom_app.state.alerts import AlertsState
+
+    victim_id, _token = make_user(app_db, "victim@example.com")
+    with write_session(app_db) as s:
+        fresh = accounts.create_login(s, victim_id)
+        alerts.notify(s, victim_id, AlertKind.LOW_BALANCE, title="Your balance is low", body="private",
+                      link="/usage", dedupe_key="qa-low", send_email=False)
+
+    async def scenario(new_browser):
+        thief = new_browser()
+        await thief.sign_in(fresh)
+        await thief.open("/plans", PlansState)
+        with write_session(app_db) as s:  # the owner logs out on another device
+            assert accounts.revoke_login(s, fresh)
+        sent = await thief.send(AlertsState, "refresh")
+        assert "/login" in sent
+        assert (await thief.state(AlertsState)).alerts == []
+        assert (await thief.state(SessionState))._account_id is None
+
+    run(scenario)

@@ -51,8 +51,9 @@ JOB = "job"  # a generation job was created, claimed, progressed or ended
 QUEUED = "queued"  # a job is waiting for a worker (wakes the workers at once)
 SUBSCRIPTION = "subscription"  # plan, period, status of the subscription changed
 PAYMENT = "payment"  # a payment / invoice was recorded
-SESSION = "session"  # a login of the account ended (log out, log out everywhere, disabled)
-KINDS = frozenset({BALANCE, JOB, QUEUED, SUBSCRIPTION, PAYMENT, SESSION})
+SESSION = "session"  # a login ended (log out, log out everywhere, account disabled)
+ACCOUNT = "account"  # the account's own fields changed (email address confirmed)
+KINDS = frozenset({BALANCE, JOB, QUEUED, SUBSCRIPTION, PAYMENT, SESSION, ACCOUNT})
 
 PG_CHANNEL = "workroom_changes"
 LOCAL_CHECK_SECONDS = 0.1  # an os.stat and a 48-byte read: nothing next to a query
@@ -182,7 +183,8 @@ def _write_change_log(connection: Connection, pending: dict[int, set[str]], orig
 
 # Rows whose ORM writes announce themselves (subscriptions change in many small steps; the ledger
 # and the jobs announce explicitly, including their Core-statement paths).
-_WATCHED_TABLES = {"subscription": SUBSCRIPTION, "invoice": PAYMENT, "payment_method": PAYMENT}
+_WATCHED_TABLES = {"subscription": SUBSCRIPTION, "invoice": PAYMENT, "payment_method": PAYMENT,
+                   "invoice_refund": PAYMENT, "payment_dispute": PAYMENT}
 
 
 @event.listens_for(OrmSession, "before_flush")

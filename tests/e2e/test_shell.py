@@ -59,15 +59,21 @@ def test_sign_up_shows_the_trial_credits_once_the_email_is_confirmed(page, app_e
     page.fill("#confirm_password", "a-long-password")
     page.press("#confirm_password", "Enter")
     expect(page).to_have_url(re.compile(r"/generate/?$"))
+    # The trial waits for the email address: the page says so, and where the link went.
     expect(page.get_by_test_id("balance")).to_have_text("0 credits")
-    expect(page.get_by_test_id("confirm-email-banner")).to_be_visible()
+    banner = page.get_by_test_id("confirm-email-banner")
+    expect(banner).to_contain_text(email)
+    expect(banner).to_contain_text("50 free trial credits")
     assert _balance_of(app_engine, email) == 0
-    page.goto(confirmation_link(app_engine, email))
-    expect(page.get_by_role("heading", name="Email address confirmed")).to_be_visible()
-    page.goto("/generate")
+
+    # The link from the email, opened in another tab: this one follows without a reload.
+    other = page.context.new_page()
+    other.goto(confirmation_link(app_engine, email))
+    expect(other.get_by_role("heading")).to_have_text("Email address confirmed")
     expect(page.get_by_test_id("balance")).to_have_text("50 credits")
-    expect(page.get_by_test_id("confirm-email-banner")).to_have_count(0)
+    expect(banner).to_have_count(0)
     assert _balance_of(app_engine, email) == 50
+
 
 
 def test_wrong_password_shows_the_message(page):
@@ -103,3 +109,27 @@ def test_shell_fits_a_phone(browser, base_url):
         page.screenshot(path="/tmp/workroom-shell-phone.png")
     finally:
         context.close()
+
+
+def test_log_out_sends_the_other_open_tab_to_login(page):
+    log_in(page, "free@workroom.test", "workroom-demo")
+    other = page.context.new_page()
+    other.goto("/usage")
+    expect(other.get_by_test_id("balance")).to_be_visible()
+    page.get_by_test_id("user-menu").click()
+    page.get_by_test_id("logout").click()
+    expect(page).to_have_url(re.compile(r"/login/?$"))
+    # The other tab sits idle (no event of its own): it is told, and leaves at once.
+    expect(other).to_have_url(re.compile(r"/login/?$"), timeout=5_000)
+    expect(other.get_by_test_id("balance")).to_have_count(0)
+
+
+def test_log_out_and_log_in_again_in_the_same_tab(page):
+    """The tab keeps its server state across the log-in's page load: the form must not stay
+    'submitting' from the last log-in (it ignored every later one)."""
+    log_in(page, "free@workroom.test", "workroom-demo")
+    page.get_by_test_id("user-menu").click()
+    page.get_by_test_id("logout").click()
+    expect(page).to_have_url(re.compile(r"/login/?$"))
+    log_in(page, "free@workroom.test", "workroom-demo")
+    expect(page).to_have_url(re.compile(r"/generate/?$"))

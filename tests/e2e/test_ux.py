@@ -390,3 +390,4 @@ def test_axe_core_is_pinned_and_installed_by_test_setup():
     makefile = (REPO / "Makefile").read_text()
     assert re.search(r"axe-core@\d+\.\d+\.\d+", makefile)
     assert Path(AXE_JS).exists()
+

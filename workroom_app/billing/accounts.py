@@ -212,6 +212,8 @@ def confirm_email(session: Session, account_id: int, email: str) -> tuple[Accoun
         account.email_confirmed_at = clock.now()
         session.add(account)
         session.flush()
+        # Open tabs drop their "confirm your email" banner (state/live.py).
+        notifications.announce(session, account_id, notifications.ACCOUNT)
     return account, claim_trial(session, account)
 
 
@@ -414,8 +416,7 @@ def revoke_login(session: Session, token: object) -> bool:
         return False
     row.revoked_at = clock.now()
     session.add(row)
-    # Other open tabs of this login are signed out by the live push, without waiting for their
-    # next event (state/live.py).
+    # The account's other open tabs send no event while idle: the live push tells them.
     notifications.announce(session, row.account_id, notifications.SESSION)
     return True
 
@@ -424,15 +425,15 @@ def revoke_all_logins(session: Session, account_id: int) -> int:
     """Log out everywhere: every session of the account ends at once (open tabs are refused on
     their next event). Returns how many were live."""
     now = clock.now()
-    ended = int(session.execute(
+    revoked = int(session.execute(
         update(AuthSession)
         .where(AuthSession.account_id == account_id, AuthSession.revoked_at.is_(None),
                AuthSession.expires_at > now)
         .values(revoked_at=now)
     ).rowcount or 0)
-    if ended:
+    if revoked:
         notifications.announce(session, account_id, notifications.SESSION)
-    return ended
+    return revoked
 
 
 def set_disabled(session: Session, account_id: int, disabled: bool) -> Account:

@@ -61,6 +61,10 @@ def note(session: object, account_id: int, entry_id: int | None, amount: int, ba
 
 @event.listens_for(Session, "after_commit")
 def _after_commit(session: Session) -> None:
+    if session.in_nested_transaction():
+        # A savepoint was released (jobs.submit debits inside one): nothing is committed yet, and
+        # the outer transaction still holds SQLite's write lock the watchers would wait on.
+        return
     debits = session.info.pop(_INFO_KEY, None)
     if not debits:
         return

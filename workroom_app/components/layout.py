@@ -321,24 +321,28 @@ def time_zone_probe() -> rx.Component:
 
 
 def confirm_email_banner() -> rx.Component:
-    """Security (issue 8): until the address is confirmed there is no trial; say so, offer a new link."""
-    return rx.cond(
-        SessionState.email_confirmed,
-        rx.fragment(),
-        rx.callout.root(
-            rx.callout.icon(rx.icon("mail")),
-            rx.callout.text(
-                "Confirm your email address to receive your trial credits: open the link we sent to ",
-                rx.text.strong(SessionState.email),
-                ". ",
-                rx.link("Send the link again", on_click=SessionState.resend_confirmation, href="#",
-                        data_testid="resend-confirmation"),
+    """Until the address is confirmed: the trial waits for it (issue 8), so say where the link
+    went and offer a new one, rather than a bare 0 balance."""
+    return rx.callout(
+        rx.hstack(
+            rx.text(
+                "Confirm your email address to receive your ", SessionState.trial_credits,
+                " free trial credits: we sent a link to ", rx.el.strong(SessionState.email), ".",
+                size="2",
             ),
-            color_scheme="amber",
-            margin_x=["1rem", "1rem", "1.5rem"],
-            margin_top="1rem",
-            data_testid="confirm-email-banner",
+            rx.button("Send a new link", size="1", variant="soft", on_click=SessionState.resend_confirmation,
+                      data_testid="confirm-email-resend"),
+            justify="between",
+            align="center",
+            width="100%",
+            wrap="wrap",
+            spacing="3",
         ),
+        icon="mail",
+        color_scheme="blue",
+        role="status",
+        width="100%",
+        data_testid="confirm-email-banner",
     )
 
 
@@ -358,7 +362,10 @@ def layout(content: rx.Component, title: str, *, route: str = "") -> rx.Componen
                 header(title, route),
                 rx.box(past_due_banner(), padding_x=["1rem", "1rem", "1.5rem"], padding_top="0.75rem",
                        display=rx.cond(AlertsState.past_due_text != "", "block", "none")),
-                confirm_email_banner(),
+                rx.cond(
+                    ~SessionState.email_confirmed,
+                    rx.box(confirm_email_banner(), padding_x=["1rem", "1rem", "1.5rem"], padding_top="0.75rem"),
+                ),
                 rx.el.main(
                     content,
                     id=MAIN_CONTENT_ID,

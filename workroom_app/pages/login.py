@@ -51,7 +51,7 @@ def auth_form(*fields: rx.Component, submit: tuple[str, str, str], on_submit) ->
     )
 
 
-@app_page(LOGIN_ROUTE, "Log in", public=True)
+@app_page(LOGIN_ROUTE, "Log in", public=True, on_load=AuthState.reset_form)
 def login_page() -> rx.Component:
     return auth_layout(
         rx.heading("Log in", size="6"),

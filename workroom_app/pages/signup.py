@@ -7,7 +7,7 @@ from workroom_app.state.auth import AuthState
 from workroom_app.state.session import LOGIN_ROUTE, SIGNUP_ROUTE
 
 
-@app_page(SIGNUP_ROUTE, "Sign up", public=True)
+@app_page(SIGNUP_ROUTE, "Sign up", public=True, on_load=AuthState.reset_form)
 def signup_page() -> rx.Component:
     return auth_layout(
         rx.heading("Create your account", size="6"),

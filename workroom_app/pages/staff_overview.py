@@ -17,7 +17,7 @@ def _card(item) -> rx.Component:  # noqa: ANN001
     return rx.card(
         rx.vstack(
             rx.text(item["label"], size="2", color_scheme="gray"),
-            rx.text(item["value"], size="5", weight="bold", data_testid=item["testid"]),
+            rx.heading(item["value"], size="5", as_="h3", data_testid=item["testid"]),
             spacing="1",
         ),
         min_width="11rem",
@@ -58,7 +58,7 @@ def _table(headers: list[str], rows, cells) -> rx.Component:  # noqa: ANN001
 def money_panel() -> rx.Component:
     return rx.card(
         rx.vstack(
-            rx.heading("Money", size="4", as_="h3"),
+            rx.heading("Money", size="4", as_="h2"),
             rx.text("Revenue and refunds per day (USD)", size="2", color_scheme="gray"),
             rx.recharts.bar_chart(
                 rx.recharts.bar(data_key="revenue", fill=rx.color("grass", 9), name="Revenue"),
@@ -74,10 +74,9 @@ def money_panel() -> rx.Component:
             rx.hstack(
                 rx.vstack(
                     rx.text("Revenue by kind", size="2", color_scheme="gray"),
-                    rx.recharts.bar_chart(
-                        rx.recharts.bar(data_key="value", fill=rx.color("accent", 9), name="USD"),
-                        rx.recharts.x_axis(data_key="name"),
-                        rx.recharts.y_axis(),
+                    rx.recharts.pie_chart(
+                        rx.recharts.pie(data=S.revenue_kinds, data_key="value", name_key="name",
+                                        fill=rx.color("accent", 9), stroke=rx.color("gray", 1), label=True),
                         rx.recharts.graphing_tooltip(),
                         data=S.revenue_kinds,
                         width=320, height=220,
@@ -106,8 +105,8 @@ def money_panel() -> rx.Component:
 def credits_panel() -> rx.Component:
     return rx.card(
         rx.vstack(
-            rx.heading("Credits", size="4", as_="h3"),
-            rx.recharts.bar_chart(
+            rx.heading("Credits", size="4", as_="h2"),
+            rx.recharts.line_chart(
                 *[
                     rx.recharts.bar(data_key=key, fill=rx.color(color, 9), name=label)
                     for key, color, label in [
@@ -145,19 +144,10 @@ def credits_panel() -> rx.Component:
 def generations_panel() -> rx.Component:
     return rx.card(
         rx.vstack(
-            rx.heading("Generations", size="4", as_="h3"),
-            rx.table.root(
-                rx.table.header(rx.table.row(*[rx.table.column_header_cell(h) for h in
-                                               ["Feature", "Model", "Provider", "Jobs", "Credits", "Failed",
-                                                "Refunded", "p50", "p95"]])),
-                rx.table.body(rx.foreach(S.generation_rows, lambda r: rx.table.row(
-                    rx.table.cell(rx.link(r["feature"], href=r["href"])),
-                    *[rx.table.cell(r[c]) for c in ["model", "provider", "count", "credits", "failure", "refund",
-                                                    "p50", "p95"]],
-                    data_testid="ov-generation-row",
-                ))),
-                variant="surface", width="100%",
-            ),
+            rx.heading("Generations", size="4", as_="h2"),
+            _table(["Feature", "Model", "Provider", "Jobs", "Credits", "Failed", "Refunded", "p50", "p95"],
+                   S.generation_rows,
+                   ["feature", "model", "provider", "count", "credits", "failure", "refund", "p50", "p95"]),
             rx.text("Unlimited generations (fair use), by plan, at list price", size="2", color_scheme="gray"),
             _table(["Plan", "Generations", "List price (credits)"], S.unlimited_rows, ["plan", "count", "list"]),
             rx.text("Accounts using the most unlimited generations", size="2", color_scheme="gray"),

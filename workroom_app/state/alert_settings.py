@@ -52,7 +52,9 @@ def read(account_id: int) -> Loaded:
         default = alerts.default_low_balance_threshold(session, account_id)
         this_month = auto_top_up.top_ups_this_month(session, account_id)
     catalog = get_catalog()
-    packs = [PackOption(p.key, f"{p.label} ({p.price_cents / 100:.2f} {catalog.currency.upper()})") for p in catalog.packs]
+    from workroom_app.state.plans import money_text
+
+    packs = [PackOption(p.key, f"{p.label} ({money_text(p.price_cents, catalog.currency)})") for p in catalog.packs]
     return Loaded(
         threshold_text="" if s.low_balance_threshold is None else str(s.low_balance_threshold),
         default_threshold=default,

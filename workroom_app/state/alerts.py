@@ -74,7 +74,10 @@ def mark_read(account_id: int) -> None:
         alerts.mark_all_read(session, account_id)
 
 
-class AlertsState(rx.State):
+class AlertsState(SessionState):
+    """A SessionState like every page's state: its events pass the session guard's check
+    (state/session_guard.py) before they read the account."""
+
     alerts: list[AlertItem] = []
     unread: int = 0
     sources: list[SourceRow] = []
@@ -82,12 +85,8 @@ class AlertsState(rx.State):
     # While a renewal payment is failing: the banner on every page.
     past_due_text: str = ""
 
-    async def _account_id(self) -> int | None:
-        session = await self.get_state(SessionState)
-        return session._account_id
-
     async def refresh(self):
-        account_id = await self._account_id()
+        account_id = self._account_id
         if account_id is None:
             return
         items, unread, rows, expiring, toasts, past_due = await asyncio.to_thread(read_popover, account_id)
@@ -105,7 +104,7 @@ class AlertsState(rx.State):
                 yield update
 
     async def mark_all_read(self):
-        account_id = await self._account_id()
+        account_id = self._account_id
         if account_id is None or self.unread == 0:
             return
         await asyncio.to_thread(mark_read, account_id)

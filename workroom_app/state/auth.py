@@ -159,3 +159,10 @@ class AuthState(SessionState):
 
     def clear_error(self):
         self.error = ""
+
+    def reset_form(self):
+        """on_load of the log-in and sign-up pages. A successful log-in leaves `submitting` on
+        while the page leaves, and the tab's state outlives that page load: without this, the
+        next log-in in the same tab (after logging out) was ignored. (The message stays: the
+        submit button clears it.)"""
+        self.submitting = False

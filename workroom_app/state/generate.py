@@ -341,7 +341,7 @@ def store_upload(account_id: int, feature: str, role: str, data: bytes, filename
     with read_session() as session:
         plan_key = accounts.current_plan_key(session, account_id)
     stored = uploads.save_for_role(account_id, feature, role, data, plan_key=plan_key)
-    size = f"{stored.size / (1024 * 1024):.1f} MB" if stored.size >= 100 * 1024 else f"{stored.size / 1024:.0f} KB"
+    size = f"{stored.size / (1024 * 1024):.1f} MB" if stored.size >= 100 * 1024 else f"{max(1, round(stored.size / 1024))} KB"  # never "0 KB"
     name = _shorten(filename or stored.ref, 40)
     timed = bool(stored.seconds)
     return stored.ref, UploadView(

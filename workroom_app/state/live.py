@@ -34,9 +34,17 @@ from workroom_app.state.session_guard import forget_everything
 
 log = logging.getLogger("workroom.live")
 
-ACCOUNT_KINDS = frozenset({notifications.BALANCE, notifications.SUBSCRIPTION, notifications.PAYMENT})
+ACCOUNT_KINDS = frozenset({notifications.BALANCE, notifications.SUBSCRIPTION, notifications.PAYMENT,
+                           notifications.ACCOUNT})
 JOB_KINDS = frozenset({notifications.JOB})
-ALL_KINDS = ACCOUNT_KINDS | JOB_KINDS | {notifications.SESSION}
+# A login of the account ended: each tab re-checks its own login and, if it was that one, is
+# signed out and sent to /login (an idle tab sends no event the session guard could refuse).
+SESSION_KINDS = frozenset({notifications.SESSION})
+# Payment History and the plan summary are re-read (by the tab's own event) only in tabs that show
+# them: /subscription.
+PAYMENT_KINDS = frozenset({notifications.PAYMENT, notifications.SUBSCRIPTION})
+PAYMENTS_ROUTE = "/subscription"
+ALL_KINDS = ACCOUNT_KINDS | JOB_KINDS | SESSION_KINDS
 
 
 # ------------------------------------------------------------------- tabs of this process
@@ -238,7 +246,8 @@ async def push_account(account_id: int, kinds: frozenset[str]) -> int:
     pushed = 0
     for token in tokens:
         try:
-            toasts = await _push_tab(pusher, token, account_id, live_logins, view, jobs)
+            toasts = await _push_tab(pusher, token, account_id, live_logins, view, jobs,
+                                     payments_changed=bool(kinds & PAYMENT_KINDS))
         except Exception:
             log.exception("live push to a tab failed")
             continue
@@ -249,8 +258,11 @@ async def push_account(account_id: int, kinds: frozenset[str]) -> int:
 
 
 async def _push_tab(pusher: Pusher, token: str, account_id: int, live_logins: frozenset[str],  # noqa: ANN001
-                    view: AccountView | None, jobs) -> list:
+                    view: AccountView | None, jobs, *, payments_changed: bool = False) -> list:
+    from workroom_app.state.alerts import AlertsState
     from workroom_app.state.generate import GenerateState
+    from workroom_app.state.session import _route_of
+    from workroom_app.state.subscription import SubscriptionState
 
     async with pusher.modify(token) as root:
         session = await root.get_state(SessionState)
@@ -262,20 +274,27 @@ async def _push_tab(pusher: Pusher, token: str, account_id: int, live_logins: fr
             # tab out now, as the session guard would on its next event.
             registry.unregister(token)
             forget_everything(root)
-            return [rx.redirect(LOGIN_ROUTE)]
+            return [rx.redirect(LOGIN_ROUTE, replace=True)]
         if view is not None:
             session._set_balance(view.balance)
             session.plan_key = view.plan_key
             session.plan_name = view.plan_name
             session.is_staff = view.is_staff
+            session.email_confirmed = view.email_confirmed
+        events = []
+        if payments_changed:
+            # The past-due banner and the alert toasts are on every page.
+            events.append(AlertsState.refresh)
+            if _route_of(root) == PAYMENTS_ROUTE:
+                events.append(SubscriptionState.refresh_payments)
         if jobs is None:
-            return []
+            return events
         generate = await root.get_state(GenerateState)
         active, history, more, tz = jobs
         generate._tz = tz
         if generate._history_before is None:
-            return generate._apply_jobs(active, history, more)
-        return generate._apply_jobs(active, None, None)
+            return events + list(generate._apply_jobs(active, history, more) or [])
+        return events + list(generate._apply_jobs(active, None, None) or [])
 
 
 # ------------------------------------------------------------------- the process's listener

@@ -154,6 +154,8 @@ class SessionState(rx.State):
     plan_name: str = "Free"
     email_confirmed: bool = True
     confirmation_note: str = ""
+    # What the "confirm your email" banner promises (the catalog's trial, read once per sign-in).
+    trial_credits: int = 0
 
     # ------------------------------------------------------------- helpers
     def _apply(self, view: AccountView | None) -> None:
@@ -175,6 +177,8 @@ class SessionState(rx.State):
         self.display_name = view.display_name
         self.is_staff = view.is_staff
         self.email_confirmed = view.email_confirmed
+        if not view.email_confirmed:
+            self.trial_credits = accounts.trial_credits()
         self._set_balance(view.balance)
         self.plan_key = view.plan_key
         self.plan_name = view.plan_name

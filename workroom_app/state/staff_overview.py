@@ -29,6 +29,10 @@ CATEGORY_LABELS = {
 }
 
 
+_SLICE_COLOURS = ("var(--accent-9)", "var(--green-9)", "var(--amber-9)", "var(--cyan-9)",
+                  "var(--crimson-9)", "var(--gray-9)")
+
+
 def _usd(cents: int) -> str:
     sign = "-" if cents < 0 else ""
     return f"{sign}${abs(cents) / 100:,.2f}"
@@ -99,9 +103,11 @@ class StaffOverviewState(SessionState):
             for d in days
         ]
         # Any invoice kind shows (credit packs included) under its own name.
+        # Each slice its own colour (one fill for all made the pie a single disc).
         self.revenue_kinds = [
-            {"name": KIND_LABELS.get(k, k.replace("_", " ").capitalize()), "value": _dollars(v), "text": _usd(v)}
-            for k, v in m.revenue_by_kind.items()
+            {"name": KIND_LABELS.get(k, k.replace("_", " ").capitalize()), "value": _dollars(v), "text": _usd(v),
+             "fill": _SLICE_COLOURS[i % len(_SLICE_COLOURS)]}
+            for i, (k, v) in enumerate(m.revenue_by_kind.items())
         ]
         self.mrr_cards = [
             {"label": "New", "value": _usd(m.mrr_new)},

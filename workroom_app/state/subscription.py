@@ -319,6 +319,14 @@ class SubscriptionState(SessionState):
             return
         await self._read_overview()
 
+    async def refresh_payments(self):
+        """Sent by the live push (state/live.py) when a payment or the subscription changed
+        elsewhere (a staff refund, an auto top-up, a renewal): re-read what this page shows."""
+        if self._account_id is None:
+            return
+        await self._read_overview()
+        await self._read_first_page()
+
     async def more_payments(self):
         if self._account_id is None or not self.has_more:
             return

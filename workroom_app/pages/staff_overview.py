@@ -78,8 +78,7 @@ def money_panel() -> rx.Component:
                         rx.recharts.pie(data=S.revenue_kinds, data_key="value", name_key="name",
                                         fill=rx.color("accent", 9), stroke=rx.color("gray", 1), label=True),
                         rx.recharts.graphing_tooltip(),
-                        data=S.revenue_kinds,
-                        width=320, height=220,
+                        width=260, height=220,
                     ),
                     rx.foreach(S.revenue_kinds, lambda k: rx.text(k["name"], ": ", k["text"], size="2",
                                                                   data_testid="ov-kind")),
@@ -108,7 +107,7 @@ def credits_panel() -> rx.Component:
             rx.heading("Credits", size="4", as_="h2"),
             rx.recharts.line_chart(
                 *[
-                    rx.recharts.bar(data_key=key, fill=rx.color(color, 9), name=label)
+                    rx.recharts.line(data_key=key, stroke=rx.color(color, 9), name=label, dot=False)
                     for key, color, label in [
                         ("granted", "grass", "Granted"), ("spent", "blue", "Spent"),
                         ("refunded", "amber", "Refunded"), ("expired", "gray", "Expired"),
@@ -151,15 +150,8 @@ def generations_panel() -> rx.Component:
             rx.text("Unlimited generations (fair use), by plan, at list price", size="2", color_scheme="gray"),
             _table(["Plan", "Generations", "List price (credits)"], S.unlimited_rows, ["plan", "count", "list"]),
             rx.text("Accounts using the most unlimited generations", size="2", color_scheme="gray"),
-            rx.table.root(
-                rx.table.header(rx.table.row(*[rx.table.column_header_cell(h) for h in
-                                               ["Account", "Plan", "Generations", "List price (credits)"]])),
-                rx.table.body(rx.foreach(S.top_users, lambda r: rx.table.row(
-                    rx.table.cell(rx.link(r["email"], href=r["href"])),
-                    *[rx.table.cell(r[c]) for c in ["plan", "count", "list"]],
-                ))),
-                variant="surface", width="100%",
-            ),
+            _table(["Account", "Plan", "Generations", "List price (credits)"], S.top_users,
+                   ["email", "plan", "count", "list"]),
             spacing="3",
             width="100%",
         ),

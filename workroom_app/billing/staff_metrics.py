@@ -305,16 +305,20 @@ def credits(session: Session, start: datetime, end: datetime, now: datetime) -> 
     for c in by_day.values():
         totals.update(c)
     panel.totals = dict(sorted(totals.items()))
+    # Grouped by expiry month in the database (no timestamp parsing per grant here).
+    if session.get_bind().dialect.name == "postgresql":
+        month = func.to_char(func.timezone("UTC", CreditGrant.expires_at), "YYYY-MM")
+    else:
+        month = func.substr(CreditGrant.expires_at, 1, 7)
     months: Counter = Counter()
-    for expires_at, left in session.execute(
-        select(CreditGrant.expires_at, CreditGrant.amount_left).where(
-            CreditGrant.amount_left > 0, CreditGrant.closed_at.is_(None)
-        )
+    for expiry_month, left in session.execute(
+        select(month, func.sum(CreditGrant.amount_left)).where(
+            CreditGrant.amount_left > 0, CreditGrant.closed_at.is_(None),
+            # expired, waiting for the sweep: no longer owed
+            or_(CreditGrant.expires_at.is_(None), CreditGrant.expires_at > now),
+        ).group_by(month)
     ):
-        expires_at = _aware(expires_at)
-        if expires_at is not None and expires_at <= now:
-            continue  # expired, waiting for the sweep: no longer owed
-        months["never" if expires_at is None else expires_at.strftime("%Y-%m")] += left
+        months["never" if expiry_month is None else expiry_month] += int(left)
     panel.outstanding_by_expiry_month = dict(sorted(months.items()))
     panel.outstanding_total = sum(months.values())
     return panel

@@ -32,7 +32,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from datetime import UTC, date, datetime, timedelta
 
-from sqlalchemy import select
+from sqlalchemy import insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
@@ -87,8 +87,10 @@ def _fill(session: Session, series: str, rows: list[Row], days: Iterable[str]) -
             for d in days:
                 w.add(StaffRollupDay(series=series, day=d, filled_at=now))
             w.flush()  # the markers first: a concurrent fill fails here
-            w.add_all([StaffRollup(series=series, day=d, key=k, bucket=b, value=v)
-                       for d, k, b, v in rows if d in wanted])
+            values = [{"series": series, "day": d, "key": k, "bucket": b, "value": v}
+                      for d, k, b, v in rows if d in wanted]
+            if values:  # one executemany, not an ORM object per row
+                w.execute(insert(StaffRollup.__table__), values)
     except IntegrityError:
         pass  # another request filled (some of) these days with the same figures
 

@@ -454,13 +454,15 @@ def generations(session: Session, start: datetime, end: datetime, now: datetime 
     panel = GenerationsPanel()
     in_range = (GenerationJob.created_at >= start, GenerationJob.created_at < end)
     groups: dict[str, GenerationGroup] = {}
-    for _d, key, metric, value in staff_rollups.read(session, "jobs", _job_rows, start, end, now, JOB_SETTLE):
+    for _d, key, metric, value in staff_rollups.read(session, "jobs", _job_rows, start, end, now, JOB_SETTLE,
+                                                         by_day=False):
         group = groups.get(key)
         if group is None:
             group = groups[key] = GenerationGroup(*key.split(SEP))
         setattr(group, JOB_METRICS[metric], getattr(group, JOB_METRICS[metric]) + value)
     durations: dict[str, Counter] = defaultdict(Counter)
-    for _d, key, ms, count in staff_rollups.read(session, "job_runtime", _runtime_rows, start, end, now, JOB_SETTLE):
+    for _d, key, ms, count in staff_rollups.read(session, "job_runtime", _runtime_rows, start, end, now, JOB_SETTLE,
+                                                      by_day=False):
         durations[key][ms] += count
     unlimited: list[tuple[int, str]] = list(session.execute(
         select(GenerationJob.account_id, GenerationJob.params_json).where(*in_range, GenerationJob.unlimited.is_(True))

@@ -385,15 +385,15 @@ _JOB_KEYS = (GenerationJob.feature, GenerationJob.model, GenerationJob.provider)
 
 
 def _unsettled_job_days(session: Session, start: datetime, end: datetime) -> set[str]:
-    """Days with a job still queued or running, or with a report waiting for staff."""
-    day = day_of(session, GenerationJob.created_at)
-    in_range = (GenerationJob.created_at >= start, GenerationJob.created_at < end)
-    days = set(session.execute(
-        select(day).where(*in_range, GenerationJob.status.in_(ACTIVE_JOB_STATUSES)).group_by(day)).scalars())
-    days.update(session.execute(
-        select(day).join(ResultReport, ResultReport.job_id == GenerationJob.id)
-        .where(*in_range, ResultReport.status == ReportStatus.PENDING).group_by(day)).scalars())
-    return days
+    """Days with a job still queued or running, or with a report waiting for staff.
+    Both are few: read through their status indexes, not the range's jobs."""
+    created = list(session.execute(
+        select(GenerationJob.created_at).where(GenerationJob.status.in_(ACTIVE_JOB_STATUSES))).scalars())
+    created += session.execute(
+        select(GenerationJob.created_at).select_from(ResultReport)
+        .join(GenerationJob, GenerationJob.id == ResultReport.job_id)
+        .where(ResultReport.status == ReportStatus.PENDING)).scalars()
+    return {_day(c) for c in created if start <= _aware(c) < end}
 
 
 def _job_rows(session: Session, start: datetime, end: datetime):

@@ -16,8 +16,17 @@ from sqlalchemy import bindparam, text
 from sqlmodel.sql.sqltypes import UTCDateTime
 
 from tests.test_simulation import START, _act
-from tests.test_subscriptions_support import sign_up
-from workroom_app.billing import accounts, catalog, clock, invoice_refunds, ledger, staff_metrics, subscriptions
+from tests.test_subscriptions_support import sign_up, subscribe
+from workroom_app.billing import (
+    accounts,
+    catalog,
+    clock,
+    invoice_refunds,
+    ledger,
+    staff_metrics,
+    staff_rollups,
+    subscriptions,
+)
 from workroom_app.db import read_session, write_session
 from workroom_app.generation import jobs
 from workroom_app.generation.errors import GenerationError
@@ -233,11 +242,6 @@ def test_rollups_filled_once_then_today_grows_and_a_second_fill_adds_nothing(eng
     stay equal to SQL after more rows are written today, a second fill of the
     same days (a concurrent visit) counts nothing twice, and a day with a job
     still running is not closed for the job series."""
-    from workroom_app.billing import staff_rollups
-    from workroom_app.billing.staff_metrics import _credit_rows
-
-    from tests.test_subscriptions_support import subscribe
-
     today = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
     base = today - timedelta(days=8)
     with clock.pinned(base):
@@ -278,6 +282,6 @@ def test_rollups_filled_once_then_today_grows_and_a_second_fill_adds_nothing(eng
     # A second fill of days already filled (as a concurrent visit would do) loses
     # on the day marker and changes nothing.
     with read_session(engine) as s:
-        staff_rollups._fill(s, "credits", _credit_rows(s, start, end)[0], [closed])
+        staff_rollups._fill(s, "credits", staff_metrics._credit_rows(s, start, end)[0], [closed])
     assert _q(engine, "SELECT COUNT(*), SUM(value) FROM staff_rollup")[0] == rows_before
     _assert_overview_equals_sql(engine, start, end, today)

@@ -16,8 +16,17 @@ from sqlalchemy import bindparam, text
 from sqlmodel.sql.sqltypes import UTCDateTime
 
 from tests.test_simulation import START, _act
-from tests.test_subscriptions_support import sign_up
-from workroom_app.billing import accounts, catalog, clock, invoice_refunds, ledger, staff_metrics, subscriptions
+from tests.test_subscriptions_support import sign_up, subscribe
+from workroom_app.billing import (
+    accounts,
+    catalog,
+    clock,
+    invoice_refunds,
+    ledger,
+    staff_metrics,
+    staff_rollups,
+    subscriptions,
+)
 from workroom_app.db import read_session, write_session
 from workroom_app.generation import jobs
 from workroom_app.generation.errors import GenerationError
@@ -110,104 +119,113 @@ def _q(engine, sql: str, **params):
 def test_overview_figures_equal_independent_sql(engine):
     _simulate(engine)
     now = START + timedelta(days=366)
-    prices = {p.key: p.price_cents for p in catalog.get_catalog().plans}
     for start, end in [(START, START + timedelta(days=366)), (START + timedelta(days=100), START + timedelta(days=130))]:
-        with clock.pinned(now), read_session(engine) as s:
-            o = staff_metrics.overview(s, start, end, now)
-        p = {"start": start, "end": end}
-        m = o.money
+        _assert_overview_equals_sql(engine, start, end, now)
+        with read_session(engine) as s:
+            assert staff_metrics.money(s, start, end, now).revenue_total > 0
+    # The figures above came from closed-day rollups (filled by the first range).
+    assert _q(engine, "SELECT COUNT(*) FROM staff_rollup_day WHERE series = 'credits'")[0][0] > 200
 
-        # Revenue per day and kind.
-        rows = _q(engine, f"SELECT {_day_sql(engine, 'created_at')} AS d, kind, SUM(amount_cents) FROM invoice "
-                          "WHERE status IN ('paid', 'refunded') AND created_at >= :start AND created_at < :end "
-                          "GROUP BY d, kind", **p)
-        expected: dict = defaultdict(dict)
-        for d, kind, total in rows:
-            expected[d][kind] = int(total)
-        assert m.revenue_by_day == dict(expected)
-        assert m.revenue_total == sum(int(r[2]) for r in rows)
-        assert m.revenue_total > 0
 
-        rows = _q(engine, f"SELECT {_day_sql(engine, 'completed_at')} AS d, SUM(amount_cents) FROM invoice_refund "
-                          "WHERE status = 'succeeded' AND completed_at >= :start AND completed_at < :end GROUP BY d", **p)
-        assert m.refunds_by_day == {d: int(t) for d, t in rows}
+def _assert_overview_equals_sql(engine, start: datetime, end: datetime, now: datetime) -> None:
+    """Every figure of the overview for [start, end) equals independent SQL."""
+    prices = {p.key: p.price_cents for p in catalog.get_catalog().plans}
+    with clock.pinned(now), read_session(engine) as s:
+        o = staff_metrics.overview(s, start, end, now)
+    p = {"start": start, "end": end}
+    m = o.money
 
-        rows = _q(engine, "SELECT plan_key, status, COUNT(*) FROM subscription GROUP BY plan_key, status")
-        assert m.active_by_plan == {k: n for k, st, n in rows if st == "active"}
-        assert m.mrr_now == sum(prices[k] * n for k, st, n in rows if st == "active")
-        assert (m.past_due_count, m.past_due_cents) == (
-            sum(n for k, st, n in rows if st == "past_due"), sum(prices[k] * n for k, st, n in rows if st == "past_due"))
-        rows = _q(engine, "SELECT kind, SUM(amount_cents) FROM invoice WHERE status IN ('paid','refunded') "
-                          "AND subscription_id IS NOT NULL AND created_at >= :start AND created_at < :end GROUP BY kind", **p)
-        sums = {k: int(t) for k, t in rows}
-        assert (m.mrr_new, m.mrr_expansion) == (sums.get("activation", 0), sums.get("upgrade", 0))
-        rows = _q(engine, "SELECT d.plan_key, (SELECT p.plan_key FROM invoice p WHERE p.subscription_id = d.subscription_id "
-                          "AND p.status IN ('paid','refunded') AND (p.created_at < d.created_at OR "
-                          "(p.created_at = d.created_at AND p.id < d.id)) ORDER BY p.created_at DESC, p.id DESC LIMIT 1) "
-                          "FROM invoice d WHERE d.kind = 'downgrade' AND d.status IN ('paid','refunded') "
-                          "AND d.created_at >= :start AND d.created_at < :end", **p)
-        assert m.mrr_contraction == sum(max(0, prices[prev] - prices[new]) for new, prev in rows if prev)
-        rows = _q(engine, "SELECT plan_key FROM subscription WHERE status = 'ended' AND ended_at >= :start AND ended_at < :end", **p)
-        assert m.mrr_churn == sum(prices[k] for (k,) in rows)
+    # Revenue per day and kind.
+    rows = _q(engine, f"SELECT {_day_sql(engine, 'created_at')} AS d, kind, SUM(amount_cents) FROM invoice "
+                      "WHERE status IN ('paid', 'refunded') AND created_at >= :start AND created_at < :end "
+                      "GROUP BY d, kind", **p)
+    expected: dict = defaultdict(dict)
+    for d, kind, total in rows:
+        expected[d][kind] = int(total)
+    assert m.revenue_by_day == dict(expected)
+    assert m.revenue_total == sum(int(r[2]) for r in rows)
+    assert m.revenue_total > 0
 
-        # Credits per day and category.
-        c = o.credits
-        rows = _q(engine, f"SELECT {_day_sql(engine, 'created_at')} AS d, action_type, "
-                          "CASE WHEN amount > 0 THEN 1 ELSE 0 END AS pos, COALESCE(reference_type, '') = 'invoice_refund', "
-                          "SUM(ABS(amount)) FROM ledger_entry WHERE created_at >= :start AND created_at < :end "
-                          "GROUP BY d, action_type, pos, COALESCE(reference_type, '') = 'invoice_refund'", **p)
-        names = {("trial_grant", 1): "granted_trial", ("subscription_credits", 1): "granted_subscription",
-                 ("monthly_credits", 1): "granted_monthly", ("plan_change", 1): "granted_plan_change",
-                 ("plan_change", 0): "burned", ("generation", 0): "spent", ("refund", 1): "refunded",
-                 ("expiry", 0): "expired", ("staff_adjustment", 1): "granted_staff",
-                 ("staff_adjustment", 0): "adjusted_down"}
-        expected = defaultdict(Counter)
-        for d, action, pos, by_refund, total in rows:
-            name = "removed_by_invoice_refund" if by_refund else names[(action, pos)]
-            expected[d][name] += int(total)
-        assert c.by_day == {d: dict(v) for d, v in expected.items()}
-        rows = _q(engine, "SELECT expires_at, amount_left FROM credit_grant WHERE amount_left > 0 AND closed_at IS NULL "
-                          "AND (expires_at IS NULL OR expires_at > :now)", now=now)
-        months = Counter()
-        for expires_at, left in rows:
-            if expires_at is None:
-                months["never"] += left
-            else:
-                value = expires_at if isinstance(expires_at, datetime) else datetime.fromisoformat(str(expires_at))
-                value = value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
-                months[value.strftime("%Y-%m")] += left
-        assert c.outstanding_by_expiry_month == dict(months)
-        balance_total = _q(engine, "SELECT SUM(balance) FROM account_balance")[0][0]
-        # Every credit still spendable is outstanding (none expired unswept at this moment may differ).
-        assert c.outstanding_total <= balance_total
+    rows = _q(engine, f"SELECT {_day_sql(engine, 'completed_at')} AS d, SUM(amount_cents) FROM invoice_refund "
+                      "WHERE status = 'succeeded' AND completed_at >= :start AND completed_at < :end GROUP BY d", **p)
+    assert m.refunds_by_day == {d: int(t) for d, t in rows}
 
-        # Generations per feature/model/provider.
-        g = o.generations
-        rows = _q(engine, "SELECT feature, model, provider, COUNT(*), SUM(cost), "
-                          "SUM(CASE WHEN status IN ('failed','rejected','timed_out') THEN 1 ELSE 0 END), "
-                          "SUM(CASE WHEN refund_entry_id IS NOT NULL THEN 1 ELSE 0 END) FROM generation_job "
-                          "WHERE created_at >= :start AND created_at < :end GROUP BY feature, model, provider", **p)
-        assert {(x.feature, x.model, x.provider): (x.count, x.credits, x.failed, x.refunded) for x in g.groups} == {
-            (f, mo, pr): (int(n), int(cr), int(fa), int(re)) for f, mo, pr, n, cr, fa, re in rows}
-        rows = _q(engine, "SELECT feature, model, provider, started_at, finished_at FROM generation_job "
-                          "WHERE status = 'succeeded' AND created_at >= :start AND created_at < :end", **p)
-        durations = defaultdict(list)
-        for f, mo, pr, started, finished in rows:
-            def as_dt(v):
-                v = v if isinstance(v, datetime) else datetime.fromisoformat(str(v))
-                return v.replace(tzinfo=UTC) if v.tzinfo is None else v
-            durations[(f, mo, pr)].append((as_dt(finished) - as_dt(started)).total_seconds())
-        for x in g.groups:
-            values = sorted(durations[(x.feature, x.model, x.provider)])
-            rank = lambda q: values[max(0, math.ceil(q * len(values)) - 1)] if values else None  # noqa: E731
-            # The metrics round run times to the millisecond (computed by the database).
-            for got, want in ((x.p50_seconds, rank(0.50)), (x.p95_seconds, rank(0.95))):
-                assert (got is None and want is None) or abs(got - want) < 0.0015, (x, got, want)
-        rows = _q(engine, "SELECT COUNT(*) FROM generation_job WHERE unlimited AND created_at >= :start AND created_at < :end"
-                  if engine.dialect.name == "postgresql" else
-                  "SELECT COUNT(*) FROM generation_job WHERE unlimited = 1 AND created_at >= :start AND created_at < :end", **p)
-        assert sum(v["count"] for v in g.unlimited_by_plan.values()) == rows[0][0]
-        assert sum(u["count"] for u in g.top_unlimited_users) <= rows[0][0]
+    rows = _q(engine, "SELECT plan_key, status, COUNT(*) FROM subscription GROUP BY plan_key, status")
+    assert m.active_by_plan == {k: n for k, st, n in rows if st == "active"}
+    assert m.mrr_now == sum(prices[k] * n for k, st, n in rows if st == "active")
+    assert (m.past_due_count, m.past_due_cents) == (
+        sum(n for k, st, n in rows if st == "past_due"), sum(prices[k] * n for k, st, n in rows if st == "past_due"))
+    rows = _q(engine, "SELECT kind, SUM(amount_cents) FROM invoice WHERE status IN ('paid','refunded') "
+                      "AND subscription_id IS NOT NULL AND created_at >= :start AND created_at < :end GROUP BY kind", **p)
+    sums = {k: int(t) for k, t in rows}
+    assert (m.mrr_new, m.mrr_expansion) == (sums.get("activation", 0), sums.get("upgrade", 0))
+    rows = _q(engine, "SELECT d.plan_key, (SELECT p.plan_key FROM invoice p WHERE p.subscription_id = d.subscription_id "
+                      "AND p.status IN ('paid','refunded') AND (p.created_at < d.created_at OR "
+                      "(p.created_at = d.created_at AND p.id < d.id)) ORDER BY p.created_at DESC, p.id DESC LIMIT 1) "
+                      "FROM invoice d WHERE d.kind = 'downgrade' AND d.status IN ('paid','refunded') "
+                      "AND d.created_at >= :start AND d.created_at < :end", **p)
+    assert m.mrr_contraction == sum(max(0, prices[prev] - prices[new]) for new, prev in rows if prev)
+    rows = _q(engine, "SELECT plan_key FROM subscription WHERE status = 'ended' AND ended_at >= :start AND ended_at < :end", **p)
+    assert m.mrr_churn == sum(prices[k] for (k,) in rows)
+
+    # Credits per day and category.
+    c = o.credits
+    rows = _q(engine, f"SELECT {_day_sql(engine, 'created_at')} AS d, action_type, "
+                      "CASE WHEN amount > 0 THEN 1 ELSE 0 END AS pos, COALESCE(reference_type, '') = 'invoice_refund', "
+                      "SUM(ABS(amount)) FROM ledger_entry WHERE created_at >= :start AND created_at < :end "
+                      "GROUP BY d, action_type, pos, COALESCE(reference_type, '') = 'invoice_refund'", **p)
+    names = {("trial_grant", 1): "granted_trial", ("subscription_credits", 1): "granted_subscription",
+             ("monthly_credits", 1): "granted_monthly", ("plan_change", 1): "granted_plan_change",
+             ("plan_change", 0): "burned", ("generation", 0): "spent", ("refund", 1): "refunded",
+             ("expiry", 0): "expired", ("staff_adjustment", 1): "granted_staff",
+             ("staff_adjustment", 0): "adjusted_down"}
+    expected = defaultdict(Counter)
+    for d, action, pos, by_refund, total in rows:
+        name = "removed_by_invoice_refund" if by_refund else names[(action, pos)]
+        expected[d][name] += int(total)
+    assert c.by_day == {d: dict(v) for d, v in expected.items()}
+    rows = _q(engine, "SELECT expires_at, amount_left FROM credit_grant WHERE amount_left > 0 AND closed_at IS NULL "
+                      "AND (expires_at IS NULL OR expires_at > :now)", now=now)
+    months = Counter()
+    for expires_at, left in rows:
+        if expires_at is None:
+            months["never"] += left
+        else:
+            value = expires_at if isinstance(expires_at, datetime) else datetime.fromisoformat(str(expires_at))
+            value = value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+            months[value.strftime("%Y-%m")] += left
+    assert c.outstanding_by_expiry_month == dict(months)
+    balance_total = _q(engine, "SELECT SUM(balance) FROM account_balance")[0][0]
+    # Every credit still spendable is outstanding (none expired unswept at this moment may differ).
+    assert c.outstanding_total <= balance_total
+
+    # Generations per feature/model/provider.
+    g = o.generations
+    rows = _q(engine, "SELECT feature, model, provider, COUNT(*), SUM(cost), "
+                      "SUM(CASE WHEN status IN ('failed','rejected','timed_out') THEN 1 ELSE 0 END), "
+                      "SUM(CASE WHEN refund_entry_id IS NOT NULL THEN 1 ELSE 0 END) FROM generation_job "
+                      "WHERE created_at >= :start AND created_at < :end GROUP BY feature, model, provider", **p)
+    assert {(x.feature, x.model, x.provider): (x.count, x.credits, x.failed, x.refunded) for x in g.groups} == {
+        (f, mo, pr): (int(n), int(cr), int(fa), int(re)) for f, mo, pr, n, cr, fa, re in rows}
+    rows = _q(engine, "SELECT feature, model, provider, started_at, finished_at FROM generation_job "
+                      "WHERE status = 'succeeded' AND created_at >= :start AND created_at < :end", **p)
+    durations = defaultdict(list)
+    for f, mo, pr, started, finished in rows:
+        def as_dt(v):
+            v = v if isinstance(v, datetime) else datetime.fromisoformat(str(v))
+            return v.replace(tzinfo=UTC) if v.tzinfo is None else v
+        durations[(f, mo, pr)].append((as_dt(finished) - as_dt(started)).total_seconds())
+    for x in g.groups:
+        values = sorted(durations[(x.feature, x.model, x.provider)])
+        rank = lambda q: values[max(0, math.ceil(q * len(values)) - 1)] if values else None  # noqa: E731
+        # The metrics round run times to the millisecond (computed by the database).
+        for got, want in ((x.p50_seconds, rank(0.50)), (x.p95_seconds, rank(0.95))):
+            assert (got is None and want is None) or abs(got - want) < 0.0015, (x, got, want)
+    rows = _q(engine, "SELECT COUNT(*) FROM generation_job WHERE unlimited AND created_at >= :start AND created_at < :end"
+              if engine.dialect.name == "postgresql" else
+              "SELECT COUNT(*) FROM generation_job WHERE unlimited = 1 AND created_at >= :start AND created_at < :end", **p)
+    assert sum(v["count"] for v in g.unlimited_by_plan.values()) == rows[0][0]
+    assert sum(u["count"] for u in g.top_unlimited_users) <= rows[0][0]
 
 
 def test_range_parsing_refuses_bad_input():
@@ -217,3 +235,53 @@ def test_range_parsing_refuses_bad_input():
     for start, end in [("2026-13-01", "2026-12-01"), ("2026-02-01", "2026-01-01"), ("2020-01-01", "2026-01-01"), (1, 2)]:
         with pytest.raises(ValueError):
             staff_metrics.parse_range(start, end, now)
+
+
+def test_rollups_filled_once_then_today_grows_and_a_second_fill_adds_nothing(engine):
+    """Closed days come from the rollup tables, today from the raw rows: figures
+    stay equal to SQL after more rows are written today, a second fill of the
+    same days (a concurrent visit) counts nothing twice, and a day with a job
+    still running is not closed for the job series."""
+    today = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
+    base = today - timedelta(days=8)
+    with clock.pinned(base):
+        users = [sign_up(engine, f"r{i}@example.com") for i in range(3)]
+        assert subscribe(engine, users[0], "pro").ok
+    running_day = None
+    for day in range(7):
+        with clock.pinned(base + timedelta(days=day, hours=1)), write_session(engine) as s:
+            ledger.debit(s, users[1], 1 + day, feature="image", idempotency_key=f"roll-gen-{day}")
+            job = jobs.submit(s, users[0] if day == 3 else users[2], REQUESTS[day % 2], client_request_id=f"roll-{day}")
+            jobs.claim(s, job.id, "w1", lease_seconds=30)
+            job_id = job.id
+        if day == 3:
+            running_day = (base + timedelta(days=day)).date().isoformat()
+            continue  # still running: its day stays open for the job series
+        with clock.pinned(base + timedelta(days=day, hours=1, seconds=5 + day)), write_session(engine) as s:
+            if day == 5:
+                jobs.fail(s, job_id, JobStatus.FAILED, "boom")
+            else:
+                jobs.succeed(s, job_id, "/tmp/x.png", "image/png")
+    start = datetime.combine(base.date(), datetime.min.time(), tzinfo=UTC)
+    end = datetime.combine(today.date() + timedelta(days=1), datetime.min.time(), tzinfo=UTC)
+    _assert_overview_equals_sql(engine, start, end, today)
+    filled = {(series, d) for series, d in _q(engine, "SELECT series, day FROM staff_rollup_day")}
+    closed = (base + timedelta(days=1)).date().isoformat()
+    assert ("credits", closed) in filled and ("revenue", base.date().isoformat()) in filled
+    assert ("jobs", closed) in filled and ("jobs", running_day) not in filled
+    assert ("credits", today.date().isoformat()) not in filled
+
+    # More rows today (not closed): the next visit adds them from the raw rows.
+    with clock.pinned(today), write_session(engine) as s:
+        ledger.debit(s, users[1], 7, feature="image", idempotency_key="roll-gen-today")
+        jobs.submit(s, users[2], REQUESTS[0], client_request_id="roll-today")
+    with clock.pinned(today):
+        assert subscribe(engine, users[1], "starter").ok
+    rows_before = _q(engine, "SELECT COUNT(*), SUM(value) FROM staff_rollup")[0]
+    _assert_overview_equals_sql(engine, start, end, today)
+    # A second fill of days already filled (as a concurrent visit would do) loses
+    # on the day marker and changes nothing.
+    with read_session(engine) as s:
+        staff_rollups._fill(s, "credits", staff_metrics._credit_rows(s, start, end)[0], [closed])
+    assert _q(engine, "SELECT COUNT(*), SUM(value) FROM staff_rollup")[0] == rows_before
+    _assert_overview_equals_sql(engine, start, end, today)

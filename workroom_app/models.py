@@ -570,3 +570,40 @@ class ResultReport(SQLModel, table=True):
     decided_by: int | None = None
     created_at: datetime
     decided_at: datetime | None = None
+
+
+# ------------------------------------------ staff overview rollups (issue 10, closed days)
+
+
+class StaffRollupDay(SQLModel, table=True):
+    """A (series, UTC day) whose figures are summed in staff_rollup: written once,
+    in the same transaction as its rows; the primary key makes a second fill of
+    the same day fail instead of counting twice (billing/staff_rollups.py)."""
+
+    __tablename__ = "staff_rollup_day"
+    series: str = Field(primary_key=True, max_length=24)
+    day: str = Field(primary_key=True, max_length=10)
+    filled_at: datetime
+
+
+class StaffRollup(SQLModel, table=True):
+    """One figure of a closed day: (series, day, key, bucket) → value. `key` names
+    the group (an invoice kind, a ledger action, a feature/model/provider);
+    `bucket` a metric or a run time in milliseconds (see billing/staff_rollups.py)."""
+
+    __tablename__ = "staff_rollup"
+    __table_args__ = (
+        UniqueConstraint("series", "day", "key", "bucket", name="uq_staff_rollup"),
+        Index("ix_staff_rollup_read", "series", "day", "key", "bucket", "value"),
+    )
+    id: int | None = Field(default=None, primary_key=True)
+    series: str = Field(max_length=24)
+    day: str = Field(max_length=10)
+    key: str = Field(max_length=200)
+    bucket: int = Field(default=0, sa_column=Column(BigInteger, nullable=False, server_default="0"))
+    value: int = Field(sa_column=Column(BigInteger, nullable=False))
+
+
+# Unlimited generations stay a live query (their plan is the account's current
+# one); this index keeps it to the unlimited jobs of the range.
+Index("ix_job_unlimited_created", GenerationJob.__table__.c.unlimited, GenerationJob.__table__.c.created_at)

@@ -35,10 +35,14 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 
-from sqlalchemy import and_, case, func, or_, select
+from sqlalchemy import and_, case, func, literal_column, or_, select
 from sqlalchemy.orm import aliased
 from sqlmodel import Session
 
+from workroom_app.billing import clock, staff_rollups
+from workroom_app.generation.jobs import ACTIVE as ACTIVE_JOB_STATUSES
+from workroom_app.generation.jobs import DEADLINE_SECONDS
+from workroom_app.generation.reports import REPORT_WINDOW
 from workroom_app.models import (
     Account,
     ActionType,
@@ -48,6 +52,8 @@ from workroom_app.models import (
     InvoiceRefund,
     LedgerEntry,
     PaymentDispute,
+    ReportStatus,
+    ResultReport,
     Subscription,
 )
 
@@ -133,17 +139,58 @@ class MoneyPanel:
     open_dispute_cents: int = 0
 
 
-def money(session: Session, start: datetime, end: datetime) -> MoneyPanel:
+SEP = "\x1f"  # joins the parts of a rollup key (never in a kind, plan, action or model name)
+
+
+def _revenue_rows(session: Session, start: datetime, end: datetime):
+    """Paid invoices per day, kind and whether they belong to a subscription."""
+    day = day_of(session, Invoice.created_at)
+    with_subscription = case((Invoice.subscription_id.is_not(None), 1), else_=0)
+    rows = session.execute(
+        select(day, Invoice.kind, with_subscription, func.sum(Invoice.amount_cents)).where(
+            Invoice.status.in_(PAID_STATUSES), Invoice.created_at >= start, Invoice.created_at < end
+        ).group_by(day, Invoice.kind, with_subscription)
+    )
+    return [(d, kind, int(sub), int(amount)) for d, kind, sub, amount in rows], set()
+
+
+def _downgrade_rows(session: Session, start: datetime, end: datetime):
+    """Paid downgrades of subscriptions per day and (previous plan, new plan): the
+    previous plan is the plan of the subscription's previous paid invoice."""
+    prev = aliased(Invoice)
+    previous_plan = (
+        select(prev.plan_key)
+        .where(
+            prev.subscription_id == Invoice.subscription_id, prev.status.in_(PAID_STATUSES),
+            or_(prev.created_at < Invoice.created_at,
+                and_(prev.created_at == Invoice.created_at, prev.id < Invoice.id)),
+        )
+        .order_by(prev.created_at.desc(), prev.id.desc())
+        .limit(1)
+        .scalar_subquery()
+    )
+    counts: Counter = Counter()
+    for d, plan_key, before in session.execute(
+        select(day_of(session, Invoice.created_at), Invoice.plan_key, previous_plan).where(
+            Invoice.status.in_(PAID_STATUSES), Invoice.created_at >= start, Invoice.created_at < end,
+            Invoice.subscription_id.is_not(None), Invoice.kind == "downgrade",
+        )
+    ):
+        counts[(d, f"{before or ''}{SEP}{plan_key or ''}")] += 1
+    return [(d, key, 0, n) for (d, key), n in counts.items()], set()
+
+
+def money(session: Session, start: datetime, end: datetime, now: datetime | None = None) -> MoneyPanel:
+    now = now or clock.now()
     prices = _plan_prices()
     panel = MoneyPanel()
     by_day: dict[str, Counter] = defaultdict(Counter)
-    day = day_of(session, Invoice.created_at)
-    for d, kind, amount in session.execute(
-        select(day, Invoice.kind, func.sum(Invoice.amount_cents)).where(
-            Invoice.status.in_(PAID_STATUSES), Invoice.created_at >= start, Invoice.created_at < end
-        ).group_by(day, Invoice.kind)
-    ):
-        by_day[d][kind] += int(amount)
+    for d, kind, with_subscription, amount in staff_rollups.read(session, "revenue", _revenue_rows, start, end, now):
+        by_day[d][kind] += amount
+        if with_subscription and kind == "activation":
+            panel.mrr_new += amount
+        elif with_subscription and kind == "upgrade":
+            panel.mrr_expansion += amount
     panel.revenue_by_day = {d: dict(c) for d, c in sorted(by_day.items())}
     kinds: Counter = Counter()
     for c in by_day.values():
@@ -182,37 +229,11 @@ def money(session: Session, start: datetime, end: datetime) -> MoneyPanel:
     ):
         panel.mrr_churn += prices.get(plan_key, 0) * count
 
-    # Movement from the paid invoices of subscriptions in the range.
-    paid_in_range = (
-        Invoice.status.in_(PAID_STATUSES), Invoice.created_at >= start, Invoice.created_at < end,
-        Invoice.subscription_id.is_not(None),
-    )
-    for kind, total in session.execute(
-        select(Invoice.kind, func.sum(Invoice.amount_cents))
-        .where(*paid_in_range, Invoice.kind.in_(("activation", "upgrade"))).group_by(Invoice.kind)
-    ):
-        if kind == "activation":
-            panel.mrr_new = int(total)
-        else:
-            panel.mrr_expansion = int(total)
-    # A downgrade's previous plan: the plan of its subscription's previous paid invoice.
-    prev = aliased(Invoice)
-    previous_plan = (
-        select(prev.plan_key)
-        .where(
-            prev.subscription_id == Invoice.subscription_id, prev.status.in_(PAID_STATUSES),
-            or_(prev.created_at < Invoice.created_at,
-                and_(prev.created_at == Invoice.created_at, prev.id < Invoice.id)),
-        )
-        .order_by(prev.created_at.desc(), prev.id.desc())
-        .limit(1)
-        .scalar_subquery()
-    )
-    for plan_key, before in session.execute(
-        select(Invoice.plan_key, previous_plan).where(*paid_in_range, Invoice.kind == "downgrade")
-    ):
-        if before is not None:
-            panel.mrr_contraction += max(0, prices.get(before, 0) - prices.get(plan_key or "", 0))
+    # Contraction from (previous plan, new plan) counts, priced with today's catalog.
+    for _d, plans, _bucket, count in staff_rollups.read(session, "downgrade", _downgrade_rows, start, end, now):
+        before, after = plans.split(SEP)
+        if before:
+            panel.mrr_contraction += count * max(0, prices.get(before, 0) - prices.get(after, 0))
 
     for status, amount in session.execute(select(PaymentDispute.status, PaymentDispute.amount_cents)):
         if status not in ("won", "lost", "warning_closed"):
@@ -260,47 +281,50 @@ class CreditsPanel:
     outstanding_total: int = 0
 
 
-def credits(session: Session, start: datetime, end: datetime, now: datetime) -> CreditsPanel:
-    panel = CreditsPanel()
-    by_day: dict[str, Counter] = defaultdict(Counter)
+def _credit_rows(session: Session, start: datetime, end: datetime):
+    """Ledger rows per day, action type, sign and whether an invoice refund took them."""
     day = day_of(session, LedgerEntry.created_at)
     positive = case((LedgerEntry.amount > 0, 1), else_=-1)
     by_refund = case((LedgerEntry.reference_type == "invoice_refund", "invoice_refund"), else_="")
-    for d, action, sign, ref_type, total in session.execute(
+    rows = session.execute(
         select(day, LedgerEntry.action_type, positive, by_refund, func.sum(func.abs(LedgerEntry.amount)))
         .where(LedgerEntry.created_at >= start, LedgerEntry.created_at < end)
         .group_by(day, LedgerEntry.action_type, positive, by_refund)
-    ):
-        by_day[d][credit_category(action, int(sign), ref_type or None)] += int(total)
+    )
+    return [(d, f"{action}{SEP}{ref or ''}", int(sign), int(total)) for d, action, sign, ref, total in rows], set()
+
+
+def credits(session: Session, start: datetime, end: datetime, now: datetime) -> CreditsPanel:
+    panel = CreditsPanel()
+    by_day: dict[str, Counter] = defaultdict(Counter)
+    for d, key, sign, total in staff_rollups.read(session, "credits", _credit_rows, start, end, now):
+        action, ref_type = key.split(SEP)
+        by_day[d][credit_category(action, sign, ref_type or None)] += total
     panel.by_day = {d: dict(c) for d, c in sorted(by_day.items())}
     totals: Counter = Counter()
     for c in by_day.values():
         totals.update(c)
     panel.totals = dict(sorted(totals.items()))
+    # Grouped by expiry month in the database (no timestamp parsing per grant here).
+    if session.get_bind().dialect.name == "postgresql":
+        month = func.to_char(func.timezone("UTC", CreditGrant.expires_at), "YYYY-MM")
+    else:
+        month = func.substr(CreditGrant.expires_at, 1, 7)
     months: Counter = Counter()
-    for expires_at, left in session.execute(
-        select(CreditGrant.expires_at, CreditGrant.amount_left).where(
-            CreditGrant.amount_left > 0, CreditGrant.closed_at.is_(None)
-        )
+    for expiry_month, left in session.execute(
+        select(month, func.sum(CreditGrant.amount_left)).where(
+            CreditGrant.amount_left > 0, CreditGrant.closed_at.is_(None),
+            # expired, waiting for the sweep: no longer owed
+            or_(CreditGrant.expires_at.is_(None), CreditGrant.expires_at > now),
+        ).group_by(month)
     ):
-        expires_at = _aware(expires_at)
-        if expires_at is not None and expires_at <= now:
-            continue  # expired, waiting for the sweep: no longer owed
-        months["never" if expires_at is None else expires_at.strftime("%Y-%m")] += left
+        months["never" if expiry_month is None else expiry_month] += int(left)
     panel.outstanding_by_expiry_month = dict(sorted(months.items()))
     panel.outstanding_total = sum(months.values())
     return panel
 
 
 # -------------------------------------------------------------- generations
-
-
-def percentile(values: list[float], p: float) -> float | None:
-    """Nearest rank: the smallest value with at least p% of values at or below it."""
-    if not values:
-        return None
-    ordered = sorted(values)
-    return ordered[max(0, math.ceil(p / 100 * len(ordered)) - 1)]
 
 
 @dataclass
@@ -345,44 +369,106 @@ def _list_cost(params_json: str, plan_key: str) -> int:
     return 0
 
 
-def generations(session: Session, start: datetime, end: datetime) -> GenerationsPanel:
-    from workroom_app.billing import accounts
+# Jobs change until they are final: their day waits for the longest deadline
+# and the report window (a report refunds within 24 h of the result).
+JOB_SETTLE = timedelta(seconds=max(DEADLINE_SECONDS.values())) + REPORT_WINDOW
+JOB_METRICS = ("count", "credits", "failed", "refunded")  # the bucket of a "jobs" rollup row
+_JOB_KEYS = (GenerationJob.feature, GenerationJob.model, GenerationJob.provider)
 
-    panel = GenerationsPanel()
-    groups: dict[tuple[str, str, str], GenerationGroup] = {}
-    durations: dict[tuple[str, str, str], list[float]] = defaultdict(list)
-    in_range = (GenerationJob.created_at >= start, GenerationJob.created_at < end)
-    keys = (GenerationJob.feature, GenerationJob.model, GenerationJob.provider)
-    for feature, model, provider, count, credits_, failed, refunded in session.execute(
+
+def _unsettled_job_days(session: Session, start: datetime, end: datetime) -> set[str]:
+    """Days with a job still queued or running, or with a report waiting for staff.
+    Both are few: read through their status indexes, not the range's jobs."""
+    active = GenerationJob.status.in_(ACTIVE_JOB_STATUSES)
+    if session.get_bind().dialect.name == "sqlite":
+        # Few jobs are ever active at once, but ANALYZE's average over the few
+        # statuses makes SQLite scan every job: say how rare they are.
+        active = func.likelihood(active, literal_column("0.0001"))
+    created = list(session.execute(select(GenerationJob.created_at).where(active)).scalars())
+    # Two steps, not a join: a join may be planned as a scan of every job.
+    pending = list(session.execute(
+        select(ResultReport.job_id).where(ResultReport.status == ReportStatus.PENDING)).scalars())
+    for chunk in range(0, len(pending), 500):
+        created += session.execute(select(GenerationJob.created_at).where(
+            GenerationJob.id.in_(pending[chunk:chunk + 500]))).scalars()
+    return {_day(c) for c in created if start <= _aware(c) < end}
+
+
+def _job_rows(session: Session, start: datetime, end: datetime):
+    """Jobs per day and feature/model/provider: count, credits, failed, refunded."""
+    day = day_of(session, GenerationJob.created_at)
+    rows = []
+    for d, feature, model, provider, count, credits_, failed, refunded in session.execute(
         select(
-            *keys, func.count(), func.coalesce(func.sum(GenerationJob.cost), 0),
+            day, *_JOB_KEYS, func.count(), func.coalesce(func.sum(GenerationJob.cost), 0),
             func.sum(case((GenerationJob.status.in_(FAILED_JOB_STATUSES), 1), else_=0)),
             func.sum(case((GenerationJob.refund_entry_id.is_not(None), 1), else_=0)),
-        ).where(*in_range).group_by(*keys)
+        ).where(GenerationJob.created_at >= start, GenerationJob.created_at < end).group_by(day, *_JOB_KEYS)
     ):
-        groups[(feature, model, provider)] = GenerationGroup(
-            feature, model, provider, count=int(count), credits=int(credits_), failed=int(failed or 0),
-            refunded=int(refunded or 0),
-        )
-    # Run times computed by the database (no timestamp parsing per row here),
-    # rounded to the millisecond on both engines.
+        key = SEP.join((feature, model, provider))
+        for metric, value in enumerate((count, credits_, failed, refunded)):
+            rows.append((d, key, metric, int(value or 0)))
+    return rows, _unsettled_job_days(session, start, end)
+
+
+def _runtime_rows(session: Session, start: datetime, end: datetime):
+    """Run times (finished − started, whole milliseconds, computed by the database)
+    of succeeded jobs per day and feature/model/provider: (ms, how many)."""
     if session.get_bind().dialect.name == "postgresql":
         seconds = func.extract("epoch", GenerationJob.finished_at - GenerationJob.started_at)
     else:
         seconds = (func.julianday(GenerationJob.finished_at) - func.julianday(GenerationJob.started_at)) * 86400
-    for feature, model, provider, duration in session.execute(
-        select(*keys, func.round(seconds, 3)).where(
-            *in_range, GenerationJob.status == "succeeded", GenerationJob.started_at.is_not(None),
+    day = day_of(session, GenerationJob.created_at)
+    ms = func.round(seconds * 1000)
+    rows = session.execute(
+        select(day, *_JOB_KEYS, ms, func.count()).where(
+            GenerationJob.created_at >= start, GenerationJob.created_at < end,
+            GenerationJob.status == "succeeded", GenerationJob.started_at.is_not(None),
             GenerationJob.finished_at.is_not(None),
-        )
-    ):
-        durations[(feature, model, provider)].append(float(duration))
+        ).group_by(day, *_JOB_KEYS, ms)
+    )
+    return ([(d, SEP.join((f, m, p)), int(round(float(x))), int(n)) for d, f, m, p, x, n in rows],
+            _unsettled_job_days(session, start, end))
+
+
+def percentile_of_counts(counts: Counter, p: float) -> float | None:
+    """Nearest rank over run times given as {milliseconds: how many}: the smallest
+    with at least p% of them at or below it, in seconds."""
+    total = sum(counts.values())
+    if not total:
+        return None
+    rank = max(1, math.ceil(p / 100 * total))
+    seen = 0
+    for ms in sorted(counts):
+        seen += counts[ms]
+        if seen >= rank:
+            return ms / 1000
+    return None
+
+
+def generations(session: Session, start: datetime, end: datetime, now: datetime | None = None) -> GenerationsPanel:
+    from workroom_app.billing import accounts
+
+    now = now or clock.now()
+    panel = GenerationsPanel()
+    in_range = (GenerationJob.created_at >= start, GenerationJob.created_at < end)
+    groups: dict[str, GenerationGroup] = {}
+    for _d, key, metric, value in staff_rollups.read(session, "jobs", _job_rows, start, end, now, JOB_SETTLE,
+                                                         by_day=False):
+        group = groups.get(key)
+        if group is None:
+            group = groups[key] = GenerationGroup(*key.split(SEP))
+        setattr(group, JOB_METRICS[metric], getattr(group, JOB_METRICS[metric]) + value)
+    durations: dict[str, Counter] = defaultdict(Counter)
+    for _d, key, ms, count in staff_rollups.read(session, "job_runtime", _runtime_rows, start, end, now, JOB_SETTLE,
+                                                      by_day=False):
+        durations[key][ms] += count
     unlimited: list[tuple[int, str]] = list(session.execute(
         select(GenerationJob.account_id, GenerationJob.params_json).where(*in_range, GenerationJob.unlimited.is_(True))
     ).all())
     for key, group in groups.items():
-        group.p50_seconds = percentile(durations[key], 50)
-        group.p95_seconds = percentile(durations[key], 95)
+        group.p50_seconds = percentile_of_counts(durations[key], 50)
+        group.p95_seconds = percentile_of_counts(durations[key], 95)
     panel.groups = sorted(groups.values(), key=lambda g: (-g.count, g.feature, g.model, g.provider))
     panel.total = sum(g.count for g in panel.groups)
 
@@ -419,5 +505,5 @@ class Overview:
 
 
 def overview(session: Session, start: datetime, end: datetime, now: datetime) -> Overview:
-    return Overview(start, end, money(session, start, end), credits(session, start, end, now),
-                    generations(session, start, end))
+    return Overview(start, end, money(session, start, end, now), credits(session, start, end, now),
+                    generations(session, start, end, now))

@@ -285,3 +285,31 @@ def test_rollups_filled_once_then_today_grows_and_a_second_fill_adds_nothing(eng
         staff_rollups._fill(s, "credits", staff_metrics._credit_rows(s, start, end)[0], [closed])
     assert _q(engine, "SELECT COUNT(*), SUM(value) FROM staff_rollup")[0] == rows_before
     _assert_overview_equals_sql(engine, start, end, today)
+
+
+def test_the_scheduler_warm_up_fills_the_closed_days_before_any_staff_visit(engine):
+    """staff_rollups.warm (run hourly by the billing scheduler) stores the closed days of
+    every series, so the first staff visit reads them instead of filling them; a second
+    warm-up stores nothing new."""
+    from workroom_app.billing import staff_rollups
+
+    today = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
+    base = today - timedelta(days=5)
+    with clock.pinned(base):
+        user = sign_up(engine, "warm@example.com")
+        assert subscribe(engine, user, "pro").ok
+    for day in range(4):
+        with clock.pinned(base + timedelta(days=day, hours=1)), write_session(engine) as s:
+            ledger.debit(s, user, 1 + day, feature="image", idempotency_key=f"warm-{day}")
+    assert _q(engine, "SELECT COUNT(*) FROM staff_rollup_day")[0][0] == 0
+    staff_rollups.warm(engine, now=today)
+    filled = {(series, d) for series, d in _q(engine, "SELECT series, day FROM staff_rollup_day")}
+    closed = (base + timedelta(days=1)).date().isoformat()
+    assert {("credits", closed), ("revenue", closed), ("jobs", closed)} <= filled
+    assert ("credits", today.date().isoformat()) not in filled
+    stored = _q(engine, "SELECT COUNT(*), SUM(value) FROM staff_rollup")[0]
+    staff_rollups.warm(engine, now=today)
+    assert _q(engine, "SELECT COUNT(*), SUM(value) FROM staff_rollup")[0] == stored
+    start = datetime.combine(base.date(), datetime.min.time(), tzinfo=UTC)
+    end = datetime.combine(today.date() + timedelta(days=1), datetime.min.time(), tzinfo=UTC)
+    _assert_overview_equals_sql(engine, start, end, today)

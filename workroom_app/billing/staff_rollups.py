@@ -136,3 +136,19 @@ def read(session: Session, series: str, raw: RawQuery, start: datetime, end: dat
     if _midnight(closed_end) < end:
         out.extend(raw(session, _midnight(closed_end), end)[0])
     return out
+
+
+WARM_DAYS = 366
+
+
+def warm(engine, now: datetime | None = None) -> None:  # noqa: ANN001  (an Engine)
+    """Fill every overview series' closed days of the last year, so no staff member's visit pays
+    for the fill. The billing scheduler calls it hourly (generation/worker.py); a run with
+    nothing missing costs one marker query per series."""
+    # Late import: staff_metrics reads through this module.
+    from workroom_app.billing import clock, staff_metrics
+    from workroom_app.db import read_session
+
+    now = now or clock.now()
+    with read_session(engine) as session:
+        staff_metrics.overview(session, now - timedelta(days=WARM_DAYS), now, now)

@@ -317,6 +317,17 @@ def _billing_tick(engine: Engine | None) -> None:
         log.info("billing scheduler: %s", report)
 
 
+# The staff overview's closed-day rollups are filled by the scheduler, not by a staff visit.
+ROLLUP_WARM_SECONDS = 3600.0
+
+
+def _warm_rollups(engine: Engine | None) -> None:
+    from workroom_app.billing import staff_rollups
+    from workroom_app.db import get_engine
+
+    staff_rollups.warm(engine or get_engine())
+
+
 HEARTBEAT_SECONDS = 10.0
 HEARTBEAT_PREFIX = "worker:"
 # Without notifications (or as a safety net with them) a pass runs at least this often: it
@@ -413,6 +424,7 @@ async def run_worker(
         idle_pass = max(worker.poll_interval, IDLE_PASS_SECONDS)
     scheduler = SchedulerLock(worker.engine) if billing_interval and settings.run_scheduler else None
     next_billing_tick = 0.0
+    next_rollup_warm = 0.0
     next_heartbeat = 0.0
     try:
         next_sweep = 0.0
@@ -441,6 +453,9 @@ async def run_worker(
                 try:
                     if await asyncio.to_thread(scheduler.try_acquire):
                         await asyncio.to_thread(_billing_tick, engine)
+                        if now >= next_rollup_warm:
+                            next_rollup_warm = now + ROLLUP_WARM_SECONDS
+                            await asyncio.to_thread(_warm_rollups, engine)
                 except Exception:
                     log.exception("billing scheduler pass failed; trying again")
             await _wait_any(stop_event, wake, idle_pass)

@@ -37,11 +37,8 @@ from workroom_app.billing import clock, formatting, invoices, ledger, periods, r
 from workroom_app.billing.catalog import CreditPack, get_catalog
 from workroom_app.billing.invoices import LineItem
 from workroom_app.billing.payments import get_gateway
-from workroom_app.billing.payments.cards import CardInvalid
 from workroom_app.billing.subscriptions import (
     CardForm,
-    CardRejected,
-    NoPaymentMethod,
     Outcome,
     PaymentFacts,
     PreviewOutdated,
@@ -52,6 +49,7 @@ from workroom_app.billing.subscriptions import (
     _currency,
     _email_stmt,
     _write_invoice,
+    card_to_charge,
     default_card,
     store_card,
 )
@@ -201,19 +199,8 @@ def buy(
         raise PreviewOutdated(
             "The price of this pack changed since you saw it. Nothing was charged; please review it again."
         )
-    if card is not None:
-        if not hasattr(gateway, "tokenize"):
-            raise PackError("This payment provider takes cards on its own checkout page.")
-        try:
-            card_on_file, _ = gateway.tokenize(
-                session, account_id, card.number, card.exp_month, card.exp_year, card.cvc
-            )
-        except CardInvalid as exc:
-            raise CardRejected(str(exc), field=exc.field, code=exc.code) from None
-    else:
-        card_on_file = default_card(session, account_id)
-        if card_on_file is None:
-            raise NoPaymentMethod("Add a card to buy credits.")
+    card_on_file = card_to_charge(session, gateway, account_id, card, unsupported=PackError,
+                                  no_card_message="Add a card to buy credits.")
     payment = _charge(
         session, gateway, account_id, card_on_file, pack.price_cents,
         f"Workroom {pack_line(pack)}", current.idempotency_key,

@@ -375,6 +375,24 @@ def default_card(session: Session, account_id: int) -> PaymentMethod | None:
     ).first()
 
 
+def card_to_charge(session: Session, gateway, account_id: int, card: CardForm | None, *,  # noqa: ANN001
+                   unsupported: type[Exception], no_card_message: str) -> PaymentMethod:
+    """The card a payment charges: the one typed in (stored by the gateway; a refused number
+    raises CardRejected naming the field) or, with none typed, the card on file."""
+    if card is None:
+        on_file = default_card(session, account_id)
+        if on_file is None:
+            raise NoPaymentMethod(no_card_message)
+        return on_file
+    if not hasattr(gateway, "tokenize"):
+        raise unsupported("This payment provider takes cards on its own checkout page.")
+    try:
+        stored, _ = gateway.tokenize(session, account_id, card.number, card.exp_month, card.exp_year, card.cvc)
+    except CardInvalid as exc:
+        raise CardRejected(str(exc), field=exc.field, code=exc.code) from None
+    return stored
+
+
 def _lock(session: Session, account_id: int) -> None:
     invoices.lock_account(session, account_id)
 
@@ -702,19 +720,8 @@ def subscribe(
 
     now = clock.now()
     start, end, anchor = periods.first_period(now)
-    if card is not None:
-        if not hasattr(gateway, "tokenize"):
-            raise SubscriptionError("This payment provider takes cards on its own checkout page.")
-        try:
-            card_on_file, _ = gateway.tokenize(
-                session, account_id, card.number, card.exp_month, card.exp_year, card.cvc
-            )
-        except CardInvalid as exc:
-            raise CardRejected(str(exc), field=exc.field, code=exc.code) from None
-    else:
-        card_on_file = default_card(session, account_id)
-        if card_on_file is None:
-            raise NoPaymentMethod("Add a card to subscribe.")
+    card_on_file = card_to_charge(session, gateway, account_id, card, unsupported=SubscriptionError,
+                                  no_card_message="Add a card to subscribe.")
     payment = _charge(
         session, gateway, account_id, card_on_file, plan.price_cents,
         f"Workroom {plan.name} plan", key,

@@ -47,7 +47,7 @@ def scratch_postgres(url: str) -> Iterator[URL]:
     SQLAlchemy URL (psycopg driver) and drops it, connections and all, on exit.
     Dispose engines on it before leaving the block."""
     if url.startswith("postgresql://"):
-        url = "postgresql+psycopg://" + url[len("postgresql://"):]
+        url = "postgresql+psycopg://" + url[len("postgresql://") :]
     admin = create_engine(url, isolation_level="AUTOCOMMIT")
     name = f"wr_bench_{uuid.uuid4().hex[:10]}"
     try:

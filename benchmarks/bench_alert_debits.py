@@ -37,9 +37,18 @@ def _configure(engine, acct: int) -> None:
 
     with write_session(engine) as s:
         subscriptions.save_card(s, acct, CardForm("4242424242424242", 12, 2030, "123", "Bench"))
-        alerts.save_alert_settings(s, acct, low_balance_threshold=100, email_low_balance=True,
-                                   email_credits_expiring=True, email_payment_failed=True, email_plan_ended=True)
-        auto_top_up.save_settings(s, acct, enabled=True, threshold=50, pack_key="credits_500", monthly_cap=3)
+        alerts.save_alert_settings(
+            s,
+            acct,
+            low_balance_threshold=100,
+            email_low_balance=True,
+            email_credits_expiring=True,
+            email_payment_failed=True,
+            email_plan_ended=True,
+        )
+        auto_top_up.save_settings(
+            s, acct, enabled=True, threshold=50, pack_key="credits_500", monthly_cap=3
+        )
 
 
 def _bench(name: str, engine) -> dict:
@@ -56,16 +65,23 @@ def _bench(name: str, engine) -> dict:
     def watched(i: int) -> None:
         balance_watch._watchers[:] = watchers
         with write_session(engine) as s:
-            ledger.debit(s, watched_acct, 1, feature="image", idempotency_key=f"w:{watched_acct}:{i}")
+            ledger.debit(
+                s, watched_acct, 1, feature="image", idempotency_key=f"w:{watched_acct}:{i}"
+            )
 
     try:
         watched_ops, plain_ops = _interleaved(watched, plain, SECONDS)
     finally:
         balance_watch._watchers[:] = watchers
-    _say(f"[{name}] plain {plain_ops:,.0f} debits/s, with alerts and auto top-up {watched_ops:,.0f} debits/s, "
-         f"ratio {watched_ops / plain_ops:.3f}")
-    return {"plain_debit_ops_per_s": round(plain_ops, 1), "watched_debit_ops_per_s": round(watched_ops, 1),
-            "ratio": round(watched_ops / plain_ops, 3)}
+    _say(
+        f"[{name}] plain {plain_ops:,.0f} debits/s, with alerts and auto top-up {watched_ops:,.0f} debits/s, "
+        f"ratio {watched_ops / plain_ops:.3f}"
+    )
+    return {
+        "plain_debit_ops_per_s": round(plain_ops, 1),
+        "watched_debit_ops_per_s": round(watched_ops, 1),
+        "ratio": round(watched_ops / plain_ops, 3),
+    }
 
 
 def run(postgres_url: str | None) -> dict:

@@ -141,11 +141,19 @@ def start_app(run_dir: Path) -> tuple[str, subprocess.Popen, str]:
     email = f"bench-{uuid.uuid4().hex[:8]}@example.com"
     with write_session(engine) as s:
         account = accounts.sign_up(s, email, PASSWORD, "Bench")
-        ledger.staff_adjust(s, account.id, 100_000, reason="benchmark credits", actor_id=account.id,
-                            idempotency_key=f"bench-{email}")
+        ledger.staff_adjust(
+            s,
+            account.id,
+            100_000,
+            reason="benchmark credits",
+            actor_id=account.id,
+            idempotency_key=f"bench-{email}",
+        )
     engine.dispose()
     try:
-        url, proc = start_e2e_app(run_dir, url_db, bun_dir, render_seconds="0.3", log_tail_chars=3000)
+        url, proc = start_e2e_app(
+            run_dir, url_db, bun_dir, render_seconds="0.3", log_tail_chars=3000
+        )
     except AppDidNotStart as exc:
         sys.exit("the app did not start:\n" + exc.log_tail)
     return url, proc, email
@@ -164,7 +172,9 @@ def run(url: str, email: str, password: str, changes: int, clicks: int) -> dict:
         page.press("#password", "Enter")
         page.wait_for_selector("[data-testid=balance]")
         page.goto("/generate")
-        page.wait_for_function("(document.querySelector('[data-testid=generate-button]')||{innerText:''}).innerText.includes('·')")
+        page.wait_for_function(
+            "(document.querySelector('[data-testid=generate-button]')||{innerText:''}).innerText.includes('·')"
+        )
 
         cost: list[float] = []
         by_kind: dict[str, list[float]] = {}
@@ -187,11 +197,17 @@ def run(url: str, email: str, password: str, changes: int, clicks: int) -> dict:
         warmup = 3
         for i in range(clicks + warmup):
             # The Free plan runs one generation at a time: wait for the previous one to end.
-            page.wait_for_function("document.querySelectorAll('[data-testid=active-job]').length === 0", timeout=30_000)
-            page.wait_for_function("!document.querySelector('[data-testid=generate-button]').disabled", timeout=30_000)
+            page.wait_for_function(
+                "document.querySelectorAll('[data-testid=active-job]').length === 0", timeout=30_000
+            )
+            page.wait_for_function(
+                "!document.querySelector('[data-testid=generate-button]').disabled", timeout=30_000
+            )
             ms = page.evaluate(CLICK_JS)
             if ms is None:
-                raise SystemExit("the balance did not change after a click: " + page.inner_text("body")[:500])
+                raise SystemExit(
+                    "the balance did not change after a click: " + page.inner_text("body")[:500]
+                )
             if i >= warmup:
                 click.append(ms)
         version = browser.version
@@ -222,10 +238,22 @@ def live_snapshot_cost(runs: int = 500) -> dict:
     upgrade(engine)
     with write_session(engine) as s:
         account_id = accounts.sign_up(s, "live@example.com", PASSWORD, "Live").id
-        ledger.staff_adjust(s, account_id, 10_000, reason="bench", actor_id=account_id, idempotency_key="live-bench")
+        ledger.staff_adjust(
+            s, account_id, 10_000, reason="bench", actor_id=account_id, idempotency_key="live-bench"
+        )
         for i in range(1000):
-            job = jobs.submit(s, account_id, {"feature": "image", "model": "flux_schnell", "resolution": "1K",
-                                              "count": "1", "prompt": "p"}, client_request_id=f"live-{i}")
+            job = jobs.submit(
+                s,
+                account_id,
+                {
+                    "feature": "image",
+                    "model": "flux_schnell",
+                    "resolution": "1K",
+                    "count": "1",
+                    "prompt": "p",
+                },
+                client_request_id=f"live-{i}",
+            )
             jobs.fail(s, job.id, JobStatus.FAILED, "bench")
     times = []
     with mock.patch.object(db, "get_engine", lambda url=None: engine):

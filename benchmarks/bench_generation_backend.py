@@ -35,7 +35,13 @@ from workroom_app.generation import jobs, renderers  # noqa: E402
 from workroom_app.models import Account, ActionType, GrantSource  # noqa: E402
 from workroom_app.schema import upgrade  # noqa: E402
 
-REQUEST = {"feature": "video", "model": "kling21", "resolution": "720p", "duration": 5, "prompt": "bench"}
+REQUEST = {
+    "feature": "video",
+    "model": "kling21",
+    "resolution": "720p",
+    "duration": 5,
+    "prompt": "bench",
+}
 
 
 def pct(values, p):
@@ -47,12 +53,20 @@ def _account(engine) -> int:
     from workroom_app.billing import clock
 
     with write_session(engine) as s:
-        acct = Account(email=f"{uuid.uuid4().hex[:8]}@bench.test", password_hash="x", created_at=clock.now())
+        acct = Account(
+            email=f"{uuid.uuid4().hex[:8]}@bench.test", password_hash="x", created_at=clock.now()
+        )
         s.add(acct)
         s.flush()
         ledger.open_account(s, acct.id)
-        ledger.grant(s, acct.id, 10_000_000, action_type=ActionType.TRIAL_GRANT, source=GrantSource.TRIAL,
-                     idempotency_key=f"bench:{acct.id}")
+        ledger.grant(
+            s,
+            acct.id,
+            10_000_000,
+            action_type=ActionType.TRIAL_GRANT,
+            source=GrantSource.TRIAL,
+            idempotency_key=f"bench:{acct.id}",
+        )
         return acct.id
 
 
@@ -73,17 +87,31 @@ def bench_submit(engine, runs: int) -> tuple[float, float]:
 
 def bench_renderers() -> list[tuple[str, float, int]]:
     cases = [
-        ("image 1K x1", lambda: renderers.render_image("a lighthouse at dusk", "1K", 1, "flux_pro")),
-        ("image 4K x4", lambda: renderers.render_image("a lighthouse at dusk", "4K", 4, "gpt_image")),
-        ("video 10 s 1080p (MP4 preview size)", lambda: renderers.render_video("waves", "1080p", 10, "veo3")),
-        ("voiceover 5,000 chars", lambda: renderers.render_voiceover("Workroom reads this. " * 238, "standard")),
+        (
+            "image 1K x1",
+            lambda: renderers.render_image("a lighthouse at dusk", "1K", 1, "flux_pro"),
+        ),
+        (
+            "image 4K x4",
+            lambda: renderers.render_image("a lighthouse at dusk", "4K", 4, "gpt_image"),
+        ),
+        (
+            "video 10 s 1080p (MP4 preview size)",
+            lambda: renderers.render_video("waves", "1080p", 10, "veo3"),
+        ),
+        (
+            "voiceover 5,000 chars",
+            lambda: renderers.render_voiceover("Workroom reads this. " * 238, "standard"),
+        ),
         ("lip sync 60 s", lambda: renderers.render_lip_sync({}, "1080p", 60)),
     ]
     out = []
     for name, fn in cases:
         started = time.perf_counter()
         files = fn()  # a list of (bytes, mime): N images are N files
-        out.append((name, (time.perf_counter() - started) * 1000, sum(len(data) for data, _mime in files)))
+        out.append(
+            (name, (time.perf_counter() - started) * 1000, sum(len(data) for data, _mime in files))
+        )
     return out
 
 
@@ -96,13 +124,26 @@ def bench_end_to_end(engine, media: Path) -> float:
     url = service.start()
     acct = _account(engine)
     try:
+
         async def go():
             provider = LocalProvider(url, media_dir=media)
-            worker = Worker(engine, provider, worker_id="bench", poll_interval=0.01, media_dir=media)
+            worker = Worker(
+                engine, provider, worker_id="bench", poll_interval=0.01, media_dir=media
+            )
             started = time.perf_counter()
             with write_session(engine) as s:
-                jobs.submit(s, acct, {"feature": "image", "model": "flux_schnell", "resolution": "1K", "count": 1,
-                                      "prompt": "bench"}, client_request_id="e2e")
+                jobs.submit(
+                    s,
+                    acct,
+                    {
+                        "feature": "image",
+                        "model": "flux_schnell",
+                        "resolution": "1K",
+                        "count": 1,
+                        "prompt": "bench",
+                    },
+                    client_request_id="e2e",
+                )
             await worker.run_once()
             await worker.wait_idle()
             await provider.aclose()
@@ -127,15 +168,20 @@ def main() -> None:
             for label, engine in engines.items():
                 upgrade(engine)
                 p50, p95 = bench_submit(engine, args.runs)
-                print(f"submit + balance read, {label}: p50 {p50:.2f} ms, p95 {p95:.2f} ms ({args.runs} runs)")
+                print(
+                    f"submit + balance read, {label}: p50 {p50:.2f} ms, p95 {p95:.2f} ms ({args.runs} runs)"
+                )
             for name_, ms, size in bench_renderers():
                 print(f"local renderer, {name_}: {ms:.0f} ms, {size / 1024:.0f} KB")
             ms = bench_end_to_end(engines["SQLite"], Path(tmp) / "media")
-            print(f"one image job through worker + local service (no render delay), SQLite: {ms:.0f} ms")
+            print(
+                f"one image job through worker + local service (no render delay), SQLite: {ms:.0f} ms"
+            )
         finally:
             # Before the scratch database is dropped on leaving the ExitStack.
             for engine in engines.values():
                 engine.dispose()
+
 
 if __name__ == "__main__":
     main()

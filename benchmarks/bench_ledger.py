@@ -56,17 +56,33 @@ def _new_account(engine: Engine, label: str, credits: int) -> int:
     """An account with a trial grant and a large expiring monthly grant, like a
     subscriber's: debits draw from the monthly bucket."""
     with write_session(engine) as s:
-        acct = Account(email=f"{label}-{uuid.uuid4().hex[:8]}@bench.test", password_hash="x",
-                       created_at=clock.now())
+        acct = Account(
+            email=f"{label}-{uuid.uuid4().hex[:8]}@bench.test",
+            password_hash="x",
+            created_at=clock.now(),
+        )
         s.add(acct)
         s.flush()
         ledger.open_account(s, acct.id)
-        ledger.grant(s, acct.id, 50, action_type=ActionType.TRIAL_GRANT, source=GrantSource.TRIAL,
-                     idempotency_key=f"trial:{acct.id}")
+        ledger.grant(
+            s,
+            acct.id,
+            50,
+            action_type=ActionType.TRIAL_GRANT,
+            source=GrantSource.TRIAL,
+            idempotency_key=f"trial:{acct.id}",
+        )
         if credits:
-            ledger.grant(s, acct.id, credits, action_type=ActionType.SUBSCRIPTION_CREDITS,
-                         source=GrantSource.SUBSCRIPTION, idempotency_key=f"month:{acct.id}",
-                         expires_at=clock.now() + timedelta(days=30), subscription_id=1)
+            ledger.grant(
+                s,
+                acct.id,
+                credits,
+                action_type=ActionType.SUBSCRIPTION_CREDITS,
+                source=GrantSource.SUBSCRIPTION,
+                idempotency_key=f"month:{acct.id}",
+                expires_at=clock.now() + timedelta(days=30),
+                subscription_id=1,
+            )
         return acct.id
 
 
@@ -100,8 +116,9 @@ def _interleaved(debit_step, raw_step, seconds: float, rounds: int = 16) -> tupl
     for _ in range(rounds):
         for name, step in (("debit", debit_step), ("raw", raw_step)):
             offset = totals[name][0]
-            done, elapsed = _timed_loop(lambda i, step=step, offset=offset: step(offset + i),
-                                        seconds / rounds)
+            done, elapsed = _timed_loop(
+                lambda i, step=step, offset=offset: step(offset + i), seconds / rounds
+            )
             totals[name][0] += done
             totals[name][1] += elapsed
     return totals["debit"][0] / totals["debit"][1], totals["raw"][0] / totals["raw"][1]
@@ -142,7 +159,9 @@ def _debit_concurrent(engine: Engine, seconds: float) -> float:
     return sum(counts) / elapsed
 
 
-_RAW_UPDATE = "UPDATE account_balance SET balance = balance - 1, updated_at = {p} WHERE account_id = {p}"
+_RAW_UPDATE = (
+    "UPDATE account_balance SET balance = balance - 1, updated_at = {p} WHERE account_id = {p}"
+)
 _RAW_INSERT = (
     "INSERT INTO ledger_entry (account_id, action_type, feature, amount, balance_after, "
     "idempotency_key, created_at) VALUES ({p}, 'generation', 'image', -1, 0, {p}, {p})"
@@ -202,8 +221,9 @@ def _fill_big_account_sqlite(path: Path, acct: int) -> None:
         "VALUES (?, 'monthly', ?, ?, ?)",
         (acct, BIG_ROWS, BIG_ROWS, now),
     )
-    conn.execute("UPDATE account_balance SET balance = balance + ? WHERE account_id = ?",
-                 (BIG_ROWS, acct))
+    conn.execute(
+        "UPDATE account_balance SET balance = balance + ? WHERE account_id = ?", (BIG_ROWS, acct)
+    )
     conn.execute("COMMIT")
     conn.execute("ANALYZE")
     conn.close()
@@ -215,22 +235,27 @@ def _fill_big_account_postgres(url: str, acct: int) -> None:
     now = clock.now()
     with psycopg.connect(url) as conn:
         with conn.cursor() as cur:
-            cur.execute("SELECT balance FROM account_balance WHERE account_id = %s FOR UPDATE",
-                        (acct,))
+            cur.execute(
+                "SELECT balance FROM account_balance WHERE account_id = %s FOR UPDATE", (acct,)
+            )
             base = cur.fetchone()[0]
             with cur.copy(
                 "COPY ledger_entry (account_id, action_type, amount, balance_after, "
                 "idempotency_key, created_at) FROM STDIN"
             ) as copy:
                 for i in range(BIG_ROWS):
-                    copy.write_row((acct, "monthly_credits", 1, base + i + 1, f"big:{acct}:{i}", now))
+                    copy.write_row(
+                        (acct, "monthly_credits", 1, base + i + 1, f"big:{acct}:{i}", now)
+                    )
             cur.execute(
                 "INSERT INTO credit_grant (account_id, source, amount_granted, amount_left, "
                 "created_at) VALUES (%s, 'monthly', %s, %s, %s)",
                 (acct, BIG_ROWS, BIG_ROWS, now),
             )
-            cur.execute("UPDATE account_balance SET balance = balance + %s WHERE account_id = %s",
-                        (BIG_ROWS, acct))
+            cur.execute(
+                "UPDATE account_balance SET balance = balance + %s WHERE account_id = %s",
+                (BIG_ROWS, acct),
+            )
         conn.commit()
         conn.execute("ANALYZE")
 
@@ -249,15 +274,19 @@ def _balance_read_p50_ms(engine: Engine, acct: int, expected: int) -> float:
 
 
 def _bench_engine(name: str, engine: Engine, raw, fill_big) -> dict:
-    _say(f"[{name}] full debit path vs raw floor (UPDATE + INSERT per transaction, bare "
-         f"driver), 1 writer, {SECONDS:.0f} s each, interleaved ...")
+    _say(
+        f"[{name}] full debit path vs raw floor (UPDATE + INSERT per transaction, bare "
+        f"driver), 1 writer, {SECONDS:.0f} s each, interleaved ..."
+    )
     raw_step, raw_close = raw(_new_account(engine, "raw", 0))
     try:
         single, raw_ops = _interleaved(_debit_step(engine), raw_step, SECONDS)
     finally:
         raw_close()
-    _say(f"[{name}]   {single:,.0f} debits/s, raw {raw_ops:,.0f} transactions/s, "
-         f"ratio {single / raw_ops:.2f}")
+    _say(
+        f"[{name}]   {single:,.0f} debits/s, raw {raw_ops:,.0f} transactions/s, "
+        f"ratio {single / raw_ops:.2f}"
+    )
     _say(f"[{name}] full debit path, {WRITERS} writers ...")
     concurrent = _debit_concurrent(engine, SECONDS)
     _say(f"[{name}]   {concurrent:,.0f} debits/s")
@@ -322,7 +351,9 @@ def run(postgres_url: str | None) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="workroom bench ledger", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="workroom bench ledger", description=__doc__.split("\n")[0]
+    )
     parser.add_argument("--json", action="store_true", help="end with one line of JSON")
     args = parser.parse_args(argv)
     return report(run(os.environ.get("WORKROOM_TEST_POSTGRES_URL") or None), as_json=args.json)

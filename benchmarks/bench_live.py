@@ -165,7 +165,9 @@ class Socket:
 # ------------------------------------------------------------------ recording the protocol
 
 
-def record(base: str, *, email: str | None, password: str | None, path: str, click: str | None) -> dict:
+def record(
+    base: str, *, email: str | None, password: str | None, path: str, click: str | None
+) -> dict:
     """Open `path` in Chromium (after logging in, for Workroom) and keep the socket frames of the
     last page load, plus the frame sent by clicking `click`."""
     from playwright.sync_api import sync_playwright
@@ -202,7 +204,12 @@ def record(base: str, *, email: str | None, password: str | None, path: str, cli
     last = sockets[-1]
     connect = next(f for f in last["sent"] if f.startswith("40/_event,"))
     clicked = [f for f in last["sent"] if f.startswith("42/_event,")]
-    return {"url": last["url"], "connect": connect, "click": clicked[-1] if clicked else None, "cookies": cookies}
+    return {
+        "url": last["url"],
+        "connect": connect,
+        "click": clicked[-1] if clicked else None,
+        "cookies": cookies,
+    }
 
 
 # ------------------------------------------------------------------ one tab
@@ -270,7 +277,7 @@ def tree_usage(proc: subprocess.Popen) -> tuple[float, int]:
     return cpu, rss
 
 
-BARE_APP = '''
+BARE_APP = """
 import reflex as rx
 
 
@@ -288,7 +295,7 @@ def index() -> rx.Component:
 
 app = rx.App()
 app.add_page(index)
-'''
+"""
 
 
 def start_bare(run_dir: Path) -> tuple[str, subprocess.Popen]:
@@ -299,20 +306,43 @@ def start_bare(run_dir: Path) -> tuple[str, subprocess.Popen]:
     env = {
         **os.environ,
         "PATH": f"{bun_dir}:{REPO / '.venv' / 'bin'}:{os.environ.get('PATH', '')}",
-        "REFLEX_USE_SYSTEM_BUN": "1", "REFLEX_CHECK_LATEST_VERSION": "false", "REFLEX_TELEMETRY_ENABLED": "false",
+        "REFLEX_USE_SYSTEM_BUN": "1",
+        "REFLEX_CHECK_LATEST_VERSION": "false",
+        "REFLEX_TELEMETRY_ENABLED": "false",
     }
     for key in [k for k in env if k.startswith(("WORKROOM_", "REFLEX_REDIS", "GRANIAN"))]:
         env.pop(key)
     reflex = str(REPO / ".venv" / "bin" / "reflex")
-    subprocess.run([reflex, "init", "--template", "blank", "--name", "bare"], cwd=app_dir, env=env, check=True,
-                   stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+    subprocess.run(
+        [reflex, "init", "--template", "blank", "--name", "bare"],
+        cwd=app_dir,
+        env=env,
+        check=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.STDOUT,
+    )
     (app_dir / "bare" / "bare.py").write_text(BARE_APP)
     port = _free_port()
     log = open(run_dir / "bare.log", "wb")  # noqa: SIM115
     proc = subprocess.Popen(
-        [reflex, "run", "--env", "prod", "--single-port", "--frontend-port", str(port), "--backend-port", str(port),
-         "--backend-host", "127.0.0.1"],
-        cwd=app_dir, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        [
+            reflex,
+            "run",
+            "--env",
+            "prod",
+            "--single-port",
+            "--frontend-port",
+            str(port),
+            "--backend-port",
+            str(port),
+            "--backend-host",
+            "127.0.0.1",
+        ],
+        cwd=app_dir,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
     )
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 300
@@ -325,7 +355,9 @@ def start_bare(run_dir: Path) -> tuple[str, subprocess.Popen]:
         except OSError:
             if proc.poll() is not None or time.monotonic() > deadline:
                 _stop(proc)
-                sys.exit("the bare app did not start:\n" + (run_dir / "bare.log").read_text()[-3000:])
+                sys.exit(
+                    "the bare app did not start:\n" + (run_dir / "bare.log").read_text()[-3000:]
+                )
             time.sleep(0.5)
     return url, proc
 
@@ -348,19 +380,36 @@ def prepare_database(url: str, accounts_needed: int) -> list[tuple[int, str]]:
         template = accounts.sign_up(s, "bench-0@example.com", PASSWORD, "Bench 0")
         password_hash = template.password_hash
     ids = [template.id]
-    with write_session(engine) as s:  # the same hash for all: argon2 per account would dominate set-up
+    with write_session(
+        engine
+    ) as s:  # the same hash for all: argon2 per account would dominate set-up
         for i in range(1, accounts_needed):
-            account = Account(email=f"bench-{i}@example.com", password_hash=password_hash, display_name=f"Bench {i}",
-                              role="user", timezone="UTC", created_at=template.created_at)
+            account = Account(
+                email=f"bench-{i}@example.com",
+                password_hash=password_hash,
+                display_name=f"Bench {i}",
+                role="user",
+                timezone="UTC",
+                created_at=template.created_at,
+            )
             s.add(account)
         s.flush()
-        rows = s.exec(select(Account.id).where(Account.email.like("bench-%"), Account.id != template.id)).all()
+        rows = s.exec(
+            select(Account.id).where(Account.email.like("bench-%"), Account.id != template.id)
+        ).all()
         ids += [r if isinstance(r, int) else r[0] for r in rows]
     with write_session(engine) as s:
         for account_id in ids:
-            ledger.grant(s, account_id, 1_000_000, action_type="staff_adjustment", source="staff",
-                         idempotency_key=f"bench-credits-{account_id}", reason="benchmark credits",
-                         actor_id=ids[0])
+            ledger.grant(
+                s,
+                account_id,
+                1_000_000,
+                action_type="staff_adjustment",
+                source="staff",
+                idempotency_key=f"bench-credits-{account_id}",
+                reason="benchmark credits",
+                actor_id=ids[0],
+            )
     tokens = []
     with write_session(engine) as s:
         for account_id in ids:
@@ -380,7 +429,10 @@ def pct(values: list[float], p: float) -> float:
 
 
 def p50_95(values: list[float]) -> dict:
-    return {"p50_ms": round(statistics.median(values), 1) if values else None, "p95_ms": round(pct(values, 95), 1)}
+    return {
+        "p50_ms": round(statistics.median(values), 1) if values else None,
+        "p95_ms": round(pct(values, 95), 1),
+    }
 
 
 async def idle_phase(proc: subprocess.Popen, seconds: float, sql_dir: str | None) -> dict:
@@ -401,7 +453,9 @@ async def idle_phase(proc: subprocess.Popen, seconds: float, sql_dir: str | None
     }
 
 
-async def push_phase(tabs_of_account: list[Tab], account_id: int, engine_url: str, rounds: int) -> list[float]:
+async def push_phase(
+    tabs_of_account: list[Tab], account_id: int, engine_url: str, rounds: int
+) -> list[float]:
     """Staff adjustment committed here -> new balance on every tab of the account (ms, worst tab)."""
     from workroom_app import db
     from workroom_app.billing import ledger
@@ -416,15 +470,21 @@ async def push_phase(tabs_of_account: list[Tab], account_id: int, engine_url: st
 
             def adjust() -> tuple[int, float]:
                 with write_session(engine) as s:
-                    result = ledger.staff_adjust(s, account_id, 1, reason="bench push", actor_id=account_id,
-                                                 idempotency_key=f"bench-push-{uuid.uuid4().hex}")
+                    result = ledger.staff_adjust(
+                        s,
+                        account_id,
+                        1,
+                        reason="bench push",
+                        actor_id=account_id,
+                        idempotency_key=f"bench-push-{uuid.uuid4().hex}",
+                    )
                 return result.balance_after, time.perf_counter()
 
             balance, committed = await asyncio.to_thread(adjust)
             needle = f'"balance_rx_state_":{balance}'
-            stamps = await asyncio.gather(*(
-                t.socket.recv_until(lambda text: needle in text, 30) for t in tabs_of_account
-            ))
+            stamps = await asyncio.gather(
+                *(t.socket.recv_until(lambda text: needle in text, 30) for t in tabs_of_account)
+            )
             times.append((max(s for s, _ in stamps) - committed) * 1000)
             await asyncio.sleep(0.2)
     finally:
@@ -432,8 +492,9 @@ async def push_phase(tabs_of_account: list[Tab], account_id: int, engine_url: st
     return times
 
 
-async def active_phase(base: str, rec: dict, logins: list[tuple[int, str]], users: int, seconds: float,
-                       think: float) -> dict:
+async def active_phase(
+    base: str, rec: dict, logins: list[tuple[int, str]], users: int, seconds: float, think: float
+) -> dict:
     """`users` tabs (one per account) submitting cheap generations."""
     submit_template = rec["click"]
     tabs = []
@@ -448,16 +509,22 @@ async def active_phase(base: str, rec: dict, logins: list[tuple[int, str]], user
         nonlocal errors, refused
         await asyncio.sleep(random.random() * think)
         while time.perf_counter() < stop_at:
-            frame = re.sub(r'"request_id","[^"]+"', f'"request_id","bench-{uuid.uuid4()}"', submit_template)
+            frame = re.sub(
+                r'"request_id","[^"]+"', f'"request_id","bench-{uuid.uuid4()}"', submit_template
+            )
             tab.socket.drain()
             started = time.perf_counter()
             await tab.socket.send(frame)
             try:
-                stamp, text = await tab.socket.recv_until(lambda t: BALANCE_KEY in t or REFUSED.search(t), 30)
+                stamp, text = await tab.socket.recv_until(
+                    lambda t: BALANCE_KEY in t or REFUSED.search(t), 30
+                )
                 if BALANCE_KEY in text:
                     latencies.append((stamp - started) * 1000)
                 else:
-                    refused += 1  # a plan limit (jobs running at once): a clear message, nothing charged
+                    refused += (
+                        1  # a plan limit (jobs running at once): a clear message, nothing charged
+                    )
             except TimeoutError:
                 errors += 1
             await asyncio.sleep(think * (0.5 + random.random()))
@@ -467,19 +534,42 @@ async def active_phase(base: str, rec: dict, logins: list[tuple[int, str]], user
     elapsed = time.perf_counter() - started
     for tab in tabs:
         await tab.socket.close()
-    return {"users": users, "submits": len(latencies), "submits_per_s": round(len(latencies) / elapsed, 1),
-            "errors": errors, "refused": refused, "submit_to_balance": p50_95(latencies)}
+    return {
+        "users": users,
+        "submits": len(latencies),
+        "submits_per_s": round(len(latencies) / elapsed, 1),
+        "errors": errors,
+        "refused": refused,
+        "submit_to_balance": p50_95(latencies),
+    }
 
 
 def ledger_check(db_url: str) -> str:
-    out = subprocess.run([str(REPO / ".venv" / "bin" / "workroom"), "ledger", "check"], cwd=REPO,
-                         env={**os.environ, "WORKROOM_DATABASE_URL": db_url}, capture_output=True, text=True)
+    out = subprocess.run(
+        [str(REPO / ".venv" / "bin" / "workroom"), "ledger", "check"],
+        cwd=REPO,
+        env={**os.environ, "WORKROOM_DATABASE_URL": db_url},
+        capture_output=True,
+        text=True,
+    )
     return "clean" if out.returncode == 0 else f"FAILED: {(out.stdout + out.stderr)[-300:]}"
 
 
-async def measure(base: str, proc: subprocess.Popen, rec: dict, levels: list[int], *, idle: float,
-                  probes: int, hydrates: int, logins: list[tuple[int, str]] | None, sql_dir: str | None,
-                  probe_frame: str, db_url: str | None, push_rounds: int) -> list[dict]:
+async def measure(
+    base: str,
+    proc: subprocess.Popen,
+    rec: dict,
+    levels: list[int],
+    *,
+    idle: float,
+    probes: int,
+    hydrates: int,
+    logins: list[tuple[int, str]] | None,
+    sql_dir: str | None,
+    probe_frame: str,
+    db_url: str | None,
+    push_rounds: int,
+) -> list[dict]:
     """Ramp the idle tabs through `levels`; measure at each."""
     tabs: list[Tab] = []
     account_tabs: dict[int, list[Tab]] = {}
@@ -492,14 +582,22 @@ async def measure(base: str, proc: subprocess.Popen, rec: dict, levels: list[int
             if logins is not None:
                 account_id, login = logins[(i // TABS_PER_ACCOUNT) % len(logins)]
             batch_end = min(n, len(tabs) + 25)
-            opened = await asyncio.gather(*(
-                open_tab(base, rec, (logins[(j // TABS_PER_ACCOUNT) % len(logins)][1] if logins else None))
-                for j in range(len(tabs), batch_end)
-            ))
+            opened = await asyncio.gather(
+                *(
+                    open_tab(
+                        base,
+                        rec,
+                        (logins[(j // TABS_PER_ACCOUNT) % len(logins)][1] if logins else None),
+                    )
+                    for j in range(len(tabs), batch_end)
+                )
+            )
             for j, (tab, _ms) in enumerate(opened, start=len(tabs)):
                 tabs.append(tab)
                 if logins is not None:
-                    account_tabs.setdefault(logins[(j // TABS_PER_ACCOUNT) % len(logins)][0], []).append(tab)
+                    account_tabs.setdefault(
+                        logins[(j // TABS_PER_ACCOUNT) % len(logins)][0], []
+                    ).append(tab)
             del account_id, login
         await asyncio.sleep(1.0)
         for t in tabs:
@@ -513,13 +611,21 @@ async def measure(base: str, proc: subprocess.Popen, rec: dict, levels: list[int
             extra, ms = await open_tab(base, rec, login)
             hydrate_times.append(ms)
             await extra.socket.close()
-        row = {"tabs": n, **usage, "frames_to_idle_tabs": pushed_frames, "probe": p50_95(probe_times),
-               "hydrate": p50_95(hydrate_times)}
+        row = {
+            "tabs": n,
+            **usage,
+            "frames_to_idle_tabs": pushed_frames,
+            "probe": p50_95(probe_times),
+            "hydrate": p50_95(hydrate_times),
+        }
         if logins is not None and db_url is not None and push_rounds:
             account_id = logins[0][0]
-            row["push_to_all_tabs"] = {**p50_95(await push_phase(account_tabs[account_id], account_id, db_url,
-                                                                push_rounds)),
-                                       "tabs_of_account": len(account_tabs[account_id])}
+            row["push_to_all_tabs"] = {
+                **p50_95(
+                    await push_phase(account_tabs[account_id], account_id, db_url, push_rounds)
+                ),
+                "tabs_of_account": len(account_tabs[account_id]),
+            }
         results.append(row)
         print(json.dumps(row), flush=True)
     for t in tabs:
@@ -531,64 +637,116 @@ async def measure(base: str, proc: subprocess.Popen, rec: dict, levels: list[int
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--tabs", default="1,25,100", help="idle tab counts, ramped up (default 1,25,100)")
-    parser.add_argument("--idle", type=float, default=8.0, help="seconds of idle measurement per level")
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--tabs", default="1,25,100", help="idle tab counts, ramped up (default 1,25,100)"
+    )
+    parser.add_argument(
+        "--idle", type=float, default=8.0, help="seconds of idle measurement per level"
+    )
     parser.add_argument("--probes", type=int, default=30)
     parser.add_argument("--hydrates", type=int, default=15)
     parser.add_argument("--push-rounds", type=int, default=10)
     parser.add_argument("--active-users", type=int, default=20)
     parser.add_argument("--active-seconds", type=float, default=20.0)
-    parser.add_argument("--think", type=float, default=2.0, help="seconds between a user's submissions")
-    parser.add_argument("--max-parallel", type=int, default=32, help="jobs each generation worker runs at once")
-    parser.add_argument("--postgres", default="", help="serve Workroom on a scratch database on this server")
-    parser.add_argument("--workers", type=int, default=1, help="web workers (2+ needs Redis: --redis)")
+    parser.add_argument(
+        "--think", type=float, default=2.0, help="seconds between a user's submissions"
+    )
+    parser.add_argument(
+        "--max-parallel", type=int, default=32, help="jobs each generation worker runs at once"
+    )
+    parser.add_argument(
+        "--postgres", default="", help="serve Workroom on a scratch database on this server"
+    )
+    parser.add_argument(
+        "--workers", type=int, default=1, help="web workers (2+ needs Redis: --redis)"
+    )
     parser.add_argument("--redis", default="", help="REFLEX_REDIS_URL for --workers 2+")
     parser.add_argument("--no-bare", action="store_true", help="skip the bare Reflex floor")
-    parser.add_argument("--write", action="store_true", help="write the figures into docs/benchmarks.md")
+    parser.add_argument(
+        "--write", action="store_true", help="write the figures into docs/benchmarks.md"
+    )
     args = parser.parse_args(argv)
     levels = sorted({int(x) for x in args.tabs.split(",") if x.strip()})
     load_before = load_average()
     run_dir = Path(tempfile.mkdtemp(prefix="bench-live-"))
-    report: dict = {"levels": levels, "machine": f"{cpu_model(platform.processor())}, {os.cpu_count()} CPUs",
-                    "load_before": round(load_before, 2)}
+    report: dict = {
+        "levels": levels,
+        "machine": f"{cpu_model(platform.processor())}, {os.cpu_count()} CPUs",
+        "load_before": round(load_before, 2),
+    }
     with contextlib.ExitStack() as stack:
         if args.postgres:
-            db_url = stack.enter_context(scratch_postgres(args.postgres)).render_as_string(hide_password=False)
+            db_url = stack.enter_context(scratch_postgres(args.postgres)).render_as_string(
+                hide_password=False
+            )
             db_url = db_url.replace("postgresql+psycopg://", "postgresql://")
         else:
             db_url = f"sqlite:///{run_dir / 'bench.db'}"
         accounts_needed = max(args.active_users, max(levels) // TABS_PER_ACCOUNT + 1) + 1
         logins = prepare_database(db_url, accounts_needed)
         sql_dir = str(run_dir / "sql")
-        extra_env = {"WORKROOM_SQL_COUNT_DIR": sql_dir, "WORKROOM_LOCAL_RENDER_SECONDS": "0.3",
-                     "WORKROOM_WORKER_MAX_PARALLEL": str(args.max_parallel)}
+        extra_env = {
+            "WORKROOM_SQL_COUNT_DIR": sql_dir,
+            "WORKROOM_LOCAL_RENDER_SECONDS": "0.3",
+            "WORKROOM_WORKER_MAX_PARALLEL": str(args.max_parallel),
+        }
         if args.workers > 1:
             if not args.redis:
                 sys.exit("--workers 2+ needs --redis")
             extra_env.update({"REFLEX_REDIS_URL": args.redis, "GRANIAN_WORKERS": str(args.workers)})
         try:
-            base, proc = start_e2e_app(run_dir / "app", db_url, _bun_dir(), render_seconds="0.3",
-                                       extra_env=extra_env)
+            base, proc = start_e2e_app(
+                run_dir / "app", db_url, _bun_dir(), render_seconds="0.3", extra_env=extra_env
+            )
         except AppDidNotStart as exc:
             sys.exit("the app did not start:\n" + exc.log_tail)
         stack.callback(_stop, proc)
-        rec = record(base, email="bench-0@example.com", password=PASSWORD, path="/generate",
-                     click="[data-testid=generate-button]")
-        probe_frame = json.dumps(["event", {"name": f"{GENERATE_STATE}.dismiss_error", "payload": {},
-                                            "router_data": {"pathname": "/generate", "asPath": "/generate"}}],
-                                 separators=(",", ":"))
+        rec = record(
+            base,
+            email="bench-0@example.com",
+            password=PASSWORD,
+            path="/generate",
+            click="[data-testid=generate-button]",
+        )
+        probe_frame = json.dumps(
+            [
+                "event",
+                {
+                    "name": f"{GENERATE_STATE}.dismiss_error",
+                    "payload": {},
+                    "router_data": {"pathname": "/generate", "asPath": "/generate"},
+                },
+            ],
+            separators=(",", ":"),
+        )
         probe_frame = "42/_event," + probe_frame
         print("workroom:", base, "database:", db_url.split("@")[-1], flush=True)
-        workroom = asyncio.run(measure(
-            base, proc, rec, levels, idle=args.idle, probes=args.probes, hydrates=args.hydrates,
-            logins=logins[1:], sql_dir=sql_dir, probe_frame=probe_frame, db_url=db_url,
-            push_rounds=args.push_rounds,
-        ))
+        workroom = asyncio.run(
+            measure(
+                base,
+                proc,
+                rec,
+                levels,
+                idle=args.idle,
+                probes=args.probes,
+                hydrates=args.hydrates,
+                logins=logins[1:],
+                sql_dir=sql_dir,
+                probe_frame=probe_frame,
+                db_url=db_url,
+                push_rounds=args.push_rounds,
+            )
+        )
         report["workroom"] = workroom
         if args.active_users:
-            active = asyncio.run(active_phase(base, rec, logins[1:], args.active_users, args.active_seconds,
-                                              args.think))
+            active = asyncio.run(
+                active_phase(
+                    base, rec, logins[1:], args.active_users, args.active_seconds, args.think
+                )
+            )
             active["ledger_check"] = ledger_check(db_url)
             report["active"] = active
             print(json.dumps(active), flush=True)
@@ -597,10 +755,22 @@ def main(argv: list[str] | None = None) -> int:
             bare_url, bare_proc = start_bare(run_dir)
             stack.callback(_stop, bare_proc)
             bare_rec = record(bare_url, email=None, password=None, path="/", click="#increment")
-            bare = asyncio.run(measure(
-                bare_url, bare_proc, bare_rec, levels, idle=args.idle, probes=args.probes, hydrates=args.hydrates,
-                logins=None, sql_dir=None, probe_frame=bare_rec["click"], db_url=None, push_rounds=0,
-            ))
+            bare = asyncio.run(
+                measure(
+                    bare_url,
+                    bare_proc,
+                    bare_rec,
+                    levels,
+                    idle=args.idle,
+                    probes=args.probes,
+                    hydrates=args.hydrates,
+                    logins=None,
+                    sql_dir=None,
+                    probe_frame=bare_rec["click"],
+                    db_url=None,
+                    push_rounds=0,
+                )
+            )
             report["bare"] = bare
             _stop(bare_proc)
     report["load_after"] = round(load_average(), 2)
@@ -651,11 +821,14 @@ def render(report: dict) -> list[str]:
             )
     if "active" in report:
         a = report["active"]
-        lines += ["", f"Active: {a['users']} users submitting 1-credit generations: {a['submits_per_s']} submits/s, "
-                      f"submit → new balance on the socket p50 {a['submit_to_balance']['p50_ms']} ms, "
-                      f"p95 {a['submit_to_balance']['p95_ms']} ms, {a['errors']} errors, "
-                      f"{a['refused']} refused by the plan's limit of jobs at once; "
-                      f"`workroom ledger check` after: {a['ledger_check']}."]
+        lines += [
+            "",
+            f"Active: {a['users']} users submitting 1-credit generations: {a['submits_per_s']} submits/s, "
+            f"submit → new balance on the socket p50 {a['submit_to_balance']['p50_ms']} ms, "
+            f"p95 {a['submit_to_balance']['p95_ms']} ms, {a['errors']} errors, "
+            f"{a['refused']} refused by the plan's limit of jobs at once; "
+            f"`workroom ledger check` after: {a['ledger_check']}.",
+        ]
     return lines
 
 

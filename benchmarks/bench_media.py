@@ -50,15 +50,41 @@ def main() -> None:
     audio = tone_wav(float(lip_s), rate=16000)
     clip = clip_mp4(float(clip_s), size=(320, 180))
     cases = [
-        (f"video {video_s} s 1080p", lambda: renderers.render(
-            "video/veo3", {"prompt": "waves", "resolution": "1080p", "duration": video_s})),
-        (f"lip sync {lip_s} s, picture + WAV", lambda: renderers.render(
-            "lip_sync/standard", {"resolution": "720p", "source": _uri(png, "image/png"),
-                                  "audio": _uri(audio, "audio/wav")})),
-        (f"face swap video {clip_s} s clip", lambda: renderers.render(
-            "face_swap/video", {"mode": "video", "resolution": "720p", "face": _uri(png, "image/png"),
-                                "target": _uri(clip, "video/mp4")})),
-        ("4 images 1K", lambda: renderers.render("image/flux_pro", {"prompt": "x", "resolution": "1K", "count": 4})),
+        (
+            f"video {video_s} s 1080p",
+            lambda: renderers.render(
+                "video/veo3", {"prompt": "waves", "resolution": "1080p", "duration": video_s}
+            ),
+        ),
+        (
+            f"lip sync {lip_s} s, picture + WAV",
+            lambda: renderers.render(
+                "lip_sync/standard",
+                {
+                    "resolution": "720p",
+                    "source": _uri(png, "image/png"),
+                    "audio": _uri(audio, "audio/wav"),
+                },
+            ),
+        ),
+        (
+            f"face swap video {clip_s} s clip",
+            lambda: renderers.render(
+                "face_swap/video",
+                {
+                    "mode": "video",
+                    "resolution": "720p",
+                    "face": _uri(png, "image/png"),
+                    "target": _uri(clip, "video/mp4"),
+                },
+            ),
+        ),
+        (
+            "4 images 1K",
+            lambda: renderers.render(
+                "image/flux_pro", {"prompt": "x", "resolution": "1K", "count": 4}
+            ),
+        ),
     ]
     results = {"load_average_start": round(load_average(), 2), "fast": args.fast, "cases": {}}
     print(f"load average at start: {results['load_average_start']}")
@@ -77,7 +103,9 @@ def main() -> None:
         results["cases"][f"measure {name}"] = {"ms": round(ms, 2)}
     results["max_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024
     results["load_average_end"] = round(load_average(), 2)
-    print(f"peak memory of the process: {results['max_rss_mb']} MB; load average at end: {results['load_average_end']}")
+    print(
+        f"peak memory of the process: {results['max_rss_mb']} MB; load average at end: {results['load_average_end']}"
+    )
     print(json.dumps({"benchmark": "media", **results}))
 
 

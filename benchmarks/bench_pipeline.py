@@ -33,7 +33,13 @@ sys.path.insert(0, str(REPO))
 from benchmarks._common import cpu_model, load_average, scratch_postgres, write_section  # noqa: E402
 
 HEADING = "## Generation pipeline (bench_pipeline)"
-REQUEST = {"feature": "image", "model": "flux_schnell", "resolution": "1K", "count": "1", "prompt": "bench"}
+REQUEST = {
+    "feature": "image",
+    "model": "flux_schnell",
+    "resolution": "1K",
+    "count": "1",
+    "prompt": "bench",
+}
 
 
 class StandInProvider:
@@ -90,14 +96,30 @@ def prepare(url: str, n: int) -> list[int]:
     upgrade(engine)
     with write_session(engine) as s:
         for i in range(n):
-            s.add(Account(email=f"pipe-{i}@example.com", password_hash="x", display_name=f"Pipe {i}",
-                          role="user", timezone="UTC", created_at=clock.now()))
+            s.add(
+                Account(
+                    email=f"pipe-{i}@example.com",
+                    password_hash="x",
+                    display_name=f"Pipe {i}",
+                    role="user",
+                    timezone="UTC",
+                    created_at=clock.now(),
+                )
+            )
     with write_session(engine) as s:
         rows = s.exec(select(Account.id).where(Account.email.like("pipe-%"))).all()
         ids = [r if isinstance(r, int) else r[0] for r in rows]
         for account_id in ids:
-            ledger.grant(s, account_id, 100, action_type="staff_adjustment", source="staff",
-                         idempotency_key=f"pipe-{account_id}", reason="benchmark", actor_id=ids[0])
+            ledger.grant(
+                s,
+                account_id,
+                100,
+                action_type="staff_adjustment",
+                source="staff",
+                idempotency_key=f"pipe-{account_id}",
+                reason="benchmark",
+                actor_id=ids[0],
+            )
     engine.dispose()
     return ids
 
@@ -119,17 +141,30 @@ async def run(url: str, ids: list[int], seconds: float, media_dir: Path) -> dict
     engine = db.get_engine(url)
     provider = StandInProvider(seconds)
     stop = asyncio.Event()
-    worker = asyncio.ensure_future(run_worker(stop, engine=engine, provider=provider, billing_interval=0,
-                                              start_local_service=False))
+    worker = asyncio.ensure_future(
+        run_worker(
+            stop, engine=engine, provider=provider, billing_interval=0, start_local_service=False
+        )
+    )
     await asyncio.sleep(1.0)
 
     def submit(account_id: int) -> None:
         with write_session(engine) as s:
-            jobs.submit(s, account_id, REQUEST, client_request_id=f"pipe-{account_id}", provider=provider.name)
+            jobs.submit(
+                s,
+                account_id,
+                REQUEST,
+                client_request_id=f"pipe-{account_id}",
+                provider=provider.name,
+            )
 
     def count(status: str) -> int:
         with read_session(engine) as s:
-            row = s.exec(select(func.count()).select_from(GenerationJob).where(GenerationJob.status == status)).one()
+            row = s.exec(
+                select(func.count())
+                .select_from(GenerationJob)
+                .where(GenerationJob.status == status)
+            ).one()
             return row if isinstance(row, int) else row[0]
 
     t_submit = time.monotonic()
@@ -157,18 +192,27 @@ async def run(url: str, ids: list[int], seconds: float, media_dir: Path) -> dict
     dispatch = [(b - a).total_seconds() * 1000 for a, b in rows if b is not None]
     db.dispose_engines()
     return {
-        "jobs": len(ids), "job_seconds": seconds, "submit_seconds": round(submit_seconds, 1),
-        "dispatch_p50_ms": round(statistics.median(dispatch), 1), "dispatch_p95_ms": round(pct(dispatch, 95), 1),
-        "in_flight": in_flight, "worker_cpu_pct_in_flight": round(cpu_pct, 1),
-        "status_polls_per_s": round(polls_per_s, 1), "all_running_s": round(all_running, 1),
+        "jobs": len(ids),
+        "job_seconds": seconds,
+        "submit_seconds": round(submit_seconds, 1),
+        "dispatch_p50_ms": round(statistics.median(dispatch), 1),
+        "dispatch_p95_ms": round(pct(dispatch, 95), 1),
+        "in_flight": in_flight,
+        "worker_cpu_pct_in_flight": round(cpu_pct, 1),
+        "status_polls_per_s": round(polls_per_s, 1),
+        "all_running_s": round(all_running, 1),
         "all_done_s": round(all_done, 1),
     }
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--jobs", type=int, default=200)
-    parser.add_argument("--seconds", type=float, default=10.0, help="how long each stand-in job takes")
+    parser.add_argument(
+        "--seconds", type=float, default=10.0, help="how long each stand-in job takes"
+    )
     parser.add_argument("--postgres", default="")
     parser.add_argument("--write", action="store_true")
     args = parser.parse_args(argv)
@@ -181,23 +225,35 @@ def main(argv: list[str] | None = None) -> int:
     load_before = load_average()
     with contextlib.ExitStack() as stack:
         if args.postgres:
-            url = stack.enter_context(scratch_postgres(args.postgres)).render_as_string(hide_password=False)
+            url = stack.enter_context(scratch_postgres(args.postgres)).render_as_string(
+                hide_password=False
+            )
         else:
             url = f"sqlite:///{run_dir / 'pipe.db'}"
         from workroom_app import db
 
-        os.environ["WORKROOM_DATABASE_URL"] = url  # db.get_engine() (the clock, ...) uses the same database
+        os.environ["WORKROOM_DATABASE_URL"] = (
+            url  # db.get_engine() (the clock, ...) uses the same database
+        )
         settings.get_settings.cache_clear()
         ids = prepare(url, args.jobs)
         result = asyncio.run(run(url, ids, args.seconds, run_dir / "media"))
-    result.update({"database": "postgresql" if args.postgres else "sqlite", "load_before": round(load_before, 2),
-                   "load_after": round(load_average(), 2), "machine": f"{cpu_model()}, {os.cpu_count()} CPUs"})
-    line = (f"{result['jobs']} jobs of {result['job_seconds']:g} s on {result['database']}: queued → dispatched "
-            f"p50 {result['dispatch_p50_ms']} ms, p95 {result['dispatch_p95_ms']} ms; {result['in_flight']} in flight "
-            f"in one worker process at {result['worker_cpu_pct_in_flight']} % CPU "
-            f"({result['status_polls_per_s']} status polls/s); all done after {result['all_done_s']} s "
-            f"(submitting took {result['submit_seconds']} s). {result['machine']}, shared, load "
-            f"{result['load_before']} → {result['load_after']}.")
+    result.update(
+        {
+            "database": "postgresql" if args.postgres else "sqlite",
+            "load_before": round(load_before, 2),
+            "load_after": round(load_average(), 2),
+            "machine": f"{cpu_model()}, {os.cpu_count()} CPUs",
+        }
+    )
+    line = (
+        f"{result['jobs']} jobs of {result['job_seconds']:g} s on {result['database']}: queued → dispatched "
+        f"p50 {result['dispatch_p50_ms']} ms, p95 {result['dispatch_p95_ms']} ms; {result['in_flight']} in flight "
+        f"in one worker process at {result['worker_cpu_pct_in_flight']} % CPU "
+        f"({result['status_polls_per_s']} status polls/s); all done after {result['all_done_s']} s "
+        f"(submitting took {result['submit_seconds']} s). {result['machine']}, shared, load "
+        f"{result['load_before']} → {result['load_after']}."
+    )
     print(line)
     print(json.dumps({"bench": "pipeline", **result}, separators=(",", ":")))
     if args.write:

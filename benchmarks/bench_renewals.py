@@ -61,39 +61,118 @@ CHUNK = 5000
 
 def _load(engine, count: int) -> None:
     plan = catalog.get_catalog().plan("pro")
-    rows_acc, rows_bal, rows_sub, rows_card, rows_pm, rows_grant, rows_entry = ([] for _ in range(7))
+    rows_acc, rows_bal, rows_sub, rows_card, rows_pm, rows_grant, rows_entry = (
+        [] for _ in range(7)
+    )
     for i in range(1, count + 1):
-        rows_acc.append(dict(id=i, email=f"bench{i}@example.com", password_hash="x", display_name="",
-                             role="user", timezone="UTC", created_at=START))
-        rows_bal.append(dict(account_id=i, balance=plan.monthly_credits, next_expiry_at=DUE, updated_at=START))
-        rows_sub.append(dict(id=i, account_id=i, plan_key="pro", status="active", gateway="local",
-                             gateway_subscription_id=None, anchor_day=31, current_period_start=START,
-                             current_period_end=DUE, cancel_at_period_end=False, failed_attempts=0,
-                             next_retry_at=None, created_at=START, updated_at=START, ended_at=None))
+        rows_acc.append(
+            dict(
+                id=i,
+                email=f"bench{i}@example.com",
+                password_hash="x",
+                display_name="",
+                role="user",
+                timezone="UTC",
+                created_at=START,
+            )
+        )
+        rows_bal.append(
+            dict(account_id=i, balance=plan.monthly_credits, next_expiry_at=DUE, updated_at=START)
+        )
+        rows_sub.append(
+            dict(
+                id=i,
+                account_id=i,
+                plan_key="pro",
+                status="active",
+                gateway="local",
+                gateway_subscription_id=None,
+                anchor_day=31,
+                current_period_start=START,
+                current_period_end=DUE,
+                cancel_at_period_end=False,
+                failed_attempts=0,
+                next_retry_at=None,
+                created_at=START,
+                updated_at=START,
+                ended_at=None,
+            )
+        )
         token = f"card_local_bench{i:08d}"
-        rows_card.append(dict(token=token, account_id=i, brand="visa", last4="4242", exp_month=12,
-                              exp_year=2030, behaviour="ok", created_at=START))
-        rows_pm.append(dict(account_id=i, gateway="local", gateway_ref=token, brand="visa", last4="4242",
-                            exp_month=12, exp_year=2030, is_default=True, created_at=START, removed_at=None))
-        rows_grant.append(dict(id=i, account_id=i, source=GrantSource.SUBSCRIPTION.value,
-                               amount_granted=plan.monthly_credits, amount_left=plan.monthly_credits,
-                               expires_at=DUE, subscription_id=i, created_at=START, closed_at=None))
-        rows_entry.append(dict(account_id=i, action_type=ActionType.SUBSCRIPTION_CREDITS.value, feature=None,
-                               amount=plan.monthly_credits, balance_after=plan.monthly_credits,
-                               reference_type="subscription", reference_id=str(i),
-                               idempotency_key=f"bench-activation:{i}", reason=None, actor_id=None,
-                               draws=f"[[{i},{plan.monthly_credits}]]", created_at=START))
+        rows_card.append(
+            dict(
+                token=token,
+                account_id=i,
+                brand="visa",
+                last4="4242",
+                exp_month=12,
+                exp_year=2030,
+                behaviour="ok",
+                created_at=START,
+            )
+        )
+        rows_pm.append(
+            dict(
+                account_id=i,
+                gateway="local",
+                gateway_ref=token,
+                brand="visa",
+                last4="4242",
+                exp_month=12,
+                exp_year=2030,
+                is_default=True,
+                created_at=START,
+                removed_at=None,
+            )
+        )
+        rows_grant.append(
+            dict(
+                id=i,
+                account_id=i,
+                source=GrantSource.SUBSCRIPTION.value,
+                amount_granted=plan.monthly_credits,
+                amount_left=plan.monthly_credits,
+                expires_at=DUE,
+                subscription_id=i,
+                created_at=START,
+                closed_at=None,
+            )
+        )
+        rows_entry.append(
+            dict(
+                account_id=i,
+                action_type=ActionType.SUBSCRIPTION_CREDITS.value,
+                feature=None,
+                amount=plan.monthly_credits,
+                balance_after=plan.monthly_credits,
+                reference_type="subscription",
+                reference_id=str(i),
+                idempotency_key=f"bench-activation:{i}",
+                reason=None,
+                actor_id=None,
+                draws=f"[[{i},{plan.monthly_credits}]]",
+                created_at=START,
+            )
+        )
         if len(rows_acc) == CHUNK or i == count:
             with engine.begin() as conn:
-                for table, rows in ((Account, rows_acc), (AccountBalance, rows_bal), (Subscription, rows_sub),
-                                    (LocalCard, rows_card), (PaymentMethod, rows_pm), (CreditGrant, rows_grant),
-                                    (LedgerEntry, rows_entry)):
+                for table, rows in (
+                    (Account, rows_acc),
+                    (AccountBalance, rows_bal),
+                    (Subscription, rows_sub),
+                    (LocalCard, rows_card),
+                    (PaymentMethod, rows_pm),
+                    (CreditGrant, rows_grant),
+                    (LedgerEntry, rows_entry),
+                ):
                     conn.execute(insert(table.__table__), rows)
                     rows.clear()
     if engine.dialect.name == "postgresql":
         with engine.begin() as conn:
             for table in ("account", "subscription", "credit_grant"):
-                conn.execute(text(f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), {count})"))
+                conn.execute(
+                    text(f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), {count})")
+                )
             # What autovacuum does after a bulk load: statistics for the tables
             # just filled, and ONLY those. A database-wide ANALYZE also recorded
             # the still-empty invoice/local_charge/invoice_line tables as 0 rows,
@@ -104,25 +183,45 @@ def _load(engine, count: int) -> None:
             # scans of the growing invoice table per renewal: 85/s fell to 27/s.
             # Autovacuum never analyzes an empty table, so production does not
             # get into that state.
-            conn.execute(text("ANALYZE account, account_balance, subscription, local_card, "
-                              "payment_method, credit_grant, ledger_entry"))
+            conn.execute(
+                text(
+                    "ANALYZE account, account_balance, subscription, local_card, "
+                    "payment_method, credit_grant, ledger_entry"
+                )
+            )
 
 
 def _verify(engine, count: int) -> list[str]:
     problems = []
     with db.read_session(engine) as s:
         conn = s.connection()
-        paid = conn.execute(select(func.count()).select_from(Invoice.__table__)
-                            .where(Invoice.__table__.c.status == "paid")).scalar_one()
-        monthly = conn.execute(select(func.count()).select_from(LedgerEntry.__table__).where(
-            LedgerEntry.__table__.c.action_type == ActionType.MONTHLY_CREDITS.value)).scalar_one()
-        expiry = conn.execute(select(func.count()).select_from(LedgerEntry.__table__).where(
-            LedgerEntry.__table__.c.action_type == ActionType.EXPIRY.value)).scalar_one()
+        paid = conn.execute(
+            select(func.count())
+            .select_from(Invoice.__table__)
+            .where(Invoice.__table__.c.status == "paid")
+        ).scalar_one()
+        monthly = conn.execute(
+            select(func.count())
+            .select_from(LedgerEntry.__table__)
+            .where(LedgerEntry.__table__.c.action_type == ActionType.MONTHLY_CREDITS.value)
+        ).scalar_one()
+        expiry = conn.execute(
+            select(func.count())
+            .select_from(LedgerEntry.__table__)
+            .where(LedgerEntry.__table__.c.action_type == ActionType.EXPIRY.value)
+        ).scalar_one()
         mails = conn.execute(select(func.count()).select_from(OutboxEmail.__table__)).scalar_one()
-        still_due = conn.execute(select(func.count()).select_from(Subscription.__table__).where(
-            Subscription.__table__.c.current_period_end <= NOW)).scalar_one()
-        for name, got in (("paid invoices", paid), ("monthly credit rows", monthly), ("expiry rows", expiry),
-                          ("receipts", mails)):
+        still_due = conn.execute(
+            select(func.count())
+            .select_from(Subscription.__table__)
+            .where(Subscription.__table__.c.current_period_end <= NOW)
+        ).scalar_one()
+        for name, got in (
+            ("paid invoices", paid),
+            ("monthly credit rows", monthly),
+            ("expiry rows", expiry),
+            ("receipts", mails),
+        ):
             if got != count:
                 problems.append(f"{name}: {got} != {count}")
         if still_due:
@@ -139,8 +238,13 @@ def run_one(engine, count: int, batch_size: int, workers: int = 1) -> dict:
     with clock.pinned(NOW):
         report = subscriptions.renew_due(engine, batch_size=batch_size, workers=workers)
     problems = _verify(engine, count)
-    return dict(load_s=load_s, seconds=report.elapsed_seconds, renewed=report.renewed,
-                errors=len(report.errors), problems=problems)
+    return dict(
+        load_s=load_s,
+        seconds=report.elapsed_seconds,
+        renewed=report.renewed,
+        errors=len(report.errors),
+        problems=problems,
+    )
 
 
 def _sqlite(count: int, batch_size: int) -> dict:
@@ -172,8 +276,10 @@ def _machine() -> str:
     ram = ram_gib()
     mem = "" if ram is None else f", {ram:.1f} GiB RAM"
     cpu = cpu_model(platform.processor() or platform.machine())
-    return (f"{os.cpu_count()} CPUs ({cpu}){mem}, Linux {platform.release()}, Python {platform.python_version()}, "
-            f"SQLite {sqlite3.sqlite_version}; load average at start {load_average():.2f} (the machine is shared)")
+    return (
+        f"{os.cpu_count()} CPUs ({cpu}){mem}, Linux {platform.release()}, Python {platform.python_version()}, "
+        f"SQLite {sqlite3.sqlite_version}; load average at start {load_average():.2f} (the machine is shared)"
+    )
 
 
 def main() -> int:
@@ -214,8 +320,10 @@ def main() -> int:
     ]
     for name, r in results.items():
         ok = "clean" if not r["problems"] and not r["errors"] else "; ".join(r["problems"][:3])
-        lines.append(f"| {name} | {r['renewed']:,} | {r['seconds']:.1f} | {r['renewed'] / r['seconds']:,.0f} "
-                     f"| {r['errors']} | {ok} |")
+        lines.append(
+            f"| {name} | {r['renewed']:,} | {r['seconds']:.1f} | {r['renewed'] / r['seconds']:,.0f} "
+            f"| {r['errors']} | {ok} |"
+        )
     lines.append("")
     section = "\n".join(lines)
     print(section)
@@ -231,7 +339,7 @@ def _write_docs(section: str) -> None:
     if head in current:
         before, rest = current.split(head, 1)
         nxt = rest.find("\n## ")
-        after = rest[nxt + 1:] if nxt >= 0 else ""
+        after = rest[nxt + 1 :] if nxt >= 0 else ""
         current = before + section + ("\n" + after if after else "")
     else:
         current = current.rstrip("\n") + "\n\n" + section

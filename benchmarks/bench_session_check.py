@@ -80,25 +80,41 @@ def _per_event(token: str, n: int, with_guard: bool) -> list[float]:
     from workroom_app.state.session import SessionState
 
     client_token = str(uuid.uuid4())
-    router = {"pathname": "/login", "asPath": "/login", "query": {}, "ip": "127.0.0.1", "token": client_token,
-              "headers": {"cookie": f"workroom_session={token}"}}
+    router = {
+        "pathname": "/login",
+        "asPath": "/login",
+        "query": {},
+        "ip": "127.0.0.1",
+        "token": client_token,
+        "headers": {"cookie": f"workroom_session={token}"},
+    }
 
     def event(state_cls, handler):
-        return Event(name=f"{state_cls.get_full_name()}.{handler}", payload={}, router_data=dict(router))
+        return Event(
+            name=f"{state_cls.get_full_name()}.{handler}", payload={}, router_data=dict(router)
+        )
 
     async def main() -> list[float]:
-        processor = BaseStateEventProcessor(backend_exception_handler=workroom.app.backend_exception_handler,
-                                            middleware=workroom.app if with_guard else None)
+        processor = BaseStateEventProcessor(
+            backend_exception_handler=workroom.app.backend_exception_handler,
+            middleware=workroom.app if with_guard else None,
+        )
         processor.configure(state_manager=StateManagerMemory())
         out = []
         async with processor:
-            await (await processor.enqueue(client_token, event(SessionState, "refresh_balance"))).wait_all()
+            await (
+                await processor.enqueue(client_token, event(SessionState, "refresh_balance"))
+            ).wait_all()
             await (await processor.enqueue(client_token, event(SessionState, "guard"))).wait_all()
             for _ in range(20):  # warm up
-                await (await processor.enqueue(client_token, event(AuthState, "clear_error"))).wait_all()
+                await (
+                    await processor.enqueue(client_token, event(AuthState, "clear_error"))
+                ).wait_all()
             for _ in range(n):
                 t0 = time.perf_counter()
-                await (await processor.enqueue(client_token, event(AuthState, "clear_error"))).wait_all()
+                await (
+                    await processor.enqueue(client_token, event(AuthState, "clear_error"))
+                ).wait_all()
                 out.append((time.perf_counter() - t0) * 1000)
         return out
 
@@ -113,9 +129,12 @@ def measure(url: str, n: int) -> dict:
         without = _per_event(token, n, with_guard=False)
         with_guard = _per_event(token, n, with_guard=True)
         return {
-            "check_p50_ms": statistics.median(alone), "check_p95_ms": _pct(alone, 0.95),
-            "event_without_p50_ms": statistics.median(without), "event_without_p95_ms": _pct(without, 0.95),
-            "event_with_p50_ms": statistics.median(with_guard), "event_with_p95_ms": _pct(with_guard, 0.95),
+            "check_p50_ms": statistics.median(alone),
+            "check_p95_ms": _pct(alone, 0.95),
+            "event_without_p50_ms": statistics.median(without),
+            "event_without_p95_ms": _pct(without, 0.95),
+            "event_with_p50_ms": statistics.median(with_guard),
+            "event_with_p95_ms": _pct(with_guard, 0.95),
             "load": floor_a,
         }
     finally:
@@ -147,26 +166,36 @@ def main() -> None:
             f"{r['event_with_p50_ms'] - r['event_without_p50_ms']:+.2f} | {r['load']:.1f} |"
         )
         print(engine_name, {k: round(v, 3) for k, v in r.items()})
-    print(json.dumps({"bench": "session_check", "events": args.events,
-                      "results": {k: {m: round(v, 4) for m, v in r.items()} for k, r in results.items()}}))
+    print(
+        json.dumps(
+            {
+                "bench": "session_check",
+                "events": args.events,
+                "results": {k: {m: round(v, 4) for m, v in r.items()} for k, r in results.items()},
+            }
+        )
+    )
     if args.no_docs:
         return
     stamp = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
-    write_section(HEADING, [
-        f"Measured {stamp} by `python -m benchmarks.bench_session_check --events {args.events}` on a shared "
-        f"machine ({os.cpu_count()} cores, {cpu_model('unknown CPU')}; load average at the start of each engine "
-        "in the table; other helpers' test runs were using the same 2 cores, so treat the figures as upper bounds).",
-        "",
-        "The check: `accounts.live_account_id`, one indexed query (auth_session ⨝ account by token hash) on a "
-        "worker thread, as `state/session_guard.py` runs it before every event of a signed-in tab. Per event: a "
-        "trivial handler (`AuthState.clear_error`) of a signed-in tab sent through Reflex's event processor "
-        "without the app's middleware (floor) and with it (the guard), in the same run.",
-        "",
-        "| engine | check alone p50 / p95 ms | event without guard p50 / p95 ms | event with guard p50 / p95 ms "
-        "| guard cost p50 ms | load |",
-        "|---|---:|---:|---:|---:|---:|",
-        *rows,
-    ])
+    write_section(
+        HEADING,
+        [
+            f"Measured {stamp} by `python -m benchmarks.bench_session_check --events {args.events}` on a shared "
+            f"machine ({os.cpu_count()} cores, {cpu_model('unknown CPU')}; load average at the start of each engine "
+            "in the table; other helpers' test runs were using the same 2 cores, so treat the figures as upper bounds).",
+            "",
+            "The check: `accounts.live_account_id`, one indexed query (auth_session ⨝ account by token hash) on a "
+            "worker thread, as `state/session_guard.py` runs it before every event of a signed-in tab. Per event: a "
+            "trivial handler (`AuthState.clear_error`) of a signed-in tab sent through Reflex's event processor "
+            "without the app's middleware (floor) and with it (the guard), in the same run.",
+            "",
+            "| engine | check alone p50 / p95 ms | event without guard p50 / p95 ms | event with guard p50 / p95 ms "
+            "| guard cost p50 ms | load |",
+            "|---|---:|---:|---:|---:|---:|",
+            *rows,
+        ],
+    )
 
 
 if __name__ == "__main__":

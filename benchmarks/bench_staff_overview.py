@@ -44,10 +44,24 @@ from workroom_app.schema import upgrade
 END = datetime(2026, 11, 30, tzinfo=UTC)
 NOW = END + timedelta(hours=6)
 ACCOUNTS = 2000
-ACTIONS = [("generation", -1), ("generation", -1), ("generation", -1), ("refund", 1), ("monthly_credits", 1),
-           ("expiry", -1), ("plan_change", -1), ("plan_change", 1), ("staff_adjustment", 1), ("trial_grant", 1)]
-JOB_KINDS = [("image", "flux_pro", "local"), ("image", "flux_schnell", "hosted"), ("video", "kling_2_1", "hosted"),
-             ("voiceover", "standard", "local")]
+ACTIONS = [
+    ("generation", -1),
+    ("generation", -1),
+    ("generation", -1),
+    ("refund", 1),
+    ("monthly_credits", 1),
+    ("expiry", -1),
+    ("plan_change", -1),
+    ("plan_change", 1),
+    ("staff_adjustment", 1),
+    ("trial_grant", 1),
+]
+JOB_KINDS = [
+    ("image", "flux_pro", "local"),
+    ("image", "flux_schnell", "hosted"),
+    ("video", "kling_2_1", "hosted"),
+    ("voiceover", "standard", "local"),
+]
 
 
 def _when(rng: random.Random) -> datetime:
@@ -58,48 +72,117 @@ def load(engine, n_ledger: int, n_invoices: int, n_jobs: int) -> None:
     rng = random.Random(7)
     batch = 50_000
     with engine.begin() as conn:
-        conn.execute(insert(Account.__table__), [
-            {"id": i, "email": f"u{i}@bench.test", "password_hash": "x", "display_name": "", "role": "user",
-             "timezone": "UTC", "created_at": END - timedelta(days=400)} for i in range(1, ACCOUNTS + 1)])
-        conn.execute(insert(Subscription.__table__), [
-            {"account_id": i, "plan_key": rng.choice(["starter", "pro", "studio"]),
-             "status": rng.choice(["active"] * 8 + ["past_due", "ended"]), "gateway": "local", "anchor_day": 1,
-             "current_period_start": END - timedelta(days=10), "current_period_end": END + timedelta(days=20),
-             "created_at": END - timedelta(days=300), "updated_at": END,
-             "ended_at": END - timedelta(days=rng.randint(1, 300))} for i in range(1, ACCOUNTS + 1)])
-        conn.execute(insert(CreditGrant.__table__), [
-            {"account_id": rng.randint(1, ACCOUNTS), "source": "monthly", "amount_granted": 3000,
-             "amount_left": rng.randint(0, 3000), "expires_at": END + timedelta(days=rng.randint(-10, 200)),
-             "created_at": END - timedelta(days=20)} for _ in range(20_000)])
+        conn.execute(
+            insert(Account.__table__),
+            [
+                {
+                    "id": i,
+                    "email": f"u{i}@bench.test",
+                    "password_hash": "x",
+                    "display_name": "",
+                    "role": "user",
+                    "timezone": "UTC",
+                    "created_at": END - timedelta(days=400),
+                }
+                for i in range(1, ACCOUNTS + 1)
+            ],
+        )
+        conn.execute(
+            insert(Subscription.__table__),
+            [
+                {
+                    "account_id": i,
+                    "plan_key": rng.choice(["starter", "pro", "studio"]),
+                    "status": rng.choice(["active"] * 8 + ["past_due", "ended"]),
+                    "gateway": "local",
+                    "anchor_day": 1,
+                    "current_period_start": END - timedelta(days=10),
+                    "current_period_end": END + timedelta(days=20),
+                    "created_at": END - timedelta(days=300),
+                    "updated_at": END,
+                    "ended_at": END - timedelta(days=rng.randint(1, 300)),
+                }
+                for i in range(1, ACCOUNTS + 1)
+            ],
+        )
+        conn.execute(
+            insert(CreditGrant.__table__),
+            [
+                {
+                    "account_id": rng.randint(1, ACCOUNTS),
+                    "source": "monthly",
+                    "amount_granted": 3000,
+                    "amount_left": rng.randint(0, 3000),
+                    "expires_at": END + timedelta(days=rng.randint(-10, 200)),
+                    "created_at": END - timedelta(days=20),
+                }
+                for _ in range(20_000)
+            ],
+        )
         for start in range(0, n_ledger, batch):
             rows = []
             for i in range(start, min(n_ledger, start + batch)):
                 action, sign = rng.choice(ACTIONS)
-                rows.append({"account_id": rng.randint(1, ACCOUNTS), "action_type": action,
-                             "amount": sign * rng.randint(1, 500), "balance_after": 1000,
-                             "idempotency_key": f"k{i}", "created_at": _when(rng)})
+                rows.append(
+                    {
+                        "account_id": rng.randint(1, ACCOUNTS),
+                        "action_type": action,
+                        "amount": sign * rng.randint(1, 500),
+                        "balance_after": 1000,
+                        "idempotency_key": f"k{i}",
+                        "created_at": _when(rng),
+                    }
+                )
             conn.execute(insert(LedgerEntry.__table__), rows)
         for start in range(0, n_invoices, batch):
-            conn.execute(insert(Invoice.__table__), [
-                {"account_id": i % ACCOUNTS + 1, "subscription_id": i % ACCOUNTS + 1, "seq": i + 1,
-                 "number": f"WR-{i}", "kind": rng.choice(["renewal"] * 6 + ["activation", "upgrade", "downgrade"]),
-                 "status": "paid", "amount_cents": rng.choice([1000, 3000, 8000]), "currency": "usd",
-                 "plan_key": rng.choice(["starter", "pro", "studio"]), "gateway": "local",
-                 "idempotency_key": f"inv{i}", "created_at": _when(rng)}
-                for i in range(start, min(n_invoices, start + batch))])
+            conn.execute(
+                insert(Invoice.__table__),
+                [
+                    {
+                        "account_id": i % ACCOUNTS + 1,
+                        "subscription_id": i % ACCOUNTS + 1,
+                        "seq": i + 1,
+                        "number": f"WR-{i}",
+                        "kind": rng.choice(
+                            ["renewal"] * 6 + ["activation", "upgrade", "downgrade"]
+                        ),
+                        "status": "paid",
+                        "amount_cents": rng.choice([1000, 3000, 8000]),
+                        "currency": "usd",
+                        "plan_key": rng.choice(["starter", "pro", "studio"]),
+                        "gateway": "local",
+                        "idempotency_key": f"inv{i}",
+                        "created_at": _when(rng),
+                    }
+                    for i in range(start, min(n_invoices, start + batch))
+                ],
+            )
         for start in range(0, n_jobs, batch):
             rows = []
             for i in range(start, min(n_jobs, start + batch)):
                 feature, model, provider = rng.choice(JOB_KINDS)
                 created = _when(rng)
                 status = rng.choice(["succeeded"] * 8 + ["failed", "timed_out"])
-                rows.append({"account_id": rng.randint(1, ACCOUNTS), "client_request_id": f"c{i}",
-                             "feature": feature, "model": model, "params_json": "{}", "cost": rng.randint(0, 200),
-                             "unlimited": False, "status": status, "progress": 100, "provider": provider,
-                             "created_at": created, "started_at": created + timedelta(seconds=1),
-                             "finished_at": created + timedelta(seconds=rng.randint(2, 120)),
-                             "deadline_at": created + timedelta(minutes=10), "updated_at": created,
-                             "refund_entry_id": 1 if status != "succeeded" else None})
+                rows.append(
+                    {
+                        "account_id": rng.randint(1, ACCOUNTS),
+                        "client_request_id": f"c{i}",
+                        "feature": feature,
+                        "model": model,
+                        "params_json": "{}",
+                        "cost": rng.randint(0, 200),
+                        "unlimited": False,
+                        "status": status,
+                        "progress": 100,
+                        "provider": provider,
+                        "created_at": created,
+                        "started_at": created + timedelta(seconds=1),
+                        "finished_at": created + timedelta(seconds=rng.randint(2, 120)),
+                        "deadline_at": created + timedelta(minutes=10),
+                        "updated_at": created,
+                        "refund_entry_id": 1 if status != "succeeded" else None,
+                    }
+                )
             conn.execute(insert(GenerationJob.__table__), rows)
 
 
@@ -121,7 +204,10 @@ def main() -> None:
             conn.exec_driver_sql("ANALYZE")
         load_s = time.perf_counter() - t
         load_before = load_average()
-        ranges = {"30 days": (END - timedelta(days=30), END), "12 months": (END - timedelta(days=365), END)}
+        ranges = {
+            "30 days": (END - timedelta(days=30), END),
+            "12 months": (END - timedelta(days=365), END),
+        }
         panels = {
             "money": lambda s, a, b: staff_metrics.money(s, a, b, NOW),
             "credits": lambda s, a, b: staff_metrics.credits(s, a, b, NOW),
@@ -130,10 +216,16 @@ def main() -> None:
         for label, (a, b) in ranges.items():
             with db.read_session(engine) as s:
                 t = time.perf_counter()
-                s.execute(select(func.count()).select_from(LedgerEntry).where(
-                    LedgerEntry.created_at >= a, LedgerEntry.created_at < b)).scalar()
+                s.execute(
+                    select(func.count())
+                    .select_from(LedgerEntry)
+                    .where(LedgerEntry.created_at >= a, LedgerEntry.created_at < b)
+                ).scalar()
                 floor = time.perf_counter() - t
-            results[f"floor count ledger {label}"] = {"p50_ms": round(floor * 1000, 1), "p95_ms": round(floor * 1000, 1)}
+            results[f"floor count ledger {label}"] = {
+                "p50_ms": round(floor * 1000, 1),
+                "p95_ms": round(floor * 1000, 1),
+            }
             for name, fn in panels.items():
                 for phase, runs in (("first", args.first_repeat), ("warm", args.repeat)):
                     times = []
@@ -148,13 +240,27 @@ def main() -> None:
                             times.append(time.perf_counter() - t)
                     times.sort()
                     p95 = times[max(0, -(-95 * len(times) // 100) - 1)]
-                    results[f"{name} {label} {phase}"] = {"p50_ms": round(statistics.median(times) * 1000, 1),
-                                                          "p95_ms": round(p95 * 1000, 1)}
+                    results[f"{name} {label} {phase}"] = {
+                        "p50_ms": round(statistics.median(times) * 1000, 1),
+                        "p95_ms": round(p95 * 1000, 1),
+                    }
         engine.dispose()
     for key, value in results.items():
         print(f"{key:38s} p50 {value['p50_ms']:>9,.1f} ms   p95 {value['p95_ms']:>9,.1f} ms")
-    print(json.dumps({"bench": "staff_overview", "engine": "sqlite", "ledger": args.ledger, "invoices": args.invoices,
-                      "jobs": args.jobs, "load_s": round(load_s, 1), "load_average": load_before, "panels": results}))
+    print(
+        json.dumps(
+            {
+                "bench": "staff_overview",
+                "engine": "sqlite",
+                "ledger": args.ledger,
+                "invoices": args.invoices,
+                "jobs": args.jobs,
+                "load_s": round(load_s, 1),
+                "load_average": load_before,
+                "panels": results,
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

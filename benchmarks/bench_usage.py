@@ -31,7 +31,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from sqlalchemy import text  # noqa: E402
 
-from benchmarks._common import DOCS, cpu_model, load_average, ram_gib, scratch_postgres, write_section  # noqa: E402
+from benchmarks._common import (
+    DOCS,
+    cpu_model,
+    load_average,
+    ram_gib,
+    scratch_postgres,
+    write_section,
+)  # noqa: E402
 
 from workroom_app import db  # noqa: E402
 from workroom_app.billing import usage  # noqa: E402
@@ -88,7 +95,10 @@ def _sqlite_ts(dt: datetime) -> str:
 
 def _accounts(n: int):
     created = START - timedelta(days=1)
-    return [(i, f"user{i}@bench.test", "x", "", "user", USER_TZ if i == 1 else "UTC", created) for i in range(1, n + 1)]
+    return [
+        (i, f"user{i}@bench.test", "x", "", "user", USER_TZ if i == 1 else "UTC", created)
+        for i in range(1, n + 1)
+    ]
 
 
 def load_sqlite(path: Path) -> tuple[float, int]:
@@ -103,7 +113,10 @@ def load_sqlite(path: Path) -> tuple[float, int]:
         "INSERT INTO account (id, email, password_hash, display_name, role, timezone, created_at) VALUES (?,?,?,?,?,?,?)",
         [a[:6] + (_sqlite_ts(a[6]),) for a in accounts],
     )
-    rows = ((a, act, f, amt, bal, key, _sqlite_ts(c)) for a, act, f, amt, bal, key, c in generate_rows(1, list(range(2, OTHER_ACCOUNTS + 2))))
+    rows = (
+        (a, act, f, amt, bal, key, _sqlite_ts(c))
+        for a, act, f, amt, bal, key, c in generate_rows(1, list(range(2, OTHER_ACCOUNTS + 2)))
+    )
     con.executemany(
         "INSERT INTO ledger_entry (account_id, action_type, feature, amount, balance_after, idempotency_key, created_at) VALUES (?,?,?,?,?,?,?)",
         rows,
@@ -122,7 +135,9 @@ def load_postgres(url: str) -> tuple[float, int]:
     conninfo = url.replace("postgresql+psycopg://", "postgresql://")
     with psycopg.connect(conninfo) as con:
         with con.cursor() as cur:
-            with cur.copy("COPY account (id, email, password_hash, display_name, role, timezone, created_at) FROM STDIN") as cp:
+            with cur.copy(
+                "COPY account (id, email, password_hash, display_name, role, timezone, created_at) FROM STDIN"
+            ) as cp:
                 for a in _accounts(OTHER_ACCOUNTS + 1):
                     cp.write_row(a)
             cur.execute("SELECT setval('account_id_seq', %s)", (OTHER_ACCOUNTS + 1,))
@@ -148,24 +163,40 @@ def measure(engine, runs: int) -> dict[str, tuple[float, float, int]]:
     """Timed cases -> (p50 ms, p95 ms, rows returned)."""
     with db.read_session(engine) as s:
         # A cursor 90,000 rows back: the user's own entry ids in time order.
-        ids = [r[0] for r in s.connection().execute(text(
-            "SELECT id FROM ledger_entry WHERE account_id = 1 ORDER BY created_at DESC, id DESC LIMIT 1 OFFSET 90000"
-        ))]
+        ids = [
+            r[0]
+            for r in s.connection().execute(
+                text(
+                    "SELECT id FROM ledger_entry WHERE account_id = 1 ORDER BY created_at DESC, id DESC LIMIT 1 OFFSET 90000"
+                )
+            )
+        ]
         deep_cursor = ids[0]
-        mid_cursor = s.connection().execute(text(
-            "SELECT id FROM ledger_entry WHERE account_id = 1 AND action_type = 'generation' "
-            "AND created_at < :t ORDER BY created_at DESC, id DESC LIMIT 1 OFFSET 500"
-        ), {"t": END - timedelta(days=150)}).scalar()
+        mid_cursor = (
+            s.connection()
+            .execute(
+                text(
+                    "SELECT id FROM ledger_entry WHERE account_id = 1 AND action_type = 'generation' "
+                    "AND created_at < :t ORDER BY created_at DESC, id DESC LIMIT 1 OFFSET 500"
+                ),
+                {"t": END - timedelta(days=150)},
+            )
+            .scalar()
+        )
     month_ago_half_year = (END - timedelta(days=180)).date()
-    filtered = UsageFilter(action_types=("generation",), date_from=month_ago_half_year,
-                           date_to=month_ago_half_year + timedelta(days=29))
+    filtered = UsageFilter(
+        action_types=("generation",),
+        date_from=month_ago_half_year,
+        date_to=month_ago_half_year + timedelta(days=29),
+    )
     cases = {
         "first page": dict(),
         "deep page (90,000 rows back)": dict(before_id=deep_cursor),
         "filtered: Generation + 30-day range 6 months back": dict(filters=filtered),
         "filtered, deep inside the range (Older)": dict(filters=filtered, before_id=mid_cursor),
         "filtered: Refund + Expiry + Plan change": dict(
-            filters=UsageFilter(action_types=("refund", "expiry", "plan_change"))),
+            filters=UsageFilter(action_types=("refund", "expiry", "plan_change"))
+        ),
         "filtered: feature Lip sync": dict(filters=UsageFilter(features=("lip_sync",))),
         "Newer from the deep page": dict(after_id=deep_cursor),
     }
@@ -185,7 +216,11 @@ def measure(engine, runs: int) -> dict[str, tuple[float, float, int]]:
     t = time.perf_counter()
     with db.read_session(engine) as s:
         csv_bytes = sum(len(c) for c in usage.iter_csv(s, 1))
-    results["CSV export, all 100,000 rows (one run)"] = ((time.perf_counter() - t) * 1000, float("nan"), csv_bytes)
+    results["CSV export, all 100,000 rows (one run)"] = (
+        (time.perf_counter() - t) * 1000,
+        float("nan"),
+        csv_bytes,
+    )
     t = time.perf_counter()
     with db.read_session(engine) as s:
         usage.spend_by_day(s, 1, now=END)
@@ -195,14 +230,19 @@ def measure(engine, runs: int) -> dict[str, tuple[float, float, int]]:
 
 def machine() -> str:
     ram = ram_gib()
-    return (f"{os.cpu_count()} CPUs ({cpu_model('unknown')}), {'unknown' if ram is None else f'{ram:.1f} GiB'} RAM, "
-            f"{platform.system()} {platform.release()}, "
-            f"Python {platform.python_version()}, SQLite {sqlite3.sqlite_version}; load average at start "
-            f"{load_average():.2f} (the machine is shared)")
+    return (
+        f"{os.cpu_count()} CPUs ({cpu_model('unknown')}), {'unknown' if ram is None else f'{ram:.1f} GiB'} RAM, "
+        f"{platform.system()} {platform.release()}, "
+        f"Python {platform.python_version()}, SQLite {sqlite3.sqlite_version}; load average at start "
+        f"{load_average():.2f} (the machine is shared)"
+    )
 
 
 def table(engine_name: str, results, goal_ms: float = 20.0) -> list[str]:
-    lines = [f"| {engine_name} | p50 ms | p95 ms | rows | goal ≤ {goal_ms:g} ms |", "|---|---:|---:|---:|---|"]
+    lines = [
+        f"| {engine_name} | p50 ms | p95 ms | rows | goal ≤ {goal_ms:g} ms |",
+        "|---|---:|---:|---:|---|",
+    ]
     for name, (p50, p95, n) in results.items():
         if p95 != p95:  # single run (NaN p95)
             size = f"{n:,} bytes" if n else ""
@@ -216,7 +256,9 @@ def table(engine_name: str, results, goal_ms: float = 20.0) -> list[str]:
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--runs", type=int, default=200)
-    ap.add_argument("--no-write", action="store_true", help="print only; leave docs/benchmarks.md alone")
+    ap.add_argument(
+        "--no-write", action="store_true", help="print only; leave docs/benchmarks.md alone"
+    )
     args = ap.parse_args()
     started = time.perf_counter()
     when = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")

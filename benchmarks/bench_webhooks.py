@@ -76,7 +76,11 @@ def run_case(engine, label: str, n_accounts: int) -> list[str]:
     with db.write_session(engine) as s:
         ids = []
         for i in range(n_accounts):
-            account = Account(email=f"bench{i}-{uuid.uuid4().hex[:6]}@example.com", password_hash="x", created_at=NOW)
+            account = Account(
+                email=f"bench{i}-{uuid.uuid4().hex[:6]}@example.com",
+                password_hash="x",
+                created_at=NOW,
+            )
             s.add(account)
             s.flush()
             ledger.open_account(s, account.id)
@@ -85,8 +89,11 @@ def run_case(engine, label: str, n_accounts: int) -> list[str]:
     sub_ids = []
     for i, account_id in enumerate(ids):
         session = gateway.create_checkout_session(
-            SimpleNamespace(id=account_id, email=f"a{account_id}@example.com"), plans[i % 3],
-            "https://app.test/ok", "https://app.test/plans", idempotency_key=f"bench:{account_id}",
+            SimpleNamespace(id=account_id, email=f"a{account_id}@example.com"),
+            plans[i % 3],
+            "https://app.test/ok",
+            "https://app.test/plans",
+            idempotency_key=f"bench:{account_id}",
         )
         standin.complete_checkout(session.id, "visa")
         sub_ids.append(standin.sessions[session.id]["subscription"])
@@ -121,7 +128,9 @@ def run_case(engine, label: str, n_accounts: int) -> list[str]:
     sig = []
     for e in sample:
         t = time.perf_counter()
-        stripe.WebhookSignature.verify_header(e.payload.encode(), e.signature, standin.webhook_secret, 300)
+        stripe.WebhookSignature.verify_header(
+            e.payload.encode(), e.signature, standin.webhook_secret, 300
+        )
         sig.append(time.perf_counter() - t)
     reread = []
     for sub_id in sub_ids[:200]:
@@ -160,7 +169,9 @@ def run_case(engine, label: str, n_accounts: int) -> list[str]:
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--accounts", type=int, default=300)
-    ap.add_argument("--no-write", action="store_true", help="print only; leave docs/benchmarks.md alone")
+    ap.add_argument(
+        "--no-write", action="store_true", help="print only; leave docs/benchmarks.md alone"
+    )
     args = ap.parse_args()
     started = time.perf_counter()
     when = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
@@ -195,7 +206,9 @@ def main() -> int:
                 version = conn.execute(text("show server_version")).scalar()
                 conn.execute(text(f'CREATE DATABASE "{name}"'))
             try:
-                engine = db.make_engine(admin.url.set(database=name).render_as_string(hide_password=False))
+                engine = db.make_engine(
+                    admin.url.set(database=name).render_as_string(hide_password=False)
+                )
                 upgrade(engine)
                 rows = run_case(engine, f"PostgreSQL {version.split()[0]}", args.accounts)
                 engine.dispose()

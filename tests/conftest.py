@@ -35,14 +35,18 @@ def _postgres_admin_url() -> str | None:
 def postgres_skip_reason() -> str | None:
     url = _postgres_admin_url()
     if url is None:
-        return "WORKROOM_TEST_POSTGRES_URL is not set (e.g. postgresql://postgres@127.0.0.1:5432/test)"
+        return (
+            "WORKROOM_TEST_POSTGRES_URL is not set (e.g. postgresql://postgres@127.0.0.1:5432/test)"
+        )
     try:
         eng = create_engine(url)
         with eng.connect() as conn:
             conn.execute(text("select 1"))
         eng.dispose()
     except Exception as exc:  # server absent or refused
-        return f"PostgreSQL at WORKROOM_TEST_POSTGRES_URL is not reachable: {exc.__class__.__name__}"
+        return (
+            f"PostgreSQL at WORKROOM_TEST_POSTGRES_URL is not reachable: {exc.__class__.__name__}"
+        )
     return None
 
 
@@ -102,10 +106,16 @@ def _empty_postgres(url: str) -> None:
     try:
         with cleaner.connect() as conn:
             conn.execute(text("SET session_replication_role = replica"))
-            tables = conn.execute(
-                text("SELECT tablename FROM pg_tables WHERE schemaname = 'public' "
-                     "AND tablename <> 'alembic_version'")
-            ).scalars().all()
+            tables = (
+                conn.execute(
+                    text(
+                        "SELECT tablename FROM pg_tables WHERE schemaname = 'public' "
+                        "AND tablename <> 'alembic_version'"
+                    )
+                )
+                .scalars()
+                .all()
+            )
             if tables:
                 joined = ", ".join(f'"{t}"' for t in tables)
                 conn.execute(text(f"TRUNCATE {joined} RESTART IDENTITY CASCADE"))
@@ -168,6 +178,8 @@ def _fresh_alert_cache() -> Iterator[None]:
     alerts.forget_everything()
     yield
     alerts.forget_everything()
+
+
 @pytest.fixture(autouse=True)
 def _fresh_security_state() -> Iterator[None]:
     """Rate-limit counters, the failed-event log budget and the signing secret are per process:

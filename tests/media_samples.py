@@ -16,7 +16,8 @@ def tone_wav(seconds: float = 4.0, rate: int = 8000, *, rising: bool = True) -> 
     """A 220 Hz tone, growing louder from silence when `rising` (so loudness changes over time)."""
     n = int(rate * seconds)
     samples = [
-        int(20000 * ((i / n) if rising else 1.0) * math.sin(2 * math.pi * 220 * i / rate)) for i in range(n)
+        int(20000 * ((i / n) if rising else 1.0) * math.sin(2 * math.pi * 220 * i / rate))
+        for i in range(n)
     ]
     buf = io.BytesIO()
     with wave.open(buf, "wb") as w:

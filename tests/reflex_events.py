@@ -43,7 +43,9 @@ def frontend_text(updates: list[Any], *, ensure_ascii: bool = True) -> str:
     out = []
     for update in updates:
         for ev in getattr(update, "events", None) or []:
-            out.append(f"{ev.name} {json.dumps(ev.payload, default=str, ensure_ascii=ensure_ascii)}")
+            out.append(
+                f"{ev.name} {json.dumps(ev.payload, default=str, ensure_ascii=ensure_ascii)}"
+            )
     return "\n".join(out)
 
 
@@ -54,8 +56,12 @@ class EventBrowser:
     # Whether run() gives the tab a Recorder of what goes to the browser.
     records = False
 
-    def __init__(self, manager: StateManagerMemory, processor: BaseStateEventProcessor,
-                 recorder: Recorder | None = None) -> None:
+    def __init__(
+        self,
+        manager: StateManagerMemory,
+        processor: BaseStateEventProcessor,
+        recorder: Recorder | None = None,
+    ) -> None:
         self.token = str(uuid.uuid4())
         self.manager = manager
         self.processor = processor
@@ -66,7 +72,9 @@ class EventBrowser:
         self.cookie = ""
         self.ip = "127.0.0.1"
 
-    def event(self, state_cls, handler: str, payload: dict[str, Any], *, query_in_path: bool = True) -> Event:
+    def event(
+        self, state_cls, handler: str, payload: dict[str, Any], *, query_in_path: bool = True
+    ) -> Event:
         """The event a browser on self.path sends; query_in_path=False keeps a `?query`
         out of the pathname, as the router does."""
         pathname = self.path if query_in_path else self.path.split("?")[0]
@@ -74,8 +82,14 @@ class EventBrowser:
         return Event(
             name=f"{state_cls.get_full_name()}.{handler}",
             payload=payload,
-            router_data={"pathname": pathname, "asPath": self.path, "query": {}, "headers": headers,
-                         "ip": self.ip, "token": self.token},
+            router_data={
+                "pathname": pathname,
+                "asPath": self.path,
+                "query": {},
+                "headers": headers,
+                "ip": self.ip,
+                "token": self.token,
+            },
         )
 
     @staticmethod
@@ -122,8 +136,13 @@ class UnexpectedHandlerError(AssertionError):
     Every input, forged or not, must get a clear answer instead."""
 
 
-def run(browser_cls: type[EventBrowser], scenario, *, now=None,  # noqa: ANN001
-        expected_errors: tuple[type[BaseException], ...] = ()) -> None:
+def run(
+    browser_cls: type[EventBrowser],
+    scenario,
+    *,
+    now=None,  # noqa: ANN001
+    expected_errors: tuple[type[BaseException], ...] = (),
+) -> None:
     """Run `scenario(new_tab)` against one in-memory state manager; `new_tab()` opens a
     browser_cls tab. With `now`, the billing clock is pinned there throughout.
 
@@ -144,8 +163,9 @@ def run(browser_cls: type[EventBrowser], scenario, *, now=None,  # noqa: ANN001
         manager = StateManagerMemory()
         recorder = Recorder() if browser_cls.records else None
         # The app's middleware too: the session guard checks every event, as in production.
-        processor = BaseStateEventProcessor(backend_exception_handler=on_backend_exception,
-                                            middleware=workroom.app)
+        processor = BaseStateEventProcessor(
+            backend_exception_handler=on_backend_exception, middleware=workroom.app
+        )
         if recorder is None:
             processor.configure(state_manager=manager)
         else:
@@ -181,8 +201,10 @@ def api_client():
 
     from workroom_app.security.body_limit import cap_request_bodies
 
-    return TestClient(cap_request_bodies(Starlette(routes=workroom.API_ROUTES), workroom.upload_handler_names),
-                      base_url="http://testserver")
+    return TestClient(
+        cap_request_bodies(Starlette(routes=workroom.API_ROUTES), workroom.upload_handler_names),
+        base_url="http://testserver",
+    )
 
 
 def ticket_in(sent: str) -> str | None:
@@ -194,7 +216,9 @@ def ticket_in(sent: str) -> str | None:
 
 def redeem(ticket: str) -> str:
     """POST the ticket as the page's script does; returns the HttpOnly cookie the server set."""
-    response = api_client().post("/api/auth/session", data={"ticket": ticket}, follow_redirects=False)
+    response = api_client().post(
+        "/api/auth/session", data={"ticket": ticket}, follow_redirects=False
+    )
     assert response.status_code == 303, response.text
     set_cookie = response.headers.get("set-cookie", "")
     match = re.search(r"workroom_session=([^;]+)", set_cookie)

@@ -96,7 +96,12 @@ def test_malformed_email_is_refused(sqlite_engine, email, message):
 
 @pytest.mark.parametrize(
     "password, message",
-    [("", "Enter a password"), ("short", "at least 8"), ("x" * 300, "at most"), (None, "Enter a password")],
+    [
+        ("", "Enter a password"),
+        ("short", "at least 8"),
+        ("x" * 300, "at most"),
+        (None, "Enter a password"),
+    ],
 )
 def test_weak_password_is_refused(sqlite_engine, password, message):
     with pytest.raises(AuthError, match=message):
@@ -193,14 +198,31 @@ def test_current_plan_key(engine):
     now = clock.now()
     with write_session(engine) as s:
         assert accounts.current_plan_key(s, account.id) == "free"
-        s.add(Subscription(account_id=account.id, plan_key="starter", status=SubscriptionStatus.ENDED,
-                           anchor_day=1, current_period_start=now, current_period_end=now,
-                           created_at=now, updated_at=now))
+        s.add(
+            Subscription(
+                account_id=account.id,
+                plan_key="starter",
+                status=SubscriptionStatus.ENDED,
+                anchor_day=1,
+                current_period_start=now,
+                current_period_end=now,
+                created_at=now,
+                updated_at=now,
+            )
+        )
         s.flush()
         assert accounts.current_plan_key(s, account.id) == "free"
-        s.add(Subscription(account_id=account.id, plan_key="pro", status=SubscriptionStatus.ACTIVE,
-                           anchor_day=1, current_period_start=now,
-                           current_period_end=now + timedelta(days=30),
-                           created_at=now, updated_at=now))
+        s.add(
+            Subscription(
+                account_id=account.id,
+                plan_key="pro",
+                status=SubscriptionStatus.ACTIVE,
+                anchor_day=1,
+                current_period_start=now,
+                current_period_end=now + timedelta(days=30),
+                created_at=now,
+                updated_at=now,
+            )
+        )
         s.flush()
         assert accounts.current_plan_key(s, account.id) == "pro"

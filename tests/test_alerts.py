@@ -46,8 +46,13 @@ def spend(engine, account_id, amount, key):
 
 
 def set_alerts(engine, account_id, threshold=None, **emails):
-    flags = {"email_low_balance": True, "email_credits_expiring": True, "email_payment_failed": True,
-             "email_plan_ended": True, **emails}
+    flags = {
+        "email_low_balance": True,
+        "email_credits_expiring": True,
+        "email_payment_failed": True,
+        "email_plan_ended": True,
+        **emails,
+    }
     with write_session(engine) as s:
         return alerts.save_alert_settings(s, account_id, low_balance_threshold=threshold, **flags)
 
@@ -118,9 +123,7 @@ def test_32_concurrent_debits_crossing_the_threshold_alert_once(engine):
     assert len(alert_emails(engine, acct)) == 1
 
 
-@pytest.mark.parametrize(
-    "bad", [-1, 1.5, "1.5", "-3", "ten", True, [5], 10**9, "9" * 20]
-)
+@pytest.mark.parametrize("bad", [-1, 1.5, "1.5", "-3", "ten", True, [5], 10**9, "9" * 20])
 def test_a_bad_threshold_is_refused_and_changes_nothing(engine, bad):
     acct = sign_up(engine)
     with pytest.raises(alerts.AlertError):
@@ -136,7 +139,11 @@ def test_credits_expiring_are_announced_7_days_and_1_day_before_for_plans_and_pa
         acct = sign_up(engine)
         subscribe(engine, acct, "starter")  # 800 expire on April 10
         buy(engine, acct, card=None)  # 500 expire on March 10, 2027
-    for moment in (T0 + timedelta(days=20), T0 + timedelta(days=24), T0 + timedelta(days=24, hours=1)):
+    for moment in (
+        T0 + timedelta(days=20),
+        T0 + timedelta(days=24),
+        T0 + timedelta(days=24, hours=1),
+    ):
         with at(moment), write_session(engine) as s:
             alerts.expiring_soon(s)
     titles = [a.title for a in alerts_of(engine, acct, AlertKind.CREDITS_EXPIRING)]
@@ -148,7 +155,10 @@ def test_credits_expiring_are_announced_7_days_and_1_day_before_for_plans_and_pa
     # The pack's credits, a year later.
     with at(datetime(2027, 3, 4, 9, 0, tzinfo=UTC)), write_session(engine) as s:
         alerts.expiring_soon(s)
-    assert alerts_of(engine, acct, AlertKind.CREDITS_EXPIRING)[-1].title == "500 credits expire on Mar 10, 2027"
+    assert (
+        alerts_of(engine, acct, AlertKind.CREDITS_EXPIRING)[-1].title
+        == "500 credits expire on Mar 10, 2027"
+    )
     assert len(alert_emails(engine, acct)) == 3
 
 

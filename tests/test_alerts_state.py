@@ -26,7 +26,12 @@ from workroom_app.state.alerts import AlertsState
 from workroom_app.state.subscription import SubscriptionState
 
 GOOD_ALERTS = {"low_balance_threshold": "250", "email_low_balance": "on", "email_plan_ended": "on"}
-GOOD_TOP_UP = {"auto_top_up": "on", "top_up_threshold": "100", "top_up_pack": "credits_2000", "top_up_monthly_cap": "3"}
+GOOD_TOP_UP = {
+    "auto_top_up": "on",
+    "top_up_threshold": "100",
+    "top_up_pack": "credits_2000",
+    "top_up_monthly_cap": "3",
+}
 
 
 def stored(engine, account_id):
@@ -47,8 +52,11 @@ def test_alert_and_top_up_settings_are_saved_from_the_forms(app_db):
         assert st.default_threshold_text == "80" and st.threshold_text == ""
         assert [p.key for p in st.pack_options] == ["credits_500", "credits_2000", "credits_6000"]
         # Prices in the app's one money format, as on Buy credits.
-        assert [p.label for p in st.pack_options] == ["500 credits ($6.00)", "2,000 credits ($20.00)",
-                                                      "6,000 credits ($50.00)"]
+        assert [p.label for p in st.pack_options] == [
+            "500 credits ($6.00)",
+            "2,000 credits ($20.00)",
+            "6,000 credits ($50.00)",
+        ]
         await tab.send(AlertSettingsState, "save_alerts", form_data=dict(GOOD_ALERTS))
         await tab.send(AlertSettingsState, "save_top_up", form_data=dict(GOOD_TOP_UP))
         st = await tab.state(AlertSettingsState)
@@ -57,9 +65,19 @@ def test_alert_and_top_up_settings_are_saved_from_the_forms(app_db):
 
     run(scenario)
     s = stored(app_db, account_id)
-    assert (s.low_balance_threshold, s.email_low_balance, s.email_credits_expiring, s.email_payment_failed,
-            s.email_plan_ended) == (250, True, False, False, True)
-    assert (s.auto_top_up, s.top_up_threshold, s.top_up_pack, s.top_up_monthly_cap) == (True, 100, "credits_2000", 3)
+    assert (
+        s.low_balance_threshold,
+        s.email_low_balance,
+        s.email_credits_expiring,
+        s.email_payment_failed,
+        s.email_plan_ended,
+    ) == (250, True, False, False, True)
+    assert (s.auto_top_up, s.top_up_threshold, s.top_up_pack, s.top_up_monthly_cap) == (
+        True,
+        100,
+        "credits_2000",
+        3,
+    )
 
 
 @pytest.mark.parametrize(
@@ -90,7 +108,7 @@ def test_forged_settings_get_a_clear_message_and_change_nothing(app_db, handler,
         await tab.open("/subscription", AlertSettingsState)
         await tab.send(AlertSettingsState, handler, form_data=form)
         st = await tab.state(AlertSettingsState)
-        assert (st.alerts_error if handler == "save_alerts" else st.top_up_error)
+        assert st.alerts_error if handler == "save_alerts" else st.top_up_error
 
     run(scenario)
     assert stored(app_db, account_id) == alerts.DEFAULTS
@@ -125,7 +143,10 @@ def test_the_popover_shows_the_balance_by_source_and_toasts_an_alert_once(app_db
         st = await tab.state(AlertsState)
         assert st.unread == 1 and st.alerts[0].title == "Your balance is low"
         assert {r.testid: r.credits_text for r in st.sources} == {
-            "balance-part-plan": "20", "balance-part-packs": "0", "balance-part-trial": "50"}
+            "balance-part-plan": "20",
+            "balance-part-packs": "0",
+            "balance-part-trial": "50",
+        }
         assert st.expiring_text == "20 credits expire on Dec 24, 2026"
         assert "Your balance is low" not in await tab.send(AlertsState, "refresh")  # once
         await tab.send(AlertsState, "mark_all_read")
@@ -150,13 +171,28 @@ def test_a_past_due_account_sees_the_banner_replaces_the_card_pays_now_and_it_go
         tab = new_browser()
         await tab.sign_in(token)
         await tab.send(AlertsState, "refresh")
-        assert "Your Starter renewal payment of $10.00 failed" in (await tab.state(AlertsState)).past_due_text
+        assert (
+            "Your Starter renewal payment of $10.00 failed"
+            in (await tab.state(AlertsState)).past_due_text
+        )
         await tab.open("/subscription", SubscriptionState)
         st = await tab.state(SubscriptionState)
-        assert (st.renewal_text, st.renewal_amount, st.plan_status) == ("Past due", "$10.00 failed", "past_due")
+        assert (st.renewal_text, st.renewal_amount, st.plan_status) == (
+            "Past due",
+            "$10.00 failed",
+            "past_due",
+        )
         assert not st.auto_renew
-        await tab.send(SubscriptionState, "submit_card",
-                       form_data={"number": "4242 4242 4242 4242", "expiry": "12/30", "cvc": "123", "name": "A"})
+        await tab.send(
+            SubscriptionState,
+            "submit_card",
+            form_data={
+                "number": "4242 4242 4242 4242",
+                "expiry": "12/30",
+                "cvc": "123",
+                "name": "A",
+            },
+        )
         sent = await tab.send(SubscriptionState, "pay_now")
         assert "Renewed Starter" in sent
         assert (await tab.state(AlertsState)).past_due_text == ""

@@ -101,7 +101,9 @@ def test_log_in_signs_the_browser_in(app_db):
 
     async def scenario(new_browser):
         tab = new_browser()
-        sent = await tab.send(AuthState, "log_in", form_data={"email": "Ann@Example.com", "password": PASSWORD})
+        sent = await tab.send(
+            AuthState, "log_in", form_data={"email": "Ann@Example.com", "password": PASSWORD}
+        )
         # The event itself signs nobody in and hands the page no session token: only a one-time
         # ticket, which the server trades for the HttpOnly cookie.
         ticket = ticket_in(sent)
@@ -121,7 +123,9 @@ def test_log_in_signs_the_browser_in(app_db):
         # The ticket works once.
         from tests.reflex_events import api_client
 
-        again = api_client().post("/api/auth/session", data={"ticket": ticket}, follow_redirects=False)
+        again = api_client().post(
+            "/api/auth/session", data={"ticket": ticket}, follow_redirects=False
+        )
         assert again.status_code == 303 and again.headers["location"] == "/login"
         assert "workroom_session" not in again.headers.get("set-cookie", "")
 
@@ -134,7 +138,9 @@ def test_wrong_password_shows_the_message_and_signs_nobody_in(app_db):
 
     async def scenario(new_browser):
         tab = new_browser()
-        await tab.send(AuthState, "log_in", form_data={"email": "ann@example.com", "password": "nope-nope"})
+        await tab.send(
+            AuthState, "log_in", form_data={"email": "ann@example.com", "password": "nope-nope"}
+        )
         auth = await tab.state(AuthState)
         assert auth.error == "Wrong email or password."
         assert auth.submitting is False
@@ -157,7 +163,16 @@ def test_wrong_password_shows_the_message_and_signs_nobody_in(app_db):
         {"form_data": {"email": "ann@example.com", "password": PASSWORD}, "account_id": 1},
         {},
     ],
-    ids=["int", "string", "list", "email-list", "password-dict", "huge", "extra-account-id", "missing"],
+    ids=[
+        "int",
+        "string",
+        "list",
+        "email-list",
+        "password-dict",
+        "huge",
+        "extra-account-id",
+        "missing",
+    ],
 )
 def test_forged_log_in_is_refused_and_changes_nothing(sqlite_app_db, payload):
     _make_account(sqlite_app_db)
@@ -175,11 +190,19 @@ def test_forged_log_in_is_refused_and_changes_nothing(sqlite_app_db, payload):
 
 def test_sign_up_ignores_a_forged_role_and_grants_the_trial_once_confirmed(app_db):
     """The trial follows the confirmation link (issue 8), not the sign-up itself."""
+
     async def scenario(new_browser):
         tab = new_browser()
         tab.path = "/signup"
-        form = {"email": "new@example.com", "password": PASSWORD, "confirm_password": PASSWORD,
-                "display_name": "New", "role": "staff", "is_staff": True, "balance": 10**6}
+        form = {
+            "email": "new@example.com",
+            "password": PASSWORD,
+            "confirm_password": PASSWORD,
+            "display_name": "New",
+            "role": "staff",
+            "is_staff": True,
+            "balance": 10**6,
+        }
         assert await tab.submit_and_follow("sign_up", form)
         session = await tab.state(SessionState)
         assert session.signed_in and session.balance == 0 and session.is_staff is False
@@ -201,8 +224,15 @@ def test_sign_up_ignores_a_forged_role_and_grants_the_trial_once_confirmed(app_d
 def test_sign_up_with_mismatched_passwords_is_refused(sqlite_app_db):
     async def scenario(new_browser):
         tab = new_browser()
-        await tab.send(AuthState, "sign_up", form_data={
-            "email": "new@example.com", "password": PASSWORD, "confirm_password": PASSWORD + "x"})
+        await tab.send(
+            AuthState,
+            "sign_up",
+            form_data={
+                "email": "new@example.com",
+                "password": PASSWORD,
+                "confirm_password": PASSWORD + "x",
+            },
+        )
         assert (await tab.state(AuthState)).error == "The two passwords do not match."
 
     run(scenario)
@@ -215,9 +245,16 @@ def test_browser_cannot_set_session_vars(sqlite_app_db):
 
     async def scenario(new_browser):
         tab = new_browser()
-        assert await tab.submit_and_follow("log_in", {"email": "ann@example.com", "password": PASSWORD})
-        for name, value in [("is_staff", True), ("balance", 999_999), ("_account_id", 1),
-                            ("signed_in", True), ("email", "boss@example.com")]:
+        assert await tab.submit_and_follow(
+            "log_in", {"email": "ann@example.com", "password": PASSWORD}
+        )
+        for name, value in [
+            ("is_staff", True),
+            ("balance", 999_999),
+            ("_account_id", 1),
+            ("signed_in", True),
+            ("email", "boss@example.com"),
+        ]:
             await tab.send(SessionState, "setvar", var_name=name, value=value)
         for handler in ["set_is_staff", "set_balance", "_apply", "_sign_in", "_set_balance"]:
             await tab.send(SessionState, handler, value=True)
@@ -277,8 +314,9 @@ def test_health_route_pings_the_database(sqlite_app_db, monkeypatch, tmp_path):
         assert down.status_code == 503 and down.json()["status"] == "error"
 
 
-@pytest.mark.parametrize("role, landing", [(Role.USER, "/generate"), (Role.ADMIN, "/staff"),
-                                           (Role.SUPPORT, "/staff")])
+@pytest.mark.parametrize(
+    "role, landing", [(Role.USER, "/generate"), (Role.ADMIN, "/staff"), (Role.SUPPORT, "/staff")]
+)
 def test_the_session_route_sends_each_account_to_its_landing_page(app_db, role, landing):
     from tests.reflex_events import api_client
 
@@ -286,11 +324,16 @@ def test_the_session_route_sends_each_account_to_its_landing_page(app_db, role, 
 
     async def scenario(new_browser):
         tab = new_browser()
-        sent = await tab.send(AuthState, "log_in",
-                              form_data={"email": f"{role.value}@example.com", "password": PASSWORD})
+        sent = await tab.send(
+            AuthState,
+            "log_in",
+            form_data={"email": f"{role.value}@example.com", "password": PASSWORD},
+        )
         ticket = ticket_in(sent)
         assert ticket
-        out = api_client().post("/api/auth/session", data={"ticket": ticket}, follow_redirects=False)
+        out = api_client().post(
+            "/api/auth/session", data={"ticket": ticket}, follow_redirects=False
+        )
         assert out.status_code == 303 and out.headers["location"] == landing
         assert "workroom_session=" in out.headers.get("set-cookie", "")
 

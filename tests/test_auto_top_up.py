@@ -30,7 +30,9 @@ T0 = datetime(2026, 3, 10, 9, 0, tzinfo=UTC)
 
 def turn_on(engine, acct, *, threshold=100, pack="credits_500", cap=2):
     with write_session(engine) as s:
-        return auto_top_up.save_settings(s, acct, enabled=True, threshold=threshold, pack_key=pack, monthly_cap=cap)
+        return auto_top_up.save_settings(
+            s, acct, enabled=True, threshold=threshold, pack_key=pack, monthly_cap=cap
+        )
 
 
 def settings(engine, acct):
@@ -39,7 +41,9 @@ def settings(engine, acct):
 
 
 def top_up_invoices(engine, acct):
-    return [i for i in invoices_of(engine, acct) if i.idempotency_key.startswith(auto_top_up.KEY_PREFIX)]
+    return [
+        i for i in invoices_of(engine, acct) if i.idempotency_key.startswith(auto_top_up.KEY_PREFIX)
+    ]
 
 
 def subscriber(engine, plan="starter"):
@@ -62,7 +66,9 @@ def test_crossing_the_threshold_buys_the_pack_after_the_debit(engine):
     [inv] = top_up_invoices(engine, acct)
     assert (inv.kind, inv.status, inv.amount_cents) == ("pack", "paid", 600)
     assert any(m.invoice_id == inv.id for m in outbox_of(engine, acct))  # its receipt
-    assert alerts_of(engine, acct, AlertKind.AUTO_TOP_UP)[0].title == "Auto top-up: 500 credits added"
+    assert (
+        alerts_of(engine, acct, AlertKind.AUTO_TOP_UP)[0].title == "Auto top-up: 500 credits added"
+    )
 
 
 def test_at_most_the_monthly_cap(engine):
@@ -83,7 +89,9 @@ def test_at_most_the_monthly_cap(engine):
 
 def ledger_grant(engine, acct, amount):
     with write_session(engine) as s:
-        ledger.staff_adjust(s, acct, amount, reason="test", actor_id=acct, idempotency_key=f"g:{acct}:{amount}")
+        ledger.staff_adjust(
+            s, acct, amount, reason="test", actor_id=acct, idempotency_key=f"g:{acct}:{amount}"
+        )
 
 
 def test_32_concurrent_debits_top_up_once(engine):
@@ -116,7 +124,9 @@ def test_running_the_same_crossing_twice_charges_once(engine):
         acct = subscriber(engine)
         turn_on(engine, acct)
         spend(engine, acct, 800, "a")  # crossed: topped up
-        entry_id = max(e.id for e in _rows(engine, acct) if e.action_type == ActionType.GENERATION.value)
+        entry_id = max(
+            e.id for e in _rows(engine, acct) if e.action_type == ActionType.GENERATION.value
+        )
         with write_session(engine) as s:
             again = auto_top_up.top_up(s, acct, entry_id)
     assert again.replayed
@@ -144,15 +154,27 @@ def test_a_declined_card_turns_it_off_and_emails_the_reason(engine):
     assert settings(engine, acct).auto_top_up is False
     [off] = alerts_of(engine, acct, AlertKind.AUTO_TOP_UP)
     assert off.title == "Auto top-up is off" and "Your card was declined." in off.body
-    assert any(m.subject == "Auto top-up is off" and "Your card was declined." in m.body_text
-               for m in outbox_of(engine, acct))
+    assert any(
+        m.subject == "Auto top-up is off" and "Your card was declined." in m.body_text
+        for m in outbox_of(engine, acct)
+    )
 
 
 @pytest.mark.parametrize(
     ("threshold", "pack", "cap"),
-    [(-1, "credits_500", 2), (0, "credits_500", 2), (1.5, "credits_500", 2), ("x", "credits_500", 2),
-     (100, "credits_501", 2), (100, None, 2), (100, "credits_500", 0), (100, "credits_500", 32),
-     (100, "credits_500", 2.5), (100, "credits_500", -1), (True, "credits_500", 2)],
+    [
+        (-1, "credits_500", 2),
+        (0, "credits_500", 2),
+        (1.5, "credits_500", 2),
+        ("x", "credits_500", 2),
+        (100, "credits_501", 2),
+        (100, None, 2),
+        (100, "credits_500", 0),
+        (100, "credits_500", 32),
+        (100, "credits_500", 2.5),
+        (100, "credits_500", -1),
+        (True, "credits_500", 2),
+    ],
 )
 def test_bad_settings_are_refused_and_change_nothing(engine, threshold, pack, cap):
     acct = subscriber(engine)
@@ -184,7 +206,17 @@ def test_a_generation_submitted_below_the_threshold_tops_up_after_its_commit(eng
         acct = subscriber(engine)  # 850
         turn_on(engine, acct, threshold=848)
         with write_session(engine) as s:
-            jobs.submit(s, acct, {"feature": "image", "model": "flux_pro", "resolution": "1K", "count": "1",
-                                  "prompt": "x"}, client_request_id="below-threshold")
+            jobs.submit(
+                s,
+                acct,
+                {
+                    "feature": "image",
+                    "model": "flux_pro",
+                    "resolution": "1K",
+                    "count": "1",
+                    "prompt": "x",
+                },
+                client_request_id="below-threshold",
+            )
     assert balance(engine, acct) == 850 - 4 + 500
     assert len(top_up_invoices(engine, acct)) == 1

@@ -52,7 +52,9 @@ def test_a_crashing_worker_is_restarted_and_health_says_degraded(sqlite_engine, 
     asyncio.run(scenario())
     assert seen_while_restarting[0]["state"] == "restarting"
     assert "address already in use" in seen_while_restarting[0]["error"]
-    assert background.worker_status["restarts"] == 2 and background.worker_status["state"] == "stopped"
+    assert (
+        background.worker_status["restarts"] == 2 and background.worker_status["state"] == "stopped"
+    )
     with TestClient(api) as client:
         background.worker_status.update(state="restarting", error="OSError: address already in use")
         body = _health(client)

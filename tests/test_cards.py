@@ -95,7 +95,7 @@ def test_bad_numbers_are_refused_with_a_message(number, field, code):
 
 
 def test_luhn():
-    assert cards.luhn_valid("79927398713")is False  # too short for a card
+    assert cards.luhn_valid("79927398713") is False  # too short for a card
     assert cards.luhn_valid("4242424242424242")
     assert not cards.luhn_valid("4242424242424243")
 

@@ -34,12 +34,17 @@ def test_buying_a_pack_on_free_adds_credits_and_shows_the_balance(app_db):
         await tab.open("/credits", CreditsState)
         st = await tab.state(CreditsState)
         assert [(p.key, p.credits_text, p.price_text) for p in st.packs] == [
-            ("credits_500", "500", "$6.00"), ("credits_2000", "2,000", "$20.00"), ("credits_6000", "6,000", "$50.00"),
+            ("credits_500", "500", "$6.00"),
+            ("credits_2000", "2,000", "$20.00"),
+            ("credits_6000", "6,000", "$50.00"),
         ]
         await tab.send(CreditsState, "choose", pack_key="credits_2000")
         st = await tab.state(CreditsState)
         assert (st.chosen_key, st.charge_text, st.credits_added_text, st.expires_text) == (
-            "credits_2000", "$20.00", "2,000", "Nov 24, 2027",
+            "credits_2000",
+            "$20.00",
+            "2,000",
+            "Nov 24, 2027",
         )
         sent = await tab.send(CreditsState, "submit", form_data=dict(VISA))
         assert "2,000 credits were added" in sent
@@ -73,7 +78,8 @@ def test_a_double_click_on_pay_charges_once(app_db):
 
 
 @pytest.mark.parametrize(
-    "forged", ["credits_501", "", None, 500, -1, 0.5, ["credits_500"], {"key": "credits_500"}, "x" * 5000]
+    "forged",
+    ["credits_501", "", None, 500, -1, 0.5, ["credits_500"], {"key": "credits_500"}, "x" * 5000],
 )
 def test_forged_pack_ids_get_a_clear_message_and_change_nothing(app_db, forged):
     account_id, token = make_user(app_db, "forge@example.com")
@@ -104,7 +110,11 @@ def test_no_price_or_credits_are_taken_from_the_browser(app_db):
         await tab.open("/credits", CreditsState)
         await tab.send(CreditsState, "choose", pack_key="credits_500")
         # Extra arguments and forged form fields are not prices.
-        await tab.send(CreditsState, "submit", form_data={**VISA, "price_cents": 1, "credits": 6000, "number": "x"})
+        await tab.send(
+            CreditsState,
+            "submit",
+            form_data={**VISA, "price_cents": 1, "credits": 6000, "number": "x"},
+        )
         await tab.send(CreditsState, "pay_with_saved_card", amount=1)
         for payload in ("4242", ["x"], None, 12):
             await tab.send(CreditsState, "submit", form_data=payload)
@@ -123,7 +133,9 @@ def test_a_declined_card_shows_the_reason(app_db):
         await tab.send(CreditsState, "choose", pack_key="credits_500")
         await tab.send(CreditsState, "submit", form_data={**VISA, "number": "4000000000009995"})
         st = await tab.state(CreditsState)
-        assert st.form_error == "Your card has insufficient funds." and st.chosen_key == "credits_500"
+        assert (
+            st.form_error == "Your card has insufficient funds." and st.chosen_key == "credits_500"
+        )
         assert (await tab.state(SessionState)).balance == 50
 
     run(scenario)

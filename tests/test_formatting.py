@@ -39,10 +39,15 @@ def test_times_are_in_the_readers_zone_with_daylight_saving():
     assert formatting.format_date(WINTER, "Asia/Tokyo") == "Feb 1, 2026"
     assert formatting.format_date(WINTER, "America/Los_Angeles") == "Jan 31, 2026"
     # SQLite hands back naive datetimes: they are UTC.
-    assert formatting.format_datetime(WINTER.replace(tzinfo=None), "Europe/Paris") == "Feb 1, 2026, 00:30"
+    assert (
+        formatting.format_datetime(WINTER.replace(tzinfo=None), "Europe/Paris")
+        == "Feb 1, 2026, 00:30"
+    )
 
 
-@pytest.mark.parametrize("bad", [None, "", "Mars/Olympus", "../../etc/passwd", "x" * 200, 7, ["UTC"]])
+@pytest.mark.parametrize(
+    "bad", [None, "", "Mars/Olympus", "../../etc/passwd", "x" * 200, 7, ["UTC"]]
+)
 def test_an_unusable_zone_is_utc(bad):
     assert formatting.known_zone_name(bad) is None
     assert formatting.zone(bad).key == "UTC"
@@ -125,8 +130,19 @@ def test_the_browsers_zone_is_stored_and_the_page_redrawn_in_it(app_db):
     run_events(Browser, scenario)
 
 
-@pytest.mark.parametrize("forged", ["Mars/Olympus", "../../etc/passwd", "", "x" * 10_000, 42, None,
-                                    ["Europe/Paris"], {"name": "Europe/Paris"}])
+@pytest.mark.parametrize(
+    "forged",
+    [
+        "Mars/Olympus",
+        "../../etc/passwd",
+        "",
+        "x" * 10_000,
+        42,
+        None,
+        ["Europe/Paris"],
+        {"name": "Europe/Paris"},
+    ],
+)
 def test_a_forged_zone_changes_nothing(app_db, forged):
     account_id, token = _make_account(app_db, f"forged{abs(hash(str(forged))) % 10**6}@example.com")
 

@@ -36,10 +36,17 @@ class MediaBrowser(Browser):
     async def upload(self, handler: str, data: bytes, filename: str) -> None:
         """What Reflex's /_upload endpoint does with a multipart request: one Event whose `files`
         are UploadFile objects, enqueued on the event processor for this tab."""
-        upload = UploadFile(file=io.BytesIO(data), path=Path(filename), size=len(data),
-                            headers=Headers({"content-type": "application/octet-stream"}))
-        event = Event(name=f"{GenerateState.get_full_name()}.{handler}", payload={"files": [upload]},
-                      router_data={"pathname": self.path, "asPath": self.path, "query": {}})
+        upload = UploadFile(
+            file=io.BytesIO(data),
+            path=Path(filename),
+            size=len(data),
+            headers=Headers({"content-type": "application/octet-stream"}),
+        )
+        event = Event(
+            name=f"{GenerateState.get_full_name()}.{handler}",
+            payload={"files": [upload]},
+            router_data={"pathname": self.path, "asPath": self.path, "query": {}},
+        )
         future = await self.processor.enqueue(self.token, event)
         await future.wait_all()
 
@@ -49,8 +56,12 @@ def run(scenario):
 
 
 def lip_sync_form(**over) -> dict[str, str]:
-    form = {"feature": "lip_sync", "model": "standard", "resolution": "720p",
-            "request_id": f"web-{uuid.uuid4()}"}
+    form = {
+        "feature": "lip_sync",
+        "model": "standard",
+        "resolution": "720p",
+        "request_id": f"web-{uuid.uuid4()}",
+    }
     form.update(over)
     return {k: v for k, v in form.items() if v is not None}
 
@@ -68,20 +79,29 @@ def test_lip_sync_is_priced_by_the_uploaded_audio_not_the_duration_menu(sqlite_a
         gen = await tab.state(GenerateState)
         assert gen.upload_errors == {}
         audio = gen.uploads["audio"]
-        assert (audio.length_text, audio.seconds) == ("4.0 s", 4)  # shown in the form, priced in the page
+        assert (audio.length_text, audio.seconds) == (
+            "4.0 s",
+            4,
+        )  # shown in the form, priced in the page
 
         # The old menu's "1 s" and its 5 credits: refused, nothing charged, the real price named.
-        await tab.send(GenerateState, "submit", form_data=lip_sync_form(duration="1", shown_cost="5"))
+        await tab.send(
+            GenerateState, "submit", form_data=lip_sync_form(duration="1", shown_cost="5")
+        )
         gen = await tab.state(GenerateState)
         assert gen.error.startswith("The price changed: this generation now costs 20 credits.")
         assert gen.active_jobs == []
         assert snapshot(sqlite_app_db, account_id) == before
 
         # A forged long duration changes nothing either: 4 s it is.
-        await tab.send(GenerateState, "submit", form_data=lip_sync_form(duration="60", shown_cost="300"))
+        await tab.send(
+            GenerateState, "submit", form_data=lip_sync_form(duration="60", shown_cost="300")
+        )
         assert "now costs 20 credits" in (await tab.state(GenerateState)).error
 
-        await tab.send(GenerateState, "submit", form_data=lip_sync_form(duration="1", shown_cost="20"))
+        await tab.send(
+            GenerateState, "submit", form_data=lip_sync_form(duration="1", shown_cost="20")
+        )
         gen = await tab.state(GenerateState)
         assert gen.error == ""
         assert [j.title for j in gen.active_jobs] == ["Lip sync · Standard · 720p · 4 s"]
@@ -156,16 +176,34 @@ def test_face_swap_video_is_priced_by_the_target_clip(sqlite_app_db):
         await tab.upload("upload_face", png_bytes(), "me.png")
         await tab.upload("upload_target", png_bytes(), "still.png")
         # A still picture has no length: a video swap needs a clip.
-        await tab.send(GenerateState, "submit", form_data={
-            "feature": "face_swap", "model": "video", "resolution": "720p", "duration": "1",
-            "request_id": f"web-{uuid.uuid4()}", "shown_cost": "3"})
+        await tab.send(
+            GenerateState,
+            "submit",
+            form_data={
+                "feature": "face_swap",
+                "model": "video",
+                "resolution": "720p",
+                "duration": "1",
+                "request_id": f"web-{uuid.uuid4()}",
+                "shown_cost": "3",
+            },
+        )
         assert "needs a video as the target" in (await tab.state(GenerateState)).error
         await tab.upload("upload_target", clip_mp4(3.0), "clip.mp4")
         target = (await tab.state(GenerateState)).uploads["target"]
         assert (target.kind, target.length_text, target.seconds) == ("video", "3.0 s", 3)
-        await tab.send(GenerateState, "submit", form_data={
-            "feature": "face_swap", "model": "video", "resolution": "720p", "duration": "1",
-            "request_id": f"web-{uuid.uuid4()}", "shown_cost": "9"})
+        await tab.send(
+            GenerateState,
+            "submit",
+            form_data={
+                "feature": "face_swap",
+                "model": "video",
+                "resolution": "720p",
+                "duration": "1",
+                "request_id": f"web-{uuid.uuid4()}",
+                "shown_cost": "9",
+            },
+        )
         gen = await tab.state(GenerateState)
         assert gen.error == "" and gen.active_jobs[0].title == "Face swap · Video · 720p · 3 s"
 
@@ -191,29 +229,61 @@ def test_a_clip_that_cannot_be_played_is_refused(sqlite_app_db):
 
 
 REJECTIONS = [
-    ("rejected_audio", [{"file": {"path": "./notes.txt"}, "errors": [{"code": "file-invalid-type"}]}], "audio",
-     "“notes.txt” (.TXT) is the wrong type for the audio file. Choose an audio file (WAV, MP3, OGG, FLAC or M4A)."),
-    ("rejected_face", [{"file": {"path": "holiday.mov"}, "errors": [{"code": "file-invalid-type"}]}], "face",
-     "“holiday.mov” (.MOV) is the wrong type for the face image. Choose an image (PNG, JPEG, WebP or GIF)."),
-    ("rejected_target", [{"file": {"path": "big.mp4"}, "errors": [{"code": "file-too-large"}]}], "target",
-     "“big.mp4” is larger than 50 MB, the limit for the target image or video. Choose a smaller file."),
-    ("rejected_source", [{"file": {"path": "a.png"}}, {"file": {"path": "b.png"}}], "source",
-     "Choose one file for the video or image to animate: an image (PNG, JPEG, WebP or GIF) or a video "
-     "(MP4, MOV, WebM or animated GIF)."),
+    (
+        "rejected_audio",
+        [{"file": {"path": "./notes.txt"}, "errors": [{"code": "file-invalid-type"}]}],
+        "audio",
+        "“notes.txt” (.TXT) is the wrong type for the audio file. Choose an audio file (WAV, MP3, OGG, FLAC or M4A).",
+    ),
+    (
+        "rejected_face",
+        [{"file": {"path": "holiday.mov"}, "errors": [{"code": "file-invalid-type"}]}],
+        "face",
+        "“holiday.mov” (.MOV) is the wrong type for the face image. Choose an image (PNG, JPEG, WebP or GIF).",
+    ),
+    (
+        "rejected_target",
+        [{"file": {"path": "big.mp4"}, "errors": [{"code": "file-too-large"}]}],
+        "target",
+        "“big.mp4” is larger than 50 MB, the limit for the target image or video. Choose a smaller file.",
+    ),
+    (
+        "rejected_source",
+        [{"file": {"path": "a.png"}}, {"file": {"path": "b.png"}}],
+        "source",
+        "Choose one file for the video or image to animate: an image (PNG, JPEG, WebP or GIF) or a video "
+        "(MP4, MOV, WebM or animated GIF).",
+    ),
     # What Chromium sends for a refused file (the file's name does not survive serialisation).
-    ("rejected_audio", [{"file": {}, "errors": [{"code": "file-invalid-type", "message": "File type must be"}]}],
-     "audio", "That file is the wrong type for the audio file. Choose an audio file (WAV, MP3, OGG, FLAC or M4A)."),
+    (
+        "rejected_audio",
+        [{"file": {}, "errors": [{"code": "file-invalid-type", "message": "File type must be"}]}],
+        "audio",
+        "That file is the wrong type for the audio file. Choose an audio file (WAV, MP3, OGG, FLAC or M4A).",
+    ),
     # Forged or odd records from a browser: a plain message, nothing breaks.
-    ("rejected_audio", "junk", "audio", "That file cannot be used for the audio file. Choose an audio file "
-     "(WAV, MP3, OGG, FLAC or M4A)."),
-    ("rejected_audio", [{"file": {"path": ["x"]}, "errors": "nope"}], "audio",
-     "That file cannot be used for the audio file. Choose an audio file (WAV, MP3, OGG, FLAC or M4A)."),
+    (
+        "rejected_audio",
+        "junk",
+        "audio",
+        "That file cannot be used for the audio file. Choose an audio file "
+        "(WAV, MP3, OGG, FLAC or M4A).",
+    ),
+    (
+        "rejected_audio",
+        [{"file": {"path": ["x"]}, "errors": "nope"}],
+        "audio",
+        "That file cannot be used for the audio file. Choose an audio file (WAV, MP3, OGG, FLAC or M4A).",
+    ),
 ]
 
 
-@pytest.mark.parametrize("handler, rejected, role, message", REJECTIONS, ids=[r[3][:30] for r in REJECTIONS])
-def test_a_file_the_picker_refuses_says_what_is_wrong_and_what_to_choose(sqlite_app_db, handler, rejected,
-                                                                         role, message):
+@pytest.mark.parametrize(
+    "handler, rejected, role, message", REJECTIONS, ids=[r[3][:30] for r in REJECTIONS]
+)
+def test_a_file_the_picker_refuses_says_what_is_wrong_and_what_to_choose(
+    sqlite_app_db, handler, rejected, role, message
+):
     account_id = make_account(sqlite_app_db)
     before = snapshot(sqlite_app_db, account_id)
 
@@ -237,10 +307,12 @@ def test_a_wrong_type_that_reaches_the_server_names_its_type_and_the_accepted_on
         await tab.log_in("ann@example.com")
         await tab.upload("upload_audio", png_bytes(), "voice.wav")
         assert (await tab.state(GenerateState)).upload_errors["audio"] == (
-            "The audio file is an image (PNG); choose an audio file (WAV, MP3, OGG, FLAC or M4A).")
+            "The audio file is an image (PNG); choose an audio file (WAV, MP3, OGG, FLAC or M4A)."
+        )
         await tab.upload("upload_audio", b"just some text", "voice.wav")
         assert (await tab.state(GenerateState)).upload_errors["audio"] == (
-            "The audio file is not a supported type. Choose an audio file (WAV, MP3, OGG, FLAC or M4A).")
+            "The audio file is not a supported type. Choose an audio file (WAV, MP3, OGG, FLAC or M4A)."
+        )
 
     run(scenario)
 
@@ -263,8 +335,18 @@ def test_each_of_n_images_is_served_to_its_owner_only_with_its_own_download(sqli
     make_account(sqlite_app_db, "mallory@example.com")
     media_dir = settings.get_settings().media_dir
     with write_session(sqlite_app_db) as s:
-        job = jobs.submit(s, ann, {"feature": "image", "model": "flux_pro", "resolution": "1K", "count": "2",
-                                   "prompt": "two cats"}, client_request_id="two-images")
+        job = jobs.submit(
+            s,
+            ann,
+            {
+                "feature": "image",
+                "model": "flux_pro",
+                "resolution": "1K",
+                "count": "2",
+                "prompt": "two cats",
+            },
+            client_request_id="two-images",
+        )
         paths = [jobs.output_relative_path(ann, job.id, i, "png") for i in (1, 2)]
         for i, relative in enumerate(paths):
             (media_dir / relative).parent.mkdir(parents=True, exist_ok=True)
@@ -284,10 +366,20 @@ def test_each_of_n_images_is_served_to_its_owner_only_with_its_own_download(sqli
         assert got.content == png_bytes() + bytes([i - 1])
         assert f'filename="workroom-image-{job_id}-{i}.png"' in got.headers["content-disposition"]
         assert got.headers["content-disposition"].startswith("attachment")
-    for url in [f"/api/media/jobs/{job_id}/3", f"/api/media/jobs/{job_id}/0", f"/api/media/jobs/{job_id}/-1",
-                f"/api/media/jobs/{job_id}/x", f"/api/media/jobs/{job_id}/99999"]:
+    for url in [
+        f"/api/media/jobs/{job_id}/3",
+        f"/api/media/jobs/{job_id}/0",
+        f"/api/media/jobs/{job_id}/-1",
+        f"/api/media/jobs/{job_id}/x",
+        f"/api/media/jobs/{job_id}/99999",
+    ]:
         assert client.get(url).status_code == 404, url
     other = TestClient(Starlette(routes=media_routes.MEDIA_ROUTES))
     other.cookies.set("workroom_session", mallory_token)
     assert other.get(f"/api/media/jobs/{job_id}/2").status_code == 404
-    assert TestClient(Starlette(routes=media_routes.MEDIA_ROUTES)).get(f"/api/media/jobs/{job_id}/2").status_code == 404
+    assert (
+        TestClient(Starlette(routes=media_routes.MEDIA_ROUTES))
+        .get(f"/api/media/jobs/{job_id}/2")
+        .status_code
+        == 404
+    )

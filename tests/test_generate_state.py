@@ -85,8 +85,14 @@ def make_account(engine, email="ann@example.com", credits: int = 0) -> int:
     with write_session(engine) as s:
         account_id = accounts.sign_up(s, email, PASSWORD, "Ann").id
         if credits:
-            ledger.staff_adjust(s, account_id, credits, reason="test credits", actor_id=account_id,
-                                idempotency_key=f"test-credits-{account_id}")
+            ledger.staff_adjust(
+                s,
+                account_id,
+                credits,
+                reason="test credits",
+                actor_id=account_id,
+                idempotency_key=f"test-credits-{account_id}",
+            )
         return account_id
 
 
@@ -125,7 +131,9 @@ def png_bytes() -> bytes:
 
 def test_submit_debits_exactly_the_catalog_price_and_shows_the_job(app_db):
     account_id = make_account(app_db)  # 50 trial credits, Free plan
-    price = catalog.quote({"feature": "video", "model": "seedance_lite", "resolution": "720p", "duration": 5}, "free")
+    price = catalog.quote(
+        {"feature": "video", "model": "seedance_lite", "resolution": "720p", "duration": 5}, "free"
+    )
     assert price.cost == 20
 
     async def scenario(new_browser):
@@ -190,7 +198,9 @@ def test_not_enough_credits_says_how_many_are_missing_and_offers_upgrade(sqlite_
         tab = new_browser()
         await tab.log_in("ann@example.com")
         # Veo 3, 720p, 5 s = 200 credits; the trial has 50.
-        await tab.send(GenerateState, "submit", form_data=video_form(model="veo3", shown_cost="200"))
+        await tab.send(
+            GenerateState, "submit", form_data=video_form(model="veo3", shown_cost="200")
+        )
         gen = await tab.state(GenerateState)
         assert "150 more needed" in gen.error
         assert gen.error_upgrade is True
@@ -202,25 +212,58 @@ def test_not_enough_credits_says_how_many_are_missing_and_offers_upgrade(sqlite_
 BAD_FORMS = [
     (video_form(model="sora9", shown_cost=None), "Unknown model for Video"),
     (video_form(duration="-5", shown_cost=None), "Duration must be 5 s, 8 s or 10 s"),
-    (video_form(duration="99999999999999999999", shown_cost=None), "The duration sent is not valid."),
+    (
+        video_form(duration="99999999999999999999", shown_cost=None),
+        "The duration sent is not valid.",
+    ),
     (video_form(duration="5.5", shown_cost=None), "Duration must be a whole number of seconds"),
     (video_form(duration="five", shown_cost=None), "Duration must be a whole number of seconds"),
     (video_form(duration=5, shown_cost=None), "The duration sent is not valid."),
     (video_form(resolution="1080p", shown_cost=None), "1080p needs the Starter plan or higher"),
-    (video_form(duration="8", shown_cost=None), "Video longer than 5 s needs the Starter plan or higher"),
+    (
+        video_form(duration="8", shown_cost=None),
+        "Video longer than 5 s needs the Starter plan or higher",
+    ),
     ({**video_form(), "feature": "hologram"}, "Choose a feature"),
     (video_form(prompt="   ", shown_cost=None), "Describe what to generate in the prompt."),
     (video_form(prompt="x" * 2001), "The prompt is 2,001 characters; the limit is 2,000."),
     (video_form(request_id=None), "This form is out of date"),
     (video_form(request_id="bad id with spaces"), "This form is out of date"),
     (video_form(shown_cost="-3"), "The cost shown is not valid"),
-    ({"feature": "image", "model": "flux_schnell", "resolution": "1K", "count": "9", "prompt": "p",
-      "request_id": f"web-{uuid.uuid4()}"}, "Count must be between 1 and 4"),
-    ({"feature": "voiceover", "model": "standard", "text": "x" * 5001,
-      "request_id": f"web-{uuid.uuid4()}"}, "The text is 5,001 characters; the limit is 5,000."),
-    ({"feature": "face_swap", "model": "image", "request_id": f"web-{uuid.uuid4()}"}, "Upload the face image."),
-    ({"feature": "lip_sync", "model": "pro", "resolution": "720p", "duration": "10",
-      "request_id": f"web-{uuid.uuid4()}"}, "Upload the video or image to animate."),
+    (
+        {
+            "feature": "image",
+            "model": "flux_schnell",
+            "resolution": "1K",
+            "count": "9",
+            "prompt": "p",
+            "request_id": f"web-{uuid.uuid4()}",
+        },
+        "Count must be between 1 and 4",
+    ),
+    (
+        {
+            "feature": "voiceover",
+            "model": "standard",
+            "text": "x" * 5001,
+            "request_id": f"web-{uuid.uuid4()}",
+        },
+        "The text is 5,001 characters; the limit is 5,000.",
+    ),
+    (
+        {"feature": "face_swap", "model": "image", "request_id": f"web-{uuid.uuid4()}"},
+        "Upload the face image.",
+    ),
+    (
+        {
+            "feature": "lip_sync",
+            "model": "pro",
+            "resolution": "720p",
+            "duration": "10",
+            "request_id": f"web-{uuid.uuid4()}",
+        },
+        "Upload the video or image to animate.",
+    ),
 ]
 
 
@@ -241,13 +284,16 @@ def test_bad_input_gets_a_clear_message_and_changes_nothing(sqlite_app_db, form,
     assert snapshot(sqlite_app_db, account_id) == before
 
 
-@pytest.mark.parametrize("payload", [
-    {"form_data": "feature=video"},
-    {"form_data": ["video"]},
-    {"form_data": None},
-    {"form_data": video_form(), "cost": 0},
-    {},
-])
+@pytest.mark.parametrize(
+    "payload",
+    [
+        {"form_data": "feature=video"},
+        {"form_data": ["video"]},
+        {"form_data": None},
+        {"form_data": video_form(), "cost": 0},
+        {},
+    ],
+)
 def test_forged_submit_payloads_change_nothing(sqlite_app_db, payload):
     account_id = make_account(sqlite_app_db)
     before = snapshot(sqlite_app_db, account_id)
@@ -281,8 +327,12 @@ def test_browser_cannot_set_generate_vars(sqlite_app_db):
     async def scenario(new_browser):
         tab = new_browser()
         await tab.log_in("ann@example.com")
-        for name, value in [("_upload_refs", {"face_swap:face": "../../etc/passwd"}), ("submit_seq", 99),
-                            ("_history_before", 1), ("balance", 10_000)]:
+        for name, value in [
+            ("_upload_refs", {"face_swap:face": "../../etc/passwd"}),
+            ("submit_seq", 99),
+            ("_history_before", 1),
+            ("balance", 10_000),
+        ]:
             await tab.send(GenerateState, "setvar", var_name=name, value=value)
         gen = await tab.state(GenerateState)
         assert gen._upload_refs == {} and gen.submit_seq == 0
@@ -318,15 +368,27 @@ def test_owner_cancels_a_queued_job_and_gets_the_credits_back(app_db):
         assert ledger.balance(s, account_id) == 50
 
 
-@pytest.mark.parametrize("job_id", ["other", -1, 0, "1; DROP TABLE generation_job", True, 10**30, None, [1], {"id": 1}])
+@pytest.mark.parametrize(
+    "job_id", ["other", -1, 0, "1; DROP TABLE generation_job", True, 10**30, None, [1], {"id": 1}]
+)
 def test_cancel_of_another_users_job_or_a_bad_id_changes_nothing(sqlite_app_db, job_id):
     make_account(sqlite_app_db)
     mallory = make_account(sqlite_app_db, "mallory@example.com")
     owner = accounts_id = None
     with write_session(sqlite_app_db) as s:
         owner = accounts.find_account(s, "ann@example.com").id
-        job = jobs.submit(s, owner, {"feature": "video", "model": "seedance_lite", "resolution": "720p",
-                                      "duration": "5", "prompt": "mine"}, client_request_id="owner-job-1")
+        job = jobs.submit(
+            s,
+            owner,
+            {
+                "feature": "video",
+                "model": "seedance_lite",
+                "resolution": "720p",
+                "duration": "5",
+                "prompt": "mine",
+            },
+            client_request_id="owner-job-1",
+        )
         ann_job = job.id
     target = ann_job if job_id == "other" else job_id
     before = (snapshot(sqlite_app_db, owner), snapshot(sqlite_app_db, mallory))
@@ -351,9 +413,21 @@ def test_history_pages_by_keyset_newest_first(sqlite_app_db):
     with write_session(sqlite_app_db) as s:
         ids = []
         for i in range(23):
-            job = jobs.submit(s, account_id, {"feature": "image", "model": "flux_schnell", "resolution": "1K",
-                                               "count": "1", "prompt": f"p{i}"}, client_request_id=f"hist-{i}")
-            jobs.fail(s, job.id, JobStatus.FAILED, "boom")  # free the slot (Free runs one at a time)
+            job = jobs.submit(
+                s,
+                account_id,
+                {
+                    "feature": "image",
+                    "model": "flux_schnell",
+                    "resolution": "1K",
+                    "count": "1",
+                    "prompt": f"p{i}",
+                },
+                client_request_id=f"hist-{i}",
+            )
+            jobs.fail(
+                s, job.id, JobStatus.FAILED, "boom"
+            )  # free the slot (Free runs one at a time)
             ids.append(job.id)
 
     async def scenario(new_browser):
@@ -363,7 +437,10 @@ def test_history_pages_by_keyset_newest_first(sqlite_app_db):
         gen = await tab.state(GenerateState)
         assert [h.id for h in gen.history] == ids[::-1][:10]
         assert gen.history_has_older and not gen.history_has_newer
-        assert gen.history[0].refund_text == "1 credit returned" and gen.history[0].status_label == "Failed"
+        assert (
+            gen.history[0].refund_text == "1 credit returned"
+            and gen.history[0].status_label == "Failed"
+        )
         await tab.send(GenerateState, "history_older")
         await tab.send(GenerateState, "history_older")
         gen = await tab.state(GenerateState)
@@ -408,7 +485,10 @@ def test_uploads_are_checked_by_content_and_kept_per_account(sqlite_app_db):
         ref = gen._upload_refs["face_swap:face"]
         assert uploads.path_of(account_id, ref).is_file()
         await gen.upload_face([])
-        assert gen.upload_errors["face"] == "Choose one file for the face image: an image (PNG, JPEG, WebP or GIF)."
+        assert (
+            gen.upload_errors["face"]
+            == "Choose one file for the face image: an image (PNG, JPEG, WebP or GIF)."
+        )
 
     run(scenario)
 
@@ -423,8 +503,16 @@ def test_face_swap_with_uploads_is_submitted_and_priced(sqlite_app_db):
         await tab.log_in("ann@example.com")
         gen = await tab.state(GenerateState)
         gen._upload_refs = {"face_swap:face": face.ref, "face_swap:target": target.ref}
-        await tab.send(GenerateState, "submit", form_data={
-            "feature": "face_swap", "model": "image", "request_id": f"web-{uuid.uuid4()}", "shown_cost": "2"})
+        await tab.send(
+            GenerateState,
+            "submit",
+            form_data={
+                "feature": "face_swap",
+                "model": "image",
+                "request_id": f"web-{uuid.uuid4()}",
+                "shown_cost": "2",
+            },
+        )
         gen = await tab.state(GenerateState)
         assert gen.error == "" and gen.active_jobs[0].title == "Face swap · Image"
 
@@ -441,8 +529,18 @@ def test_face_swap_with_uploads_is_submitted_and_priced(sqlite_app_db):
 def test_a_failed_job_toasts_the_credits_returned(sqlite_app_db):
     account_id = make_account(sqlite_app_db)
     with write_session(sqlite_app_db) as s:
-        job = jobs.submit(s, account_id, {"feature": "video", "model": "seedance_lite", "resolution": "720p",
-                                           "duration": "5", "prompt": "[fail]"}, client_request_id="fail-1")
+        job = jobs.submit(
+            s,
+            account_id,
+            {
+                "feature": "video",
+                "model": "seedance_lite",
+                "resolution": "720p",
+                "duration": "5",
+                "prompt": "[fail]",
+            },
+            client_request_id="fail-1",
+        )
         job = jobs.fail(s, job.id, JobStatus.FAILED, "Failed on purpose")
         view = job_view(job)
     assert view.failed and view.refund_text == "20 credits returned"
@@ -473,15 +571,35 @@ def test_media_route_serves_the_owner_only(sqlite_app_db, tmp_path):
     ann = make_account(sqlite_app_db)
     make_account(sqlite_app_db, "mallory@example.com")
     with write_session(sqlite_app_db) as s:
-        job = jobs.submit(s, ann, {"feature": "image", "model": "flux_schnell", "resolution": "1K", "count": "1",
-                                   "prompt": "p"}, client_request_id="media-1")
+        job = jobs.submit(
+            s,
+            ann,
+            {
+                "feature": "image",
+                "model": "flux_schnell",
+                "resolution": "1K",
+                "count": "1",
+                "prompt": "p",
+            },
+            client_request_id="media-1",
+        )
         relative = f"{ann}/{job.id}.png"
         path = settings.get_settings().media_dir / relative
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(png_bytes())
         jobs.succeed(s, job.id, relative, "image/png")
-        pending = jobs.submit(s, ann, {"feature": "image", "model": "flux_schnell", "resolution": "1K",
-                                       "count": "1", "prompt": "q"}, client_request_id="media-2")
+        pending = jobs.submit(
+            s,
+            ann,
+            {
+                "feature": "image",
+                "model": "flux_schnell",
+                "resolution": "1K",
+                "count": "1",
+                "prompt": "q",
+            },
+            client_request_id="media-2",
+        )
         ann_token = accounts.create_login(s, ann)
         mallory_token = accounts.create_login(s, accounts.find_account(s, "mallory@example.com").id)
         face = uploads.save_for_role(ann, "face_swap", "face", png_bytes())
@@ -490,12 +608,22 @@ def test_media_route_serves_the_owner_only(sqlite_app_db, tmp_path):
     client = _client()
     client.cookies.set("workroom_session", ann_token)
     ok = client.get(f"/api/media/jobs/{job_id}")
-    assert ok.status_code == 200 and ok.headers["content-type"] == "image/png" and ok.content == png_bytes()
+    assert (
+        ok.status_code == 200
+        and ok.headers["content-type"] == "image/png"
+        and ok.content == png_bytes()
+    )
     download = client.get(f"/api/media/jobs/{job_id}?download=1")
     assert download.headers["content-disposition"].startswith("attachment")
     assert client.get(f"/api/media/uploads/{face.ref}").status_code == 200
-    for url in [f"/api/media/jobs/{pending_id}", "/api/media/jobs/999999", "/api/media/jobs/abc",
-                "/api/media/jobs/-1", "/api/media/uploads/..%2F..%2Fsecret.png", "/api/media/uploads/nope.png"]:
+    for url in [
+        f"/api/media/jobs/{pending_id}",
+        "/api/media/jobs/999999",
+        "/api/media/jobs/abc",
+        "/api/media/jobs/-1",
+        "/api/media/uploads/..%2F..%2Fsecret.png",
+        "/api/media/uploads/nope.png",
+    ]:
         assert client.get(url).status_code == 404, url
 
     other = _client()

@@ -96,9 +96,7 @@ def test_refused_debit_leaves_no_job_even_if_the_caller_commits(engine):
     assert job_count(engine, acct) == 0
 
 
-@pytest.mark.parametrize(
-    ("plan", "limit"), [("free", 1), ("starter", 2)]
-)
+@pytest.mark.parametrize(("plan", "limit"), [("free", 1), ("starter", 2)])
 def test_concurrency_limit_per_plan(engine, plan, limit):
     acct = make_account(engine, 500, plan=plan)
     started = [submit(engine, acct, VOICE) for _ in range(limit)]
@@ -161,9 +159,36 @@ def test_unlimited_job_still_counts_towards_the_concurrency_limit(engine):
 
 BAD_REQUESTS = [
     ({**IMAGE, "model": "dall-e-9"}, "model"),
-    ({"feature": "video", "model": "kling21", "resolution": "720p", "duration": -5, "prompt": "x"}, "duration"),
-    ({"feature": "video", "model": "kling21", "resolution": "720p", "duration": 10**9, "prompt": "x"}, "duration"),
-    ({"feature": "video", "model": "kling21", "resolution": "720p", "duration": "ten", "prompt": "x"}, "duration"),
+    (
+        {
+            "feature": "video",
+            "model": "kling21",
+            "resolution": "720p",
+            "duration": -5,
+            "prompt": "x",
+        },
+        "duration",
+    ),
+    (
+        {
+            "feature": "video",
+            "model": "kling21",
+            "resolution": "720p",
+            "duration": 10**9,
+            "prompt": "x",
+        },
+        "duration",
+    ),
+    (
+        {
+            "feature": "video",
+            "model": "kling21",
+            "resolution": "720p",
+            "duration": "ten",
+            "prompt": "x",
+        },
+        "duration",
+    ),
     ({**IMAGE, "count": "2; DROP TABLE"}, "count"),
     ({**IMAGE, "count": True}, "count"),
     ({**IMAGE, "resolution": "16K"}, "resolution"),
@@ -172,7 +197,16 @@ BAD_REQUESTS = [
     ({**IMAGE, "prompt": "x" * 5000}, "prompt"),
     ({"feature": "hologram", "model": "x"}, "feature"),
     ({"feature": "voiceover", "model": "standard", "text": "x" * 5001}, "text"),
-    ({"feature": "video", "model": "kling21", "resolution": "1080p", "duration": 5, "prompt": "x"}, "resolution"),
+    (
+        {
+            "feature": "video",
+            "model": "kling21",
+            "resolution": "1080p",
+            "duration": 5,
+            "prompt": "x",
+        },
+        "resolution",
+    ),
     ("image please", None),
     (None, None),
 ]
@@ -205,7 +239,17 @@ def test_bad_requests_write_nothing_on_postgres(pg_engine):
 def test_plan_limit_error_names_the_plan_that_unlocks_it(engine):
     acct = make_account(engine, 1000)
     with pytest.raises(InvalidRequest) as err:
-        submit(engine, acct, {"feature": "video", "model": "kling21", "resolution": "1080p", "duration": 5, "prompt": "x"})
+        submit(
+            engine,
+            acct,
+            {
+                "feature": "video",
+                "model": "kling21",
+                "resolution": "1080p",
+                "duration": 5,
+                "prompt": "x",
+            },
+        )
     assert err.value.required_plan == "starter"
     assert "Starter" in str(err.value)
 
@@ -428,7 +472,12 @@ def test_describe_reports_the_refund_for_the_failure_toast(engine):
     assert jobs.describe(job)["refunded"] == 0 and jobs.describe(job)["active"]
     failed = _fail(engine, job.id, JobStatus.FAILED, "x")
     info = jobs.describe(failed)
-    assert (info["status"], info["status_label"], info["cost"], info["refunded"]) == ("failed", "Failed", 16, 16)
+    assert (info["status"], info["status_label"], info["cost"], info["refunded"]) == (
+        "failed",
+        "Failed",
+        16,
+        16,
+    )
     assert info["prompt"] == "a red fox" and not info["active"]
 
 

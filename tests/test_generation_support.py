@@ -22,34 +22,59 @@ from workroom_app.models import (
 
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 
-IMAGE = {"feature": "image", "model": "flux_pro", "resolution": "2K", "count": 2, "prompt": "a red fox"}  # 4*2*2 = 16
-VOICE = {"feature": "voiceover", "model": "standard", "text": "Hello there, this is Workroom."}  # 1 credit
+IMAGE = {
+    "feature": "image",
+    "model": "flux_pro",
+    "resolution": "2K",
+    "count": 2,
+    "prompt": "a red fox",
+}  # 4*2*2 = 16
+VOICE = {
+    "feature": "voiceover",
+    "model": "standard",
+    "text": "Hello there, this is Workroom.",
+}  # 1 credit
 
 
 def make_account(engine: Engine, credits: int = 100, plan: str | None = None) -> int:
     with write_session(engine) as s:
-        acct = Account(email=f"{uuid.uuid4().hex[:10]}@example.test", password_hash="x", created_at=T0)
+        acct = Account(
+            email=f"{uuid.uuid4().hex[:10]}@example.test", password_hash="x", created_at=T0
+        )
         s.add(acct)
         s.flush()
         ledger.open_account(s, acct.id)
         if credits:
             ledger.grant(
-                s, acct.id, credits, action_type=ActionType.TRIAL_GRANT, source=GrantSource.TRIAL,
+                s,
+                acct.id,
+                credits,
+                action_type=ActionType.TRIAL_GRANT,
+                source=GrantSource.TRIAL,
                 idempotency_key=f"test-grant:{acct.id}",
             )
         if plan and plan != "free":
             s.add(
                 Subscription(
-                    account_id=acct.id, plan_key=plan, anchor_day=T0.day, current_period_start=T0,
-                    current_period_end=T0 + timedelta(days=30), created_at=T0, updated_at=T0,
+                    account_id=acct.id,
+                    plan_key=plan,
+                    anchor_day=T0.day,
+                    current_period_start=T0,
+                    current_period_end=T0 + timedelta(days=30),
+                    created_at=T0,
+                    updated_at=T0,
                 )
             )
         return acct.id
 
 
-def submit(engine: Engine, acct: int, request: dict, crid: str | None = None, *, provider: str = "local") -> GenerationJob:
+def submit(
+    engine: Engine, acct: int, request: dict, crid: str | None = None, *, provider: str = "local"
+) -> GenerationJob:
     with write_session(engine) as s:
-        return jobs.submit(s, acct, request, client_request_id=crid or uuid.uuid4().hex, provider=provider)
+        return jobs.submit(
+            s, acct, request, client_request_id=crid or uuid.uuid4().hex, provider=provider
+        )
 
 
 def balance(engine: Engine, acct: int) -> int:
@@ -60,7 +85,9 @@ def balance(engine: Engine, acct: int) -> int:
 def entries(engine: Engine, acct: int) -> list[LedgerEntry]:
     with read_session(engine) as s:
         return list(
-            s.execute(select(LedgerEntry).where(LedgerEntry.account_id == acct).order_by(LedgerEntry.id))
+            s.execute(
+                select(LedgerEntry).where(LedgerEntry.account_id == acct).order_by(LedgerEntry.id)
+            )
             .scalars()
             .all()
         )

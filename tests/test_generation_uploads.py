@@ -52,7 +52,15 @@ def media(tmp_path, monkeypatch):
 
 @pytest.mark.parametrize(
     ("data", "ext"),
-    [(png(), "png"), (jpeg(), "jpg"), (wav(), "wav"), (MP4, "mp4"), (WEBM, "webm"), (MP3, "mp3"), (b"hello", None)],
+    [
+        (png(), "png"),
+        (jpeg(), "jpg"),
+        (wav(), "wav"),
+        (MP4, "mp4"),
+        (WEBM, "webm"),
+        (MP3, "mp3"),
+        (b"hello", None),
+    ],
 )
 def test_type_comes_from_the_magic_bytes(data, ext):
     assert uploads.sniff(data) == ext
@@ -116,7 +124,11 @@ def test_submit_with_another_accounts_upload_writes_nothing(engine, media):
     other = make_account(engine, 100)
     face = uploads.save_for_role(owner, "face_swap", "face", png())
     target = uploads.save_for_role(owner, "face_swap", "target", png())
-    req = {"feature": "face_swap", "mode": "image", "uploads": {"face": face.ref, "target": target.ref}}
+    req = {
+        "feature": "face_swap",
+        "mode": "image",
+        "uploads": {"face": face.ref, "target": target.ref},
+    }
     with pytest.raises(InvalidUpload, match="not found"):
         submit(engine, other, req)
     assert job_count(engine) == 0 and balance(engine, other) == 100
@@ -128,8 +140,17 @@ def test_submit_with_another_accounts_upload_writes_nothing(engine, media):
 def test_malformed_upload_references_are_refused(engine, media, ref):
     acct = make_account(engine, 100)
     with pytest.raises(InvalidUpload):
-        submit(engine, acct, {"feature": "lip_sync", "model": "standard", "resolution": "720p", "duration": 3,
-                              "uploads": {"source": ref, "audio": ref}})
+        submit(
+            engine,
+            acct,
+            {
+                "feature": "lip_sync",
+                "model": "standard",
+                "resolution": "720p",
+                "duration": 3,
+                "uploads": {"source": ref, "audio": ref},
+            },
+        )
     assert job_count(engine) == 0
 
 
@@ -138,6 +159,13 @@ def test_audio_where_the_face_belongs_is_refused(engine, media):
     audio = uploads.save_for_role(acct, "lip_sync", "audio", wav())
     target = uploads.save_for_role(acct, "face_swap", "target", png())
     with pytest.raises(InvalidUpload, match="choose an image"):
-        submit(engine, acct, {"feature": "face_swap", "mode": "image",
-                              "uploads": {"face": audio.ref, "target": target.ref}})
+        submit(
+            engine,
+            acct,
+            {
+                "feature": "face_swap",
+                "mode": "image",
+                "uploads": {"face": audio.ref, "target": target.ref},
+            },
+        )
     assert job_count(engine) == 0

@@ -39,7 +39,12 @@ from workroom_app.models import (
 
 def _staff(engine, role=Role.FINANCE, email=None) -> int:
     with write_session(engine) as s:
-        account = accounts.sign_up(s, email or f"{role}-{clock.now().timestamp()}@staff.test", "correct horse battery", role=role)
+        account = accounts.sign_up(
+            s,
+            email or f"{role}-{clock.now().timestamp()}@staff.test",
+            "correct horse battery",
+            role=role,
+        )
         return account.id
 
 
@@ -50,8 +55,14 @@ def _spend(engine, account_id, amount, key):
 
 def _refund(engine, actor, account, invoice_id, amount, request_id="req-00000001", **kw):
     return invoice_refunds.refund_invoice(
-        engine, actor, account, invoice_id, amount, reason=kw.pop("reason", "Customer asked, duplicate charge"),
-        request_id=request_id, **kw,
+        engine,
+        actor,
+        account,
+        invoice_id,
+        amount,
+        reason=kw.pop("reason", "Customer asked, duplicate charge"),
+        request_id=request_id,
+        **kw,
     )
 
 
@@ -87,7 +98,9 @@ def test_full_refund_takes_back_every_unspent_credit_marks_the_invoice_and_tells
         finance = _staff(engine)
         user = sign_up(engine)
         subscribe(engine, user, "pro")  # $30, 3,000 credits
-        _spend(engine, user, 1000, "spend-1")  # 50 trial... drawn soonest-expiring first: plan credits
+        _spend(
+            engine, user, 1000, "spend-1"
+        )  # 50 trial... drawn soonest-expiring first: plan credits
         [invoice] = invoices_of(engine, user)
         before = balance(engine, user)
         outcome = _refund(engine, finance, user, invoice.id, "30.00")
@@ -97,11 +110,17 @@ def test_full_refund_takes_back_every_unspent_credit_marks_the_invoice_and_tells
     [inv] = invoices_of(engine, user)
     assert inv.status == "refunded"
     [row] = _rows(engine, LedgerEntry, account_id=user, reference_type="invoice_refund")
-    assert (row.action_type, row.amount, row.actor_id) == (ActionType.STAFF_ADJUSTMENT, -2000, finance)
+    assert (row.action_type, row.amount, row.actor_id) == (
+        ActionType.STAFF_ADJUSTMENT,
+        -2000,
+        finance,
+    )
     assert "Customer asked" in row.reason
     [charge] = _rows(engine, LocalCharge, gateway_ref=inv.gateway_ref)
     assert charge.refunded_at is not None
-    emails = [e for e in _rows(engine, OutboxEmail, account_id=user) if e.dedupe_key.startswith("refund:")]
+    emails = [
+        e for e in _rows(engine, OutboxEmail, account_id=user) if e.dedupe_key.startswith("refund:")
+    ]
     assert len(emails) == 1 and "$30.00" in emails[0].subject and emails[0].invoice_id == inv.id
     [audit_row] = _rows(engine, StaffAudit, action="refund_invoice")
     assert (audit_row.actor_id, audit_row.account_id, audit_row.result) == (finance, user, "done")
@@ -109,17 +128,26 @@ def test_full_refund_takes_back_every_unspent_credit_marks_the_invoice_and_tells
     _no_ledger_problems(engine)
 
 
-def test_partial_refunds_take_back_the_same_fraction_of_what_is_unspent_and_never_more_than_paid(engine):
+def test_partial_refunds_take_back_the_same_fraction_of_what_is_unspent_and_never_more_than_paid(
+    engine,
+):
     with at(T0):
         finance = _staff(engine)
         user = sign_up(engine)
         subscribe(engine, user, "pro")
         _spend(engine, user, 1000, "spend-1")
         [invoice] = invoices_of(engine, user)
-        first = _refund(engine, finance, user, invoice.id, "7.50", request_id="req-first-1")  # 1/4 of $30
+        first = _refund(
+            engine, finance, user, invoice.id, "7.50", request_id="req-first-1"
+        )  # 1/4 of $30
         assert first.credits_removed == 2000 // 4
         with read_session(engine) as s:
-            assert invoice_refunds.refund_label(invoice.status, 3000, invoice_refunds.refunded_cents(s, invoice.id)) == "Partly refunded"
+            assert (
+                invoice_refunds.refund_label(
+                    invoice.status, 3000, invoice_refunds.refunded_cents(s, invoice.id)
+                )
+                == "Partly refunded"
+            )
         assert invoices_of(engine, user)[0].status == "paid"
         with pytest.raises(StaffError, match=r"At most \$22.50"):
             _refund(engine, finance, user, invoice.id, "22.51", request_id="req-too-much")
@@ -144,13 +172,18 @@ def test_the_same_confirmation_twice_refunds_once(engine):
         assert "already" in again.message
         assert len(_rows(engine, InvoiceRefund)) == 1
         assert len(_rows(engine, LedgerEntry, reference_type="invoice_refund")) == 1
-        assert [a.result for a in _rows(engine, StaffAudit, action="refund_invoice")] == ["done", "repeat"]
+        assert [a.result for a in _rows(engine, StaffAudit, action="refund_invoice")] == [
+            "done",
+            "repeat",
+        ]
         # The same form id reused for a different amount is refused.
         with pytest.raises(StaffError, match="already used"):
             _refund(engine, finance, user, invoice.id, "5.00")
 
 
-@pytest.mark.parametrize("amount", ["-5", "0", "0.00", "1.234", "abc", "", "1e3", -500, 0, 1.5, True, None])
+@pytest.mark.parametrize(
+    "amount", ["-5", "0", "0.00", "1.234", "abc", "", "1e3", -500, 0, 1.5, True, None]
+)
 def test_a_forged_amount_is_refused_and_changes_nothing(sqlite_engine, amount):
     engine = sqlite_engine
     with at(T0):
@@ -200,7 +233,9 @@ def test_refund_preview_says_what_will_happen_and_writes_nothing(sqlite_engine):
         [invoice] = invoices_of(engine, user)
         before = _state(engine, user)
         with read_session(engine) as s:
-            p = invoice_refunds.preview(s, finance, user, invoice.id, "15", "Partial goodwill refund")
+            p = invoice_refunds.preview(
+                s, finance, user, invoice.id, "15", "Partial goodwill refund"
+            )
         assert (p.amount_cents, p.credits_to_remove, p.refundable_cents) == (1500, 1500, 3000)
         assert "Refund $15.00 of invoice" in p.summary and "1,500 unspent credits" in p.summary
         assert _state(engine, user) == before
@@ -235,7 +270,9 @@ def stripe_world(engine):
         yield make_world(engine)
 
 
-def test_stripe_refund_uses_an_idempotency_key_and_charge_refunded_changes_nothing_more(stripe_world):
+def test_stripe_refund_uses_an_idempotency_key_and_charge_refunded_changes_nothing_more(
+    stripe_world,
+):
     w = stripe_world
     finance = _staff(w.engine)
     user = w.sign_up("stripe-user@example.com")
@@ -295,7 +332,12 @@ def test_stripe_disputes_are_kept_with_their_latest_status(stripe_world):
     dispute = w.standin.open_dispute(charge_id)
     w.deliver(w.standin.take_events("charge.dispute.created"))
     [row] = _rows(w.engine, PaymentDispute)
-    assert (row.account_id, row.invoice_id, row.status, row.amount_cents) == (user, invoice.id, "needs_response", 1000)
+    assert (row.account_id, row.invoice_id, row.status, row.amount_cents) == (
+        user,
+        invoice.id,
+        "needs_response",
+        1000,
+    )
     w.standin.close_dispute(dispute["id"], "lost")
     closed = w.standin.take_events("charge.dispute.closed")
     w.deliver(closed + closed)

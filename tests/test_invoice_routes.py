@@ -47,7 +47,9 @@ def make_user(engine, email: str, *, staff: bool = False) -> tuple[int, str]:
 
 def paid_invoice(engine, account_id: int, plan: str = "pro") -> Invoice:
     with clock.pinned(NOW), write_session(engine) as s:
-        out = subscriptions.subscribe(s, account_id, plan, card=CardForm("378282246310005", 4, 2031, "1234", "A"))
+        out = subscriptions.subscribe(
+            s, account_id, plan, card=CardForm("378282246310005", 4, 2031, "1234", "A")
+        )
         assert out.ok
     with read_session(engine) as s:
         return s.exec(select(Invoice).where(Invoice.account_id == account_id)).one()
@@ -117,7 +119,9 @@ def test_a_logged_out_token_gets_404(app_db, client):
     assert get(client, invoice.id, token).status_code == 404
 
 
-@pytest.mark.parametrize("guess", ["0", "-1", "abc", "1.0", "1%20OR%201=1", "99999999999999999999999", "2"])
+@pytest.mark.parametrize(
+    "guess", ["0", "-1", "abc", "1.0", "1%20OR%201=1", "99999999999999999999999", "2"]
+)
 def test_guessed_ids_get_404(app_db, client, guess):
     owner, token = make_user(app_db, "owner@example.com")
     paid_invoice(app_db, owner)
@@ -145,7 +149,9 @@ def test_a_declined_attempt_has_no_pdf_even_for_its_owner(app_db, client):
     no number, and the PDF route answers it like a missing invoice."""
     owner, token = make_user(app_db, "declined@example.com")
     with clock.pinned(NOW), write_session(app_db) as s:
-        out = subscriptions.subscribe(s, owner, "pro", card=CardForm("4000000000000002", 4, 2031, "123", "A"))
+        out = subscriptions.subscribe(
+            s, owner, "pro", card=CardForm("4000000000000002", 4, 2031, "123", "A")
+        )
         assert not out.ok and out.invoice_number is None
     with read_session(app_db) as s:
         failed = s.exec(select(Invoice).where(Invoice.account_id == owner)).one()
@@ -167,6 +173,10 @@ def test_the_pdf_shows_dates_in_the_accounts_time_zone(app_db, client):
 
 def paid_invoice_after_decline(engine, account_id: int) -> Invoice:
     with clock.pinned(NOW), write_session(engine) as s:
-        assert subscriptions.subscribe(s, account_id, "pro", card=CardForm("4242424242424242", 4, 2031, "123", "A")).ok
+        assert subscriptions.subscribe(
+            s, account_id, "pro", card=CardForm("4242424242424242", 4, 2031, "123", "A")
+        ).ok
     with read_session(engine) as s:
-        return s.exec(select(Invoice).where(Invoice.account_id == account_id, Invoice.status == "paid")).one()
+        return s.exec(
+            select(Invoice).where(Invoice.account_id == account_id, Invoice.status == "paid")
+        ).one()

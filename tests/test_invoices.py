@@ -55,8 +55,13 @@ def test_concurrent_invoices_of_one_account_get_distinct_numbers(engine):
         try:
             with write_session(engine) as s:
                 invoices.create_invoice(
-                    s, a, kind="renewal", status="paid", amount_cents=100,
-                    idempotency_key=f"k{i}", lines=[LineItem("x", 100)],
+                    s,
+                    a,
+                    kind="renewal",
+                    status="paid",
+                    amount_cents=100,
+                    idempotency_key=f"k{i}",
+                    lines=[LineItem("x", 100)],
                 )
         except Exception as exc:  # noqa: BLE001
             errors.append(exc)
@@ -76,14 +81,35 @@ def test_invoice_input_is_checked(engine):
         a = sign_up(engine)
         with write_session(engine) as s:
             with pytest.raises(InvoiceError):
-                invoices.create_invoice(s, a, kind="renewal", status="paid", amount_cents=-1,
-                                        idempotency_key="n", lines=[LineItem("x", -1)])
+                invoices.create_invoice(
+                    s,
+                    a,
+                    kind="renewal",
+                    status="paid",
+                    amount_cents=-1,
+                    idempotency_key="n",
+                    lines=[LineItem("x", -1)],
+                )
             with pytest.raises(InvoiceError):
-                invoices.create_invoice(s, a, kind="renewal", status="weird", amount_cents=1,
-                                        idempotency_key="w", lines=[LineItem("x", 1)])
+                invoices.create_invoice(
+                    s,
+                    a,
+                    kind="renewal",
+                    status="weird",
+                    amount_cents=1,
+                    idempotency_key="w",
+                    lines=[LineItem("x", 1)],
+                )
             with pytest.raises(InvoiceError, match="add up"):
-                invoices.create_invoice(s, a, kind="renewal", status="paid", amount_cents=5,
-                                        idempotency_key="s", lines=[LineItem("x", 1)])
+                invoices.create_invoice(
+                    s,
+                    a,
+                    kind="renewal",
+                    status="paid",
+                    amount_cents=5,
+                    idempotency_key="s",
+                    lines=[LineItem("x", 1)],
+                )
 
 
 def test_the_pdf_shows_number_amount_card_status_period_and_bill_to(engine):
@@ -95,8 +121,17 @@ def test_the_pdf_shows_number_amount_card_status_period_and_bill_to(engine):
         name, data = invoices.pdf_for_viewer(s, inv.id, a)
     assert name == f"{inv.number}.pdf" and data.startswith(b"%PDF")
     text = _pdf_text(data)
-    for needle in (inv.number, "$30.00", "Visa ending in 4242", "Paid", "pdf@example.com",
-                   "Jan 31, 2026", "Feb 28, 2026", "Workroom", "Pro plan"):
+    for needle in (
+        inv.number,
+        "$30.00",
+        "Visa ending in 4242",
+        "Paid",
+        "pdf@example.com",
+        "Jan 31, 2026",
+        "Feb 28, 2026",
+        "Workroom",
+        "Pro plan",
+    ):
         assert needle in text, needle
 
 
@@ -138,7 +173,15 @@ def test_invoice_numbers_stay_gapless_with_declines_in_between(engine):
     with clock.pinned(T0 + timedelta(days=29)):
         assert subscriptions.renew_due(engine).renewed == 1  # the retry pays: 0003
     rows = invoices_of(engine, a)
-    assert [r.status for r in rows] == ["failed", "failed", "paid", "failed", "paid", "failed", "paid"]
+    assert [r.status for r in rows] == [
+        "failed",
+        "failed",
+        "paid",
+        "failed",
+        "paid",
+        "failed",
+        "paid",
+    ]
     paid = [r for r in rows if r.status == "paid"]
     assert [r.number for r in paid] == [f"WR-{a}-{k:04d}" for k in (1, 2, 3)]
     assert [r.seq for r in paid] == [1, 2, 3]
@@ -146,7 +189,9 @@ def test_invoice_numbers_stay_gapless_with_declines_in_between(engine):
     with read_session(engine) as s:
         history = invoices.list_for_account(s, a)  # Payment History: every attempt, newest first
         assert [r.id for r in history] == [r.id for r in reversed(rows)]
-        assert all(invoices.pdf_for_viewer(s, r.id, a) is None for r in rows if r.status == "failed")
+        assert all(
+            invoices.pdf_for_viewer(s, r.id, a) is None for r in rows if r.status == "failed"
+        )
         assert all(invoices.pdf_for_viewer(s, r.id, a) is not None for r in paid)
 
 
@@ -154,7 +199,9 @@ def test_only_the_owner_or_staff_can_see_an_invoice(engine):
     with clock.pinned(T0):
         owner, other = sign_up(engine), sign_up(engine)
         with write_session(engine) as s:
-            staff = accounts.sign_up(s, "staff@example.com", "correct horse battery", role=Role.STAFF).id
+            staff = accounts.sign_up(
+                s, "staff@example.com", "correct horse battery", role=Role.STAFF
+            ).id
         subscribe(engine, owner, "pro")
     inv = invoices_of(engine, owner)[0]
     with read_session(engine) as s:

@@ -29,12 +29,28 @@ def _pin_clock():
         yield
 
 
-def _grant(engine, acct, amount, key, *, expires_at=None, subscription_id=None,
-           action=ActionType.SUBSCRIPTION_CREDITS, source=GrantSource.SUBSCRIPTION):
+def _grant(
+    engine,
+    acct,
+    amount,
+    key,
+    *,
+    expires_at=None,
+    subscription_id=None,
+    action=ActionType.SUBSCRIPTION_CREDITS,
+    source=GrantSource.SUBSCRIPTION,
+):
     with write_session(engine) as s:
-        return ledger.grant(s, acct, amount, action_type=action, source=source,
-                            idempotency_key=key, expires_at=expires_at,
-                            subscription_id=subscription_id)
+        return ledger.grant(
+            s,
+            acct,
+            amount,
+            action_type=action,
+            source=source,
+            idempotency_key=key,
+            expires_at=expires_at,
+            subscription_id=subscription_id,
+        )
 
 
 def _debit(engine, acct, amount, key, feature="image"):
@@ -72,7 +88,12 @@ def test_grant_writes_grant_entry_and_balance(engine):
     [entry] = st["entries"]
     assert entry.id == r.entry_id and entry.action_type == "subscription_credits"
     [g] = st["grants"]
-    assert (g.amount_granted, g.amount_left, g.expires_at, g.subscription_id) == (800, 800, expiry, 7)
+    assert (g.amount_granted, g.amount_left, g.expires_at, g.subscription_id) == (
+        800,
+        800,
+        expiry,
+        7,
+    )
     assert st["next_expiry_at"] == expiry
 
 
@@ -117,8 +138,14 @@ def test_amounts_must_be_positive_whole_numbers(engine, bad):
         _debit(engine, acct, bad, "bad-debit")
     with pytest.raises(LedgerError):
         with write_session(engine) as s:
-            ledger.staff_adjust(s, acct, bad if bad not in (-5,) else 0, reason="r", actor_id=1,
-                                idempotency_key="bad-staff")
+            ledger.staff_adjust(
+                s,
+                acct,
+                bad if bad not in (-5,) else 0,
+                reason="r",
+                actor_id=1,
+                idempotency_key="bad-staff",
+            )
     assert ledger_count(engine) == 1
     assert_invariants(engine, acct)
 
@@ -127,19 +154,43 @@ def test_bad_input_is_refused_with_a_readable_message(engine):
     acct = make_account(engine)
     with write_session(engine) as s:
         with pytest.raises(LedgerError, match="expiry must be in the future"):
-            ledger.grant(s, acct, 5, action_type=ActionType.MONTHLY_CREDITS,
-                         source=GrantSource.MONTHLY, idempotency_key="past",
-                         expires_at=T0 - timedelta(seconds=1))
+            ledger.grant(
+                s,
+                acct,
+                5,
+                action_type=ActionType.MONTHLY_CREDITS,
+                source=GrantSource.MONTHLY,
+                idempotency_key="past",
+                expires_at=T0 - timedelta(seconds=1),
+            )
         with pytest.raises(LedgerError, match="time zone"):
-            ledger.grant(s, acct, 5, action_type=ActionType.MONTHLY_CREDITS,
-                         source=GrantSource.MONTHLY, idempotency_key="naive",
-                         expires_at=(T0 + timedelta(days=1)).replace(tzinfo=None))
+            ledger.grant(
+                s,
+                acct,
+                5,
+                action_type=ActionType.MONTHLY_CREDITS,
+                source=GrantSource.MONTHLY,
+                idempotency_key="naive",
+                expires_at=(T0 + timedelta(days=1)).replace(tzinfo=None),
+            )
         with pytest.raises(LedgerError, match="cannot be recorded as 'generation'"):
-            ledger.grant(s, acct, 5, action_type=ActionType.GENERATION,
-                         source=GrantSource.MONTHLY, idempotency_key="wrong-action")
+            ledger.grant(
+                s,
+                acct,
+                5,
+                action_type=ActionType.GENERATION,
+                source=GrantSource.MONTHLY,
+                idempotency_key="wrong-action",
+            )
         with pytest.raises(LedgerError, match="Unknown grant source"):
-            ledger.grant(s, acct, 5, action_type=ActionType.MONTHLY_CREDITS,
-                         source="gift", idempotency_key="wrong-source")
+            ledger.grant(
+                s,
+                acct,
+                5,
+                action_type=ActionType.MONTHLY_CREDITS,
+                source="gift",
+                idempotency_key="wrong-source",
+            )
         with pytest.raises(LedgerError, match="idempotency key is required"):
             ledger.debit(s, acct, 5, feature="image", idempotency_key="  ")
         with pytest.raises(LedgerError, match="feature is required"):
@@ -168,11 +219,15 @@ def test_balance_never_goes_below_zero(engine):
 
 def test_debit_draws_soonest_expiring_first_and_never_expiring_last(engine):
     acct = make_account(engine)
-    trial = _grant(engine, acct, 50, "trial", action=ActionType.TRIAL_GRANT, source=GrantSource.TRIAL)
+    trial = _grant(
+        engine, acct, 50, "trial", action=ActionType.TRIAL_GRANT, source=GrantSource.TRIAL
+    )
     late = _grant(engine, acct, 100, "late", expires_at=T0 + timedelta(days=60))
     soon = _grant(engine, acct, 100, "soon", expires_at=T0 + timedelta(days=10))
-    by_name = {name: draws_of(_entry(engine, r.entry_id))[0][0]
-               for name, r in (("trial", trial), ("late", late), ("soon", soon))}
+    by_name = {
+        name: draws_of(_entry(engine, r.entry_id))[0][0]
+        for name, r in (("trial", trial), ("late", late), ("soon", soon))
+    }
 
     d = _debit(engine, acct, 80, "d1")
     assert draws_of(_entry(engine, d.entry_id)) == [[by_name["soon"], 80]]
@@ -309,7 +364,10 @@ def test_refund_restores_the_same_grants_exactly_once(engine):
     assert len(state(engine, acct)["entries"]) == 4
     refund_row = _entry(engine, r.entry_id)
     assert (refund_row.reference_type, refund_row.reference_id, refund_row.feature) == (
-        "debit", str(d.entry_id), "image")
+        "debit",
+        str(d.entry_id),
+        "image",
+    )
 
 
 def test_refund_after_the_grant_expired_goes_to_a_never_expiring_refund_grant(engine):
@@ -338,13 +396,17 @@ def test_refund_after_a_burn_does_not_revive_the_burned_grant(engine):
     _grant(engine, acct, 100, "plan", expires_at=T0 + timedelta(days=30), subscription_id=3)
     d = _debit(engine, acct, 40, "d")
     with write_session(engine) as s:
-        burn = ledger.burn_subscription_grants(s, acct, 3, action_type=ActionType.PLAN_CHANGE,
-                                               idempotency_key="burn")
+        burn = ledger.burn_subscription_grants(
+            s, acct, 3, action_type=ActionType.PLAN_CHANGE, idempotency_key="burn"
+        )
     assert (burn.amount, burn.balance_after) == (-60, 0)
     r = _refund(engine, d.entry_id, "r")
     st = assert_invariants(engine, acct)
     assert (r.amount, st["balance"]) == (40, 40)
-    assert [(g.source, g.amount_left) for g in st["grants"]] == [("subscription", 0), ("refund", 40)]
+    assert [(g.source, g.amount_left) for g in st["grants"]] == [
+        ("subscription", 0),
+        ("refund", 40),
+    ]
 
 
 def test_only_generation_charges_can_be_refunded(engine):
@@ -368,20 +430,36 @@ def test_burn_zeroes_only_that_subscriptions_grants(engine):
     acct = make_account(engine)
     _grant(engine, acct, 50, "trial", action=ActionType.TRIAL_GRANT, source=GrantSource.TRIAL)
     _grant(engine, acct, 800, "sub1", expires_at=T0 + timedelta(days=30), subscription_id=1)
-    _grant(engine, acct, 2200, "upg", expires_at=T0 + timedelta(days=30), subscription_id=1,
-           action=ActionType.PLAN_CHANGE, source=GrantSource.PLAN_CHANGE)
+    _grant(
+        engine,
+        acct,
+        2200,
+        "upg",
+        expires_at=T0 + timedelta(days=30),
+        subscription_id=1,
+        action=ActionType.PLAN_CHANGE,
+        source=GrantSource.PLAN_CHANGE,
+    )
     _grant(engine, acct, 5, "other", expires_at=T0 + timedelta(days=40), subscription_id=2)
     _debit(engine, acct, 100, "spend")
     with write_session(engine) as s:
-        r = ledger.burn_subscription_grants(s, acct, 1, action_type=ActionType.PLAN_CHANGE,
-                                            idempotency_key="burn-1", reference_type="plan_change",
-                                            reference_id="42")
+        r = ledger.burn_subscription_grants(
+            s,
+            acct,
+            1,
+            action_type=ActionType.PLAN_CHANGE,
+            idempotency_key="burn-1",
+            reference_type="plan_change",
+            reference_id="42",
+        )
     assert (r.amount, r.balance_after) == (-2900, 55)
     with write_session(engine) as s:
-        again = ledger.burn_subscription_grants(s, acct, 1, action_type=ActionType.PLAN_CHANGE,
-                                                idempotency_key="burn-1")
-        nothing = ledger.burn_subscription_grants(s, acct, 1, action_type=ActionType.EXPIRY,
-                                                  idempotency_key="burn-2")
+        again = ledger.burn_subscription_grants(
+            s, acct, 1, action_type=ActionType.PLAN_CHANGE, idempotency_key="burn-1"
+        )
+        nothing = ledger.burn_subscription_grants(
+            s, acct, 1, action_type=ActionType.EXPIRY, idempotency_key="burn-2"
+        )
     assert again == ledger.LedgerResult(r.entry_id, -2900, 55, False)
     assert nothing is None
     st = assert_invariants(engine, acct)
@@ -389,8 +467,9 @@ def test_burn_zeroes_only_that_subscriptions_grants(engine):
     assert st["entries"][-1].action_type == "plan_change"
     with pytest.raises(LedgerError):
         with write_session(engine) as s:
-            ledger.burn_subscription_grants(s, acct, 2, action_type=ActionType.GENERATION,
-                                            idempotency_key="burn-3")
+            ledger.burn_subscription_grants(
+                s, acct, 2, action_type=ActionType.GENERATION, idempotency_key="burn-3"
+            )
 
 
 # --------------------------------------------------------- staff adjustment
@@ -404,7 +483,9 @@ def test_staff_adjustment_needs_reason_and_actor_and_keeps_balance_non_negative(
             ledger.staff_adjust(s, acct, 10, reason="   ", actor_id=staff, idempotency_key="a")
         with pytest.raises(LedgerError, match="staff member"):
             ledger.staff_adjust(s, acct, 10, reason="goodwill", actor_id=None, idempotency_key="a")
-        up = ledger.staff_adjust(s, acct, 10, reason="goodwill", actor_id=staff, idempotency_key="a")
+        up = ledger.staff_adjust(
+            s, acct, 10, reason="goodwill", actor_id=staff, idempotency_key="a"
+        )
     assert (up.amount, up.balance_after) == (10, 10)
     with pytest.raises(InsufficientCredits, match="never goes below zero"):
         with write_session(engine) as s:
@@ -414,7 +495,9 @@ def test_staff_adjustment_needs_reason_and_actor_and_keeps_balance_non_negative(
     assert (down.amount, down.balance_after) == (-10, 0)
     st = assert_invariants(engine, acct)
     assert [(e.action_type, e.reason, e.actor_id) for e in st["entries"]] == [
-        ("staff_adjustment", "goodwill", staff), ("staff_adjustment", "oops", staff)]
+        ("staff_adjustment", "goodwill", staff),
+        ("staff_adjustment", "oops", staff),
+    ]
     assert st["grants"][0].source == "staff" and st["grants"][0].expires_at is None
 
 
@@ -424,8 +507,10 @@ def test_staff_adjustment_needs_reason_and_actor_and_keeps_balance_non_negative(
 def test_ledger_rows_cannot_be_updated_or_deleted(engine):
     acct = make_account(engine)
     r = _grant(engine, acct, 10, "g")
-    for sql in (f"UPDATE ledger_entry SET amount = 1000 WHERE id = {r.entry_id}",
-                f"DELETE FROM ledger_entry WHERE id = {r.entry_id}"):
+    for sql in (
+        f"UPDATE ledger_entry SET amount = 1000 WHERE id = {r.entry_id}",
+        f"DELETE FROM ledger_entry WHERE id = {r.entry_id}",
+    ):
         with pytest.raises(DBAPIError, match="append-only"):
             with write_session(engine) as s:
                 s.execute(text(sql))
@@ -444,20 +529,45 @@ def test_check_ledger_finds_each_kind_of_damage(engine):
     _refund(engine, d.entry_id, "r")
     with read_session(engine) as s:
         assert check_ledger(s) == []
-        assert check_ledger(s, "nobody@example.test") == ["no account with email nobody@example.test"]
+        assert check_ledger(s, "nobody@example.test") == [
+            "no account with email nobody@example.test"
+        ]
     with write_session(engine) as s:
         # Corrupt it the way a bug outside the ledger module would.
-        s.execute(text(f"UPDATE account_balance SET balance = balance + 2, next_expiry_at = NULL "
-                       f"WHERE account_id = {acct}"))
-        s.add(LedgerEntry(account_id=acct, action_type="refund", amount=10, balance_after=7,
-                          reference_type="debit", reference_id=str(d.entry_id),
-                          idempotency_key="forged", created_at=T0))
-        s.execute(text(f"UPDATE credit_grant SET amount_left = amount_granted + 1 WHERE account_id = {acct}"))
+        s.execute(
+            text(
+                f"UPDATE account_balance SET balance = balance + 2, next_expiry_at = NULL "
+                f"WHERE account_id = {acct}"
+            )
+        )
+        s.add(
+            LedgerEntry(
+                account_id=acct,
+                action_type="refund",
+                amount=10,
+                balance_after=7,
+                reference_type="debit",
+                reference_id=str(d.entry_id),
+                idempotency_key="forged",
+                created_at=T0,
+            )
+        )
+        s.execute(
+            text(
+                f"UPDATE credit_grant SET amount_left = amount_granted + 1 WHERE account_id = {acct}"
+            )
+        )
     with read_session(engine) as s:
         problems = "\n".join(check_ledger(s, "victim@example.test"))
         assert check_ledger(s, "fine@example.test") == []
-    for expected in ("!= sum of ledger", "!= sum of grants", "balance_after 7 != running sum",
-                     "refunded twice", "grant", "next_expiry_at"):
+    for expected in (
+        "!= sum of ledger",
+        "!= sum of grants",
+        "balance_after 7 != running sum",
+        "refunded twice",
+        "grant",
+        "next_expiry_at",
+    ):
         assert expected in problems, (expected, problems)
 
 

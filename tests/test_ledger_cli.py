@@ -17,8 +17,14 @@ def test_ledger_check_command(engine, monkeypatch, capsys):
         acct = make_account(engine, "someone@example.test")
         make_account(engine, "other@example.test")
         with write_session(engine) as s:
-            ledger.grant(s, acct, 50, action_type=ActionType.TRIAL_GRANT,
-                         source=GrantSource.TRIAL, idempotency_key="trial")
+            ledger.grant(
+                s,
+                acct,
+                50,
+                action_type=ActionType.TRIAL_GRANT,
+                source=GrantSource.TRIAL,
+                idempotency_key="trial",
+            )
             ledger.debit(s, acct, 20, feature="image", idempotency_key="d")
     assert cli.main(["ledger", "check"]) == 0
     assert capsys.readouterr().out.strip() == "ledger clean: 2 accounts"

@@ -24,10 +24,22 @@ def test_concurrent_debits_never_overdraw(engine, starting):
         with write_session(engine) as s:
             # Two buckets so some debits have to cross from one to the other.
             first = starting // 2 + 3
-            ledger.grant(s, acct, first, action_type=ActionType.TRIAL_GRANT,
-                         source=GrantSource.TRIAL, idempotency_key="trial")
-            ledger.grant(s, acct, starting - first, action_type=ActionType.MONTHLY_CREDITS,
-                         source=GrantSource.MONTHLY, idempotency_key="month")
+            ledger.grant(
+                s,
+                acct,
+                first,
+                action_type=ActionType.TRIAL_GRANT,
+                source=GrantSource.TRIAL,
+                idempotency_key="trial",
+            )
+            ledger.grant(
+                s,
+                acct,
+                starting - first,
+                action_type=ActionType.MONTHLY_CREDITS,
+                source=GrantSource.MONTHLY,
+                idempotency_key="month",
+            )
     barrier = threading.Barrier(WORKERS)
     outcomes: list[str] = []
     lock = threading.Lock()

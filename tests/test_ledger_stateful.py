@@ -86,8 +86,11 @@ class Model:
     def draw(self, amount: int, now: datetime) -> list[tuple[int, int]]:
         order = sorted(
             (gid for gid, g in self.grants.items() if g.left and self.live(gid, now)),
-            key=lambda gid: (self.grants[gid].expires_at is None,
-                             self.grants[gid].expires_at or now, gid),
+            key=lambda gid: (
+                self.grants[gid].expires_at is None,
+                self.grants[gid].expires_at or now,
+                gid,
+            ),
         )
         draws, remaining = [], amount
         for gid in order:
@@ -130,15 +133,25 @@ class LedgerMachine(RuleBasedStateMachine):
 
     # ------------------------------------------------------------- rules
 
-    @rule(amount=st.integers(1, 120), expiry_days=st.none() | st.integers(1, 45),
-          subscription=st.none() | st.integers(1, 2))
+    @rule(
+        amount=st.integers(1, 120),
+        expiry_days=st.none() | st.integers(1, 45),
+        subscription=st.none() | st.integers(1, 2),
+    )
     def grant(self, amount, expiry_days, subscription):
         expires = self.now + timedelta(days=expiry_days) if expiry_days else None
         key = self._key("grant")
         with write_session(self.engine) as s:
-            r = ledger.grant(s, self.ACCOUNT, amount, action_type=ActionType.MONTHLY_CREDITS,
-                             source=GrantSource.MONTHLY, idempotency_key=key,
-                             expires_at=expires, subscription_id=subscription)
+            r = ledger.grant(
+                s,
+                self.ACCOUNT,
+                amount,
+                action_type=ActionType.MONTHLY_CREDITS,
+                source=GrantSource.MONTHLY,
+                idempotency_key=key,
+                expires_at=expires,
+                subscription_id=subscription,
+            )
         gid = json.loads(self._entry(r.entry_id).draws)[0][0]
         self.model.grants[gid] = MGrant(amount, expires, subscription)
         self.model.keys[key] = r
@@ -174,13 +187,27 @@ class LedgerMachine(RuleBasedStateMachine):
         kind = key.split("-")[0]
         with write_session(self.engine) as s:
             if kind == "grant":
-                r = ledger.grant(s, self.ACCOUNT, first.amount, action_type=ActionType.MONTHLY_CREDITS,
-                                 source=GrantSource.MONTHLY, idempotency_key=key)
+                r = ledger.grant(
+                    s,
+                    self.ACCOUNT,
+                    first.amount,
+                    action_type=ActionType.MONTHLY_CREDITS,
+                    source=GrantSource.MONTHLY,
+                    idempotency_key=key,
+                )
             elif kind == "debit":
-                r = ledger.debit(s, self.ACCOUNT, -first.amount, feature="video", idempotency_key=key)
+                r = ledger.debit(
+                    s, self.ACCOUNT, -first.amount, feature="video", idempotency_key=key
+                )
             elif kind == "staff":
-                r = ledger.staff_adjust(s, self.ACCOUNT, first.amount, reason="again",
-                                        actor_id=self.STAFF, idempotency_key=key)
+                r = ledger.staff_adjust(
+                    s,
+                    self.ACCOUNT,
+                    first.amount,
+                    reason="again",
+                    actor_id=self.STAFF,
+                    idempotency_key=key,
+                )
             else:
                 return
         assert r == ledger.LedgerResult(first.entry_id, first.amount, first.balance_after, False)
@@ -194,8 +221,12 @@ class LedgerMachine(RuleBasedStateMachine):
             r = ledger.refund(s, d.entry_id, idempotency_key=key)
         if d.refund is not None:
             # Exactly once: any later request gets the first refund back.
-            assert (r.entry_id, r.amount, r.balance_after, r.created) == (*d.refund[:1], d.amount,
-                                                                          d.refund[1], False)
+            assert (r.entry_id, r.amount, r.balance_after, r.created) == (
+                *d.refund[:1],
+                d.amount,
+                d.refund[1],
+                False,
+            )
             return
         leftover = 0
         for gid, part in d.draws:
@@ -227,12 +258,17 @@ class LedgerMachine(RuleBasedStateMachine):
     @rule(subscription=st.integers(1, 2), as_expiry=st.booleans())
     def burn(self, subscription, as_expiry):
         key = self._key("burn")
-        targets = [g for g in self.model.grants.values() if g.subscription == subscription and g.left]
+        targets = [
+            g for g in self.model.grants.values() if g.subscription == subscription and g.left
+        ]
         with write_session(self.engine) as s:
             r = ledger.burn_subscription_grants(
-                s, self.ACCOUNT, subscription,
+                s,
+                self.ACCOUNT,
+                subscription,
                 action_type=ActionType.EXPIRY if as_expiry else ActionType.PLAN_CHANGE,
-                idempotency_key=key)
+                idempotency_key=key,
+            )
         total = sum(g.left for g in targets)
         for g in targets:
             g.left, g.closed = 0, True
@@ -250,8 +286,14 @@ class LedgerMachine(RuleBasedStateMachine):
         available = self.model.balance
         try:
             with write_session(self.engine) as s:
-                r = ledger.staff_adjust(s, self.ACCOUNT, amount, reason="correction",
-                                        actor_id=self.STAFF, idempotency_key=key)
+                r = ledger.staff_adjust(
+                    s,
+                    self.ACCOUNT,
+                    amount,
+                    reason="correction",
+                    actor_id=self.STAFF,
+                    idempotency_key=key,
+                )
         except InsufficientCredits:
             assert -amount > available
             self.model.grants = saved

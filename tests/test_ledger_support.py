@@ -35,12 +35,24 @@ def state(engine: Engine, account_id: int) -> dict:
     """Everything the invariants talk about, for one account."""
     with read_session(engine) as s:
         bal = s.get(AccountBalance, account_id)
-        entries = s.execute(
-            select(LedgerEntry).where(LedgerEntry.account_id == account_id).order_by(LedgerEntry.id)
-        ).scalars().all()
-        grants = s.execute(
-            select(CreditGrant).where(CreditGrant.account_id == account_id).order_by(CreditGrant.id)
-        ).scalars().all()
+        entries = (
+            s.execute(
+                select(LedgerEntry)
+                .where(LedgerEntry.account_id == account_id)
+                .order_by(LedgerEntry.id)
+            )
+            .scalars()
+            .all()
+        )
+        grants = (
+            s.execute(
+                select(CreditGrant)
+                .where(CreditGrant.account_id == account_id)
+                .order_by(CreditGrant.id)
+            )
+            .scalars()
+            .all()
+        )
         return {
             "balance": bal.balance if bal else None,
             "next_expiry_at": bal.next_expiry_at if bal else None,

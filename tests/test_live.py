@@ -104,8 +104,14 @@ def make_account(engine, email: str, credits: int = 50) -> int:
         account_id = accounts.sign_up(s, email, PASSWORD, "Tester").id
         extra = credits - ledger.balance(s, account_id)
         if extra:
-            ledger.staff_adjust(s, account_id, extra, reason="test credits", actor_id=account_id,
-                                idempotency_key=f"test-credits-{account_id}")
+            ledger.staff_adjust(
+                s,
+                account_id,
+                extra,
+                reason="test credits",
+                actor_id=account_id,
+                idempotency_key=f"test-credits-{account_id}",
+            )
         return account_id
 
 
@@ -173,7 +179,9 @@ def test_a_balance_change_reaches_every_tab_of_that_account_and_no_other(app_db)
 
 def _adjust(engine, account_id: int, amount: int, key: str) -> None:
     with write_session(engine) as s:
-        ledger.staff_adjust(s, account_id, amount, reason="goodwill", actor_id=account_id, idempotency_key=key)
+        ledger.staff_adjust(
+            s, account_id, amount, reason="goodwill", actor_id=account_id, idempotency_key=key
+        )
 
 
 def test_jobs_are_pushed_and_a_failure_toasts_with_the_refund(app_db):
@@ -185,8 +193,18 @@ def test_jobs_are_pushed_and_a_failure_toasts_with_the_refund(app_db):
 
         def submit_elsewhere():  # another tab (or device) of the same user
             with write_session(app_db) as s:
-                return jobs.submit(s, ann, {"feature": "video", "model": "seedance_lite", "resolution": "720p",
-                                            "duration": "5", "prompt": "x"}, client_request_id="other-1").id
+                return jobs.submit(
+                    s,
+                    ann,
+                    {
+                        "feature": "video",
+                        "model": "seedance_lite",
+                        "resolution": "720p",
+                        "duration": "5",
+                        "prompt": "x",
+                    },
+                    client_request_id="other-1",
+                ).id
 
         job_id = await asyncio.to_thread(submit_elsewhere)
 
@@ -233,8 +251,13 @@ def test_a_change_from_another_process_reaches_the_tab_on_sqlite(app_db):
     async def scenario(new_tab, pushes):
         tab = new_tab()
         await tab.open("ann@example.com")
-        await asyncio.to_thread(subprocess.run, [sys.executable, "-c", script], cwd=REPO, check=True,
-                                env={**os.environ, "WORKROOM_NOTIFY": "local"})
+        await asyncio.to_thread(
+            subprocess.run,
+            [sys.executable, "-c", script],
+            cwd=REPO,
+            check=True,
+            env={**os.environ, "WORKROOM_NOTIFY": "local"},
+        )
         assert await wait_for(lambda: _balance_is(tab, 61))
 
     with_feed(scenario)
@@ -328,8 +351,10 @@ def test_a_login_ended_elsewhere_signs_its_open_tabs_out_at_once_and_no_other(ap
         await live.wait_idle()
         thief_state = await thief.state(SessionState)
         assert not thief_state.signed_in and thief_state.balance == 0 and thief_state.email == ""
-        assert any(ev.name.endswith("redirect") or "/login" in str(ev.payload)
-                   for ev in pushes.events.get(thief.token, []))
+        assert any(
+            ev.name.endswith("redirect") or "/login" in str(ev.payload)
+            for ev in pushes.events.get(thief.token, [])
+        )
         # Her other login is untouched, and later changes reach only it.
         assert (await laptop.state(SessionState))._account_id == ann
         pushes.touched.clear()
@@ -344,6 +369,8 @@ def test_a_login_ended_elsewhere_signs_its_open_tabs_out_at_once_and_no_other(ap
         assert (await thief.state(SessionState)).balance == 0
 
     with_feed(scenario)
+
+
 def test_log_out_sends_the_other_open_tabs_of_that_login_to_the_login_page(app_db):
     """Both tabs share the browser's cookie; one logs out. The idle other tab sends no event,
     so nothing but the push can tell it: it is signed out and sent to /login at once."""
@@ -387,7 +414,9 @@ def test_log_out_everywhere_sends_every_login_of_the_account_to_the_login_page(a
         await here.send(SessionState, "logout_everywhere")
 
         async def sent_to_login():
-            return "/login" in frontend_text(other_device.recorder.by_token.get(other_device.token, []))
+            return "/login" in frontend_text(
+                other_device.recorder.by_token.get(other_device.token, [])
+            )
 
         assert await wait_for(sent_to_login)
         assert (await other_device.state(SessionState))._account_id is None
@@ -416,13 +445,17 @@ def test_a_payment_made_elsewhere_refreshes_the_open_payment_history(app_db):
         await asyncio.to_thread(subscribe, app_db, ann, "starter")
 
         async def asked():
-            return "refresh_payments" in frontend_text(on_page.recorder.by_token.get(on_page.token, []))
+            return "refresh_payments" in frontend_text(
+                on_page.recorder.by_token.get(on_page.token, [])
+            )
 
         assert await wait_for(asked)
         await on_page.send(SubscriptionState, "refresh_payments")
         sub = await on_page.state(SubscriptionState)
         assert [p.amount for p in sub.payments] == ["$10.00"] and sub.current_plan == "Starter"
-        assert "refresh_payments" not in frontend_text(elsewhere.recorder.by_token.get(elsewhere.token, []))
+        assert "refresh_payments" not in frontend_text(
+            elsewhere.recorder.by_token.get(elsewhere.token, [])
+        )
         # The past-due banner and alert toasts are on every page: every tab re-reads them.
         assert await wait_for(lambda: _asked(elsewhere, "alerts_state.refresh"))
 
@@ -431,11 +464,18 @@ def test_a_payment_made_elsewhere_refreshes_the_open_payment_history(app_db):
         await asyncio.to_thread(_staff_refund, app_db, ann, sub.payments[0].id)
 
         async def asked_again():
-            return frontend_text(on_page.recorder.by_token[on_page.token]).count("refresh_payments") > asks
+            return (
+                frontend_text(on_page.recorder.by_token[on_page.token]).count("refresh_payments")
+                > asks
+            )
 
         assert await wait_for(asked_again)
         await on_page.send(SubscriptionState, "refresh_payments")
-        assert (await on_page.state(SubscriptionState)).payments[0].status_label.startswith("Partly refunded")
+        assert (
+            (await on_page.state(SubscriptionState))
+            .payments[0]
+            .status_label.startswith("Partly refunded")
+        )
 
     with_feed(scenario)
 
@@ -445,9 +485,18 @@ def _staff_refund(engine, account_id: int, invoice_id: int) -> None:
     from workroom_app.models import Role
 
     with write_session(engine) as s:
-        staff_id = accounts.sign_up(s, "finance@staff.test", "correct horse battery", role=Role.FINANCE).id
-    invoice_refunds.refund_invoice(engine, staff_id, account_id, invoice_id, "4.00",
-                                   reason="Customer asked, duplicate charge", request_id="req-live-0001")
+        staff_id = accounts.sign_up(
+            s, "finance@staff.test", "correct horse battery", role=Role.FINANCE
+        ).id
+    invoice_refunds.refund_invoice(
+        engine,
+        staff_id,
+        account_id,
+        invoice_id,
+        "4.00",
+        reason="Customer asked, duplicate charge",
+        request_id="req-live-0001",
+    )
 
 
 async def _asked(tab, event_name: str) -> bool:

@@ -59,10 +59,14 @@ def new_account(engine, email: str = "ann@example.com") -> int:
 
 def adjust(engine, account_id: int, amount: int, key: str) -> None:
     with write_session(engine) as s:
-        ledger.staff_adjust(s, account_id, amount, reason="test", actor_id=account_id, idempotency_key=key)
+        ledger.staff_adjust(
+            s, account_id, amount, reason="test", actor_id=account_id, idempotency_key=key
+        )
 
 
-async def collect(feed: notifications.ChangeFeed, write, *, settle: float = 0.4) -> list[notifications.Change]:
+async def collect(
+    feed: notifications.ChangeFeed, write, *, settle: float = 0.4
+) -> list[notifications.Change]:
     """The changes `feed` hears while `write()` runs in a thread (as the app's writes do)."""
     heard: list[notifications.Change] = []
     feed.subscribe(heard.append)
@@ -83,19 +87,33 @@ def check_commit_and_rollback(engine) -> None:
 
             def rolled_back():
                 with pytest.raises(RuntimeError), write_session(engine) as s:
-                    ledger.staff_adjust(s, account_id, 5, reason="t", actor_id=account_id, idempotency_key="rb")
+                    ledger.staff_adjust(
+                        s, account_id, 5, reason="t", actor_id=account_id, idempotency_key="rb"
+                    )
                     raise RuntimeError("changed my mind")
 
             assert await collect(feed, rolled_back) == []
 
             def job_submitted():
                 with write_session(engine) as s:
-                    jobs.submit(s, account_id, {"feature": "image", "model": "flux_schnell", "resolution": "1K",
-                                                "count": "1", "prompt": "p"}, client_request_id="n-1")
+                    jobs.submit(
+                        s,
+                        account_id,
+                        {
+                            "feature": "image",
+                            "model": "flux_schnell",
+                            "resolution": "1K",
+                            "count": "1",
+                            "prompt": "p",
+                        },
+                        client_request_id="n-1",
+                    )
 
             heard = await collect(feed, job_submitted)
             assert len(heard) == 1  # one notification per account per transaction
-            assert {notifications.BALANCE, notifications.JOB, notifications.QUEUED} <= heard[0].kinds
+            assert {notifications.BALANCE, notifications.JOB, notifications.QUEUED} <= heard[
+                0
+            ].kinds
 
     asyncio.run(scenario())
 
@@ -132,7 +150,9 @@ def test_a_savepoint_commits_nothing_until_the_outer_transaction(sqlite_engine, 
             def write():
                 with write_session(sqlite_engine) as s:
                     with s.begin_nested():
-                        ledger.staff_adjust(s, account_id, 3, reason="t", actor_id=account_id, idempotency_key="sp")
+                        ledger.staff_adjust(
+                            s, account_id, 3, reason="t", actor_id=account_id, idempotency_key="sp"
+                        )
                     gate.set()
                     release.wait(5)
 
@@ -164,8 +184,12 @@ def test_a_change_made_by_another_process_reaches_this_one_on_sqlite(sqlite_engi
         async with notifications.ChangeFeed(sqlite_engine) as feed:
             heard = await collect(
                 feed,
-                lambda: subprocess.run([sys.executable, "-c", script], cwd=REPO, check=True,
-                                       env={**os.environ, "WORKROOM_NOTIFY": "local"}),
+                lambda: subprocess.run(
+                    [sys.executable, "-c", script],
+                    cwd=REPO,
+                    check=True,
+                    env={**os.environ, "WORKROOM_NOTIFY": "local"},
+                ),
                 settle=1.0,
             )
             assert [c.account_id for c in heard] == [account_id]
@@ -199,11 +223,22 @@ def test_worker_endings_and_refunds_announce_the_job_and_the_balance(sqlite_engi
     use(sqlite_engine, "local")
     account_id = new_account(sqlite_engine)
     with write_session(sqlite_engine) as s:
-        job = jobs.submit(s, account_id, {"feature": "image", "model": "flux_schnell", "resolution": "1K",
-                                          "count": "1", "prompt": "p"}, client_request_id="w-1")
+        job = jobs.submit(
+            s,
+            account_id,
+            {
+                "feature": "image",
+                "model": "flux_schnell",
+                "resolution": "1K",
+                "count": "1",
+                "prompt": "p",
+            },
+            client_request_id="w-1",
+        )
 
     async def scenario():
         async with notifications.ChangeFeed(sqlite_engine) as feed:
+
             def fail():
                 with write_session(sqlite_engine) as s:
                     jobs.fail(s, job.id, JobStatus.FAILED, "boom")

@@ -50,7 +50,11 @@ def test_default_packs_come_from_the_catalog():
     from workroom_app.billing.catalog import load_catalog
 
     cat = load_catalog()
-    assert [(p.credits, p.price_cents) for p in cat.packs] == [(500, 600), (2000, 2000), (6000, 5000)]
+    assert [(p.credits, p.price_cents) for p in cat.packs] == [
+        (500, 600),
+        (2000, 2000),
+        (6000, 5000),
+    ]
     assert cat.pack_expiry_months == 12
 
 
@@ -62,7 +66,12 @@ def test_a_pack_on_free_adds_its_credits_an_invoice_and_a_receipt(engine):
     assert balance(engine, acct) == 50 + 500
     assert entries(engine, acct)[-1] == (ActionType.CREDIT_PACK.value, 500)
     [inv] = invoices_of(engine, acct)
-    assert (inv.kind, inv.status, inv.amount_cents, inv.number) == ("pack", "paid", 600, f"WR-{acct}-0001")
+    assert (inv.kind, inv.status, inv.amount_cents, inv.number) == (
+        "pack",
+        "paid",
+        600,
+        f"WR-{acct}-0001",
+    )
     assert (inv.card_brand, inv.card_last4) == ("visa", "4242")
     [mail] = outbox_of(engine, acct)
     assert mail.invoice_id == inv.id and "Credit pack: 500 credits" in mail.body_text
@@ -171,11 +180,15 @@ def test_an_invalid_card_is_refused_before_anything_is_written(engine):
     with at(T0):
         acct = sign_up(engine)
         with pytest.raises(subscriptions.CardRejected):
-            buy(engine, acct, card=CardForm("4242 4242 4242 4241", 12, 2030, "123", "Ann"))  # fails Luhn
+            buy(
+                engine, acct, card=CardForm("4242 4242 4242 4241", 12, 2030, "123", "Ann")
+            )  # fails Luhn
     assert invoices_of(engine, acct) == [] and balance(engine, acct) == 50
 
 
-@pytest.mark.parametrize("bad", ["credits_501", "", None, 500, -1, 1.5, "../x", ["credits_500"], "x" * 500])
+@pytest.mark.parametrize(
+    "bad", ["credits_501", "", None, 500, -1, 1.5, "../x", ["credits_500"], "x" * 500]
+)
 def test_a_forged_pack_key_is_refused(engine, bad):
     acct = sign_up(engine)
     with pytest.raises(packs.UnknownPack):
@@ -226,22 +239,53 @@ def test_invoice_numbers_stay_gapless_across_kinds(engine):
         buy(engine, acct)
         subscribe(engine, acct, "starter")
         buy(engine, acct, "credits_6000", card=None)
-    assert [(i.seq, i.kind) for i in invoices_of(engine, acct)] == [(1, "pack"), (2, "activation"), (3, "pack")]
+    assert [(i.seq, i.kind) for i in invoices_of(engine, acct)] == [
+        (1, "pack"),
+        (2, "activation"),
+        (3, "pack"),
+    ]
 
 
 @pytest.mark.parametrize(
     ("old", "new", "message"),
     [
-        ("price_cents = 600", "price_cents = 10", "packs.credits_500.price_cents: must be at least 50"),
+        (
+            "price_cents = 600",
+            "price_cents = 10",
+            "packs.credits_500.price_cents: must be at least 50",
+        ),
         ("credits = 500\n", "credits = -500\n", "packs.credits_500.credits: must be at least 1"),
-        ("credits = 500\n", "credits = 2000\n", "packs.credits_2000.credits: another pack already has this many credits"),
-        ("credits = 500\n", 'credits = "500"\n', "packs.credits_500.credits: must be a whole number"),
-        ("price_cents = 600", "price_cents = 6.5", "packs.credits_500.price_cents: must be a whole number"),
+        (
+            "credits = 500\n",
+            "credits = 2000\n",
+            "packs.credits_2000.credits: another pack already has this many credits",
+        ),
+        (
+            "credits = 500\n",
+            'credits = "500"\n',
+            "packs.credits_500.credits: must be a whole number",
+        ),
+        (
+            "price_cents = 600",
+            "price_cents = 6.5",
+            "packs.credits_500.price_cents: must be a whole number",
+        ),
         ('label = "500 credits"', "", "packs.credits_500.label: is required"),
-        ("[packs.credits_500]", "[packs.Credits-500]", "packs.Credits-500: a pack key must be lowercase"),
-        ("pack_expiry_months = 12", "pack_expiry_months = 0", "pack_expiry_months: must be at least 1"),
-        ("broken_result_refunds_per_month = 3", "broken_result_refunds_per_month = -1",
-         "broken_result_refunds_per_month: must be at least 0"),
+        (
+            "[packs.credits_500]",
+            "[packs.Credits-500]",
+            "packs.Credits-500: a pack key must be lowercase",
+        ),
+        (
+            "pack_expiry_months = 12",
+            "pack_expiry_months = 0",
+            "pack_expiry_months: must be at least 1",
+        ),
+        (
+            "broken_result_refunds_per_month = 3",
+            "broken_result_refunds_per_month = -1",
+            "broken_result_refunds_per_month: must be at least 0",
+        ),
     ],
 )
 def test_a_bad_pack_in_the_catalog_stops_start_up_naming_the_field(tmp_path, old, new, message):

@@ -40,13 +40,20 @@ def _act(engine, rng: random.Random, acct: int, step: int, log: Counter) -> None
             amount = rng.choice([1, 40, 120, 400, 900, 2000])
             with write_session(engine) as s:
                 try:
-                    res = ledger.debit(s, acct, amount, feature="image", idempotency_key=f"gen:{acct}:{step}")
+                    res = ledger.debit(
+                        s, acct, amount, feature="image", idempotency_key=f"gen:{acct}:{step}"
+                    )
                 except ledger.InsufficientCredits:
                     log["debit_refused"] += 1
                     return
             log["debit"] += 1
             if rng.random() < 0.15:
-                _w(engine, lambda s: ledger.refund(s, res.entry_id, idempotency_key=f"refund:{res.entry_id}"))
+                _w(
+                    engine,
+                    lambda s: ledger.refund(
+                        s, res.entry_id, idempotency_key=f"refund:{res.entry_id}"
+                    ),
+                )
                 log["refund"] += 1
         elif roll < 0.45:
             key = rng.choice(PACKS)
@@ -54,25 +61,40 @@ def _act(engine, rng: random.Random, acct: int, step: int, log: Counter) -> None
                 preview = packs.preview(s, acct, key)
             card = None if has_card and rng.random() < 0.5 else rng.choice([VISA, VISA, DECLINED])
             clicks = 2 if rng.random() < 0.3 else 1
-            outs = [_w(engine, lambda s: packs.buy(s, acct, key, card=card, expected_preview=preview))
-                    for _ in range(clicks)]
+            outs = [
+                _w(engine, lambda s: packs.buy(s, acct, key, card=card, expected_preview=preview))
+                for _ in range(clicks)
+            ]
             log["pack_ok" if outs[0].ok else "pack_declined"] += 1
             if clicks == 2:
                 assert outs[1].replayed
         elif roll < 0.52:
             if sub is None:
-                out = _w(engine, lambda s: subscriptions.subscribe(s, acct, rng.choice(PAID), card=VISA))
+                out = _w(
+                    engine, lambda s: subscriptions.subscribe(s, acct, rng.choice(PAID), card=VISA)
+                )
                 log["subscribe"] += out.ok
             elif sub.status == "active" and sub.plan_key != "starter":
                 target = PAID[PAID.index(sub.plan_key) - 1]
                 with read_session(engine) as s:
                     preview = subscriptions.preview_change(s, acct, target)
-                out = _w(engine, lambda s: subscriptions.change_plan(s, acct, target, expected_preview=preview))
+                out = _w(
+                    engine,
+                    lambda s: subscriptions.change_plan(s, acct, target, expected_preview=preview),
+                )
                 log["downgrade_ok" if out.ok else "downgrade_declined"] += 1
         elif roll < 0.57 and has_card:
-            _w(engine, lambda s: auto_top_up.save_settings(
-                s, acct, enabled=True, threshold=rng.choice([50, 200, 1000]), pack_key=rng.choice(PACKS),
-                monthly_cap=rng.choice([1, 2, 3])))
+            _w(
+                engine,
+                lambda s: auto_top_up.save_settings(
+                    s,
+                    acct,
+                    enabled=True,
+                    threshold=rng.choice([50, 200, 1000]),
+                    pack_key=rng.choice(PACKS),
+                    monthly_cap=rng.choice([1, 2, 3]),
+                ),
+            )
             log["auto_on"] += 1
         elif roll < 0.62:
             card = FAILS_ON_CHARGE if rng.random() < 0.4 else VISA
@@ -110,7 +132,9 @@ def test_twelve_months_with_packs_top_ups_declines_and_downgrades(engine):
     with read_session(engine) as s:
         assert check_ledger(s) == []
         pack_invoices = s.exec(select(Invoice).where(Invoice.kind == "pack")).all()
-        pack_rows = s.exec(select(LedgerEntry).where(LedgerEntry.action_type == ActionType.CREDIT_PACK.value)).all()
+        pack_rows = s.exec(
+            select(LedgerEntry).where(LedgerEntry.action_type == ActionType.CREDIT_PACK.value)
+        ).all()
         paid = {i.id for i in pack_invoices if i.status == "paid"}
         granted = [int(r.reference_id) for r in pack_rows]
         assert sorted(granted) == sorted(paid)  # every paid pack exactly once, no failed one
@@ -121,13 +145,17 @@ def test_twelve_months_with_packs_top_ups_declines_and_downgrades(engine):
                 assert g.expires_at is not None and g.closed_at >= g.expires_at
         # Auto top-up never bought more than the largest cap in any calendar month.
         per_month = Counter(
-            (i.account_id, i.created_at.strftime("%Y-%m")) for i in pack_invoices
+            (i.account_id, i.created_at.strftime("%Y-%m"))
+            for i in pack_invoices
             if i.status == "paid" and i.idempotency_key.startswith(auto_top_up.KEY_PREFIX)
         )
         assert max(per_month.values()) <= 3
         # Invoice numbers are gapless per account over the invoices that have one
         # (a failed attempt takes no number).
         for acct in accounts:
-            seqs = sorted(i.seq for i in s.exec(select(Invoice).where(Invoice.account_id == acct))
-                          if i.seq is not None)
+            seqs = sorted(
+                i.seq
+                for i in s.exec(select(Invoice).where(Invoice.account_id == acct))
+                if i.seq is not None
+            )
             assert seqs == list(range(1, len(seqs) + 1))

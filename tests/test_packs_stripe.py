@@ -27,7 +27,10 @@ def world(engine):
 
 def start(w, account_id, pack_key="credits_500"):
     return stripe_webhooks.start_pack_checkout(
-        w.engine, w.gateway, account_id, pack_key,
+        w.engine,
+        w.gateway,
+        account_id,
+        pack_key,
         success_url="https://app.test/credits?checkout_session={CHECKOUT_SESSION_ID}",
         cancel_url="https://app.test/credits",
     )
@@ -60,7 +63,13 @@ def test_a_paid_pack_is_credited_from_the_webhook_with_an_invoice_and_receipt(wo
     assert w.balance(acct) == TRIAL + 500
     assert w.entries(acct)[-1] == (ActionType.CREDIT_PACK.value, 500)
     [inv] = w.invoices(acct)
-    assert (inv.kind, inv.status, inv.amount_cents, inv.gateway, inv.card_last4) == ("pack", "paid", 600, "stripe", "4242")
+    assert (inv.kind, inv.status, inv.amount_cents, inv.gateway, inv.card_last4) == (
+        "pack",
+        "paid",
+        600,
+        "stripe",
+        "4242",
+    )
 
 
 def test_duplicated_and_reordered_deliveries_credit_exactly_once(world):
@@ -87,7 +96,9 @@ def test_the_same_completed_event_redelivered_under_new_ids_credits_once(world):
     acct = w.sign_up("ada@example.com")
     session = pay(w, acct)
     w.deliver_pending()
-    again = w.standin.make_event("checkout.session.completed", w.standin._public_session(w.standin.sessions[session.id]))
+    again = w.standin.make_event(
+        "checkout.session.completed", w.standin._public_session(w.standin.sessions[session.id])
+    )
     assert w.deliver([again])[0].outcome == "processed"
     assert w.balance(acct) == TRIAL + 500 and len(w.invoices(acct)) == 1
 
@@ -109,7 +120,9 @@ def test_concurrent_deliveries_credit_once(world):
     session = pay(w, acct)
     completed = [e for e in w.standin.take_events() if e.type == "checkout.session.completed"]
     fresh = [
-        w.standin.make_event("checkout.session.completed", w.standin._public_session(w.standin.sessions[session.id]))
+        w.standin.make_event(
+            "checkout.session.completed", w.standin._public_session(w.standin.sessions[session.id])
+        )
         for _ in range(3)
     ]
     barrier = threading.Barrier(8)

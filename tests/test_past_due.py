@@ -74,13 +74,23 @@ def test_pay_now_after_replacing_the_card_renews_exactly_as_on_time(engine):
     assert out.ok and out.credits_added == 800
     sub, ref = subscription_of(engine, acct), subscription_of(engine, on_time)
     assert (sub.status, sub.failed_attempts, sub.next_retry_at) == ("active", 0, None)
-    assert (sub.current_period_start, sub.current_period_end) == (ref.current_period_start, ref.current_period_end)
+    assert (sub.current_period_start, sub.current_period_end) == (
+        ref.current_period_start,
+        ref.current_period_end,
+    )
     # The same rows as the on-time renewal: Expiry of the old period, then Monthly credits.
-    assert entries(engine, acct)[-2:] == entries(engine, on_time)[-2:] == [
-        (ActionType.EXPIRY.value, -800), (ActionType.MONTHLY_CREDITS.value, 800)]
+    assert (
+        entries(engine, acct)[-2:]
+        == entries(engine, on_time)[-2:]
+        == [(ActionType.EXPIRY.value, -800), (ActionType.MONTHLY_CREDITS.value, 800)]
+    )
     paid = [i for i in invoices_of(engine, acct) if i.status == "paid"]
     assert [(i.kind, i.amount_cents, i.period_start, i.period_end) for i in paid][-1] == (
-        "renewal", 1000, ref.current_period_start, ref.current_period_end)
+        "renewal",
+        1000,
+        ref.current_period_start,
+        ref.current_period_end,
+    )
     assert outbox_of(engine, acct)[-1].invoice_id == paid[-1].id  # the receipt
     with read_session(engine) as s:
         assert subscriptions.past_due(s, acct) is None
@@ -93,7 +103,9 @@ def test_pay_now_twice_charges_once(engine):
         assert pay_now(engine, acct).ok
         with pytest.raises(subscriptions.NoSubscription):
             pay_now(engine, acct)
-    assert [i.status for i in invoices_of(engine, acct)].count("paid") == 2  # activation + this renewal
+    assert [i.status for i in invoices_of(engine, acct)].count(
+        "paid"
+    ) == 2  # activation + this renewal
 
 
 def test_a_declined_pay_now_keeps_the_retry_schedule(engine):
@@ -105,7 +117,10 @@ def test_a_declined_pay_now_keeps_the_retry_schedule(engine):
             assert not out.ok and out.message == "Your card was declined."
     after = subscription_of(engine, acct)
     assert (after.status, after.failed_attempts, after.next_retry_at) == (
-        "past_due", before.failed_attempts, before.next_retry_at)
+        "past_due",
+        before.failed_attempts,
+        before.next_retry_at,
+    )
 
 
 def test_pay_now_is_refused_when_nothing_is_due(engine):

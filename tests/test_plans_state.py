@@ -18,7 +18,14 @@ from workroom_app import db
 from workroom_app.billing import accounts, clock, formatting, ledger, subscriptions
 from workroom_app.billing.subscriptions import CardForm
 from workroom_app.db import read_session, write_session
-from workroom_app.models import ActionType, Invoice, LedgerEntry, LocalCharge, PaymentMethod, Subscription
+from workroom_app.models import (
+    ActionType,
+    Invoice,
+    LedgerEntry,
+    LocalCharge,
+    PaymentMethod,
+    Subscription,
+)
 from workroom_app.state.checkout import CheckoutState
 from workroom_app.state.plans import PlansState
 from workroom_app.state.session import SessionState
@@ -35,7 +42,9 @@ class Browser(EventBrowser):
     async def send(self, state_cls, handler: str, **payload: Any) -> str:
         """Run one event; returns what it sent to the browser (toasts, redirects)."""
         before = len(self.recorder.updates)
-        future = await self.processor.enqueue(self.token, self.event(state_cls, handler, payload, query_in_path=False))
+        future = await self.processor.enqueue(
+            self.token, self.event(state_cls, handler, payload, query_in_path=False)
+        )
         try:
             await future.wait_all()
         except Exception:  # a refused forged call surfaces here; the checks decide
@@ -78,7 +87,9 @@ def make_user(engine, email: str) -> tuple[int, str]:
 
 def subscribe(engine, account_id: int, plan: str) -> None:
     with clock.pinned(NOW), write_session(engine) as s:
-        out = subscriptions.subscribe(s, account_id, plan, card=CardForm("4242424242424242", 12, 2030, "123", "A"))
+        out = subscriptions.subscribe(
+            s, account_id, plan, card=CardForm("4242424242424242", 12, 2030, "123", "A")
+        )
         assert out.ok
 
 
@@ -89,7 +100,9 @@ def balance(engine, account_id: int) -> int:
 
 def invoices_of(engine, account_id: int) -> list[Invoice]:
     with read_session(engine) as s:
-        return list(s.exec(select(Invoice).where(Invoice.account_id == account_id).order_by(Invoice.id)))
+        return list(
+            s.exec(select(Invoice).where(Invoice.account_id == account_id).order_by(Invoice.id))
+        )
 
 
 def live_sub(engine, account_id: int) -> Subscription | None:
@@ -100,14 +113,22 @@ def live_sub(engine, account_id: int) -> Subscription | None:
 def snapshot(engine, account_id: int) -> tuple:
     """Everything a money action could change for an account."""
     with read_session(engine) as s:
-        subs = [(x.plan_key, x.status, x.cancel_at_period_end, x.current_period_end)
-                for x in s.exec(select(Subscription).where(Subscription.account_id == account_id))]
-        inv = [(i.number, i.status, i.amount_cents) for i in
-               s.exec(select(Invoice).where(Invoice.account_id == account_id))]
-        rows = [(e.action_type, e.amount) for e in
-                s.exec(select(LedgerEntry).where(LedgerEntry.account_id == account_id))]
-        cards = [(c.brand, c.last4, c.removed_at) for c in
-                 s.exec(select(PaymentMethod).where(PaymentMethod.account_id == account_id))]
+        subs = [
+            (x.plan_key, x.status, x.cancel_at_period_end, x.current_period_end)
+            for x in s.exec(select(Subscription).where(Subscription.account_id == account_id))
+        ]
+        inv = [
+            (i.number, i.status, i.amount_cents)
+            for i in s.exec(select(Invoice).where(Invoice.account_id == account_id))
+        ]
+        rows = [
+            (e.action_type, e.amount)
+            for e in s.exec(select(LedgerEntry).where(LedgerEntry.account_id == account_id))
+        ]
+        cards = [
+            (c.brand, c.last4, c.removed_at)
+            for c in s.exec(select(PaymentMethod).where(PaymentMethod.account_id == account_id))
+        ]
         charges = len(list(s.exec(select(LocalCharge).where(LocalCharge.account_id == account_id))))
         return subs, inv, rows, cards, charges, ledger.balance(s, account_id)
 
@@ -178,7 +199,11 @@ def test_upgrade_confirm_applies_exactly_the_preview_and_twice_charges_once(app_
         await tab.open("/plans", PlansState)
         st = await tab.state(PlansState)
         assert {c.key: c.action for c in st.cards} == {
-            "free": "", "starter": "cancel", "pro": "upgrade", "studio": "upgrade"}
+            "free": "",
+            "starter": "cancel",
+            "pro": "upgrade",
+            "studio": "upgrade",
+        }
         await tab.send(PlansState, "open_action", plan_key="pro")
         st = await tab.state(PlansState)
         f = facts(st)
@@ -232,8 +257,12 @@ def test_a_change_between_preview_and_confirm_is_refused_and_shown_again(app_db)
     assert sub.plan_key == "starter"
     assert balance(app_db, account_id) == 50 + 800  # trial kept, Pro burned, Starter granted
     with read_session(app_db) as s:
-        burn = s.exec(select(LedgerEntry).where(LedgerEntry.account_id == account_id,
-                                                LedgerEntry.action_type == ActionType.PLAN_CHANGE)).all()
+        burn = s.exec(
+            select(LedgerEntry).where(
+                LedgerEntry.account_id == account_id,
+                LedgerEntry.action_type == ActionType.PLAN_CHANGE,
+            )
+        ).all()
     assert [e.amount for e in burn] == [-2900]
 
 
@@ -262,7 +291,9 @@ def test_cancel_then_resume(app_db):
     assert balance(app_db, account_id) == 850
 
 
-@pytest.mark.parametrize("forged", ["enterprise", "", "x" * 500, 7, None, ["pro"], {"key": "pro"}, -1000])
+@pytest.mark.parametrize(
+    "forged", ["enterprise", "", "x" * 500, 7, None, ["pro"], {"key": "pro"}, -1000]
+)
 def test_forged_plan_keys_get_a_clear_message_and_change_nothing(app_db, forged):
     account_id, token = make_user(app_db, "forge@example.com")
     subscribe(app_db, account_id, "starter")
@@ -332,14 +363,21 @@ def test_checkout_with_a_visa_activates_the_plan_and_grants_credits(app_db):
         await tab.sign_in(token)
         await tab.open("/checkout?plan=starter", CheckoutState)
         st = await tab.state(CheckoutState)
-        assert st.ready and st.page_error == "" and st.charge_text == "$10.00" and st.credits_added_text == "800"
+        assert (
+            st.ready
+            and st.page_error == ""
+            and st.charge_text == "$10.00"
+            and st.credits_added_text == "800"
+        )
         sent = await tab.send(CheckoutState, "submit", form_data=dict(VISA))
         assert "/subscription" in sent and "You're on Starter" in sent
         assert (await tab.state(SessionState)).balance == 850
 
     run(scenario)
     inv = invoices_of(app_db, account_id)
-    assert [(i.status, i.amount_cents, i.card_brand, i.card_last4) for i in inv] == [("paid", 1000, "visa", "4242")]
+    assert [(i.status, i.amount_cents, i.card_brand, i.card_last4) for i in inv] == [
+        ("paid", 1000, "visa", "4242")
+    ]
     assert live_sub(app_db, account_id).plan_key == "starter"
     with read_session(app_db) as s:
         card = s.exec(select(PaymentMethod).where(PaymentMethod.account_id == account_id)).one()
@@ -378,11 +416,18 @@ def test_a_declined_card_shows_the_reason_and_writes_only_a_failed_payment(app_d
     ("form", "field", "message"),
     [
         ({**VISA, "number": "4242 4242 4242 4241"}, "number_error", "Your card number is invalid."),
-        ({**VISA, "expiry": "01/20"}, "expiry_error", "Your card's expiration date is in the past."),
+        (
+            {**VISA, "expiry": "01/20"},
+            "expiry_error",
+            "Your card's expiration date is in the past.",
+        ),
         ({**VISA, "expiry": "13/30"}, "expiry_error", "Your card's expiration month is invalid."),
         ({**VISA, "expiry": "soon"}, "expiry_error", "Enter the expiry date as MM/YY."),
-        ({**VISA, "number": "378282246310005", "cvc": "123"}, "cvc_error",
-         "Your card's security code should be 4 digits (on the front of an American Express card)."),
+        (
+            {**VISA, "number": "378282246310005", "cvc": "123"},
+            "cvc_error",
+            "Your card's security code should be 4 digits (on the front of an American Express card).",
+        ),
         ({**VISA, "cvc": "1234"}, "cvc_error", "Your card's security code should be 3 digits."),
         ({**VISA, "name": "  "}, "name_error", "Enter the name on the card."),
         ({**VISA, "number": 4242424242424242}, "number_error", "The number field is invalid."),
@@ -478,7 +523,9 @@ def test_subscription_page_shows_plan_card_and_every_payment(app_db):
         assert st.renewal_text == "Dec 24, 2026" and st.renewal_amount == "$10.00"
         assert st.card_label.startswith("Visa ending in 4242")
         assert [(p.status, p.amount, p.card) for p in st.payments] == [
-            ("paid", "$10.00", "Visa •••• 4242"), ("failed", "$10.00", "Visa •••• 0002")]
+            ("paid", "$10.00", "Visa •••• 4242"),
+            ("failed", "$10.00", "Visa •••• 0002"),
+        ]
         assert st.payments[1].reason == "Your card was declined."
         assert st.payments[0].pdf == f"/api/invoices/{st.payments[0].id}/pdf"
         # The declined attempt is listed with its reason but is not an invoice.
@@ -503,12 +550,30 @@ def test_another_users_invoice_reads_as_not_found(app_db):
         tab = new_browser()
         await tab.sign_in(token)
         await tab.open("/subscription", SubscriptionState)
-        for forged in (theirs, str(theirs), 999999, -1, 0, "1 OR 1=1", None, [theirs], True, 10**30):
+        for forged in (
+            theirs,
+            str(theirs),
+            999999,
+            -1,
+            0,
+            "1 OR 1=1",
+            None,
+            [theirs],
+            True,
+            10**30,
+        ):
             sent = await tab.send(SubscriptionState, "open_invoice", invoice_id=forged)
             st = await tab.state(SubscriptionState)
             assert not st.invoice_open and st.invoice.number == ""
             # Values Reflex cannot even coerce to int are dropped before the handler.
-            if not isinstance(forged, bool) and forged in (theirs, str(theirs), 999999, -1, 0, 10**30):
+            if not isinstance(forged, bool) and forged in (
+                theirs,
+                str(theirs),
+                999999,
+                -1,
+                0,
+                10**30,
+            ):
                 assert "That invoice was not found." in sent, forged
 
     run(scenario)
@@ -523,24 +588,35 @@ def test_replace_card_validates_and_refuses_decline_numbers(app_db):
         await tab.sign_in(token)
         await tab.open("/subscription", SubscriptionState)
         before = snapshot(app_db, account_id)
-        await tab.send(SubscriptionState, "submit_card",
-                       form_data={**VISA, "number": "4000000000000002"})
+        await tab.send(
+            SubscriptionState, "submit_card", form_data={**VISA, "number": "4000000000000002"}
+        )
         st = await tab.state(SubscriptionState)
         assert st.number_error == "Your card was declined."
         await tab.send(SubscriptionState, "submit_card", form_data={**VISA, "expiry": "02/21"})
         assert (await tab.state(SubscriptionState)).expiry_error
         assert snapshot(app_db, account_id)[3] == before[3]
-        sent = await tab.send(SubscriptionState, "submit_card",
-                              form_data={"number": "5555 5555 5555 4444", "expiry": "07/31", "cvc": "321",
-                                         "name": "Ann"})
+        sent = await tab.send(
+            SubscriptionState,
+            "submit_card",
+            form_data={
+                "number": "5555 5555 5555 4444",
+                "expiry": "07/31",
+                "cvc": "321",
+                "name": "Ann",
+            },
+        )
         assert "Card saved" in sent
         st = await tab.state(SubscriptionState)
         assert st.card_label.startswith("Mastercard ending in 4444")
 
     run(scenario)
     with read_session(app_db) as s:
-        live = s.exec(select(PaymentMethod).where(PaymentMethod.account_id == account_id,
-                                                  PaymentMethod.removed_at.is_(None))).all()
+        live = s.exec(
+            select(PaymentMethod).where(
+                PaymentMethod.account_id == account_id, PaymentMethod.removed_at.is_(None)
+            )
+        ).all()
     assert [(c.brand, c.last4) for c in live] == [("mastercard", "4444")]
 
 
@@ -555,7 +631,9 @@ def test_signed_out_browsers_get_nothing(app_db):
         await tab.send(PlansState, "open_action", plan_key="pro")
         await tab.send(PlansState, "confirm")
         await tab.send(CheckoutState, "submit", form_data=dict(VISA))
-        await tab.send(SubscriptionState, "open_invoice", invoice_id=invoices_of(app_db, account_id)[0].id)
+        await tab.send(
+            SubscriptionState, "open_invoice", invoice_id=invoices_of(app_db, account_id)[0].id
+        )
         assert not (await tab.state(SubscriptionState)).invoice_open
         assert not (await tab.state(PlansState)).dialog_open
 
@@ -587,7 +665,9 @@ def test_a_declined_upgrade_shows_the_reason_in_the_dialog_and_changes_only_a_fa
     after = snapshot(app_db, account_id)
     assert (after[0], after[2], after[3], after[5]) == (subs, rows, cards, bal)
     new = [i for i in invoices_of(app_db, account_id) if i.kind == "upgrade"]
-    assert [(i.status, i.amount_cents, i.failure_reason) for i in new] == [("failed", 7000, "Your card was declined.")]
+    assert [(i.status, i.amount_cents, i.failure_reason) for i in new] == [
+        ("failed", 7000, "Your card was declined.")
+    ]
 
 
 # -------------------------------------------------------------- Stripe mode
@@ -652,7 +732,10 @@ def test_stripe_mode_upgrade_cancel_and_resume_go_through_stripe(app_db, stripe_
         await tab.send(PlansState, "open_action", plan_key="pro")
         f = facts(await tab.state(PlansState))
         assert (f["confirm-charge"], f["confirm-credits-added"], f["confirm-balance-after"]) == (
-            "$20.00", "+2,200", "3,050")
+            "$20.00",
+            "+2,200",
+            "3,050",
+        )
         sent = await tab.send(PlansState, "confirm")
         assert "You're on Pro" in sent
         assert (await tab.state(SessionState)).balance == 3050
@@ -680,9 +763,16 @@ def test_payment_history_pages_through_every_payment_once(app_db):
     with clock.pinned(NOW), write_session(app_db) as s:
         for n in range(total):
             invoice_book.create_invoice(
-                s, account_id, kind="renewal", status="failed", amount_cents=1000 + n,
-                idempotency_key=f"many:{n}", lines=[LineItem("Starter plan", 1000 + n)],
-                card_brand="visa", card_last4="0341", failure_reason="Your card was declined.",
+                s,
+                account_id,
+                kind="renewal",
+                status="failed",
+                amount_cents=1000 + n,
+                idempotency_key=f"many:{n}",
+                lines=[LineItem("Starter plan", 1000 + n)],
+                card_brand="visa",
+                card_last4="0341",
+                failure_reason="Your card was declined.",
             )
 
     async def scenario(new_browser):
@@ -696,7 +786,9 @@ def test_payment_history_pages_through_every_payment_once(app_db):
         st = await tab.state(SubscriptionState)
         assert not st.has_more
         amounts = [p.amount for p in st.payments]
-        assert amounts == [f"${(1000 + n) // 100}.{(1000 + n) % 100:02d}" for n in reversed(range(total))]
+        assert amounts == [
+            f"${(1000 + n) // 100}.{(1000 + n) % 100:02d}" for n in reversed(range(total))
+        ]
         await tab.send(SubscriptionState, "more_payments")  # nothing left: no change
         assert len((await tab.state(SubscriptionState)).payments) == total
 
@@ -743,7 +835,9 @@ def test_resubscribing_can_pay_with_the_saved_card(app_db):
     run(scenario)
     assert live_sub(app_db, account_id).plan_key == "pro"
     assert [(i.kind, i.amount_cents) for i in invoices_of(app_db, account_id)] == [
-        ("activation", 1000), ("activation", 3000)]
+        ("activation", 1000),
+        ("activation", 3000),
+    ]
 
 
 @BOTH_ENGINES

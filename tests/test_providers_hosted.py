@@ -39,9 +39,22 @@ def _client(url, **kw):
 def _job(**params):
     import json
 
-    p = {"feature": "image", "model": "flux_pro", "resolution": "1K", "count": 1, "prompt": "a cat", **params}
-    return SimpleNamespace(id=7, account_id=3, client_request_id="r1", feature=p["feature"], model=p["model"],
-                           params_json=json.dumps(p))
+    p = {
+        "feature": "image",
+        "model": "flux_pro",
+        "resolution": "1K",
+        "count": 1,
+        "prompt": "a cat",
+        **params,
+    }
+    return SimpleNamespace(
+        id=7,
+        account_id=3,
+        client_request_id="r1",
+        feature=p["feature"],
+        model=p["model"],
+        params_json=json.dumps(p),
+    )
 
 
 def run(coro):
@@ -69,9 +82,16 @@ def test_create_poll_fetch_with_bearer_token(api):
     assert data == api.output_bytes and mime == "image/png"
     create = api.requests_to("/v1/predictions", "POST")[0]
     assert create["authorization"] == f"Bearer {TOKEN}"
-    assert create["body"] == {"model": "image/flux_pro",
-                              "input": {"feature": "image", "model": "flux_pro", "resolution": "1K", "count": 1,
-                                        "prompt": "a cat"}}
+    assert create["body"] == {
+        "model": "image/flux_pro",
+        "input": {
+            "feature": "image",
+            "model": "flux_pro",
+            "resolution": "1K",
+            "count": 1,
+            "prompt": "a cat",
+        },
+    }
     assert create["idempotency_key"] == "workroom-3-7-r1"
     assert pid == "pred1"
 
@@ -119,7 +139,11 @@ def test_slow_answers_every_time_give_a_retriable_timeout(api):
         ("POST /v1/predictions", {"id": "../../etc", "status": "starting"}, "no prediction id"),
         ("GET /v1/predictions/{id}", "malformed", "not JSON"),
         ("GET /v1/predictions/{id}", {"id": "pred1", "status": "exploded"}, "unknown status"),
-        ("GET /v1/predictions/{id}", {"id": "pred1", "status": "succeeded", "output": None}, "no output URL"),
+        (
+            "GET /v1/predictions/{id}",
+            {"id": "pred1", "status": "succeeded", "output": None},
+            "no output URL",
+        ),
     ],
 )
 def test_malformed_bodies_give_clear_non_retriable_errors(api, route, answer, message):
@@ -139,7 +163,11 @@ def test_wrong_token_is_refused_without_retries(api):
     client = HostedProvider(api.url, token="wrong", timeout=2, retries=3, backoff=0.01)
     with pytest.raises(ProviderError) as err:
         run(_with(client, lambda c: c.create(_job())))
-    assert err.value.status_code == 401 and "Invalid token" in str(err.value) and not err.value.retriable
+    assert (
+        err.value.status_code == 401
+        and "Invalid token" in str(err.value)
+        and not err.value.retriable
+    )
     assert len(api.requests_to("/v1/predictions", "POST")) == 1
 
 
@@ -206,7 +234,9 @@ def test_settings_must_name_url_and_token():
     with pytest.raises(ValueError, match="HOSTED_PROVIDER_URL"):
         HostedProvider.from_settings(Settings(hosted_provider_url="", hosted_provider_token="x"))
     with pytest.raises(ValueError, match="TOKEN"):
-        HostedProvider.from_settings(Settings(hosted_provider_url="http://127.0.0.1:1", hosted_provider_token=""))
+        HostedProvider.from_settings(
+            Settings(hosted_provider_url="http://127.0.0.1:1", hosted_provider_token="")
+        )
 
 
 # ------------------------------------------------------------------ through the worker
@@ -256,7 +286,12 @@ def test_hosted_worker_leaves_local_jobs_alone(sqlite_engine, api, tmp_path):
 
 def test_worker_refuses_an_output_of_the_wrong_kind(sqlite_engine, api, tmp_path):
     acct = make_account(sqlite_engine, 100)
-    job = submit(sqlite_engine, acct, {"feature": "voiceover", "model": "standard", "text": "hello"}, provider="hosted")
+    job = submit(
+        sqlite_engine,
+        acct,
+        {"feature": "voiceover", "model": "standard", "text": "hello"},
+        provider="hosted",
+    )
     _work(sqlite_engine, api, tmp_path)  # the stand-in answers with a PNG
     done = get(sqlite_engine, job.id)
     assert done.status == JobStatus.FAILED and "wrong kind of file" in done.error
@@ -285,10 +320,17 @@ def test_a_list_of_output_urls_is_fetched_file_by_file(api):
     # N images come back as N URLs; each is fetched, in order. A malformed entry fails the answer.
     async def go(c):
         pid = await c.create(_job(count=2))
-        api.script("GET /v1/predictions/{id}", [
-            {"id": pid, "status": "succeeded", "output": [f"{api.url}/files/{pid}", {"url": f"{api.url}/files/b"}]},
-            {"id": pid, "status": "succeeded", "output": [f"{api.url}/files/{pid}", 7]},
-        ])
+        api.script(
+            "GET /v1/predictions/{id}",
+            [
+                {
+                    "id": pid,
+                    "status": "succeeded",
+                    "output": [f"{api.url}/files/{pid}", {"url": f"{api.url}/files/b"}],
+                },
+                {"id": pid, "status": "succeeded", "output": [f"{api.url}/files/{pid}", 7]},
+            ],
+        )
         files = await c.fetch_outputs(pid)
         try:
             await c.fetch_outputs(pid)

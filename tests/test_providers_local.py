@@ -77,7 +77,11 @@ def test_image_job_end_to_end_produces_a_real_png(engine, service_url, media):
     job = submit(engine, acct, {**IMAGE, "resolution": "1K", "count": 1})
     assert _run(engine, service_url, media) == [job.id]
     done = get(engine, job.id)
-    assert done.status == JobStatus.SUCCEEDED and done.progress == 100 and done.output_mime == "image/png"
+    assert (
+        done.status == JobStatus.SUCCEEDED
+        and done.progress == 100
+        and done.output_mime == "image/png"
+    )
     assert done.provider_job_id and done.output_path.endswith(".png")
     data = _output(done, media)
     assert data.startswith(b"\x89PNG\r\n\x1a\n")
@@ -120,15 +124,26 @@ def _streams(data: bytes) -> dict:
 
 def test_video_is_an_h264_mp4_with_frames_for_the_duration(sqlite_engine, service_url, media):
     acct = make_account(sqlite_engine, 100)
-    job = submit(sqlite_engine, acct, {"feature": "video", "model": "seedance_lite", "resolution": "480p",
-                                        "duration": 5, "prompt": "waves on a beach"})
+    job = submit(
+        sqlite_engine,
+        acct,
+        {
+            "feature": "video",
+            "model": "seedance_lite",
+            "resolution": "480p",
+            "duration": 5,
+            "prompt": "waves on a beach",
+        },
+    )
     _run(sqlite_engine, service_url, media)
     done = get(sqlite_engine, job.id)
     assert done.status == JobStatus.SUCCEEDED and done.output_mime == "video/mp4", done.error
     data = _output(done, media)
     assert data[4:8] == b"ftyp" and done.output_path.endswith(".mp4")
     codec, seconds, frames = _streams(data)["video"]
-    assert codec == "h264" and seconds == pytest.approx(5.0, abs=0.01) and frames == 5 * renderers.FPS
+    assert (
+        codec == "h264" and seconds == pytest.approx(5.0, abs=0.01) and frames == 5 * renderers.FPS
+    )
 
 
 def test_n_images_are_n_image_files(sqlite_engine, service_url, media):
@@ -160,8 +175,7 @@ def _wav(seconds=2.0, rate=8000):
     import struct
 
     n = int(rate * seconds)
-    samples = [int(20000 * (i / n) * math.sin(2 * math.pi * 220 * i / rate))
-               for i in range(n)]
+    samples = [int(20000 * (i / n) * math.sin(2 * math.pi * 220 * i / rate)) for i in range(n)]
     buf = io.BytesIO()
     with wave.open(buf, "wb") as w:
         w.setnchannels(1)
@@ -174,8 +188,14 @@ def _wav(seconds=2.0, rate=8000):
 def test_face_swap_composes_the_uploaded_face_onto_the_target(sqlite_engine, service_url, media):
     acct = make_account(sqlite_engine, 100)
     face = uploads.save_for_role(acct, "face_swap", "face", _png((0, 255, 0)), media_dir=media)
-    target = uploads.save_for_role(acct, "face_swap", "target", _png((0, 0, 255), (300, 200)), media_dir=media)
-    req = {"feature": "face_swap", "mode": "image", "uploads": {"face": face.ref, "target": target.ref}}
+    target = uploads.save_for_role(
+        acct, "face_swap", "target", _png((0, 0, 255), (300, 200)), media_dir=media
+    )
+    req = {
+        "feature": "face_swap",
+        "mode": "image",
+        "uploads": {"face": face.ref, "target": target.ref},
+    }
     with _media_setting(media):
         job = submit(sqlite_engine, acct, req)
     _run(sqlite_engine, service_url, media)
@@ -206,12 +226,20 @@ def _mouth_heights(data: bytes, size=(480, 270)) -> list[int]:
     return heights
 
 
-def test_lip_sync_is_an_mp4_with_the_uploaded_audio_and_a_moving_mouth(sqlite_engine, service_url, media):
+def test_lip_sync_is_an_mp4_with_the_uploaded_audio_and_a_moving_mouth(
+    sqlite_engine, service_url, media
+):
     acct = make_account(sqlite_engine, 100)
-    source = uploads.save_for_role(acct, "lip_sync", "source", _png((200, 180, 160)), media_dir=media)
+    source = uploads.save_for_role(
+        acct, "lip_sync", "source", _png((200, 180, 160)), media_dir=media
+    )
     audio = uploads.save_for_role(acct, "lip_sync", "audio", _wav(), media_dir=media)
-    req = {"feature": "lip_sync", "model": "standard", "resolution": "720p",
-           "uploads": {"source": source.ref, "audio": audio.ref}}
+    req = {
+        "feature": "lip_sync",
+        "model": "standard",
+        "resolution": "720p",
+        "uploads": {"source": source.ref, "audio": audio.ref},
+    }
     with _media_setting(media):
         job = submit(sqlite_engine, acct, req)
     assert job.cost == 10  # 2 s of audio at 5 credits a second
@@ -235,11 +263,15 @@ def test_lip_sync_is_an_mp4_with_the_uploaded_audio_and_a_moving_mouth(sqlite_en
     assert len(set(heights)) > 2 and heights[-1] > heights[1] + 10
 
 
-def test_lip_sync_of_a_clip_plays_the_clip_and_an_mp3_or_other_audio_is_decoded(sqlite_engine, service_url, media):
+def test_lip_sync_of_a_clip_plays_the_clip_and_an_mp3_or_other_audio_is_decoded(
+    sqlite_engine, service_url, media
+):
     from tests.media_samples import clip_mp4
 
     acct = make_account(sqlite_engine, 100)
-    source = uploads.save_for_role(acct, "lip_sync", "source", clip_mp4(1.0, size=(160, 90)), media_dir=media)
+    source = uploads.save_for_role(
+        acct, "lip_sync", "source", clip_mp4(1.0, size=(160, 90)), media_dir=media
+    )
     # An M4A (AAC in MP4) the standard library could never read.
     from workroom_app.generation import media as media_lib
 
@@ -247,8 +279,16 @@ def test_lip_sync_of_a_clip_plays_the_clip_and_an_mp3_or_other_audio_is_decoded(
     audio = uploads.save_for_role(acct, "lip_sync", "audio", m4a, media_dir=media)
     assert audio.mime == "audio/mp4" and audio.seconds == pytest.approx(1.5, abs=0.05)
     with _media_setting(media):
-        job = submit(sqlite_engine, acct, {"feature": "lip_sync", "model": "standard", "resolution": "720p",
-                                           "uploads": {"source": source.ref, "audio": audio.ref}})
+        job = submit(
+            sqlite_engine,
+            acct,
+            {
+                "feature": "lip_sync",
+                "model": "standard",
+                "resolution": "720p",
+                "uploads": {"source": source.ref, "audio": audio.ref},
+            },
+        )
     _run(sqlite_engine, service_url, media)
     done = get(sqlite_engine, job.id)
     assert done.status == JobStatus.SUCCEEDED, done.error
@@ -283,14 +323,25 @@ def test_face_swap_video_is_an_mp4_as_long_as_the_target_clip(sqlite_engine, ser
     face = uploads.save_for_role(acct, "face_swap", "face", _png((0, 255, 0)), media_dir=media)
     target = uploads.save_for_role(acct, "face_swap", "target", clip_mp4(2.0), media_dir=media)
     with _media_setting(media):
-        job = submit(sqlite_engine, acct, {"feature": "face_swap", "mode": "video", "resolution": "720p",
-                                           "duration": 30, "uploads": {"face": face.ref, "target": target.ref}})
+        job = submit(
+            sqlite_engine,
+            acct,
+            {
+                "feature": "face_swap",
+                "mode": "video",
+                "resolution": "720p",
+                "duration": 30,
+                "uploads": {"face": face.ref, "target": target.ref},
+            },
+        )
     assert job.cost == 6  # 2 s at 3 credits a second: the clip's length, not the 30 s asked
     _run(sqlite_engine, service_url, media)
     done = get(sqlite_engine, job.id)
     assert done.status == JobStatus.SUCCEEDED and done.output_mime == "video/mp4", done.error
     codec, seconds, frames = _streams(_output(done, media))["video"]
-    assert codec == "h264" and seconds == pytest.approx(2.0, abs=0.01) and frames == 2 * renderers.FPS
+    assert (
+        codec == "h264" and seconds == pytest.approx(2.0, abs=0.01) and frames == 2 * renderers.FPS
+    )
 
 
 def test_fail_marker_fails_the_job_and_returns_the_credits(engine, service_url, media):
@@ -396,13 +447,19 @@ def test_a_job_the_service_forgot_fails_with_a_refund(sqlite_engine, service_url
 
 def test_two_workers_never_run_the_same_job(sqlite_engine, service_url, media):
     acct = make_account(sqlite_engine, 1000, plan="studio")
-    ids = [submit(sqlite_engine, acct, {"feature": "voiceover", "model": "expressive", "text": f"job {i}"}).id
-           for i in range(6)]
+    ids = [
+        submit(
+            sqlite_engine, acct, {"feature": "voiceover", "model": "expressive", "text": f"job {i}"}
+        ).id
+        for i in range(6)
+    ]
 
     async def two():
         providers = [LocalProvider(service_url, media_dir=media) for _ in range(2)]
-        workers = [Worker(sqlite_engine, p, worker_id=f"w{i}", poll_interval=0.03, media_dir=media)
-                   for i, p in enumerate(providers)]
+        workers = [
+            Worker(sqlite_engine, p, worker_id=f"w{i}", poll_interval=0.03, media_dir=media)
+            for i, p in enumerate(providers)
+        ]
         try:
             started = await asyncio.gather(*(w.run_once() for w in workers))
             await asyncio.gather(*(w.wait_idle() for w in workers))
@@ -459,7 +516,9 @@ def test_ensure_local_service_starts_one_when_nothing_answers():
         service.stop()
 
 
-def test_run_worker_finishes_jobs_and_stops_on_the_event(sqlite_engine, service_url, media, monkeypatch):
+def test_run_worker_finishes_jobs_and_stops_on_the_event(
+    sqlite_engine, service_url, media, monkeypatch
+):
     from workroom_app.generation.worker import run_worker
     from workroom_app.settings import get_settings
 
@@ -486,7 +545,9 @@ def test_run_worker_finishes_jobs_and_stops_on_the_event(sqlite_engine, service_
     assert (media / str(acct) / f"{job.id}.png").is_file()
 
 
-def test_a_stopped_worker_releases_its_jobs_for_an_immediate_resume(sqlite_engine, media, monkeypatch):
+def test_a_stopped_worker_releases_its_jobs_for_an_immediate_resume(
+    sqlite_engine, media, monkeypatch
+):
     from workroom_app.generation.worker import run_worker
 
     slow = ServiceThread(port=0, render_seconds=30)
@@ -523,8 +584,15 @@ def test_an_upload_gone_from_disk_fails_the_job_with_a_refund(sqlite_engine, ser
     face = uploads.save_for_role(acct, "face_swap", "face", _png((0, 255, 0)), media_dir=media)
     target = uploads.save_for_role(acct, "face_swap", "target", _png((0, 0, 255)), media_dir=media)
     with _media_setting(media):
-        job = submit(sqlite_engine, acct, {"feature": "face_swap", "mode": "image",
-                                           "uploads": {"face": face.ref, "target": target.ref}})
+        job = submit(
+            sqlite_engine,
+            acct,
+            {
+                "feature": "face_swap",
+                "mode": "image",
+                "uploads": {"face": face.ref, "target": target.ref},
+            },
+        )
     face.path.unlink()
     _run(sqlite_engine, service_url, media)
     done = get(sqlite_engine, job.id)

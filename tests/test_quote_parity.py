@@ -20,14 +20,22 @@ from pathlib import Path
 import pytest
 
 from workroom_app.billing import catalog as catalog_module
-from workroom_app.billing.catalog import Catalog, QuoteError, UnknownPlan, load_catalog, parse_catalog
+from workroom_app.billing.catalog import (
+    Catalog,
+    QuoteError,
+    UnknownPlan,
+    load_catalog,
+    parse_catalog,
+)
 
 REPO = Path(__file__).resolve().parent.parent
 QUOTE_JS = REPO / "assets" / "quote.js"
 DEFAULT_FILE = Path(catalog_module.__file__).with_name("catalog.toml")
 NODE = shutil.which("node")
 
-pytestmark = pytest.mark.skipif(NODE is None, reason="node is not installed: cannot run assets/quote.js")
+pytestmark = pytest.mark.skipif(
+    NODE is None, reason="node is not installed: cannot run assets/quote.js"
+)
 
 RUNNER = r"""
 const api = require(process.argv[1]);
@@ -108,9 +116,41 @@ class RequestMaker:
         if pick < 0.65:
             return str(r.choice(good))
         return r.choice(
-            [0, -1, "-1", "0", 7, 11, 31, 61, 99, 10**6, 10**20, "9" * 20, "9" * 16, "9" * 15, "-" + "9" * 18,
-             "8.5", "1e9", " 8", "+8", "", "٨", "08", "five", 8.5, 0.5, -2.5, True, False, None, [8], {"v": 8},
-             r.randint(-50, 120), str(r.randint(-50, 120))]
+            [
+                0,
+                -1,
+                "-1",
+                "0",
+                7,
+                11,
+                31,
+                61,
+                99,
+                10**6,
+                10**20,
+                "9" * 20,
+                "9" * 16,
+                "9" * 15,
+                "-" + "9" * 18,
+                "8.5",
+                "1e9",
+                " 8",
+                "+8",
+                "",
+                "٨",
+                "08",
+                "five",
+                8.5,
+                0.5,
+                -2.5,
+                True,
+                False,
+                None,
+                [8],
+                {"v": 8},
+                r.randint(-50, 120),
+                str(r.randint(-50, 120)),
+            ]
         )
 
     def text(self, max_chars: int):
@@ -119,10 +159,25 @@ class RequestMaker:
         if pick < 0.08:
             return r.choice([None, 42, ["a"], True, {"t": "x"}])
         if pick < 0.16:
-            return r.choice(["", " ", " \n\t\r\f\v ", "\u00a0", "\u3000"])  # blank, and two that are not
+            return r.choice(
+                ["", " ", " \n\t\r\f\v ", "\u00a0", "\u3000"]
+            )  # blank, and two that are not
         length = r.choice(
-            [1, 2, 99, 100, 101, 199, 200, 201, max_chars - 1, max_chars, max_chars + 1, max_chars + 12,
-             r.randint(1, max_chars + 50)]
+            [
+                1,
+                2,
+                99,
+                100,
+                101,
+                199,
+                200,
+                201,
+                max_chars - 1,
+                max_chars,
+                max_chars + 1,
+                max_chars + 12,
+                r.randint(1, max_chars + 50),
+            ]
         )
         alphabet = r.choice(["x", "ab c", "é😀", "\ud800a", "日本語 ", " \t"])
         body = (alphabet * (length // len(alphabet) + 1))[:length]
@@ -150,15 +205,21 @@ class RequestMaker:
         # Spoil the identity fields now and then.
         pick = r.random()
         if pick < 0.04:
-            req["feature"] = r.choice(["audio", "", "Video", "constructor", "__proto__", "toString", 3, None, ["image"]])
+            req["feature"] = r.choice(
+                ["audio", "", "Video", "constructor", "__proto__", "toString", 3, None, ["image"]]
+            )
         elif pick < 0.06:
             del req["feature"]
         elif pick < 0.11:
-            req[selector] = r.choice(self.all_models + ["sora", "", "hasOwnProperty", "__proto__", 7, None, {"k": 1}])
+            req[selector] = r.choice(
+                self.all_models + ["sora", "", "hasOwnProperty", "__proto__", 7, None, {"k": 1}]
+            )
         elif pick < 0.13:
             req.pop(selector, None)
         elif pick < 0.20:
-            req["resolution"] = r.choice(self.all_res + ["8K", "4k", "1080", "constructor", 1080, None, ""])
+            req["resolution"] = r.choice(
+                self.all_res + ["8K", "4k", "1080", "constructor", 1080, None, ""]
+            )
         elif pick < 0.23:
             req.pop("resolution", None)
         if r.random() < 0.05:
@@ -223,8 +284,18 @@ def test_quote_js_matches_python(name, seed, n):
         assert js == py, f"\nrequest: {line[:500]}\npython:  {py}\nnode:    {js}"
 
     # The generator must reach every outcome, or the comparison proves little.
-    for outcome in ("priced", "unlimited", "InvalidRequest", "UnknownFeature", "UnknownModel",
-                    "UnsupportedResolution", "OutOfRange", "TextTooLong", "PlanLimit", "UnknownPlan"):
+    for outcome in (
+        "priced",
+        "unlimited",
+        "InvalidRequest",
+        "UnknownFeature",
+        "UnknownModel",
+        "UnsupportedResolution",
+        "OutOfRange",
+        "TextTooLong",
+        "PlanLimit",
+        "UnknownPlan",
+    ):
         if outcome == "unlimited" and not any(p.unlimited for p in catalog.plans):
             continue
         assert kinds[outcome] >= 10, (outcome, kinds)
@@ -241,8 +312,14 @@ def test_every_valid_option_on_every_plan():
             for res in model.resolutions or (None,):
                 for duration in model.durations or (None,):
                     for count in range(model.count_min, model.count_max + 1):
-                        for chars in (1, 50, 100, 101, 250, 4999, 5000) if model.has_text else (None,):
-                            req = {"feature": feature.key, feature.selector: model.key, "count": count}
+                        for chars in (
+                            (1, 50, 100, 101, 250, 4999, 5000) if model.has_text else (None,)
+                        ):
+                            req = {
+                                "feature": feature.key,
+                                feature.selector: model.key,
+                                "count": count,
+                            }
                             if res is not None:
                                 req["resolution"] = res
                             if duration is not None:
@@ -269,7 +346,11 @@ def test_quote_js_exposes_the_browser_global():
     )
     catalog = load_catalog(DEFAULT_FILE)
     proc = subprocess.run(
-        [NODE, "-e", script], input=json.dumps(catalog.for_browser()), capture_output=True, text=True, timeout=60
+        [NODE, "-e", script],
+        input=json.dumps(catalog.for_browser()),
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout)["cost"] == 600

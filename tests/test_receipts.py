@@ -50,8 +50,11 @@ def smtp_server():
 
     port = _free_port()
     controller = Controller(
-        inbox, hostname="127.0.0.1", port=port,
-        authenticator=authenticator, auth_require_tls=False,
+        inbox,
+        hostname="127.0.0.1",
+        port=port,
+        authenticator=authenticator,
+        auth_require_tls=False,
     )
     controller.start()
     try:
@@ -61,9 +64,14 @@ def smtp_server():
 
 
 def _settings(port: int, **kw) -> Settings:
-    base = dict(smtp_host="127.0.0.1", smtp_port=port, smtp_starttls=False,
-                smtp_username="mailer", smtp_password="s3cret",
-                mail_from="Workroom <billing@workroom.test>")
+    base = dict(
+        smtp_host="127.0.0.1",
+        smtp_port=port,
+        smtp_starttls=False,
+        smtp_username="mailer",
+        smtp_password="s3cret",
+        mail_from="Workroom <billing@workroom.test>",
+    )
     base.update(kw)
     return Settings(**base)
 

@@ -75,30 +75,94 @@ def test_every_planted_mismatch_is_found(engine, monkeypatch):
     failed = [i for i in invoices_of(engine, c) if i.status == "failed"][0]
     with at(T0 + timedelta(days=41)), write_session(engine) as s:
         # Paid (a charge and an invoice) but no credits granted.
-        s.add(LocalCharge(idempotency_key="plant-1", account_id=b, card_token="tok", amount_cents=1000,
-                          currency="usd", ok=True, gateway_ref="ch_planted_1", created_at=clock.now()))
+        s.add(
+            LocalCharge(
+                idempotency_key="plant-1",
+                account_id=b,
+                card_token="tok",
+                amount_cents=1000,
+                currency="usd",
+                ok=True,
+                gateway_ref="ch_planted_1",
+                created_at=clock.now(),
+            )
+        )
         s.flush()
         lonely, _ = invoices.create_invoice(
-            s, b, kind="renewal", status="paid", amount_cents=1000, idempotency_key="plant-inv-1",
-            lines=[invoices.LineItem("Planted", 1000)], gateway="local", gateway_ref="ch_planted_1",
+            s,
+            b,
+            kind="renewal",
+            status="paid",
+            amount_cents=1000,
+            idempotency_key="plant-inv-1",
+            lines=[invoices.LineItem("Planted", 1000)],
+            gateway="local",
+            gateway_ref="ch_planted_1",
         )
         # Granted twice for one payment.
-        ledger.grant(s, a, 10, action_type=ActionType.MONTHLY_CREDITS, source=GrantSource.MONTHLY,
-                     idempotency_key="plant-twice", reference_type="invoice", reference_id=str(paid[0].id))
+        ledger.grant(
+            s,
+            a,
+            10,
+            action_type=ActionType.MONTHLY_CREDITS,
+            source=GrantSource.MONTHLY,
+            idempotency_key="plant-twice",
+            reference_type="invoice",
+            reference_id=str(paid[0].id),
+        )
         # Granted on a failed payment, and a plan grant naming no payment at all.
-        ledger.grant(s, c, 800, action_type=ActionType.SUBSCRIPTION_CREDITS, source=GrantSource.SUBSCRIPTION,
-                     idempotency_key="plant-failed", reference_type="invoice", reference_id=str(failed.id))
-        ledger.grant(s, c, 5, action_type=ActionType.MONTHLY_CREDITS, source=GrantSource.MONTHLY,
-                     idempotency_key="plant-orphan")
+        ledger.grant(
+            s,
+            c,
+            800,
+            action_type=ActionType.SUBSCRIPTION_CREDITS,
+            source=GrantSource.SUBSCRIPTION,
+            idempotency_key="plant-failed",
+            reference_type="invoice",
+            reference_id=str(failed.id),
+        )
+        ledger.grant(
+            s,
+            c,
+            5,
+            action_type=ActionType.MONTHLY_CREDITS,
+            source=GrantSource.MONTHLY,
+            idempotency_key="plant-orphan",
+        )
         # The charge differs from the invoice.
-        s.execute(update(LocalCharge).where(LocalCharge.gateway_ref == paid[-1].gateway_ref).values(amount_cents=1))
+        s.execute(
+            update(LocalCharge)
+            .where(LocalCharge.gateway_ref == paid[-1].gateway_ref)
+            .values(amount_cents=1)
+        )
         # Money taken with no invoice.
-        s.add(LocalCharge(idempotency_key="plant-2", account_id=a, card_token="tok", amount_cents=500,
-                          currency="usd", ok=True, gateway_ref="ch_planted_2", created_at=clock.now()))
+        s.add(
+            LocalCharge(
+                idempotency_key="plant-2",
+                account_id=a,
+                card_token="tok",
+                amount_cents=500,
+                currency="usd",
+                ok=True,
+                gateway_ref="ch_planted_2",
+                created_at=clock.now(),
+            )
+        )
         # Stripe events that failed or were never processed.
-        s.add(WebhookEvent(id="evt_failed", type="invoice.paid", payload="{}", received_at=clock.now(),
-                           processed_at=clock.now(), outcome="failed", error="boom"))
-        s.add(WebhookEvent(id="evt_stuck", type="invoice.paid", payload="{}", received_at=clock.now()))
+        s.add(
+            WebhookEvent(
+                id="evt_failed",
+                type="invoice.paid",
+                payload="{}",
+                received_at=clock.now(),
+                processed_at=clock.now(),
+                outcome="failed",
+                error="boom",
+            )
+        )
+        s.add(
+            WebhookEvent(id="evt_stuck", type="invoice.paid", payload="{}", received_at=clock.now())
+        )
     report = _report(engine)
     kinds = report.counts()
     assert kinds == {
@@ -126,7 +190,11 @@ def test_stripe_amount_mismatch_and_missing_payment_event_are_found(sqlite_engin
         w.checkout(user, "pro")
         w.deliver_pending()
     with write_session(engine) as s:
-        for row in s.exec(select(WebhookEvent).where(WebhookEvent.type.in_(["invoice.paid", "invoice.payment_succeeded"]))):
+        for row in s.exec(
+            select(WebhookEvent).where(
+                WebhookEvent.type.in_(["invoice.paid", "invoice.payment_succeeded"])
+            )
+        ):
             payload = json.loads(row.payload)
             payload["data"]["object"]["amount_paid"] = 1
             # webhook_event is not append-only: the stored copy can be edited (this plants it).

@@ -32,7 +32,9 @@ def test_reporting_a_result_refunds_it_and_shows_the_status(app_db):
         sent = await tab.send(ReportState, "submit", form_data={"reason": "The fox has three eyes"})
         assert "16 credits were returned" in sent
         st = await tab.state(ReportState)
-        assert st.report_status == {str(job_id): "Reported: credits returned"} and not st.dialog_open
+        assert (
+            st.report_status == {str(job_id): "Reported: credits returned"} and not st.dialog_open
+        )
 
     run(scenario)
     assert balance(app_db, account_id) == 50

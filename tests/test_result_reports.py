@@ -35,8 +35,12 @@ def report(engine, acct, job_id, reason="The face is melted", *, at=T0 + timedel
 
 def staff_member(engine) -> int:
     with write_session(engine) as s:
-        a = Account(email=f"staff-{uuid.uuid4().hex[:8]}@example.test", password_hash="x", role=Role.STAFF,
-                    created_at=T0)
+        a = Account(
+            email=f"staff-{uuid.uuid4().hex[:8]}@example.test",
+            password_hash="x",
+            role=Role.STAFF,
+            created_at=T0,
+        )
         s.add(a)
         s.flush()
         return a.id
@@ -51,15 +55,24 @@ def test_the_first_three_reports_of_a_month_are_refunded_at_once_then_staff_deci
     assert outs[0].message == "Thanks. 16 credits were returned to your balance."
     assert balance(engine, acct) == 200 - 2 * COST
     refunds = [e for e in entries(engine, acct) if e.action_type == ActionType.REFUND.value]
-    assert len(refunds) == 3 and all(f"report #{o.report_id}" in r.reason for o, r in zip(outs, refunds))
+    assert len(refunds) == 3 and all(
+        f"report #{o.report_id}" in r.reason for o, r in zip(outs, refunds)
+    )
     staff = staff_member(engine)
     with clock.pinned(T0 + timedelta(hours=3)), write_session(engine) as s:
-        reports.decide(s, outs[3].report_id, staff, accept=True, note="Confirmed: the render was corrupt.")
-        reports.decide(s, outs[4].report_id, staff, accept=False, note="The result matches the prompt.")
+        reports.decide(
+            s, outs[3].report_id, staff, accept=True, note="Confirmed: the render was corrupt."
+        )
+        reports.decide(
+            s, outs[4].report_id, staff, accept=False, note="The result matches the prompt."
+        )
     assert balance(engine, acct) == 200 - COST
     with write_session(engine) as s:
         declined = s.get(reports.ResultReport, outs[4].report_id)
-        assert (declined.status, declined.staff_note) == (ReportStatus.DECLINED.value, "The result matches the prompt.")
+        assert (declined.status, declined.staff_note) == (
+            ReportStatus.DECLINED.value,
+            "The result matches the prompt.",
+        )
         with pytest.raises(reports.ReportError, match="already decided"):
             reports.decide(s, outs[3].report_id, staff, accept=True, note="again")
 

@@ -12,7 +12,14 @@ from typing import Any
 import pytest
 from sqlmodel import select
 
-from tests.reflex_events import EventBrowser, api_client, frontend_text, redeem, run as run_events, ticket_in
+from tests.reflex_events import (
+    EventBrowser,
+    api_client,
+    frontend_text,
+    redeem,
+    run as run_events,
+    ticket_in,
+)
 from workroom_app import db
 from workroom_app.billing import accounts, ledger
 from workroom_app.billing.email_identity import canonical_email
@@ -67,12 +74,21 @@ def _make_account(engine, email="ann@example.com") -> int:
 
 
 def _signup_form(email: str, name: str = "New") -> dict[str, str]:
-    return {"email": email, "password": PASSWORD, "confirm_password": PASSWORD, "display_name": name}
+    return {
+        "email": email,
+        "password": PASSWORD,
+        "confirm_password": PASSWORD,
+        "display_name": name,
+    }
 
 
 def _confirmation_link(engine, email: str) -> str:
     with read_session(engine) as s:
-        row = s.exec(select(OutboxEmail).where(OutboxEmail.to_address == email).order_by(OutboxEmail.id.desc())).first()
+        row = s.exec(
+            select(OutboxEmail)
+            .where(OutboxEmail.to_address == email)
+            .order_by(OutboxEmail.id.desc())
+        ).first()
     assert row is not None, f"no confirmation email to {email}"
     match = re.search(r"https?://\S+/api/auth/confirm\?token=\S+", row.body_text)
     assert match, row.body_text
@@ -97,20 +113,30 @@ def test_wrong_passwords_on_one_socket_are_cut_off_with_a_retry_time(sqlite_app_
         tab = new_browser()
         messages = []
         for _ in range(25):
-            await tab.send(AuthState, "log_in", form_data={"email": "ann@example.com", "password": "wrong-wrong"})
+            await tab.send(
+                AuthState,
+                "log_in",
+                form_data={"email": "ann@example.com", "password": "wrong-wrong"},
+            )
             messages.append((await tab.state(AuthState)).error)
         assert messages[:5] == ["Wrong email or password."] * 5
-        assert all(re.fullmatch(r"Too many log-in attempts\. Try again in \d+ (second|minute)s?\.", m)
-                   for m in messages[5:]), messages[5:]
+        assert all(
+            re.fullmatch(r"Too many log-in attempts\. Try again in \d+ (second|minute)s?\.", m)
+            for m in messages[5:]
+        ), messages[5:]
         # The right password is refused too until the wait is over: no guessing through the limit.
-        sent = await tab.send(AuthState, "log_in", form_data={"email": "ann@example.com", "password": PASSWORD})
+        sent = await tab.send(
+            AuthState, "log_in", form_data={"email": "ann@example.com", "password": PASSWORD}
+        )
         assert ticket_in(sent) is None
         assert (await tab.state(AuthState)).error.startswith("Too many log-in attempts")
         # Another account from another address is not affected.
         _make_account(sqlite_app_db, "bob@example.com")
         other = new_browser()
         other.ip = "10.0.0.9"
-        sent = await other.send(AuthState, "log_in", form_data={"email": "bob@example.com", "password": PASSWORD})
+        sent = await other.send(
+            AuthState, "log_in", form_data={"email": "bob@example.com", "password": PASSWORD}
+        )
         assert ticket_in(sent)
 
     run(scenario)
@@ -120,13 +146,19 @@ def test_many_accounts_from_one_address_are_cut_off(sqlite_app_db, monkeypatch):
     from argon2 import PasswordHasher
 
     # Unknown emails still cost a hash (timing); a cheap one keeps this test fast.
-    monkeypatch.setattr(accounts, "_hasher", PasswordHasher(time_cost=1, memory_cost=8, parallelism=1))
+    monkeypatch.setattr(
+        accounts, "_hasher", PasswordHasher(time_cost=1, memory_cost=8, parallelism=1)
+    )
 
     async def scenario(new_browser):
         tab = new_browser()
         errors = []
         for i in range(25):
-            await tab.send(AuthState, "log_in", form_data={"email": f"user{i}@example.com", "password": "guess-guess"})
+            await tab.send(
+                AuthState,
+                "log_in",
+                form_data={"email": f"user{i}@example.com", "password": "guess-guess"},
+            )
             errors.append((await tab.state(AuthState)).error)
         assert errors[:20] == ["Wrong email or password."] * 20
         assert all(e.startswith("Too many log-in attempts. Try again in") for e in errors[20:])
@@ -153,14 +185,20 @@ def test_a_log_in_flood_stays_correct_and_leaves_health_answering(sqlite_app_db)
 
         auth_module.hashing_pool.run = watched
         try:
+
             async def attacker(i):
                 tab = new_browser()
                 tab.ip = f"10.1.0.{i}"
                 answers = []
                 for n in range(3):
-                    sent = await tab.send(AuthState, "log_in",
-                                          form_data={"email": f"ann{n}@example.com" if i % 2 else "ann@example.com",
-                                                     "password": f"guess-{i}-{n}"})
+                    sent = await tab.send(
+                        AuthState,
+                        "log_in",
+                        form_data={
+                            "email": f"ann{n}@example.com" if i % 2 else "ann@example.com",
+                            "password": f"guess-{i}-{n}",
+                        },
+                    )
                     assert ticket_in(sent) is None
                     answers.append((await tab.state(AuthState)).error)
                 return answers
@@ -169,12 +207,17 @@ def test_a_log_in_flood_stays_correct_and_leaves_health_answering(sqlite_app_db)
                 tab = new_browser()
                 tab.ip = "10.2.0.1"
                 for _attempt in range(40):
-                    sent = await tab.send(AuthState, "log_in", form_data={"email": "ann@example.com",
-                                                                          "password": PASSWORD})
+                    sent = await tab.send(
+                        AuthState,
+                        "log_in",
+                        form_data={"email": "ann@example.com", "password": PASSWORD},
+                    )
                     if ticket_in(sent):
                         return True
                     error = (await tab.state(AuthState)).error
-                    assert error in (hashing_pool.BUSY_MESSAGE,) or error.startswith("Too many"), error
+                    assert error in (hashing_pool.BUSY_MESSAGE,) or error.startswith("Too many"), (
+                        error
+                    )
                     await asyncio.sleep(0.25)
                 return False
 
@@ -187,7 +230,9 @@ def test_a_log_in_flood_stays_correct_and_leaves_health_answering(sqlite_app_db)
         *floods, user_ok, health_status = results
         allowed = {"Wrong email or password.", hashing_pool.BUSY_MESSAGE}
         for answers in floods:
-            assert all(a in allowed or a.startswith("Too many log-in attempts") for a in answers), answers
+            assert all(a in allowed or a.startswith("Too many log-in attempts") for a in answers), (
+                answers
+            )
         assert health_status == 200
         assert user_ok is not False
 
@@ -200,6 +245,7 @@ def test_a_log_in_flood_stays_correct_and_leaves_health_answering(sqlite_app_db)
 
 def test_sign_up_farming_from_one_address_gets_three_accounts_and_no_credits(app_db):
     """Finding 4: 20 sign-ups from one client in 30 seconds collected 1,000 trial credits."""
+
     async def scenario(new_browser):
         errors = []
         for i in range(20):
@@ -209,8 +255,12 @@ def test_sign_up_farming_from_one_address_gets_three_accounts_and_no_credits(app
             errors.append((await tab.state(AuthState)).error)
         refused = [e for e in errors if e]
         assert len(refused) == 17
-        assert all(re.fullmatch(r"Too many sign-ups from your network\. Try again in \d+ (minutes?|hours?)\.", e)
-                   for e in refused), sorted(set(refused))
+        assert all(
+            re.fullmatch(
+                r"Too many sign-ups from your network\. Try again in \d+ (minutes?|hours?)\.", e
+            )
+            for e in refused
+        ), sorted(set(refused))
 
     run(scenario)
     with read_session(app_db) as s:
@@ -222,7 +272,9 @@ def test_the_trial_follows_the_confirmation_link_once_per_mailbox(app_db):
     async def scenario(new_browser):
         tab = new_browser()
         tab.path = "/signup"
-        sent = await tab.send(AuthState, "sign_up", form_data=_signup_form("Jane.Doe+work@Gmail.com"))
+        sent = await tab.send(
+            AuthState, "sign_up", form_data=_signup_form("Jane.Doe+work@Gmail.com")
+        )
         tab.cookie = redeem(ticket_in(sent))
         await tab.send(SessionState, "guard")
         session = await tab.state(SessionState)
@@ -238,7 +290,9 @@ def test_the_trial_follows_the_confirmation_link_once_per_mailbox(app_db):
         # The same Gmail mailbox spelled differently: an account, but no second trial.
         other = new_browser()
         other.path, other.ip = "/signup", "10.3.0.1"
-        sent = await other.send(AuthState, "sign_up", form_data=_signup_form("janedoe@googlemail.com"))
+        sent = await other.send(
+            AuthState, "sign_up", form_data=_signup_form("janedoe@googlemail.com")
+        )
         assert ticket_in(sent)
         page = _open_link(_confirmation_link(app_db, "janedoe@googlemail.com"))
         assert page.status_code == 200 and "already received" in page.text
@@ -251,13 +305,17 @@ def test_the_trial_follows_the_confirmation_link_once_per_mailbox(app_db):
         twin = accounts.find_account(s, "janedoe@googlemail.com")
         assert ledger.balance(s, jane.id) == 50 and ledger.balance(s, twin.id) == 0
         assert twin.email_confirmed_at is not None
-        assert [c.canonical_email for c in s.exec(select(TrialClaim)).all()] == ["janedoe@gmail.com"]
+        assert [c.canonical_email for c in s.exec(select(TrialClaim)).all()] == [
+            "janedoe@gmail.com"
+        ]
 
 
 def test_canonical_email_rule():
     assert canonical_email("Jane.Doe+news@GMail.com") == "janedoe@gmail.com"
     assert canonical_email("j.a.n.e@googlemail.com") == "jane@gmail.com"
-    assert canonical_email("Jane.Doe+news@example.com") == "jane.doe@example.com"  # dots kept elsewhere
+    assert (
+        canonical_email("Jane.Doe+news@example.com") == "jane.doe@example.com"
+    )  # dots kept elsewhere
     assert canonical_email("JANE@Example.COM") == "jane@example.com"
     assert canonical_email("jane.doe@example.com") != canonical_email("janedoe@example.com")
 
@@ -275,7 +333,12 @@ def test_resending_the_confirmation_is_rate_limited(sqlite_app_db):
 
     run(scenario)
     with read_session(sqlite_app_db) as s:
-        assert len(s.exec(select(OutboxEmail).where(OutboxEmail.to_address == "new@example.com")).all()) == 4
+        assert (
+            len(
+                s.exec(select(OutboxEmail).where(OutboxEmail.to_address == "new@example.com")).all()
+            )
+            == 4
+        )
 
 
 def test_demo_accounts_stay_confirmed_with_their_trial(sqlite_app_db):
@@ -294,10 +357,13 @@ def test_demo_accounts_stay_confirmed_with_their_trial(sqlite_app_db):
 def test_nul_in_the_display_name_is_refused_by_name_on_both_engines(app_db):
     """Finding 6: a NUL in the display name made sign-up fail on PostgreSQL with
     "Something went wrong" (SQLite stored it)."""
+
     async def scenario(new_browser):
         tab = new_browser()
         tab.path = "/signup"
-        sent = await tab.send(AuthState, "sign_up", form_data=_signup_form("nul@example.com", "Ann\x00Lee"))
+        sent = await tab.send(
+            AuthState, "sign_up", form_data=_signup_form("nul@example.com", "Ann\x00Lee")
+        )
         assert "Display name contains a control character" in sent
         assert "Something went wrong" not in sent and ticket_in(sent) is None
 
@@ -320,9 +386,19 @@ def test_control_characters_in_any_event_text_are_refused_naming_the_field(sqlit
         tab.cookie = token
         tab.path = "/generate"
         await tab.send(SessionState, "guard")
-        sent = await tab.send(GenerateState, "submit", form_data={
-            "feature": "image", "model": "flux_schnell", "resolution": "1K", "count": "1",
-            "prompt": "a cat\x1b[2J", "request_id": "r-1", "shown_cost": "2"})
+        sent = await tab.send(
+            GenerateState,
+            "submit",
+            form_data={
+                "feature": "image",
+                "model": "flux_schnell",
+                "resolution": "1K",
+                "count": "1",
+                "prompt": "a cat\x1b[2J",
+                "request_id": "r-1",
+                "shown_cost": "2",
+            },
+        )
         assert "Prompt contains a control character" in sent
         tab.path = "/usage"
         sent = await tab.send(UsageState, "set_date_from", value="2026-01-01\x00")
@@ -356,9 +432,19 @@ def test_a_log_captured_while_events_fail_holds_no_cookie_token_or_password(sqli
             await tab.send(UsageState, "load", password=secret_password, card_number=card)
             await tab.send(SessionState, "refresh_balance", token=token)
         # Something that logs a dict of headers, the way Reflex logs a failing event.
-        logging.getLogger("reflex.test").error("Error processing event %s", {
-            "router_data": {"headers": {"cookie": f"workroom_session={token}", "authorization": "Bearer abc.def"},
-                            "token": tab.token}, "payload": {"password": secret_password, "number": card}})
+        logging.getLogger("reflex.test").error(
+            "Error processing event %s",
+            {
+                "router_data": {
+                    "headers": {
+                        "cookie": f"workroom_session={token}",
+                        "authorization": "Bearer abc.def",
+                    },
+                    "token": tab.token,
+                },
+                "payload": {"password": secret_password, "number": card},
+            },
+        )
         return tab.token
 
     with caplog.at_level(logging.DEBUG):
@@ -408,15 +494,29 @@ def test_the_webhook_refuses_a_chunked_body_past_1_mb_without_reading_it_all():
 
     async def receive():
         pulled["n"] += 1
-        return {"type": "http.request", "body": chunk, "more_body": pulled["n"] < 3200}  # 200 MB offered
+        return {
+            "type": "http.request",
+            "body": chunk,
+            "more_body": pulled["n"] < 3200,
+        }  # 200 MB offered
 
     async def send(message):
         sent.append(message)
 
-    scope = {"type": "http", "method": "POST", "path": "/api/stripe/webhook", "raw_path": b"/api/stripe/webhook",
-             "headers": [(b"transfer-encoding", b"chunked"), (b"stripe-signature", b"t=1,v1=0")],
-             "query_string": b"", "http_version": "1.1", "scheme": "http", "server": ("test", 80),
-             "client": ("127.0.0.1", 1), "root_path": "", "app": None}
+    scope = {
+        "type": "http",
+        "method": "POST",
+        "path": "/api/stripe/webhook",
+        "raw_path": b"/api/stripe/webhook",
+        "headers": [(b"transfer-encoding", b"chunked"), (b"stripe-signature", b"t=1,v1=0")],
+        "query_string": b"",
+        "http_version": "1.1",
+        "scheme": "http",
+        "server": ("test", 80),
+        "client": ("127.0.0.1", 1),
+        "root_path": "",
+        "app": None,
+    }
     asyncio.run(app(scope, receive, send))
     assert sent[0]["status"] == 413
     assert pulled["n"] <= WEBHOOK_CAP // len(chunk) + 2  # stopped at the cap, not 200 MB later
@@ -425,26 +525,46 @@ def test_the_webhook_refuses_a_chunked_body_past_1_mb_without_reading_it_all():
 def test_every_route_caps_its_body_and_answers_413():
     client = api_client()
     big = b"x" * (64 * 1024 + 1)
-    assert client.post("/api/auth/session", content=big,
-                       headers={"Content-Type": "application/x-www-form-urlencoded"}).status_code == 413
+    assert (
+        client.post(
+            "/api/auth/session",
+            content=big,
+            headers={"Content-Type": "application/x-www-form-urlencoded"},
+        ).status_code
+        == 413
+    )
 
     def chunks():
         for _ in range(40):
             yield b"y" * 32768
 
     # Chunked (no Content-Length): counted as it arrives.
-    assert client.post("/api/auth/session", content=chunks(), follow_redirects=False).status_code == 413
-    assert client.post("/api/stripe/webhook", content=b"{" + b" " * (1024 * 1024) + b"}").status_code == 413
+    assert (
+        client.post("/api/auth/session", content=chunks(), follow_redirects=False).status_code
+        == 413
+    )
+    assert (
+        client.post("/api/stripe/webhook", content=b"{" + b" " * (1024 * 1024) + b"}").status_code
+        == 413
+    )
 
 
 def test_the_upload_endpoint_refuses_a_handler_that_is_not_an_upload_handler():
     from workroom_app.workroom_app import upload_handler_names
 
     names = upload_handler_names()
-    assert any(n.endswith(".upload_face") for n in names) and not any(n.endswith(".logout") for n in names)
-    response = api_client().post("/_upload", content=b"--x--", headers={
-        "reflex-client-token": "t", "reflex-event-handler": f"{SessionState.get_full_name()}.logout",
-        "Content-Type": "multipart/form-data; boundary=x"})
+    assert any(n.endswith(".upload_face") for n in names) and not any(
+        n.endswith(".logout") for n in names
+    )
+    response = api_client().post(
+        "/_upload",
+        content=b"--x--",
+        headers={
+            "reflex-client-token": "t",
+            "reflex-event-handler": f"{SessionState.get_full_name()}.logout",
+            "Content-Type": "multipart/form-data; boundary=x",
+        },
+    )
     assert response.status_code == 400
 
 
@@ -462,9 +582,16 @@ def test_a_signed_stripe_event_stamped_an_hour_ahead_is_refused(sqlite_engine):
         app = Starlette(routes=stripe_routes(lambda: world.processor))
         event = world.standin.make_event("payout.paid", {"id": "po_1", "object": "payout"})
         with TestClient(app) as client:
+
             def post(ts):
-                return client.post(WEBHOOK_PATH, content=event.payload.encode(), headers={
-                    "Stripe-Signature": world.standin.sign(event.payload, ts), "Content-Type": "application/json"})
+                return client.post(
+                    WEBHOOK_PATH,
+                    content=event.payload.encode(),
+                    headers={
+                        "Stripe-Signature": world.standin.sign(event.payload, ts),
+                        "Content-Type": "application/json",
+                    },
+                )
 
             ahead = post(int(time.time()) + 3600)
             assert ahead.status_code == 400 and "future" in ahead.json()["error"]

@@ -10,7 +10,16 @@ from sqlmodel import select
 
 from tests.reflex_events import api_client, run as run_events
 from tests.test_generate_state import video_form
-from tests.test_plans_state import NOW, VISA, Browser, BOTH_ENGINES, app_db, invoices_of, make_user, subscribe  # noqa: F401
+from tests.test_plans_state import (
+    NOW,
+    VISA,
+    Browser,
+    BOTH_ENGINES,
+    app_db,
+    invoices_of,
+    make_user,
+    subscribe,
+)  # noqa: F401
 from workroom_app.billing import accounts, ledger
 from workroom_app.db import read_session, write_session
 from workroom_app.models import AuthSession, GenerationJob, PaymentMethod, Role
@@ -28,12 +37,16 @@ def run(scenario):
 
 def _cards(engine, account_id: int) -> int:
     with read_session(engine) as s:
-        return len(s.exec(select(PaymentMethod).where(PaymentMethod.account_id == account_id)).all())
+        return len(
+            s.exec(select(PaymentMethod).where(PaymentMethod.account_id == account_id)).all()
+        )
 
 
 def _jobs(engine, account_id: int) -> int:
     with read_session(engine) as s:
-        return len(s.exec(select(GenerationJob).where(GenerationJob.account_id == account_id)).all())
+        return len(
+            s.exec(select(GenerationJob).where(GenerationJob.account_id == account_id)).all()
+        )
 
 
 @BOTH_ENGINES
@@ -61,7 +74,9 @@ def test_the_thief_with_a_copied_cookie_is_refused_everywhere_once_the_victim_lo
         sent = await thief.send(PlansState, "confirm")
         assert "/login" in sent
         assert (await thief.state(SessionState))._account_id is None
-        assert not (await thief.state(PlansState))._pending  # nothing of the account stays in the tab
+        assert not (
+            await thief.state(PlansState)
+        )._pending  # nothing of the account stays in the tab
         await thief.sign_in(token)  # and the copied cookie no longer signs anything in
         assert (await thief.state(SessionState))._account_id is None
         thief.path = "/generate"
@@ -70,8 +85,16 @@ def test_the_thief_with_a_copied_cookie_is_refused_everywhere_once_the_victim_lo
         await thief.send(UsageState, "load")
         assert (await thief.state(UsageState)).rows == []
         thief.path = "/subscription"
-        await thief.send(SubscriptionState, "submit_card",
-                         form_data={"number": "5555 5555 5555 4444", "expiry": "07/31", "cvc": "321", "name": "T"})
+        await thief.send(
+            SubscriptionState,
+            "submit_card",
+            form_data={
+                "number": "5555 5555 5555 4444",
+                "expiry": "07/31",
+                "cvc": "321",
+                "name": "T",
+            },
+        )
         thief.path = "/plans"
         await thief.send(PlansState, "open_action", plan_key="studio")
         await thief.send(PlansState, "confirm")
@@ -92,15 +115,32 @@ def test_each_refused_event_runs_no_handler_even_with_the_tab_state_still_bound(
     for handler_state, handler, payload, path in [
         (GenerateState, "submit", {"form_data": video_form()}, "/generate"),
         (UsageState, "load", {}, "/usage"),
-        (SubscriptionState, "submit_card", {"form_data": {"number": "5555 5555 5555 4444", "expiry": "07/31",
-                                                          "cvc": "321", "name": "T"}}, "/subscription"),
+        (
+            SubscriptionState,
+            "submit_card",
+            {
+                "form_data": {
+                    "number": "5555 5555 5555 4444",
+                    "expiry": "07/31",
+                    "cvc": "321",
+                    "name": "T",
+                }
+            },
+            "/subscription",
+        ),
         (PlansState, "confirm", {}, "/plans"),
     ]:
         with write_session(app_db) as s:
             fresh = accounts.create_login(s, victim_id)
 
-        async def scenario(new_browser, fresh=fresh, handler_state=handler_state, handler=handler,
-                           payload=payload, path=path):
+        async def scenario(
+            new_browser,
+            fresh=fresh,
+            handler_state=handler_state,
+            handler=handler,
+            payload=payload,
+            path=path,
+        ):
             thief = new_browser()
             await thief.sign_in(fresh)
             await thief.open("/plans", PlansState)
@@ -166,7 +206,9 @@ def test_an_expired_session_or_a_disabled_account_is_refused_on_the_next_event(a
         await tab.sign_in(fresh)
         assert (await tab.state(SessionState))._account_id == account_id
         with write_session(app_db) as s:  # its lifetime runs out while the tab is open
-            row = s.exec(select(AuthSession).where(AuthSession.token_hash == accounts.token_hash(fresh))).one()
+            row = s.exec(
+                select(AuthSession).where(AuthSession.token_hash == accounts.token_hash(fresh))
+            ).one()
             row.expires_at = NOW
             s.add(row)
         assert "/login" in await tab.send(UsageState, "load")
@@ -195,7 +237,9 @@ def test_log_out_everywhere_ends_every_session_of_the_account_only(app_db):
 
     run(scenario)
     with read_session(app_db) as s:
-        assert accounts.lookup_session(s, token) is None and accounts.lookup_session(s, phone) is None
+        assert (
+            accounts.lookup_session(s, token) is None and accounts.lookup_session(s, phone) is None
+        )
         assert accounts.lookup_session(s, bob_token) is not None
 
 
@@ -211,7 +255,9 @@ def test_staff_can_log_an_account_out_everywhere_and_users_cannot(app_db):
         attacker = new_browser()
         await attacker.sign_in(mallory_token)
         attacker.path = "/staff"
-        await attacker.send(StaffState, "sign_out_everywhere", form_data={"reason": "x"}, account_id=str(ann))
+        await attacker.send(
+            StaffState, "sign_out_everywhere", form_data={"reason": "x"}, account_id=str(ann)
+        )
         with read_session(app_db) as s:
             assert accounts.lookup_session(s, ann_token) is not None
         staff = new_browser()
@@ -219,12 +265,16 @@ def test_staff_can_log_an_account_out_everywhere_and_users_cannot(app_db):
         staff.path = "/staff"
         await staff.send(StaffState, "load")
         # Staff may only act on the account they opened, not on an id they type in.
-        await staff.send(StaffState, "sign_out_everywhere", form_data={"reason": "Stolen"}, account_id=str(ann))
+        await staff.send(
+            StaffState, "sign_out_everywhere", form_data={"reason": "Stolen"}, account_id=str(ann)
+        )
         with read_session(app_db) as s:
             assert accounts.lookup_session(s, ann_token) is not None
         await staff.send(StaffState, "search", form_data={"query": "ann@"})
         await staff.send(StaffState, "select_account", account_id=str(ann))
-        sent = await staff.send(StaffState, "sign_out_everywhere", form_data={"reason": "Stolen laptop"})
+        sent = await staff.send(
+            StaffState, "sign_out_everywhere", form_data={"reason": "Stolen laptop"}
+        )
         assert "signed ann@example.com out of" in sent.lower()
 
     run(scenario)
@@ -237,16 +287,23 @@ def test_staff_can_log_an_account_out_everywhere_and_users_cannot(app_db):
 def test_logout_route_clears_the_cookie_and_refuses_other_sites(app_db):
     account_id, token = make_user(app_db, "ann@example.com")
     client = api_client()
-    cross = client.post("/api/auth/logout", cookies={"workroom_session": token},
-                        headers={"Origin": "https://evil.example", "Sec-Fetch-Site": "cross-site"},
-                        follow_redirects=False)
+    cross = client.post(
+        "/api/auth/logout",
+        cookies={"workroom_session": token},
+        headers={"Origin": "https://evil.example", "Sec-Fetch-Site": "cross-site"},
+        follow_redirects=False,
+    )
     assert cross.status_code == 403
     with read_session(app_db) as s:
         assert accounts.lookup_session(s, token) is not None
-    out = client.post("/api/auth/logout", cookies={"workroom_session": token}, follow_redirects=False)
+    out = client.post(
+        "/api/auth/logout", cookies={"workroom_session": token}, follow_redirects=False
+    )
     assert out.status_code == 303 and out.headers["location"] == "/login"
     set_cookie = out.headers["set-cookie"].lower()
-    assert "workroom_session=" in set_cookie and "max-age=0" in set_cookie and "httponly" in set_cookie
+    assert (
+        "workroom_session=" in set_cookie and "max-age=0" in set_cookie and "httponly" in set_cookie
+    )
     with read_session(app_db) as s:
         assert accounts.lookup_session(s, token) is None
 
@@ -261,8 +318,16 @@ def test_the_header_alerts_are_refused_once_the_session_is_revoked(app_db):
     victim_id, _token = make_user(app_db, "victim@example.com")
     with write_session(app_db) as s:
         fresh = accounts.create_login(s, victim_id)
-        alerts.notify(s, victim_id, AlertKind.LOW_BALANCE, title="Your balance is low", body="private",
-                      link="/usage", dedupe_key="qa-low", send_email=False)
+        alerts.notify(
+            s,
+            victim_id,
+            AlertKind.LOW_BALANCE,
+            title="Your balance is low",
+            body="private",
+            link="/usage",
+            dedupe_key="qa-low",
+            send_email=False,
+        )
 
     async def scenario(new_browser):
         thief = new_browser()

@@ -36,15 +36,24 @@ def test_seeded_demo_history_has_real_jobs_linked_to_their_debits(sqlite_app_db)
         seed_demo(engine)
         files = _media_files()
         with read_session(engine) as s:
-            counts = (len(s.exec(select(GenerationJob)).all()), len(s.exec(select(LedgerEntry)).all()))
+            counts = (
+                len(s.exec(select(GenerationJob)).all()),
+                len(s.exec(select(LedgerEntry)).all()),
+            )
         seed_demo(engine)  # again: nothing changes
     assert _media_files() == files
     with read_session(engine) as s:
-        assert (len(s.exec(select(GenerationJob)).all()), len(s.exec(select(LedgerEntry)).all())) == counts
+        assert (
+            len(s.exec(select(GenerationJob)).all()),
+            len(s.exec(select(LedgerEntry)).all()),
+        ) == counts
         demo = accounts.find_account(s, DEMO_EMAIL)
         demo_jobs = s.exec(select(GenerationJob).where(GenerationJob.account_id == demo.id)).all()
-        debits = s.exec(select(LedgerEntry).where(LedgerEntry.account_id == demo.id,
-                                                  LedgerEntry.action_type == "generation")).all()
+        debits = s.exec(
+            select(LedgerEntry).where(
+                LedgerEntry.account_id == demo.id, LedgerEntry.action_type == "generation"
+            )
+        ).all()
         assert len(demo_jobs) >= 10 and len(debits) == len(demo_jobs)
         by_debit = {j.debit_entry_id: j for j in demo_jobs}
         for debit in debits:  # every charge on Usage is a generation in the history, and back
@@ -53,7 +62,11 @@ def test_seeded_demo_history_has_real_jobs_linked_to_their_debits(sqlite_app_db)
             assert -debit.amount == job.cost and debit.feature == job.feature
             assert debit.created_at.replace(tzinfo=None) == job.created_at.replace(tzinfo=None)
         failed = [j for j in demo_jobs if j.status == JobStatus.FAILED]
-        assert len(failed) == 1 and failed[0].refund_entry_id is not None and failed[0].output_path is None
+        assert (
+            len(failed) == 1
+            and failed[0].refund_entry_id is not None
+            and failed[0].output_path is None
+        )
         done = [j for j in demo_jobs if j.status == JobStatus.SUCCEEDED]
         assert len(done) == len(demo_jobs) - 1
         assert {j.feature for j in done} == {"image", "video", "voiceover", "lip_sync"}
@@ -112,8 +125,12 @@ def test_a_demo_seeded_before_jobs_existed_gets_its_history_backfilled(sqlite_ap
         account, _ = ensure_account(s, DEMO_LOGINS[0])
         card = subscriptions.CardForm("4242 4242 4242 4242", 12, 2030, "123", "Demo")
         assert subscriptions.subscribe(s, account.id, "pro", card=card).ok
-        image = ledger.debit(s, account.id, 16, feature="image", idempotency_key=f"demo:{account.id}:a")
-        video = ledger.debit(s, account.id, 75, feature="video", idempotency_key=f"demo:{account.id}:b")
+        image = ledger.debit(
+            s, account.id, 16, feature="image", idempotency_key=f"demo:{account.id}:a"
+        )
+        video = ledger.debit(
+            s, account.id, 75, feature="video", idempotency_key=f"demo:{account.id}:b"
+        )
         refund = ledger.refund(s, video.entry_id, idempotency_key=f"demo-refund:{video.entry_id}")
         account_id = account.id
     with write_session(sqlite_app_db) as s:
@@ -122,8 +139,14 @@ def test_a_demo_seeded_before_jobs_existed_gets_its_history_backfilled(sqlite_ap
         assert backfill_demo_jobs(s, s.get(type(account), account_id)) == 0  # idempotent
     with read_session(sqlite_app_db) as s:
         made = {j.feature: j for j in s.exec(select(GenerationJob)).all()}
-        assert made["image"].debit_entry_id == image.entry_id and made["image"].status == JobStatus.SUCCEEDED
+        assert (
+            made["image"].debit_entry_id == image.entry_id
+            and made["image"].status == JobStatus.SUCCEEDED
+        )
         assert made["image"].output_count == 2 and made["image"].cost == 16
         assert all(jobs.output_file(made["image"], None, i).is_file() for i in (1, 2))
-        assert made["video"].status == JobStatus.FAILED and made["video"].refund_entry_id == refund.entry_id
+        assert (
+            made["video"].status == JobStatus.FAILED
+            and made["video"].refund_entry_id == refund.entry_id
+        )
         assert check_ledger(s) == []

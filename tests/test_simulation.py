@@ -38,15 +38,23 @@ def _act(engine, rng: random.Random, account_id: int, step: int, log: Counter) -
         if sub is None:
             if roll < 0.3:
                 card = rng.choice([VISA, VISA, AMEX, DECLINED])
-                out = _w(engine, lambda s: subscriptions.subscribe(s, account_id, rng.choice(PAID), card=card))
+                out = _w(
+                    engine,
+                    lambda s: subscriptions.subscribe(s, account_id, rng.choice(PAID), card=card),
+                )
                 log["subscribe_ok" if out.ok else "subscribe_declined"] += 1
             return
         if roll < 0.35:  # a generation
             amount = rng.choice([1, 4, 10, 40, 120, 600])
             with write_session(engine) as s:
                 try:
-                    res = ledger.debit(s, account_id, amount, feature="image",
-                                       idempotency_key=f"gen:{account_id}:{step}")
+                    res = ledger.debit(
+                        s,
+                        account_id,
+                        amount,
+                        feature="image",
+                        idempotency_key=f"gen:{account_id}:{step}",
+                    )
                 except ledger.InsufficientCredits:
                     log["debit_refused"] += 1
                     return
@@ -60,7 +68,12 @@ def _act(engine, rng: random.Random, account_id: int, step: int, log: Counter) -
             target = rng.choice([p for p in PAID if p != sub.plan_key])
             with read_session(engine) as s:
                 preview = subscriptions.preview_change(s, account_id, target)
-            out = _w(engine, lambda s: subscriptions.change_plan(s, account_id, target, expected_preview=preview))
+            out = _w(
+                engine,
+                lambda s: subscriptions.change_plan(
+                    s, account_id, target, expected_preview=preview
+                ),
+            )
             kind = "upgrade" if PAID.index(target) > rank else "downgrade"
             log[f"{kind}_{'ok' if out.ok else 'declined'}"] += 1
             if out.ok:
@@ -104,8 +117,19 @@ def test_twelve_months_of_billing_keep_the_ledger_and_the_invoices_consistent(en
                 if rng.random() < 0.25:
                     _act(engine, rng, account_id, step, log)
     # the mix really happened
-    for what in ("subscribe_ok", "subscribe_declined", "upgrade_ok", "downgrade_ok", "cancel",
-                 "resume", "renewed", "renewal_failed", "ended", "debit", "refund"):
+    for what in (
+        "subscribe_ok",
+        "subscribe_declined",
+        "upgrade_ok",
+        "downgrade_ok",
+        "cancel",
+        "resume",
+        "renewed",
+        "renewal_failed",
+        "ended",
+        "debit",
+        "refund",
+    ):
         assert log[what] > 0, (what, log)
 
     plans = {p.key: p for p in catalog.get_catalog().plans}
@@ -135,7 +159,11 @@ def test_twelve_months_of_billing_keep_the_ledger_and_the_invoices_consistent(en
                 [(action, amount)] = grants
                 assert action == ActionType.PLAN_CHANGE
                 # the difference in monthly credits, paid by the difference in price
-                old = next(p for p in plans.values() if p.price_cents == plan.price_cents - inv.amount_cents)
+                old = next(
+                    p
+                    for p in plans.values()
+                    if p.price_cents == plan.price_cents - inv.amount_cents
+                )
                 assert amount == plan.monthly_credits - old.monthly_credits
             elif inv.kind == "downgrade":
                 assert grants == [(ActionType.SUBSCRIPTION_CREDITS, plan.monthly_credits)]
@@ -151,7 +179,9 @@ def test_twelve_months_of_billing_keep_the_ledger_and_the_invoices_consistent(en
         assert sorted(c.gateway_ref for c in charges) == sorted(i.gateway_ref for i in paid)
         assert sum(c.amount_cents for c in charges) == sum(i.amount_cents for i in paid)
         # one receipt per paid invoice, none for failed ones
-        mails = s.exec(select(OutboxEmail).where(OutboxEmail.invoice_id.is_not(None))).all()  # alerts aside
+        mails = s.exec(
+            select(OutboxEmail).where(OutboxEmail.invoice_id.is_not(None))
+        ).all()  # alerts aside
         assert sorted(m.invoice_id for m in mails) == sorted(i.id for i in paid)
         # at most one live subscription per account
         live = Counter(

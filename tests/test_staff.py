@@ -36,7 +36,9 @@ def _fast_and_pinned(monkeypatch):
 
 def make(engine, email: str, role: str = Role.USER) -> int:
     with write_session(engine) as s:
-        return accounts.sign_up(s, email, "correct horse battery", email.split("@")[0], role=role).id
+        return accounts.sign_up(
+            s, email, "correct horse battery", email.split("@")[0], role=role
+        ).id
 
 
 def _people(engine) -> dict[str, int]:
@@ -67,12 +69,18 @@ def balance(engine, account_id: int) -> int:
 
 def ledger_rows(engine, account_id: int) -> list[LedgerEntry]:
     with read_session(engine) as s:
-        return list(s.exec(select(LedgerEntry).where(LedgerEntry.account_id == account_id)
-                           .order_by(LedgerEntry.id)))
+        return list(
+            s.exec(
+                select(LedgerEntry)
+                .where(LedgerEntry.account_id == account_id)
+                .order_by(LedgerEntry.id)
+            )
+        )
 
 
-def adjust(engine, actor: int, account: int, amount, reason="Goodwill for a failed render",
-           request_id=REQ) -> staff.AdjustmentResult:
+def adjust(
+    engine, actor: int, account: int, amount, reason="Goodwill for a failed render", request_id=REQ
+) -> staff.AdjustmentResult:
     with write_session(engine) as s:
         return staff.adjust(s, actor, account, amount, reason=reason, request_id=request_id)
 
@@ -160,7 +168,13 @@ def test_search_refuses_a_malformed_query_or_page(lone):
         for query in (5, ["ann"], {"q": "ann"}, "x" * 255):
             with pytest.raises(StaffError):
                 staff.search_accounts(s, people["staff"], query)
-        for kwargs in ({"limit": 0}, {"limit": 101}, {"limit": "5"}, {"after_id": "x"}, {"after_id": -3}):
+        for kwargs in (
+            {"limit": 0},
+            {"limit": 101},
+            {"limit": "5"},
+            {"after_id": "x"},
+            {"after_id": -3},
+        ):
             with pytest.raises(StaffError):
                 staff.search_accounts(s, people["staff"], "", **kwargs)
 
@@ -179,20 +193,59 @@ def test_overview_of_a_free_account(engine, people):
 def test_overview_shows_subscription_jobs_and_latest_invoices(engine, people):
     user = people["user"]
     with write_session(engine) as s:
-        s.add(Subscription(account_id=user, plan_key="starter", status=SubscriptionStatus.ENDED,
-                           anchor_day=1, current_period_start=NOW - timedelta(days=60),
-                           current_period_end=NOW - timedelta(days=30), created_at=NOW, updated_at=NOW))
-        s.add(Subscription(account_id=user, plan_key="pro", status=SubscriptionStatus.ACTIVE,
-                           anchor_day=24, current_period_start=NOW, current_period_end=NOW + timedelta(days=30),
-                           cancel_at_period_end=True, created_at=NOW, updated_at=NOW))
+        s.add(
+            Subscription(
+                account_id=user,
+                plan_key="starter",
+                status=SubscriptionStatus.ENDED,
+                anchor_day=1,
+                current_period_start=NOW - timedelta(days=60),
+                current_period_end=NOW - timedelta(days=30),
+                created_at=NOW,
+                updated_at=NOW,
+            )
+        )
+        s.add(
+            Subscription(
+                account_id=user,
+                plan_key="pro",
+                status=SubscriptionStatus.ACTIVE,
+                anchor_day=24,
+                current_period_start=NOW,
+                current_period_end=NOW + timedelta(days=30),
+                cancel_at_period_end=True,
+                created_at=NOW,
+                updated_at=NOW,
+            )
+        )
         for i, status in enumerate(["succeeded", "succeeded", "failed"]):
-            s.add(GenerationJob(account_id=user, client_request_id=f"job-{i}", feature="image",
-                                model="flux_schnell", params_json="{}", cost=1, status=status,
-                                created_at=NOW, deadline_at=NOW, updated_at=NOW))
+            s.add(
+                GenerationJob(
+                    account_id=user,
+                    client_request_id=f"job-{i}",
+                    feature="image",
+                    model="flux_schnell",
+                    params_json="{}",
+                    cost=1,
+                    status=status,
+                    created_at=NOW,
+                    deadline_at=NOW,
+                    updated_at=NOW,
+                )
+            )
         for seq in range(1, 8):
-            s.add(Invoice(account_id=user, seq=seq, number=f"WR-{user}-{seq}", kind="renewal",
-                          status="paid", amount_cents=1900, idempotency_key=f"inv-{user}-{seq}",
-                          created_at=NOW))
+            s.add(
+                Invoice(
+                    account_id=user,
+                    seq=seq,
+                    number=f"WR-{user}-{seq}",
+                    kind="renewal",
+                    status="paid",
+                    amount_cents=1900,
+                    idempotency_key=f"inv-{user}-{seq}",
+                    created_at=NOW,
+                )
+            )
     with read_session(engine) as s:
         o = staff.account_overview(s, people["staff"], user)
     assert o.plan_key == "pro"
@@ -216,7 +269,14 @@ def test_overview_of_a_bad_or_unknown_id_says_not_found(engine, people):
 def test_recent_ledger_pages_newest_first_and_names_the_staff_member(engine, people):
     user = people["user"]
     for i in range(4):
-        adjust(engine, people["staff"], user, i + 1, reason=f"Correction number {i}", request_id=f"req-{i:06d}")
+        adjust(
+            engine,
+            people["staff"],
+            user,
+            i + 1,
+            reason=f"Correction number {i}",
+            request_id=f"req-{i:06d}",
+        )
     ids = [e.id for e in ledger_rows(engine, user)]  # trial + 4 adjustments
     seen, before = [], None
     with read_session(engine) as s:
@@ -271,8 +331,12 @@ def test_an_adjustment_never_takes_the_balance_below_zero(engine, people):
 
 def test_an_adjustment_needs_a_written_reason(engine, people):
     for reason, message in [
-        ("", "Write the reason"), ("   ", "Write the reason"), (None, "Write the reason"),
-        ("oops", "at least 5"), ("x" * 501, "at most 500"), (123, "Write the reason"),
+        ("", "Write the reason"),
+        ("   ", "Write the reason"),
+        (None, "Write the reason"),
+        ("oops", "at least 5"),
+        ("x" * 501, "at most 500"),
+        (123, "Write the reason"),
         (["a reason"], "Write the reason"),
     ]:
         with pytest.raises(StaffError, match=message):
@@ -289,8 +353,30 @@ def test_a_reason_of_exactly_the_limits_is_accepted(engine, people):
 
 @pytest.mark.parametrize(
     "amount",
-    [0, "0", "", "  ", True, False, 2.5, "2.5", "abc", "1e3", "0x10", "1_000", 1_000_001, -1_000_001,
-     "1000001", 10**40, None, [5], {"n": 5}, "\u0663", "1,00", "--5"],
+    [
+        0,
+        "0",
+        "",
+        "  ",
+        True,
+        False,
+        2.5,
+        "2.5",
+        "abc",
+        "1e3",
+        "0x10",
+        "1_000",
+        1_000_001,
+        -1_000_001,
+        "1000001",
+        10**40,
+        None,
+        [5],
+        {"n": 5},
+        "\u0663",
+        "1,00",
+        "--5",
+    ],
 )
 def test_a_malformed_or_out_of_range_amount_is_refused(lone, amount):
     engine, people = lone
@@ -355,10 +441,17 @@ def test_an_unknown_account_is_refused(engine, people):
 
 def test_the_preview_restates_the_effect(engine, people):
     with read_session(engine) as s:
-        add = staff.preview_adjustment(s, people["staff"], people["user"], "100", "Goodwill gesture")
-        remove = staff.preview_adjustment(s, people["staff"], people["user"], -1, "Goodwill gesture")
+        add = staff.preview_adjustment(
+            s, people["staff"], people["user"], "100", "Goodwill gesture"
+        )
+        remove = staff.preview_adjustment(
+            s, people["staff"], people["user"], -1, "Goodwill gesture"
+        )
     assert add.summary == "Add 100 credits to ann@example.com: balance 50 \u2192 150"
     assert remove.summary == "Remove 1 credit from ann@example.com: balance 50 \u2192 49"
-    assert staff.describe_adjustment("a@b.c", 1000, 50, 1050) == "Add 1,000 credits to a@b.c: balance 50 \u2192 1,050"
+    assert (
+        staff.describe_adjustment("a@b.c", 1000, 50, 1050)
+        == "Add 1,000 credits to a@b.c: balance 50 \u2192 1,050"
+    )
     # A preview writes nothing.
     assert balance(engine, people["user"]) == 50

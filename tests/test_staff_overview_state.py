@@ -23,7 +23,11 @@ def test_a_user_is_bounced_and_sees_no_figures(app_db):
         assert "staff members only" in sent and "redirect" in sent
         st = await tab.state(StaffOverviewState)
         assert not st.allowed and st.cards == []
-        await tab.send(StaffOverviewState, "apply_range", form_data={"start": "2026-01-01", "end": "2026-02-01"})
+        await tab.send(
+            StaffOverviewState,
+            "apply_range",
+            form_data={"start": "2026-01-01", "end": "2026-02-01"},
+        )
         st = await tab.state(StaffOverviewState)
         assert st.cards == []
 
@@ -40,12 +44,21 @@ def test_staff_see_the_default_range_and_bad_ranges_are_refused(app_db):
         st = await tab.state(StaffOverviewState)
         assert st.allowed and st.range_text.endswith("(UTC)")
         assert {c["testid"] for c in st.cards} >= {"ov-revenue", "ov-mrr", "ov-outstanding"}
-        for form in ({"start": "2026-05-01", "end": "2026-04-01"}, {"start": "x", "end": "y"},
-                     {"start": 5, "end": None}, "not a form", {"start": "2020-01-01", "end": "2026-01-01"}):
+        for form in (
+            {"start": "2026-05-01", "end": "2026-04-01"},
+            {"start": "x", "end": "y"},
+            {"start": 5, "end": None},
+            "not a form",
+            {"start": "2020-01-01", "end": "2026-01-01"},
+        ):
             await tab.send(StaffOverviewState, "apply_range", form_data=form)
             st = await tab.state(StaffOverviewState)
             assert st.error, form
-        await tab.send(StaffOverviewState, "apply_range", form_data={"start": "2026-11-01", "end": "2026-11-10"})
+        await tab.send(
+            StaffOverviewState,
+            "apply_range",
+            form_data={"start": "2026-11-01", "end": "2026-11-10"},
+        )
         st = await tab.state(StaffOverviewState)
         assert st.error == "" and st.range_text == "Nov 1, 2026 to Nov 10, 2026 (UTC)"
 

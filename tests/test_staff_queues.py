@@ -40,8 +40,11 @@ def test_a_failed_webhook_is_processed_again_once(engine):
         w.checkout(user, "starter")
         events = w.standin.take_events()
         # Stripe could not be re-read (a wrong key): every delivery is stored as failed.
-        broken = StripeGateway(Settings(**{**w.gateway.settings.model_dump(), "stripe_secret_key": "sk_wrong"}),
-                               http_client=w.standin.http_client(), max_network_retries=0)
+        broken = StripeGateway(
+            Settings(**{**w.gateway.settings.model_dump(), "stripe_secret_key": "sk_wrong"}),
+            http_client=w.standin.http_client(),
+            max_network_retries=0,
+        )
         from workroom_app.billing.stripe_webhooks import WebhookProcessor
 
         bad = WebhookProcessor(engine, broken, secret=w.standin.webhook_secret)
@@ -58,7 +61,9 @@ def test_a_failed_webhook_is_processed_again_once(engine):
         assert w.balance(user) == 50 + 800
         with read_session(engine) as s:
             assert s.get(WebhookEvent, completed.id).outcome == "processed"
-            assert [e.id for e in staff_queues.list_webhooks(s, finance, outcome="processed")] == [completed.id]
+            assert [e.id for e in staff_queues.list_webhooks(s, finance, outcome="processed")] == [
+                completed.id
+            ]
         with pytest.raises(StaffError):
             staff_queues.replay_webhook(engine, finance, "evt_nope", gateway=w.gateway)
     assert _audit(engine) == [("replay_webhook", "done"), ("replay_webhook", "repeat")]
@@ -68,22 +73,51 @@ def test_send_again_queues_one_copy_of_a_sent_email_per_request(sqlite_engine):
     engine = sqlite_engine
     support = _staff(engine, Role.SUPPORT)
     with write_session(engine) as s:
-        s.add(OutboxEmail(account_id=None, to_address="a@example.com", subject="Receipt", body_text="hi",
-                          dedupe_key="x1", status="sent", created_at=clock.now(), sent_at=clock.now()))
-        s.add(OutboxEmail(account_id=None, to_address="b@example.com", subject="Receipt 2", body_text="hi",
-                          dedupe_key="x2", status="pending", last_error="SMTPServerDisconnected", attempts=2,
-                          created_at=clock.now()))
+        s.add(
+            OutboxEmail(
+                account_id=None,
+                to_address="a@example.com",
+                subject="Receipt",
+                body_text="hi",
+                dedupe_key="x1",
+                status="sent",
+                created_at=clock.now(),
+                sent_at=clock.now(),
+            )
+        )
+        s.add(
+            OutboxEmail(
+                account_id=None,
+                to_address="b@example.com",
+                subject="Receipt 2",
+                body_text="hi",
+                dedupe_key="x2",
+                status="pending",
+                last_error="SMTPServerDisconnected",
+                attempts=2,
+                created_at=clock.now(),
+            )
+        )
     first = staff_queues.resend_email(engine, support, 1, request_id="req-resend-1")
     again = staff_queues.resend_email(engine, support, 1, request_id="req-resend-1")
     assert first.done and not again.done
     with read_session(engine) as s:
-        assert len(s.exec(select(OutboxEmail).where(OutboxEmail.to_address == "a@example.com")).all()) == 2
+        assert (
+            len(s.exec(select(OutboxEmail).where(OutboxEmail.to_address == "a@example.com")).all())
+            == 2
+        )
         assert [e.id for e in staff_queues.list_emails(s, support, failed_only=True)] == [2]
-    pending = staff_queues.resend_email(engine, support, 2, request_id="req-resend-2", settings=Settings(smtp_host=""))
+    pending = staff_queues.resend_email(
+        engine, support, 2, request_id="req-resend-2", settings=Settings(smtp_host="")
+    )
     assert not pending.done and "SMTP" in pending.message
     with pytest.raises(StaffError):
         staff_queues.resend_email(engine, support, 99, request_id="req-resend-3")
-    assert _audit(engine) == [("resend_email", "done"), ("resend_email", "repeat"), ("resend_email", "failed")]
+    assert _audit(engine) == [
+        ("resend_email", "done"),
+        ("resend_email", "repeat"),
+        ("resend_email", "failed"),
+    ]
 
 
 def test_a_stuck_generation_is_failed_and_refunded_once(engine):

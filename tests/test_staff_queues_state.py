@@ -26,9 +26,20 @@ def test_support_fails_a_stuck_job_but_cannot_replay_webhooks(app_db):
     _, token = make_user(engine, "help@staff.test", Role.SUPPORT)
     user, _ = make_user(engine, "ann@example.com")
     with clock.pinned(NOW - timedelta(hours=3)), write_session(engine) as s:
-        job = jobs.submit(s, user, {**IMAGE, "resolution": "1K", "count": 1}, client_request_id="q1")
-        s.add(WebhookEvent(id="evt_bad", type="invoice.paid", payload="{}", received_at=clock.now(),
-                           processed_at=clock.now(), outcome="failed", error="boom"))
+        job = jobs.submit(
+            s, user, {**IMAGE, "resolution": "1K", "count": 1}, client_request_id="q1"
+        )
+        s.add(
+            WebhookEvent(
+                id="evt_bad",
+                type="invoice.paid",
+                payload="{}",
+                received_at=clock.now(),
+                processed_at=clock.now(),
+                outcome="failed",
+                error="boom",
+            )
+        )
     with read_session(engine) as s:
         before = ledger.balance(s, user)
 
@@ -49,10 +60,14 @@ def test_support_fails_a_stuck_job_but_cannot_replay_webhooks(app_db):
         st = await tab.state(StaffQueuesState)
         assert st.job_stuck and st.job_timeline[0]["what"].startswith("submitted")
         await tab.send(StaffQueuesState, "fail_job", form_data={"reason": ""})
-        sent = await tab.send(StaffQueuesState, "fail_job", form_data={"reason": "Provider lost the job"})
+        sent = await tab.send(
+            StaffQueuesState, "fail_job", form_data={"reason": "Provider lost the job"}
+        )
         assert "credits refunded" in sent
         # Again: the job left the "stuck" list, so the form is gone and a replayed event changes nothing.
-        sent = await tab.send(StaffQueuesState, "fail_job", form_data={"reason": "Provider lost the job"})
+        sent = await tab.send(
+            StaffQueuesState, "fail_job", form_data={"reason": "Provider lost the job"}
+        )
         assert "timeline first" in sent
 
     run(scenario)

@@ -37,7 +37,10 @@ def _snapshot(engine):
 
 def _audit(engine):
     with read_session(engine) as s:
-        return [(a.actor_role, a.action, a.result) for a in s.exec(select(StaffAudit).order_by(StaffAudit.id))]
+        return [
+            (a.actor_role, a.action, a.result)
+            for a in s.exec(select(StaffAudit).order_by(StaffAudit.id))
+        ]
 
 
 @pytest.fixture
@@ -65,9 +68,13 @@ def test_support_sees_no_refund_control_and_the_server_refuses_forged_refund_eve
         assert "finance and admin" in sent
         st = await tab.state()
         assert not st.refund_open
-        await tab.send(StaffState, "review_refund", form_data={"amount": "30", "reason": "Forged refund"})
+        await tab.send(
+            StaffState, "review_refund", form_data={"amount": "30", "reason": "Forged refund"}
+        )
         await tab.send(StaffState, "confirm_refund")
-        await tab.send(StaffState, "change_role", form_data={"role": "admin", "reason": "Promote myself"})
+        await tab.send(
+            StaffState, "change_role", form_data={"role": "admin", "reason": "Promote myself"}
+        )
         st = await tab.state()
         assert "Only admins" in st.role_error
         # Over the support limit (setting: 1,000 by default).
@@ -109,10 +116,16 @@ def test_finance_cannot_adjust_but_refunds_once_through_the_event_path(engine):
         st = await tab.state()
         assert st.refund_open
         for amount in ("-5", "0", "1.234", "30.01"):
-            await tab.send(StaffState, "review_refund", form_data={"amount": amount, "reason": "Goodwill refund"})
+            await tab.send(
+                StaffState,
+                "review_refund",
+                form_data={"amount": amount, "reason": "Goodwill refund"},
+            )
             st = await tab.state()
             assert st.refund_error and not st.refund_confirm_open, amount
-        await tab.send(StaffState, "review_refund", form_data={"amount": "10.00", "reason": "Goodwill refund"})
+        await tab.send(
+            StaffState, "review_refund", form_data={"amount": "10.00", "reason": "Goodwill refund"}
+        )
         st = await tab.state()
         assert st.refund_confirm_open and "Refund $10.00 of invoice" in st.refund_confirm_text
         pending = dict(st._refund_pending)
@@ -145,9 +158,13 @@ def test_an_admin_changes_roles_with_a_reason_and_the_legacy_staff_role_counts_a
         st = await tab.state()
         assert st.my_role == "Admin" and st.can_manage_roles and st.can_refund and st.can_adjust
         await pick(tab, "bob@example.com")
-        await tab.send(StaffState, "change_role", form_data={"role": "root", "reason": "Make him root"})
+        await tab.send(
+            StaffState, "change_role", form_data={"role": "root", "reason": "Make him root"}
+        )
         assert "Choose one of the roles" in (await tab.state()).role_error
-        await tab.send(StaffState, "change_role", form_data={"role": "support", "reason": "Joined support"})
+        await tab.send(
+            StaffState, "change_role", form_data={"role": "support", "reason": "Joined support"}
+        )
         st = await tab.state()
         assert st.acc_role == "support" and st.role_error == ""
         await pick(tab, "boss@staff.test")
@@ -157,8 +174,14 @@ def test_an_admin_changes_roles_with_a_reason_and_the_legacy_staff_role_counts_a
     run(scenario)
     with read_session(engine) as s:
         assert s.get(Account, bob).role == "support"
-        [row] = s.exec(select(StaffAudit).where(StaffAudit.action == "set_role", StaffAudit.result == "done")).all()
-        assert row.reason == "Joined support" and row.account_id == bob and "user \u2192 support" in row.detail
+        [row] = s.exec(
+            select(StaffAudit).where(StaffAudit.action == "set_role", StaffAudit.result == "done")
+        ).all()
+        assert (
+            row.reason == "Joined support"
+            and row.account_id == bob
+            and "user \u2192 support" in row.detail
+        )
 
 
 def test_the_audit_trail_is_append_only(engine):
@@ -217,7 +240,9 @@ def test_sign_out_everywhere_from_the_account_page(engine):
         await pick(tab, "ann@example.com")
         st = await tab.state()
         assert not st.can_revoke and [x["state"] for x in st.acc_sessions] == ["live"]
-        sent = await tab.send(StaffState, "sign_out_everywhere", form_data={"reason": "Stolen phone"})
+        sent = await tab.send(
+            StaffState, "sign_out_everywhere", form_data={"reason": "Stolen phone"}
+        )
         assert "support and admin" in sent
         tab2 = new_tab()
         await tab2.sign_in(support)
@@ -225,7 +250,9 @@ def test_sign_out_everywhere_from_the_account_page(engine):
         await pick(tab2, "ann@example.com")
         await tab2.send(StaffState, "sign_out_everywhere", form_data={"reason": ""})
         assert (await tab2.state()).sessions_error
-        sent = await tab2.send(StaffState, "sign_out_everywhere", form_data={"reason": "Stolen phone"})
+        sent = await tab2.send(
+            StaffState, "sign_out_everywhere", form_data={"reason": "Stolen phone"}
+        )
         assert "out of 1 session" in sent
         st = await tab2.state()
         assert [x["state"] for x in st.acc_sessions] == ["revoked"]
@@ -262,8 +289,19 @@ def test_a_dispute_shows_on_the_account_page(engine):
     ann, invoice_id = _paid_user(engine)
     with write_session(engine) as s:
         now = datetime(2026, 11, 24, tzinfo=UTC)
-        s.add(PaymentDispute(id="dp_1", account_id=ann, invoice_id=invoice_id, charge_id="ch_1", amount_cents=3000,
-                             reason="fraudulent", status="needs_response", created_at=now, updated_at=now))
+        s.add(
+            PaymentDispute(
+                id="dp_1",
+                account_id=ann,
+                invoice_id=invoice_id,
+                charge_id="ch_1",
+                amount_cents=3000,
+                reason="fraudulent",
+                status="needs_response",
+                created_at=now,
+                updated_at=now,
+            )
+        )
 
     async def scenario(new_tab):
         tab = new_tab()
@@ -272,6 +310,7 @@ def test_a_dispute_shows_on_the_account_page(engine):
         await pick(tab, "ann@example.com")
         st = await tab.state()
         assert [(d["amount"], d["reason"], d["status"]) for d in st.acc_disputes] == [
-            ("$30.00", "fraudulent", "needs response")]
+            ("$30.00", "fraudulent", "needs response")
+        ]
 
     run(scenario)

@@ -84,13 +84,17 @@ def make_user(engine, email: str, role: str = Role.USER) -> tuple[int, str]:
 def snapshot(engine) -> tuple:
     """Every balance and ledger row there is."""
     with read_session(engine) as s:
-        rows = [(e.account_id, e.action_type, e.amount, e.reason) for e in s.exec(select(LedgerEntry))]
+        rows = [
+            (e.account_id, e.action_type, e.amount, e.reason) for e in s.exec(select(LedgerEntry))
+        ]
         balances = {a.id: ledger.balance(s, a.id) for a in s.exec(select(Account))}
         return rows, balances
 
 
 async def review(tab: Browser, amount: Any, reason: Any = "Goodwill for ticket 42") -> str:
-    return await tab.send(StaffState, "review_adjustment", form_data={"amount": amount, "reason": reason})
+    return await tab.send(
+        StaffState, "review_adjustment", form_data={"amount": amount, "reason": reason}
+    )
 
 
 async def pick(tab: Browser, email: str) -> None:
@@ -117,7 +121,11 @@ def test_staff_finds_an_account_and_adds_credits_once(request, which):
         assert "redirect" not in sent
         st = await tab.state()
         assert st.allowed
-        assert [r["email"] for r in st.results] == ["boss@example.com", "ann@example.com", "bob@example.com"]
+        assert [r["email"] for r in st.results] == [
+            "boss@example.com",
+            "ann@example.com",
+            "bob@example.com",
+        ]
 
         await tab.send(StaffState, "search", form_data={"query": "ANN"})
         st = await tab.state()
@@ -159,7 +167,9 @@ def test_staff_finds_an_account_and_adds_credits_once(request, which):
     run(scenario)
     with read_session(engine) as s:
         assert ledger.balance(s, ann) == 75
-        staff_rows = s.exec(select(LedgerEntry).where(LedgerEntry.action_type == "staff_adjustment")).all()
+        staff_rows = s.exec(
+            select(LedgerEntry).where(LedgerEntry.action_type == "staff_adjustment")
+        ).all()
         assert [(r.amount, r.reason) for r in staff_rows] == [(25, "Goodwill for ticket 42")]
 
 
@@ -177,8 +187,9 @@ def test_removing_credits_and_the_overdraw_message(app_db):
         await review(tab, "-51")
         st = await tab.state()
         assert not st.confirm_open
-        assert st.adjust_error == ("Cannot remove 51 credits: the balance is only 50, "
-                                   "and a balance never goes below zero.")
+        assert st.adjust_error == (
+            "Cannot remove 51 credits: the balance is only 50, and a balance never goes below zero."
+        )
         # Same form, corrected amount: the request id has not been used up.
         await review(tab, "-20", "Duplicate trial removed")
         st = await tab.state()
@@ -252,15 +263,23 @@ def test_a_non_staff_visitor_is_sent_home_and_forged_staff_calls_change_nothing(
             assert st._result_ids == [] and st._pending is None and st._request_id is None, handler
         # Planting server-side values is not possible either: no setters exist,
         # and even a planted pending adjustment is refused on the server.
-        for name, value in [("allowed", True), ("_result_ids", [mallory]), ("_selected_id", mallory),
-                            ("is_staff", True)]:
+        for name, value in [
+            ("allowed", True),
+            ("_result_ids", [mallory]),
+            ("_selected_id", mallory),
+            ("is_staff", True),
+        ]:
             await tab.send(StaffState, "setvar", var_name=name, value=value)
         for handler in ("set_allowed", "set_is_staff", "_show_details", "_forget"):
             await tab.send(StaffState, handler, value=True)
         st = await tab.state()
         st._selected_id = mallory
-        st._pending = {"account_id": mallory, "amount": 1000, "reason": "planted reason",
-                       "request_id": "planted-request-1"}
+        st._pending = {
+            "account_id": mallory,
+            "amount": 1000,
+            "reason": "planted reason",
+            "request_id": "planted-request-1",
+        }
         sent = await tab.send(StaffState, "confirm_adjustment")
         assert NOT_STAFF in sent
         session = await tab.state(SessionState)
@@ -341,8 +360,22 @@ def test_forged_account_ids_are_refused(app_db):
         await tab.open_staff()
         await tab.send(StaffState, "search", form_data={"query": "ann"})
         # bob exists but was not in the results this tab was sent.
-        for forged in [str(bob), bob, "abc", "-1", "0", True, None, 10**30, "9" * 40, {"id": ann},
-                       [ann], 1.5, f"{ann} OR 1=1", "\u0663"]:
+        for forged in [
+            str(bob),
+            bob,
+            "abc",
+            "-1",
+            "0",
+            True,
+            None,
+            10**30,
+            "9" * 40,
+            {"id": ann},
+            [ann],
+            1.5,
+            f"{ann} OR 1=1",
+            "\u0663",
+        ]:
             sent = await tab.send(StaffState, "select_account", account_id=forged)
             st = await tab.state()
             assert not st.selected, forged
@@ -401,9 +434,17 @@ def test_forged_adjustment_forms_are_refused_and_change_nothing(app_db):
             st = await tab.state()
             assert "could not be read" in st.adjust_error and not st.confirm_open
         # Extra fields cannot redirect the adjustment to another account.
-        await tab.send(StaffState, "review_adjustment",
-                       form_data={"amount": "5", "reason": "valid reason", "account_id": bob,
-                                  "request_id": "forged-request", "actor_id": 1})
+        await tab.send(
+            StaffState,
+            "review_adjustment",
+            form_data={
+                "amount": "5",
+                "reason": "valid reason",
+                "account_id": bob,
+                "request_id": "forged-request",
+                "actor_id": 1,
+            },
+        )
         st = await tab.state()
         assert st._pending["account_id"] == ann and st._pending["request_id"] == st._request_id
         # Closing the dialog drops the pending adjustment; confirm then does nothing.
@@ -437,8 +478,9 @@ def test_the_state_refuses_non_staff_even_if_the_billing_check_were_missing(app_
     """Defence in depth: each layer refuses on its own."""
     from workroom_app.billing import staff as staff_billing
 
-    monkeypatch.setattr(staff_billing, "require_staff",
-                        lambda session, actor_id: session.get(Account, actor_id))
+    monkeypatch.setattr(
+        staff_billing, "require_staff", lambda session, actor_id: session.get(Account, actor_id)
+    )
     mallory, token = make_user(app_db, "mallory@example.com")
     before = snapshot(app_db)
 
@@ -459,8 +501,12 @@ def test_the_state_refuses_non_staff_even_if_the_billing_check_were_missing(app_
         st.adjust_open = True
         await review(tab, "1000", "planted reason")
         st = await tab.state()
-        st._pending = {"account_id": mallory, "amount": 1000, "reason": "planted reason",
-                       "request_id": "planted-request-1"}
+        st._pending = {
+            "account_id": mallory,
+            "amount": 1000,
+            "reason": "planted reason",
+            "request_id": "planted-request-1",
+        }
         st._selected_id = mallory
         assert NOT_STAFF in await tab.send(StaffState, "confirm_adjustment")
         st = await tab.state()

@@ -24,7 +24,9 @@ T0 = datetime(2026, 1, 31, 12, 0, tzinfo=UTC)
 
 def make_stripe() -> tuple[StripeStandin, StripeGateway]:
     standin = StripeStandin(now=clock.now)
-    prices = {plan: standin.add_price(cents, plan.capitalize()) for plan, cents in PLAN_PRICES.items()}
+    prices = {
+        plan: standin.add_price(cents, plan.capitalize()) for plan, cents in PLAN_PRICES.items()
+    }
     settings = Settings(
         payment_gateway="stripe",
         stripe_secret_key=standin.api_key,
@@ -42,23 +44,37 @@ def stripe_pair():
         yield make_stripe()
 
 
-def subscribe(standin: StripeStandin, gateway: StripeGateway, plan: str = "starter", card: str = "visa"):
+def subscribe(
+    standin: StripeStandin, gateway: StripeGateway, plan: str = "starter", card: str = "visa"
+):
     account = SimpleNamespace(id=42, email="ada@example.com")
     session = gateway.create_checkout_session(
-        account, plan, "https://app.test/ok", "https://app.test/plans", idempotency_key=f"checkout-{plan}"
+        account,
+        plan,
+        "https://app.test/ok",
+        "https://app.test/plans",
+        idempotency_key=f"checkout-{plan}",
     )
     standin.complete_checkout(session.id, card)
-    return gateway.retrieve_subscription(gateway.retrieve_checkout_session(session.id).subscription_id)
+    return gateway.retrieve_subscription(
+        gateway.retrieve_checkout_session(session.id).subscription_id
+    )
 
 
 def test_gateway_refuses_to_start_without_keys_and_prices():
     with pytest.raises(StripeNotConfigured, match="WORKROOM_STRIPE_SECRET_KEY"):
         StripeGateway(Settings(stripe_secret_key=""))
     with pytest.raises(StripeNotConfigured, match="WORKROOM_STRIPE_PRICE_PRO"):
-        StripeGateway(Settings(stripe_secret_key="sk_test_x", stripe_price_starter="p1", stripe_price_studio="p3"))
+        StripeGateway(
+            Settings(
+                stripe_secret_key="sk_test_x", stripe_price_starter="p1", stripe_price_studio="p3"
+            )
+        )
 
 
-def test_checkout_session_request_is_subscription_mode_with_account_and_idempotency_key(stripe_pair):
+def test_checkout_session_request_is_subscription_mode_with_account_and_idempotency_key(
+    stripe_pair,
+):
     standin, gateway = stripe_pair
     account = SimpleNamespace(id=42, email="ada@example.com")
     session = gateway.create_checkout_session(
@@ -90,7 +106,9 @@ def test_checkout_session_request_is_subscription_mode_with_account_and_idempote
 def test_unknown_plan_is_refused_before_calling_stripe(stripe_pair):
     standin, gateway = stripe_pair
     with pytest.raises(StripeGatewayError, match="no paid plan called 'free'"):
-        gateway.create_checkout_session(SimpleNamespace(id=1, email="a@b.c"), "free", "u", "u", idempotency_key="k")
+        gateway.create_checkout_session(
+            SimpleNamespace(id=1, email="a@b.c"), "free", "u", "u", idempotency_key="k"
+        )
     assert standin.requests == []
 
 
@@ -119,7 +137,9 @@ def test_subscription_view_reads_the_period_from_the_item_and_clamps_the_31st(st
     standin.renew(sub.id)
     standin.renew(sub.id)
     # Back to the 31st after the short month.
-    assert gateway.retrieve_subscription(sub.id).period_end == datetime(2026, 4, 30, 12, 0, tzinfo=UTC)
+    assert gateway.retrieve_subscription(sub.id).period_end == datetime(
+        2026, 4, 30, 12, 0, tzinfo=UTC
+    )
     assert add_months(T0, 2) == datetime(2026, 3, 31, 12, 0, tzinfo=UTC)
 
 
@@ -154,7 +174,9 @@ def test_upgrade_charges_exactly_the_price_difference_then_swaps_without_prorati
     assert swap.params["items"] == [{"id": sub.item_id, "price": gateway.price_id("studio")}]
     # The swap happens after the payment, never before.
     paths = [r.path for r in standin.requests if r.method == "POST"]
-    assert paths.index(f"/v1/invoices/{result.invoice.id}/pay") < paths.index(f"/v1/subscriptions/{sub.id}")
+    assert paths.index(f"/v1/invoices/{result.invoice.id}/pay") < paths.index(
+        f"/v1/subscriptions/{sub.id}"
+    )
     after = gateway.retrieve_subscription(sub.id)
     assert after.plan_key == "studio"
     # The renewal date does not move; the next renewal is at the new price.
@@ -179,7 +201,11 @@ def test_two_upgrade_requests_with_the_same_key_charge_once(stripe_pair):
         t.start()
     for t in threads:
         t.join()
-    paid = [i for i in standin.invoices.values() if i["billing_reason"] == "manual" and i["status"] == "paid"]
+    paid = [
+        i
+        for i in standin.invoices.values()
+        if i["billing_reason"] == "manual" and i["status"] == "paid"
+    ]
     assert len(paid) == 1 and paid[0]["amount_paid"] == 2000
     assert len(standin.charges) == 2  # the activation and ONE upgrade charge
     assert results and all(r.invoice.id == paid[0]["id"] for r in results)
@@ -223,7 +249,11 @@ def test_downgrade_starts_a_new_period_now_at_the_lower_price(stripe_pair):
     assert result.subscription.plan_key == "pro"
     assert result.subscription.period_start == later
     assert result.subscription.period_end == datetime(2026, 3, 10, 9, 30, tzinfo=UTC)
-    assert result.invoice.paid and result.invoice.amount_paid == 3000 and result.invoice.kind == "downgrade"
+    assert (
+        result.invoice.paid
+        and result.invoice.amount_paid == 3000
+        and result.invoice.kind == "downgrade"
+    )
 
 
 def test_declined_downgrade_leaves_the_subscription_as_it_was(stripe_pair):
@@ -234,7 +264,11 @@ def test_declined_downgrade_leaves_the_subscription_as_it_was(stripe_pair):
     assert not result.ok and result.failure_code == "expired_card"
     assert result.failure_reason == "Your card has expired."
     after = gateway.retrieve_subscription(sub.id)
-    assert (after.plan_key, after.period_start, after.period_end) == ("studio", sub.period_start, sub.period_end)
+    assert (after.plan_key, after.period_start, after.period_end) == (
+        "studio",
+        sub.period_start,
+        sub.period_end,
+    )
 
 
 def test_cancel_at_period_end_and_resume(stripe_pair):

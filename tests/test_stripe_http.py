@@ -25,8 +25,10 @@ def post(client, event, signature=None):
     return client.post(
         WEBHOOK_PATH,
         content=event.payload.encode(),
-        headers={"Stripe-Signature": event.signature if signature is None else signature,
-                 "Content-Type": "application/json"},
+        headers={
+            "Stripe-Signature": event.signature if signature is None else signature,
+            "Content-Type": "application/json",
+        },
     )
 
 
@@ -56,7 +58,9 @@ def test_bad_signature_is_400_and_stores_nothing(http):
     assert no_header.status_code == 400 and "signature" in no_header.json()["error"].lower()
     # The body must be the exact bytes that were signed: re-serialised JSON fails.
     reformatted = client.post(
-        WEBHOOK_PATH, content=event.payload.replace(", ", ",").encode(), headers={"Stripe-Signature": event.signature}
+        WEBHOOK_PATH,
+        content=event.payload.replace(", ", ",").encode(),
+        headers={"Stripe-Signature": event.signature},
     )
     assert reformatted.status_code == 400
     assert world.events() == [] and world.subscription(account) is None
@@ -81,13 +85,21 @@ def test_unknown_type_is_stored_and_ignored(http):
     response = post(client, event)
     assert (response.status_code, response.json()["outcome"]) == (200, "ignored")
     [stored] = world.events()
-    assert (stored.id, stored.type, stored.outcome, stored.payload) == (event.id, "payout.paid", "ignored", event.payload)
+    assert (stored.id, stored.type, stored.outcome, stored.payload) == (
+        event.id,
+        "payout.paid",
+        "ignored",
+        event.payload,
+    )
 
 
 def test_oversized_body_and_wrong_method_are_refused(http):
     world, client = http
     big = b"{" + b" " * (MAX_BODY_BYTES + 1) + b"}"
-    assert client.post(WEBHOOK_PATH, content=big, headers={"Stripe-Signature": "t=1,v1=0"}).status_code == 413
+    assert (
+        client.post(WEBHOOK_PATH, content=big, headers={"Stripe-Signature": "t=1,v1=0"}).status_code
+        == 413
+    )
     assert client.get(WEBHOOK_PATH).status_code == 405
     assert world.events() == []
 
@@ -98,7 +110,9 @@ def test_unconfigured_stripe_answers_503_so_stripe_retries_later(sqlite_engine):
 
     app = Starlette(routes=stripe_routes(lambda: StripeGateway(Settings(stripe_secret_key=""))))
     with TestClient(app) as client:
-        response = client.post(WEBHOOK_PATH, content=b"{}", headers={"Stripe-Signature": "t=1,v1=0"})
+        response = client.post(
+            WEBHOOK_PATH, content=b"{}", headers={"Stripe-Signature": "t=1,v1=0"}
+        )
     # The public answer names no configuration variable (issue 8).
     assert response.status_code == 503 and "WORKROOM_" not in response.text
     assert response.json()["error"] == "Stripe webhooks are not enabled on this server."

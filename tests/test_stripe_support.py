@@ -39,7 +39,10 @@ class StripeWorld:
     def open_checkout(self, account_id: int, plan: str = "starter"):
         account = SimpleNamespace(id=account_id, email=f"acct{account_id}@example.com")
         return self.gateway.create_checkout_session(
-            account, plan, "https://app.test/ok?session={CHECKOUT_SESSION_ID}", "https://app.test/plans",
+            account,
+            plan,
+            "https://app.test/ok?session={CHECKOUT_SESSION_ID}",
+            "https://app.test/plans",
             idempotency_key=f"checkout:{account_id}:{plan}",
         )
 
@@ -61,7 +64,9 @@ class StripeWorld:
     def subscription(self, account_id: int) -> Subscription | None:
         with read_session(self.engine) as s:
             return s.exec(
-                select(Subscription).where(Subscription.account_id == account_id).order_by(Subscription.id.desc())
+                select(Subscription)
+                .where(Subscription.account_id == account_id)
+                .order_by(Subscription.id.desc())
             ).first()
 
     def balance(self, account_id: int) -> int:
@@ -70,16 +75,24 @@ class StripeWorld:
 
     def entries(self, account_id: int) -> list[tuple[str, int]]:
         with read_session(self.engine) as s:
-            rows = s.exec(select(LedgerEntry).where(LedgerEntry.account_id == account_id).order_by(LedgerEntry.id))
+            rows = s.exec(
+                select(LedgerEntry)
+                .where(LedgerEntry.account_id == account_id)
+                .order_by(LedgerEntry.id)
+            )
             return [(r.action_type, r.amount) for r in rows]
 
     def invoices(self, account_id: int) -> list[Invoice]:
         with read_session(self.engine) as s:
-            return list(s.exec(select(Invoice).where(Invoice.account_id == account_id).order_by(Invoice.id)))
+            return list(
+                s.exec(select(Invoice).where(Invoice.account_id == account_id).order_by(Invoice.id))
+            )
 
     def events(self) -> list[WebhookEvent]:
         with read_session(self.engine) as s:
-            return list(s.exec(select(WebhookEvent).order_by(WebhookEvent.received_at, WebhookEvent.id)))
+            return list(
+                s.exec(select(WebhookEvent).order_by(WebhookEvent.received_at, WebhookEvent.id))
+            )
 
     def state(self, account_id: int) -> tuple:
         """Everything a customer's billing consists of, without ids and times
@@ -101,7 +114,15 @@ class StripeWorld:
             self.balance(account_id),
             tuple(self.entries(account_id)),
             tuple(
-                (i.kind, i.status, i.amount_cents, i.card_brand, i.card_last4, i.plan_key, (i.number or "").split("-")[-1])
+                (
+                    i.kind,
+                    i.status,
+                    i.amount_cents,
+                    i.card_brand,
+                    i.card_last4,
+                    i.plan_key,
+                    (i.number or "").split("-")[-1],
+                )
                 for i in self.invoices(account_id)
             ),
         )
@@ -110,7 +131,10 @@ class StripeWorld:
 def make_world(engine) -> StripeWorld:
     standin = StripeStandin(now=clock.now)
     catalog = get_catalog()
-    prices = {key: standin.add_price(catalog.plan(key).price_cents, catalog.plan(key).name) for key in ("starter", "pro", "studio")}
+    prices = {
+        key: standin.add_price(catalog.plan(key).price_cents, catalog.plan(key).name)
+        for key in ("starter", "pro", "studio")
+    }
     settings = Settings(
         payment_gateway="stripe",
         stripe_secret_key=standin.api_key,

@@ -42,10 +42,18 @@ def test_checkout_completed_activates_the_plan_with_its_credits(both_world):
     outcomes = w.deliver_pending()
     assert [o.status_code for o in outcomes] == [200] * len(outcomes)
     sub = w.subscription(account)
-    assert (sub.plan_key, sub.status, sub.gateway, sub.gateway_subscription_id) == ("starter", "active", "stripe", sub_id)
+    assert (sub.plan_key, sub.status, sub.gateway, sub.gateway_subscription_id) == (
+        "starter",
+        "active",
+        "stripe",
+        sub_id,
+    )
     assert sub.current_period_end.replace(tzinfo=UTC) == datetime(2026, 2, 28, 12, 0, tzinfo=UTC)
     assert w.balance(account) == TRIAL + 800
-    assert w.entries(account) == [(ActionType.TRIAL_GRANT, 50), (ActionType.SUBSCRIPTION_CREDITS, 800)]
+    assert w.entries(account) == [
+        (ActionType.TRIAL_GRANT, 50),
+        (ActionType.SUBSCRIPTION_CREDITS, 800),
+    ]
     [invoice] = w.invoices(account)
     assert (invoice.kind, invoice.status, invoice.amount_cents) == ("activation", "paid", 1000)
     assert (invoice.card_brand, invoice.card_last4, invoice.gateway) == ("amex", "0005", "stripe")
@@ -71,7 +79,9 @@ def test_a_checkout_event_alone_is_enough_and_the_rest_change_nothing(world):
     assert w.state(account) == after_first
 
 
-@pytest.mark.parametrize("order", list(itertools.permutations(range(3))), ids=lambda o: "-".join(map(str, o)))
+@pytest.mark.parametrize(
+    "order", list(itertools.permutations(range(3))), ids=lambda o: "-".join(map(str, o))
+)
 def test_every_order_of_checkout_events_with_duplicates_ends_in_the_same_state(world, order):
     """checkout.session.completed, invoice.paid and customer.subscription.updated
     in every order, each delivered twice: the same final state every time."""
@@ -162,7 +172,11 @@ def test_bad_signature_gets_400_and_changes_nothing(world):
 
 def test_signed_but_malformed_body_gets_400(world):
     w = world
-    for body in ("not json", "[]", json.dumps({"id": "evt_1", "object": "event", "type": "invoice.paid"})):
+    for body in (
+        "not json",
+        "[]",
+        json.dumps({"id": "evt_1", "object": "event", "type": "invoice.paid"}),
+    ):
         outcome = w.processor.process(body.encode(), w.standin.sign(body))
         assert outcome.status_code == 400
     assert w.events() == []
@@ -190,7 +204,9 @@ def test_unknown_event_type_is_stored_and_ignored(world):
     w.deliver_pending()
     before = w.state(account)
     event = w.standin.make_event("customer.tax_id.created", {"id": "txi_1", "object": "tax_id"})
-    weird = w.standin.make_event("customer.subscription.paused", w.standin._render_subscription(sub_id))
+    weird = w.standin.make_event(
+        "customer.subscription.paused", w.standin._render_subscription(sub_id)
+    )
     for e in (event, weird):
         outcome = w.processor.process(e.payload.encode(), e.signature)
         assert (outcome.status_code, outcome.outcome) == (200, "ignored")
@@ -214,7 +230,9 @@ def test_handlers_act_on_what_stripe_says_not_on_the_payload(world):
     assert w.state(account) == before
 
 
-def test_stripe_unreachable_stores_the_event_as_failed_and_a_redelivery_processes_it(world, monkeypatch):
+def test_stripe_unreachable_stores_the_event_as_failed_and_a_redelivery_processes_it(
+    world, monkeypatch
+):
     w = world
     account = w.sign_up("down@example.com")
     w.checkout(account)
@@ -250,7 +268,11 @@ def test_a_failing_handler_rolls_back_everything_it_did(world, monkeypatch):
     monkeypatch.setattr(subscriptions, "activate_from_gateway", activate_then_fail)
     [outcome] = w.deliver(events)
     assert outcome.status_code == 500
-    assert w.subscription(account) is None and w.balance(account) == TRIAL and w.invoices(account) == []
+    assert (
+        w.subscription(account) is None
+        and w.balance(account) == TRIAL
+        and w.invoices(account) == []
+    )
     assert w.events()[0].outcome == "failed"
 
 
@@ -297,7 +319,11 @@ def test_failed_renewal_makes_the_plan_past_due_and_a_paid_retry_renews_it(world
     sub = w.subscription(account)
     assert (sub.status, sub.failed_attempts, sub.plan_key) == ("past_due", 1, "pro")
     failed = w.invoices(account)[-1]
-    assert (failed.kind, failed.status, failed.failure_reason) == ("renewal", "failed", "Your card has insufficient funds.")
+    assert (failed.kind, failed.status, failed.failure_reason) == (
+        "renewal",
+        "failed",
+        "Your card has insufficient funds.",
+    )
     # No new credits; the previous period's credits expired at its end.
     assert w.balance(account) == TRIAL
     assert (ActionType.MONTHLY_CREDITS, 3000) not in w.entries(account)
@@ -344,8 +370,14 @@ def test_upgrade_charges_the_difference_and_grants_credits_only_after_payment(bo
     with clock.pinned(datetime(2026, 2, 10, 8, 0, tzinfo=UTC)):
         with stripe_webhooks.read_session(w.engine) as s:
             preview = subscriptions.preview_change(s, account, "pro")
-        assert (preview.kind, preview.charge_cents, preview.credits_added) == ("upgrade", 2000, 2200)
-        outcome = stripe_webhooks.change_plan(w.engine, w.gateway, account, "pro", expected_preview=preview)
+        assert (preview.kind, preview.charge_cents, preview.credits_added) == (
+            "upgrade",
+            2000,
+            2200,
+        )
+        outcome = stripe_webhooks.change_plan(
+            w.engine, w.gateway, account, "pro", expected_preview=preview
+        )
     assert outcome.ok and outcome.credits_added == 2200 and outcome.amount_cents == 2000
     charged = [i for i in w.standin.invoices.values() if i["billing_reason"] == "manual"]
     assert [(i["status"], i["amount_paid"]) for i in charged] == [("paid", 2000)]
@@ -389,7 +421,11 @@ def test_failed_upgrade_payment_changes_nothing_but_the_failed_payment_row(world
     after = w.state(account)
     assert after[0] == before[0] and after[1:3] == before[1:3]  # plan, balance, ledger
     [failed] = [i for i in w.invoices(account) if i.status == "failed"]
-    assert (failed.kind, failed.amount_cents, failed.failure_code) == ("upgrade", 2000, "insufficient_funds")
+    assert (failed.kind, failed.amount_cents, failed.failure_code) == (
+        "upgrade",
+        2000,
+        "insufficient_funds",
+    )
     assert w.gateway.retrieve_subscription(sub_id).plan_key == "starter"
 
 
@@ -398,11 +434,17 @@ def test_two_upgrade_confirmations_charge_once(world):
     account, sub_id = _active(w, "twice@example.com", "starter")
     with stripe_webhooks.read_session(w.engine) as s:
         preview = subscriptions.preview_change(s, account, "pro")
-    first = stripe_webhooks.change_plan(w.engine, w.gateway, account, "pro", expected_preview=preview)
+    first = stripe_webhooks.change_plan(
+        w.engine, w.gateway, account, "pro", expected_preview=preview
+    )
     assert first.ok
     with pytest.raises(subscriptions.SubscriptionError):
         stripe_webhooks.change_plan(w.engine, w.gateway, account, "pro", expected_preview=preview)
-    paid = [i for i in w.standin.invoices.values() if i["billing_reason"] == "manual" and i["status"] == "paid"]
+    paid = [
+        i
+        for i in w.standin.invoices.values()
+        if i["billing_reason"] == "manual" and i["status"] == "paid"
+    ]
     assert len(paid) == 1
     assert w.balance(account) == TRIAL + 3000
 
@@ -418,7 +460,10 @@ def test_downgrade_burns_plan_credits_and_starts_a_new_period_today(world):
     assert (sub.plan_key, sub.anchor_day) == ("starter", 10)
     assert sub.current_period_start.replace(tzinfo=UTC) == today
     assert sub.current_period_end.replace(tzinfo=UTC) == datetime(2026, 3, 10, 9, 0, tzinfo=UTC)
-    assert w.entries(account)[-2:] == [(ActionType.PLAN_CHANGE, -9000), (ActionType.SUBSCRIPTION_CREDITS, 800)]
+    assert w.entries(account)[-2:] == [
+        (ActionType.PLAN_CHANGE, -9000),
+        (ActionType.SUBSCRIPTION_CREDITS, 800),
+    ]
     assert w.balance(account) == TRIAL + 800
     downgrade = w.invoices(account)[-1]
     assert (downgrade.kind, downgrade.status, downgrade.amount_cents) == ("downgrade", "paid", 1000)
@@ -437,7 +482,10 @@ def test_declined_downgrade_changes_nothing_but_the_failed_payment_row(world):
     w.deliver_pending()
     after = w.state(account)
     assert after[0] == before[0] and after[1:3] == before[1:3]
-    assert [(i.kind, i.status) for i in w.invoices(account)] == [("activation", "paid"), ("downgrade", "failed")]
+    assert [(i.kind, i.status) for i in w.invoices(account)] == [
+        ("activation", "paid"),
+        ("downgrade", "failed"),
+    ]
 
 
 def test_cancel_keeps_the_plan_until_the_period_end_then_resume_or_end(world):
@@ -469,7 +517,9 @@ def test_success_page_sync_activates_without_waiting_for_webhooks(world):
     w = world
     account = w.sign_up("fast@example.com")
     session = w.open_checkout(account, "pro")
-    assert stripe_webhooks.sync_checkout_session(w.engine, w.gateway, session.id) is None  # not paid yet
+    assert (
+        stripe_webhooks.sync_checkout_session(w.engine, w.gateway, session.id) is None
+    )  # not paid yet
     w.standin.complete_checkout(session.id, "visa")
     report = stripe_webhooks.sync_checkout_session(w.engine, w.gateway, session.id)
     assert report.note.startswith("activation")
@@ -483,9 +533,13 @@ def test_start_checkout_refuses_an_account_that_already_has_a_plan(world):
     w = world
     account, _ = _active(w, "has@example.com", "starter")
     with pytest.raises(subscriptions.AlreadySubscribed):
-        stripe_webhooks.start_checkout(w.engine, w.gateway, account, "pro", success_url="u", cancel_url="u")
+        stripe_webhooks.start_checkout(
+            w.engine, w.gateway, account, "pro", success_url="u", cancel_url="u"
+        )
     with pytest.raises(subscriptions.UnknownPlan):
-        stripe_webhooks.start_checkout(w.engine, w.gateway, account, "platinum", success_url="u", cancel_url="u")
+        stripe_webhooks.start_checkout(
+            w.engine, w.gateway, account, "platinum", success_url="u", cancel_url="u"
+        )
 
 
 def test_a_crash_between_payment_and_price_swap_is_finished_by_invoice_paid(world, monkeypatch):
@@ -518,7 +572,9 @@ def test_a_late_resend_of_an_old_upgrade_invoice_does_not_swap_the_price_again(w
     w.deliver_pending()
     before = w.state(account)
     w.standin._idempotent.clear()  # Stripe forgets idempotency keys after 24 hours
-    upgrade_invoice = next(i for i in w.standin.invoices.values() if i["billing_reason"] == "manual")
+    upgrade_invoice = next(
+        i for i in w.standin.invoices.values() if i["billing_reason"] == "manual"
+    )
     resent = w.standin.make_event("invoice.paid", w.standin._render_invoice(upgrade_invoice["id"]))
     assert w.processor.process(resent.payload.encode(), resent.signature).status_code == 200
     assert up.ok and w.gateway.retrieve_subscription(sub_id).plan_key == "starter"
@@ -537,7 +593,10 @@ def test_a_second_paid_checkout_for_the_same_account_is_not_activated(world):
     outcomes = w.deliver_pending()
     assert all(o.status_code == 200 for o in outcomes)
     sub = w.subscription(account)
-    assert (sub.plan_key, sub.gateway_subscription_id) == ("starter", w.standin.sessions[first.id]["subscription"])
+    assert (sub.plan_key, sub.gateway_subscription_id) == (
+        "starter",
+        w.standin.sessions[first.id]["subscription"],
+    )
     assert w.balance(account) == TRIAL + 800
     assert len(w.invoices(account)) == 1
     second_sub = w.standin.sessions[second.id]["subscription"]
@@ -586,7 +645,9 @@ def test_prompt_webhooks_racing_the_users_own_request_apply_each_change_once(wor
     assert down.ok and down.credits_burned == 800 + 8200 and down.credits_added == 3000
     assert w.balance(account) == TRIAL + 3000
     assert [(i.kind, i.amount_cents) for i in w.invoices(account)] == [
-        ("activation", 1000), ("upgrade", 7000), ("downgrade", 3000),
+        ("activation", 1000),
+        ("upgrade", 7000),
+        ("downgrade", 3000),
     ]
     assert all(e.outcome in ("processed", "ignored") for e in w.events())
 

@@ -74,7 +74,9 @@ def test_starter_is_the_lowest_paid_plan_and_free_is_not_a_paid_plan(engine):
 # --------------------------------------------------------------- §5 checkout
 
 
-def test_checkout_activates_the_plan_the_moment_payment_succeeds_with_credits_expiring_at_period_end(engine):
+def test_checkout_activates_the_plan_the_moment_payment_succeeds_with_credits_expiring_at_period_end(
+    engine,
+):
     with at(T0):
         a = sign_up(engine)
         out = subscribe(engine, a, "pro", card=VISA)
@@ -141,7 +143,11 @@ def test_checkout_twice_with_the_same_confirmation_charges_once(engine):
         a = sign_up(engine)
         with read_session(engine) as s:
             p = subscriptions.preview_subscribe(s, a, "pro")
-        assert (p.charge_cents, p.credits_added, p.renewal_date.isoformat()) == (3000, 3000, "2026-02-28")
+        assert (p.charge_cents, p.credits_added, p.renewal_date.isoformat()) == (
+            3000,
+            3000,
+            "2026-02-28",
+        )
         for _ in range(2):
             with write_session(engine) as s:
                 out = subscriptions.subscribe(s, a, "pro", card=VISA, expected_preview=p)
@@ -226,7 +232,10 @@ def test_failed_renewal_is_past_due_retries_on_days_1_3_5_then_returns_to_free(e
     for day, expected_next in ((1, 3), (3, 5)):
         with at(due + day * DAY):
             assert renew_due(engine).failed == 1
-        assert subscription_of(engine, a).next_retry_at.replace(tzinfo=UTC) == due + expected_next * DAY
+        assert (
+            subscription_of(engine, a).next_retry_at.replace(tzinfo=UTC)
+            == due + expected_next * DAY
+        )
     with at(due + 5 * DAY):
         assert renew_due(engine).ended == 1
     sub = subscription_of(engine, a)
@@ -239,7 +248,8 @@ def test_failed_renewal_is_past_due_retries_on_days_1_3_5_then_returns_to_free(e
     assert len(receipts_) == 1  # only the activation receipt
     # The alerts (issue 11): three "payment failed" with their retry dates, then "plan ended".
     assert [m.subject for m in outbox_of(engine, a) if m.invoice_id is None] == [
-        "Your payment failed"] * 3 + ["Your plan has ended"]
+        "Your payment failed"
+    ] * 3 + ["Your plan has ended"]
     assert balance(engine, a) == 50
     assert [e for e in entries(engine, a) if e[0] == "monthly_credits"] == []
 
@@ -265,13 +275,20 @@ def test_a_retry_that_succeeds_renews_for_the_period_from_the_due_date(engine):
 # ------------------------------------------------------------ §5 plan changes
 
 
-def test_upgrade_charges_the_price_difference_adds_the_credit_difference_and_keeps_the_renewal_date(engine):
+def test_upgrade_charges_the_price_difference_adds_the_credit_difference_and_keeps_the_renewal_date(
+    engine,
+):
     with at(T0):
         a = sign_up(engine)
         subscribe(engine, a, "pro")
     with at(T0 + 10 * DAY):
         p = preview(engine, a, "studio")
-        assert (p.kind, p.charge_cents, p.credits_added, p.credits_burned) == ("upgrade", 5000, 6000, 0)
+        assert (p.kind, p.charge_cents, p.credits_added, p.credits_burned) == (
+            "upgrade",
+            5000,
+            6000,
+            0,
+        )
         assert p.new_renewal_date.isoformat() == "2026-02-28"
         assert p.balance_after == 3050 + 6000
         out = change(engine, a, "studio", expected=p)
@@ -312,7 +329,12 @@ def test_downgrade_burns_plan_credits_starts_a_new_period_today_and_keeps_trial_
     today = datetime(2026, 2, 10, 15, 0, tzinfo=UTC)
     with at(today):
         p = preview(engine, a, "starter")
-        assert (p.kind, p.charge_cents, p.credits_burned, p.credits_added) == ("downgrade", 1000, 8000, 800)
+        assert (p.kind, p.charge_cents, p.credits_burned, p.credits_added) == (
+            "downgrade",
+            1000,
+            8000,
+            800,
+        )
         assert p.new_renewal_date.isoformat() == "2026-03-10"
         out = change(engine, a, "starter", expected=p)
     assert out.ok and out.credits_burned == p.credits_burned and out.amount_cents == p.charge_cents
@@ -360,7 +382,10 @@ def test_plan_change_bad_input_gets_a_clear_error_and_changes_nothing(engine):
             with pytest.raises(SubscriptionError, match="negative"):
                 sub = subscriptions.live_subscription(s, a)
                 subscriptions.record_renewal_paid(
-                    s, sub, period_start=T0, period_end=T0 + 28 * DAY,
+                    s,
+                    sub,
+                    period_start=T0,
+                    period_end=T0 + 28 * DAY,
                     payment=PaymentFacts(ok=True, amount_cents=-3000, idempotency_key="neg"),
                 )
     assert (entries(engine, a), len(invoices_of(engine, a))) == before
@@ -369,7 +394,9 @@ def test_plan_change_bad_input_gets_a_clear_error_and_changes_nothing(engine):
 # -------------------------------------------------------------- §5 cancel
 
 
-def test_cancel_keeps_plan_and_credits_until_period_end_then_they_expire_and_account_is_free(engine):
+def test_cancel_keeps_plan_and_credits_until_period_end_then_they_expire_and_account_is_free(
+    engine,
+):
     with at(T0):
         a = sign_up(engine)
         subscribe(engine, a, "pro")
@@ -431,12 +458,20 @@ def test_every_successful_payment_has_an_invoice_with_number_lines_amount_card_a
         renew_due(engine)
     invs = invoices_of(engine, a)
     assert [(i.kind, i.amount_cents) for i in invs] == [
-        ("activation", 1000), ("upgrade", 7000), ("downgrade", 3000), ("renewal", 3000)
+        ("activation", 1000),
+        ("upgrade", 7000),
+        ("downgrade", 3000),
+        ("renewal", 3000),
     ]
     assert [i.number for i in invs] == [f"WR-{a}-000{n}" for n in range(1, 5)]
     with read_session(engine) as s:
         for inv in invs:
-            assert (inv.status, inv.card_brand, inv.card_last4, inv.currency) == ("paid", "visa", "4242", "usd")
+            assert (inv.status, inv.card_brand, inv.card_last4, inv.currency) == (
+                "paid",
+                "visa",
+                "4242",
+                "usd",
+            )
             assert inv.period_start and inv.period_end
             lines = s.exec(select(InvoiceLine).where(InvoiceLine.invoice_id == inv.id)).all()
             assert sum(line.amount_cents * line.quantity for line in lines) == inv.amount_cents
@@ -450,18 +485,30 @@ def test_stripe_style_record_functions_are_idempotent(engine):
     with at(T0):
         a = sign_up(engine)
         facts = PaymentFacts(
-            ok=True, amount_cents=3000, idempotency_key="stripe:in_1", gateway="stripe",
-            gateway_ref="in_1", card_brand="visa", card_last4="4242",
+            ok=True,
+            amount_cents=3000,
+            idempotency_key="stripe:in_1",
+            gateway="stripe",
+            gateway_ref="in_1",
+            card_brand="visa",
+            card_last4="4242",
         )
         for _ in range(2):
             with write_session(engine) as s:
                 out = subscriptions.activate_from_gateway(
-                    s, a, "pro", period_start=T0, period_end=T0 + 28 * DAY, payment=facts,
+                    s,
+                    a,
+                    "pro",
+                    period_start=T0,
+                    period_end=T0 + 28 * DAY,
+                    payment=facts,
                     gateway_subscription_id="sub_1",
                 )
         assert out.replayed
     with at(T0 + 28 * DAY):
-        renewal = PaymentFacts(ok=True, amount_cents=3000, idempotency_key="stripe:in_2", gateway="stripe")
+        renewal = PaymentFacts(
+            ok=True, amount_cents=3000, idempotency_key="stripe:in_2", gateway="stripe"
+        )
         for _ in range(2):
             with write_session(engine) as s:
                 sub = subscriptions.live_subscription(s, a)
@@ -471,7 +518,10 @@ def test_stripe_style_record_functions_are_idempotent(engine):
         # a stripe subscription is not renewed by the local scheduler
         assert renew_due(engine).processed == 0
     assert entries(engine, a) == [
-        ("trial_grant", 50), ("subscription_credits", 3000), ("expiry", -3000), ("monthly_credits", 3000)
+        ("trial_grant", 50),
+        ("subscription_credits", 3000),
+        ("expiry", -3000),
+        ("monthly_credits", 3000),
     ]
     assert len(invoices_of(engine, a)) == 2
     with at(T0 + 30 * DAY):

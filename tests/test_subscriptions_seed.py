@@ -22,12 +22,20 @@ def test_demo_user_has_months_of_pro_history_and_seeding_twice_changes_nothing(s
     with read_session(sqlite_engine) as s:
         demo = accounts.find_account(s, DEMO_EMAIL)
         assert accounts.current_plan_key(s, demo.id) == "pro"
-        invoices = s.exec(select(Invoice).where(Invoice.account_id == demo.id).order_by(Invoice.id)).all()
+        invoices = s.exec(
+            select(Invoice).where(Invoice.account_id == demo.id).order_by(Invoice.id)
+        ).all()
         assert [i.kind for i in invoices] == ["activation", "renewal", "renewal", "renewal"]
         assert all(i.status == "paid" and i.card_last4 == "4242" for i in invoices)
         rows = s.exec(select(LedgerEntry).where(LedgerEntry.account_id == demo.id)).all()
         kinds = {r.action_type for r in rows}
-        assert {"subscription_credits", "monthly_credits", "generation", "refund", "expiry"} <= kinds
+        assert {
+            "subscription_credits",
+            "monthly_credits",
+            "generation",
+            "refund",
+            "expiry",
+        } <= kinds
         assert len(s.exec(select(LedgerEntry)).all()) == before
         assert len(s.exec(select(OutboxEmail)).all()) == len(invoices)
         assert check_ledger(s) == []

@@ -80,20 +80,32 @@ def invoices_of(engine, account_id: int) -> list[Invoice]:
 def outbox_of(engine, account_id: int) -> list[OutboxEmail]:
     with read_session(engine) as s:
         return list(
-            s.exec(select(OutboxEmail).where(OutboxEmail.account_id == account_id).order_by(OutboxEmail.id))
+            s.exec(
+                select(OutboxEmail)
+                .where(OutboxEmail.account_id == account_id)
+                .order_by(OutboxEmail.id)
+            )
         )
 
 
 def subscription_of(engine, account_id: int) -> Subscription | None:
     with read_session(engine) as s:
         return s.exec(
-            select(Subscription).where(Subscription.account_id == account_id).order_by(Subscription.id.desc())
+            select(Subscription)
+            .where(Subscription.account_id == account_id)
+            .order_by(Subscription.id.desc())
         ).first()
 
 
 def grants_of(engine, account_id: int) -> list[CreditGrant]:
     with read_session(engine) as s:
-        return list(s.exec(select(CreditGrant).where(CreditGrant.account_id == account_id).order_by(CreditGrant.id)))
+        return list(
+            s.exec(
+                select(CreditGrant)
+                .where(CreditGrant.account_id == account_id)
+                .order_by(CreditGrant.id)
+            )
+        )
 
 
 def at(moment: datetime):

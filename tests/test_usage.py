@@ -56,7 +56,9 @@ def all_pages(engine, account_id, filters=None, limit=50, tz=None):
         page = usage.usage_page(s, account_id, filters=filters, limit=limit, tz=tz)
         pages.append(page)
         while page.next_cursor is not None:
-            page = usage.usage_page(s, account_id, filters=filters, limit=limit, before_id=page.next_cursor, tz=tz)
+            page = usage.usage_page(
+                s, account_id, filters=filters, limit=limit, before_id=page.next_cursor, tz=tz
+            )
             pages.append(page)
     return pages
 
@@ -64,11 +66,22 @@ def all_pages(engine, account_id, filters=None, limit=50, tz=None):
 def expected(engine, account_id, pred=lambda r: True):
     """Brute force: every row of the account, filtered in Python, newest first."""
     with read_session(engine) as s:
-        got = s.connection().execute(
-            _L.select().where(_L.c.account_id == account_id)
-        ).mappings().all()
+        got = (
+            s.connection()
+            .execute(_L.select().where(_L.c.account_id == account_id))
+            .mappings()
+            .all()
+        )
     rows = [r for r in got if pred(r)]
-    rows.sort(key=lambda r: (r["created_at"].replace(tzinfo=UTC) if r["created_at"].tzinfo is None else r["created_at"], r["id"]), reverse=True)
+    rows.sort(
+        key=lambda r: (
+            r["created_at"].replace(tzinfo=UTC)
+            if r["created_at"].tzinfo is None
+            else r["created_at"],
+            r["id"],
+        ),
+        reverse=True,
+    )
     return [r["id"] for r in rows]
 
 
@@ -98,7 +111,11 @@ def big(engine):
     specs.append((T0 - timedelta(days=1), ActionType.TRIAL_GRANT.value, None, 50))
     specs.append((T0 + timedelta(hours=50, minutes=30), ActionType.PLAN_CHANGE.value, None, 200))
     bulk_rows(engine, a, specs)
-    bulk_rows(engine, b, [(T0 + timedelta(hours=i), ActionType.GENERATION.value, "image", -1) for i in range(40)])
+    bulk_rows(
+        engine,
+        b,
+        [(T0 + timedelta(hours=i), ActionType.GENERATION.value, "image", -1) for i in range(40)],
+    )
     return engine, a, b
 
 
@@ -111,7 +128,10 @@ def test_rows_are_newest_first_and_only_the_accounts_own(big):
     keys = [r.sort_key for p in pages for r in p.rows]
     assert keys == sorted(keys, reverse=True)
     with read_session(engine) as s:
-        b_ids = {r["id"] for r in s.connection().execute(_L.select().where(_L.c.account_id == b)).mappings()}
+        b_ids = {
+            r["id"]
+            for r in s.connection().execute(_L.select().where(_L.c.account_id == b)).mappings()
+        }
     assert not b_ids & set(ids)
 
 
@@ -129,7 +149,9 @@ def test_keyset_paging_has_no_gaps_or_duplicates_both_ways(big):
         back = [pages[-1]]
         while back[-1].prev_cursor is not None:
             back.append(usage.usage_page(s, a, limit=50, after_id=back[-1].prev_cursor))
-    assert [[r.id for r in p.rows] for p in reversed(back)] == [[r.id for r in p.rows] for p in pages]
+    assert [[r.id for r in p.rows] for p in reversed(back)] == [
+        [r.id for r in p.rows] for p in pages
+    ]
     assert back[-1].prev_cursor is None  # newest page reached: no Newer button
 
 
@@ -167,7 +189,9 @@ def test_filter_by_several_action_types_merges_in_order(big):
     f = UsageFilter(action_types=["refund", "expiry", "trial_grant", "plan_change"])
     pages = all_pages(engine, a, f, limit=9)
     ids = [r.id for p in pages for r in p.rows]
-    assert ids == expected(engine, a, lambda r: r["action_type"] in {"refund", "expiry", "trial_grant", "plan_change"})
+    assert ids == expected(
+        engine, a, lambda r: r["action_type"] in {"refund", "expiry", "trial_grant", "plan_change"}
+    )
     with read_session(engine) as s:
         back = [pages[-1]]
         while back[-1].prev_cursor is not None:
@@ -190,12 +214,21 @@ def test_filter_by_date_range_is_inclusive_in_the_users_zone(engine):
     def local(y, m, d, h, mi=0):
         return datetime(y, m, d, h, mi, tzinfo=ny).astimezone(UTC)
 
-    bulk_rows(engine, a, [
-        (local(2026, 11, 9, 23, 59), "generation", "image", -1),   # before
-        (local(2026, 11, 10, 0, 0), "generation", "image", -2),    # first instant of from
-        (local(2026, 11, 12, 23, 59), "generation", "image", -3),  # last minute of to (04:59 UTC on the 13th)
-        (local(2026, 11, 13, 0, 0), "generation", "image", -4),    # after
-    ])
+    bulk_rows(
+        engine,
+        a,
+        [
+            (local(2026, 11, 9, 23, 59), "generation", "image", -1),  # before
+            (local(2026, 11, 10, 0, 0), "generation", "image", -2),  # first instant of from
+            (
+                local(2026, 11, 12, 23, 59),
+                "generation",
+                "image",
+                -3,
+            ),  # last minute of to (04:59 UTC on the 13th)
+            (local(2026, 11, 13, 0, 0), "generation", "image", -4),  # after
+        ],
+    )
     f = UsageFilter(date_from="2026-11-10", date_to="2026-11-12")
     with read_session(engine) as s:
         page = usage.usage_page(s, a, filters=f)
@@ -208,7 +241,12 @@ def test_filter_by_date_range_is_inclusive_in_the_users_zone(engine):
 
 def test_combined_filters_and_date_bounds(big):
     engine, a, _ = big
-    f = UsageFilter(action_types=("generation",), features=("image",), date_from=date(2026, 11, 2), date_to=date(2026, 11, 4))
+    f = UsageFilter(
+        action_types=("generation",),
+        features=("image",),
+        date_from=date(2026, 11, 2),
+        date_to=date(2026, 11, 4),
+    )
     lo = datetime(2026, 11, 2, tzinfo=UTC)
     hi = datetime(2026, 11, 5, tzinfo=UTC)
 
@@ -277,7 +315,12 @@ def test_bad_filters_are_refused_with_a_clear_message(kwargs, message):
 
 
 def test_filter_normalises_input():
-    f = UsageFilter(action_types="refund", features=("video", "image", "video"), date_from=" 2026-11-01 ", date_to="")
+    f = UsageFilter(
+        action_types="refund",
+        features=("video", "image", "video"),
+        date_from=" 2026-11-01 ",
+        date_to="",
+    )
     assert f.action_types == ("refund",)
     assert f.features == ("image", "video")
     assert f.date_from == date(2026, 11, 1) and f.date_to is None
@@ -315,7 +358,14 @@ def test_rows_written_by_the_ledger_show_with_labels_and_balances(engine):
     a = make_account(engine, "l@example.com", "Europe/Paris")
     with clock.pinned(T0):
         with write_session(engine) as s:
-            ledger.grant(s, a, 50, action_type=ActionType.TRIAL_GRANT, source=GrantSource.TRIAL, idempotency_key="t")
+            ledger.grant(
+                s,
+                a,
+                50,
+                action_type=ActionType.TRIAL_GRANT,
+                source=GrantSource.TRIAL,
+                idempotency_key="t",
+            )
     with clock.pinned(T0 + timedelta(minutes=5)):
         with write_session(engine) as s:
             d = ledger.debit(s, a, 45, feature="video", idempotency_key="d1")
@@ -342,13 +392,20 @@ def test_spend_by_day_counts_debits_minus_their_refunds_per_local_day(engine):
     now = datetime(2026, 11, 24, 20, 0, tzinfo=UTC)  # 12:00 in Los Angeles
     with clock.pinned(now - timedelta(days=40)):
         with write_session(engine) as s:
-            ledger.grant(s, a, 10_000, action_type=ActionType.TRIAL_GRANT, source=GrantSource.TRIAL, idempotency_key="g")
+            ledger.grant(
+                s,
+                a,
+                10_000,
+                action_type=ActionType.TRIAL_GRANT,
+                source=GrantSource.TRIAL,
+                idempotency_key="g",
+            )
     spend = [
         (now - timedelta(days=35), "image", 11, False),  # outside the window
-        (now - timedelta(days=29), "image", 5, False),   # first day of the window
+        (now - timedelta(days=29), "image", 5, False),  # first day of the window
         (now - timedelta(days=2), "image", 10, False),
         (now - timedelta(days=2), "video", 45, False),
-        (now - timedelta(days=2), "video", 45, True),    # refunded: costs nothing
+        (now - timedelta(days=2), "video", 45, True),  # refunded: costs nothing
         # 03:00 UTC on the 24th is still the 23rd in Los Angeles.
         (datetime(2026, 11, 24, 3, 0, tzinfo=UTC), "voiceover", 7, False),
         (now, "lip_sync", 30, False),
@@ -369,12 +426,24 @@ def test_spend_by_day_counts_debits_minus_their_refunds_per_local_day(engine):
     assert series[-1]["label"] == "Nov 24"
     by_date = {d["date"]: d for d in series}
     assert usage.spend_features(series) == ["image", "video", "voiceover", "lip_sync"]
-    assert all(set(d) == {"date", "label", "image", "video", "voiceover", "lip_sync"} for d in series)
+    assert all(
+        set(d) == {"date", "label", "image", "video", "voiceover", "lip_sync"} for d in series
+    )
     assert by_date["2026-10-26"]["image"] == 5
-    assert by_date["2026-11-22"] == {"date": "2026-11-22", "label": "Nov 22", "image": 10, "video": 45, "voiceover": 0, "lip_sync": 0}
+    assert by_date["2026-11-22"] == {
+        "date": "2026-11-22",
+        "label": "Nov 22",
+        "image": 10,
+        "video": 45,
+        "voiceover": 0,
+        "lip_sync": 0,
+    }
     assert by_date["2026-11-23"]["voiceover"] == 7
     assert by_date["2026-11-24"]["lip_sync"] == 30
-    assert sum(sum(v for k, v in d.items() if k not in ("date", "label")) for d in series) == 5 + 10 + 45 + 7 + 30
+    assert (
+        sum(sum(v for k, v in d.items() if k not in ("date", "label")) for d in series)
+        == 5 + 10 + 45 + 7 + 30
+    )
 
 
 def test_spend_by_day_validates_days(sqlite_engine):
@@ -383,7 +452,9 @@ def test_spend_by_day_validates_days(sqlite_engine):
         for bad in (0, -1, 10_000, "30", 2.5):
             with pytest.raises(UsageError):
                 usage.spend_by_day(s, a, days=bad)
-        assert usage.spend_by_day(s, a, days=7) and all(set(d) == {"date", "label"} for d in usage.spend_by_day(s, a, days=7))
+        assert usage.spend_by_day(s, a, days=7) and all(
+            set(d) == {"date", "label"} for d in usage.spend_by_day(s, a, days=7)
+        )
 
 
 # ---------------------------------------------------------------- expiry
@@ -395,14 +466,42 @@ def test_next_expiry_sums_the_soonest_live_grants(engine):
     with clock.pinned(T0):
         with write_session(engine) as s:
             assert usage.next_expiry(s, a) is None
-            ledger.grant(s, a, 50, action_type=ActionType.TRIAL_GRANT, source=GrantSource.TRIAL, idempotency_key="t")
+            ledger.grant(
+                s,
+                a,
+                50,
+                action_type=ActionType.TRIAL_GRANT,
+                source=GrantSource.TRIAL,
+                idempotency_key="t",
+            )
             assert usage.next_expiry(s, a) is None  # the trial never expires
-            ledger.grant(s, a, 1000, action_type=ActionType.SUBSCRIPTION_CREDITS, source=GrantSource.SUBSCRIPTION,
-                         idempotency_key="sub", expires_at=end)
-            ledger.grant(s, a, 300, action_type=ActionType.PLAN_CHANGE, source=GrantSource.PLAN_CHANGE,
-                         idempotency_key="up", expires_at=end)
-            ledger.grant(s, a, 1200, action_type=ActionType.MONTHLY_CREDITS, source=GrantSource.MONTHLY,
-                         idempotency_key="later", expires_at=end + timedelta(days=31))
+            ledger.grant(
+                s,
+                a,
+                1000,
+                action_type=ActionType.SUBSCRIPTION_CREDITS,
+                source=GrantSource.SUBSCRIPTION,
+                idempotency_key="sub",
+                expires_at=end,
+            )
+            ledger.grant(
+                s,
+                a,
+                300,
+                action_type=ActionType.PLAN_CHANGE,
+                source=GrantSource.PLAN_CHANGE,
+                idempotency_key="up",
+                expires_at=end,
+            )
+            ledger.grant(
+                s,
+                a,
+                1200,
+                action_type=ActionType.MONTHLY_CREDITS,
+                source=GrantSource.MONTHLY,
+                idempotency_key="later",
+                expires_at=end + timedelta(days=31),
+            )
             # Spending draws the soonest-expiring credits first.
             ledger.debit(s, a, 100, feature="image", idempotency_key="d")
     with clock.pinned(T0), read_session(engine) as s:
@@ -412,7 +511,10 @@ def test_next_expiry_sums_the_soonest_live_grants(engine):
     assert usage.expiry_line(got, tz) == "1,200 credits expire on Dec 25, 2026 at your next renewal"
     # Once those are past, the next batch is the one that counts.
     with read_session(engine) as s:
-        assert usage.next_expiry(s, a, now=end + timedelta(seconds=1)) == (1200, end + timedelta(days=31))
+        assert usage.next_expiry(s, a, now=end + timedelta(seconds=1)) == (
+            1200,
+            end + timedelta(days=31),
+        )
         assert usage.next_expiry(s, a, now=end + timedelta(days=40)) is None
 
 
@@ -428,8 +530,12 @@ def test_expiry_line_is_empty_when_nothing_expires_and_singular_for_one():
 
 def test_time_zone_formatting_follows_daylight_saving():
     ny = ZoneInfo("America/New_York")
-    assert usage.format_timestamp(datetime(2026, 7, 1, 16, 0, tzinfo=UTC), ny) == "Jul 1, 2026, 12:00"
-    assert usage.format_timestamp(datetime(2026, 12, 1, 16, 0, tzinfo=UTC), ny) == "Dec 1, 2026, 11:00"
+    assert (
+        usage.format_timestamp(datetime(2026, 7, 1, 16, 0, tzinfo=UTC), ny) == "Jul 1, 2026, 12:00"
+    )
+    assert (
+        usage.format_timestamp(datetime(2026, 12, 1, 16, 0, tzinfo=UTC), ny) == "Dec 1, 2026, 11:00"
+    )
 
 
 def test_amounts_are_signed_with_thousands_separators():

@@ -64,25 +64,42 @@ def app_db(sqlite_engine, monkeypatch):
     return sqlite_engine
 
 
-def make_user(engine, email: str, tz: str = "UTC", rows: int = 0, start: datetime = NOW - timedelta(days=3)):
+def make_user(
+    engine, email: str, tz: str = "UTC", rows: int = 0, start: datetime = NOW - timedelta(days=3)
+):
     """An account with a login token and `rows` ledger rows (bulk, 10 minutes apart)."""
     with write_session(engine) as s:
-        acc = Account(email=email, password_hash="x", timezone=tz, created_at=NOW - timedelta(days=90))
+        acc = Account(
+            email=email, password_hash="x", timezone=tz, created_at=NOW - timedelta(days=90)
+        )
         s.add(acc)
         s.flush()
         token = accounts.create_login(s, acc.id)
         account_id = acc.id
     if rows:
-        kinds = [("generation", "image", -5), ("generation", "video", -45), ("refund", "video", 45),
-                 ("monthly_credits", None, 1000), ("staff_adjustment", None, -1)]
+        kinds = [
+            ("generation", "image", -5),
+            ("generation", "video", -45),
+            ("refund", "video", 45),
+            ("monthly_credits", None, 1000),
+            ("staff_adjustment", None, -1),
+        ]
         bal = 10_000
         data = []
         for i in range(rows):
             action, feature, amount = kinds[i % len(kinds)]
             bal += amount
-            data.append({"account_id": account_id, "action_type": action, "feature": feature, "amount": amount,
-                         "balance_after": bal, "idempotency_key": f"{email}:{i}",
-                         "created_at": start + timedelta(minutes=10 * i)})
+            data.append(
+                {
+                    "account_id": account_id,
+                    "action_type": action,
+                    "feature": feature,
+                    "amount": amount,
+                    "balance_after": bal,
+                    "idempotency_key": f"{email}:{i}",
+                    "created_at": start + timedelta(minutes=10 * i),
+                }
+            )
         with write_session(engine) as s:
             s.connection().execute(insert(_L), data)
     return account_id, token
@@ -100,8 +117,15 @@ def test_cookie_name_matches_the_session_state():
 def test_load_shows_the_newest_page_as_in_the_database(app_db):
     account_id, token = make_user(app_db, "ann@example.com", "Europe/Paris", rows=120)
     with write_session(app_db) as s, clock.pinned(NOW - timedelta(days=1)):
-        ledger.grant(s, account_id, 600, action_type=ActionType.SUBSCRIPTION_CREDITS, source=GrantSource.SUBSCRIPTION,
-                     idempotency_key="sub", expires_at=datetime(2026, 12, 24, 9, 0, tzinfo=UTC))
+        ledger.grant(
+            s,
+            account_id,
+            600,
+            action_type=ActionType.SUBSCRIPTION_CREDITS,
+            source=GrantSource.SUBSCRIPTION,
+            idempotency_key="sub",
+            expires_at=datetime(2026, 12, 24, 9, 0, tzinfo=UTC),
+        )
 
     async def scenario(new_browser):
         tab = new_browser()
@@ -111,14 +135,26 @@ def test_load_shows_the_newest_page_as_in_the_database(app_db):
         assert st.tz_name == "Europe/Paris"
         assert [int(r["id"]) for r in st.rows] == db_page_ids(app_db, account_id)
         top = st.rows[0]
-        assert top["action"] == "Subscription credits" and top["amount"] == "+600" and top["tone"] == "positive"
+        assert (
+            top["action"] == "Subscription credits"
+            and top["amount"] == "+600"
+            and top["tone"] == "positive"
+        )
         assert top["date"] == "Nov 23, 2026, 16:00"  # 15:00 UTC in Paris
         gen = next(r for r in st.rows if r["action"] == "Generation" and r["feature"] == "Video")
         assert gen["amount"] == "\u221245" and gen["tone"] == "negative"
         assert st.has_older and not st.has_newer
         assert st.expiry_text == "600 credits expire on Dec 24, 2026 at your next renewal"
         assert len(st.chart) == 30 and st.chart[-1]["date"] == "2026-11-24" and st.chart_has_spend
-        assert set(st.chart[0]) == {"date", "label", "image", "video", "voiceover", "face_swap", "lip_sync"}
+        assert set(st.chart[0]) == {
+            "date",
+            "label",
+            "image",
+            "video",
+            "voiceover",
+            "face_swap",
+            "lip_sync",
+        }
 
     run(scenario)
 
@@ -163,14 +199,22 @@ def test_filters_apply_and_the_csv_link_follows_them(app_db):
         await tab.send(UsageState, "set_date_to", value="2026-11-21")
         st = await tab.state(UsageState)
         assert st.error == ""
-        f = usage.UsageFilter(action_types=("generation",), features=("video",), date_from="2026-11-21",
-                              date_to="2026-11-21")
+        f = usage.UsageFilter(
+            action_types=("generation",),
+            features=("video",),
+            date_from="2026-11-21",
+            date_to="2026-11-21",
+        )
         assert [int(r["id"]) for r in st.rows] == db_page_ids(app_db, account_id, filters=f)
-        assert st.rows and all(r["action"] == "Generation" and r["feature"] == "Video" for r in st.rows)
+        assert st.rows and all(
+            r["action"] == "Generation" and r["feature"] == "Video" for r in st.rows
+        )
         assert st.csv_query == "action=generation&feature=video&from=2026-11-21&to=2026-11-21"
         await tab.send(UsageState, "clear_filters")
         st = await tab.state(UsageState)
-        assert st.csv_query == "" and [int(r["id"]) for r in st.rows] == db_page_ids(app_db, account_id)
+        assert st.csv_query == "" and [int(r["id"]) for r in st.rows] == db_page_ids(
+            app_db, account_id
+        )
 
     run(scenario)
 
@@ -242,7 +286,9 @@ def test_start_after_end_is_refused_until_fixed(app_db):
 )
 def test_forged_paging_cannot_reach_another_accounts_rows(app_db, handler, payload):
     victim, _ = make_user(app_db, "victim@example.com", rows=60)
-    attacker, token = make_user(app_db, "mallory@example.com", rows=60, start=NOW - timedelta(days=10))
+    attacker, token = make_user(
+        app_db, "mallory@example.com", rows=60, start=NOW - timedelta(days=10)
+    )
     with read_session(app_db) as s:
         victim_ids = {r.id for r in usage.iter_usage_rows(s, victim)}
     if "before_id" in payload:
@@ -316,13 +362,17 @@ def test_csv_route_returns_exactly_the_owners_filtered_rows(app_db, client):
     account_id, token = make_user(app_db, "csv@example.com", "Asia/Tokyo", rows=2500)
     make_user(app_db, "other@example.com", rows=300)
     with clock.pinned(NOW):
-        resp = client.get("/api/usage.csv?action=generation&action=refund&feature=video&from=2026-11-22",
-                          cookies={usage_csv.SESSION_COOKIE: token})
+        resp = client.get(
+            "/api/usage.csv?action=generation&action=refund&feature=video&from=2026-11-22",
+            cookies={usage_csv.SESSION_COOKIE: token},
+        )
     assert resp.status_code == 200
     assert resp.headers["content-type"].startswith("text/csv")
     assert resp.headers["content-disposition"].startswith("attachment;")
     lines = list(csv.reader(io.StringIO(resp.text)))
-    f = usage.UsageFilter(action_types=("generation", "refund"), features=("video",), date_from="2026-11-22")
+    f = usage.UsageFilter(
+        action_types=("generation", "refund"), features=("video",), date_from="2026-11-22"
+    )
     with read_session(app_db) as s:
         want = [r.id for r in usage.iter_usage_rows(s, account_id, f)]
     assert [int(line[0]) for line in lines[1:]] == want and len(want) > 100
@@ -344,7 +394,9 @@ def test_csv_route_returns_exactly_the_owners_filtered_rows(app_db, client):
 )
 def test_csv_route_refuses_bad_requests(app_db, client, cookie, query, status, message):
     _, token = make_user(app_db, "r@example.com", rows=3)
-    cookies = {} if cookie is None else {usage_csv.SESSION_COOKIE: token if cookie == "OK" else cookie}
+    cookies = (
+        {} if cookie is None else {usage_csv.SESSION_COOKIE: token if cookie == "OK" else cookie}
+    )
     resp = client.get(f"/api/usage.csv?{query}", cookies=cookies)
     assert resp.status_code == status and message in resp.text
 

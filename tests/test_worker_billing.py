@@ -31,9 +31,16 @@ def test_worker_loop_renews_a_due_subscription(sqlite_engine):
 
     async def run_briefly():
         stop = asyncio.Event()
-        task = asyncio.create_task(run_worker(
-            stop, 0.05, engine=sqlite_engine, provider=_IdleProvider(),
-            start_local_service=False, billing_interval=0.05))
+        task = asyncio.create_task(
+            run_worker(
+                stop,
+                0.05,
+                engine=sqlite_engine,
+                provider=_IdleProvider(),
+                start_local_service=False,
+                billing_interval=0.05,
+            )
+        )
         await asyncio.sleep(1.0)
         stop.set()
         await task
@@ -42,6 +49,7 @@ def test_worker_loop_renews_a_due_subscription(sqlite_engine):
         asyncio.run(run_briefly())
 
     with read_session(sqlite_engine) as s:
-        actions = s.exec(select(LedgerEntry.action_type).where(
-            LedgerEntry.account_id == account.id)).all()
+        actions = s.exec(
+            select(LedgerEntry.action_type).where(LedgerEntry.account_id == account.id)
+        ).all()
     assert actions.count(ActionType.MONTHLY_CREDITS) == 1

@@ -24,7 +24,12 @@ STOP_TIMEOUT = 10.0
 
 
 def worker_enabled() -> bool:
-    return os.environ.get("WORKROOM_RUN_WORKER", "1").strip().lower() not in ("0", "false", "no", "off")
+    return os.environ.get("WORKROOM_RUN_WORKER", "1").strip().lower() not in (
+        "0",
+        "false",
+        "no",
+        "off",
+    )
 
 
 # A worker that crashes is started again after these many seconds (then the longest, repeated).
@@ -51,7 +56,8 @@ async def supervise_worker(stop: asyncio.Event, run=None) -> None:  # noqa: ANN0
         except Exception as exc:  # noqa: BLE001  (any failure: report, then restart)
             log.exception("generation worker died; restarting it")
             worker_status.update(
-                state="restarting", error=f"{exc.__class__.__name__}: {exc}"[:300],
+                state="restarting",
+                error=f"{exc.__class__.__name__}: {exc}"[:300],
                 restarts=int(worker_status["restarts"]) + 1,
             )
         delay = RESTART_BACKOFF[min(attempt, len(RESTART_BACKOFF) - 1)]

@@ -606,4 +606,8 @@ class StaffRollup(SQLModel, table=True):
 
 # Unlimited generations stay a live query (their plan is the account's current
 # one); this index keeps it to the unlimited jobs of the range.
-Index("ix_job_unlimited_created", GenerationJob.__table__.c.unlimited, GenerationJob.__table__.c.created_at)
+Index(
+    "ix_job_unlimited_created",
+    GenerationJob.__table__.c.unlimited,
+    GenerationJob.__table__.c.created_at,
+)

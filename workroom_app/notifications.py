@@ -183,8 +183,13 @@ def _write_change_log(connection: Connection, pending: dict[int, set[str]], orig
 
 # Rows whose ORM writes announce themselves (subscriptions change in many small steps; the ledger
 # and the jobs announce explicitly, including their Core-statement paths).
-_WATCHED_TABLES = {"subscription": SUBSCRIPTION, "invoice": PAYMENT, "payment_method": PAYMENT,
-                   "invoice_refund": PAYMENT, "payment_dispute": PAYMENT}
+_WATCHED_TABLES = {
+    "subscription": SUBSCRIPTION,
+    "invoice": PAYMENT,
+    "payment_method": PAYMENT,
+    "invoice_refund": PAYMENT,
+    "payment_dispute": PAYMENT,
+}
 
 
 @event.listens_for(OrmSession, "before_flush")
@@ -306,7 +311,11 @@ class ChangeFeed:
         if self.backend == "local":
             with _local_lock:
                 _local_feeds.append((self._loop, self))
-        runner = {"postgres": self._run_postgres, "redis": self._run_redis, "local": self._run_local}[self.backend]
+        runner = {
+            "postgres": self._run_postgres,
+            "redis": self._run_redis,
+            "local": self._run_local,
+        }[self.backend]
         self._task = asyncio.create_task(self._supervise(runner), name="workroom-change-feed")
         try:
             await asyncio.wait_for(self.listening.wait(), timeout=10)
@@ -366,7 +375,9 @@ class ChangeFeed:
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # noqa: BLE001  (a database or Redis restart)
-                log.warning("change listener lost (%s: %s); reconnecting", exc.__class__.__name__, exc)
+                log.warning(
+                    "change listener lost (%s: %s); reconnecting", exc.__class__.__name__, exc
+                )
             self.listening.clear()
             first = False
             await asyncio.sleep(RECONNECT_SECONDS[min(attempt, len(RECONNECT_SECONDS) - 1)])
@@ -422,7 +433,9 @@ class ChangeFeed:
                 last_seq = max(last_seq, seq)
                 if origin == ORIGIN:
                     continue  # ours: already delivered over the in-process bus
-                self._deliver(Change(account_id, frozenset(k for k in kinds.split(",") if k in KINDS)))
+                self._deliver(
+                    Change(account_id, frozenset(k for k in kinds.split(",") if k in KINDS))
+                )
 
     def _wal_path(self) -> str | None:
         database = self.engine.url.database
@@ -432,14 +445,18 @@ class ChangeFeed:
 
     def _max_seq(self) -> int:
         with self.engine.connect() as conn:
-            return int(conn.execute(text("SELECT coalesce(max(seq), 0) FROM change_log")).scalar() or 0)
+            return int(
+                conn.execute(text("SELECT coalesce(max(seq), 0) FROM change_log")).scalar() or 0
+            )
 
     def _read_since(self, seq: int) -> list[tuple[int, int, str, str]]:
         with self.engine.connect() as conn:
             return [
                 tuple(r)
                 for r in conn.execute(
-                    text("SELECT seq, account_id, kinds, origin FROM change_log WHERE seq > :s ORDER BY seq"),
+                    text(
+                        "SELECT seq, account_id, kinds, origin FROM change_log WHERE seq > :s ORDER BY seq"
+                    ),
                     {"s": seq},
                 ).all()
             ]

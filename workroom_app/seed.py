@@ -26,11 +26,17 @@ class DemoLogin:
 
 
 DEMO_LOGINS: tuple[DemoLogin, ...] = (
-    DemoLogin("demo@workroom.test", "workroom-demo", "Demo User", Role.USER,
-              "Pro plan with a few months of history"),
-    DemoLogin("free@workroom.test", "workroom-demo", "Free User", Role.USER,
-              "trial credits only"),
-    DemoLogin("staff@workroom.test", "workroom-staff", "Staff Member", Role.ADMIN, "staff role (admin)"),
+    DemoLogin(
+        "demo@workroom.test",
+        "workroom-demo",
+        "Demo User",
+        Role.USER,
+        "Pro plan with a few months of history",
+    ),
+    DemoLogin("free@workroom.test", "workroom-demo", "Free User", Role.USER, "trial credits only"),
+    DemoLogin(
+        "staff@workroom.test", "workroom-staff", "Staff Member", Role.ADMIN, "staff role (admin)"
+    ),
 )
 DEMO_EMAIL = DEMO_LOGINS[0].email
 
@@ -60,14 +66,41 @@ _DEMO_LINE = (_DEMO_LINE + " " * 120)[:120]
 # What the demo user generated each month: (day of the period, hour, request). Lip sync takes
 # its duration from the audio uploaded with it (8 s, see _demo_uploads).
 _DEMO_MONTH = (
-    (1, 11, {"feature": "image", "model": "flux_pro", "resolution": "2K", "count": 2,
-             "prompt": "A cosy reading nook by a rainy window, warm lamp light"}),
-    (4, 16, {"feature": "video", "model": "kling21", "resolution": "1080p", "duration": 5,
-             "prompt": "Waves rolling onto a beach at sunset, slow pan"}),
+    (
+        1,
+        11,
+        {
+            "feature": "image",
+            "model": "flux_pro",
+            "resolution": "2K",
+            "count": 2,
+            "prompt": "A cosy reading nook by a rainy window, warm lamp light",
+        },
+    ),
+    (
+        4,
+        16,
+        {
+            "feature": "video",
+            "model": "kling21",
+            "resolution": "1080p",
+            "duration": 5,
+            "prompt": "Waves rolling onto a beach at sunset, slow pan",
+        },
+    ),
     (9, 10, {"feature": "voiceover", "model": "expressive", "text": _DEMO_SCRIPT}),
     (15, 14, {"feature": "lip_sync", "model": "standard", "resolution": "720p"}),
-    (22, 9, {"feature": "image", "model": "imagen4", "resolution": "1K", "count": 4,
-             "prompt": "Four postcards of a lighthouse, one for each season"}),
+    (
+        22,
+        9,
+        {
+            "feature": "image",
+            "model": "imagen4",
+            "resolution": "1K",
+            "count": 4,
+            "prompt": "Four postcards of a lighthouse, one for each season",
+        },
+    ),
 )
 DEMO_HISTORY_MONTHS = 3
 # The demo's one failed generation (its credits came back), as the worker would record it.
@@ -107,7 +140,9 @@ def seed_demo_history(session: Session, account: Account) -> None:
         return
     now = clock.now()
     start = demo_history_start(now)
-    card = subscriptions.CardForm("4242 4242 4242 4242", 12, now.year + 3, "123", account.display_name)
+    card = subscriptions.CardForm(
+        "4242 4242 4242 4242", 12, now.year + 3, "123", account.display_name
+    )
     with clock.pinned(start):
         outcome = subscriptions.subscribe(session, account.id, "pro", card=card)
     if not outcome.ok:
@@ -135,8 +170,9 @@ def seed_demo_history(session: Session, account: Account) -> None:
             subscriptions.renew(session, sub.id, now=period_end)
 
 
-def _seed_generation(session: Session, account_id: int, request: dict, moment, media: "_DemoMedia", *,
-                     fail: bool) -> None:
+def _seed_generation(
+    session: Session, account_id: int, request: dict, moment, media: "_DemoMedia", *, fail: bool
+) -> None:
     """One generation of the demo history, through the real job life cycle: submitted (priced and
     debited by jobs.submit, the debit referencing the job), taken by a worker, then finished with
     the renderer's real files, or failed with its credits refunded."""
@@ -147,8 +183,13 @@ def _seed_generation(session: Session, account_id: int, request: dict, moment, m
     from workroom_app.models import JobStatus
 
     with clock.pinned(moment):
-        job = jobs.submit(session, account_id, request, client_request_id=f"demo-{moment:%Y%m%dT%H%M}",
-                          provider="local")
+        job = jobs.submit(
+            session,
+            account_id,
+            request,
+            client_request_id=f"demo-{moment:%Y%m%dT%H%M}",
+            provider="local",
+        )
         jobs.claim(session, job.id, "demo-seed", lease_seconds=60)
     with clock.pinned(moment + timedelta(minutes=3 if fail else 1)):
         if fail:
@@ -191,7 +232,7 @@ class _DemoMedia:
             from workroom_app.generation import renderers, uploads
 
             face = _demo_face()
-            (speech, _mime), = renderers.render_voiceover(_DEMO_LINE, "demo")
+            ((speech, _mime),) = renderers.render_voiceover(_DEMO_LINE, "demo")
             source = uploads.save_for_role(self.account_id, "lip_sync", "source", face)
             audio = uploads.save_for_role(self.account_id, "lip_sync", "audio", speech)
             self._uploads = {"source": source.ref, "audio": audio.ref}
@@ -217,13 +258,17 @@ class _DemoMedia:
             inputs = jobs.params(job)
             for role, ref in (inputs.pop("uploads", None) or {}).items():
                 data = uploads.path_of(job.account_id, ref).read_bytes()
-                inputs[role] = f"data:{uploads.mime_of(ref)};base64,{base64.b64encode(data).decode()}"
+                inputs[role] = (
+                    f"data:{uploads.mime_of(ref)};base64,{base64.b64encode(data).decode()}"
+                )
             self._rendered[key] = renderers.render(f"{job.feature}/{job.model}", inputs)
         outputs = self._rendered[key]
         media_dir = get_settings().media_dir
         paths = []
         for index, (data, mime) in enumerate(outputs, start=1):
-            relative = jobs.output_relative_path(job.account_id, job.id, index, EXTENSIONS.get(mime, "bin"))
+            relative = jobs.output_relative_path(
+                job.account_id, job.id, index, EXTENSIONS.get(mime, "bin")
+            )
             path = media_dir / relative
             path.parent.mkdir(parents=True, exist_ok=True)
             tmp = path.with_name(f".{path.name}.part")
@@ -248,8 +293,11 @@ def backfill_demo_jobs(session: Session, account: Account) -> int:
         return 0
     debits = session.exec(
         select(LedgerEntry)
-        .where(LedgerEntry.account_id == account.id, LedgerEntry.action_type == ActionType.GENERATION,
-               LedgerEntry.idempotency_key.startswith("demo:"))
+        .where(
+            LedgerEntry.account_id == account.id,
+            LedgerEntry.action_type == ActionType.GENERATION,
+            LedgerEntry.idempotency_key.startswith("demo:"),
+        )
         .order_by(LedgerEntry.id)
     ).all()
     if not debits:
@@ -268,16 +316,27 @@ def backfill_demo_jobs(session: Session, account: Account) -> int:
             continue
         _full, params, quote = match
         refund = session.exec(
-            select(LedgerEntry).where(LedgerEntry.reference_type == "debit",
-                                      LedgerEntry.reference_id == str(debit.id))
+            select(LedgerEntry).where(
+                LedgerEntry.reference_type == "debit", LedgerEntry.reference_id == str(debit.id)
+            )
         ).first()
         at = debit.created_at
         job = GenerationJob(
-            account_id=account.id, client_request_id=f"demo-debit-{debit.id}", feature=debit.feature,
-            model=quote.request.model, params_json=json.dumps(params, sort_keys=True), cost=-debit.amount,
-            unlimited=False, status=JobStatus.FAILED if refund else JobStatus.SUCCEEDED, progress=100,
-            provider="local", debit_entry_id=debit.id, refund_entry_id=refund.id if refund else None,
-            error=_DEMO_FAILURE if refund else None, created_at=at, started_at=at,
+            account_id=account.id,
+            client_request_id=f"demo-debit-{debit.id}",
+            feature=debit.feature,
+            model=quote.request.model,
+            params_json=json.dumps(params, sort_keys=True),
+            cost=-debit.amount,
+            unlimited=False,
+            status=JobStatus.FAILED if refund else JobStatus.SUCCEEDED,
+            progress=100,
+            provider="local",
+            debit_entry_id=debit.id,
+            refund_entry_id=refund.id if refund else None,
+            error=_DEMO_FAILURE if refund else None,
+            created_at=at,
+            started_at=at,
             finished_at=refund.created_at if refund else at + timedelta(minutes=1),
             deadline_at=at + timedelta(seconds=jobs.DEADLINE_SECONDS[debit.feature]),
             updated_at=refund.created_at if refund else at + timedelta(minutes=1),

@@ -57,7 +57,9 @@ class Settings(BaseSettings):
     # Change notifications (workroom_app/notifications.py): auto, postgres, redis or local.
     notify: str = "auto"
     # Redis for change notifications; Reflex's own REFLEX_REDIS_URL is used when this is unset.
-    redis_url: str = Field(default="", validation_alias=AliasChoices("WORKROOM_REDIS_URL", "REFLEX_REDIS_URL"))
+    redis_url: str = Field(
+        default="", validation_alias=AliasChoices("WORKROOM_REDIS_URL", "REFLEX_REDIS_URL")
+    )
     notify_channel: str = ""  # Redis channel; default: one derived from the database URL
     # Billing scheduler (renewals) in `workroom worker`: one active per deployment.
     run_scheduler: bool = True

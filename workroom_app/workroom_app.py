@@ -126,6 +126,7 @@ def upload_handler_names() -> list[str]:
             names.append(name)
     return names
 
+
 _check_catalog()
 
 app = rx.App(
@@ -151,7 +152,8 @@ for _spec in PAGES:
 
 # Any unknown address: the "Page not found" page, inside the shell
 # (signed-out visitors are sent to /login by the guard, like everywhere else).
-app.add_page(not_found_page, route="404", title="Page not found · Workroom",
-             on_load=[SessionState.guard])
+app.add_page(
+    not_found_page, route="404", title="Page not found · Workroom", on_load=[SessionState.guard]
+)
 
 register_background(app)  # the generation worker + local renderer run with the backend

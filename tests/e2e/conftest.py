@@ -83,8 +83,10 @@ def _stop(proc: subprocess.Popen) -> None:
 def chromium_path() -> str:
     path = _chromium()
     if path is None:
-        pytest.skip("Chromium is not installed (/usr/bin/chromium or `chromium` on PATH); "
-                    "install it with `apt-get install chromium` to run the browser tests")
+        pytest.skip(
+            "Chromium is not installed (/usr/bin/chromium or `chromium` on PATH); "
+            "install it with `apt-get install chromium` to run the browser tests"
+        )
     try:
         import playwright  # noqa: F401
     except ImportError:
@@ -124,9 +126,16 @@ class AppDidNotStart(RuntimeError):
         self.log_tail = log_tail
 
 
-def start_app(run_dir: Path, database_url: str, bun_dir: Path, *, render_seconds: str,
-              timeout_s: float = STARTUP_TIMEOUT_S, log_tail_chars: int = 4000,
-              extra_env: dict[str, str] | None = None) -> tuple[str, subprocess.Popen]:
+def start_app(
+    run_dir: Path,
+    database_url: str,
+    bun_dir: Path,
+    *,
+    render_seconds: str,
+    timeout_s: float = STARTUP_TIMEOUT_S,
+    log_tail_chars: int = 4000,
+    extra_env: dict[str, str] | None = None,
+) -> tuple[str, subprocess.Popen]:
     """Serve the app (`reflex run --env prod --single-port`) on a free 127.0.0.1 port with
     its build, states, media and log under `run_dir`; returns (url, process) once it
     answers (the caller stops it). If it dies or times out: stops it and raises
@@ -167,15 +176,31 @@ def start_app(run_dir: Path, database_url: str, bun_dir: Path, *, render_seconds
     reflex = REPO / ".venv" / "bin" / "reflex"
     with open(log_path, "wb") as log:
         proc = subprocess.Popen(
-            [str(reflex), "run", "--env", "prod", "--single-port",
-             "--frontend-port", str(port), "--backend-port", str(port),
-             "--backend-host", "127.0.0.1"],
-            cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+            [
+                str(reflex),
+                "run",
+                "--env",
+                "prod",
+                "--single-port",
+                "--frontend-port",
+                str(port),
+                "--backend-port",
+                str(port),
+                "--backend-host",
+                "127.0.0.1",
+            ],
+            cwd=REPO,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
     deadline = time.monotonic() + timeout_s
     while not _healthy(url):
         if proc.poll() is not None or time.monotonic() > deadline:
-            error = AppDidNotStart(proc.poll(), log_path.read_text(errors="replace")[-log_tail_chars:])
+            error = AppDidNotStart(
+                proc.poll(), log_path.read_text(errors="replace")[-log_tail_chars:]
+            )
             _stop(proc)
             raise error
         time.sleep(0.5)
@@ -250,8 +275,11 @@ def confirmation_link(engine, email: str) -> str:
     from workroom_app.models import OutboxEmail
 
     with read_session(engine) as s:
-        mail = s.exec(select(OutboxEmail).where(OutboxEmail.to_address == email)
-                      .order_by(OutboxEmail.id.desc())).first()
+        mail = s.exec(
+            select(OutboxEmail)
+            .where(OutboxEmail.to_address == email)
+            .order_by(OutboxEmail.id.desc())
+        ).first()
     assert mail is not None, "no confirmation email in the outbox"
     found = re.search(r"https?://\S+confirm\S*", mail.body_text)
     assert found, mail.body_text

@@ -21,7 +21,9 @@ pytestmark = pytest.mark.browser
 
 
 def test_the_expiry_notice_and_the_balance_by_source_are_on_generate(page, app_engine):
-    email = new_user(app_engine, "starter")  # 50 trial + 800 plan credits, expiring at the period end
+    email = new_user(
+        app_engine, "starter"
+    )  # 50 trial + 800 plan credits, expiring at the period end
     with read_session(app_engine) as s:
         sub = subscriptions.live_subscription(s, accounts.find_account(s, email).id)
         end = sub.current_period_end
@@ -30,7 +32,8 @@ def test_the_expiry_notice_and_the_balance_by_source_are_on_generate(page, app_e
     page.get_by_test_id("balance-trigger").click()
     popover = page.get_by_test_id("balance-popover")
     expect(popover.get_by_test_id("header-expiry")).to_have_text(
-        f"800 credits expire on {formatting.format_date(end)}")
+        f"800 credits expire on {formatting.format_date(end)}"
+    )
     expect(popover.get_by_test_id("balance-part-plan")).to_have_text("800")
     expect(popover.get_by_test_id("balance-part-trial")).to_have_text("50")
 
@@ -41,8 +44,9 @@ def test_past_due_banner_replace_card_pay_now_and_it_goes_away(page, app_engine)
     # Subscribed 31 days ago; the renewal today fails (the card on file fails on charge).
     with clock.pinned(real_now - timedelta(days=31)), write_session(app_engine) as s:
         account = accounts.sign_up(s, email, PASSWORD, "Due Tester")
-        assert subscriptions.subscribe(s, account.id, "starter",
-                                       card=CardForm("4242424242424242", 12, 2030, "123", "D")).ok
+        assert subscriptions.subscribe(
+            s, account.id, "starter", card=CardForm("4242424242424242", 12, 2030, "123", "D")
+        ).ok
         subscriptions.save_card(s, account.id, CardForm("4000000000000341", 12, 2030, "123", "D"))
     with write_session(app_engine) as s:
         sub = subscriptions.live_subscription(s, account.id)
@@ -50,7 +54,9 @@ def test_past_due_banner_replace_card_pay_now_and_it_goes_away(page, app_engine)
         assert out is not None and not out.ok
     log_in(page, email, PASSWORD)
     banner = page.get_by_test_id("past-due-banner")
-    expect(banner).to_contain_text("Your Starter renewal payment of $10.00 failed: Your card was declined.")
+    expect(banner).to_contain_text(
+        "Your Starter renewal payment of $10.00 failed: Your card was declined."
+    )
     page.goto("/usage")
     expect(banner).to_be_visible()  # every page
     banner.get_by_role("button", name="Fix payment").click()
@@ -74,15 +80,27 @@ def test_a_failed_jobs_row_links_to_its_refund_row_on_usage(page, app_engine):
     email = new_user(app_engine)
     with write_session(app_engine) as s:
         account = accounts.find_account(s, email)
-        job = jobs.submit(s, account.id, {"feature": "image", "model": "flux_pro", "resolution": "1K",
-                                          "count": 1, "prompt": "a fox"}, client_request_id="e2e-refund-link")
+        job = jobs.submit(
+            s,
+            account.id,
+            {
+                "feature": "image",
+                "model": "flux_pro",
+                "resolution": "1K",
+                "count": 1,
+                "prompt": "a fox",
+            },
+            client_request_id="e2e-refund-link",
+        )
     with write_session(app_engine) as s:
         jobs.fail(s, job.id, JobStatus.FAILED, "The provider failed.")
     for _ in range(3):  # older rows after it, so the link has to page
         with write_session(app_engine) as s:
             from workroom_app.billing import ledger
 
-            ledger.debit(s, account.id, 1, feature="image", idempotency_key=f"e2e-after-{job.id}-{_}")
+            ledger.debit(
+                s, account.id, 1, feature="image", idempotency_key=f"e2e-after-{job.id}-{_}"
+            )
     log_in(page, email, PASSWORD)
     page.goto("/generate")
     link = page.get_by_test_id("history-refund-link").first

@@ -70,8 +70,12 @@ def test_readme_run_command_serves_the_app_from_a_fresh_clone(tmp_path):
     log_path = tmp_path / "make-run.log"
     with open(log_path, "wb") as log:
         proc = subprocess.Popen(
-            ["bash", "-c", run_command], cwd=clone, env=_clean_env(port),
-            stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            ["bash", "-c", run_command],
+            cwd=clone,
+            env=_clean_env(port),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
             start_new_session=True,
         )
     try:
@@ -80,8 +84,9 @@ def test_readme_run_command_serves_the_app_from_a_fresh_clone(tmp_path):
             if proc.poll() is not None:
                 pytest.fail(f"`{run_command}` exited with {proc.returncode}:\n{_tail(log_path)}")
             if time.monotonic() > deadline:
-                pytest.fail(f"`{run_command}` not healthy after {FIRST_RUN_TIMEOUT_S}s:\n"
-                            f"{_tail(log_path)}")
+                pytest.fail(
+                    f"`{run_command}` not healthy after {FIRST_RUN_TIMEOUT_S}s:\n{_tail(log_path)}"
+                )
             time.sleep(2)
 
         with urllib.request.urlopen(f"{url}/login", timeout=30) as resp:

@@ -32,8 +32,14 @@ def new_user(engine, credits: int) -> str:
         account = accounts.sign_up(s, email, PASSWORD, "Gen Tester")
         extra = credits - ledger.balance(s, account.id)
         if extra:
-            ledger.staff_adjust(s, account.id, extra, reason="browser test", actor_id=account.id,
-                                idempotency_key=f"e2e-{email}")
+            ledger.staff_adjust(
+                s,
+                account.id,
+                extra,
+                reason="browser test",
+                actor_id=account.id,
+                idempotency_key=f"e2e-{email}",
+            )
     return email
 
 
@@ -68,7 +74,12 @@ def test_cost_follows_every_control(page, app_engine):
 
     image = {"feature": "image", "model": "flux_schnell", "resolution": "1K", "count": 1}
     expect(button(page)).to_have_text(expected_label(image))
-    for field, value in [("model", "flux_pro"), ("resolution", "2K"), ("count", "3"), ("model", "gpt_image")]:
+    for field, value in [
+        ("model", "flux_pro"),
+        ("resolution", "2K"),
+        ("count", "3"),
+        ("model", "gpt_image"),
+    ]:
         page.get_by_test_id(f"{field}-select").select_option(value)
         image[field] = value
         expect(button(page)).to_have_text(expected_label(image))
@@ -81,7 +92,12 @@ def test_cost_follows_every_control(page, app_engine):
     page.get_by_test_id("feature-video").click()
     video = {"feature": "video", "model": "seedance_lite", "resolution": "720p", "duration": 5}
     expect(button(page)).to_have_text(expected_label(video))
-    for field, value in [("model", "veo3"), ("resolution", "480p"), ("model", "kling21"), ("resolution", "720p")]:
+    for field, value in [
+        ("model", "veo3"),
+        ("resolution", "480p"),
+        ("model", "kling21"),
+        ("resolution", "720p"),
+    ]:
         page.get_by_test_id(f"{field}-select").select_option(value)
         video[field] = value
         expect(button(page)).to_have_text(expected_label(video))
@@ -103,7 +119,8 @@ def test_cost_follows_every_control(page, app_engine):
     expect(button(page)).to_have_text("Generate")
     expect(button(page)).to_be_disabled()
     expect(page.get_by_test_id("generate-note")).to_have_text(
-        "Upload the audio to see the cost: it is priced by its length.")
+        "Upload the audio to see the cost: it is priced by its length."
+    )
     expect(page.get_by_test_id("duration-select")).to_have_count(0)
     page.get_by_test_id("model-select").select_option("pro")
     expect(button(page)).to_have_text("Generate")
@@ -111,13 +128,16 @@ def test_cost_follows_every_control(page, app_engine):
     page.get_by_test_id("feature-face_swap").click()
     swap = {"feature": "face_swap", "mode": "image"}
     expect(button(page)).to_have_text(expected_label(swap))
-    expect(page.get_by_test_id("resolution-select")).to_be_hidden()  # an image swap has no resolution
+    expect(
+        page.get_by_test_id("resolution-select")
+    ).to_be_hidden()  # an image swap has no resolution
     expect(page.get_by_test_id("media-duration")).to_be_hidden()  # nor a duration
     page.get_by_test_id("model-select").select_option("video")
     # A video swap lasts as long as the target clip.
     expect(page.get_by_test_id("media-duration")).to_contain_text("the length of the target video")
     expect(page.get_by_test_id("generate-note")).to_have_text(
-        "Upload the target video to see the cost: it is priced by its length.")
+        "Upload the target video to see the cost: it is priced by its length."
+    )
 
     # A tab remembers what was chosen in it.
     page.get_by_test_id("feature-video").click()
@@ -176,7 +196,9 @@ def test_a_forced_failure_returns_the_credits_and_says_so(page, app_engine):
     cost = shown_cost(page)
     button(page).click()
     expect(page.get_by_test_id("balance")).to_have_text(f"{100 - cost} credits")
-    expect(page.get_by_text(f"Generation failed · {cost} credits returned")).to_be_visible(timeout=JOB_TIMEOUT)
+    expect(page.get_by_text(f"Generation failed · {cost} credits returned")).to_be_visible(
+        timeout=JOB_TIMEOUT
+    )
     expect(page.get_by_test_id("balance")).to_have_text("100 credits")
     row = page.get_by_test_id("history-row").first
     expect(row).to_contain_text("Failed")
@@ -200,8 +222,14 @@ def test_a_second_tab_sees_the_balance_change(page, app_engine):
     # A change made outside any tab (a staff adjustment) reaches both.
     with write_session(app_engine) as s:
         account_id = accounts.find_account(s, email).id
-        ledger.staff_adjust(s, account_id, 25, reason="goodwill", actor_id=account_id,
-                            idempotency_key=f"e2e-adjust-{email}")
+        ledger.staff_adjust(
+            s,
+            account_id,
+            25,
+            reason="goodwill",
+            actor_id=account_id,
+            idempotency_key=f"e2e-adjust-{email}",
+        )
     expect(page.get_by_test_id("balance")).to_have_text(f"{125 - cost} credits", timeout=5_000)
     expect(other.get_by_test_id("balance")).to_have_text(f"{125 - cost} credits", timeout=5_000)
     other.close()
@@ -214,7 +242,9 @@ def test_screenshots_desktop_and_phone(page, app_engine):
     page.screenshot(path="/tmp/workroom-generate-desktop.png", full_page=True)
     page.set_viewport_size({"width": 390, "height": 844})
     page.get_by_test_id("feature-lip_sync").click()
-    expect(page.get_by_test_id("media-duration")).to_be_visible()  # priced once the audio is uploaded
+    expect(
+        page.get_by_test_id("media-duration")
+    ).to_be_visible()  # priced once the audio is uploaded
     page.screenshot(path="/tmp/workroom-generate-phone.png", full_page=True)
     # Nothing spills sideways on a phone.
     assert page.evaluate("document.documentElement.scrollWidth") <= 390

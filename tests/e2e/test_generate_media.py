@@ -28,7 +28,9 @@ def files(tmp_path):
     return {"face": face, "voice": voice, "notes": notes}
 
 
-def test_lip_sync_is_priced_by_the_uploaded_audio_and_returns_an_mp4_with_it(page, app_engine, files):
+def test_lip_sync_is_priced_by_the_uploaded_audio_and_returns_an_mp4_with_it(
+    page, app_engine, files
+):
     email = new_user(app_engine, 100)
     open_generate(page, email)
     page.get_by_test_id("feature-lip_sync").click()
@@ -37,7 +39,8 @@ def test_lip_sync_is_priced_by_the_uploaded_audio_and_returns_an_mp4_with_it(pag
     # A text file: the picker refuses it and says why and what to choose.
     form.locator("[data-testid=upload-audio] input[type=file]").set_input_files(str(files["notes"]))
     expect(page.get_by_test_id("upload-audio-error")).to_have_text(
-        "That file is the wrong type for the audio file. Choose an audio file (WAV, MP3, OGG, FLAC or M4A).")
+        "That file is the wrong type for the audio file. Choose an audio file (WAV, MP3, OGG, FLAC or M4A)."
+    )
     form.locator("[data-testid=upload-source] input[type=file]").set_input_files(str(files["face"]))
     form.locator("[data-testid=upload-audio] input[type=file]").set_input_files(str(files["voice"]))
     expect(form.get_by_test_id("upload-audio-length")).to_have_text("4.0 s long")
@@ -73,4 +76,6 @@ def test_two_images_are_two_files_each_with_a_preview_and_a_download(page, app_e
             assert img.size == (1024, 1024)
         bodies.append(response.body())
     assert bodies[0] != bodies[1]
-    expect(page.get_by_test_id("history-row").first.get_by_test_id("history-download")).to_have_count(2)
+    expect(
+        page.get_by_test_id("history-row").first.get_by_test_id("history-download")
+    ).to_have_count(2)

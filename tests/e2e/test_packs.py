@@ -30,7 +30,9 @@ def test_a_free_user_buys_a_pack_and_sees_the_balance_and_the_usage_row(page, ap
     expect(page.get_by_test_id("pack-done")).to_contain_text("500 credits were added")
     expect(page.get_by_test_id("balance")).to_have_text("550 credits")
     assert balance(app_engine, email) == 550
-    assert [(i.kind, i.status, i.amount_cents) for i in invoices(app_engine, email)] == [("pack", "paid", 600)]
+    assert [(i.kind, i.status, i.amount_cents) for i in invoices(app_engine, email)] == [
+        ("pack", "paid", 600)
+    ]
 
     page.get_by_test_id("pack-usage-link").click()
     first = page.get_by_test_id("usage-row").first

@@ -30,7 +30,10 @@ def new_user(engine, plan: str | None = None) -> str:
         account = accounts.sign_up(s, email, PASSWORD, "Plan Tester")
         if plan:
             out = subscriptions.subscribe(
-                s, account.id, plan, card=CardForm("4242424242424242", 12, 2030, "123", "Plan Tester")
+                s,
+                account.id,
+                plan,
+                card=CardForm("4242424242424242", 12, 2030, "123", "Plan Tester"),
             )
             assert out.ok, out.message
     return email
@@ -62,7 +65,9 @@ def open_plans(page) -> None:  # noqa: ANN001
     expect(page.get_by_test_id("plan-card-studio")).to_be_visible()
 
 
-def fill_card(page, number: str, expiry: str = "1230", cvc: str = "123", name: str = "Plan Tester") -> None:  # noqa: ANN001
+def fill_card(
+    page, number: str, expiry: str = "1230", cvc: str = "123", name: str = "Plan Tester"
+) -> None:  # noqa: ANN001
     # Typed key by key, as a person would: the page formats as it goes.
     page.get_by_test_id("card-number").press_sequentially(number)
     page.get_by_test_id("card-expiry").press_sequentially(expiry)
@@ -98,7 +103,8 @@ def test_subscribe_with_a_visa_test_card(page, app_engine):
     expect(row.get_by_test_id("payment-status")).to_have_text("Paid")
     assert live(app_engine, email).plan_key == "starter"
     assert [(i.status, i.amount_cents, i.card_brand) for i in invoices(app_engine, email)] == [
-        ("paid", 1000, "visa")]
+        ("paid", 1000, "visa")
+    ]
     assert balance(app_engine, email) == 850
 
 
@@ -114,7 +120,9 @@ def test_subscribe_with_an_amex_test_card(page, app_engine):
     expect(page.get_by_test_id("balance")).to_have_text("3,050 credits")
     expect(page.get_by_test_id("sub-card")).to_contain_text("American Express ending in 0005")
     with read_session(app_engine) as s:
-        card = s.exec(select(PaymentMethod).where(PaymentMethod.account_id == account_id(app_engine, email))).one()
+        card = s.exec(
+            select(PaymentMethod).where(PaymentMethod.account_id == account_id(app_engine, email))
+        ).one()
     assert (card.brand, card.last4) == ("amex", "0005")
     assert live(app_engine, email).plan_key == "pro"
 
@@ -131,11 +139,16 @@ def test_a_declined_card_shows_the_reason_and_changes_nothing(page, app_engine):
     expect(page.get_by_test_id("balance")).to_have_text("50 credits")
     assert live(app_engine, email) is None and balance(app_engine, email) == 50
     with read_session(app_engine) as s:
-        rows = s.exec(select(LedgerEntry).where(LedgerEntry.account_id == account_id(app_engine, email))).all()
-        cards = s.exec(select(PaymentMethod).where(PaymentMethod.account_id == account_id(app_engine, email))).all()
+        rows = s.exec(
+            select(LedgerEntry).where(LedgerEntry.account_id == account_id(app_engine, email))
+        ).all()
+        cards = s.exec(
+            select(PaymentMethod).where(PaymentMethod.account_id == account_id(app_engine, email))
+        ).all()
     assert len(rows) == 1 and cards == []  # the trial grant only; no card kept
     assert [(i.status, i.failure_reason) for i in invoices(app_engine, email)] == [
-        ("failed", "Your card was declined.")]
+        ("failed", "Your card was declined.")
+    ]
     # The failed payment shows on Payment History, with the reason.
     page.goto("/subscription")
     row = page.get_by_test_id("payment-row").first
@@ -148,7 +161,9 @@ def test_upgrade_preview_equals_the_charge_and_the_new_balance(page, app_engine)
     email = new_user(app_engine, plan="starter")
     log_in(page, email, PASSWORD)
     open_plans(page)
-    expect(page.get_by_test_id("plan-card-starter").get_by_test_id("plan-current-badge")).to_have_text("Current plan")
+    expect(
+        page.get_by_test_id("plan-card-starter").get_by_test_id("plan-current-badge")
+    ).to_have_text("Current plan")
     page.get_by_test_id("plan-action-pro").click()
     charge = page.get_by_test_id("confirm-charge").inner_text()
     after = page.get_by_test_id("confirm-balance-after").inner_text()
@@ -159,7 +174,9 @@ def test_upgrade_preview_equals_the_charge_and_the_new_balance(page, app_engine)
     page.get_by_test_id("confirm-apply").click()
     expect(page.get_by_test_id("confirm-dialog")).to_have_count(0)
     expect(page.get_by_test_id("balance")).to_have_text(f"{after} credits")
-    expect(page.get_by_test_id("plan-card-pro").get_by_test_id("plan-current-badge")).to_have_text("Current plan")
+    expect(page.get_by_test_id("plan-card-pro").get_by_test_id("plan-current-badge")).to_have_text(
+        "Current plan"
+    )
     upgrade = [i for i in invoices(app_engine, email) if i.kind == "upgrade"]
     assert [(i.status, i.amount_cents) for i in upgrade] == [("paid", 2000)]
     assert balance(app_engine, email) == 3050
@@ -174,7 +191,9 @@ def test_downgrade_burn_shows_on_usage(page, app_engine):
     expect(page.get_by_test_id("confirm-charge")).to_have_text("$10.00")
     renewal = page.get_by_test_id("confirm-renewal-date").inner_text()
     page.get_by_test_id("confirm-apply").click()
-    expect(page.get_by_test_id("plan-card-starter").get_by_test_id("plan-current-badge")).to_have_text("Current plan")
+    expect(
+        page.get_by_test_id("plan-card-starter").get_by_test_id("plan-current-badge")
+    ).to_have_text("Current plan")
     expect(page.get_by_test_id("balance")).to_have_text("850 credits")
     end = live(app_engine, email).current_period_end
     assert renewal == formatting.format_date(end)  # the one date format

@@ -57,7 +57,9 @@ def scaled(chromium_path, tmp_path_factory):
     from workroom_app.schema import upgrade
     from workroom_app.seed import seed_demo
 
-    admin = create_engine(PG_URL.replace("postgresql://", "postgresql+psycopg://", 1), isolation_level="AUTOCOMMIT")
+    admin = create_engine(
+        PG_URL.replace("postgresql://", "postgresql+psycopg://", 1), isolation_level="AUTOCOMMIT"
+    )
     name = f"wr_e2e_scaled_{uuid.uuid4().hex[:10]}"
     with admin.connect() as conn:
         conn.execute(text(f'CREATE DATABASE "{name}"'))
@@ -75,14 +77,27 @@ def scaled(chromium_path, tmp_path_factory):
     worker_log = open(run_dir / "worker.log", "wb")  # noqa: SIM115
     worker = subprocess.Popen(
         [str(REPO / ".venv" / "bin" / "workroom"), "worker"],
-        cwd=REPO, env={**os.environ, **shared}, stdout=worker_log, stderr=subprocess.STDOUT, start_new_session=True,
+        cwd=REPO,
+        env={**os.environ, **shared},
+        stdout=worker_log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
     )
     proc = None
     try:
         try:
-            base, proc = start_app(run_dir, url, bun_dir, render_seconds="0.5", extra_env={
-                **shared, "REFLEX_REDIS_URL": REDIS_URL, "GRANIAN_WORKERS": "2", "WORKROOM_RUN_WORKER": "0",
-            })
+            base, proc = start_app(
+                run_dir,
+                url,
+                bun_dir,
+                render_seconds="0.5",
+                extra_env={
+                    **shared,
+                    "REFLEX_REDIS_URL": REDIS_URL,
+                    "GRANIAN_WORKERS": "2",
+                    "WORKROOM_RUN_WORKER": "0",
+                },
+            )
         except AppDidNotStart as exc:
             pytest.fail(f"{exc}:\n{exc.log_tail}")
         yield base, engine, proc
@@ -137,12 +152,22 @@ def test_two_web_workers_share_tabs_and_push_on_commit(scaled, browser):
             after_generation = ledger.balance(s, account_id)
         assert after_generation < 50
         for tab in tabs:
-            expect(tab.get_by_test_id("balance")).to_have_text(f"{after_generation} credits", timeout=5_000)
+            expect(tab.get_by_test_id("balance")).to_have_text(
+                f"{after_generation} credits", timeout=5_000
+            )
         # A change made outside any tab (a staff adjustment): pushed on commit to every tab.
         with write_session(engine) as s:
-            ledger.staff_adjust(s, account_id, 25, reason="goodwill", actor_id=account_id,
-                                idempotency_key=f"scaled-{account_id}")
+            ledger.staff_adjust(
+                s,
+                account_id,
+                25,
+                reason="goodwill",
+                actor_id=account_id,
+                idempotency_key=f"scaled-{account_id}",
+            )
         for tab in tabs:
-            expect(tab.get_by_test_id("balance")).to_have_text(f"{after_generation + 25} credits", timeout=5_000)
+            expect(tab.get_by_test_id("balance")).to_have_text(
+                f"{after_generation + 25} credits", timeout=5_000
+            )
     finally:
         context.close()

@@ -24,7 +24,9 @@ def test_the_session_cookie_is_httponly_lax_and_invisible_to_script(page):
     assert cookie["path"] == "/"
     assert "workroom_session" not in page.evaluate("document.cookie")
     # Nothing of the token in the page's storage either.
-    storage = page.evaluate("JSON.stringify({...localStorage}) + JSON.stringify({...sessionStorage})")
+    storage = page.evaluate(
+        "JSON.stringify({...localStorage}) + JSON.stringify({...sessionStorage})"
+    )
     assert cookie["value"] not in storage
 
 
@@ -42,7 +44,9 @@ def test_a_copied_cookie_stops_working_when_its_owner_logs_out(browser, base_url
         v.get_by_test_id("user-menu").click()
         v.get_by_test_id("logout").click()
         expect(v).to_have_url(re.compile(r"/login/?$"))
-        assert not [c for c in victim.cookies() if c["name"] == "workroom_session"]  # cleared by the server
+        assert not [
+            c for c in victim.cookies() if c["name"] == "workroom_session"
+        ]  # cleared by the server
         # The thief's open page sends nothing: the live push signs it out and sends it to the
         # log-in page at once; coming back with the copied cookie gets nothing either.
         expect(t).to_have_url(re.compile(r"/login/?$"))
@@ -76,8 +80,12 @@ def _raw_post(base_url: str, path: str, chunks, headers: dict[str, str]) -> int:
 
 
 def test_the_served_webhook_refuses_a_chunked_body_past_1_mb(base_url):
-    status = _raw_post(base_url, "/api/stripe/webhook", (b"x" * 65536 for _ in range(64)),
-                       {"Stripe-Signature": "t=1,v1=0", "Content-Type": "application/json"})
+    status = _raw_post(
+        base_url,
+        "/api/stripe/webhook",
+        (b"x" * 65536 for _ in range(64)),
+        {"Stripe-Signature": "t=1,v1=0", "Content-Type": "application/json"},
+    )
     assert status == 413
 
 
@@ -86,9 +94,16 @@ def test_the_served_upload_endpoint_refuses_a_non_upload_handler(base_url):
 
     parts = urlsplit(base_url)
     conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=30)
-    body = b"--x\r\nContent-Disposition: form-data; name=\"files\"; filename=\"a.png\"\r\n\r\nabc\r\n--x--\r\n"
-    conn.request("POST", "/_upload", body=body, headers={
-        "reflex-client-token": "t", "reflex-event-handler": f"{SessionState.get_full_name()}.logout",
-        "Content-Type": "multipart/form-data; boundary=x"})
+    body = b'--x\r\nContent-Disposition: form-data; name="files"; filename="a.png"\r\n\r\nabc\r\n--x--\r\n'
+    conn.request(
+        "POST",
+        "/_upload",
+        body=body,
+        headers={
+            "reflex-client-token": "t",
+            "reflex-event-handler": f"{SessionState.get_full_name()}.logout",
+            "Content-Type": "multipart/form-data; boundary=x",
+        },
+    )
     assert conn.getresponse().status == 400
     conn.close()

@@ -75,7 +75,6 @@ def test_sign_up_shows_the_trial_credits_once_the_email_is_confirmed(page, app_e
     assert _balance_of(app_engine, email) == 50
 
 
-
 def test_wrong_password_shows_the_message(page):
     page.goto("/login")
     page.fill("#email", "free@workroom.test")

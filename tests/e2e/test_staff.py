@@ -74,10 +74,15 @@ def test_staff_adds_credits_to_an_account_with_a_reason(page, app_engine):
         target = accounts.find_account(s, TARGET)
         staff_member = accounts.find_account(s, "staff@workroom.test")
         row = s.exec(
-            select(LedgerEntry).where(LedgerEntry.account_id == target.id).order_by(LedgerEntry.id.desc())
+            select(LedgerEntry)
+            .where(LedgerEntry.account_id == target.id)
+            .order_by(LedgerEntry.id.desc())
         ).first()
     assert (row.action_type, row.amount, row.reason, row.actor_id) == (
-        "staff_adjustment", 25, REASON, staff_member.id
+        "staff_adjustment",
+        25,
+        REASON,
+        staff_member.id,
     )
 
 

@@ -30,11 +30,15 @@ def paying_user(app_engine) -> int:
         if existing is not None:
             return existing.id
         account = accounts.sign_up(s, USER, PASSWORD, "Refund Me")
-        subscriptions.subscribe(s, account.id, "starter", card=CardForm("4242 4242 4242 4242", 12, 2031, "123", "R"))
+        subscriptions.subscribe(
+            s, account.id, "starter", card=CardForm("4242 4242 4242 4242", 12, 2031, "123", "R")
+        )
         return account.id
 
 
-def test_staff_refunds_an_invoice_and_the_user_sees_it(page, browser, base_url, app_engine, paying_user):
+def test_staff_refunds_an_invoice_and_the_user_sees_it(
+    page, browser, base_url, app_engine, paying_user
+):
     log_in(page, "staff@workroom.test", "workroom-staff")
     page.goto("/staff/accounts")
     page.get_by_test_id("staff-search-input").fill("refund-me@")
@@ -47,7 +51,9 @@ def test_staff_refunds_an_invoice_and_the_user_sees_it(page, browser, base_url, 
     page.get_by_test_id("staff-refund-amount").fill("4.00")
     page.get_by_test_id("staff-refund-reason").fill(REASON)
     page.get_by_test_id("staff-refund-review").click()
-    expect(page.get_by_test_id("staff-refund-confirm-text")).to_contain_text("Refund $4.00 of invoice")
+    expect(page.get_by_test_id("staff-refund-confirm-text")).to_contain_text(
+        "Refund $4.00 of invoice"
+    )
     page.get_by_test_id("staff-refund-confirm").click()
     expect(page.get_by_text(re.compile(r"Refunded \$4\.00 of WR-")).first).to_be_visible()
     expect(page.get_by_test_id("staff-invoice-status").first).to_have_text("Partly refunded")
@@ -72,7 +78,11 @@ def test_staff_refunds_an_invoice_and_the_user_sees_it(page, browser, base_url, 
         context.close()
 
     with read_session(app_engine) as s:
-        [refund] = s.exec(select(InvoiceRefund).where(InvoiceRefund.account_id == paying_user)).all()
+        [refund] = s.exec(
+            select(InvoiceRefund).where(InvoiceRefund.account_id == paying_user)
+        ).all()
         assert (refund.amount_cents, refund.status, refund.reason) == (400, "succeeded", REASON)
         audit_row = s.exec(select(StaffAudit).where(StaffAudit.account_id == paying_user)).one()
-        assert audit_row.action == "refund_invoice" and audit_row.actor_email == "staff@workroom.test"
+        assert (
+            audit_row.action == "refund_invoice" and audit_row.actor_email == "staff@workroom.test"
+        )

@@ -34,14 +34,16 @@ def _shown(page) -> list[dict[str, str]]:
     out = []
     for i in range(rows.count()):
         row = rows.nth(i)
-        out.append({
-            "id": row.get_attribute("data-entry-id"),
-            "feature": row.get_by_test_id("usage-feature").inner_text().strip(),
-            "date": row.get_by_test_id("usage-date").inner_text().strip(),
-            "action": row.get_by_test_id("usage-action").inner_text().strip(),
-            "amount": row.get_by_test_id("usage-amount").inner_text().strip(),
-            "balance": row.get_by_test_id("usage-balance").inner_text().strip(),
-        })
+        out.append(
+            {
+                "id": row.get_attribute("data-entry-id"),
+                "feature": row.get_by_test_id("usage-feature").inner_text().strip(),
+                "date": row.get_by_test_id("usage-date").inner_text().strip(),
+                "action": row.get_by_test_id("usage-action").inner_text().strip(),
+                "amount": row.get_by_test_id("usage-amount").inner_text().strip(),
+                "balance": row.get_by_test_id("usage-balance").inner_text().strip(),
+            }
+        )
     return out
 
 
@@ -71,18 +73,26 @@ def test_demo_user_sees_the_ledger_filters_it_and_downloads_the_same_rows(page, 
 
     # Signed amounts are coloured: credits in green, spending in red.
     first_debit = next(i for i, r in enumerate(db_page.rows) if r.amount < 0)
-    colour = rows.nth(first_debit).get_by_test_id("usage-amount").locator("span, p").first.evaluate(
-        "el => getComputedStyle(el).color")
+    colour = (
+        rows.nth(first_debit)
+        .get_by_test_id("usage-amount")
+        .locator("span, p")
+        .first.evaluate("el => getComputedStyle(el).color")
+    )
     assert colour != "rgb(0, 0, 0)"
     # The expiry notice lives in the balance's popover on every page now (tests/e2e/test_alerts.py).
     expect(page.get_by_test_id("usage-expiry")).to_have_count(0)
     if any(v for day in spend for k, v in day.items() if k not in ("date", "label")):
-        expect(page.get_by_test_id("usage-chart").locator(".recharts-bar-rectangle").first).to_be_visible()
+        expect(
+            page.get_by_test_id("usage-chart").locator(".recharts-bar-rectangle").first
+        ).to_be_visible()
 
     # Filter to generations: the rows follow the database's answer.
     page.get_by_test_id("usage-filter-action").click()
     page.get_by_role("option", name="Generation", exact=True).click()
-    db_gen, tz, _, _ = _db_rows(app_engine, DEMO[0], usage.UsageFilter(action_types=("generation",)))
+    db_gen, tz, _, _ = _db_rows(
+        app_engine, DEMO[0], usage.UsageFilter(action_types=("generation",))
+    )
     assert db_gen.rows
     expect(rows).to_have_count(len(db_gen.rows))
     expect(rows.first.get_by_test_id("usage-action")).to_have_text("Generation")
@@ -111,4 +121,6 @@ def test_a_bad_date_range_shows_a_message(page):
     expect(page.get_by_test_id("usage-row").first).to_be_visible()
     page.get_by_test_id("usage-filter-to").fill("2026-01-01")
     page.get_by_test_id("usage-filter-from").fill("2026-02-01")
-    expect(page.get_by_test_id("usage-error")).to_have_text("The start date must be on or before the end date.")
+    expect(page.get_by_test_id("usage-error")).to_have_text(
+        "The start date must be on or before the end date."
+    )

@@ -37,8 +37,11 @@ USER_PAGES = [
     ("/no-such-page", "not-found"),
 ]
 FREE_PAGES = [("/checkout?plan=starter", "checkout-plan")]
-STAFF_PAGES = [("/staff", "ov-apply"), ("/staff/accounts", "staff-search-input"),
-               ("/staff/queues", "queues-heading")]
+STAFF_PAGES = [
+    ("/staff", "ov-apply"),
+    ("/staff/accounts", "staff-search-input"),
+    ("/staff/queues", "queues-heading"),
+]
 
 
 def _context(browser, base_url, viewport, **extra):
@@ -62,9 +65,7 @@ def _visit_all(page, pages):
 
 
 def _sideways_overflow(page) -> tuple[int, int]:
-    return page.evaluate(
-        "[document.documentElement.scrollWidth, window.innerWidth]"
-    )
+    return page.evaluate("[document.documentElement.scrollWidth, window.innerWidth]")
 
 
 def _axe_problems(page) -> list[str]:
@@ -75,7 +76,10 @@ def _axe_problems(page) -> list[str]:
     result = page.evaluate("async () => await axe.run(document, {resultTypes: ['violations']})")
     return [
         f"{v['id']} ({v['impact']}): {v['help']} -> "
-        + "; ".join(n["target"][0] if isinstance(n["target"][0], str) else str(n["target"]) for n in v["nodes"][:3])
+        + "; ".join(
+            n["target"][0] if isinstance(n["target"][0], str) else str(n["target"])
+            for n in v["nodes"][:3]
+        )
         for v in result["violations"]
         if v["impact"] in ("serious", "critical")
     ]
@@ -85,7 +89,12 @@ def _check_every_page(browser, base_url, viewport, check) -> dict[str, object]: 
     """Run `check(page)` on every page, signed out and signed in as each role;
     returns {label: problem} for the pages where it found one."""
     problems: dict[str, object] = {}
-    for who, pages in [(None, SIGNED_OUT_PAGES), (DEMO, USER_PAGES), (FREE, FREE_PAGES), (STAFF, STAFF_PAGES)]:
+    for who, pages in [
+        (None, SIGNED_OUT_PAGES),
+        (DEMO, USER_PAGES),
+        (FREE, FREE_PAGES),
+        (STAFF, STAFF_PAGES),
+    ]:
         context = _context(browser, base_url, viewport)
         try:
             page = context.new_page()
@@ -181,10 +190,14 @@ def test_usage_on_a_phone_shows_amount_and_balance_after(browser, base_url):
         page.goto("/usage")
         cards = page.get_by_test_id("usage-card")
         expect(cards.first).to_be_visible()
-        expect(page.get_by_test_id("usage-row").first).to_be_hidden()  # the table is for wider screens
+        expect(
+            page.get_by_test_id("usage-row").first
+        ).to_be_hidden()  # the table is for wider screens
         for testid in ("usage-amount", "usage-balance"):
             box = cards.first.get_by_test_id(testid).bounding_box()
-            assert box is not None and box["x"] >= 0 and box["x"] + box["width"] <= PHONE["width"], testid
+            assert (
+                box is not None and box["x"] >= 0 and box["x"] + box["width"] <= PHONE["width"]
+            ), testid
         # Typing a date does not push the page sideways either.
         page.get_by_test_id("usage-filter-from").fill("2026-01-01")
         page.wait_for_timeout(500)
@@ -265,7 +278,9 @@ def test_the_password_field_has_an_accessible_name(page):
 def test_the_cost_on_the_generate_button_is_announced(page):
     log_in(page, *FREE)
     page.goto("/generate")
-    label = page.get_by_test_id("form-image").get_by_test_id("generate-button").locator("[aria-live]")
+    label = (
+        page.get_by_test_id("form-image").get_by_test_id("generate-button").locator("[aria-live]")
+    )
     expect(label).to_have_attribute("aria-live", "polite")
     expect(label).to_contain_text("credit")
     before = label.inner_text()
@@ -336,7 +351,9 @@ def test_times_follow_the_browsers_time_zone_in_one_format(browser, base_url, ap
             [trial] = usage.usage_page(s, account.id).rows
         expected = formatting.format_datetime(trial.created_at, "Asia/Tokyo")
         assert re.fullmatch(r"[A-Z][a-z]{2} \d{1,2}, \d{4}, \d{2}:\d{2}", expected)
-        expect(page.get_by_test_id("usage-row").first.get_by_test_id("usage-date")).to_have_text(expected)
+        expect(page.get_by_test_id("usage-row").first.get_by_test_id("usage-date")).to_have_text(
+            expected
+        )
     finally:
         context.close()
 
@@ -352,11 +369,17 @@ def test_cancel_and_resume_auto_renewal_on_the_subscription_page(page, app_engin
         declined = CardForm("4000000000000002", 12, 2030, "123", "Sub Tester")
         assert not subscriptions.subscribe(s, account.id, "starter", card=declined).ok
         assert subscriptions.subscribe(
-            s, account.id, "starter", card=CardForm("4242424242424242", 12, 2030, "123", "Sub Tester")).ok
+            s,
+            account.id,
+            "starter",
+            card=CardForm("4242424242424242", 12, 2030, "123", "Sub Tester"),
+        ).ok
 
     def cancel_at_period_end() -> bool:
         with read_session(app_engine) as s:
-            return subscriptions.live_subscription(s, accounts.find_account(s, email).id).cancel_at_period_end
+            return subscriptions.live_subscription(
+                s, accounts.find_account(s, email).id
+            ).cancel_at_period_end
 
     log_in(page, email, password)
     page.goto("/subscription")
@@ -390,4 +413,3 @@ def test_axe_core_is_pinned_and_installed_by_test_setup():
     makefile = (REPO / "Makefile").read_text()
     assert re.search(r"axe-core@\d+\.\d+\.\d+", makefile)
     assert Path(AXE_JS).exists()
-

@@ -100,7 +100,11 @@ class FakeHostedAPI:
             yield url
 
     def requests_to(self, path_prefix: str, method: str | None = None) -> list[dict[str, Any]]:
-        return [r for r in self.requests if r["path"].startswith(path_prefix) and (method is None or r["method"] == method)]
+        return [
+            r
+            for r in self.requests
+            if r["path"].startswith(path_prefix) and (method is None or r["method"] == method)
+        ]
 
     async def _scripted(self, route: str) -> Response | None:
         queue = self.scripts.get(route)
@@ -113,7 +117,9 @@ class FakeHostedAPI:
             await asyncio.sleep(float(answer[5:]))
             return None
         if answer == "malformed":
-            return PlainTextResponse("<html>502 Bad Gateway</html>", status_code=200, media_type="text/html")
+            return PlainTextResponse(
+                "<html>502 Bad Gateway</html>", status_code=200, media_type="text/html"
+            )
         if isinstance(answer, dict):
             return JSONResponse(answer)
         raise ValueError(f"unknown scripted answer {answer!r}")
@@ -143,7 +149,11 @@ class FakeHostedAPI:
         scripted = await self._scripted("POST /v1/predictions")
         if scripted is not None:
             return scripted
-        if not isinstance(body, dict) or "model" not in body or not isinstance(body.get("input"), dict):
+        if (
+            not isinstance(body, dict)
+            or "model" not in body
+            or not isinstance(body.get("input"), dict)
+        ):
             return JSONResponse({"detail": "model and input are required"}, status_code=422)
         self._n += 1
         pid = f"pred{self._n}"
@@ -165,12 +175,23 @@ class FakeHostedAPI:
             return JSONResponse({"id": pid, "status": "canceled", "output": None, "error": None})
         p["polls"] += 1
         if p["polls"] < self.polls_to_finish:
-            return JSONResponse({"id": pid, "status": "processing", "progress": p["polls"] / self.polls_to_finish,
-                                 "output": None, "error": None})
+            return JSONResponse(
+                {
+                    "id": pid,
+                    "status": "processing",
+                    "progress": p["polls"] / self.polls_to_finish,
+                    "output": None,
+                    "error": None,
+                }
+            )
         if self.outcome == "failed":
-            return JSONResponse({"id": pid, "status": "failed", "output": None, "error": self.error})
+            return JSONResponse(
+                {"id": pid, "status": "failed", "output": None, "error": self.error}
+            )
         base = self.output_base or self.url
-        return JSONResponse({"id": pid, "status": "succeeded", "output": [f"{base}/files/{pid}"], "error": None})
+        return JSONResponse(
+            {"id": pid, "status": "succeeded", "output": [f"{base}/files/{pid}"], "error": None}
+        )
 
     async def _cancel(self, request: Request) -> Response:
         self._record(request)

@@ -233,17 +233,26 @@ class StripeStandin:
     def _now(self) -> int:
         return _ts(self.now())
 
-    def handle(self, method: str, url: str, headers: dict[str, str], body: str | None) -> tuple[int, str]:
+    def handle(
+        self, method: str, url: str, headers: dict[str, str], body: str | None
+    ) -> tuple[int, str]:
         split = urlsplit(url)
         query = decode_form(parse_qsl(split.query, keep_blank_values=True))
         params = decode_form(parse_qsl(body or "", keep_blank_values=True))
-        record = RecordedRequest(method.upper(), split.path, query, dict(headers), body or "", params)
+        record = RecordedRequest(
+            method.upper(), split.path, query, dict(headers), body or "", params
+        )
         with self._operation():
             self.requests.append(record)
             if headers.get("Authorization") != f"Bearer {self.api_key}":
                 record.status = 401
                 return 401, json.dumps(
-                    {"error": {"type": "invalid_request_error", "message": "Invalid API Key provided."}}
+                    {
+                        "error": {
+                            "type": "invalid_request_error",
+                            "message": "Invalid API Key provided.",
+                        }
+                    }
                 )
             key = headers.get("Idempotency-Key")
             if key and method.lower() == "post":
@@ -264,7 +273,10 @@ class StripeStandin:
                     record.status, record.replayed = s_status, True
                     return s_status, s_answer
             try:
-                status, answer = 200, self._dispatch(method.lower(), split.path, {**query, **params})
+                status, answer = (
+                    200,
+                    self._dispatch(method.lower(), split.path, {**query, **params}),
+                )
             except StripeStandinError as exc:
                 status, answer = exc.status, {"error": exc.error}
             text = json.dumps(answer)
@@ -287,7 +299,11 @@ class StripeStandin:
                 result = handler(params, *match.groups())
                 return self._expand(result, list(expand))
         raise StripeStandinError(
-            404, {"type": "invalid_request_error", "message": f"Unrecognized request URL ({method.upper()}: {path})."}
+            404,
+            {
+                "type": "invalid_request_error",
+                "message": f"Unrecognized request URL ({method.upper()}: {path}).",
+            },
         )
 
     def _routes(self):
@@ -307,7 +323,11 @@ class StripeStandin:
             ("post", r"/v1/invoices/([^/]+)/finalize", self._finalize_invoice),
             ("post", r"/v1/invoices/([^/]+)/pay", self._pay_invoice_endpoint),
             ("post", r"/v1/invoices/([^/]+)/void", self._void_invoice),
-            ("get", r"/v1/payment_intents/([^/]+)", lambda p, i: self._get(self.payment_intents, "payment_intent", i)),
+            (
+                "get",
+                r"/v1/payment_intents/([^/]+)",
+                lambda p, i: self._get(self.payment_intents, "payment_intent", i),
+            ),
             ("get", r"/v1/charges/([^/]+)", lambda p, i: self._get(self.charges, "charge", i)),
             ("post", r"/v1/refunds", self._create_refund),
             ("get", r"/v1/refunds/([^/]+)", lambda p, i: self._get(self.refunds, "refund", i)),
@@ -360,7 +380,9 @@ class StripeStandin:
 
     # ------------------------------------------------------------ events
 
-    def _emit(self, event_type: str, obj: dict[str, Any], previous: dict[str, Any] | None = None) -> SignedEvent:
+    def _emit(
+        self, event_type: str, obj: dict[str, Any], previous: dict[str, Any] | None = None
+    ) -> SignedEvent:
         event_id = self._id("evt")
         data: dict[str, Any] = {"object": json.loads(json.dumps(obj))}
         if previous is not None:
@@ -392,7 +414,9 @@ class StripeStandin:
             return taken
 
     def sign(self, payload: str, timestamp: int | None = None) -> str:
-        return stripe.WebhookSignature.generate_signature_header(payload, self.webhook_secret, timestamp)
+        return stripe.WebhookSignature.generate_signature_header(
+            payload, self.webhook_secret, timestamp
+        )
 
     def make_event(self, event_type: str, obj: dict[str, Any]) -> SignedEvent:
         """A signed event of any type (tests: unknown types, forged payloads)."""
@@ -406,7 +430,12 @@ class StripeStandin:
     def add_price(self, unit_amount: int, nickname: str, currency: str = "usd") -> str:
         with self._operation():
             product_id = self._id("prod")
-            self.products[product_id] = {"id": product_id, "object": "product", "name": nickname, "active": True}
+            self.products[product_id] = {
+                "id": product_id,
+                "object": "product",
+                "name": nickname,
+                "active": True,
+            }
             price_id = self._id("price")
             self.prices[price_id] = {
                 "id": price_id,
@@ -420,7 +449,12 @@ class StripeStandin:
                 "metadata": {},
                 "nickname": nickname,
                 "product": product_id,
-                "recurring": {"interval": "month", "interval_count": 1, "usage_type": "licensed", "meter": None},
+                "recurring": {
+                    "interval": "month",
+                    "interval_count": 1,
+                    "usage_type": "licensed",
+                    "meter": None,
+                },
                 "tax_behavior": "unspecified",
                 "type": "recurring",
                 "unit_amount": unit_amount,
@@ -531,7 +565,9 @@ class StripeStandin:
             sub["status"] = "past_due"
             self._emit("invoice.payment_failed", self._render_invoice(invoice["id"]))
         self._emit(
-            "customer.subscription.updated", self._render_subscription(sub["id"]), {"status": previous_status}
+            "customer.subscription.updated",
+            self._render_subscription(sub["id"]),
+            {"status": previous_status},
         )
         return self._render_invoice(invoice["id"])
 
@@ -548,7 +584,11 @@ class StripeStandin:
                 "name": None,
                 "metadata": metadata,
                 "livemode": False,
-                "invoice_settings": {"default_payment_method": None, "custom_fields": None, "footer": None},
+                "invoice_settings": {
+                    "default_payment_method": None,
+                    "custom_fields": None,
+                    "footer": None,
+                },
                 "balance": 0,
                 "currency": "usd",
                 "delinquent": False,
@@ -607,7 +647,9 @@ class StripeStandin:
             "currency": price["currency"],
             "amount_total": price["unit_amount"] * int(line_items[0].get("quantity", 1)),
             "livemode": False,
-            "_line_items": [{"price": price["id"], "quantity": int(line_items[0].get("quantity", 1))}],
+            "_line_items": [
+                {"price": price["id"], "quantity": int(line_items[0].get("quantity", 1))}
+            ],
             "_subscription_metadata": (params.get("subscription_data") or {}).get("metadata", {}),
         }
         self.sessions[session_id] = session
@@ -625,9 +667,13 @@ class StripeStandin:
             currency = price_data["currency"]
             name = price_data["product_data"]["name"]
         except (KeyError, TypeError, ValueError):
-            raise _invalid("price_data needs unit_amount, currency and product_data[name].", "line_items") from None
+            raise _invalid(
+                "price_data needs unit_amount, currency and product_data[name].", "line_items"
+            ) from None
         if unit_amount < 50:
-            raise _invalid("The Checkout Session's total amount must be at least 50 cents.", "line_items")
+            raise _invalid(
+                "The Checkout Session's total amount must be at least 50 cents.", "line_items"
+            )
         quantity = int(line_items[0].get("quantity", 1))
         if not params.get("success_url"):
             raise _invalid("Missing required param: success_url.", "success_url")
@@ -656,7 +702,9 @@ class StripeStandin:
             "amount_total": unit_amount * quantity,
             "livemode": False,
             "_line_items": [{"name": name, "unit_amount": unit_amount, "quantity": quantity}],
-            "_payment_intent_metadata": (params.get("payment_intent_data") or {}).get("metadata", {}),
+            "_payment_intent_metadata": (params.get("payment_intent_data") or {}).get(
+                "metadata", {}
+            ),
         }
         self.sessions[session_id] = session
         return self._public_session(session)
@@ -680,8 +728,12 @@ class StripeStandin:
             # _attempt_payment charges an invoice-shaped dict; a one-off payment
             # has none, so it gets a private stand-in for one.
             holder = {
-                "id": None, "amount_due": session["amount_total"], "currency": session["currency"],
-                "attempt_count": 0, "attempted": False, "_payment_intent": session["payment_intent"],
+                "id": None,
+                "amount_due": session["amount_total"],
+                "currency": session["currency"],
+                "attempt_count": 0,
+                "attempted": False,
+                "_payment_intent": session["payment_intent"],
                 "status_transitions": {},
             }
             error = self._attempt_payment(holder, customer)
@@ -695,7 +747,9 @@ class StripeStandin:
                 raise StripeStandinError(402, error)
             session.update(status="complete", payment_status="paid")
             self._emit("payment_intent.succeeded", self.payment_intents[pi_id])
-            self._emit("charge.succeeded", self.charges[self.payment_intents[pi_id]["latest_charge"]])
+            self._emit(
+                "charge.succeeded", self.charges[self.payment_intents[pi_id]["latest_charge"]]
+            )
             self._emit("checkout.session.completed", self._public_session(session))
             return self._public_session(session)
 
@@ -710,7 +764,9 @@ class StripeStandin:
 
     # ------------------------------------------------------------ subscriptions
 
-    def _new_subscription(self, customer_id: str, price_id: str, metadata: dict[str, Any]) -> dict[str, Any]:
+    def _new_subscription(
+        self, customer_id: str, price_id: str, metadata: dict[str, Any]
+    ) -> dict[str, Any]:
         now = self._now()
         sub_id = self._id("sub")
         item_id = self._id("si")
@@ -786,7 +842,9 @@ class StripeStandin:
         proration = params.get("proration_behavior", "create_prorations")
         if new_price is not None and proration != "none":
             # Prorations are deliberately not modelled: Workroom never asks for them.
-            raise _invalid("The stand-in only models proration_behavior=none.", "proration_behavior")
+            raise _invalid(
+                "The stand-in only models proration_behavior=none.", "proration_behavior"
+            )
         anchor_now = params.get("billing_cycle_anchor") == "now"
         payment_behavior = params.get("payment_behavior", "allow_incomplete")
 
@@ -823,12 +881,18 @@ class StripeStandin:
 
         if "cancel_at_period_end" in params:
             sub["cancel_at_period_end"] = _bool(params["cancel_at_period_end"])
-            sub["cancel_at"] = sub["_item"]["current_period_end"] if sub["cancel_at_period_end"] else None
+            sub["cancel_at"] = (
+                sub["_item"]["current_period_end"] if sub["cancel_at_period_end"] else None
+            )
         if "metadata" in params:
             sub["metadata"].update(params["metadata"] or {})
             sub["metadata"] = {k: v for k, v in sub["metadata"].items() if v != ""}
         after = self._render_subscription(sub_id)
-        previous = {k: before[k] for k in ("cancel_at_period_end", "items", "status") if before[k] != after[k]}
+        previous = {
+            k: before[k]
+            for k in ("cancel_at_period_end", "items", "status")
+            if before[k] != after[k]
+        }
         self._emit("customer.subscription.updated", after, previous)
         return after
 
@@ -858,7 +922,10 @@ class StripeStandin:
                 "start": sub["_item"]["current_period_start"],
                 "end": sub["_item"]["current_period_end"],
             },
-            "pricing": {"type": "price_details", "price_details": {"price": price["id"], "product": price["product"]}},
+            "pricing": {
+                "type": "price_details",
+                "price_details": {"price": price["id"], "product": price["product"]},
+            },
             "quantity": 1,
             "parent": {
                 "type": "subscription_item_details",
@@ -930,7 +997,12 @@ class StripeStandin:
     @staticmethod
     def _retotal(invoice: dict[str, Any]) -> None:
         total = sum(line["amount"] for line in invoice["_lines"])
-        invoice.update(amount_due=total, amount_remaining=total - invoice["amount_paid"], total=total, subtotal=total)
+        invoice.update(
+            amount_due=total,
+            amount_remaining=total - invoice["amount_paid"],
+            total=total,
+            subtotal=total,
+        )
 
     def _create_invoice(self, params: dict[str, Any]) -> dict[str, Any]:
         customer_id = params.get("customer")
@@ -1020,8 +1092,12 @@ class StripeStandin:
                 if subscription
                 else None
             ),
-            "status_transitions": {"finalized_at": None, "paid_at": None, "voided_at": None,
-                                   "marked_uncollectible_at": None},
+            "status_transitions": {
+                "finalized_at": None,
+                "paid_at": None,
+                "voided_at": None,
+                "marked_uncollectible_at": None,
+            },
             "last_finalization_error": None,
             "_lines": lines,
             "_subscription": subscription["id"] if subscription else None,
@@ -1053,7 +1129,9 @@ class StripeStandin:
             if (not params.get("subscription") or inv["_subscription"] == params["subscription"])
             and (not params.get("customer") or inv["customer"] == params["customer"])
         ]
-        matching.sort(key=lambda inv: (inv["created"], int(inv["id"].split("_")[1][:6])), reverse=True)
+        matching.sort(
+            key=lambda inv: (inv["created"], int(inv["id"].split("_")[1][:6])), reverse=True
+        )
         if params.get("starting_after"):
             ids = [inv["id"] for inv in matching]
             matching = matching[ids.index(params["starting_after"]) + 1 :]
@@ -1067,22 +1145,34 @@ class StripeStandin:
 
     # ------------------------------------------------------------ refunds and disputes
 
-    def _refund_charge(self, charge: dict[str, Any], amount: int, metadata: dict[str, Any]) -> dict[str, Any]:
+    def _refund_charge(
+        self, charge: dict[str, Any], amount: int, metadata: dict[str, Any]
+    ) -> dict[str, Any]:
         if not charge.get("paid"):
-            raise _invalid("This charge has not succeeded and cannot be refunded.", "charge", "charge_not_paid")
+            raise _invalid(
+                "This charge has not succeeded and cannot be refunded.", "charge", "charge_not_paid"
+            )
         left = charge["amount"] - charge.get("amount_refunded", 0)
         if amount <= 0:
             raise _invalid("Refund amount must be positive.", "amount")
         if amount > left:
             raise _invalid(
                 f"Refund amount ({amount}) is greater than unrefunded amount on charge ({left})",
-                "amount", "amount_too_large",
+                "amount",
+                "amount_too_large",
             )
         refund_id = self._id("re")
         refund = self.refunds[refund_id] = {
-            "id": refund_id, "object": "refund", "amount": amount, "charge": charge["id"],
-            "currency": charge["currency"], "created": self._now(), "metadata": metadata,
-            "payment_intent": charge.get("payment_intent"), "reason": None, "status": "succeeded",
+            "id": refund_id,
+            "object": "refund",
+            "amount": amount,
+            "charge": charge["id"],
+            "currency": charge["currency"],
+            "created": self._now(),
+            "metadata": metadata,
+            "payment_intent": charge.get("payment_intent"),
+            "reason": None,
+            "status": "succeeded",
         }
         charge["amount_refunded"] = charge.get("amount_refunded", 0) + amount
         charge["refunded"] = charge["amount_refunded"] >= charge["amount"]
@@ -1108,7 +1198,12 @@ class StripeStandin:
         if wanted:
             data = [p for p in data if p["payment"].get("payment_intent") == wanted]
         limit = int(params.get("limit") or 10)
-        return {"object": "list", "data": data[:limit], "has_more": len(data) > limit, "url": "/v1/invoice_payments"}
+        return {
+            "object": "list",
+            "data": data[:limit],
+            "has_more": len(data) > limit,
+            "url": "/v1/invoice_payments",
+        }
 
     def refund_in_dashboard(self, charge_id: str, amount: int) -> dict[str, Any]:
         """Test helper: somebody refunds in Stripe's dashboard (charge.refunded follows)."""
@@ -1126,9 +1221,15 @@ class StripeStandin:
             charge = self._get(self.charges, "charge", charge_id)
             dispute_id = self._id("dp")
             dispute = self.disputes[dispute_id] = {
-                "id": dispute_id, "object": "dispute", "amount": charge["amount"], "charge": charge_id,
-                "currency": charge["currency"], "created": self._now(), "reason": reason,
-                "status": "needs_response", "payment_intent": charge.get("payment_intent"),
+                "id": dispute_id,
+                "object": "dispute",
+                "amount": charge["amount"],
+                "charge": charge_id,
+                "currency": charge["currency"],
+                "created": self._now(),
+                "reason": reason,
+                "status": "needs_response",
+                "payment_intent": charge.get("payment_intent"),
             }
             self._emit("charge.dispute.created", dispute)
             return dispute
@@ -1192,7 +1293,9 @@ class StripeStandin:
         self._emit("invoice.voided", self._render_invoice(invoice_id))
         return self._render_invoice(invoice_id)
 
-    def _attempt_payment(self, invoice: dict[str, Any], customer: _Customer) -> dict[str, Any] | None:
+    def _attempt_payment(
+        self, invoice: dict[str, Any], customer: _Customer
+    ) -> dict[str, Any] | None:
         """Charge the default card for the invoice; None on success, else the error object."""
         now = self._now()
         invoice["attempt_count"] += 1
@@ -1203,7 +1306,11 @@ class StripeStandin:
         charge_id = self._id("ch")
         decline = None if card is None else card.decline_code
         if card is None:
-            code, message, decline = "payment_method_missing", "The customer has no default payment method.", None
+            code, message, decline = (
+                "payment_method_missing",
+                "The customer has no default payment method.",
+                None,
+            )
         elif decline:
             code, message = _DECLINES[decline]
         failed = card is None or decline is not None
@@ -1261,7 +1368,8 @@ class StripeStandin:
             "livemode": False,
         }
         payment = next(
-            (p for p in self.invoice_payments.values() if p["payment"]["payment_intent"] == pi_id), None
+            (p for p in self.invoice_payments.values() if p["payment"]["payment_intent"] == pi_id),
+            None,
         )
         if payment is None:
             payment_id = self._id("inpay")
@@ -1300,7 +1408,11 @@ class StandinHTTPClient(stripe.HTTPClient):
     def request(self, method, url, headers, post_data=None, *, _usage=None):  # noqa: ANN001
         body = post_data.decode("utf-8") if isinstance(post_data, bytes) else post_data
         status, text = self.standin.handle(method, url, dict(headers or {}), body)
-        return text, status, {"request-id": f"req_{len(self.standin.requests)}", "content-type": "application/json"}
+        return (
+            text,
+            status,
+            {"request-id": f"req_{len(self.standin.requests)}", "content-type": "application/json"},
+        )
 
     def request_stream(self, method, url, headers, post_data=None, *, _usage=None):  # noqa: ANN001
         raise NotImplementedError("Workroom never streams from Stripe")

@@ -190,7 +190,9 @@ def claim_trial(session: Session, account: Account) -> bool:
         return False
     try:
         with session.begin_nested():
-            session.add(TrialClaim(canonical_email=key, account_id=account.id, claimed_at=clock.now()))
+            session.add(
+                TrialClaim(canonical_email=key, account_id=account.id, claimed_at=clock.now())
+            )
             session.flush()
     except IntegrityError:
         return False
@@ -332,8 +334,15 @@ def redeem_login_ticket(session: Session, ticket: object) -> str | None:
     if not isinstance(ticket, str) or not ticket or len(ticket) > 200:
         return None
     now = clock.now()
-    row = session.exec(select(AuthSession).where(AuthSession.token_hash == _token_hash(ticket))).first()
-    if row is None or row.pending_until is None or row.revoked_at is not None or _aware(row.pending_until) <= now:
+    row = session.exec(
+        select(AuthSession).where(AuthSession.token_hash == _token_hash(ticket))
+    ).first()
+    if (
+        row is None
+        or row.pending_until is None
+        or row.revoked_at is not None
+        or _aware(row.pending_until) <= now
+    ):
         return None
     token = secrets.token_urlsafe(32)
     # Conditional on the ticket still being the row's hash: of two concurrent redemptions one
@@ -359,8 +368,12 @@ def live_token_hashes(session: Session, account_id: int) -> frozenset[str]:
     rows = session.execute(
         select(AuthSession.token_hash, AuthSession.expires_at)
         .join(Account, Account.id == AuthSession.account_id)
-        .where(AuthSession.account_id == account_id, AuthSession.revoked_at.is_(None),
-               AuthSession.pending_until.is_(None), Account.disabled_at.is_(None))
+        .where(
+            AuthSession.account_id == account_id,
+            AuthSession.revoked_at.is_(None),
+            AuthSession.pending_until.is_(None),
+            Account.disabled_at.is_(None),
+        )
     ).all()
     return frozenset(hashed for hashed, expires_at in rows if _aware(expires_at) > now)
 
@@ -371,8 +384,13 @@ def live_account_id(session: Session, hashed_token: str) -> int | None:
     One indexed query: this runs before every event of a signed-in tab (state/session_guard.py).
     """
     row = session.execute(
-        select(AuthSession.account_id, AuthSession.expires_at, AuthSession.revoked_at,
-               AuthSession.pending_until, Account.disabled_at)
+        select(
+            AuthSession.account_id,
+            AuthSession.expires_at,
+            AuthSession.revoked_at,
+            AuthSession.pending_until,
+            Account.disabled_at,
+        )
         .join(Account, Account.id == AuthSession.account_id)
         .where(AuthSession.token_hash == hashed_token)
     ).first()
@@ -390,7 +408,9 @@ def _live_session(session: Session, token: object) -> AuthSession | None:
     # Tokens come from a browser cookie: anything can arrive.
     if not isinstance(token, str) or not token or len(token) > 200:
         return None
-    row = session.exec(select(AuthSession).where(AuthSession.token_hash == _token_hash(token))).first()
+    row = session.exec(
+        select(AuthSession).where(AuthSession.token_hash == _token_hash(token))
+    ).first()
     if row is None or row.revoked_at is not None or row.pending_until is not None:
         return None
     if _aware(row.expires_at) <= clock.now():
@@ -425,12 +445,18 @@ def revoke_all_logins(session: Session, account_id: int) -> int:
     """Log out everywhere: every session of the account ends at once (open tabs are refused on
     their next event). Returns how many were live."""
     now = clock.now()
-    revoked = int(session.execute(
-        update(AuthSession)
-        .where(AuthSession.account_id == account_id, AuthSession.revoked_at.is_(None),
-               AuthSession.expires_at > now)
-        .values(revoked_at=now)
-    ).rowcount or 0)
+    revoked = int(
+        session.execute(
+            update(AuthSession)
+            .where(
+                AuthSession.account_id == account_id,
+                AuthSession.revoked_at.is_(None),
+                AuthSession.expires_at > now,
+            )
+            .values(revoked_at=now)
+        ).rowcount
+        or 0
+    )
     if revoked:
         notifications.announce(session, account_id, notifications.SESSION)
     return revoked
@@ -491,4 +517,3 @@ def current_plan_key(session: Session, account_id: int) -> str:
         .order_by(Subscription.id.desc())
     ).first()
     return row or FREE_PLAN_KEY
-

@@ -33,7 +33,14 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
 from workroom_app.billing import balance_watch, clock, formatting
-from workroom_app.models import Account, AccountAlert, AlertKind, AlertSettings, CreditGrant, OutboxEmail
+from workroom_app.models import (
+    Account,
+    AccountAlert,
+    AlertKind,
+    AlertSettings,
+    CreditGrant,
+    OutboxEmail,
+)
 
 log = logging.getLogger(__name__)
 
@@ -83,15 +90,17 @@ def credits_noun(n: int) -> str:
 
 
 def expiring_text(credits: int, on: date) -> str:
-    """"500 credits expire on December 24, 2026" (the same words everywhere)."""
+    """ "500 credits expire on December 24, 2026" (the same words everywhere)."""
     verb = "expires" if credits == 1 else "expire"
     return f"{credits_noun(credits)} {verb} on {date_text(on)}"
 
 
 def _zone(session: Session, account_id: int) -> ZoneInfo:
-    name = session.connection().execute(
-        select(Account.__table__.c.timezone).where(Account.__table__.c.id == account_id)
-    ).scalar()
+    name = (
+        session.connection()
+        .execute(select(Account.__table__.c.timezone).where(Account.__table__.c.id == account_id))
+        .scalar()
+    )
     try:
         return ZoneInfo(name or "UTC")
     except Exception:  # noqa: BLE001  (a bad stored zone shows UTC rather than failing)
@@ -126,9 +135,15 @@ def read_settings(session: Session, account_id: int) -> Settings:
     if row is None:
         return DEFAULTS
     return Settings(
-        row.low_balance_threshold, row.email_low_balance, row.email_credits_expiring,
-        row.email_payment_failed, row.email_plan_ended, row.auto_top_up, row.top_up_threshold,
-        row.top_up_pack, row.top_up_monthly_cap,
+        row.low_balance_threshold,
+        row.email_low_balance,
+        row.email_credits_expiring,
+        row.email_payment_failed,
+        row.email_plan_ended,
+        row.auto_top_up,
+        row.top_up_threshold,
+        row.top_up_pack,
+        row.top_up_monthly_cap,
     )
 
 
@@ -141,7 +156,9 @@ def default_low_balance_threshold(session: Session, account_id: int) -> int:
     return -(-plan.monthly_credits * DEFAULT_LOW_BALANCE_PERCENT // 100)
 
 
-def low_balance_threshold(session: Session, account_id: int, settings: Settings | None = None) -> int:
+def low_balance_threshold(
+    session: Session, account_id: int, settings: Settings | None = None
+) -> int:
     settings = settings or read_settings(session, account_id)
     if settings.low_balance_threshold is not None:
         return settings.low_balance_threshold
@@ -155,7 +172,9 @@ def check_whole(value: object, what: str, *, minimum: int = 0, maximum: int = MA
     if isinstance(value, str):
         text = value.strip().replace(",", "")
         if not text.isdigit() or len(text) > 12:
-            raise AlertError(f"The {what} must be a whole number of {'credits' if 'threshold' in what else 'times'}.")
+            raise AlertError(
+                f"The {what} must be a whole number of {'credits' if 'threshold' in what else 'times'}."
+            )
         value = int(text)
     if not isinstance(value, int):
         raise AlertError(f"The {what} must be a whole number.")
@@ -174,9 +193,16 @@ def _upsert(session: Session, account_id: int, values: dict) -> None:
     values = {**values, "updated_at": clock.now()}
     if conn.execute(select(_S.c.account_id).where(_S.c.account_id == account_id)).first() is None:
         row = {
-            "account_id": account_id, "low_balance_threshold": None, "email_low_balance": True,
-            "email_credits_expiring": True, "email_payment_failed": True, "email_plan_ended": True,
-            "auto_top_up": False, "top_up_threshold": 0, "top_up_pack": None, "top_up_monthly_cap": 0,
+            "account_id": account_id,
+            "low_balance_threshold": None,
+            "email_low_balance": True,
+            "email_credits_expiring": True,
+            "email_payment_failed": True,
+            "email_plan_ended": True,
+            "auto_top_up": False,
+            "top_up_threshold": 0,
+            "top_up_pack": None,
+            "top_up_monthly_cap": 0,
         }
         conn.execute(_S.insert().values(**{**row, **values}))
     else:
@@ -201,8 +227,10 @@ def save_alert_settings(
         threshold = check_whole(low_balance_threshold, "low-balance threshold")
     flags = {}
     for name, value in (
-        ("email_low_balance", email_low_balance), ("email_credits_expiring", email_credits_expiring),
-        ("email_payment_failed", email_payment_failed), ("email_plan_ended", email_plan_ended),
+        ("email_low_balance", email_low_balance),
+        ("email_credits_expiring", email_credits_expiring),
+        ("email_payment_failed", email_payment_failed),
+        ("email_plan_ended", email_plan_ended),
     ):
         if not isinstance(value, bool):
             raise AlertError("Each email setting must be on or off.")
@@ -254,14 +282,23 @@ def notify(
     new_id = conn.execute(
         _insert_alert(conn.dialect.name),
         {
-            "account_id": account_id, "kind": kind, "title": title[:200], "body": body, "link": link,
-            "dedupe_key": dedupe_key[:200], "created_at": now, "toasted_at": None, "read_at": None,
+            "account_id": account_id,
+            "kind": kind,
+            "title": title[:200],
+            "body": body,
+            "link": link,
+            "dedupe_key": dedupe_key[:200],
+            "created_at": now,
+            "toasted_at": None,
+            "read_at": None,
         },
     ).scalar()
     if new_id is None:
         return None
     settings = settings or read_settings(session, account_id)
-    email = conn.execute(select(Account.__table__.c.email).where(Account.__table__.c.id == account_id)).scalar()
+    email = conn.execute(
+        select(Account.__table__.c.email).where(Account.__table__.c.id == account_id)
+    ).scalar()
     if email and send_email and settings.emails(kind):
         base = get_settings().public_url.rstrip("/")
         lines = [body, ""]
@@ -276,9 +313,17 @@ def notify(
         conn.execute(
             _insert_ignoring_duplicate(conn.dialect.name),
             {
-                "account_id": account_id, "to_address": email, "subject": title, "body_text": "\n".join(lines),
-                "attachment_name": None, "attachment": None, "invoice_id": None,
-                "dedupe_key": f"alert:{dedupe_key}"[:200], "status": "pending", "attempts": 0, "created_at": now,
+                "account_id": account_id,
+                "to_address": email,
+                "subject": title,
+                "body_text": "\n".join(lines),
+                "attachment_name": None,
+                "attachment": None,
+                "invoice_id": None,
+                "dedupe_key": f"alert:{dedupe_key}"[:200],
+                "status": "pending",
+                "attempts": 0,
+                "created_at": now,
             },
         )
     return new_id
@@ -287,9 +332,13 @@ def notify(
 # ----------------------------------------------------------------- the four alerts
 
 
-def low_balance(session: Session, debit: balance_watch.Debit, threshold: int, settings: Settings) -> int | None:
+def low_balance(
+    session: Session, debit: balance_watch.Debit, threshold: int, settings: Settings
+) -> int | None:
     return notify(
-        session, debit.account_id, AlertKind.LOW_BALANCE,
+        session,
+        debit.account_id,
+        AlertKind.LOW_BALANCE,
         title="Your balance is low",
         body=(
             f"Your balance is {credits_noun(debit.balance_after)}, below your alert threshold of "
@@ -302,15 +351,24 @@ def low_balance(session: Session, debit: balance_watch.Debit, threshold: int, se
 
 
 def payment_failed(
-    session: Session, account_id: int, *, invoice_id: int, plan_name: str, amount_text: str, reason: str,
+    session: Session,
+    account_id: int,
+    *,
+    invoice_id: int,
+    plan_name: str,
+    amount_text: str,
+    reason: str,
     next_retry_at: datetime | None,
 ) -> int | None:
     retry = (
         f" We'll try again on {date_text(next_retry_at.astimezone(_zone(session, account_id)))}."
-        if next_retry_at is not None else ""
+        if next_retry_at is not None
+        else ""
     )
     return notify(
-        session, account_id, AlertKind.PAYMENT_FAILED,
+        session,
+        account_id,
+        AlertKind.PAYMENT_FAILED,
         title="Your payment failed",
         body=(
             f"Your {plan_name} renewal payment of {amount_text} failed: {reason}{retry} "
@@ -321,9 +379,13 @@ def payment_failed(
     )
 
 
-def plan_ended(session: Session, account_id: int, *, subscription_id: int, plan_name: str) -> int | None:
+def plan_ended(
+    session: Session, account_id: int, *, subscription_id: int, plan_name: str
+) -> int | None:
     return notify(
-        session, account_id, AlertKind.PLAN_ENDED,
+        session,
+        account_id,
+        AlertKind.PLAN_ENDED,
         title="Your plan has ended",
         body=(
             f"Your {plan_name} plan has ended and you're back on Free. Credits from packs stay "
@@ -339,15 +401,22 @@ def expiring_soon(session: Session, *, now: datetime | None = None) -> int:
     account with live credits expiring within 7 days. Returns alerts written."""
     now = now or clock.now()
     horizon = now + timedelta(days=max(EXPIRY_NOTICE_DAYS))
-    rows = session.connection().execute(
-        select(_G.c.account_id, _G.c.expires_at, func.sum(_G.c.amount_left))
-        .where(
-            _G.c.amount_left > 0, _G.c.closed_at.is_(None), _G.c.expires_at.is_not(None),
-            _G.c.expires_at > now, _G.c.expires_at <= horizon,
+    rows = (
+        session.connection()
+        .execute(
+            select(_G.c.account_id, _G.c.expires_at, func.sum(_G.c.amount_left))
+            .where(
+                _G.c.amount_left > 0,
+                _G.c.closed_at.is_(None),
+                _G.c.expires_at.is_not(None),
+                _G.c.expires_at > now,
+                _G.c.expires_at <= horizon,
+            )
+            .group_by(_G.c.account_id, _G.c.expires_at)
+            .order_by(_G.c.account_id, _G.c.expires_at)
         )
-        .group_by(_G.c.account_id, _G.c.expires_at)
-        .order_by(_G.c.account_id, _G.c.expires_at)
-    ).all()
+        .all()
+    )
     # Credits expiring the same local day are one notice.
     per_day: dict[tuple[int, date], tuple[int, datetime]] = {}
     zones: dict[int, ZoneInfo] = {}
@@ -362,7 +431,9 @@ def expiring_soon(session: Session, *, now: datetime | None = None) -> int:
         window = min(d for d in EXPIRY_NOTICE_DAYS if first - now <= timedelta(days=d))
         text = expiring_text(credits, day)
         made = notify(
-            session, account_id, AlertKind.CREDITS_EXPIRING,
+            session,
+            account_id,
+            AlertKind.CREDITS_EXPIRING,
             title=text,
             body=f"{text}. Spend them before then: credits that expire are gone.",
             link=USAGE_LINK,
@@ -407,16 +478,36 @@ def recent(session: Session, account_id: int, limit: int = 10) -> tuple[list[Ale
     """(the newest alerts, how many are unread)."""
     conn = session.connection()
     rows = conn.execute(
-        select(_A.c.id, _A.c.kind, _A.c.title, _A.c.body, _A.c.link, _A.c.created_at, _A.c.read_at, _A.c.toasted_at)
+        select(
+            _A.c.id,
+            _A.c.kind,
+            _A.c.title,
+            _A.c.body,
+            _A.c.link,
+            _A.c.created_at,
+            _A.c.read_at,
+            _A.c.toasted_at,
+        )
         .where(_A.c.account_id == account_id)
         .order_by(_A.c.id.desc())
         .limit(limit)
     ).all()
     unread = conn.execute(
-        select(func.count()).select_from(_A).where(_A.c.account_id == account_id, _A.c.read_at.is_(None))
+        select(func.count())
+        .select_from(_A)
+        .where(_A.c.account_id == account_id, _A.c.read_at.is_(None))
     ).scalar_one()
     return [
-        AlertView(r.id, r.kind, r.title, r.body, r.link, r.created_at, r.read_at is None, r.toasted_at is None)
+        AlertView(
+            r.id,
+            r.kind,
+            r.title,
+            r.body,
+            r.link,
+            r.created_at,
+            r.read_at is None,
+            r.toasted_at is None,
+        )
         for r in rows
     ], int(unread)
 
@@ -426,18 +517,22 @@ def mark_toasted(session: Session, account_id: int, alert_ids: list[int]) -> set
     if not alert_ids:
         return set()
     return set(
-        session.connection().execute(
+        session.connection()
+        .execute(
             update(_A)
             .where(_A.c.account_id == account_id, _A.c.id.in_(alert_ids), _A.c.toasted_at.is_(None))
             .values(toasted_at=clock.now())
             .returning(_A.c.id)
-        ).scalars()
+        )
+        .scalars()
     )
 
 
 def mark_all_read(session: Session, account_id: int) -> None:
     session.connection().execute(
-        update(_A).where(_A.c.account_id == account_id, _A.c.read_at.is_(None)).values(read_at=clock.now())
+        update(_A)
+        .where(_A.c.account_id == account_id, _A.c.read_at.is_(None))
+        .values(read_at=clock.now())
     )
 
 

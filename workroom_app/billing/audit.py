@@ -109,12 +109,20 @@ def record_refusal(
         actor = session.get(Account, actor_id) if isinstance(actor_id, int) else None
         if actor is None or not staff_roles.is_staff_role(actor.role):
             return
-        target_account = account_id if isinstance(account_id, int) and not isinstance(account_id, bool) else None
+        target_account = (
+            account_id if isinstance(account_id, int) and not isinstance(account_id, bool) else None
+        )
         if target_account is not None and session.get(Account, target_account) is None:
             target_account = None
         record(
-            session, actor, action, result=REFUSED, detail=message, account_id=target_account,
-            target=target, reason=reason if isinstance(reason, str) else None,
+            session,
+            actor,
+            action,
+            result=REFUSED,
+            detail=message,
+            account_id=target_account,
+            target=target,
+            reason=reason if isinstance(reason, str) else None,
         )
 
 

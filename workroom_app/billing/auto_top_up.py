@@ -100,8 +100,14 @@ def save_settings(
     if card.gateway != "local" or (get_gateway().name != "local"):
         raise AlertError("Auto top-up is not available with this payment provider yet.")
     alerts._upsert(
-        session, account_id,
-        {"auto_top_up": True, "top_up_threshold": value, "top_up_pack": pack.key, "top_up_monthly_cap": cap},
+        session,
+        account_id,
+        {
+            "auto_top_up": True,
+            "top_up_threshold": value,
+            "top_up_pack": pack.key,
+            "top_up_monthly_cap": cap,
+        },
     )
     return alerts.read_settings(session, account_id)
 
@@ -109,7 +115,9 @@ def save_settings(
 def _turn_off(session: Session, account_id: int, reason: str, dedupe: str) -> None:
     alerts._upsert(session, account_id, {"auto_top_up": False})
     alerts.notify(
-        session, account_id, AlertKind.AUTO_TOP_UP,
+        session,
+        account_id,
+        AlertKind.AUTO_TOP_UP,
         title="Auto top-up is off",
         body=(
             f"We could not buy your credit pack: {reason} Auto top-up is now off. Replace your card and "
@@ -120,7 +128,9 @@ def _turn_off(session: Session, account_id: int, reason: str, dedupe: str) -> No
     )
 
 
-def top_up(session: Session, account_id: int, crossing_entry_id: int, *, gateway=None) -> TopUpResult | None:
+def top_up(
+    session: Session, account_id: int, crossing_entry_id: int, *, gateway=None
+) -> TopUpResult | None:
     """Buy the chosen pack for the debit `crossing_entry_id` that took the
     balance below the threshold. Once per crossing (its key), never past the
     monthly cap. None when auto top-up is off or the cap is reached."""
@@ -135,12 +145,18 @@ def top_up(session: Session, account_id: int, crossing_entry_id: int, *, gateway
     key = f"{KEY_PREFIX}{account_id}:{crossing_entry_id}"
     done = invoices.find_by_key(session, key)
     if done is not None:
-        return TopUpResult(done.status == InvoiceStatus.PAID, "This top-up was already done.",
-                           invoice_id=done.id, replayed=True)
+        return TopUpResult(
+            done.status == InvoiceStatus.PAID,
+            "This top-up was already done.",
+            invoice_id=done.id,
+            replayed=True,
+        )
     now = clock.now()
     if top_ups_this_month(session, account_id, now) >= settings.top_up_monthly_cap:
         alerts.notify(
-            session, account_id, AlertKind.AUTO_TOP_UP,
+            session,
+            account_id,
+            AlertKind.AUTO_TOP_UP,
             title="Auto top-up reached its monthly limit",
             body=(
                 f"Auto top-up already bought {settings.top_up_monthly_cap} packs this month, your limit. "
@@ -160,22 +176,38 @@ def top_up(session: Session, account_id: int, crossing_entry_id: int, *, gateway
         _turn_off(session, account_id, "there is no card on file.", f"auto_top_up_off:{key}")
         return TopUpResult(False, "No card on file.", turned_off=True)
     gateway = gateway or get_gateway()
-    payment = _charge(session, gateway, account_id, card, pack.price_cents, f"Workroom auto top-up: {pack.label}", key)
+    payment = _charge(
+        session,
+        gateway,
+        account_id,
+        card,
+        pack.price_cents,
+        f"Workroom auto top-up: {pack.label}",
+        key,
+    )
     if not payment.ok:
         invoice, _ = _write_invoice(
-            session, account_id, kind=packs.PACK, payment=payment,
+            session,
+            account_id,
+            kind=packs.PACK,
+            payment=payment,
             lines=[LineItem(f"Auto top-up: {packs.pack_line(pack)}", payment.amount_cents)],
-            subscription_id=None, plan_key=None, period_start=None, period_end=None,
+            subscription_id=None,
+            plan_key=None,
+            period_start=None,
+            period_end=None,
         )
         reason = invoice.failure_reason or "The payment failed."
         _turn_off(session, account_id, reason, f"auto_top_up_off:{key}")
         return TopUpResult(False, reason, invoice_id=invoice.id, turned_off=True)
     outcome = packs.record_paid(session, account_id, pack, payment=payment)
     alerts.notify(
-        session, account_id, AlertKind.AUTO_TOP_UP,
+        session,
+        account_id,
+        AlertKind.AUTO_TOP_UP,
         title=f"Auto top-up: {pack.credits:,} credits added",
         body=f"Your balance fell below {settings.top_up_threshold:,} credits, so we bought {pack.label} "
-             f"with your card on file. The receipt is in your email.",
+        f"with your card on file. The receipt is in your email.",
         link=alerts.USAGE_LINK,
         dedupe_key=f"auto_top_up_done:{key}",
         send_email=False,  # the receipt is the email

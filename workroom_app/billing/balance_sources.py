@@ -70,8 +70,11 @@ def breakdown(session: Session, account_id: int, *, now: datetime | None = None)
     upcoming = conn.execute(
         select(_G.c.expires_at, _G.c.amount_left)
         .where(
-            _G.c.account_id == account_id, _G.c.amount_left > 0, _G.c.closed_at.is_(None),
-            _G.c.expires_at.is_not(None), _G.c.expires_at > now,
+            _G.c.account_id == account_id,
+            _G.c.amount_left > 0,
+            _G.c.closed_at.is_(None),
+            _G.c.expires_at.is_not(None),
+            _G.c.expires_at > now,
         )
         .order_by(_G.c.expires_at)
         .limit(50)

@@ -50,7 +50,9 @@ def register(watcher: Watcher) -> None:
         _watchers.append(watcher)
 
 
-def note(session: object, account_id: int, entry_id: int | None, amount: int, balance_after: int) -> None:
+def note(
+    session: object, account_id: int, entry_id: int | None, amount: int, balance_after: int
+) -> None:
     """Called by the ledger for a debit it has just written (not a replay)."""
     if not _watchers or entry_id is None or not isinstance(session, Session):
         return

@@ -29,7 +29,15 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    ValidationError,
+    model_validator,
+)
 from pydantic_core import PydanticCustomError
 
 __all__ = [
@@ -152,7 +160,9 @@ class PlanLimit(QuoteError):
     """Allowed by the model but not by the plan; `required_plan` is the cheapest plan that allows
     the request (None when no plan does)."""
 
-    def __init__(self, message: str, *, required_plan: str | None, required_plan_name: str | None, field: str):
+    def __init__(
+        self, message: str, *, required_plan: str | None, required_plan_name: str | None, field: str
+    ):
         super().__init__(message, field=field)
         self.required_plan = required_plan
         self.required_plan_name = required_plan_name
@@ -349,7 +359,9 @@ class Catalog:
         self._plans_by_key = {p.key: p for p in plans}
         self.default_plan_key = default_plan
         self.schema_version = schema_version
-        self.currency = currency  # ISO 4217, lowercase (as Stripe writes it); plan prices are in its cents
+        self.currency = (
+            currency  # ISO 4217, lowercase (as Stripe writes it); plan prices are in its cents
+        )
         self.source = source
         self.digest = digest  # sha256 of the file: changes whenever a price does
 
@@ -418,7 +430,8 @@ class Catalog:
             model_key = request.get("model")
         if not isinstance(model_key, str):
             raise InvalidRequest(
-                f"Choose a {feature.selector_label.lower()} for {feature.label}", field=feature.selector
+                f"Choose a {feature.selector_label.lower()} for {feature.label}",
+                field=feature.selector,
             )
         model = feature.model(model_key)
 
@@ -428,11 +441,15 @@ class Catalog:
             if not isinstance(resolution, str):
                 raise InvalidRequest(f"Choose a resolution for {model.label}", field="resolution")
             if resolution not in model.multipliers:
-                raise UnsupportedResolution(_unsupported_resolution_message(feature, model, resolution))
+                raise UnsupportedResolution(
+                    _unsupported_resolution_message(feature, model, resolution)
+                )
 
         duration = None
         if model.has_duration:
-            duration = _whole_number(request.get("duration"), "Duration must be a whole number of seconds", "duration")
+            duration = _whole_number(
+                request.get("duration"), "Duration must be a whole number of seconds", "duration"
+            )
             if model.duration_choices is not None:
                 if duration not in model.duration_choices:
                     choices = _or_list([f"{_fmt_int(d)} s" for d in model.duration_choices])
@@ -448,14 +465,17 @@ class Catalog:
             count = _whole_number(request.get("count"), "Count must be a whole number", "count")
             if not (model.count_min <= count <= model.count_max):
                 raise OutOfRange(
-                    f"Count must be between {_fmt_int(model.count_min)} and {_fmt_int(model.count_max)}", field="count"
+                    f"Count must be between {_fmt_int(model.count_min)} and {_fmt_int(model.count_max)}",
+                    field="count",
                 )
 
         text = None
         if model.has_text:
             text = request.get("text")
             if not isinstance(text, str) or _BLANK.fullmatch(text):
-                raise InvalidRequest(f"Enter the text for the {feature.label.lower()}", field="text")
+                raise InvalidRequest(
+                    f"Enter the text for the {feature.label.lower()}", field="text"
+                )
             if len(text) > model.max_chars:
                 raise TextTooLong(
                     f"Text is {_fmt_int(len(text))} characters; the limit is {_fmt_int(model.max_chars)}",
@@ -464,11 +484,21 @@ class Catalog:
                 )
 
         return GenerationRequest(
-            feature=feature.key, model=model.key, resolution=resolution, duration=duration, count=count, text=text
+            feature=feature.key,
+            model=model.key,
+            resolution=resolution,
+            duration=duration,
+            count=count,
+            text=text,
         )
 
     def plan_limit(
-        self, plan_key: str, feature: str, *, resolution: str | None = None, duration: int | None = None
+        self,
+        plan_key: str,
+        feature: str,
+        *,
+        resolution: str | None = None,
+        duration: int | None = None,
     ) -> PlanLimit | None:
         """The PlanLimit the plan puts on these settings (not raised), or None when allowed."""
         plan = self.plan(plan_key)
@@ -486,7 +516,9 @@ class Catalog:
                 text = f"{feat.label} longer than {_fmt_int(plan.max_duration[feat.key])} s"
             parts.append(text if i == 0 else _lower_first(text))
         subject = " and ".join(parts)
-        required = next((p for p in self.plans if not _plan_violations(p, feat, resolution, duration)), None)
+        required = next(
+            (p for p in self.plans if not _plan_violations(p, feat, resolution, duration)), None
+        )
         if required is None:
             verb = "is" if len(parts) == 1 else "are"
             message = f"{subject} {verb} not available on any plan"
@@ -501,7 +533,12 @@ class Catalog:
         )
 
     def plan_allows(
-        self, plan_key: str, feature: str, *, resolution: str | None = None, duration: int | None = None
+        self,
+        plan_key: str,
+        feature: str,
+        *,
+        resolution: str | None = None,
+        duration: int | None = None,
     ) -> bool:
         return self.plan_limit(plan_key, feature, resolution=resolution, duration=duration) is None
 
@@ -510,7 +547,9 @@ class Catalog:
         UnknownPlan for a plan key the catalog does not know)."""
         plan = self.plan(plan_key)
         req = self.parse_request(request)
-        limit = self.plan_limit(plan.key, req.feature, resolution=req.resolution, duration=req.duration)
+        limit = self.plan_limit(
+            plan.key, req.feature, resolution=req.resolution, duration=req.duration
+        )
         if limit is not None:
             raise limit
 
@@ -521,7 +560,9 @@ class Catalog:
             units = max(model.min_units, -(-len(req.text) // model.chars_per_unit))
         else:
             units = 1
-        multiplier = model.multipliers[req.resolution] if req.resolution is not None else Fraction(1)
+        multiplier = (
+            model.multipliers[req.resolution] if req.resolution is not None else Fraction(1)
+        )
         exact = model.rate * units * multiplier * req.count
         cost = math.ceil(exact)
 
@@ -540,7 +581,9 @@ class Catalog:
             cost=cost,
             unlimited=False,
             units=units,
-            breakdown=_breakdown(self.features[req.feature], model, req, units, multiplier, exact, cost),
+            breakdown=_breakdown(
+                self.features[req.feature], model, req, units, multiplier, exact, cost
+            ),
             request=req,
             plan_key=plan.key,
             list_cost=cost,
@@ -641,8 +684,13 @@ class Catalog:
                             "label": m.label,
                             "rate": _ratio_text(m.rate),
                             "unit": m.unit,
-                            "resolutions": [{"key": k, "multiplier": _ratio_text(m.multipliers[k])} for k in m.resolutions],
-                            "duration_choices": list(m.duration_choices) if m.duration_choices is not None else None,
+                            "resolutions": [
+                                {"key": k, "multiplier": _ratio_text(m.multipliers[k])}
+                                for k in m.resolutions
+                            ],
+                            "duration_choices": list(m.duration_choices)
+                            if m.duration_choices is not None
+                            else None,
                             "duration_min": m.duration_min,
                             "duration_max": m.duration_max,
                             "has_count": m.has_count,
@@ -692,7 +740,9 @@ def _exact_number(value: Any) -> Fraction:
         if not math.isfinite(value):
             raise PydanticCustomError("exact_number", "must be a positive number")
         number = Fraction(Decimal(repr(value)))
-    elif isinstance(value, str) and (_DECIMAL_TEXT.fullmatch(value) or _FRACTION_TEXT.fullmatch(value)):
+    elif isinstance(value, str) and (
+        _DECIMAL_TEXT.fullmatch(value) or _FRACTION_TEXT.fullmatch(value)
+    ):
         try:
             number = Fraction(value)
         except ZeroDivisionError:
@@ -730,13 +780,19 @@ class _DurationSpec(_Spec):
     def _one_form(self) -> _DurationSpec:
         if self.choices is not None:
             if self.min is not None or self.max is not None:
-                raise PydanticCustomError("duration", "give either choices or min and max, not both")
+                raise PydanticCustomError(
+                    "duration", "give either choices or min and max, not both"
+                )
             if not self.choices:
                 raise PydanticCustomError("duration", "choices must not be empty")
             if any(b <= a for a, b in zip(self.choices, self.choices[1:])):
-                raise PydanticCustomError("duration", "choices must go from shortest to longest, without repeats")
+                raise PydanticCustomError(
+                    "duration", "choices must go from shortest to longest, without repeats"
+                )
             if self.choices[-1] > _MAX_SECONDS:
-                raise PydanticCustomError("duration", f"choices must be at most {_MAX_SECONDS} seconds")
+                raise PydanticCustomError(
+                    "duration", f"choices must be at most {_MAX_SECONDS} seconds"
+                )
         else:
             if self.min is None or self.max is None:
                 raise PydanticCustomError("duration", "give either choices or both min and max")
@@ -845,7 +901,7 @@ def _pydantic_problem(error: dict[str, Any]) -> tuple[str, str]:
         "model_type": "must be a table",
         "model_attributes_type": "must be a table",
         "string_too_short": "must not be empty",
-        "string_pattern_mismatch": "must be a three-letter lowercase currency code, like \"usd\"",
+        "string_pattern_mismatch": 'must be a three-letter lowercase currency code, like "usd"',
         "string_too_long": f"must be at most {ctx.get('max_length')} characters",
         "greater_than_equal": f"must be at least {ctx.get('ge')}",
         "less_than_equal": f"must be at most {ctx.get('le')}",
@@ -856,7 +912,9 @@ def _pydantic_problem(error: dict[str, Any]) -> tuple[str, str]:
     return path or "(top level)", message
 
 
-def parse_catalog(data: Mapping[str, Any], *, source: str = "catalog.toml", digest: str = "") -> Catalog:
+def parse_catalog(
+    data: Mapping[str, Any], *, source: str = "catalog.toml", digest: str = ""
+) -> Catalog:
     """Validate already-parsed catalog data (what tomllib returns) and build the Catalog."""
     try:
         spec = _CatalogSpec.model_validate(data)
@@ -882,7 +940,9 @@ def load_catalog(path: str | Path | None = None) -> Catalog:
     try:
         raw = path.read_bytes()
     except OSError as exc:
-        raise CatalogError(f"{path}: cannot read the catalog file ({exc.strerror or exc})") from None
+        raise CatalogError(
+            f"{path}: cannot read the catalog file ({exc.strerror or exc})"
+        ) from None
     try:
         data = tomllib.loads(raw.decode("utf-8"), parse_float=Decimal)
     except UnicodeDecodeError:
@@ -899,7 +959,10 @@ def _build(spec: _CatalogSpec, *, source: str, digest: str) -> Catalog:
     for fkey, fspec in spec.features.items():
         fpath = f"features.{fkey}"
         if not _KEY.fullmatch(fkey):
-            raise _Problem(fpath, "a feature key must be lowercase letters, digits and _ (starting with a letter)")
+            raise _Problem(
+                fpath,
+                "a feature key must be lowercase letters, digits and _ (starting with a letter)",
+            )
         ladder = []
         for rkey, rspec in fspec.resolutions.items():
             rpath = f"{fpath}.resolutions.{rkey}"
@@ -927,14 +990,20 @@ def _build(spec: _CatalogSpec, *, source: str, digest: str) -> Catalog:
     for pkey, pspec in spec.plans.items():
         ppath = f"plans.{pkey}"
         if not _KEY.fullmatch(pkey):
-            raise _Problem(ppath, "a plan key must be lowercase letters, digits and _ (starting with a letter)")
+            raise _Problem(
+                ppath, "a plan key must be lowercase letters, digits and _ (starting with a letter)"
+            )
         unlimited = []
         for i, pair in enumerate(pspec.unlimited):
             upath = f"{ppath}.unlimited[{i}]"
             if pair.feature not in features:
-                raise _Problem(f"{upath}.feature", f"{pair.feature!r} is not a feature of the catalog")
+                raise _Problem(
+                    f"{upath}.feature", f"{pair.feature!r} is not a feature of the catalog"
+                )
             if pair.model not in features[pair.feature].models:
-                raise _Problem(f"{upath}.model", f"{pair.model!r} is not a model of features.{pair.feature}")
+                raise _Problem(
+                    f"{upath}.model", f"{pair.model!r} is not a model of features.{pair.feature}"
+                )
             if (pair.feature, pair.model) in unlimited:
                 raise _Problem(upath, "is listed twice")
             unlimited.append((pair.feature, pair.model))
@@ -944,7 +1013,9 @@ def _build(spec: _CatalogSpec, *, source: str, digest: str) -> Catalog:
                 raise _Problem(mpath, f"{fkey!r} is not a feature of the catalog")
             if features[fkey].resolution(rkey) is None:
                 offered = ", ".join(r.key for r in features[fkey].resolutions) or "none"
-                raise _Problem(mpath, f"{rkey!r} is not a resolution of features.{fkey} ({offered})")
+                raise _Problem(
+                    mpath, f"{rkey!r} is not a resolution of features.{fkey} ({offered})"
+                )
         for fkey in pspec.max_duration:
             mpath = f"{ppath}.max_duration.{fkey}"
             if fkey not in features:
@@ -972,22 +1043,36 @@ def _build(spec: _CatalogSpec, *, source: str, digest: str) -> Catalog:
     for lower, higher in zip(plans, plans[1:]):
         hpath = f"plans.{higher.key}"
         if higher.rank == lower.rank:
-            raise _Problem(f"{hpath}.rank", f"is the same as plans.{lower.key}.rank; every plan needs its own rank")
+            raise _Problem(
+                f"{hpath}.rank",
+                f"is the same as plans.{lower.key}.rank; every plan needs its own rank",
+            )
         if higher.price_cents <= lower.price_cents:
-            raise _Problem(f"{hpath}.price_cents", f"must be more than plans.{lower.key}.price_cents (plans are ranked by price)")
+            raise _Problem(
+                f"{hpath}.price_cents",
+                f"must be more than plans.{lower.key}.price_cents (plans are ranked by price)",
+            )
         if higher.max_concurrent < lower.max_concurrent:
-            raise _Problem(f"{hpath}.max_concurrent", f"must be at least plans.{lower.key}.max_concurrent")
+            raise _Problem(
+                f"{hpath}.max_concurrent", f"must be at least plans.{lower.key}.max_concurrent"
+            )
         # A higher plan allows at least what a lower one does, so "the cheapest plan that
         # allows it" is always an upgrade.
         for fkey, feature in features.items():
             lo, hi = lower.max_resolution.get(fkey), higher.max_resolution.get(fkey)
-            if hi is not None and (lo is None or feature.resolution_rank(hi) < feature.resolution_rank(lo)):
+            if hi is not None and (
+                lo is None or feature.resolution_rank(hi) < feature.resolution_rank(lo)
+            ):
                 raise _Problem(
-                    f"{hpath}.max_resolution.{fkey}", f"must be at least what plans.{lower.key} allows"
+                    f"{hpath}.max_resolution.{fkey}",
+                    f"must be at least what plans.{lower.key} allows",
                 )
             lo_s, hi_s = lower.max_duration.get(fkey), higher.max_duration.get(fkey)
             if hi_s is not None and (lo_s is None or hi_s < lo_s):
-                raise _Problem(f"{hpath}.max_duration.{fkey}", f"must be at least what plans.{lower.key} allows")
+                raise _Problem(
+                    f"{hpath}.max_duration.{fkey}",
+                    f"must be at least what plans.{lower.key} allows",
+                )
 
     by_key = {p.key: p for p in plans}
     if spec.default_plan not in by_key:
@@ -998,11 +1083,20 @@ def _build(spec: _CatalogSpec, *, source: str, digest: str) -> Catalog:
     packs = []
     for key, pack_spec in spec.packs.items():
         if not _KEY.fullmatch(key):
-            raise _Problem(f"packs.{key}", "a pack key must be lowercase letters, digits and _ (starting with a letter)")
+            raise _Problem(
+                f"packs.{key}",
+                "a pack key must be lowercase letters, digits and _ (starting with a letter)",
+            )
         if any(p.credits == pack_spec.credits for p in packs):
             raise _Problem(f"packs.{key}.credits", "another pack already has this many credits")
-        packs.append(CreditPack(key=key, label=pack_spec.label, credits=pack_spec.credits,
-                                price_cents=pack_spec.price_cents))
+        packs.append(
+            CreditPack(
+                key=key,
+                label=pack_spec.label,
+                credits=pack_spec.credits,
+                price_cents=pack_spec.price_cents,
+            )
+        )
 
     return Catalog(
         features=features,
@@ -1018,9 +1112,13 @@ def _build(spec: _CatalogSpec, *, source: str, digest: str) -> Catalog:
     )
 
 
-def _build_model(fkey: str, mkey: str, spec: _ModelSpec, ladder: list[Resolution], mpath: str) -> Model:
+def _build_model(
+    fkey: str, mkey: str, spec: _ModelSpec, ladder: list[Resolution], mpath: str
+) -> Model:
     if not _KEY.fullmatch(mkey):
-        raise _Problem(mpath, "a model key must be lowercase letters, digits and _ (starting with a letter)")
+        raise _Problem(
+            mpath, "a model key must be lowercase letters, digits and _ (starting with a letter)"
+        )
     _check_bound(f"{mpath}.rate", spec.rate, _MAX_RATE)
     ladder_keys = [r.key for r in ladder]
     if spec.resolutions is None:
@@ -1029,7 +1127,10 @@ def _build_model(fkey: str, mkey: str, spec: _ModelSpec, ladder: list[Resolution
         for i, rkey in enumerate(spec.resolutions):
             if rkey not in ladder_keys:
                 offered = ", ".join(ladder_keys) or "none"
-                raise _Problem(f"{mpath}.resolutions[{i}]", f"{rkey!r} is not a resolution of features.{fkey} ({offered})")
+                raise _Problem(
+                    f"{mpath}.resolutions[{i}]",
+                    f"{rkey!r} is not a resolution of features.{fkey} ({offered})",
+                )
         if len(set(spec.resolutions)) != len(spec.resolutions):
             raise _Problem(f"{mpath}.resolutions", "lists a resolution twice")
         allowed = [k for k in ladder_keys if k in spec.resolutions]
@@ -1041,19 +1142,19 @@ def _build_model(fkey: str, mkey: str, spec: _ModelSpec, ladder: list[Resolution
         multipliers[rkey] = value
 
     if spec.unit == "second" and spec.duration is None:
-        raise _Problem(f"{mpath}.duration", "is required when unit is \"second\"")
+        raise _Problem(f"{mpath}.duration", 'is required when unit is "second"')
     if spec.unit != "second" and spec.duration is not None:
-        raise _Problem(f"{mpath}.duration", "is only for models whose unit is \"second\"")
+        raise _Problem(f"{mpath}.duration", 'is only for models whose unit is "second"')
     if spec.unit == "characters":
         for name in ("chars_per_unit", "max_chars"):
             if getattr(spec, name) is None:
-                raise _Problem(f"{mpath}.{name}", "is required when unit is \"characters\"")
+                raise _Problem(f"{mpath}.{name}", 'is required when unit is "characters"')
         if spec.max_chars > _MAX_CHARS:
             raise _Problem(f"{mpath}.max_chars", f"must be at most {_MAX_CHARS}")
     else:
         for name in ("chars_per_unit", "max_chars", "min_units"):
             if getattr(spec, name) is not None:
-                raise _Problem(f"{mpath}.{name}", "is only for models whose unit is \"characters\"")
+                raise _Problem(f"{mpath}.{name}", 'is only for models whose unit is "characters"')
 
     duration = spec.duration
     return Model(
@@ -1064,7 +1165,9 @@ def _build_model(fkey: str, mkey: str, spec: _ModelSpec, ladder: list[Resolution
         unit=spec.unit,
         resolutions=tuple(allowed),
         multipliers=MappingProxyType(multipliers),
-        duration_choices=tuple(duration.choices) if duration and duration.choices is not None else None,
+        duration_choices=tuple(duration.choices)
+        if duration and duration.choices is not None
+        else None,
         duration_min=duration.min if duration else None,
         duration_max=duration.max if duration else None,
         count_min=spec.count.min if spec.count else 1,
@@ -1097,7 +1200,9 @@ def _whole_number(value: Any, message: str, field: str) -> int:
     raise InvalidRequest(message, field=field)
 
 
-def _plan_violations(plan: Plan, feature: Feature, resolution: str | None, duration: int | None) -> list[str]:
+def _plan_violations(
+    plan: Plan, feature: Feature, resolution: str | None, duration: int | None
+) -> list[str]:
     broken = []
     cap = plan.max_resolution.get(feature.key)
     if resolution is not None and cap is not None:
@@ -1139,13 +1244,21 @@ def _unsupported_resolution_message(feature: Feature, model: Model, resolution: 
 
 
 def _breakdown(
-    feature: Feature, model: Model, req: GenerationRequest, units: int, multiplier: Fraction, exact: Fraction, cost: int
+    feature: Feature,
+    model: Model,
+    req: GenerationRequest,
+    units: int,
+    multiplier: Fraction,
+    exact: Fraction,
+    cost: int,
 ) -> str:
     parts = [model.rate_label]
     if model.unit == "second":
         parts.append(f"{_fmt_int(units)} s")
     elif model.unit == "characters":
-        parts.append(f"{_fmt_int(units)} {_plural(units, 'unit')} ({_fmt_int(len(req.text))} characters)")
+        parts.append(
+            f"{_fmt_int(units)} {_plural(units, 'unit')} ({_fmt_int(len(req.text))} characters)"
+        )
     if req.resolution is not None:
         parts.append(f"{format_exact(multiplier)} ({feature.resolution(req.resolution).label})")
     if model.has_count:
@@ -1154,7 +1267,11 @@ def _breakdown(
     total = f"{_fmt_int(cost)} {_plural(cost, 'credit')}"
     if exact != cost:
         total = f"{format_exact(exact)}, rounded up to {total}"
-    name = model.label if feature.selector == "model" else f"{feature.label} ({_lower_first(model.label)})"
+    name = (
+        model.label
+        if feature.selector == "model"
+        else f"{feature.label} ({_lower_first(model.label)})"
+    )
     return f"{name}: {' × '.join(parts)} = {total}"
 
 
@@ -1174,7 +1291,9 @@ def format_exact(value: Fraction) -> str:
 
 
 def _ratio_text(value: Fraction) -> str:
-    return str(value.numerator) if value.denominator == 1 else f"{value.numerator}/{value.denominator}"
+    return (
+        str(value.numerator) if value.denominator == 1 else f"{value.numerator}/{value.denominator}"
+    )
 
 
 def _fmt_int(n: int) -> str:
@@ -1215,11 +1334,15 @@ def reload_catalog() -> Catalog:
     return get_catalog()
 
 
-def quote(request: Mapping[str, Any] | GenerationRequest, plan_key: str, *, catalog: Catalog | None = None) -> Quote:
+def quote(
+    request: Mapping[str, Any] | GenerationRequest, plan_key: str, *, catalog: Catalog | None = None
+) -> Quote:
     return (catalog or get_catalog()).quote(request, plan_key)
 
 
-def feature_options(feature: str, plan_key: str, *, catalog: Catalog | None = None) -> dict[str, Any]:
+def feature_options(
+    feature: str, plan_key: str, *, catalog: Catalog | None = None
+) -> dict[str, Any]:
     return (catalog or get_catalog()).feature_options(feature, plan_key)
 
 
@@ -1231,7 +1354,9 @@ def plan_limit(
     duration: int | None = None,
     catalog: Catalog | None = None,
 ) -> PlanLimit | None:
-    return (catalog or get_catalog()).plan_limit(plan_key, feature, resolution=resolution, duration=duration)
+    return (catalog or get_catalog()).plan_limit(
+        plan_key, feature, resolution=resolution, duration=duration
+    )
 
 
 def plan_allows(
@@ -1242,7 +1367,9 @@ def plan_allows(
     duration: int | None = None,
     catalog: Catalog | None = None,
 ) -> bool:
-    return (catalog or get_catalog()).plan_allows(plan_key, feature, resolution=resolution, duration=duration)
+    return (catalog or get_catalog()).plan_allows(
+        plan_key, feature, resolution=resolution, duration=duration
+    )
 
 
 def max_concurrent(plan_key: str, *, catalog: Catalog | None = None) -> int:

@@ -87,7 +87,7 @@ def _aware(value: datetime) -> datetime:
 
 
 def format_date(value: date | datetime | None, tz: ZoneInfo | str | None = None) -> str:
-    """"Jan 31, 2026". A datetime is first moved into `tz` (the reader's zone),
+    """ "Jan 31, 2026". A datetime is first moved into `tz` (the reader's zone),
     so its day is the reader's day; a plain date is shown as it is."""
     if value is None:
         return EMPTY
@@ -97,7 +97,7 @@ def format_date(value: date | datetime | None, tz: ZoneInfo | str | None = None)
 
 
 def format_datetime(value: datetime | None, tz: ZoneInfo | str | None = None) -> str:
-    """"Jan 31, 2026, 14:05" in `tz` (the reader's zone)."""
+    """ "Jan 31, 2026, 14:05" in `tz` (the reader's zone)."""
     if value is None:
         return EMPTY
     local = _aware(value).astimezone(zone(tz))
@@ -105,7 +105,7 @@ def format_datetime(value: datetime | None, tz: ZoneInfo | str | None = None) ->
 
 
 def format_day(value: date) -> str:
-    """"Jan 31": a chart tick."""
+    """ "Jan 31": a chart tick."""
     return _babel_date(value, DAY_PATTERN, locale=LOCALE)
 
 
@@ -120,9 +120,28 @@ def account_zone(session, account_id: int) -> ZoneInfo:  # noqa: ANN001  (a SQLM
 
 # UTC goes by several names; a browser saying "Etc/UTC" to an account stored as
 # "UTC" is no change.
-_UTC_ALIASES = frozenset({"UTC", "Etc/UTC", "Etc/UCT", "UCT", "Etc/Universal", "Universal",
-                          "Etc/Zulu", "Zulu", "Etc/GMT", "GMT", "Etc/Greenwich", "Greenwich",
-                          "Etc/GMT0", "GMT0", "Etc/GMT+0", "Etc/GMT-0", "GMT+0", "GMT-0"})
+_UTC_ALIASES = frozenset(
+    {
+        "UTC",
+        "Etc/UTC",
+        "Etc/UCT",
+        "UCT",
+        "Etc/Universal",
+        "Universal",
+        "Etc/Zulu",
+        "Zulu",
+        "Etc/GMT",
+        "GMT",
+        "Etc/Greenwich",
+        "Greenwich",
+        "Etc/GMT0",
+        "GMT0",
+        "Etc/GMT+0",
+        "Etc/GMT-0",
+        "GMT+0",
+        "GMT-0",
+    }
+)
 
 
 def _canonical(name: str) -> str:
@@ -143,4 +162,3 @@ def store_account_zone(session, account_id: int, name: object) -> str | None:  #
         return None
     session.execute(update(Account).where(Account.id == int(account_id)).values(timezone=known))
     return known
-

@@ -47,7 +47,10 @@ def _latin1(text: str) -> str:
 
 
 def render_invoice(
-    invoice: Invoice, lines: Sequence[InvoiceLine], bill_to_email: str, tz=None,  # noqa: ANN001
+    invoice: Invoice,
+    lines: Sequence[InvoiceLine],
+    bill_to_email: str,
+    tz=None,  # noqa: ANN001
     refunded_cents: int = 0,
 ) -> bytes:
     """`tz`: the account's time zone (billing/formatting.py); dates are shown in it."""
@@ -79,7 +82,11 @@ def render_invoice(
     if refunded_cents > 0 or invoice.status == "refunded":
         # Refunds come after the invoice (billing/invoice_refunds.py); the
         # document says so rather than changing its amounts.
-        status = "Refunded" if refunded_cents >= invoice.amount_cents or invoice.status == "refunded" else "Partly refunded"
+        status = (
+            "Refunded"
+            if refunded_cents >= invoice.amount_cents or invoice.status == "refunded"
+            else "Partly refunded"
+        )
         field("Status", status)
         if refunded_cents > 0:
             field("Refunded", money(refunded_cents, invoice.currency))
@@ -98,28 +105,40 @@ def render_invoice(
     pdf.set_fill_color(235, 235, 235)
     pdf.cell(width * 0.6, 8, "Description", border="B", fill=True)
     pdf.cell(width * 0.1, 8, "Qty", border="B", fill=True, align="R")
-    pdf.cell(width * 0.3, 8, "Amount", border="B", fill=True, align="R", new_x="LMARGIN", new_y="NEXT")
+    pdf.cell(
+        width * 0.3, 8, "Amount", border="B", fill=True, align="R", new_x="LMARGIN", new_y="NEXT"
+    )
     pdf.set_font("Helvetica", "", 10)
     for line in lines:
         pdf.cell(width * 0.6, 7, _latin1(line.description))
         pdf.cell(width * 0.1, 7, str(line.quantity), align="R")
         pdf.cell(
-            width * 0.3, 7, money(line.amount_cents * line.quantity, invoice.currency), align="R",
-            new_x="LMARGIN", new_y="NEXT",
+            width * 0.3,
+            7,
+            money(line.amount_cents * line.quantity, invoice.currency),
+            align="R",
+            new_x="LMARGIN",
+            new_y="NEXT",
         )
     pdf.ln(2)
     pdf.set_font("Helvetica", "B", 11)
     pdf.cell(width * 0.7, 8, "Total", border="T")
     pdf.cell(
-        width * 0.3, 8, money(invoice.amount_cents, invoice.currency), border="T", align="R",
-        new_x="LMARGIN", new_y="NEXT",
+        width * 0.3,
+        8,
+        money(invoice.amount_cents, invoice.currency),
+        border="T",
+        align="R",
+        new_x="LMARGIN",
+        new_y="NEXT",
     )
     pdf.ln(8)
     pdf.set_font("Helvetica", "", 9)
     kind = _KIND_LABELS.get(invoice.kind, invoice.kind.capitalize())
     pdf.multi_cell(
-        0, 5,
+        0,
+        5,
         f"{kind} payment. Amounts in {invoice.currency.upper()}. Dates in {formatting.zone(tz).key}. "
-        "Thank you for using Workroom."
+        "Thank you for using Workroom.",
     )
     return bytes(pdf.output())

@@ -214,7 +214,12 @@ class RefundPreview:
 
 
 def preview(
-    session: Session, actor_id: int, account_id: object, invoice_id: object, amount: object, reason: object
+    session: Session,
+    actor_id: int,
+    account_id: object,
+    invoice_id: object,
+    amount: object,
+    reason: object,
 ) -> RefundPreview:
     staff.require_staff(session, actor_id, Permission.REFUND)
     account = staff.target_account(session, account_id)
@@ -227,9 +232,15 @@ def preview(
     remaining = invoice.amount_cents - refunded_cents(session, invoice.id)
     unspent = unspent_credits(session, account.id, invoice_grant_ids(session, invoice.id))
     return RefundPreview(
-        account_id=account.id, email=account.email, invoice_id=invoice.id, invoice_number=invoice.number,
-        amount_cents=cents, currency=invoice.currency, refundable_cents=invoice.amount_cents - committed,
-        credits_to_remove=credits_to_take(unspent, cents, remaining), reason=text,
+        account_id=account.id,
+        email=account.email,
+        invoice_id=invoice.id,
+        invoice_number=invoice.number,
+        amount_cents=cents,
+        currency=invoice.currency,
+        refundable_cents=invoice.amount_cents - committed,
+        credits_to_remove=credits_to_take(unspent, cents, remaining),
+        reason=text,
     )
 
 
@@ -257,14 +268,22 @@ def _outcome(row: InvoiceRefund, number: str, *, created: bool) -> RefundOutcome
     amount = money(row.amount_cents, row.currency)
     if row.status == SUCCEEDED:
         message = f"Refunded {amount} of {number}"
-        message += f"; {row.credits_removed:,} unspent credits removed." if row.credits_removed else "."
+        message += (
+            f"; {row.credits_removed:,} unspent credits removed." if row.credits_removed else "."
+        )
         if not created:
             message = "This refund was already made: " + message
     else:
         message = f"The refund of {amount} on {number} failed: {row.error or 'the payment gateway refused it'}"
     return RefundOutcome(
-        refund_id=row.id, status=row.status, amount_cents=row.amount_cents, currency=row.currency,
-        invoice_number=number, credits_removed=row.credits_removed, created=created, message=message,
+        refund_id=row.id,
+        status=row.status,
+        amount_cents=row.amount_cents,
+        currency=row.currency,
+        invoice_number=number,
+        credits_removed=row.credits_removed,
+        created=created,
+        message=message,
     )
 
 
@@ -294,16 +313,26 @@ def refund_invoice(
         text = staff.check_reason(reason)
         key = refund_key(actor.id, staff.check_request_id(request_id))
         invoices.lock_account(session, account.id)
-        row = session.execute(
-            select(InvoiceRefund).where(InvoiceRefund.idempotency_key == key)
-        ).scalars().first()
+        row = (
+            session.execute(select(InvoiceRefund).where(InvoiceRefund.idempotency_key == key))
+            .scalars()
+            .first()
+        )
         if row is not None:
             if row.invoice_id != invoice.id or row.amount_cents != cents:
-                raise StaffError("This refund form was already used for another refund. Open it again.")
+                raise StaffError(
+                    "This refund form was already used for another refund. Open it again."
+                )
             if row.status != PENDING:
                 audit.record(
-                    session, actor, audit.REFUND, result=audit.REPEAT, account_id=account.id,
-                    target=f"invoice:{invoice.id}", reason=text, request_key=key,
+                    session,
+                    actor,
+                    audit.REFUND,
+                    result=audit.REPEAT,
+                    account_id=account.id,
+                    target=f"invoice:{invoice.id}",
+                    reason=text,
+                    request_key=key,
                     detail=f"Same refund confirmed again; nothing changed ({row.status}).",
                 )
                 return _outcome(row, invoice.number, created=False)
@@ -312,9 +341,17 @@ def refund_invoice(
             if cents > invoice.amount_cents - committed:
                 raise _too_much(invoice, committed, cents)
             row = InvoiceRefund(
-                invoice_id=invoice.id, account_id=account.id, amount_cents=cents, currency=invoice.currency,
-                reason=text, actor_id=actor.id, origin="staff", status=PENDING, gateway=invoice.gateway,
-                idempotency_key=key, created_at=clock.now(),
+                invoice_id=invoice.id,
+                account_id=account.id,
+                amount_cents=cents,
+                currency=invoice.currency,
+                reason=text,
+                actor_id=actor.id,
+                origin="staff",
+                status=PENDING,
+                gateway=invoice.gateway,
+                idempotency_key=key,
+                created_at=clock.now(),
             )
             session.add(row)
             session.flush()
@@ -330,8 +367,13 @@ def refund_invoice(
         try:
             gw = stripe_gateway or StripeGateway()
             answer = gw.refund_invoice(
-                stripe_invoice_id or "", cents, idempotency_key=key,
-                metadata={"workroom_refund_id": str(refund_id), "workroom_invoice_id": str(invoice_pk)},
+                stripe_invoice_id or "",
+                cents,
+                idempotency_key=key,
+                metadata={
+                    "workroom_refund_id": str(refund_id),
+                    "workroom_invoice_id": str(invoice_pk),
+                },
             )
             gateway_ref = answer.id
             if answer.status not in ("succeeded", "pending"):
@@ -348,7 +390,12 @@ def refund_invoice(
 
 
 def _finish(
-    session: Session, refund_id: int, *, gateway_ref: str | None, error: str | None, actor: Account | None
+    session: Session,
+    refund_id: int,
+    *,
+    gateway_ref: str | None,
+    error: str | None,
+    actor: Account | None,
 ) -> RefundOutcome:
     row = session.get(InvoiceRefund, refund_id)
     invoices.lock_account(session, row.account_id)
@@ -357,9 +404,13 @@ def _finish(
     if row.status != PENDING:
         return _outcome(row, invoice.number, created=False)
     if error is None and row.gateway == "local":
-        charge = session.execute(
-            select(LocalCharge).where(LocalCharge.gateway_ref == (invoice.gateway_ref or ""))
-        ).scalars().first()
+        charge = (
+            session.execute(
+                select(LocalCharge).where(LocalCharge.gateway_ref == (invoice.gateway_ref or ""))
+            )
+            .scalars()
+            .first()
+        )
         if charge is None or not charge.ok:
             error = "The local gateway has no successful charge for this invoice."
     now = clock.now()
@@ -371,8 +422,14 @@ def _finish(
         session.flush()
         if actor is not None:
             audit.record(
-                session, actor, audit.REFUND, result=audit.FAILED, account_id=row.account_id,
-                target=f"invoice:{invoice.id}", reason=row.reason, request_key=row.idempotency_key,
+                session,
+                actor,
+                audit.REFUND,
+                result=audit.FAILED,
+                account_id=row.account_id,
+                target=f"invoice:{invoice.id}",
+                reason=row.reason,
+                request_key=row.idempotency_key,
                 detail=f"Refund of {money(row.amount_cents, row.currency)} on {invoice.number} failed: {error}",
             )
         return _outcome(row, invoice.number, created=True)
@@ -380,26 +437,43 @@ def _finish(
     outcome = _outcome(row, invoice.number, created=True)
     if actor is not None:
         audit.record(
-            session, actor, audit.REFUND, result=audit.DONE, account_id=row.account_id,
-            target=f"invoice:{invoice.id}", reason=row.reason, request_key=row.idempotency_key,
+            session,
+            actor,
+            audit.REFUND,
+            result=audit.DONE,
+            account_id=row.account_id,
+            target=f"invoice:{invoice.id}",
+            reason=row.reason,
+            request_key=row.idempotency_key,
             detail=outcome.message,
         )
     return outcome
 
 
-def _apply_success(session: Session, row: InvoiceRefund, invoice: Invoice, *, actor_id: int | None) -> None:
+def _apply_success(
+    session: Session, row: InvoiceRefund, invoice: Invoice, *, actor_id: int | None
+) -> None:
     """The refund went through: credits back, invoice marked, user told."""
     before = refunded_cents(session, invoice.id)
     remaining = invoice.amount_cents - before
     unspent_grants = invoice_grant_ids(session, invoice.id)
-    take = credits_to_take(unspent_credits(session, row.account_id, unspent_grants), row.amount_cents, remaining)
+    take = credits_to_take(
+        unspent_credits(session, row.account_id, unspent_grants), row.amount_cents, remaining
+    )
     row.status = SUCCEEDED
     if take > 0:
         result = ledger.remove_from_grants(
-            session, row.account_id, unspent_grants, take,
-            reason=f"Invoice {invoice.number} refunded ({money(row.amount_cents, row.currency)}): {row.reason}"[:2000],
-            idempotency_key=f"invoice-refund-credits:{row.id}", actor_id=actor_id,
-            reference_type="invoice_refund", reference_id=str(row.id),
+            session,
+            row.account_id,
+            unspent_grants,
+            take,
+            reason=f"Invoice {invoice.number} refunded ({money(row.amount_cents, row.currency)}): {row.reason}"[
+                :2000
+            ],
+            idempotency_key=f"invoice-refund-credits:{row.id}",
+            actor_id=actor_id,
+            reference_type="invoice_refund",
+            reference_id=str(row.id),
         )
         row.credits_removed = -result.amount if result is not None else 0
     session.add(row)
@@ -420,7 +494,10 @@ def _queue_email(session: Session, row: InvoiceRefund, invoice: Invoice) -> None
     if account is None:
         return
     key = f"refund:{row.id}"
-    if session.execute(select(OutboxEmail.id).where(OutboxEmail.dedupe_key == key)).first() is not None:
+    if (
+        session.execute(select(OutboxEmail.id).where(OutboxEmail.dedupe_key == key)).first()
+        is not None
+    ):
         return
     amount = money(row.amount_cents, row.currency)
     lines = [
@@ -428,14 +505,26 @@ def _queue_email(session: Session, row: InvoiceRefund, invoice: Invoice) -> None
         "It can take 5 to 10 business days to show on your statement.",
     ]
     if row.credits_removed:
-        lines.append(f"{row.credits_removed:,} unspent credits from that payment were removed from your balance.")
-    lines += ["", "The updated invoice is attached. Payment History shows it as well.", "", "Workroom"]
+        lines.append(
+            f"{row.credits_removed:,} unspent credits from that payment were removed from your balance."
+        )
+    lines += [
+        "",
+        "The updated invoice is attached. Payment History shows it as well.",
+        "",
+        "Workroom",
+    ]
     session.add(
         OutboxEmail(
-            account_id=account.id, to_address=account.email,
-            subject=f"Refund of {amount} on invoice {invoice.number}", body_text="\n".join(lines),
-            attachment_name=f"{invoice.number}.pdf", invoice_id=invoice.id, dedupe_key=key,
-            status=EMAIL_PENDING, created_at=clock.now(),
+            account_id=account.id,
+            to_address=account.email,
+            subject=f"Refund of {amount} on invoice {invoice.number}",
+            body_text="\n".join(lines),
+            attachment_name=f"{invoice.number}.pdf",
+            invoice_id=invoice.id,
+            dedupe_key=key,
+            status=EMAIL_PENDING,
+            created_at=clock.now(),
         )
     )
 
@@ -443,7 +532,9 @@ def _queue_email(session: Session, row: InvoiceRefund, invoice: Invoice) -> None
 # ----------------------------------------------------------- from Stripe
 
 
-def record_gateway_refund(session: Session, invoice: Invoice, stripe_total_refunded: int, charge_id: str) -> str | None:
+def record_gateway_refund(
+    session: Session, invoice: Invoice, stripe_total_refunded: int, charge_id: str
+) -> str | None:
     """charge.refunded: Stripe says `stripe_total_refunded` cents of this
     invoice's charge are refunded. Whatever we have not recorded (a refund made
     in Stripe's dashboard) is recorded now, with its credits; our own refunds
@@ -454,12 +545,24 @@ def record_gateway_refund(session: Session, invoice: Invoice, stripe_total_refun
     if missing <= 0:
         return None
     key = f"stripe-charge-refunded:{charge_id}:{stripe_total_refunded}"
-    if session.execute(select(InvoiceRefund.id).where(InvoiceRefund.idempotency_key == key)).first():
+    if session.execute(
+        select(InvoiceRefund.id).where(InvoiceRefund.idempotency_key == key)
+    ).first():
         return None
     row = InvoiceRefund(
-        invoice_id=invoice.id, account_id=invoice.account_id, amount_cents=missing, currency=invoice.currency,
-        reason="Refunded in Stripe", actor_id=None, origin="stripe", status=PENDING, gateway="stripe",
-        gateway_ref=charge_id, idempotency_key=key, created_at=clock.now(), completed_at=clock.now(),
+        invoice_id=invoice.id,
+        account_id=invoice.account_id,
+        amount_cents=missing,
+        currency=invoice.currency,
+        reason="Refunded in Stripe",
+        actor_id=None,
+        origin="stripe",
+        status=PENDING,
+        gateway="stripe",
+        gateway_ref=charge_id,
+        idempotency_key=key,
+        created_at=clock.now(),
+        completed_at=clock.now(),
     )
     session.add(row)
     session.flush()

@@ -228,7 +228,9 @@ def count_for_account(session: Session, account_id: int) -> int:
     return session.exec(select(func.count()).where(Invoice.account_id == account_id)).one()
 
 
-def get_for_viewer(session: Session, invoice_id: object, viewer_account_id: object) -> Invoice | None:
+def get_for_viewer(
+    session: Session, invoice_id: object, viewer_account_id: object
+) -> Invoice | None:
     """The invoice if `viewer` may see it (its owner, or staff), else None.
 
     Callers answer None with 404 whatever the reason (no such invoice, someone
@@ -270,7 +272,9 @@ def pdf_for_viewer(
     from workroom_app.billing.invoice_refunds import refunded_cents
 
     pdf = render_invoice(
-        invoice, lines_of(session, invoice.id), account.email if account else "",
+        invoice,
+        lines_of(session, invoice.id),
+        account.email if account else "",
         formatting.zone(account.timezone if account else None),
         refunded_cents=refunded_cents(session, invoice.id),
     )

@@ -100,7 +100,9 @@ GRANT_ACTIONS = frozenset(
         ActionType.CREDIT_PACK,
     }
 )
-DEBIT_ACTIONS = frozenset({ActionType.GENERATION, ActionType.PLAN_CHANGE, ActionType.STAFF_ADJUSTMENT})
+DEBIT_ACTIONS = frozenset(
+    {ActionType.GENERATION, ActionType.PLAN_CHANGE, ActionType.STAFF_ADJUSTMENT}
+)
 BURN_ACTIONS = frozenset({ActionType.PLAN_CHANGE, ActionType.EXPIRY})
 # Only a generation's debit can be refunded (PRODUCT_RULES §2, "Refund").
 REFUNDABLE_ACTIONS = frozenset({ActionType.GENERATION})
@@ -358,9 +360,7 @@ def _sweep(
         return None, balance_now, next_expiry
     total = sum(left for _, left in due)
     conn.execute(
-        update(_G)
-        .where(_G.c.id.in_([gid for gid, _ in due]))
-        .values(amount_left=0, closed_at=now)
+        update(_G).where(_G.c.id.in_([gid for gid, _ in due])).values(amount_left=0, closed_at=now)
     )
     new_balance = balance_now - total
     key = f"expiry:grant:{due[0][0]}"
@@ -533,8 +533,18 @@ def _sqlite_fast_spend(
     cur = raw.execute(
         _SQ_INSERT,
         (
-            account_id, action, feature, -amount, new_balance, reference_type, reference_id,
-            key, reason, actor_id, json.dumps(draws, separators=(",", ":")), now_db,
+            account_id,
+            action,
+            feature,
+            -amount,
+            new_balance,
+            reference_type,
+            reference_id,
+            key,
+            reason,
+            actor_id,
+            json.dumps(draws, separators=(",", ":")),
+            now_db,
         ),
     )
     return LedgerResult(cur.lastrowid, -amount, new_balance, True)
@@ -552,7 +562,9 @@ def _sqlite_fast_spend(
 # every earlier writer's committed rows. When (2) takes nothing, the general
 # path runs under the lock (1) took.
 
-_PG_LOCK = "SELECT balance, next_expiry_at FROM account_balance WHERE account_id = %(acct)s FOR UPDATE"
+_PG_LOCK = (
+    "SELECT balance, next_expiry_at FROM account_balance WHERE account_id = %(acct)s FOR UPDATE"
+)
 _PG_TAKE = """
 WITH b AS (
     UPDATE account_balance SET balance = balance - %(amount)s, updated_at = %(now)s
@@ -597,9 +609,16 @@ def _pg_fast_spend(
     feature, reference_type, reference_id, reason, actor_id = extra
     raw = conn.connection.driver_connection
     params = {
-        "acct": account_id, "amount": amount, "now": now, "key": key, "action": action,
-        "feature": feature, "reference_type": reference_type, "reference_id": reference_id,
-        "reason": reason, "actor_id": actor_id,
+        "acct": account_id,
+        "amount": amount,
+        "now": now,
+        "key": key,
+        "action": action,
+        "feature": feature,
+        "reference_type": reference_type,
+        "reference_id": reference_id,
+        "reason": reason,
+        "actor_id": actor_id,
     }
     with raw.pipeline():
         locked = raw.execute(_PG_LOCK, params)
@@ -616,10 +635,19 @@ def _pg_fast_spend(
         # across grants the general way.
         draws, new_next_expiry = _draw(conn, account_id, amount, next_expiry, now)
         entry_id = _write_entry(
-            conn, account_id=account_id, action_type=action, amount=-amount,
-            balance_after=new_balance, idempotency_key=key, now=now, feature=feature,
-            reference_type=reference_type, reference_id=reference_id, reason=reason,
-            actor_id=actor_id, draws=draws,
+            conn,
+            account_id=account_id,
+            action_type=action,
+            amount=-amount,
+            balance_after=new_balance,
+            idempotency_key=key,
+            now=now,
+            feature=feature,
+            reference_type=reference_type,
+            reference_id=reference_id,
+            reason=reason,
+            actor_id=actor_id,
+            draws=draws,
         )
     else:
         new_next_expiry = next_expiry
@@ -638,7 +666,9 @@ def _announce(session: Session | Connection, account_id: int) -> None:
     notifications.announce(session, account_id, notifications.BALANCE)
 
 
-def _announced(session: Session | Connection, account_id: int, result: LedgerResult) -> LedgerResult:
+def _announced(
+    session: Session | Connection, account_id: int, result: LedgerResult
+) -> LedgerResult:
     if result.created:
         _announce(session, account_id)
     return result
@@ -751,7 +781,12 @@ def _spend(
         # change between statements: the fast path looks the key up first, then
         # checks and takes the credits in one conditional UPDATE.
         fast = _sqlite_fast_spend(
-            conn, account_id, amount, key, action, now,
+            conn,
+            account_id,
+            amount,
+            key,
+            action,
+            now,
             (feature, reference_type, reference_id, reason, actor_id),
         )
         if fast is not None:
@@ -759,7 +794,12 @@ def _spend(
         bal, next_expiry = _lock(conn, account_id)
     elif conn.dialect.name == "postgresql":
         fast = _pg_fast_spend(
-            conn, account_id, amount, key, action, now,
+            conn,
+            account_id,
+            amount,
+            key,
+            action,
+            now,
             (feature, reference_type, reference_id, reason, actor_id),
         )
         if isinstance(fast, LedgerResult):
@@ -776,7 +816,9 @@ def _spend(
         raise InsufficientCredits(
             amount,
             bal,
-            insufficient_message.format(needed=amount, available=bal) if insufficient_message else None,
+            insufficient_message.format(needed=amount, available=bal)
+            if insufficient_message
+            else None,
         )
     draws, next_expiry = _draw(conn, account_id, amount, next_expiry, now)
     new_balance = bal - amount
@@ -1070,23 +1112,27 @@ def staff_adjust(
             reason=reason,
             actor_id=actor_id,
         )
-    return _announced(session, account_id, _spend(
-        _conn(session),
+    return _announced(
+        session,
         account_id,
-        -amount,
-        key=key,
-        action=ActionType.STAFF_ADJUSTMENT.value,
-        now=clock.now(),
-        feature=None,
-        reference_type="staff",
-        reference_id=str(actor_id),
-        reason=reason,
-        actor_id=actor_id,
-        insufficient_message=(
-            "Cannot remove {needed} credits: the balance is only {available}, "
-            "and a balance never goes below zero."
+        _spend(
+            _conn(session),
+            account_id,
+            -amount,
+            key=key,
+            action=ActionType.STAFF_ADJUSTMENT.value,
+            now=clock.now(),
+            feature=None,
+            reference_type="staff",
+            reference_id=str(actor_id),
+            reason=reason,
+            actor_id=actor_id,
+            insufficient_message=(
+                "Cannot remove {needed} credits: the balance is only {available}, "
+                "and a balance never goes below zero."
+            ),
         ),
-    ))
+    )
 
 
 def remove_from_grants(
@@ -1175,10 +1221,14 @@ def remove_from_grants(
 
 def balance(session: Session, account_id: int) -> int:
     """The cached balance (0 for an account that has none yet)."""
-    value = _conn(session).execute(
-        select(_B.c.balance).where(_B.c.account_id == bindparam("acct")),
-        {"acct": account_id},
-    ).scalar()
+    value = (
+        _conn(session)
+        .execute(
+            select(_B.c.balance).where(_B.c.account_id == bindparam("acct")),
+            {"acct": account_id},
+        )
+        .scalar()
+    )
     return value or 0
 
 

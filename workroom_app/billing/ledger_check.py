@@ -43,9 +43,11 @@ def _scope(column, ids: list[int] | None):
 
 def count_accounts(session: Session, email: str | None = None) -> int:
     ids = _account_ids(session, email)
-    return session.connection().execute(
-        select(func.count()).select_from(_B).where(_scope(_B.c.account_id, ids))
-    ).scalar_one()
+    return (
+        session.connection()
+        .execute(select(func.count()).select_from(_B).where(_scope(_B.c.account_id, ids)))
+        .scalar_one()
+    )
 
 
 def check_ledger(session: Session, email: str | None = None) -> list[str]:
@@ -106,7 +108,9 @@ def check_ledger(session: Session, email: str | None = None) -> list[str]:
         if cached != in_ledger:
             problems.append(f"account {acct}: cached balance {cached} != sum of ledger {in_ledger}")
         if cached != in_grants:
-            problems.append(f"account {acct}: cached balance {cached} != sum of grants left {in_grants}")
+            problems.append(
+                f"account {acct}: cached balance {cached} != sum of grants left {in_grants}"
+            )
         if acct in last_after and last_after[acct] != cached:
             problems.append(
                 f"account {acct}: last balance_after {last_after[acct]} != cached balance {cached}"
@@ -179,17 +183,23 @@ def _check_refunds(conn, ids: list[int] | None) -> list[str]:
     ).all()
     seen: dict[str, int] = {}
     debit_ids = [int(r.reference_id) for r in refunds if (r.reference_id or "").isdigit()]
-    debits = {
-        row.id: row
-        for row in conn.execute(
-            select(_L.c.id, _L.c.account_id, _L.c.amount, _L.c.action_type).where(
-                _L.c.id.in_(debit_ids)
+    debits = (
+        {
+            row.id: row
+            for row in conn.execute(
+                select(_L.c.id, _L.c.account_id, _L.c.amount, _L.c.action_type).where(
+                    _L.c.id.in_(debit_ids)
+                )
             )
-        )
-    } if debit_ids else {}
+        }
+        if debit_ids
+        else {}
+    )
     for entry_id, acct, amount, ref_type, ref_id in refunds:
         if ref_type != "debit" or not (ref_id or "").isdigit():
-            problems.append(f"account {acct}: refund {entry_id} does not name the charge it refunds")
+            problems.append(
+                f"account {acct}: refund {entry_id} does not name the charge it refunds"
+            )
             continue
         if ref_id in seen:
             problems.append(
@@ -200,7 +210,9 @@ def _check_refunds(conn, ids: list[int] | None) -> list[str]:
         if charge is None or charge.account_id != acct:
             problems.append(f"account {acct}: refund {entry_id} names unknown charge {ref_id}")
         elif charge.action_type != ActionType.GENERATION.value or charge.amount >= 0:
-            problems.append(f"account {acct}: refund {entry_id} refunds row {ref_id}, not a generation charge")
+            problems.append(
+                f"account {acct}: refund {entry_id} refunds row {ref_id}, not a generation charge"
+            )
         elif amount != -charge.amount:
             problems.append(
                 f"account {acct}: refund {entry_id} gave back {amount}, the charge took {-charge.amount}"

@@ -96,10 +96,18 @@ class PackPreview:
     def same_terms(self, other: PackPreview) -> bool:
         # The expiry date moves at midnight; the price and credits must not move at all.
         return (
-            self.account_id, self.pack_key, self.credits, self.charge_cents, self.currency,
+            self.account_id,
+            self.pack_key,
+            self.credits,
+            self.charge_cents,
+            self.currency,
             self.idempotency_key,
         ) == (
-            other.account_id, other.pack_key, other.credits, other.charge_cents, other.currency,
+            other.account_id,
+            other.pack_key,
+            other.credits,
+            other.charge_cents,
+            other.currency,
             other.idempotency_key,
         )
 
@@ -199,20 +207,42 @@ def buy(
         raise PreviewOutdated(
             "The price of this pack changed since you saw it. Nothing was charged; please review it again."
         )
-    card_on_file = card_to_charge(session, gateway, account_id, card, unsupported=PackError,
-                                  no_card_message="Add a card to buy credits.")
+    card_on_file = card_to_charge(
+        session,
+        gateway,
+        account_id,
+        card,
+        unsupported=PackError,
+        no_card_message="Add a card to buy credits.",
+    )
     payment = _charge(
-        session, gateway, account_id, card_on_file, pack.price_cents,
-        f"Workroom {pack_line(pack)}", current.idempotency_key,
+        session,
+        gateway,
+        account_id,
+        card_on_file,
+        pack.price_cents,
+        f"Workroom {pack_line(pack)}",
+        current.idempotency_key,
     )
     if not payment.ok:
         invoice, _ = _write_invoice(
-            session, account_id, kind=PACK, payment=payment, lines=[LineItem(pack_line(pack), payment.amount_cents)],
-            subscription_id=None, plan_key=None, period_start=None, period_end=None,
+            session,
+            account_id,
+            kind=PACK,
+            payment=payment,
+            lines=[LineItem(pack_line(pack), payment.amount_cents)],
+            subscription_id=None,
+            plan_key=None,
+            period_start=None,
+            period_end=None,
         )
         return Outcome(
-            ok=False, action=PACK, message=invoice.failure_reason or "The payment failed.",
-            invoice_id=invoice.id, invoice_number=invoice.number, amount_cents=invoice.amount_cents,
+            ok=False,
+            action=PACK,
+            message=invoice.failure_reason or "The payment failed.",
+            invoice_id=invoice.id,
+            invoice_number=invoice.number,
+            amount_cents=invoice.amount_cents,
             failure_code=invoice.failure_code,
         )
     if card is not None and default_card(session, account_id) is None:
@@ -241,25 +271,42 @@ def record_paid(
     purchased_at = periods.as_utc(purchased_at or clock.now())
     expires_at = expiry_for(purchased_at)
     invoice, _ = _write_invoice(
-        session, account_id, kind=PACK, payment=payment, lines=[LineItem(pack_line(pack), payment.amount_cents)],
-        subscription_id=None, plan_key=None, period_start=None, period_end=None,
+        session,
+        account_id,
+        kind=PACK,
+        payment=payment,
+        lines=[LineItem(pack_line(pack), payment.amount_cents)],
+        subscription_id=None,
+        plan_key=None,
+        period_start=None,
+        period_end=None,
     )
     ledger.grant(
-        session, account_id, pack.credits,
-        action_type=ActionType.CREDIT_PACK, source=GrantSource.PACK,
-        idempotency_key=f"pack-credits:{invoice.id}", expires_at=expires_at,
-        reference_type="invoice", reference_id=str(invoice.id),
+        session,
+        account_id,
+        pack.credits,
+        action_type=ActionType.CREDIT_PACK,
+        source=GrantSource.PACK,
+        idempotency_key=f"pack-credits:{invoice.id}",
+        expires_at=expires_at,
+        reference_type="invoice",
+        reference_id=str(invoice.id),
     )
     email = session.connection().execute(_email_stmt, {"aid": account_id}).scalar()
     if email is not None:
         receipts.queue_receipt(
-            session, invoice, to_address=email,
+            session,
+            invoice,
+            to_address=email,
             purchase=f"{pack_line(pack)}, expiring on "
-                     f"{formatting.format_date(expires_at, formatting.account_zone(session, account_id))}",
+            f"{formatting.format_date(expires_at, formatting.account_zone(session, account_id))}",
         )
     return Outcome(
-        ok=True, action=PACK,
+        ok=True,
+        action=PACK,
         message=f"{pack.credits:,} credits were added to your balance.",
-        invoice_id=invoice.id, invoice_number=invoice.number, amount_cents=invoice.amount_cents,
+        invoice_id=invoice.id,
+        invoice_number=invoice.number,
+        amount_cents=invoice.amount_cents,
         credits_added=pack.credits,
     )

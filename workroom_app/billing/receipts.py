@@ -92,7 +92,11 @@ def _insert_ignoring_duplicate(dialect: str):
 
 
 def queue_receipt(
-    session: Session, invoice: Invoice, *, to_address: str, plan_name: str | None = None,
+    session: Session,
+    invoice: Invoice,
+    *,
+    to_address: str,
+    plan_name: str | None = None,
     purchase: str | None = None,
     time_zone=None,  # noqa: ANN001  (the account's ZoneInfo; looked up when not given)
 ) -> int:
@@ -140,7 +144,9 @@ def attachment_bytes(session: Session, email: OutboxEmail) -> bytes | None:
     from workroom_app.billing.invoice_refunds import refunded_cents
 
     return render_invoice(
-        invoice, lines_of(session, invoice.id), account.email if account else "",
+        invoice,
+        lines_of(session, invoice.id),
+        account.email if account else "",
         formatting.zone(account.timezone if account else None),
         refunded_cents=refunded_cents(session, invoice.id),
     )
@@ -191,7 +197,8 @@ def _claim(engine: Engine, email_id: int) -> bool:
                 OutboxEmail.id == email_id,
                 or_(
                     OutboxEmail.status == PENDING,
-                    (OutboxEmail.status == SENDING) & (OutboxEmail.claimed_at < now - CLAIM_TIMEOUT),
+                    (OutboxEmail.status == SENDING)
+                    & (OutboxEmail.claimed_at < now - CLAIM_TIMEOUT),
                 ),
             )
             .values(status=SENDING, claimed_at=now)
@@ -239,7 +246,9 @@ def send_pending(engine: Engine, limit: int = 50, *, settings=None) -> SendRepor
     settings = settings or get_settings()
     report = SendReport()
     if not settings.smtp_host:
-        report.skipped_reason = "no SMTP server configured (WORKROOM_SMTP_HOST): emails stay in the outbox"
+        report.skipped_reason = (
+            "no SMTP server configured (WORKROOM_SMTP_HOST): emails stay in the outbox"
+        )
         return report
     now = clock.now()
     with read_session(engine) as session:
@@ -327,7 +336,9 @@ def send_one(engine: Engine, email_id: int, *, settings=None) -> str | None:
 # ------------------------------------------------------------ reading (CLI)
 
 
-def list_outbox(session: Session, *, status: str | None = None, limit: int = 50) -> list[OutboxEmail]:
+def list_outbox(
+    session: Session, *, status: str | None = None, limit: int = 50
+) -> list[OutboxEmail]:
     stmt = select(OutboxEmail).order_by(OutboxEmail.id.desc()).limit(max(1, int(limit)))
     if status:
         stmt = stmt.where(OutboxEmail.status == status)

@@ -125,8 +125,13 @@ def reconcile(session: Session, *, since: datetime | None = None) -> Report:
     now = clock.now()
 
     inv_stmt = select(
-        Invoice.id, Invoice.account_id, Invoice.number, Invoice.status, Invoice.amount_cents,
-        Invoice.gateway, Invoice.gateway_ref,
+        Invoice.id,
+        Invoice.account_id,
+        Invoice.number,
+        Invoice.status,
+        Invoice.amount_cents,
+        Invoice.gateway,
+        Invoice.gateway_ref,
     )
     if since is not None:
         inv_stmt = inv_stmt.where(Invoice.created_at >= since)
@@ -134,45 +139,71 @@ def reconcile(session: Session, *, since: datetime | None = None) -> Report:
     invoice_status = {row.id: row.status for row in all_invoices}
 
     # Grants that name an invoice: how many per invoice.
-    grant_stmt = select(LedgerEntry.reference_id, LedgerEntry.account_id, LedgerEntry.id, LedgerEntry.action_type).where(
-        LedgerEntry.reference_type == "invoice", LedgerEntry.amount > 0
-    )
+    grant_stmt = select(
+        LedgerEntry.reference_id, LedgerEntry.account_id, LedgerEntry.id, LedgerEntry.action_type
+    ).where(LedgerEntry.reference_type == "invoice", LedgerEntry.amount > 0)
     if since is not None:
         grant_stmt = grant_stmt.where(LedgerEntry.created_at >= since)
     grants: dict[int, list[int]] = defaultdict(list)
     for ref, account_id, entry_id, action in session.execute(grant_stmt):
         invoice_id = int(ref) if ref and ref.isdigit() else None
         if invoice_id is None:
-            report.problems.append(Problem("grant_without_payment", f"ledger row {entry_id} names invoice {ref!r}", account_id, None, f"ledger:{entry_id}"))
+            report.problems.append(
+                Problem(
+                    "grant_without_payment",
+                    f"ledger row {entry_id} names invoice {ref!r}",
+                    account_id,
+                    None,
+                    f"ledger:{entry_id}",
+                )
+            )
             continue
         grants[invoice_id].append(entry_id)
         status = invoice_status.get(invoice_id)
         if status is None and since is not None:
-            status = session.execute(select(Invoice.status).where(Invoice.id == invoice_id)).scalar()
+            status = session.execute(
+                select(Invoice.status).where(Invoice.id == invoice_id)
+            ).scalar()
         if status not in PAID_STATUSES:
             why = "does not exist" if status is None else f"is {status}"
-            report.problems.append(Problem(
-                "grant_without_payment", f"ledger row {entry_id} ({action}) grants for invoice {invoice_id}, which {why}",
-                account_id, invoice_id, f"ledger:{entry_id}",
-            ))
+            report.problems.append(
+                Problem(
+                    "grant_without_payment",
+                    f"ledger row {entry_id} ({action}) grants for invoice {invoice_id}, which {why}",
+                    account_id,
+                    invoice_id,
+                    f"ledger:{entry_id}",
+                )
+            )
 
     # Plan grants that name no invoice at all.
     orphan_stmt = select(LedgerEntry.id, LedgerEntry.account_id, LedgerEntry.action_type).where(
-        LedgerEntry.action_type.in_(PAYMENT_GRANTS), LedgerEntry.amount > 0,
+        LedgerEntry.action_type.in_(PAYMENT_GRANTS),
+        LedgerEntry.amount > 0,
         or_(LedgerEntry.reference_type.is_(None), LedgerEntry.reference_type != "invoice"),
     )
     if since is not None:
         orphan_stmt = orphan_stmt.where(LedgerEntry.created_at >= since)
     for entry_id, account_id, action in session.execute(orphan_stmt):
-        report.problems.append(Problem(
-            "grant_without_payment", f"ledger row {entry_id} ({action}) names no invoice", account_id, None, f"ledger:{entry_id}",
-        ))
+        report.problems.append(
+            Problem(
+                "grant_without_payment",
+                f"ledger row {entry_id} ({action}) names no invoice",
+                account_id,
+                None,
+                f"ledger:{entry_id}",
+            )
+        )
 
     charges = {
         ref: (ok, amount, account_id)
         for ref, ok, amount, account_id in session.execute(
-            select(LocalCharge.gateway_ref, LocalCharge.ok, LocalCharge.amount_cents, LocalCharge.account_id)
-            .where(*([LocalCharge.created_at >= since] if since is not None else []))
+            select(
+                LocalCharge.gateway_ref,
+                LocalCharge.ok,
+                LocalCharge.amount_cents,
+                LocalCharge.account_id,
+            ).where(*([LocalCharge.created_at >= since] if since is not None else []))
         )
     }
     stripe_paid = _stripe_paid_amounts(session, since)
@@ -180,7 +211,8 @@ def reconcile(session: Session, *, since: datetime | None = None) -> Report:
         invoice_id: int(total)
         for invoice_id, total in session.execute(
             select(InvoiceRefund.invoice_id, func.sum(InvoiceRefund.amount_cents))
-            .where(InvoiceRefund.status == "succeeded").group_by(InvoiceRefund.invoice_id)
+            .where(InvoiceRefund.status == "succeeded")
+            .group_by(InvoiceRefund.invoice_id)
         )
     }
 
@@ -195,33 +227,80 @@ def reconcile(session: Session, *, since: datetime | None = None) -> Report:
         found = []
         granted = grants.get(inv.id, [])
         if not granted:
-            found.append(Problem("paid_not_granted", f"{inv.number} was paid but granted no credits", inv.account_id, inv.id, inv.number))
+            found.append(
+                Problem(
+                    "paid_not_granted",
+                    f"{inv.number} was paid but granted no credits",
+                    inv.account_id,
+                    inv.id,
+                    inv.number,
+                )
+            )
         elif len(granted) > 1:
-            found.append(Problem(
-                "granted_twice", f"{inv.number} granted credits {len(granted)} times (ledger rows {', '.join(map(str, granted))})",
-                inv.account_id, inv.id, inv.number,
-            ))
+            found.append(
+                Problem(
+                    "granted_twice",
+                    f"{inv.number} granted credits {len(granted)} times (ledger rows {', '.join(map(str, granted))})",
+                    inv.account_id,
+                    inv.id,
+                    inv.number,
+                )
+            )
         if inv.gateway == "local":
             charge = charges.get(inv.gateway_ref or "")
             if charge is None or not charge[0]:
-                found.append(Problem("charge_missing", f"{inv.number}: no successful local charge {inv.gateway_ref!r}", inv.account_id, inv.id, inv.number))
+                found.append(
+                    Problem(
+                        "charge_missing",
+                        f"{inv.number}: no successful local charge {inv.gateway_ref!r}",
+                        inv.account_id,
+                        inv.id,
+                        inv.number,
+                    )
+                )
             elif charge[1] != inv.amount_cents:
-                found.append(Problem(
-                    "amount_mismatch", f"{inv.number}: invoice {inv.amount_cents} cents, charge {charge[1]} cents",
-                    inv.account_id, inv.id, inv.number,
-                ))
+                found.append(
+                    Problem(
+                        "amount_mismatch",
+                        f"{inv.number}: invoice {inv.amount_cents} cents, charge {charge[1]} cents",
+                        inv.account_id,
+                        inv.id,
+                        inv.number,
+                    )
+                )
         elif inv.gateway == "stripe":
             paid = stripe_paid.get(inv.gateway_ref or "")
             if paid is None:
-                found.append(Problem("charge_missing", f"{inv.number}: no invoice.paid from Stripe for {inv.gateway_ref}", inv.account_id, inv.id, inv.number))
+                found.append(
+                    Problem(
+                        "charge_missing",
+                        f"{inv.number}: no invoice.paid from Stripe for {inv.gateway_ref}",
+                        inv.account_id,
+                        inv.id,
+                        inv.number,
+                    )
+                )
             elif paid != inv.amount_cents:
-                found.append(Problem(
-                    "amount_mismatch", f"{inv.number}: invoice {inv.amount_cents} cents, Stripe collected {paid} cents",
-                    inv.account_id, inv.id, inv.number,
-                ))
+                found.append(
+                    Problem(
+                        "amount_mismatch",
+                        f"{inv.number}: invoice {inv.amount_cents} cents, Stripe collected {paid} cents",
+                        inv.account_id,
+                        inv.id,
+                        inv.number,
+                    )
+                )
         refunded = refunds.get(inv.id, 0)
         if refunded > inv.amount_cents:
-            found.append(Problem("over_refunded", f"{inv.number}: refunded {refunded} of {inv.amount_cents} cents", inv.account_id, inv.id, inv.number))
+            found.append(
+                Problem(
+                    "over_refunded",
+                    f"{inv.number}: refunded {refunded} of {inv.amount_cents} cents",
+                    inv.account_id,
+                    inv.id,
+                    inv.number,
+                )
+            )
         if not found:
             report.payments_matched += 1
         report.problems.extend(found)
@@ -230,27 +309,62 @@ def reconcile(session: Session, *, since: datetime | None = None) -> Report:
     if since is None or charges:
         for ref, (ok, amount, account_id) in charges.items():
             if ok and ref not in invoiced_refs:
-                exists = since is not None and session.execute(select(Invoice.id).where(Invoice.gateway_ref == ref)).first()
+                exists = (
+                    since is not None
+                    and session.execute(
+                        select(Invoice.id).where(Invoice.gateway_ref == ref)
+                    ).first()
+                )
                 if not exists:
-                    report.problems.append(Problem("charge_without_invoice", f"local charge {ref} of {amount} cents has no invoice", account_id, None, ref))
+                    report.problems.append(
+                        Problem(
+                            "charge_without_invoice",
+                            f"local charge {ref} of {amount} cents has no invoice",
+                            account_id,
+                            None,
+                            ref,
+                        )
+                    )
 
     stale = now - PENDING_REFUND_GRACE
     for rid, account_id, invoice_id, created_at in session.execute(
-        select(InvoiceRefund.id, InvoiceRefund.account_id, InvoiceRefund.invoice_id, InvoiceRefund.created_at)
-        .where(InvoiceRefund.status == "pending")
+        select(
+            InvoiceRefund.id,
+            InvoiceRefund.account_id,
+            InvoiceRefund.invoice_id,
+            InvoiceRefund.created_at,
+        ).where(InvoiceRefund.status == "pending")
     ):
         created = created_at if created_at.tzinfo else created_at.replace(tzinfo=now.tzinfo)
         if created < stale:
-            report.problems.append(Problem("refund_pending", f"refund {rid} pending since {created:%Y-%m-%d %H:%M}", account_id, invoice_id, f"refund:{rid}"))
+            report.problems.append(
+                Problem(
+                    "refund_pending",
+                    f"refund {rid} pending since {created:%Y-%m-%d %H:%M}",
+                    account_id,
+                    invoice_id,
+                    f"refund:{rid}",
+                )
+            )
 
-    ev_stmt = select(WebhookEvent.id, WebhookEvent.type, WebhookEvent.outcome, WebhookEvent.error).where(
-        or_(WebhookEvent.outcome == "failed", WebhookEvent.outcome.is_(None), WebhookEvent.processed_at.is_(None))
+    ev_stmt = select(
+        WebhookEvent.id, WebhookEvent.type, WebhookEvent.outcome, WebhookEvent.error
+    ).where(
+        or_(
+            WebhookEvent.outcome == "failed",
+            WebhookEvent.outcome.is_(None),
+            WebhookEvent.processed_at.is_(None),
+        )
     )
     if since is not None:
         ev_stmt = ev_stmt.where(WebhookEvent.received_at >= since)
     for event_id, event_type, outcome, error in session.execute(ev_stmt):
         kind = "webhook_failed" if outcome == "failed" else "webhook_unprocessed"
-        report.problems.append(Problem(kind, f"{event_type} {event_id}: {error or 'not processed'}", None, None, event_id))
+        report.problems.append(
+            Problem(
+                kind, f"{event_type} {event_id}: {error or 'not processed'}", None, None, event_id
+            )
+        )
     return report
 
 
@@ -281,7 +395,10 @@ def run_for_staff(engine, actor_id: int, *, since: datetime | None = None) -> Re
     with write_session(engine) as session:
         actor = staff.require_staff(session, actor_id, Permission.RECONCILE)
         audit.record(
-            session, actor, audit.RECONCILE, result=audit.DONE,
+            session,
+            actor,
+            audit.RECONCILE,
+            result=audit.DONE,
             detail=f"{report.payments_checked:,} payments checked, {len(report.problems):,} problems",
         )
     return report

@@ -97,7 +97,9 @@ def parse_amount(value: object) -> int:
     if isinstance(value, str):
         text = value.strip().replace(" ", "")
         if not text:
-            raise StaffError("Enter the number of credits to add (or, with a minus sign, to remove).")
+            raise StaffError(
+                "Enter the number of credits to add (or, with a minus sign, to remove)."
+            )
         match = _AMOUNT_RE.match(text) if len(text) <= 20 else None
         if match is None:
             raise StaffError("Enter the amount as a whole number of credits, like 25 or -10.")
@@ -265,7 +267,9 @@ def search_accounts(
     after = _check_cursor(after_id)
     size = _check_limit(limit, DEFAULT_SEARCH_LIMIT)
     stmt = (
-        select(Account.id, Account.email, Account.display_name, Account.role, AccountBalance.balance)
+        select(
+            Account.id, Account.email, Account.display_name, Account.role, AccountBalance.balance
+        )
         .outerjoin(AccountBalance, AccountBalance.account_id == Account.id)
         .order_by(Account.id)
         .limit(size + 1)
@@ -334,13 +338,19 @@ def account_overview(
     invoices_wanted = _check_limit(invoice_limit, DEFAULT_INVOICE_LIMIT)
     plan_key = accounts.current_plan_key(session, account.id)
 
-    sub = session.execute(
-        select(Subscription)
-        .where(Subscription.account_id == account.id)
-        # A live subscription first, else the latest ended one.
-        .order_by((Subscription.status == SubscriptionStatus.ENDED).asc(), Subscription.id.desc())
-        .limit(1)
-    ).scalars().first()
+    sub = (
+        session.execute(
+            select(Subscription)
+            .where(Subscription.account_id == account.id)
+            # A live subscription first, else the latest ended one.
+            .order_by(
+                (Subscription.status == SubscriptionStatus.ENDED).asc(), Subscription.id.desc()
+            )
+            .limit(1)
+        )
+        .scalars()
+        .first()
+    )
     subscription = None
     if sub is not None:
         subscription = SubscriptionSummary(
@@ -443,7 +453,11 @@ def recent_ledger(
     page = entries[:size]
     actor_ids = {e.actor_id for e in page if e.actor_id is not None}
     actors = (
-        dict(session.execute(select(Account.id, Account.email).where(Account.id.in_(actor_ids))).all())
+        dict(
+            session.execute(
+                select(Account.id, Account.email).where(Account.id.in_(actor_ids))
+            ).all()
+        )
         if actor_ids
         else {}
     )
@@ -452,7 +466,9 @@ def recent_ledger(
             id=e.id,
             created_at=_aware(e.created_at),
             action_type=e.action_type,
-            action_label=ACTION_LABELS.get(e.action_type, e.action_type.replace("_", " ").capitalize()),
+            action_label=ACTION_LABELS.get(
+                e.action_type, e.action_type.replace("_", " ").capitalize()
+            ),
             feature=e.feature,
             amount=e.amount,
             balance_after=e.balance_after,
@@ -574,7 +590,12 @@ def adjust(
         raise StaffError(str(exc)) from None
     verb = "Added" if value > 0 else "Removed"
     audit.record(
-        session, actor, audit.ADJUST, account_id=target.id, reason=text, request_key=key,
+        session,
+        actor,
+        audit.ADJUST,
+        account_id=target.id,
+        reason=text,
+        request_key=key,
         result=audit.DONE if result.created else audit.REPEAT,
         target=f"ledger:{result.entry_id}" if result.entry_id else None,
         detail=(
@@ -605,7 +626,9 @@ class RoleChange:
     changed: bool
 
 
-def set_role(session: Session, actor_id: int, account_id: object, role: object, *, reason: object) -> RoleChange:
+def set_role(
+    session: Session, actor_id: int, account_id: object, role: object, *, reason: object
+) -> RoleChange:
     """An admin gives an account a role (user, support, finance, admin), with
     a written reason and an audit row. Nobody changes their own role (so the
     last admin cannot lock everyone out by accident)."""
@@ -621,8 +644,14 @@ def set_role(session: Session, actor_id: int, account_id: object, role: object, 
     if changed:
         accounts.set_role(session, target.id, role)
     audit.record(
-        session, actor, audit.SET_ROLE, account_id=target.id, reason=text,
+        session,
+        actor,
+        audit.SET_ROLE,
+        account_id=target.id,
+        reason=text,
         result=audit.DONE if changed else audit.REPEAT,
-        detail=f"Role {old} \u2192 {role}." if changed else f"Role was already {role}; nothing changed.",
+        detail=f"Role {old} \u2192 {role}."
+        if changed
+        else f"Role was already {role}; nothing changed.",
     )
     return RoleChange(target.id, target.email, old, role, changed)

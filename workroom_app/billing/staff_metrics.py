@@ -147,9 +147,11 @@ def _revenue_rows(session: Session, start: datetime, end: datetime):
     day = day_of(session, Invoice.created_at)
     with_subscription = case((Invoice.subscription_id.is_not(None), 1), else_=0)
     rows = session.execute(
-        select(day, Invoice.kind, with_subscription, func.sum(Invoice.amount_cents)).where(
+        select(day, Invoice.kind, with_subscription, func.sum(Invoice.amount_cents))
+        .where(
             Invoice.status.in_(PAID_STATUSES), Invoice.created_at >= start, Invoice.created_at < end
-        ).group_by(day, Invoice.kind, with_subscription)
+        )
+        .group_by(day, Invoice.kind, with_subscription)
     )
     return [(d, kind, int(sub), int(amount)) for d, kind, sub, amount in rows], set()
 
@@ -161,9 +163,12 @@ def _downgrade_rows(session: Session, start: datetime, end: datetime):
     previous_plan = (
         select(prev.plan_key)
         .where(
-            prev.subscription_id == Invoice.subscription_id, prev.status.in_(PAID_STATUSES),
-            or_(prev.created_at < Invoice.created_at,
-                and_(prev.created_at == Invoice.created_at, prev.id < Invoice.id)),
+            prev.subscription_id == Invoice.subscription_id,
+            prev.status.in_(PAID_STATUSES),
+            or_(
+                prev.created_at < Invoice.created_at,
+                and_(prev.created_at == Invoice.created_at, prev.id < Invoice.id),
+            ),
         )
         .order_by(prev.created_at.desc(), prev.id.desc())
         .limit(1)
@@ -172,20 +177,27 @@ def _downgrade_rows(session: Session, start: datetime, end: datetime):
     counts: Counter = Counter()
     for d, plan_key, before in session.execute(
         select(day_of(session, Invoice.created_at), Invoice.plan_key, previous_plan).where(
-            Invoice.status.in_(PAID_STATUSES), Invoice.created_at >= start, Invoice.created_at < end,
-            Invoice.subscription_id.is_not(None), Invoice.kind == "downgrade",
+            Invoice.status.in_(PAID_STATUSES),
+            Invoice.created_at >= start,
+            Invoice.created_at < end,
+            Invoice.subscription_id.is_not(None),
+            Invoice.kind == "downgrade",
         )
     ):
         counts[(d, f"{before or ''}{SEP}{plan_key or ''}")] += 1
     return [(d, key, 0, n) for (d, key), n in counts.items()], set()
 
 
-def money(session: Session, start: datetime, end: datetime, now: datetime | None = None) -> MoneyPanel:
+def money(
+    session: Session, start: datetime, end: datetime, now: datetime | None = None
+) -> MoneyPanel:
     now = now or clock.now()
     prices = _plan_prices()
     panel = MoneyPanel()
     by_day: dict[str, Counter] = defaultdict(Counter)
-    for d, kind, with_subscription, amount in staff_rollups.read(session, "revenue", _revenue_rows, start, end, now):
+    for d, kind, with_subscription, amount in staff_rollups.read(
+        session, "revenue", _revenue_rows, start, end, now
+    ):
         by_day[d][kind] += amount
         if with_subscription and kind == "activation":
             panel.mrr_new += amount
@@ -201,7 +213,8 @@ def money(session: Session, start: datetime, end: datetime, now: datetime | None
     refunds: Counter = Counter()
     for completed_at, amount in session.execute(
         select(InvoiceRefund.completed_at, InvoiceRefund.amount_cents).where(
-            InvoiceRefund.status == "succeeded", InvoiceRefund.completed_at >= start,
+            InvoiceRefund.status == "succeeded",
+            InvoiceRefund.completed_at >= start,
             InvoiceRefund.completed_at < end,
         )
     ):
@@ -224,18 +237,26 @@ def money(session: Session, start: datetime, end: datetime, now: datetime | None
     panel.active_by_plan = dict(sorted(active.items()))
     for plan_key, count in session.execute(
         select(Subscription.plan_key, func.count())
-        .where(Subscription.status == "ended", Subscription.ended_at >= start, Subscription.ended_at < end)
+        .where(
+            Subscription.status == "ended",
+            Subscription.ended_at >= start,
+            Subscription.ended_at < end,
+        )
         .group_by(Subscription.plan_key)
     ):
         panel.mrr_churn += prices.get(plan_key, 0) * count
 
     # Contraction from (previous plan, new plan) counts, priced with today's catalog.
-    for _d, plans, _bucket, count in staff_rollups.read(session, "downgrade", _downgrade_rows, start, end, now):
+    for _d, plans, _bucket, count in staff_rollups.read(
+        session, "downgrade", _downgrade_rows, start, end, now
+    ):
         before, after = plans.split(SEP)
         if before:
             panel.mrr_contraction += count * max(0, prices.get(before, 0) - prices.get(after, 0))
 
-    for status, amount in session.execute(select(PaymentDispute.status, PaymentDispute.amount_cents)):
+    for status, amount in session.execute(
+        select(PaymentDispute.status, PaymentDispute.amount_cents)
+    ):
         if status not in ("won", "lost", "warning_closed"):
             panel.open_disputes += 1
             panel.open_dispute_cents += amount
@@ -245,8 +266,17 @@ def money(session: Session, start: datetime, end: datetime, now: datetime | None
 # ------------------------------------------------------------------ credits
 
 CATEGORIES = (
-    "granted_trial", "granted_subscription", "granted_monthly", "granted_plan_change", "granted_staff",
-    "spent", "refunded", "expired", "burned", "adjusted_down", "removed_by_invoice_refund",
+    "granted_trial",
+    "granted_subscription",
+    "granted_monthly",
+    "granted_plan_change",
+    "granted_staff",
+    "spent",
+    "refunded",
+    "expired",
+    "burned",
+    "adjusted_down",
+    "removed_by_invoice_refund",
 )
 
 
@@ -287,17 +317,28 @@ def _credit_rows(session: Session, start: datetime, end: datetime):
     positive = case((LedgerEntry.amount > 0, 1), else_=-1)
     by_refund = case((LedgerEntry.reference_type == "invoice_refund", "invoice_refund"), else_="")
     rows = session.execute(
-        select(day, LedgerEntry.action_type, positive, by_refund, func.sum(func.abs(LedgerEntry.amount)))
+        select(
+            day,
+            LedgerEntry.action_type,
+            positive,
+            by_refund,
+            func.sum(func.abs(LedgerEntry.amount)),
+        )
         .where(LedgerEntry.created_at >= start, LedgerEntry.created_at < end)
         .group_by(day, LedgerEntry.action_type, positive, by_refund)
     )
-    return [(d, f"{action}{SEP}{ref or ''}", int(sign), int(total)) for d, action, sign, ref, total in rows], set()
+    return [
+        (d, f"{action}{SEP}{ref or ''}", int(sign), int(total))
+        for d, action, sign, ref, total in rows
+    ], set()
 
 
 def credits(session: Session, start: datetime, end: datetime, now: datetime) -> CreditsPanel:
     panel = CreditsPanel()
     by_day: dict[str, Counter] = defaultdict(Counter)
-    for d, key, sign, total in staff_rollups.read(session, "credits", _credit_rows, start, end, now):
+    for d, key, sign, total in staff_rollups.read(
+        session, "credits", _credit_rows, start, end, now
+    ):
         action, ref_type = key.split(SEP)
         by_day[d][credit_category(action, sign, ref_type or None)] += total
     panel.by_day = {d: dict(c) for d, c in sorted(by_day.items())}
@@ -312,11 +353,14 @@ def credits(session: Session, start: datetime, end: datetime, now: datetime) -> 
         month = func.substr(CreditGrant.expires_at, 1, 7)
     months: Counter = Counter()
     for expiry_month, left in session.execute(
-        select(month, func.sum(CreditGrant.amount_left)).where(
-            CreditGrant.amount_left > 0, CreditGrant.closed_at.is_(None),
+        select(month, func.sum(CreditGrant.amount_left))
+        .where(
+            CreditGrant.amount_left > 0,
+            CreditGrant.closed_at.is_(None),
             # expired, waiting for the sweep: no longer owed
             or_(CreditGrant.expires_at.is_(None), CreditGrant.expires_at > now),
-        ).group_by(month)
+        )
+        .group_by(month)
     ):
         months["never" if expiry_month is None else expiry_month] += int(left)
     panel.outstanding_by_expiry_month = dict(sorted(months.items()))
@@ -386,11 +430,17 @@ def _unsettled_job_days(session: Session, start: datetime, end: datetime) -> set
         active = func.likelihood(active, literal_column("0.0001"))
     created = list(session.execute(select(GenerationJob.created_at).where(active)).scalars())
     # Two steps, not a join: a join may be planned as a scan of every job.
-    pending = list(session.execute(
-        select(ResultReport.job_id).where(ResultReport.status == ReportStatus.PENDING)).scalars())
+    pending = list(
+        session.execute(
+            select(ResultReport.job_id).where(ResultReport.status == ReportStatus.PENDING)
+        ).scalars()
+    )
     for chunk in range(0, len(pending), 500):
-        created += session.execute(select(GenerationJob.created_at).where(
-            GenerationJob.id.in_(pending[chunk:chunk + 500]))).scalars()
+        created += session.execute(
+            select(GenerationJob.created_at).where(
+                GenerationJob.id.in_(pending[chunk : chunk + 500])
+            )
+        ).scalars()
     return {_day(c) for c in created if start <= _aware(c) < end}
 
 
@@ -400,10 +450,15 @@ def _job_rows(session: Session, start: datetime, end: datetime):
     rows = []
     for d, feature, model, provider, count, credits_, failed, refunded in session.execute(
         select(
-            day, *_JOB_KEYS, func.count(), func.coalesce(func.sum(GenerationJob.cost), 0),
+            day,
+            *_JOB_KEYS,
+            func.count(),
+            func.coalesce(func.sum(GenerationJob.cost), 0),
             func.sum(case((GenerationJob.status.in_(FAILED_JOB_STATUSES), 1), else_=0)),
             func.sum(case((GenerationJob.refund_entry_id.is_not(None), 1), else_=0)),
-        ).where(GenerationJob.created_at >= start, GenerationJob.created_at < end).group_by(day, *_JOB_KEYS)
+        )
+        .where(GenerationJob.created_at >= start, GenerationJob.created_at < end)
+        .group_by(day, *_JOB_KEYS)
     ):
         key = SEP.join((feature, model, provider))
         for metric, value in enumerate((count, credits_, failed, refunded)):
@@ -417,18 +472,26 @@ def _runtime_rows(session: Session, start: datetime, end: datetime):
     if session.get_bind().dialect.name == "postgresql":
         seconds = func.extract("epoch", GenerationJob.finished_at - GenerationJob.started_at)
     else:
-        seconds = (func.julianday(GenerationJob.finished_at) - func.julianday(GenerationJob.started_at)) * 86400
+        seconds = (
+            func.julianday(GenerationJob.finished_at) - func.julianday(GenerationJob.started_at)
+        ) * 86400
     day = day_of(session, GenerationJob.created_at)
     ms = func.round(seconds * 1000)
     rows = session.execute(
-        select(day, *_JOB_KEYS, ms, func.count()).where(
-            GenerationJob.created_at >= start, GenerationJob.created_at < end,
-            GenerationJob.status == "succeeded", GenerationJob.started_at.is_not(None),
+        select(day, *_JOB_KEYS, ms, func.count())
+        .where(
+            GenerationJob.created_at >= start,
+            GenerationJob.created_at < end,
+            GenerationJob.status == "succeeded",
+            GenerationJob.started_at.is_not(None),
             GenerationJob.finished_at.is_not(None),
-        ).group_by(day, *_JOB_KEYS, ms)
+        )
+        .group_by(day, *_JOB_KEYS, ms)
     )
-    return ([(d, SEP.join((f, m, p)), int(round(float(x))), int(n)) for d, f, m, p, x, n in rows],
-            _unsettled_job_days(session, start, end))
+    return (
+        [(d, SEP.join((f, m, p)), int(round(float(x))), int(n)) for d, f, m, p, x, n in rows],
+        _unsettled_job_days(session, start, end),
+    )
 
 
 def percentile_of_counts(counts: Counter, p: float) -> float | None:
@@ -446,26 +509,34 @@ def percentile_of_counts(counts: Counter, p: float) -> float | None:
     return None
 
 
-def generations(session: Session, start: datetime, end: datetime, now: datetime | None = None) -> GenerationsPanel:
+def generations(
+    session: Session, start: datetime, end: datetime, now: datetime | None = None
+) -> GenerationsPanel:
     from workroom_app.billing import accounts
 
     now = now or clock.now()
     panel = GenerationsPanel()
     in_range = (GenerationJob.created_at >= start, GenerationJob.created_at < end)
     groups: dict[str, GenerationGroup] = {}
-    for _d, key, metric, value in staff_rollups.read(session, "jobs", _job_rows, start, end, now, JOB_SETTLE,
-                                                         by_day=False):
+    for _d, key, metric, value in staff_rollups.read(
+        session, "jobs", _job_rows, start, end, now, JOB_SETTLE, by_day=False
+    ):
         group = groups.get(key)
         if group is None:
             group = groups[key] = GenerationGroup(*key.split(SEP))
         setattr(group, JOB_METRICS[metric], getattr(group, JOB_METRICS[metric]) + value)
     durations: dict[str, Counter] = defaultdict(Counter)
-    for _d, key, ms, count in staff_rollups.read(session, "job_runtime", _runtime_rows, start, end, now, JOB_SETTLE,
-                                                      by_day=False):
+    for _d, key, ms, count in staff_rollups.read(
+        session, "job_runtime", _runtime_rows, start, end, now, JOB_SETTLE, by_day=False
+    ):
         durations[key][ms] += count
-    unlimited: list[tuple[int, str]] = list(session.execute(
-        select(GenerationJob.account_id, GenerationJob.params_json).where(*in_range, GenerationJob.unlimited.is_(True))
-    ).all())
+    unlimited: list[tuple[int, str]] = list(
+        session.execute(
+            select(GenerationJob.account_id, GenerationJob.params_json).where(
+                *in_range, GenerationJob.unlimited.is_(True)
+            )
+        ).all()
+    )
     for key, group in groups.items():
         group.p50_seconds = percentile_of_counts(durations[key], 50)
         group.p95_seconds = percentile_of_counts(durations[key], 95)
@@ -484,12 +555,23 @@ def generations(session: Session, start: datetime, end: datetime, now: datetime 
         by_user[account_id].update({"count": 1, "list_credits": cost})
     panel.unlimited_by_plan = {p: dict(c) for p, c in sorted(by_plan.items())}
     top = sorted(by_user.items(), key=lambda kv: (-kv[1]["count"], kv[0]))[:TOP_USERS]
-    emails = dict(session.execute(
-        select(Account.id, Account.email).where(Account.id.in_([a for a, _ in top]))
-    ).all()) if top else {}
+    emails = (
+        dict(
+            session.execute(
+                select(Account.id, Account.email).where(Account.id.in_([a for a, _ in top]))
+            ).all()
+        )
+        if top
+        else {}
+    )
     panel.top_unlimited_users = [
-        {"account_id": a, "email": emails.get(a, ""), "plan": plan_of[a], "count": c["count"],
-         "list_credits": c["list_credits"]}
+        {
+            "account_id": a,
+            "email": emails.get(a, ""),
+            "plan": plan_of[a],
+            "count": c["count"],
+            "list_credits": c["list_credits"],
+        }
         for a, c in top
     ]
     return panel
@@ -505,5 +587,10 @@ class Overview:
 
 
 def overview(session: Session, start: datetime, end: datetime, now: datetime) -> Overview:
-    return Overview(start, end, money(session, start, end, now), credits(session, start, end, now),
-                    generations(session, start, end, now))
+    return Overview(
+        start,
+        end,
+        money(session, start, end, now),
+        credits(session, start, end, now),
+        generations(session, start, end, now),
+    )

@@ -39,12 +39,22 @@ ASSIGNABLE_ROLES: tuple[str, ...] = (Role.USER.value, *STAFF_ROLES)
 
 PERMISSIONS: dict[str, frozenset[Permission]] = {
     Role.SUPPORT.value: frozenset(
-        {Permission.VIEW, Permission.ADJUST, Permission.RESEND_EMAIL, Permission.FAIL_JOB,
-         Permission.REVOKE_SESSIONS}
+        {
+            Permission.VIEW,
+            Permission.ADJUST,
+            Permission.RESEND_EMAIL,
+            Permission.FAIL_JOB,
+            Permission.REVOKE_SESSIONS,
+        }
     ),
     Role.FINANCE.value: frozenset(
-        {Permission.VIEW, Permission.REFUND, Permission.RECONCILE, Permission.REPLAY_WEBHOOK,
-         Permission.RESEND_EMAIL}
+        {
+            Permission.VIEW,
+            Permission.REFUND,
+            Permission.RECONCILE,
+            Permission.REPLAY_WEBHOOK,
+            Permission.RESEND_EMAIL,
+        }
     ),
     Role.ADMIN.value: frozenset(Permission),
 }

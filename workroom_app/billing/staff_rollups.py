@@ -87,16 +87,27 @@ def _fill(session: Session, series: str, rows: list[Row], days: Iterable[str]) -
             for d in days:
                 w.add(StaffRollupDay(series=series, day=d, filled_at=now))
             w.flush()  # the markers first: a concurrent fill fails here
-            values = [{"series": series, "day": d, "key": k, "bucket": b, "value": v}
-                      for d, k, b, v in rows if d in wanted]
+            values = [
+                {"series": series, "day": d, "key": k, "bucket": b, "value": v}
+                for d, k, b, v in rows
+                if d in wanted
+            ]
             if values:  # one executemany, not an ORM object per row
                 w.execute(insert(StaffRollup.__table__), values)
     except IntegrityError:
         pass  # another request filled (some of) these days with the same figures
 
 
-def read(session: Session, series: str, raw: RawQuery, start: datetime, end: datetime, now: datetime,
-         settle: timedelta = timedelta(0), by_day: bool = True) -> list[Row]:
+def read(
+    session: Session,
+    series: str,
+    raw: RawQuery,
+    start: datetime,
+    end: datetime,
+    now: datetime,
+    settle: timedelta = timedelta(0),
+    by_day: bool = True,
+) -> list[Row]:
     """The series' rows for [start, end). by_day=False: the stored rows are summed
     over their days by the database (day "" ); a panel that needs no days (run
     time histograms: thousands of rows a day) then reads one row per group."""
@@ -109,24 +120,36 @@ def read(session: Session, series: str, raw: RawQuery, start: datetime, end: dat
         return raw(session, start, end)[0]
 
     lo, hi = first_whole.isoformat(), closed_end.isoformat()
-    filled = set(session.execute(
-        select(StaffRollupDay.day).where(StaffRollupDay.series == series, StaffRollupDay.day >= lo,
-                                         StaffRollupDay.day < hi)
-    ).scalars())
+    filled = set(
+        session.execute(
+            select(StaffRollupDay.day).where(
+                StaffRollupDay.series == series, StaffRollupDay.day >= lo, StaffRollupDay.day < hi
+            )
+        ).scalars()
+    )
     out: list[Row] = []
     if filled:
         in_days = (StaffRollup.series == series, StaffRollup.day >= lo, StaffRollup.day < hi)
         if by_day:
-            stored = select(StaffRollup.day, StaffRollup.key, StaffRollup.bucket, StaffRollup.value).where(*in_days)
+            stored = select(
+                StaffRollup.day, StaffRollup.key, StaffRollup.bucket, StaffRollup.value
+            ).where(*in_days)
         else:
-            stored = (select(literal(""), StaffRollup.key, StaffRollup.bucket, func.sum(StaffRollup.value))
-                      .where(*in_days).group_by(StaffRollup.key, StaffRollup.bucket))
+            stored = (
+                select(
+                    literal(""), StaffRollup.key, StaffRollup.bucket, func.sum(StaffRollup.value)
+                )
+                .where(*in_days)
+                .group_by(StaffRollup.key, StaffRollup.bucket)
+            )
         out.extend((d, k, int(b), int(v)) for d, k, b, v in session.execute(stored))
     missing = [first_whole + timedelta(days=i) for i in range((closed_end - first_whole).days)]
     missing = [d for d in missing if d.isoformat() not in filled]
     if missing:
         # One grouped query over the span of the missing days; keep their rows only.
-        rows, keep_open = raw(session, _midnight(missing[0]), _midnight(missing[-1] + timedelta(days=1)))
+        rows, keep_open = raw(
+            session, _midnight(missing[0]), _midnight(missing[-1] + timedelta(days=1))
+        )
         names = {d.isoformat() for d in missing}
         out.extend(r for r in rows if r[0] in names)
         _fill(session, series, rows, names - keep_open)

@@ -25,10 +25,15 @@ CLOSED_DISPUTE_STATUSES = ("won", "lost", "warning_closed")
 def _local_invoice(session: Session, stripe_invoice_id: str | None) -> Invoice | None:
     if not stripe_invoice_id:
         return None
-    return session.execute(
-        select(Invoice).where(Invoice.gateway == "stripe", Invoice.gateway_ref == stripe_invoice_id)
-        .order_by(Invoice.id)
-    ).scalars().first()
+    return (
+        session.execute(
+            select(Invoice)
+            .where(Invoice.gateway == "stripe", Invoice.gateway_ref == stripe_invoice_id)
+            .order_by(Invoice.id)
+        )
+        .scalars()
+        .first()
+    )
 
 
 @dataclass(frozen=True)
@@ -57,8 +62,14 @@ class DisputeChanged:
         row = session.get(PaymentDispute, d.id)
         if row is None:
             row = PaymentDispute(
-                id=d.id, charge_id=d.charge_id, amount_cents=d.amount, currency=d.currency,
-                reason=d.reason[:64], status=d.status, created_at=now, updated_at=now,
+                id=d.id,
+                charge_id=d.charge_id,
+                amount_cents=d.amount,
+                currency=d.currency,
+                reason=d.reason[:64],
+                status=d.status,
+                created_at=now,
+                updated_at=now,
             )
         row.account_id = invoice.account_id if invoice is not None else row.account_id
         row.invoice_id = invoice.id if invoice is not None else row.invoice_id
@@ -85,7 +96,9 @@ class _DisputeHandler(Handler):
         intent = dispute.payment_intent_id
         if intent is None and dispute.charge_id:
             intent = gateway.retrieve_charge(dispute.charge_id).payment_intent_id
-        return DisputeChanged(dispute, gateway.invoice_for_payment_intent(intent) if intent else None)
+        return DisputeChanged(
+            dispute, gateway.invoice_for_payment_intent(intent) if intent else None
+        )
 
 
 class DisputeCreated(_DisputeHandler):

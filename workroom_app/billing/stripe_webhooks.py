@@ -97,7 +97,9 @@ class Nothing:
     reason: str
 
 
-def fetch_state(gateway: StripeGateway, subscription_id: str, *, checkout_account_id: int | None = None) -> StripeState:
+def fetch_state(
+    gateway: StripeGateway, subscription_id: str, *, checkout_account_id: int | None = None
+) -> StripeState:
     subscription = gateway.retrieve_subscription(subscription_id)
     invoices = gateway.list_subscription_invoices(subscription_id)
     plans = {gateway.price_id(plan): plan for plan in PAID_PLANS}
@@ -143,7 +145,9 @@ class CheckoutSessionCompleted(Handler):
             return Nothing("the checkout session has no paid subscription")
         ref = session.client_reference_id or ""
         return fetch_state(
-            gateway, session.subscription_id, checkout_account_id=int(ref) if ref.isdigit() else None
+            gateway,
+            session.subscription_id,
+            checkout_account_id=int(ref) if ref.isdigit() else None,
         )
 
 
@@ -218,7 +222,9 @@ class WebhookProcessor:
         self.gateway = gateway
         self.secret = secret if secret is not None else gateway.webhook_secret
         if not self.secret:
-            raise StripeGatewayError("Stripe webhooks are not configured: set WORKROOM_STRIPE_WEBHOOK_SECRET.")
+            raise StripeGatewayError(
+                "Stripe webhooks are not configured: set WORKROOM_STRIPE_WEBHOOK_SECRET."
+            )
         self.tolerance = tolerance
 
     @classmethod
@@ -245,7 +251,9 @@ class WebhookProcessor:
         try:
             state = handler.fetch(self.gateway, event["data"]["object"])
         except (StripeGatewayError, stripe.StripeError, KeyError, ValueError) as exc:
-            return self._store_failure(event_id, event_type, raw, f"re-reading from Stripe failed: {exc}")
+            return self._store_failure(
+                event_id, event_type, raw, f"re-reading from Stripe failed: {exc}"
+            )
         return self._finish(event_id, event_type, raw, state, PROCESSED)
 
     def verify(self, payload: bytes | str, signature: str | None) -> dict[str, Any]:
@@ -286,7 +294,12 @@ class WebhookProcessor:
             return row is not None and row.outcome in DONE_OUTCOMES
 
     def _finish(
-        self, event_id: str, event_type: str, raw: str, state: StripeState | Nothing | None, outcome: str
+        self,
+        event_id: str,
+        event_type: str,
+        raw: str,
+        state: StripeState | Nothing | None,
+        outcome: str,
     ) -> WebhookOutcome:
         """Store the event and apply its effects in one transaction."""
         try:
@@ -317,12 +330,18 @@ class WebhookProcessor:
             return self._store_failure(event_id, event_type, raw, "conflicting concurrent delivery")
         except Exception as exc:  # noqa: BLE001  (any failure: roll back, keep the event, let Stripe retry)
             log.exception("Stripe event %s (%s) failed", event_id, event_type)
-            return self._store_failure(event_id, event_type, raw, f"{exc.__class__.__name__}: {exc}")
+            return self._store_failure(
+                event_id, event_type, raw, f"{exc.__class__.__name__}: {exc}"
+            )
         return WebhookOutcome(200, outcome, event_id)
 
-    def _claim(self, session: Session, event_id: str, event_type: str, raw: str) -> WebhookEvent | None:
+    def _claim(
+        self, session: Session, event_id: str, event_type: str, raw: str
+    ) -> WebhookEvent | None:
         """The event's row, locked for this transaction; None if already done."""
-        row = session.exec(select(WebhookEvent).where(WebhookEvent.id == event_id).with_for_update()).first()
+        row = session.exec(
+            select(WebhookEvent).where(WebhookEvent.id == event_id).with_for_update()
+        ).first()
         if row is not None:
             if row.outcome in DONE_OUTCOMES:
                 return None
@@ -334,12 +353,16 @@ class WebhookProcessor:
         session.flush()
         return row
 
-    def _store_failure(self, event_id: str, event_type: str, raw: str, error: str) -> WebhookOutcome:
+    def _store_failure(
+        self, event_id: str, event_type: str, raw: str, error: str
+    ) -> WebhookOutcome:
         try:
             with write_session(self.engine) as session:
                 row = session.get(WebhookEvent, event_id)
                 if row is None:
-                    row = WebhookEvent(id=event_id, type=event_type, payload=raw, received_at=clock.now())
+                    row = WebhookEvent(
+                        id=event_id, type=event_type, payload=raw, received_at=clock.now()
+                    )
                 elif row.outcome in DONE_OUTCOMES:
                     return WebhookOutcome(200, "duplicate", event_id)
                 row.outcome = FAILED
@@ -360,10 +383,16 @@ def payment_facts(invoice: InvoiceView, *, failed_attempt: bool = False) -> Paym
     The key is the Stripe invoice id (one local invoice per Stripe invoice,
     backed by the unique index on invoice.idempotency_key); each failed attempt
     on it gets its own key, so Payment History shows every decline."""
-    key = f"stripe:{invoice.id}" if not failed_attempt else f"stripe:{invoice.id}:failed:{invoice.attempt_count}"
+    key = (
+        f"stripe:{invoice.id}"
+        if not failed_attempt
+        else f"stripe:{invoice.id}:failed:{invoice.attempt_count}"
+    )
     return PaymentFacts(
         ok=invoice.paid and not failed_attempt,
-        amount_cents=invoice.amount_paid if invoice.paid and not failed_attempt else invoice.amount_due,
+        amount_cents=invoice.amount_paid
+        if invoice.paid and not failed_attempt
+        else invoice.amount_due,
         idempotency_key=key,
         currency=invoice.currency,
         gateway="stripe",
@@ -383,7 +412,11 @@ def local_subscription(session: Session, stripe_subscription_id: str) -> Subscri
 
 def _failed_once(invoice: InvoiceView) -> bool:
     """A payment attempt on it failed (it is still unpaid, or was voided unpaid)."""
-    return not invoice.paid and invoice.attempt_count > 0 and invoice.status in ("open", "uncollectible", "void")
+    return (
+        not invoice.paid
+        and invoice.attempt_count > 0
+        and invoice.status in ("open", "uncollectible", "void")
+    )
 
 
 @dataclass
@@ -428,20 +461,28 @@ def reconcile_report(session: Session, state: StripeState) -> ReconcileReport:
         if kind == subscriptions.RENEWAL:
             if invoice.paid:
                 outcome = subscriptions.record_renewal_paid(
-                    session, local, period_start=invoice.period_start, period_end=invoice.period_end,
+                    session,
+                    local,
+                    period_start=invoice.period_start,
+                    period_end=invoice.period_end,
                     payment=payment_facts(invoice),
                 )
             elif _failed_once(invoice):
                 outcome = subscriptions.record_payment_failed(
-                    session, local, payment=payment_facts(invoice, failed_attempt=True),
-                    due_at=invoice.period_start, schedule_retries=False,
+                    session,
+                    local,
+                    payment=payment_facts(invoice, failed_attempt=True),
+                    due_at=invoice.period_start,
+                    schedule_retries=False,
                 )
             else:
                 continue
         elif kind == subscriptions.UPGRADE:
             to_plan = invoice.metadata.get(META_PLAN, "")
             if invoice.paid:
-                outcome = subscriptions.apply_upgrade(session, local, to_plan, payment=payment_facts(invoice))
+                outcome = subscriptions.apply_upgrade(
+                    session, local, to_plan, payment=payment_facts(invoice)
+                )
             elif _failed_once(invoice):
                 outcome = _record_failed_change(session, local, invoice, to_plan)
             else:
@@ -454,8 +495,12 @@ def reconcile_report(session: Session, state: StripeState) -> ReconcileReport:
                 # the failed payment, under its own key.
                 continue
             outcome = subscriptions.apply_downgrade(
-                session, local, to_plan, payment=payment_facts(invoice),
-                period_start=invoice.period_start, period_end=invoice.period_end,
+                session,
+                local,
+                to_plan,
+                payment=payment_facts(invoice),
+                period_start=invoice.period_start,
+                period_end=invoice.period_end,
             )
         else:
             continue
@@ -466,7 +511,9 @@ def reconcile_report(session: Session, state: StripeState) -> ReconcileReport:
     if local is not None and local.status != SubscriptionStatus.ENDED:
         if view.status in ("canceled", "incomplete_expired"):
             subscriptions.end_subscription(
-                session, local, reason="cancelled" if local.cancel_at_period_end else "ended by Stripe"
+                session,
+                local,
+                reason="cancelled" if local.cancel_at_period_end else "ended by Stripe",
             )
             notes.append("ended")
         elif subscriptions.set_cancel_at_period_end(session, local, view.cancel_at_period_end):
@@ -478,7 +525,9 @@ def _invoice_plan(state: StripeState, invoice: InvoiceView) -> str:
     price_id = next((line.price_id for line in invoice.lines if line.price_id), None)
     plan = state.plans_by_price.get(price_id or "")
     if plan is None:
-        raise StripeGatewayError(f"Invoice {invoice.id} is for a price that is none of our plans ({price_id}).")
+        raise StripeGatewayError(
+            f"Invoice {invoice.id} is for a price that is none of our plans ({price_id})."
+        )
     return plan
 
 
@@ -496,16 +545,24 @@ def _activate(
         raise StripeGatewayError(f"Subscription {view.id} names no Workroom account.")
     try:
         outcome = subscriptions.activate_from_gateway(
-            session, account_id, _invoice_plan(state, invoice),
-            period_start=invoice.period_start, period_end=invoice.period_end,
-            payment=payment_facts(invoice), gateway_subscription_id=view.id,
+            session,
+            account_id,
+            _invoice_plan(state, invoice),
+            period_start=invoice.period_start,
+            period_end=invoice.period_end,
+            payment=payment_facts(invoice),
+            gateway_subscription_id=view.id,
             anchor_day=invoice.period_start.day,
         )
     except subscriptions.AlreadySubscribed:
         # Paid twice (two checkout tabs): the account keeps its plan; the extra
         # Stripe subscription needs a refund by staff. Say so loudly, but do not
         # fail the event forever.
-        log.error("account %s already has a plan; Stripe subscription %s was not activated", account_id, view.id)
+        log.error(
+            "account %s already has a plan; Stripe subscription %s was not activated",
+            account_id,
+            view.id,
+        )
         problems.append(
             f"Stripe subscription {view.id} NOT activated: account {account_id} already has a plan; "
             f"refund invoice {invoice.id} and cancel it in Stripe"
@@ -516,11 +573,18 @@ def _activate(
     return session.get(Subscription, outcome.subscription_id)
 
 
-def _record_failed_change(session: Session, local: Subscription, invoice: InvoiceView, to_plan: str):
+def _record_failed_change(
+    session: Session, local: Subscription, invoice: InvoiceView, to_plan: str
+):
     return subscriptions.record_failed_attempt(
-        session, local.account_id, kind=invoice.kind, payment=payment_facts(invoice, failed_attempt=True),
-        plan_key=to_plan or None, subscription_id=local.id,
-        period_start=invoice.period_start, period_end=invoice.period_end,
+        session,
+        local.account_id,
+        kind=invoice.kind,
+        payment=payment_facts(invoice, failed_attempt=True),
+        plan_key=to_plan or None,
+        subscription_id=local.id,
+        period_start=invoice.period_start,
+        period_end=invoice.period_end,
         description=invoice.lines[0].description if invoice.lines else None,
     )
 
@@ -534,13 +598,17 @@ def _record_failed_change(session: Session, local: Subscription, invoice: Invoic
 # page shows the result at once and the webhooks that follow change nothing.
 
 
-def sync_subscription(engine: Engine, gateway: StripeGateway, stripe_subscription_id: str) -> ReconcileReport:
+def sync_subscription(
+    engine: Engine, gateway: StripeGateway, stripe_subscription_id: str
+) -> ReconcileReport:
     state = fetch_state(gateway, stripe_subscription_id)
     with write_session(engine) as session:
         return reconcile_report(session, state)
 
 
-def sync_checkout_session(engine: Engine, gateway: StripeGateway, checkout_session_id: str) -> ReconcileReport | None:
+def sync_checkout_session(
+    engine: Engine, gateway: StripeGateway, checkout_session_id: str
+) -> ReconcileReport | None:
     """For the page Checkout's success_url returns to: activate without waiting
     for the webhook. None while the session is not paid."""
     if not isinstance(checkout_session_id, str) or not checkout_session_id.startswith("cs_"):
@@ -586,14 +654,20 @@ def apply_pack_purchase(session: Session, purchase: PackPurchase) -> str | None:
     view = purchase.payment
     if view.account_id is None or session.get(Account, view.account_id) is None:
         return f"credit pack paid in {view.session.id} for an unknown account: refund it"
-    if not view.credits or view.price_cents is None or view.session.amount_total != view.price_cents:
+    if (
+        not view.credits
+        or view.price_cents is None
+        or view.session.amount_total != view.price_cents
+    ):
         return f"credit pack {view.session.id} was paid {view.session.amount_total} cents, not its price: refund it"
     # What was sold is what the session says (we wrote it), even if the
     # catalog changed since the user paid.
     listed = get_catalog().pack(view.pack_key)
     pack = CreditPack(
         key=view.pack_key,
-        label=listed.label if listed is not None and listed.credits == view.credits else f"{view.credits:,} credits",
+        label=listed.label
+        if listed is not None and listed.credits == view.credits
+        else f"{view.credits:,} credits",
         credits=view.credits,
         price_cents=view.price_cents,
     )
@@ -634,18 +708,26 @@ def start_pack_checkout(
         )
     pack = packs.check_pack(preview.pack_key)
     return gateway.create_pack_checkout_session(
-        account, pack, success_url, cancel_url, currency=preview.currency,
+        account,
+        pack,
+        success_url,
+        cancel_url,
+        currency=preview.currency,
         idempotency_key=preview.idempotency_key,
     )
 
 
-def sync_pack_checkout(engine: Engine, gateway: StripeGateway, checkout_session_id: object, account_id: int) -> bool:
+def sync_pack_checkout(
+    engine: Engine, gateway: StripeGateway, checkout_session_id: object, account_id: int
+) -> bool:
     """For the page a pack's Checkout returns to: credit it without waiting for
     the webhook. True when the session is a paid pack of this account (credited
     now or before)."""
-    if not isinstance(checkout_session_id, str) or not checkout_session_id.startswith("cs_") or len(
-        checkout_session_id
-    ) > 255:
+    if (
+        not isinstance(checkout_session_id, str)
+        or not checkout_session_id.startswith("cs_")
+        or len(checkout_session_id) > 255
+    ):
         raise subscriptions.SubscriptionError("That checkout session does not exist.")
     state = fetch_pack_purchase(gateway, checkout_session_id)
     if isinstance(state, Nothing) or state.payment.account_id != account_id:
@@ -715,8 +797,13 @@ def change_plan(
                 failure_code=result.failure_code,
             )
             return subscriptions.record_failed_attempt(
-                session, local.account_id, kind=preview.kind, payment=facts, plan_key=preview.to_plan_key,
-                subscription_id=local.id, period_start=local.current_period_start,
+                session,
+                local.account_id,
+                kind=preview.kind,
+                payment=facts,
+                plan_key=preview.to_plan_key,
+                subscription_id=local.id,
+                period_start=local.current_period_start,
                 period_end=local.current_period_end,
                 description=f"{preview.kind.capitalize()} from {preview.from_plan_name} to {preview.to_plan_name}",
             )
@@ -745,7 +832,9 @@ def resume(engine: Engine, gateway: StripeGateway, account_id: int) -> subscript
     return _set_auto_renewal(engine, gateway, account_id, cancel=False)
 
 
-def _set_auto_renewal(engine: Engine, gateway: StripeGateway, account_id: int, *, cancel: bool) -> subscriptions.Outcome:
+def _set_auto_renewal(
+    engine: Engine, gateway: StripeGateway, account_id: int, *, cancel: bool
+) -> subscriptions.Outcome:
     with read_session(engine) as session:
         sub = _stripe_subscription(session, account_id)
     # A fresh key per request: cancel, resume, cancel again must each act
@@ -758,8 +847,11 @@ def _set_auto_renewal(engine: Engine, gateway: StripeGateway, account_id: int, *
             gateway.cancel_now(sub.gateway_subscription_id, idempotency_key=key)
             sync_subscription(engine, gateway, sub.gateway_subscription_id)
             return subscriptions.Outcome(
-                ok=True, action="end", message="Your plan has ended. You're on Free.",
-                subscription_id=sub.id, plan_key=sub.plan_key,
+                ok=True,
+                action="end",
+                message="Your plan has ended. You're on Free.",
+                subscription_id=sub.id,
+                plan_key=sub.plan_key,
             )
         if cancel:
             gateway.cancel_at_period_end(sub.gateway_subscription_id, idempotency_key=key)

@@ -375,8 +375,15 @@ def default_card(session: Session, account_id: int) -> PaymentMethod | None:
     ).first()
 
 
-def card_to_charge(session: Session, gateway, account_id: int, card: CardForm | None, *,  # noqa: ANN001
-                   unsupported: type[Exception], no_card_message: str) -> PaymentMethod:
+def card_to_charge(
+    session: Session,
+    gateway,
+    account_id: int,
+    card: CardForm | None,
+    *,  # noqa: ANN001
+    unsupported: type[Exception],
+    no_card_message: str,
+) -> PaymentMethod:
     """The card a payment charges: the one typed in (stored by the gateway; a refused number
     raises CardRejected naming the field) or, with none typed, the card on file."""
     if card is None:
@@ -387,7 +394,9 @@ def card_to_charge(session: Session, gateway, account_id: int, card: CardForm | 
     if not hasattr(gateway, "tokenize"):
         raise unsupported("This payment provider takes cards on its own checkout page.")
     try:
-        stored, _ = gateway.tokenize(session, account_id, card.number, card.exp_month, card.exp_year, card.cvc)
+        stored, _ = gateway.tokenize(
+            session, account_id, card.number, card.exp_month, card.exp_year, card.cvc
+        )
     except CardInvalid as exc:
         raise CardRejected(str(exc), field=exc.field, code=exc.code) from None
     return stored
@@ -493,7 +502,13 @@ def _no_card_facts(amount_cents: int, key: str, gateway_name: str) -> PaymentFac
 
 
 def _charge(
-    session: Session, gateway, account_id: int, card: Any, amount_cents: int, description: str, key: str
+    session: Session,
+    gateway,
+    account_id: int,
+    card: Any,
+    amount_cents: int,
+    description: str,
+    key: str,
 ) -> PaymentFacts:
     if card is None:
         return _no_card_facts(amount_cents, key, gateway.name)
@@ -547,8 +562,13 @@ def _receipt(session: Session, invoice: Invoice, plan_name: str | None) -> None:
     row = session.connection().execute(_email_stmt, {"aid": invoice.account_id}).first()
     if row is not None and row.email is not None:
         # The zone comes with the address: no second query per renewal.
-        receipts.queue_receipt(session, invoice, to_address=row.email, plan_name=plan_name,
-                               time_zone=formatting.zone(row.timezone))
+        receipts.queue_receipt(
+            session,
+            invoice,
+            to_address=row.email,
+            plan_name=plan_name,
+            time_zone=formatting.zone(row.timezone),
+        )
 
 
 def _card_on_file(session: Session, account_id: int) -> CardOnFile | None:
@@ -556,7 +576,9 @@ def _card_on_file(session: Session, account_id: int) -> CardOnFile | None:
     return CardOnFile(*row) if row is not None else None
 
 
-def _failed_outcome(invoice: Invoice, action: str, subscription_id: int | None, plan_key: str | None) -> Outcome:
+def _failed_outcome(
+    invoice: Invoice, action: str, subscription_id: int | None, plan_key: str | None
+) -> Outcome:
     return Outcome(
         ok=False,
         action=action,
@@ -588,7 +610,9 @@ def record_failed_attempt(
         raise SubscriptionError("record_failed_attempt needs a failed payment.")
     _lock(session, account_id)
     plan = get_plan(plan_key) if plan_key else None
-    lines = [LineItem(description or (f"{plan.name} plan" if plan else "Payment"), payment.amount_cents)]
+    lines = [
+        LineItem(description or (f"{plan.name} plan" if plan else "Payment"), payment.amount_cents)
+    ]
     invoice, _ = _write_invoice(
         session,
         account_id,
@@ -606,7 +630,9 @@ def record_failed_attempt(
 # ------------------------------------------------------------------ payment methods
 
 
-def store_card(session: Session, account_id: int, card: CardOnFile, *, gateway: str = "local") -> PaymentMethod:
+def store_card(
+    session: Session, account_id: int, card: CardOnFile, *, gateway: str = "local"
+) -> PaymentMethod:
     """Make `card` the account's card on file (the previous one is kept, removed)."""
     now = clock.now()
     for old in session.exec(
@@ -645,7 +671,9 @@ def save_card(session: Session, account_id: int, form: CardForm, *, gateway=None
         raise SubscriptionError("Cards are managed on the payment provider's page.")
     _lock(session, account_id)
     try:
-        card = gateway.attach(session, account_id, form.number, form.exp_month, form.exp_year, form.cvc)
+        card = gateway.attach(
+            session, account_id, form.number, form.exp_month, form.exp_year, form.cvc
+        )
     except CardInvalid as exc:
         raise CardRejected(str(exc), field=exc.field, code=exc.code) from None
     except CardDeclined as exc:
@@ -704,7 +732,9 @@ def subscribe(
     _lock(session, account_id)
     if expected_preview is not None:
         if expected_preview.account_id != account_id or expected_preview.plan_key != plan.key:
-            raise PreviewOutdated("This confirmation is for a different plan. Please review it again.")
+            raise PreviewOutdated(
+                "This confirmation is for a different plan. Please review it again."
+            )
         done = invoices.find_by_key(session, expected_preview.idempotency_key)
         if done is not None:
             return _replay(done, ACTIVATION)
@@ -720,21 +750,42 @@ def subscribe(
 
     now = clock.now()
     start, end, anchor = periods.first_period(now)
-    card_on_file = card_to_charge(session, gateway, account_id, card, unsupported=SubscriptionError,
-                                  no_card_message="Add a card to subscribe.")
+    card_on_file = card_to_charge(
+        session,
+        gateway,
+        account_id,
+        card,
+        unsupported=SubscriptionError,
+        no_card_message="Add a card to subscribe.",
+    )
     payment = _charge(
-        session, gateway, account_id, card_on_file, plan.price_cents,
-        f"Workroom {plan.name} plan", key,
+        session,
+        gateway,
+        account_id,
+        card_on_file,
+        plan.price_cents,
+        f"Workroom {plan.name} plan",
+        key,
     )
     if not payment.ok:
         return record_failed_attempt(
-            session, account_id, kind=ACTIVATION, payment=payment, plan_key=plan.key,
-            period_start=start, period_end=end,
+            session,
+            account_id,
+            kind=ACTIVATION,
+            payment=payment,
+            plan_key=plan.key,
+            period_start=start,
+            period_end=end,
         )
     if card is not None:
         store_card(session, account_id, card_on_file, gateway=gateway.name)
     return activate_from_gateway(
-        session, account_id, plan.key, period_start=start, period_end=end, payment=payment,
+        session,
+        account_id,
+        plan.key,
+        period_start=start,
+        period_end=end,
+        payment=payment,
         anchor_day=anchor,
     )
 
@@ -767,12 +818,18 @@ def activate_from_gateway(
         return _replay(done, ACTIVATION)
     if gateway_subscription_id:
         same = session.exec(
-            select(Subscription).where(Subscription.gateway_subscription_id == gateway_subscription_id)
+            select(Subscription).where(
+                Subscription.gateway_subscription_id == gateway_subscription_id
+            )
         ).first()
         if same is not None:
             return Outcome(
-                ok=True, action=ACTIVATION, message="This subscription is already active.",
-                subscription_id=same.id, plan_key=same.plan_key, replayed=True,
+                ok=True,
+                action=ACTIVATION,
+                message="This subscription is already active.",
+                subscription_id=same.id,
+                plan_key=same.plan_key,
+                replayed=True,
             )
     if live_subscription(session, account_id) is not None:
         raise AlreadySubscribed("You already have a plan. Upgrade or downgrade it instead.")
@@ -792,26 +849,47 @@ def activate_from_gateway(
     session.add(sub)
     session.flush()
     invoice, _ = _write_invoice(
-        session, account_id, kind=ACTIVATION, payment=payment,
-        lines=[LineItem(f"{plan.name} plan, {_period_label(period_start, period_end)}", payment.amount_cents)],
-        subscription_id=sub.id, plan_key=plan.key, period_start=period_start, period_end=period_end,
+        session,
+        account_id,
+        kind=ACTIVATION,
+        payment=payment,
+        lines=[
+            LineItem(
+                f"{plan.name} plan, {_period_label(period_start, period_end)}", payment.amount_cents
+            )
+        ],
+        subscription_id=sub.id,
+        plan_key=plan.key,
+        period_start=period_start,
+        period_end=period_end,
     )
     credits = 0
     if plan.monthly_credits > 0:
         ledger.grant(
-            session, account_id, plan.monthly_credits,
-            action_type=ActionType.SUBSCRIPTION_CREDITS, source=GrantSource.SUBSCRIPTION,
-            idempotency_key=f"activation-credits:{sub.id}", expires_at=period_end,
-            subscription_id=sub.id, reference_type="invoice", reference_id=str(invoice.id),
+            session,
+            account_id,
+            plan.monthly_credits,
+            action_type=ActionType.SUBSCRIPTION_CREDITS,
+            source=GrantSource.SUBSCRIPTION,
+            idempotency_key=f"activation-credits:{sub.id}",
+            expires_at=period_end,
+            subscription_id=sub.id,
+            reference_type="invoice",
+            reference_id=str(invoice.id),
         )
         credits = plan.monthly_credits
     _receipt(session, invoice, plan.name)
     alerts.forget(account_id)  # the default low-balance threshold follows the plan
     return Outcome(
-        ok=True, action=ACTIVATION,
+        ok=True,
+        action=ACTIVATION,
         message=f"You're on {plan.name}. {credits:,} credits were added to your balance.",
-        subscription_id=sub.id, plan_key=plan.key, invoice_id=invoice.id,
-        invoice_number=invoice.number, amount_cents=invoice.amount_cents, credits_added=credits,
+        subscription_id=sub.id,
+        plan_key=plan.key,
+        invoice_id=invoice.id,
+        invoice_number=invoice.number,
+        amount_cents=invoice.amount_cents,
+        credits_added=credits,
     )
 
 
@@ -826,7 +904,9 @@ def _is_due(sub: Subscription, now: datetime) -> bool:
     return False
 
 
-def renew(session: Session, subscription_id: int, *, now: datetime | None = None, gateway=None) -> Outcome | None:
+def renew(
+    session: Session, subscription_id: int, *, now: datetime | None = None, gateway=None
+) -> Outcome | None:
     """Take a due renewal payment (or a scheduled retry) for a local subscription.
 
     Paid: the previous period's plan credits expire (an Expiry row) and the
@@ -846,7 +926,9 @@ def renew(session: Session, subscription_id: int, *, now: datetime | None = None
     if not _is_due(sub, now):
         return None
     if sub.cancel_at_period_end:
-        return end_subscription(session, session.get(Subscription, sub.id), reason="cancelled", now=now)
+        return end_subscription(
+            session, session.get(Subscription, sub.id), reason="cancelled", now=now
+        )
     plan = get_plan(sub.plan_key)
     due_at = as_utc(sub.current_period_end)
     start, end = periods.period_containing(due_at, sub.anchor_day, now)
@@ -857,8 +939,13 @@ def renew(session: Session, subscription_id: int, *, now: datetime | None = None
         return _replay(done, RENEWAL)
     gateway = gateway or get_gateway(sub.gateway)
     payment = _charge(
-        session, gateway, sub.account_id, _card_on_file(session, sub.account_id),
-        plan.price_cents, f"Workroom {plan.name} plan renewal", key,
+        session,
+        gateway,
+        sub.account_id,
+        _card_on_file(session, sub.account_id),
+        plan.price_cents,
+        f"Workroom {plan.name} plan renewal",
+        key,
     )
     if payment.ok:
         return _apply_renewal(session, sub, period_start=start, period_end=end, payment=payment)
@@ -868,7 +955,7 @@ def renew(session: Session, subscription_id: int, *, now: datetime | None = None
 
 
 def pay_now(session: Session, account_id: int, *, gateway=None) -> Outcome:
-    """"Pay now" on a past-due plan (after replacing the card): charge the failed
+    """ "Pay now" on a past-due plan (after replacing the card): charge the failed
     renewal at once, without waiting for the next scheduled retry. Paid, it
     renews exactly as an on-time renewal would (the same period from the due
     date, the same Expiry and Monthly credits rows, the same invoice and
@@ -899,16 +986,28 @@ def pay_now(session: Session, account_id: int, *, gateway=None) -> Outcome:
         return _replay(done, RENEWAL)
     gateway = gateway or get_gateway(sub.gateway)
     payment = _charge(
-        session, gateway, account_id, card, plan.price_cents, f"Workroom {plan.name} plan renewal", key,
+        session,
+        gateway,
+        account_id,
+        card,
+        plan.price_cents,
+        f"Workroom {plan.name} plan renewal",
+        key,
     )
     if payment.ok:
         outcome = _apply_renewal(session, sub, period_start=start, period_end=end, payment=payment)
         session.expire(sub)  # updated below the ORM
         return outcome
     invoice, _ = _write_invoice(
-        session, account_id, kind=RENEWAL, payment=payment,
+        session,
+        account_id,
+        kind=RENEWAL,
+        payment=payment,
         lines=[LineItem(f"{plan.name} plan, {_period_label(start, end)}", payment.amount_cents)],
-        subscription_id=sub.id, plan_key=plan.key, period_start=start, period_end=end,
+        subscription_id=sub.id,
+        plan_key=plan.key,
+        period_start=start,
+        period_end=end,
     )
     return _failed_outcome(invoice, RENEWAL, sub.id, plan.key)
 
@@ -934,53 +1033,97 @@ def record_renewal_paid(
         return _replay(done, RENEWAL)
     if sub.status == SubscriptionStatus.ENDED:
         raise NoSubscription("This subscription has ended.")
-    outcome = _apply_renewal(session, sub, period_start=period_start, period_end=period_end, payment=payment)
+    outcome = _apply_renewal(
+        session, sub, period_start=period_start, period_end=period_end, payment=payment
+    )
     session.expire(sub)  # updated below the ORM
     return outcome
 
 
 def _start_paid_period(
-    session: Session, sub: Any, plan: Any, *, kind: str, payment: PaymentFacts,
-    period_start: datetime, period_end: datetime, burn_action: str, burn_key: str,
-    grant_action: str, grant_source: str, grant_key: str,
+    session: Session,
+    sub: Any,
+    plan: Any,
+    *,
+    kind: str,
+    payment: PaymentFacts,
+    period_start: datetime,
+    period_end: datetime,
+    burn_action: str,
+    burn_key: str,
+    grant_action: str,
+    grant_source: str,
+    grant_key: str,
 ):
     """A paid period of `plan` begins (renewal, downgrade): the invoice, the
     credits the subscription granted before burned, the plan's monthly credits
     granted until `period_end`. Ledger keys derive from the invoice, so a replay
     changes nothing. Returns (invoice, burn result or None, credits granted)."""
     invoice, _ = _write_invoice(
-        session, sub.account_id, kind=kind, payment=payment,
-        lines=[LineItem(f"{plan.name} plan, {_period_label(period_start, period_end)}", payment.amount_cents)],
-        subscription_id=sub.id, plan_key=plan.key, period_start=period_start, period_end=period_end,
+        session,
+        sub.account_id,
+        kind=kind,
+        payment=payment,
+        lines=[
+            LineItem(
+                f"{plan.name} plan, {_period_label(period_start, period_end)}", payment.amount_cents
+            )
+        ],
+        subscription_id=sub.id,
+        plan_key=plan.key,
+        period_start=period_start,
+        period_end=period_end,
     )
     burned = ledger.burn_subscription_grants(
-        session, sub.account_id, sub.id, action_type=burn_action,
-        idempotency_key=f"{burn_key}:{invoice.id}", reference_type="invoice",
+        session,
+        sub.account_id,
+        sub.id,
+        action_type=burn_action,
+        idempotency_key=f"{burn_key}:{invoice.id}",
+        reference_type="invoice",
         reference_id=str(invoice.id),
     )
     credits = 0
     if plan.monthly_credits > 0:
         ledger.grant(
-            session, sub.account_id, plan.monthly_credits,
-            action_type=grant_action, source=grant_source,
-            idempotency_key=f"{grant_key}:{invoice.id}", expires_at=period_end,
-            subscription_id=sub.id, reference_type="invoice", reference_id=str(invoice.id),
+            session,
+            sub.account_id,
+            plan.monthly_credits,
+            action_type=grant_action,
+            source=grant_source,
+            idempotency_key=f"{grant_key}:{invoice.id}",
+            expires_at=period_end,
+            subscription_id=sub.id,
+            reference_type="invoice",
+            reference_id=str(invoice.id),
         )
         credits = plan.monthly_credits
     return invoice, burned, credits
 
 
 def _apply_renewal(
-    session: Session, sub: Any, *, period_start: datetime, period_end: datetime, payment: PaymentFacts
+    session: Session,
+    sub: Any,
+    *,
+    period_start: datetime,
+    period_end: datetime,
+    payment: PaymentFacts,
 ) -> Outcome:
     """The renewal's writes; `sub` is a Subscription or a row of it, locked."""
     period_start, period_end = as_utc(period_start), as_utc(period_end)
     plan = get_plan(sub.plan_key)
     invoice, burned, credits = _start_paid_period(
-        session, sub, plan, kind=RENEWAL, payment=payment,
-        period_start=period_start, period_end=period_end,
-        burn_action=ActionType.EXPIRY, burn_key="renewal-expiry",
-        grant_action=ActionType.MONTHLY_CREDITS, grant_source=GrantSource.MONTHLY,
+        session,
+        sub,
+        plan,
+        kind=RENEWAL,
+        payment=payment,
+        period_start=period_start,
+        period_end=period_end,
+        burn_action=ActionType.EXPIRY,
+        burn_key="renewal-expiry",
+        grant_action=ActionType.MONTHLY_CREDITS,
+        grant_source=GrantSource.MONTHLY,
         grant_key="monthly-credits",
     )
     session.connection().execute(
@@ -990,10 +1133,15 @@ def _apply_renewal(
     notifications.announce(session, sub.account_id, notifications.SUBSCRIPTION)
     _receipt(session, invoice, plan.name)
     return Outcome(
-        ok=True, action=RENEWAL,
+        ok=True,
+        action=RENEWAL,
         message=f"Renewed {plan.name}: {credits:,} credits added.",
-        subscription_id=sub.id, plan_key=plan.key, invoice_id=invoice.id,
-        invoice_number=invoice.number, amount_cents=invoice.amount_cents, credits_added=credits,
+        subscription_id=sub.id,
+        plan_key=plan.key,
+        invoice_id=invoice.id,
+        invoice_number=invoice.number,
+        amount_cents=invoice.amount_cents,
+        credits_added=credits,
         credits_burned=-burned.amount if burned is not None and burned.created else 0,
     )
 
@@ -1028,9 +1176,17 @@ def record_payment_failed(
     due_at = as_utc(due_at or sub.current_period_end)
     next_end = periods.period_end(due_at, sub.anchor_day)
     invoice, _ = _write_invoice(
-        session, sub.account_id, kind=RENEWAL, payment=payment,
-        lines=[LineItem(f"{plan.name} plan, {_period_label(due_at, next_end)}", payment.amount_cents)],
-        subscription_id=sub.id, plan_key=plan.key, period_start=due_at, period_end=next_end,
+        session,
+        sub.account_id,
+        kind=RENEWAL,
+        payment=payment,
+        lines=[
+            LineItem(f"{plan.name} plan, {_period_label(due_at, next_end)}", payment.amount_cents)
+        ],
+        subscription_id=sub.id,
+        plan_key=plan.key,
+        period_start=due_at,
+        period_end=next_end,
     )
     # The previous period's credits expire at its end whether or not we are paid.
     ledger.expire_due(session, now=now, account_id=sub.account_id)
@@ -1042,24 +1198,37 @@ def record_payment_failed(
             session.add(sub)
             end_subscription(session, sub, reason="payment_failed", now=now)
             return Outcome(
-                ok=False, action=RENEWAL,
+                ok=False,
+                action=RENEWAL,
                 message=f"{invoice.failure_reason} The last retry failed: the account is back on Free.",
-                subscription_id=sub.id, plan_key=plan.key, invoice_id=invoice.id,
-                invoice_number=invoice.number, amount_cents=invoice.amount_cents,
-                failure_code=invoice.failure_code, plan_ended=True,
+                subscription_id=sub.id,
+                plan_key=plan.key,
+                invoice_id=invoice.id,
+                invoice_number=invoice.number,
+                amount_cents=invoice.amount_cents,
+                failure_code=invoice.failure_code,
+                plan_ended=True,
             )
         sub.next_retry_at = due_at + timedelta(days=RETRY_DAYS[sub.failed_attempts - 1])
     session.add(sub)
     alerts.payment_failed(
-        session, sub.account_id, invoice_id=invoice.id, plan_name=plan.name,
-        amount_text=_money(invoice.amount_cents), reason=invoice.failure_reason or "The payment failed.",
+        session,
+        sub.account_id,
+        invoice_id=invoice.id,
+        plan_name=plan.name,
+        amount_text=_money(invoice.amount_cents),
+        reason=invoice.failure_reason or "The payment failed.",
         next_retry_at=as_utc(sub.next_retry_at) if schedule_retries and sub.next_retry_at else None,
     )
     return _failed_outcome(invoice, RENEWAL, sub.id, plan.key)
 
 
 def end_subscription(
-    session: Session, subscription: Subscription, *, reason: str = "ended", now: datetime | None = None
+    session: Session,
+    subscription: Subscription,
+    *,
+    reason: str = "ended",
+    now: datetime | None = None,
 ) -> Outcome:
     """The plan ends: its remaining credits expire (an Expiry row) and the
     account is on Free. Ending twice changes nothing."""
@@ -1068,13 +1237,21 @@ def end_subscription(
     sub = _reload(session, sub)
     if sub.status == SubscriptionStatus.ENDED:
         return Outcome(
-            ok=True, action="end", message="This plan has already ended.",
-            subscription_id=sub.id, plan_key=sub.plan_key, replayed=True,
+            ok=True,
+            action="end",
+            message="This plan has already ended.",
+            subscription_id=sub.id,
+            plan_key=sub.plan_key,
+            replayed=True,
         )
     now = as_utc(now or clock.now())
     burned = ledger.burn_subscription_grants(
-        session, sub.account_id, sub.id, action_type=ActionType.EXPIRY,
-        idempotency_key=f"subscription-end:{sub.id}", reference_type="subscription",
+        session,
+        sub.account_id,
+        sub.id,
+        action_type=ActionType.EXPIRY,
+        idempotency_key=f"subscription-end:{sub.id}",
+        reference_type="subscription",
         reference_id=str(sub.id),
     )
     sub.status = SubscriptionStatus.ENDED.value
@@ -1086,10 +1263,13 @@ def end_subscription(
     alerts.plan_ended(session, sub.account_id, subscription_id=sub.id, plan_name=plan.name)
     alerts.forget(sub.account_id)
     return Outcome(
-        ok=True, action="end",
+        ok=True,
+        action="end",
         message=f"Your {plan.name} plan has ended ({reason}). You're on Free.",
-        subscription_id=sub.id, plan_key=sub.plan_key,
-        credits_burned=-burned.amount if burned is not None else 0, plan_ended=True,
+        subscription_id=sub.id,
+        plan_key=sub.plan_key,
+        credits_burned=-burned.amount if burned is not None else 0,
+        plan_ended=True,
     )
 
 
@@ -1300,8 +1480,13 @@ def change_plan(
     _account(session, account_id)
     _lock(session, account_id)
     if expected_preview is not None:
-        if expected_preview.account_id != account_id or expected_preview.to_plan_key != new_plan.key:
-            raise PreviewOutdated("This confirmation is for a different change. Please review it again.")
+        if (
+            expected_preview.account_id != account_id
+            or expected_preview.to_plan_key != new_plan.key
+        ):
+            raise PreviewOutdated(
+                "This confirmation is for a different change. Please review it again."
+            )
         done = invoices.find_by_key(session, expected_preview.idempotency_key)
         if done is not None:
             return _replay(done, expected_preview.kind)
@@ -1322,14 +1507,24 @@ def change_plan(
         raise NoPaymentMethod("Add a card to change plans.")
     current = get_plan(sub.plan_key)
     payment = _charge(
-        session, gateway, account_id, card, preview.charge_cents,
-        f"Workroom {current.name} to {new_plan.name}", preview.idempotency_key,
+        session,
+        gateway,
+        account_id,
+        card,
+        preview.charge_cents,
+        f"Workroom {current.name} to {new_plan.name}",
+        preview.idempotency_key,
     )
     if preview.kind == UPGRADE:
         if not payment.ok:
             return record_failed_attempt(
-                session, account_id, kind=UPGRADE, payment=payment, plan_key=new_plan.key,
-                subscription_id=sub.id, period_start=sub.current_period_start,
+                session,
+                account_id,
+                kind=UPGRADE,
+                payment=payment,
+                plan_key=new_plan.key,
+                subscription_id=sub.id,
+                period_start=sub.current_period_start,
                 period_end=sub.current_period_end,
                 description=f"Upgrade from {current.name} to {new_plan.name} (price difference)",
             )
@@ -1337,14 +1532,24 @@ def change_plan(
     start, end, _ = periods.first_period(now)
     if not payment.ok:
         return record_failed_attempt(
-            session, account_id, kind=DOWNGRADE, payment=payment, plan_key=new_plan.key,
-            subscription_id=sub.id, period_start=start, period_end=end,
+            session,
+            account_id,
+            kind=DOWNGRADE,
+            payment=payment,
+            plan_key=new_plan.key,
+            subscription_id=sub.id,
+            period_start=start,
+            period_end=end,
             description=f"{new_plan.name} plan, {_period_label(start, end)}",
         )
-    return apply_downgrade(session, sub, new_plan.key, payment=payment, period_start=start, period_end=end)
+    return apply_downgrade(
+        session, sub, new_plan.key, payment=payment, period_start=start, period_end=end
+    )
 
 
-def apply_upgrade(session: Session, subscription: Subscription, new_plan_key: str, *, payment: PaymentFacts) -> Outcome:
+def apply_upgrade(
+    session: Session, subscription: Subscription, new_plan_key: str, *, payment: PaymentFacts
+) -> Outcome:
     """A paid upgrade: the plan changes now, the difference in monthly credits is
     granted (a Plan change row, expiring with the current period), the renewal
     date stays. Idempotent on payment.idempotency_key."""
@@ -1363,19 +1568,34 @@ def apply_upgrade(session: Session, subscription: Subscription, new_plan_key: st
     if new_plan.rank <= current.rank:
         raise SamePlan(f"{new_plan.name} is not an upgrade from {current.name}.")
     invoice, _ = _write_invoice(
-        session, sub.account_id, kind=UPGRADE, payment=payment,
-        lines=[LineItem(f"Upgrade from {current.name} to {new_plan.name} (price difference)", payment.amount_cents)],
-        subscription_id=sub.id, plan_key=new_plan.key,
-        period_start=sub.current_period_start, period_end=sub.current_period_end,
+        session,
+        sub.account_id,
+        kind=UPGRADE,
+        payment=payment,
+        lines=[
+            LineItem(
+                f"Upgrade from {current.name} to {new_plan.name} (price difference)",
+                payment.amount_cents,
+            )
+        ],
+        subscription_id=sub.id,
+        plan_key=new_plan.key,
+        period_start=sub.current_period_start,
+        period_end=sub.current_period_end,
     )
     added = new_plan.monthly_credits - current.monthly_credits
     if added > 0:
         ledger.grant(
-            session, sub.account_id, added,
-            action_type=ActionType.PLAN_CHANGE, source=GrantSource.PLAN_CHANGE,
+            session,
+            sub.account_id,
+            added,
+            action_type=ActionType.PLAN_CHANGE,
+            source=GrantSource.PLAN_CHANGE,
             idempotency_key=f"upgrade-credits:{invoice.id}",
-            expires_at=as_utc(sub.current_period_end), subscription_id=sub.id,
-            reference_type="invoice", reference_id=str(invoice.id),
+            expires_at=as_utc(sub.current_period_end),
+            subscription_id=sub.id,
+            reference_type="invoice",
+            reference_id=str(invoice.id),
         )
     else:
         added = 0
@@ -1385,10 +1605,15 @@ def apply_upgrade(session: Session, subscription: Subscription, new_plan_key: st
     _receipt(session, invoice, new_plan.name)
     alerts.forget(sub.account_id)
     return Outcome(
-        ok=True, action=UPGRADE,
+        ok=True,
+        action=UPGRADE,
         message=f"You're on {new_plan.name}. {added:,} credits were added to your balance.",
-        subscription_id=sub.id, plan_key=new_plan.key, invoice_id=invoice.id,
-        invoice_number=invoice.number, amount_cents=invoice.amount_cents, credits_added=added,
+        subscription_id=sub.id,
+        plan_key=new_plan.key,
+        invoice_id=invoice.id,
+        invoice_number=invoice.number,
+        amount_cents=invoice.amount_cents,
+        credits_added=added,
     )
 
 
@@ -1421,10 +1646,17 @@ def apply_downgrade(
     if new_plan.rank >= current.rank:
         raise SamePlan(f"{new_plan.name} is not a downgrade from {current.name}.")
     invoice, burned, _ = _start_paid_period(
-        session, sub, new_plan, kind=DOWNGRADE, payment=payment,
-        period_start=period_start, period_end=period_end,
-        burn_action=ActionType.PLAN_CHANGE, burn_key="downgrade-burn",
-        grant_action=ActionType.SUBSCRIPTION_CREDITS, grant_source=GrantSource.SUBSCRIPTION,
+        session,
+        sub,
+        new_plan,
+        kind=DOWNGRADE,
+        payment=payment,
+        period_start=period_start,
+        period_end=period_end,
+        burn_action=ActionType.PLAN_CHANGE,
+        burn_key="downgrade-burn",
+        grant_action=ActionType.SUBSCRIPTION_CREDITS,
+        grant_source=GrantSource.SUBSCRIPTION,
         grant_key="downgrade-credits",
     )
     sub.plan_key = new_plan.key
@@ -1437,15 +1669,20 @@ def apply_downgrade(
     alerts.forget(sub.account_id)
     burned_amount = -burned.amount if burned is not None else 0
     return Outcome(
-        ok=True, action=DOWNGRADE,
+        ok=True,
+        action=DOWNGRADE,
         message=(
             f"You're on {new_plan.name}. {burned_amount:,} credits from {current.name} were burned "
             f"and {new_plan.monthly_credits:,} credits were added. Your plan now renews on "
             f"{_fmt_date(period_end, formatting.account_zone(session, sub.account_id))}."
         ),
-        subscription_id=sub.id, plan_key=new_plan.key, invoice_id=invoice.id,
-        invoice_number=invoice.number, amount_cents=invoice.amount_cents,
-        credits_added=new_plan.monthly_credits, credits_burned=burned_amount,
+        subscription_id=sub.id,
+        plan_key=new_plan.key,
+        invoice_id=invoice.id,
+        invoice_number=invoice.number,
+        amount_cents=invoice.amount_cents,
+        credits_added=new_plan.monthly_credits,
+        credits_burned=burned_amount,
     )
 
 
@@ -1481,13 +1718,16 @@ def cancel(session: Session, account_id: int) -> Outcome:
     changed = set_cancel_at_period_end(session, sub, True)
     end = as_utc(sub.current_period_end)
     return Outcome(
-        ok=True, action="cancel",
+        ok=True,
+        action="cancel",
         message=(
             f"Auto-renewal is off. {plan.name} and its credits stay until "
             f"{_fmt_date(end, formatting.account_zone(session, account_id))}; "
             "then you're on Free."
         ),
-        subscription_id=sub.id, plan_key=sub.plan_key, replayed=not changed,
+        subscription_id=sub.id,
+        plan_key=sub.plan_key,
+        replayed=not changed,
     )
 
 
@@ -1503,12 +1743,15 @@ def resume(session: Session, account_id: int) -> Outcome:
         raise NoSubscription("Your plan has ended. Subscribe again from the Plans page.")
     changed = set_cancel_at_period_end(session, sub, False)
     return Outcome(
-        ok=True, action="resume",
+        ok=True,
+        action="resume",
         message=(
             f"Auto-renewal is on. {plan.name} renews on "
             f"{_fmt_date(as_utc(sub.current_period_end), formatting.account_zone(session, account_id))}."
         ),
-        subscription_id=sub.id, plan_key=sub.plan_key, replayed=not changed,
+        subscription_id=sub.id,
+        plan_key=sub.plan_key,
+        replayed=not changed,
     )
 
 
@@ -1521,21 +1764,34 @@ def summary(session: Session, account_id: int) -> SubscriptionSummary:
     if sub is None:
         free = _catalog().default_plan
         return SubscriptionSummary(
-            plan_key=free.key, plan_name=free.name, status="free", subscription_id=None,
-            current_period_start=None, current_period_end=None, next_renewal_date=None,
-            renewal_amount_cents=0, cancel_at_period_end=False, next_retry_at=None,
-            failed_attempts=0, card=card,
+            plan_key=free.key,
+            plan_name=free.name,
+            status="free",
+            subscription_id=None,
+            current_period_start=None,
+            current_period_end=None,
+            next_renewal_date=None,
+            renewal_amount_cents=0,
+            cancel_at_period_end=False,
+            next_retry_at=None,
+            failed_attempts=0,
+            card=card,
         )
     plan = get_plan(sub.plan_key)
     end = as_utc(sub.current_period_end)
     return SubscriptionSummary(
-        plan_key=plan.key, plan_name=plan.name, status=sub.status, subscription_id=sub.id,
-        current_period_start=as_utc(sub.current_period_start), current_period_end=end,
+        plan_key=plan.key,
+        plan_name=plan.name,
+        status=sub.status,
+        subscription_id=sub.id,
+        current_period_start=as_utc(sub.current_period_start),
+        current_period_end=end,
         next_renewal_date=None if sub.cancel_at_period_end else end.date(),
         renewal_amount_cents=0 if sub.cancel_at_period_end else plan.price_cents,
         cancel_at_period_end=bool(sub.cancel_at_period_end),
         next_retry_at=as_utc(sub.next_retry_at) if sub.next_retry_at else None,
-        failed_attempts=sub.failed_attempts, card=card,
+        failed_attempts=sub.failed_attempts,
+        card=card,
     )
 
 
@@ -1551,7 +1807,9 @@ class PastDue:
 
     def message(self) -> str:
         retry = (
-            f" We'll try again on {_fmt_date(self.next_retry_at)}." if self.next_retry_at is not None else ""
+            f" We'll try again on {_fmt_date(self.next_retry_at)}."
+            if self.next_retry_at is not None
+            else ""
         )
         fix = (
             "Replace your card and pay now on the Subscription page to keep your plan."
@@ -1568,13 +1826,21 @@ def past_due(session: Session, account_id: int) -> PastDue | None:
     plan = get_plan(sub.plan_key)
     failed = session.exec(
         select(Invoice)
-        .where(Invoice.subscription_id == sub.id, Invoice.kind == RENEWAL, Invoice.status == InvoiceStatus.FAILED.value)
+        .where(
+            Invoice.subscription_id == sub.id,
+            Invoice.kind == RENEWAL,
+            Invoice.status == InvoiceStatus.FAILED.value,
+        )
         .order_by(Invoice.seq.desc())
     ).first()
     return PastDue(
         plan_name=plan.name,
         amount_cents=failed.amount_cents if failed is not None else plan.price_cents,
-        reason=(failed.failure_reason if failed is not None and failed.failure_reason else "The payment failed."),
+        reason=(
+            failed.failure_reason
+            if failed is not None and failed.failure_reason
+            else "The payment failed."
+        ),
         next_retry_at=as_utc(sub.next_retry_at) if sub.next_retry_at else None,
         gateway=sub.gateway,
     )
@@ -1584,7 +1850,9 @@ def card_label(card: PaymentMethod | CardOnFile | None) -> str:
     if card is None:
         return "No card on file"
     brand = BRAND_LABELS.get(card.brand, card.brand.title())
-    return f"{brand} ending in {card.last4} (expires {card.exp_month:02d}/{card.exp_year % 100:02d})"
+    return (
+        f"{brand} ending in {card.last4} (expires {card.exp_month:02d}/{card.exp_year % 100:02d})"
+    )
 
 
 def scheduled_tick(engine: Engine, *, send_receipts: bool = True, receipt_limit: int = 100):

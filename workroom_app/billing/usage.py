@@ -187,7 +187,9 @@ def _parse_date(value: object, what: str) -> date | None:
         try:
             parsed = date.fromisoformat(text)
         except ValueError as exc:
-            raise UsageError(f"The {what} date {text!r} is not a real date (use YYYY-MM-DD).") from exc
+            raise UsageError(
+                f"The {what} date {text!r} is not a real date (use YYYY-MM-DD)."
+            ) from exc
     else:
         raise UsageError(f"The {what} date must look like 2026-11-24.")
     if not EARLIEST_DATE <= parsed <= LATEST_DATE:
@@ -234,7 +236,9 @@ class UsageFilter:
         if set(actions) == _ALL_ACTIONS:
             actions = ()
         object.__setattr__(self, "action_types", actions)
-        object.__setattr__(self, "features", _parse_choices(self.features, FEATURE_LABELS, "feature"))
+        object.__setattr__(
+            self, "features", _parse_choices(self.features, FEATURE_LABELS, "feature")
+        )
         date_from = _parse_date(self.date_from, "start")
         date_to = _parse_date(self.date_to, "end")
         if date_from and date_to and date_from > date_to:
@@ -253,7 +257,9 @@ class UsageFilter:
         if self.date_from:
             start = datetime.combine(self.date_from, time(0), tzinfo=tz).astimezone(UTC)
         if self.date_to:
-            end = datetime.combine(self.date_to + timedelta(days=1), time(0), tzinfo=tz).astimezone(UTC)
+            end = datetime.combine(self.date_to + timedelta(days=1), time(0), tzinfo=tz).astimezone(
+                UTC
+            )
         return start, end
 
 
@@ -319,7 +325,14 @@ class UsagePage:
         return self.prev_cursor is not None
 
 
-_COLUMNS = (_L.c.id, _L.c.created_at, _L.c.action_type, _L.c.feature, _L.c.amount, _L.c.balance_after)
+_COLUMNS = (
+    _L.c.id,
+    _L.c.created_at,
+    _L.c.action_type,
+    _L.c.feature,
+    _L.c.amount,
+    _L.c.balance_after,
+)
 
 
 def _to_row(r) -> UsageRow:  # noqa: ANN001
@@ -395,7 +408,10 @@ def _fetch(
         # One ordered index range per action type, merged in one statement: an
         # IN list would make the database sort every matching row before it
         # could apply the LIMIT.
-        parts = [part([_L.c.action_type == a]).subquery(f"p{i}") for i, a in enumerate(filters.action_types)]
+        parts = [
+            part([_L.c.action_type == a]).subquery(f"p{i}")
+            for i, a in enumerate(filters.action_types)
+        ]
         merged = union_all(*[select(*p.c) for p in parts]).subquery("merged")
         if older:
             merged_order = (merged.c.created_at.desc(), merged.c.id.desc())
@@ -407,9 +423,11 @@ def _fetch(
 
 def _pivot(session: Session, account_id: int, entry_id: int) -> tuple[datetime, int]:
     """The sort key of a cursor entry, which must be this account's own row."""
-    r = session.connection().execute(
-        select(_L.c.created_at).where(_L.c.id == entry_id, _L.c.account_id == account_id)
-    ).first()
+    r = (
+        session.connection()
+        .execute(select(_L.c.created_at).where(_L.c.id == entry_id, _L.c.account_id == account_id))
+        .first()
+    )
     if r is None:
         # Same message whether the id is unknown or another account's.
         raise UsageError("That page link is not valid: go back to the newest entries.")
@@ -427,15 +445,19 @@ def cursor_for_entry(session: Session, account_id: int, entry_id: object) -> int
     if entry_id is None:
         return None
     created, eid = _pivot(session, account_id, entry_id)
-    row = session.connection().execute(
-        select(_L.c.id)
-        .where(
-            _L.c.account_id == account_id,
-            or_(_L.c.created_at > created, and_(_L.c.created_at == created, _L.c.id > eid)),
+    row = (
+        session.connection()
+        .execute(
+            select(_L.c.id)
+            .where(
+                _L.c.account_id == account_id,
+                or_(_L.c.created_at > created, and_(_L.c.created_at == created, _L.c.id > eid)),
+            )
+            .order_by(_L.c.created_at, _L.c.id)
+            .limit(1)
         )
-        .order_by(_L.c.created_at, _L.c.id)
-        .limit(1)
-    ).first()
+        .first()
+    )
     return None if row is None else row[0]
 
 
@@ -470,14 +492,23 @@ def usage_page(
 
     if after_id is not None:
         pivot = _pivot(session, account_id, after_id)
-        got = _fetch(session, account_id, filters, bounds, pivot=pivot, older=False, limit=limit + 1)
+        got = _fetch(
+            session, account_id, filters, bounds, pivot=pivot, older=False, limit=limit + 1
+        )
         has_newer = len(got) > limit
         rows = list(reversed(got[:limit]))
         # Moving newer from an entry: that entry (or rows older still) is
         # behind us, but only counts if it passes the filters.
         has_older = bool(
-            _fetch(session, account_id, filters, bounds,
-                   pivot=rows[-1].sort_key if rows else (pivot[0], pivot[1] + 1), older=True, limit=1)
+            _fetch(
+                session,
+                account_id,
+                filters,
+                bounds,
+                pivot=rows[-1].sort_key if rows else (pivot[0], pivot[1] + 1),
+                older=True,
+                limit=1,
+            )
         )
     else:
         pivot = _pivot(session, account_id, before_id) if before_id is not None else None
@@ -488,8 +519,15 @@ def usage_page(
             has_newer = False
         else:
             has_newer = bool(
-                _fetch(session, account_id, filters, bounds,
-                       pivot=rows[0].sort_key if rows else (pivot[0], pivot[1] - 1), older=False, limit=1)
+                _fetch(
+                    session,
+                    account_id,
+                    filters,
+                    bounds,
+                    pivot=rows[0].sort_key if rows else (pivot[0], pivot[1] - 1),
+                    older=False,
+                    limit=1,
+                )
             )
     return UsagePage(
         rows=rows,
@@ -650,7 +688,9 @@ class ExpiringCredits(NamedTuple):
     expires_at: datetime  # aware UTC
 
 
-def next_expiry(session: Session, account_id: int, *, now: datetime | None = None) -> ExpiringCredits | None:
+def next_expiry(
+    session: Session, account_id: int, *, now: datetime | None = None
+) -> ExpiringCredits | None:
     """How many credits expire next, and when: the live grants (credits left,
     not closed) with the soonest future expiry. None when nothing expires."""
     account_id = _check_account_id(account_id)
@@ -677,7 +717,7 @@ def next_expiry(session: Session, account_id: int, *, now: datetime | None = Non
 
 
 def expiry_line(expiring: ExpiringCredits | None, tz: ZoneInfo) -> str:
-    """"1,200 credits expire on Dec 24, 2026 at your next renewal", or "" when none."""
+    """ "1,200 credits expire on Dec 24, 2026 at your next renewal", or "" when none."""
     if expiring is None or expiring.credits <= 0:
         return ""
     local = expiring.expires_at.astimezone(tz)

@@ -116,7 +116,9 @@ def _cmd_renew(args: argparse.Namespace) -> int:
 
 
 def _register_renew(sub) -> None:
-    p = sub.add_parser("renew", help="renew due subscriptions and run due payment retries (local gateway)")
+    p = sub.add_parser(
+        "renew", help="renew due subscriptions and run due payment retries (local gateway)"
+    )
     p.add_argument("--due", action="store_true", help="every subscription that is due now")
     p.add_argument("--batch-size", type=int, default=200)
     p.add_argument("--workers", type=int, default=1, help="parallel batches (PostgreSQL only)")
@@ -131,9 +133,13 @@ def _cmd_clock(args: argparse.Namespace) -> int:
             print("the clock only moves forward: give --days a positive number")
             return 2
         moved = clock.advance(args.days, _engine())
-        print(f"clock is now {moved:%Y-%m-%d %H:%M} UTC (run `workroom renew --due` to renew what fell due)")
+        print(
+            f"clock is now {moved:%Y-%m-%d %H:%M} UTC (run `workroom renew --due` to renew what fell due)"
+        )
         return 0
-    print(f"clock: {clock.now():%Y-%m-%d %H:%M:%S} UTC (offset {clock.read_offset(_engine()) / 86400:g} days)")
+    print(
+        f"clock: {clock.now():%Y-%m-%d %H:%M:%S} UTC (offset {clock.read_offset(_engine()) / 86400:g} days)"
+    )
     return 0
 
 
@@ -160,7 +166,9 @@ def _cmd_outbox(args: argparse.Namespace) -> int:
         if not rows:
             print("the outbox is empty")
         for r in rows:
-            print(f"#{r.id:<6} {r.status:<8} {as_utc(r.created_at):%Y-%m-%d %H:%M}  {r.to_address:<30} {r.subject}")
+            print(
+                f"#{r.id:<6} {r.status:<8} {as_utc(r.created_at):%Y-%m-%d %H:%M}  {r.to_address:<30} {r.subject}"
+            )
         return 0
     if args.outbox_command == "show":
         with read_session(engine) as s:
@@ -226,7 +234,9 @@ def _cmd_ledger_check(args: argparse.Namespace) -> int:
 def _register_ledger(sub) -> None:
     p = sub.add_parser("ledger", help="the credit ledger")
     verbs = p.add_subparsers(dest="ledger_command", metavar="VERB", required=True)
-    check = verbs.add_parser("check", help="verify every ledger invariant (exit 1 on any violation)")
+    check = verbs.add_parser(
+        "check", help="verify every ledger invariant (exit 1 on any violation)"
+    )
     check.add_argument("--email", help="check only this account")
     check.set_defaults(func=_cmd_ledger_check)
 
@@ -277,7 +287,9 @@ def _cmd_reconcile(args: argparse.Namespace) -> int:
 
 
 def _register_reconcile(sub) -> None:
-    p = sub.add_parser("reconcile", help="match payments, invoices and credit grants (exit 1 on any mismatch)")
+    p = sub.add_parser(
+        "reconcile", help="match payments, invoices and credit grants (exit 1 on any mismatch)"
+    )
     p.add_argument("--since", help="only payments from this date (YYYY-MM-DD, UTC)")
     p.add_argument("--json", action="store_true", help="print the report as JSON")
     p.set_defaults(func=_cmd_reconcile)
@@ -306,7 +318,9 @@ def _cmd_reports_pending(args: argparse.Namespace) -> int:
     with read_session(_engine()) as s:
         rows = reports.pending(s)
     for r in rows:
-        print(f"#{r.id}  job {r.job_id}  account {r.account_id}  {r.created_at:%Y-%m-%d %H:%M}  {r.reason}")
+        print(
+            f"#{r.id}  job {r.job_id}  account {r.account_id}  {r.created_at:%Y-%m-%d %H:%M}  {r.reason}"
+        )
     if not rows:
         print("No reports wait for staff.")
     return 0
@@ -323,7 +337,9 @@ def _cmd_reports_decide(args: argparse.Namespace) -> int:
             print(f"No account {args.staff!r}.", file=sys.stderr)
             return 1
         try:
-            out = reports.decide(s, args.report_id, staff.id, accept=args.verb == "accept", note=args.note)
+            out = reports.decide(
+                s, args.report_id, staff.id, accept=args.verb == "accept", note=args.note
+            )
         except reports.ReportError as exc:
             print(str(exc), file=sys.stderr)
             return 1
@@ -334,8 +350,13 @@ def _cmd_reports_decide(args: argparse.Namespace) -> int:
 def _register_reports(sub) -> None:
     p = sub.add_parser("reports", help='"report a broken result": the ones waiting for staff')
     verbs = p.add_subparsers(dest="reports_command", metavar="VERB", required=True)
-    verbs.add_parser("pending", help="list reports waiting for staff").set_defaults(func=_cmd_reports_pending)
-    for verb, text in (("accept", "refund the result's credits"), ("decline", "decline with a note")):
+    verbs.add_parser("pending", help="list reports waiting for staff").set_defaults(
+        func=_cmd_reports_pending
+    )
+    for verb, text in (
+        ("accept", "refund the result's credits"),
+        ("decline", "decline with a note"),
+    ):
         d = verbs.add_parser(verb, help=text)
         d.add_argument("report_id", type=int)
         d.add_argument("--staff", required=True, help="the deciding staff member's email")
@@ -364,8 +385,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (DatabaseUnavailable, sqlalchemy.exc.OperationalError) as exc:
         # A database that cannot be opened is the commonest first-run failure:
         # say which one and why in one line, not a traceback.
-        message = str(exc) if isinstance(exc, DatabaseUnavailable) else describe_failure(
-            get_settings().database_url, exc
+        message = (
+            str(exc)
+            if isinstance(exc, DatabaseUnavailable)
+            else describe_failure(get_settings().database_url, exc)
         )
         print(f"workroom: {message}", file=sys.stderr)
         return 2

@@ -48,8 +48,17 @@ def _source_row(row: SourceRow) -> rx.Component:
 def _alert_row(alert: AlertItem) -> rx.Component:
     return rx.box(
         rx.hstack(
-            rx.cond(alert.unread, rx.box(width="0.5rem", height="0.5rem", border_radius="9999px",
-                                         background=rx.color("red", 9), flex_shrink="0", margin_top="0.4rem")),
+            rx.cond(
+                alert.unread,
+                rx.box(
+                    width="0.5rem",
+                    height="0.5rem",
+                    border_radius="9999px",
+                    background=rx.color("red", 9),
+                    flex_shrink="0",
+                    margin_top="0.4rem",
+                ),
+            ),
             rx.vstack(
                 rx.text(alert.title, size="2", weight="medium"),
                 rx.text(alert.body, size="1", color_scheme="gray"),
@@ -77,9 +86,20 @@ def popover_content() -> rx.Component:
         rx.foreach(AlertsState.sources, _source_row),
         rx.cond(
             AlertsState.expiring_text != "",
-            rx.callout(AlertsState.expiring_text, icon="clock", size="1", color_scheme="amber",
-                       width="100%", data_testid="header-expiry"),
-            rx.text("Nothing expires soon.", size="1", color_scheme="gray", data_testid="header-expiry-none"),
+            rx.callout(
+                AlertsState.expiring_text,
+                icon="clock",
+                size="1",
+                color_scheme="amber",
+                width="100%",
+                data_testid="header-expiry",
+            ),
+            rx.text(
+                "Nothing expires soon.",
+                size="1",
+                color_scheme="gray",
+                data_testid="header-expiry-none",
+            ),
         ),
         rx.hstack(
             rx.link("Buy credits", href="/credits", size="2"),
@@ -93,15 +113,25 @@ def popover_content() -> rx.Component:
             rx.text("Alerts", size="2", weight="medium"),
             rx.cond(
                 AlertsState.unread > 0,
-                rx.button("Mark all read", on_click=AlertsState.mark_all_read, size="1", variant="ghost",
-                          data_testid="alerts-mark-read"),
+                rx.button(
+                    "Mark all read",
+                    on_click=AlertsState.mark_all_read,
+                    size="1",
+                    variant="ghost",
+                    data_testid="alerts-mark-read",
+                ),
             ),
             justify="between",
             width="100%",
         ),
         rx.cond(
             AlertsState.alerts.length() > 0,
-            rx.box(rx.foreach(AlertsState.alerts, _alert_row), max_height="16rem", overflow_y="auto", width="100%"),
+            rx.box(
+                rx.foreach(AlertsState.alerts, _alert_row),
+                max_height="16rem",
+                overflow_y="auto",
+                width="100%",
+            ),
             rx.text("No alerts yet.", size="1", color_scheme="gray"),
         ),
         spacing="2",
@@ -116,10 +146,15 @@ def balance_with_popover(badge: rx.Component) -> rx.Component:
     return rx.popover.root(
         rx.popover.trigger(
             rx.box(
-                rx.hstack(badge, unread_badge(), refresh_on_balance_change(),
-                          # Read after the balance, so the accessible name starts with what is seen.
-                          rx.text(": details and alerts", as_="span", class_name="visually-hidden"),
-                          align="center", spacing="1"),
+                rx.hstack(
+                    badge,
+                    unread_badge(),
+                    refresh_on_balance_change(),
+                    # Read after the balance, so the accessible name starts with what is seen.
+                    rx.text(": details and alerts", as_="span", class_name="visually-hidden"),
+                    align="center",
+                    spacing="1",
+                ),
                 cursor="pointer",
                 role="button",
                 tab_index=0,

@@ -33,26 +33,71 @@ FEATURE_PARAMS: dict[str, tuple[str, ...]] = {
 }
 # The upload whose length is the duration (generation/uploads.py TIMED_ROLES), and for which
 # model (face swap: only a video swap; "" = every model).
-TIMED_UPLOADS: dict[str, tuple[str, str]] = {"lip_sync": ("audio", ""), "face_swap": ("target", "video")}
-PARAM_LABELS = {"model": "Model", "resolution": "Resolution", "duration": "Duration", "count": "Images"}
+TIMED_UPLOADS: dict[str, tuple[str, str]] = {
+    "lip_sync": ("audio", ""),
+    "face_swap": ("target", "video"),
+}
+PARAM_LABELS = {
+    "model": "Model",
+    "resolution": "Resolution",
+    "duration": "Duration",
+    "count": "Images",
+}
 PROMPT_FEATURES = ("image", "video")
 # role -> (label, accepted MIME types for the file picker, byte limit, handler)
-IMAGE_TYPES = {"image/png": [".png"], "image/jpeg": [".jpg", ".jpeg"], "image/webp": [".webp"], "image/gif": [".gif"]}
-VIDEO_TYPES = {"video/mp4": [".mp4"], "video/quicktime": [".mov"], "video/webm": [".webm"], "image/gif": [".gif"]}
+IMAGE_TYPES = {
+    "image/png": [".png"],
+    "image/jpeg": [".jpg", ".jpeg"],
+    "image/webp": [".webp"],
+    "image/gif": [".gif"],
+}
+VIDEO_TYPES = {
+    "video/mp4": [".mp4"],
+    "video/quicktime": [".mov"],
+    "video/webm": [".webm"],
+    "image/gif": [".gif"],
+}
 AUDIO_TYPES = {
-    "audio/wav": [".wav"], "audio/x-wav": [".wav"], "audio/mpeg": [".mp3"], "audio/ogg": [".ogg"],
-    "audio/flac": [".flac"], "audio/mp4": [".m4a"], "audio/x-m4a": [".m4a"],
+    "audio/wav": [".wav"],
+    "audio/x-wav": [".wav"],
+    "audio/mpeg": [".mp3"],
+    "audio/ogg": [".ogg"],
+    "audio/flac": [".flac"],
+    "audio/mp4": [".m4a"],
+    "audio/x-m4a": [".m4a"],
 }
 UPLOADS: dict[str, list[tuple[str, str, str, dict, int]]] = {
     "face_swap": [
-        ("face", "Source face", "An image of the face to use (PNG, JPEG, WebP; up to 10 MB)", IMAGE_TYPES, MAX_BYTES["image"]),
-        ("target", "Target image or video", "The picture or clip to put the face into (up to 50 MB)",
-         {**IMAGE_TYPES, **VIDEO_TYPES}, MAX_BYTES["video"]),
+        (
+            "face",
+            "Source face",
+            "An image of the face to use (PNG, JPEG, WebP; up to 10 MB)",
+            IMAGE_TYPES,
+            MAX_BYTES["image"],
+        ),
+        (
+            "target",
+            "Target image or video",
+            "The picture or clip to put the face into (up to 50 MB)",
+            {**IMAGE_TYPES, **VIDEO_TYPES},
+            MAX_BYTES["video"],
+        ),
     ],
     "lip_sync": [
-        ("source", "Video or image", "The face to animate: MP4, MOV, WebM or an image (up to 50 MB)",
-         {**IMAGE_TYPES, **VIDEO_TYPES}, MAX_BYTES["video"]),
-        ("audio", "Audio", "The speech to sync to: WAV, MP3, OGG, FLAC or M4A (up to 20 MB)", AUDIO_TYPES, MAX_BYTES["audio"]),
+        (
+            "source",
+            "Video or image",
+            "The face to animate: MP4, MOV, WebM or an image (up to 50 MB)",
+            {**IMAGE_TYPES, **VIDEO_TYPES},
+            MAX_BYTES["video"],
+        ),
+        (
+            "audio",
+            "Audio",
+            "The speech to sync to: WAV, MP3, OGG, FLAC or M4A (up to 20 MB)",
+            AUDIO_TYPES,
+            MAX_BYTES["audio"],
+        ),
     ],
 }
 UPLOAD_HANDLERS = {
@@ -119,7 +164,9 @@ def _prompt(feature: str) -> rx.Component:
             name="prompt",
             data_param="prompt",
             data_testid="prompt-input",
-            placeholder="Describe what to generate…" if feature == "image" else "Describe the scene and the motion…",
+            placeholder="Describe what to generate…"
+            if feature == "image"
+            else "Describe the scene and the motion…",
             rows=3,
             max_length=2000,
             resize="vertical",
@@ -137,8 +184,12 @@ def _voiceover_text() -> rx.Component:
     return rx.el.label(
         rx.hstack(
             rx.text("Text to read out", size="2", weight="medium", color_scheme="gray"),
-            rx.el.span(data_role="char-count", data_testid="char-count", font_size="0.8rem",
-                       color=rx.color("gray", 10)),
+            rx.el.span(
+                data_role="char-count",
+                data_testid="char-count",
+                font_size="0.8rem",
+                color=rx.color("gray", 10),
+            ),
             justify="between",
             width="100%",
         ),
@@ -175,8 +226,13 @@ def _upload_zone(role: str, label: str, hint: str, accept: dict, limit: int) -> 
                         rx.text(view.size_text, size="1", color_scheme="gray"),
                         rx.cond(
                             view.length_text != "",
-                            rx.text(view.length_text, " long", size="1", color_scheme="gray",
-                                    data_testid=f"upload-{role}-length"),
+                            rx.text(
+                                view.length_text,
+                                " long",
+                                size="1",
+                                color_scheme="gray",
+                                data_testid=f"upload-{role}-length",
+                            ),
                         ),
                         align="center",
                         spacing="2",
@@ -210,7 +266,12 @@ def _upload_zone(role: str, label: str, hint: str, accept: dict, limit: int) -> 
         ),
         rx.cond(
             GenerateState.upload_errors.contains(role),
-            rx.text(GenerateState.upload_errors[role], color_scheme="red", size="2", data_testid=f"upload-{role}-error"),
+            rx.text(
+                GenerateState.upload_errors[role],
+                color_scheme="red",
+                size="2",
+                data_testid=f"upload-{role}-error",
+            ),
         ),
         spacing="1",
         flex="1 1 16rem",
@@ -228,7 +289,13 @@ def _media_length(feature: str) -> rx.Component:
     return rx.el.p(
         rx.cond(
             has & (view.seconds > 0),
-            rx.fragment("Duration: ", view.length_text, f" (the {what}'s length), billed as ", view.seconds, " s"),
+            rx.fragment(
+                "Duration: ",
+                view.length_text,
+                f" (the {what}'s length), billed as ",
+                view.seconds,
+                " s",
+            ),
             f"Duration: the length of the {what} you upload.",
         ),
         data_media_seconds=rx.cond(has & (view.seconds > 0), view.seconds.to_string(), ""),
@@ -246,7 +313,12 @@ def _feature_form(feature: str) -> rx.Component:
     body: list[rx.Component] = []
     if feature in UPLOADS:
         body.append(
-            rx.flex(*[_upload_zone(*spec) for spec in UPLOADS[feature]], gap="1rem", wrap="wrap", width="100%")
+            rx.flex(
+                *[_upload_zone(*spec) for spec in UPLOADS[feature]],
+                gap="1rem",
+                wrap="wrap",
+                width="100%",
+            )
         )
     if feature in TIMED_UPLOADS:
         body.append(_media_length(feature))
@@ -256,8 +328,14 @@ def _feature_form(feature: str) -> rx.Component:
     if feature == "voiceover":
         body.append(_voiceover_text())
     body.append(
-        rx.el.p(data_role="locks", data_testid="locked-note", font_size="0.85rem",
-                color=rx.color("gray", 11), margin="0", hidden=True)
+        rx.el.p(
+            data_role="locks",
+            data_testid="locked-note",
+            font_size="0.85rem",
+            color=rx.color("gray", 11),
+            margin="0",
+            hidden=True,
+        )
     )
     body.append(
         rx.flex(
@@ -283,7 +361,13 @@ def _feature_form(feature: str) -> rx.Component:
             ),
             rx.el.span(
                 rx.link(
-                    rx.button(rx.icon("sparkles", size=16), "Upgrade", variant="soft", size="3", type="button"),
+                    rx.button(
+                        rx.icon("sparkles", size=16),
+                        "Upgrade",
+                        variant="soft",
+                        size="3",
+                        type="button",
+                    ),
                     href=PLANS_ROUTE,
                     data_testid="generate-upgrade",
                 ),
@@ -295,8 +379,16 @@ def _feature_form(feature: str) -> rx.Component:
             wrap="wrap",
         )
     )
-    body.append(rx.el.p(data_role="note", data_testid="generate-note", font_size="0.9rem",
-                        color=rx.color("amber", 11), margin="0", hidden=True))
+    body.append(
+        rx.el.p(
+            data_role="note",
+            data_testid="generate-note",
+            font_size="0.9rem",
+            color=rx.color("amber", 11),
+            margin="0",
+            hidden=True,
+        )
+    )
     return rx.el.form(
         rx.el.input(type="hidden", name="feature", default_value=feature),
         rx.el.input(type="hidden", name="request_id", default_value=""),
@@ -336,7 +428,9 @@ def generate_form() -> rx.Component:
             rx.tabs.list(
                 *[
                     rx.tabs.trigger(
-                        rx.hstack(rx.icon(icon, size=16), rx.text(label), spacing="2", align="center"),
+                        rx.hstack(
+                            rx.icon(icon, size=16), rx.text(label), spacing="2", align="center"
+                        ),
                         value=key,
                         data_testid=f"feature-{key}",
                     )

@@ -39,12 +39,16 @@ def status_badge(job: JobView) -> rx.Component:
 def cancel_button(job: JobView) -> rx.Component:
     return rx.alert_dialog.root(
         rx.alert_dialog.trigger(
-            rx.button("Cancel", variant="soft", color_scheme="red", size="1", data_testid="job-cancel"),
+            rx.button(
+                "Cancel", variant="soft", color_scheme="red", size="1", data_testid="job-cancel"
+            ),
         ),
         rx.alert_dialog.content(
             rx.alert_dialog.title("Cancel this generation?"),
             rx.alert_dialog.description(
-                "It has not started yet. Cancelling returns its ", job.cost_text, " to your balance.",
+                "It has not started yet. Cancelling returns its ",
+                job.cost_text,
+                " to your balance.",
             ),
             rx.flex(
                 rx.alert_dialog.cancel(rx.button("Keep it", variant="soft", color_scheme="gray")),
@@ -70,7 +74,10 @@ def active_job_row(job: JobView) -> rx.Component:
         rx.hstack(
             rx.vstack(
                 rx.text(job.title, weight="medium", size="2"),
-                rx.cond(job.summary != "", rx.text(job.summary, size="1", color_scheme="gray", trim="both")),
+                rx.cond(
+                    job.summary != "",
+                    rx.text(job.summary, size="1", color_scheme="gray", trim="both"),
+                ),
                 spacing="0",
                 min_width="0",
                 flex="1",
@@ -84,7 +91,14 @@ def active_job_row(job: JobView) -> rx.Component:
         ),
         rx.hstack(
             rx.progress(value=job.progress, max=100, width="100%", data_testid="job-progress"),
-            rx.text(job.progress, "%", size="1", color_scheme="gray", min_width="2.5rem", text_align="right"),
+            rx.text(
+                job.progress,
+                "%",
+                size="1",
+                color_scheme="gray",
+                min_width="2.5rem",
+                text_align="right",
+            ),
             align="center",
             width="100%",
         ),
@@ -100,11 +114,38 @@ def active_job_row(job: JobView) -> rx.Component:
 def preview(job: JobView) -> rx.Component:
     return rx.match(
         job.output_kind,
-        ("image", rx.image(src=job.output_url, alt=job.title, width="100%", max_height="22rem",
-                           object_fit="contain", border_radius="var(--radius-2)", data_testid="result-image")),
-        ("video", rx.el.video(src=job.output_url, controls=True, loop=True, muted=True, auto_play=True,
-                              plays_inline=True, width="100%", max_height="22rem", data_testid="result-video")),
-        ("audio", rx.el.audio(src=job.output_url, controls=True, width="100%", data_testid="result-audio")),
+        (
+            "image",
+            rx.image(
+                src=job.output_url,
+                alt=job.title,
+                width="100%",
+                max_height="22rem",
+                object_fit="contain",
+                border_radius="var(--radius-2)",
+                data_testid="result-image",
+            ),
+        ),
+        (
+            "video",
+            rx.el.video(
+                src=job.output_url,
+                controls=True,
+                loop=True,
+                muted=True,
+                auto_play=True,
+                plays_inline=True,
+                width="100%",
+                max_height="22rem",
+                data_testid="result-video",
+            ),
+        ),
+        (
+            "audio",
+            rx.el.audio(
+                src=job.output_url, controls=True, width="100%", data_testid="result-audio"
+            ),
+        ),
         rx.fragment(),
     )
 
@@ -114,8 +155,15 @@ def _numbered_file(job: JobView, url, index) -> rx.Component:
     number = (index + 1).to_string()
     return rx.vstack(
         rx.link(
-            rx.image(src=url, alt=job.title + " · image " + number, width="100%", max_height="14rem",
-                     object_fit="contain", border_radius="var(--radius-2)", data_testid="result-image"),
+            rx.image(
+                src=url,
+                alt=job.title + " · image " + number,
+                width="100%",
+                max_height="14rem",
+                object_fit="contain",
+                border_radius="var(--radius-2)",
+                data_testid="result-image",
+            ),
             href=url,
             is_external=True,
         ),
@@ -157,7 +205,9 @@ def result_card(job: JobView) -> rx.Component:
                     several,
                     rx.fragment(),
                     rx.link(
-                        rx.button(rx.icon("download", size=14), "Download", size="1", variant="soft"),
+                        rx.button(
+                            rx.icon("download", size=14), "Download", size="1", variant="soft"
+                        ),
                         href=job.download_url,
                         is_external=False,
                         data_testid="result-download",
@@ -180,19 +230,31 @@ def history_row(job: JobView) -> rx.Component:
             rx.vstack(
                 rx.text(job.title, size="2"),
                 rx.cond(job.summary != "", rx.text(job.summary, size="1", color_scheme="gray")),
-                rx.cond(job.failed & (job.error != ""), rx.text(job.error, size="1", color_scheme="red")),
+                rx.cond(
+                    job.failed & (job.error != ""), rx.text(job.error, size="1", color_scheme="red")
+                ),
                 rx.cond(
                     job.refund_entry_id > 0,
-                    rx.link(job.refund_text, " on ", job.refund_time_text, " · see the Refund row",
-                            href="/usage?entry=" + job.refund_entry_id.to_string(), size="1",
-                            data_testid="history-refund-link"),
+                    rx.link(
+                        job.refund_text,
+                        " on ",
+                        job.refund_time_text,
+                        " · see the Refund row",
+                        href="/usage?entry=" + job.refund_entry_id.to_string(),
+                        size="1",
+                        data_testid="history-refund-link",
+                    ),
                 ),
                 spacing="0",
             )
         ),
         rx.table.cell(status_badge(job)),
-        rx.table.cell(rx.text(job.cost_text, size="2", white_space="nowrap"), data_testid="history-cost"),
-        rx.table.cell(rx.text(job.refund_text, size="2", color_scheme="green"), data_testid="history-refund"),
+        rx.table.cell(
+            rx.text(job.cost_text, size="2", white_space="nowrap"), data_testid="history-cost"
+        ),
+        rx.table.cell(
+            rx.text(job.refund_text, size="2", color_scheme="green"), data_testid="history-refund"
+        ),
         rx.table.cell(
             rx.cond(
                 job.output_urls.length() > 1,
@@ -201,12 +263,25 @@ def history_row(job: JobView) -> rx.Component:
                     rx.foreach(
                         job.output_urls,
                         lambda url, i: rx.hstack(
-                            rx.link(rx.image(src=url, alt=job.title + " · image " + (i + 1).to_string(),
-                                             width="2.5rem", height="2.5rem", object_fit="cover",
-                                             border_radius="var(--radius-1)"),
-                                    href=url, is_external=True),
-                            rx.link("Download ", (i + 1).to_string(), href=url + "?download=1", size="2",
-                                    data_testid="history-download"),
+                            rx.link(
+                                rx.image(
+                                    src=url,
+                                    alt=job.title + " · image " + (i + 1).to_string(),
+                                    width="2.5rem",
+                                    height="2.5rem",
+                                    object_fit="cover",
+                                    border_radius="var(--radius-1)",
+                                ),
+                                href=url,
+                                is_external=True,
+                            ),
+                            rx.link(
+                                "Download ",
+                                (i + 1).to_string(),
+                                href=url + "?download=1",
+                                size="2",
+                                data_testid="history-download",
+                            ),
                             spacing="1",
                             align="center",
                         ),
@@ -218,7 +293,12 @@ def history_row(job: JobView) -> rx.Component:
                     job.output_url != "",
                     rx.hstack(
                         rx.link("Open", href=job.output_url, is_external=True, size="2"),
-                        rx.link("Download", href=job.download_url, size="2", data_testid="history-download"),
+                        rx.link(
+                            "Download",
+                            href=job.download_url,
+                            size="2",
+                            data_testid="history-download",
+                        ),
                         spacing="2",
                     ),
                     rx.text("—", color_scheme="gray"),
@@ -263,12 +343,24 @@ def history_panel() -> rx.Component:
         rx.hstack(
             rx.heading("History", as_="h2", size="3"),
             rx.spacer(),
-            rx.button(rx.icon("chevron-left", size=14), "Newer", size="1", variant="soft",
-                      disabled=~GenerateState.history_has_newer, on_click=GenerateState.history_newer,
-                      data_testid="history-newer"),
-            rx.button("Older", rx.icon("chevron-right", size=14), size="1", variant="soft",
-                      disabled=~GenerateState.history_has_older, on_click=GenerateState.history_older,
-                      data_testid="history-older"),
+            rx.button(
+                rx.icon("chevron-left", size=14),
+                "Newer",
+                size="1",
+                variant="soft",
+                disabled=~GenerateState.history_has_newer,
+                on_click=GenerateState.history_newer,
+                data_testid="history-newer",
+            ),
+            rx.button(
+                "Older",
+                rx.icon("chevron-right", size=14),
+                size="1",
+                variant="soft",
+                disabled=~GenerateState.history_has_older,
+                on_click=GenerateState.history_older,
+                data_testid="history-older",
+            ),
             align="center",
             width="100%",
             margin_bottom="0.5rem",
@@ -279,7 +371,17 @@ def history_panel() -> rx.Component:
                 rx.table.root(
                     rx.table.header(
                         rx.table.row(
-                            *[rx.table.column_header_cell(h) for h in ("Date", "Generation", "Status", "Cost", "Refund", "Output")]
+                            *[
+                                rx.table.column_header_cell(h)
+                                for h in (
+                                    "Date",
+                                    "Generation",
+                                    "Status",
+                                    "Cost",
+                                    "Refund",
+                                    "Output",
+                                )
+                            ]
                         )
                     ),
                     rx.table.body(rx.foreach(GenerateState.history, history_row)),
@@ -289,8 +391,12 @@ def history_panel() -> rx.Component:
                 overflow_x="auto",
                 width="100%",
             ),
-            rx.text("Nothing generated yet. Your generations will be listed here.", color_scheme="gray",
-                    size="2", data_testid="history-empty"),
+            rx.text(
+                "Nothing generated yet. Your generations will be listed here.",
+                color_scheme="gray",
+                size="2",
+                data_testid="history-empty",
+            ),
         ),
         # "Report a broken result" (issue 11): one dialog for every card and row, and their report statuses.
         report_dialog(),

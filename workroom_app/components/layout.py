@@ -166,7 +166,10 @@ def mobile_nav(current_route: str) -> rx.Component:
         rx.menu.root(
             rx.menu.trigger(
                 rx.icon_button(
-                    rx.icon("menu"), variant="ghost", size="2", aria_label="Menu",
+                    rx.icon("menu"),
+                    variant="ghost",
+                    size="2",
+                    aria_label="Menu",
                     data_testid="mobile-menu",
                 ),
             ),
@@ -249,8 +252,14 @@ def header(title: str, current_route: str) -> rx.Component:
         rx.hstack(
             mobile_nav(current_route),
             # The page's one h1; on phones it is read out but not drawn (no room).
-            rx.heading(title, as_="h1", size="5", weight="medium", data_testid="page-title",
-                       class_name="visually-hidden-mobile"),
+            rx.heading(
+                title,
+                as_="h1",
+                size="5",
+                weight="medium",
+                data_testid="page-title",
+                class_name="visually-hidden-mobile",
+            ),
             align="center",
             spacing="2",
         ),
@@ -326,12 +335,20 @@ def confirm_email_banner() -> rx.Component:
     return rx.callout(
         rx.hstack(
             rx.text(
-                "Confirm your email address to receive your ", SessionState.trial_credits,
-                " free trial credits: we sent a link to ", rx.el.strong(SessionState.email), ".",
+                "Confirm your email address to receive your ",
+                SessionState.trial_credits,
+                " free trial credits: we sent a link to ",
+                rx.el.strong(SessionState.email),
+                ".",
                 size="2",
             ),
-            rx.button("Send a new link", size="1", variant="soft", on_click=SessionState.resend_confirmation,
-                      data_testid="confirm-email-resend"),
+            rx.button(
+                "Send a new link",
+                size="1",
+                variant="soft",
+                on_click=SessionState.resend_confirmation,
+                data_testid="confirm-email-resend",
+            ),
             justify="between",
             align="center",
             width="100%",
@@ -360,11 +377,19 @@ def layout(content: rx.Component, title: str, *, route: str = "") -> rx.Componen
             sidebar(route),
             rx.box(
                 header(title, route),
-                rx.box(past_due_banner(), padding_x=["1rem", "1rem", "1.5rem"], padding_top="0.75rem",
-                       display=rx.cond(AlertsState.past_due_text != "", "block", "none")),
+                rx.box(
+                    past_due_banner(),
+                    padding_x=["1rem", "1rem", "1.5rem"],
+                    padding_top="0.75rem",
+                    display=rx.cond(AlertsState.past_due_text != "", "block", "none"),
+                ),
                 rx.cond(
                     ~SessionState.email_confirmed,
-                    rx.box(confirm_email_banner(), padding_x=["1rem", "1rem", "1.5rem"], padding_top="0.75rem"),
+                    rx.box(
+                        confirm_email_banner(),
+                        padding_x=["1rem", "1rem", "1.5rem"],
+                        padding_top="0.75rem",
+                    ),
                 ),
                 rx.el.main(
                     content,

@@ -71,7 +71,9 @@ def _field(label: str, control: rx.Component, error, testid: str) -> rx.Componen
         control,
         rx.cond(
             error != "",
-            rx.text(error, size="2", color_scheme="red", data_testid=f"{testid}-error", role="alert"),
+            rx.text(
+                error, size="2", color_scheme="red", data_testid=f"{testid}-error", role="alert"
+            ),
         ),
         spacing="1",
         width="100%",
@@ -132,9 +134,16 @@ def card_form(
                 _field(
                     "Expiry (MM/YY)",
                     rx.input(
-                        name="expiry", placeholder="MM/YY", input_mode="numeric", auto_complete="cc-exp",
-                        max_length=7, size="3", width="100%", aria_label="Expiry date, MM/YY",
-                        custom_attrs={"data-card-field": "expiry"}, data_testid="card-expiry",
+                        name="expiry",
+                        placeholder="MM/YY",
+                        input_mode="numeric",
+                        auto_complete="cc-exp",
+                        max_length=7,
+                        size="3",
+                        width="100%",
+                        aria_label="Expiry date, MM/YY",
+                        custom_attrs={"data-card-field": "expiry"},
+                        data_testid="card-expiry",
                     ),
                     expiry_error,
                     "card-expiry",
@@ -142,9 +151,16 @@ def card_form(
                 _field(
                     "CVC",
                     rx.input(
-                        name="cvc", placeholder="123", input_mode="numeric", auto_complete="cc-csc",
-                        max_length=4, size="3", width="100%", aria_label="Security code (CVC)",
-                        custom_attrs={"data-card-field": "cvc"}, data_testid="card-cvc",
+                        name="cvc",
+                        placeholder="123",
+                        input_mode="numeric",
+                        auto_complete="cc-csc",
+                        max_length=4,
+                        size="3",
+                        width="100%",
+                        aria_label="Security code (CVC)",
+                        custom_attrs={"data-card-field": "cvc"},
+                        data_testid="card-cvc",
                     ),
                     cvc_error,
                     "card-cvc",
@@ -156,8 +172,14 @@ def card_form(
             _field(
                 "Name on card",
                 rx.input(
-                    name="name", placeholder="Jane Doe", auto_complete="cc-name", max_length=100,
-                    size="3", width="100%", aria_label="Name on card", data_testid="card-name",
+                    name="name",
+                    placeholder="Jane Doe",
+                    auto_complete="cc-name",
+                    max_length=100,
+                    size="3",
+                    width="100%",
+                    aria_label="Name on card",
+                    data_testid="card-name",
                 ),
                 name_error,
                 "card-name",
@@ -165,8 +187,12 @@ def card_form(
             rx.cond(
                 form_error != "",
                 rx.callout(
-                    form_error, icon="circle-alert", color_scheme="red", width="100%",
-                    data_testid="card-form-error", role="alert",
+                    form_error,
+                    icon="circle-alert",
+                    color_scheme="red",
+                    width="100%",
+                    data_testid="card-form-error",
+                    role="alert",
                 ),
             ),
             extra if extra is not None else rx.fragment(),

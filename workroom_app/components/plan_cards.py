@@ -51,7 +51,9 @@ def plan_card(card: PlanCard) -> rx.Component:
                 rx.heading(card.name, size="5", weight="bold", as_="h2"),
                 rx.cond(
                     card.badge != "",
-                    rx.badge(card.badge, size="2", variant="solid", data_testid="plan-current-badge"),
+                    rx.badge(
+                        card.badge, size="2", variant="solid", data_testid="plan-current-badge"
+                    ),
                 ),
                 justify="between",
                 align="center",
@@ -59,7 +61,13 @@ def plan_card(card: PlanCard) -> rx.Component:
                 wrap="wrap",
             ),
             rx.hstack(
-                rx.text(card.price, size="7", weight="bold", data_testid="plan-price", white_space="nowrap"),
+                rx.text(
+                    card.price,
+                    size="7",
+                    weight="bold",
+                    data_testid="plan-price",
+                    white_space="nowrap",
+                ),
                 rx.text(card.period, size="2", color_scheme="gray", white_space="nowrap"),
                 align="baseline",
                 spacing="1",
@@ -80,7 +88,10 @@ def plan_card(card: PlanCard) -> rx.Component:
                 flex="1",
                 width="100%",
             ),
-            rx.cond(card.note != "", rx.text(card.note, size="1", color_scheme="gray", data_testid="plan-note")),
+            rx.cond(
+                card.note != "",
+                rx.text(card.note, size="1", color_scheme="gray", data_testid="plan-note"),
+            ),
             _action_button(card),
             spacing="3",
             height="100%",
@@ -147,15 +158,23 @@ def confirm_dialog() -> rx.Component:
             rx.cond(
                 PlansState.dialog_error != "",
                 rx.callout(
-                    PlansState.dialog_error, icon="circle-alert", color_scheme="red",
-                    margin_bottom="1rem", data_testid="confirm-error", role="alert",
+                    PlansState.dialog_error,
+                    icon="circle-alert",
+                    color_scheme="red",
+                    margin_bottom="1rem",
+                    data_testid="confirm-error",
+                    role="alert",
                 ),
             ),
             rx.flex(
                 rx.dialog.close(
                     rx.button(
-                        "Not now", variant="soft", color_scheme="gray", size="3",
-                        disabled=PlansState.busy, data_testid="confirm-cancel",
+                        "Not now",
+                        variant="soft",
+                        color_scheme="gray",
+                        size="3",
+                        disabled=PlansState.busy,
+                        data_testid="confirm-cancel",
                     ),
                 ),
                 rx.button(

@@ -57,6 +57,8 @@ def add_worker_command(sub) -> None:
     p.add_argument("--poll-interval", type=float, default=None, help="seconds between passes")
     p.add_argument("--once", action="store_true", help="one pass, wait for its jobs, exit")
     p.set_defaults(func=_cmd_worker)
-    r = sub.add_parser("local-renderer", help="serve the local generation service in the foreground")
+    r = sub.add_parser(
+        "local-renderer", help="serve the local generation service in the foreground"
+    )
     r.add_argument("--url", default=None, help="defaults to WORKROOM_LOCAL_PROVIDER_URL")
     r.set_defaults(func=_cmd_local_renderer)

@@ -118,7 +118,9 @@ def _check_client_request_id(value: object) -> str:
 def _lock_account(session: Session, account_id: int) -> None:
     """Serialise submissions of one account, so the running-jobs count cannot be
     passed by two requests at once (SQLite: the write transaction already is)."""
-    found = session.exec(select(Account.id).where(Account.id == account_id).with_for_update()).first()
+    found = session.exec(
+        select(Account.id).where(Account.id == account_id).with_for_update()
+    ).first()
     if found is None:
         raise InvalidRequest("Your account was not found. Log in again.")
 
@@ -234,7 +236,10 @@ def price(session: Session, account_id: int, request: object):
         if timed is not None and getattr(exc, "field", None) == "duration":
             from workroom_app.generation import uploads
 
-            message = uploads.length_problem(parsed.priced["feature"], timed[0], timed[1], plan_key) or message
+            message = (
+                uploads.length_problem(parsed.priced["feature"], timed[0], timed[1], plan_key)
+                or message
+            )
         raise InvalidRequest(
             message,
             field=getattr(exc, "field", None),
@@ -258,7 +263,10 @@ def _media_length(account_id: int, parsed: ParsedRequest) -> tuple[str, float] |
     role = uploads.TIMED_ROLES.get(feature)
     if role is None:
         return None
-    if feature == "face_swap" and (parsed.priced.get("mode") or parsed.priced.get("model")) != "video":
+    if (
+        feature == "face_swap"
+        and (parsed.priced.get("mode") or parsed.priced.get("model")) != "video"
+    ):
         return None
     ref = parsed.extras["uploads"][role]
     seconds = uploads.stored_seconds(account_id, ref)
@@ -440,7 +448,9 @@ def describe(job: GenerationJob) -> dict[str, Any]:
 # ------------------------------------------------------------------ endings
 
 
-def _finish(session: Session, job_id: int, status: str, error: str | None) -> tuple[GenerationJob, bool]:
+def _finish(
+    session: Session, job_id: int, status: str, error: str | None
+) -> tuple[GenerationJob, bool]:
     """End a job that is not ended yet and refund its debit. (job, changed)."""
     job = _lock_job(session, job_id)
     if job is None:
@@ -454,7 +464,9 @@ def _finish(session: Session, job_id: int, status: str, error: str | None) -> tu
     job.updated_at = now
     job.lease_until = None
     if job.debit_entry_id is not None and job.refund_entry_id is None:
-        result = _ledger().refund(session, job.debit_entry_id, idempotency_key=f"refund:gen:{job.id}")
+        result = _ledger().refund(
+            session, job.debit_entry_id, idempotency_key=f"refund:gen:{job.id}"
+        )
         job.refund_entry_id = result.entry_id
     session.add(job)
     session.flush()
@@ -488,7 +500,9 @@ def cancel(session: Session, account_id: int, job_id: object) -> GenerationJob:
     return job
 
 
-def succeed(session: Session, job_id: int, output_path: str, mime: str, *, output_count: int = 1) -> GenerationJob:
+def succeed(
+    session: Session, job_id: int, output_path: str, mime: str, *, output_count: int = 1
+) -> GenerationJob:
     """Record the result (`output_count` files, the first at output_path). A job that already
     ended (timed out meanwhile, say) keeps its ending: its credits were returned, so it does
     not become a success."""
@@ -559,7 +573,12 @@ def claimable_ids(
 
 
 def claim(
-    session: Session, job_id: int, worker_id: str, *, lease_seconds: float, now: datetime | None = None
+    session: Session,
+    job_id: int,
+    worker_id: str,
+    *,
+    lease_seconds: float,
+    now: datetime | None = None,
 ) -> GenerationJob | None:
     """Take a job for this worker with one conditional UPDATE; None when another
     worker got it first (or it was cancelled/ended meanwhile)."""
@@ -592,7 +611,9 @@ def claim(
     return job
 
 
-def mark_running(session: Session, job_id: int, provider_job_id: str, *, worker_id: str | None = None) -> bool:
+def mark_running(
+    session: Session, job_id: int, provider_job_id: str, *, worker_id: str | None = None
+) -> bool:
     """Remember the provider's id for a job this worker holds (so a restart can poll it)."""
     stmt = update(GenerationJob).where(
         GenerationJob.id == job_id, GenerationJob.status == JobStatus.RUNNING
@@ -600,9 +621,9 @@ def mark_running(session: Session, job_id: int, provider_job_id: str, *, worker_
     if worker_id is not None:
         stmt = stmt.where(GenerationJob.worker_id == worker_id)
     result = session.exec(
-        stmt.values(provider_job_id=str(provider_job_id)[:128], updated_at=clock.now()).execution_options(
-            synchronize_session=False
-        )
+        stmt.values(
+            provider_job_id=str(provider_job_id)[:128], updated_at=clock.now()
+        ).execution_options(synchronize_session=False)
     )
     return result.rowcount == 1
 

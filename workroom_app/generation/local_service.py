@@ -53,7 +53,9 @@ class Prediction:
 
 
 def _contains_marker(inputs: dict[str, Any], marker: str) -> bool:
-    return any(isinstance(inputs.get(k), str) and marker in inputs[k].lower() for k in ("prompt", "text"))
+    return any(
+        isinstance(inputs.get(k), str) and marker in inputs[k].lower() for k in ("prompt", "text")
+    )
 
 
 def create_app(
@@ -82,10 +84,15 @@ def create_app(
         if p.canceled:
             body.update(status="canceled", progress=int(frac * 100))
         elif (p.fail_with or p.reject) and frac >= 0.5:
-            body.update(status="failed", progress=50, error=p.fail_with or
-                        "Rejected by the content policy ([reject] marker).")
+            body.update(
+                status="failed",
+                progress=50,
+                error=p.fail_with or "Rejected by the content policy ([reject] marker).",
+            )
         elif frac < 1.0:
-            body.update(status="starting" if frac < 0.05 else "processing", progress=int(frac * 100))
+            body.update(
+                status="starting" if frac < 0.05 else "processing", progress=int(frac * 100)
+            )
         else:
             async with p.lock:
                 if p.output is None and p.error is None:
@@ -97,8 +104,13 @@ def create_app(
                 body.update(status="failed", progress=100, error=p.error)
             else:
                 # One file: its URL, as most model APIs answer; several: a list of URLs.
-                urls = [str(request.url_for("output_n", pid=p.id, index=str(i + 1))) for i in range(len(p.output))]
-                body.update(status="succeeded", progress=100, output=urls[0] if len(urls) == 1 else urls)
+                urls = [
+                    str(request.url_for("output_n", pid=p.id, index=str(i + 1)))
+                    for i in range(len(p.output))
+                ]
+                body.update(
+                    status="succeeded", progress=100, output=urls[0] if len(urls) == 1 else urls
+                )
         return body
 
     async def health(_request: Request) -> JSONResponse:
@@ -112,11 +124,19 @@ def create_app(
             body = await request.json()
         except ValueError:
             return JSONResponse({"detail": "body must be JSON"}, status_code=400)
-        if not isinstance(body, dict) or not isinstance(body.get("model"), str) or not isinstance(
-            body.get("input"), dict
+        if (
+            not isinstance(body, dict)
+            or not isinstance(body.get("model"), str)
+            or not isinstance(body.get("input"), dict)
         ):
             return JSONResponse({"detail": "expected {model: str, input: object}"}, status_code=422)
-        if body["model"].split("/")[0] not in ("image", "video", "voiceover", "face_swap", "lip_sync"):
+        if body["model"].split("/")[0] not in (
+            "image",
+            "video",
+            "voiceover",
+            "face_swap",
+            "lip_sync",
+        ):
             return JSONResponse({"detail": f"unknown model {body['model']!r}"}, status_code=422)
         key = request.headers.get("idempotency-key")
         fingerprint = hashlib.sha256(raw).hexdigest()
@@ -124,11 +144,14 @@ def create_app(
             pid, seen = idempotency[key]
             if seen != fingerprint:
                 return JSONResponse(
-                    {"detail": "this Idempotency-Key was used for a different request"}, status_code=422
+                    {"detail": "this Idempotency-Key was used for a different request"},
+                    status_code=422,
                 )
             return JSONResponse({"id": pid, "status": "starting"}, status_code=201)
         inputs = body["input"]
-        p = Prediction(id=secrets.token_hex(12), model=body["model"], input=inputs, created=time.monotonic())
+        p = Prediction(
+            id=secrets.token_hex(12), model=body["model"], input=inputs, created=time.monotonic()
+        )
         if _contains_marker(inputs, FAIL_MARKER):
             p.fail_with = f"Failed on purpose ({FAIL_MARKER} marker in the prompt)."
         elif _contains_marker(inputs, REJECT_MARKER):
@@ -181,7 +204,9 @@ def create_app(
 class ServiceThread:
     """Runs the local service with uvicorn in a background thread (the worker and tests)."""
 
-    def __init__(self, host: str = "127.0.0.1", port: int = 0, *, sock=None, **app_kwargs: Any) -> None:  # noqa: ANN001
+    def __init__(
+        self, host: str = "127.0.0.1", port: int = 0, *, sock=None, **app_kwargs: Any
+    ) -> None:  # noqa: ANN001
         import uvicorn
 
         self.config = uvicorn.Config(
@@ -219,4 +244,6 @@ def main(url: str | None = None) -> None:
     from workroom_app.settings import get_settings
 
     parts = urlsplit(url or get_settings().local_provider_url)
-    uvicorn.run(create_app(), host=parts.hostname or "127.0.0.1", port=parts.port or 3100, log_level="info")
+    uvicorn.run(
+        create_app(), host=parts.hostname or "127.0.0.1", port=parts.port or 3100, log_level="info"
+    )

@@ -73,7 +73,14 @@ def probe(data: bytes) -> MediaInfo:
         audio = next(iter(container.streams.audio), None)
         if video is None and audio is None:
             raise MediaError("no audio or video stream")
-        lengths = [s for s in (_stream_seconds(video) if video else None, _stream_seconds(audio) if audio else None) if s]
+        lengths = [
+            s
+            for s in (
+                _stream_seconds(video) if video else None,
+                _stream_seconds(audio) if audio else None,
+            )
+            if s
+        ]
         seconds = max(lengths) if lengths else None
         if seconds is None and container.duration is not None:
             seconds = container.duration / av.time_base
@@ -152,7 +159,9 @@ def video_frames(data: bytes, size: tuple[int, int], fps: int, limit: int) -> li
     return list(iter_video_frames(data, size, fps, limit))
 
 
-def iter_video_frames(data: bytes, size: tuple[int, int], fps: int, limit: int) -> Iterator[Image.Image]:
+def iter_video_frames(
+    data: bytes, size: tuple[int, int], fps: int, limit: int
+) -> Iterator[Image.Image]:
     """video_frames() one at a time, so a long clip never sits in memory whole. Raises
     MediaError before the first frame when the clip cannot be decoded."""
     from PIL import ImageOps

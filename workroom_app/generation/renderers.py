@@ -80,7 +80,9 @@ def _caption(draw: ImageDraw.ImageDraw, w: int, h: int, text: str, extra: str = 
         band = int(size * 1.3 * len(lines) + size)
         draw.rectangle([0, 0, w, band], fill=(0, 0, 0))
         for i, line in enumerate(lines):
-            draw.text((size // 2, size // 2 + int(i * size * 1.3)), line, fill=(255, 255, 255), font=font)
+            draw.text(
+                (size // 2, size // 2 + int(i * size * 1.3)), line, fill=(255, 255, 255), font=font
+            )
     small = _font(max(9, w // 48))
     label = LABEL + (f" · {extra}" if extra else "")
     band_h = max(14, w // 30)
@@ -88,7 +90,9 @@ def _caption(draw: ImageDraw.ImageDraw, w: int, h: int, text: str, extra: str = 
     draw.text((band_h // 3, h - band_h + band_h // 6), label, fill=(255, 220, 90), font=small)
 
 
-def _shapes(draw: ImageDraw.ImageDraw, rng: random.Random, w: int, h: int, colours, shift: float = 0.0):
+def _shapes(
+    draw: ImageDraw.ImageDraw, rng: random.Random, w: int, h: int, colours, shift: float = 0.0
+):
     for i in range(14):
         c = colours[i % len(colours)]
         cx = (rng.uniform(0, w) + shift * w * rng.uniform(-0.2, 0.2)) % w
@@ -110,7 +114,9 @@ def _png(img: Image.Image) -> bytes:
     return buf.getvalue()
 
 
-def render_image(prompt: str, resolution: str = "1K", count: int = 1, model: str = "") -> list[tuple[bytes, str]]:
+def render_image(
+    prompt: str, resolution: str = "1K", count: int = 1, model: str = ""
+) -> list[tuple[bytes, str]]:
     """`count` PNG files, each a variant of the prompt at the full requested size."""
     side = IMAGE_SIZES.get(resolution, 1024)
     count = max(1, min(4, int(count or 1)))
@@ -139,15 +145,25 @@ def _mp4(frames, size: tuple[int, int], audio=None) -> bytes:
     return media.encode_mp4(frames, size, FPS, audio=audio)
 
 
-def render_video(prompt: str, resolution: str = "720p", duration: float = 5, model: str = "") -> list[tuple[bytes, str]]:
+def render_video(
+    prompt: str, resolution: str = "720p", duration: float = 5, model: str = ""
+) -> list[tuple[bytes, str]]:
     w, h = _preview_size(resolution)
     n = max(1, int(round(float(duration or 1) * FPS)))
     rng = _seed("video", prompt, model)
     colours = _palette(rng, 8)
     shapes = [
-        (rng.uniform(0, w), rng.uniform(0, h), rng.uniform(0.05, 0.2) * h, rng.uniform(-3, 3), rng.uniform(-2, 2), c)
+        (
+            rng.uniform(0, w),
+            rng.uniform(0, h),
+            rng.uniform(0.05, 0.2) * h,
+            rng.uniform(-3, 3),
+            rng.uniform(-2, 2),
+            c,
+        )
         for c in colours[1:] * 2
     ]
+
     def frames():  # drawn one at a time as the encoder takes them
         for f in range(n):
             img = Image.new("RGB", (w, h), colours[0])
@@ -167,11 +183,15 @@ def _char_samples(ch: str) -> bytes:
     if low in "aeiouy":
         freq = 180 + 40 * "aeiouy".index(low)
         fade = lambda i: min(1.0, i / 200, (n - i) / 200)  # noqa: E731 - avoids clicks
-        vals = [int(9000 * fade(i) * math.sin(2 * math.pi * freq * i / SAMPLE_RATE)) for i in range(n)]
+        vals = [
+            int(9000 * fade(i) * math.sin(2 * math.pi * freq * i / SAMPLE_RATE)) for i in range(n)
+        ]
     elif low.isalnum():
         rng = _seed("consonant", low)
         burst = n // 2
-        vals = [int(rng.uniform(-3500, 3500) * (1 - i / burst)) if i < burst else 0 for i in range(n)]
+        vals = [
+            int(rng.uniform(-3500, 3500) * (1 - i / burst)) if i < burst else 0 for i in range(n)
+        ]
     else:
         vals = [0] * n
     return struct.pack(f"<{n}h", *vals)
@@ -212,7 +232,9 @@ def decode_data_uri(uri: object) -> tuple[bytes, str] | None:
         return None
 
 
-def _frames(data: bytes | None, mime: str, size: tuple[int, int], limit: int) -> tuple[list[Image.Image], str]:
+def _frames(
+    data: bytes | None, mime: str, size: tuple[int, int], limit: int
+) -> tuple[list[Image.Image], str]:
     """RGB frames of an uploaded image or clip, fitted to `size`, sampled at FPS (clips are
     decoded with PyAV: MP4, MOV, WebM, animated GIF). A file that cannot be decoded gives a
     plain frame that says so."""
@@ -235,7 +257,9 @@ def _frames(data: bytes | None, mime: str, size: tuple[int, int], limit: int) ->
     if not frames:
         img = Image.new("RGB", size, (60, 60, 70))
         ImageDraw.Draw(img).text(
-            (10, size[1] // 2), f"{mime or 'clip'}: not decodable by the local renderer", fill=(230, 230, 230),
+            (10, size[1] // 2),
+            f"{mime or 'clip'}: not decodable by the local renderer",
+            fill=(230, 230, 230),
             font=_font(max(10, size[0] // 40)),
         )
         frames = [img]
@@ -290,7 +314,9 @@ def _face_cutout(data: bytes | None, diameter: int) -> tuple[Image.Image, Image.
     return face, mask
 
 
-def render_face_swap(inputs: dict, mode: str = "image", resolution: str = "720p", duration: float = 3) -> list[tuple[bytes, str]]:
+def render_face_swap(
+    inputs: dict, mode: str = "image", resolution: str = "720p", duration: float = 3
+) -> list[tuple[bytes, str]]:
     face = decode_data_uri(inputs.get("face"))
     target = decode_data_uri(inputs.get("target"))
     if mode == "video":
@@ -308,7 +334,9 @@ def render_face_swap(inputs: dict, mode: str = "image", resolution: str = "720p"
             except Exception:
                 pass
         n = 1
-    source, note = _frame_stream(target[0] if target else None, target[1] if target else "", size, n)
+    source, note = _frame_stream(
+        target[0] if target else None, target[1] if target else "", size, n
+    )
     d = max(16, min(size) // 3)
     cut, mask = _face_cutout(face[0] if face else None, d)
 
@@ -319,7 +347,13 @@ def render_face_swap(inputs: dict, mode: str = "image", resolution: str = "720p"
             img = last.copy()
             bob = int(math.sin(i / FPS * 2 * math.pi) * d * 0.05)
             img.paste(cut, ((size[0] - d) // 2, size[1] // 6 + bob), mask)
-            _caption(ImageDraw.Draw(img), size[0], size[1], "", "face swap" + (f", {note}" if note else ""))
+            _caption(
+                ImageDraw.Draw(img),
+                size[0],
+                size[1],
+                "",
+                "face swap" + (f", {note}" if note else ""),
+            )
             yield img
 
     if mode == "video":
@@ -348,7 +382,9 @@ def _audio_samples(audio: tuple[bytes, str] | None):
     return samples or None
 
 
-def render_lip_sync(inputs: dict, resolution: str = "720p", duration: float = 3) -> list[tuple[bytes, str]]:
+def render_lip_sync(
+    inputs: dict, resolution: str = "720p", duration: float = 3
+) -> list[tuple[bytes, str]]:
     from workroom_app.generation import media
 
     source = decode_data_uri(inputs.get("source"))
@@ -359,8 +395,9 @@ def render_lip_sync(inputs: dict, resolution: str = "720p", duration: float = 3)
     seconds = len(samples) / media.AUDIO_RATE if samples is not None else float(duration or 1)
     n = max(1, int(math.ceil(seconds * FPS - 1e-6)))
     # A clip plays (looping when shorter than the audio); at most LOOP_SECONDS of it is kept.
-    frames, note = _frames(source[0] if source else None, source[1] if source else "", size,
-                           min(n, LOOP_SECONDS * FPS))
+    frames, note = _frames(
+        source[0] if source else None, source[1] if source else "", size, min(n, LOOP_SECONDS * FPS)
+    )
     if samples is not None:
         env = audio_envelope(samples, n)
     else:
@@ -378,8 +415,10 @@ def render_lip_sync(inputs: dict, resolution: str = "720p", duration: float = 3)
             _caption(draw, w, h, "", label)
             mouth_h = int(4 + env[i] * h * 0.12)
             draw.rounded_rectangle(
-                [cx - w // 10, cy - mouth_h // 2, cx + w // 10, cy + mouth_h // 2], radius=4,
-                fill=(150, 20, 40), outline=(255, 255, 255),
+                [cx - w // 10, cy - mouth_h // 2, cx + w // 10, cy + mouth_h // 2],
+                radius=4,
+                fill=(150, 20, 40),
+                outline=(255, 255, 255),
             )
             yield img
 
@@ -390,16 +429,30 @@ def render(model: str, inputs: dict) -> list[tuple[bytes, str]]:
     """Dispatch on the prediction's model ("<feature>/<model>"): the files, in order."""
     feature, _, name = str(model).partition("/")
     if feature == "image":
-        return render_image(str(inputs.get("prompt", "")), str(inputs.get("resolution", "1K")),
-                            int(inputs.get("count", 1) or 1), name)
+        return render_image(
+            str(inputs.get("prompt", "")),
+            str(inputs.get("resolution", "1K")),
+            int(inputs.get("count", 1) or 1),
+            name,
+        )
     if feature == "video":
-        return render_video(str(inputs.get("prompt", "")), str(inputs.get("resolution", "720p")),
-                            float(inputs.get("duration", 5) or 5), name)
+        return render_video(
+            str(inputs.get("prompt", "")),
+            str(inputs.get("resolution", "720p")),
+            float(inputs.get("duration", 5) or 5),
+            name,
+        )
     if feature == "voiceover":
         return render_voiceover(str(inputs.get("text", "")), name)
     if feature == "face_swap":
-        return render_face_swap(inputs, str(inputs.get("mode") or name or "image"),
-                                str(inputs.get("resolution", "720p")), float(inputs.get("duration", 3) or 3))
+        return render_face_swap(
+            inputs,
+            str(inputs.get("mode") or name or "image"),
+            str(inputs.get("resolution", "720p")),
+            float(inputs.get("duration", 3) or 3),
+        )
     if feature == "lip_sync":
-        return render_lip_sync(inputs, str(inputs.get("resolution", "720p")), float(inputs.get("duration", 3) or 3))
+        return render_lip_sync(
+            inputs, str(inputs.get("resolution", "720p")), float(inputs.get("duration", 3) or 3)
+        )
     raise ValueError(f"unknown model {model!r}")

@@ -1,4 +1,4 @@
-""""Report a broken result": a user can report a finished generation as broken
+""" "Report a broken result": a user can report a finished generation as broken
 within 24 hours, with a reason.
 
 Rules, in the words the UI uses (README "Decisions"):
@@ -80,7 +80,9 @@ def auto_refunds_this_month(session: Session, account_id: int, now: datetime | N
 
 def _refund(session: Session, job: GenerationJob, report: ResultReport) -> int:
     result = ledger.refund(
-        session, job.debit_entry_id, idempotency_key=f"refund:report:{report.id}",
+        session,
+        job.debit_entry_id,
+        idempotency_key=f"refund:report:{report.id}",
         reason=f"Broken result reported (report #{report.id}): {report.reason}"[:2000],
     )
     if not result.created:
@@ -100,7 +102,9 @@ def report(session: Session, account_id: int, job_id: object, reason: object) ->
     invoices.lock_account(session, account_id)  # one report at a time per account: the count holds
     job = jobs.get_job(session, account_id, job_id)  # another user's job reads as not found
     if job.status != JobStatus.SUCCEEDED:
-        raise ReportError("Only a finished result can be reported. Failed generations are refunded on their own.")
+        raise ReportError(
+            "Only a finished result can be reported. Failed generations are refunded on their own."
+        )
     now = clock.now()
     if job.finished_at is None or now - _as_utc(job.finished_at) > REPORT_WINDOW:
         raise ReportError("Results can be reported within 24 hours of finishing.")
@@ -113,24 +117,33 @@ def report(session: Session, account_id: int, job_id: object, reason: object) ->
     allowance = get_catalog().broken_result_refunds_per_month
     auto = auto_refunds_this_month(session, account_id, now) < allowance
     row = ResultReport(
-        job_id=job.id, account_id=account_id, reason=reason,
+        job_id=job.id,
+        account_id=account_id,
+        reason=reason,
         status=ReportStatus.REFUNDED.value if auto else ReportStatus.PENDING.value,
-        auto_refunded=auto, created_at=now, decided_at=now if auto else None,
+        auto_refunded=auto,
+        created_at=now,
+        decided_at=now if auto else None,
     )
     session.add(row)
     session.flush()
     if not auto:
         return ReportOutcome(
-            row.id, row.status,
+            row.id,
+            row.status,
             f"Thanks. You have used this month's {allowance} instant refunds, so staff will review this "
             "report and answer here.",
         )
     returned = _refund(session, job, row)
     session.add(row)
-    return ReportOutcome(row.id, row.status, f"Thanks. {returned:,} credits were returned to your balance.", returned)
+    return ReportOutcome(
+        row.id, row.status, f"Thanks. {returned:,} credits were returned to your balance.", returned
+    )
 
 
-def decide(session: Session, report_id: object, staff_id: int, *, accept: bool, note: object) -> ReportOutcome:
+def decide(
+    session: Session, report_id: object, staff_id: int, *, accept: bool, note: object
+) -> ReportOutcome:
     """Staff accept (refund) or decline (with a note the user sees) a pending report."""
     staff = session.get(Account, staff_id)
     if staff is None or staff.role != Role.STAFF:
@@ -159,14 +172,18 @@ def decide(session: Session, report_id: object, staff_id: int, *, accept: bool, 
     else:
         row.status = ReportStatus.DECLINED.value
     session.add(row)
-    return ReportOutcome(row.id, row.status, "Accepted: credits returned." if accept else "Declined.", returned)
+    return ReportOutcome(
+        row.id, row.status, "Accepted: credits returned." if accept else "Declined.", returned
+    )
 
 
 def for_jobs(session: Session, account_id: int, job_ids: list[int]) -> dict[int, ResultReport]:
     if not job_ids:
         return {}
     rows = session.exec(
-        select(ResultReport).where(ResultReport.account_id == account_id, ResultReport.job_id.in_(job_ids))
+        select(ResultReport).where(
+            ResultReport.account_id == account_id, ResultReport.job_id.in_(job_ids)
+        )
     )
     return {r.job_id: r for r in rows}
 
@@ -174,7 +191,9 @@ def for_jobs(session: Session, account_id: int, job_ids: list[int]) -> dict[int,
 def pending(session: Session, limit: int = 100) -> list[ResultReport]:
     return list(
         session.exec(
-            select(ResultReport).where(ResultReport.status == ReportStatus.PENDING.value)
-            .order_by(ResultReport.id).limit(limit)
+            select(ResultReport)
+            .where(ResultReport.status == ReportStatus.PENDING.value)
+            .order_by(ResultReport.id)
+            .limit(limit)
         )
     )

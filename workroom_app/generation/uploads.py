@@ -27,9 +27,11 @@ from workroom_app.generation.errors import InvalidUpload
 
 MB = 1024 * 1024
 MAX_BYTES = {"image": 10 * MB, "video": 50 * MB, "audio": 20 * MB}
-KIND_LABELS = {"image": "an image (PNG, JPEG, WebP or GIF)",
-               "video": "a video (MP4, MOV, WebM or animated GIF)",
-               "audio": "an audio file (WAV, MP3, OGG, FLAC or M4A)"}
+KIND_LABELS = {
+    "image": "an image (PNG, JPEG, WebP or GIF)",
+    "video": "a video (MP4, MOV, WebM or animated GIF)",
+    "audio": "an audio file (WAV, MP3, OGG, FLAC or M4A)",
+}
 # ext -> (kind, mime)
 FORMATS: dict[str, tuple[str, str]] = {
     "png": ("image", "image/png"),
@@ -120,7 +122,9 @@ accept_text = _accept_text
 size_text = _size_text
 
 
-def validate(data: object, accept: tuple[str, ...], *, what: str = "The file") -> tuple[str, str, str]:
+def validate(
+    data: object, accept: tuple[str, ...], *, what: str = "The file"
+) -> tuple[str, str, str]:
     """(ext, kind, mime) of acceptable bytes; InvalidUpload saying what is wrong."""
     ext, kind, mime, _seconds = _check(data, accept, what)
     return ext, kind, mime
@@ -142,9 +146,7 @@ def _check(data: object, accept: tuple[str, ...], what: str) -> tuple[str, str, 
         )
     limit = max(MAX_BYTES[k] for k in kinds)
     if len(data) > limit:
-        raise InvalidUpload(
-            f"{what} is {_size_text(len(data))}; the limit is {_size_text(limit)}."
-        )
+        raise InvalidUpload(f"{what} is {_size_text(len(data))}; the limit is {_size_text(limit)}.")
     if FORMATS[ext][0] == "image":
         from PIL import Image
 
@@ -152,7 +154,9 @@ def _check(data: object, accept: tuple[str, ...], what: str) -> tuple[str, str, 
             with Image.open(io.BytesIO(data)) as img:
                 img.verify()
         except Exception:
-            raise InvalidUpload(f"{what} looks like a {ext.upper()} image but cannot be read.") from None
+            raise InvalidUpload(
+                f"{what} looks like a {ext.upper()} image but cannot be read."
+            ) from None
     seconds = None
     if FORMATS[ext][0] != "image" or ext == "gif":
         seconds = media_seconds_of_bytes(data, ext)
@@ -194,7 +198,9 @@ def _gif_seconds(data: bytes) -> float:
     return total_ms / 1000
 
 
-def length_problem(feature: str, what: str, seconds: float, plan_key: str | None = None) -> str | None:
+def length_problem(
+    feature: str, what: str, seconds: float, plan_key: str | None = None
+) -> str | None:
     """Why an upload of this length cannot be used for `feature` (its length in the message),
     or None. The catalog's longest duration for the feature, then the plan's cap."""
     from workroom_app.billing import catalog as catalog_module
@@ -205,7 +211,10 @@ def length_problem(feature: str, what: str, seconds: float, plan_key: str | None
         feat = cat.feature(feature)
     except Exception:
         return None
-    longest = max((m.durations[-1] for m in feat.models.values() if m.has_duration and m.durations), default=None)
+    longest = max(
+        (m.durations[-1] for m in feat.models.values() if m.has_duration and m.durations),
+        default=None,
+    )
     length = media.seconds_text(seconds)
     if longest is not None and media.billed_seconds(seconds) > longest:
         return f"{what} is {length} long; {feat.label} takes up to {longest:,} s. Choose a shorter file."
@@ -271,14 +280,21 @@ def save_for_role(
     if role not in roles:
         raise InvalidUpload("This feature does not take that upload.")
     what = ROLE_LABELS[role][0].upper() + ROLE_LABELS[role][1:]
+
     def check_length(seconds: float) -> None:
         problem = length_problem(feature, what, seconds, plan_key)
         if problem:
             raise InvalidUpload(problem)
 
     timed = TIMED_ROLES.get(feature) == role
-    return save_upload(account_id, data, roles[role], what=what, media_dir=media_dir,
-                       length_check=check_length if timed else None)
+    return save_upload(
+        account_id,
+        data,
+        roles[role],
+        what=what,
+        media_dir=media_dir,
+        length_check=check_length if timed else None,
+    )
 
 
 @functools.lru_cache(maxsize=256)
@@ -299,7 +315,12 @@ def stored_seconds(account_id: int, ref: str, media_dir: Path | None = None) -> 
 
 
 def check_reference(
-    account_id: int, ref: object, role: str, accept: tuple[str, ...], *, media_dir: Path | None = None
+    account_id: int,
+    ref: object,
+    role: str,
+    accept: tuple[str, ...],
+    *,
+    media_dir: Path | None = None,
 ) -> str:
     """The reference when it names an existing upload of this account of an accepted kind."""
     label = ROLE_LABELS.get(role, "the file")

@@ -176,7 +176,10 @@ class Worker:
                 # An upload vanished from disk since submission: it cannot come back.
                 log.warning("job %s: inputs unavailable (%s)", job.id, exc)
                 await self._db(
-                    jobs.fail, job.id, JobStatus.FAILED, "The uploaded files for this generation are no longer available."
+                    jobs.fail,
+                    job.id,
+                    JobStatus.FAILED,
+                    "The uploaded files for this generation are no longer available.",
                 )
                 return
             except ProviderError as exc:
@@ -186,7 +189,12 @@ class Worker:
                     log.warning("job %s: provider unavailable (%s)", job.id, exc)
                     await self._db(self._release, job.id)
                     return
-                await self._db(jobs.fail, job.id, JobStatus.FAILED, _user_error("The generation could not start", str(exc)))
+                await self._db(
+                    jobs.fail,
+                    job.id,
+                    JobStatus.FAILED,
+                    _user_error("The generation could not start", str(exc)),
+                )
                 return
             if not await self._db(jobs.mark_running, job.id, pid, worker_id=self.worker_id):
                 # Ended (timed out) or taken over while we were creating it.
@@ -200,7 +208,12 @@ class Worker:
                 status = await self.provider.status(pid)
             except ProviderError as exc:
                 if not exc.retriable:
-                    await self._db(jobs.fail, job.id, JobStatus.FAILED, _user_error("The generation failed", str(exc)))
+                    await self._db(
+                        jobs.fail,
+                        job.id,
+                        JobStatus.FAILED,
+                        _user_error("The generation failed", str(exc)),
+                    )
                     return
                 log.warning("job %s: status unavailable (%s)", job.id, exc)
                 if not await self._renew(job, progress, reported[0]):
@@ -213,8 +226,16 @@ class Worker:
                 return
             if status.state in (FAILED, REJECTED, CANCELED):
                 ending = JobStatus.REJECTED if status.state == REJECTED else JobStatus.FAILED
-                detail = status.error if status.state != CANCELED else "the generation service cancelled it"
-                prefix = "The request was rejected" if ending == JobStatus.REJECTED else "The generation failed"
+                detail = (
+                    status.error
+                    if status.state != CANCELED
+                    else "the generation service cancelled it"
+                )
+                prefix = (
+                    "The request was rejected"
+                    if ending == JobStatus.REJECTED
+                    else "The generation failed"
+                )
                 await self._db(jobs.fail, job.id, ending, _user_error(prefix, detail))
                 return
             progress = max(progress, min(99, status.progress))
@@ -230,32 +251,57 @@ class Worker:
             # A job that reports no progress is asked less and less often (up to MAX_POLL_SECONDS):
             # a thousand jobs waiting minutes on a hosted provider cost a few requests a second.
             quiet = 0 if moved else quiet + 1
-            await asyncio.sleep(min(self.poll_interval * (1.5 ** quiet), max(self.poll_interval, MAX_POLL_SECONDS)))
+            await asyncio.sleep(
+                min(self.poll_interval * (1.5**quiet), max(self.poll_interval, MAX_POLL_SECONDS))
+            )
 
     async def _renew(self, job: GenerationJob, progress: int, previous: int | None = None) -> bool:
         return await self._db(
-            jobs.report_progress, job.id, progress, worker_id=self.worker_id, lease_seconds=self.lease_seconds,
-            account_id=job.account_id, previous=previous,
+            jobs.report_progress,
+            job.id,
+            progress,
+            worker_id=self.worker_id,
+            lease_seconds=self.lease_seconds,
+            account_id=job.account_id,
+            previous=previous,
         )
 
     async def _finish_success(self, job: GenerationJob, pid: str) -> None:
         try:
             fetch_all = getattr(self.provider, "fetch_outputs", None)
-            outputs = await fetch_all(pid) if fetch_all is not None else [await self.provider.fetch_output(pid)]
+            outputs = (
+                await fetch_all(pid)
+                if fetch_all is not None
+                else [await self.provider.fetch_output(pid)]
+            )
         except ProviderError as exc:
             if exc.retriable:
                 await self._db(self._release, job.id)
                 return
-            await self._db(jobs.fail, job.id, JobStatus.FAILED, _user_error("The result could not be fetched", str(exc)))
+            await self._db(
+                jobs.fail,
+                job.id,
+                JobStatus.FAILED,
+                _user_error("The result could not be fetched", str(exc)),
+            )
             return
-        wrong = [mime for _data, mime in outputs if not mime.startswith(EXPECTED_KINDS.get(job.feature, ("",)))]
+        wrong = [
+            mime
+            for _data, mime in outputs
+            if not mime.startswith(EXPECTED_KINDS.get(job.feature, ("",)))
+        ]
         if not outputs or wrong:
             await self._db(
-                jobs.fail, job.id, JobStatus.FAILED,
+                jobs.fail,
+                job.id,
+                JobStatus.FAILED,
                 f"The generation service returned the wrong kind of file ({wrong[0] if wrong else 'none'}).",
             )
             return
-        paths = [self._store(job, data, mime, index) for index, (data, mime) in enumerate(outputs, start=1)]
+        paths = [
+            self._store(job, data, mime, index)
+            for index, (data, mime) in enumerate(outputs, start=1)
+        ]
         await self._db(jobs.succeed, job.id, paths[0], outputs[0][1], output_count=len(paths))
 
     def _store(self, job: GenerationJob, data: bytes, mime: str, index: int = 1) -> str:
@@ -357,7 +403,9 @@ def live_worker_count(session, within: float = 3 * HEARTBEAT_SECONDS) -> int:
 
     from workroom_app.models import AppSetting
 
-    values = session.exec(select(AppSetting.value).where(AppSetting.key.startswith(HEARTBEAT_PREFIX))).all()
+    values = session.exec(
+        select(AppSetting.value).where(AppSetting.key.startswith(HEARTBEAT_PREFIX))
+    ).all()
     now = time.time()
     count = 0
     for value in values:
@@ -422,7 +470,9 @@ async def run_worker(
 
         feed.subscribe(on_change, on_resync=wake.set)
         idle_pass = max(worker.poll_interval, IDLE_PASS_SECONDS)
-    scheduler = SchedulerLock(worker.engine) if billing_interval and settings.run_scheduler else None
+    scheduler = (
+        SchedulerLock(worker.engine) if billing_interval and settings.run_scheduler else None
+    )
     next_billing_tick = 0.0
     next_rollup_warm = 0.0
     next_heartbeat = 0.0

@@ -65,7 +65,9 @@ def _revoke(token: str) -> None:
 
 async def start_session(request: Request) -> Response:
     if not _same_origin(request):
-        return JSONResponse({"error": "Cross-site request refused."}, status_code=403, headers=_NO_STORE)
+        return JSONResponse(
+            {"error": "Cross-site request refused."}, status_code=403, headers=_NO_STORE
+        )
     body = await request.body()  # capped by security/body_limit.py
     ticket = (parse_qs(body.decode("utf-8", "replace")).get("ticket") or [""])[0]
     redeemed = await run_in_threadpool(_redeem, ticket) if ticket else None
@@ -79,13 +81,17 @@ async def start_session(request: Request) -> Response:
 
 async def end_session(request: Request) -> Response:
     if not _same_origin(request):
-        return JSONResponse({"error": "Cross-site request refused."}, status_code=403, headers=_NO_STORE)
+        return JSONResponse(
+            {"error": "Cross-site request refused."}, status_code=403, headers=_NO_STORE
+        )
     token = request.cookies.get(COOKIE_NAME, "")
     if token and len(token) <= 200:
         await run_in_threadpool(_revoke, token)
     response = RedirectResponse(LOGIN, status_code=303, headers=_NO_STORE)
     attrs = cookie_attributes()
-    response.delete_cookie(COOKIE_NAME, path=attrs["path"], secure=attrs["secure"], httponly=True, samesite="lax")
+    response.delete_cookie(
+        COOKIE_NAME, path=attrs["path"], secure=attrs["secure"], httponly=True, samesite="lax"
+    )
     return response
 
 
@@ -106,21 +112,26 @@ def _confirm(token: str) -> tuple[str, int]:
 
 def _page(title: str, text: str, status: int = 200) -> HTMLResponse:
     body = (
-        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">"
-        f"<meta name=\"viewport\" content=\"width=device-width\"><title>{html.escape(title)} · Workroom</title>"
+        '<!doctype html><html lang="en"><head><meta charset="utf-8">'
+        f'<meta name="viewport" content="width=device-width"><title>{html.escape(title)} · Workroom</title>'
         "<style>body{font-family:system-ui,sans-serif;max-width:32rem;margin:4rem auto;padding:0 1rem;line-height:1.5}"
         "a{color:#4f46e5}</style></head><body>"
-        f"<h1>{html.escape(title)}</h1><p>{html.escape(text)}</p><p><a href=\"{LANDING_ROUTE}\">Continue to Workroom</a></p>"
+        f'<h1>{html.escape(title)}</h1><p>{html.escape(text)}</p><p><a href="{LANDING_ROUTE}">Continue to Workroom</a></p>'
         "</body></html>"
     )
-    return HTMLResponse(body, status_code=status, headers={**_NO_STORE, "Referrer-Policy": "no-referrer"})
+    return HTMLResponse(
+        body, status_code=status, headers={**_NO_STORE, "Referrer-Policy": "no-referrer"}
+    )
 
 
 async def confirm_email(request: Request) -> Response:
     token = request.query_params.get("token", "")
     outcome, credits = await run_in_threadpool(_confirm, token)
     if outcome == "granted":
-        return _page("Email address confirmed", f"Thank you. {credits} trial credits were added to your balance.")
+        return _page(
+            "Email address confirmed",
+            f"Thank you. {credits} trial credits were added to your balance.",
+        )
     if outcome == "confirmed":
         return _page(
             "Email address confirmed",

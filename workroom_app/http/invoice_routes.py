@@ -38,7 +38,12 @@ def _not_found() -> Response:
 async def invoice_pdf(request: Request) -> Response:
     token = request.cookies.get(SESSION_COOKIE, "")
     invoice_id = request.path_params.get("invoice_id")
-    if not token or len(token) > _MAX_TOKEN or not isinstance(invoice_id, int) or not 0 < invoice_id < 2**63:
+    if (
+        not token
+        or len(token) > _MAX_TOKEN
+        or not isinstance(invoice_id, int)
+        or not 0 < invoice_id < 2**63
+    ):
         return _not_found()
     found = await run_in_threadpool(_pdf_for, token, invoice_id)
     if found is None:

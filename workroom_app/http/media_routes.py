@@ -152,7 +152,9 @@ async def upload_media(request: Request) -> Response:
         return _not_found()
     path, mime = found
     return FileResponse(
-        path, media_type=mime, headers={"Cache-Control": "private, max-age=3600", "X-Content-Type-Options": "nosniff"}
+        path,
+        media_type=mime,
+        headers={"Cache-Control": "private, max-age=3600", "X-Content-Type-Options": "nosniff"},
     )
 
 

@@ -35,17 +35,23 @@ def _processor_from_settings() -> WebhookProcessor:
     return WebhookProcessor.from_settings()
 
 
-def make_webhook_endpoint(processor_factory: Callable[[], WebhookProcessor] = _processor_from_settings):
+def make_webhook_endpoint(
+    processor_factory: Callable[[], WebhookProcessor] = _processor_from_settings,
+):
     async def stripe_webhook(request: Request) -> JSONResponse:
         declared = request.headers.get("content-length", "")
         if declared.isdigit() and int(declared) > MAX_BODY_BYTES:
-            return JSONResponse({"error": "The body is too large for a Stripe event."}, status_code=413)
+            return JSONResponse(
+                {"error": "The body is too large for a Stripe event."}, status_code=413
+            )
         chunks: list[bytes] = []
         size = 0
         async for chunk in request.stream():  # counted as it arrives: a chunked body has no length
             size += len(chunk)
             if size > MAX_BODY_BYTES:
-                return JSONResponse({"error": "The body is too large for a Stripe event."}, status_code=413)
+                return JSONResponse(
+                    {"error": "The body is too large for a Stripe event."}, status_code=413
+                )
             chunks.append(chunk)
         payload = b"".join(chunks)
         try:
@@ -53,9 +59,13 @@ def make_webhook_endpoint(processor_factory: Callable[[], WebhookProcessor] = _p
         except Exception:  # noqa: BLE001  (misconfiguration: tell Stripe to retry later)
             # The operator's log says what is missing; the public answer names no settings.
             log.warning("Stripe webhook refused: Stripe webhooks are not configured on this server")
-            return JSONResponse({"error": "Stripe webhooks are not enabled on this server."}, status_code=503)
+            return JSONResponse(
+                {"error": "Stripe webhooks are not enabled on this server."}, status_code=503
+            )
         # The processor talks to Stripe and the database synchronously.
-        outcome = await run_in_threadpool(processor.process, payload, request.headers.get("stripe-signature"))
+        outcome = await run_in_threadpool(
+            processor.process, payload, request.headers.get("stripe-signature")
+        )
         body = {"outcome": outcome.outcome, "event": outcome.event_id}
         if outcome.error:
             body["error"] = outcome.error

@@ -28,7 +28,9 @@ def summary() -> rx.Component:
             rx.heading(CheckoutState.plan_name, as_="h2", size="6", data_testid="checkout-plan"),
             rx.separator(size="4"),
             _summary_row("Charged now", CheckoutState.charge_text, "checkout-charge"),
-            _summary_row("Credits added now", "+" + CheckoutState.credits_added_text, "checkout-credits"),
+            _summary_row(
+                "Credits added now", "+" + CheckoutState.credits_added_text, "checkout-credits"
+            ),
             _summary_row("Renews on", CheckoutState.renewal_text, "checkout-renewal"),
             rx.text(
                 "The plan activates the moment the payment succeeds. Cancel auto-renewal at any time.",
@@ -109,11 +111,18 @@ def payment_form() -> rx.Component:
 @app_page(CHECKOUT_ROUTE, "Checkout", on_load=CheckoutState.load)
 def checkout_page() -> rx.Component:
     return rx.vstack(
-        rx.link(rx.hstack(rx.icon("arrow-left", size=16), rx.text("All plans")), href=PLANS_ROUTE, size="2"),
+        rx.link(
+            rx.hstack(rx.icon("arrow-left", size=16), rx.text("All plans")),
+            href=PLANS_ROUTE,
+            size="2",
+        ),
         rx.cond(
             CheckoutState.page_error != "",
             rx.callout(
-                CheckoutState.page_error, icon="circle-alert", color_scheme="red", width="100%",
+                CheckoutState.page_error,
+                icon="circle-alert",
+                color_scheme="red",
+                width="100%",
                 data_testid="checkout-page-error",
             ),
             rx.cond(

@@ -65,17 +65,30 @@ def summary() -> rx.Component:
     return rx.card(
         rx.vstack(
             rx.text("You're buying", size="2", color_scheme="gray"),
-            rx.heading("Credit pack: ", CreditsState.chosen_label, size="6", as_="h2", data_testid="pack-summary-label"),
+            rx.heading(
+                "Credit pack: ",
+                CreditsState.chosen_label,
+                size="6",
+                as_="h2",
+                data_testid="pack-summary-label",
+            ),
             rx.separator(size="4"),
             _summary_row("Charged now", CreditsState.charge_text, "pack-charge"),
-            _summary_row("Credits added now", "+" + CreditsState.credits_added_text, "pack-credits"),
+            _summary_row(
+                "Credits added now", "+" + CreditsState.credits_added_text, "pack-credits"
+            ),
             _summary_row("Credits expire on", CreditsState.expires_text, "pack-expires"),
             rx.text(
                 "Pack credits are spent after plan credits. Downgrading or the end of a plan never burns them.",
                 size="1",
                 color_scheme="gray",
             ),
-            rx.button("Choose another pack", on_click=CreditsState.cancel_choice, variant="ghost", size="1"),
+            rx.button(
+                "Choose another pack",
+                on_click=CreditsState.cancel_choice,
+                variant="ghost",
+                size="1",
+            ),
             spacing="3",
             width="100%",
         ),
@@ -154,18 +167,26 @@ def credits_page() -> rx.Component:
         rx.cond(
             CreditsState.page_error != "",
             rx.callout(
-                CreditsState.page_error, icon="circle-alert", color_scheme="red", width="100%",
-                data_testid="credits-page-error", role="alert",
+                CreditsState.page_error,
+                icon="circle-alert",
+                color_scheme="red",
+                width="100%",
+                data_testid="credits-page-error",
+                role="alert",
             ),
         ),
         rx.cond(
             CreditsState.done_message != "",
             rx.callout(
                 rx.text(
-                    CreditsState.done_message, " ",
+                    CreditsState.done_message,
+                    " ",
                     rx.link("See it on Usage", href=USAGE_ROUTE, data_testid="pack-usage-link"),
                 ),
-                icon="circle-check", color_scheme="green", width="100%", data_testid="pack-done",
+                icon="circle-check",
+                color_scheme="green",
+                width="100%",
+                data_testid="pack-done",
                 role="status",
             ),
         ),

@@ -23,12 +23,17 @@ def stat_card(label: str, value: rx.Component, note: rx.Component) -> rx.Compone
 def home_page() -> rx.Component:
     return rx.vstack(
         rx.heading("Hello, ", SessionState.display_name, as_="h2", size="7", weight="bold"),
-        rx.text("Credits pay for everything you generate: images, videos, voiceovers, "
-                "face swap and lip sync.", color_scheme="gray"),
+        rx.text(
+            "Credits pay for everything you generate: images, videos, voiceovers, "
+            "face swap and lip sync.",
+            color_scheme="gray",
+        ),
         rx.grid(
             stat_card(
                 "Credit balance",
-                rx.text(SessionState.balance_text, size="8", weight="bold", data_testid="home-balance"),
+                rx.text(
+                    SessionState.balance_text, size="8", weight="bold", data_testid="home-balance"
+                ),
                 rx.text("credits available", size="2", color_scheme="gray"),
             ),
             stat_card(

@@ -8,16 +8,29 @@ from workroom_app.state.session import LOGIN_ROUTE, SIGNUP_ROUTE
 def error_callout() -> rx.Component:
     return rx.cond(
         AuthState.error != "",
-        rx.callout(AuthState.error, icon="triangle-alert", color_scheme="red", role="alert",
-                   width="100%", data_testid="auth-error"),
+        rx.callout(
+            AuthState.error,
+            icon="triangle-alert",
+            color_scheme="red",
+            role="alert",
+            width="100%",
+            data_testid="auth-error",
+        ),
     )
 
 
 def field(label: str, name: str, type_: str, autocomplete: str, **props) -> rx.Component:
     return rx.vstack(
         rx.el.label(rx.text(label, as_="span", size="2", weight="medium"), html_for=name),
-        rx.input(id=name, name=name, type=type_, auto_complete=autocomplete, size="3",
-                 width="100%", **props),
+        rx.input(
+            id=name,
+            name=name,
+            type=type_,
+            auto_complete=autocomplete,
+            size="3",
+            width="100%",
+            **props,
+        ),
         spacing="1",
         width="100%",
     )
@@ -58,15 +71,24 @@ def login_page() -> rx.Component:
         rx.text("Welcome back. Enter your email and password.", color_scheme="gray", size="2"),
         error_callout(),
         auth_form(
-            field("Email", "email", "email", "username", required=True, auto_focus=True,
-                  placeholder="you@example.com"),
+            field(
+                "Email",
+                "email",
+                "email",
+                "username",
+                required=True,
+                auto_focus=True,
+                placeholder="you@example.com",
+            ),
             field("Password", "password", "password", "current-password", required=True),
             submit=("Log in", "log-in", "login-submit"),
             on_submit=AuthState.log_in,
         ),
         rx.text(
             "New to Workroom? ",
-            rx.link("Create an account", href=SIGNUP_ROUTE, underline="always", data_testid="to-signup"),
+            rx.link(
+                "Create an account", href=SIGNUP_ROUTE, underline="always", data_testid="to-signup"
+            ),
             size="2",
         ),
     )

@@ -19,11 +19,18 @@ def not_found_page() -> rx.Component:
                 rx.heading("There is no page at this address", as_="h2", size="5"),
                 rx.text("The link may be mistyped, or the page has moved.", color_scheme="gray"),
                 rx.hstack(
-                    rx.link(rx.button(rx.icon("sparkles", size=16), "Go to Generate"),
-                            href=LANDING_ROUTE, data_testid="not-found-home"),
-                    rx.button("Go back", variant="soft", color_scheme="gray",
-                              on_click=rx.call_script("window.history.back()"),
-                              data_testid="not-found-back"),
+                    rx.link(
+                        rx.button(rx.icon("sparkles", size=16), "Go to Generate"),
+                        href=LANDING_ROUTE,
+                        data_testid="not-found-home",
+                    ),
+                    rx.button(
+                        "Go back",
+                        variant="soft",
+                        color_scheme="gray",
+                        on_click=rx.call_script("window.history.back()"),
+                        data_testid="not-found-back",
+                    ),
                     spacing="3",
                     wrap="wrap",
                 ),

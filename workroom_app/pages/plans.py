@@ -24,7 +24,9 @@ def plans_page() -> rx.Component:
         ),
         rx.cond(
             PlansState.load_error != "",
-            rx.callout(PlansState.load_error, icon="circle-alert", color_scheme="red", width="100%"),
+            rx.callout(
+                PlansState.load_error, icon="circle-alert", color_scheme="red", width="100%"
+            ),
         ),
         rx.cond(
             PlansState.loading & (PlansState.cards.length() == 0),
@@ -44,8 +46,10 @@ def plans_page() -> rx.Component:
                     spacing="1",
                 ),
                 rx.button(
-                    rx.icon("coins", size=16), "Buy credits",
-                    on_click=rx.redirect(CREDITS_ROUTE), data_testid="plans-buy-credits",
+                    rx.icon("coins", size=16),
+                    "Buy credits",
+                    on_click=rx.redirect(CREDITS_ROUTE),
+                    data_testid="plans-buy-credits",
                 ),
                 justify="between",
                 align="center",

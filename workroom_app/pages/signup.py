@@ -11,20 +11,33 @@ from workroom_app.state.session import LOGIN_ROUTE, SIGNUP_ROUTE
 def signup_page() -> rx.Component:
     return auth_layout(
         rx.heading("Create your account", size="6"),
-        rx.text("You start with free trial credits. No card needed.", color_scheme="gray",
-                size="2"),
+        rx.text(
+            "You start with free trial credits. No card needed.", color_scheme="gray", size="2"
+        ),
         error_callout(),
         auth_form(
             field("Name", "display_name", "text", "name", placeholder="Optional", auto_focus=True),
-            field("Email", "email", "email", "username", required=True,
-                  placeholder="you@example.com"),
-            field("Password", "password", "password", "new-password", required=True,
-                  min_length=MIN_PASSWORD_LENGTH,
-                  placeholder=f"At least {MIN_PASSWORD_LENGTH} characters"),
-            field("Confirm password", "confirm_password", "password", "new-password",
-                  required=True),
+            field(
+                "Email", "email", "email", "username", required=True, placeholder="you@example.com"
+            ),
+            field(
+                "Password",
+                "password",
+                "password",
+                "new-password",
+                required=True,
+                min_length=MIN_PASSWORD_LENGTH,
+                placeholder=f"At least {MIN_PASSWORD_LENGTH} characters",
+            ),
+            field(
+                "Confirm password", "confirm_password", "password", "new-password", required=True
+            ),
             submit=("Create account", "user-plus", "signup-submit"),
             on_submit=AuthState.sign_up,
         ),
-        rx.text("Already have an account? ", rx.link("Log in", href=LOGIN_ROUTE, underline="always"), size="2"),
+        rx.text(
+            "Already have an account? ",
+            rx.link("Log in", href=LOGIN_ROUTE, underline="always"),
+            size="2",
+        ),
     )

@@ -39,7 +39,9 @@ def search_form() -> rx.Component:
                 data_testid="staff-search-input",
                 flex="1",
             ),
-            rx.button(rx.icon("search", size=16), "Search", type="submit", data_testid="staff-search"),
+            rx.button(
+                rx.icon("search", size=16), "Search", type="submit", data_testid="staff-search"
+            ),
             width="100%",
         ),
         on_submit=StaffState.search,
@@ -59,7 +61,10 @@ def _result(row) -> rx.Component:  # noqa: ANN001
                 min_width="0",
                 flex="1",
             ),
-            rx.cond(row["role"] != "user", rx.badge(row["role"], color_scheme="amber", size="1", high_contrast=True)),
+            rx.cond(
+                row["role"] != "user",
+                rx.badge(row["role"], color_scheme="amber", size="1", high_contrast=True),
+            ),
             rx.text(row["balance"], size="2", color_scheme="gray", white_space="nowrap"),
             align="center",
             width="100%",
@@ -85,19 +90,34 @@ def search_panel() -> rx.Component:
             search_form(),
             rx.cond(
                 StaffState.search_error != "",
-                rx.callout(StaffState.search_error, icon="circle-alert", color_scheme="red",
-                           size="1", role="alert", data_testid="staff-search-error"),
+                rx.callout(
+                    StaffState.search_error,
+                    icon="circle-alert",
+                    color_scheme="red",
+                    size="1",
+                    role="alert",
+                    data_testid="staff-search-error",
+                ),
             ),
             rx.cond(
                 StaffState.results.length() > 0,
                 rx.vstack(rx.foreach(StaffState.results, _result), spacing="1", width="100%"),
-                rx.text("No accounts match.", size="2", color_scheme="gray",
-                        data_testid="staff-no-results"),
+                rx.text(
+                    "No accounts match.",
+                    size="2",
+                    color_scheme="gray",
+                    data_testid="staff-no-results",
+                ),
             ),
             rx.cond(
                 StaffState.has_more_results,
-                rx.button("More", variant="soft", width="100%", on_click=StaffState.more_results,
-                          data_testid="staff-more-results"),
+                rx.button(
+                    "More",
+                    variant="soft",
+                    width="100%",
+                    on_click=StaffState.more_results,
+                    data_testid="staff-more-results",
+                ),
             ),
             spacing="3",
             width="100%",
@@ -114,14 +134,21 @@ def overview_card() -> rx.Component:
         rx.vstack(
             rx.hstack(
                 rx.vstack(
-                    rx.heading(StaffState.acc_email, as_="h3", size="5", data_testid="staff-account-email"),
+                    rx.heading(
+                        StaffState.acc_email, as_="h3", size="5", data_testid="staff-account-email"
+                    ),
                     rx.text(StaffState.acc_name, size="2", color_scheme="gray"),
                     spacing="1",
                 ),
                 rx.spacer(),
                 rx.vstack(
                     rx.text("Balance", size="2", color_scheme="gray"),
-                    rx.text(StaffState.acc_balance, size="7", weight="bold", data_testid="staff-account-balance"),
+                    rx.text(
+                        StaffState.acc_balance,
+                        size="7",
+                        weight="bold",
+                        data_testid="staff-account-balance",
+                    ),
                     spacing="0",
                     align="end",
                 ),
@@ -137,10 +164,17 @@ def overview_card() -> rx.Component:
             _fact("Period ends", StaffState.acc_period_end, "staff-account-period-end"),
             rx.hstack(
                 rx.text("Generations", size="2", color_scheme="gray", min_width="8rem"),
-                rx.text(StaffState.acc_jobs_total, size="2", weight="medium", data_testid="staff-jobs-total"),
+                rx.text(
+                    StaffState.acc_jobs_total,
+                    size="2",
+                    weight="medium",
+                    data_testid="staff-jobs-total",
+                ),
                 rx.foreach(
                     StaffState.acc_jobs,
-                    lambda j: rx.badge(j["status"], ": ", j["count"], variant="soft", color_scheme="gray"),
+                    lambda j: rx.badge(
+                        j["status"], ": ", j["count"], variant="soft", color_scheme="gray"
+                    ),
                 ),
                 wrap="wrap",
                 align="center",
@@ -156,16 +190,26 @@ def overview_card() -> rx.Component:
                             rx.text(inv["number"], size="2", weight="medium"),
                             rx.text(inv["date"], size="2", color_scheme="gray"),
                             rx.text(inv["kind"], size="2"),
-                            rx.badge(inv["status_label"], size="1", data_testid="staff-invoice-status",
-                                     color_scheme=rx.match(inv["status"], ("paid", "grass"),
-                                                           ("failed", "red"), "gray")),
+                            rx.badge(
+                                inv["status_label"],
+                                size="1",
+                                data_testid="staff-invoice-status",
+                                color_scheme=rx.match(
+                                    inv["status"], ("paid", "grass"), ("failed", "red"), "gray"
+                                ),
+                            ),
                             rx.spacer(),
                             rx.text(inv["amount"], size="2"),
                             rx.cond(
                                 StaffState.can_refund & (inv["refundable"] == "yes"),
-                                rx.button("Refund", size="1", variant="soft", color_scheme="red",
-                                          on_click=StaffState.open_refund(inv["id"]),
-                                          data_testid="staff-invoice-refund"),
+                                rx.button(
+                                    "Refund",
+                                    size="1",
+                                    variant="soft",
+                                    color_scheme="red",
+                                    on_click=StaffState.open_refund(inv["id"]),
+                                    data_testid="staff-invoice-refund",
+                                ),
                             ),
                             width="100%",
                             data_testid="staff-invoice",
@@ -195,7 +239,8 @@ def adjustment_form() -> rx.Component:
                 rx.text(
                     f"A positive amount adds credits that never expire; a negative one removes "
                     f"credits (never below zero). At most {MAX_ADJUSTMENT:,} either way.",
-                    size="2", color_scheme="gray",
+                    size="2",
+                    color_scheme="gray",
                 ),
                 rx.input(
                     name="amount",
@@ -217,12 +262,24 @@ def adjustment_form() -> rx.Component:
                 ),
                 rx.cond(
                     StaffState.adjust_error != "",
-                    rx.callout(StaffState.adjust_error, icon="circle-alert", color_scheme="red",
-                               size="1", role="alert", data_testid="staff-adjust-error"),
+                    rx.callout(
+                        StaffState.adjust_error,
+                        icon="circle-alert",
+                        color_scheme="red",
+                        size="1",
+                        role="alert",
+                        data_testid="staff-adjust-error",
+                    ),
                 ),
                 rx.hstack(
-                    rx.button("Cancel", type="button", variant="soft", color_scheme="gray",
-                              on_click=StaffState.close_adjustment, data_testid="staff-adjust-cancel"),
+                    rx.button(
+                        "Cancel",
+                        type="button",
+                        variant="soft",
+                        color_scheme="gray",
+                        on_click=StaffState.close_adjustment,
+                        data_testid="staff-adjust-cancel",
+                    ),
                     rx.button("Review", type="submit", data_testid="staff-adjust-review"),
                     justify="end",
                     width="100%",
@@ -243,19 +300,29 @@ def confirm_dialog() -> rx.Component:
     return rx.dialog.root(
         rx.dialog.content(
             rx.dialog.title("Confirm adjustment"),
-            rx.dialog.description(StaffState.confirm_text, size="3", weight="medium",
-                                  data_testid="staff-confirm-text"),
+            rx.dialog.description(
+                StaffState.confirm_text, size="3", weight="medium", data_testid="staff-confirm-text"
+            ),
             rx.box(
                 rx.text("Reason: ", StaffState.confirm_reason, size="2", color_scheme="gray"),
                 margin_y="1rem",
             ),
             rx.flex(
                 rx.dialog.close(
-                    rx.button("Cancel", variant="soft", color_scheme="gray", disabled=StaffState.busy,
-                              data_testid="staff-confirm-cancel"),
+                    rx.button(
+                        "Cancel",
+                        variant="soft",
+                        color_scheme="gray",
+                        disabled=StaffState.busy,
+                        data_testid="staff-confirm-cancel",
+                    ),
                 ),
-                rx.button("Apply adjustment", on_click=StaffState.confirm_adjustment,
-                          loading=StaffState.busy, data_testid="staff-confirm-apply"),
+                rx.button(
+                    "Apply adjustment",
+                    on_click=StaffState.confirm_adjustment,
+                    loading=StaffState.busy,
+                    data_testid="staff-confirm-apply",
+                ),
                 spacing="3",
                 justify="end",
             ),
@@ -294,8 +361,11 @@ def ledger_table() -> rx.Component:
                                 rx.text(
                                     row["amount"],
                                     weight="medium",
-                                    color=rx.cond(row["tone"] == "positive", rx.color("grass", 11),
-                                                  rx.color("red", 11)),
+                                    color=rx.cond(
+                                        row["tone"] == "positive",
+                                        rx.color("grass", 11),
+                                        rx.color("red", 11),
+                                    ),
                                 ),
                                 text_align="right",
                                 data_testid="staff-ledger-amount",
@@ -316,8 +386,12 @@ def ledger_table() -> rx.Component:
             ),
             rx.cond(
                 StaffState.has_older_rows,
-                rx.button("Older", variant="soft", on_click=StaffState.older_rows,
-                          data_testid="staff-ledger-older"),
+                rx.button(
+                    "Older",
+                    variant="soft",
+                    on_click=StaffState.older_rows,
+                    data_testid="staff-ledger-older",
+                ),
             ),
             spacing="3",
             width="100%",
@@ -337,14 +411,21 @@ def details_panel() -> rx.Component:
                 adjustment_form(),
                 rx.cond(
                     StaffState.can_adjust,
-                    rx.button(rx.icon("scale", size=16), "Adjust balance", variant="outline",
-                              on_click=StaffState.open_adjustment, data_testid="staff-adjust-open"),
+                    rx.button(
+                        rx.icon("scale", size=16),
+                        "Adjust balance",
+                        variant="outline",
+                        on_click=StaffState.open_adjustment,
+                        data_testid="staff-adjust-open",
+                    ),
                 ),
             ),
             rx.cond(StaffState.can_manage_roles, role_form()),
             ledger_table(),
             account_activity(),
-            audit_table(StaffState.acc_audit, "Staff actions on this account", "staff-account-audit"),
+            audit_table(
+                StaffState.acc_audit, "Staff actions on this account", "staff-account-audit"
+            ),
             spacing="4",
             width="100%",
         ),
@@ -352,11 +433,19 @@ def details_panel() -> rx.Component:
             rx.vstack(
                 rx.cond(
                     StaffState.detail_error != "",
-                    rx.callout(StaffState.detail_error, icon="circle-alert", color_scheme="red",
-                               size="1", role="alert"),
+                    rx.callout(
+                        StaffState.detail_error,
+                        icon="circle-alert",
+                        color_scheme="red",
+                        size="1",
+                        role="alert",
+                    ),
                 ),
-                rx.text("Choose an account to see its balance, plan, invoices and ledger.",
-                        size="2", color_scheme="gray"),
+                rx.text(
+                    "Choose an account to see its balance, plan, invoices and ledger.",
+                    size="2",
+                    color_scheme="gray",
+                ),
                 spacing="2",
             ),
             width="100%",
@@ -372,26 +461,52 @@ def refund_form() -> rx.Component:
         rx.form(
             rx.vstack(
                 rx.text("Refund invoice", weight="medium"),
-                rx.text(StaffState.refund_invoice_label, size="2", data_testid="staff-refund-invoice"),
+                rx.text(
+                    StaffState.refund_invoice_label, size="2", data_testid="staff-refund-invoice"
+                ),
                 rx.text(
                     "The money goes back to the card. The unspent credits this invoice granted are "
                     "removed in proportion to the refund (all of them for a full refund).",
-                    size="2", color_scheme="gray",
+                    size="2",
+                    color_scheme="gray",
                 ),
-                rx.input(name="amount", placeholder="Amount in dollars, e.g. 12.50", input_mode="decimal",
-                         max_length=16, aria_label="Amount to refund", data_testid="staff-refund-amount",
-                         width="12rem"),
-                rx.text_area(name="reason", placeholder="Reason (required, shown in the audit trail)",
-                             max_length=MAX_REASON_LENGTH, rows="3", aria_label="Refund reason",
-                             data_testid="staff-refund-reason", width="100%"),
+                rx.input(
+                    name="amount",
+                    placeholder="Amount in dollars, e.g. 12.50",
+                    input_mode="decimal",
+                    max_length=16,
+                    aria_label="Amount to refund",
+                    data_testid="staff-refund-amount",
+                    width="12rem",
+                ),
+                rx.text_area(
+                    name="reason",
+                    placeholder="Reason (required, shown in the audit trail)",
+                    max_length=MAX_REASON_LENGTH,
+                    rows="3",
+                    aria_label="Refund reason",
+                    data_testid="staff-refund-reason",
+                    width="100%",
+                ),
                 rx.cond(
                     StaffState.refund_error != "",
-                    rx.callout(StaffState.refund_error, icon="circle-alert", color_scheme="red",
-                               size="1", role="alert", data_testid="staff-refund-error"),
+                    rx.callout(
+                        StaffState.refund_error,
+                        icon="circle-alert",
+                        color_scheme="red",
+                        size="1",
+                        role="alert",
+                        data_testid="staff-refund-error",
+                    ),
                 ),
                 rx.hstack(
-                    rx.button("Cancel", type="button", variant="soft", color_scheme="gray",
-                              on_click=StaffState.close_refund),
+                    rx.button(
+                        "Cancel",
+                        type="button",
+                        variant="soft",
+                        color_scheme="gray",
+                        on_click=StaffState.close_refund,
+                    ),
                     rx.button("Review refund", type="submit", data_testid="staff-refund-review"),
                     justify="end",
                     width="100%",
@@ -412,14 +527,25 @@ def refund_dialog() -> rx.Component:
     return rx.dialog.root(
         rx.dialog.content(
             rx.dialog.title("Confirm refund"),
-            rx.dialog.description(StaffState.refund_confirm_text, size="3", weight="medium",
-                                  data_testid="staff-refund-confirm-text"),
+            rx.dialog.description(
+                StaffState.refund_confirm_text,
+                size="3",
+                weight="medium",
+                data_testid="staff-refund-confirm-text",
+            ),
             rx.flex(
                 rx.dialog.close(
-                    rx.button("Cancel", variant="soft", color_scheme="gray", disabled=StaffState.busy),
+                    rx.button(
+                        "Cancel", variant="soft", color_scheme="gray", disabled=StaffState.busy
+                    ),
                 ),
-                rx.button("Refund", color_scheme="red", on_click=StaffState.confirm_refund,
-                          loading=StaffState.busy, data_testid="staff-refund-confirm"),
+                rx.button(
+                    "Refund",
+                    color_scheme="red",
+                    on_click=StaffState.confirm_refund,
+                    loading=StaffState.busy,
+                    data_testid="staff-refund-confirm",
+                ),
                 spacing="3",
                 justify="end",
                 margin_top="1rem",
@@ -440,8 +566,15 @@ def _mini(title: str, rows, cells: list[str], testid: str) -> rx.Component:  # n
         rx.cond(
             rows.length() > 0,
             rx.vstack(
-                rx.foreach(rows, lambda r: rx.hstack(*[rx.text(r[c], size="1") for c in cells], spacing="3",
-                                                     wrap="wrap", data_testid=testid)),
+                rx.foreach(
+                    rows,
+                    lambda r: rx.hstack(
+                        *[rx.text(r[c], size="1") for c in cells],
+                        spacing="3",
+                        wrap="wrap",
+                        data_testid=testid,
+                    ),
+                ),
                 spacing="1",
             ),
             rx.text("None.", size="1", color_scheme="gray"),
@@ -459,26 +592,63 @@ def account_activity() -> rx.Component:
                 rx.callout(
                     rx.vstack(
                         rx.text("Card disputes (chargebacks) from Stripe", weight="medium"),
-                        rx.foreach(StaffState.acc_disputes, lambda d: rx.text(
-                            d["date"], " · ", d["amount"], " · ", d["reason"], " · ", d["status"],
-                            size="2", data_testid="staff-account-dispute")),
+                        rx.foreach(
+                            StaffState.acc_disputes,
+                            lambda d: rx.text(
+                                d["date"],
+                                " · ",
+                                d["amount"],
+                                " · ",
+                                d["reason"],
+                                " · ",
+                                d["status"],
+                                size="2",
+                                data_testid="staff-account-dispute",
+                            ),
+                        ),
                         spacing="1",
                     ),
-                    icon="triangle-alert", color_scheme="orange", width="100%",
+                    icon="triangle-alert",
+                    color_scheme="orange",
+                    width="100%",
                 ),
             ),
-            _mini("Recent generations (stuck ones: Queues page)", StaffState.acc_recent_jobs,
-                  ["date", "what", "status", "cost", "stuck"], "staff-account-job"),
-            _mini("Emails", StaffState.acc_emails, ["date", "subject", "status", "error"], "staff-account-email-row"),
-            _mini("Sessions", StaffState.acc_sessions, ["created", "expires", "state"], "staff-account-session"),
+            _mini(
+                "Recent generations (stuck ones: Queues page)",
+                StaffState.acc_recent_jobs,
+                ["date", "what", "status", "cost", "stuck"],
+                "staff-account-job",
+            ),
+            _mini(
+                "Emails",
+                StaffState.acc_emails,
+                ["date", "subject", "status", "error"],
+                "staff-account-email-row",
+            ),
+            _mini(
+                "Sessions",
+                StaffState.acc_sessions,
+                ["created", "expires", "state"],
+                "staff-account-session",
+            ),
             rx.cond(
                 StaffState.can_revoke,
                 rx.form(
                     rx.hstack(
-                        rx.input(name="reason", placeholder="Reason (required)", max_length=MAX_REASON_LENGTH,
-                                 flex="1", aria_label="Reason to sign out everywhere"),
-                        rx.button("Sign out everywhere", type="submit", variant="outline", color_scheme="red",
-                                  data_testid="staff-sign-out-everywhere"),
+                        rx.input(
+                            name="reason",
+                            placeholder="Reason (required)",
+                            max_length=MAX_REASON_LENGTH,
+                            flex="1",
+                            aria_label="Reason to sign out everywhere",
+                        ),
+                        rx.button(
+                            "Sign out everywhere",
+                            type="submit",
+                            variant="outline",
+                            color_scheme="red",
+                            data_testid="staff-sign-out-everywhere",
+                        ),
                         width="100%",
                     ),
                     on_submit=StaffState.sign_out_everywhere,
@@ -486,8 +656,12 @@ def account_activity() -> rx.Component:
                     width="100%",
                 ),
             ),
-            rx.cond(StaffState.sessions_error != "",
-                    rx.callout(StaffState.sessions_error, icon="circle-alert", color_scheme="red", size="1")),
+            rx.cond(
+                StaffState.sessions_error != "",
+                rx.callout(
+                    StaffState.sessions_error, icon="circle-alert", color_scheme="red", size="1"
+                ),
+            ),
             spacing="3",
             width="100%",
         ),
@@ -502,22 +676,41 @@ def reconciliation_card() -> rx.Component:
     return rx.card(
         rx.vstack(
             rx.text("Reconciliation", weight="medium"),
-            rx.text("Every successful payment against its invoice, its credits and its charge; "
-                    "failed or unprocessed Stripe events. Same as `workroom reconcile`.",
-                    size="2", color_scheme="gray"),
+            rx.text(
+                "Every successful payment against its invoice, its credits and its charge; "
+                "failed or unprocessed Stripe events. Same as `workroom reconcile`.",
+                size="2",
+                color_scheme="gray",
+            ),
             rx.form(
                 rx.hstack(
-                    rx.input(name="since", placeholder="Since YYYY-MM-DD (optional)", max_length=10,
-                             aria_label="Reconcile payments since", data_testid="staff-recon-since"),
+                    rx.input(
+                        name="since",
+                        placeholder="Since YYYY-MM-DD (optional)",
+                        max_length=10,
+                        aria_label="Reconcile payments since",
+                        data_testid="staff-recon-since",
+                    ),
                     rx.button("Run reconciliation", type="submit", data_testid="staff-recon-run"),
                 ),
                 on_submit=StaffState.run_reconciliation,
                 reset_on_submit=False,
             ),
-            rx.cond(StaffState.recon_summary != "",
-                    rx.text(StaffState.recon_summary, size="2", weight="medium", data_testid="staff-recon-summary")),
-            rx.foreach(StaffState.recon_counts,
-                       lambda c: rx.badge(c["label"], ": ", c["count"], color_scheme="red", variant="soft")),
+            rx.cond(
+                StaffState.recon_summary != "",
+                rx.text(
+                    StaffState.recon_summary,
+                    size="2",
+                    weight="medium",
+                    data_testid="staff-recon-summary",
+                ),
+            ),
+            rx.foreach(
+                StaffState.recon_counts,
+                lambda c: rx.badge(
+                    c["label"], ": ", c["count"], color_scheme="red", variant="soft"
+                ),
+            ),
             rx.foreach(
                 StaffState.recon_problems,
                 lambda p: rx.hstack(
@@ -546,21 +739,40 @@ def role_form() -> rx.Component:
                 # The name goes on the trigger: that is the button a screen reader lands on.
                 rx.select.root(
                     rx.select.trigger(aria_label="New role", data_testid="staff-role-select"),
-                    rx.select.content(*[rx.select.item(role, value=role)
-                                        for role in ("user", "support", "finance", "admin")]),
-                    name="role", default_value="user",
+                    rx.select.content(
+                        *[
+                            rx.select.item(role, value=role)
+                            for role in ("user", "support", "finance", "admin")
+                        ]
+                    ),
+                    name="role",
+                    default_value="user",
                 ),
-                rx.input(name="reason", placeholder="Reason", max_length=MAX_REASON_LENGTH, flex="1",
-                         aria_label="Reason for the role change", data_testid="staff-role-reason"),
-                rx.button("Set role", type="submit", variant="outline", data_testid="staff-role-set"),
+                rx.input(
+                    name="reason",
+                    placeholder="Reason",
+                    max_length=MAX_REASON_LENGTH,
+                    flex="1",
+                    aria_label="Reason for the role change",
+                    data_testid="staff-role-reason",
+                ),
+                rx.button(
+                    "Set role", type="submit", variant="outline", data_testid="staff-role-set"
+                ),
                 width="100%",
                 align="center",
                 wrap="wrap",
             ),
             rx.cond(
                 StaffState.role_error != "",
-                rx.callout(StaffState.role_error, icon="circle-alert", color_scheme="red", size="1",
-                           role="alert", margin_top="0.5rem"),
+                rx.callout(
+                    StaffState.role_error,
+                    icon="circle-alert",
+                    color_scheme="red",
+                    size="1",
+                    role="alert",
+                    margin_top="0.5rem",
+                ),
             ),
             on_submit=StaffState.change_role,
             reset_on_submit=False,
@@ -593,13 +805,27 @@ def audit_table(rows, title: str, testid: str) -> rx.Component:  # noqa: ANN001
                             lambda r: rx.table.row(
                                 rx.table.cell(r["date"], white_space="nowrap"),
                                 rx.table.cell(r["who"]),
-                                rx.table.cell(rx.vstack(rx.text(r["action"], size="2"),
-                                                        rx.text(r["detail"], size="1", color_scheme="gray"),
-                                                        spacing="0")),
+                                rx.table.cell(
+                                    rx.vstack(
+                                        rx.text(r["action"], size="2"),
+                                        rx.text(r["detail"], size="1", color_scheme="gray"),
+                                        spacing="0",
+                                    )
+                                ),
                                 rx.table.cell(r["account"]),
                                 rx.table.cell(r["reason"]),
-                                rx.table.cell(rx.badge(r["result"], color_scheme=rx.match(
-                                    r["result"], ("done", "grass"), ("refused", "red"), ("failed", "red"), "gray"))),
+                                rx.table.cell(
+                                    rx.badge(
+                                        r["result"],
+                                        color_scheme=rx.match(
+                                            r["result"],
+                                            ("done", "grass"),
+                                            ("refused", "red"),
+                                            ("failed", "red"),
+                                            "gray",
+                                        ),
+                                    )
+                                ),
                                 data_testid=f"{testid}-row",
                             ),
                         )
@@ -617,15 +843,24 @@ def audit_table(rows, title: str, testid: str) -> rx.Component:  # noqa: ANN001
     )
 
 
-@app_page(STAFF_ROUTE, "Staff: accounts", nav=NavItem("Accounts", "users", order=91, staff_only=True),
-          on_load=StaffState.load)
+@app_page(
+    STAFF_ROUTE,
+    "Staff: accounts",
+    nav=NavItem("Accounts", "users", order=91, staff_only=True),
+    on_load=StaffState.load,
+)
 def staff_page() -> rx.Component:
     return rx.cond(
         StaffState.allowed,
         rx.vstack(
             rx.hstack(
                 rx.heading("Staff dashboard", as_="h2", size="6"),
-                rx.badge(StaffState.my_role, color_scheme="amber", high_contrast=True, data_testid="staff-my-role"),
+                rx.badge(
+                    StaffState.my_role,
+                    color_scheme="amber",
+                    high_contrast=True,
+                    data_testid="staff-my-role",
+                ),
                 align="center",
             ),
             rx.grid(

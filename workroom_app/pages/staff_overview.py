@@ -25,17 +25,33 @@ def _card(item) -> rx.Component:  # noqa: ANN001
 
 
 def _small(item) -> rx.Component:  # noqa: ANN001
-    return rx.vstack(rx.text(item["label"], size="1", color_scheme="gray"),
-                     rx.text(item["value"], size="3", weight="medium"), spacing="0", min_width="8rem")
+    return rx.vstack(
+        rx.text(item["label"], size="1", color_scheme="gray"),
+        rx.text(item["value"], size="3", weight="medium"),
+        spacing="0",
+        min_width="8rem",
+    )
 
 
 def range_form() -> rx.Component:
     return rx.form(
         rx.hstack(
-            rx.input(name="start", type="date", default_value=S.range_start, key=S.range_start,
-                     aria_label="From", data_testid="ov-start"),
-            rx.input(name="end", type="date", default_value=S.range_end, key=S.range_end,
-                     aria_label="To", data_testid="ov-end"),
+            rx.input(
+                name="start",
+                type="date",
+                default_value=S.range_start,
+                key=S.range_start,
+                aria_label="From",
+                data_testid="ov-start",
+            ),
+            rx.input(
+                name="end",
+                type="date",
+                default_value=S.range_end,
+                key=S.range_end,
+                aria_label="To",
+                data_testid="ov-end",
+            ),
             rx.button("Show", type="submit", data_testid="ov-apply"),
             rx.text(S.range_text, size="2", color_scheme="gray"),
             align="center",
@@ -49,7 +65,9 @@ def range_form() -> rx.Component:
 def _table(headers: list[str], rows, cells) -> rx.Component:  # noqa: ANN001
     return rx.table.root(
         rx.table.header(rx.table.row(*[rx.table.column_header_cell(h) for h in headers])),
-        rx.table.body(rx.foreach(rows, lambda r: rx.table.row(*[rx.table.cell(r[c]) for c in cells]))),
+        rx.table.body(
+            rx.foreach(rows, lambda r: rx.table.row(*[rx.table.cell(r[c]) for c in cells]))
+        ),
         variant="surface",
         width="100%",
     )
@@ -75,18 +93,34 @@ def money_panel() -> rx.Component:
                 rx.vstack(
                     rx.text("Revenue by kind", size="2", color_scheme="gray"),
                     rx.recharts.pie_chart(
-                        rx.recharts.pie(data=S.revenue_kinds, data_key="value", name_key="name",
-                                        fill=rx.color("accent", 9), stroke=rx.color("gray", 1), label=True),
+                        rx.recharts.pie(
+                            data=S.revenue_kinds,
+                            data_key="value",
+                            name_key="name",
+                            fill=rx.color("accent", 9),
+                            stroke=rx.color("gray", 1),
+                            label=True,
+                        ),
                         rx.recharts.graphing_tooltip(),
-                        width=260, height=220,
+                        width=260,
+                        height=220,
                     ),
-                    rx.foreach(S.revenue_kinds, lambda k: rx.text(k["name"], ": ", k["text"], size="2",
-                                                                  data_testid="ov-kind")),
+                    rx.foreach(
+                        S.revenue_kinds,
+                        lambda k: rx.text(
+                            k["name"], ": ", k["text"], size="2", data_testid="ov-kind"
+                        ),
+                    ),
                 ),
                 rx.vstack(
                     rx.text("MRR movement in the range", size="2", color_scheme="gray"),
                     rx.hstack(rx.foreach(S.mrr_cards, _small), wrap="wrap"),
-                    rx.text("Active subscriptions by plan", size="2", color_scheme="gray", margin_top="1rem"),
+                    rx.text(
+                        "Active subscriptions by plan",
+                        size="2",
+                        color_scheme="gray",
+                        margin_top="1rem",
+                    ),
                     _table(["Plan", "Active"], S.plans, ["plan", "count"]),
                     flex="1",
                 ),
@@ -109,9 +143,12 @@ def credits_panel() -> rx.Component:
                 *[
                     rx.recharts.line(data_key=key, stroke=rx.color(color, 9), name=label, dot=False)
                     for key, color, label in [
-                        ("granted", "grass", "Granted"), ("spent", "blue", "Spent"),
-                        ("refunded", "amber", "Refunded"), ("expired", "gray", "Expired"),
-                        ("burned", "orange", "Burned"), ("removed", "red", "Removed by staff/refunds"),
+                        ("granted", "grass", "Granted"),
+                        ("spent", "blue", "Spent"),
+                        ("refunded", "amber", "Refunded"),
+                        ("expired", "gray", "Expired"),
+                        ("burned", "orange", "Burned"),
+                        ("removed", "red", "Removed by staff/refunds"),
                     ]
                 ],
                 rx.recharts.x_axis(data_key="day"),
@@ -123,7 +160,11 @@ def credits_panel() -> rx.Component:
                 height=260,
             ),
             rx.hstack(rx.foreach(S.credit_totals, _small), wrap="wrap"),
-            rx.text("Outstanding credits by expiry month (what is still owed)", size="2", color_scheme="gray"),
+            rx.text(
+                "Outstanding credits by expiry month (what is still owed)",
+                size="2",
+                color_scheme="gray",
+            ),
             rx.recharts.bar_chart(
                 rx.recharts.bar(data_key="credits", fill=rx.color("accent", 9), name="Credits"),
                 rx.recharts.x_axis(data_key="month"),
@@ -144,14 +185,47 @@ def generations_panel() -> rx.Component:
     return rx.card(
         rx.vstack(
             rx.heading("Generations", size="4", as_="h2"),
-            _table(["Feature", "Model", "Provider", "Jobs", "Credits", "Failed", "Refunded", "p50", "p95"],
-                   S.generation_rows,
-                   ["feature", "model", "provider", "count", "credits", "failure", "refund", "p50", "p95"]),
-            rx.text("Unlimited generations (fair use), by plan, at list price", size="2", color_scheme="gray"),
-            _table(["Plan", "Generations", "List price (credits)"], S.unlimited_rows, ["plan", "count", "list"]),
+            _table(
+                [
+                    "Feature",
+                    "Model",
+                    "Provider",
+                    "Jobs",
+                    "Credits",
+                    "Failed",
+                    "Refunded",
+                    "p50",
+                    "p95",
+                ],
+                S.generation_rows,
+                [
+                    "feature",
+                    "model",
+                    "provider",
+                    "count",
+                    "credits",
+                    "failure",
+                    "refund",
+                    "p50",
+                    "p95",
+                ],
+            ),
+            rx.text(
+                "Unlimited generations (fair use), by plan, at list price",
+                size="2",
+                color_scheme="gray",
+            ),
+            _table(
+                ["Plan", "Generations", "List price (credits)"],
+                S.unlimited_rows,
+                ["plan", "count", "list"],
+            ),
             rx.text("Accounts using the most unlimited generations", size="2", color_scheme="gray"),
-            _table(["Account", "Plan", "Generations", "List price (credits)"], S.top_users,
-                   ["email", "plan", "count", "list"]),
+            _table(
+                ["Account", "Plan", "Generations", "List price (credits)"],
+                S.top_users,
+                ["email", "plan", "count", "list"],
+            ),
             spacing="3",
             width="100%",
         ),
@@ -159,8 +233,12 @@ def generations_panel() -> rx.Component:
     )
 
 
-@app_page(OVERVIEW_ROUTE, "Staff overview", nav=NavItem("Staff", "shield", order=90, staff_only=True),
-          on_load=S.load)
+@app_page(
+    OVERVIEW_ROUTE,
+    "Staff overview",
+    nav=NavItem("Staff", "shield", order=90, staff_only=True),
+    on_load=S.load,
+)
 def staff_overview_page() -> rx.Component:
     return rx.cond(
         S.allowed,
@@ -168,14 +246,26 @@ def staff_overview_page() -> rx.Component:
             rx.hstack(
                 rx.heading("Business overview", size="6", as_="h2"),
                 rx.spacer(),
-                rx.link("Accounts, refunds and audit trail \u2192", href="/staff/accounts",
-                        data_testid="ov-accounts-link"),
+                rx.link(
+                    "Accounts, refunds and audit trail \u2192",
+                    href="/staff/accounts",
+                    data_testid="ov-accounts-link",
+                ),
                 width="100%",
                 align="center",
             ),
             range_form(),
-            rx.cond(S.error != "", rx.callout(S.error, icon="circle-alert", color_scheme="red", size="1",
-                                              role="alert", data_testid="ov-error")),
+            rx.cond(
+                S.error != "",
+                rx.callout(
+                    S.error,
+                    icon="circle-alert",
+                    color_scheme="red",
+                    size="1",
+                    role="alert",
+                    data_testid="ov-error",
+                ),
+            ),
             rx.hstack(rx.foreach(S.cards, _card), wrap="wrap", spacing="3"),
             money_panel(),
             credits_panel(),

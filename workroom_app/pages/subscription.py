@@ -76,15 +76,34 @@ def overview() -> rx.Component:
                     rx.text("Auto-renewal", size="2", color_scheme="gray"),
                     rx.cond(
                         SubscriptionState.plan_status == "free",
-                        rx.badge("Not subscribed", color_scheme="gray", size="2", data_testid="sub-auto-renew"),
+                        rx.badge(
+                            "Not subscribed",
+                            color_scheme="gray",
+                            size="2",
+                            data_testid="sub-auto-renew",
+                        ),
                         rx.cond(
                             SubscriptionState.plan_status == "past_due",
-                            rx.badge("Past due", color_scheme="red", size="2", data_testid="sub-auto-renew"),
+                            rx.badge(
+                                "Past due",
+                                color_scheme="red",
+                                size="2",
+                                data_testid="sub-auto-renew",
+                            ),
                             rx.cond(
                                 SubscriptionState.auto_renew,
-                                rx.badge("On", color_scheme="green", size="2", data_testid="sub-auto-renew"),
-                                rx.badge("Off · ends " + SubscriptionState.period_end, color_scheme="amber",
-                                         size="2", data_testid="sub-auto-renew"),
+                                rx.badge(
+                                    "On",
+                                    color_scheme="green",
+                                    size="2",
+                                    data_testid="sub-auto-renew",
+                                ),
+                                rx.badge(
+                                    "Off · ends " + SubscriptionState.period_end,
+                                    color_scheme="amber",
+                                    size="2",
+                                    data_testid="sub-auto-renew",
+                                ),
                             ),
                         ),
                     ),
@@ -96,21 +115,36 @@ def overview() -> rx.Component:
             ),
             rx.cond(
                 SubscriptionState.retry_note != "",
-                rx.callout(SubscriptionState.retry_note, icon="triangle-alert", color_scheme="amber", width="100%",
-                           data_testid="sub-retry-note"),
+                rx.callout(
+                    SubscriptionState.retry_note,
+                    icon="triangle-alert",
+                    color_scheme="amber",
+                    width="100%",
+                    data_testid="sub-retry-note",
+                ),
             ),
             rx.cond(
-                (SubscriptionState.plan_status == "past_due") & SubscriptionState.has_card
+                (SubscriptionState.plan_status == "past_due")
+                & SubscriptionState.has_card
                 & SubscriptionState.cards_managed_here,
                 rx.button(
-                    rx.icon("credit-card", size=16), "Pay now with ", SubscriptionState.card_label,
-                    on_click=SubscriptionState.pay_now, loading=SubscriptionState.pay_busy,
-                    color_scheme="red", data_testid="sub-pay-now",
+                    rx.icon("credit-card", size=16),
+                    "Pay now with ",
+                    SubscriptionState.card_label,
+                    on_click=SubscriptionState.pay_now,
+                    loading=SubscriptionState.pay_busy,
+                    color_scheme="red",
+                    data_testid="sub-pay-now",
                 ),
             ),
             rx.flex(
                 rx.link(
-                    rx.button(rx.icon("gem", size=16), "Change plan", variant="soft", data_testid="sub-change-plan"),
+                    rx.button(
+                        rx.icon("gem", size=16),
+                        "Change plan",
+                        variant="soft",
+                        data_testid="sub-change-plan",
+                    ),
                     href=PLANS_ROUTE,
                 ),
                 auto_renewal_button(),
@@ -132,7 +166,11 @@ def card_on_file() -> rx.Component:
                 rx.hstack(
                     rx.icon("credit-card", size=20),
                     rx.text(
-                        rx.cond(SubscriptionState.has_card, SubscriptionState.card_label, "No card on file"),
+                        rx.cond(
+                            SubscriptionState.has_card,
+                            SubscriptionState.card_label,
+                            "No card on file",
+                        ),
                         size="3",
                         data_testid="sub-card",
                     ),
@@ -297,9 +335,17 @@ def payment_card(row: PaymentRow) -> rx.Component:
                 width="100%",
             ),
             rx.text(row.description, size="2", data_testid="payment-description"),
-            rx.hstack(rx.text(row.date, size="2", color_scheme="gray"), rx.text("·", color_scheme="gray"),
-                      rx.text(row.card, size="2", color_scheme="gray"), wrap="wrap", spacing="2"),
-            rx.cond(row.reason != "", rx.text(row.reason, size="2", color_scheme="red", data_testid="payment-reason")),
+            rx.hstack(
+                rx.text(row.date, size="2", color_scheme="gray"),
+                rx.text("·", color_scheme="gray"),
+                rx.text(row.card, size="2", color_scheme="gray"),
+                wrap="wrap",
+                spacing="2",
+            ),
+            rx.cond(
+                row.reason != "",
+                rx.text(row.reason, size="2", color_scheme="red", data_testid="payment-reason"),
+            ),
             rx.hstack(_number_button(row), _pdf_or_none(row), justify="between", width="100%"),
             spacing="2",
             width="100%",
@@ -321,8 +367,11 @@ def payment_history() -> rx.Component:
                     rx.vstack(
                         rx.icon("receipt", size=28, color=rx.color("gray", 9)),
                         rx.text("No payments yet", weight="medium"),
-                        rx.text("Your invoices appear here after your first payment.", size="2",
-                                color_scheme="gray"),
+                        rx.text(
+                            "Your invoices appear here after your first payment.",
+                            size="2",
+                            color_scheme="gray",
+                        ),
                         rx.link("See plans", href=PLANS_ROUTE, size="2"),
                         align="center",
                         spacing="2",
@@ -361,8 +410,12 @@ def payment_history() -> rx.Component:
                 ),
                 rx.cond(
                     SubscriptionState.has_more,
-                    rx.button("Show older payments", on_click=SubscriptionState.more_payments, variant="soft",
-                              data_testid="payments-more"),
+                    rx.button(
+                        "Show older payments",
+                        on_click=SubscriptionState.more_payments,
+                        variant="soft",
+                        data_testid="payments-more",
+                    ),
                 ),
                 width="100%",
                 spacing="3",
@@ -390,10 +443,18 @@ def invoice_dialog() -> rx.Component:
                     ),
                 ),
                 rx.separator(size="4"),
-                rx.hstack(rx.text("Total", weight="bold"), rx.text(inv.amount, weight="bold"),
-                          justify="between", width="100%"),
-                rx.cond(SubscriptionState.invoice_period != "",
-                        rx.text("Period: ", SubscriptionState.invoice_period, size="2", color_scheme="gray")),
+                rx.hstack(
+                    rx.text("Total", weight="bold"),
+                    rx.text(inv.amount, weight="bold"),
+                    justify="between",
+                    width="100%",
+                ),
+                rx.cond(
+                    SubscriptionState.invoice_period != "",
+                    rx.text(
+                        "Period: ", SubscriptionState.invoice_period, size="2", color_scheme="gray"
+                    ),
+                ),
                 rx.text("Card: ", inv.card, size="2", color_scheme="gray"),
                 rx.cond(inv.reason != "", rx.text(inv.reason, size="2", color_scheme="red")),
                 spacing="2",

@@ -42,9 +42,13 @@ _CSV_BASE = Var(
 ).to(str)
 
 
-def _select(options: list[tuple[str, str]], value, on_change, testid: str, label: str) -> rx.Component:  # noqa: ANN001
+def _select(
+    options: list[tuple[str, str]], value, on_change, testid: str, label: str
+) -> rx.Component:  # noqa: ANN001
     return rx.select.root(
-        rx.select.trigger(aria_label=label, data_testid=testid, min_width="11rem", max_width="100%"),
+        rx.select.trigger(
+            aria_label=label, data_testid=testid, min_width="11rem", max_width="100%"
+        ),
         rx.select.content(*[rx.select.item(text, value=key) for key, text in options]),
         value=value,
         on_change=on_change,
@@ -53,29 +57,56 @@ def _select(options: list[tuple[str, str]], value, on_change, testid: str, label
 
 def filters_bar() -> rx.Component:
     return rx.flex(
-        _select(ACTION_OPTIONS, UsageState.action_filter, UsageState.set_action_filter,
-                "usage-filter-action", "Action type"),
-        _select(FEATURE_OPTIONS, UsageState.feature_filter, UsageState.set_feature_filter,
-                "usage-filter-feature", "Feature"),
+        _select(
+            ACTION_OPTIONS,
+            UsageState.action_filter,
+            UsageState.set_action_filter,
+            "usage-filter-action",
+            "Action type",
+        ),
+        _select(
+            FEATURE_OPTIONS,
+            UsageState.feature_filter,
+            UsageState.set_feature_filter,
+            "usage-filter-feature",
+            "Feature",
+        ),
         # Wraps, and the date fields may shrink: a phone is narrower than the
         # two date inputs side by side.
         rx.flex(
             rx.text("From", size="2", color_scheme="gray"),
-            rx.input(type="date", value=UsageState.date_from, on_change=UsageState.set_date_from,
-                     data_testid="usage-filter-from", aria_label="From date", min_width="0",
-                     flex="1 1 9rem"),
+            rx.input(
+                type="date",
+                value=UsageState.date_from,
+                on_change=UsageState.set_date_from,
+                data_testid="usage-filter-from",
+                aria_label="From date",
+                min_width="0",
+                flex="1 1 9rem",
+            ),
             rx.text("to", size="2", color_scheme="gray"),
-            rx.input(type="date", value=UsageState.date_to, on_change=UsageState.set_date_to,
-                     data_testid="usage-filter-to", aria_label="To date", min_width="0",
-                     flex="1 1 9rem"),
+            rx.input(
+                type="date",
+                value=UsageState.date_to,
+                on_change=UsageState.set_date_to,
+                data_testid="usage-filter-to",
+                aria_label="To date",
+                min_width="0",
+                flex="1 1 9rem",
+            ),
             align="center",
             gap="2",
             wrap="wrap",
             min_width="0",
             max_width="100%",
         ),
-        rx.button("Clear", variant="soft", color_scheme="gray", on_click=UsageState.clear_filters,
-                  data_testid="usage-clear-filters"),
+        rx.button(
+            "Clear",
+            variant="soft",
+            color_scheme="gray",
+            on_click=UsageState.clear_filters,
+            data_testid="usage-clear-filters",
+        ),
         rx.spacer(),
         # An <a download> to the CSV route, which also answers with
         # Content-Disposition: attachment (the backend may be on another port).
@@ -160,17 +191,30 @@ def usage_card(row) -> rx.Component:  # noqa: ANN001
     return rx.card(
         rx.vstack(
             rx.hstack(
-                rx.text(row["amount"], size="4", weight="bold", color=_tone_colour(row),
-                        data_testid="usage-amount"),
-                rx.text("Balance after ", rx.text.strong(row["balance"], data_testid="usage-balance"),
-                        size="2", color_scheme="gray"),
+                rx.text(
+                    row["amount"],
+                    size="4",
+                    weight="bold",
+                    color=_tone_colour(row),
+                    data_testid="usage-amount",
+                ),
+                rx.text(
+                    "Balance after ",
+                    rx.text.strong(row["balance"], data_testid="usage-balance"),
+                    size="2",
+                    color_scheme="gray",
+                ),
                 justify="between",
                 align="baseline",
                 width="100%",
                 wrap="wrap",
             ),
-            rx.text(row["action"], rx.cond(row["feature"] != "—", " · " + row["feature"], ""), size="2",
-                    data_testid="usage-action-feature"),
+            rx.text(
+                row["action"],
+                rx.cond(row["feature"] != "—", " · " + row["feature"], ""),
+                size="2",
+                data_testid="usage-action-feature",
+            ),
             rx.text(row["date"], size="1", color_scheme="gray", data_testid="usage-date"),
             spacing="1",
             width="100%",
@@ -198,12 +242,22 @@ def usage_rows() -> rx.Component:
 
 def pager() -> rx.Component:
     return rx.hstack(
-        rx.button(rx.icon("chevron-left", size=16), "Newer", variant="soft",
-                  disabled=~UsageState.has_newer, on_click=UsageState.newer_page,
-                  data_testid="usage-newer"),
-        rx.button("Older", rx.icon("chevron-right", size=16), variant="soft",
-                  disabled=~UsageState.has_older, on_click=UsageState.older_page,
-                  data_testid="usage-older"),
+        rx.button(
+            rx.icon("chevron-left", size=16),
+            "Newer",
+            variant="soft",
+            disabled=~UsageState.has_newer,
+            on_click=UsageState.newer_page,
+            data_testid="usage-newer",
+        ),
+        rx.button(
+            "Older",
+            rx.icon("chevron-right", size=16),
+            variant="soft",
+            disabled=~UsageState.has_older,
+            on_click=UsageState.older_page,
+            data_testid="usage-older",
+        ),
         justify="end",
         width="100%",
     )
@@ -217,13 +271,19 @@ def spend_chart() -> rx.Component:
                 UsageState.chart_has_spend,
                 rx.recharts.bar_chart(
                     rx.recharts.cartesian_grid(stroke_dasharray="3 3", vertical=False),
-                    rx.recharts.x_axis(data_key="label", tick_line=False, interval="preserveStartEnd"),
+                    rx.recharts.x_axis(
+                        data_key="label", tick_line=False, interval="preserveStartEnd"
+                    ),
                     rx.recharts.y_axis(allow_decimals=False, width=48),
                     rx.recharts.graphing_tooltip(),
                     rx.recharts.legend(),
                     *[
-                        rx.recharts.bar(data_key=key, name=label, stack_id="spend",
-                                        fill=FEATURE_COLOURS.get(key, "var(--gray-9)"))
+                        rx.recharts.bar(
+                            data_key=key,
+                            name=label,
+                            stack_id="spend",
+                            fill=FEATURE_COLOURS.get(key, "var(--gray-9)"),
+                        )
                         for key, label in CHART_FEATURES
                     ],
                     data=UsageState.chart,
@@ -245,9 +305,13 @@ def empty_state() -> rx.Component:
         rx.vstack(
             rx.icon("history", size=32, color=rx.color("gray", 9)),
             rx.heading("No credit activity yet", as_="h2", size="4"),
-            rx.text("Every change to your balance will be listed here: your trial credits, "
-                    "each generation, refunds and monthly top-ups.", color_scheme="gray", size="2",
-                    text_align="center"),
+            rx.text(
+                "Every change to your balance will be listed here: your trial credits, "
+                "each generation, refunds and monthly top-ups.",
+                color_scheme="gray",
+                size="2",
+                text_align="center",
+            ),
             rx.link(rx.button("Start generating"), href=GENERATE_ROUTE),
             align="center",
             spacing="3",
@@ -268,15 +332,24 @@ def ledger_section() -> rx.Component:
                 filters_bar(),
                 rx.cond(
                     UsageState.error != "",
-                    rx.callout(UsageState.error, icon="triangle-alert", color_scheme="red",
-                               size="1", width="100%", data_testid="usage-error"),
+                    rx.callout(
+                        UsageState.error,
+                        icon="triangle-alert",
+                        color_scheme="red",
+                        size="1",
+                        width="100%",
+                        data_testid="usage-error",
+                    ),
                 ),
                 rx.box(
                     rx.cond(
                         UsageState.rows.length() > 0,
                         usage_rows(),
-                        rx.text("No entries match these filters.", color_scheme="gray",
-                                data_testid="usage-no-match"),
+                        rx.text(
+                            "No entries match these filters.",
+                            color_scheme="gray",
+                            data_testid="usage-no-match",
+                        ),
                     ),
                     opacity=rx.cond(UsageState.loading, "0.6", "1"),
                     width="100%",
@@ -293,8 +366,13 @@ def ledger_section() -> rx.Component:
 @app_page("/usage", "Usage", nav=NavItem("Usage", "history", order=20), on_load=UsageState.load)
 def usage_page() -> rx.Component:
     return rx.vstack(
-        rx.text("Every change to your balance, newest first. Times are in ",
-                UsageState.tz_name, ".", color_scheme="gray", size="2"),
+        rx.text(
+            "Every change to your balance, newest first. Times are in ",
+            UsageState.tz_name,
+            ".",
+            color_scheme="gray",
+            size="2",
+        ),
         # "N credits expire on DATE" moved to the balance's popover in the header (every page).
         spend_chart(),
         ledger_section(),

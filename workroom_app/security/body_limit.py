@@ -39,14 +39,26 @@ def _caps() -> dict[str, int]:
 
     # "/_event/": Socket.IO's long-polling fallback posts events over HTTP (the websocket is
     # not capped here); the same 1 MB as Socket.IO's own default buffer.
-    return {"/api/stripe/webhook": WEBHOOK_CAP, UPLOAD_PATH: max(MAX_BYTES.values()) + MB, "/_event/": MB}
+    return {
+        "/api/stripe/webhook": WEBHOOK_CAP,
+        UPLOAD_PATH: max(MAX_BYTES.values()) + MB,
+        "/_event/": MB,
+    }
 
 
 async def _respond(send, status: int, message: str) -> None:  # noqa: ANN001
     body = json.dumps({"error": message}).encode()
-    await send({"type": "http.response.start", "status": status,
-                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
-                            (b"connection", b"close")]})
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(body)).encode()),
+                (b"connection", b"close"),
+            ],
+        }
+    )
     await send({"type": "http.response.body", "body": body})
 
 

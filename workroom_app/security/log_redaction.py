@@ -22,15 +22,27 @@ REDACTED = "[redacted]"
 
 _PATTERNS: list[tuple[re.Pattern[str], str]] = [
     # Header lines and dict entries: 'cookie': '...', Cookie: ..., "authorization": "Bearer ..."
-    (re.compile(r"""(?i)(['"]?(?:cookie|set-cookie|authorization|proxy-authorization|x-api-key|stripe-signature)['"]?\s*[:=]\s*)(['"])(?:(?!\2).)*\2"""),
-     r"\1\2" + REDACTED + r"\2"),
-    (re.compile(r"(?im)^((?:cookie|set-cookie|authorization|proxy-authorization|stripe-signature)\s*:\s*).*$"),
-     r"\1" + REDACTED),
+    (
+        re.compile(
+            r"""(?i)(['"]?(?:cookie|set-cookie|authorization|proxy-authorization|x-api-key|stripe-signature)['"]?\s*[:=]\s*)(['"])(?:(?!\2).)*\2"""
+        ),
+        r"\1\2" + REDACTED + r"\2",
+    ),
+    (
+        re.compile(
+            r"(?im)^((?:cookie|set-cookie|authorization|proxy-authorization|stripe-signature)\s*:\s*).*$"
+        ),
+        r"\1" + REDACTED,
+    ),
     # Our cookie anywhere (a raw header value, a URL).
     (re.compile(r"(workroom_session=)[^;\s'\",&]*"), r"\1" + REDACTED),
     # Named secret fields in dict reprs, JSON or query strings.
-    (re.compile(r"""(?i)(['"]?(?:password|confirm_password|new_password|token|auth_token|client_token|ticket|secret|card_number|number|cvc|cvv|api_key|session_token)['"]?\s*[:=]\s*)(['"])(?:(?!\2).)*\2"""),
-     r"\1\2" + REDACTED + r"\2"),
+    (
+        re.compile(
+            r"""(?i)(['"]?(?:password|confirm_password|new_password|token|auth_token|client_token|ticket|secret|card_number|number|cvc|cvv|api_key|session_token)['"]?\s*[:=]\s*)(['"])(?:(?!\2).)*\2"""
+        ),
+        r"\1\2" + REDACTED + r"\2",
+    ),
     (re.compile(r"(?i)([?&](?:token|ticket|t|password)=)[^&\s'\"]+"), r"\1" + REDACTED),
     (re.compile(r"(?i)(bearer\s+)[A-Za-z0-9._~+/=-]+"), r"\1" + REDACTED),
 ]

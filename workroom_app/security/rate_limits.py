@@ -36,6 +36,7 @@ def _per_address(setting: str) -> list[RateLimitItem]:
 
     return parse_many(getattr(get_settings(), setting))
 
+
 _lock = threading.Lock()
 _limiter: strategies.MovingWindowRateLimiter | None = None
 _storage: storage.Storage | None = None
@@ -110,18 +111,24 @@ def _full(items: list[RateLimitItem], namespace: str, *key: str) -> Refusal | No
     return refusal
 
 
-def _login_tiers(account_key: str, address: str) -> list[tuple[list[RateLimitItem], str, tuple[str, ...]]]:
+def _login_tiers(
+    account_key: str, address: str
+) -> list[tuple[list[RateLimitItem], str, tuple[str, ...]]]:
     address = address or "unknown"
     tiers = [(_per_address("rate_limit_login_per_address"), "login-address", (address,))]
     if account_key:
-        tiers.append((LOGIN_PER_ACCOUNT_AND_ADDRESS, "login-account-address", (account_key, address)))
+        tiers.append(
+            (LOGIN_PER_ACCOUNT_AND_ADDRESS, "login-account-address", (account_key, address))
+        )
         tiers.append((LOGIN_PER_ACCOUNT, "login-account", (account_key,)))
     return tiers
 
 
 def login_attempt(account_key: str, address: str) -> Refusal | None:
     """Before hashing: a Refusal (with the longest wait) when failures used up any limit."""
-    found = [r for items, ns, key in _login_tiers(account_key, address) if (r := _full(items, ns, *key))]
+    found = [
+        r for items, ns, key in _login_tiers(account_key, address) if (r := _full(items, ns, *key))
+    ]
     return max(found, key=lambda r: r.retry_after) if found else None
 
 
@@ -137,7 +144,9 @@ def login_succeeded(account_key: str, address: str) -> None:
 
 
 def signup_attempt(address: str) -> Refusal | None:
-    return _hit(_per_address("rate_limit_signup_per_address"), "signup-address", address or "unknown")
+    return _hit(
+        _per_address("rate_limit_signup_per_address"), "signup-address", address or "unknown"
+    )
 
 
 CONFIRMATION_PER_ACCOUNT = parse_many("3/hour;10/day")

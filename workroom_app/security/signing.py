@@ -67,7 +67,11 @@ def read_confirmation_token(token: object) -> tuple[int, str] | None:
         data = _serializer().loads(token, max_age=CONFIRM_MAX_AGE)
     except (SignatureExpired, BadSignature):
         return None
-    if not isinstance(data, dict) or not isinstance(data.get("a"), int) or not isinstance(data.get("e"), str):
+    if (
+        not isinstance(data, dict)
+        or not isinstance(data.get("a"), int)
+        or not isinstance(data.get("e"), str)
+    ):
         return None
     return data["a"], data["e"]
 

@@ -19,7 +19,9 @@ _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u2028\u2029]")
 class ControlCharacterError(ValueError):
     def __init__(self, field: str) -> None:
         self.field = field
-        super().__init__(f"{field_label(field)} contains a control character. Remove it and try again.")
+        super().__init__(
+            f"{field_label(field)} contains a control character. Remove it and try again."
+        )
 
 
 def field_label(name: str) -> str:

@@ -19,7 +19,12 @@ from workroom_app.state.session import SessionState
 
 log = logging.getLogger(__name__)
 
-EMAIL_FLAGS = ("email_low_balance", "email_credits_expiring", "email_payment_failed", "email_plan_ended")
+EMAIL_FLAGS = (
+    "email_low_balance",
+    "email_credits_expiring",
+    "email_payment_failed",
+    "email_plan_ended",
+)
 _MAX_TEXT = 32
 
 
@@ -54,7 +59,10 @@ def read(account_id: int) -> Loaded:
     catalog = get_catalog()
     from workroom_app.state.plans import money_text
 
-    packs = [PackOption(p.key, f"{p.label} ({money_text(p.price_cents, catalog.currency)})") for p in catalog.packs]
+    packs = [
+        PackOption(p.key, f"{p.label} ({money_text(p.price_cents, catalog.currency)})")
+        for p in catalog.packs
+    ]
     return Loaded(
         threshold_text="" if s.low_balance_threshold is None else str(s.low_balance_threshold),
         default_threshold=default,
@@ -87,7 +95,9 @@ def save_alerts(account_id: int, form_data: dict) -> None:
     threshold = _text(form_data, "low_balance_threshold")
     with write_session() as session:
         alerts.save_alert_settings(
-            session, account_id, low_balance_threshold=threshold or None,
+            session,
+            account_id,
+            low_balance_threshold=threshold or None,
             **{name: _flag(form_data, name) for name in EMAIL_FLAGS},
         )
 
@@ -98,8 +108,11 @@ def save_top_up(account_id: int, form_data: dict) -> None:
 
     with write_session() as session:
         auto_top_up.save_settings(
-            session, account_id, enabled=_flag(form_data, "auto_top_up"),
-            threshold=_text(form_data, "top_up_threshold"), pack_key=_text(form_data, "top_up_pack"),
+            session,
+            account_id,
+            enabled=_flag(form_data, "auto_top_up"),
+            threshold=_text(form_data, "top_up_threshold"),
+            pack_key=_text(form_data, "top_up_pack"),
             monthly_cap=_text(form_data, "top_up_monthly_cap"),
         )
 
@@ -165,9 +178,13 @@ class AlertSettingsState(SessionState):
         yield rx.toast.success(done)
 
     async def save_alerts(self, form_data: dict):
-        async for update in self._save(save_alerts, form_data, "alerts_error", "Alert settings saved."):
+        async for update in self._save(
+            save_alerts, form_data, "alerts_error", "Alert settings saved."
+        ):
             yield update
 
     async def save_top_up(self, form_data: dict):
-        async for update in self._save(save_top_up, form_data, "top_up_error", "Auto top-up settings saved."):
+        async for update in self._save(
+            save_top_up, form_data, "top_up_error", "Auto top-up settings saved."
+        ):
             yield update

@@ -59,11 +59,19 @@ def read_popover(account_id: int):
     ]
     expiring = (
         alerts.expiring_text(parts.expiring_credits, parts.expiring_on)
-        if parts.expiring_credits and parts.expiring_on else ""
+        if parts.expiring_credits and parts.expiring_on
+        else ""
     )
     # Oldest first, so the newest toast ends up on top; at most 3 at once.
     toast_list = [(v.kind, v.title) for v in reversed(toasts)][-3:]
-    return items, unread, rows, expiring, toast_list, failing.message() if failing is not None else ""
+    return (
+        items,
+        unread,
+        rows,
+        expiring,
+        toast_list,
+        failing.message() if failing is not None else "",
+    )
 
 
 def mark_read(account_id: int) -> None:
@@ -89,7 +97,9 @@ class AlertsState(SessionState):
         account_id = self._account_id
         if account_id is None:
             return
-        items, unread, rows, expiring, toasts, past_due = await asyncio.to_thread(read_popover, account_id)
+        items, unread, rows, expiring, toasts, past_due = await asyncio.to_thread(
+            read_popover, account_id
+        )
         self.alerts, self.unread, self.sources, self.expiring_text = items, unread, rows, expiring
         self.past_due_text = past_due
         for kind, title in toasts:

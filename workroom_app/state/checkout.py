@@ -69,7 +69,11 @@ def read_card_form(form_data: object) -> CardForm:
     if not values["name"]:
         raise CardFormError("Enter the name on the card.", "name")
     return CardForm(
-        number=values["number"], exp_month=expiry[0], exp_year=expiry[1], cvc=values["cvc"], name=values["name"],
+        number=values["number"],
+        exp_month=expiry[0],
+        exp_year=expiry[1],
+        cvc=values["cvc"],
+        name=values["name"],
     )
 
 
@@ -84,7 +88,12 @@ def field_of(exc: Exception) -> str:
 
 # The card form's own error var for each field CardFormError / field_of can name;
 # both the checkout page and the subscription page's card form use these names.
-_CARD_FIELD_ERROR_VARS = {"number": "number_error", "expiry": "expiry_error", "cvc": "cvc_error", "name": "name_error"}
+_CARD_FIELD_ERROR_VARS = {
+    "number": "number_error",
+    "expiry": "expiry_error",
+    "cvc": "cvc_error",
+    "name": "name_error",
+}
 
 
 def card_error_var(field: str, form_wide: str) -> str:
@@ -177,8 +186,10 @@ class CheckoutState(SessionState):
             try:
                 url = await asyncio.to_thread(start_stripe_checkout, account_id, preview)
             except Exception as exc:  # noqa: BLE001  (gateway errors carry user messages)
-                self.page_error = str(exc) if isinstance(exc, SubscriptionError) else (
-                    "We could not open the payment page. Please try again."
+                self.page_error = (
+                    str(exc)
+                    if isinstance(exc, SubscriptionError)
+                    else ("We could not open the payment page. Please try again.")
                 )
                 return
             yield rx.redirect(url, is_external=True)

@@ -47,7 +47,9 @@ def list_packs() -> list[PackCard]:
     catalog = get_catalog()
     return [
         PackCard(
-            key=p.key, label=p.label, credits_text=credits_text(p.credits),
+            key=p.key,
+            label=p.label,
+            credits_text=credits_text(p.credits),
             price_text=money_text(p.price_cents, catalog.currency),
         )
         for p in catalog.packs
@@ -76,7 +78,9 @@ def pay(account_id: int, preview: dict[str, Any], card: CardForm | None) -> subs
 
     expected = packs.PackPreview(**{f: preview[f] for f in packs.PackPreview.__dataclass_fields__})
     with write_session() as session:
-        return packs.buy(session, account_id, expected.pack_key, card=card, expected_preview=expected)
+        return packs.buy(
+            session, account_id, expected.pack_key, card=card, expected_preview=expected
+        )
 
 
 def start_stripe_pack_checkout(account_id: int, preview: dict[str, Any]) -> str:
@@ -88,9 +92,13 @@ def start_stripe_pack_checkout(account_id: int, preview: dict[str, Any]) -> str:
     base = get_settings().public_url.rstrip("/")
     expected = packs.PackPreview(**{f: preview[f] for f in packs.PackPreview.__dataclass_fields__})
     view = stripe_webhooks.start_pack_checkout(
-        get_engine(), get_gateway("stripe"), account_id, expected.pack_key,
+        get_engine(),
+        get_gateway("stripe"),
+        account_id,
+        expected.pack_key,
         success_url=f"{base}{CREDITS_ROUTE}?checkout_session={{CHECKOUT_SESSION_ID}}",
-        cancel_url=f"{base}{CREDITS_ROUTE}", expected_preview=expected,
+        cancel_url=f"{base}{CREDITS_ROUTE}",
+        expected_preview=expected,
     )
     if not view.url:
         raise SubscriptionError("Stripe did not return a checkout page. Please try again.")
@@ -102,7 +110,9 @@ def sync_stripe_pack(account_id: int, checkout_session_id: str) -> bool:
     from workroom_app.billing.payments import get_gateway
     from workroom_app.db import get_engine
 
-    return stripe_webhooks.sync_pack_checkout(get_engine(), get_gateway("stripe"), checkout_session_id, account_id)
+    return stripe_webhooks.sync_pack_checkout(
+        get_engine(), get_gateway("stripe"), checkout_session_id, account_id
+    )
 
 
 class CreditsState(SessionState):
@@ -199,8 +209,10 @@ class CreditsState(SessionState):
             try:
                 url = await asyncio.to_thread(start_stripe_pack_checkout, account_id, preview)
             except Exception as exc:  # noqa: BLE001  (gateway errors carry user messages)
-                self.page_error = str(exc) if isinstance(exc, SubscriptionError) else (
-                    "We could not open the payment page. Please try again."
+                self.page_error = (
+                    str(exc)
+                    if isinstance(exc, SubscriptionError)
+                    else ("We could not open the payment page. Please try again.")
                 )
                 return
             finally:

@@ -42,7 +42,10 @@ _REQUEST_ID = re.compile(r"^[A-Za-z0-9_.:-]{8,64}$")
 HISTORY_PAGE = 10
 RESULTS_KEPT = 4
 # Upload inputs per feature, by role (generation/jobs.py UPLOAD_ROLES is the rule; this is the UI).
-UPLOAD_ROLES: dict[str, tuple[str, ...]] = {"face_swap": ("face", "target"), "lip_sync": ("source", "audio")}
+UPLOAD_ROLES: dict[str, tuple[str, ...]] = {
+    "face_swap": ("face", "target"),
+    "lip_sync": ("source", "audio"),
+}
 _MAX_UPLOAD_READ = 50 * 1024 * 1024 + 1  # one byte past the largest limit: enough to refuse
 
 STATUS_LABELS = {
@@ -168,7 +171,9 @@ def job_view(job: Any, tz_name: str = "UTC") -> JobView:
         refund_text=credits_text(int(job.cost)) + " returned" if refunded and job.cost else "",
         refund_entry_id=int(job.refund_entry_id) if refunded and job.cost else 0,
         refund_time_text=(
-            formatting.format_datetime(job.finished_at, tz_name) if refunded and job.finished_at else ""
+            formatting.format_datetime(job.finished_at, tz_name)
+            if refunded and job.finished_at
+            else ""
         ),
         error=job.error or "",
         created_text=created,
@@ -176,18 +181,25 @@ def job_view(job: Any, tz_name: str = "UTC") -> JobView:
         output_url=job_media_url(job.id) if succeeded and job.output_path else "",
         download_url=job_media_url(job.id, download=True) if succeeded and job.output_path else "",
         output_urls=[job_media_url(job.id, index=i) for i in range(1, (job.output_count or 1) + 1)]
-        if succeeded and job.output_path else [],
+        if succeeded and job.output_path
+        else [],
     )
 
 
-def endings(seen_active: list[int], active: list[JobView], history: list[JobView]) -> tuple[list[JobView], list[int]]:
+def endings(
+    seen_active: list[int], active: list[JobView], history: list[JobView]
+) -> tuple[list[JobView], list[int]]:
     """(jobs a tab showed as running that have now ended, job ids it should keep watching).
 
     A job that left the active list but is not on the history page read with it stays watched
     until it shows up (it cannot be told apart from one not ended yet)."""
     still = {j.id for j in active}
     by_id = {j.id: j for j in history}
-    ended = [by_id[jid] for jid in seen_active if jid not in still and jid in by_id and not by_id[jid].active]
+    ended = [
+        by_id[jid]
+        for jid in seen_active
+        if jid not in still and jid in by_id and not by_id[jid].active
+    ]
     done = {j.id for j in ended}
     watching = sorted(still | {jid for jid in seen_active if jid not in still and jid not in done})
     return ended, watching
@@ -241,13 +253,22 @@ class SubmitOutcome:
 
 
 def submit_job(
-    account_id: int, request: dict[str, Any], request_id: str, shown_cost: int | None, tz: str = "UTC"
+    account_id: int,
+    request: dict[str, Any],
+    request_id: str,
+    shown_cost: int | None,
+    tz: str = "UTC",
 ) -> SubmitOutcome:
     """One write transaction: price (again), check, debit, create the job."""
     from workroom_app.billing import ledger
     from workroom_app.db import write_session
     from workroom_app.generation import jobs
-    from workroom_app.generation.errors import GenerationError, InvalidRequest, NotEnoughCredits, TooManyRunning
+    from workroom_app.generation.errors import (
+        GenerationError,
+        InvalidRequest,
+        NotEnoughCredits,
+        TooManyRunning,
+    )
 
     class _PriceMoved(Exception):
         pass
@@ -262,7 +283,8 @@ def submit_job(
 
                 done = session.exec(
                     select(GenerationJob.id).where(
-                        GenerationJob.account_id == account_id, GenerationJob.client_request_id == request_id
+                        GenerationJob.account_id == account_id,
+                        GenerationJob.client_request_id == request_id,
                     )
                 ).first()
                 if done is None:
@@ -304,7 +326,9 @@ def cancel_job(account_id: int, job_id: object, tz: str = "UTC") -> tuple[JobVie
         return None, 0, exc.message
 
 
-def read_jobs(account_id: int, before_id: int | None = None, tz: str | None = None) -> tuple[list[JobView], list[JobView], bool, str]:
+def read_jobs(
+    account_id: int, before_id: int | None = None, tz: str | None = None
+) -> tuple[list[JobView], list[JobView], bool, str]:
     """(active jobs, one history page, more pages?, timezone)."""
     from workroom_app.db import read_session
     from workroom_app.generation import jobs
@@ -341,11 +365,19 @@ def store_upload(account_id: int, feature: str, role: str, data: bytes, filename
     with read_session() as session:
         plan_key = accounts.current_plan_key(session, account_id)
     stored = uploads.save_for_role(account_id, feature, role, data, plan_key=plan_key)
-    size = f"{stored.size / (1024 * 1024):.1f} MB" if stored.size >= 100 * 1024 else f"{max(1, round(stored.size / 1024))} KB"  # never "0 KB"
+    size = (
+        f"{stored.size / (1024 * 1024):.1f} MB"
+        if stored.size >= 100 * 1024
+        else f"{max(1, round(stored.size / 1024))} KB"
+    )  # never "0 KB"
     name = _shorten(filename or stored.ref, 40)
     timed = bool(stored.seconds)
     return stored.ref, UploadView(
-        role=role, name=name, kind=stored.kind, size_text=size, url=upload_media_url(stored.ref),
+        role=role,
+        name=name,
+        kind=stored.kind,
+        size_text=size,
+        url=upload_media_url(stored.ref),
         length_text=media.seconds_text(stored.seconds) if timed else "",
         seconds=media.billed_seconds(stored.seconds) if timed else 0,
     )
@@ -376,12 +408,18 @@ def rejection_message(feature: str, role: str, rejected: object) -> str:
     from workroom_app.generation import uploads
 
     label, accepted, kinds = _role_texts(feature, role)
-    record = rejected[0] if isinstance(rejected, list) and rejected and isinstance(rejected[0], dict) else {}
+    record = (
+        rejected[0]
+        if isinstance(rejected, list) and rejected and isinstance(rejected[0], dict)
+        else {}
+    )
     file = record.get("file") if isinstance(record.get("file"), dict) else {}
     raw_name = file.get("path") or file.get("name") or ""
     name = _shorten(basename(raw_name.replace("\\", "/")), 60) if isinstance(raw_name, str) else ""
     errors = record.get("errors") if isinstance(record.get("errors"), list) else []
-    codes = {e.get("code") for e in errors if isinstance(e, dict) and isinstance(e.get("code"), str)}
+    codes = {
+        e.get("code") for e in errors if isinstance(e, dict) and isinstance(e.get("code"), str)
+    }
     quoted = f"“{name}”" if name else "That file"
     if isinstance(rejected, list) and len(rejected) > 1 or "too-many-files" in codes:
         return choose_one_message(feature, role)
@@ -421,13 +459,17 @@ class GenerateState(SessionState):
 
     # ------------------------------------------------------------- helpers
 
-    def _apply_jobs(self, active: list[JobView], history: list[JobView] | None, more: bool | None) -> list:
+    def _apply_jobs(
+        self, active: list[JobView], history: list[JobView] | None, more: bool | None
+    ) -> list:
         """Show fresh job data; returns toasts for jobs this tab saw running that have ended."""
         ended, watching = endings(self._seen_active, active, history or [])
         toasts = []
         for job in ended:
             if job.failed:
-                toasts.append(rx.toast.error(failure_toast(job), description=job.error or None, duration=8000))
+                toasts.append(
+                    rx.toast.error(failure_toast(job), description=job.error or None, duration=8000)
+                )
             elif job.status == "succeeded":
                 self.results = [job, *[r for r in self.results if r.id != job.id]][:RESULTS_KEPT]
         self._seen_active = watching
@@ -491,7 +533,9 @@ class GenerateState(SessionState):
         if feature in UPLOAD_ROLES:
             request["uploads"] = request_uploads
         self.submitting = True
-        outcome = await asyncio.to_thread(submit_job, self._account_id, request, request_id, shown_cost, self._tz)
+        outcome = await asyncio.to_thread(
+            submit_job, self._account_id, request, request_id, shown_cost, self._tz
+        )
         self.submitting = False
         self.submit_seq += 1
         if outcome.error:
@@ -517,7 +561,9 @@ class GenerateState(SessionState):
             return rx.redirect(LOGIN_ROUTE)
         if isinstance(job_id, bool) or not isinstance(job_id, (int, str)):
             return rx.toast.error("That generation was not found.")
-        job, balance, error = await asyncio.to_thread(cancel_job, self._account_id, job_id, self._tz)
+        job, balance, error = await asyncio.to_thread(
+            cancel_job, self._account_id, job_id, self._tz
+        )
         if error or job is None:
             return rx.toast.error(error or "That generation was not found.")
         self._set_balance(balance)
@@ -600,7 +646,10 @@ class GenerateState(SessionState):
     def _rejected(self, feature: str, role: str, rejected: object):
         if self._account_id is None:
             return rx.redirect(LOGIN_ROUTE)
-        self.upload_errors = {**self.upload_errors, role: rejection_message(feature, role, rejected)}
+        self.upload_errors = {
+            **self.upload_errors,
+            role: rejection_message(feature, role, rejected),
+        }
         return None
 
     # The browser's file picker checks type and size before uploading; what it refuses arrives here.
@@ -619,4 +668,3 @@ class GenerateState(SessionState):
     @rx.event
     def rejected_audio(self, rejected: list[dict]):
         return self._rejected("lip_sync", "audio", rejected)
-

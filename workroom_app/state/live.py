@@ -34,8 +34,14 @@ from workroom_app.state.session_guard import forget_everything
 
 log = logging.getLogger("workroom.live")
 
-ACCOUNT_KINDS = frozenset({notifications.BALANCE, notifications.SUBSCRIPTION, notifications.PAYMENT,
-                           notifications.ACCOUNT})
+ACCOUNT_KINDS = frozenset(
+    {
+        notifications.BALANCE,
+        notifications.SUBSCRIPTION,
+        notifications.PAYMENT,
+        notifications.ACCOUNT,
+    }
+)
 JOB_KINDS = frozenset({notifications.JOB})
 # A login of the account ended: each tab re-checks its own login and, if it was that one, is
 # signed out and sent to /login (an idle tab sends no event the session guard could refuse).
@@ -127,7 +133,9 @@ class Pusher:
             return app.modify_state(BaseStateToken(ident=token, cls=State))
 
         async def emit_events(token: str, events: list) -> None:
-            await app.event_namespace.emit_update(StateUpdate(events=Event.from_event_type(events)), token)
+            await app.event_namespace.emit_update(
+                StateUpdate(events=Event.from_event_type(events)), token
+            )
 
         def is_here(token: str) -> bool:
             namespace = getattr(app, "event_namespace", None)
@@ -241,13 +249,24 @@ async def push_account(account_id: int, kinds: frozenset[str]) -> int:
     from workroom_app.state.generate import read_jobs
 
     live_logins = await asyncio.to_thread(read_live_logins, account_id)
-    view = await asyncio.to_thread(read_account_view_by_id, account_id) if kinds & ACCOUNT_KINDS else None
+    view = (
+        await asyncio.to_thread(read_account_view_by_id, account_id)
+        if kinds & ACCOUNT_KINDS
+        else None
+    )
     jobs = await asyncio.to_thread(read_jobs, account_id, None, None) if kinds & JOB_KINDS else None
     pushed = 0
     for token in tokens:
         try:
-            toasts = await _push_tab(pusher, token, account_id, live_logins, view, jobs,
-                                     payments_changed=bool(kinds & PAYMENT_KINDS))
+            toasts = await _push_tab(
+                pusher,
+                token,
+                account_id,
+                live_logins,
+                view,
+                jobs,
+                payments_changed=bool(kinds & PAYMENT_KINDS),
+            )
         except Exception:
             log.exception("live push to a tab failed")
             continue
@@ -257,8 +276,16 @@ async def push_account(account_id: int, kinds: frozenset[str]) -> int:
     return pushed
 
 
-async def _push_tab(pusher: Pusher, token: str, account_id: int, live_logins: frozenset[str],  # noqa: ANN001
-                    view: AccountView | None, jobs, *, payments_changed: bool = False) -> list:
+async def _push_tab(
+    pusher: Pusher,
+    token: str,
+    account_id: int,
+    live_logins: frozenset[str],  # noqa: ANN001
+    view: AccountView | None,
+    jobs,
+    *,
+    payments_changed: bool = False,
+) -> list:
     from workroom_app.state.alerts import AlertsState
     from workroom_app.state.generate import GenerateState
     from workroom_app.state.session import _route_of

@@ -135,7 +135,11 @@ def _unlimited_lines(plan) -> list[str]:
     lines = []
     for feature_key, labels in by_feature.items():
         words = _FEATURE_WORDS.get(feature_key, feature_key.replace("_", " "))
-        names = " and ".join(labels) if len(labels) <= 2 else ", ".join(labels[:-1]) + " and " + labels[-1]
+        names = (
+            " and ".join(labels)
+            if len(labels) <= 2
+            else ", ".join(labels[:-1]) + " and " + labels[-1]
+        )
         lines.append(f"Unlimited {names} {words}")
     return lines
 
@@ -212,8 +216,10 @@ def build_cards(standing: AccountPlan) -> list[PlanCard]:
             elif standing.cancel_at_period_end:
                 card.badge = "Ends " + date_text(standing.period_end, standing.zone)
                 card.action, card.action_label = RESUME, ACTION_LABELS[RESUME]
-                card.note = (f"Auto-renewal is off: {plan.name} stays until "
-                             f"{date_text(standing.period_end, standing.zone)}.")
+                card.note = (
+                    f"Auto-renewal is off: {plan.name} stays until "
+                    f"{date_text(standing.period_end, standing.zone)}."
+                )
             else:
                 card.action, card.action_label = CANCEL, ACTION_LABELS[CANCEL]
                 card.note = f"Renews on {date_text(standing.period_end, standing.zone)}."
@@ -261,7 +267,8 @@ def action_for(standing: AccountPlan, plan_key: str) -> str:
         if card.key == plan_key:
             if not card.action:
                 raise SubscriptionError(
-                    f"{card.name} is your current plan." if card.is_current
+                    f"{card.name} is your current plan."
+                    if card.is_current
                     else f"There is nothing to do on {card.name} from your plan: "
                     "to go back to Free, cancel auto-renewal."
                 )
@@ -279,11 +286,15 @@ def _preview(account_id: int, action: str, plan_key: str) -> dict[str, Any]:
         elif action in (UPGRADE, DOWNGRADE):
             preview = subscriptions.preview_change(session, account_id, plan_key)
             if preview.kind != action:
-                raise subscriptions.PreviewOutdated("Your plan changed. Please review the plans again.")
+                raise subscriptions.PreviewOutdated(
+                    "Your plan changed. Please review the plans again."
+                )
         else:
             summary = subscriptions.summary(session, account_id)
             if summary.subscription_id is None:
-                raise subscriptions.NoSubscription("You're on Free: there is no auto-renewal to change.")
+                raise subscriptions.NoSubscription(
+                    "You're on Free: there is no auto-renewal to change."
+                )
             left = subscriptions._plan_credits_left(session, summary.subscription_id, clock.now())
             plan = subscriptions.get_plan(summary.plan_key)
             return {
@@ -305,24 +316,46 @@ def _preview(account_id: int, action: str, plan_key: str) -> dict[str, Any]:
 def _subscribe_facts(p: dict[str, Any]) -> list[Fact]:
     return [
         Fact("Charged now", money_text(p["charge_cents"], p["currency"]), "confirm-charge"),
-        Fact("Credits added now", "+" + credits_text(p["credits_added"]), "confirm-credits-added", "positive"),
+        Fact(
+            "Credits added now",
+            "+" + credits_text(p["credits_added"]),
+            "confirm-credits-added",
+            "positive",
+        ),
         Fact("Renews on", date_text(p["renewal_date"]), "confirm-renewal-date"),
-        Fact("Then each month", money_text(p["charge_cents"], p["currency"]), "confirm-renewal-amount"),
+        Fact(
+            "Then each month",
+            money_text(p["charge_cents"], p["currency"]),
+            "confirm-renewal-amount",
+        ),
     ]
 
 
 def _change_facts(p: dict[str, Any]) -> list[Fact]:
     facts = [Fact("Charged now", money_text(p["charge_cents"], p["currency"]), "confirm-charge")]
     if p["type"] == DOWNGRADE:
-        facts.append(Fact(
-            f"{p['from_plan_name']} credits burned",
-            "\u2212" + credits_text(p["credits_burned"]), "confirm-credits-burned", "negative",
-        ))
+        facts.append(
+            Fact(
+                f"{p['from_plan_name']} credits burned",
+                "\u2212" + credits_text(p["credits_burned"]),
+                "confirm-credits-burned",
+                "negative",
+            )
+        )
     facts += [
-        Fact("Credits added now", "+" + credits_text(p["credits_added"]), "confirm-credits-added", "positive"),
+        Fact(
+            "Credits added now",
+            "+" + credits_text(p["credits_added"]),
+            "confirm-credits-added",
+            "positive",
+        ),
         Fact("Balance after", credits_text(p["balance_after"]), "confirm-balance-after"),
         Fact("Next renewal", date_text(p["new_renewal_date"]), "confirm-renewal-date"),
-        Fact("Then each month", money_text(p["renewal_amount_cents"], p["currency"]), "confirm-renewal-amount"),
+        Fact(
+            "Then each month",
+            money_text(p["renewal_amount_cents"], p["currency"]),
+            "confirm-renewal-amount",
+        ),
     ]
     return facts
 
@@ -359,9 +392,15 @@ def describe(p: dict[str, Any], tz: str | None = None) -> tuple[str, str, list[F
             return (
                 f"Cancel {p['plan_name']}",
                 "Your last renewal was not paid, so the plan ends now and you return to Free.",
-                [Fact("Credits that expire now", "\u2212" + credits_text(p["credits_left"]),
-                      "confirm-credits-burned", "negative"),
-                 Fact("Charged now", money_text(0, p["currency"]), "confirm-charge")],
+                [
+                    Fact(
+                        "Credits that expire now",
+                        "\u2212" + credits_text(p["credits_left"]),
+                        "confirm-credits-burned",
+                        "negative",
+                    ),
+                    Fact("Charged now", money_text(0, p["currency"]), "confirm-charge"),
+                ],
                 "End plan now",
             )
         return (
@@ -371,8 +410,12 @@ def describe(p: dict[str, Any], tz: str | None = None) -> tuple[str, str, list[F
             [
                 Fact("Charged now", money_text(0, p["currency"]), "confirm-charge"),
                 Fact("Plan active until", end, "confirm-renewal-date"),
-                Fact(f"{p['plan_name']} credits left, expiring then", credits_text(p["credits_left"]),
-                     "confirm-credits-burned", "neutral"),
+                Fact(
+                    f"{p['plan_name']} credits left, expiring then",
+                    credits_text(p["credits_left"]),
+                    "confirm-credits-burned",
+                    "neutral",
+                ),
             ],
             "Cancel auto-renewal",
         )
@@ -382,7 +425,11 @@ def describe(p: dict[str, Any], tz: str | None = None) -> tuple[str, str, list[F
         [
             Fact("Charged now", money_text(0, p["currency"]), "confirm-charge"),
             Fact("Next renewal", end, "confirm-renewal-date"),
-            Fact("Renewal amount", money_text(p["price_cents"], p["currency"]), "confirm-renewal-amount"),
+            Fact(
+                "Renewal amount",
+                money_text(p["price_cents"], p["currency"]),
+                "confirm-renewal-amount",
+            ),
         ],
         "Resume auto-renewal",
     )
@@ -400,8 +447,9 @@ def _apply(account_id: int, p: dict[str, Any], gateway_name: str) -> subscriptio
         gateway = get_gateway("stripe")
         if kind in (UPGRADE, DOWNGRADE):
             expected = ChangePreview(**{f: p[f] for f in ChangePreview.__dataclass_fields__})
-            return stripe_webhooks.change_plan(get_engine(), gateway, account_id, expected.to_plan_key,
-                                               expected_preview=expected)
+            return stripe_webhooks.change_plan(
+                get_engine(), gateway, account_id, expected.to_plan_key, expected_preview=expected
+            )
         if kind == CANCEL:
             return stripe_webhooks.cancel(get_engine(), gateway, account_id)
         if kind == RESUME:
@@ -410,7 +458,9 @@ def _apply(account_id: int, p: dict[str, Any], gateway_name: str) -> subscriptio
     with write_session() as session:
         if kind in (UPGRADE, DOWNGRADE):
             expected = ChangePreview(**{f: p[f] for f in ChangePreview.__dataclass_fields__})
-            return subscriptions.change_plan(session, account_id, expected.to_plan_key, expected_preview=expected)
+            return subscriptions.change_plan(
+                session, account_id, expected.to_plan_key, expected_preview=expected
+            )
         if kind == CANCEL:
             return subscriptions.cancel(session, account_id)
         if kind == RESUME:
@@ -428,7 +478,10 @@ def start_stripe_checkout(account_id: int, p: dict[str, Any]) -> str:
     base = get_settings().public_url.rstrip("/")
     expected = SubscribePreview(**{f: p[f] for f in SubscribePreview.__dataclass_fields__})
     view = stripe_webhooks.start_checkout(
-        get_engine(), get_gateway("stripe"), account_id, expected.plan_key,
+        get_engine(),
+        get_gateway("stripe"),
+        account_id,
+        expected.plan_key,
         success_url=f"{base}{SUBSCRIPTION_ROUTE}?checkout_session={{CHECKOUT_SESSION_ID}}",
         cancel_url=f"{base}{PLANS_ROUTE}",
     )

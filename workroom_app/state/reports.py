@@ -1,4 +1,4 @@
-""""Report a broken result" on the Generate page: one dialog for any finished
+""" "Report a broken result" on the Generate page: one dialog for any finished
 job. The browser sends a job id and a reason; generation/reports.py checks
 that the job is the signed-in user's, finished less than 24 hours ago and not
 reported or refunded yet, and refuses with a clear message otherwise."""
@@ -30,7 +30,9 @@ def read_reports(account_id: int) -> dict[str, str]:
 
     with read_session() as session:
         rows = session.exec(
-            select(ResultReport).where(ResultReport.account_id == account_id).order_by(ResultReport.id.desc())
+            select(ResultReport)
+            .where(ResultReport.account_id == account_id)
+            .order_by(ResultReport.id.desc())
             .limit(200)
         ).all()
     out = {}

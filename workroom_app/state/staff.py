@@ -82,7 +82,9 @@ def _older(actor_id: int, account_id: int, before_id: int) -> staff.StaffLedgerP
     from workroom_app.db import read_session
 
     with read_session() as session:
-        return staff.recent_ledger(session, actor_id, account_id, before_id=before_id, limit=LEDGER_PAGE)
+        return staff.recent_ledger(
+            session, actor_id, account_id, before_id=before_id, limit=LEDGER_PAGE
+        )
 
 
 def _preview(actor_id: int, account_id: int, amount: str, reason: str) -> staff.AdjustmentPreview:
@@ -124,37 +126,62 @@ def _account_extras(actor_id: int, account_id: int) -> tuple[dict[int, int], lis
 
     with read_session() as session:
         staff.require_staff(session, actor_id)
-        ids = list(session.execute(
-            _select(Invoice.id).where(Invoice.account_id == account_id).order_by(Invoice.id.desc())
-            .limit(staff.DEFAULT_INVOICE_LIMIT)
-        ).scalars())
+        ids = list(
+            session.execute(
+                _select(Invoice.id)
+                .where(Invoice.account_id == account_id)
+                .order_by(Invoice.id.desc())
+                .limit(staff.DEFAULT_INVOICE_LIMIT)
+            ).scalars()
+        )
         from workroom_app.billing import clock as _clock, staff_queues
 
         now = _clock.now()
         sessions = [
-            {"created": staff.format_time(a.created_at), "expires": staff.format_time(a.expires_at),
-             "state": "revoked" if a.revoked_at is not None
-             else ("expired" if staff._aware(a.expires_at) <= now else "live")}
+            {
+                "created": staff.format_time(a.created_at),
+                "expires": staff.format_time(a.expires_at),
+                "state": "revoked"
+                if a.revoked_at is not None
+                else ("expired" if staff._aware(a.expires_at) <= now else "live"),
+            }
             for a in staff_queues.list_sessions(session, actor_id, account_id)
         ]
         emails = [
-            {"date": staff.format_time(e.created_at), "subject": e.subject, "status": e.status,
-             "error": e.last_error or ""}
+            {
+                "date": staff.format_time(e.created_at),
+                "subject": e.subject,
+                "status": e.status,
+                "error": e.last_error or "",
+            }
             for e in staff_queues.list_emails(session, actor_id, account_id=account_id, limit=10)
         ]
         recent_jobs = [
-            {"id": str(j.id), "date": staff.format_time(j.created_at), "what": f"{j.feature} / {j.model}",
-             "status": j.status, "cost": f"{j.cost:,}", "stuck": "yes" if staff_queues.is_stuck(j, now) else ""}
+            {
+                "id": str(j.id),
+                "date": staff.format_time(j.created_at),
+                "what": f"{j.feature} / {j.model}",
+                "status": j.status,
+                "cost": f"{j.cost:,}",
+                "stuck": "yes" if staff_queues.is_stuck(j, now) else "",
+            }
             for j in staff_queues.list_jobs(session, actor_id, account_id=account_id, limit=10)
         ]
         from workroom_app.models import PaymentDispute
 
         disputes = [
-            {"date": staff.format_time(d.created_at), "charge": d.charge_id, "reason": d.reason,
-             "status": d.status.replace("_", " "), "amount": _money(d.amount_cents, d.currency)}
+            {
+                "date": staff.format_time(d.created_at),
+                "charge": d.charge_id,
+                "reason": d.reason,
+                "status": d.status.replace("_", " "),
+                "amount": _money(d.amount_cents, d.currency),
+            }
             for d in session.execute(
-                _select(PaymentDispute).where(PaymentDispute.account_id == account_id)
-                .order_by(PaymentDispute.created_at.desc()).limit(10)
+                _select(PaymentDispute)
+                .where(PaymentDispute.account_id == account_id)
+                .order_by(PaymentDispute.created_at.desc())
+                .limit(10)
             ).scalars()
         ]
         return (
@@ -183,8 +210,13 @@ def _refund(actor_id: int, pending: dict[str, Any]) -> invoice_refunds.RefundOut
     from workroom_app.db import get_engine
 
     return invoice_refunds.refund_invoice(
-        get_engine(), actor_id, pending["account_id"], pending["invoice_id"], pending["amount_cents"],
-        reason=pending["reason"], request_id=pending["request_id"],
+        get_engine(),
+        actor_id,
+        pending["account_id"],
+        pending["invoice_id"],
+        pending["amount_cents"],
+        reason=pending["reason"],
+        request_id=pending["request_id"],
     )
 
 
@@ -203,10 +235,14 @@ def _sign_out(actor_id: int, account_id: int, reason: str):
         return staff_queues.sign_out_everywhere(session, actor_id, account_id, reason=reason)
 
 
-def _refused(actor_id: int, action: str, message: str, account_id: int | None, target: str | None = None) -> None:
+def _refused(
+    actor_id: int, action: str, message: str, account_id: int | None, target: str | None = None
+) -> None:
     from workroom_app.db import get_engine
 
-    audit.record_refusal(get_engine(), actor_id, action, message, account_id=account_id, target=target)
+    audit.record_refusal(
+        get_engine(), actor_id, action, message, account_id=account_id, target=target
+    )
 
 
 def _audit_row(row: audit.AuditRow) -> dict[str, str]:
@@ -241,7 +277,9 @@ def _ledger_row(row: staff.StaffLedgerRow) -> dict[str, str]:
         "tone": "positive" if row.amount > 0 else "negative",
         "balance": format_credits(row.balance_after),
         "note": " · ".join(
-            part for part in (row.reason or "", f"by {row.actor_email}" if row.actor_email else "") if part
+            part
+            for part in (row.reason or "", f"by {row.actor_email}" if row.actor_email else "")
+            if part
         ),
     }
 
@@ -336,8 +374,17 @@ class StaffState(SessionState):
     def _clear_selection(self) -> None:
         self.selected = False
         self.detail_error = ""
-        for name in ("acc_id", "acc_email", "acc_name", "acc_role", "acc_created", "acc_balance",
-                     "acc_plan", "acc_subscription", "acc_period_end"):
+        for name in (
+            "acc_id",
+            "acc_email",
+            "acc_name",
+            "acc_role",
+            "acc_created",
+            "acc_balance",
+            "acc_plan",
+            "acc_subscription",
+            "acc_period_end",
+        ):
             setattr(self, name, "")
         self.acc_jobs_total = "0"
         self.acc_jobs = []
@@ -415,7 +462,10 @@ class StaffState(SessionState):
         self.has_more_results = found.next_after_id is not None and len(ids) < MAX_RESULTS
 
     def _show_details(
-        self, overview: staff.AccountOverview, page: staff.StaffLedgerPage, extras: tuple | None = None
+        self,
+        overview: staff.AccountOverview,
+        page: staff.StaffLedgerPage,
+        extras: tuple | None = None,
     ) -> None:
         self.selected = True
         self.detail_error = ""
@@ -494,7 +544,8 @@ class StaffState(SessionState):
         # After an action: the audit list and the balance in the results follow.
         self.audit_rows = [_audit_row(r) for r in await asyncio.to_thread(_recent_audit, actor_id)]
         self.results = [
-            {**row, "balance": self.acc_balance} if row["id"] == self.acc_id else row for row in self.results
+            {**row, "balance": self.acc_balance} if row["id"] == self.acc_id else row
+            for row in self.results
         ]
 
     # -------------------------------------------------------------- events
@@ -514,7 +565,9 @@ class StaffState(SessionState):
             query = staff.check_query(wanted if isinstance(wanted, str) else "")
             await self._run_search(actor, query)
             if query and len(self._result_ids) == 1:
-                overview, page, extras = await asyncio.to_thread(_details, actor, self._result_ids[0])
+                overview, page, extras = await asyncio.to_thread(
+                    _details, actor, self._result_ids[0]
+                )
                 self._show_details(overview, page, extras)
         except StaffOnly:
             self._forget()
@@ -592,9 +645,13 @@ class StaffState(SessionState):
         except StaffError as exc:
             self.detail_error = str(exc)
             return None
-        self.ledger_rows = [*self.ledger_rows, *(_ledger_row(r) for r in page.rows)][:MAX_LEDGER_ROWS]
+        self.ledger_rows = [*self.ledger_rows, *(_ledger_row(r) for r in page.rows)][
+            :MAX_LEDGER_ROWS
+        ]
         self._ledger_before = page.next_before_id
-        self.has_older_rows = page.next_before_id is not None and len(self.ledger_rows) < MAX_LEDGER_ROWS
+        self.has_older_rows = (
+            page.next_before_id is not None and len(self.ledger_rows) < MAX_LEDGER_ROWS
+        )
         return None
 
     async def open_adjustment(self):
@@ -688,7 +745,9 @@ class StaffState(SessionState):
             self._pending = None
             self.adjust_error = str(exc)
             if isinstance(exc, NotAllowed):
-                await asyncio.to_thread(_refused, actor, audit.ADJUST, str(exc), pending["account_id"])
+                await asyncio.to_thread(
+                    _refused, actor, audit.ADJUST, str(exc), pending["account_id"]
+                )
             await self._reload_details(actor)
             self.adjust_open = True
             yield rx.toast.error(str(exc))
@@ -698,7 +757,9 @@ class StaffState(SessionState):
             self.busy = False
             self.confirm_open = False
             self._pending = None
-            self.adjust_error = "Something went wrong on our side. Nothing was changed; please try again."
+            self.adjust_error = (
+                "Something went wrong on our side. Nothing was changed; please try again."
+            )
             yield rx.toast.error(self.adjust_error)
             return
         self._close_adjustment()
@@ -706,7 +767,8 @@ class StaffState(SessionState):
         # The results list shows balances too: keep the adjusted one current.
         self.results = [
             {**row, "balance": format_credits(result.balance_after)}
-            if row["id"] == str(result.account_id) else row
+            if row["id"] == str(result.account_id)
+            else row
             for row in self.results
         ]
         if not result.created:
@@ -741,7 +803,9 @@ class StaffState(SessionState):
         row = next((r for r in self.acc_invoices if r["id"] == str(wanted)), None)
         self._refund_invoice_id = wanted
         self._refund_request_id = secrets.token_urlsafe(16)
-        self.refund_invoice_label = f"{row['number']} · {row['amount']} · {row['status_label']}" if row else ""
+        self.refund_invoice_label = (
+            f"{row['number']} · {row['amount']} · {row['status_label']}" if row else ""
+        )
         self.refund_open = True
         return None
 
@@ -759,7 +823,9 @@ class StaffState(SessionState):
         try:
             amount = _field(form_data, "amount")
             reason = _field(form_data, "reason")
-            preview = await asyncio.to_thread(_refund_preview, actor, account_id, invoice_id, amount, reason)
+            preview = await asyncio.to_thread(
+                _refund_preview, actor, account_id, invoice_id, amount, reason
+            )
         except StaffOnly:
             self._forget()
             return self._refusal()
@@ -767,7 +833,9 @@ class StaffState(SessionState):
             self.refund_error = str(exc)
             self._refund_pending = None
             if isinstance(exc, NotAllowed):
-                await asyncio.to_thread(_refused, actor, audit.REFUND, str(exc), account_id, f"invoice:{invoice_id}")
+                await asyncio.to_thread(
+                    _refused, actor, audit.REFUND, str(exc), account_id, f"invoice:{invoice_id}"
+                )
             return None
         self.refund_error = ""
         self._refund_pending = {
@@ -815,7 +883,12 @@ class StaffState(SessionState):
             self.refund_error = str(exc)
             if isinstance(exc, NotAllowed):
                 await asyncio.to_thread(
-                    _refused, actor, audit.REFUND, str(exc), pending["account_id"], f"invoice:{pending['invoice_id']}"
+                    _refused,
+                    actor,
+                    audit.REFUND,
+                    str(exc),
+                    pending["account_id"],
+                    f"invoice:{pending['invoice_id']}",
                 )
             yield rx.toast.error(str(exc))
             return
@@ -823,7 +896,9 @@ class StaffState(SessionState):
             logger.exception("staff refund failed")
             self.busy = False
             self.refund_confirm_open = False
-            self.refund_error = "Something went wrong on our side. Confirm again to retry the same refund."
+            self.refund_error = (
+                "Something went wrong on our side. Confirm again to retry the same refund."
+            )
             yield rx.toast.error(self.refund_error)
             return
         self.busy = False
@@ -890,11 +965,15 @@ class StaffState(SessionState):
             if text:
                 since = datetime.strptime(text, "%Y-%m-%d").replace(tzinfo=UTC)
         except (StaffError, ValueError):
-            return rx.toast.error("Enter the start date as YYYY-MM-DD, or leave it empty for all payments.")
+            return rx.toast.error(
+                "Enter the start date as YYYY-MM-DD, or leave it empty for all payments."
+            )
         from workroom_app.db import get_engine
 
         try:
-            report = await asyncio.to_thread(reconcile.run_for_staff, get_engine(), actor, since=since)
+            report = await asyncio.to_thread(
+                reconcile.run_for_staff, get_engine(), actor, since=since
+            )
         except StaffError as exc:
             return rx.toast.error(str(exc))
         self.recon_summary = (

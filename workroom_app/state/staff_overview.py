@@ -19,18 +19,35 @@ from workroom_app.billing.staff import StaffError
 from workroom_app.state.session import LANDING_ROUTE, LOGIN_ROUTE, SessionState
 
 NOT_STAFF = "The staff dashboard is for staff members only."
-KIND_LABELS = {"activation": "New subscriptions", "renewal": "Renewals", "upgrade": "Upgrades",
-               "downgrade": "Downgrades"}
+KIND_LABELS = {
+    "activation": "New subscriptions",
+    "renewal": "Renewals",
+    "upgrade": "Upgrades",
+    "downgrade": "Downgrades",
+}
 CATEGORY_LABELS = {
-    "granted_trial": "Trial", "granted_subscription": "Subscription", "granted_monthly": "Monthly",
-    "granted_plan_change": "Upgrades", "granted_staff": "Staff added", "spent": "Spent",
-    "refunded": "Refunded (failed generations)", "expired": "Expired", "burned": "Burned (downgrades)",
-    "adjusted_down": "Staff removed", "removed_by_invoice_refund": "Removed by invoice refunds",
+    "granted_trial": "Trial",
+    "granted_subscription": "Subscription",
+    "granted_monthly": "Monthly",
+    "granted_plan_change": "Upgrades",
+    "granted_staff": "Staff added",
+    "spent": "Spent",
+    "refunded": "Refunded (failed generations)",
+    "expired": "Expired",
+    "burned": "Burned (downgrades)",
+    "adjusted_down": "Staff removed",
+    "removed_by_invoice_refund": "Removed by invoice refunds",
 }
 
 
-_SLICE_COLOURS = ("var(--accent-9)", "var(--green-9)", "var(--amber-9)", "var(--cyan-9)",
-                  "var(--crimson-9)", "var(--gray-9)")
+_SLICE_COLOURS = (
+    "var(--accent-9)",
+    "var(--green-9)",
+    "var(--amber-9)",
+    "var(--cyan-9)",
+    "var(--crimson-9)",
+    "var(--gray-9)",
+)
 
 
 def _usd(cents: int) -> str:
@@ -90,23 +107,41 @@ class StaffOverviewState(SessionState):
             {"label": "Revenue", "value": _usd(m.revenue_total), "testid": "ov-revenue"},
             {"label": "Refunds", "value": _usd(m.refunds_total), "testid": "ov-refunds"},
             {"label": "MRR now", "value": _usd(m.mrr_now), "testid": "ov-mrr"},
-            {"label": "Past due", "value": f"{m.past_due_count:,} · {_usd(m.past_due_cents)}", "testid": "ov-past-due"},
-            {"label": "Open disputes", "value": f"{m.open_disputes:,} · {_usd(m.open_dispute_cents)}",
-             "testid": "ov-disputes"},
-            {"label": "Outstanding credits", "value": f"{c.outstanding_total:,}", "testid": "ov-outstanding"},
+            {
+                "label": "Past due",
+                "value": f"{m.past_due_count:,} · {_usd(m.past_due_cents)}",
+                "testid": "ov-past-due",
+            },
+            {
+                "label": "Open disputes",
+                "value": f"{m.open_disputes:,} · {_usd(m.open_dispute_cents)}",
+                "testid": "ov-disputes",
+            },
+            {
+                "label": "Outstanding credits",
+                "value": f"{c.outstanding_total:,}",
+                "testid": "ov-outstanding",
+            },
             {"label": "Generations", "value": f"{g.total:,}", "testid": "ov-generations"},
         ]
         days = sorted(set(m.revenue_by_day) | set(m.refunds_by_day))
         self.revenue_chart = [
-            {"day": d[5:], "revenue": _dollars(sum(m.revenue_by_day.get(d, {}).values())),
-             "refunds": _dollars(m.refunds_by_day.get(d, 0))}
+            {
+                "day": d[5:],
+                "revenue": _dollars(sum(m.revenue_by_day.get(d, {}).values())),
+                "refunds": _dollars(m.refunds_by_day.get(d, 0)),
+            }
             for d in days
         ]
         # Any invoice kind shows (credit packs included) under its own name.
         # Each slice its own colour (one fill for all made the pie a single disc).
         self.revenue_kinds = [
-            {"name": KIND_LABELS.get(k, k.replace("_", " ").capitalize()), "value": _dollars(v), "text": _usd(v),
-             "fill": _SLICE_COLOURS[i % len(_SLICE_COLOURS)]}
+            {
+                "name": KIND_LABELS.get(k, k.replace("_", " ").capitalize()),
+                "value": _dollars(v),
+                "text": _usd(v),
+                "fill": _SLICE_COLOURS[i % len(_SLICE_COLOURS)],
+            }
             for i, (k, v) in enumerate(m.revenue_by_kind.items())
         ]
         self.mrr_cards = [
@@ -115,7 +150,9 @@ class StaffOverviewState(SessionState):
             {"label": "Contraction", "value": _usd(-m.mrr_contraction)},
             {"label": "Churn", "value": _usd(-m.mrr_churn)},
         ]
-        self.plans = [{"plan": staff.plan_name(k), "count": f"{n:,}"} for k, n in m.active_by_plan.items()]
+        self.plans = [
+            {"plan": staff.plan_name(k), "count": f"{n:,}"} for k, n in m.active_by_plan.items()
+        ]
         granted = [k for k in staff_metrics.CATEGORIES if k.startswith("granted")]
         self.credits_chart = [
             {
@@ -134,23 +171,41 @@ class StaffOverviewState(SessionState):
             {"label": CATEGORY_LABELS.get(k, k.replace("_", " ").capitalize()), "value": f"{v:,}"}
             for k, v in c.totals.items()
         ]
-        self.outstanding_chart = [{"month": k, "credits": v} for k, v in c.outstanding_by_expiry_month.items()]
+        self.outstanding_chart = [
+            {"month": k, "credits": v} for k, v in c.outstanding_by_expiry_month.items()
+        ]
         self.generation_rows = [
             {
-                "feature": x.feature, "model": x.model, "provider": x.provider, "count": f"{x.count:,}",
-                "credits": f"{x.credits:,}", "failure": f"{x.failure_rate:.1%}", "refund": f"{x.refund_rate:.1%}",
-                "p50": _secs(x.p50_seconds), "p95": _secs(x.p95_seconds),
-                "href": "/staff/queues?" + urlencode({"status": "", "feature": x.feature, "provider": x.provider}),
+                "feature": x.feature,
+                "model": x.model,
+                "provider": x.provider,
+                "count": f"{x.count:,}",
+                "credits": f"{x.credits:,}",
+                "failure": f"{x.failure_rate:.1%}",
+                "refund": f"{x.refund_rate:.1%}",
+                "p50": _secs(x.p50_seconds),
+                "p95": _secs(x.p95_seconds),
+                "href": "/staff/queues?"
+                + urlencode({"status": "", "feature": x.feature, "provider": x.provider}),
             }
             for x in g.groups
         ]
         self.unlimited_rows = [
-            {"plan": staff.plan_name(p), "count": f"{v.get('count', 0):,}", "list": f"{v.get('list_credits', 0):,}"}
+            {
+                "plan": staff.plan_name(p),
+                "count": f"{v.get('count', 0):,}",
+                "list": f"{v.get('list_credits', 0):,}",
+            }
             for p, v in g.unlimited_by_plan.items()
         ]
         self.top_users = [
-            {"email": str(u["email"]), "plan": staff.plan_name(str(u["plan"])), "count": f"{u['count']:,}",
-             "list": f"{u['list_credits']:,}", "href": "/staff/accounts?" + urlencode({"q": str(u["email"])})}
+            {
+                "email": str(u["email"]),
+                "plan": staff.plan_name(str(u["plan"])),
+                "count": f"{u['count']:,}",
+                "list": f"{u['list_credits']:,}",
+                "href": "/staff/accounts?" + urlencode({"q": str(u["email"])}),
+            }
             for u in g.top_unlimited_users
         ]
 
@@ -181,7 +236,12 @@ class StaffOverviewState(SessionState):
             self.error = "Enter the dates as YYYY-MM-DD."
             return None
         start, end = form_data.get("start", ""), form_data.get("end", "")
-        if not isinstance(start, str) or not isinstance(end, str) or len(start) > 20 or len(end) > 20:
+        if (
+            not isinstance(start, str)
+            or not isinstance(end, str)
+            or len(start) > 20
+            or len(end) > 20
+        ):
             self.error = "Enter the dates as YYYY-MM-DD."
             return None
         return await self._load(start, end)

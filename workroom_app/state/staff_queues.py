@@ -60,8 +60,14 @@ def _read_webhooks(actor: int, outcome: str) -> list[dict[str, str]]:
 
     with read_session() as session:
         return [
-            {"id": e.id, "type": e.type, "outcome": e.outcome or "unprocessed", "error": e.error or "",
-             "received": staff.format_time(e.received_at), "payload": e.payload[:2000]}
+            {
+                "id": e.id,
+                "type": e.type,
+                "outcome": e.outcome or "unprocessed",
+                "error": e.error or "",
+                "received": staff.format_time(e.received_at),
+                "payload": e.payload[:2000],
+            }
             for e in staff_queues.list_webhooks(session, actor, outcome=outcome or None)
         ]
 
@@ -71,30 +77,55 @@ def _read_emails(actor: int, which: str) -> list[dict[str, str]]:
 
     with read_session() as session:
         rows = staff_queues.list_emails(
-            session, actor, status=which if which in ("pending", "sent") else None, failed_only=which == "failed"
+            session,
+            actor,
+            status=which if which in ("pending", "sent") else None,
+            failed_only=which == "failed",
         )
         return [
-            {"id": str(e.id), "to": e.to_address, "subject": e.subject, "status": e.status,
-             "error": e.last_error or "", "attempts": str(e.attempts), "created": staff.format_time(e.created_at)}
+            {
+                "id": str(e.id),
+                "to": e.to_address,
+                "subject": e.subject,
+                "status": e.status,
+                "error": e.last_error or "",
+                "attempts": str(e.attempts),
+                "created": staff.format_time(e.created_at),
+            }
             for e in rows
         ]
 
 
-def _read_jobs(actor: int, status: str, feature: str, provider: str, account: str) -> list[dict[str, str]]:
+def _read_jobs(
+    actor: int, status: str, feature: str, provider: str, account: str
+) -> list[dict[str, str]]:
     from workroom_app.billing import clock
     from workroom_app.db import read_session
 
     account_id = staff.check_id(account, "account") if account else None
     with read_session() as session:
         rows = staff_queues.list_jobs(
-            session, actor, status=None if status in ("", "stuck") else status, feature=feature or None,
-            provider=provider or None, account_id=account_id, stuck_only=status == "stuck",
+            session,
+            actor,
+            status=None if status in ("", "stuck") else status,
+            feature=feature or None,
+            provider=provider or None,
+            account_id=account_id,
+            stuck_only=status == "stuck",
         )
         now = clock.now()
         return [
-            {"id": str(j.id), "account": str(j.account_id), "feature": j.feature, "model": j.model,
-             "provider": j.provider, "status": j.status, "cost": f"{j.cost:,}",
-             "created": staff.format_time(j.created_at), "stuck": "yes" if staff_queues.is_stuck(j, now) else ""}
+            {
+                "id": str(j.id),
+                "account": str(j.account_id),
+                "feature": j.feature,
+                "model": j.model,
+                "provider": j.provider,
+                "status": j.status,
+                "cost": f"{j.cost:,}",
+                "created": staff.format_time(j.created_at),
+                "stuck": "yes" if staff_queues.is_stuck(j, now) else "",
+            }
             for j in rows
         ]
 
@@ -106,7 +137,11 @@ def _timeline(actor: int, job_id: int) -> list[dict[str, str]]:
     with read_session() as session:
         staff.require_staff(session, actor)
         job = session.get(GenerationJob, job_id)
-        return [] if job is None else [{"when": w, "what": t} for w, t in staff_queues.job_timeline(job)]
+        return (
+            []
+            if job is None
+            else [{"when": w, "what": t} for w, t in staff_queues.job_timeline(job)]
+        )
 
 
 class StaffQueuesState(SessionState):
@@ -152,10 +187,18 @@ class StaffQueuesState(SessionState):
         self._webhook_ids = [w["id"] for w in self.webhooks]
         self.emails = await asyncio.to_thread(_read_emails, actor, self.email_filter)
         # One request id per listed email: a double click queues one copy.
-        self._email_keys = {e["id"]: self._email_keys.get(e["id"]) or secrets.token_urlsafe(12) for e in self.emails}
+        self._email_keys = {
+            e["id"]: self._email_keys.get(e["id"]) or secrets.token_urlsafe(12) for e in self.emails
+        }
         f = self._job_filter
-        self.jobs = await asyncio.to_thread(_read_jobs, actor, f.get("status", "stuck"), f.get("feature", ""),
-                                            f.get("provider", ""), f.get("account", ""))
+        self.jobs = await asyncio.to_thread(
+            _read_jobs,
+            actor,
+            f.get("status", "stuck"),
+            f.get("feature", ""),
+            f.get("provider", ""),
+            f.get("account", ""),
+        )
         self._job_ids = [int(j["id"]) for j in self.jobs]
 
     async def load(self):
@@ -234,11 +277,15 @@ class StaffQueuesState(SessionState):
         if actor is None:
             return self._refusal()
         if not self.can_replay:
-            return await self._refused(actor, audit.REPLAY_WEBHOOK, staff_roles.REFUSALS[Permission.REPLAY_WEBHOOK])
+            return await self._refused(
+                actor, audit.REPLAY_WEBHOOK, staff_roles.REFUSALS[Permission.REPLAY_WEBHOOK]
+            )
         if not isinstance(event_id, str) or event_id not in self._webhook_ids:
             return rx.toast.error(NOT_LISTED)
         try:
-            result = await asyncio.to_thread(staff_queues.replay_webhook, _engine(), actor, event_id)
+            result = await asyncio.to_thread(
+                staff_queues.replay_webhook, _engine(), actor, event_id
+            )
         except NotAllowed as exc:
             return await self._refused(actor, audit.REPLAY_WEBHOOK, str(exc))
         except StaffError as exc:
@@ -252,12 +299,16 @@ class StaffQueuesState(SessionState):
         if actor is None:
             return self._refusal()
         if not self.can_resend:
-            return await self._refused(actor, audit.RESEND_EMAIL, staff_roles.REFUSALS[Permission.RESEND_EMAIL])
+            return await self._refused(
+                actor, audit.RESEND_EMAIL, staff_roles.REFUSALS[Permission.RESEND_EMAIL]
+            )
         key = self._email_keys.get(email_id) if isinstance(email_id, str) else None
         if key is None:
             return rx.toast.error(NOT_LISTED)
         try:
-            result = await asyncio.to_thread(staff_queues.resend_email, _engine(), actor, email_id, request_id=key)
+            result = await asyncio.to_thread(
+                staff_queues.resend_email, _engine(), actor, email_id, request_id=key
+            )
         except NotAllowed as exc:
             return await self._refused(actor, audit.RESEND_EMAIL, str(exc))
         except StaffError as exc:
@@ -287,13 +338,16 @@ class StaffQueuesState(SessionState):
         if actor is None:
             return self._refusal()
         if not self.can_fail_job:
-            return await self._refused(actor, audit.FAIL_JOB, staff_roles.REFUSALS[Permission.FAIL_JOB])
+            return await self._refused(
+                actor, audit.FAIL_JOB, staff_roles.REFUSALS[Permission.FAIL_JOB]
+            )
         if not self.job_id or int(self.job_id) not in self._job_ids:
             return rx.toast.error("Open a generation's timeline first.")
         try:
             reason = _text(form_data, "reason", max_len=500)
-            result = await asyncio.to_thread(staff_queues.fail_stuck_job, _engine(), actor, int(self.job_id),
-                                             reason=reason)
+            result = await asyncio.to_thread(
+                staff_queues.fail_stuck_job, _engine(), actor, int(self.job_id), reason=reason
+            )
         except NotAllowed as exc:
             return await self._refused(actor, audit.FAIL_JOB, str(exc))
         except StaffError as exc:

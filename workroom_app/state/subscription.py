@@ -113,7 +113,9 @@ def read_overview(account_id: int) -> Overview:
         s = subscriptions.summary(session, account_id)
         sub = subscriptions.live_subscription(session, account_id)
         zone = formatting.account_zone(session, account_id).key
-    gateway = sub.gateway if sub is not None else (get_settings().payment_gateway or "local").lower()
+    gateway = (
+        sub.gateway if sub is not None else (get_settings().payment_gateway or "local").lower()
+    )
     currency = _currency()
     if s.status == "free":
         renewal, amount = "—", "—"
@@ -184,17 +186,21 @@ def read_invoice(viewer_id: int, invoice_id: object):
         from workroom_app.billing.invoice_refunds import refunded_cents
 
         return (
-            payment_row(inv, lines[0].description if lines else "", zone,
-                        refunded_cents(session, inv.id)),
+            payment_row(
+                inv, lines[0].description if lines else "", zone, refunded_cents(session, inv.id)
+            ),
             [
                 InvoiceLineRow(
-                    l.description, str(l.quantity), money_text(l.amount_cents * l.quantity, inv.currency)
+                    l.description,
+                    str(l.quantity),
+                    money_text(l.amount_cents * l.quantity, inv.currency),
                 )
                 for l in lines
             ],
             (
                 f"{date_text(inv.period_start, zone)} – {date_text(inv.period_end, zone)}"
-                if inv.period_start and inv.period_end else ""
+                if inv.period_start and inv.period_end
+                else ""
             ),
         )
 
@@ -385,7 +391,9 @@ class SubscriptionState(SessionState):
             return
         except Exception:  # noqa: BLE001
             log.exception("saving a card failed")
-            self.card_form_error = "Something went wrong; your card was not changed. Please try again."
+            self.card_form_error = (
+                "Something went wrong; your card was not changed. Please try again."
+            )
             return
         finally:
             self.card_busy = False
@@ -426,5 +434,3 @@ class SubscriptionState(SessionState):
             yield rx.toast.success(outcome.message, duration=8000)
         else:
             yield rx.toast.error(outcome.message, duration=8000)
-
-

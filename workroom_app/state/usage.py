@@ -58,7 +58,12 @@ def _read_page(account_id: int, filters: UsageFilter, before_id: int | None, aft
 
     with read_session() as session:
         page = usage.usage_page(
-            session, account_id, filters=filters, before_id=before_id, after_id=after_id, limit=PAGE_SIZE
+            session,
+            account_id,
+            filters=filters,
+            before_id=before_id,
+            after_id=after_id,
+            limit=PAGE_SIZE,
         )
         has_any = bool(page.rows) or (
             not filters.is_empty and bool(usage.usage_page(session, account_id, limit=1).rows)
@@ -147,16 +152,22 @@ class UsageState(SessionState):
         self.account_has_rows = has_any
         self.tz_name = page.tz.key
 
-    async def _load_page(self, *, before_id: int | None = None, after_id: int | None = None) -> None:
+    async def _load_page(
+        self, *, before_id: int | None = None, after_id: int | None = None
+    ) -> None:
         account_id = self._account_id
         if account_id is None:
             return
         try:
-            page, has_any = await asyncio.to_thread(_read_page, account_id, self._filters(), before_id, after_id)
+            page, has_any = await asyncio.to_thread(
+                _read_page, account_id, self._filters(), before_id, after_id
+            )
         except UsageError as exc:
             # A cursor gone stale (or forged): start again from the newest rows.
             self.error = str(exc)
-            page, has_any = await asyncio.to_thread(_read_page, account_id, self._filters(), None, None)
+            page, has_any = await asyncio.to_thread(
+                _read_page, account_id, self._filters(), None, None
+            )
         self._show(page, has_any)
 
     async def _apply(self, action: str, feature: str, date_from: str, date_to: str):
@@ -234,7 +245,9 @@ class UsageState(SessionState):
             self.error = "The start date must look like 2026-11-24."
             return
         self.date_from = value
-        async for update in self._apply(self.action_filter, self.feature_filter, value, self.date_to):
+        async for update in self._apply(
+            self.action_filter, self.feature_filter, value, self.date_to
+        ):
             yield update
 
     async def set_date_to(self, value: str):
@@ -245,7 +258,9 @@ class UsageState(SessionState):
             self.error = "The end date must look like 2026-11-24."
             return
         self.date_to = value
-        async for update in self._apply(self.action_filter, self.feature_filter, self.date_from, value):
+        async for update in self._apply(
+            self.action_filter, self.feature_filter, self.date_from, value
+        ):
             yield update
 
     async def clear_filters(self):

@@ -129,7 +129,8 @@ DECLINES: dict[str, Decline] = {
     Behaviour.DECLINE_LOST: Decline("lost_card", "Your card was declined."),
     Behaviour.DECLINE_STOLEN: Decline("stolen_card", "Your card was declined."),
     Behaviour.DECLINE_PROCESSING_ERROR: Decline(
-        "processing_error", "An error occurred while processing your card. Try again in a little bit."
+        "processing_error",
+        "An error occurred while processing your card. Try again in a little bit.",
     ),
     Behaviour.CHARGE_FAILS: Decline("generic_decline", "Your card was declined."),
 }
@@ -225,7 +226,7 @@ def _as_int(value: object) -> int | None:
 
 
 def parse_expiry(text: str) -> tuple[int, int] | None:
-    """"MM/YY", "MM / YYYY" or "MMYY" as typed into a card form."""
+    """ "MM/YY", "MM / YYYY" or "MMYY" as typed into a card form."""
     if not isinstance(text, str):
         return None
     m = re.fullmatch(r"\s*(\d{1,2})\s*/?\s*(\d{2}|\d{4})\s*", text)

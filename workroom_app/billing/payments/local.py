@@ -35,7 +35,12 @@ _C = LocalCharge.__table__
 _K = LocalCard.__table__
 # Prebuilt statements: a batch renewal run charges 100,000 times.
 _charge_by_key = select(
-    _C.c.ok, _C.c.gateway_ref, _C.c.failure_reason, _C.c.failure_code, _C.c.account_id, _C.c.amount_cents
+    _C.c.ok,
+    _C.c.gateway_ref,
+    _C.c.failure_reason,
+    _C.c.failure_code,
+    _C.c.account_id,
+    _C.c.amount_cents,
 ).where(_C.c.idempotency_key == bindparam("key"))
 _card_by_token = select(_K.c.account_id, _K.c.behaviour, _K.c.exp_month, _K.c.exp_year).where(
     _K.c.token == bindparam("token")
@@ -159,7 +164,11 @@ class LocalGateway:
             raise GatewayError("The amount to charge must be a whole number of cents.")
         if not 0 < amount_cents <= MAX_CHARGE_CENTS:
             raise GatewayError("The amount to charge must be more than zero.")
-        if not isinstance(idempotency_key, str) or not idempotency_key or len(idempotency_key) > 200:
+        if (
+            not isinstance(idempotency_key, str)
+            or not idempotency_key
+            or len(idempotency_key) > 200
+        ):
             raise GatewayError("A charge needs an idempotency key.")
         token = getattr(payment_method, "gateway_ref", None)
         with self._session(session) as s:

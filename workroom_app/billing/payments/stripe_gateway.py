@@ -175,7 +175,9 @@ class InvoiceView:
     id: str
     status: str | None  # draft, open, paid, void, uncollectible
     number: str | None
-    billing_reason: str | None  # subscription_create, subscription_cycle, subscription_update, manual
+    billing_reason: (
+        str | None
+    )  # subscription_create, subscription_cycle, subscription_update, manual
     customer_id: str | None
     subscription_id: str | None
     amount_due: int
@@ -286,7 +288,17 @@ class StripeGateway:
             max_network_retries=max_network_retries,
         )
 
-    def charge(self, account_id, payment_method, amount_cents, currency, description, idempotency_key, *, session=None):
+    def charge(
+        self,
+        account_id,
+        payment_method,
+        amount_cents,
+        currency,
+        description,
+        idempotency_key,
+        *,
+        session=None,
+    ):
         """Stripe collects its subscriptions' payments itself (renewals) or
         through the plan-change flows below; the engine's direct-charge verbs
         are for the local gateway only."""
@@ -399,15 +411,21 @@ class StripeGateway:
     def retrieve_pack_payment(self, session_id: str) -> PackPaymentView:
         view = self.retrieve_checkout_session(session_id)
         meta = view.metadata
-        paid = view.mode == "payment" and view.status == "complete" and view.payment_status == "paid"
+        paid = (
+            view.mode == "payment" and view.status == "complete" and view.payment_status == "paid"
+        )
         brand = last4 = None
         paid_at = None
         if paid and view.payment_intent_id:
             intent = self._call(
-                self.client.v1.payment_intents.retrieve, view.payment_intent_id, {"expand": ["latest_charge"]}
+                self.client.v1.payment_intents.retrieve,
+                view.payment_intent_id,
+                {"expand": ["latest_charge"]},
             )
             charge = getattr(intent, "latest_charge", None)
-            details = getattr(charge, "payment_method_details", None) if charge is not None else None
+            details = (
+                getattr(charge, "payment_method_details", None) if charge is not None else None
+            )
             card = getattr(details, "card", None) if details is not None else None
             if card is not None:
                 brand, last4 = card.brand, card.last4
@@ -453,7 +471,9 @@ class StripeGateway:
     # ------------------------------------------------------------ subscriptions
 
     def retrieve_subscription(self, subscription_id: str) -> SubscriptionView:
-        return self._subscription_view(self._call(self.client.v1.subscriptions.retrieve, subscription_id))
+        return self._subscription_view(
+            self._call(self.client.v1.subscriptions.retrieve, subscription_id)
+        )
 
     def _subscription_view(self, sub: Any) -> SubscriptionView:
         # Billing periods live on the items since API 2025-03-31 (not on the subscription).
@@ -566,7 +586,10 @@ class StripeGateway:
             raise StripeGatewayError(self._user_message(exc)) from exc
         swapped = self.complete_upgrade(invoice.id)
         return PaymentResult(
-            ok=True, invoice=self.retrieve_invoice(invoice.id), subscription=swapped, amount_cents=difference
+            ok=True,
+            invoice=self.retrieve_invoice(invoice.id),
+            subscription=swapped,
+            amount_cents=difference,
         )
 
     def complete_upgrade(self, upgrade_invoice_id: str) -> SubscriptionView:
@@ -586,8 +609,14 @@ class StripeGateway:
         # subscription is still on the plan it started from: a late resend
         # (after its idempotency key expired, after a later downgrade) must not
         # move the price again.
-        history = [i.id for i in self.list_subscription_invoices(sub.id) if i.paid and i.kind in ("upgrade", "downgrade")]
-        if (history and history[-1] != invoice.id) or sub.plan_key != invoice.metadata.get(META_FROM_PLAN):
+        history = [
+            i.id
+            for i in self.list_subscription_invoices(sub.id)
+            if i.paid and i.kind in ("upgrade", "downgrade")
+        ]
+        if (history and history[-1] != invoice.id) or sub.plan_key != invoice.metadata.get(
+            META_FROM_PLAN
+        ):
             return sub
         updated = self._call(
             self.client.v1.subscriptions.update,
@@ -644,9 +673,13 @@ class StripeGateway:
             raise StripeGatewayError(self._user_message(exc)) from exc
         view = self._subscription_view(updated)
         invoice = self.retrieve_invoice(view.latest_invoice_id) if view.latest_invoice_id else None
-        return PaymentResult(ok=True, invoice=invoice, subscription=view, amount_cents=int(new_price.unit_amount))
+        return PaymentResult(
+            ok=True, invoice=invoice, subscription=view, amount_cents=int(new_price.unit_amount)
+        )
 
-    def cancel_at_period_end(self, stripe_subscription_id: str, *, idempotency_key: str) -> SubscriptionView:
+    def cancel_at_period_end(
+        self, stripe_subscription_id: str, *, idempotency_key: str
+    ) -> SubscriptionView:
         return self._set_cancel(stripe_subscription_id, True, idempotency_key)
 
     def resume(self, stripe_subscription_id: str, *, idempotency_key: str) -> SubscriptionView:
@@ -662,7 +695,9 @@ class StripeGateway:
         )
         return self._subscription_view(ended)
 
-    def _set_cancel(self, subscription_id: str, cancel: bool, idempotency_key: str) -> SubscriptionView:
+    def _set_cancel(
+        self, subscription_id: str, cancel: bool, idempotency_key: str
+    ) -> SubscriptionView:
         updated = self._call(
             self.client.v1.subscriptions.update,
             subscription_id,
@@ -726,7 +761,9 @@ class StripeGateway:
                 if payment.is_default:
                     break
         if isinstance(intent, str):
-            intent = self._call(self.client.v1.payment_intents.retrieve, intent, {"expand": ["latest_charge"]})
+            intent = self._call(
+                self.client.v1.payment_intents.retrieve, intent, {"expand": ["latest_charge"]}
+            )
         if intent is not None:
             charge = intent.latest_charge
             if isinstance(charge, str):
@@ -740,7 +777,11 @@ class StripeGateway:
                     failure_code, failure_reason = charge.failure_code, charge.failure_message
             error = getattr(intent, "last_payment_error", None)
             if invoice.status != "paid" and error is not None:
-                failure_code = getattr(error, "decline_code", None) or getattr(error, "code", None) or failure_code
+                failure_code = (
+                    getattr(error, "decline_code", None)
+                    or getattr(error, "code", None)
+                    or failure_code
+                )
                 failure_reason = getattr(error, "message", None) or failure_reason
         lines = tuple(
             InvoiceLineView(
@@ -791,7 +832,12 @@ class StripeGateway:
         return _id_of(chosen)
 
     def refund_invoice(
-        self, stripe_invoice_id: str, amount_cents: int, *, idempotency_key: str, metadata: dict[str, str]
+        self,
+        stripe_invoice_id: str,
+        amount_cents: int,
+        *,
+        idempotency_key: str,
+        metadata: dict[str, str],
     ) -> RefundView:
         """Refund part or all of what a Stripe invoice collected. The key makes
         a retried request (double click, crash before we recorded it) refund once."""
@@ -804,15 +850,21 @@ class StripeGateway:
             {"idempotency_key": derive_key(idempotency_key, "refund")},
         )
         return RefundView(
-            id=refund.id, status=refund.status, amount=int(refund.amount),
-            charge_id=_id_of(refund.charge), payment_intent_id=intent,
+            id=refund.id,
+            status=refund.status,
+            amount=int(refund.amount),
+            charge_id=_id_of(refund.charge),
+            payment_intent_id=intent,
         )
 
     def retrieve_charge(self, charge_id: str) -> ChargeView:
         charge = self._call(self.client.v1.charges.retrieve, charge_id)
         return ChargeView(
-            id=charge.id, amount=int(charge.amount), amount_refunded=int(getattr(charge, "amount_refunded", 0) or 0),
-            currency=charge.currency, payment_intent_id=_id_of(charge.payment_intent),
+            id=charge.id,
+            amount=int(charge.amount),
+            amount_refunded=int(getattr(charge, "amount_refunded", 0) or 0),
+            currency=charge.currency,
+            payment_intent_id=_id_of(charge.payment_intent),
             status=charge.status,
         )
 
@@ -820,15 +872,22 @@ class StripeGateway:
         """The Stripe invoice a payment intent paid (None for a payment outside invoices)."""
         page = self._call(
             self.client.v1.invoice_payments.list,
-            {"payment": {"type": "payment_intent", "payment_intent": payment_intent_id}, "limit": 1},
+            {
+                "payment": {"type": "payment_intent", "payment_intent": payment_intent_id},
+                "limit": 1,
+            },
         )
         return _id_of(page.data[0].invoice) if page.data else None
 
     def retrieve_dispute(self, dispute_id: str) -> DisputeView:
         dispute = self._call(self.client.v1.disputes.retrieve, dispute_id)
         return DisputeView(
-            id=dispute.id, charge_id=_id_of(dispute.charge) or "", amount=int(dispute.amount),
-            currency=dispute.currency, reason=dispute.reason or "", status=dispute.status,
+            id=dispute.id,
+            charge_id=_id_of(dispute.charge) or "",
+            amount=int(dispute.amount),
+            currency=dispute.currency,
+            reason=dispute.reason or "",
+            status=dispute.status,
             payment_intent_id=_id_of(getattr(dispute, "payment_intent", None)),
         )
 

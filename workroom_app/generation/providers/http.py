@@ -84,7 +84,10 @@ class PredictionClient:
             headers["Authorization"] = f"Bearer {token}"
         self._token_origin = urlsplit(self.base_url)[:2]
         self._client = httpx.AsyncClient(
-            base_url=self.base_url, headers=headers, timeout=httpx.Timeout(timeout), transport=transport
+            base_url=self.base_url,
+            headers=headers,
+            timeout=httpx.Timeout(timeout),
+            transport=transport,
         )
         # Output files often live on another host (a CDN): they are fetched
         # without our headers, so the API token stays with the API.
@@ -113,11 +116,14 @@ class PredictionClient:
             try:
                 response = await client.request(method, url, **kwargs)
             except httpx.TimeoutException:
-                last = ProviderError("The generation service did not answer in time.", retriable=True)
+                last = ProviderError(
+                    "The generation service did not answer in time.", retriable=True
+                )
                 continue
             except httpx.TransportError as exc:
                 last = ProviderError(
-                    f"The generation service cannot be reached ({exc.__class__.__name__}).", retriable=True
+                    f"The generation service cannot be reached ({exc.__class__.__name__}).",
+                    retriable=True,
                 )
                 continue
             if response.status_code == 429 or response.status_code >= 500:
@@ -146,7 +152,9 @@ class PredictionClient:
                 f"The generation service sent a malformed answer (not JSON): {_short(response.text, 80)!r}"
             ) from None
         if not isinstance(body, dict):
-            raise ProviderError("The generation service sent a malformed answer (not a JSON object).")
+            raise ProviderError(
+                "The generation service sent a malformed answer (not a JSON object)."
+            )
         return body
 
     # ------------------------------------------------------------- API
@@ -171,14 +179,20 @@ class PredictionClient:
             "v1/predictions",
             json={"model": self.model_name(job), "input": self.build_input(job)},
             # Unique across databases too (job ids restart in a fresh one).
-            headers={"Idempotency-Key": f"workroom-{job.account_id}-{job.id}-{job.client_request_id}"},
+            headers={
+                "Idempotency-Key": f"workroom-{job.account_id}-{job.id}-{job.client_request_id}"
+            },
         )
         body = self._json(response)
         pid = body.get("id")
         if not isinstance(pid, str) or not _ID_RE.match(pid):
-            raise ProviderError("The generation service sent a malformed answer (no prediction id).")
+            raise ProviderError(
+                "The generation service sent a malformed answer (no prediction id)."
+            )
         if body.get("status") is not None and body.get("status") not in _STATES:
-            raise ProviderError(f"The generation service sent an unknown status {body.get('status')!r}.")
+            raise ProviderError(
+                f"The generation service sent an unknown status {body.get('status')!r}."
+            )
         return pid
 
     async def _prediction(self, provider_job_id: str) -> dict[str, Any]:
@@ -188,7 +202,9 @@ class PredictionClient:
             response = await self._request("GET", f"v1/predictions/{provider_job_id}")
         except ProviderError as exc:
             if exc.status_code == 404:
-                raise ProviderError("The generation service no longer knows this job.", status_code=404) from None
+                raise ProviderError(
+                    "The generation service no longer knows this job.", status_code=404
+                ) from None
             raise
         return self._json(response)
 
@@ -219,14 +235,18 @@ class PredictionClient:
         """The first (usually the only) output file."""
         return (await self.fetch_outputs(provider_job_id, limit=1))[0]
 
-    async def fetch_outputs(self, provider_job_id: str, *, limit: int = MAX_OUTPUTS) -> list[tuple[bytes, str]]:
+    async def fetch_outputs(
+        self, provider_job_id: str, *, limit: int = MAX_OUTPUTS
+    ) -> list[tuple[bytes, str]]:
         """Every output file, in order (an image job with count 3 answers with 3 URLs)."""
         body = await self._prediction(provider_job_id)
         urls = _output_urls(body)
         if not urls:
             raise ProviderError("The generation service sent no output URL.")
         if len(urls) > MAX_OUTPUTS:
-            raise ProviderError("The generation service sent more output files than a job can have.")
+            raise ProviderError(
+                "The generation service sent more output files than a job can have."
+            )
         return [await self._fetch_file(url) for url in urls[:limit]]
 
     async def _fetch_file(self, url: str) -> tuple[bytes, str]:

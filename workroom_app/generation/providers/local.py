@@ -23,7 +23,10 @@ class LocalProvider(PredictionClient):
 def is_reachable(url: str, timeout: float = 1.0) -> bool:
     try:
         response = httpx.get(url.rstrip("/") + "/health", timeout=timeout)
-        return response.status_code == 200 and response.json().get("service") == "workroom-local-renderer"
+        return (
+            response.status_code == 200
+            and response.json().get("service") == "workroom-local-renderer"
+        )
     except (httpx.HTTPError, ValueError, AttributeError):
         return False
 

@@ -129,7 +129,15 @@ def pct(values: list[float], p: float) -> float:
     return ordered[max(0, min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1))))]
 
 
-async def run(url: str, ids: list[int], seconds: float, media_dir: Path) -> dict:
+async def run(
+    url: str,
+    ids: list[int],
+    seconds: float,
+    media_dir: Path,
+    *,
+    submitters: int = 8,
+    window_max: float = 10.0,
+) -> dict:
     from sqlalchemy import func, select
 
     from workroom_app import db
@@ -168,20 +176,32 @@ async def run(url: str, ids: list[int], seconds: float, media_dir: Path) -> dict
             return row if isinstance(row, int) else row[0]
 
     t_submit = time.monotonic()
-    for account_id in ids:  # one at a time, as users do: each commit notifies the worker
-        await asyncio.to_thread(submit, account_id)
+    # Users submit at the same time: `submitters` threads, each committing one job at a time
+    # (each commit notifies the worker). One thread alone took up to 30 s on a busy machine, so
+    # the first jobs ended before the last were in flight.
+    pending = list(ids)
+
+    def submit_some() -> None:
+        while pending:
+            submit(pending.pop())
+
+    await asyncio.gather(*(asyncio.to_thread(submit_some) for _ in range(submitters)))
     submit_seconds = time.monotonic() - t_submit
     while await asyncio.to_thread(count, JobStatus.QUEUED):
         await asyncio.sleep(0.2)
     all_running = time.monotonic() - t_submit
-    # CPU of this process (the worker; the submitter is idle now) while every job is in flight.
-    window = max(1.0, min(10.0, seconds - all_running - 1.0))
+    # CPU of this process (the worker; the submitters are idle now) while every job is in
+    # flight: the window ends a second before the first job can finish.
+    await asyncio.sleep(0.5)
+    window = max(1.0, min(window_max, seconds - (time.monotonic() - t_submit) - 1.0))
+    print(f"in-flight window: {window:.1f} s", flush=True)
     cpu0, t0 = time.process_time(), time.monotonic()
     in_flight = await asyncio.to_thread(count, JobStatus.RUNNING)
     calls0 = provider.status_calls
     await asyncio.sleep(window)
     cpu_pct = 100 * (time.process_time() - cpu0) / (time.monotonic() - t0)
     polls_per_s = (provider.status_calls - calls0) / (time.monotonic() - t0)
+    in_flight_after = await asyncio.to_thread(count, JobStatus.RUNNING)
     while await asyncio.to_thread(count, JobStatus.SUCCEEDED) < len(ids):
         await asyncio.sleep(0.5)
     all_done = time.monotonic() - t_submit
@@ -198,6 +218,8 @@ async def run(url: str, ids: list[int], seconds: float, media_dir: Path) -> dict
         "dispatch_p50_ms": round(statistics.median(dispatch), 1),
         "dispatch_p95_ms": round(pct(dispatch, 95), 1),
         "in_flight": in_flight,
+        "in_flight_after": in_flight_after,
+        "cpu_window_s": round(window, 1),
         "worker_cpu_pct_in_flight": round(cpu_pct, 1),
         "status_polls_per_s": round(polls_per_s, 1),
         "all_running_s": round(all_running, 1),
@@ -214,6 +236,12 @@ def main(argv: list[str] | None = None) -> int:
         "--seconds", type=float, default=10.0, help="how long each stand-in job takes"
     )
     parser.add_argument("--postgres", default="")
+    parser.add_argument(
+        "--submitters", type=int, default=8, help="threads submitting at the same time"
+    )
+    parser.add_argument(
+        "--window", type=float, default=10.0, help="longest CPU window with every job in flight"
+    )
     parser.add_argument("--write", action="store_true")
     args = parser.parse_args(argv)
     run_dir = Path(tempfile.mkdtemp(prefix="bench-pipeline-"))
@@ -237,7 +265,16 @@ def main(argv: list[str] | None = None) -> int:
         )
         settings.get_settings.cache_clear()
         ids = prepare(url, args.jobs)
-        result = asyncio.run(run(url, ids, args.seconds, run_dir / "media"))
+        result = asyncio.run(
+            run(
+                url,
+                ids,
+                args.seconds,
+                run_dir / "media",
+                submitters=args.submitters,
+                window_max=args.window,
+            )
+        )
     result.update(
         {
             "database": "postgresql" if args.postgres else "sqlite",
@@ -250,6 +287,7 @@ def main(argv: list[str] | None = None) -> int:
         f"{result['jobs']} jobs of {result['job_seconds']:g} s on {result['database']}: queued → dispatched "
         f"p50 {result['dispatch_p50_ms']} ms, p95 {result['dispatch_p95_ms']} ms; {result['in_flight']} in flight "
         f"in one worker process at {result['worker_cpu_pct_in_flight']} % CPU "
+        f"over {result['cpu_window_s']} s "
         f"({result['status_polls_per_s']} status polls/s); all done after {result['all_done_s']} s "
         f"(submitting took {result['submit_seconds']} s). {result['machine']}, shared, load "
         f"{result['load_before']} → {result['load_after']}."

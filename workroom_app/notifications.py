@@ -30,18 +30,26 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import json
 import logging
 import os
 import secrets
 import threading
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
+import psycopg
+import redis
+import redis.asyncio as aredis
 from sqlalchemy import event, text
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.orm import Session as OrmSession
+from sqlalchemy.orm import SessionTransaction
+
+from workroom_app import db
+from workroom_app.settings import get_settings
 
 log = logging.getLogger("workroom.notifications")
 
@@ -51,7 +59,7 @@ JOB = "job"  # a generation job was created, claimed, progressed or ended
 QUEUED = "queued"  # a job is waiting for a worker (wakes the workers at once)
 SUBSCRIPTION = "subscription"  # plan, period, status of the subscription changed
 PAYMENT = "payment"  # a payment / invoice was recorded
-SESSION = "session"  # a login ended (log out, log out everywhere, account disabled)
+SESSION = "session"  # a login ended or changed (log out, log out everywhere, account disabled)
 ACCOUNT = "account"  # the account's own fields changed (email address confirmed)
 KINDS = frozenset({BALANCE, JOB, QUEUED, SUBSCRIPTION, PAYMENT, SESSION, ACCOUNT})
 
@@ -77,8 +85,6 @@ class Change:
 
 def backend_for(engine: Engine) -> str:
     """'postgres', 'redis' or 'local' for writes and reads against `engine`."""
-    from workroom_app.settings import get_settings
-
     choice = (get_settings().notify or "auto").strip().lower()
     if choice not in ("auto", "postgres", "redis", "local"):
         raise ValueError(f"WORKROOM_NOTIFY must be auto, postgres, redis or local, not {choice!r}")
@@ -92,17 +98,11 @@ def backend_for(engine: Engine) -> str:
 
 
 def redis_url() -> str:
-    from workroom_app.settings import get_settings
-
     return (get_settings().redis_url or "").strip()
 
 
 def redis_channel(engine: Engine) -> str:
     """One channel per deployment: deployments sharing a Redis server (or tests) stay apart."""
-    import hashlib
-
-    from workroom_app.settings import get_settings
-
     name = (get_settings().notify_channel or "").strip()
     if name:
         return name
@@ -110,7 +110,7 @@ def redis_channel(engine: Engine) -> str:
     return "workroom:changes:" + hashlib.sha256(url.encode()).hexdigest()[:16]
 
 
-def encode(account_id: int, kinds) -> str:
+def encode(account_id: int, kinds: Iterable[str]) -> str:
     return json.dumps({"a": int(account_id), "k": sorted(kinds)}, separators=(",", ":"))
 
 
@@ -184,6 +184,9 @@ def _write_change_log(connection: Connection, pending: dict[int, set[str]], orig
 # Rows whose ORM writes announce themselves (subscriptions change in many small steps; the ledger
 # and the jobs announce explicitly, including their Core-statement paths).
 _WATCHED_TABLES = {
+    # A login row changed (revoked, expiry moved, handed off): re-checked everywhere. A new login
+    # changes nothing anybody shows (see _before_flush).
+    "auth_session": SESSION,
     "subscription": SUBSCRIPTION,
     "invoice": PAYMENT,
     "payment_method": PAYMENT,
@@ -193,10 +196,12 @@ _WATCHED_TABLES = {
 
 
 @event.listens_for(OrmSession, "before_flush")
-def _before_flush(session: OrmSession, _flush_context, _instances) -> None:  # noqa: ANN001
-    for group in (session.new, session.dirty, session.deleted):
+def _before_flush(session: OrmSession, _flush_context: object, _instances: object) -> None:
+    for is_new, group in ((True, session.new), (False, session.dirty), (False, session.deleted)):
         for obj in group:
             kind = _WATCHED_TABLES.get(getattr(obj, "__tablename__", ""))
+            if kind == SESSION and is_new:
+                continue
             account_id = getattr(obj, "account_id", None) if kind else None
             if account_id is not None:
                 announce(session, account_id, kind)
@@ -211,6 +216,19 @@ def _before_commit(session: OrmSession) -> None:
         _emit_in_transaction(session.connection(), pending, origin=ORIGIN)
 
 
+CommitListener = Callable[[list["Change"]], None]
+_commit_listeners: list[CommitListener] = []
+
+
+def on_commit(listener: CommitListener) -> None:
+    """Call `listener(changes)` in the committing thread right after each commit of THIS process
+    that announced changes, before the notification travels: for in-process caches that must
+    not outlive the commit (state/session_guard.py's live logins). Keep it quick; it must not
+    raise or touch the database."""
+    if listener not in _commit_listeners:
+        _commit_listeners.append(listener)
+
+
 @event.listens_for(OrmSession, "after_commit")
 def _after_commit(session: OrmSession) -> None:
     if session.in_nested_transaction():
@@ -218,6 +236,13 @@ def _after_commit(session: OrmSession) -> None:
     pending = session.info.pop(_INFO_KEY, None)
     if not pending:
         return
+    if _commit_listeners:
+        changes = [Change(a, frozenset(k)) for a, k in pending.items()]
+        for listener in list(_commit_listeners):
+            try:
+                listener(changes)
+            except Exception:
+                log.exception("commit listener failed")
     try:
         engine = session.get_bind()
         backend = backend_for(engine)
@@ -230,7 +255,7 @@ def _after_commit(session: OrmSession) -> None:
 
 
 @event.listens_for(OrmSession, "after_transaction_end")
-def _after_transaction_end(session: OrmSession, transaction) -> None:  # noqa: ANN001
+def _after_transaction_end(session: OrmSession, transaction: SessionTransaction) -> None:
     if transaction.parent is None:  # the outer transaction ended without commit: drop its changes
         session.info.pop(_INFO_KEY, None)
 
@@ -239,8 +264,6 @@ _redis_clients: dict[str, Any] = {}
 
 
 def _publish_redis(engine: Engine, pending: dict[int, set[str]]) -> None:
-    import redis
-
     url = redis_url()
     client = _redis_clients.get(url)
     if client is None:
@@ -282,9 +305,7 @@ class ChangeFeed:
     """One per process: listens for changes and hands each to the subscribers."""
 
     def __init__(self, engine: Engine | None = None) -> None:
-        from workroom_app.db import get_engine
-
-        self.engine = engine or get_engine()
+        self.engine = engine or db.get_engine()  # (tests swap db.get_engine)
         self.backend = backend_for(self.engine)
         self._subscribers: list[Subscriber] = []
         self._resyncs: list[Resync] = []
@@ -365,7 +386,7 @@ class ChangeFeed:
             except Exception:
                 log.exception("change resync failed")
 
-    async def _supervise(self, runner) -> None:  # noqa: ANN001
+    async def _supervise(self, runner: Callable[[bool], Awaitable[None]]) -> None:
         """Keep the listener alive; after a reconnect tell subscribers to re-read once."""
         attempt = 0
         first = True
@@ -390,8 +411,6 @@ class ChangeFeed:
 
     # -- PostgreSQL: LISTEN on one connection
     async def _run_postgres(self, first: bool) -> None:
-        import psycopg
-
         url = self.engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
         async with await psycopg.AsyncConnection.connect(url, autocommit=True) as conn:
             await conn.execute(f"LISTEN {PG_CHANNEL}")
@@ -401,8 +420,6 @@ class ChangeFeed:
 
     # -- Redis: SUBSCRIBE on one connection
     async def _run_redis(self, first: bool) -> None:
-        import redis.asyncio as aredis
-
         client = aredis.Redis.from_url(redis_url())
         try:
             pubsub = client.pubsub(ignore_subscribe_messages=True)

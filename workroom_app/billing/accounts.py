@@ -15,7 +15,8 @@ from __future__ import annotations
 import hashlib
 import re
 import secrets
-from datetime import UTC, timedelta
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
@@ -24,10 +25,11 @@ from sqlalchemy import update
 from sqlmodel import Session, select
 
 from workroom_app import notifications
-from workroom_app.billing import clock
+from workroom_app.billing import clock, staff_roles
 from workroom_app.billing.email_identity import canonical_email
 from workroom_app.models import (
     Account,
+    AccountBalance,
     ActionType,
     AuthSession,
     GrantSource,
@@ -379,9 +381,17 @@ def live_token_hashes(session: Session, account_id: int) -> frozenset[str]:
 
 
 def live_account_id(session: Session, hashed_token: str) -> int | None:
-    """The account of a live login (not pending, revoked or expired; account not disabled).
+    """The account of a live login (not pending, revoked or expired; account not disabled)."""
+    found = live_login(session, hashed_token)
+    return None if found is None else found[0]
 
-    One indexed query: this runs before every event of a signed-in tab (state/session_guard.py).
+
+def live_login(session: Session, hashed_token: str) -> tuple[int, datetime] | None:
+    """(account id, expiry) of a live login (not pending, revoked or expired; account not
+    disabled), or None.
+
+    One indexed query: the session guard (state/session_guard.py) runs it before an event of a
+    signed-in tab whenever its process has not just seen the login live.
     """
     row = session.execute(
         select(
@@ -399,9 +409,109 @@ def live_account_id(session: Session, hashed_token: str) -> int | None:
     account_id, expires_at, revoked_at, pending_until, disabled_at = row
     if revoked_at is not None or pending_until is not None or disabled_at is not None:
         return None
+    expires_at = _aware(expires_at)
+    if expires_at <= clock.now():
+        return None
+    return account_id, expires_at
+
+
+@dataclass(frozen=True)
+class Header:
+    """What every page shows about the signed-in account (the header, the shell), and for how
+    long the login it was read through stays live (None when read by account id)."""
+
+    account_id: int
+    email: str
+    display_name: str
+    role: str
+    timezone: str
+    email_confirmed: bool
+    balance: int
+    plan_key: str
+    login_expires_at: datetime | None = None
+
+    @property
+    def is_staff(self) -> bool:
+        return staff_roles.is_staff_role(self.role)
+
+
+def _current_plan_of(account_id_column):  # noqa: ANN001, ANN202
+    """current_plan_key as a correlated subquery (NULL: Free), for the one-query reads below."""
+    return (
+        select(Subscription.plan_key)
+        .where(
+            Subscription.account_id == account_id_column,
+            Subscription.status.in_([SubscriptionStatus.ACTIVE, SubscriptionStatus.PAST_DUE]),
+        )
+        .order_by(Subscription.id.desc())
+        .limit(1)
+        .scalar_subquery()
+    )
+
+
+def _header_query():  # noqa: ANN202
+    # The balance is the ledger's cached balance row (what ledger.balance reads).
+    return (
+        select(
+            Account.id,
+            Account.email,
+            Account.display_name,
+            Account.role,
+            Account.timezone,
+            Account.email_confirmed_at,
+            Account.disabled_at,
+            AccountBalance.balance,
+            _current_plan_of(Account.id),
+        )
+        .select_from(Account)
+        .outerjoin(AccountBalance, AccountBalance.account_id == Account.id)
+    )
+
+
+def _header(row, login_expires_at: datetime | None = None) -> Header:  # noqa: ANN001
+    account_id, email, name, role, tz, confirmed_at, _disabled, balance, plan_key = row[:9]
+    return Header(
+        account_id=account_id,
+        email=email,
+        display_name=name,
+        role=role,
+        timezone=tz or "UTC",
+        email_confirmed=confirmed_at is not None,
+        balance=balance or 0,
+        plan_key=plan_key or FREE_PLAN_KEY,
+        login_expires_at=login_expires_at,
+    )
+
+
+def header_for_login(session: Session, token: object) -> Header | None:
+    """The account a browser token is a live login of, with its header data (balance, plan,
+    role), in ONE query: this is what every page load reads (state/session.py's guard). None
+    for an unknown, pending, revoked or expired login or a disabled account, like
+    lookup_session."""
+    hashed = token_hash(token)
+    if hashed is None:
+        return None
+    row = session.execute(
+        _header_query()
+        .add_columns(AuthSession.expires_at, AuthSession.revoked_at, AuthSession.pending_until)
+        .join(AuthSession, AuthSession.account_id == Account.id)
+        .where(AuthSession.token_hash == hashed)
+    ).first()
+    if row is None:
+        return None
+    expires_at, revoked_at, pending_until = row[9:]
+    if revoked_at is not None or pending_until is not None or row[6] is not None:
+        return None
     if _aware(expires_at) <= clock.now():
         return None
-    return account_id
+    return _header(row, _aware(expires_at))
+
+
+def header_of(session: Session, account_id: int) -> Header | None:
+    """The header data of an account by id (the live push re-reads it after a change), one
+    query; None when there is no such account."""
+    row = session.execute(_header_query().where(Account.id == account_id)).first()
+    return None if row is None else _header(row)
 
 
 def _live_session(session: Session, token: object) -> AuthSession | None:
@@ -484,8 +594,6 @@ def _aware(value):
 
 def is_staff(account: Account) -> bool:
     """Any staff role (support, finance, admin; billing/staff_roles.py)."""
-    from workroom_app.billing import staff_roles
-
     return staff_roles.is_staff_role(account.role)
 
 
@@ -508,12 +616,5 @@ def current_plan_key(session: Session, account_id: int) -> str:
     A past-due subscription still counts: the plan stays until the retries run
     out (PRODUCT_RULES §5), and the renewal code ends it then.
     """
-    row = session.exec(
-        select(Subscription.plan_key)
-        .where(
-            Subscription.account_id == account_id,
-            Subscription.status.in_([SubscriptionStatus.ACTIVE, SubscriptionStatus.PAST_DUE]),
-        )
-        .order_by(Subscription.id.desc())
-    ).first()
+    row = session.exec(select(_current_plan_of(account_id))).first()
     return row or FREE_PLAN_KEY

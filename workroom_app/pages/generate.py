@@ -6,7 +6,6 @@ from workroom_app.components.generate_form import generate_form
 from workroom_app.components.generate_jobs import active_jobs_panel, history_panel, results_panel
 from workroom_app.components.layout import NavItem, app_page
 from workroom_app.state.generate import GenerateState
-from workroom_app.state.live import LiveState
 
 GENERATE_ROUTE = "/generate"
 
@@ -15,7 +14,8 @@ GENERATE_ROUTE = "/generate"
     GENERATE_ROUTE,
     "Generate",
     nav=NavItem("Generate", "sparkles", order=10),
-    on_load=[GenerateState.load, LiveState.start],
+    # (the live push's LiveState.start is added to every page's on_load by workroom_app.py)
+    on_load=GenerateState.load,
 )
 def generate_page() -> rx.Component:
     return rx.vstack(

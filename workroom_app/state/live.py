@@ -27,10 +27,25 @@ from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import reflex as rx
+from reflex.istate.manager.token import BaseStateToken
+from reflex.state import State, StateUpdate
+from reflex_base.event import Event
 
 from workroom_app import notifications
-from workroom_app.state.session import LOGIN_ROUTE, AccountView, SessionState, account_view
+from workroom_app.billing import accounts
+from workroom_app.db import read_session
+from workroom_app.security.live_logins import live_logins
+from workroom_app.state.alerts import AlertsState
+from workroom_app.state.generate import GenerateState, JobView, read_jobs
+from workroom_app.state.session import (
+    LOGIN_ROUTE,
+    AccountView,
+    SessionState,
+    read_account_view_by_id,
+    route_of,
+)
 from workroom_app.state.session_guard import forget_everything
+from workroom_app.state.subscription import SubscriptionState
 
 log = logging.getLogger("workroom.live")
 
@@ -124,12 +139,8 @@ class Pusher:
         self.is_here = is_here
 
     @classmethod
-    def for_app(cls, app: Any) -> Pusher:
-        from reflex.istate.manager.token import BaseStateToken
-        from reflex.state import State, StateUpdate
-        from reflex_base.event import Event
-
-        def modify(token: str):
+    def for_app(cls, app: rx.App) -> Pusher:
+        def modify(token: str) -> contextlib.AbstractAsyncContextManager[Any]:
             return app.modify_state(BaseStateToken(ident=token, cls=State))
 
         async def emit_events(token: str, events: list) -> None:
@@ -170,21 +181,8 @@ def set_pusher(pusher: Pusher | None) -> None:
 def read_live_logins(account_id: int) -> frozenset[str]:
     """Blocking: the hashes of the account's live logins. Read with every push, so a push never
     reaches a tab whose login ended, and a log-out elsewhere signs such tabs out at once."""
-    from workroom_app.billing import accounts
-    from workroom_app.db import read_session
-
     with read_session() as session:
         return accounts.live_token_hashes(session, account_id)
-
-
-def read_account_view_by_id(account_id: int) -> AccountView | None:
-    """Blocking: the header data of an account (balance, plan, role), one short read."""
-    from workroom_app.db import read_session
-    from workroom_app.models import Account
-
-    with read_session() as session:
-        account = session.get(Account, account_id)
-        return None if account is None else account_view(session, account)
 
 
 # ------------------------------------------------------------------- dispatch
@@ -246,9 +244,7 @@ async def push_account(account_id: int, kinds: frozenset[str]) -> int:
             registry.unregister(token)  # closed, or its socket moved to another process
     if not tokens:
         return 0
-    from workroom_app.state.generate import read_jobs
-
-    live_logins = await asyncio.to_thread(read_live_logins, account_id)
+    logins = await asyncio.to_thread(read_live_logins, account_id)
     view = (
         await asyncio.to_thread(read_account_view_by_id, account_id)
         if kinds & ACCOUNT_KINDS
@@ -262,7 +258,7 @@ async def push_account(account_id: int, kinds: frozenset[str]) -> int:
                 pusher,
                 token,
                 account_id,
-                live_logins,
+                logins,
                 view,
                 jobs,
                 payments_changed=bool(kinds & PAYMENT_KINDS),
@@ -280,23 +276,18 @@ async def _push_tab(
     pusher: Pusher,
     token: str,
     account_id: int,
-    live_logins: frozenset[str],  # noqa: ANN001
+    logins: frozenset[str],
     view: AccountView | None,
-    jobs,
+    jobs: tuple[list[JobView], list[JobView], bool, str] | None,
     *,
     payments_changed: bool = False,
 ) -> list:
-    from workroom_app.state.alerts import AlertsState
-    from workroom_app.state.generate import GenerateState
-    from workroom_app.state.session import _route_of
-    from workroom_app.state.subscription import SubscriptionState
-
     async with pusher.modify(token) as root:
         session = await root.get_state(SessionState)
         if session._account_id != account_id:
             registry.unregister(token)  # signed out (or in as someone else) in this tab
             return []
-        if session._token_hash not in live_logins:
+        if session._token_hash not in logins:
             # Its login ended elsewhere (log out, log out everywhere, account disabled): sign the
             # tab out now, as the session guard would on its next event.
             registry.unregister(token)
@@ -312,7 +303,7 @@ async def _push_tab(
         if payments_changed:
             # The past-due banner and the alert toasts are on every page.
             events.append(AlertsState.refresh)
-            if _route_of(root) == PAYMENTS_ROUTE:
+            if route_of(root) == PAYMENTS_ROUTE:
                 events.append(SubscriptionState.refresh_payments)
         if jobs is None:
             return events
@@ -332,10 +323,13 @@ async def live_push() -> AsyncIterator[None]:
     """Lifespan of a web process: listen for changes and push them to this process's tabs."""
     feed = await notifications.process_feed()
     feed.subscribe(on_change, on_resync=resync)
+    # The session guard may now remember logins it found live: it hears when they end.
+    live_logins.listen(feed)
     log.info("live push listening (%s)", feed.backend)
     try:
         yield
     finally:
+        live_logins.stop()
         feed.unsubscribe(on_change)
         await notifications.stop_process_feed()
 

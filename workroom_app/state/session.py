@@ -36,10 +36,13 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass
+from datetime import datetime
 
 import reflex as rx
 
-from workroom_app.billing import accounts
+from workroom_app.billing import accounts, catalog
+from workroom_app.db import read_session
+from workroom_app.security.live_logins import live_logins
 from workroom_app.security.session_cookie import COOKIE_NAME, token_from_cookie_header
 
 from workroom_app.routes import (  # noqa: F401  (re-exported for the pages and states)
@@ -73,7 +76,7 @@ def post_form_script(action: str, fields: dict[str, str] | None = None) -> str:
 
 @dataclass(frozen=True)
 class AccountView:
-    """What the header needs about an account, read in one short transaction."""
+    """What the header needs about an account (billing.accounts.Header + the plan's name)."""
 
     account_id: int
     email: str
@@ -83,50 +86,53 @@ class AccountView:
     balance: int
     plan_key: str
     plan_name: str
+    timezone: str = "UTC"
+    # When the login it was read through ends (None when read by account id).
+    login_expires_at: datetime | None = None
 
 
 def plan_display_name(plan_key: str) -> str:
-    try:
-        from workroom_app.billing import catalog
-    except ImportError:  # catalog not installed yet
-        return plan_key.title()
     try:
         return catalog.get_catalog().plan(plan_key).name
     except Exception:  # a plan retired from the catalog still has a name to show
         return plan_key.title()
 
 
-def account_view(session, account) -> AccountView:  # noqa: ANN001
-    """Blocking: the header data of `account`, read in the open `session`."""
-    from workroom_app.billing import ledger
-
-    plan_key = accounts.current_plan_key(session, account.id)
+def view_of(header: accounts.Header) -> AccountView:
     return AccountView(
-        account_id=account.id,
-        email=account.email,
-        display_name=account.display_name,
-        is_staff=accounts.is_staff(account),
-        email_confirmed=account.email_confirmed_at is not None,
-        balance=ledger.balance(session, account.id),
-        plan_key=plan_key,
-        plan_name=plan_display_name(plan_key),
+        account_id=header.account_id,
+        email=header.email,
+        display_name=header.display_name,
+        is_staff=header.is_staff,
+        email_confirmed=header.email_confirmed,
+        balance=header.balance,
+        plan_key=header.plan_key,
+        plan_name=plan_display_name(header.plan_key),
+        timezone=header.timezone,
+        login_expires_at=header.login_expires_at,
     )
 
 
 def read_account_view(token: str) -> AccountView | None:
-    """Blocking: look up a login token and read the header data, or None."""
-    from workroom_app.db import read_session
-
+    """Blocking: look up a login token and read the header data, or None. One query
+    (accounts.header_for_login): every page load runs it."""
     with read_session() as session:
-        account = accounts.lookup_session(session, token)
-        return None if account is None else account_view(session, account)
+        header = accounts.header_for_login(session, token)
+    return None if header is None else view_of(header)
+
+
+def read_account_view_by_id(account_id: int) -> AccountView | None:
+    """Blocking: the header data of an account by id (the live push), one query."""
+    with read_session() as session:
+        header = accounts.header_of(session, account_id)
+    return None if header is None else view_of(header)
 
 
 def format_credits(amount: int) -> str:
     return f"{amount:,}"
 
 
-def _route_of(state: rx.State) -> str:
+def route_of(state: rx.State) -> str:
     path = state.router.url.path or "/"
     return path.rstrip("/") or "/"
 
@@ -193,16 +199,20 @@ class SessionState(rx.State):
         Other states call this after they change credits or the plan.
         """
         token = request_token(self)
+        epoch = live_logins.epoch
         view = await asyncio.to_thread(read_account_view, token) if token else None
         self._apply(view)
         self._token_hash = accounts.token_hash(token) if view is not None else None
+        if view is not None and self._token_hash and view.login_expires_at is not None:
+            # This tab's next events need not ask again whether the login is live.
+            live_logins.remember(self._token_hash, view.account_id, view.login_expires_at, epoch)
         return view is not None
 
     # -------------------------------------------------------------- events
     async def guard(self):
         """on_load of every page: resolve the token, keep signed-out visitors out."""
         signed_in = await self._reload_account()
-        route = _route_of(self)
+        route = route_of(self)
         if not signed_in and route not in PUBLIC_ROUTES:
             return rx.redirect(LOGIN_ROUTE, replace=True)
         if signed_in and (route in PUBLIC_ROUTES or route == "/"):

@@ -6,11 +6,15 @@
 2. Sessions: an event for any state derived from SessionState (every page's state) in a tab that
    is signed in runs only if the Cookie of the connection that sent it still carries the login
    the tab was bound to, and that login is still live: not revoked (log out, log out
-   everywhere), not expired, the account not disabled. One indexed query
-   (accounts.live_account_id); benchmarks/bench_session_check.py measures it. Otherwise the tab
-   is signed out (nothing private stays in its state) and sent to /login, and the handler does
-   not run. So a copied cookie stops working for every open connection the moment the session
-   is revoked, and a tab id (Reflex's client token) sent without the cookie gets nothing.
+   everywhere), not expired, the account not disabled. Otherwise the tab is signed out (nothing
+   private stays in its state) and sent to /login, and the handler does not run. So a copied
+   cookie stops working for every open connection the moment the session is revoked, and a tab
+   id (Reflex's client token) sent without the cookie gets nothing.
+
+Whether a login is live is one indexed query (accounts.live_login; benchmarks/
+bench_session_check.py measures it), skipped while this process remembers the login as just
+found live (security/live_logins.py: at most a few seconds, forgotten the moment any login of
+the account changes, here or in another process).
 
 Written as a Reflex middleware so it cannot be forgotten by a new handler or a new page:
 app.add_middleware(SessionGuard()) in workroom_app.py.
@@ -19,15 +23,19 @@ app.add_middleware(SessionGuard()) in workroom_app.py.
 from __future__ import annotations
 
 import asyncio
+from datetime import datetime
 from typing import Any
 
 import reflex as rx
+from reflex.istate.delta import _resolve_delta
 from reflex.middleware import Middleware
 from reflex.state import BaseState, StateUpdate
 from reflex_base.event import Event, fix_events
 from reflex_base.registry import RegistrationContext
 
 from workroom_app.billing import accounts
+from workroom_app.db import read_session
+from workroom_app.security.live_logins import live_logins
 from workroom_app.security.text_input import ControlCharacterError, check_payload
 from workroom_app.state.session import LOGIN_ROUTE, SessionState, request_token
 
@@ -35,11 +43,10 @@ from workroom_app.state.session import LOGIN_ROUTE, SessionState, request_token
 _UNCHECKED_HANDLERS = frozenset({"guard"})
 
 
-def _live_account_id(hashed: str) -> int | None:
-    from workroom_app.db import read_session
-
+def read_live_login(hashed: str) -> tuple[int, datetime] | None:
+    """Blocking: (account id, expiry) of a live login, or None. One indexed query."""
     with read_session() as session:
-        return accounts.live_account_id(session, hashed)
+        return accounts.live_login(session, hashed)
 
 
 async def session_is_live(session: SessionState) -> bool:
@@ -47,7 +54,15 @@ async def session_is_live(session: SessionState) -> bool:
     hashed = accounts.token_hash(request_token(session))
     if hashed is None or hashed != session._token_hash:
         return False
-    return await asyncio.to_thread(_live_account_id, hashed) == session._account_id
+    known = live_logins.account_of(hashed)
+    if known is not None:
+        return known == session._account_id
+    epoch = live_logins.epoch
+    found = await asyncio.to_thread(read_live_login, hashed)
+    if found is None:
+        return False
+    live_logins.remember(hashed, found[0], found[1], epoch)
+    return found[0] == session._account_id
 
 
 def _target_state(event: Event) -> type[BaseState] | None:
@@ -59,8 +74,6 @@ def _target_state(event: Event) -> type[BaseState] | None:
 
 
 async def _update(state: BaseState, token: str, *specs: Any) -> StateUpdate:
-    from reflex.istate.delta import _resolve_delta
-
     delta = await _resolve_delta(state.get_delta())
     state._clean()
     return StateUpdate(delta=delta, events=fix_events(list(specs), token))
@@ -79,7 +92,7 @@ def forget_everything(state: BaseState) -> None:
 
 
 class SessionGuard(Middleware):
-    async def preprocess(self, app, state: BaseState, event: Event) -> StateUpdate | None:  # noqa: ANN001
+    async def preprocess(self, app: rx.App, state: BaseState, event: Event) -> StateUpdate | None:
         token = str((state.router_data or {}).get("token") or "")
         try:
             check_payload(event.payload)

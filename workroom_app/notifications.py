@@ -229,6 +229,11 @@ def on_commit(listener: CommitListener) -> None:
         _commit_listeners.append(listener)
 
 
+def off_commit(listener: CommitListener) -> None:
+    with contextlib.suppress(ValueError):
+        _commit_listeners.remove(listener)
+
+
 @event.listens_for(OrmSession, "after_commit")
 def _after_commit(session: OrmSession) -> None:
     if session.in_nested_transaction():

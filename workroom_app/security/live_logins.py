@@ -56,6 +56,7 @@ class LiveLogins:
         feed, self._feed = self._feed, None
         if feed is not None:
             feed.unsubscribe(self._on_change)
+        notifications.off_commit(self._on_commit)
         self.forget_all()
 
     @property

@@ -12,16 +12,24 @@ import sys
 import time
 from datetime import timedelta
 
+import pytest
 from sqlalchemy import event
 
-from tests.test_live import REPO, Browser, app_db, make_account, wait_for  # noqa: F401
+from tests import test_live
 from tests.reflex_events import run as run_events
+from tests.test_live import REPO, Browser, make_account, wait_for
 from workroom_app import notifications
 from workroom_app.billing import accounts, clock
 from workroom_app.db import write_session
 from workroom_app.security.live_logins import LiveLogins, live_logins
 from workroom_app.state.generate import GenerateState
 from workroom_app.state.session import SessionState
+
+
+@pytest.fixture
+def app_db(sqlite_engine, monkeypatch, tmp_path):  # noqa: ANN001
+    """The live push tests' database (SQLite, change notifications on the local bus)."""
+    yield from test_live.app_db.__wrapped__(sqlite_engine, monkeypatch, tmp_path)
 
 
 def with_guard_listening(scenario):

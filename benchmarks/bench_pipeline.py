@@ -237,7 +237,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--postgres", default="")
     parser.add_argument(
-        "--submitters", type=int, default=8, help="threads submitting at the same time"
+        "--submitters", type=int, default=1, help="threads submitting at the same time"
     )
     parser.add_argument(
         "--window", type=float, default=10.0, help="longest CPU window with every job in flight"

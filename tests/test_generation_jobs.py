@@ -455,6 +455,40 @@ def test_progress_only_moves_forward_and_only_for_the_owning_worker(engine):
     assert get(engine, job.id).progress == 99  # 100 only with the result
 
 
+def test_a_batch_of_progress_reports_moves_forward_only_for_the_owning_workers_running_jobs(
+    engine,
+):
+    acct = make_account(engine, 1000, plan="studio")
+    mine, theirs, ended, behind = (submit(engine, acct, IMAGE) for _ in range(4))
+    for job in (mine, ended, behind):
+        _claim(engine, job.id, "w1")
+    _claim(engine, theirs.id, "w2")
+    _fail(engine, ended.id)
+    with write_session(engine) as s:
+        assert jobs.report_progress(s, behind.id, 60, worker_id="w1")
+    with write_session(engine) as s:
+        ours = jobs.report_progress_many(
+            s,
+            [
+                (mine.id, acct, 250, None),
+                (theirs.id, acct, 50, None),
+                (ended.id, acct, 50, None),
+                (behind.id, acct, 30, 60),
+            ],
+            worker_id="w1",
+            lease_seconds=30,
+        )
+        changed = dict(s.info.get("workroom.changes", {}))
+    assert ours == {mine.id, behind.id}
+    assert get(engine, mine.id).progress == 99  # 100 only with the result
+    assert get(engine, behind.id).progress == 60  # never goes back
+    assert get(engine, theirs.id).progress == 0 and get(engine, theirs.id).worker_id == "w2"
+    assert get(engine, mine.id).lease_until.replace(tzinfo=None) == (
+        T0 + timedelta(seconds=30)
+    ).replace(tzinfo=None)
+    assert changed == {acct: {"job"}}  # the owner hears of the job that moved
+
+
 def test_list_jobs_pages_newest_first(engine):
     acct = make_account(engine, 1000, plan="studio")
     ids = [submit(engine, acct, VOICE).id for _ in range(5)]

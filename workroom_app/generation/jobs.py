@@ -24,7 +24,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import func, or_, update
+from sqlalchemy import bindparam, case, func, or_, update
 from sqlmodel import Session, select
 
 from workroom_app import notifications
@@ -663,6 +663,66 @@ def report_progress(
     if result.rowcount == 1 and account_id is not None and (previous is None or value > previous):
         notifications.announce(session, account_id, notifications.JOB)
     return result.rowcount == 1
+
+
+def report_progress_many(
+    session: Session,
+    reports: list[tuple[int, int, int, int | None]],
+    *,
+    worker_id: str,
+    lease_seconds: float,
+) -> set[int]:
+    """report_progress for many jobs of one worker at once (the worker batches them):
+    `reports` holds (job id, account id, progress, progress last reported). One UPDATE
+    statement run for all (executemany) and one read of which are still this worker's running
+    jobs; returns their ids. Owners hear of the jobs whose progress moved."""
+    if not reports:
+        return set()
+    now = clock.now()
+    rows = [
+        {"job_id": job_id, "value": _progress_value(progress)}
+        for job_id, _account, progress, _previous in reports
+    ]
+    value = bindparam("value")
+    stmt = (
+        update(GenerationJob.__table__)
+        .where(
+            GenerationJob.__table__.c.id == bindparam("job_id"),
+            GenerationJob.__table__.c.status == JobStatus.RUNNING,
+            GenerationJob.__table__.c.worker_id == worker_id,
+        )
+        .values(
+            progress=case(
+                (GenerationJob.__table__.c.progress > value, GenerationJob.__table__.c.progress),
+                else_=value,
+            ),
+            updated_at=now,
+            lease_until=now + timedelta(seconds=lease_seconds),
+        )
+    )
+    session.connection().execute(stmt, rows)
+    ids = [job_id for job_id, *_rest in reports]
+    ours = set(
+        session.exec(
+            select(GenerationJob.id).where(
+                GenerationJob.id.in_(ids),
+                GenerationJob.status == JobStatus.RUNNING,
+                GenerationJob.worker_id == worker_id,
+            )
+        ).all()
+    )
+    for job_id, account_id, progress, previous in reports:
+        if job_id in ours and (previous is None or _progress_value(progress) > previous):
+            notifications.announce(session, account_id, notifications.JOB)
+    return ours
+
+
+def _progress_value(progress: object) -> int:
+    try:
+        value = int(progress)  # type: ignore[call-overload]
+    except (TypeError, ValueError):
+        value = 0
+    return max(0, min(99, value))
 
 
 def _greatest(column, value: int):

@@ -19,19 +19,23 @@ SQLite lock and must not stall the polling of other jobs.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import secrets
 import socket
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any, TypeVar
 
 from sqlalchemy import update
 from sqlalchemy.engine import Engine
+from sqlmodel import Session, select
 
-from workroom_app import notifications
-from workroom_app.billing import clock
-from workroom_app.db import get_engine, write_session
+from workroom_app import db, notifications
+from workroom_app.billing import clock, staff_rollups, subscriptions
+from workroom_app.db import write_session
 from workroom_app.generation import jobs
 from workroom_app.generation.errors import GenerationError
 from workroom_app.generation.providers import (
@@ -43,12 +47,20 @@ from workroom_app.generation.providers import (
     ProviderError,
     get_provider,
 )
-from workroom_app.models import GenerationJob, JobStatus
+from workroom_app.generation.providers.local import ensure_local_service
+from workroom_app.models import AppSetting, GenerationJob, JobStatus
+from workroom_app.scheduler_lock import SchedulerLock
+from workroom_app.settings import Settings, get_settings
 
 log = logging.getLogger("workroom.worker")
+T = TypeVar("T")
 
 # Longest wait between two status polls of a job that shows no progress.
 MAX_POLL_SECONDS = 5.0
+# Progress reports and lease renewals of all this worker's jobs are written together, at most
+# this long after the first of them: one transaction (one thread hop, one commit) for all the
+# jobs that moved, not one per job. A thousand jobs in flight then cost a few commits a second.
+REPORT_BATCH_SECONDS = 0.1
 
 EXTENSIONS = {
     "image/png": "png",
@@ -87,14 +99,12 @@ class Worker:
         provider: Provider | None = None,
         *,
         worker_id: str | None = None,
-        settings=None,
+        settings: Settings | None = None,
         poll_interval: float | None = None,
         media_dir: Path | None = None,
     ) -> None:
-        from workroom_app.settings import get_settings
-
         self.settings = settings or get_settings()
-        self.engine = engine or get_engine()
+        self.engine = engine or db.get_engine()
         self.provider = provider or get_provider(settings=self.settings)
         self.worker_id = worker_id or f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
         self.poll_interval = poll_interval or self.settings.worker_poll_interval
@@ -104,14 +114,17 @@ class Worker:
         self.tasks: dict[int, asyncio.Task] = {}
         # Set when a slot frees up (run_worker then claims the next job at once).
         self.wake: asyncio.Event | None = None
+        # job id -> (account id, progress, progress last reported, waiters): the next batch.
+        self._reports: dict[int, tuple[int, int, int | None, list[asyncio.Future]]] = {}
+        self._report_writer: asyncio.Task | None = None
 
     # ------------------------------------------------------------- db helpers
 
-    def _tx(self, fn, *args, **kwargs):
+    def _tx(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         with write_session(self.engine) as session:
             return fn(session, *args, **kwargs)
 
-    async def _db(self, fn, *args, **kwargs):
+    async def _db(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         return await asyncio.to_thread(self._tx, fn, *args, **kwargs)
 
     # ------------------------------------------------------------- one pass
@@ -137,7 +150,7 @@ class Worker:
             started.append(job.id)
         return started
 
-    def _claim_free(self, session, free: int) -> list[GenerationJob]:
+    def _claim_free(self, session: Session, free: int) -> list[GenerationJob]:
         ids = jobs.claimable_ids(session, None, free + len(self.tasks), provider=self.provider.name)
         claimed = []
         for jid in ids:
@@ -201,7 +214,8 @@ class Worker:
                 await self._cancel_quietly(pid)
                 return
         progress = job.progress
-        reported = (progress, time.monotonic())
+        started = time.monotonic()
+        reported = (progress, started)
         quiet = 0  # status polls in a row without progress
         while True:
             try:
@@ -248,22 +262,62 @@ class Worker:
                     await self._cancel_quietly(pid)
                     return
                 reported = (progress, time.monotonic())
-            # A job that reports no progress is asked less and less often (up to MAX_POLL_SECONDS):
-            # a thousand jobs waiting minutes on a hosted provider cost a few requests a second.
+            # A job that reports no progress is asked less and less often (up to MAX_POLL_SECONDS),
+            # and a job that has run for a while is not asked more often than a tenth of its age
+            # (one that took 30 s so far will not end in the next half second): a thousand jobs
+            # waiting minutes on a hosted provider cost a few requests a second.
             quiet = 0 if moved else quiet + 1
-            await asyncio.sleep(
-                min(self.poll_interval * (1.5**quiet), max(self.poll_interval, MAX_POLL_SECONDS))
-            )
+            wait = max(self.poll_interval * (1.5**quiet), (time.monotonic() - started) / 10)
+            await asyncio.sleep(min(wait, max(self.poll_interval, MAX_POLL_SECONDS)))
 
     async def _renew(self, job: GenerationJob, progress: int, previous: int | None = None) -> bool:
-        return await self._db(
-            jobs.report_progress,
-            job.id,
-            progress,
-            worker_id=self.worker_id,
-            lease_seconds=self.lease_seconds,
-            account_id=job.account_id,
-            previous=previous,
+        """Store the job's progress and renew its lease, in the next batch of reports. False when
+        the job is no longer this worker's running job."""
+        waiter = asyncio.get_running_loop().create_future()
+        queued = self._reports.get(job.id)
+        if queued is not None:  # one job reports once per batch: the higher progress wins
+            _account, queued_progress, queued_previous, waiters = queued
+            progress = max(progress, queued_progress)
+            if previous is None or queued_previous is None:
+                previous = None  # tell the tabs whenever the row is still ours
+            else:
+                previous = min(previous, queued_previous)
+            waiters.append(waiter)
+        else:
+            waiters = [waiter]
+        self._reports[job.id] = (job.account_id, progress, previous, waiters)
+        if self._report_writer is None or self._report_writer.done():
+            self._report_writer = asyncio.create_task(self._write_reports_soon())
+        return await waiter
+
+    async def _write_reports_soon(self) -> None:
+        await asyncio.sleep(REPORT_BATCH_SECONDS)
+        while self._reports:
+            batch, self._reports = self._reports, {}
+            reports = [(jid, a, p, prev) for jid, (a, p, prev, _w) in batch.items()]
+            try:
+                try:
+                    ours = await self._db(self._write_reports, reports)
+                except Exception:  # noqa: BLE001  (a busy SQLite lock): once more, then give up
+                    await asyncio.sleep(REPORT_BATCH_SECONDS)
+                    ours = await self._db(self._write_reports, reports)
+            except Exception as exc:  # noqa: BLE001  (each job's drive() gets it, as before)
+                for _a, _p, _prev, waiters in batch.values():
+                    for waiter in waiters:
+                        if not waiter.done():
+                            waiter.set_exception(exc)
+                continue
+            for jid, (_a, _p, _prev, waiters) in batch.items():
+                for waiter in waiters:
+                    if not waiter.done():
+                        waiter.set_result(jid in ours)
+
+    def _write_reports(
+        self, session: Session, reports: list[tuple[int, int, int, int | None]]
+    ) -> set[int]:
+        """One transaction: each job's progress and lease; the ids still this worker's."""
+        return jobs.report_progress_many(
+            session, reports, worker_id=self.worker_id, lease_seconds=self.lease_seconds
         )
 
     async def _finish_success(self, job: GenerationJob, pid: str) -> None:
@@ -314,7 +368,7 @@ class Worker:
         os.replace(tmp, path)  # a reader never sees half a file
         return relative
 
-    def _release(self, session, job_id: int, wake_others: bool = False) -> None:
+    def _release(self, session: Session, job_id: int, wake_others: bool = False) -> None:
         """Give up the lease now so the next pass (of any worker) can retry the job. With
         `wake_others` (this worker is stopping) the other workers are woken to take it at once;
         a job released after a provider error waits for the next pass instead, so an unavailable
@@ -346,6 +400,10 @@ class Worker:
         for _jid, task in tasks:
             task.cancel()
         await asyncio.gather(*(t for _j, t in tasks), return_exceptions=True)
+        # A batch being written ends first, so it cannot renew a lease released below.
+        self._reports.clear()
+        if self._report_writer is not None:
+            await asyncio.gather(self._report_writer, return_exceptions=True)
         for jid, _task in tasks:
             try:
                 await self._db(self._release, jid, True)
@@ -355,10 +413,7 @@ class Worker:
 
 
 def _billing_tick(engine: Engine | None) -> None:
-    from workroom_app.billing import subscriptions
-    from workroom_app.db import get_engine
-
-    report, _sent = subscriptions.scheduled_tick(engine or get_engine())
+    report, _sent = subscriptions.scheduled_tick(engine or db.get_engine())
     if report.processed or report.errors:
         log.info("billing scheduler: %s", report)
 
@@ -368,10 +423,7 @@ ROLLUP_WARM_SECONDS = 3600.0
 
 
 def _warm_rollups(engine: Engine | None) -> None:
-    from workroom_app.billing import staff_rollups
-    from workroom_app.db import get_engine
-
-    staff_rollups.warm(engine or get_engine())
+    staff_rollups.warm(engine or db.get_engine())
 
 
 HEARTBEAT_SECONDS = 10.0
@@ -381,10 +433,8 @@ HEARTBEAT_PREFIX = "worker:"
 IDLE_PASS_SECONDS = 5.0
 
 
-def _heartbeat(session, worker_id: str, *, stopping: bool = False) -> None:
+def _heartbeat(session: Session, worker_id: str, *, stopping: bool = False) -> None:
     """Tell /api/health this worker is alive (app_setting "worker:<id>" = unix time)."""
-    from workroom_app.models import AppSetting
-
     key = (HEARTBEAT_PREFIX + worker_id)[:64]
     row = session.get(AppSetting, key)
     if stopping:
@@ -397,12 +447,8 @@ def _heartbeat(session, worker_id: str, *, stopping: bool = False) -> None:
         row.value = f"{time.time():.3f}"
 
 
-def live_worker_count(session, within: float = 3 * HEARTBEAT_SECONDS) -> int:
+def live_worker_count(session: Session, within: float = 3 * HEARTBEAT_SECONDS) -> int:
     """Workers that reported within `within` seconds (for /api/health)."""
-    from sqlmodel import select
-
-    from workroom_app.models import AppSetting
-
     values = session.exec(
         select(AppSetting.value).where(AppSetting.key.startswith(HEARTBEAT_PREFIX))
     ).all()
@@ -435,14 +481,9 @@ async def run_worker(
     With `notified`, a submitted job is claimed as soon as its transaction commits (change
     notifications, see workroom_app/notifications.py); passes otherwise run every
     IDLE_PASS_SECONDS (or `poll_interval` when notifications are off)."""
-    from workroom_app.scheduler_lock import SchedulerLock
-    from workroom_app.settings import get_settings
-
     settings = get_settings()
     service = None
     if provider is None and settings.generation_provider == "local" and start_local_service:
-        from workroom_app.generation.providers.local import ensure_local_service
-
         service = await asyncio.to_thread(ensure_local_service, settings.local_provider_url)
         if service is not None:
             log.info("started the local generation service at %s", service.url)
@@ -513,10 +554,8 @@ async def run_worker(
         if feed is not None:
             feed.unsubscribe(on_change)
         await worker.shutdown()
-        try:
+        with contextlib.suppress(Exception):  # the database may be gone at shutdown
             await worker._db(_heartbeat, worker.worker_id, stopping=True)
-        except Exception:  # noqa: BLE001  (the database may be gone at shutdown)
-            pass
         if scheduler is not None:
             await asyncio.to_thread(scheduler.release)
         if own_feed is not None:

@@ -34,11 +34,14 @@ import platform
 import random
 import re
 import shutil
+import signal
+import socket
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 import uuid
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -48,9 +51,24 @@ import psutil
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from benchmarks._common import cpu_model, load_average, scratch_postgres, write_section  # noqa: E402
-from tests.e2e.conftest import CHROMIUM_ARGS, AppDidNotStart, _bun_dir, _free_port, _stop  # noqa: E402
-from tests.e2e.conftest import start_app as start_e2e_app  # noqa: E402
+from benchmarks._common import (  # noqa: E402
+    cpu_model,
+    load_average,
+    scratch_postgres,
+    write_section,
+)
+
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-quic",
+]
+# The production build is the same as the browser tests': reused from there when present.
+WEB_CACHE = REPO / "test-artifacts" / "e2e-web"
+STARTUP_TIMEOUT_S = 420
 
 PASSWORD = "bench-password-1"
 TABS_PER_ACCOUNT = 4
@@ -277,6 +295,179 @@ def tree_usage(proc: subprocess.Popen) -> tuple[float, int]:
     return cpu, rss
 
 
+# ------------------------------------------------------------------ ports, processes
+
+
+class Ports:
+    """Ports for the servers this run starts: `base`, base+1, ... (--port), or free ones."""
+
+    def __init__(self, base: int = 0) -> None:
+        self.next = base
+
+    def take(self) -> int:
+        if not self.next:
+            with socket.socket() as s:
+                s.bind(("127.0.0.1", 0))
+                return s.getsockname()[1]
+        port, self.next = self.next, self.next + 1
+        return port
+
+
+def bun_dir() -> Path:
+    local = REPO / ".tools" / "node_modules" / ".bin"
+    if (local / "bun").exists():
+        return local
+    found = shutil.which("bun")
+    if found is None:
+        sys.exit("bun is not installed: run `make setup` (it installs bun into .tools/)")
+    return Path(found).parent
+
+
+def reflex_env(extra: dict[str, str] | None = None) -> dict[str, str]:
+    return {
+        **os.environ,
+        "PATH": f"{bun_dir()}:{REPO / '.venv' / 'bin'}:{os.environ.get('PATH', '')}",
+        "REFLEX_USE_SYSTEM_BUN": "1",
+        "REFLEX_CHECK_LATEST_VERSION": "false",
+        "REFLEX_TELEMETRY_ENABLED": "false",
+        **(extra or {}),
+    }
+
+
+def stop(proc: subprocess.Popen) -> None:
+    """Stop a server and everything it started (its own process group)."""
+    if proc.poll() is not None:
+        return
+    try:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(timeout=20)
+    except (ProcessLookupError, subprocess.TimeoutExpired):
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=5)
+
+
+def wait_until_up(url: str, proc: subprocess.Popen, log_path: Path, path: str) -> None:
+    deadline = time.monotonic() + STARTUP_TIMEOUT_S
+    while True:
+        try:
+            with urllib.request.urlopen(f"{url}{path}", timeout=2):
+                return
+        except OSError:
+            if proc.poll() is not None or time.monotonic() > deadline:
+                stop(proc)
+                sys.exit(
+                    f"the server at {url} did not start:\n"
+                    + log_path.read_text(errors="replace")[-3000:]
+                )
+            time.sleep(0.5)
+
+
+def start_workroom(
+    run_dir: Path, db_url: str, ports: Ports, extra_env: dict[str, str]
+) -> tuple[str, subprocess.Popen]:
+    """`reflex run --env prod --single-port` (what `make run` serves), with the generation
+    worker and the local renderer inside, on its own build, states and media folders."""
+    run_dir.mkdir(parents=True, exist_ok=True)
+    web_dir = run_dir / "web"
+    if (WEB_CACHE / "package.json").exists():
+        shutil.copytree(WEB_CACHE, web_dir, symlinks=True)
+    port, renderer = ports.take(), ports.take()
+    url = f"http://127.0.0.1:{port}"
+    env = reflex_env(
+        {
+            "REFLEX_WEB_WORKDIR": str(web_dir),
+            "REFLEX_STATES_WORKDIR": str(run_dir / "states"),
+            "WORKROOM_DATABASE_URL": db_url,
+            "WORKROOM_PUBLIC_URL": url,
+            "WORKROOM_MEDIA_DIR": str(run_dir / "media"),
+            "WORKROOM_LOCAL_PROVIDER_URL": f"http://127.0.0.1:{renderer}",
+            "WORKROOM_WORKER_POLL_INTERVAL": "0.2",
+            # Every benchmark tab logs in from 127.0.0.1.
+            "WORKROOM_RATE_LIMIT_LOGIN_PER_ADDRESS": "100000/minute",
+            "WORKROOM_RATE_LIMIT_SIGNUP_PER_ADDRESS": "100000/hour",
+            **extra_env,
+        }
+    )
+    log_path = run_dir / "server.log"
+    with open(log_path, "wb") as log:
+        proc = subprocess.Popen(
+            [
+                str(REPO / ".venv" / "bin" / "reflex"),
+                "run",
+                "--env",
+                "prod",
+                "--single-port",
+                "--frontend-port",
+                str(port),
+                "--backend-port",
+                str(port),
+                "--backend-host",
+                "127.0.0.1",
+            ],
+            cwd=REPO,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    wait_until_up(url, proc, log_path, "/api/health")
+    if not (WEB_CACHE / "package.json").exists():
+        partial = WEB_CACHE.with_name(f"e2e-web.{os.getpid()}.tmp")
+        try:
+            shutil.copytree(web_dir, partial, symlinks=True)
+            partial.rename(WEB_CACHE)  # atomic: a parallel run sees all or nothing
+        except OSError:
+            shutil.rmtree(partial, ignore_errors=True)
+    return url, proc
+
+
+def start_scaled(
+    run_dir: Path,
+    db_url: str,
+    ports: Ports,
+    redis_url: str,
+    workers: int,
+    extra_env: dict[str, str],
+) -> tuple[str, subprocess.Popen]:
+    """`make run-scaled` as a user runs it (scripts/run-scaled.sh): PostgreSQL, Redis, `workers`
+    web workers, one separate `workroom worker`."""
+    web_dir = run_dir / "web"
+    if (WEB_CACHE / "package.json").exists():
+        shutil.copytree(WEB_CACHE, web_dir, symlinks=True)
+    port, renderer = ports.take(), ports.take()
+    url = f"http://127.0.0.1:{port}"
+    env = reflex_env(
+        {
+            "REFLEX_WEB_WORKDIR": str(web_dir),
+            "PORT": str(port),
+            "WORKROOM_DATABASE_URL": db_url,
+            "REFLEX_REDIS_URL": redis_url,
+            "GRANIAN_WORKERS": str(workers),
+            "WORKERS": "1",
+            "WORKROOM_PUBLIC_URL": url,
+            "WORKROOM_MEDIA_DIR": str(run_dir / "media"),
+            "WORKROOM_LOCAL_PROVIDER_URL": f"http://127.0.0.1:{renderer}",
+            "WORKROOM_RATE_LIMIT_LOGIN_PER_ADDRESS": "100000/minute",
+            "WORKROOM_RATE_LIMIT_SIGNUP_PER_ADDRESS": "100000/hour",
+            "WORKROOM_RATE_LIMIT_STORAGE": redis_url,
+            **extra_env,
+        }
+    )
+    log_path = run_dir / "scaled.log"
+    with open(log_path, "wb") as log:
+        proc = subprocess.Popen(
+            ["bash", str(REPO / "scripts" / "run-scaled.sh")],
+            cwd=REPO,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    wait_until_up(url, proc, log_path, "/api/health")
+    return url, proc
+
+
 BARE_APP = """
 import reflex as rx
 
@@ -298,18 +489,11 @@ app.add_page(index)
 """
 
 
-def start_bare(run_dir: Path) -> tuple[str, subprocess.Popen]:
+def start_bare(run_dir: Path, ports: Ports) -> tuple[str, subprocess.Popen]:
     """`reflex init` a bare app in `run_dir` and serve it (prod, one port)."""
     app_dir = run_dir / "bare"
     app_dir.mkdir()
-    bun_dir = _bun_dir()
-    env = {
-        **os.environ,
-        "PATH": f"{bun_dir}:{REPO / '.venv' / 'bin'}:{os.environ.get('PATH', '')}",
-        "REFLEX_USE_SYSTEM_BUN": "1",
-        "REFLEX_CHECK_LATEST_VERSION": "false",
-        "REFLEX_TELEMETRY_ENABLED": "false",
-    }
+    env = reflex_env()
     for key in [k for k in env if k.startswith(("WORKROOM_", "REFLEX_REDIS", "GRANIAN"))]:
         env.pop(key)
     reflex = str(REPO / ".venv" / "bin" / "reflex")
@@ -322,43 +506,31 @@ def start_bare(run_dir: Path) -> tuple[str, subprocess.Popen]:
         stderr=subprocess.STDOUT,
     )
     (app_dir / "bare" / "bare.py").write_text(BARE_APP)
-    port = _free_port()
-    log = open(run_dir / "bare.log", "wb")  # noqa: SIM115
-    proc = subprocess.Popen(
-        [
-            reflex,
-            "run",
-            "--env",
-            "prod",
-            "--single-port",
-            "--frontend-port",
-            str(port),
-            "--backend-port",
-            str(port),
-            "--backend-host",
-            "127.0.0.1",
-        ],
-        cwd=app_dir,
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
+    port = ports.take()
+    log_path = run_dir / "bare.log"
+    with open(log_path, "wb") as log:
+        proc = subprocess.Popen(
+            [
+                reflex,
+                "run",
+                "--env",
+                "prod",
+                "--single-port",
+                "--frontend-port",
+                str(port),
+                "--backend-port",
+                str(port),
+                "--backend-host",
+                "127.0.0.1",
+            ],
+            cwd=app_dir,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 300
-    import urllib.request
-
-    while True:
-        try:
-            with urllib.request.urlopen(f"{url}/ping", timeout=2):
-                break
-        except OSError:
-            if proc.poll() is not None or time.monotonic() > deadline:
-                _stop(proc)
-                sys.exit(
-                    "the bare app did not start:\n" + (run_dir / "bare.log").read_text()[-3000:]
-                )
-            time.sleep(0.5)
+    wait_until_up(url, proc, log_path, "/ping")
     return url, proc
 
 
@@ -464,7 +636,7 @@ async def push_phase(
     engine = db.make_engine(engine_url)
     times = []
     try:
-        for i in range(rounds):
+        for _ in range(rounds):
             for tab in tabs_of_account:
                 tab.socket.drain()
 
@@ -483,7 +655,10 @@ async def push_phase(
             balance, committed = await asyncio.to_thread(adjust)
             needle = f'"balance_rx_state_":{balance}'
             stamps = await asyncio.gather(
-                *(t.socket.recv_until(lambda text: needle in text, 30) for t in tabs_of_account)
+                *(
+                    t.socket.recv_until(lambda text, n=needle: n in text, 30)
+                    for t in tabs_of_account
+                )
             )
             times.append((max(s for s, _ in stamps) - committed) * 1000)
             await asyncio.sleep(0.2)
@@ -646,7 +821,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--idle", type=float, default=8.0, help="seconds of idle measurement per level"
     )
-    parser.add_argument("--probes", type=int, default=30)
+    parser.add_argument("--probes", type=int, default=100)
     parser.add_argument("--hydrates", type=int, default=15)
     parser.add_argument("--push-rounds", type=int, default=10)
     parser.add_argument("--active-users", type=int, default=20)
@@ -664,6 +839,15 @@ def main(argv: list[str] | None = None) -> int:
         "--workers", type=int, default=1, help="web workers (2+ needs Redis: --redis)"
     )
     parser.add_argument("--redis", default="", help="REFLEX_REDIS_URL for --workers 2+")
+    parser.add_argument(
+        "--scaled",
+        action="store_true",
+        help="serve with `make run-scaled` (scripts/run-scaled.sh: --postgres, --redis, "
+        "--workers web workers, a separate `workroom worker`)",
+    )
+    parser.add_argument(
+        "--port", type=int, default=0, help="first port of the servers started (default: free)"
+    )
     parser.add_argument("--no-bare", action="store_true", help="skip the bare Reflex floor")
     parser.add_argument(
         "--write", action="store_true", help="write the figures into docs/benchmarks.md"
@@ -693,17 +877,22 @@ def main(argv: list[str] | None = None) -> int:
             "WORKROOM_LOCAL_RENDER_SECONDS": "0.3",
             "WORKROOM_WORKER_MAX_PARALLEL": str(args.max_parallel),
         }
-        if args.workers > 1:
-            if not args.redis:
-                sys.exit("--workers 2+ needs --redis")
-            extra_env.update({"REFLEX_REDIS_URL": args.redis, "GRANIAN_WORKERS": str(args.workers)})
-        try:
-            base, proc = start_e2e_app(
-                run_dir / "app", db_url, _bun_dir(), render_seconds="0.3", extra_env=extra_env
+        ports = Ports(args.port)
+        if args.scaled:
+            if not (args.postgres and args.redis):
+                sys.exit("--scaled needs --postgres and --redis")
+            base, proc = start_scaled(
+                run_dir, db_url, ports, args.redis, max(args.workers, 2), extra_env
             )
-        except AppDidNotStart as exc:
-            sys.exit("the app did not start:\n" + exc.log_tail)
-        stack.callback(_stop, proc)
+        else:
+            if args.workers > 1:
+                if not args.redis:
+                    sys.exit("--workers 2+ needs --redis")
+                extra_env.update(
+                    {"REFLEX_REDIS_URL": args.redis, "GRANIAN_WORKERS": str(args.workers)}
+                )
+            base, proc = start_workroom(run_dir / "app", db_url, ports, extra_env)
+        stack.callback(stop, proc)
         rec = record(
             base,
             email="bench-0@example.com",
@@ -750,10 +939,10 @@ def main(argv: list[str] | None = None) -> int:
             active["ledger_check"] = ledger_check(db_url)
             report["active"] = active
             print(json.dumps(active), flush=True)
-        _stop(proc)
+        stop(proc)
         if not args.no_bare:
-            bare_url, bare_proc = start_bare(run_dir)
-            stack.callback(_stop, bare_proc)
+            bare_url, bare_proc = start_bare(run_dir, ports)
+            stack.callback(stop, bare_proc)
             bare_rec = record(bare_url, email=None, password=None, path="/", click="#increment")
             bare = asyncio.run(
                 measure(
@@ -772,10 +961,11 @@ def main(argv: list[str] | None = None) -> int:
                 )
             )
             report["bare"] = bare
-            _stop(bare_proc)
+            stop(bare_proc)
     report["load_after"] = round(load_average(), 2)
     report["database"] = "postgresql" if args.postgres else "sqlite"
-    report["web_workers"] = args.workers
+    report["web_workers"] = max(args.workers, 2) if args.scaled else args.workers
+    report["scaled"] = args.scaled
     lines = render(report)
     print("\n".join(lines))
     print(json.dumps({"bench": "live", **report}, separators=(",", ":")))

@@ -20,19 +20,7 @@ case "$WORKROOM_DATABASE_URL" in
   *) echo "run-scaled needs PostgreSQL: set WORKROOM_DATABASE_URL=postgresql://..." >&2; exit 2 ;;
 esac
 
-.venv/bin/python - <<'PY'
-import os
-from sqlalchemy import create_engine, text
-from sqlalchemy.engine import make_url
-url = make_url(os.environ["WORKROOM_DATABASE_URL"].replace("postgresql://", "postgresql+psycopg://", 1))
-admin = create_engine(url.set(database="postgres"), isolation_level="AUTOCOMMIT")
-with admin.connect() as conn:
-    if not conn.execute(text("SELECT 1 FROM pg_database WHERE datname = :n"), {"n": url.database}).scalar():
-        conn.execute(text(f'CREATE DATABASE "{url.database}"'))
-        print(f"created database {url.database}")
-import redis
-redis.Redis.from_url(os.environ["REFLEX_REDIS_URL"], socket_connect_timeout=2).ping()
-PY
+.venv/bin/python scripts/scaled_prepare.py
 
 .venv/bin/workroom db upgrade
 .venv/bin/workroom seed-demo

@@ -19,7 +19,8 @@ from reflex_base import constants
 from reflex_base.event import Event
 from sqlalchemy import event
 
-from tests.reflex_events import EventBrowser, Recorder, frontend_text, run as run_events
+from tests.reflex_events import EventBrowser, Recorder, frontend_text
+from tests.reflex_events import run as run_events
 from workroom_app import db, notifications, settings
 from workroom_app.billing import accounts, ledger
 from workroom_app.db import write_session
@@ -27,7 +28,6 @@ from workroom_app.generation import jobs
 from workroom_app.models import JobStatus
 from workroom_app.state import live
 from workroom_app.state.generate import GenerateState
-from workroom_app.state.live import LiveState
 from workroom_app.state.session import SessionState
 
 REPO = Path(__file__).resolve().parent.parent
@@ -57,7 +57,6 @@ class Browser(EventBrowser):
         self.cookie = token
         await self.send(SessionState, "guard")
         await self.send(GenerateState, "load")
-        await self.send(LiveState, "start")
         assert (await self.state(SessionState))._account_id is not None
 
 
@@ -333,8 +332,7 @@ def test_a_login_ended_elsewhere_signs_its_open_tabs_out_at_once_and_no_other(ap
         victim, thief, laptop = new_tab(), new_tab(), new_tab()
         await victim.open("ann@example.com")
         thief.cookie = victim.cookie
-        await thief.send(SessionState, "guard")
-        await thief.send(LiveState, "start")
+        await thief.send(SessionState, "guard")  # (which registers the tab for pushes)
         await laptop.open("ann@example.com")  # another login of hers, not revoked
         assert (await thief.state(SessionState))._account_id == ann
 
@@ -384,7 +382,6 @@ def test_log_out_sends_the_other_open_tabs_of_that_login_to_the_login_page(app_d
         for tab in (first, second):
             tab.cookie = token
             await tab.send(SessionState, "guard")
-            await tab.send(LiveState, "start")
         await bob.open("bob@example.com")
         await asyncio.sleep(0.4)
         await live.wait_idle()

@@ -47,7 +47,6 @@ from workroom_app.http.usage_csv import USAGE_CSV_ROUTES
 from workroom_app.pages.not_found import not_found_page
 from workroom_app.security import event_failures, log_redaction
 from workroom_app.security.body_limit import cap_request_bodies
-from workroom_app.state.live import LiveState
 from workroom_app.state.session import SessionState
 from workroom_app.state.session_guard import SessionGuard
 
@@ -147,7 +146,7 @@ for _spec in PAGES:
         _spec.render,
         route=_spec.route,
         title=f"{_spec.title} · Workroom",
-        on_load=[SessionState.guard, *_spec.on_load, LiveState.start],
+        on_load=[SessionState.guard, *_spec.on_load],
     )
 
 # Any unknown address: the "Page not found" page, inside the shell

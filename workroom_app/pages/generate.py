@@ -14,7 +14,6 @@ GENERATE_ROUTE = "/generate"
     GENERATE_ROUTE,
     "Generate",
     nav=NavItem("Generate", "sparkles", order=10),
-    # (the live push's LiveState.start is added to every page's on_load by workroom_app.py)
     on_load=GenerateState.load,
 )
 def generate_page() -> rx.Component:

@@ -498,7 +498,7 @@ class GenerateState(SessionState):
 
     @rx.event
     async def load(self):
-        """on_load of /generate: jobs, first history page. (The live push is LiveState.start.)"""
+        """on_load of /generate: jobs, first history page. (The guard before it registers the tab for the live push.)"""
         if self._account_id is None:
             return None
         self.error = ""

@@ -3,8 +3,8 @@ no cost while nothing changes.
 
 Whatever changes a balance, a job, a subscription or a payment announces it when its transaction
 commits (workroom_app/notifications.py). Each backend process listens once (one ChangeFeed) and
-keeps, in memory, which of its connected tabs show which account (`LiveState.start`, on every
-page load, registers the tab: no query). On a change for account N:
+keeps, in memory, which of its connected tabs show which account (every page load's guard
+registers the tab, `tab_loaded`: no query, no event). On a change for account N:
 
     no tab of N on this process   -> nothing (no query, no push)
     otherwise                     -> one read of what changed (the account's header data for
@@ -41,6 +41,7 @@ from workroom_app.state.session import (
     LOGIN_ROUTE,
     AccountView,
     SessionState,
+    on_page_load,
     read_account_view_by_id,
     route_of,
 )
@@ -334,20 +335,21 @@ async def live_push() -> AsyncIterator[None]:
         await notifications.stop_process_feed()
 
 
-# ------------------------------------------------------------------- the state
+# ------------------------------------------------------------------- which tab shows what
 
 
-class LiveState(SessionState):
-    @rx.event
-    def start(self):
-        """on_load of every signed-in page: this tab gets the pushes of its account. No query:
-        the guard before it has just read the account (which also recovers anything missed)."""
-        if self._account_id is None:
-            registry.unregister(self.router.session.client_token)
-            return None
-        registry.register(self.router.session.client_token, self._account_id)
-        global _registrations
-        _registrations += 1
-        if _registrations % PRUNE_EVERY == 0 and _pusher is not None:
-            registry.prune(_pusher.is_here)  # memory only: dict look-ups, no I/O
-        return None
+def tab_loaded(token: str, account_id: int | None) -> None:
+    """Every page load (its guard, state/session.py): this tab gets the pushes of its account,
+    or none once signed out. No query: the guard has just read the account (which also recovers
+    anything missed while the tab was away)."""
+    if account_id is None:
+        registry.unregister(token)
+        return
+    registry.register(token, account_id)
+    global _registrations
+    _registrations += 1
+    if _registrations % PRUNE_EVERY == 0 and _pusher is not None:
+        registry.prune(_pusher.is_here)  # memory only: dict look-ups, no I/O
+
+
+on_page_load(tab_loaded)

@@ -35,6 +35,7 @@ Page on_load handlers run after `guard` (pages.registry puts it first), so
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -55,6 +56,19 @@ from workroom_app.routes import (  # noqa: F401  (re-exported for the pages and 
 )
 
 SESSION_COOKIE = COOKIE_NAME
+
+# Told (the tab's client token, its account id or None) by every page load's guard. The live
+# push (state/live.py) keeps its map of which tab shows which account this way: no event and
+# no state of its own in every tab.
+PageLoadListener = Callable[[str, int | None], None]
+_page_load_listeners: list[PageLoadListener] = []
+
+
+def on_page_load(listener: PageLoadListener) -> None:
+    if listener not in _page_load_listeners:
+        _page_load_listeners.append(listener)
+
+
 LOGOUT_PATH = "/api/auth/logout"
 
 
@@ -212,6 +226,8 @@ class SessionState(rx.State):
     async def guard(self):
         """on_load of every page: resolve the token, keep signed-out visitors out."""
         signed_in = await self._reload_account()
+        for listener in _page_load_listeners:
+            listener(self.router.session.client_token, self._account_id)
         route = route_of(self)
         if not signed_in and route not in PUBLIC_ROUTES:
             return rx.redirect(LOGIN_ROUTE, replace=True)

@@ -13,14 +13,15 @@ import time
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import event
+from sqlalchemy import event, update
 
 from tests import test_live
 from tests.reflex_events import run as run_events
 from tests.test_live import REPO, Browser, make_account, wait_for
-from workroom_app import notifications
+from workroom_app import db, notifications, settings
 from workroom_app.billing import accounts, clock
-from workroom_app.db import write_session
+from workroom_app.db import read_session, write_session
+from workroom_app.models import AuthSession
 from workroom_app.security.live_logins import LiveLogins, live_logins
 from workroom_app.state.generate import GenerateState
 from workroom_app.state.session import SessionState
@@ -223,3 +224,50 @@ def test_a_commit_in_this_process_forgets_before_it_returns(app_db):
         accounts.revoke_login(s, token)
     assert logins.account_of(hashed) is None
     logins.stop()
+
+
+def test_a_login_ended_by_another_process_on_postgresql_is_forgotten_when_its_notify_arrives(
+    pg_engine, monkeypatch
+):
+    monkeypatch.setattr(db, "get_engine", lambda url=None: pg_engine)
+    monkeypatch.setenv("WORKROOM_NOTIFY", "auto")
+    settings.get_settings.cache_clear()
+    ann = make_account(pg_engine, "ann@example.com")
+    with write_session(pg_engine) as s:
+        token = accounts.create_login(s, ann)
+    hashed = accounts.token_hash(token)
+    # Another process: its own connection, a Core transaction (no ORM commit hook of this
+    # process runs), announcing the change as billing code does.
+    other = db.make_engine(pg_engine.url.render_as_string(hide_password=False))
+
+    async def main() -> float:
+        async with notifications.ChangeFeed(pg_engine) as feed:
+            logins = LiveLogins()
+            logins.listen(feed)
+            try:
+                with read_session(pg_engine) as s:
+                    account_id, expires_at = accounts.live_login(s, hashed)
+                logins.remember(hashed, account_id, expires_at, logins.epoch)
+                assert logins.account_of(hashed) == ann
+                with other.begin() as conn:
+                    conn.execute(
+                        update(AuthSession)
+                        .where(AuthSession.token_hash == hashed)
+                        .values(revoked_at=clock.now())
+                    )
+                    notifications.announce(conn, ann, notifications.SESSION)
+                    assert logins.account_of(hashed) == ann  # not committed yet
+                committed = time.monotonic()
+                while logins.account_of(hashed) is not None:
+                    assert time.monotonic() - committed < 2, "the NOTIFY never arrived"
+                    await asyncio.sleep(0.005)
+                return time.monotonic() - committed
+            finally:
+                logins.stop()
+
+    try:
+        heard_after = asyncio.run(main())
+    finally:
+        other.dispose()
+        settings.get_settings.cache_clear()
+    assert heard_after < 2

@@ -28,6 +28,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import dataclasses
 import json
 import os
 import platform
@@ -730,81 +731,99 @@ def ledger_check(db_url: str) -> str:
     return "clean" if out.returncode == 0 else f"FAILED: {(out.stdout + out.stderr)[-300:]}"
 
 
+@dataclasses.dataclass
+class Target:
+    """One served app under measurement: Workroom, or the bare floor (no logins, no SQL count)."""
+
+    name: str
+    base: str
+    proc: subprocess.Popen
+    rec: dict
+    probe_frame: str
+    logins: list[tuple[int, str]] | None = None
+    sql_dir: str | None = None
+    db_url: str | None = None
+    tabs: list[Tab] = dataclasses.field(default_factory=list)
+    account_tabs: dict[int, list[Tab]] = dataclasses.field(default_factory=dict)
+
+    def login_of(self, i: int) -> tuple[int, str] | None:
+        if self.logins is None:
+            return None
+        return self.logins[(i // TABS_PER_ACCOUNT) % len(self.logins)]
+
+    async def ramp(self, n: int) -> None:
+        while len(self.tabs) < n:
+            first, last = len(self.tabs), min(n, len(self.tabs) + 25)
+            opened = await asyncio.gather(
+                *(
+                    open_tab(self.base, self.rec, (self.login_of(j) or (0, None))[1])
+                    for j in range(first, last)
+                )
+            )
+            for j, (tab, _ms) in enumerate(opened, start=first):
+                self.tabs.append(tab)
+                login = self.login_of(j)
+                if login is not None:
+                    self.account_tabs.setdefault(login[0], []).append(tab)
+
+
 async def measure(
-    base: str,
-    proc: subprocess.Popen,
-    rec: dict,
+    targets: list[Target],
     levels: list[int],
     *,
     idle: float,
     probes: int,
     hydrates: int,
-    logins: list[tuple[int, str]] | None,
-    sql_dir: str | None,
-    probe_frame: str,
-    db_url: str | None,
     push_rounds: int,
-) -> list[dict]:
-    """Ramp the idle tabs through `levels`; measure at each."""
-    tabs: list[Tab] = []
-    account_tabs: dict[int, list[Tab]] = {}
-    results = []
+) -> dict[str, list[dict]]:
+    """Ramp the idle tabs of every target through `levels`; at each, measure them side by side:
+    CPU over the same idle window, then probes and hydrates alternating between the targets
+    (one of each in turn), so that a busy moment of the shared machine hits both alike."""
+    results: dict[str, list[dict]] = {t.name: [] for t in targets}
     for n in levels:
-        while len(tabs) < n:
-            i = len(tabs)
-            login = None
-            account_id = None
-            if logins is not None:
-                account_id, login = logins[(i // TABS_PER_ACCOUNT) % len(logins)]
-            batch_end = min(n, len(tabs) + 25)
-            opened = await asyncio.gather(
-                *(
-                    open_tab(
-                        base,
-                        rec,
-                        (logins[(j // TABS_PER_ACCOUNT) % len(logins)][1] if logins else None),
-                    )
-                    for j in range(len(tabs), batch_end)
-                )
-            )
-            for j, (tab, _ms) in enumerate(opened, start=len(tabs)):
-                tabs.append(tab)
-                if logins is not None:
-                    account_tabs.setdefault(
-                        logins[(j // TABS_PER_ACCOUNT) % len(logins)][0], []
-                    ).append(tab)
-            del account_id, login
+        for target in targets:
+            await target.ramp(n)
         await asyncio.sleep(1.0)
-        for t in tabs:
-            t.socket.drain()
-        usage = await idle_phase(proc, idle, sql_dir)
-        pushed_frames = sum(t.socket.drain() for t in tabs)
-        probe_times = await probe(tabs[0], probe_frame, probes, 0.05)
-        hydrate_times = []
-        for _ in range(hydrates):
-            login = logins[0][1] if logins else None
-            extra, ms = await open_tab(base, rec, login)
-            hydrate_times.append(ms)
-            await extra.socket.close()
-        row = {
-            "tabs": n,
-            **usage,
-            "frames_to_idle_tabs": pushed_frames,
-            "probe": p50_95(probe_times),
-            "hydrate": p50_95(hydrate_times),
-        }
-        if logins is not None and db_url is not None and push_rounds:
-            account_id = logins[0][0]
-            row["push_to_all_tabs"] = {
-                **p50_95(
-                    await push_phase(account_tabs[account_id], account_id, db_url, push_rounds)
-                ),
-                "tabs_of_account": len(account_tabs[account_id]),
+        for target in targets:
+            for tab in target.tabs:
+                tab.socket.drain()
+        usages = await asyncio.gather(*(idle_phase(t.proc, idle, t.sql_dir) for t in targets))
+        rows = {}
+        for target, usage in zip(targets, usages, strict=True):
+            rows[target.name] = {
+                "tabs": n,
+                **usage,
+                "frames_to_idle_tabs": sum(tab.socket.drain() for tab in target.tabs),
             }
-        results.append(row)
-        print(json.dumps(row), flush=True)
-    for t in tabs:
-        await t.socket.close()
+        probe_times: dict[str, list[float]] = {t.name: [] for t in targets}
+        for _ in range(probes):
+            for target in targets:
+                probe_times[target.name] += await probe(target.tabs[0], target.probe_frame, 1, 0)
+            await asyncio.sleep(0.05)
+        hydrate_times: dict[str, list[float]] = {t.name: [] for t in targets}
+        for _ in range(hydrates):
+            for target in targets:
+                login = target.login_of(0)
+                extra, ms = await open_tab(target.base, target.rec, login[1] if login else None)
+                hydrate_times[target.name].append(ms)
+                await extra.socket.close()
+        for target in targets:
+            row = rows[target.name]
+            row["probe"] = p50_95(probe_times[target.name])
+            row["hydrate"] = p50_95(hydrate_times[target.name])
+            login = target.login_of(0)
+            if login is not None and target.db_url is not None and push_rounds:
+                tabs = target.account_tabs[login[0]]
+                row["push_to_all_tabs"] = {
+                    **p50_95(await push_phase(tabs, login[0], target.db_url, push_rounds)),
+                    "tabs_of_account": len(tabs),
+                }
+            results[target.name].append(row)
+            print(json.dumps({"target": target.name, **row}), flush=True)
+    for target in targets:
+        for tab in target.tabs:
+            await tab.socket.close()
+        target.tabs.clear()
     return results
 
 
@@ -913,23 +932,37 @@ def main(argv: list[str] | None = None) -> int:
         )
         probe_frame = "42/_event," + probe_frame
         print("workroom:", base, "database:", db_url.split("@")[-1], flush=True)
-        workroom = asyncio.run(
-            measure(
+        targets = [
+            Target(
+                "workroom",
                 base,
                 proc,
                 rec,
+                probe_frame,
+                logins=logins[1:],
+                sql_dir=sql_dir,
+                db_url=db_url,
+            )
+        ]
+        if not args.no_bare:
+            bare_url, bare_proc = start_bare(run_dir, ports)
+            stack.callback(stop, bare_proc)
+            bare_rec = record(bare_url, email=None, password=None, path="/", click="#increment")
+            targets.append(Target("bare", bare_url, bare_proc, bare_rec, bare_rec["click"]))
+        measured = asyncio.run(
+            measure(
+                targets,
                 levels,
                 idle=args.idle,
                 probes=args.probes,
                 hydrates=args.hydrates,
-                logins=logins[1:],
-                sql_dir=sql_dir,
-                probe_frame=probe_frame,
-                db_url=db_url,
                 push_rounds=args.push_rounds,
             )
         )
-        report["workroom"] = workroom
+        report["workroom"] = measured["workroom"]
+        if "bare" in measured:
+            report["bare"] = measured["bare"]
+            stop(targets[1].proc)
         if args.active_users:
             active = asyncio.run(
                 active_phase(
@@ -940,28 +973,6 @@ def main(argv: list[str] | None = None) -> int:
             report["active"] = active
             print(json.dumps(active), flush=True)
         stop(proc)
-        if not args.no_bare:
-            bare_url, bare_proc = start_bare(run_dir, ports)
-            stack.callback(stop, bare_proc)
-            bare_rec = record(bare_url, email=None, password=None, path="/", click="#increment")
-            bare = asyncio.run(
-                measure(
-                    bare_url,
-                    bare_proc,
-                    bare_rec,
-                    levels,
-                    idle=args.idle,
-                    probes=args.probes,
-                    hydrates=args.hydrates,
-                    logins=None,
-                    sql_dir=None,
-                    probe_frame=bare_rec["click"],
-                    db_url=None,
-                    push_rounds=0,
-                )
-            )
-            report["bare"] = bare
-            stop(bare_proc)
     report["load_after"] = round(load_average(), 2)
     report["database"] = "postgresql" if args.postgres else "sqlite"
     report["web_workers"] = max(args.workers, 2) if args.scaled else args.workers

@@ -1,15 +1,17 @@
 """The live layer under load: N signed-in tabs over the websocket, exactly as the browser talks.
 
     python -m benchmarks.bench_live                 # fast: 1, 25, 100 tabs, short windows
-    python -m benchmarks.bench_live --tabs 1,25,100,250 --idle 15 --active-users 25
-    python -m benchmarks.bench_live --postgres postgresql://postgres@127.0.0.1:5432/test
+    python -m benchmarks.bench_live --tabs 1,100,500 --idle 10 --active-users 0 --port 3700
+    python -m benchmarks.bench_live --postgres postgresql://postgres@127.0.0.1:5432/test \
+        --redis redis://127.0.0.1:6379/12 --scaled --tabs 500,1000,2000 --no-bare
 
 How: Chromium opens the served app once (log in, /generate, one generation) and the frames it
 exchanges on Reflex's socket are recorded; every benchmark tab then replays that protocol
 (engine.io/socket.io over one websocket, the recorded hydrate-and-load connect packet with the
-tab's own client token and login token) from one asyncio process: no browser per tab. The same
-is done, in the same run, for a bare Reflex app (one state, one counter) built in a temporary
-folder: the floor.
+tab's own client token and login token) from one asyncio process: no browser per tab. A bare
+Reflex app (one state, one counter), built in a temporary folder, is served at the same time:
+the floor. The two are measured side by side so that the shared machine's busy moments hit both
+alike: the same idle window for their CPU, and probes and page loads alternating between them.
 
 For each N (tabs idle on /generate, 4 tabs per account):
   backend CPU % and RSS (the server's whole process tree), SQL statements/s (the server counts
@@ -18,6 +20,10 @@ For each N (tabs idle on /generate, 4 tabs per account):
   time from a staff adjustment's commit to the new balance on every tab of that account.
 Then active load: U users each submitting a cheap generation (1 credit) with think time; submits/s,
 p95 from submit to the new balance on the socket, errors, and a clean `workroom ledger check`.
+
+--scaled serves Workroom through `scripts/run-scaled.sh` (what `make run-scaled` runs: PostgreSQL,
+Redis, --workers web workers, a separate `workroom worker`). --port N starts the servers on
+ports N, N+1, ... (default: free ports).
 
 Prints a table, the ratios to the bare app, and one JSON line; --write puts them into
 docs/benchmarks.md (section "Live layer (bench_live)").

@@ -27,7 +27,6 @@ from datetime import datetime
 from typing import Any
 
 import reflex as rx
-from reflex.istate.delta import _resolve_delta
 from reflex.middleware import Middleware
 from reflex.state import BaseState, StateUpdate
 from reflex_base.event import Event, fix_events
@@ -74,7 +73,7 @@ def _target_state(event: Event) -> type[BaseState] | None:
 
 
 async def _update(state: BaseState, token: str, *specs: Any) -> StateUpdate:
-    delta = await _resolve_delta(state.get_delta())
+    delta = await state._get_resolved_delta()
     state._clean()
     return StateUpdate(delta=delta, events=fix_events(list(specs), token))
 

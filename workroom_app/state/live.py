@@ -186,6 +186,19 @@ def read_live_logins(account_id: int) -> frozenset[str]:
         return accounts.live_token_hashes(session, account_id)
 
 
+def read_for_push(
+    account_id: int, kinds: frozenset[str]
+) -> tuple[
+    frozenset[str], AccountView | None, tuple[list[JobView], list[JobView], bool, str] | None
+]:
+    """Blocking: everything one push needs, in one trip to a worker thread: the live logins,
+    and the header data and the jobs when `kinds` name them."""
+    logins = read_live_logins(account_id)
+    view = read_account_view_by_id(account_id) if kinds & ACCOUNT_KINDS else None
+    jobs = read_jobs(account_id, None, None) if kinds & JOB_KINDS else None
+    return logins, view, jobs
+
+
 # ------------------------------------------------------------------- dispatch
 
 PRUNE_EVERY = 1000
@@ -245,13 +258,7 @@ async def push_account(account_id: int, kinds: frozenset[str]) -> int:
             registry.unregister(token)  # closed, or its socket moved to another process
     if not tokens:
         return 0
-    logins = await asyncio.to_thread(read_live_logins, account_id)
-    view = (
-        await asyncio.to_thread(read_account_view_by_id, account_id)
-        if kinds & ACCOUNT_KINDS
-        else None
-    )
-    jobs = await asyncio.to_thread(read_jobs, account_id, None, None) if kinds & JOB_KINDS else None
+    logins, view, jobs = await asyncio.to_thread(read_for_push, account_id, kinds)
     pushed = 0
     for token in tokens:
         try:

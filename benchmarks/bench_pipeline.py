@@ -20,11 +20,13 @@ import argparse
 import asyncio
 import contextlib
 import json
+import multiprocessing
 import os
 import statistics
 import sys
 import tempfile
 import time
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
@@ -129,6 +131,27 @@ def prepare(url: str, n: int) -> list[int]:
     return ids
 
 
+def submit_all(url: str, account_ids: list[int], provider_name: str) -> None:
+    """In a submitter process: each account submits its job, one commit at a time."""
+    from workroom_app import db
+    from workroom_app.db import write_session
+    from workroom_app.generation import jobs
+
+    engine = db.make_engine(url)
+    try:
+        for account_id in account_ids:
+            with write_session(engine) as s:
+                jobs.submit(
+                    s,
+                    account_id,
+                    REQUEST,
+                    client_request_id=f"pipe-{account_id}",
+                    provider=provider_name,
+                )
+    finally:
+        engine.dispose()
+
+
 def pct(values: list[float], p: float) -> float:
     ordered = sorted(values)
     return ordered[max(0, min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1))))]
@@ -146,8 +169,7 @@ async def run(
     from sqlalchemy import func, select
 
     from workroom_app import db
-    from workroom_app.db import read_session, write_session
-    from workroom_app.generation import jobs
+    from workroom_app.db import read_session
     from workroom_app.generation.worker import run_worker
     from workroom_app.models import GenerationJob, JobStatus
 
@@ -160,16 +182,6 @@ async def run(
         )
     )
     await asyncio.sleep(1.0)
-
-    def submit(account_id: int) -> None:
-        with write_session(engine) as s:
-            jobs.submit(
-                s,
-                account_id,
-                REQUEST,
-                client_request_id=f"pipe-{account_id}",
-                provider=provider.name,
-            )
 
     def count(status: str) -> int:
         with read_session(engine) as s:
@@ -184,13 +196,25 @@ async def run(
     # Users submit at the same time: `submitters` threads, each committing one job at a time
     # (each commit notifies the worker). One thread alone took up to 30 s on a busy machine, so
     # the first jobs ended before the last were in flight.
-    pending = list(ids)
-
-    def submit_some() -> None:
-        while pending:
-            submit(pending.pop())
-
-    await asyncio.gather(*(asyncio.to_thread(submit_some) for _ in range(submitters)))
+    # Users submit through the web workers, other processes: `submitters` processes here, each
+    # committing one job at a time (each commit notifies the worker), so the worker's process
+    # (whose CPU is measured) shares neither its GIL nor its thread pool with them.
+    # With 0, one thread of the worker's own process submits (as `make run` does on SQLite:
+    # the web process runs the worker, and the in-process bus wakes it).
+    if submitters <= 0:
+        await asyncio.to_thread(submit_all, url, ids, provider.name)
+    else:
+        slices = [ids[i::submitters] for i in range(submitters)]
+        loop = asyncio.get_running_loop()
+        context = multiprocessing.get_context("spawn")
+        with ProcessPoolExecutor(submitters, mp_context=context) as pool:
+            await asyncio.gather(
+                *(
+                    loop.run_in_executor(pool, submit_all, url, part, provider.name)
+                    for part in slices
+                    if part
+                )
+            )
     submit_seconds = time.monotonic() - t_submit
     while await asyncio.to_thread(count, JobStatus.QUEUED):
         await asyncio.sleep(0.2)
@@ -242,7 +266,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--postgres", default="")
     parser.add_argument(
-        "--submitters", type=int, default=1, help="threads submitting at the same time"
+        "--submitters", type=int, default=2, help="processes submitting at the same time"
     )
     parser.add_argument(
         "--window", type=float, default=10.0, help="longest CPU window with every job in flight"

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import reflex as rx
 
-from workroom_app.components.layout import PLANS_ROUTE
 from workroom_app.generation.uploads import MAX_BYTES
+from workroom_app.routes import PLANS_ROUTE
 from workroom_app.state.generate import GenerateState
 from workroom_app.state.session import SessionState
 

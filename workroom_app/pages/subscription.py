@@ -15,7 +15,8 @@ from reflex_base.vars.base import Var
 from workroom_app.components.layout import NavItem, app_page
 from workroom_app.components.plan_card_form import card_form
 from workroom_app.components.plan_cards import confirm_dialog
-from workroom_app.state.plans import PLANS_ROUTE, SUBSCRIPTION_ROUTE, PlansState
+from workroom_app.routes import PLANS_ROUTE, SUBSCRIPTION_ROUTE
+from workroom_app.state.plans import PlansState
 from workroom_app.state.subscription import PaymentRow, SubscriptionState
 
 _BACKEND_IMPORTS = VarData(

@@ -10,6 +10,7 @@ from reflex_base.vars import VarData
 from reflex_base.vars.base import Var
 
 from workroom_app.components.layout import NavItem, app_page
+from workroom_app.routes import GENERATE_ROUTE, USAGE_ROUTE
 from workroom_app.state.usage import (
     ACTION_OPTIONS,
     CHART_FEATURES,
@@ -18,7 +19,6 @@ from workroom_app.state.usage import (
     UsageState,
 )
 
-GENERATE_ROUTE = "/generate"
 # One colour per feature, the same in every chart.
 FEATURE_COLOURS = {
     "image": "var(--violet-9)",
@@ -363,7 +363,7 @@ def ledger_section() -> rx.Component:
     )
 
 
-@app_page("/usage", "Usage", nav=NavItem("Usage", "history", order=20), on_load=UsageState.load)
+@app_page(USAGE_ROUTE, "Usage", nav=NavItem("Usage", "history", order=20), on_load=UsageState.load)
 def usage_page() -> rx.Component:
     return rx.vstack(
         rx.text(

@@ -22,7 +22,8 @@ from typing import Any
 
 import reflex as rx
 
-from workroom_app.state.session import LOGIN_ROUTE, SessionState
+from workroom_app.routes import LOGIN_ROUTE
+from workroom_app.state.session import SessionState
 
 FEATURES: tuple[str, ...] = ("image", "video", "voiceover", "face_swap", "lip_sync")
 # What a Generate form may send, and the longest each value can legitimately be.

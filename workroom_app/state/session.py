@@ -41,9 +41,8 @@ import reflex as rx
 
 from workroom_app.billing import accounts
 from workroom_app.routes import INDEX_ROUTE, LOGIN_ROUTE, PUBLIC_ROUTES, landing_route
-from workroom_app.security.session_cookie import COOKIE_NAME, token_from_cookie_header
+from workroom_app.security.session_cookie import token_from_cookie_header
 
-SESSION_COOKIE = COOKIE_NAME
 LOGOUT_PATH = "/api/auth/logout"
 
 

@@ -39,7 +39,6 @@ from workroom_app.generation.errors import (
 )
 from workroom_app.models import Account, GenerationJob, JobStatus
 
-FEATURES = ("image", "video", "voiceover", "face_swap", "lip_sync")
 ACTIVE = (JobStatus.QUEUED, JobStatus.RUNNING)
 TERMINAL = (
     JobStatus.SUCCEEDED,
@@ -174,10 +173,9 @@ def parse_request(account_id: int, request: object) -> ParsedRequest:
     if not isinstance(request, dict):
         raise InvalidRequest("Choose what to generate.")
     feature = request.get("feature")
-    if not isinstance(feature, str) or feature not in FEATURES:
-        raise InvalidRequest(
-            "Choose a feature: Image, Video, Voiceover, Face swap or Lip sync.", field="feature"
-        )
+    catalog = _catalog()
+    if not isinstance(feature, str) or feature not in catalog.feature_labels():
+        raise InvalidRequest(catalog.choose_feature_message(), field="feature")
     priced = {k: request[k] for k in _PRICED_FIELDS if k in request and request[k] is not None}
     extras: dict[str, Any] = {}
 

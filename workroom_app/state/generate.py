@@ -22,10 +22,10 @@ from typing import Any
 
 import reflex as rx
 
+from workroom_app.billing import catalog
 from workroom_app.routes import LOGIN_ROUTE
 from workroom_app.state.session import SessionState
 
-FEATURES: tuple[str, ...] = ("image", "video", "voiceover", "face_swap", "lip_sync")
 # What a Generate form may send, and the longest each value can legitimately be.
 _FORM_LIMITS: dict[str, int] = {
     "feature": 16,
@@ -112,8 +112,6 @@ def failure_toast(job: JobView) -> str:
 
 
 def _labels(feature: str, model: str) -> tuple[str, str]:
-    from workroom_app.billing import catalog
-
     try:
         feat = catalog.get_catalog().feature(feature)
     except Exception:  # a feature retired from the catalog still shows its key
@@ -229,8 +227,8 @@ def clean_form(form_data: object) -> tuple[dict[str, Any], str, int | None]:
             raise ValueError(f"The {key.replace('_', ' ')} sent is not valid.")
         values[key] = value
     feature = values.get("feature")
-    if feature not in FEATURES:
-        raise ValueError("Choose a feature: Image, Video, Voiceover, Face swap or Lip sync.")
+    if feature not in catalog.feature_labels():
+        raise ValueError(catalog.choose_feature_message())
     request_id = values.pop("request_id", "")
     if not _REQUEST_ID.match(request_id):
         raise ValueError("This form is out of date; reload the page and try again.")

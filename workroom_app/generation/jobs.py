@@ -29,6 +29,7 @@ from sqlmodel import Session, select
 
 from workroom_app import notifications
 from workroom_app.billing import clock
+from workroom_app.generation import uploads
 from workroom_app.generation.errors import (
     CannotCancel,
     GenerationError,
@@ -64,11 +65,6 @@ MAX_ERROR_CHARS = 500
 _CLIENT_ID_RE = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
 # The fields the catalog prices; everything else in a request is not sent to quote().
 _PRICED_FIELDS = ("feature", "model", "resolution", "duration", "count", "text", "mode")
-# Which uploads each feature needs, by role, and the kinds each role accepts.
-UPLOAD_ROLES: dict[str, dict[str, tuple[str, ...]]] = {
-    "face_swap": {"face": ("image",), "target": ("image", "video")},
-    "lip_sync": {"source": ("image", "video"), "audio": ("audio",)},
-}
 TIMEOUT_MESSAGE = "The generation took too long and was stopped."
 
 
@@ -199,10 +195,8 @@ def parse_request(account_id: int, request: object) -> ParsedRequest:
         if not isinstance(text, str) or not text.strip():
             raise InvalidRequest("Enter the text to read out.", field="text")
 
-    roles = UPLOAD_ROLES.get(feature)
+    roles = uploads.UPLOAD_ROLES.get(feature)
     if roles:
-        from workroom_app.generation import uploads
-
         given = request.get("uploads")
         if not isinstance(given, dict):
             given = {}
@@ -232,8 +226,6 @@ def price(session: Session, account_id: int, request: object):
     except catalog.QuoteError as exc:
         message = str(exc)
         if timed is not None and getattr(exc, "field", None) == "duration":
-            from workroom_app.generation import uploads
-
             message = (
                 uploads.length_problem(parsed.priced["feature"], timed[0], timed[1], plan_key)
                 or message
@@ -255,8 +247,6 @@ def _media_length(account_id: int, parsed: ParsedRequest) -> tuple[str, float] |
     """(what the file is called, its length in seconds) when the feature is priced by the length
     of an upload (lip sync: the audio; face swap video: the target clip), else None. Measured from
     the stored file: a duration sent by the browser is never used for these."""
-    from workroom_app.generation import uploads
-
     feature = parsed.priced["feature"]
     role = uploads.TIMED_ROLES.get(feature)
     if role is None:

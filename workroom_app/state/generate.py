@@ -23,6 +23,7 @@ from typing import Any
 import reflex as rx
 
 from workroom_app.billing import catalog
+from workroom_app.generation import uploads
 from workroom_app.routes import LOGIN_ROUTE
 from workroom_app.state.session import SessionState
 
@@ -42,11 +43,6 @@ _FORM_LIMITS: dict[str, int] = {
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9_.:-]{8,64}$")
 HISTORY_PAGE = 10
 RESULTS_KEPT = 4
-# Upload inputs per feature, by role (generation/jobs.py UPLOAD_ROLES is the rule; this is the UI).
-UPLOAD_ROLES: dict[str, tuple[str, ...]] = {
-    "face_swap": ("face", "target"),
-    "lip_sync": ("source", "audio"),
-}
 _MAX_UPLOAD_READ = 50 * 1024 * 1024 + 1  # one byte past the largest limit: enough to refuse
 
 STATUS_LABELS = {
@@ -384,9 +380,7 @@ def store_upload(account_id: int, feature: str, role: str, data: bytes, filename
 
 def _role_texts(feature: str, role: str) -> tuple[str, str, tuple[str, ...]]:
     """(what the upload is, which types it takes, its kinds) for messages."""
-    from workroom_app.generation import jobs, uploads
-
-    kinds = jobs.UPLOAD_ROLES.get(feature, {}).get(role, ())
+    kinds = uploads.UPLOAD_ROLES.get(feature, {}).get(role, ())
     accepted = uploads.accept_text(kinds) if kinds else "a supported file"
     return uploads.ROLE_LABELS.get(role, "the file"), accepted, kinds
 
@@ -525,11 +519,11 @@ class GenerateState(SessionState):
             return None
         feature = request["feature"]
         request_uploads = {}
-        for role in UPLOAD_ROLES.get(feature, ()):
+        for role in uploads.UPLOAD_ROLES.get(feature, {}):
             ref = self._upload_refs.get(f"{feature}:{role}")
             if ref:
                 request_uploads[role] = ref
-        if feature in UPLOAD_ROLES:
+        if feature in uploads.UPLOAD_ROLES:
             request["uploads"] = request_uploads
         self.submitting = True
         outcome = await asyncio.to_thread(

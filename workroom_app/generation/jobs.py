@@ -36,6 +36,7 @@ from workroom_app.generation.errors import (
     InvalidRequest,
     JobNotFound,
     NotEnoughCredits,
+    PriceChanged,
     TooManyRunning,
 )
 from workroom_app.models import Account, GenerationJob, JobStatus
@@ -287,13 +288,16 @@ def submit(
     request: dict,
     *,
     client_request_id: str,
+    shown_cost: int | None = None,
     provider: str | None = None,
 ) -> GenerationJob:
     """Price, check limits, debit and record the job, all in the caller's transaction.
 
-    The same client_request_id again returns the first job and charges nothing.
-    Raises a GenerationError (nothing written) for bad input, a plan limit,
-    too many running jobs, or too few credits.
+    The same client_request_id again returns the first job and charges nothing (whatever price
+    the retry carries). `shown_cost` is the cost the user was shown, a consent check only: when
+    the price now differs, PriceChanged and nothing is charged; it is never used as the price.
+    Raises a GenerationError (nothing written) for bad input, a price the user did not see, a
+    plan limit, too many running jobs, or too few credits.
     """
     key = _check_client_request_id(client_request_id)
     _lock_account(session, account_id)
@@ -306,6 +310,9 @@ def submit(
         return existing
 
     params_, quote, plan_key = price(session, account_id, request)
+    cost = 0 if quote.unlimited else int(quote.cost)
+    if shown_cost is not None and cost != shown_cost:
+        raise PriceChanged(quote.label)
     catalog = _catalog()
     limit = catalog.max_concurrent(plan_key)
     if count_active(session, account_id) >= limit:
@@ -317,7 +324,6 @@ def submit(
         provider = get_settings().generation_provider
     now = clock.now()
     feature = quote.request.feature
-    cost = 0 if quote.unlimited else int(quote.cost)
     job = GenerationJob(
         account_id=account_id,
         client_request_id=key,

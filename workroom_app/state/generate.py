@@ -4,9 +4,10 @@ Thin on purpose: prices, limits, debits and refunds are generation/jobs.py and t
 cost on the Generate button is computed in the browser (assets/generate.js + quote.js); the
 server never reads a price from the browser. `submit` takes the form's field values only, prices
 them again in the same transaction that debits (jobs.submit), and refuses with the user-readable
-message when it cannot run. The one number the browser may add, `shown_cost`, is a consent check:
-if the server's price differs from what the button showed (the catalog changed under an open
-page) nothing is charged and the user is told the new price — it is never used as the price.
+message when it cannot run. The one number the browser may add, `shown_cost`, goes to
+jobs.submit as a consent check: if the server's price differs from what the button showed (the
+catalog changed under an open page) nothing is charged and the user is told the new price — it
+is never used as the price.
 
 Every public handler is callable by any browser with any arguments, so each one checks what it
 gets (types, lengths, known keys) and changes nothing when the check fails.
@@ -254,7 +255,7 @@ def submit_job(
     shown_cost: int | None,
     tz: str = "UTC",
 ) -> SubmitOutcome:
-    """One write transaction: price (again), check, debit, create the job."""
+    """One write transaction: jobs.submit prices again, checks, debits and creates the job."""
     from workroom_app.billing import ledger
     from workroom_app.db import write_session
     from workroom_app.generation import jobs
@@ -265,37 +266,18 @@ def submit_job(
         TooManyRunning,
     )
 
-    class _PriceMoved(Exception):
-        pass
-
     try:
         with write_session() as session:
-            if shown_cost is not None:
-                # A retry of a submission already accepted must find its job, not a price check.
-                from sqlmodel import select
-
-                from workroom_app.models import GenerationJob
-
-                done = session.exec(
-                    select(GenerationJob.id).where(
-                        GenerationJob.account_id == account_id,
-                        GenerationJob.client_request_id == request_id,
-                    )
-                ).first()
-                if done is None:
-                    _params, quote, _plan = jobs.price(session, account_id, request)
-                    cost = 0 if quote.unlimited else int(quote.cost)
-                    if cost != shown_cost:
-                        raise _PriceMoved(
-                            f"The price changed: this generation now costs {quote.label}. "
-                            "Nothing was charged; press Generate again to go ahead."
-                        )
-            job = jobs.submit(session, account_id, request, client_request_id=request_id)
+            job = jobs.submit(
+                session,
+                account_id,
+                request,
+                client_request_id=request_id,
+                shown_cost=shown_cost,
+            )
             view = job_view(job, tz)
             balance = ledger.balance(session, account_id)
             return SubmitOutcome(job=view, balance=balance)
-    except _PriceMoved as exc:
-        return SubmitOutcome(error=str(exc))
     except NotEnoughCredits as exc:
         return SubmitOutcome(error=exc.message, upgrade=True)
     except TooManyRunning as exc:

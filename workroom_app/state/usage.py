@@ -14,7 +14,6 @@ from urllib.parse import urlencode
 
 from workroom_app.billing import catalog, usage
 from workroom_app.billing.usage import UsageError, UsageFilter
-from workroom_app.http.usage_csv import CSV_ROUTE  # noqa: F401  (the page links to it)
 from workroom_app.models import ACTION_LABELS
 from workroom_app.state.session import SessionState
 

@@ -14,9 +14,9 @@ from __future__ import annotations
 import io
 import math
 from array import array
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from fractions import Fraction
-from typing import Iterable, Iterator
 
 import av
 from PIL import Image
@@ -59,7 +59,7 @@ def _open(data: bytes):
         raise MediaError(str(exc)) from None
 
 
-def _stream_seconds(stream) -> float | None:
+def _stream_seconds(stream: av.stream.Stream) -> float | None:
     if stream.duration is not None and stream.time_base is not None:
         return float(stream.duration * stream.time_base)
     return None
@@ -98,7 +98,7 @@ def probe(data: bytes) -> MediaInfo:
         )
 
 
-def _measure(container) -> float:
+def _measure(container: av.container.InputContainer) -> float:
     """Length from the packets themselves (end of the last one)."""
     end = 0.0
     for packet in container.demux():
@@ -164,7 +164,7 @@ def iter_video_frames(
 ) -> Iterator[Image.Image]:
     """video_frames() one at a time, so a long clip never sits in memory whole. Raises
     MediaError before the first frame when the clip cannot be decoded."""
-    from PIL import ImageOps
+    from PIL import ImageOps  # noqa: PLC0415  (Pillow: loaded only to read images)
 
     container = _open(data)
     try:
@@ -235,7 +235,9 @@ def encode_mp4(
     return buf.getvalue()
 
 
-def _encode_audio(container, stream, samples: array, rate: int) -> None:
+def _encode_audio(
+    container: av.container.OutputContainer, stream: av.stream.Stream, samples: array, rate: int
+) -> None:
     chunk = 4096
     pts = 0
     resampler = av.AudioResampler(format="fltp", layout="mono", rate=AAC_RATE)

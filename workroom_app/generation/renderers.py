@@ -20,6 +20,7 @@ Every render returns a list of (bytes, MIME type): one file, or one per image as
 from __future__ import annotations
 
 import base64
+import colorsys
 import hashlib
 import io
 import itertools
@@ -28,8 +29,12 @@ import random
 import struct
 import textwrap
 import wave
+from array import array
+from collections.abc import Iterable, Sequence
 
 from PIL import Image, ImageDraw, ImageFont
+
+from workroom_app.generation import uploads
 
 LABEL = "Rendered by Workroom local renderer"
 IMAGE_SIZES = {"1K": 1024, "2K": 2048, "4K": 4096}
@@ -64,8 +69,6 @@ def _palette(rng: random.Random, n: int = 6) -> list[tuple[int, int, int]]:
 
 
 def _hsv(h: float, s: float, v: float) -> tuple[int, int, int]:
-    import colorsys
-
     r, g, b = colorsys.hsv_to_rgb(h, s, v)
     return int(r * 255), int(g * 255), int(b * 255)
 
@@ -91,8 +94,13 @@ def _caption(draw: ImageDraw.ImageDraw, w: int, h: int, text: str, extra: str = 
 
 
 def _shapes(
-    draw: ImageDraw.ImageDraw, rng: random.Random, w: int, h: int, colours, shift: float = 0.0
-):
+    draw: ImageDraw.ImageDraw,
+    rng: random.Random,
+    w: int,
+    h: int,
+    colours: Sequence[tuple[int, int, int]],
+    shift: float = 0.0,
+) -> None:
     for i in range(14):
         c = colours[i % len(colours)]
         cx = (rng.uniform(0, w) + shift * w * rng.uniform(-0.2, 0.2)) % w
@@ -139,8 +147,10 @@ def _preview_size(resolution: str) -> tuple[int, int]:
     return max(16, int(w * scale)) // 2 * 2, max(16, int(h * scale)) // 2 * 2
 
 
-def _mp4(frames, size: tuple[int, int], audio=None) -> bytes:
-    from workroom_app.generation import media
+def _mp4(
+    frames: Iterable[Image.Image], size: tuple[int, int], audio: array | None = None
+) -> bytes:
+    from workroom_app.generation import media  # noqa: PLC0415  (PyAV: loaded only to read media)
 
     return media.encode_mp4(frames, size, FPS, audio=audio)
 
@@ -234,7 +244,7 @@ def _frames(
     """RGB frames of an uploaded image or clip, fitted to `size`, sampled at FPS (clips are
     decoded with PyAV: MP4, MOV, WebM, animated GIF). A file that cannot be decoded gives a
     plain frame that says so."""
-    from workroom_app.generation import media
+    from workroom_app.generation import media  # noqa: PLC0415  (PyAV: loaded only to read media)
 
     note = ""
     frames: list[Image.Image] = []
@@ -248,7 +258,7 @@ def _frames(
             try:
                 with Image.open(io.BytesIO(data)) as src:
                     frames = [_fit(src.convert("RGB"), size)]
-            except Exception:
+            except Exception:  # noqa: BLE001  (a file Pillow cannot read gets the placeholder)
                 frames = []
     if not frames:
         img = Image.new("RGB", size, (60, 60, 70))
@@ -265,7 +275,7 @@ def _frames(
 
 def _frame_stream(data: bytes | None, mime: str, size: tuple[int, int], limit: int):
     """(iterator of frames, note): like _frames but decoding a clip one frame at a time."""
-    from workroom_app.generation import media
+    from workroom_app.generation import media  # noqa: PLC0415  (PyAV: loaded only to read media)
 
     if data and (mime.startswith("video/") or mime == "image/gif"):
         stream = media.iter_video_frames(data, size, FPS, limit)
@@ -281,8 +291,6 @@ def _frame_stream(data: bytes | None, mime: str, size: tuple[int, int], limit: i
 
 def _clip_seconds(data: bytes | None, mime: str) -> float | None:
     """How long an uploaded clip plays (None for a still picture or an unreadable file)."""
-    from workroom_app.generation import uploads
-
     if not data:
         return None
     ext = uploads.sniff(data)
@@ -292,7 +300,7 @@ def _clip_seconds(data: bytes | None, mime: str) -> float | None:
 
 
 def _fit(img: Image.Image, size: tuple[int, int]) -> Image.Image:
-    from PIL import ImageOps
+    from PIL import ImageOps  # noqa: PLC0415  (Pillow: loaded only to read images)
 
     return ImageOps.fit(img, size)
 
@@ -303,7 +311,7 @@ def _face_cutout(data: bytes | None, diameter: int) -> tuple[Image.Image, Image.
         try:
             with Image.open(io.BytesIO(data)) as src:
                 face = _fit(src.convert("RGB"), (diameter, diameter))
-        except Exception:
+        except Exception:  # noqa: BLE001  (a face Pillow cannot read gets the plain disc)
             pass
     mask = Image.new("L", (diameter, diameter), 0)
     ImageDraw.Draw(mask).ellipse([0, 0, diameter - 1, diameter - 1], fill=255)
@@ -327,7 +335,7 @@ def render_face_swap(
                 with Image.open(io.BytesIO(target[0])) as t:
                     scale = min(1.0, 1536 / max(t.size))
                     size = (max(16, int(t.size[0] * scale)), max(16, int(t.size[1] * scale)))
-            except Exception:
+            except Exception:  # noqa: BLE001  (a target Pillow cannot read keeps the default size)
                 pass
         n = 1
     source, note = _frame_stream(
@@ -357,9 +365,9 @@ def render_face_swap(
     return [(_png(next(frames())), "image/png")]
 
 
-def audio_envelope(samples, n: int) -> list[float]:
+def audio_envelope(samples: array, n: int) -> list[float]:
     """Loudness (0-1) of decoded audio samples for n video frames."""
-    from workroom_app.generation import media
+    from workroom_app.generation import media  # noqa: PLC0415  (PyAV: loaded only to read media)
 
     return media.loudness(samples, n)
 
@@ -367,7 +375,7 @@ def audio_envelope(samples, n: int) -> list[float]:
 def _audio_samples(audio: tuple[bytes, str] | None):
     """The uploaded audio decoded with PyAV (any accepted format), or None when there is none
     or it cannot be decoded."""
-    from workroom_app.generation import media
+    from workroom_app.generation import media  # noqa: PLC0415  (PyAV: loaded only to read media)
 
     if not audio:
         return None
@@ -381,7 +389,7 @@ def _audio_samples(audio: tuple[bytes, str] | None):
 def render_lip_sync(
     inputs: dict, resolution: str = "720p", duration: float = 3
 ) -> list[tuple[bytes, str]]:
-    from workroom_app.generation import media
+    from workroom_app.generation import media  # noqa: PLC0415  (PyAV: loaded only to read media)
 
     source = decode_data_uri(inputs.get("source"))
     audio = decode_data_uri(inputs.get("audio"))

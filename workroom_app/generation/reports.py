@@ -25,6 +25,7 @@ from sqlmodel import Session, select
 
 from workroom_app.billing import clock, invoices, ledger
 from workroom_app.billing.catalog import get_catalog
+from workroom_app.billing.periods import as_utc
 from workroom_app.generation import jobs
 from workroom_app.models import Account, GenerationJob, JobStatus, ReportStatus, ResultReport, Role
 
@@ -56,8 +57,6 @@ def _check_reason(reason: object) -> str:
 
 
 def _as_utc(value: datetime) -> datetime:
-    from workroom_app.billing.periods import as_utc
-
     return as_utc(value)
 
 

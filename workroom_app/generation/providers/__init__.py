@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, NamedTuple, Protocol
 
+from workroom_app.settings import Settings, get_settings
+
 if TYPE_CHECKING:
     from workroom_app.models import GenerationJob
 
@@ -55,18 +57,17 @@ class Provider(Protocol):
     async def aclose(self) -> None: ...
 
 
-def get_provider(name: str | None = None, settings=None) -> Provider:
-    """The provider named by settings.generation_provider (or `name`)."""
-    from workroom_app.settings import get_settings
-
+def get_provider(name: str | None = None, settings: Settings | None = None) -> Provider:
+    """The provider named by settings.generation_provider (or `name`). Each provider's module
+    imports this package, so it is imported here, and only the one that is configured."""
     settings = settings or get_settings()
     name = name or settings.generation_provider
     if name == "local":
-        from workroom_app.generation.providers.local import LocalProvider
+        from workroom_app.generation.providers.local import LocalProvider  # noqa: PLC0415
 
         return LocalProvider.from_settings(settings)
     if name == "hosted":
-        from workroom_app.generation.providers.hosted import HostedProvider
+        from workroom_app.generation.providers.hosted import HostedProvider  # noqa: PLC0415
 
         return HostedProvider.from_settings(settings)
     raise ValueError(f"Unknown generation provider {name!r}: use 'local' or 'hosted'.")

@@ -3,16 +3,24 @@
 
 from __future__ import annotations
 
+import errno
+import socket
+import time
+from typing import Any
+from urllib.parse import urlsplit
+
 import httpx
 
+from workroom_app.generation.local_service import ServiceThread
 from workroom_app.generation.providers.http import PredictionClient
+from workroom_app.settings import Settings
 
 
 class LocalProvider(PredictionClient):
     name = "local"
 
     @classmethod
-    def from_settings(cls, settings, **kwargs) -> LocalProvider:
+    def from_settings(cls, settings: Settings, **kwargs: Any) -> LocalProvider:
         # Rendering a large image or a GIF takes a few seconds on a small machine.
         kwargs.setdefault("timeout", 60.0)
         kwargs.setdefault("retries", 2)
@@ -38,13 +46,6 @@ def ensure_local_service(url: str, *, wait_for_other: float = 15.0):
     Several processes (web workers, `workroom worker`) may call this at once: the port goes to
     whoever binds it first, and the others use that one's service. A port held by something
     that never answers as the renderer raises, so a worker never runs without one silently."""
-    import errno
-    import socket
-    import time
-    from urllib.parse import urlsplit
-
-    from workroom_app.generation.local_service import ServiceThread
-
     if is_reachable(url):
         return None
     parts = urlsplit(url)

@@ -1232,6 +1232,31 @@ def balance(session: Session, account_id: int) -> int:
     return value or 0
 
 
+# Reads of live grants (past-expiry grants excluded: they are gone whatever happens).
+# They go through the ORM session so pending changes are flushed first.
+
+
+def subscription_credits_left(session: Session, subscription_id: int, now: datetime) -> int:
+    """Credits left in the subscription's live grants (what a downgrade burns)."""
+    return _live_grants_total(session, CreditGrant.subscription_id == subscription_id, now)
+
+
+def spendable_balance(session: Session, account_id: int, now: datetime) -> int:
+    """The balance that can be spent now (grants past expiry not counted)."""
+    return _live_grants_total(session, CreditGrant.account_id == account_id, now)
+
+
+def _live_grants_total(session: Session, owner: object, now: datetime) -> int:
+    total = session.exec(
+        select(func.coalesce(func.sum(CreditGrant.amount_left), 0)).where(
+            owner,
+            CreditGrant.amount_left > 0,
+            or_(CreditGrant.expires_at.is_(None), CreditGrant.expires_at > now),
+        )
+    ).scalar_one()
+    return int(total)
+
+
 # The after-commit checks on debits (low-balance alerts, auto top-up) register
 # themselves with balance_watch when imported.
 from workroom_app.billing import alerts as _alerts  # noqa: E402,F401

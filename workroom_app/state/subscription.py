@@ -17,10 +17,15 @@ import logging
 import reflex as rx
 
 from workroom_app.billing import formatting, invoices, subscriptions
-from workroom_app.billing.payments.cards import BRAND_LABELS
-from workroom_app.billing.subscriptions import SubscriptionError
-from workroom_app.state.checkout import CardFormError, card_error_var, field_of, read_card_form
-from workroom_app.state.plans import date_text, money_text
+from workroom_app.billing.subscriptions import (
+    CardFormError,
+    SubscriptionError,
+    card_form_field,
+    plan_actions,
+    read_card_form,
+)
+from workroom_app.components.plan_text import date_text, money_text
+from workroom_app.state.card_payment import card_error_var
 from workroom_app.state.session import SessionState
 
 log = logging.getLogger(__name__)
@@ -63,12 +68,6 @@ class InvoiceLineRow:
     amount: str = ""
 
 
-def _card_text(brand: str | None, last4: str | None) -> str:
-    if not brand or not last4:
-        return "—"
-    return f"{BRAND_LABELS.get(brand, brand.title())} •••• {last4}"
-
-
 def payment_row(invoice, first_line: str, zone: str = "UTC", refunded_cents: int = 0) -> PaymentRow:
     from workroom_app.billing.invoice_refunds import refund_label
 
@@ -81,7 +80,7 @@ def payment_row(invoice, first_line: str, zone: str = "UTC", refunded_cents: int
         date=date_text(invoice.created_at, zone),
         description=first_line or _KIND_LABELS.get(invoice.kind, invoice.kind.title()),
         amount=money_text(invoice.amount_cents, invoice.currency),
-        card=_card_text(invoice.card_brand, invoice.card_last4),
+        card=subscriptions.short_card_label(invoice.card_brand, invoice.card_last4),
         status=invoice.status,
         status_label=label,
         reason=invoice.failure_reason or "",
@@ -107,15 +106,10 @@ class Overview:
 def read_overview(account_id: int) -> Overview:
     from workroom_app.db import read_session
 
-    from workroom_app.settings import get_settings
-
     with read_session() as session:
         s = subscriptions.summary(session, account_id)
-        sub = subscriptions.live_subscription(session, account_id)
-        zone = formatting.account_zone(session, account_id).key
-    gateway = (
-        sub.gateway if sub is not None else (get_settings().payment_gateway or "local").lower()
-    )
+        standing = plan_actions.standing(session, account_id, s)
+    zone = standing.zone
     currency = _currency()
     if s.status == "free":
         renewal, amount = "—", "—"
@@ -143,8 +137,8 @@ def read_overview(account_id: int) -> Overview:
         period_end=date_text(s.current_period_end, zone) if s.current_period_end else "—",
         card_label=subscriptions.card_label(s.card) if s.card is not None else "",
         has_card=s.card is not None,
-        # A Stripe customer's card lives on Stripe's pages, not in our form.
-        cards_managed_here=gateway != "stripe",
+        # A hosted gateway's customer (Stripe) replaces the card on its pages, not our form.
+        cards_managed_here=standing.cards_managed_here,
         retry_note=retry,
     )
 
@@ -218,14 +212,6 @@ def pay_now(account_id: int) -> subscriptions.Outcome:
 
     with write_session() as session:
         return subscriptions.pay_now(session, account_id)
-
-
-def sync_stripe_checkout(checkout_session_id: str) -> None:
-    from workroom_app.billing import stripe_webhooks
-    from workroom_app.billing.payments import get_gateway
-    from workroom_app.db import get_engine
-
-    stripe_webhooks.sync_checkout_session(get_engine(), get_gateway("stripe"), checkout_session_id)
 
 
 def _parse_id(value: object) -> int | None:
@@ -308,9 +294,9 @@ class SubscriptionState(SessionState):
         try:
             checkout_id = self.router.url.query_parameters.get("checkout_session", "")
             if checkout_id:
-                # Back from Stripe Checkout: activate now rather than wait for the webhook.
+                # Back from a hosted checkout: activate now rather than wait for the webhook.
                 try:
-                    await asyncio.to_thread(sync_stripe_checkout, checkout_id)
+                    await asyncio.to_thread(plan_actions.finish_checkout, checkout_id)
                     await self._reload_account()
                 except Exception as exc:  # noqa: BLE001
                     log.warning("checkout sync failed: %s", exc)
@@ -387,7 +373,7 @@ class SubscriptionState(SessionState):
         try:
             label = await asyncio.to_thread(save_card, account_id, card)
         except SubscriptionError as exc:
-            self._card_error(field_of(exc), str(exc))
+            self._card_error(card_form_field(exc), str(exc))
             return
         except Exception:  # noqa: BLE001
             log.exception("saving a card failed")

@@ -50,7 +50,6 @@ Where each part lives (this package re-exports the public names, so
 
 from __future__ import annotations
 
-from workroom_app.billing import ledger
 from workroom_app.billing.subscriptions.cancel import cancel, resume, set_cancel_at_period_end
 from workroom_app.billing.subscriptions.card_storage import (
     CardForm,
@@ -125,9 +124,6 @@ from workroom_app.billing.subscriptions.summary import (
     summary,
 )
 
-# Kept for the callers that still read it here; the query lives in the ledger.
-_plan_credits_left = ledger.subscription_credits_left
-
 __all__ = [
     "ACTIVATION",
     "DOWNGRADE",
@@ -191,6 +187,5 @@ __all__ = [
     "_check_account_id",
     "_currency",
     "_email_stmt",
-    "_plan_credits_left",
     "_write_invoice",
 ]

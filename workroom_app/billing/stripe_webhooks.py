@@ -145,12 +145,12 @@ class Handler:
 class CheckoutSessionCompleted(Handler):
     event_type = "checkout.session.completed"
 
-    def fetch(self, gateway, obj):
+    def fetch(self, gateway: StripeGateway, obj: dict[str, Any]) -> Any:
         return fetch_checkout(gateway, obj["id"])
 
 
 class _InvoiceHandler(Handler):
-    def fetch(self, gateway, obj):
+    def fetch(self, gateway: StripeGateway, obj: dict[str, Any]) -> StripeState | Nothing:
         invoice = gateway.retrieve_invoice(obj["id"])
         if invoice.subscription_id is None:
             return Nothing("the invoice belongs to no subscription")
@@ -171,7 +171,7 @@ class InvoicePaymentFailed(_InvoiceHandler):
 
 
 class _SubscriptionHandler(Handler):
-    def fetch(self, gateway, obj):
+    def fetch(self, gateway: StripeGateway, obj: dict[str, Any]) -> StripeState | Nothing:
         return fetch_state(gateway, obj["id"])
 
 

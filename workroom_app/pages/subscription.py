@@ -4,17 +4,16 @@
 from __future__ import annotations
 
 import reflex as rx
-
-from workroom_app.components.alert_settings import alerts_card, auto_top_up_card
-from workroom_app.state.alert_settings import AlertSettingsState
 from reflex_base.constants import Dirs
 from reflex_base.utils.imports import ImportVar
 from reflex_base.vars import VarData
 from reflex_base.vars.base import Var
 
+from workroom_app.components.alert_settings import alerts_card, auto_top_up_card
 from workroom_app.components.layout import NavItem, app_page
 from workroom_app.components.plan_card_form import card_form
 from workroom_app.components.plan_cards import confirm_dialog
+from workroom_app.state.alert_settings import AlertSettingsState
 from workroom_app.state.plans import PLANS_ROUTE, SUBSCRIPTION_ROUTE, PlansState
 from workroom_app.state.subscription import PaymentRow, SubscriptionState
 

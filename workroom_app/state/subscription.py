@@ -17,7 +17,10 @@ import logging
 import reflex as rx
 
 from workroom_app.billing import formatting, invoices, subscriptions
+from workroom_app.billing.catalog import get_catalog
+from workroom_app.billing.invoice_refunds import refund_label, refunded_by_invoice, refunded_cents
 from workroom_app.billing.subscriptions import (
+    CardForm,
     CardFormError,
     SubscriptionError,
     card_form_field,
@@ -25,6 +28,9 @@ from workroom_app.billing.subscriptions import (
     read_card_form,
 )
 from workroom_app.components.plan_text import date_text, money_text
+from workroom_app.db import read_session, write_session
+from workroom_app.models import Invoice
+from workroom_app.state.alerts import AlertsState
 from workroom_app.state.card_payment import card_error_var
 from workroom_app.state.session import SessionState
 
@@ -68,9 +74,9 @@ class InvoiceLineRow:
     amount: str = ""
 
 
-def payment_row(invoice, first_line: str, zone: str = "UTC", refunded_cents: int = 0) -> PaymentRow:
-    from workroom_app.billing.invoice_refunds import refund_label
-
+def payment_row(
+    invoice: Invoice, first_line: str, zone: str = "UTC", refunded_cents: int = 0
+) -> PaymentRow:
     label = refund_label(invoice.status, invoice.amount_cents, refunded_cents)
     if refunded_cents > 0 and label == "Partly refunded":
         label += f" ({money_text(refunded_cents, invoice.currency)})"
@@ -104,8 +110,6 @@ class Overview:
 
 
 def read_overview(account_id: int) -> Overview:
-    from workroom_app.db import read_session
-
     with read_session() as session:
         s = subscriptions.summary(session, account_id)
         standing = plan_actions.standing(session, account_id, s)
@@ -144,20 +148,14 @@ def read_overview(account_id: int) -> Overview:
 
 
 def _currency() -> str:
-    from workroom_app.billing import catalog
-
-    return catalog.get_catalog().currency
+    return get_catalog().currency
 
 
 def read_payments(account_id: int, offset: int) -> tuple[list[PaymentRow], int]:
-    from workroom_app.db import read_session
-
     with read_session() as session:
         rows = invoices.list_for_account(session, account_id, limit=PAGE_SIZE, offset=offset)
         total = invoices.count_for_account(session, account_id)
         zone = formatting.account_zone(session, account_id).key
-        from workroom_app.billing.invoice_refunds import refunded_by_invoice
-
         refunded = refunded_by_invoice(session, [inv.id for inv in rows])
         out = []
         for inv in rows:
@@ -169,27 +167,23 @@ def read_payments(account_id: int, offset: int) -> tuple[list[PaymentRow], int]:
 
 def read_invoice(viewer_id: int, invoice_id: object):
     """(row, lines) when the viewer may see it, else None (any reason alike)."""
-    from workroom_app.db import read_session
-
     with read_session() as session:
         inv = invoices.get_for_viewer(session, invoice_id, viewer_id)
         if inv is None:
             return None
         lines = invoices.lines_of(session, inv.id)
         zone = formatting.account_zone(session, viewer_id).key
-        from workroom_app.billing.invoice_refunds import refunded_cents
-
         return (
             payment_row(
                 inv, lines[0].description if lines else "", zone, refunded_cents(session, inv.id)
             ),
             [
                 InvoiceLineRow(
-                    l.description,
-                    str(l.quantity),
-                    money_text(l.amount_cents * l.quantity, inv.currency),
+                    line.description,
+                    str(line.quantity),
+                    money_text(line.amount_cents * line.quantity, inv.currency),
                 )
-                for l in lines
+                for line in lines
             ],
             (
                 f"{date_text(inv.period_start, zone)} – {date_text(inv.period_end, zone)}"
@@ -199,17 +193,13 @@ def read_invoice(viewer_id: int, invoice_id: object):
         )
 
 
-def save_card(account_id: int, card) -> str:  # noqa: ANN001
-    from workroom_app.db import write_session
-
+def save_card(account_id: int, card: CardForm) -> str:
     with write_session() as session:
         pm = subscriptions.save_card(session, account_id, card)
         return subscriptions.card_label(pm)
 
 
 def pay_now(account_id: int) -> subscriptions.Outcome:
-    from workroom_app.db import write_session
-
     with write_session() as session:
         return subscriptions.pay_now(session, account_id)
 
@@ -392,8 +382,6 @@ class SubscriptionState(SessionState):
 
     async def pay_now(self):
         """Past due: charge the failed renewal now with the card on file. Takes no arguments."""
-        from workroom_app.state.alerts import AlertsState
-
         account_id = self._account_id
         if account_id is None or self.pay_busy:
             return

@@ -4,6 +4,7 @@ the card a payment charges."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from sqlmodel import Session, select
 
@@ -11,6 +12,7 @@ from workroom_app.billing import clock
 from workroom_app.billing.payments import cards, get_gateway
 from workroom_app.billing.payments.cards import CardInvalid
 from workroom_app.billing.payments.gateway import CardOnFile
+from workroom_app.billing.payments.local import CardDeclined
 from workroom_app.billing.subscriptions.errors import (
     CardRejected,
     NoPaymentMethod,
@@ -85,10 +87,9 @@ def card_form_field(exc: Exception) -> str:
     return field if field in FIELDS else "form"
 
 
-
 def card_to_charge(
     session: Session,
-    gateway,
+    gateway: Any,  # a gateway that can tokenize a typed card (the local one)
     account_id: int,
     card: CardForm | None,
     *,  # noqa: ANN001
@@ -142,11 +143,11 @@ def store_card(
     return pm
 
 
-def save_card(session: Session, account_id: int, form: CardForm, *, gateway=None) -> PaymentMethod:
+def save_card(
+    session: Session, account_id: int, form: CardForm, *, gateway: Any = None
+) -> PaymentMethod:
     """Replace the card on file from the local card form. Raises CardRejected
     (bad number/expiry/CVC, or a decline number) and then saves nothing."""
-    from workroom_app.billing.payments.local import CardDeclined
-
     account_id = _check_account_id(account_id)
     _account(session, account_id)
     gateway = gateway or get_gateway()

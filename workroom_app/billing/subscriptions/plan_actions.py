@@ -18,7 +18,7 @@ from datetime import datetime
 from sqlmodel import Session
 
 from workroom_app.billing import clock, formatting, gateway_dispatch, ledger
-from workroom_app.billing.catalog import get_catalog
+from workroom_app.billing.catalog import Plan, get_catalog
 from workroom_app.billing.payments.gateway import GatewayError
 from workroom_app.billing.subscriptions.card_storage import CardForm
 from workroom_app.billing.subscriptions.checkout import preview_subscribe
@@ -111,7 +111,7 @@ def read_standing(account_id: int) -> Standing:
         return standing(session, account_id)
 
 
-def current_plan(state: Standing):  # noqa: ANN201  (a catalog Plan)
+def current_plan(state: Standing) -> Plan:
     catalog = get_catalog()
     return catalog.default_plan if state.ended() else catalog.plan(state.plan_key)
 

@@ -29,6 +29,7 @@ from workroom_app.billing.payments.stripe.sync import (
     reconcile_report,
     sync_subscription,
 )
+from workroom_app.billing.payments.stripe.views import CheckoutSessionView
 from workroom_app.billing.subscriptions import CardForm, PaymentFacts, SubscribePreview
 from workroom_app.db import read_session, write_session
 from workroom_app.models import Account, Subscription, SubscriptionStatus
@@ -77,8 +78,8 @@ def start_pack_checkout(
     *,
     success_url: str,
     cancel_url: str,
-    expected_preview=None,
-):
+    expected_preview: packs.PackPreview | None = None,
+) -> CheckoutSessionView:
     """A Checkout Session (mode payment) for a credit pack. Its idempotency key
     is the purchase key the user was shown: a double click gets one session."""
     with read_session(engine) as session:

@@ -8,8 +8,8 @@ import reflex as rx
 
 from workroom_app.components.card_payment import payment_panel, summary_row
 from workroom_app.components.layout import app_page
+from workroom_app.routes import CHECKOUT_ROUTE, PLANS_ROUTE
 from workroom_app.state.checkout import CheckoutState
-from workroom_app.state.plans import CHECKOUT_ROUTE, PLANS_ROUTE
 
 
 def summary() -> rx.Component:

@@ -28,8 +28,9 @@ from workroom_app.billing.subscriptions import (
 )
 from workroom_app.components.plan_text import credits_text, date_text, money_text
 from workroom_app.db import read_session
+from workroom_app.routes import SUBSCRIPTION_ROUTE
 from workroom_app.state.card_payment import CardPaymentMixin
-from workroom_app.state.plans import SUBSCRIPTION_ROUTE, check_plan_key, start_hosted_checkout
+from workroom_app.state.plans import check_plan_key, start_hosted_checkout
 from workroom_app.state.session import SessionState
 
 log = logging.getLogger(__name__)

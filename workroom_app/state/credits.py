@@ -25,13 +25,11 @@ from workroom_app.billing.catalog import get_catalog
 from workroom_app.billing.subscriptions import CardForm, SubscriptionError, card_form_field
 from workroom_app.components.plan_text import credits_text, date_text, money_text
 from workroom_app.db import read_session, write_session
+from workroom_app.routes import CREDITS_ROUTE
 from workroom_app.state.card_payment import CardPaymentMixin
 from workroom_app.state.session import SessionState
 
 log = logging.getLogger(__name__)
-
-CREDITS_ROUTE = "/credits"
-USAGE_ROUTE = "/usage"
 
 
 @dataclasses.dataclass

@@ -37,18 +37,14 @@ from workroom_app.components.plan_text import (
     describe,
     money_text,
 )
+from workroom_app.routes import CHECKOUT_ROUTE, PLANS_ROUTE, SUBSCRIPTION_ROUTE
 from workroom_app.state.session import SessionState
 from workroom_app.state.subscription import SubscriptionState
 
 log = logging.getLogger(__name__)
 
-PLANS_ROUTE = "/plans"
-CHECKOUT_ROUTE = "/checkout"
-SUBSCRIPTION_ROUTE = "/subscription"
-USAGE_ROUTE = "/usage"
-
 # Still importable from here for the states that format money with it.
-__all__ = ["Fact", "PlanCard", "PlansState", "money_text"]
+__all__ = ["PlansState", "money_text"]
 
 # A plan key is a short catalog slug; anything longer is refused unread.
 _MAX_KEY = 32

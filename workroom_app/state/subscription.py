@@ -115,16 +115,16 @@ def read_overview(account_id: int) -> Overview:
         standing = plan_actions.standing(session, account_id, s)
     zone = standing.zone
     currency = _currency()
-    if s.status == "free":
+    if standing.ended():
         renewal, amount = "—", "—"
-    elif s.cancel_at_period_end:
+    elif standing.cancel_at_period_end:
         renewal, amount = "Does not renew", money_text(0, currency)
     else:
         # The period's end seen in the account's zone (the same day "ends" shows).
         renews = s.current_period_end if s.current_period_end is not None else s.next_renewal_date
         renewal, amount = date_text(renews, zone), money_text(s.renewal_amount_cents, currency)
     retry = ""
-    if s.status == "past_due":
+    if standing.past_due():
         # Honest past due: not a renewal date in the past and "Auto-renewal On".
         with read_session() as session:
             failing = subscriptions.past_due(session, account_id)
@@ -137,7 +137,7 @@ def read_overview(account_id: int) -> Overview:
         status=s.status,
         renewal_text=renewal,
         renewal_amount=amount,
-        auto_renew=s.status == "active" and not s.cancel_at_period_end,
+        auto_renew=standing.auto_renews(),
         period_end=date_text(s.current_period_end, zone) if s.current_period_end else "—",
         card_label=subscriptions.card_label(s.card) if s.card is not None else "",
         has_card=s.card is not None,

@@ -71,6 +71,10 @@ class Standing:
         """Auto-renewal is off: the plan stays until its period ends, then the account is on Free."""
         return self.status == "active" and self.cancel_at_period_end
 
+    def auto_renews(self) -> bool:
+        """A paid plan in good standing that renews at its period end."""
+        return self.status == "active" and not self.cancel_at_period_end
+
     @property
     def cards_managed_here(self) -> bool:
         """The card on file is replaced with our card form (else on the gateway's own pages)."""

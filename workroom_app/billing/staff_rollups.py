@@ -59,17 +59,6 @@ def first_open_day(now: datetime, settle: timedelta) -> date:
     return (min(now, _wall_now()) - GRACE - settle).astimezone(UTC).date()
 
 
-def _runs(days: list[date]) -> list[tuple[date, date]]:
-    """Consecutive days as [first, last + 1) ranges."""
-    runs: list[tuple[date, date]] = []
-    for d in days:
-        if runs and runs[-1][1] == d:
-            runs[-1] = (runs[-1][0], d + timedelta(days=1))
-        else:
-            runs.append((d, d + timedelta(days=1)))
-    return runs
-
-
 def _fill(session: Session, series: str, rows: list[Row], days: Iterable[str]) -> None:
     """Store the rows of `days` (closed, computed from raw rows) in one write
     transaction; lose quietly to a concurrent fill of the same days."""

@@ -82,10 +82,6 @@ def nav_pages() -> list[PageSpec]:
     return sorted((p for p in PAGES if p.nav is not None), key=lambda p: (p.nav.order, p.route))
 
 
-def route_exists(route: str) -> bool:
-    return any(p.route == route for p in PAGES)
-
-
 # ------------------------------------------------------------------- pieces
 
 

@@ -177,17 +177,6 @@ def decide(
     )
 
 
-def for_jobs(session: Session, account_id: int, job_ids: list[int]) -> dict[int, ResultReport]:
-    if not job_ids:
-        return {}
-    rows = session.exec(
-        select(ResultReport).where(
-            ResultReport.account_id == account_id, ResultReport.job_id.in_(job_ids)
-        )
-    )
-    return {r.job_id: r for r in rows}
-
-
 def pending(session: Session, limit: int = 100) -> list[ResultReport]:
     return list(
         session.exec(

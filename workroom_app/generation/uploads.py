@@ -127,16 +127,9 @@ accept_text = _accept_text
 size_text = _size_text
 
 
-def validate(
-    data: object, accept: tuple[str, ...], *, what: str = "The file"
-) -> tuple[str, str, str]:
-    """(ext, kind, mime) of acceptable bytes; InvalidUpload saying what is wrong."""
-    ext, kind, mime, _seconds = _check(data, accept, what)
-    return ext, kind, mime
-
-
 def _check(data: object, accept: tuple[str, ...], what: str) -> tuple[str, str, str, float | None]:
-    """validate() plus the length of a clip or audio file (None for a still image)."""
+    """(ext, kind, mime, seconds) of acceptable bytes: seconds is the length of a clip or audio
+    file (None for a still image); InvalidUpload saying what is wrong."""
     if not isinstance(data, (bytes, bytearray)) or len(data) == 0:
         raise InvalidUpload(f"{what} is empty. Choose {_accept_text(accept)}.")
     data = bytes(data)

@@ -321,18 +321,6 @@ def read_jobs(
         return active, [job_view(j, tz) for j in page[:HISTORY_PAGE]], more, tz
 
 
-def read_job(account_id: int, job_id: int, tz: str) -> JobView | None:
-    from workroom_app.db import read_session
-    from workroom_app.generation import jobs
-    from workroom_app.generation.errors import GenerationError
-
-    with read_session() as session:
-        try:
-            return job_view(jobs.get_job(session, account_id, job_id), tz)
-        except GenerationError:
-            return None
-
-
 def store_upload(account_id: int, feature: str, role: str, data: bytes, filename: str):
     from workroom_app.billing import accounts
     from workroom_app.db import read_session

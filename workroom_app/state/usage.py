@@ -285,12 +285,6 @@ class UsageState(SessionState):
         self.error = ""
         await self._load_page(after_id=self._newer_cursor)
 
-    async def newest_page(self):
-        if self._account_id is None:
-            return
-        self.error = ""
-        await self._load_page()
-
 
 def _date_text(value: object) -> str | None:
     """What a date input may send: "" (cleared) or YYYY-MM-DD-shaped text;

@@ -181,10 +181,6 @@ class CardDetails:
     exp_year: int
     behaviour: str = Behaviour.OK
 
-    @property
-    def brand_label(self) -> str:
-        return BRAND_LABELS.get(self.brand, self.brand.title())
-
 
 @dataclass(frozen=True)
 class CardCheck:

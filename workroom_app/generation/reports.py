@@ -25,6 +25,7 @@ from sqlmodel import Session, select
 
 from workroom_app.billing import clock, invoices, ledger
 from workroom_app.billing.catalog import get_catalog
+from workroom_app.billing.periods import as_utc
 from workroom_app.generation import jobs
 from workroom_app.models import Account, GenerationJob, JobStatus, ReportStatus, ResultReport, Role
 
@@ -56,8 +57,6 @@ def _check_reason(reason: object) -> str:
 
 
 def _as_utc(value: datetime) -> datetime:
-    from workroom_app.billing.periods import as_utc
-
     return as_utc(value)
 
 
@@ -79,6 +78,8 @@ def auto_refunds_this_month(session: Session, account_id: int, now: datetime | N
 
 
 def _refund(session: Session, job: GenerationJob, report: ResultReport) -> int:
+    if job.debit_entry_id is None:  # report() refuses these; a decision cannot add credits
+        raise ReportError("This result cost no credits (Unlimited): there is nothing to refund.")
     result = ledger.refund(
         session,
         job.debit_entry_id,
@@ -167,6 +168,8 @@ def decide(
     returned = 0
     if accept:
         job = session.get(GenerationJob, row.job_id)
+        if job is None:  # the foreign key keeps the job; only a hand-edited database lacks it
+            raise jobs.JobNotFound()
         returned = _refund(session, job, row)
         row.status = ReportStatus.REFUNDED.value
     else:

@@ -9,6 +9,8 @@ SIGNUP_ROUTE = "/signup"
 LANDING_ROUTE = "/generate"
 # Staff land on the business overview.
 STAFF_LANDING_ROUTE = "/staff"
+# Broken-result reports waiting for staff (pages/staff_reports.py).
+STAFF_REPORTS_ROUTE = "/staff/reports"
 PUBLIC_ROUTES = frozenset({LOGIN_ROUTE, SIGNUP_ROUTE})
 
 

@@ -2,7 +2,9 @@
 
 - support: read everything; adjust a balance by at most the setting
   ``staff_support_adjust_limit`` credits at a time; send an email again; fail
-  and refund a stuck generation; sign an account out everywhere.
+  and refund a stuck generation; sign an account out everywhere; accept or
+  decline a user's broken-result report (it returns credits for a generation,
+  like failing a stuck one; no money moves).
 - finance: read everything; refund invoices; run the reconciliation; process a
   failed Stripe webhook again; send an email again.
 - admin: everything, including managing staff roles.
@@ -30,6 +32,7 @@ class Permission(StrEnum):
     RESEND_EMAIL = "resend_email"
     FAIL_JOB = "fail_job"
     REVOKE_SESSIONS = "revoke_sessions"
+    DECIDE_REPORTS = "decide_reports"
     MANAGE_ROLES = "manage_roles"
 
 
@@ -45,6 +48,7 @@ PERMISSIONS: dict[str, frozenset[Permission]] = {
             Permission.RESEND_EMAIL,
             Permission.FAIL_JOB,
             Permission.REVOKE_SESSIONS,
+            Permission.DECIDE_REPORTS,
         }
     ),
     Role.FINANCE.value: frozenset(
@@ -76,6 +80,7 @@ REFUSALS = {
     Permission.RESEND_EMAIL: "Your role cannot send emails again.",
     Permission.FAIL_JOB: "Only support and admin staff can fail and refund a generation.",
     Permission.REVOKE_SESSIONS: "Only support and admin staff can sign an account out everywhere.",
+    Permission.DECIDE_REPORTS: "Only support and admin staff can decide reports.",
     Permission.MANAGE_ROLES: "Only admins can change staff roles.",
 }
 

@@ -379,7 +379,9 @@ def test_each_of_n_images_is_served_to_its_owner_only_with_its_own_download(sqli
     assert other.get(f"/api/media/jobs/{job_id}/2").status_code == 404
     # Staff read everything: the Reports queue links to the reported result.
     with write_session(sqlite_app_db) as s:
-        helper = accounts.sign_up(s, "help@staff.test", "correct horse battery", "h", role="support")
+        helper = accounts.sign_up(
+            s, "help@staff.test", "correct horse battery", "h", role="support"
+        )
         staff_token = accounts.create_login(s, helper.id)
     staff_client = TestClient(Starlette(routes=media_routes.MEDIA_ROUTES))
     staff_client.cookies.set("workroom_session", staff_token)

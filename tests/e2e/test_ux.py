@@ -41,6 +41,7 @@ STAFF_PAGES = [
     ("/staff", "ov-apply"),
     ("/staff/accounts", "staff-search-input"),
     ("/staff/queues", "queues-heading"),
+    ("/staff/reports", "reports-filter-waiting"),
 ]
 
 

@@ -181,7 +181,9 @@ def decide(
     invoices.lock_account(session, row.account_id)  # one decision at a time: refunds once
     session.refresh(row)
     if row.auto_refunded:
-        raise ReportError("This report was refunded at once (monthly allowance); nothing to decide.")
+        raise ReportError(
+            "This report was refunded at once (monthly allowance); nothing to decide."
+        )
     if row.account_id == actor.id:
         raise NotAllowed("Staff cannot decide their own reports; another staff member must.")
     wanted = ReportStatus.REFUNDED.value if accept else ReportStatus.DECLINED.value

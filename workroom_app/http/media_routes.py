@@ -136,9 +136,7 @@ async def job_media(request: Request) -> Response:
     if caller is None:
         return _not_found()
     account_id, is_staff = caller
-    found = await run_in_threadpool(
-        _job_file, account_id, int(raw), int(raw_index), staff=is_staff
-    )
+    found = await run_in_threadpool(_job_file, account_id, int(raw), int(raw_index), staff=is_staff)
     if found is None:
         return _not_found()
     path, mime, name = found

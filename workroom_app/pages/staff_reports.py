@@ -204,7 +204,9 @@ def staff_reports_page() -> rx.Component:
             rx.cond(
                 R.rows.length() > 0,
                 rx.vstack(rx.foreach(R.rows, report_card), spacing="3", width="100%"),
-                rx.text("No reports here.", size="2", color_scheme="gray", data_testid="reports-empty"),
+                rx.text(
+                    "No reports here.", size="2", color_scheme="gray", data_testid="reports-empty"
+                ),
             ),
             decline_dialog(),
             spacing="4",

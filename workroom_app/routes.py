@@ -11,6 +11,8 @@ LANDING_ROUTE = "/generate"
 STAFF_LANDING_ROUTE = "/staff"
 # Broken-result reports waiting for staff (pages/staff_reports.py).
 STAFF_REPORTS_ROUTE = "/staff/reports"
+# The rows behind an overview figure (pages/staff_figure_rows.py).
+STAFF_ROWS_ROUTE = "/staff/rows"
 PUBLIC_ROUTES = frozenset({LOGIN_ROUTE, SIGNUP_ROUTE})
 
 

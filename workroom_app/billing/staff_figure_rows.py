@@ -61,7 +61,8 @@ def _emails(session: Session, ids: set[int | None]) -> dict[int, str]:
     wanted = [i for i in ids if i is not None]
     if not wanted:
         return {}
-    return dict(session.execute(select(Account.id, Account.email).where(Account.id.in_(wanted))))
+    found = session.execute(select(Account.id, Account.email).where(Account.id.in_(wanted)))
+    return {account_id: email for account_id, email in found}
 
 
 def revenue(

@@ -36,7 +36,9 @@ def _card(item: rx.Var) -> rx.Component:
 def _small(item: rx.Var) -> rx.Component:
     return rx.vstack(
         rx.text(item["label"], size="1", color_scheme="gray"),
-        rx.link(item["value"], href=item["href"], size="3", weight="medium", data_testid="ov-mrr-move"),
+        rx.link(
+            item["value"], href=item["href"], size="3", weight="medium", data_testid="ov-mrr-move"
+        ),
         spacing="0",
         min_width="8rem",
     )
@@ -59,10 +61,14 @@ def _revenue_days() -> rx.Component:
                     lambda d: rx.table.row(
                         rx.table.cell(d["day"], white_space="nowrap"),
                         rx.table.cell(
-                            rx.link(d["revenue"], href=d["revenue_href"], data_testid="ov-day-revenue")
+                            rx.link(
+                                d["revenue"], href=d["revenue_href"], data_testid="ov-day-revenue"
+                            )
                         ),
                         rx.table.cell(
-                            rx.link(d["refunds"], href=d["refunds_href"], data_testid="ov-day-refunds")
+                            rx.link(
+                                d["refunds"], href=d["refunds_href"], data_testid="ov-day-refunds"
+                            )
                         ),
                     ),
                 )

@@ -29,6 +29,7 @@ from workroom_app.state.session import SessionState
 NOT_STAFF = "The staff dashboard is for staff members only."
 BAD_ADDRESS = "This list's address is not one the overview links to. Go back to the overview."
 _KEY = re.compile(r"^[a-z0-9_]{1,32}$")
+PARAMETERS = ("list", "from", "to", "kind", "plan", "status", "sub")
 
 
 def rows_href(list_name: str, **params: str) -> str:
@@ -154,7 +155,8 @@ class StaffFigureRowsState(SessionState):
             return [rx.toast.error(NOT_STAFF), rx.redirect(LANDING_ROUTE, replace=True)]
         actor = self._account_id
         try:
-            req = parse_request(dict(self.router.url.query_parameters))
+            query = self.router.url.query_parameters
+            req = parse_request({name: query.get(name, "") for name in PARAMETERS})
             title, found = await asyncio.to_thread(_read, actor, req)
         except StaffOnly:
             if self._account_id is None:

@@ -19,10 +19,10 @@ from urllib.parse import urlencode
 
 import reflex as rx
 
+from workroom_app import db
 from workroom_app.billing import audit, staff, staff_roles
 from workroom_app.billing.staff import NotAllowed, StaffError, StaffOnly
 from workroom_app.billing.staff_roles import Permission
-from workroom_app import db
 from workroom_app.db import read_session, write_session
 from workroom_app.generation import reports
 from workroom_app.http.media_routes import job_media_url

@@ -150,8 +150,8 @@ def test_each_money_figure_links_to_exactly_the_rows_it_counts(request, which):
     assert len(checked) > 12
 
 
-def test_forged_addresses_and_non_staff_get_no_rows(app_db):
-    engine = app_db
+def test_forged_addresses_and_non_staff_get_no_rows(request):
+    engine = request.getfixturevalue("app_db")
     _, token = make_user(engine, "help@staff.test", Role.SUPPORT)
     _, user_token = make_user(engine, "ann@example.com")
 

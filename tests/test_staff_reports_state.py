@@ -110,8 +110,8 @@ def test_support_accepts_a_waiting_report_once_even_from_two_tabs(request, which
     assert read_reports(user)[str(report.job_id)] == "Reported: credits returned"
 
 
-def test_a_declined_report_needs_a_note_and_the_user_reads_it(app_db):
-    engine = app_db
+def test_a_declined_report_needs_a_note_and_the_user_reads_it(request):
+    engine = request.getfixturevalue("app_db")
     _, token = make_user(engine, "boss@staff.test", Role.ADMIN)
     user, _ = make_user(engine, "ann@example.com")
     waiting = _finished_and_reported(engine, user, 4)[3]
@@ -149,8 +149,8 @@ def test_a_declined_report_needs_a_note_and_the_user_reads_it(app_db):
     assert _trail(engine) == [("decide_report", "done")]
 
 
-def test_finance_reads_reports_but_cannot_decide(app_db):
-    engine = app_db
+def test_finance_reads_reports_but_cannot_decide(request):
+    engine = request.getfixturevalue("app_db")
     _, token = make_user(engine, "money@staff.test", Role.FINANCE)
     user, _ = make_user(engine, "ann@example.com")
     waiting = _finished_and_reported(engine, user, 4)[3]
@@ -176,8 +176,8 @@ def test_finance_reads_reports_but_cannot_decide(app_db):
     assert _trail(engine) == [("decide_report", "refused"), ("decide_report", "refused")]
 
 
-def test_forged_ids_own_reports_and_non_staff_change_nothing(app_db):
-    engine = app_db
+def test_forged_ids_own_reports_and_non_staff_change_nothing(request):
+    engine = request.getfixturevalue("app_db")
     support, token = make_user(engine, "help@staff.test", Role.SUPPORT)
     other_support, other_token = make_user(engine, "help2@staff.test", Role.SUPPORT)
     user, user_token = make_user(engine, "ann@example.com")

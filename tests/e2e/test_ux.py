@@ -42,6 +42,7 @@ STAFF_PAGES = [
     ("/staff/accounts", "staff-search-input"),
     ("/staff/queues", "queues-heading"),
     ("/staff/reports", "reports-filter-waiting"),
+    ("/staff/rows?list=revenue", "rows-title"),
 ]
 
 

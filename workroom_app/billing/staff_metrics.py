@@ -37,6 +37,7 @@ from datetime import UTC, date, datetime, timedelta
 
 from sqlalchemy import and_, case, func, literal_column, or_, select
 from sqlalchemy.orm import aliased
+from sqlalchemy.sql.elements import ColumnElement
 from sqlmodel import Session
 
 from workroom_app.billing import accounts, catalog, clock, staff_rollups
@@ -74,7 +75,7 @@ def _day(value: datetime) -> str:
     return _aware(value).astimezone(UTC).date().isoformat()
 
 
-def day_of(session: Session, column):
+def day_of(session: Session, column: ColumnElement) -> ColumnElement:
     """The UTC calendar day of a timestamp column, as 'YYYY-MM-DD', computed by
     the database so a panel groups rows there instead of reading them all."""
     if session.get_bind().dialect.name == "postgresql":

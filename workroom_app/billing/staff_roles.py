@@ -21,6 +21,7 @@ from __future__ import annotations
 from enum import StrEnum
 
 from workroom_app.models import Role
+from workroom_app.settings import get_settings
 
 
 class Permission(StrEnum):
@@ -109,8 +110,7 @@ def can(role: str | None, permission: Permission | str) -> bool:
 
 def adjust_limit(role: str | None) -> int:
     """The largest adjustment (either way) this role may make at once; 0 for none."""
-    from workroom_app.billing.staff import MAX_ADJUSTMENT
-    from workroom_app.settings import get_settings
+    from workroom_app.billing.staff import MAX_ADJUSTMENT  # noqa: PLC0415  (staff imports us)
 
     if not can(role, Permission.ADJUST):
         return 0

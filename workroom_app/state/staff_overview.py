@@ -17,6 +17,7 @@ import reflex as rx
 
 from workroom_app.billing import clock, formatting, staff, staff_metrics
 from workroom_app.billing.staff import StaffError
+from workroom_app.db import read_session
 from workroom_app.state.session import LANDING_ROUTE, LOGIN_ROUTE, SessionState
 from workroom_app.state.staff_figure_rows import rows_href
 
@@ -59,9 +60,7 @@ def _dollars(cents: int) -> float:
     return round(cents / 100, 2)
 
 
-def _read(actor_id: int, start_text: str, end_text: str):
-    from workroom_app.db import read_session
-
+def _read(actor_id: int, start_text: str, end_text: str) -> staff_metrics.Overview:
     now = clock.now()
     try:
         start, end = staff_metrics.parse_range(start_text, end_text, now)

@@ -167,7 +167,13 @@ def money_panel() -> rx.Component:
                         lambda k: rx.text(
                             k["name"],
                             ": ",
-                            rx.link(k["text"], href=k["href"], data_testid="ov-kind-link"),
+                            # Underlined: a link inside a line of text is not told apart by colour alone.
+                            rx.link(
+                                k["text"],
+                                href=k["href"],
+                                underline="always",
+                                data_testid="ov-kind-link",
+                            ),
                             size="2",
                             data_testid="ov-kind",
                         ),

@@ -5,7 +5,7 @@ exactly the rows that figure counts, with the same conditions
 (billing/staff_metrics.py owns them: ``paid_invoice_conditions``,
 ``succeeded_refund_conditions``, ``OPEN_DISPUTE``...). The count and the sum
 are computed by the database over all matching rows; at most ``MAX_ROWS`` of
-them are listed, newest first. tests/test_staff_figure_rows_state.py checks,
+them are listed, newest first. tests/state/test_staff_figure_rows_state.py checks,
 through the page's event path, that count and sum equal the overview's figure.
 
 Lists:

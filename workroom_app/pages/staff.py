@@ -26,9 +26,8 @@ from workroom_app.components.staff_confirm import (
     refund_dialog,
     refund_form,
 )
+from workroom_app.routes import STAFF_ACCOUNTS_ROUTE
 from workroom_app.state.staff import StaffState
-
-STAFF_ROUTE = "/staff/accounts"
 
 
 def details_panel() -> rx.Component:
@@ -85,7 +84,7 @@ def details_panel() -> rx.Component:
 
 
 @app_page(
-    STAFF_ROUTE,
+    STAFF_ACCOUNTS_ROUTE,
     "Staff: accounts",
     nav=NavItem("Accounts", "users", order=91, staff_only=True),
     on_load=StaffState.load,

@@ -7,7 +7,7 @@ from __future__ import annotations
 import reflex as rx
 
 from workroom_app.components.layout import app_page
-from workroom_app.routes import STAFF_LANDING_ROUTE, STAFF_ROWS_ROUTE
+from workroom_app.routes import STAFF_OVERVIEW_ROUTE, STAFF_ROWS_ROUTE
 from workroom_app.state.staff_figure_rows import StaffFigureRowsState as S
 
 HEADERS = ["When", "Account", "What", "Status", "Amount", "Detail"]
@@ -32,7 +32,7 @@ def staff_figure_rows_page() -> rx.Component:
     return rx.cond(
         S.allowed,
         rx.vstack(
-            rx.link("\u2190 Back to the overview", href=STAFF_LANDING_ROUTE, size="2"),
+            rx.link("\u2190 Back to the overview", href=STAFF_OVERVIEW_ROUTE, size="2"),
             rx.heading(S.title, size="5", as_="h2", data_testid="rows-title"),
             rx.cond(
                 S.error != "",

@@ -23,7 +23,12 @@ import reflex as rx
 from workroom_app.billing import clock, formatting, staff, staff_figure_rows, staff_metrics
 from workroom_app.billing.staff import StaffError, StaffOnly
 from workroom_app.db import read_session
-from workroom_app.routes import LANDING_ROUTE, LOGIN_ROUTE, STAFF_ROWS_ROUTE
+from workroom_app.routes import (
+    LANDING_ROUTE,
+    LOGIN_ROUTE,
+    STAFF_ACCOUNTS_ROUTE,
+    STAFF_ROWS_ROUTE,
+)
 from workroom_app.state.session import SessionState
 
 NOT_STAFF = "The staff dashboard is for staff members only."
@@ -127,7 +132,7 @@ def _row(r: staff_figure_rows.Row) -> dict[str, str]:
         "id": r.id,
         "when": staff.format_time(r.when) if r.when else "",
         "email": r.email,
-        "account_href": "/staff/accounts?" + urlencode({"q": r.email}) if r.email else "",
+        "account_href": f"{STAFF_ACCOUNTS_ROUTE}?" + urlencode({"q": r.email}) if r.email else "",
         "label": r.label,
         "status": r.status,
         "amount": formatting.format_money(r.amount_cents),

@@ -27,7 +27,7 @@ from workroom_app.db import read_session, write_session
 from workroom_app.generation import reports
 from workroom_app.http.media_routes import job_media_url
 from workroom_app.models import Account
-from workroom_app.routes import LANDING_ROUTE, LOGIN_ROUTE
+from workroom_app.routes import LANDING_ROUTE, LOGIN_ROUTE, STAFF_ACCOUNTS_ROUTE
 from workroom_app.state.session import SessionState
 
 logger = logging.getLogger(__name__)
@@ -53,7 +53,7 @@ def _row(r: reports.QueueRow) -> dict[str, str]:
         "job": f"#{r.job_id} · {r.feature} / {r.model}",
         "job_id": str(r.job_id),
         "email": r.email,
-        "account_href": "/staff/accounts?" + urlencode({"q": r.email}),
+        "account_href": f"{STAFF_ACCOUNTS_ROUTE}?" + urlencode({"q": r.email}),
         "cost": f"{r.cost:,} credits",
         "reason": r.reason,
         "reported": staff.format_time(r.created_at),

@@ -13,7 +13,13 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 from sqlmodel import select
 
-from tests.state.test_staff_state import NOW, app_db, make_user, pg_app_db, run  # noqa: F401  (fixtures)
+from tests.state.test_staff_state import (  # noqa: F401  (fixtures)
+    NOW,
+    app_db,
+    make_user,
+    pg_app_db,
+    run,
+)
 from tests.support.subscriptions import FAILS_ON_CHARGE, VISA
 from workroom_app.billing import clock, formatting, invoice_refunds, subscriptions
 from workroom_app.db import read_session, write_session

@@ -12,8 +12,14 @@ from datetime import timedelta
 import pytest
 from sqlmodel import select
 
+from tests.state.test_staff_state import (  # noqa: F401  (fixtures)
+    NOW,
+    app_db,
+    make_user,
+    pg_app_db,
+    run,
+)
 from tests.support.generation import IMAGE
-from tests.state.test_staff_state import NOW, app_db, make_user, pg_app_db, run  # noqa: F401  (fixtures)
 from workroom_app.billing import clock, ledger
 from workroom_app.db import read_session, write_session
 from workroom_app.generation import jobs, reports

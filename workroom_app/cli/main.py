@@ -343,6 +343,7 @@ def _cmd_reports_pending(args: argparse.Namespace) -> int:
 
 def _cmd_reports_decide(args: argparse.Namespace) -> int:
     from workroom_app.billing import accounts  # noqa: PLC0415  (CLI start-up)
+    from workroom_app.billing.staff import StaffError  # noqa: PLC0415  (CLI start-up)
     from workroom_app.db import write_session  # noqa: PLC0415  (CLI start-up)
     from workroom_app.generation import reports  # noqa: PLC0415  (CLI start-up)
 
@@ -355,7 +356,7 @@ def _cmd_reports_decide(args: argparse.Namespace) -> int:
             out = reports.decide(
                 s, args.report_id, staff.id, accept=args.verb == "accept", note=args.note
             )
-        except reports.ReportError as exc:
+        except (reports.ReportError, StaffError) as exc:
             print(str(exc), file=sys.stderr)
             return 1
     print(f"Report #{out.report_id}: {out.message}")
@@ -375,7 +376,9 @@ def _register_reports(sub: Subparsers) -> None:
         d = verbs.add_parser(verb, help=text)
         d.add_argument("report_id", type=int)
         d.add_argument("--staff", required=True, help="the deciding staff member's email")
-        d.add_argument("--note", required=True, help="what the user reads")
+        d.add_argument(
+            "--note", required=verb == "decline", help="what the user reads (decline: required)"
+        )
         d.set_defaults(func=_cmd_reports_decide, verb=verb)
 
 

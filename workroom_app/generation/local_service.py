@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
+import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -100,7 +101,7 @@ def create_app(
                 if p.output is None and p.error is None:
                     try:
                         p.output = await asyncio.to_thread(renderers.render, p.model, p.input)
-                    except Exception as exc:  # noqa: BLE001  (a bad input the renderer cannot draw)
+                    except Exception as exc:  # noqa: BLE001 - a bad input the renderer cannot draw
                         p.error = f"The local renderer could not draw this: {exc}"
             if p.error:
                 body.update(status="failed", progress=100, error=p.error)
@@ -108,7 +109,7 @@ def create_app(
                 # One file: its URL, as most model APIs answer; several: a list of URLs.
                 urls = [
                     str(request.url_for("output_n", pid=p.id, index=str(i + 1)))
-                    for i in range(len(p.output))
+                    for i in range(len(p.output or []))
                 ]
                 body.update(
                     status="succeeded", progress=100, output=urls[0] if len(urls) == 1 else urls
@@ -208,8 +209,6 @@ class ServiceThread:
         sock: socket.socket | None = None,
         **app_kwargs: Any,
     ) -> None:
-        import uvicorn  # noqa: PLC0415  (standalone server only)
-
         self.config = uvicorn.Config(
             create_app(**app_kwargs), host=host, port=port, log_level="warning", lifespan="off"
         )
@@ -238,8 +237,6 @@ class ServiceThread:
 
 def main(url: str | None = None) -> None:
     """Serve in the foreground (the `workroom local-renderer` command)."""
-    import uvicorn  # noqa: PLC0415  (standalone server only)
-
     parts = urlsplit(url or get_settings().local_provider_url)
     uvicorn.run(
         create_app(), host=parts.hostname or "127.0.0.1", port=parts.port or 3100, log_level="info"

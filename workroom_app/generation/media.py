@@ -19,7 +19,10 @@ from dataclasses import dataclass
 from fractions import Fraction
 
 import av
-from PIL import Image
+from av.audio.stream import AudioStream
+from av.container import InputContainer, OutputContainer
+from av.stream import Stream
+from PIL import Image, ImageOps
 
 AUDIO_RATE = 16000  # what decoded audio is resampled to (mono, signed 16-bit)
 AAC_RATE = 44100
@@ -52,14 +55,14 @@ def seconds_text(seconds: float) -> str:
     return f"{seconds:,.1f} s"
 
 
-def _open(data: bytes):
+def _open(data: bytes) -> InputContainer:
     try:
         return av.open(io.BytesIO(data), mode="r")
     except (av.FFmpegError, ValueError, OSError) as exc:
         raise MediaError(str(exc)) from None
 
 
-def _stream_seconds(stream: av.stream.Stream) -> float | None:
+def _stream_seconds(stream: Stream) -> float | None:
     if stream.duration is not None and stream.time_base is not None:
         return float(stream.duration * stream.time_base)
     return None
@@ -98,7 +101,7 @@ def probe(data: bytes) -> MediaInfo:
         )
 
 
-def _measure(container: av.container.InputContainer) -> float:
+def _measure(container: InputContainer) -> float:
     """Length from the packets themselves (end of the last one)."""
     end = 0.0
     for packet in container.demux():
@@ -164,8 +167,6 @@ def iter_video_frames(
 ) -> Iterator[Image.Image]:
     """video_frames() one at a time, so a long clip never sits in memory whole. Raises
     MediaError before the first frame when the clip cannot be decoded."""
-    from PIL import ImageOps  # noqa: PLC0415  (Pillow: loaded only to read images)
-
     container = _open(data)
     try:
         if not container.streams.video:
@@ -236,7 +237,7 @@ def encode_mp4(
 
 
 def _encode_audio(
-    container: av.container.OutputContainer, stream: av.stream.Stream, samples: array, rate: int
+    container: OutputContainer, stream: AudioStream, samples: array, rate: int
 ) -> None:
     chunk = 4096
     pts = 0

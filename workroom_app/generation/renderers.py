@@ -30,11 +30,13 @@ import struct
 import textwrap
 import wave
 from array import array
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 
-from PIL import Image, ImageDraw, ImageFont
+from PIL import Image, ImageDraw, ImageFont, ImageOps
 
-from workroom_app.generation import uploads
+from workroom_app.generation import media, uploads
+
+RGB = tuple[int, int, int]
 
 LABEL = "Rendered by Workroom local renderer"
 IMAGE_SIZES = {"1K": 1024, "2K": 2048, "4K": 4096}
@@ -52,7 +54,7 @@ def _seed(*parts: object) -> random.Random:
     return random.Random(int.from_bytes(digest[:8], "big"))
 
 
-def _font(size: int):
+def _font(size: int) -> ImageFont.ImageFont | ImageFont.FreeTypeFont:
     try:
         return ImageFont.load_default(size=max(8, size))
     except TypeError:  # very old Pillow without scalable default font
@@ -98,7 +100,7 @@ def _shapes(
     rng: random.Random,
     w: int,
     h: int,
-    colours: Sequence[tuple[int, int, int]],
+    colours: Sequence[RGB],
     shift: float = 0.0,
 ) -> None:
     for i in range(14):
@@ -147,11 +149,7 @@ def _preview_size(resolution: str) -> tuple[int, int]:
     return max(16, int(w * scale)) // 2 * 2, max(16, int(h * scale)) // 2 * 2
 
 
-def _mp4(
-    frames: Iterable[Image.Image], size: tuple[int, int], audio: array | None = None
-) -> bytes:
-    from workroom_app.generation import media  # noqa: PLC0415  (PyAV: loaded only to read media)
-
+def _mp4(frames: Iterable[Image.Image], size: tuple[int, int], audio: array | None = None) -> bytes:
     return media.encode_mp4(frames, size, FPS, audio=audio)
 
 
@@ -174,7 +172,7 @@ def render_video(
         for c in colours[1:] * 2
     ]
 
-    def frames():  # drawn one at a time as the encoder takes them
+    def frames() -> Iterator[Image.Image]:  # drawn one at a time as the encoder takes them
         for f in range(n):
             img = Image.new("RGB", (w, h), colours[0])
             draw = ImageDraw.Draw(img)
@@ -244,8 +242,6 @@ def _frames(
     """RGB frames of an uploaded image or clip, fitted to `size`, sampled at FPS (clips are
     decoded with PyAV: MP4, MOV, WebM, animated GIF). A file that cannot be decoded gives a
     plain frame that says so."""
-    from workroom_app.generation import media  # noqa: PLC0415  (PyAV: loaded only to read media)
-
     note = ""
     frames: list[Image.Image] = []
     if data:
@@ -258,7 +254,7 @@ def _frames(
             try:
                 with Image.open(io.BytesIO(data)) as src:
                     frames = [_fit(src.convert("RGB"), size)]
-            except Exception:  # noqa: BLE001  (a file Pillow cannot read gets the placeholder)
+            except Exception:  # noqa: BLE001 - Pillow raises many kinds for a bad file
                 frames = []
     if not frames:
         img = Image.new("RGB", size, (60, 60, 70))
@@ -273,10 +269,10 @@ def _frames(
     return frames, note
 
 
-def _frame_stream(data: bytes | None, mime: str, size: tuple[int, int], limit: int):
+def _frame_stream(
+    data: bytes | None, mime: str, size: tuple[int, int], limit: int
+) -> tuple[Iterator[Image.Image], str]:
     """(iterator of frames, note): like _frames but decoding a clip one frame at a time."""
-    from workroom_app.generation import media  # noqa: PLC0415  (PyAV: loaded only to read media)
-
     if data and (mime.startswith("video/") or mime == "image/gif"):
         stream = media.iter_video_frames(data, size, FPS, limit)
         try:
@@ -300,8 +296,6 @@ def _clip_seconds(data: bytes | None, mime: str) -> float | None:
 
 
 def _fit(img: Image.Image, size: tuple[int, int]) -> Image.Image:
-    from PIL import ImageOps  # noqa: PLC0415  (Pillow: loaded only to read images)
-
     return ImageOps.fit(img, size)
 
 
@@ -311,7 +305,7 @@ def _face_cutout(data: bytes | None, diameter: int) -> tuple[Image.Image, Image.
         try:
             with Image.open(io.BytesIO(data)) as src:
                 face = _fit(src.convert("RGB"), (diameter, diameter))
-        except Exception:  # noqa: BLE001  (a face Pillow cannot read gets the plain disc)
+        except Exception:  # noqa: BLE001 - Pillow raises many kinds for a bad file
             pass
     mask = Image.new("L", (diameter, diameter), 0)
     ImageDraw.Draw(mask).ellipse([0, 0, diameter - 1, diameter - 1], fill=255)
@@ -335,7 +329,7 @@ def render_face_swap(
                 with Image.open(io.BytesIO(target[0])) as t:
                     scale = min(1.0, 1536 / max(t.size))
                     size = (max(16, int(t.size[0] * scale)), max(16, int(t.size[1] * scale)))
-            except Exception:  # noqa: BLE001  (a target Pillow cannot read keeps the default size)
+            except Exception:  # noqa: BLE001 - Pillow raises many kinds for a bad file
                 pass
         n = 1
     source, note = _frame_stream(
@@ -344,10 +338,11 @@ def render_face_swap(
     d = max(16, min(size) // 3)
     cut, mask = _face_cutout(face[0] if face else None, d)
 
-    def frames():
-        last = None
+    def frames() -> Iterator[Image.Image]:
+        last = next(source)  # _frame_stream gives at least one frame
         for i in range(n):
-            last = next(source, None) or last  # a clip shorter than asked holds its last frame
+            if i:
+                last = next(source, None) or last  # a clip shorter than asked holds its last
             img = last.copy()
             bob = int(math.sin(i / FPS * 2 * math.pi) * d * 0.05)
             img.paste(cut, ((size[0] - d) // 2, size[1] // 6 + bob), mask)
@@ -367,16 +362,12 @@ def render_face_swap(
 
 def audio_envelope(samples: array, n: int) -> list[float]:
     """Loudness (0-1) of decoded audio samples for n video frames."""
-    from workroom_app.generation import media  # noqa: PLC0415  (PyAV: loaded only to read media)
-
     return media.loudness(samples, n)
 
 
-def _audio_samples(audio: tuple[bytes, str] | None):
+def _audio_samples(audio: tuple[bytes, str] | None) -> array | None:
     """The uploaded audio decoded with PyAV (any accepted format), or None when there is none
     or it cannot be decoded."""
-    from workroom_app.generation import media  # noqa: PLC0415  (PyAV: loaded only to read media)
-
     if not audio:
         return None
     try:
@@ -389,8 +380,6 @@ def _audio_samples(audio: tuple[bytes, str] | None):
 def render_lip_sync(
     inputs: dict, resolution: str = "720p", duration: float = 3
 ) -> list[tuple[bytes, str]]:
-    from workroom_app.generation import media  # noqa: PLC0415  (PyAV: loaded only to read media)
-
     source = decode_data_uri(inputs.get("source"))
     audio = decode_data_uri(inputs.get("audio"))
     size = _preview_size(resolution)
@@ -412,7 +401,7 @@ def render_lip_sync(
     label = "lip sync" + (f", {note}" if note else "")
     cx, cy = w // 2, int(h * 0.62)
 
-    def out():
+    def out() -> Iterator[Image.Image]:
         for i in range(n):
             img = frames[i % len(frames)].copy()
             draw = ImageDraw.Draw(img)

@@ -297,7 +297,14 @@ def check_card(
     )
 
 
-def require_valid_card(number, exp_month, exp_year, cvc, *, now=None) -> CardDetails:
+def require_valid_card(
+    number: object,
+    exp_month: object,
+    exp_year: object,
+    cvc: object,
+    *,
+    now: datetime | None = None,
+) -> CardDetails:
     """check_card, raising CardInvalid (with the user message) when it fails."""
     result = check_card(number, exp_month, exp_year, cvc, now=now)
     if not result.ok:

@@ -7,12 +7,10 @@ providers/http.py); `local` is the service that ships with the app
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, NamedTuple, Protocol
+from typing import NamedTuple, Protocol
 
+from workroom_app.models import GenerationJob
 from workroom_app.settings import Settings, get_settings
-
-if TYPE_CHECKING:
-    from workroom_app.models import GenerationJob
 
 # Normalised provider states.
 QUEUED = "queued"
@@ -58,11 +56,11 @@ class Provider(Protocol):
 
 
 def get_provider(name: str | None = None, settings: Settings | None = None) -> Provider:
-    """The provider named by settings.generation_provider (or `name`). Each provider's module
-    imports this package, so it is imported here, and only the one that is configured."""
+    """The provider named by settings.generation_provider (or `name`)."""
     settings = settings or get_settings()
     name = name or settings.generation_provider
     if name == "local":
+        # The providers import this package's types: loaded here, not at the top (a cycle).
         from workroom_app.generation.providers.local import LocalProvider  # noqa: PLC0415
 
         return LocalProvider.from_settings(settings)

@@ -100,10 +100,10 @@ class PredictionClient:
         await self._client.aclose()
         await self._plain.aclose()
 
-    async def __aenter__(self):
+    async def __aenter__(self) -> PredictionClient:
         return self
 
-    async def __aexit__(self, *exc) -> None:
+    async def __aexit__(self, *exc: object) -> None:
         await self.aclose()
 
     # ------------------------------------------------------------- transport
@@ -303,8 +303,9 @@ def _error_text(response: httpx.Response) -> str:
         body = response.json()
         if isinstance(body, dict):
             for key in ("detail", "error", "message"):
-                if isinstance(body.get(key), str):
-                    return body[key]
+                text = body.get(key)
+                if isinstance(text, str):
+                    return text
     except ValueError:
         pass
     return response.text or response.reason_phrase

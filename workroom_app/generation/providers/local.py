@@ -39,7 +39,7 @@ def is_reachable(url: str, timeout: float = 1.0) -> bool:
         return False
 
 
-def ensure_local_service(url: str, *, wait_for_other: float = 15.0):
+def ensure_local_service(url: str, *, wait_for_other: float = 15.0) -> ServiceThread | None:
     """Start the local service in this process when nothing answers at `url`.
     Returns the ServiceThread started (stop it on exit), or None if one was running.
 

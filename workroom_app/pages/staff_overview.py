@@ -35,6 +35,16 @@ def _card(item: rx.Var) -> rx.Component:
 def _small(item: rx.Var) -> rx.Component:
     return rx.vstack(
         rx.text(item["label"], size="1", color_scheme="gray"),
+        rx.text(item["value"], size="3", weight="medium"),
+        spacing="0",
+        min_width="8rem",
+    )
+
+
+def _small_link(item: rx.Var) -> rx.Component:
+    """A small figure that links to its rows (MRR movement)."""
+    return rx.vstack(
+        rx.text(item["label"], size="1", color_scheme="gray"),
         rx.link(
             item["value"], href=item["href"], size="3", weight="medium", data_testid="ov-mrr-move"
         ),
@@ -180,7 +190,7 @@ def money_panel() -> rx.Component:
                 ),
                 rx.vstack(
                     rx.text("MRR movement in the range", size="2", color_scheme="gray"),
-                    rx.hstack(rx.foreach(S.mrr_cards, _small), wrap="wrap"),
+                    rx.hstack(rx.foreach(S.mrr_cards, _small_link), wrap="wrap"),
                     rx.text(
                         "Active subscriptions by plan",
                         size="2",

@@ -550,10 +550,10 @@ def iter_csv(
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\r\n")
     writer.writerow(csv_header(zone))
-    n = 0
-    for row in iter_usage_rows(session, account_id, filters, zone, chunk=chunk):
+    for n, row in enumerate(
+        iter_usage_rows(session, account_id, filters, zone, chunk=chunk), start=1
+    ):
         writer.writerow(row.as_csv(zone))
-        n += 1
         if n % chunk == 0:
             yield buf.getvalue()
             buf.seek(0)

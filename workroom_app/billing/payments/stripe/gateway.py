@@ -130,7 +130,7 @@ class StripeGateway:
         through the plan-change flows below; the engine's direct-charge verbs
         are for the local gateway only."""
         raise GatewayError(
-            "Stripe subscriptions are charged by Stripe: use billing.stripe_webhooks.change_plan "
+            "Stripe subscriptions are charged by Stripe: use billing.payments.stripe.actions.change_plan "
             "for plan changes (renewals arrive as invoice.paid)."
         )
 

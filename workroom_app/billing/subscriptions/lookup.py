@@ -4,6 +4,7 @@ its live subscription and card on file, the account lock, money and date text.""
 from __future__ import annotations
 
 from datetime import date, datetime
+from zoneinfo import ZoneInfo
 
 from sqlmodel import Session, select
 
@@ -58,7 +59,7 @@ def _money(cents: int) -> str:
     return money(cents, _currency())
 
 
-def _fmt_date(d: datetime | date, tz=None) -> str:  # noqa: ANN001  (a ZoneInfo or None: UTC)
+def _fmt_date(d: datetime | date, tz: ZoneInfo | str | None = None) -> str:  # None: UTC
     return formatting.format_date(d, tz)
 
 

@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.catalog_files import DEFAULT_FILE, replace_once, write_catalog
+from workroom_app import settings as settings_module
 from workroom_app.billing import catalog as catalog_module
 from workroom_app.billing.catalog import (
     Catalog,
@@ -33,8 +35,6 @@ from workroom_app.billing.catalog import (
     plan_allows,
     quote,
 )
-
-DEFAULT_FILE = Path(catalog_module.__file__).with_name("catalog.toml")
 
 
 @pytest.fixture(scope="module")
@@ -636,8 +636,6 @@ def test_generation_request_round_trip(cat):
 
 
 def test_module_level_quote_uses_the_settings_catalog(monkeypatch, tmp_path):
-    from workroom_app import settings as settings_module
-
     text = DEFAULT_FILE.read_text().replace("rate = 40\n", "rate = 41\n")
     custom = tmp_path / "catalog.toml"
     custom.write_text(text)
@@ -759,17 +757,6 @@ def test_labels_for_everything_the_ui_shows(cat):
 
 
 # --------------------------------------------------------------------- broken catalog files
-
-
-def write_catalog(tmp_path: Path, text: str) -> Path:
-    path = tmp_path / "catalog.toml"
-    path.write_text(text)
-    return path
-
-
-def replace_once(text: str, old: str, new: str) -> str:
-    assert text.count(old) >= 1, old
-    return text.replace(old, new, 1)
 
 
 @pytest.mark.parametrize(

@@ -12,10 +12,10 @@ from datetime import UTC, datetime
 from sqlalchemy.engine import Engine
 from sqlmodel import select
 
-from workroom_app.billing import accounts, clock, ledger, subscriptions
+from workroom_app.billing import accounts, clock, ledger, packs, subscriptions
 from workroom_app.billing.subscriptions import CardForm
 from workroom_app.db import read_session, write_session
-from workroom_app.models import Invoice, Role
+from workroom_app.models import AccountAlert, Invoice, Role
 
 # "Today" in the tests of the pages (a Tuesday afternoon, mid-period for the plans).
 NOW = datetime(2026, 11, 24, 15, 0, tzinfo=UTC)
@@ -106,3 +106,36 @@ def invoices_of(engine: Engine, account_id: int) -> list[Invoice]:
         return list(
             s.exec(select(Invoice).where(Invoice.account_id == account_id).order_by(Invoice.id))
         )
+
+
+def spend(engine: Engine, account_id: int, amount: int, key: str):
+    """A generation's debit of `amount` credits (an image), idempotent on `key`."""
+    with write_session(engine) as s:
+        return ledger.debit(s, account_id, amount, feature="image", idempotency_key=key)
+
+
+def pack_preview(engine: Engine, account_id: int, pack_key: str = "credits_500"):
+    with read_session(engine) as s:
+        return packs.preview(s, account_id, pack_key)
+
+
+def buy(
+    engine: Engine,
+    account_id: int,
+    pack_key: str = "credits_500",
+    *,
+    card: CardForm | None = VISA,
+    expected=None,  # noqa: ANN001
+):
+    """Buy a credit pack as its dialog does: at the price previewed (or `expected`)."""
+    expected = expected or pack_preview(engine, account_id, pack_key)
+    with write_session(engine) as s:
+        return packs.buy(s, account_id, pack_key, card=card, expected_preview=expected)
+
+
+def alerts_of(engine: Engine, account_id: int, kind: str | None = None) -> list[AccountAlert]:
+    with read_session(engine) as s:
+        stmt = select(AccountAlert).where(AccountAlert.account_id == account_id)
+        if kind:
+            stmt = stmt.where(AccountAlert.kind == kind)
+        return list(s.exec(stmt.order_by(AccountAlert.id)))

@@ -42,6 +42,8 @@ STAFF_PAGES = [
     ("/staff", "ov-apply"),
     ("/staff/accounts", "staff-search-input"),
     ("/staff/queues", "queues-heading"),
+    ("/staff/reports", "reports-filter-waiting"),
+    ("/staff/rows?list=revenue", "rows-title"),
 ]
 
 

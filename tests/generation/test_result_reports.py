@@ -12,6 +12,7 @@ import pytest
 
 from tests.support.generation import IMAGE, T0, balance, entries, make_account, submit
 from workroom_app.billing import clock
+from workroom_app.billing.staff import StaffError
 from workroom_app.db import write_session
 from workroom_app.generation import jobs, reports
 from workroom_app.generation.errors import JobNotFound
@@ -73,8 +74,12 @@ def test_the_first_three_reports_of_a_month_are_refunded_at_once_then_staff_deci
             ReportStatus.DECLINED.value,
             "The result matches the prompt.",
         )
-        with pytest.raises(reports.ReportError, match="already decided"):
-            reports.decide(s, outs[3].report_id, staff, accept=True, note="again")
+        # The same decision again (a double click) refunds nothing more; the other one is refused.
+        again = reports.decide(s, outs[3].report_id, staff, accept=True, note="again")
+        assert again.created is False and again.credits_returned == 0
+        with pytest.raises(reports.ReportError, match="already accepted"):
+            reports.decide(s, outs[3].report_id, staff, accept=False, note="changed my mind")
+    assert balance(engine, acct) == 200 - COST
 
 
 def test_a_new_calendar_month_has_a_new_allowance(engine):
@@ -134,7 +139,7 @@ def test_only_another_staff_member_decides(engine):
     outs = [report(engine, acct, i) for i in ids]
     staff = staff_member(engine)
     with write_session(engine) as s:
-        with pytest.raises(reports.ReportError, match="Only staff"):
+        with pytest.raises(StaffError, match="Only staff"):
             reports.decide(s, outs[3].report_id, acct, accept=True, note="me")
         with pytest.raises(reports.ReportError, match="note"):
             reports.decide(s, outs[3].report_id, staff, accept=False, note="  ")

@@ -97,6 +97,8 @@ def test_twelve_months_of_billing_keep_the_ledger_and_the_invoices_consistent(en
                 assert inv.amount_cents == plan.price_cents
                 burns = [e for e in rows if e.amount < 0]
                 assert all(e.action_type == ActionType.PLAN_CHANGE for e in burns)
+            else:
+                pytest.fail(f"an invoice of a kind this check does not know: {inv.kind}")
         # every credit a subscription granted came from a paid invoice
         for e in entries:
             if e.action_type in (ActionType.SUBSCRIPTION_CREDITS, ActionType.MONTHLY_CREDITS):

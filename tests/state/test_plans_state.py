@@ -463,6 +463,8 @@ def test_another_users_invoice_reads_as_not_found(app_db):
         tab = new_browser()
         await tab.sign_in(token)
         await tab.open("/subscription", SubscriptionState)
+        # Whatever the browser sends as the id, the answer is the one for an id that does not
+        # exist: nothing opens, and the page says so.
         for forged in (
             theirs,
             str(theirs),
@@ -478,16 +480,7 @@ def test_another_users_invoice_reads_as_not_found(app_db):
             sent = await tab.send(SubscriptionState, "open_invoice", invoice_id=forged)
             st = await tab.state(SubscriptionState)
             assert not st.invoice_open and st.invoice.number == ""
-            # Values Reflex cannot even coerce to int are dropped before the handler.
-            if not isinstance(forged, bool) and forged in (
-                theirs,
-                str(theirs),
-                999999,
-                -1,
-                0,
-                10**30,
-            ):
-                assert "That invoice was not found." in sent, forged
+            assert "That invoice was not found." in sent, forged
 
     run(scenario)
 

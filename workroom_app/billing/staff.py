@@ -21,6 +21,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import overload
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import func, select
 from sqlmodel import Session
@@ -194,6 +196,14 @@ def _target(session: Session, account_id: object) -> Account:
     return account
 
 
+@overload
+def _aware(value: datetime) -> datetime: ...
+
+
+@overload
+def _aware(value: None) -> None: ...
+
+
 def _aware(value: datetime | None) -> datetime | None:
     # SQLite hands back naive datetimes for timezone-aware columns; they are UTC.
     if value is None or value.tzinfo is not None:
@@ -204,7 +214,7 @@ def _aware(value: datetime | None) -> datetime | None:
 # ---------------------------------------------------------------- formatting
 
 
-def format_time(value: datetime | None, tz=None) -> str:  # noqa: ANN001  (ZoneInfo/name; None: UTC)
+def format_time(value: datetime | None, tz: ZoneInfo | str | None = None) -> str:  # None: UTC
     """The app's one date-time format, followed by the zone's name: staff look
     at other people's accounts, so the zone is always spelled out."""
     from workroom_app.billing import formatting

@@ -33,9 +33,11 @@ from collections.abc import Callable, Iterable
 from datetime import UTC, date, datetime, timedelta
 
 from sqlalchemy import func, insert, literal, select
+from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
+from workroom_app.db import write_session
 from workroom_app.models import StaffRollup, StaffRollupDay
 
 Row = tuple[str, str, int, int]  # (day 'YYYY-MM-DD', key, bucket, value)
@@ -73,13 +75,12 @@ def _runs(days: list[date]) -> list[tuple[date, date]]:
 def _fill(session: Session, series: str, rows: list[Row], days: Iterable[str]) -> None:
     """Store the rows of `days` (closed, computed from raw rows) in one write
     transaction; lose quietly to a concurrent fill of the same days."""
-    from workroom_app.db import write_session
-
     days = sorted(days)
     if not days:
         return
-    engine = session.get_bind()
-    engine = getattr(engine, "engine", engine)
+    engine = (
+        session.get_bind().engine
+    )  # the session's Engine, bound directly or through a Connection
     wanted = set(days)
     try:
         with write_session(engine) as w:
@@ -164,7 +165,7 @@ def read(
 WARM_DAYS = 366
 
 
-def warm(engine, now: datetime | None = None) -> None:  # noqa: ANN001  (an Engine)
+def warm(engine: Engine, now: datetime | None = None) -> None:
     """Fill every overview series' closed days of the last year, so no staff member's visit pays
     for the fill. The billing scheduler calls it hourly (generation/worker.py); a run with
     nothing missing costs one marker query per series."""

@@ -18,6 +18,7 @@ from sqlalchemy import event, make_url
 from sqlalchemy.engine import Connection, Engine
 from sqlmodel import Session, create_engine
 
+from workroom_app import sql_counter
 from workroom_app.settings import get_settings
 
 _engines: dict[str, Engine] = {}
@@ -106,8 +107,6 @@ def get_engine(url: str | None = None) -> Engine:
         if engine is None:
             engine = _engines[url] = make_engine(url)
             if get_settings().sql_count_dir:  # benchmarks only (see sql_counter.py)
-                from workroom_app import sql_counter
-
                 sql_counter.attach(engine, get_settings().sql_count_dir)
         return engine
 

@@ -3,7 +3,6 @@ so tests, the CLI and `make run` build exactly what production gets."""
 
 from __future__ import annotations
 
-from pathlib import Path
 
 from sqlalchemy.engine import Engine
 
@@ -30,6 +29,3 @@ def upgrade(engine: Engine, revision: str = "head") -> None:
         cfg.attributes["connection"] = connection
         command.upgrade(cfg, revision)
 
-
-def has_migrations() -> bool:
-    return any(Path(ALEMBIC_DIR / "versions").glob("*.py"))

@@ -264,13 +264,6 @@ def authenticate(session: Session, email: str, password: str) -> Account:
     return account
 
 
-def verify_password(account: Account, password: str) -> bool:
-    try:
-        return _hasher.verify(account.password_hash, password)
-    except (VerifyMismatchError, VerificationError, InvalidHashError):
-        return False
-
-
 # ------------------------------------------------------------------ sessions
 
 

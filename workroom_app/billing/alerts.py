@@ -46,6 +46,13 @@ from workroom_app.models import (
     CreditGrant,
     OutboxEmail,
 )
+from workroom_app.routes import (
+    CREDITS_ROUTE,
+    PLANS_ROUTE,
+    SUBSCRIPTION_ALERTS_ANCHOR,
+    SUBSCRIPTION_ROUTE,
+    USAGE_ROUTE,
+)
 from workroom_app.settings import get_settings
 
 log = logging.getLogger(__name__)
@@ -58,10 +65,11 @@ MAX_THRESHOLD = 10_000_000
 WATCH_TTL_SECONDS = 30.0
 EXPIRY_SCAN_EVERY_SECONDS = 600.0
 
-SUBSCRIPTION_LINK = "/subscription"
-CREDITS_LINK = "/credits"
-USAGE_LINK = "/usage"
-PLANS_LINK = "/plans"
+# The pages an alert links to.
+SUBSCRIPTION_LINK = SUBSCRIPTION_ROUTE
+CREDITS_LINK = CREDITS_ROUTE
+USAGE_LINK = USAGE_ROUTE
+PLANS_LINK = PLANS_ROUTE
 
 EMAIL_SETTING: dict[str, str] = {
     AlertKind.LOW_BALANCE: "email_low_balance",
@@ -302,7 +310,7 @@ def notify(
             lines.append("")
         if kind in EMAIL_SETTING:
             lines.append(
-                f"To stop these emails, turn them off under Subscription > Alerts: {base}{SUBSCRIPTION_LINK}#alerts"
+                f"To stop these emails, turn them off under Subscription > Alerts: {base}{SUBSCRIPTION_ALERTS_ANCHOR}"
             )
         lines.append("Workroom")
         conn.execute(

@@ -93,10 +93,6 @@ def find_by_key(session: Session, idempotency_key: str) -> Invoice | None:
     return session.get(Invoice, row.id) if row is not None else None
 
 
-def find_by_gateway_ref(session: Session, gateway_ref: str) -> Invoice | None:
-    return session.exec(select(Invoice).where(Invoice.gateway_ref == gateway_ref)).first()
-
-
 def create_invoice(
     session: Session,
     account_id: int,

@@ -30,7 +30,7 @@ from sqlalchemy import func, or_, select
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
-from workroom_app.billing import audit, clock, staff
+from workroom_app.billing import audit, clock, formatting, staff
 from workroom_app.billing.staff_roles import Permission
 from workroom_app.db import read_session, write_session
 from workroom_app.models import (
@@ -343,7 +343,7 @@ def reconcile(session: Session, *, since: datetime | None = None) -> Report:
             report.problems.append(
                 Problem(
                     "refund_pending",
-                    f"refund {rid} pending since {created:%Y-%m-%d %H:%M}",
+                    f"refund {rid} pending since {formatting.format_stamp(created)}",
                     account_id,
                     invoice_id,
                     f"refund:{rid}",

@@ -37,7 +37,7 @@ from sqlalchemy import and_, func, or_, select, union_all
 from sqlalchemy.sql import ColumnElement, Select
 from sqlmodel import Session
 
-from workroom_app.billing import clock, formatting
+from workroom_app.billing import catalog, clock, formatting
 from workroom_app.models import ACTION_LABELS, ActionType, CreditGrant, LedgerEntry
 
 __all__ = [
@@ -46,7 +46,6 @@ __all__ = [
     "UsageRow",
     "UsagePage",
     "ExpiringCredits",
-    "FEATURE_LABELS",
     "DEFAULT_PAGE_SIZE",
     "MAX_PAGE_SIZE",
     "CSV_HEADER",
@@ -83,14 +82,6 @@ EARLIEST_DATE = date(2000, 1, 1)
 LATEST_DATE = date(9998, 12, 31)
 _MAX_INPUT_LENGTH = 64
 
-FEATURE_LABELS: dict[str, str] = {
-    "image": "Image",
-    "video": "Video",
-    "voiceover": "Voiceover",
-    "face_swap": "Face swap",
-    "lip_sync": "Lip sync",
-}
-
 CSV_HEADER = ("entry_id", "date", "time_zone", "action_type", "feature", "amount", "balance_after")
 
 _ALL_ACTIONS = frozenset(a.value for a in ActionType)
@@ -110,7 +101,7 @@ def action_label(action_type: str) -> str:
 def feature_label(feature: str | None) -> str:
     if not feature:
         return ""
-    return FEATURE_LABELS.get(feature, feature.replace("_", " ").capitalize())
+    return catalog.feature_labels().get(feature, feature.replace("_", " ").capitalize())
 
 
 def format_credits(n: int) -> str:
@@ -238,7 +229,7 @@ class UsageFilter:
             actions = ()
         object.__setattr__(self, "action_types", actions)
         object.__setattr__(
-            self, "features", _parse_choices(self.features, FEATURE_LABELS, "feature")
+            self, "features", _parse_choices(self.features, catalog.feature_labels(), "feature")
         )
         date_from = _parse_date(self.date_from, "start")
         date_to = _parse_date(self.date_to, "end")
@@ -282,21 +273,6 @@ class UsageRow:
     @property
     def sort_key(self) -> tuple[datetime, int]:
         return (self.created_at, self.id)
-
-    def as_display(self, tz: ZoneInfo) -> dict[str, object]:
-        """Plain values for the page (JSON-able)."""
-        return {
-            "id": self.id,
-            "date": format_timestamp(self.created_at, tz),
-            "action_type": self.action_type,
-            "action": action_label(self.action_type),
-            "feature": feature_label(self.feature),
-            "amount": self.amount,
-            "amount_text": format_amount(self.amount),
-            "positive": self.amount > 0,
-            "balance_after": self.balance_after,
-            "balance_text": format_credits(self.balance_after),
-        }
 
     def as_csv(self, tz: ZoneInfo) -> tuple[object, ...]:
         return (
@@ -577,10 +553,9 @@ def iter_csv(
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\r\n")
     writer.writerow(csv_header(zone))
-    n = 0
-    for row in iter_usage_rows(session, account_id, filters, zone, chunk=chunk):
+    rows = iter_usage_rows(session, account_id, filters, zone, chunk=chunk)
+    for n, row in enumerate(rows, start=1):
         writer.writerow(row.as_csv(zone))
-        n += 1
         if n % chunk == 0:
             yield buf.getvalue()
             buf.seek(0)
@@ -663,7 +638,7 @@ def spend_by_day(
         per_day = totals.setdefault(day, {})
         per_day[key] = per_day.get(key, 0) + spent
 
-    known_order = list(FEATURE_LABELS)
+    known_order = list(catalog.feature_labels())
     ordered = [f for f in known_order if f in features] + sorted(features - set(known_order))
     out: list[dict[str, object]] = []
     for i in range(days):
@@ -674,13 +649,6 @@ def spend_by_day(
             item[f] = day_spent.get(f, 0)
         out.append(item)
     return out
-
-
-def spend_features(series: Sequence[dict[str, object]]) -> list[str]:
-    """The feature keys of a spend_by_day series, in display order."""
-    if not series:
-        return []
-    return [k for k in series[0] if k not in ("date", "label")]
 
 
 # ---------------------------------------------------------------- expiry

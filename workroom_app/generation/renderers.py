@@ -222,10 +222,6 @@ def render_voiceover(text: str, model: str = "") -> list[tuple[bytes, str]]:
     return [(buf.getvalue(), "audio/wav")]
 
 
-def expected_voiceover_seconds(text: str) -> float:
-    return len(text or " ") / CHARS_PER_SECOND
-
-
 # ------------------------------------------------------------------ uploads
 
 

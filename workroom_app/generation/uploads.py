@@ -47,7 +47,12 @@ FORMATS: dict[str, tuple[str, str]] = {
     "flac": ("audio", "audio/flac"),
     "m4a": ("audio", "audio/mp4"),
 }
-# Which kinds each role of each feature takes (same table jobs.py checks).
+# Which uploads each feature needs, by role, and the kinds each role accepts (jobs.submit and
+# the upload handlers check against it; the Generate page shows one input per role).
+UPLOAD_ROLES: dict[str, dict[str, tuple[str, ...]]] = {
+    "face_swap": {"face": ("image",), "target": ("image", "video")},
+    "lip_sync": {"source": ("image", "video"), "audio": ("audio",)},
+}
 ROLE_LABELS = {
     "face": "the face image",
     "target": "the target image or video",
@@ -122,16 +127,9 @@ accept_text = _accept_text
 size_text = _size_text
 
 
-def validate(
-    data: object, accept: tuple[str, ...], *, what: str = "The file"
-) -> tuple[str, str, str]:
-    """(ext, kind, mime) of acceptable bytes; InvalidUpload saying what is wrong."""
-    ext, kind, mime, _seconds = _check(data, accept, what)
-    return ext, kind, mime
-
-
 def _check(data: object, accept: tuple[str, ...], what: str) -> tuple[str, str, str, float | None]:
-    """validate() plus the length of a clip or audio file (None for a still image)."""
+    """(ext, kind, mime, seconds) of acceptable bytes: seconds is the length of a clip or audio
+    file (None for a still image); InvalidUpload saying what is wrong."""
     if not isinstance(data, (bytes, bytearray)) or len(data) == 0:
         raise InvalidUpload(f"{what} is empty. Choose {_accept_text(accept)}.")
     data = bytes(data)
@@ -274,8 +272,6 @@ def save_for_role(
 
     The upload a feature is priced by is refused, with its length, when it is longer than the
     catalog allows for the feature or than `plan_key`'s plan allows."""
-    from workroom_app.generation.jobs import UPLOAD_ROLES
-
     roles = UPLOAD_ROLES.get(feature, {})
     if role not in roles:
         raise InvalidUpload("This feature does not take that upload.")

@@ -19,7 +19,6 @@ SUCCEEDED = "succeeded"
 FAILED = "failed"
 REJECTED = "rejected"
 CANCELED = "canceled"
-FINAL_STATES = (SUCCEEDED, FAILED, REJECTED, CANCELED)
 
 
 class ProviderStatus(NamedTuple):

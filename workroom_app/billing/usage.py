@@ -553,14 +553,8 @@ def iter_csv(
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\r\n")
     writer.writerow(csv_header(zone))
-<<<<<<< ours
-    for n, row in enumerate(
-        iter_usage_rows(session, account_id, filters, zone, chunk=chunk), start=1
-    ):
-=======
     rows = iter_usage_rows(session, account_id, filters, zone, chunk=chunk)
     for n, row in enumerate(rows, start=1):
->>>>>>> theirs
         writer.writerow(row.as_csv(zone))
         if n % chunk == 0:
             yield buf.getvalue()

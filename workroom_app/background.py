@@ -19,13 +19,11 @@ import gc
 import logging
 import os
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import TYPE_CHECKING
+
+import reflex as rx
 
 from workroom_app.generation.worker import run_worker
 from workroom_app.state import live
-
-if TYPE_CHECKING:
-    import reflex as rx
 
 log = logging.getLogger("workroom.background")
 
@@ -71,7 +69,7 @@ async def supervise_worker(
             )
         delay = RESTART_BACKOFF[min(attempt, len(RESTART_BACKOFF) - 1)]
         attempt += 1
-        with contextlib.suppress(TimeoutError):
+        with contextlib.suppress(TimeoutError):  # the back-off ended: run it again
             await asyncio.wait_for(stop.wait(), timeout=delay)
     worker_status.update(state="stopped")
 
@@ -90,7 +88,7 @@ async def generation_worker():
             await asyncio.wait_for(task, timeout=STOP_TIMEOUT)
         except (TimeoutError, asyncio.CancelledError):
             task.cancel()
-        except Exception:
+        except Exception:  # noqa: BLE001 - shutting down: log whatever it was, do not raise
             log.exception("generation worker stopped with an error")
 
 

@@ -3,6 +3,9 @@ reader's time zone, everywhere (pages, the CSV, invoice PDFs, emails).
 
     date       "Jan 31, 2026"
     date-time  "Jan 31, 2026, 14:05"   (24-hour clock, in the reader's zone)
+    stamp      "2026-01-31 14:05"      (operators: the `workroom` command and reconciliation
+                                        findings; sortable, always UTC)
+    money      "$1,234.50", "-$4.00", "12.00 EUR"   (format_money: exact, from cents)
 
 Formatting goes through Babel (CLDR patterns, English month names whatever the
 server's locale is). The zone is the account's (`Account.timezone`, an IANA
@@ -34,6 +37,7 @@ DATE_PATTERN = "MMM d, y"
 DATETIME_PATTERN = "MMM d, y, HH:mm"
 # Chart ticks: the date pattern without the year (the chart spans 30 days).
 DAY_PATTERN = "MMM d"
+STAMP_FORMAT = "%Y-%m-%d %H:%M"
 DEFAULT_ZONE = "UTC"
 EMPTY = "—"
 _MAX_ZONE_NAME = 64  # Account.timezone's column width
@@ -45,6 +49,8 @@ __all__ = [
     "format_date",
     "format_datetime",
     "format_day",
+    "format_money",
+    "format_stamp",
     "known_zone_name",
     "store_account_zone",
     "zone",
@@ -104,9 +110,27 @@ def format_datetime(value: datetime | None, tz: ZoneInfo | str | None = None) ->
     return _babel_datetime(local, DATETIME_PATTERN, tzinfo=local.tzinfo, locale=LOCALE)
 
 
+def format_money(amount_cents: int, currency: str = "usd") -> str:
+    """An amount in minor units as people read it: "$1,234.50" for USD, "-$4.00"
+    for a negative one, "12.00 EUR" for another currency. Integer arithmetic
+    only, so the text is exact for any amount."""
+    cents = int(amount_cents)
+    sign = "-" if cents < 0 else ""
+    cents = abs(cents)
+    symbol = "$" if currency.lower() == "usd" else ""
+    suffix = "" if symbol else f" {currency.upper()}"
+    return f"{sign}{symbol}{cents // 100:,}.{cents % 100:02d}{suffix}"
+
+
 def format_day(value: date) -> str:
     """ "Jan 31": a chart tick."""
     return _babel_date(value, DAY_PATTERN, locale=LOCALE)
+
+
+def format_stamp(value: datetime, *, seconds: bool = False) -> str:
+    """ "2026-01-31 14:05" (with seconds: "14:05:09") in UTC, for operators."""
+    pattern = STAMP_FORMAT + (":%S" if seconds else "")
+    return _aware(value).astimezone(UTC).strftime(pattern)
 
 
 _A = Account.__table__

@@ -30,13 +30,14 @@ import io
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
-from typing import NamedTuple
+from typing import Any, NamedTuple
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 from sqlalchemy import and_, func, or_, select, union_all
+from sqlalchemy.sql import ColumnElement, Select
 from sqlmodel import Session
 
-from workroom_app.billing import clock, formatting
+from workroom_app.billing import catalog, clock, formatting
 from workroom_app.models import ACTION_LABELS, ActionType, CreditGrant, LedgerEntry
 
 __all__ = [
@@ -45,7 +46,6 @@ __all__ = [
     "UsageRow",
     "UsagePage",
     "ExpiringCredits",
-    "FEATURE_LABELS",
     "DEFAULT_PAGE_SIZE",
     "MAX_PAGE_SIZE",
     "CSV_HEADER",
@@ -82,14 +82,6 @@ EARLIEST_DATE = date(2000, 1, 1)
 LATEST_DATE = date(9998, 12, 31)
 _MAX_INPUT_LENGTH = 64
 
-FEATURE_LABELS: dict[str, str] = {
-    "image": "Image",
-    "video": "Video",
-    "voiceover": "Voiceover",
-    "face_swap": "Face swap",
-    "lip_sync": "Lip sync",
-}
-
 CSV_HEADER = ("entry_id", "date", "time_zone", "action_type", "feature", "amount", "balance_after")
 
 _ALL_ACTIONS = frozenset(a.value for a in ActionType)
@@ -109,7 +101,7 @@ def action_label(action_type: str) -> str:
 def feature_label(feature: str | None) -> str:
     if not feature:
         return ""
-    return FEATURE_LABELS.get(feature, feature.replace("_", " ").capitalize())
+    return catalog.feature_labels().get(feature, feature.replace("_", " ").capitalize())
 
 
 def format_credits(n: int) -> str:
@@ -237,7 +229,7 @@ class UsageFilter:
             actions = ()
         object.__setattr__(self, "action_types", actions)
         object.__setattr__(
-            self, "features", _parse_choices(self.features, FEATURE_LABELS, "feature")
+            self, "features", _parse_choices(self.features, catalog.feature_labels(), "feature")
         )
         date_from = _parse_date(self.date_from, "start")
         date_to = _parse_date(self.date_to, "end")
@@ -282,21 +274,6 @@ class UsageRow:
     def sort_key(self) -> tuple[datetime, int]:
         return (self.created_at, self.id)
 
-    def as_display(self, tz: ZoneInfo) -> dict[str, object]:
-        """Plain values for the page (JSON-able)."""
-        return {
-            "id": self.id,
-            "date": format_timestamp(self.created_at, tz),
-            "action_type": self.action_type,
-            "action": action_label(self.action_type),
-            "feature": feature_label(self.feature),
-            "amount": self.amount,
-            "amount_text": format_amount(self.amount),
-            "positive": self.amount > 0,
-            "balance_after": self.balance_after,
-            "balance_text": format_credits(self.balance_after),
-        }
-
     def as_csv(self, tz: ZoneInfo) -> tuple[object, ...]:
         return (
             self.id,
@@ -335,7 +312,7 @@ _COLUMNS = (
 )
 
 
-def _to_row(r) -> UsageRow:  # noqa: ANN001
+def _to_row(r: Sequence[Any]) -> UsageRow:
     created = r[1]
     if created.tzinfo is None:  # Core selects skip the column type on some dialects
         created = created.replace(tzinfo=UTC)
@@ -398,7 +375,7 @@ def _fetch(
     else:
         order = (_L.c.created_at.asc(), _L.c.id.asc())
 
-    def part(extra: list):  # noqa: ANN001, ANN202
+    def part(extra: list[ColumnElement[bool]]) -> Select[Any]:
         return select(*_COLUMNS).where(and_(*base, *extra)).order_by(*order).limit(limit)
 
     if len(filters.action_types) <= 1:
@@ -511,11 +488,13 @@ def usage_page(
             )
         )
     else:
-        pivot = _pivot(session, account_id, before_id) if before_id is not None else None
-        got = _fetch(session, account_id, filters, bounds, pivot=pivot, older=True, limit=limit + 1)
+        before = _pivot(session, account_id, before_id) if before_id is not None else None
+        got = _fetch(
+            session, account_id, filters, bounds, pivot=before, older=True, limit=limit + 1
+        )
         has_older = len(got) > limit
         rows = got[:limit]
-        if pivot is None:
+        if before is None:
             has_newer = False
         else:
             has_newer = bool(
@@ -524,7 +503,7 @@ def usage_page(
                     account_id,
                     filters,
                     bounds,
-                    pivot=rows[0].sort_key if rows else (pivot[0], pivot[1] - 1),
+                    pivot=rows[0].sort_key if rows else (before[0], before[1] - 1),
                     older=False,
                     limit=1,
                 )
@@ -574,10 +553,9 @@ def iter_csv(
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\r\n")
     writer.writerow(csv_header(zone))
-    n = 0
-    for row in iter_usage_rows(session, account_id, filters, zone, chunk=chunk):
+    rows = iter_usage_rows(session, account_id, filters, zone, chunk=chunk)
+    for n, row in enumerate(rows, start=1):
         writer.writerow(row.as_csv(zone))
-        n += 1
         if n % chunk == 0:
             yield buf.getvalue()
             buf.seek(0)
@@ -660,24 +638,17 @@ def spend_by_day(
         per_day = totals.setdefault(day, {})
         per_day[key] = per_day.get(key, 0) + spent
 
-    known_order = list(FEATURE_LABELS)
+    known_order = list(catalog.feature_labels())
     ordered = [f for f in known_order if f in features] + sorted(features - set(known_order))
     out: list[dict[str, object]] = []
     for i in range(days):
         day = first_day + timedelta(days=i)
         item: dict[str, object] = {"date": day.isoformat(), "label": formatting.format_day(day)}
-        spent = totals.get(day, {})
+        day_spent = totals.get(day, {})
         for f in ordered:
-            item[f] = spent.get(f, 0)
+            item[f] = day_spent.get(f, 0)
         out.append(item)
     return out
-
-
-def spend_features(series: Sequence[dict[str, object]]) -> list[str]:
-    """The feature keys of a spend_by_day series, in display order."""
-    if not series:
-        return []
-    return [k for k in series[0] if k not in ("date", "label")]
 
 
 # ---------------------------------------------------------------- expiry

@@ -15,11 +15,11 @@ from typing import Any
 import reflex as rx
 
 from workroom_app.components.balance_popover import balance_with_popover, past_due_banner
+from workroom_app.routes import CREDITS_ROUTE, LANDING_ROUTE, PLANS_ROUTE
 from workroom_app.state.alerts import AlertsState
-from workroom_app.state.session import LANDING_ROUTE, SessionState
+from workroom_app.state.session import SessionState
+from workroom_app.state.timezone import TimeZoneState
 
-PLANS_ROUTE = "/plans"
-CREDITS_ROUTE = "/credits"  # Buy credits: one-off credit packs (issue 11)
 SIDEBAR_WIDTH = "15rem"
 
 
@@ -81,10 +81,6 @@ def app_page(
 
 def nav_pages() -> list[PageSpec]:
     return sorted((p for p in PAGES if p.nav is not None), key=lambda p: (p.nav.order, p.route))
-
-
-def route_exists(route: str) -> bool:
-    return any(p.route == route for p in PAGES)
 
 
 # ------------------------------------------------------------------- pieces
@@ -318,8 +314,6 @@ def skip_link() -> rx.Component:
 
 def time_zone_probe() -> rx.Component:
     """Tell the server the browser's time zone (state/timezone.py)."""
-    from workroom_app.state.timezone import TimeZoneState
-
     return rx.box(
         display="none",
         on_mount=rx.call_script(

@@ -34,7 +34,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
 from workroom_app import db, notifications
-from workroom_app.billing import clock, staff_rollups, subscriptions
+from workroom_app.billing import clock, staff_rollups
 from workroom_app.db import write_session
 from workroom_app.generation import jobs
 from workroom_app.generation.errors import GenerationError
@@ -115,7 +115,7 @@ class Worker:
         # Set when a slot frees up (run_worker then claims the next job at once).
         self.wake: asyncio.Event | None = None
         # job id -> (account id, progress, progress last reported, waiters): the next batch.
-        self._reports: dict[int, tuple[int, int, int | None, list[asyncio.Future]]] = {}
+        self._reports: dict[int, tuple[int, int, int | None, list[asyncio.Future[bool]]]] = {}
         self._report_writer: asyncio.Task | None = None
 
     # ------------------------------------------------------------- db helpers
@@ -152,7 +152,7 @@ class Worker:
 
     def _claim_free(self, session: Session, free: int) -> list[GenerationJob]:
         ids = jobs.claimable_ids(session, None, free + len(self.tasks), provider=self.provider.name)
-        claimed = []
+        claimed: list[GenerationJob] = []
         for jid in ids:
             if jid in self.tasks or len(claimed) >= free:
                 continue
@@ -273,7 +273,7 @@ class Worker:
     async def _renew(self, job: GenerationJob, progress: int, previous: int | None = None) -> bool:
         """Store the job's progress and renew its lease, in the next batch of reports. False when
         the job is no longer this worker's running job."""
-        waiter = asyncio.get_running_loop().create_future()
+        waiter: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
         queued = self._reports.get(job.id)
         if queued is not None:  # one job reports once per batch: the higher progress wins
             _account, queued_progress, queued_previous, waiters = queued
@@ -413,6 +413,10 @@ class Worker:
 
 
 def _billing_tick(engine: Engine | None) -> None:
+    # billing.invoices, ledger and receipts import one another: imported first from here (at
+    # start-up, before the ledger), subscriptions would meet that cycle half-loaded.
+    from workroom_app.billing import subscriptions  # noqa: PLC0415
+
     report, _sent = subscriptions.scheduled_tick(engine or db.get_engine())
     if report.processed or report.errors:
         log.info("billing scheduler: %s", report)

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import reflex as rx
 
 from workroom_app.components.layout import NavItem, app_page
+from workroom_app.routes import STAFF_QUEUES_ROUTE
 from workroom_app.state.staff_queues import EMAIL_FILTERS, JOB_STATUSES, WEBHOOK_OUTCOMES
 from workroom_app.state.staff_queues import StaffQueuesState as Q
 
@@ -19,7 +22,9 @@ def _filter(name: str, options: tuple[str, ...], default: str, label: str) -> rx
     )
 
 
-def _table(headers, rows, cell) -> rx.Component:  # noqa: ANN001
+def _table(
+    headers: list[str], rows: rx.Var, cell: Callable[[rx.Var], rx.Component]
+) -> rx.Component:
     return rx.table.root(
         rx.table.header(rx.table.row(*[rx.table.column_header_cell(h) for h in headers])),
         rx.table.body(rx.foreach(rows, cell)),
@@ -225,7 +230,7 @@ def jobs_card() -> rx.Component:
 
 
 @app_page(
-    "/staff/queues",
+    STAFF_QUEUES_ROUTE,
     "Staff: queues",
     nav=NavItem("Queues", "inbox", order=92, staff_only=True),
     on_load=Q.load,

@@ -34,11 +34,11 @@ from reflex_base.event import Event
 from workroom_app import notifications
 from workroom_app.billing import accounts
 from workroom_app.db import read_session
+from workroom_app.routes import LOGIN_ROUTE, SUBSCRIPTION_ROUTE
 from workroom_app.security.live_logins import live_logins
 from workroom_app.state.alerts import AlertsState
 from workroom_app.state.generate import GenerateState, JobView, read_jobs
 from workroom_app.state.session import (
-    LOGIN_ROUTE,
     AccountView,
     SessionState,
     on_page_load,
@@ -65,7 +65,6 @@ SESSION_KINDS = frozenset({notifications.SESSION})
 # Payment History and the plan summary are re-read (by the tab's own event) only in tabs that show
 # them: /subscription.
 PAYMENT_KINDS = frozenset({notifications.PAYMENT, notifications.SUBSCRIPTION})
-PAYMENTS_ROUTE = "/subscription"
 ALL_KINDS = ACCOUNT_KINDS | JOB_KINDS | SESSION_KINDS
 
 
@@ -311,7 +310,7 @@ async def _push_tab(
         if payments_changed:
             # The past-due banner and the alert toasts are on every page.
             events.append(AlertsState.refresh)
-            if route_of(root) == PAYMENTS_ROUTE:
+            if route_of(root) == SUBSCRIPTION_ROUTE:
                 events.append(SubscriptionState.refresh_payments)
         if jobs is None:
             return events

@@ -35,6 +35,7 @@ Page on_load handlers run after `guard` (pages.registry puts it first), so
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -42,20 +43,13 @@ from datetime import datetime
 import reflex as rx
 
 from workroom_app.billing import accounts, catalog
-from workroom_app.db import read_session
+from workroom_app.billing.email_confirmation import queue_confirmation
+from workroom_app.db import read_session, write_session
+from workroom_app.models import Account
+from workroom_app.routes import INDEX_ROUTE, LOGIN_ROUTE, PUBLIC_ROUTES, landing_route
+from workroom_app.security import rate_limits, signing
 from workroom_app.security.live_logins import live_logins
-from workroom_app.security.session_cookie import COOKIE_NAME, token_from_cookie_header
-
-from workroom_app.routes import (  # noqa: F401  (re-exported for the pages and states)
-    LANDING_ROUTE,
-    LOGIN_ROUTE,
-    PUBLIC_ROUTES,
-    SIGNUP_ROUTE,
-    STAFF_LANDING_ROUTE,
-    landing_route,
-)
-
-SESSION_COOKIE = COOKIE_NAME
+from workroom_app.security.session_cookie import token_from_cookie_header
 
 # Told (the tab's client token, its account id or None) by every page load's guard. The live
 # push (state/live.py) keeps its map of which tab shows which account this way: no event and
@@ -75,8 +69,6 @@ LOGOUT_PATH = "/api/auth/logout"
 def post_form_script(action: str, fields: dict[str, str] | None = None) -> str:
     """Page script that submits a same-origin POST form (a full page navigation, so the
     server's Set-Cookie applies and the next page opens a fresh websocket carrying it)."""
-    import json
-
     inputs = "".join(
         f"i=document.createElement('input');i.type='hidden';i.name={json.dumps(k)};"
         f"i.value={json.dumps(v)};f.appendChild(i);"
@@ -108,7 +100,7 @@ class AccountView:
 def plan_display_name(plan_key: str) -> str:
     try:
         return catalog.get_catalog().plan(plan_key).name
-    except Exception:  # a plan retired from the catalog still has a name to show
+    except catalog.UnknownPlan:  # a plan retired from the catalog still has a name to show
         return plan_key.title()
 
 
@@ -231,7 +223,7 @@ class SessionState(rx.State):
         route = route_of(self)
         if not signed_in and route not in PUBLIC_ROUTES:
             return rx.redirect(LOGIN_ROUTE, replace=True)
-        if signed_in and (route in PUBLIC_ROUTES or route == "/"):
+        if signed_in and (route in PUBLIC_ROUTES or route == INDEX_ROUTE):
             return rx.redirect(landing_route(self.is_staff), replace=True)
         return None
 
@@ -265,8 +257,6 @@ class SessionState(rx.State):
         account_id = self._account_id
         if account_id is None or self.email_confirmed:
             return None
-        from workroom_app.security import rate_limits
-
         refusal = rate_limits.confirmation_attempt(account_id)
         if refusal is not None:
             self.confirmation_note = refusal.message("confirmation emails")
@@ -277,26 +267,17 @@ class SessionState(rx.State):
 
 
 def _revoke(token: str) -> None:
-    from workroom_app.db import write_session
-
     with write_session() as session:
         accounts.revoke_login(session, token)
 
 
 def _revoke_all(account_id: int) -> int:
-    from workroom_app.db import write_session
-
     with write_session() as session:
         return accounts.revoke_all_logins(session, account_id)
 
 
 def send_confirmation(account_id: int) -> None:
     """Blocking: queue a confirmation email for the account (unless already confirmed)."""
-    from workroom_app.billing.email_confirmation import queue_confirmation
-    from workroom_app.db import write_session
-    from workroom_app.models import Account
-    from workroom_app.security import signing
-
     signing.ensure_secret()  # before the transaction: on first use it writes the secret itself
     with write_session() as session:
         account = session.get(Account, account_id)

@@ -1,7 +1,7 @@
 """Payment gateways. `get_gateway()` returns the one settings.payment_gateway names.
 
 "local" (default): the test-mode gateway in payments/local.py, no keys needed.
-"stripe": built by workroom_app.billing.payments.stripe_gateway.make_gateway(settings).
+"stripe": built by workroom_app.billing.payments.stripe.make_gateway(settings).
 Other modules can add one with register_gateway(name, factory).
 """
 
@@ -10,6 +10,7 @@ from __future__ import annotations
 import importlib
 from collections.abc import Callable
 
+from workroom_app import settings as settings_module
 from workroom_app.billing.payments.gateway import (
     CardOnFile,
     ChargeResult,
@@ -30,7 +31,7 @@ _factories: dict[str, Callable[[object], PaymentGateway]] = {}
 # Imported on first use only, so the local mode never needs Stripe configured.
 _lazy: dict[str, str] = {
     "local": "workroom_app.billing.payments.local:make_gateway",
-    "stripe": "workroom_app.billing.payments.stripe_gateway:make_gateway",
+    "stripe": "workroom_app.billing.payments.stripe:make_gateway",
 }
 _instances: dict[str, PaymentGateway] = {}
 
@@ -41,9 +42,7 @@ def register_gateway(name: str, factory: Callable[[object], PaymentGateway]) -> 
 
 
 def get_gateway(name: str | None = None) -> PaymentGateway:
-    from workroom_app.settings import get_settings
-
-    settings = get_settings()
+    settings = settings_module.get_settings()  # looked up per call: tests swap it
     name = (name or settings.payment_gateway or "local").strip().lower()
     gateway = _instances.get(name)
     if gateway is not None:

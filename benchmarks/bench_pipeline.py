@@ -132,24 +132,23 @@ def prepare(url: str, n: int) -> list[int]:
 
 
 def submit_all(url: str, account_ids: list[int], provider_name: str) -> None:
-    """In a submitter process: each account submits its job, one commit at a time."""
+    """Each account submits its job, one commit at a time (in a submitter process, or in a thread
+    of the worker's process: then on the worker's own engine, whose SQLite writer lock queues
+    the two sides as `make run` does, instead of SQLite's sleeping busy handler)."""
     from workroom_app import db
     from workroom_app.db import write_session
     from workroom_app.generation import jobs
 
-    engine = db.make_engine(url)
-    try:
-        for account_id in account_ids:
-            with write_session(engine) as s:
-                jobs.submit(
-                    s,
-                    account_id,
-                    REQUEST,
-                    client_request_id=f"pipe-{account_id}",
-                    provider=provider_name,
-                )
-    finally:
-        engine.dispose()
+    engine = db.get_engine(url)
+    for account_id in account_ids:
+        with write_session(engine) as s:
+            jobs.submit(
+                s,
+                account_id,
+                REQUEST,
+                client_request_id=f"pipe-{account_id}",
+                provider=provider_name,
+            )
 
 
 def pct(values: list[float], p: float) -> float:

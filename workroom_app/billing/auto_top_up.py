@@ -112,7 +112,7 @@ def save_settings(
     return alerts.read_settings(session, account_id)
 
 
-def _turn_off(session: Session, account_id: int, reason: str, dedupe: str) -> None:
+def turn_off(session: Session, account_id: int, reason: str, dedupe: str) -> None:
     alerts._upsert(session, account_id, {"auto_top_up": False})
     alerts.notify(
         session,
@@ -134,7 +134,7 @@ def top_up(
     """Buy the chosen pack for the debit `crossing_entry_id` that took the
     balance below the threshold. Once per crossing (its key), never past the
     monthly cap. None when auto top-up is off or the cap is reached."""
-    from workroom_app.billing import packs
+    from workroom_app.billing import packs, payment_confirmation
     from workroom_app.billing.payments import get_gateway
     from workroom_app.billing.subscriptions import _card_on_file, _charge, _write_invoice
 
@@ -152,6 +152,8 @@ def top_up(
             replayed=True,
         )
     now = clock.now()
+    if payment_confirmation.open_top_up(session, account_id):
+        return None  # one waits for its card holder (or is under way): never two at once
     if top_ups_this_month(session, account_id, now) >= settings.top_up_monthly_cap:
         alerts.notify(
             session,
@@ -169,11 +171,11 @@ def top_up(
         return None
     pack = get_catalog().pack(settings.top_up_pack)
     if pack is None:
-        _turn_off(session, account_id, "that pack is no longer sold.", f"auto_top_up_off:{key}")
+        turn_off(session, account_id, "that pack is no longer sold.", f"auto_top_up_off:{key}")
         return TopUpResult(False, "That pack is no longer sold.", turned_off=True)
     card = _card_on_file(session, account_id)
     if card is None:
-        _turn_off(session, account_id, "there is no card on file.", f"auto_top_up_off:{key}")
+        turn_off(session, account_id, "there is no card on file.", f"auto_top_up_off:{key}")
         return TopUpResult(False, "No card on file.", turned_off=True)
     gateway = gateway or get_gateway()
     payment = _charge(
@@ -184,7 +186,19 @@ def top_up(
         pack.price_cents,
         f"Workroom auto top-up: {pack.label}",
         key,
+        off_session=True,
     )
+    if payment.requires_action:
+        outcome = payment_confirmation.require(
+            session,
+            account_id,
+            kind=payment_confirmation.AUTO_TOP_UP,
+            payment=payment,
+            description=packs.pack_line(pack),
+            details={"pack": packs.pack_details(pack)},
+            return_path=alerts.CREDITS_LINK,
+        )
+        return TopUpResult(False, outcome.message)
     if not payment.ok:
         invoice, _ = _write_invoice(
             session,
@@ -198,7 +212,7 @@ def top_up(
             period_end=None,
         )
         reason = invoice.failure_reason or "The payment failed."
-        _turn_off(session, account_id, reason, f"auto_top_up_off:{key}")
+        turn_off(session, account_id, reason, f"auto_top_up_off:{key}")
         return TopUpResult(False, reason, invoice_id=invoice.id, turned_off=True)
     outcome = packs.record_paid(session, account_id, pack, payment=payment)
     alerts.notify(

@@ -193,6 +193,10 @@ class PaymentFacts:
     card_last4: str | None = None
     failure_reason: str | None = None
     failure_code: str | None = None
+    # Neither paid nor failed: the card holder must confirm it (3-D Secure;
+    # billing/payment_confirmation.py), at action_url with Stripe.
+    requires_action: bool = False
+    action_url: str | None = None
 
 
 @dataclass(frozen=True)
@@ -263,6 +267,9 @@ class Outcome:
     failure_code: str | None = None
     replayed: bool = False  # the same request was already done: nothing changed now
     plan_ended: bool = False  # the account went back to Free
+    # The payment waits for the card holder: send them to confirm_url ("Confirm this payment").
+    requires_action: bool = False
+    confirm_url: str | None = None
 
 
 @dataclass(frozen=True)
@@ -486,6 +493,8 @@ def _facts(
         card_last4=getattr(card, "last4", None),
         failure_reason=charge.failure_reason,
         failure_code=charge.failure_code,
+        requires_action=charge.requires_action,
+        action_url=charge.action_url,
     )
 
 
@@ -509,11 +518,20 @@ def _charge(
     amount_cents: int,
     description: str,
     key: str,
+    *,
+    off_session: bool = False,
 ) -> PaymentFacts:
     if card is None:
         return _no_card_facts(amount_cents, key, gateway.name)
     result = gateway.charge(
-        account_id, card, amount_cents, _currency(), description, key, session=session
+        account_id,
+        card,
+        amount_cents,
+        _currency(),
+        description,
+        key,
+        session=session,
+        off_session=off_session,
     )
     return _facts(result, card, amount_cents, key, gateway.name)
 
@@ -767,6 +785,16 @@ def subscribe(
         f"Workroom {plan.name} plan",
         key,
     )
+    if payment.requires_action:
+        return _needs_confirmation(
+            session,
+            account_id,
+            ACTIVATION,
+            payment,
+            f"the {plan.name} plan",
+            {"plan_key": plan.key, **_card_details(card_on_file, "always" if card else None)},
+            "/subscription",
+        )
     if not payment.ok:
         return record_failed_attempt(
             session,
@@ -893,6 +921,60 @@ def activate_from_gateway(
     )
 
 
+# ---------------------------------------------------- payments the card holder must confirm
+
+
+def _needs_confirmation(
+    session: Session,
+    account_id: int,
+    kind: str,
+    payment: PaymentFacts,
+    description: str,
+    details: dict,
+    return_path: str,
+) -> Outcome:
+    """3-D Secure: the payment waits for its card holder (billing/payment_confirmation.py)."""
+    from workroom_app.billing import payment_confirmation  # noqa: PLC0415  (it builds on this module)
+
+    return payment_confirmation.require(
+        session,
+        account_id,
+        kind=kind,
+        payment=payment,
+        description=description,
+        details=details,
+        return_path=return_path,
+    )
+
+
+def _card_details(card: Any, store: str | None) -> dict:
+    """A typed-in card to save once its payment is confirmed ("always", "if_none")."""
+    if store is None or card is None:
+        return {}
+    fields = ("gateway_ref", "brand", "last4", "exp_month", "exp_year")
+    return {"store_card": store, "card": {f: getattr(card, f) for f in fields}}
+
+
+def _renewal_details(
+    sub_id: int, plan_key: str, due_at: datetime, start: datetime, end: datetime, *, pay_now: bool
+) -> dict:
+    return {
+        "subscription_id": sub_id,
+        "plan_key": plan_key,
+        "due_at": as_utc(due_at).isoformat(),
+        "period_start": as_utc(start).isoformat(),
+        "period_end": as_utc(end).isoformat(),
+        "pay_now": pay_now,
+    }
+
+
+def _waiting_renewal(session: Session, sub: Subscription) -> Outcome | None:
+    """Pay now while this renewal already waits for confirmation: that one, not a second charge."""
+    from workroom_app.billing import payment_confirmation  # noqa: PLC0415  (it builds on this module)
+
+    return payment_confirmation.waiting_renewal(session, sub)
+
+
 # -------------------------------------------------------------------- renewal
 
 
@@ -946,7 +1028,18 @@ def renew(
         plan.price_cents,
         f"Workroom {plan.name} plan renewal",
         key,
+        off_session=True,
     )
+    if payment.requires_action:
+        return _needs_confirmation(
+            session,
+            sub.account_id,
+            RENEWAL,
+            payment,
+            f"your {plan.name} renewal",
+            _renewal_details(sub.id, plan.key, due_at, start, end, pay_now=False),
+            "/subscription",
+        )
     if payment.ok:
         return _apply_renewal(session, sub, period_start=start, period_end=end, payment=payment)
     return record_payment_failed(
@@ -972,6 +1065,9 @@ def pay_now(session: Session, account_id: int, *, gateway=None) -> Outcome:
         raise SubscriptionError(
             "Stripe retries this payment with your new card on its own schedule; there is nothing to pay here."
         )
+    waiting = _waiting_renewal(session, sub)
+    if waiting is not None:
+        return waiting
     card = _card_on_file(session, account_id)
     if card is None:
         raise NoPaymentMethod("Add a card to pay now.")
@@ -994,6 +1090,16 @@ def pay_now(session: Session, account_id: int, *, gateway=None) -> Outcome:
         f"Workroom {plan.name} plan renewal",
         key,
     )
+    if payment.requires_action:
+        return _needs_confirmation(
+            session,
+            account_id,
+            RENEWAL,
+            payment,
+            f"your {plan.name} renewal",
+            _renewal_details(sub.id, plan.key, due_at, start, end, pay_now=True),
+            "/subscription",
+        )
     if payment.ok:
         outcome = _apply_renewal(session, sub, period_start=start, period_end=end, payment=payment)
         session.expire(sub)  # updated below the ORM
@@ -1515,6 +1621,16 @@ def change_plan(
         f"Workroom {current.name} to {new_plan.name}",
         preview.idempotency_key,
     )
+    if payment.requires_action:
+        return _needs_confirmation(
+            session,
+            account_id,
+            preview.kind,
+            payment,
+            f"the change from {current.name} to {new_plan.name}",
+            {"plan_key": new_plan.key, "from_plan": current.key, "subscription_id": sub.id},
+            "/subscription",
+        )
     if preview.kind == UPGRADE:
         if not payment.ok:
             return record_failed_attempt(
@@ -1859,6 +1975,13 @@ def scheduled_tick(engine: Engine, *, send_receipts: bool = True, receipt_limit:
     """One pass of the billing scheduler (the worker calls it every poll, in a
     thread): renew what fell due, run due retries, then send pending receipts
     when SMTP is configured. Returns (RenewReport, SendReport | None)."""
+    try:
+        from workroom_app.billing import payment_confirmation  # noqa: PLC0415  (builds on this module)
+
+        # Unconfirmed payments past their deadline fail first, so the renewals below see it.
+        payment_confirmation.expire_due(engine)
+    except Exception:  # noqa: BLE001  (must never stop renewals)
+        log.exception("expiring payment confirmations failed")
     report = renew_due(engine)
     try:
         alerts.scheduled_scan(engine)  # "N credits expire on DATE", 7 days and 1 day before

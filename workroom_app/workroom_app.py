@@ -42,6 +42,7 @@ from workroom_app.components.layout import PAGES
 from workroom_app.http.auth_routes import AUTH_ROUTES
 from workroom_app.http.invoice_routes import INVOICE_ROUTES
 from workroom_app.http.media_routes import MEDIA_ROUTES
+from workroom_app.http.payment_routes import PAYMENT_ROUTES
 from workroom_app.http.stripe_routes import STRIPE_ROUTES
 from workroom_app.http.usage_csv import USAGE_CSV_ROUTES
 from workroom_app.pages.not_found import not_found_page
@@ -112,6 +113,7 @@ API_ROUTES: list[Route] = [
     *MEDIA_ROUTES,
     *STRIPE_ROUTES,
     *AUTH_ROUTES,
+    *PAYMENT_ROUTES,
 ]
 
 

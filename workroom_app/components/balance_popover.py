@@ -175,9 +175,20 @@ def past_due_banner() -> rx.Component:
         rx.callout(
             rx.hstack(
                 rx.text(AlertsState.past_due_text, size="2"),
-                rx.link(
-                    rx.button("Fix payment", size="1", color_scheme="red", variant="solid"),
-                    href="/subscription#card",
+                rx.cond(
+                    AlertsState.past_due_confirm_url != "",
+                    # A plain link: the confirmation step is served outside the app's pages.
+                    rx.el.a(
+                        rx.button(
+                            "Confirm this payment", size="1", color_scheme="red", variant="solid"
+                        ),
+                        href=AlertsState.past_due_confirm_url,
+                        data_testid="past-due-confirm",
+                    ),
+                    rx.link(
+                        rx.button("Fix payment", size="1", color_scheme="red", variant="solid"),
+                        href="/subscription#card",
+                    ),
                 ),
                 justify="between",
                 align="center",
@@ -190,5 +201,33 @@ def past_due_banner() -> rx.Component:
             role="alert",
             width="100%",
             data_testid="past-due-banner",
+        ),
+    )
+
+
+def confirm_payment_banner() -> rx.Component:
+    """On every page while a payment waits for its card holder (3-D Secure): what it
+    is, until when, and the way to the confirmation step."""
+    return rx.foreach(
+        AlertsState.confirmations,
+        lambda item: rx.callout(
+            rx.hstack(
+                rx.text(item.message, size="2"),
+                rx.el.a(
+                    rx.button("Confirm this payment", size="1", variant="solid"),
+                    href=item.url,
+                    data_testid="confirm-payment-link",
+                ),
+                justify="between",
+                align="center",
+                width="100%",
+                wrap="wrap",
+                spacing="3",
+            ),
+            icon="shield-check",
+            color_scheme="amber",
+            role="status",
+            width="100%",
+            data_testid="confirm-payment-banner",
         ),
     )

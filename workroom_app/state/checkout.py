@@ -21,6 +21,7 @@ import reflex as rx
 from workroom_app.billing import subscriptions
 from workroom_app.billing.payments import cards
 from workroom_app.billing.subscriptions import CardForm, SubscribePreview, SubscriptionError
+from workroom_app.state.payment_confirmation import go_to_confirmation
 from workroom_app.state.plans import (
     PLANS_ROUTE,
     SUBSCRIPTION_ROUTE,
@@ -239,6 +240,10 @@ class CheckoutState(SessionState):
             return
         finally:
             self.busy = False
+        if outcome.requires_action:
+            # 3-D Secure: on to the confirmation step; it proceeds once confirmed.
+            yield go_to_confirmation(outcome.confirm_url)
+            return
         if not outcome.ok:
             # Declined: only a failed payment row was written. A retry needs a
             # fresh preview (the failed attempt changes the payment's key).

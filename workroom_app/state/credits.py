@@ -21,6 +21,7 @@ import reflex as rx
 from workroom_app.billing import packs, subscriptions
 from workroom_app.billing.subscriptions import CardForm, SubscriptionError
 from workroom_app.state.checkout import CardFormError, card_error_var, field_of, read_card_form
+from workroom_app.state.payment_confirmation import go_to_confirmation
 from workroom_app.state.plans import _settings_gateway, credits_text, date_text, money_text
 from workroom_app.state.session import SessionState
 
@@ -269,6 +270,10 @@ class CreditsState(SessionState):
             return
         finally:
             self.busy = False
+        if outcome.requires_action:
+            # 3-D Secure: on to the confirmation step; it proceeds once confirmed.
+            yield go_to_confirmation(outcome.confirm_url)
+            return
         if not outcome.ok:
             # Declined: a failed payment row only. A retry is a new payment (new key).
             await self._reload_preview(account_id, preview["pack_key"])

@@ -24,6 +24,7 @@ import reflex as rx
 
 from workroom_app.billing import clock, formatting, subscriptions
 from workroom_app.billing.subscriptions import ChangePreview, SubscribePreview, SubscriptionError
+from workroom_app.state.payment_confirmation import go_to_confirmation
 from workroom_app.state.session import SessionState
 
 log = logging.getLogger(__name__)
@@ -652,6 +653,12 @@ class PlansState(SessionState):
             await self._refresh()
             return
         self.busy = False
+        if outcome.requires_action:
+            # 3-D Secure: on to the confirmation step; the change happens once confirmed.
+            self.dialog_open = False
+            self._pending = None
+            yield go_to_confirmation(outcome.confirm_url)
+            return
         await self._reload_account()
         await self._refresh()
         if outcome.ok:

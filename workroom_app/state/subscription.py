@@ -20,6 +20,7 @@ from workroom_app.billing import formatting, invoices, subscriptions
 from workroom_app.billing.payments.cards import BRAND_LABELS
 from workroom_app.billing.subscriptions import SubscriptionError
 from workroom_app.state.checkout import CardFormError, card_error_var, field_of, read_card_form
+from workroom_app.state.payment_confirmation import go_to_confirmation
 from workroom_app.state.plans import date_text, money_text
 from workroom_app.state.session import SessionState
 
@@ -106,7 +107,6 @@ class Overview:
 
 def read_overview(account_id: int) -> Overview:
     from workroom_app.db import read_session
-
     from workroom_app.settings import get_settings
 
     with read_session() as session:
@@ -424,6 +424,10 @@ class SubscriptionState(SessionState):
             return
         finally:
             self.pay_busy = False
+        if outcome.requires_action:
+            # 3-D Secure: on to the confirmation step; the plan renews once confirmed.
+            yield go_to_confirmation(outcome.confirm_url)
+            return
         await self._read_overview()
         await self._read_first_page()
         await self._reload_account()

@@ -1,0 +1,57 @@
+"""3-D Secure through Reflex's real event path: Pay with an authentication card sends
+the browser to the confirmation step, every page then shows "Confirm this payment",
+and the confirmation URL belongs to the account that paid."""
+
+from __future__ import annotations
+
+from tests.test_plans_state import (
+    NOW,
+    VISA,
+    app_db,  # noqa: F401  (fixture)
+    balance,
+    invoices_of,
+    make_user,
+    run,
+)
+from workroom_app.billing import clock, payment_confirmation
+from workroom_app.db import write_session
+from workroom_app.state.alerts import AlertsState
+from workroom_app.state.credits import CreditsState
+
+AUTH_CARD = {**VISA, "number": "4000 0027 6000 3184"}
+
+
+def test_pay_with_an_authentication_card_goes_to_the_confirmation_step(app_db):
+    account_id, token = make_user(app_db, "3ds@example.com")
+    seen: dict[str, str] = {}
+
+    async def scenario(new_browser):
+        tab = new_browser()
+        await tab.sign_in(token)
+        await tab.open("/credits", CreditsState)
+        await tab.send(CreditsState, "choose", pack_key="credits_500")
+        sent = await tab.send(CreditsState, "submit", form_data=AUTH_CARD)
+        assert "window.location.assign" in sent and payment_confirmation.CONFIRM_PATH in sent
+        await tab.send(AlertsState, "refresh")
+        alerts = await tab.state(AlertsState)
+        [item] = alerts.confirmations
+        assert "confirm your payment of $6.00" in item.message
+        assert item.url.startswith(payment_confirmation.CONFIRM_PATH) and item.url in sent
+        seen["url"] = item.url
+
+    run(scenario)
+    assert invoices_of(app_db, account_id) == [] and balance(app_db, account_id) == 50
+    # Another account's tab never sees it.
+    other_id, other_token = make_user(app_db, "other@example.com")
+
+    async def other(new_browser):
+        tab = new_browser()
+        await tab.sign_in(other_token)
+        await tab.open("/credits", CreditsState)
+        await tab.send(AlertsState, "refresh")
+        assert (await tab.state(AlertsState)).confirmations == []
+
+    run(other)
+    with clock.pinned(NOW), write_session(app_db) as s:
+        out = payment_confirmation.confirm(s, seen["url"].rsplit("/", 1)[1], confirmed=True)
+    assert out.ok and balance(app_db, account_id) == 550

@@ -21,7 +21,7 @@ from workroom_app.state.credits import CreditsState
 AUTH_CARD = {**VISA, "number": "4000 0027 6000 3184"}
 
 
-def test_pay_with_an_authentication_card_goes_to_the_confirmation_step(app_db):
+def test_pay_with_an_authentication_card_goes_to_the_confirmation_step(app_db):  # noqa: F811
     account_id, token = make_user(app_db, "3ds@example.com")
     seen: dict[str, str] = {}
 

@@ -44,6 +44,7 @@ from workroom_app.http.invoice_routes import INVOICE_ROUTES
 from workroom_app.http.media_routes import MEDIA_ROUTES
 from workroom_app.http.payment_routes import PAYMENT_ROUTES
 from workroom_app.http.stripe_routes import STRIPE_ROUTES
+from workroom_app.http.unsubscribe_routes import UNSUBSCRIBE_ROUTES
 from workroom_app.http.usage_csv import USAGE_CSV_ROUTES
 from workroom_app.pages.not_found import not_found_page
 from workroom_app.security import event_failures, log_redaction
@@ -114,6 +115,7 @@ API_ROUTES: list[Route] = [
     *STRIPE_ROUTES,
     *AUTH_ROUTES,
     *PAYMENT_ROUTES,
+    *UNSUBSCRIBE_ROUTES,
 ]
 
 

@@ -4,7 +4,7 @@
  * The Generate button must show the cost of the current settings within one frame of any change,
  * so nothing here waits for the server: options come from the catalog (GET /api/catalog.json,
  * the same data the server prices from) and the cost from WorkroomQuote.quote (assets/quote.js,
- * the exact twin of billing/catalog.py quote()). The server prices every submission again and
+ * the exact twin of billing/catalog/pricing.py quote()). The server prices every submission again and
  * never reads a price from here; `shown_cost` is sent only so it can refuse (charging nothing)
  * when its price differs from what the user saw.
  *

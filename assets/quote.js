@@ -1,5 +1,5 @@
 /*
- * Workroom live cost: the browser twin of workroom_app/billing/catalog.py `quote()`.
+ * Workroom live cost: the browser twin of workroom_app/billing/catalog/pricing.py `quote()`.
  *
  * The Generate button shows its cost within a frame, so the price is computed here from the
  * same catalog the server charges from (catalog_for_browser()). The server still prices every
@@ -24,7 +24,7 @@
   "use strict";
 
   // Integers sent as text are read only when they are plain digits; longer than this many
-  // digits is out of any range (the same rule as catalog.py, so both refuse the same input).
+  // digits is out of any range (the same rule as catalog/pricing.py, so both refuse the same input).
   var INT_TEXT = /^-?[0-9]+$/;
   var MAX_INT_DIGITS = 15;
   var HUGE = 1e15;

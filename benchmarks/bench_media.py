@@ -25,7 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from PIL import Image  # noqa: E402
 
 from benchmarks._common import load_average  # noqa: E402
-from tests.media_samples import clip_mp4, tone_wav  # noqa: E402
+from tests.support.media_samples import clip_mp4, tone_wav  # noqa: E402
 from workroom_app.generation import media, renderers, uploads  # noqa: E402
 
 

@@ -5,7 +5,7 @@ Run:  WORKROOM_TEST_POSTGRES_URL=postgresql://postgres@127.0.0.1:5432/test \
       .venv/bin/python benchmarks/bench_webhooks.py [--accounts 300] [--no-write]
 
 Each account pays a Checkout in the in-process Stripe stand-in
-(tests/fakes/stripe_standin.py), which queues the six signed events Stripe
+(tests/support/fakes/stripe_standin.py), which queues the six signed events Stripe
 sends for it (customer.subscription.created, invoice.finalized, invoice.paid,
 invoice.payment_succeeded, checkout.session.completed,
 customer.subscription.updated); three have handlers, three are stored and
@@ -39,7 +39,7 @@ import stripe  # noqa: E402
 from sqlalchemy import create_engine, text  # noqa: E402
 
 from benchmarks._common import DOCS, cpu_model, load_average, ram_gib, write_section  # noqa: E402
-from tests.test_stripe_support import make_world as stripe_world  # noqa: E402
+from tests.support.stripe_world import make_world as stripe_world  # noqa: E402
 from workroom_app import db  # noqa: E402
 from workroom_app.billing import clock, ledger  # noqa: E402
 from workroom_app.billing.stripe_webhooks import fetch_state  # noqa: E402

@@ -11,8 +11,8 @@ import av
 from PIL import Image
 from sqlmodel import select
 
-from tests.reflex_events import run as run_events
-from tests.test_generate_state import Browser, sqlite_app_db  # noqa: F401  (fixture)
+from tests.support.reflex_events import run as run_events
+from tests.state.test_generate_state import Browser, sqlite_app_db  # noqa: F401  (fixture)
 from workroom_app import settings
 from workroom_app.billing import accounts, clock
 from workroom_app.billing.ledger_check import check_ledger

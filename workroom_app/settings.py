@@ -21,7 +21,7 @@ class Settings(BaseSettings):
 
     # SQLite under var/ by default; WORKROOM_DATABASE_URL selects PostgreSQL.
     database_url: str = f"sqlite:///{REPO_ROOT / 'var' / 'workroom.db'}"
-    catalog_path: Path = Path(__file__).resolve().parent / "billing" / "catalog.toml"
+    catalog_path: Path = Path(__file__).resolve().parent / "billing" / "catalog" / "catalog.toml"
     # Where generated files and uploads are kept.
     media_dir: Path = REPO_ROOT / "var" / "media"
     session_days: int = Field(default=30, ge=1)

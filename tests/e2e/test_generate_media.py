@@ -12,7 +12,7 @@ from PIL import Image
 from playwright.sync_api import expect
 
 from tests.e2e.test_generate import JOB_TIMEOUT, balance_of, button, new_user, open_generate
-from tests.media_samples import tone_wav
+from tests.support.media_samples import tone_wav
 
 pytestmark = pytest.mark.browser
 

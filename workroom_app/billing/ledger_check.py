@@ -1,4 +1,4 @@
-"""Verify the ledger's invariants (see billing/ledger.py) from the stored rows.
+"""Verify the ledger's invariants (see billing/ledger/__init__.py) from the stored rows.
 
 `check_ledger` reads only; it returns one readable line per violation, an
 empty list when everything holds. `workroom ledger check` prints them.

@@ -3,7 +3,7 @@
 Plain Python over the rows of the ledger, the invoices (and refunds), the
 subscriptions and the generation jobs: each panel selects the rows of the
 range with one query and sums them here, so what a figure means is written
-once, in this file, and tests/test_staff_metrics.py checks every figure
+once, in this file, and tests/billing/test_staff_metrics.py checks every figure
 against independent SQL over the same tables on both engines.
 
 Definitions (README "Decisions"):

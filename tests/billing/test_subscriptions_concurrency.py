@@ -1,0 +1,70 @@
+"""Two Upgrade clicks at once charge once (issue 4, "Bad input and money safety")."""
+
+from __future__ import annotations
+
+import threading
+
+from sqlmodel import select
+
+from workroom_app.billing import clock, subscriptions
+from workroom_app.billing.subscriptions import SamePlan
+from workroom_app.db import read_session, write_session
+from workroom_app.models import Invoice, LocalCharge
+from tests.support.subscriptions import T0, balance, entries, preview, sign_up, subscribe
+
+
+def _race(engine, n, work):
+    barrier = threading.Barrier(n)
+    results: list = [None] * n
+
+    def run(i):
+        clock.set_pinned(T0)  # the pin is process-wide; harmless to repeat
+        barrier.wait()
+        try:
+            with write_session(engine) as s:
+                results[i] = work(s)
+        except Exception as exc:  # noqa: BLE001 - the test inspects it
+            results[i] = exc
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    return results
+
+
+def _charges(engine):
+    with read_session(engine) as s:
+        return s.exec(select(LocalCharge)).all()
+
+
+def test_two_upgrade_clicks_with_the_same_confirmation_charge_once(engine):
+    with clock.pinned(T0):
+        a = sign_up(engine)
+        subscribe(engine, a, "pro")
+        p = preview(engine, a, "studio")
+    results = _race(
+        engine, 4, lambda s: subscriptions.change_plan(s, a, "studio", expected_preview=p)
+    )
+    assert all(r.ok for r in results), results
+    assert sum(not r.replayed for r in results) == 1
+    upgrades = [c for c in _charges(engine) if c.amount_cents == 5000]
+    assert len(upgrades) == 1
+    with read_session(engine) as s:
+        assert len(s.exec(select(Invoice).where(Invoice.kind == "upgrade")).all()) == 1
+    assert entries(engine, a).count(("plan_change", 6000)) == 1
+    assert balance(engine, a) == 50 + 9000
+
+
+def test_two_different_upgrade_requests_at_once_charge_once(engine):
+    with clock.pinned(T0):
+        a = sign_up(engine)
+        subscribe(engine, a, "starter")
+    results = _race(engine, 2, lambda s: subscriptions.change_plan(s, a, "studio"))
+    oks = [r for r in results if not isinstance(r, Exception)]
+    errors = [r for r in results if isinstance(r, Exception)]
+    assert len(oks) == 1 and oks[0].ok
+    assert len(errors) == 1 and isinstance(errors[0], SamePlan)
+    assert len([c for c in _charges(engine) if c.amount_cents == 7000]) == 1
+    assert balance(engine, a) == 50 + 9000

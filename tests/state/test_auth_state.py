@@ -1,0 +1,340 @@
+"""Auth and session states driven through Reflex's real event processing path.
+
+Events are queued on a BaseStateEventProcessor exactly as the websocket
+handler queues what a browser sends, so argument coercion, unknown arguments
+and the state tree behave as in production. A browser can call any handler
+with anything: forged calls must be refused and change nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+from reflex.istate.manager.token import BaseStateToken
+from reflex.state import State
+from sqlmodel import select
+
+from tests.support.reflex_events import EventBrowser, frontend_text, redeem, run as run_events, ticket_in
+import workroom_app.workroom_app as workroom  # registers every state, like the server
+from workroom_app import db
+from workroom_app.billing import accounts, ledger
+from workroom_app.db import read_session, write_session
+from workroom_app.models import Account, AuthSession, LedgerEntry, Role
+from workroom_app.state.auth import AuthState
+from workroom_app.state.session import SessionState
+
+PASSWORD = "correct horse"
+
+
+class Browser(EventBrowser):
+    path = "/login"
+    records = True
+
+    async def send(self, state_cls, handler: str, **payload: Any) -> str:
+        """Run one event; returns what it sent to the browser (toasts, redirects, scripts)."""
+        before = len(self.recorder.updates)
+        event = self.event(state_cls, handler, payload)
+        future = await self.processor.enqueue(self.token, event)
+        if not self.is_registered(event):
+            # The server logs "No registered handler" and runs nothing: give the
+            # queue a moment and move on.
+            await asyncio.sleep(0.2)
+            return ""
+        try:
+            await asyncio.wait_for(future.wait_all(), 10)
+        except TimeoutError:
+            raise AssertionError(f"{handler} did not finish") from None
+        except Exception:  # a refused forged call surfaces here; the checks below decide
+            pass
+        return frontend_text(self.recorder.updates[before:])
+
+    async def submit_and_follow(self, handler: str, form: dict) -> str:
+        """Send the log-in or sign-up form and, when it succeeds, do what the page's script
+        does: POST the ticket, keep the HttpOnly cookie, open the app (guard). Returns the
+        cookie ("" when the form was refused)."""
+        sent = await self.send(AuthState, handler, form_data=form)
+        ticket = ticket_in(sent)
+        if ticket is None:
+            return ""
+        self.cookie = redeem(ticket)
+        self.path = "/generate"
+        await self.send(SessionState, "guard")
+        return self.cookie
+
+
+@pytest.fixture
+def app_db(engine, monkeypatch):
+    """The app's database, on both engines."""
+    monkeypatch.setattr(db, "get_engine", lambda url=None: engine)
+    return engine
+
+
+@pytest.fixture
+def sqlite_app_db(sqlite_engine, monkeypatch):
+    """For checks of what the state accepts, which do not depend on the engine."""
+    monkeypatch.setattr(db, "get_engine", lambda url=None: sqlite_engine)
+    return sqlite_engine
+
+
+def run(scenario):
+    run_events(Browser, scenario)
+
+
+def _make_account(engine, email="ann@example.com", role=Role.USER) -> int:
+    with write_session(engine) as s:
+        return accounts.sign_up(s, email, PASSWORD, "Ann", role=role).id
+
+
+def _counts(engine) -> tuple[int, int, int]:
+    with read_session(engine) as s:
+        return (
+            len(s.exec(select(Account)).all()),
+            len(s.exec(select(AuthSession)).all()),
+            len(s.exec(select(LedgerEntry)).all()),
+        )
+
+
+def test_log_in_signs_the_browser_in(app_db):
+    account_id = _make_account(app_db)
+
+    async def scenario(new_browser):
+        tab = new_browser()
+        sent = await tab.send(
+            AuthState, "log_in", form_data={"email": "Ann@Example.com", "password": PASSWORD}
+        )
+        # The event itself signs nobody in and hands the page no session token: only a one-time
+        # ticket, which the server trades for the HttpOnly cookie.
+        ticket = ticket_in(sent)
+        assert ticket and (await tab.state(SessionState))._account_id is None
+        with read_session(app_db) as s:
+            assert accounts.lookup_session(s, ticket) is None
+        tab.cookie = redeem(ticket)
+        assert tab.cookie != ticket and tab.cookie not in sent
+        await tab.send(SessionState, "guard")
+        session = await tab.state(SessionState)
+        assert session._account_id == account_id
+        assert session.signed_in and session.email == "ann@example.com"
+        assert session.balance == 50 and session.balance_text == "50"
+        assert session.plan_name == "Free" and session.is_staff is False
+        with read_session(app_db) as s:
+            assert accounts.lookup_session(s, tab.cookie).id == account_id
+        # The ticket works once.
+        from tests.support.reflex_events import api_client
+
+        again = api_client().post(
+            "/api/auth/session", data={"ticket": ticket}, follow_redirects=False
+        )
+        assert again.status_code == 303 and again.headers["location"] == "/login"
+        assert "workroom_session" not in again.headers.get("set-cookie", "")
+
+    run(scenario)
+
+
+def test_wrong_password_shows_the_message_and_signs_nobody_in(app_db):
+    _make_account(app_db)
+    before = _counts(app_db)
+
+    async def scenario(new_browser):
+        tab = new_browser()
+        await tab.send(
+            AuthState, "log_in", form_data={"email": "ann@example.com", "password": "nope-nope"}
+        )
+        auth = await tab.state(AuthState)
+        assert auth.error == "Wrong email or password."
+        assert auth.submitting is False
+        session = await tab.state(SessionState)
+        assert session._account_id is None and not session.signed_in and tab.cookie == ""
+
+    run(scenario)
+    assert _counts(app_db) == before
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        {"form_data": 5},
+        {"form_data": "email=ann@example.com"},
+        {"form_data": ["ann@example.com", PASSWORD]},
+        {"form_data": {"email": ["ann@example.com"], "password": PASSWORD}},
+        {"form_data": {"email": "ann@example.com", "password": {"$ne": ""}}},
+        {"form_data": {"email": "ann@example.com", "password": "x" * 100_000}},
+        {"form_data": {"email": "ann@example.com", "password": PASSWORD}, "account_id": 1},
+        {},
+    ],
+    ids=[
+        "int",
+        "string",
+        "list",
+        "email-list",
+        "password-dict",
+        "huge",
+        "extra-account-id",
+        "missing",
+    ],
+)
+def test_forged_log_in_is_refused_and_changes_nothing(sqlite_app_db, payload):
+    _make_account(sqlite_app_db)
+    before = _counts(sqlite_app_db)
+
+    async def scenario(new_browser):
+        tab = new_browser()
+        await tab.send(AuthState, "log_in", **payload)
+        session = await tab.state(SessionState)
+        assert session._account_id is None and not session.signed_in
+
+    run(scenario)
+    assert _counts(sqlite_app_db) == before
+
+
+def test_sign_up_ignores_a_forged_role_and_grants_the_trial_once_confirmed(app_db):
+    """The trial follows the confirmation link (issue 8), not the sign-up itself."""
+
+    async def scenario(new_browser):
+        tab = new_browser()
+        tab.path = "/signup"
+        form = {
+            "email": "new@example.com",
+            "password": PASSWORD,
+            "confirm_password": PASSWORD,
+            "display_name": "New",
+            "role": "staff",
+            "is_staff": True,
+            "balance": 10**6,
+        }
+        assert await tab.submit_and_follow("sign_up", form)
+        session = await tab.state(SessionState)
+        assert session.signed_in and session.balance == 0 and session.is_staff is False
+        assert session.email_confirmed is False
+        # The same form again (double submit, retry): refused, nothing granted twice.
+        other = new_browser()
+        other.ip = "10.0.0.2"
+        await other.send(AuthState, "sign_up", form_data=form)
+        assert "already exists" in (await other.state(AuthState)).error
+
+    run(scenario)
+    with read_session(app_db) as s:
+        account = accounts.find_account(s, "new@example.com")
+        assert account.role == Role.USER and account.email_confirmed_at is None
+        assert ledger.balance(s, account.id) == 0
+        assert len(s.exec(select(LedgerEntry)).all()) == 0
+
+
+def test_sign_up_with_mismatched_passwords_is_refused(sqlite_app_db):
+    async def scenario(new_browser):
+        tab = new_browser()
+        await tab.send(
+            AuthState,
+            "sign_up",
+            form_data={
+                "email": "new@example.com",
+                "password": PASSWORD,
+                "confirm_password": PASSWORD + "x",
+            },
+        )
+        assert (await tab.state(AuthState)).error == "The two passwords do not match."
+
+    run(scenario)
+    assert _counts(sqlite_app_db) == (0, 0, 0)
+
+
+def test_browser_cannot_set_session_vars(sqlite_app_db):
+    _make_account(sqlite_app_db, email="boss@example.com", role=Role.STAFF)
+    victim = _make_account(sqlite_app_db)
+
+    async def scenario(new_browser):
+        tab = new_browser()
+        assert await tab.submit_and_follow(
+            "log_in", {"email": "ann@example.com", "password": PASSWORD}
+        )
+        for name, value in [
+            ("is_staff", True),
+            ("balance", 999_999),
+            ("_account_id", 1),
+            ("signed_in", True),
+            ("email", "boss@example.com"),
+        ]:
+            await tab.send(SessionState, "setvar", var_name=name, value=value)
+        for handler in ["set_is_staff", "set_balance", "_apply", "_sign_in", "_set_balance"]:
+            await tab.send(SessionState, handler, value=True)
+        await tab.send(SessionState, "refresh_balance", account_id=1)
+        session = await tab.state(SessionState)
+        assert session._account_id == victim
+        assert session.is_staff is False
+        assert session.email == "ann@example.com"
+        assert session.balance == 50
+
+    run(scenario)
+
+
+def test_guard_sends_signed_out_visitors_to_login_and_ignores_forged_tokens(app_db):
+    account_id = _make_account(app_db)
+    with write_session(app_db) as s:
+        token = accounts.create_login(s, account_id)
+
+    async def scenario(new_browser):
+        tab = new_browser()
+        tab.path = "/home"
+        # A cookie the browser made up: looked up, not trusted.
+        tab.cookie = "forged-" + token
+        sent = await tab.send(SessionState, "guard")
+        session = await tab.state(SessionState)
+        assert session._account_id is None and not session.signed_in
+        assert "/login" in sent
+        # The real token signs the tab in; after logout it no longer works.
+        tab.cookie = token
+        await tab.send(SessionState, "guard")
+        assert (await tab.state(SessionState))._account_id == account_id
+        sent = await tab.send(SessionState, "logout")
+        session = await tab.state(SessionState)
+        assert session._account_id is None
+        assert "/api/auth/logout" in sent  # the server clears the HttpOnly cookie
+        await tab.send(SessionState, "guard")  # the old cookie, still in the browser
+        assert (await tab.state(SessionState))._account_id is None
+
+    run(scenario)
+    with read_session(app_db) as s:
+        assert accounts.lookup_session(s, token) is None
+
+
+def test_health_route_pings_the_database(sqlite_app_db, monkeypatch, tmp_path):
+    from starlette.applications import Starlette
+    from starlette.testclient import TestClient
+
+    api = Starlette(routes=[r for r in workroom.API_ROUTES if r.path == "/api/health"])
+    with TestClient(api) as client:
+        ok = client.get("/api/health")
+        assert ok.status_code == 200 and ok.json() == {"status": "ok"}
+        # A folder where the database file should be: SQLite cannot open it.
+        (tmp_path / "is-a-folder").mkdir()
+        broken = db.make_engine(f"sqlite:///{tmp_path / 'is-a-folder'}")
+        monkeypatch.setattr(db, "get_engine", lambda url=None: broken)
+        down = client.get("/api/health")
+        assert down.status_code == 503 and down.json()["status"] == "error"
+
+
+@pytest.mark.parametrize(
+    "role, landing", [(Role.USER, "/generate"), (Role.ADMIN, "/staff"), (Role.SUPPORT, "/staff")]
+)
+def test_the_session_route_sends_each_account_to_its_landing_page(app_db, role, landing):
+    from tests.support.reflex_events import api_client
+
+    _make_account(app_db, f"{role.value}@example.com", role=role)
+
+    async def scenario(new_browser):
+        tab = new_browser()
+        sent = await tab.send(
+            AuthState,
+            "log_in",
+            form_data={"email": f"{role.value}@example.com", "password": PASSWORD},
+        )
+        ticket = ticket_in(sent)
+        assert ticket
+        out = api_client().post(
+            "/api/auth/session", data={"ticket": ticket}, follow_redirects=False
+        )
+        assert out.status_code == 303 and out.headers["location"] == landing
+        assert "workroom_session=" in out.headers.get("set-cookie", "")
+
+    run(scenario)

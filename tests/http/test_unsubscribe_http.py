@@ -15,7 +15,7 @@ from sqlmodel import select
 from starlette.applications import Starlette
 from starlette.testclient import TestClient
 
-from tests.test_subscriptions_support import sign_up
+from tests.support.subscriptions import sign_up
 from workroom_app import db
 from workroom_app.billing import alerts, clock, receipts
 from workroom_app.db import read_session, write_session

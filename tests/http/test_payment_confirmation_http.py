@@ -10,9 +10,9 @@ import pytest
 from starlette.applications import Starlette
 from starlette.testclient import TestClient
 
-from tests.test_packs import buy
-from tests.test_payment_confirmation import ALWAYS
-from tests.test_subscriptions_support import balance, invoices_of, sign_up
+from tests.billing.test_packs import buy
+from tests.billing.test_payment_confirmation import ALWAYS
+from tests.support.subscriptions import balance, invoices_of, sign_up
 from workroom_app import db
 from workroom_app.billing import clock
 from workroom_app.workroom_app import API_ROUTES

@@ -9,8 +9,8 @@ from datetime import UTC, datetime, timedelta
 
 from sqlmodel import select
 
-from tests.test_packs import buy, pack_preview, spend
-from tests.test_subscriptions_support import (
+from tests.billing.test_packs import buy, pack_preview, spend
+from tests.support.subscriptions import (
     VISA,
     at,
     balance,

@@ -4,7 +4,7 @@ and the confirmation URL belongs to the account that paid."""
 
 from __future__ import annotations
 
-from tests.test_plans_state import (
+from tests.state.test_plans_state import (
     NOW,
     VISA,
     app_db,  # noqa: F401  (fixture)

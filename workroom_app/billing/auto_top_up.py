@@ -11,8 +11,9 @@ Rules, in the words the UI uses (README "Decisions"):
 - "A declined card turns auto top-up off and we email you the reason."
 - Every top-up is a credit pack purchase: an invoice, a Credit pack row and a
   receipt (billing/packs.py).
-Only gateways that can charge a saved card directly (the local test mode) run
-it; with Stripe the setting is refused (off-session payments are not built).
+With the local gateway the saved card is charged at once; with Stripe the top-up
+is reserved here and charged off-session after the transaction commits
+(billing/stripe_payments.py), credited once from Stripe's answer or its webhook.
 """
 
 from __future__ import annotations
@@ -49,6 +50,8 @@ class TopUpResult:
     invoice_id: int | None = None
     turned_off: bool = False
     replayed: bool = False
+    # With Stripe: the reserved top-up to charge once this transaction commits.
+    pending_id: int | None = None
 
 
 def month_start(moment: datetime) -> datetime:
@@ -94,11 +97,17 @@ def save_settings(
     pack = get_catalog().pack(pack_key)
     if pack is None:
         raise AlertError("Choose one of the credit packs listed.")
-    card = default_card(session, account_id)
-    if card is None:
-        raise AlertError("Add a card first: auto top-up pays with your card on file.")
-    if card.gateway != "local" or (get_gateway().name != "local"):
-        raise AlertError("Auto top-up is not available with this payment provider yet.")
+    if get_gateway().name == "stripe":
+        from workroom_app.billing import stripe_payments
+
+        if not stripe_payments.has_card(session, account_id):
+            raise AlertError(
+                "Add a card first: with Stripe, auto top-up pays with the card your plan is paid with."
+            )
+    else:
+        card = default_card(session, account_id)
+        if card is None:
+            raise AlertError("Add a card first: auto top-up pays with your card on file.")
     alerts._upsert(
         session,
         account_id,
@@ -134,7 +143,7 @@ def top_up(
     """Buy the chosen pack for the debit `crossing_entry_id` that took the
     balance below the threshold. Once per crossing (its key), never past the
     monthly cap. None when auto top-up is off or the cap is reached."""
-    from workroom_app.billing import packs, payment_confirmation
+    from workroom_app.billing import packs, payment_confirmation, stripe_payments
     from workroom_app.billing.payments import get_gateway
     from workroom_app.billing.subscriptions import _card_on_file, _charge, _write_invoice
 
@@ -173,11 +182,19 @@ def top_up(
     if pack is None:
         turn_off(session, account_id, "that pack is no longer sold.", f"auto_top_up_off:{key}")
         return TopUpResult(False, "That pack is no longer sold.", turned_off=True)
+    gateway = gateway or get_gateway()
+    if gateway.name == "stripe":
+        # Reserved now (counted against the cap); charged off-session after this
+        # transaction commits, never while it holds the account lock.
+        if not stripe_payments.has_card(session, account_id):
+            turn_off(session, account_id, "there is no card on file.", f"auto_top_up_off:{key}")
+            return TopUpResult(False, "No card on file.", turned_off=True)
+        row = stripe_payments.reserve_top_up(session, account_id, key, pack)
+        return TopUpResult(False, "Charging your card.", pending_id=row.id)
     card = _card_on_file(session, account_id)
     if card is None:
         turn_off(session, account_id, "there is no card on file.", f"auto_top_up_off:{key}")
         return TopUpResult(False, "No card on file.", turned_off=True)
-    gateway = gateway or get_gateway()
     payment = _charge(
         session,
         gateway,
@@ -236,5 +253,12 @@ def after_crossing(engine, debit: balance_watch.Debit) -> None:
 
     with write_session(engine) as session:
         result = top_up(session, debit.account_id, debit.entry_id)
+    if result is not None and result.pending_id is not None:
+        from workroom_app.billing import stripe_payments
+        from workroom_app.billing.payments import get_gateway
+
+        stripe_payments.run_top_up(engine, get_gateway("stripe"), result.pending_id)
+        alerts.forget(debit.account_id)  # a decline turned it off
+        return
     if result is not None and result.turned_off:
         alerts.forget(debit.account_id)

@@ -320,7 +320,11 @@ def _facts(row: PaymentConfirmation, *, ok: bool, gateway_ref: str | None, code=
     return subs.PaymentFacts(
         ok=ok,
         amount_cents=row.amount_cents,
-        idempotency_key=row.charge_key,
+        # A Stripe invoice given up on may still be paid later (a renewal stays with
+        # Stripe's retries): its paid key must stay free for that.
+        idempotency_key=row.charge_key
+        if ok or row.gateway == "local"
+        else f"{row.charge_key}:failed",
         currency=row.currency,
         gateway=row.gateway,
         gateway_ref=gateway_ref or row.gateway_ref,
@@ -566,6 +570,22 @@ def expire_due(engine: Engine, *, now: datetime | None = None, limit: int = 500)
             .order_by(PaymentConfirmation.id)
             .limit(limit)
         ).all()
+    with read_session(engine) as session:
+        stuck = session.exec(
+            select(PaymentConfirmation.id)
+            .where(PaymentConfirmation.status == PROCESSING, PaymentConfirmation.expires_at <= now)
+            .limit(limit)
+        ).all()
+    if stuck:
+        # Off-session Stripe top-ups whose process died before Stripe answered: asked
+        # again with the same idempotency keys, so Stripe charges once.
+        from workroom_app.billing import stripe_payments  # noqa: PLC0415  (Stripe only when used)
+
+        for row_id in stuck:
+            try:
+                stripe_payments.run_top_up(engine, get_gateway("stripe"), row_id)
+            except Exception:  # noqa: BLE001  (one bad row must not stop the others)
+                log.exception("finishing Stripe top-up %s failed", row_id)
     done = 0
     for row_id in ids:
         try:

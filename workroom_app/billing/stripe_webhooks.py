@@ -40,7 +40,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
 
-from workroom_app.billing import clock, formatting, subscriptions
+from workroom_app.billing import clock, formatting, stripe_payments, subscriptions
 from workroom_app.billing.payments.stripe_gateway import (
     META_PLAN,
     PAID_PLANS,
@@ -155,7 +155,7 @@ class _InvoiceHandler(Handler):
     def fetch(self, gateway, obj):
         invoice = gateway.retrieve_invoice(obj["id"])
         if invoice.subscription_id is None:
-            return Nothing("the invoice belongs to no subscription")
+            return stripe_payments.one_off_invoice(invoice)  # an auto top-up, or nothing of ours
         if invoice.kind == "upgrade" and invoice.paid:
             # The upgrade was paid but the price swap may not have happened
             # (the app crashed in between): finish it, under the same
@@ -170,6 +170,12 @@ class InvoicePaid(_InvoiceHandler):
 
 class InvoicePaymentFailed(_InvoiceHandler):
     event_type = "invoice.payment_failed"
+
+
+class InvoicePaymentActionRequired(_InvoiceHandler):
+    """3-D Secure: the invoice waits for the customer on its hosted page."""
+
+    event_type = "invoice.payment_action_required"
 
 
 class _SubscriptionHandler(Handler):
@@ -191,6 +197,7 @@ HANDLERS: dict[str, Handler] = {
         CheckoutSessionCompleted(),
         InvoicePaid(),
         InvoicePaymentFailed(),
+        InvoicePaymentActionRequired(),
         CustomerSubscriptionUpdated(),
         CustomerSubscriptionDeleted(),
     )
@@ -414,6 +421,7 @@ def _failed_once(invoice: InvoiceView) -> bool:
     """A payment attempt on it failed (it is still unpaid, or was voided unpaid)."""
     return (
         not invoice.paid
+        and not invoice.requires_action  # waiting for 3-D Secure is not a failure
         and invoice.attempt_count > 0
         and invoice.status in ("open", "uncollectible", "void")
     )
@@ -518,6 +526,7 @@ def reconcile_report(session: Session, state: StripeState) -> ReconcileReport:
             notes.append("ended")
         elif subscriptions.set_cancel_at_period_end(session, local, view.cancel_at_period_end):
             notes.append("cancel at period end" if view.cancel_at_period_end else "resumed")
+    stripe_payments.sync_invoices(session, state)  # invoices waiting for 3-D Secure
     return ReconcileReport(notes, outcomes, problems)
 
 
@@ -778,6 +787,9 @@ def change_plan(
     state = fetch_state(gateway, sub.gateway_subscription_id)
     with write_session(engine) as session:
         report = reconcile_report(session, state)
+        if result.requires_action and result.invoice is not None:
+            # 3-D Secure: the change happens once the customer confirms on Stripe's page.
+            return stripe_payments.pending_outcome(session, result.invoice, preview.kind)
         if not result.ok:
             local = session.get(Subscription, sub.id)
             facts = PaymentFacts(

@@ -16,7 +16,13 @@ import logging
 
 import reflex as rx
 
-from workroom_app.billing import formatting, invoices, subscriptions
+from workroom_app.billing import (
+    formatting,
+    invoices,
+    payment_confirmation,
+    stripe_payments,
+    subscriptions,
+)
 from workroom_app.billing.payments.cards import BRAND_LABELS
 from workroom_app.billing.subscriptions import SubscriptionError
 from workroom_app.state.checkout import CardFormError, card_error_var, field_of, read_card_form
@@ -130,9 +136,17 @@ def read_overview(account_id: int) -> Overview:
         # Honest past due: not a renewal date in the past and "Auto-renewal On".
         with read_session() as session:
             failing = subscriptions.past_due(session, account_id)
+            waiting = [
+                w
+                for w in payment_confirmation.pending_for_account(session, account_id)
+                if w.kind == "renewal"
+            ]
         renewal = "Past due"
         amount = money_text(failing.amount_cents, currency) + " failed" if failing else "—"
         retry = failing.message() if failing else "Your last renewal payment failed."
+        if waiting:
+            # Waiting for the card holder (3-D Secure) is not a failure: say what to do.
+            amount, retry = waiting[0].amount_text + " to confirm", waiting[0].message()
     return Overview(
         plan_name=s.plan_name,
         plan_key=s.plan_key,
@@ -214,8 +228,14 @@ def save_card(account_id: int, card) -> str:  # noqa: ANN001
 
 
 def pay_now(account_id: int) -> subscriptions.Outcome:
-    from workroom_app.db import write_session
+    from workroom_app.billing.payments import get_gateway
+    from workroom_app.db import get_engine, read_session, write_session
 
+    with read_session() as session:
+        sub = subscriptions.live_subscription(session, account_id)
+    if sub is not None and sub.gateway == "stripe":
+        # Off-session: Stripe pays the open renewal invoice with the card on file there.
+        return stripe_payments.pay_now(get_engine(), get_gateway("stripe"), account_id)
     with write_session() as session:
         return subscriptions.pay_now(session, account_id)
 

@@ -177,12 +177,13 @@ def past_due_banner() -> rx.Component:
                 rx.text(AlertsState.past_due_text, size="2"),
                 rx.cond(
                     AlertsState.past_due_confirm_url != "",
-                    # A plain link: the confirmation step is served outside the app's pages.
-                    rx.el.a(
+                    # A full page load: the confirmation step is served outside the app's pages.
+                    rx.link(
                         rx.button(
                             "Confirm this payment", size="1", color_scheme="red", variant="solid"
                         ),
                         href=AlertsState.past_due_confirm_url,
+                        reload_document=True,
                         data_testid="past-due-confirm",
                     ),
                     rx.link(
@@ -213,9 +214,10 @@ def confirm_payment_banner() -> rx.Component:
         lambda item: rx.callout(
             rx.hstack(
                 rx.text(item.message, size="2"),
-                rx.el.a(
+                rx.link(
                     rx.button("Confirm this payment", size="1", variant="solid"),
                     href=item.url,
+                    reload_document=True,  # the confirmation step is outside the app's pages
                     data_testid="confirm-payment-link",
                 ),
                 justify="between",

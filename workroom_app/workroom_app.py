@@ -1,13 +1,17 @@
 """The Reflex app: theme, pages, HTTP routes.
 
-How to add a page (one function + one import line):
+How to add a page (its route in routes.py, one function, one import line):
+
+    # workroom_app/routes.py
+    USAGE_ROUTE = "/usage"
 
     # workroom_app/pages/usage.py
     import reflex as rx
     from workroom_app.components.layout import NavItem, app_page
+    from workroom_app.routes import USAGE_ROUTE
     from workroom_app.state.usage import UsageState        # class UsageState(SessionState)
 
-    @app_page("/usage", "Usage", nav=NavItem("Usage", "history", order=20),
+    @app_page(USAGE_ROUTE, "Usage", nav=NavItem("Usage", "history", order=20),
               on_load=UsageState.load)
     def usage_page() -> rx.Component:
         return rx.vstack(...)                               # the content only

@@ -31,6 +31,14 @@ def test_one_date_format_and_one_date_time_format():
     assert formatting.format_date(None) == formatting.format_datetime(None) == "—"
 
 
+def test_operator_stamps_are_utc_whatever_zone_the_value_carries():
+    paris = datetime(2026, 7, 1, 16, 5, 9, tzinfo=ZoneInfo("Europe/Paris"))
+    assert formatting.format_stamp(paris) == "2026-07-01 14:05"
+    assert formatting.format_stamp(paris, seconds=True) == "2026-07-01 14:05:09"
+    # SQLite hands back naive datetimes; they are UTC.
+    assert formatting.format_stamp(datetime(2026, 7, 1, 14, 5)) == "2026-07-01 14:05"
+
+
 def test_times_are_in_the_readers_zone_with_daylight_saving():
     assert formatting.format_datetime(WINTER, "Europe/Paris") == "Feb 1, 2026, 00:30"  # CET, +1
     assert formatting.format_datetime(SUMMER, "Europe/Paris") == "Jul 1, 2026, 18:05"  # CEST, +2

@@ -555,8 +555,20 @@ def test_an_unusable_stored_time_zone_falls_back_to_utc(sqlite_engine):
     assert usage.resolve_timezone("Europe/Paris") == ZoneInfo("Europe/Paris")
 
 
-def test_usage_features_are_the_catalogs_features():
+def test_usage_features_are_the_catalogs_features(monkeypatch):
+    import tomllib
+    from pathlib import Path
+
     from workroom_app.billing import catalog
 
     cat = catalog.get_catalog()
-    assert {k: f.label for k, f in cat.features.items()} == usage.FEATURE_LABELS
+    for key, feature in cat.features.items():
+        assert usage.feature_label(key) == feature.label
+        assert UsageFilter(features=(key,)).features == (key,)
+    # A label changed in the catalog is what Usage shows; a feature it lacks is refused.
+    data = tomllib.loads(Path(catalog.__file__).with_name("catalog.toml").read_text())
+    data["features"]["video"]["label"] = "Clips"
+    monkeypatch.setattr(catalog, "get_catalog", lambda: catalog.parse_catalog(data))
+    assert usage.feature_label("video") == "Clips"
+    with pytest.raises(UsageError):
+        UsageFilter(features=("sculpture",))

@@ -27,6 +27,7 @@ from workroom_app.generation.errors import (
     InvalidRequest,
     JobNotFound,
     NotEnoughCredits,
+    PriceChanged,
     TooManyRunning,
 )
 from workroom_app.models import ActionType, JobStatus
@@ -75,6 +76,30 @@ def test_same_client_request_id_twice_returns_the_first_job_and_charges_once(eng
     assert balance(engine, acct) == 84
     assert job_count(engine, acct) == 1
     assert len([e for e in entries(engine, acct) if e.action_type == ActionType.GENERATION]) == 1
+
+
+def test_a_price_the_user_was_not_shown_charges_nothing(engine):
+    acct = make_account(engine, 100)
+    with write_session(engine) as s:
+        with pytest.raises(PriceChanged) as err:
+            jobs.submit(s, acct, IMAGE, client_request_id="seen-15", shown_cost=15)
+    assert str(err.value).startswith("The price changed: this generation now costs 16 credits.")
+    assert job_count(engine, acct) == 0 and balance(engine, acct) == 100
+    with write_session(engine) as s:
+        job = jobs.submit(s, acct, IMAGE, client_request_id="seen-16", shown_cost=16)
+    assert job.cost == 16 and balance(engine, acct) == 84
+
+
+def test_a_retried_submission_finds_its_job_before_any_price_check(engine):
+    # The first try was accepted at 16; its retry (a double click) returns that job, charged
+    # once, even when the price it carries is no longer the price.
+    acct = make_account(engine, 100)
+    with write_session(engine) as s:
+        first = jobs.submit(s, acct, IMAGE, client_request_id="twice", shown_cost=16)
+    with write_session(engine) as s:
+        again = jobs.submit(s, acct, IMAGE, client_request_id="twice", shown_cost=3)
+    assert again.id == first.id
+    assert job_count(engine, acct) == 1 and balance(engine, acct) == 84
 
 
 def test_insufficient_credits_writes_nothing(engine):

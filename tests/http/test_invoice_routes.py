@@ -17,8 +17,9 @@ from workroom_app.billing import accounts, clock, subscriptions
 from workroom_app.billing.subscriptions import CardForm
 from workroom_app.db import read_session, write_session
 from workroom_app.http import invoice_routes
+from workroom_app.http.auth_routes import AUTH_ROUTES
 from workroom_app.models import Account, Invoice, Role
-from workroom_app.state import session as session_module
+from workroom_app.security.session_cookie import COOKIE_NAME
 
 NOW = datetime(2026, 11, 24, 15, 0, tzinfo=UTC)
 
@@ -64,12 +65,27 @@ def pdf_text(data: bytes) -> str:
 def get(client: TestClient, invoice_id, token: str | None):  # noqa: ANN001
     client.cookies.clear()
     if token is not None:
-        client.cookies.set(invoice_routes.SESSION_COOKIE, token)
+        client.cookies.set(COOKIE_NAME, token)
     return client.get(f"/api/invoices/{invoice_id}/pdf")
 
 
-def test_cookie_name_matches_the_session_state():
-    assert invoice_routes.SESSION_COOKIE == session_module.SESSION_COOKIE
+def test_the_pdf_route_reads_the_cookie_the_login_route_sets(app_db):
+    # Signed in the way a browser is (the ticket redeemed over HTTP), with nothing but the
+    # cookie that response set, the owner gets the PDF.
+    owner, _ = make_user(app_db, "owner@example.com")
+    invoice = paid_invoice(app_db, owner)
+    with clock.pinned(NOW), write_session(app_db) as s:
+        ticket = accounts.create_login_ticket(s, owner)
+    with clock.pinned(NOW):
+        browser = TestClient(Starlette(routes=[*AUTH_ROUTES, *invoice_routes.INVOICE_ROUTES]))
+        url = f"/api/invoices/{invoice.id}/pdf"
+        assert browser.get(url).status_code == 404
+        signed_in = browser.post(
+            "/api/auth/session", data={"ticket": ticket}, follow_redirects=False
+        )
+        assert signed_in.status_code == 303
+        resp = browser.get(url)
+    assert resp.status_code == 200 and resp.content.startswith(b"%PDF")
 
 
 def test_the_owner_gets_the_pdf_with_its_number_and_amount(app_db, client):
@@ -131,7 +147,7 @@ def test_guessed_ids_get_404(app_db, client, guess):
 def test_only_get_is_served(app_db, client):
     owner, token = make_user(app_db, "owner@example.com")
     invoice = paid_invoice(app_db, owner)
-    client.cookies.set(invoice_routes.SESSION_COOKIE, token)
+    client.cookies.set(COOKIE_NAME, token)
     assert client.post(f"/api/invoices/{invoice.id}/pdf").status_code == 405
 
 

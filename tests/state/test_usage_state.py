@@ -22,8 +22,9 @@ from workroom_app import db
 from workroom_app.billing import accounts, clock, ledger, usage
 from workroom_app.db import read_session, write_session
 from workroom_app.http import usage_csv
+from workroom_app.http.auth_routes import AUTH_ROUTES
 from workroom_app.models import Account, ActionType, GrantSource, LedgerEntry
-from workroom_app.state import session as session_module
+from workroom_app.security.session_cookie import COOKIE_NAME
 from workroom_app.state.session import SessionState
 from workroom_app.state.usage import PAGE_SIZE, UsageState
 
@@ -110,8 +111,18 @@ def db_page_ids(engine, account_id, **kw):
         return [r.id for r in usage.usage_page(s, account_id, limit=PAGE_SIZE, **kw).rows]
 
 
-def test_cookie_name_matches_the_session_state():
-    assert usage_csv.SESSION_COOKIE == session_module.SESSION_COOKIE
+def test_the_csv_route_reads_the_cookie_the_login_route_sets(app_db):
+    # Signed in the way a browser is (the ticket redeemed over HTTP), with nothing but the
+    # cookie that response set, the download works.
+    account_id, _ = make_user(app_db, "cookie@example.com", rows=3)
+    with write_session(app_db) as s:
+        ticket = accounts.create_login_ticket(s, account_id)
+    browser = TestClient(Starlette(routes=[*AUTH_ROUTES, *usage_csv.USAGE_CSV_ROUTES]))
+    assert browser.get("/api/usage.csv").status_code == 401
+    signed_in = browser.post("/api/auth/session", data={"ticket": ticket}, follow_redirects=False)
+    assert signed_in.status_code == 303
+    resp = browser.get("/api/usage.csv")
+    assert resp.status_code == 200 and len(resp.text.splitlines()) > 1
 
 
 def test_load_shows_the_newest_page_as_in_the_database(app_db):
@@ -364,7 +375,7 @@ def test_csv_route_returns_exactly_the_owners_filtered_rows(app_db, client):
     with clock.pinned(NOW):
         resp = client.get(
             "/api/usage.csv?action=generation&action=refund&feature=video&from=2026-11-22",
-            cookies={usage_csv.SESSION_COOKIE: token},
+            cookies={COOKIE_NAME: token},
         )
     assert resp.status_code == 200
     assert resp.headers["content-type"].startswith("text/csv")
@@ -394,9 +405,7 @@ def test_csv_route_returns_exactly_the_owners_filtered_rows(app_db, client):
 )
 def test_csv_route_refuses_bad_requests(app_db, client, cookie, query, status, message):
     _, token = make_user(app_db, "r@example.com", rows=3)
-    cookies = (
-        {} if cookie is None else {usage_csv.SESSION_COOKIE: token if cookie == "OK" else cookie}
-    )
+    cookies = {} if cookie is None else {COOKIE_NAME: token if cookie == "OK" else cookie}
     resp = client.get(f"/api/usage.csv?{query}", cookies=cookies)
     assert resp.status_code == status and message in resp.text
 

@@ -41,6 +41,13 @@ from workroom_app.models import (
     CreditGrant,
     OutboxEmail,
 )
+from workroom_app.routes import (
+    CREDITS_ROUTE,
+    PLANS_ROUTE,
+    SUBSCRIPTION_ALERTS_ANCHOR,
+    SUBSCRIPTION_ROUTE,
+    USAGE_ROUTE,
+)
 
 log = logging.getLogger(__name__)
 
@@ -52,10 +59,11 @@ MAX_THRESHOLD = 10_000_000
 WATCH_TTL_SECONDS = 30.0
 EXPIRY_SCAN_EVERY_SECONDS = 600.0
 
-SUBSCRIPTION_LINK = "/subscription"
-CREDITS_LINK = "/credits"
-USAGE_LINK = "/usage"
-PLANS_LINK = "/plans"
+# The pages an alert links to.
+SUBSCRIPTION_LINK = SUBSCRIPTION_ROUTE
+CREDITS_LINK = CREDITS_ROUTE
+USAGE_LINK = USAGE_ROUTE
+PLANS_LINK = PLANS_ROUTE
 
 EMAIL_SETTING = {
     AlertKind.LOW_BALANCE: "email_low_balance",
@@ -312,7 +320,7 @@ def notify(
                 f"Stop these emails with one click: {unsubscribe.link(account_id, kind, session)}"
             )
             lines.append(
-                f"Or turn them off under Subscription > Alerts: {base}{SUBSCRIPTION_LINK}#alerts"
+                f"Or turn them off under Subscription > Alerts: {base}{SUBSCRIPTION_ALERTS_ANCHOR}"
             )
         lines.append("Workroom")
         conn.execute(

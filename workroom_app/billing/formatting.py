@@ -3,6 +3,8 @@ reader's time zone, everywhere (pages, the CSV, invoice PDFs, emails).
 
     date       "Jan 31, 2026"
     date-time  "Jan 31, 2026, 14:05"   (24-hour clock, in the reader's zone)
+    stamp      "2026-01-31 14:05"      (operators: the `workroom` command and reconciliation
+                                        findings; sortable, always UTC)
 
 Formatting goes through Babel (CLDR patterns, English month names whatever the
 server's locale is). The zone is the account's (`Account.timezone`, an IANA
@@ -34,6 +36,7 @@ DATE_PATTERN = "MMM d, y"
 DATETIME_PATTERN = "MMM d, y, HH:mm"
 # Chart ticks: the date pattern without the year (the chart spans 30 days).
 DAY_PATTERN = "MMM d"
+STAMP_FORMAT = "%Y-%m-%d %H:%M"
 DEFAULT_ZONE = "UTC"
 EMPTY = "—"
 _MAX_ZONE_NAME = 64  # Account.timezone's column width
@@ -45,6 +48,7 @@ __all__ = [
     "format_date",
     "format_datetime",
     "format_day",
+    "format_stamp",
     "known_zone_name",
     "store_account_zone",
     "zone",
@@ -107,6 +111,12 @@ def format_datetime(value: datetime | None, tz: ZoneInfo | str | None = None) ->
 def format_day(value: date) -> str:
     """ "Jan 31": a chart tick."""
     return _babel_date(value, DAY_PATTERN, locale=LOCALE)
+
+
+def format_stamp(value: datetime, *, seconds: bool = False) -> str:
+    """ "2026-01-31 14:05" (with seconds: "14:05:09") in UTC, for operators."""
+    pattern = STAMP_FORMAT + (":%S" if seconds else "")
+    return _aware(value).astimezone(UTC).strftime(pattern)
 
 
 _A = Account.__table__

@@ -44,17 +44,16 @@ from workroom_app.billing.subscriptions import (
     PreviewOutdated,
     SubscriptionError,
     _account,
-    _card_details,
     _charge,
     _check_account_id,
     _currency,
     _email_stmt,
-    _needs_confirmation,
     _write_invoice,
     card_to_charge,
     default_card,
     store_card,
 )
+from workroom_app.billing.subscriptions.payment_records import _card_details, _needs_confirmation
 from workroom_app.models import ActionType, GrantSource, Invoice, InvoiceStatus
 
 PACK = "pack"  # the invoice kind and the Outcome action

@@ -43,6 +43,9 @@ from workroom_app.billing.catalog import CreditPack
 from workroom_app.billing.invoices import LineItem
 from workroom_app.billing.payments import get_gateway
 from workroom_app.billing.payments.gateway import CardOnFile
+from workroom_app.billing.subscriptions.lookup import _money
+from workroom_app.billing.subscriptions.payment_records import _failed_outcome, _write_invoice
+from workroom_app.billing.subscriptions.payment_records import _replay as _replay_invoice
 from workroom_app.models import (
     AlertKind,
     PaymentConfirmation,
@@ -139,7 +142,7 @@ def _pending_outcome(row: PaymentConfirmation, action: str) -> subs.Outcome:
         ok=False,
         action=action,
         message=(
-            f"Your bank asks you to confirm this payment of {subs._money(row.amount_cents)}. "
+            f"Your bank asks you to confirm this payment of {_money(row.amount_cents)}. "
             "Nothing is charged until you do."
         ),
         amount_cents=row.amount_cents,
@@ -210,7 +213,7 @@ def require(
             AlertKind.AUTO_TOP_UP,
             "Confirm your auto top-up",
             f"Your bank asks you to confirm the auto top-up of {description} "
-            f"({subs._money(row.amount_cents)}).",
+            f"({_money(row.amount_cents)}).",
         )
     notifications.announce(session, account_id, notifications.SUBSCRIPTION)
     return _pending_outcome(row, _action(kind))
@@ -255,7 +258,7 @@ def _renewal_waits(session: Session, row: PaymentConfirmation, details: dict[str
         AlertKind.PAYMENT_FAILED,
         "Confirm your renewal payment",
         f"Your bank asks you to confirm your {plan.name} renewal payment of "
-        f"{subs._money(row.amount_cents)}.",
+        f"{_money(row.amount_cents)}.",
     )
 
 
@@ -446,7 +449,7 @@ def abandon(
     if row.kind in (packs.PACK, AUTO_TOP_UP):
         pack = _pack(d)
         prefix = "Auto top-up: " if row.kind == AUTO_TOP_UP else ""
-        invoice, _ = subs._write_invoice(
+        invoice, _ = _write_invoice(
             session,
             row.account_id,
             kind=packs.PACK,
@@ -462,7 +465,7 @@ def abandon(
                 session, row.account_id, reason, f"auto_top_up_off:{row.charge_key}"
             )
             alerts.forget(row.account_id)
-        return subs._failed_outcome(invoice, packs.PACK, None, None)
+        return _failed_outcome(invoice, packs.PACK, None, None)
     if row.kind == subs.RENEWAL:
         sub = session.get(Subscription, d["subscription_id"], populate_existing=True)
         due_at = datetime.fromisoformat(d["due_at"])
@@ -507,7 +510,7 @@ def _replay(session: Session, row: PaymentConfirmation) -> subs.Outcome:
         return _pending_outcome(row, _action(row.kind))
     invoice = invoices.find_by_key(session, row.charge_key)
     if invoice is not None:
-        return subs._replay(invoice, _action(row.kind))
+        return _replay_invoice(invoice, _action(row.kind))
     return subs.Outcome(
         ok=False,
         action=_action(row.kind),
@@ -535,7 +538,7 @@ def pending_for_account(session: Session, account_id: int) -> list[PendingView]:
             token=row.token,
             kind=row.kind,
             description=row.description,
-            amount_text=subs._money(row.amount_cents),
+            amount_text=_money(row.amount_cents),
             deadline_text=_deadline_text(session, row),
             url=_url(row),
         )

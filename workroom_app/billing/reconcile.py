@@ -29,7 +29,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import func, or_, select
 from sqlmodel import Session
 
-from workroom_app.billing import clock
+from workroom_app.billing import clock, formatting
 from workroom_app.models import (
     ActionType,
     Invoice,
@@ -340,7 +340,7 @@ def reconcile(session: Session, *, since: datetime | None = None) -> Report:
             report.problems.append(
                 Problem(
                     "refund_pending",
-                    f"refund {rid} pending since {created:%Y-%m-%d %H:%M}",
+                    f"refund {rid} pending since {formatting.format_stamp(created)}",
                     account_id,
                     invoice_id,
                     f"refund:{rid}",

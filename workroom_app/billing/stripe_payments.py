@@ -51,20 +51,19 @@ from workroom_app.billing.payment_confirmation import (
     SUCCEEDED,
 )
 from workroom_app.billing.payments import get_gateway
-from workroom_app.billing.payments.stripe_gateway import (
+from workroom_app.billing.payments.stripe.errors import StripeGatewayError
+from workroom_app.billing.payments.stripe.gateway import StripeGateway, _decline_code
+from workroom_app.billing.payments.stripe.metadata import (
     META_ACCOUNT,
     META_KIND,
     META_PACK,
     META_PACK_CREDITS,
     META_PACK_PRICE,
     REQUIRES_ACTION_CODE,
-    InvoiceView,
-    PaymentResult,
-    StripeGateway,
-    StripeGatewayError,
-    _decline_code,
     derive_key,
 )
+from workroom_app.billing.payments.stripe.views import InvoiceView, PaymentResult
+from workroom_app.billing.subscriptions.lookup import _money
 from workroom_app.models import (
     Account,
     AlertKind,
@@ -308,7 +307,7 @@ def apply_pack_invoice(
                 AlertKind.AUTO_TOP_UP,
                 "Confirm your auto top-up",
                 f"Your bank asks you to confirm the auto top-up of {row.description} "
-                f"({subs._money(row.amount_cents)}).",
+                f"({_money(row.amount_cents)}).",
             )
         return None
     if view.status in ("open", "void", "uncollectible") and view.attempt_count > 0:
@@ -347,7 +346,7 @@ class TopUpInvoice:
 
 def one_off_invoice(invoice: InvoiceView) -> Any:
     """The webhook's reading of an invoice that belongs to no subscription."""
-    from workroom_app.billing.stripe_webhooks import Nothing  # noqa: PLC0415  (it imports us)
+    from workroom_app.billing.payments.stripe.sync import Nothing  # noqa: PLC0415  (it imports us)
 
     if invoice.metadata.get(META_KIND) == KIND_TOP_UP and invoice.metadata.get(META_KEY):
         return TopUpInvoice(invoice)
@@ -475,7 +474,7 @@ def give_up(session: Session, row: PaymentConfirmation) -> bool:
 def pay_now(engine: Engine, gateway: StripeGateway, account_id: int) -> subs.Outcome:
     """Pay now on a past-due Stripe plan: pay its open renewal invoice at once with the
     customer's default card, then apply what Stripe says (as the webhooks do)."""
-    from workroom_app.billing import stripe_webhooks  # noqa: PLC0415  (it imports us)
+    from workroom_app.billing.payments.stripe import sync  # noqa: PLC0415  (it imports us)
     from workroom_app.db import read_session, write_session  # noqa: PLC0415  (db imports billing)
 
     with read_session(engine) as session:
@@ -502,11 +501,11 @@ def pay_now(engine: Engine, gateway: StripeGateway, account_id: int) -> subs.Out
         result = _pay(
             gateway, invoice.id, f"pay-now:{invoice.id}:{invoice.attempt_count}", invoice.amount_due
         )
-        state = stripe_webhooks.fetch_state(gateway, stripe_id)
+        state = sync.fetch_state(gateway, stripe_id)
     except StripeGatewayError as exc:
         raise subs.SubscriptionError(str(exc)) from None
     with write_session(engine) as session:
-        report = stripe_webhooks.reconcile_report(session, state)
+        report = sync.reconcile_report(session, state)
         if result.requires_action:
             return pending_outcome(session, result.invoice, subs.RENEWAL)
     outcome = report.outcomes.get(invoice.id)

@@ -36,7 +36,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 from sqlalchemy import and_, func, or_, select, union_all
 from sqlmodel import Session
 
-from workroom_app.billing import clock, formatting
+from workroom_app.billing import catalog, clock, formatting
 from workroom_app.models import ACTION_LABELS, ActionType, CreditGrant, LedgerEntry
 
 __all__ = [
@@ -45,7 +45,6 @@ __all__ = [
     "UsageRow",
     "UsagePage",
     "ExpiringCredits",
-    "FEATURE_LABELS",
     "DEFAULT_PAGE_SIZE",
     "MAX_PAGE_SIZE",
     "CSV_HEADER",
@@ -82,14 +81,6 @@ EARLIEST_DATE = date(2000, 1, 1)
 LATEST_DATE = date(9998, 12, 31)
 _MAX_INPUT_LENGTH = 64
 
-FEATURE_LABELS: dict[str, str] = {
-    "image": "Image",
-    "video": "Video",
-    "voiceover": "Voiceover",
-    "face_swap": "Face swap",
-    "lip_sync": "Lip sync",
-}
-
 CSV_HEADER = ("entry_id", "date", "time_zone", "action_type", "feature", "amount", "balance_after")
 
 _ALL_ACTIONS = frozenset(a.value for a in ActionType)
@@ -109,7 +100,7 @@ def action_label(action_type: str) -> str:
 def feature_label(feature: str | None) -> str:
     if not feature:
         return ""
-    return FEATURE_LABELS.get(feature, feature.replace("_", " ").capitalize())
+    return catalog.feature_labels().get(feature, feature.replace("_", " ").capitalize())
 
 
 def format_credits(n: int) -> str:
@@ -237,7 +228,7 @@ class UsageFilter:
             actions = ()
         object.__setattr__(self, "action_types", actions)
         object.__setattr__(
-            self, "features", _parse_choices(self.features, FEATURE_LABELS, "feature")
+            self, "features", _parse_choices(self.features, catalog.feature_labels(), "feature")
         )
         date_from = _parse_date(self.date_from, "start")
         date_to = _parse_date(self.date_to, "end")
@@ -660,7 +651,7 @@ def spend_by_day(
         per_day = totals.setdefault(day, {})
         per_day[key] = per_day.get(key, 0) + spent
 
-    known_order = list(FEATURE_LABELS)
+    known_order = list(catalog.feature_labels())
     ordered = [f for f in known_order if f in features] + sorted(features - set(known_order))
     out: list[dict[str, object]] = []
     for i in range(days):

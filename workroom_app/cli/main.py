@@ -98,7 +98,7 @@ def _register_worker(sub) -> None:
 
 
 def _cmd_renew(args: argparse.Namespace) -> int:
-    from workroom_app.billing import clock, subscriptions
+    from workroom_app.billing import clock, formatting, subscriptions
 
     if not args.due:
         print("say which subscriptions: `workroom renew --due` renews every one that is due")
@@ -106,7 +106,7 @@ def _cmd_renew(args: argparse.Namespace) -> int:
     engine = _engine()
     report = subscriptions.renew_due(engine, batch_size=args.batch_size, workers=args.workers)
     print(
-        f"{clock.now():%Y-%m-%d %H:%M} UTC: renewed {report.renewed}, payment failed "
+        f"{formatting.format_stamp(clock.now())} UTC: renewed {report.renewed}, payment failed "
         f"{report.failed}, ended {report.ended}, errors {len(report.errors)} "
         f"({report.elapsed_seconds:.2f} s)"
     )
@@ -126,7 +126,7 @@ def _register_renew(sub) -> None:
 
 
 def _cmd_clock(args: argparse.Namespace) -> int:
-    from workroom_app.billing import clock
+    from workroom_app.billing import clock, formatting
 
     if args.clock_command == "advance":
         if args.days <= 0:
@@ -134,11 +134,11 @@ def _cmd_clock(args: argparse.Namespace) -> int:
             return 2
         moved = clock.advance(args.days, _engine())
         print(
-            f"clock is now {moved:%Y-%m-%d %H:%M} UTC (run `workroom renew --due` to renew what fell due)"
+            f"clock is now {formatting.format_stamp(moved)} UTC (run `workroom renew --due` to renew what fell due)"
         )
         return 0
     print(
-        f"clock: {clock.now():%Y-%m-%d %H:%M:%S} UTC (offset {clock.read_offset(_engine()) / 86400:g} days)"
+        f"clock: {formatting.format_stamp(clock.now(), seconds=True)} UTC (offset {clock.read_offset(_engine()) / 86400:g} days)"
     )
     return 0
 
@@ -154,8 +154,7 @@ def _register_clock(sub) -> None:
 
 
 def _cmd_outbox(args: argparse.Namespace) -> int:
-    from workroom_app.billing import receipts
-    from workroom_app.billing.periods import as_utc
+    from workroom_app.billing import formatting, receipts
     from workroom_app.db import read_session
     from workroom_app.models import OutboxEmail
 
@@ -167,7 +166,7 @@ def _cmd_outbox(args: argparse.Namespace) -> int:
             print("the outbox is empty")
         for r in rows:
             print(
-                f"#{r.id:<6} {r.status:<8} {as_utc(r.created_at):%Y-%m-%d %H:%M}  {r.to_address:<30} {r.subject}"
+                f"#{r.id:<6} {r.status:<8} {formatting.format_stamp(r.created_at)}  {r.to_address:<30} {r.subject}"
             )
         return 0
     if args.outbox_command == "show":
@@ -312,6 +311,7 @@ REGISTRARS += [_register_reconcile]
 
 
 def _cmd_reports_pending(args: argparse.Namespace) -> int:
+    from workroom_app.billing import formatting
     from workroom_app.db import read_session
     from workroom_app.generation import reports
 
@@ -319,7 +319,7 @@ def _cmd_reports_pending(args: argparse.Namespace) -> int:
         rows = reports.pending(s)
     for r in rows:
         print(
-            f"#{r.id}  job {r.job_id}  account {r.account_id}  {r.created_at:%Y-%m-%d %H:%M}  {r.reason}"
+            f"#{r.id}  job {r.job_id}  account {r.account_id}  {formatting.format_stamp(r.created_at)}  {r.reason}"
         )
     if not rows:
         print("No reports wait for staff.")

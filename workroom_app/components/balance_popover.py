@@ -6,6 +6,12 @@ from __future__ import annotations
 
 import reflex as rx
 
+from workroom_app.routes import (
+    CREDITS_ROUTE,
+    SUBSCRIPTION_ALERTS_ANCHOR,
+    SUBSCRIPTION_CARD_ANCHOR,
+    USAGE_ROUTE,
+)
 from workroom_app.state.alerts import AlertItem, AlertsState, SourceRow
 from workroom_app.state.session import SessionState
 
@@ -102,9 +108,9 @@ def popover_content() -> rx.Component:
             ),
         ),
         rx.hstack(
-            rx.link("Buy credits", href="/credits", size="2"),
-            rx.link("Usage", href="/usage", size="2"),
-            rx.link("Alert settings", href="/subscription#alerts", size="2"),
+            rx.link("Buy credits", href=CREDITS_ROUTE, size="2"),
+            rx.link("Usage", href=USAGE_ROUTE, size="2"),
+            rx.link("Alert settings", href=SUBSCRIPTION_ALERTS_ANCHOR, size="2"),
             spacing="3",
             wrap="wrap",
         ),
@@ -188,7 +194,7 @@ def past_due_banner() -> rx.Component:
                     ),
                     rx.link(
                         rx.button("Fix payment", size="1", color_scheme="red", variant="solid"),
-                        href="/subscription#card",
+                        href=SUBSCRIPTION_CARD_ANCHOR,
                     ),
                 ),
                 justify="between",

@@ -10,17 +10,23 @@ from __future__ import annotations
 
 import reflex as rx
 
-from workroom_app.components.layout import PLANS_ROUTE
+from workroom_app.billing import catalog
 from workroom_app.generation.uploads import MAX_BYTES
+from workroom_app.routes import PLANS_ROUTE
 from workroom_app.state.generate import GenerateState
 from workroom_app.state.session import SessionState
 
+# The tab icon of each feature; the features and their labels are the catalog's.
+FEATURE_ICONS: dict[str, str] = {
+    "image": "image",
+    "video": "clapperboard",
+    "voiceover": "audio-lines",
+    "face_swap": "scan-face",
+    "lip_sync": "mic-vocal",
+}
 FEATURE_TABS: list[tuple[str, str, str]] = [
-    ("image", "Image", "image"),
-    ("video", "Video", "clapperboard"),
-    ("voiceover", "Voiceover", "audio-lines"),
-    ("face_swap", "Face swap", "scan-face"),
-    ("lip_sync", "Lip sync", "mic-vocal"),
+    (key, label, FEATURE_ICONS.get(key, "sparkles"))
+    for key, label in catalog.feature_labels().items()
 ]
 # Which controls each feature shows (the script hides those a chosen model does not use).
 FEATURE_PARAMS: dict[str, tuple[str, ...]] = {

@@ -10,6 +10,7 @@ from __future__ import annotations
 import reflex as rx
 
 from workroom_app.components.report_dialog import report_control, report_dialog
+from workroom_app.routes import USAGE_ROUTE
 from workroom_app.state.generate import GenerateState, JobView
 from workroom_app.state.reports import ReportState
 
@@ -240,7 +241,7 @@ def history_row(job: JobView) -> rx.Component:
                         " on ",
                         job.refund_time_text,
                         " · see the Refund row",
-                        href="/usage?entry=" + job.refund_entry_id.to_string(),
+                        href=f"{USAGE_ROUTE}?entry=" + job.refund_entry_id.to_string(),
                         size="1",
                         data_testid="history-refund-link",
                     ),

@@ -19,11 +19,10 @@ from workroom_app.components.balance_popover import (
     confirm_payment_banner,
     past_due_banner,
 )
+from workroom_app.routes import CREDITS_ROUTE, LANDING_ROUTE, PLANS_ROUTE
 from workroom_app.state.alerts import AlertsState
-from workroom_app.state.session import LANDING_ROUTE, SessionState
+from workroom_app.state.session import SessionState
 
-PLANS_ROUTE = "/plans"
-CREDITS_ROUTE = "/credits"  # Buy credits: one-off credit packs (issue 11)
 SIDEBAR_WIDTH = "15rem"
 
 

@@ -46,6 +46,18 @@ class TooManyRunning(GenerationError):
         )
 
 
+class PriceChanged(GenerationError):
+    """The price now is not the one the user was shown (the catalog changed under an open page):
+    nothing is charged, and the user is told the new price."""
+
+    def __init__(self, price_label: str) -> None:
+        self.price_label = price_label
+        super().__init__(
+            f"The price changed: this generation now costs {price_label}. "
+            "Nothing was charged; press Generate again to go ahead."
+        )
+
+
 class JobNotFound(GenerationError):
     """Also raised for another user's job, so ids reveal nothing."""
 

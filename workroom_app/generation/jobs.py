@@ -29,17 +29,18 @@ from sqlmodel import Session, select
 
 from workroom_app import notifications
 from workroom_app.billing import clock
+from workroom_app.generation import uploads
 from workroom_app.generation.errors import (
     CannotCancel,
     GenerationError,
     InvalidRequest,
     JobNotFound,
     NotEnoughCredits,
+    PriceChanged,
     TooManyRunning,
 )
 from workroom_app.models import Account, GenerationJob, JobStatus
 
-FEATURES = ("image", "video", "voiceover", "face_swap", "lip_sync")
 ACTIVE = (JobStatus.QUEUED, JobStatus.RUNNING)
 TERMINAL = (
     JobStatus.SUCCEEDED,
@@ -65,11 +66,6 @@ MAX_ERROR_CHARS = 500
 _CLIENT_ID_RE = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
 # The fields the catalog prices; everything else in a request is not sent to quote().
 _PRICED_FIELDS = ("feature", "model", "resolution", "duration", "count", "text", "mode")
-# Which uploads each feature needs, by role, and the kinds each role accepts.
-UPLOAD_ROLES: dict[str, dict[str, tuple[str, ...]]] = {
-    "face_swap": {"face": ("image",), "target": ("image", "video")},
-    "lip_sync": {"source": ("image", "video"), "audio": ("audio",)},
-}
 TIMEOUT_MESSAGE = "The generation took too long and was stopped."
 
 
@@ -174,10 +170,9 @@ def parse_request(account_id: int, request: object) -> ParsedRequest:
     if not isinstance(request, dict):
         raise InvalidRequest("Choose what to generate.")
     feature = request.get("feature")
-    if not isinstance(feature, str) or feature not in FEATURES:
-        raise InvalidRequest(
-            "Choose a feature: Image, Video, Voiceover, Face swap or Lip sync.", field="feature"
-        )
+    catalog = _catalog()
+    if not isinstance(feature, str) or feature not in catalog.feature_labels():
+        raise InvalidRequest(catalog.choose_feature_message(), field="feature")
     priced = {k: request[k] for k in _PRICED_FIELDS if k in request and request[k] is not None}
     extras: dict[str, Any] = {}
 
@@ -201,10 +196,8 @@ def parse_request(account_id: int, request: object) -> ParsedRequest:
         if not isinstance(text, str) or not text.strip():
             raise InvalidRequest("Enter the text to read out.", field="text")
 
-    roles = UPLOAD_ROLES.get(feature)
+    roles = uploads.UPLOAD_ROLES.get(feature)
     if roles:
-        from workroom_app.generation import uploads
-
         given = request.get("uploads")
         if not isinstance(given, dict):
             given = {}
@@ -234,8 +227,6 @@ def price(session: Session, account_id: int, request: object):
     except catalog.QuoteError as exc:
         message = str(exc)
         if timed is not None and getattr(exc, "field", None) == "duration":
-            from workroom_app.generation import uploads
-
             message = (
                 uploads.length_problem(parsed.priced["feature"], timed[0], timed[1], plan_key)
                 or message
@@ -257,8 +248,6 @@ def _media_length(account_id: int, parsed: ParsedRequest) -> tuple[str, float] |
     """(what the file is called, its length in seconds) when the feature is priced by the length
     of an upload (lip sync: the audio; face swap video: the target clip), else None. Measured from
     the stored file: a duration sent by the browser is never used for these."""
-    from workroom_app.generation import uploads
-
     feature = parsed.priced["feature"]
     role = uploads.TIMED_ROLES.get(feature)
     if role is None:
@@ -299,13 +288,16 @@ def submit(
     request: dict,
     *,
     client_request_id: str,
+    shown_cost: int | None = None,
     provider: str | None = None,
 ) -> GenerationJob:
     """Price, check limits, debit and record the job, all in the caller's transaction.
 
-    The same client_request_id again returns the first job and charges nothing.
-    Raises a GenerationError (nothing written) for bad input, a plan limit,
-    too many running jobs, or too few credits.
+    The same client_request_id again returns the first job and charges nothing (whatever price
+    the retry carries). `shown_cost` is the cost the user was shown, a consent check only: when
+    the price now differs, PriceChanged and nothing is charged; it is never used as the price.
+    Raises a GenerationError (nothing written) for bad input, a price the user did not see, a
+    plan limit, too many running jobs, or too few credits.
     """
     key = _check_client_request_id(client_request_id)
     _lock_account(session, account_id)
@@ -318,6 +310,9 @@ def submit(
         return existing
 
     params_, quote, plan_key = price(session, account_id, request)
+    cost = 0 if quote.unlimited else int(quote.cost)
+    if shown_cost is not None and cost != shown_cost:
+        raise PriceChanged(quote.label)
     catalog = _catalog()
     limit = catalog.max_concurrent(plan_key)
     if count_active(session, account_id) >= limit:
@@ -329,7 +324,6 @@ def submit(
         provider = get_settings().generation_provider
     now = clock.now()
     feature = quote.request.feature
-    cost = 0 if quote.unlimited else int(quote.cost)
     job = GenerationJob(
         account_id=account_id,
         client_request_id=key,

@@ -30,6 +30,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from workroom_app.billing import catalog
 from workroom_app.generation import renderers
 
 FAIL_MARKER = "[fail]"
@@ -130,13 +131,7 @@ def create_app(
             or not isinstance(body.get("input"), dict)
         ):
             return JSONResponse({"detail": "expected {model: str, input: object}"}, status_code=422)
-        if body["model"].split("/")[0] not in (
-            "image",
-            "video",
-            "voiceover",
-            "face_swap",
-            "lip_sync",
-        ):
+        if body["model"].split("/")[0] not in catalog.feature_labels():
             return JSONResponse({"detail": f"unknown model {body['model']!r}"}, status_code=422)
         key = request.headers.get("idempotency-key")
         fingerprint = hashlib.sha256(raw).hexdigest()

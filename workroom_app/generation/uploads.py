@@ -47,7 +47,12 @@ FORMATS: dict[str, tuple[str, str]] = {
     "flac": ("audio", "audio/flac"),
     "m4a": ("audio", "audio/mp4"),
 }
-# Which kinds each role of each feature takes (same table jobs.py checks).
+# Which uploads each feature needs, by role, and the kinds each role accepts (jobs.submit and
+# the upload handlers check against it; the Generate page shows one input per role).
+UPLOAD_ROLES: dict[str, dict[str, tuple[str, ...]]] = {
+    "face_swap": {"face": ("image",), "target": ("image", "video")},
+    "lip_sync": {"source": ("image", "video"), "audio": ("audio",)},
+}
 ROLE_LABELS = {
     "face": "the face image",
     "target": "the target image or video",
@@ -274,8 +279,6 @@ def save_for_role(
 
     The upload a feature is priced by is refused, with its length, when it is longer than the
     catalog allows for the feature or than `plan_key`'s plan allows."""
-    from workroom_app.generation.jobs import UPLOAD_ROLES
-
     roles = UPLOAD_ROLES.get(feature, {})
     if role not in roles:
         raise InvalidUpload("This feature does not take that upload.")

@@ -13,22 +13,17 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
-# The cookie the Reflex session state writes (state/session.py).
-SESSION_COOKIE = "workroom_session"
+from workroom_app.billing import invoices
+from workroom_app.db import read_session
+from workroom_app.http.caller import caller_account_id
+
 INVOICE_PDF_ROUTE = "/api/invoices/{invoice_id:int}/pdf"
 NOT_FOUND = "Invoice not found."
-_MAX_TOKEN = 512
 
 
-def _pdf_for(token: str, invoice_id: int) -> tuple[str, bytes] | None:
-    from workroom_app.billing import accounts, invoices
-    from workroom_app.db import read_session
-
+def _pdf_for(account_id: int, invoice_id: int) -> tuple[str, bytes] | None:
     with read_session() as session:
-        account = accounts.lookup_session(session, token)
-        if account is None:
-            return None
-        return invoices.pdf_for_viewer(session, invoice_id, account.id)
+        return invoices.pdf_for_viewer(session, invoice_id, account_id)
 
 
 def _not_found() -> Response:
@@ -36,16 +31,13 @@ def _not_found() -> Response:
 
 
 async def invoice_pdf(request: Request) -> Response:
-    token = request.cookies.get(SESSION_COOKIE, "")
     invoice_id = request.path_params.get("invoice_id")
-    if (
-        not token
-        or len(token) > _MAX_TOKEN
-        or not isinstance(invoice_id, int)
-        or not 0 < invoice_id < 2**63
-    ):
+    if not isinstance(invoice_id, int) or not 0 < invoice_id < 2**63:
         return _not_found()
-    found = await run_in_threadpool(_pdf_for, token, invoice_id)
+    account_id = await caller_account_id(request)
+    if account_id is None:
+        return _not_found()
+    found = await run_in_threadpool(_pdf_for, account_id, invoice_id)
     if found is None:
         return _not_found()
     filename, pdf = found

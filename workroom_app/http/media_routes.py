@@ -24,7 +24,8 @@ from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
-SESSION_COOKIE = "workroom_session"  # the cookie state/session.py writes
+from workroom_app.http.caller import caller_account_id
+
 JOB_MEDIA_ROUTE = "/api/media/jobs"
 UPLOAD_MEDIA_ROUTE = "/api/media/uploads"
 CATALOG_ROUTE = "/api/catalog.json"
@@ -43,15 +44,6 @@ def upload_media_url(ref: str) -> str:
 
 def _not_found() -> Response:
     return PlainTextResponse(NOT_FOUND, status_code=404, headers={"Cache-Control": "no-store"})
-
-
-def _account_for(token: str) -> int | None:
-    from workroom_app.billing import accounts
-    from workroom_app.db import read_session
-
-    with read_session() as session:
-        account = accounts.lookup_session(session, token)
-        return account.id if account is not None else None
 
 
 def _inside(base: Path, path: Path) -> Path | None:
@@ -109,13 +101,6 @@ def _upload_file(account_id: int, ref: str) -> tuple[Path, str] | None:
     return (resolved, mime) if resolved is not None else None
 
 
-async def _caller(request: Request) -> int | None:
-    token = request.cookies.get(SESSION_COOKIE, "")
-    if not token or len(token) > 512:
-        return None
-    return await run_in_threadpool(_account_for, token)
-
-
 async def job_media(request: Request) -> Response:
     raw = request.path_params.get("job_id", "")
     if not raw.isdigit() or len(raw) > _MAX_ID_DIGITS:
@@ -123,7 +108,7 @@ async def job_media(request: Request) -> Response:
     raw_index = request.path_params.get("index", "1")
     if not raw_index.isdigit() or len(raw_index) > 3 or int(raw_index) < 1:
         return _not_found()
-    account_id = await _caller(request)
+    account_id = await caller_account_id(request)
     if account_id is None:
         return _not_found()
     found = await run_in_threadpool(_job_file, account_id, int(raw), int(raw_index))
@@ -144,7 +129,7 @@ async def upload_media(request: Request) -> Response:
     ref = request.path_params.get("ref", "")
     if len(ref) > 64:
         return _not_found()
-    account_id = await _caller(request)
+    account_id = await caller_account_id(request)
     if account_id is None:
         return _not_found()
     found = await run_in_threadpool(_upload_file, account_id, ref)

@@ -23,6 +23,7 @@ from starlette.routing import Route
 from workroom_app.billing import clock, payment_confirmation, periods
 from workroom_app.billing import subscriptions as subs
 from workroom_app.billing.payment_confirmation import CONFIRM_PATH, ConfirmationError
+from workroom_app.billing.subscriptions.lookup import _money
 from workroom_app.db import read_session, write_session
 from workroom_app.http.auth_routes import _same_origin
 
@@ -93,7 +94,7 @@ async def show(request: Request) -> Response:
     )
     body = (
         f'<p>Your bank asks you to confirm this payment of <strong data-testid="confirm-amount">'
-        f"{html.escape(subs._money(row.amount_cents))}</strong> for "
+        f"{html.escape(_money(row.amount_cents))}</strong> for "
         f"{html.escape(row.description)} with {card}.</p>"
         f"<p class=note>Workroom test mode: this page stands in for your bank's 3-D Secure "
         f"check. Confirm by {html.escape(deadline)}; nothing is charged until you do.</p>"

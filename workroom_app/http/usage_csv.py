@@ -11,28 +11,17 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 from workroom_app.billing import clock, usage
 from workroom_app.billing.usage import UsageError, UsageFilter
+from workroom_app.http.caller import caller_account_id
 
 CSV_ROUTE = "/api/usage.csv"
-# Same cookie the Reflex session state writes (state/session.py).
-SESSION_COOKIE = "workroom_session"
 _PARAMS = frozenset({"action", "feature", "from", "to"})
 SIGN_IN = "Sign in to download your usage."
-
-
-def _account_id_for_token(token: str) -> int | None:
-    from workroom_app.billing import accounts
-    from workroom_app.db import read_session
-
-    with read_session() as session:
-        account = accounts.lookup_session(session, token)
-        return account.id if account is not None else None
 
 
 def _stream(account_id: int, filters: UsageFilter) -> Iterator[str]:
@@ -63,10 +52,7 @@ def parse_filters(query) -> UsageFilter:  # noqa: ANN001  (starlette QueryParams
 
 
 async def usage_csv(request: Request) -> Response:
-    token = request.cookies.get(SESSION_COOKIE, "")
-    if not token or len(token) > 512:
-        return PlainTextResponse(SIGN_IN, status_code=401)
-    account_id = await run_in_threadpool(_account_id_for_token, token)
+    account_id = await caller_account_id(request)
     if account_id is None:
         return PlainTextResponse(SIGN_IN, status_code=401)
     try:

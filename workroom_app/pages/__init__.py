@@ -1,7 +1,8 @@
 """Every page module, imported so its @app_page registration runs.
 
-To add a page: create pages/<name>.py with one function decorated by
-`app_page(...)` (components/layout.py) and add its module to the import below.
+To add a page: name its route in workroom_app/routes.py, create pages/<name>.py with one
+function decorated by `app_page(ROUTE, ...)` (components/layout.py) and add its module to the
+import below.
 """
 
 from workroom_app.pages import home, index, login, signup, usage  # noqa: F401

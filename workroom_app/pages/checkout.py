@@ -8,8 +8,8 @@ import reflex as rx
 
 from workroom_app.components.layout import app_page
 from workroom_app.components.plan_card_form import card_form
+from workroom_app.routes import CHECKOUT_ROUTE, PLANS_ROUTE
 from workroom_app.state.checkout import CheckoutState
-from workroom_app.state.plans import CHECKOUT_ROUTE, PLANS_ROUTE
 
 
 def _summary_row(label: str, value, testid: str) -> rx.Component:  # noqa: ANN001

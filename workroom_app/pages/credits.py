@@ -8,7 +8,8 @@ import reflex as rx
 
 from workroom_app.components.layout import app_page
 from workroom_app.components.plan_card_form import card_form
-from workroom_app.state.credits import CREDITS_ROUTE, USAGE_ROUTE, CreditsState, PackCard
+from workroom_app.routes import CREDITS_ROUTE, USAGE_ROUTE
+from workroom_app.state.credits import CreditsState, PackCard
 
 
 def pack_rules() -> rx.Component:

@@ -5,10 +5,9 @@ import reflex as rx
 from workroom_app.components.generate_form import generate_form
 from workroom_app.components.generate_jobs import active_jobs_panel, history_panel, results_panel
 from workroom_app.components.layout import NavItem, app_page
+from workroom_app.routes import GENERATE_ROUTE
 from workroom_app.state.generate import GenerateState
 from workroom_app.state.live import LiveState
-
-GENERATE_ROUTE = "/generate"
 
 
 @app_page(

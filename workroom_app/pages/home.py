@@ -2,7 +2,8 @@
 
 import reflex as rx
 
-from workroom_app.components.layout import PLANS_ROUTE, NavItem, app_page
+from workroom_app.components.layout import NavItem, app_page
+from workroom_app.routes import HOME_ROUTE, PLANS_ROUTE
 from workroom_app.state.session import SessionState
 
 
@@ -19,7 +20,7 @@ def stat_card(label: str, value: rx.Component, note: rx.Component) -> rx.Compone
     )
 
 
-@app_page("/home", "Home", nav=NavItem("Home", "house", order=0))
+@app_page(HOME_ROUTE, "Home", nav=NavItem("Home", "house", order=0))
 def home_page() -> rx.Component:
     return rx.vstack(
         rx.heading("Hello, ", SessionState.display_name, as_="h2", size="7", weight="bold"),

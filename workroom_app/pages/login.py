@@ -1,8 +1,8 @@
 import reflex as rx
 
 from workroom_app.components.layout import app_page, auth_layout
+from workroom_app.routes import LOGIN_ROUTE, SIGNUP_ROUTE
 from workroom_app.state.auth import AuthState
-from workroom_app.state.session import LOGIN_ROUTE, SIGNUP_ROUTE
 
 
 def error_callout() -> rx.Component:

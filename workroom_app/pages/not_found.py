@@ -8,7 +8,7 @@ from __future__ import annotations
 import reflex as rx
 
 from workroom_app.components.layout import layout
-from workroom_app.state.session import LANDING_ROUTE
+from workroom_app.routes import LANDING_ROUTE
 
 
 def not_found_page() -> rx.Component:

@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import reflex as rx
 
-from workroom_app.components.layout import CREDITS_ROUTE, NavItem, app_page
+from workroom_app.components.layout import NavItem, app_page
 from workroom_app.components.plan_cards import confirm_dialog, plan_grid
-from workroom_app.state.plans import PLANS_ROUTE, SUBSCRIPTION_ROUTE, PlansState
+from workroom_app.routes import CREDITS_ROUTE, PLANS_ROUTE, SUBSCRIPTION_ROUTE
+from workroom_app.state.plans import PlansState
 
 
 @app_page(PLANS_ROUTE, "Plans", nav=NavItem("Plans", "gem", order=30), on_load=PlansState.load)

@@ -3,8 +3,8 @@ import reflex as rx
 from workroom_app.billing.accounts import MIN_PASSWORD_LENGTH
 from workroom_app.components.layout import app_page, auth_layout
 from workroom_app.pages.login import auth_form, error_callout, field
+from workroom_app.routes import LOGIN_ROUTE, SIGNUP_ROUTE
 from workroom_app.state.auth import AuthState
-from workroom_app.state.session import LOGIN_ROUTE, SIGNUP_ROUTE
 
 
 @app_page(SIGNUP_ROUTE, "Sign up", public=True, on_load=AuthState.reset_form)

@@ -11,9 +11,8 @@ import reflex as rx
 
 from workroom_app.billing.staff import MAX_ADJUSTMENT, MAX_REASON_LENGTH
 from workroom_app.components.layout import NavItem, app_page
+from workroom_app.routes import STAFF_ACCOUNTS_ROUTE
 from workroom_app.state.staff import StaffState
-
-STAFF_ROUTE = "/staff/accounts"
 
 
 def _fact(label: str, value, testid: str) -> rx.Component:  # noqa: ANN001
@@ -844,7 +843,7 @@ def audit_table(rows, title: str, testid: str) -> rx.Component:  # noqa: ANN001
 
 
 @app_page(
-    STAFF_ROUTE,
+    STAFF_ACCOUNTS_ROUTE,
     "Staff: accounts",
     nav=NavItem("Accounts", "users", order=91, staff_only=True),
     on_load=StaffState.load,

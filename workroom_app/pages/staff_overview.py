@@ -8,9 +8,8 @@ from __future__ import annotations
 import reflex as rx
 
 from workroom_app.components.layout import NavItem, app_page
+from workroom_app.routes import STAFF_ACCOUNTS_ROUTE, STAFF_OVERVIEW_ROUTE
 from workroom_app.state.staff_overview import StaffOverviewState as S
-
-OVERVIEW_ROUTE = "/staff"
 
 
 def _card(item) -> rx.Component:  # noqa: ANN001
@@ -234,7 +233,7 @@ def generations_panel() -> rx.Component:
 
 
 @app_page(
-    OVERVIEW_ROUTE,
+    STAFF_OVERVIEW_ROUTE,
     "Staff overview",
     nav=NavItem("Staff", "shield", order=90, staff_only=True),
     on_load=S.load,
@@ -248,7 +247,7 @@ def staff_overview_page() -> rx.Component:
                 rx.spacer(),
                 rx.link(
                     "Accounts, refunds and audit trail \u2192",
-                    href="/staff/accounts",
+                    href=STAFF_ACCOUNTS_ROUTE,
                     data_testid="ov-accounts-link",
                 ),
                 width="100%",

@@ -5,6 +5,7 @@ from __future__ import annotations
 import reflex as rx
 
 from workroom_app.components.layout import NavItem, app_page
+from workroom_app.routes import STAFF_QUEUES_ROUTE
 from workroom_app.state.staff_queues import EMAIL_FILTERS, JOB_STATUSES, WEBHOOK_OUTCOMES
 from workroom_app.state.staff_queues import StaffQueuesState as Q
 
@@ -225,7 +226,7 @@ def jobs_card() -> rx.Component:
 
 
 @app_page(
-    "/staff/queues",
+    STAFF_QUEUES_ROUTE,
     "Staff: queues",
     nav=NavItem("Queues", "inbox", order=92, staff_only=True),
     on_load=Q.load,

@@ -7,33 +7,13 @@ import reflex as rx
 
 from workroom_app.components.alert_settings import alerts_card, auto_top_up_card
 from workroom_app.state.alert_settings import AlertSettingsState
-from reflex_base.constants import Dirs
-from reflex_base.utils.imports import ImportVar
-from reflex_base.vars import VarData
-from reflex_base.vars.base import Var
-
+from workroom_app.components.backend_url import backend_url
 from workroom_app.components.layout import NavItem, app_page
 from workroom_app.components.plan_card_form import card_form
 from workroom_app.components.plan_cards import confirm_dialog
-from workroom_app.state.plans import PLANS_ROUTE, SUBSCRIPTION_ROUTE, PlansState
+from workroom_app.routes import PLANS_ROUTE, SUBSCRIPTION_ROUTE
+from workroom_app.state.plans import PlansState
 from workroom_app.state.subscription import PaymentRow, SubscriptionState
-
-_BACKEND_IMPORTS = VarData(
-    imports={
-        f"$/{Dirs.STATE_PATH}": "getBackendURL",
-        "$/env.json": ImportVar(tag="env", is_default=True),
-    }
-)
-
-
-def backend_url(path: Var) -> Var:
-    """The invoice route lives on the backend, which in development listens on
-    another port than the pages: resolve it the way Reflex resolves uploads."""
-    return Var(
-        _js_expr=f"new URL({path!s}, getBackendURL(env.UPLOAD)).href",
-        _var_data=VarData.merge(path._get_all_var_data(), _BACKEND_IMPORTS),
-    ).to(str)
-
 
 def _item(label: str, value, testid: str) -> rx.Component:  # noqa: ANN001
     return rx.vstack(

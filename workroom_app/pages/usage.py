@@ -4,21 +4,13 @@ paging, a CSV export, spend per day and the credits about to expire."""
 from __future__ import annotations
 
 import reflex as rx
-from reflex_base.constants import Dirs
-from reflex_base.utils.imports import ImportVar
-from reflex_base.vars import VarData
-from reflex_base.vars.base import Var
 
+from workroom_app.components.backend_url import backend_url
 from workroom_app.components.layout import NavItem, app_page
-from workroom_app.state.usage import (
-    ACTION_OPTIONS,
-    CHART_FEATURES,
-    CSV_ROUTE,
-    FEATURE_OPTIONS,
-    UsageState,
-)
+from workroom_app.http.usage_csv import CSV_ROUTE
+from workroom_app.routes import GENERATE_ROUTE, USAGE_ROUTE
+from workroom_app.state.usage import ACTION_OPTIONS, CHART_FEATURES, FEATURE_OPTIONS, UsageState
 
-GENERATE_ROUTE = "/generate"
 # One colour per feature, the same in every chart.
 FEATURE_COLOURS = {
     "image": "var(--violet-9)",
@@ -28,18 +20,7 @@ FEATURE_COLOURS = {
     "lip_sync": "var(--teal-9)",
 }
 
-# The CSV route lives on the backend, which in development listens on another
-# port than the pages: resolve its URL in the browser the way Reflex resolves
-# upload URLs.
-_CSV_BASE = Var(
-    _js_expr=f'new URL("{CSV_ROUTE}", getBackendURL(env.UPLOAD)).href',
-    _var_data=VarData(
-        imports={
-            f"$/{Dirs.STATE_PATH}": "getBackendURL",
-            "$/env.json": ImportVar(tag="env", is_default=True),
-        }
-    ),
-).to(str)
+_CSV_BASE = backend_url(CSV_ROUTE)
 
 
 def _select(
@@ -363,7 +344,7 @@ def ledger_section() -> rx.Component:
     )
 
 
-@app_page("/usage", "Usage", nav=NavItem("Usage", "history", order=20), on_load=UsageState.load)
+@app_page(USAGE_ROUTE, "Usage", nav=NavItem("Usage", "history", order=20), on_load=UsageState.load)
 def usage_page() -> rx.Component:
     return rx.vstack(
         rx.text(

@@ -21,10 +21,9 @@ import reflex as rx
 from workroom_app.billing import subscriptions
 from workroom_app.billing.payments import cards
 from workroom_app.billing.subscriptions import CardForm, SubscribePreview, SubscriptionError
+from workroom_app.routes import PLANS_ROUTE, SUBSCRIPTION_ROUTE
 from workroom_app.state.payment_confirmation import go_to_confirmation
 from workroom_app.state.plans import (
-    PLANS_ROUTE,
-    SUBSCRIPTION_ROUTE,
     _settings_gateway,
     check_plan_key,
     credits_text,

@@ -20,6 +20,7 @@ import reflex as rx
 
 from workroom_app.billing import packs, subscriptions
 from workroom_app.billing.subscriptions import CardForm, SubscriptionError
+from workroom_app.routes import CREDITS_ROUTE
 from workroom_app.state.checkout import CardFormError, card_error_var, field_of, read_card_form
 from workroom_app.state.payment_confirmation import go_to_confirmation
 from workroom_app.state.plans import _settings_gateway, credits_text, date_text, money_text
@@ -27,8 +28,6 @@ from workroom_app.state.session import SessionState
 
 log = logging.getLogger(__name__)
 
-CREDITS_ROUTE = "/credits"
-USAGE_ROUTE = "/usage"
 
 
 @dataclasses.dataclass

@@ -4,9 +4,10 @@ Thin on purpose: prices, limits, debits and refunds are generation/jobs.py and t
 cost on the Generate button is computed in the browser (assets/generate.js + quote.js); the
 server never reads a price from the browser. `submit` takes the form's field values only, prices
 them again in the same transaction that debits (jobs.submit), and refuses with the user-readable
-message when it cannot run. The one number the browser may add, `shown_cost`, is a consent check:
-if the server's price differs from what the button showed (the catalog changed under an open
-page) nothing is charged and the user is told the new price — it is never used as the price.
+message when it cannot run. The one number the browser may add, `shown_cost`, goes to
+jobs.submit as a consent check: if the server's price differs from what the button showed (the
+catalog changed under an open page) nothing is charged and the user is told the new price — it
+is never used as the price.
 
 Every public handler is callable by any browser with any arguments, so each one checks what it
 gets (types, lengths, known keys) and changes nothing when the check fails.
@@ -22,9 +23,11 @@ from typing import Any
 
 import reflex as rx
 
-from workroom_app.state.session import LOGIN_ROUTE, SessionState
+from workroom_app.billing import catalog
+from workroom_app.generation import uploads
+from workroom_app.routes import LOGIN_ROUTE
+from workroom_app.state.session import SessionState
 
-FEATURES: tuple[str, ...] = ("image", "video", "voiceover", "face_swap", "lip_sync")
 # What a Generate form may send, and the longest each value can legitimately be.
 _FORM_LIMITS: dict[str, int] = {
     "feature": 16,
@@ -41,11 +44,6 @@ _FORM_LIMITS: dict[str, int] = {
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9_.:-]{8,64}$")
 HISTORY_PAGE = 10
 RESULTS_KEPT = 4
-# Upload inputs per feature, by role (generation/jobs.py UPLOAD_ROLES is the rule; this is the UI).
-UPLOAD_ROLES: dict[str, tuple[str, ...]] = {
-    "face_swap": ("face", "target"),
-    "lip_sync": ("source", "audio"),
-}
 _MAX_UPLOAD_READ = 50 * 1024 * 1024 + 1  # one byte past the largest limit: enough to refuse
 
 STATUS_LABELS = {
@@ -111,8 +109,6 @@ def failure_toast(job: JobView) -> str:
 
 
 def _labels(feature: str, model: str) -> tuple[str, str]:
-    from workroom_app.billing import catalog
-
     try:
         feat = catalog.get_catalog().feature(feature)
     except Exception:  # a feature retired from the catalog still shows its key
@@ -228,8 +224,8 @@ def clean_form(form_data: object) -> tuple[dict[str, Any], str, int | None]:
             raise ValueError(f"The {key.replace('_', ' ')} sent is not valid.")
         values[key] = value
     feature = values.get("feature")
-    if feature not in FEATURES:
-        raise ValueError("Choose a feature: Image, Video, Voiceover, Face swap or Lip sync.")
+    if feature not in catalog.feature_labels():
+        raise ValueError(catalog.choose_feature_message())
     request_id = values.pop("request_id", "")
     if not _REQUEST_ID.match(request_id):
         raise ValueError("This form is out of date; reload the page and try again.")
@@ -259,7 +255,7 @@ def submit_job(
     shown_cost: int | None,
     tz: str = "UTC",
 ) -> SubmitOutcome:
-    """One write transaction: price (again), check, debit, create the job."""
+    """One write transaction: jobs.submit prices again, checks, debits and creates the job."""
     from workroom_app.billing import ledger
     from workroom_app.db import write_session
     from workroom_app.generation import jobs
@@ -270,37 +266,18 @@ def submit_job(
         TooManyRunning,
     )
 
-    class _PriceMoved(Exception):
-        pass
-
     try:
         with write_session() as session:
-            if shown_cost is not None:
-                # A retry of a submission already accepted must find its job, not a price check.
-                from sqlmodel import select
-
-                from workroom_app.models import GenerationJob
-
-                done = session.exec(
-                    select(GenerationJob.id).where(
-                        GenerationJob.account_id == account_id,
-                        GenerationJob.client_request_id == request_id,
-                    )
-                ).first()
-                if done is None:
-                    _params, quote, _plan = jobs.price(session, account_id, request)
-                    cost = 0 if quote.unlimited else int(quote.cost)
-                    if cost != shown_cost:
-                        raise _PriceMoved(
-                            f"The price changed: this generation now costs {quote.label}. "
-                            "Nothing was charged; press Generate again to go ahead."
-                        )
-            job = jobs.submit(session, account_id, request, client_request_id=request_id)
+            job = jobs.submit(
+                session,
+                account_id,
+                request,
+                client_request_id=request_id,
+                shown_cost=shown_cost,
+            )
             view = job_view(job, tz)
             balance = ledger.balance(session, account_id)
             return SubmitOutcome(job=view, balance=balance)
-    except _PriceMoved as exc:
-        return SubmitOutcome(error=str(exc))
     except NotEnoughCredits as exc:
         return SubmitOutcome(error=exc.message, upgrade=True)
     except TooManyRunning as exc:
@@ -385,9 +362,7 @@ def store_upload(account_id: int, feature: str, role: str, data: bytes, filename
 
 def _role_texts(feature: str, role: str) -> tuple[str, str, tuple[str, ...]]:
     """(what the upload is, which types it takes, its kinds) for messages."""
-    from workroom_app.generation import jobs, uploads
-
-    kinds = jobs.UPLOAD_ROLES.get(feature, {}).get(role, ())
+    kinds = uploads.UPLOAD_ROLES.get(feature, {}).get(role, ())
     accepted = uploads.accept_text(kinds) if kinds else "a supported file"
     return uploads.ROLE_LABELS.get(role, "the file"), accepted, kinds
 
@@ -526,11 +501,11 @@ class GenerateState(SessionState):
             return None
         feature = request["feature"]
         request_uploads = {}
-        for role in UPLOAD_ROLES.get(feature, ()):
+        for role in uploads.UPLOAD_ROLES.get(feature, {}):
             ref = self._upload_refs.get(f"{feature}:{role}")
             if ref:
                 request_uploads[role] = ref
-        if feature in UPLOAD_ROLES:
+        if feature in uploads.UPLOAD_ROLES:
             request["uploads"] = request_uploads
         self.submitting = True
         outcome = await asyncio.to_thread(

@@ -29,7 +29,8 @@ from typing import Any
 import reflex as rx
 
 from workroom_app import notifications
-from workroom_app.state.session import LOGIN_ROUTE, AccountView, SessionState, account_view
+from workroom_app.routes import LOGIN_ROUTE, SUBSCRIPTION_ROUTE
+from workroom_app.state.session import AccountView, SessionState, account_view
 from workroom_app.state.session_guard import forget_everything
 
 log = logging.getLogger("workroom.live")
@@ -49,7 +50,6 @@ SESSION_KINDS = frozenset({notifications.SESSION})
 # Payment History and the plan summary are re-read (by the tab's own event) only in tabs that show
 # them: /subscription.
 PAYMENT_KINDS = frozenset({notifications.PAYMENT, notifications.SUBSCRIPTION})
-PAYMENTS_ROUTE = "/subscription"
 ALL_KINDS = ACCOUNT_KINDS | JOB_KINDS | SESSION_KINDS
 
 
@@ -312,7 +312,7 @@ async def _push_tab(
         if payments_changed:
             # The past-due banner and the alert toasts are on every page.
             events.append(AlertsState.refresh)
-            if _route_of(root) == PAYMENTS_ROUTE:
+            if _route_of(root) == SUBSCRIPTION_ROUTE:
                 events.append(SubscriptionState.refresh_payments)
         if jobs is None:
             return events

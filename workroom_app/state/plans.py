@@ -24,15 +24,12 @@ import reflex as rx
 
 from workroom_app.billing import clock, formatting, subscriptions
 from workroom_app.billing.subscriptions import ChangePreview, SubscribePreview, SubscriptionError
+from workroom_app.routes import CHECKOUT_ROUTE, PLANS_ROUTE, SUBSCRIPTION_ROUTE
 from workroom_app.state.payment_confirmation import go_to_confirmation
 from workroom_app.state.session import SessionState
 
 log = logging.getLogger(__name__)
 
-PLANS_ROUTE = "/plans"
-CHECKOUT_ROUTE = "/checkout"
-SUBSCRIPTION_ROUTE = "/subscription"
-USAGE_ROUTE = "/usage"
 
 SUBSCRIBE = "subscribe"
 UPGRADE = "upgrade"

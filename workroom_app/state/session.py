@@ -40,18 +40,9 @@ from dataclasses import dataclass
 import reflex as rx
 
 from workroom_app.billing import accounts
-from workroom_app.security.session_cookie import COOKIE_NAME, token_from_cookie_header
+from workroom_app.routes import INDEX_ROUTE, LOGIN_ROUTE, PUBLIC_ROUTES, landing_route
+from workroom_app.security.session_cookie import token_from_cookie_header
 
-from workroom_app.routes import (  # noqa: F401  (re-exported for the pages and states)
-    LANDING_ROUTE,
-    LOGIN_ROUTE,
-    PUBLIC_ROUTES,
-    SIGNUP_ROUTE,
-    STAFF_LANDING_ROUTE,
-    landing_route,
-)
-
-SESSION_COOKIE = COOKIE_NAME
 LOGOUT_PATH = "/api/auth/logout"
 
 
@@ -205,7 +196,7 @@ class SessionState(rx.State):
         route = _route_of(self)
         if not signed_in and route not in PUBLIC_ROUTES:
             return rx.redirect(LOGIN_ROUTE, replace=True)
-        if signed_in and (route in PUBLIC_ROUTES or route == "/"):
+        if signed_in and (route in PUBLIC_ROUTES or route == INDEX_ROUTE):
             return rx.redirect(landing_route(self.is_staff), replace=True)
         return None
 

@@ -28,8 +28,9 @@ from reflex_base.event import Event, fix_events
 from reflex_base.registry import RegistrationContext
 
 from workroom_app.billing import accounts
+from workroom_app.routes import LOGIN_ROUTE
 from workroom_app.security.text_input import ControlCharacterError, check_payload
-from workroom_app.state.session import LOGIN_ROUTE, SessionState, request_token
+from workroom_app.state.session import SessionState, request_token
 
 # The guard re-resolves the login from the cookie itself (it is what signs a tab in).
 _UNCHECKED_HANDLERS = frozenset({"guard"})

@@ -25,7 +25,8 @@ import reflex as rx
 from workroom_app.billing import audit, invoice_refunds, staff, staff_roles
 from workroom_app.billing.staff import NotAllowed, StaffError, StaffOnly
 from workroom_app.billing.staff_roles import Permission
-from workroom_app.state.session import LANDING_ROUTE, LOGIN_ROUTE, SessionState, format_credits
+from workroom_app.routes import LANDING_ROUTE, LOGIN_ROUTE
+from workroom_app.state.session import SessionState, format_credits
 
 logger = logging.getLogger(__name__)
 

@@ -16,7 +16,13 @@ import reflex as rx
 
 from workroom_app.billing import clock, formatting, staff, staff_metrics
 from workroom_app.billing.staff import StaffError
-from workroom_app.state.session import LANDING_ROUTE, LOGIN_ROUTE, SessionState
+from workroom_app.routes import (
+    LANDING_ROUTE,
+    LOGIN_ROUTE,
+    STAFF_ACCOUNTS_ROUTE,
+    STAFF_QUEUES_ROUTE,
+)
+from workroom_app.state.session import SessionState
 
 NOT_STAFF = "The staff dashboard is for staff members only."
 KIND_LABELS = {
@@ -185,7 +191,7 @@ class StaffOverviewState(SessionState):
                 "refund": f"{x.refund_rate:.1%}",
                 "p50": _secs(x.p50_seconds),
                 "p95": _secs(x.p95_seconds),
-                "href": "/staff/queues?"
+                "href": f"{STAFF_QUEUES_ROUTE}?"
                 + urlencode({"status": "", "feature": x.feature, "provider": x.provider}),
             }
             for x in g.groups
@@ -204,7 +210,7 @@ class StaffOverviewState(SessionState):
                 "plan": staff.plan_name(str(u["plan"])),
                 "count": f"{u['count']:,}",
                 "list": f"{u['list_credits']:,}",
-                "href": "/staff/accounts?" + urlencode({"q": str(u["email"])}),
+                "href": f"{STAFF_ACCOUNTS_ROUTE}?" + urlencode({"q": str(u["email"])}),
             }
             for u in g.top_unlimited_users
         ]

@@ -19,7 +19,8 @@ from workroom_app.billing import audit, staff, staff_queues, staff_roles
 from workroom_app.billing.staff import NotAllowed, StaffError, StaffOnly
 from workroom_app.billing.staff_roles import Permission
 from workroom_app.models import JobStatus
-from workroom_app.state.session import LANDING_ROUTE, LOGIN_ROUTE, SessionState
+from workroom_app.routes import LANDING_ROUTE, LOGIN_ROUTE
+from workroom_app.state.session import SessionState
 
 NOT_STAFF = "The staff dashboard is for staff members only."
 NOT_LISTED = "That row is not in the list. Refresh and try again."

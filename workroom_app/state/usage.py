@@ -12,9 +12,8 @@ from __future__ import annotations
 import asyncio
 from urllib.parse import urlencode
 
-from workroom_app.billing import usage
-from workroom_app.billing.usage import FEATURE_LABELS, UsageError, UsageFilter
-from workroom_app.http.usage_csv import CSV_ROUTE  # noqa: F401  (the page links to it)
+from workroom_app.billing import catalog, usage
+from workroom_app.billing.usage import UsageError, UsageFilter
 from workroom_app.models import ACTION_LABELS
 from workroom_app.state.session import SessionState
 
@@ -26,8 +25,9 @@ CHART_DAYS = 30
 _MAX_VALUE = 32
 
 ACTION_OPTIONS: list[tuple[str, str]] = [(ALL, "All action types"), *ACTION_LABELS.items()]
-FEATURE_OPTIONS: list[tuple[str, str]] = [(ALL, "All features"), *FEATURE_LABELS.items()]
-CHART_FEATURES: list[tuple[str, str]] = list(FEATURE_LABELS.items())
+# The catalog's features, read once: the page's select and chart are compiled from them.
+FEATURE_OPTIONS: list[tuple[str, str]] = [(ALL, "All features"), *catalog.feature_labels().items()]
+CHART_FEATURES: list[tuple[str, str]] = list(catalog.feature_labels().items())
 
 
 def _filter_from(action: str, feature: str, date_from: str, date_to: str) -> UsageFilter:
@@ -230,7 +230,7 @@ class UsageState(SessionState):
     async def set_feature_filter(self, value: str):
         if self._account_id is None:
             return
-        if not isinstance(value, str) or (value != ALL and value not in FEATURE_LABELS):
+        if not isinstance(value, str) or (value != ALL and value not in catalog.feature_labels()):
             self.error = "Choose a feature from the list."
             return
         self.feature_filter = value

@@ -55,7 +55,7 @@ from workroom_app.billing.catalog.model import (
     Resolution,
 )
 from workroom_app.billing.catalog.pricing import GenerationRequest, Quote
-from workroom_app.billing.catalog.wording import format_exact
+from workroom_app.billing.catalog.wording import format_exact, or_list
 
 __all__ = [
     "Catalog",
@@ -77,6 +77,8 @@ __all__ = [
     "UnknownPlan",
     "UnsupportedResolution",
     "catalog_for_browser",
+    "choose_feature_message",
+    "feature_labels",
     "feature_options",
     "format_exact",
     "get_catalog",
@@ -109,6 +111,17 @@ def quote(
     request: Mapping[str, Any] | GenerationRequest, plan_key: str, *, catalog: Catalog | None = None
 ) -> Quote:
     return (catalog or get_catalog()).quote(request, plan_key)
+
+
+def feature_labels(*, catalog: Catalog | None = None) -> dict[str, str]:
+    """Every feature's key and label, in the catalog's order: the one list of features that the
+    Generate form, job checks and Usage filters read."""
+    return {key: feature.label for key, feature in (catalog or get_catalog()).features.items()}
+
+
+def choose_feature_message(*, catalog: Catalog | None = None) -> str:
+    """What to tell someone who sent no feature, or one the catalog does not have."""
+    return f"Choose a feature: {or_list(list(feature_labels(catalog=catalog).values()))}."
 
 
 def feature_options(

@@ -49,7 +49,7 @@ due expiry, a debit that crosses grants.
 The package: errors.py (LedgerError, InsufficientCredits), validation.py (argument checks and
 which action each operation may write), core.py (the general path's building blocks),
 sqlite_fast.py and postgres_fast.py (the two debit fast paths), grants.py, spending.py and
-refunds.py (the operations).
+refunds.py (the operations), live_grants.py (reads of the credits still usable).
 """
 
 from __future__ import annotations
@@ -64,6 +64,7 @@ from workroom_app.billing.ledger.grants import (
     open_account,
     remove_from_grants,
 )
+from workroom_app.billing.ledger.live_grants import spendable_balance, subscription_credits_left
 from workroom_app.billing.ledger.refunds import refund
 from workroom_app.billing.ledger.spending import debit, staff_adjust
 from workroom_app.billing.ledger.validation import (
@@ -85,6 +86,8 @@ __all__ = [
     "staff_adjust",
     "remove_from_grants",
     "balance",
+    "spendable_balance",
+    "subscription_credits_left",
     "GRANT_ACTIONS",
     "DEBIT_ACTIONS",
     "BURN_ACTIONS",

@@ -1,7 +1,7 @@
 """Payment gateways. `get_gateway()` returns the one settings.payment_gateway names.
 
 "local" (default): the test-mode gateway in payments/local.py, no keys needed.
-"stripe": built by workroom_app.billing.payments.stripe_gateway.make_gateway(settings).
+"stripe": built by workroom_app.billing.payments.stripe.make_gateway(settings).
 Other modules can add one with register_gateway(name, factory).
 """
 
@@ -30,7 +30,7 @@ _factories: dict[str, Callable[[object], PaymentGateway]] = {}
 # Imported on first use only, so the local mode never needs Stripe configured.
 _lazy: dict[str, str] = {
     "local": "workroom_app.billing.payments.local:make_gateway",
-    "stripe": "workroom_app.billing.payments.stripe_gateway:make_gateway",
+    "stripe": "workroom_app.billing.payments.stripe:make_gateway",
 }
 _instances: dict[str, PaymentGateway] = {}
 

@@ -1,0 +1,31 @@
+"""Who is asking, for the HTTP routes that serve a signed-in user's own things (usage CSV,
+invoice PDFs, media): the login cookie (security/session_cookie.py), looked up server-side.
+The cookie is only a lookup key; a missing, oversized, unknown, expired or revoked one is
+nobody."""
+
+from __future__ import annotations
+
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+
+from workroom_app.billing import accounts
+from workroom_app.db import read_session
+from workroom_app.security.session_cookie import COOKIE_NAME
+
+# Far longer than any token we issue; a longer cookie is not looked up at all.
+MAX_TOKEN = 512
+
+
+def account_id_for_token(token: str) -> int | None:
+    """The live account behind a login token, or None (blocking: call it in a thread)."""
+    with read_session() as session:
+        account = accounts.lookup_session(session, token)
+        return account.id if account is not None else None
+
+
+async def caller_account_id(request: Request) -> int | None:
+    """The signed-in account that sent this request, or None."""
+    token = request.cookies.get(COOKIE_NAME, "")
+    if not token or len(token) > MAX_TOKEN:
+        return None
+    return await run_in_threadpool(account_id_for_token, token)

@@ -11,6 +11,7 @@ from sqlmodel import select
 
 from tests.billing.test_packs import buy, pack_preview, spend
 from tests.support.subscriptions import (
+    FAILS_ON_CHARGE,
     VISA,
     at,
     balance,
@@ -251,3 +252,71 @@ def test_auto_top_up_confirmed_credits_once(engine):
     with read_session(engine) as s:
         assert auto_top_up.top_ups_this_month(s, acct, T0) == 1
         assert ledger.balance(s, acct) == 530
+
+
+def test_pay_now_that_needs_confirmation_leaves_the_retry_schedule_when_it_fails(engine):
+    with at(T0):
+        acct = sign_up(engine)
+        subscribe(engine, acct, "starter")
+        save_card(engine, acct, FAILS_ON_CHARGE)
+    with at(DUE):
+        subscriptions.renew_due(engine)
+        before = subscription_of(engine, acct)
+        assert (before.status, before.failed_attempts) == ("past_due", 1)
+        save_card(engine, acct, ALWAYS)
+        with write_session(engine) as s:
+            first = subscriptions.pay_now(s, acct)
+        failed = answer(engine, token_of(first), confirmed=False)
+        assert not failed.ok
+        after = subscription_of(engine, acct)
+        assert (after.failed_attempts, after.next_retry_at) == (1, before.next_retry_at)
+        with write_session(engine) as s:  # trying again is a new payment
+            second = subscriptions.pay_now(s, acct)
+        assert second.confirm_url != first.confirm_url
+        done = answer(engine, token_of(second))
+    assert done.ok
+    sub = subscription_of(engine, acct)
+    assert (sub.status, sub.current_period_start, sub.failed_attempts) == ("active", DUE, 0)
+    assert [i.status for i in invoices_of(engine, acct) if i.kind == "renewal"] == [
+        "failed",
+        "failed",
+        "paid",
+    ]
+
+
+def test_a_confirmation_whose_change_no_longer_applies_charges_nothing(engine):
+    with at(T0):
+        acct = sign_up(engine)
+        subscribe(engine, acct, "starter")
+        save_card(engine, acct, ALWAYS)
+        waiting = {}
+        for plan in ("pro", "studio"):
+            p = preview(engine, acct, plan)
+            with write_session(engine) as s:
+                waiting[plan] = subscriptions.change_plan(s, acct, plan, expected_preview=p)
+        assert answer(engine, token_of(waiting["studio"])).ok
+        stale = answer(engine, token_of(waiting["pro"]))
+    assert not stale.ok and "Your plan changed" in stale.message
+    assert subscription_of(engine, acct).plan_key == "studio"
+    upgrades = [(i.plan_key, i.status) for i in invoices_of(engine, acct) if i.kind == "upgrade"]
+    assert upgrades == [("studio", "paid"), ("pro", "failed")]
+    with read_session(engine) as s:
+        charges = s.exec(select(LocalCharge).where(LocalCharge.account_id == acct)).all()
+    assert sorted(c.ok for c in charges) == [False, True, True]  # starter, studio paid; pro never
+
+
+def test_a_downgrade_that_needs_confirmation_applies_once(engine):
+    with at(T0):
+        acct = sign_up(engine)
+        subscribe(engine, acct, "pro")
+        save_card(engine, acct, ALWAYS)
+        p = preview(engine, acct, "starter")
+        with write_session(engine) as s:
+            out = subscriptions.change_plan(s, acct, "starter", expected_preview=p)
+        assert out.requires_action and subscription_of(engine, acct).plan_key == "pro"
+        done = answer(engine, token_of(out))
+        answer(engine, token_of(out))
+    assert done.ok and subscription_of(engine, acct).plan_key == "starter"
+    assert [i.status for i in invoices_of(engine, acct) if i.kind == "downgrade"] == ["paid"]
+    with read_session(engine) as s:
+        assert check_ledger(s) == []

@@ -4,6 +4,9 @@ and the confirmation URL belongs to the account that paid."""
 
 from __future__ import annotations
 
+from datetime import timedelta
+
+from tests.billing.test_payment_confirmation import ALWAYS
 from tests.state.test_plans_state import (
     NOW,
     VISA,
@@ -13,10 +16,12 @@ from tests.state.test_plans_state import (
     make_user,
     run,
 )
-from workroom_app.billing import clock, payment_confirmation
+from tests.support.subscriptions import save_card, subscribe
+from workroom_app.billing import clock, payment_confirmation, subscriptions
 from workroom_app.db import write_session
-from workroom_app.state.alerts import AlertsState
+from workroom_app.state.alerts import AlertsState, read_popover
 from workroom_app.state.credits import CreditsState
+from workroom_app.state.subscription import read_overview
 
 AUTH_CARD = {**VISA, "number": "4000 0027 6000 3184"}
 
@@ -55,3 +60,18 @@ def test_pay_with_an_authentication_card_goes_to_the_confirmation_step(app_db): 
     with clock.pinned(NOW), write_session(app_db) as s:
         out = payment_confirmation.confirm(s, seen["url"].rsplit("/", 1)[1], confirmed=True)
     assert out.ok and balance(app_db, account_id) == 550
+
+
+def test_a_renewal_waiting_for_confirmation_changes_the_past_due_banner(app_db):  # noqa: F811
+    account_id, _ = make_user(app_db, "renew3ds@example.com")
+    with clock.pinned(NOW):
+        subscribe(app_db, account_id, "starter")
+        save_card(app_db, account_id, ALWAYS)
+    with clock.pinned(NOW + timedelta(days=31)):
+        subscriptions.renew_due(app_db)
+        *_, past_due, confirm_url, others = read_popover(account_id)
+        overview = read_overview(account_id)
+    assert past_due.startswith("Your bank asks you to confirm your payment of $10.00")
+    assert "failed" not in past_due and confirm_url.startswith(payment_confirmation.CONFIRM_PATH)
+    assert others == []  # shown once, in the past-due banner
+    assert (overview.renewal_text, overview.renewal_amount) == ("Past due", "$10.00 to confirm")

@@ -17,7 +17,7 @@ export REFLEX_CHECK_LATEST_VERSION := false
 export REFLEX_TELEMETRY_ENABLED := false
 export NPM_CONFIG_REGISTRY ?= $(shell npm config get registry 2>/dev/null)
 
-.PHONY: setup test-setup run run-scaled test test-fast bench worker clean
+.PHONY: setup test-setup run run-scaled test test-fast lint typecheck bench worker clean
 
 setup: $(VENV)/.installed $(BUN)
 
@@ -62,6 +62,15 @@ test: test-setup
 # Everything but the browser and the minutes-long tests: the inner loop.
 test-fast: setup $(VENV)/.test-installed
 	$(BIN)/python -m pytest -m "not browser and not slow" $(PYTEST_ARGS)
+
+# ruff lint rules and formatting (pyproject.toml [tool.ruff]); `ruff format .` fixes the latter.
+lint: $(VENV)/.test-installed
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+# mypy on billing/ and generation/ (pyproject.toml [tool.mypy]); no baseline, no errors.
+typecheck: $(VENV)/.test-installed
+	$(BIN)/python -m mypy
 
 bench: setup
 	$(BIN)/workroom bench ledger

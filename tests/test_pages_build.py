@@ -15,3 +15,8 @@ def test_the_page_builds(spec):
     component = spec.render()
     assert component is not None
     assert component.render()  # the tree serializes, as the compiler does
+
+
+def test_every_staff_page_is_registered():
+    routes = {spec.route for spec in PAGES}
+    assert {"/staff", "/staff/accounts", "/staff/queues", "/staff/reports"} <= routes

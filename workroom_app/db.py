@@ -105,7 +105,7 @@ def get_engine(url: str | None = None) -> Engine:
         if engine is None:
             engine = _engines[url] = make_engine(url)
             if get_settings().sql_count_dir:  # benchmarks only (see sql_counter.py)
-                from workroom_app import sql_counter
+                from workroom_app import sql_counter  # noqa: PLC0415  (benchmarks only)
 
                 sql_counter.attach(engine, get_settings().sql_count_dir)
         return engine

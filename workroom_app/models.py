@@ -3,6 +3,10 @@ units (cents); credits are integers.
 
 Ledger entries are append-only: database triggers (see alembic/ and
 billing/ledger_triggers.py) refuse UPDATE and DELETE on them.
+
+Primary keys the database assigns are declared `id: int = Field(default=None, ...)`, not
+`int | None`: the id is None only between `session.add()` and the flush, and no code reads it
+then, while every caller after that would otherwise have to prove to mypy it is not None.
 """
 
 from __future__ import annotations
@@ -27,7 +31,7 @@ class Role(StrEnum):
 
 class Account(SQLModel, table=True):
     __tablename__ = "account"
-    id: int | None = Field(default=None, primary_key=True)
+    id: int = Field(default=None, primary_key=True)
     email: str = Field(index=True, unique=True, max_length=254)
     password_hash: str
     display_name: str = ""
@@ -44,7 +48,7 @@ class AuthSession(SQLModel, table=True):
     """A server-side login. The browser holds only a random token; we store its hash."""
 
     __tablename__ = "auth_session"
-    id: int | None = Field(default=None, primary_key=True)
+    id: int = Field(default=None, primary_key=True)
     token_hash: str = Field(index=True, unique=True, max_length=64)
     account_id: int = Field(foreign_key="account.id", index=True)
     created_at: datetime
@@ -110,7 +114,7 @@ class CreditGrant(SQLModel, table=True):
 
     __tablename__ = "credit_grant"
     __table_args__ = (Index("ix_credit_grant_draw", "account_id", "amount_left", "expires_at"),)
-    id: int | None = Field(default=None, primary_key=True)
+    id: int = Field(default=None, primary_key=True)
     account_id: int = Field(foreign_key="account.id", index=True)
     source: str = Field(max_length=32)
     amount_granted: int
@@ -136,7 +140,7 @@ class LedgerEntry(SQLModel, table=True):
         # The staff overview reads a date range across accounts (issue 10).
         Index("ix_ledger_created_at", "created_at"),
     )
-    id: int | None = Field(default=None, sa_column_kwargs={"autoincrement": True}, primary_key=True)
+    id: int = Field(default=None, sa_column_kwargs={"autoincrement": True}, primary_key=True)
     account_id: int = Field(foreign_key="account.id")
     action_type: str = Field(max_length=32)
     feature: str | None = Field(default=None, max_length=32)
@@ -176,7 +180,7 @@ class GenerationJob(SQLModel, table=True):
         # The staff overview reads a date range across accounts (issue 10).
         Index("ix_job_created_at", "created_at"),
     )
-    id: int | None = Field(default=None, primary_key=True)
+    id: int = Field(default=None, primary_key=True)
     account_id: int = Field(foreign_key="account.id")
     client_request_id: str = Field(max_length=64)
     feature: str = Field(max_length=32)
@@ -231,7 +235,7 @@ class Subscription(SQLModel, table=True):
             postgresql_where=text("status != 'ended'"),
         ),
     )
-    id: int | None = Field(default=None, primary_key=True)
+    id: int = Field(default=None, primary_key=True)
     account_id: int = Field(foreign_key="account.id", index=True)
     plan_key: str = Field(max_length=32)
     status: str = Field(default=SubscriptionStatus.ACTIVE, max_length=16, index=True)
@@ -254,7 +258,7 @@ class PaymentMethod(SQLModel, table=True):
     """A saved card: brand, last 4 and expiry only. Never the number or CVC."""
 
     __tablename__ = "payment_method"
-    id: int | None = Field(default=None, primary_key=True)
+    id: int = Field(default=None, primary_key=True)
     account_id: int = Field(foreign_key="account.id", index=True)
     gateway: str = Field(default="local", max_length=16)
     gateway_ref: str = Field(max_length=128)
@@ -282,7 +286,7 @@ class Invoice(SQLModel, table=True):
         # The staff overview reads a date range across accounts (issue 10).
         Index("ix_invoice_created_at", "created_at"),
     )
-    id: int | None = Field(default=None, primary_key=True)
+    id: int = Field(default=None, primary_key=True)
     account_id: int = Field(foreign_key="account.id", index=True)
     subscription_id: int | None = Field(default=None, index=True)
     # Per-account sequence behind the number (WR-<account>-<seq>). Only paid
@@ -309,7 +313,7 @@ class Invoice(SQLModel, table=True):
 
 class InvoiceLine(SQLModel, table=True):
     __tablename__ = "invoice_line"
-    id: int | None = Field(default=None, primary_key=True)
+    id: int = Field(default=None, primary_key=True)
     invoice_id: int = Field(foreign_key="invoice.id", index=True)
     description: str
     quantity: int = 1
@@ -321,7 +325,7 @@ class OutboxEmail(SQLModel, table=True):
     sent later, so an SMTP outage delays a receipt but never loses it."""
 
     __tablename__ = "outbox_email"
-    id: int | None = Field(default=None, primary_key=True)
+    id: int = Field(default=None, primary_key=True)
     account_id: int | None = Field(default=None, index=True)
     to_address: str
     subject: str
@@ -362,7 +366,7 @@ class LocalCharge(SQLModel, table=True):
     a repeated request return the first answer instead of charging again."""
 
     __tablename__ = "local_charge"
-    id: int | None = Field(default=None, primary_key=True)
+    id: int = Field(default=None, primary_key=True)
     idempotency_key: str = Field(unique=True, max_length=200)
     account_id: int = Field(foreign_key="account.id", index=True)
     card_token: str = Field(max_length=64)
@@ -408,7 +412,7 @@ class StaffAudit(SQLModel, table=True):
 
     __tablename__ = "staff_audit"
     __table_args__ = (Index("ix_staff_audit_account_id", "account_id", "id"),)
-    id: int | None = Field(default=None, primary_key=True)
+    id: int = Field(default=None, primary_key=True)
     actor_id: int | None = Field(default=None, index=True)
     # Copied at the time: a later role change must not rewrite the trail.
     actor_email: str = Field(max_length=254)
@@ -430,7 +434,7 @@ class InvoiceRefund(SQLModel, table=True):
     'failed'; refunds made in Stripe's dashboard arrive with charge.refunded."""
 
     __tablename__ = "invoice_refund"
-    id: int | None = Field(default=None, primary_key=True)
+    id: int = Field(default=None, primary_key=True)
     invoice_id: int = Field(foreign_key="invoice.id", index=True)
     account_id: int = Field(foreign_key="account.id", index=True)
     amount_cents: int = Field(sa_column=Column(BigInteger, nullable=False))
@@ -503,7 +507,7 @@ class AccountAlert(SQLModel, table=True):
 
     __tablename__ = "account_alert"
     __table_args__ = (Index("ix_account_alert_account_id_desc", "account_id", "id"),)
-    id: int | None = Field(default=None, primary_key=True)
+    id: int = Field(default=None, primary_key=True)
     account_id: int = Field(foreign_key="account.id")
     kind: str = Field(max_length=32)
     title: str = Field(max_length=200)
@@ -539,7 +543,7 @@ class ChangeLog(SQLModel, table=True):
     On PostgreSQL changes travel as NOTIFY instead and this table stays empty."""
 
     __tablename__ = "change_log"
-    seq: int | None = Field(default=None, primary_key=True)
+    seq: int = Field(default=None, primary_key=True)
     account_id: int
     kinds: str = Field(max_length=200)
     origin: str = Field(default="", max_length=40)
@@ -558,7 +562,7 @@ class ResultReport(SQLModel, table=True):
     """A user's "this result is broken" report on a finished generation (one per job)."""
 
     __tablename__ = "result_report"
-    id: int | None = Field(default=None, primary_key=True)
+    id: int = Field(default=None, primary_key=True)
     job_id: int = Field(foreign_key="generation_job.id", unique=True)
     account_id: int = Field(foreign_key="account.id", index=True)
     reason: str = Field(sa_column=Column(Text, nullable=False))
@@ -596,7 +600,7 @@ class StaffRollup(SQLModel, table=True):
         UniqueConstraint("series", "day", "key", "bucket", name="uq_staff_rollup"),
         Index("ix_staff_rollup_read", "series", "day", "key", "bucket", "value"),
     )
-    id: int | None = Field(default=None, primary_key=True)
+    id: int = Field(default=None, primary_key=True)
     series: str = Field(max_length=24)
     day: str = Field(max_length=10)
     key: str = Field(max_length=200)

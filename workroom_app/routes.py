@@ -17,6 +17,8 @@ CREDITS_ROUTE = "/credits"  # Buy credits: one-off credit packs
 STAFF_OVERVIEW_ROUTE = "/staff"
 STAFF_ACCOUNTS_ROUTE = "/staff/accounts"
 STAFF_QUEUES_ROUTE = "/staff/queues"
+STAFF_REPORTS_ROUTE = "/staff/reports"  # broken-result reports waiting for staff
+STAFF_ROWS_ROUTE = "/staff/rows"  # the rows behind an overview figure
 
 # Sections of the Subscription page that other pages link to.
 SUBSCRIPTION_ALERTS_ANCHOR = SUBSCRIPTION_ROUTE + "#alerts"

@@ -13,9 +13,11 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlalchemy import bindparam, text
+from sqlmodel import select
 from sqlmodel.sql.sqltypes import UTCDateTime
 
 from tests.billing.test_simulation import START, _act
+from tests.support.generation import T0, make_account
 from tests.support.subscriptions import sign_up, subscribe
 from workroom_app.billing import (
     accounts,
@@ -30,7 +32,7 @@ from workroom_app.billing import (
 from workroom_app.db import read_session, write_session
 from workroom_app.generation import jobs
 from workroom_app.generation.errors import GenerationError
-from workroom_app.models import JobStatus, Role
+from workroom_app.models import JobStatus, Role, Subscription
 
 REQUESTS = [
     {"feature": "image", "model": "flux_pro", "resolution": "1K", "count": 1, "prompt": "a fox"},
@@ -438,3 +440,88 @@ def test_the_scheduler_warm_up_fills_the_closed_days_before_any_staff_visit(engi
     start = datetime.combine(base.date(), datetime.min.time(), tzinfo=UTC)
     end = datetime.combine(today.date() + timedelta(days=1), datetime.min.time(), tzinfo=UTC)
     _assert_overview_equals_sql(engine, start, end, today)
+
+
+# List prices of the requests below, from catalog.toml by hand (rate x resolution x count),
+# so the test does not price with the code it checks: Flux Schnell 1 credit an image at 1K,
+# Flux Pro 4 an image and x2 at 2K.
+SCHNELL = {
+    "feature": "image",
+    "model": "flux_schnell",
+    "resolution": "1K",
+    "count": 2,
+    "prompt": "a",
+}
+FLUX_PRO_2K = {
+    "feature": "image",
+    "model": "flux_pro",
+    "resolution": "2K",
+    "count": 2,
+    "prompt": "b",
+}
+LIST_PRICE = {"flux_schnell": 2, "flux_pro": 16}
+
+
+def test_unlimited_generations_per_plan_and_top_accounts_equal_independent_sql(engine):
+    """Unlimited generations in the range grouped by the account's current plan (a live
+    subscription's plan, else Free), with their list price, and the accounts using the most."""
+    pro_a, pro_b = make_account(engine, 0, plan="pro"), make_account(engine, 0, plan="pro")
+    studio = make_account(engine, 0, plan="studio")
+    gone = make_account(engine, 0, plan="studio")  # its plan ends before the overview is read
+    plan_jobs = [
+        (pro_a, SCHNELL, 3),
+        (pro_b, SCHNELL, 1),
+        (studio, FLUX_PRO_2K, 2),
+        (gone, SCHNELL, 2),
+    ]
+    with clock.pinned(T0 + timedelta(hours=1)):
+        for account_id, request, n in plan_jobs:
+            for i in range(n):
+                with write_session(engine) as s:
+                    job = jobs.submit(
+                        s, account_id, request, client_request_id=f"u{account_id}-{i}"
+                    )
+                    assert job.unlimited and job.cost == 0
+        # An unlimited job outside the range and a paid one inside: neither counts.
+        with clock.pinned(T0 - timedelta(days=3)), write_session(engine) as s:
+            jobs.submit(s, pro_a, SCHNELL, client_request_id="before")
+    with write_session(engine) as s:
+        sub = s.exec(select(Subscription).where(Subscription.account_id == gone)).one()
+        sub.status, sub.ended_at = "ended", T0 + timedelta(hours=2)
+        s.add(sub)
+    start, end = T0 - timedelta(days=1), T0 + timedelta(days=1)
+    with read_session(engine) as s:
+        g = staff_metrics.generations(s, start, end, T0 + timedelta(days=2))
+
+    truth = "unlimited" if engine.dialect.name == "postgresql" else "unlimited = 1"
+    rows = _q(
+        engine,
+        "SELECT COALESCE(live.plan_key, 'free'), j.model, COUNT(*) FROM generation_job j "
+        "LEFT JOIN subscription live ON live.account_id = j.account_id "
+        "AND live.status IN ('active', 'past_due') "
+        f"WHERE j.{truth} AND j.created_at >= :start AND j.created_at < :end "
+        "GROUP BY COALESCE(live.plan_key, 'free'), j.model",
+        start=start,
+        end=end,
+    )
+    want: dict[str, Counter] = defaultdict(Counter)
+    for plan, model, n in rows:
+        want[plan].update({"count": int(n), "list_credits": int(n) * LIST_PRICE[model]})
+    assert g.unlimited_by_plan == {p: dict(c) for p, c in want.items()}
+    assert g.unlimited_by_plan == {
+        "free": {"count": 2, "list_credits": 4},
+        "pro": {"count": 4, "list_credits": 8},
+        "studio": {"count": 2, "list_credits": 32},
+    }
+    rows = _q(
+        engine,
+        "SELECT a.email, COUNT(*) FROM generation_job j JOIN account a ON a.id = j.account_id "
+        f"WHERE j.{truth} AND j.created_at >= :start AND j.created_at < :end "
+        "GROUP BY a.id, a.email ORDER BY COUNT(*) DESC, a.id",
+        start=start,
+        end=end,
+    )
+    assert [(u["email"], u["count"]) for u in g.top_unlimited_users] == [
+        (email, int(n)) for email, n in rows
+    ]
+    assert [u["plan"] for u in g.top_unlimited_users] == ["pro", "studio", "free", "pro"]

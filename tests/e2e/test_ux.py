@@ -41,6 +41,8 @@ STAFF_PAGES = [
     ("/staff", "ov-apply"),
     ("/staff/accounts", "staff-search-input"),
     ("/staff/queues", "queues-heading"),
+    ("/staff/reports", "reports-filter-waiting"),
+    ("/staff/rows?list=revenue", "rows-title"),
 ]
 
 

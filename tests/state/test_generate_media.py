@@ -377,6 +377,18 @@ def test_each_of_n_images_is_served_to_its_owner_only_with_its_own_download(sqli
     other = TestClient(Starlette(routes=media_routes.MEDIA_ROUTES))
     other.cookies.set("workroom_session", mallory_token)
     assert other.get(f"/api/media/jobs/{job_id}/2").status_code == 404
+    # Staff read everything: the Reports queue links to the reported result.
+    with write_session(sqlite_app_db) as s:
+        helper = accounts.sign_up(
+            s, "help@staff.test", "correct horse battery", "h", role="support"
+        )
+        staff_token = accounts.create_login(s, helper.id)
+    staff_client = TestClient(Starlette(routes=media_routes.MEDIA_ROUTES))
+    staff_client.cookies.set("workroom_session", staff_token)
+    got = staff_client.get(f"/api/media/jobs/{job_id}/2")
+    assert got.status_code == 200 and got.content == png_bytes() + bytes([1])
+    for url in (f"/api/media/jobs/{job_id}/3", "/api/media/jobs/99999999999"):
+        assert staff_client.get(url).status_code == 404, url
     assert (
         TestClient(Starlette(routes=media_routes.MEDIA_ROUTES))
         .get(f"/api/media/jobs/{job_id}/2")

@@ -191,7 +191,7 @@ def test_paging_older_and_newer_walks_every_row_once(app_db):
         await tab.send(UsageState, "newer_page")
         st = await tab.state(UsageState)
         assert [int(r["id"]) for r in st.rows] == seen[50:100] and st.has_newer and st.has_older
-        await tab.send(UsageState, "newest_page")
+        await tab.send(UsageState, "newer_page")
         st = await tab.state(UsageState)
         assert [int(r["id"]) for r in st.rows] == seen[:50] and not st.has_newer
 

@@ -41,6 +41,7 @@ FAIL_JOB = "fail_job"
 REVOKE_SESSIONS = "revoke_sessions"
 SET_ROLE = "set_role"
 RECONCILE = "reconcile"
+DECIDE_REPORT = "decide_report"
 
 ACTION_LABELS = {
     ADJUST: "Balance adjustment",
@@ -51,6 +52,7 @@ ACTION_LABELS = {
     REVOKE_SESSIONS: "Signed out everywhere",
     SET_ROLE: "Role change",
     RECONCILE: "Reconciliation run",
+    DECIDE_REPORT: "Broken-result report decided",
 }
 
 MAX_DETAIL = 2000

@@ -5,6 +5,7 @@ reader's time zone, everywhere (pages, the CSV, invoice PDFs, emails).
     date-time  "Jan 31, 2026, 14:05"   (24-hour clock, in the reader's zone)
     stamp      "2026-01-31 14:05"      (operators: the `workroom` command and reconciliation
                                         findings; sortable, always UTC)
+    money      "$1,234.50", "-$4.00", "12.00 EUR"   (format_money: exact, from cents)
 
 Formatting goes through Babel (CLDR patterns, English month names whatever the
 server's locale is). The zone is the account's (`Account.timezone`, an IANA
@@ -48,6 +49,7 @@ __all__ = [
     "format_date",
     "format_datetime",
     "format_day",
+    "format_money",
     "format_stamp",
     "known_zone_name",
     "store_account_zone",
@@ -106,6 +108,18 @@ def format_datetime(value: datetime | None, tz: ZoneInfo | str | None = None) ->
         return EMPTY
     local = _aware(value).astimezone(zone(tz))
     return _babel_datetime(local, DATETIME_PATTERN, tzinfo=local.tzinfo, locale=LOCALE)
+
+
+def format_money(amount_cents: int, currency: str = "usd") -> str:
+    """An amount in minor units as people read it: "$1,234.50" for USD, "-$4.00"
+    for a negative one, "12.00 EUR" for another currency. Integer arithmetic
+    only, so the text is exact for any amount."""
+    cents = int(amount_cents)
+    sign = "-" if cents < 0 else ""
+    cents = abs(cents)
+    symbol = "$" if currency.lower() == "usd" else ""
+    suffix = "" if symbol else f" {currency.upper()}"
+    return f"{sign}{symbol}{cents // 100:,}.{cents % 100:02d}{suffix}"
 
 
 def format_day(value: date) -> str:

@@ -28,12 +28,8 @@ _KIND_LABELS = {
 }
 
 
-def money(amount_cents: int, currency: str = "usd") -> str:
-    sign = "-" if amount_cents < 0 else ""
-    cents = abs(amount_cents)
-    symbol = "$" if currency.lower() == "usd" else ""
-    suffix = "" if symbol else f" {currency.upper()}"
-    return f"{sign}{symbol}{cents // 100:,}.{cents % 100:02d}{suffix}"
+# The one money format (billing/formatting.py), under the name this module's callers use.
+money = formatting.format_money
 
 
 def _date(value: datetime | None, tz=None) -> str:  # noqa: ANN001  (ZoneInfo or None: UTC)

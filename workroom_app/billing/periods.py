@@ -11,7 +11,7 @@ Renewals keep the time of day of the checkout (all in UTC).
 from __future__ import annotations
 
 import calendar
-from datetime import UTC, date, datetime
+from datetime import UTC, datetime
 
 
 class PeriodError(ValueError):
@@ -75,15 +75,3 @@ def period_containing(
     return start, end
 
 
-def renewal_dates(start: datetime, anchor_day: int, count: int) -> list[datetime]:
-    """The next `count` renewal moments after a period that starts at `start`."""
-    out = []
-    current = as_utc(start)
-    for _ in range(count):
-        current = period_end(current, anchor_day)
-        out.append(current)
-    return out
-
-
-def renewal_date(period_start: datetime, anchor_day: int) -> date:
-    return period_end(period_start, anchor_day).date()

@@ -21,11 +21,12 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import func, select
 from sqlmodel import Session
 
-from workroom_app.billing import accounts, audit, ledger, staff_roles
+from workroom_app.billing import accounts, audit, catalog, formatting, ledger, staff_roles
 from workroom_app.billing.staff_roles import Permission
 from workroom_app.models import (
     ACTION_LABELS,
@@ -204,21 +205,17 @@ def _aware(value: datetime | None) -> datetime | None:
 # ---------------------------------------------------------------- formatting
 
 
-def format_time(value: datetime | None, tz=None) -> str:  # noqa: ANN001  (ZoneInfo/name; None: UTC)
+def format_time(value: datetime | None, tz: ZoneInfo | str | None = None) -> str:
     """The app's one date-time format, followed by the zone's name: staff look
     at other people's accounts, so the zone is always spelled out."""
-    from workroom_app.billing import formatting
-
     value = _aware(value)
     return f"{formatting.format_datetime(value, tz)} {formatting.zone(tz).key}" if value else "—"
 
 
 def plan_name(plan_key: str) -> str:
     try:
-        from workroom_app.billing import catalog
-
         return catalog.get_catalog().plan(plan_key).name
-    except Exception:  # a plan retired from the catalog still has a name to show
+    except Exception:  # noqa: BLE001  (a plan retired from the catalog still has a name to show)
         return plan_key.replace("_", " ").title()
 
 

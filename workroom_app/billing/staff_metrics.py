@@ -37,9 +37,10 @@ from datetime import UTC, date, datetime, timedelta
 
 from sqlalchemy import and_, case, func, literal_column, or_, select
 from sqlalchemy.orm import aliased
+from sqlalchemy.sql.elements import ColumnElement
 from sqlmodel import Session
 
-from workroom_app.billing import clock, staff_rollups
+from workroom_app.billing import accounts, catalog, clock, staff_rollups
 from workroom_app.generation.jobs import ACTIVE as ACTIVE_JOB_STATUSES
 from workroom_app.generation.jobs import DEADLINE_SECONDS
 from workroom_app.generation.reports import REPORT_WINDOW
@@ -74,7 +75,7 @@ def _day(value: datetime) -> str:
     return _aware(value).astimezone(UTC).date().isoformat()
 
 
-def day_of(session: Session, column):
+def day_of(session: Session, column: ColumnElement) -> ColumnElement:
     """The UTC calendar day of a timestamp column, as 'YYYY-MM-DD', computed by
     the database so a panel groups rows there instead of reading them all."""
     if session.get_bind().dialect.name == "postgresql":
@@ -111,10 +112,41 @@ def parse_range(start_text: object, end_text: object, now: datetime) -> tuple[da
     )
 
 
-def _plan_prices() -> dict[str, int]:
-    from workroom_app.billing import catalog
-
+def plan_prices() -> dict[str, int]:
+    """Each plan's monthly price in cents, from today's catalog."""
     return {p.key: p.price_cents for p in catalog.get_catalog().plans}
+
+
+# What each money figure counts, written once: the overview sums these rows and
+# /staff/rows (billing/staff_figure_rows.py) lists the same ones.
+CLOSED_DISPUTE_STATUSES = ("won", "lost", "warning_closed")
+
+
+def paid_invoice_conditions(start: datetime, end: datetime) -> list:
+    """Revenue: paid invoices (a refunded one stays revenue) created in [start, end)."""
+    return [
+        Invoice.status.in_(PAID_STATUSES),
+        Invoice.created_at >= start,
+        Invoice.created_at < end,
+    ]
+
+
+def succeeded_refund_conditions(start: datetime, end: datetime) -> list:
+    """Refunds: succeeded invoice refunds completed in [start, end)."""
+    return [
+        InvoiceRefund.status == "succeeded",
+        InvoiceRefund.completed_at >= start,
+        InvoiceRefund.completed_at < end,
+    ]
+
+
+def churn_conditions(start: datetime, end: datetime) -> list:
+    """Churn: subscriptions that ended in [start, end)."""
+    return [
+        Subscription.status == "ended",
+        Subscription.ended_at >= start,
+        Subscription.ended_at < end,
+    ]
 
 
 # -------------------------------------------------------------------- money
@@ -148,9 +180,7 @@ def _revenue_rows(session: Session, start: datetime, end: datetime):
     with_subscription = case((Invoice.subscription_id.is_not(None), 1), else_=0)
     rows = session.execute(
         select(day, Invoice.kind, with_subscription, func.sum(Invoice.amount_cents))
-        .where(
-            Invoice.status.in_(PAID_STATUSES), Invoice.created_at >= start, Invoice.created_at < end
-        )
+        .where(*paid_invoice_conditions(start, end))
         .group_by(day, Invoice.kind, with_subscription)
     )
     return [(d, kind, int(sub), int(amount)) for d, kind, sub, amount in rows], set()
@@ -177,9 +207,7 @@ def _downgrade_rows(session: Session, start: datetime, end: datetime):
     counts: Counter = Counter()
     for d, plan_key, before in session.execute(
         select(day_of(session, Invoice.created_at), Invoice.plan_key, previous_plan).where(
-            Invoice.status.in_(PAID_STATUSES),
-            Invoice.created_at >= start,
-            Invoice.created_at < end,
+            *paid_invoice_conditions(start, end),
             Invoice.subscription_id.is_not(None),
             Invoice.kind == "downgrade",
         )
@@ -192,7 +220,7 @@ def money(
     session: Session, start: datetime, end: datetime, now: datetime | None = None
 ) -> MoneyPanel:
     now = now or clock.now()
-    prices = _plan_prices()
+    prices = plan_prices()
     panel = MoneyPanel()
     by_day: dict[str, Counter] = defaultdict(Counter)
     for d, kind, with_subscription, amount in staff_rollups.read(
@@ -213,9 +241,7 @@ def money(
     refunds: Counter = Counter()
     for completed_at, amount in session.execute(
         select(InvoiceRefund.completed_at, InvoiceRefund.amount_cents).where(
-            InvoiceRefund.status == "succeeded",
-            InvoiceRefund.completed_at >= start,
-            InvoiceRefund.completed_at < end,
+            *succeeded_refund_conditions(start, end)
         )
     ):
         refunds[_day(completed_at)] += amount
@@ -237,11 +263,7 @@ def money(
     panel.active_by_plan = dict(sorted(active.items()))
     for plan_key, count in session.execute(
         select(Subscription.plan_key, func.count())
-        .where(
-            Subscription.status == "ended",
-            Subscription.ended_at >= start,
-            Subscription.ended_at < end,
-        )
+        .where(*churn_conditions(start, end))
         .group_by(Subscription.plan_key)
     ):
         panel.mrr_churn += prices.get(plan_key, 0) * count
@@ -257,7 +279,7 @@ def money(
     for status, amount in session.execute(
         select(PaymentDispute.status, PaymentDispute.amount_cents)
     ):
-        if status not in ("won", "lost", "warning_closed"):
+        if status not in CLOSED_DISPUTE_STATUSES:
             panel.open_disputes += 1
             panel.open_dispute_cents += amount
     return panel
@@ -278,6 +300,26 @@ CATEGORIES = (
     "adjusted_down",
     "removed_by_invoice_refund",
 )
+
+
+# What the overview calls each category.
+CATEGORY_LABELS = {
+    "granted_trial": "Trial",
+    "granted_subscription": "Subscription",
+    "granted_monthly": "Monthly",
+    "granted_plan_change": "Upgrades",
+    "granted_staff": "Staff added",
+    "spent": "Spent",
+    "refunded": "Refunded (failed generations)",
+    "expired": "Expired",
+    "burned": "Burned (downgrades)",
+    "adjusted_down": "Staff removed",
+    "removed_by_invoice_refund": "Removed by invoice refunds",
+}
+
+
+def category_label(category: str) -> str:
+    return CATEGORY_LABELS.get(category, category.replace("_", " ").capitalize())
 
 
 def credit_category(action_type: str, amount: int, reference_type: str | None) -> str:
@@ -301,6 +343,39 @@ def credit_category(action_type: str, amount: int, reference_type: str | None) -
         return "granted_staff" if amount > 0 else "adjusted_down"
     # A kind added later (e.g. credit packs) still shows, under its own name.
     return f"{'granted' if amount > 0 else 'taken'}_{action_type}"
+
+
+def credit_category_conditions(category: str) -> list | None:
+    """The ledger rows `credit_category` puts in `category`, as SQL conditions (what
+    /staff/rows lists for a credits figure); None for a name that is no category."""
+    action, amount, ref = LedgerEntry.action_type, LedgerEntry.amount, LedgerEntry.reference_type
+    not_refund = or_(ref.is_(None), ref != "invoice_refund")
+    fixed = {
+        "granted_trial": [action == ActionType.TRIAL_GRANT],
+        "granted_subscription": [action == ActionType.SUBSCRIPTION_CREDITS],
+        "granted_monthly": [action == ActionType.MONTHLY_CREDITS],
+        "granted_plan_change": [action == ActionType.PLAN_CHANGE, amount > 0],
+        "burned": [action == ActionType.PLAN_CHANGE, amount <= 0],
+        "spent": [action == ActionType.GENERATION],
+        "refunded": [action == ActionType.REFUND],
+        "expired": [action == ActionType.EXPIRY],
+        "removed_by_invoice_refund": [
+            action == ActionType.STAFF_ADJUSTMENT,
+            ref == "invoice_refund",
+        ],
+        "granted_staff": [action == ActionType.STAFF_ADJUSTMENT, not_refund, amount > 0],
+        "adjusted_down": [action == ActionType.STAFF_ADJUSTMENT, not_refund, amount <= 0],
+    }
+    if category in fixed:
+        return fixed[category]
+    # Any other action type: "granted_<type>" / "taken_<type>" (see credit_category).
+    sign, _, other = category.partition("_")
+    named = {ActionType.TRIAL_GRANT, ActionType.SUBSCRIPTION_CREDITS, ActionType.MONTHLY_CREDITS}
+    named |= {ActionType.GENERATION, ActionType.REFUND, ActionType.EXPIRY}
+    named |= {ActionType.PLAN_CHANGE, ActionType.STAFF_ADJUSTMENT}
+    if sign not in ("granted", "taken") or not other or other in named:
+        return None
+    return [action == other, amount > 0 if sign == "granted" else amount <= 0]
 
 
 @dataclass
@@ -401,8 +476,6 @@ class GenerationsPanel:
 
 
 def _list_cost(params_json: str, plan_key: str) -> int:
-    from workroom_app.billing import catalog
-
     cat = catalog.get_catalog()
     params = json.loads(params_json)
     for plan in (plan_key, "studio"):
@@ -512,8 +585,6 @@ def percentile_of_counts(counts: Counter, p: float) -> float | None:
 def generations(
     session: Session, start: datetime, end: datetime, now: datetime | None = None
 ) -> GenerationsPanel:
-    from workroom_app.billing import accounts
-
     now = now or clock.now()
     panel = GenerationsPanel()
     in_range = (GenerationJob.created_at >= start, GenerationJob.created_at < end)

@@ -19,15 +19,19 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import select
 from sqlmodel import Session
 
-from workroom_app.billing import accounts, audit, clock, staff
+from workroom_app.billing import accounts, audit, clock, receipts, staff
+from workroom_app.billing.payments.stripe_gateway import StripeGateway
 from workroom_app.billing.staff import StaffError
 from workroom_app.billing.staff_roles import Permission
+from workroom_app.billing.stripe_webhooks import HANDLERS, PROCESSED, WebhookProcessor
+from workroom_app.db import read_session, write_session
+from workroom_app.generation import jobs
 from workroom_app.models import (
     Account,
     AuthSession,
@@ -49,8 +53,6 @@ class ActionResult:
 
 
 def _aware(value: datetime | None) -> datetime | None:
-    from datetime import UTC
-
     if value is None or value.tzinfo is not None:
         return value
     return value.replace(tzinfo=UTC)
@@ -196,8 +198,6 @@ def replay_webhook(
     engine: Any, actor_id: int, event_id: object, *, gateway: Any = None
 ) -> ActionResult:
     """Process a failed Stripe delivery again (stored payload, same handler)."""
-    from workroom_app.billing.stripe_webhooks import HANDLERS, PROCESSED, WebhookProcessor
-    from workroom_app.db import read_session, write_session
 
     if not isinstance(event_id, str) or not 0 < len(event_id) <= 128:
         raise StaffError("That webhook event was not found.")
@@ -215,8 +215,6 @@ def replay_webhook(
         handler = HANDLERS.get(event_type)
         try:
             if gateway is None:
-                from workroom_app.billing.payments.stripe_gateway import StripeGateway
-
                 gateway = StripeGateway()
             processor = WebhookProcessor(engine, gateway, secret="replay")
             if handler is None:
@@ -261,9 +259,6 @@ def replay_webhook(
 def resend_email(
     engine: Any, actor_id: int, email_id: object, *, request_id: object, settings: Any = None
 ) -> ActionResult:
-    from workroom_app.billing import receipts
-    from workroom_app.db import write_session
-
     key = staff.check_request_id(request_id)
     with write_session(engine) as session:
         actor = staff.require_staff(session, actor_id, Permission.RESEND_EMAIL)
@@ -337,9 +332,6 @@ def resend_email(
 
 
 def fail_stuck_job(engine: Any, actor_id: int, job_id: object, *, reason: object) -> ActionResult:
-    from workroom_app.db import write_session
-    from workroom_app.generation import jobs
-
     with write_session(engine) as session:
         actor = staff.require_staff(session, actor_id, Permission.FAIL_JOB)
         text = staff.check_reason(reason)

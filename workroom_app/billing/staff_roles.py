@@ -2,7 +2,9 @@
 
 - support: read everything; adjust a balance by at most the setting
   ``staff_support_adjust_limit`` credits at a time; send an email again; fail
-  and refund a stuck generation; sign an account out everywhere.
+  and refund a stuck generation; sign an account out everywhere; accept or
+  decline a user's broken-result report (it returns credits for a generation,
+  like failing a stuck one; no money moves).
 - finance: read everything; refund invoices; run the reconciliation; process a
   failed Stripe webhook again; send an email again.
 - admin: everything, including managing staff roles.
@@ -19,6 +21,7 @@ from __future__ import annotations
 from enum import StrEnum
 
 from workroom_app.models import Role
+from workroom_app.settings import get_settings
 
 
 class Permission(StrEnum):
@@ -30,6 +33,7 @@ class Permission(StrEnum):
     RESEND_EMAIL = "resend_email"
     FAIL_JOB = "fail_job"
     REVOKE_SESSIONS = "revoke_sessions"
+    DECIDE_REPORTS = "decide_reports"
     MANAGE_ROLES = "manage_roles"
 
 
@@ -45,6 +49,7 @@ PERMISSIONS: dict[str, frozenset[Permission]] = {
             Permission.RESEND_EMAIL,
             Permission.FAIL_JOB,
             Permission.REVOKE_SESSIONS,
+            Permission.DECIDE_REPORTS,
         }
     ),
     Role.FINANCE.value: frozenset(
@@ -76,6 +81,7 @@ REFUSALS = {
     Permission.RESEND_EMAIL: "Your role cannot send emails again.",
     Permission.FAIL_JOB: "Only support and admin staff can fail and refund a generation.",
     Permission.REVOKE_SESSIONS: "Only support and admin staff can sign an account out everywhere.",
+    Permission.DECIDE_REPORTS: "Only support and admin staff can decide reports.",
     Permission.MANAGE_ROLES: "Only admins can change staff roles.",
 }
 
@@ -104,8 +110,7 @@ def can(role: str | None, permission: Permission | str) -> bool:
 
 def adjust_limit(role: str | None) -> int:
     """The largest adjustment (either way) this role may make at once; 0 for none."""
-    from workroom_app.billing.staff import MAX_ADJUSTMENT
-    from workroom_app.settings import get_settings
+    from workroom_app.billing.staff import MAX_ADJUSTMENT  # noqa: PLC0415  (staff imports us)
 
     if not can(role, Permission.ADJUST):
         return 0

@@ -33,9 +33,12 @@ from collections.abc import Callable, Iterable
 from datetime import UTC, date, datetime, timedelta
 
 from sqlalchemy import func, insert, literal, select
+from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
+from workroom_app.billing import clock
+from workroom_app.db import read_session, write_session
 from workroom_app.models import StaffRollup, StaffRollupDay
 
 Row = tuple[str, str, int, int]  # (day 'YYYY-MM-DD', key, bucket, value)
@@ -59,22 +62,9 @@ def first_open_day(now: datetime, settle: timedelta) -> date:
     return (min(now, _wall_now()) - GRACE - settle).astimezone(UTC).date()
 
 
-def _runs(days: list[date]) -> list[tuple[date, date]]:
-    """Consecutive days as [first, last + 1) ranges."""
-    runs: list[tuple[date, date]] = []
-    for d in days:
-        if runs and runs[-1][1] == d:
-            runs[-1] = (runs[-1][0], d + timedelta(days=1))
-        else:
-            runs.append((d, d + timedelta(days=1)))
-    return runs
-
-
 def _fill(session: Session, series: str, rows: list[Row], days: Iterable[str]) -> None:
     """Store the rows of `days` (closed, computed from raw rows) in one write
     transaction; lose quietly to a concurrent fill of the same days."""
-    from workroom_app.db import write_session
-
     days = sorted(days)
     if not days:
         return
@@ -164,13 +154,11 @@ def read(
 WARM_DAYS = 366
 
 
-def warm(engine, now: datetime | None = None) -> None:  # noqa: ANN001  (an Engine)
+def warm(engine: Engine, now: datetime | None = None) -> None:
     """Fill every overview series' closed days of the last year, so no staff member's visit pays
     for the fill. The billing scheduler calls it hourly (generation/worker.py); a run with
     nothing missing costs one marker query per series."""
-    # Late import: staff_metrics reads through this module.
-    from workroom_app.billing import clock, staff_metrics
-    from workroom_app.db import read_session
+    from workroom_app.billing import staff_metrics  # noqa: PLC0415  (it imports this module)
 
     now = now or clock.now()
     with read_session(engine) as session:

@@ -11,19 +11,23 @@ event's payload may be stale by the time it arrives. So:
 3. Handlers never act on the payload. Each one (one small class per event
    type, registered in HANDLERS) only finds which Stripe subscription the
    event is about; the subscription and its invoices are then RE-READ from
-   Stripe and the app's copy is brought in line with them by `reconcile`.
+   Stripe and the app's copy is brought in line with them by `reconcile_report`
+   (billing/payments/stripe/sync.py, shared with the user's own requests).
 4. The Stripe reads happen before the database transaction (no network wait
    while holding the write lock); then the event row and every effect commit
    in ONE transaction, or none of it does (the event is then stored as failed,
    answered 500, and Stripe delivers it again).
 
-Why this makes the order irrelevant: `reconcile` replays the subscription's
+Why this makes the order irrelevant: `reconcile_report` replays the subscription's
 invoice history (oldest first) through the engine's verbs, each keyed on the
 Stripe invoice id, and then copies the subscription's flags (cancel at period
 end, ended). Whatever event arrives first does all the work the current Stripe
 state implies; later ones find nothing left to do. A replay is harmless
 because every effect is idempotent on a Stripe id (unique keys on the ledger,
 the invoices and the subscription's gateway id).
+
+What a user does with a Stripe plan or pack (Checkout, plan change, cancel, resume) is in
+billing/payments/stripe/actions.py; the names it used to have here are re-exported.
 """
 
 from __future__ import annotations
@@ -145,12 +149,12 @@ class Handler:
 class CheckoutSessionCompleted(Handler):
     event_type = "checkout.session.completed"
 
-    def fetch(self, gateway, obj):
+    def fetch(self, gateway: StripeGateway, obj: dict[str, Any]) -> Any:
         return fetch_checkout(gateway, obj["id"])
 
 
 class _InvoiceHandler(Handler):
-    def fetch(self, gateway, obj):
+    def fetch(self, gateway: StripeGateway, obj: dict[str, Any]) -> StripeState | Nothing:
         invoice = gateway.retrieve_invoice(obj["id"])
         if invoice.subscription_id is None:
             return stripe_payments.one_off_invoice(invoice)  # an auto top-up, or nothing of ours
@@ -177,7 +181,7 @@ class InvoicePaymentActionRequired(_InvoiceHandler):
 
 
 class _SubscriptionHandler(Handler):
-    def fetch(self, gateway, obj):
+    def fetch(self, gateway: StripeGateway, obj: dict[str, Any]) -> StripeState | Nothing:
         return fetch_state(gateway, obj["id"])
 
 

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from typing import NamedTuple
@@ -272,21 +272,6 @@ class UsageRow:
     @property
     def sort_key(self) -> tuple[datetime, int]:
         return (self.created_at, self.id)
-
-    def as_display(self, tz: ZoneInfo) -> dict[str, object]:
-        """Plain values for the page (JSON-able)."""
-        return {
-            "id": self.id,
-            "date": format_timestamp(self.created_at, tz),
-            "action_type": self.action_type,
-            "action": action_label(self.action_type),
-            "feature": feature_label(self.feature),
-            "amount": self.amount,
-            "amount_text": format_amount(self.amount),
-            "positive": self.amount > 0,
-            "balance_after": self.balance_after,
-            "balance_text": format_credits(self.balance_after),
-        }
 
     def as_csv(self, tz: ZoneInfo) -> tuple[object, ...]:
         return (
@@ -565,10 +550,10 @@ def iter_csv(
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\r\n")
     writer.writerow(csv_header(zone))
-    n = 0
-    for row in iter_usage_rows(session, account_id, filters, zone, chunk=chunk):
+    for n, row in enumerate(
+        iter_usage_rows(session, account_id, filters, zone, chunk=chunk), start=1
+    ):
         writer.writerow(row.as_csv(zone))
-        n += 1
         if n % chunk == 0:
             yield buf.getvalue()
             buf.seek(0)
@@ -662,13 +647,6 @@ def spend_by_day(
             item[f] = spent.get(f, 0)
         out.append(item)
     return out
-
-
-def spend_features(series: Sequence[dict[str, object]]) -> list[str]:
-    """The feature keys of a spend_by_day series, in display order."""
-    if not series:
-        return []
-    return [k for k in series[0] if k not in ("date", "label")]
 
 
 # ---------------------------------------------------------------- expiry

@@ -22,6 +22,7 @@ from workroom_app.components.balance_popover import (
 from workroom_app.routes import CREDITS_ROUTE, LANDING_ROUTE, PLANS_ROUTE
 from workroom_app.state.alerts import AlertsState
 from workroom_app.state.session import SessionState
+from workroom_app.state.timezone import TimeZoneState
 
 SIDEBAR_WIDTH = "15rem"
 
@@ -84,10 +85,6 @@ def app_page(
 
 def nav_pages() -> list[PageSpec]:
     return sorted((p for p in PAGES if p.nav is not None), key=lambda p: (p.nav.order, p.route))
-
-
-def route_exists(route: str) -> bool:
-    return any(p.route == route for p in PAGES)
 
 
 # ------------------------------------------------------------------- pieces
@@ -321,8 +318,6 @@ def skip_link() -> rx.Component:
 
 def time_zone_probe() -> rx.Component:
     """Tell the server the browser's time zone (state/timezone.py)."""
-    from workroom_app.state.timezone import TimeZoneState
-
     return rx.box(
         display="none",
         on_mount=rx.call_script(

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import reflex as rx
 
-from workroom_app.state.plans import Fact, PlanCard, PlansState
+from workroom_app.components.plan_text import Fact, PlanCard
+from workroom_app.state.plans import PlansState
 
 
 def _action_button(card: PlanCard) -> rx.Component:

@@ -7,9 +7,13 @@ import asyncio
 import logging
 import signal
 
+from workroom_app.settings import get_settings
+
 
 def _cmd_worker(args: argparse.Namespace) -> int:
-    from workroom_app.generation.worker import Worker, run_worker
+    # Loaded by the command, not at the top: `workroom --help` and the other commands start
+    # without the worker, its providers and their HTTP clients.
+    from workroom_app.generation.worker import Worker, run_worker  # noqa: PLC0415
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     # One line per poll request would drown the job messages.
@@ -18,8 +22,9 @@ def _cmd_worker(args: argparse.Namespace) -> int:
     async def main() -> None:
         if args.once:
             # One pass and wait for the jobs it started (demos, cron, debugging).
-            from workroom_app.generation.providers.local import ensure_local_service
-            from workroom_app.settings import get_settings
+            from workroom_app.generation.providers.local import (  # noqa: PLC0415 - as above
+                ensure_local_service,
+            )
 
             settings = get_settings()
             service = None
@@ -46,13 +51,14 @@ def _cmd_worker(args: argparse.Namespace) -> int:
 
 
 def _cmd_local_renderer(args: argparse.Namespace) -> int:
-    from workroom_app.generation.local_service import main
+    # As above: the renderer's web stack loads only for this command.
+    from workroom_app.generation.local_service import main  # noqa: PLC0415
 
     main(args.url)
     return 0
 
 
-def add_worker_command(sub) -> None:
+def add_worker_command(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("worker", help="run generation jobs (starts the local renderer if needed)")
     p.add_argument("--poll-interval", type=float, default=None, help="seconds between passes")
     p.add_argument("--once", action="store_true", help="one pass, wait for its jobs, exit")

@@ -20,11 +20,14 @@ import asyncio
 import hashlib
 import random
 import secrets
+import socket
 import threading
 import time
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlsplit
 
+import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -32,6 +35,7 @@ from starlette.routing import Route
 
 from workroom_app.billing import catalog
 from workroom_app.generation import renderers
+from workroom_app.settings import get_settings
 
 FAIL_MARKER = "[fail]"
 REJECT_MARKER = "[reject]"
@@ -65,8 +69,6 @@ def create_app(
     failure_rate: float | None = None,
     rng: random.Random | None = None,
 ) -> Starlette:
-    from workroom_app.settings import get_settings
-
     settings = get_settings()
     render_seconds = settings.local_render_seconds if render_seconds is None else render_seconds
     failure_rate = settings.local_failure_rate if failure_rate is None else failure_rate
@@ -99,7 +101,7 @@ def create_app(
                 if p.output is None and p.error is None:
                     try:
                         p.output = await asyncio.to_thread(renderers.render, p.model, p.input)
-                    except Exception as exc:  # a bad input the renderer cannot draw
+                    except Exception as exc:  # noqa: BLE001 - a bad input the renderer cannot draw
                         p.error = f"The local renderer could not draw this: {exc}"
             if p.error:
                 body.update(status="failed", progress=100, error=p.error)
@@ -107,7 +109,7 @@ def create_app(
                 # One file: its URL, as most model APIs answer; several: a list of URLs.
                 urls = [
                     str(request.url_for("output_n", pid=p.id, index=str(i + 1)))
-                    for i in range(len(p.output))
+                    for i in range(len(p.output or []))
                 ]
                 body.update(
                     status="succeeded", progress=100, output=urls[0] if len(urls) == 1 else urls
@@ -200,10 +202,13 @@ class ServiceThread:
     """Runs the local service with uvicorn in a background thread (the worker and tests)."""
 
     def __init__(
-        self, host: str = "127.0.0.1", port: int = 0, *, sock=None, **app_kwargs: Any
-    ) -> None:  # noqa: ANN001
-        import uvicorn
-
+        self,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        *,
+        sock: socket.socket | None = None,
+        **app_kwargs: Any,
+    ) -> None:
         self.config = uvicorn.Config(
             create_app(**app_kwargs), host=host, port=port, log_level="warning", lifespan="off"
         )
@@ -232,12 +237,6 @@ class ServiceThread:
 
 def main(url: str | None = None) -> None:
     """Serve in the foreground (the `workroom local-renderer` command)."""
-    from urllib.parse import urlsplit
-
-    import uvicorn
-
-    from workroom_app.settings import get_settings
-
     parts = urlsplit(url or get_settings().local_provider_url)
     uvicorn.run(
         create_app(), host=parts.hostname or "127.0.0.1", port=parts.port or 3100, log_level="info"

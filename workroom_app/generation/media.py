@@ -14,12 +14,15 @@ from __future__ import annotations
 import io
 import math
 from array import array
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from fractions import Fraction
-from typing import Iterable, Iterator
 
 import av
-from PIL import Image
+from av.audio.stream import AudioStream
+from av.container import InputContainer, OutputContainer
+from av.stream import Stream
+from PIL import Image, ImageOps
 
 AUDIO_RATE = 16000  # what decoded audio is resampled to (mono, signed 16-bit)
 AAC_RATE = 44100
@@ -52,14 +55,14 @@ def seconds_text(seconds: float) -> str:
     return f"{seconds:,.1f} s"
 
 
-def _open(data: bytes):
+def _open(data: bytes) -> InputContainer:
     try:
         return av.open(io.BytesIO(data), mode="r")
     except (av.FFmpegError, ValueError, OSError) as exc:
         raise MediaError(str(exc)) from None
 
 
-def _stream_seconds(stream) -> float | None:
+def _stream_seconds(stream: Stream) -> float | None:
     if stream.duration is not None and stream.time_base is not None:
         return float(stream.duration * stream.time_base)
     return None
@@ -98,7 +101,7 @@ def probe(data: bytes) -> MediaInfo:
         )
 
 
-def _measure(container) -> float:
+def _measure(container: InputContainer) -> float:
     """Length from the packets themselves (end of the last one)."""
     end = 0.0
     for packet in container.demux():
@@ -164,8 +167,6 @@ def iter_video_frames(
 ) -> Iterator[Image.Image]:
     """video_frames() one at a time, so a long clip never sits in memory whole. Raises
     MediaError before the first frame when the clip cannot be decoded."""
-    from PIL import ImageOps
-
     container = _open(data)
     try:
         if not container.streams.video:
@@ -235,7 +236,9 @@ def encode_mp4(
     return buf.getvalue()
 
 
-def _encode_audio(container, stream, samples: array, rate: int) -> None:
+def _encode_audio(
+    container: OutputContainer, stream: AudioStream, samples: array, rate: int
+) -> None:
     chunk = 4096
     pts = 0
     resampler = av.AudioResampler(format="fltp", layout="mono", rate=AAC_RATE)

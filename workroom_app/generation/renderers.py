@@ -20,6 +20,7 @@ Every render returns a list of (bytes, MIME type): one file, or one per image as
 from __future__ import annotations
 
 import base64
+import colorsys
 import hashlib
 import io
 import itertools
@@ -28,8 +29,14 @@ import random
 import struct
 import textwrap
 import wave
+from array import array
+from collections.abc import Iterable, Iterator, Sequence
 
-from PIL import Image, ImageDraw, ImageFont
+from PIL import Image, ImageDraw, ImageFont, ImageOps
+
+from workroom_app.generation import media, uploads
+
+RGB = tuple[int, int, int]
 
 LABEL = "Rendered by Workroom local renderer"
 IMAGE_SIZES = {"1K": 1024, "2K": 2048, "4K": 4096}
@@ -47,7 +54,7 @@ def _seed(*parts: object) -> random.Random:
     return random.Random(int.from_bytes(digest[:8], "big"))
 
 
-def _font(size: int):
+def _font(size: int) -> ImageFont.ImageFont | ImageFont.FreeTypeFont:
     try:
         return ImageFont.load_default(size=max(8, size))
     except TypeError:  # very old Pillow without scalable default font
@@ -64,8 +71,6 @@ def _palette(rng: random.Random, n: int = 6) -> list[tuple[int, int, int]]:
 
 
 def _hsv(h: float, s: float, v: float) -> tuple[int, int, int]:
-    import colorsys
-
     r, g, b = colorsys.hsv_to_rgb(h, s, v)
     return int(r * 255), int(g * 255), int(b * 255)
 
@@ -91,8 +96,13 @@ def _caption(draw: ImageDraw.ImageDraw, w: int, h: int, text: str, extra: str = 
 
 
 def _shapes(
-    draw: ImageDraw.ImageDraw, rng: random.Random, w: int, h: int, colours, shift: float = 0.0
-):
+    draw: ImageDraw.ImageDraw,
+    rng: random.Random,
+    w: int,
+    h: int,
+    colours: Sequence[RGB],
+    shift: float = 0.0,
+) -> None:
     for i in range(14):
         c = colours[i % len(colours)]
         cx = (rng.uniform(0, w) + shift * w * rng.uniform(-0.2, 0.2)) % w
@@ -139,9 +149,7 @@ def _preview_size(resolution: str) -> tuple[int, int]:
     return max(16, int(w * scale)) // 2 * 2, max(16, int(h * scale)) // 2 * 2
 
 
-def _mp4(frames, size: tuple[int, int], audio=None) -> bytes:
-    from workroom_app.generation import media
-
+def _mp4(frames: Iterable[Image.Image], size: tuple[int, int], audio: array | None = None) -> bytes:
     return media.encode_mp4(frames, size, FPS, audio=audio)
 
 
@@ -164,7 +172,7 @@ def render_video(
         for c in colours[1:] * 2
     ]
 
-    def frames():  # drawn one at a time as the encoder takes them
+    def frames() -> Iterator[Image.Image]:  # drawn one at a time as the encoder takes them
         for f in range(n):
             img = Image.new("RGB", (w, h), colours[0])
             draw = ImageDraw.Draw(img)
@@ -214,10 +222,6 @@ def render_voiceover(text: str, model: str = "") -> list[tuple[bytes, str]]:
     return [(buf.getvalue(), "audio/wav")]
 
 
-def expected_voiceover_seconds(text: str) -> float:
-    return len(text or " ") / CHARS_PER_SECOND
-
-
 # ------------------------------------------------------------------ uploads
 
 
@@ -238,8 +242,6 @@ def _frames(
     """RGB frames of an uploaded image or clip, fitted to `size`, sampled at FPS (clips are
     decoded with PyAV: MP4, MOV, WebM, animated GIF). A file that cannot be decoded gives a
     plain frame that says so."""
-    from workroom_app.generation import media
-
     note = ""
     frames: list[Image.Image] = []
     if data:
@@ -252,7 +254,7 @@ def _frames(
             try:
                 with Image.open(io.BytesIO(data)) as src:
                     frames = [_fit(src.convert("RGB"), size)]
-            except Exception:
+            except Exception:  # noqa: BLE001 - Pillow raises many kinds for a bad file
                 frames = []
     if not frames:
         img = Image.new("RGB", size, (60, 60, 70))
@@ -267,10 +269,10 @@ def _frames(
     return frames, note
 
 
-def _frame_stream(data: bytes | None, mime: str, size: tuple[int, int], limit: int):
+def _frame_stream(
+    data: bytes | None, mime: str, size: tuple[int, int], limit: int
+) -> tuple[Iterator[Image.Image], str]:
     """(iterator of frames, note): like _frames but decoding a clip one frame at a time."""
-    from workroom_app.generation import media
-
     if data and (mime.startswith("video/") or mime == "image/gif"):
         stream = media.iter_video_frames(data, size, FPS, limit)
         try:
@@ -285,8 +287,6 @@ def _frame_stream(data: bytes | None, mime: str, size: tuple[int, int], limit: i
 
 def _clip_seconds(data: bytes | None, mime: str) -> float | None:
     """How long an uploaded clip plays (None for a still picture or an unreadable file)."""
-    from workroom_app.generation import uploads
-
     if not data:
         return None
     ext = uploads.sniff(data)
@@ -296,8 +296,6 @@ def _clip_seconds(data: bytes | None, mime: str) -> float | None:
 
 
 def _fit(img: Image.Image, size: tuple[int, int]) -> Image.Image:
-    from PIL import ImageOps
-
     return ImageOps.fit(img, size)
 
 
@@ -307,7 +305,7 @@ def _face_cutout(data: bytes | None, diameter: int) -> tuple[Image.Image, Image.
         try:
             with Image.open(io.BytesIO(data)) as src:
                 face = _fit(src.convert("RGB"), (diameter, diameter))
-        except Exception:
+        except Exception:  # noqa: BLE001 - Pillow raises many kinds for a bad file
             pass
     mask = Image.new("L", (diameter, diameter), 0)
     ImageDraw.Draw(mask).ellipse([0, 0, diameter - 1, diameter - 1], fill=255)
@@ -331,7 +329,7 @@ def render_face_swap(
                 with Image.open(io.BytesIO(target[0])) as t:
                     scale = min(1.0, 1536 / max(t.size))
                     size = (max(16, int(t.size[0] * scale)), max(16, int(t.size[1] * scale)))
-            except Exception:
+            except Exception:  # noqa: BLE001 - Pillow raises many kinds for a bad file
                 pass
         n = 1
     source, note = _frame_stream(
@@ -340,10 +338,11 @@ def render_face_swap(
     d = max(16, min(size) // 3)
     cut, mask = _face_cutout(face[0] if face else None, d)
 
-    def frames():
-        last = None
+    def frames() -> Iterator[Image.Image]:
+        last = next(source)  # _frame_stream gives at least one frame
         for i in range(n):
-            last = next(source, None) or last  # a clip shorter than asked holds its last frame
+            if i:
+                last = next(source, None) or last  # a clip shorter than asked holds its last
             img = last.copy()
             bob = int(math.sin(i / FPS * 2 * math.pi) * d * 0.05)
             img.paste(cut, ((size[0] - d) // 2, size[1] // 6 + bob), mask)
@@ -361,18 +360,14 @@ def render_face_swap(
     return [(_png(next(frames())), "image/png")]
 
 
-def audio_envelope(samples, n: int) -> list[float]:
+def audio_envelope(samples: array, n: int) -> list[float]:
     """Loudness (0-1) of decoded audio samples for n video frames."""
-    from workroom_app.generation import media
-
     return media.loudness(samples, n)
 
 
-def _audio_samples(audio: tuple[bytes, str] | None):
+def _audio_samples(audio: tuple[bytes, str] | None) -> array | None:
     """The uploaded audio decoded with PyAV (any accepted format), or None when there is none
     or it cannot be decoded."""
-    from workroom_app.generation import media
-
     if not audio:
         return None
     try:
@@ -385,8 +380,6 @@ def _audio_samples(audio: tuple[bytes, str] | None):
 def render_lip_sync(
     inputs: dict, resolution: str = "720p", duration: float = 3
 ) -> list[tuple[bytes, str]]:
-    from workroom_app.generation import media
-
     source = decode_data_uri(inputs.get("source"))
     audio = decode_data_uri(inputs.get("audio"))
     size = _preview_size(resolution)
@@ -408,7 +401,7 @@ def render_lip_sync(
     label = "lip sync" + (f", {note}" if note else "")
     cx, cy = w // 2, int(h * 0.62)
 
-    def out():
+    def out() -> Iterator[Image.Image]:
         for i in range(n):
             img = frames[i % len(frames)].copy()
             draw = ImageDraw.Draw(img)

@@ -6,7 +6,9 @@ Rules, in the words the UI uses (README "Decisions"):
   catalog's broken_result_refunds_per_month); the refund is a Refund row whose
   reason names the report.
 - "After that, staff review your report and accept it (your credits come
-  back) or decline it with a note you can read here."
+  back) or decline it with a note you can read here." Staff do it on
+  /staff/reports (support and admin; ``decide``), or with
+  ``workroom reports accept|decline``; each decision writes a staff audit row.
 - One report per result; a result whose credits were already returned (a
   failure refund, an earlier report) refunds nothing more: the ledger refunds a
   debit at most once.
@@ -21,12 +23,23 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import func
+from sqlalchemy.orm import aliased
 from sqlmodel import Session, select
 
-from workroom_app.billing import clock, invoices, ledger
+from workroom_app.billing import audit, clock, invoices, ledger, staff
 from workroom_app.billing.catalog import get_catalog
+from workroom_app.billing.periods import as_utc as _as_utc
+from workroom_app.billing.staff import NotAllowed
+from workroom_app.billing.staff_roles import Permission
 from workroom_app.generation import jobs
-from workroom_app.models import Account, GenerationJob, JobStatus, ReportStatus, ResultReport, Role
+from workroom_app.models import (
+    Account,
+    GenerationJob,
+    JobStatus,
+    LedgerEntry,
+    ReportStatus,
+    ResultReport,
+)
 
 REPORT_WINDOW = timedelta(hours=24)
 MIN_REASON = 3
@@ -44,6 +57,7 @@ class ReportOutcome:
     status: str
     message: str
     credits_returned: int = 0
+    created: bool = True  # False: the same decision was already made; nothing changed
 
 
 def _check_reason(reason: object) -> str:
@@ -53,12 +67,6 @@ def _check_reason(reason: object) -> str:
     if len(reason) > MAX_REASON:
         raise ReportError(f"Keep the reason under {MAX_REASON} characters.")
     return reason
-
-
-def _as_utc(value: datetime) -> datetime:
-    from workroom_app.billing.periods import as_utc
-
-    return as_utc(value)
 
 
 def month_start(now: datetime) -> datetime:
@@ -79,6 +87,8 @@ def auto_refunds_this_month(session: Session, account_id: int, now: datetime | N
 
 
 def _refund(session: Session, job: GenerationJob, report: ResultReport) -> int:
+    if job.debit_entry_id is None:  # report() refuses these; a decision cannot add credits
+        raise ReportError("This result cost no credits (Unlimited): there is nothing to refund.")
     result = ledger.refund(
         session,
         job.debit_entry_id,
@@ -141,51 +151,175 @@ def report(session: Session, account_id: int, job_id: object, reason: object) ->
     )
 
 
-def decide(
-    session: Session, report_id: object, staff_id: int, *, accept: bool, note: object
-) -> ReportOutcome:
-    """Staff accept (refund) or decline (with a note the user sees) a pending report."""
-    staff = session.get(Account, staff_id)
-    if staff is None or staff.role != Role.STAFF:
-        raise ReportError("Only staff can decide reports.")
-    if isinstance(report_id, bool) or not isinstance(report_id, int) or report_id <= 0:
+def _check_note(note: object, *, required: bool) -> str:
+    if note is None and not required:
+        return ""
+    if not isinstance(note, str) or len(note) > MAX_NOTE or (required and not note.strip()):
+        raise ReportError(f"Write a note for the user (up to {MAX_NOTE:,} characters).")
+    return note.strip()
+
+
+def _check_report_id(report_id: object) -> int:
+    # Ids are 32-bit integers: anything else is no report (PostgreSQL refuses a bigger one).
+    if isinstance(report_id, bool) or not isinstance(report_id, int) or not 0 < report_id < 2**31:
         raise ReportError("No such report.")
-    if not isinstance(note, str) or not note.strip() or len(note) > MAX_NOTE:
-        raise ReportError(f"Write a note for the user (up to {MAX_NOTE} characters).")
-    row = session.get(ResultReport, report_id)
+    return report_id
+
+
+def decide(
+    session: Session, report_id: object, staff_id: object, *, accept: bool, note: object
+) -> ReportOutcome:
+    """Staff accept (refund) or decline (with a note the user sees) a report that
+    waits for them. Support and admin may (billing/staff_roles.py); never on their
+    own report. The same decision again changes nothing (``created`` False), so a
+    double click refunds once; the opposite decision on a decided report is refused.
+    Writes one staff audit row in the caller's transaction."""
+    actor = staff.require_staff(session, staff_id, Permission.DECIDE_REPORTS)
+    rid = _check_report_id(report_id)
+    text = _check_note(note, required=not accept)
+    row = session.get(ResultReport, rid)
     if row is None:
         raise ReportError("No such report.")
-    invoices.lock_account(session, row.account_id)
+    invoices.lock_account(session, row.account_id)  # one decision at a time: refunds once
     session.refresh(row)
+    if row.auto_refunded:
+        raise ReportError(
+            "This report was refunded at once (monthly allowance); nothing to decide."
+        )
+    if row.account_id == actor.id:
+        raise NotAllowed("Staff cannot decide their own reports; another staff member must.")
+    wanted = ReportStatus.REFUNDED.value if accept else ReportStatus.DECLINED.value
+    verb = "accepted" if accept else "declined"
+    if row.status == wanted:
+        message = f"Report #{row.id} was already {verb}; nothing more to do."
+        audit.record(
+            session,
+            actor,
+            audit.DECIDE_REPORT,
+            account_id=row.account_id,
+            target=f"report:{row.id}",
+            reason=text or None,
+            result=audit.REPEAT,
+            detail=message,
+        )
+        return ReportOutcome(row.id, row.status, message, 0, created=False)
     if row.status != ReportStatus.PENDING:
-        raise ReportError("This report was already decided.")
-    if row.account_id == staff_id:
-        raise ReportError("Staff cannot decide their own reports; another staff member must.")
-    row.staff_note = note.strip()
-    row.decided_by = staff_id
+        done = "accepted" if row.status == ReportStatus.REFUNDED else "declined"
+        raise ReportError(f"This report was already {done}.")
+    row.staff_note = text or None
+    row.decided_by = actor.id
     row.decided_at = clock.now()
     returned = 0
     if accept:
         job = session.get(GenerationJob, row.job_id)
+        if job is None:  # the foreign key keeps the job; only a hand-edited database lacks it
+            raise jobs.JobNotFound()
         returned = _refund(session, job, row)
         row.status = ReportStatus.REFUNDED.value
+        message = (
+            f"Accepted report #{row.id}: {returned:,} credits returned."
+            if returned
+            else f"Accepted report #{row.id}: its credits had already been returned, "
+            "nothing more refunded."
+        )
     else:
         row.status = ReportStatus.DECLINED.value
+        message = f"Declined report #{row.id}; the user sees your note."
     session.add(row)
-    return ReportOutcome(
-        row.id, row.status, "Accepted: credits returned." if accept else "Declined.", returned
+    audit.record(
+        session,
+        actor,
+        audit.DECIDE_REPORT,
+        account_id=row.account_id,
+        target=f"report:{row.id}",
+        reason=text or None,
+        result=audit.DONE,
+        detail=message,
     )
+    return ReportOutcome(row.id, row.status, message, returned)
 
 
-def for_jobs(session: Session, account_id: int, job_ids: list[int]) -> dict[int, ResultReport]:
-    if not job_ids:
-        return {}
+# ------------------------------------------------------------- the staff queue
+
+# What the staff queue shows: reports beyond the monthly allowance (the ones
+# refunded at once needed nobody), by where they stand.
+WAITING, ACCEPTED, DECLINED = "waiting", "accepted", "declined"
+QUEUE_FILTERS = (WAITING, ACCEPTED, DECLINED)
+_QUEUE_STATUS = {
+    WAITING: ReportStatus.PENDING.value,
+    ACCEPTED: ReportStatus.REFUNDED.value,
+    DECLINED: ReportStatus.DECLINED.value,
+}
+QUEUE_LIMIT = 100
+
+
+@dataclass(frozen=True)
+class QueueRow:
+    id: int
+    job_id: int
+    account_id: int
+    email: str
+    feature: str
+    model: str
+    cost: int
+    reason: str
+    state: str  # waiting, accepted, declined
+    created_at: datetime
+    finished_at: datetime | None
+    decided_at: datetime | None
+    decided_by: str  # the deciding staff member's email ("" while waiting)
+    note: str
+    credits_returned: int  # what the refund row gave back (accepted only)
+
+
+def staff_queue(
+    session: Session, actor_id: object, which: str = WAITING, limit: int = QUEUE_LIMIT
+) -> list[QueueRow]:
+    """Reports that needed staff, oldest first while waiting (first come, first
+    served) and newest first once decided. Any staff role may read them."""
+    staff.require_staff(session, actor_id)
+    if which not in QUEUE_FILTERS:
+        raise ReportError("Choose waiting, accepted or declined.")
+    decider = aliased(Account)
+    refund = aliased(LedgerEntry)
+    order = (
+        (ResultReport.created_at, ResultReport.id)
+        if which == WAITING
+        else (ResultReport.decided_at.desc(), ResultReport.id.desc())
+    )
     rows = session.exec(
-        select(ResultReport).where(
-            ResultReport.account_id == account_id, ResultReport.job_id.in_(job_ids)
+        select(ResultReport, GenerationJob, Account.email, decider.email, refund.amount)
+        .join(GenerationJob, GenerationJob.id == ResultReport.job_id)
+        .join(Account, Account.id == ResultReport.account_id)
+        .outerjoin(decider, decider.id == ResultReport.decided_by)
+        .outerjoin(refund, refund.id == ResultReport.refund_entry_id)
+        .where(
+            ResultReport.status == _QUEUE_STATUS[which],
+            ResultReport.auto_refunded.is_(False),
         )
-    )
-    return {r.job_id: r for r in rows}
+        .order_by(*order)
+        .limit(max(1, min(limit, QUEUE_LIMIT)))
+    ).all()
+    return [
+        QueueRow(
+            id=r.id,
+            job_id=job.id,
+            account_id=r.account_id,
+            email=email,
+            feature=job.feature,
+            model=job.model,
+            cost=job.cost,
+            reason=r.reason,
+            state=which,
+            created_at=_as_utc(r.created_at),
+            finished_at=_as_utc(job.finished_at) if job.finished_at else None,
+            decided_at=_as_utc(r.decided_at) if r.decided_at else None,
+            decided_by=decided_by or "",
+            note=r.staff_note or "",
+            credits_returned=int(refunded or 0),
+        )
+        for r, job, email, decided_by, refunded in rows
+    ]
 
 
 def pending(session: Session, limit: int = 100) -> list[ResultReport]:

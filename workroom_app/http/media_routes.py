@@ -8,7 +8,8 @@ GET /api/catalog.json                   catalog_for_browser(): what assets/quote
 
 Media is authenticated by the login cookie only, looked up server-side. Anything that is not the
 caller's own file is a 404 exactly like a file that does not exist (never a 403): ids and upload
-names reveal nothing. Paths are built from the job row or a strictly matched upload name and
+names reveal nothing. Staff (any staff role: they read everything) may open any job's result, so
+the Reports queue can show what a user reported; uploads stay their owner's only. Paths are built from the job row or a strictly matched upload name and
 checked to stay inside settings.media_dir, so no request can name a path.
 
 The catalog is served rather than compiled into the page so that a price change staff make (and
@@ -24,7 +25,13 @@ from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
-from workroom_app.http.caller import caller_account_id
+from workroom_app.billing import catalog
+from workroom_app.db import read_session
+from workroom_app.generation import jobs, uploads
+from workroom_app.generation.errors import GenerationError
+from workroom_app.http.caller import caller_account_and_staff
+from workroom_app.models import GenerationJob, JobStatus
+from workroom_app.settings import get_settings
 
 JOB_MEDIA_ROUTE = "/api/media/jobs"
 UPLOAD_MEDIA_ROUTE = "/api/media/uploads"
@@ -57,16 +64,17 @@ def _inside(base: Path, path: Path) -> Path | None:
     return resolved if resolved.is_file() else None
 
 
-def _job_file(account_id: int, job_id: int, index: int = 1) -> tuple[Path, str, str] | None:
-    from workroom_app.db import read_session
-    from workroom_app.generation import jobs
-    from workroom_app.generation.errors import GenerationError
-    from workroom_app.models import JobStatus
-    from workroom_app.settings import get_settings
-
+def _job_file(
+    account_id: int, job_id: int, index: int = 1, *, staff: bool = False
+) -> tuple[Path, str, str] | None:
     with read_session() as session:
         try:
-            job = jobs.get_job(session, account_id, job_id)
+            if staff:
+                job = session.get(GenerationJob, job_id) if job_id < 2**31 else None
+                if job is None:
+                    return None
+            else:
+                job = jobs.get_job(session, account_id, job_id)
         except GenerationError:
             return None
         if job.status != JobStatus.SUCCEEDED or not job.output_path:
@@ -82,16 +90,11 @@ def _job_file(account_id: int, job_id: int, index: int = 1) -> tuple[Path, str, 
         # the type still follows the file's own name so a PNG is never sent as something else.
         mime = job.output_mime or "application/octet-stream"
         if index > 1:
-            from workroom_app.generation import uploads
-
             mime = uploads.FORMATS.get(path.suffix.lstrip(".").lower(), (None, mime))[1]
         return path, mime, name
 
 
 def _upload_file(account_id: int, ref: str) -> tuple[Path, str] | None:
-    from workroom_app.generation import uploads
-    from workroom_app.generation.errors import GenerationError
-
     try:
         path = uploads.path_of(account_id, ref)
         mime = uploads.mime_of(ref)
@@ -108,10 +111,11 @@ async def job_media(request: Request) -> Response:
     raw_index = request.path_params.get("index", "1")
     if not raw_index.isdigit() or len(raw_index) > 3 or int(raw_index) < 1:
         return _not_found()
-    account_id = await caller_account_id(request)
-    if account_id is None:
+    caller = await caller_account_and_staff(request)
+    if caller is None:
         return _not_found()
-    found = await run_in_threadpool(_job_file, account_id, int(raw), int(raw_index))
+    account_id, is_staff = caller
+    found = await run_in_threadpool(_job_file, account_id, int(raw), int(raw_index), staff=is_staff)
     if found is None:
         return _not_found()
     path, mime, name = found
@@ -129,10 +133,10 @@ async def upload_media(request: Request) -> Response:
     ref = request.path_params.get("ref", "")
     if len(ref) > 64:
         return _not_found()
-    account_id = await caller_account_id(request)
-    if account_id is None:
+    caller = await caller_account_and_staff(request)
+    if caller is None:
         return _not_found()
-    found = await run_in_threadpool(_upload_file, account_id, ref)
+    found = await run_in_threadpool(_upload_file, caller[0], ref)
     if found is None:
         return _not_found()
     path, mime = found
@@ -144,8 +148,6 @@ async def upload_media(request: Request) -> Response:
 
 
 async def catalog_json(_request: Request) -> Response:
-    from workroom_app.billing import catalog
-
     return JSONResponse(catalog.catalog_for_browser(), headers={"Cache-Control": "no-cache"})
 
 

@@ -11,3 +11,5 @@ from workroom_app.pages import generate  # noqa: F401
 from workroom_app.pages import staff  # noqa: F401
 from workroom_app.pages import staff_overview, staff_queues  # noqa: F401
 from workroom_app.pages import credits  # noqa: F401
+from workroom_app.pages import staff_reports  # noqa: F401
+from workroom_app.pages import staff_figure_rows  # noqa: F401

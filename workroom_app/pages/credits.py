@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import reflex as rx
 
+from workroom_app.components.card_payment import payment_panel, summary_row
 from workroom_app.components.layout import app_page
-from workroom_app.components.plan_card_form import card_form
 from workroom_app.routes import CREDITS_ROUTE, USAGE_ROUTE
 from workroom_app.state.credits import CreditsState, PackCard
 
@@ -53,15 +53,6 @@ def pack_card(pack: PackCard) -> rx.Component:
     )
 
 
-def _summary_row(label: str, value, testid: str) -> rx.Component:  # noqa: ANN001
-    return rx.hstack(
-        rx.text(label, size="2", color_scheme="gray"),
-        rx.text(value, size="3", weight="bold", data_testid=testid),
-        justify="between",
-        width="100%",
-    )
-
-
 def summary() -> rx.Component:
     return rx.card(
         rx.vstack(
@@ -74,11 +65,9 @@ def summary() -> rx.Component:
                 data_testid="pack-summary-label",
             ),
             rx.separator(size="4"),
-            _summary_row("Charged now", CreditsState.charge_text, "pack-charge"),
-            _summary_row(
-                "Credits added now", "+" + CreditsState.credits_added_text, "pack-credits"
-            ),
-            _summary_row("Credits expire on", CreditsState.expires_text, "pack-expires"),
+            summary_row("Charged now", CreditsState.charge_text, "pack-charge"),
+            summary_row("Credits added now", "+" + CreditsState.credits_added_text, "pack-credits"),
+            summary_row("Credits expire on", CreditsState.expires_text, "pack-expires"),
             rx.text(
                 "Pack credits are spent after plan credits. Downgrading or the end of a plan never burns them.",
                 size="1",
@@ -99,61 +88,14 @@ def summary() -> rx.Component:
 
 
 def payment_form() -> rx.Component:
-    return rx.card(
-        rx.vstack(
-            rx.hstack(
-                rx.heading("Payment", size="4", as_="h3"),
-                rx.badge("Test mode", color_scheme="amber", high_contrast=True),
-                justify="between",
-                width="100%",
-            ),
-            rx.text(
-                "Test cards: 4242 4242 4242 4242 (Visa), 3782 822463 10005 (Amex); "
-                "4000 0000 0000 0002 is declined. Any future expiry date.",
-                size="1",
-                color_scheme="gray",
-            ),
-            rx.cond(
-                CreditsState.saved_card != "",
-                rx.card(
-                    rx.vstack(
-                        rx.text("Card on file: ", CreditsState.saved_card, size="2"),
-                        rx.button(
-                            "Pay " + CreditsState.charge_text + " with this card",
-                            on_click=CreditsState.pay_with_saved_card,
-                            loading=CreditsState.busy,
-                            variant="soft",
-                            width="100%",
-                            data_testid="pack-pay-saved-card",
-                        ),
-                        rx.text("or pay with a new card:", size="2", color_scheme="gray"),
-                        spacing="2",
-                        width="100%",
-                    ),
-                    width="100%",
-                ),
-            ),
-            card_form(
-                on_submit=CreditsState.submit,
-                busy=CreditsState.busy,
-                submit_label="Pay " + CreditsState.charge_text,
-                number_error=CreditsState.number_error,
-                expiry_error=CreditsState.expiry_error,
-                cvc_error=CreditsState.cvc_error,
-                name_error=CreditsState.name_error,
-                form_error=CreditsState.form_error,
-                testid="pack-card-form",
-            ),
-            rx.text(
-                "We keep only the card brand, last 4 digits and expiry, never the number or CVC.",
-                size="1",
-                color_scheme="gray",
-            ),
-            spacing="3",
-            width="100%",
-        ),
-        size="3",
-        width="100%",
+    return payment_panel(
+        CreditsState,
+        submit_label="Pay " + CreditsState.charge_text,
+        saved_card_label="Pay " + CreditsState.charge_text + " with this card",
+        saved_card_testid="pack-pay-saved-card",
+        form_testid="pack-card-form",
+        heading_level="h3",
+        badge_high_contrast=True,
     )
 
 

@@ -12,23 +12,72 @@ from workroom_app.routes import STAFF_ACCOUNTS_ROUTE, STAFF_OVERVIEW_ROUTE
 from workroom_app.state.staff_overview import StaffOverviewState as S
 
 
-def _card(item) -> rx.Component:  # noqa: ANN001
+def _linked(text: rx.Var, href: rx.Var, **props: object) -> rx.Component:
+    """A figure as a link to the rows behind it (billing/staff_figure_rows.py), when it has any."""
+    return rx.cond(href != "", rx.link(text, href=href, **props), rx.text(text, **props))
+
+
+def _card(item: rx.Var) -> rx.Component:
     return rx.card(
         rx.vstack(
             rx.text(item["label"], size="2", color_scheme="gray"),
-            rx.heading(item["value"], size="5", as_="h3", data_testid=item["testid"]),
+            rx.heading(
+                _linked(item["value"], item["href"], data_testid=item["testid"]),
+                size="5",
+                as_="h3",
+            ),
             spacing="1",
         ),
         min_width="11rem",
     )
 
 
-def _small(item) -> rx.Component:  # noqa: ANN001
+def _small_link(item: rx.Var) -> rx.Component:
+    """A small figure that links to its rows (MRR movement, credits by category)."""
     return rx.vstack(
         rx.text(item["label"], size="1", color_scheme="gray"),
-        rx.text(item["value"], size="3", weight="medium"),
+        rx.link(
+            item["value"], href=item["href"], size="3", weight="medium", data_testid="ov-small-link"
+        ),
         spacing="0",
         min_width="8rem",
+    )
+
+
+def _revenue_days() -> rx.Component:
+    return rx.el.details(
+        rx.el.summary("Revenue and refunds by day (links to the invoices and refunds)"),
+        rx.table.root(
+            rx.table.header(
+                rx.table.row(
+                    rx.table.column_header_cell("Day (UTC)"),
+                    rx.table.column_header_cell("Revenue"),
+                    rx.table.column_header_cell("Refunds"),
+                )
+            ),
+            rx.table.body(
+                rx.foreach(
+                    S.revenue_days,
+                    lambda d: rx.table.row(
+                        rx.table.cell(d["day"], white_space="nowrap"),
+                        rx.table.cell(
+                            rx.link(
+                                d["revenue"], href=d["revenue_href"], data_testid="ov-day-revenue"
+                            )
+                        ),
+                        rx.table.cell(
+                            rx.link(
+                                d["refunds"], href=d["refunds_href"], data_testid="ov-day-refunds"
+                            )
+                        ),
+                    ),
+                )
+            ),
+            variant="surface",
+            size="1",
+            width="100%",
+        ),
+        width="100%",
     )
 
 
@@ -61,11 +110,20 @@ def range_form() -> rx.Component:
     )
 
 
-def _table(headers: list[str], rows, cells) -> rx.Component:  # noqa: ANN001
+def _table(headers: list[str], rows: rx.Var, cells: list[str], link: str = "") -> rx.Component:
+    """A table of `rows`; the cell named `link` links to the row's "href" (its rows)."""
     return rx.table.root(
         rx.table.header(rx.table.row(*[rx.table.column_header_cell(h) for h in headers])),
         rx.table.body(
-            rx.foreach(rows, lambda r: rx.table.row(*[rx.table.cell(r[c]) for c in cells]))
+            rx.foreach(
+                rows,
+                lambda r: rx.table.row(
+                    *[
+                        rx.table.cell(rx.link(r[c], href=r["href"]) if c == link else r[c])
+                        for c in cells
+                    ]
+                ),
+            )
         ),
         variant="surface",
         width="100%",
@@ -107,26 +165,37 @@ def money_panel() -> rx.Component:
                     rx.foreach(
                         S.revenue_kinds,
                         lambda k: rx.text(
-                            k["name"], ": ", k["text"], size="2", data_testid="ov-kind"
+                            k["name"],
+                            ": ",
+                            # Underlined: a link inside a line of text is not told apart by colour alone.
+                            rx.link(
+                                k["text"],
+                                href=k["href"],
+                                underline="always",
+                                data_testid="ov-kind-link",
+                            ),
+                            size="2",
+                            data_testid="ov-kind",
                         ),
                     ),
                 ),
                 rx.vstack(
                     rx.text("MRR movement in the range", size="2", color_scheme="gray"),
-                    rx.hstack(rx.foreach(S.mrr_cards, _small), wrap="wrap"),
+                    rx.hstack(rx.foreach(S.mrr_cards, _small_link), wrap="wrap"),
                     rx.text(
                         "Active subscriptions by plan",
                         size="2",
                         color_scheme="gray",
                         margin_top="1rem",
                     ),
-                    _table(["Plan", "Active"], S.plans, ["plan", "count"]),
+                    _table(["Plan", "Active"], S.plans, ["plan", "count"], link="count"),
                     flex="1",
                 ),
                 width="100%",
                 align="start",
                 wrap="wrap",
             ),
+            _revenue_days(),
             spacing="3",
             width="100%",
         ),
@@ -158,7 +227,7 @@ def credits_panel() -> rx.Component:
                 width="100%",
                 height=260,
             ),
-            rx.hstack(rx.foreach(S.credit_totals, _small), wrap="wrap"),
+            rx.hstack(rx.foreach(S.credit_totals, _small_link), wrap="wrap"),
             rx.text(
                 "Outstanding credits by expiry month (what is still owed)",
                 size="2",
@@ -208,6 +277,7 @@ def generations_panel() -> rx.Component:
                     "p50",
                     "p95",
                 ],
+                link="count",
             ),
             rx.text(
                 "Unlimited generations (fair use), by plan, at list price",
@@ -224,6 +294,7 @@ def generations_panel() -> rx.Component:
                 ["Account", "Plan", "Generations", "List price (credits)"],
                 S.top_users,
                 ["email", "plan", "count", "list"],
+                link="email",
             ),
             spacing="3",
             width="100%",

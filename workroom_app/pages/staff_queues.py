@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import reflex as rx
 
 from workroom_app.components.layout import NavItem, app_page
@@ -20,7 +22,9 @@ def _filter(name: str, options: tuple[str, ...], default: str, label: str) -> rx
     )
 
 
-def _table(headers, rows, cell) -> rx.Component:  # noqa: ANN001
+def _table(
+    headers: list[str], rows: rx.Var, cell: Callable[[rx.Var], rx.Component]
+) -> rx.Component:
     return rx.table.root(
         rx.table.header(rx.table.row(*[rx.table.column_header_cell(h) for h in headers])),
         rx.table.body(rx.foreach(rows, cell)),

@@ -6,14 +6,15 @@ from __future__ import annotations
 import reflex as rx
 
 from workroom_app.components.alert_settings import alerts_card, auto_top_up_card
-from workroom_app.state.alert_settings import AlertSettingsState
 from workroom_app.components.backend_url import backend_url
 from workroom_app.components.layout import NavItem, app_page
 from workroom_app.components.plan_card_form import card_form
 from workroom_app.components.plan_cards import confirm_dialog
 from workroom_app.routes import PLANS_ROUTE, SUBSCRIPTION_ROUTE
+from workroom_app.state.alert_settings import AlertSettingsState
 from workroom_app.state.plans import PlansState
 from workroom_app.state.subscription import PaymentRow, SubscriptionState
+
 
 def _item(label: str, value, testid: str) -> rx.Component:  # noqa: ANN001
     return rx.vstack(

@@ -34,11 +34,6 @@ def has_control_characters(value: str) -> bool:
     return _CONTROL.search(value) is not None
 
 
-def check_text(field: str, value: Any) -> None:
-    if isinstance(value, str) and _CONTROL.search(value):
-        raise ControlCharacterError(field)
-
-
 def _strings(value: Any, field: str, depth: int = 0) -> Iterator[tuple[str, str]]:
     if depth > 6:
         return

@@ -1,12 +1,12 @@
 """The local test-mode checkout page state (/checkout?plan=KEY).
 
-The card form is an uncontrolled HTML form: the number and CVC go to the
-server once, in the submit event, are checked by billing/payments/cards.py
-(through the engine) and are never kept in this state (which the state
-manager may write to disk or Redis). What the page shows about the payment
-(charge, credits, renewal date) is the engine's preview; the same preview is
-handed back to the engine on Pay, so it charges exactly what was shown or
-refuses when the account changed in between.
+The card form (state/card_payment.py) is an uncontrolled HTML form: the number and CVC go
+to the server once, in the submit event, are checked by billing (read_card_form, then the
+engine) and are never kept in this state (which the state manager may write to disk or
+Redis). What the page shows about the payment (charge, credits, renewal date) is the
+engine's preview; the same preview is handed back to billing on Pay, so it charges exactly
+what was shown or refuses when the account changed in between. When new plans are paid on
+the gateway's own page (Stripe), this page hands over to it instead.
 """
 
 from __future__ import annotations
@@ -19,92 +19,29 @@ from typing import Any
 import reflex as rx
 
 from workroom_app.billing import subscriptions
-from workroom_app.billing.payments import cards
-from workroom_app.billing.subscriptions import CardForm, SubscribePreview, SubscriptionError
-from workroom_app.routes import PLANS_ROUTE, SUBSCRIPTION_ROUTE
-from workroom_app.state.payment_confirmation import go_to_confirmation
-from workroom_app.state.plans import (
-    _settings_gateway,
-    check_plan_key,
-    credits_text,
-    date_text,
-    money_text,
-    start_stripe_checkout,
+from workroom_app.billing.subscriptions import (
+    CardForm,
+    SubscribePreview,
+    SubscriptionError,
+    card_form_field,
+    plan_actions,
 )
+from workroom_app.components.plan_text import credits_text, date_text, money_text
+from workroom_app.db import read_session
+from workroom_app.routes import SUBSCRIPTION_ROUTE
+from workroom_app.state.card_payment import CardPaymentMixin
+from workroom_app.state.payment_confirmation import go_to_confirmation
+from workroom_app.state.plans import check_plan_key, start_hosted_checkout
 from workroom_app.state.session import SessionState
 
 log = logging.getLogger(__name__)
-
-FIELDS = ("number", "expiry", "cvc", "name")
-# Generous upper bounds on what a card form field can hold; longer is refused unread.
-_MAX_FIELD = {"number": 32, "expiry": 9, "cvc": 8, "name": 100}
-
-
-class CardFormError(SubscriptionError):
-    def __init__(self, message: str, field: str) -> None:
-        super().__init__(message)
-        self.field = field
-
-
-def read_card_form(form_data: object) -> CardForm:
-    """The raw form as the browser sent it -> a CardForm, or CardFormError naming the field.
-
-    Only shape is checked here (strings of sane length, MM/YY, a name); the
-    card itself (Luhn, brand, expiry, CVC length) is checked by payments/cards.py."""
-    if not isinstance(form_data, dict):
-        raise CardFormError("Fill in the card form.", "number")
-    values: dict[str, str] = {}
-    for name in FIELDS:
-        value = form_data.get(name, "")
-        if not isinstance(value, str) or len(value) > _MAX_FIELD[name]:
-            raise CardFormError(f"The {name if name != 'cvc' else 'CVC'} field is invalid.", name)
-        values[name] = value.strip()
-    if not values["number"]:
-        raise CardFormError("Enter your card number.", "number")
-    expiry = cards.parse_expiry(values["expiry"])
-    if expiry is None:
-        raise CardFormError("Enter the expiry date as MM/YY.", "expiry")
-    if not values["cvc"]:
-        raise CardFormError("Enter your card's security code.", "cvc")
-    if not values["name"]:
-        raise CardFormError("Enter the name on the card.", "name")
-    return CardForm(
-        number=values["number"],
-        exp_month=expiry[0],
-        exp_year=expiry[1],
-        cvc=values["cvc"],
-        name=values["name"],
-    )
-
-
-def field_of(exc: Exception) -> str:
-    field = getattr(exc, "field", None) or "form"
-    # cards.py names the expiry check "expiry"; our form field is the same.
-    return field if field in FIELDS else "form"
 
 
 # ------------------------------------------------------------- blocking calls
 
 
-# The card form's own error var for each field CardFormError / field_of can name;
-# both the checkout page and the subscription page's card form use these names.
-_CARD_FIELD_ERROR_VARS = {
-    "number": "number_error",
-    "expiry": "expiry_error",
-    "cvc": "cvc_error",
-    "name": "name_error",
-}
-
-
-def card_error_var(field: str, form_wide: str) -> str:
-    """The state var that shows an error about `field`: the field's own, else the form-wide one."""
-    return _CARD_FIELD_ERROR_VARS.get(field, form_wide)
-
-
 def read_preview(account_id: int, plan_key: str) -> tuple[dict[str, Any], str]:
     """(the engine's subscribe preview as a dict, the saved card's label or "")."""
-    from workroom_app.db import read_session
-
     with read_session() as session:
         preview = subscriptions.preview_subscribe(session, account_id, plan_key)
         card = subscriptions.default_card(session, account_id)
@@ -113,16 +50,11 @@ def read_preview(account_id: int, plan_key: str) -> tuple[dict[str, Any], str]:
 
 
 def pay(account_id: int, preview: dict[str, Any], card: CardForm | None) -> subscriptions.Outcome:
-    from workroom_app.db import write_session
-
     expected = SubscribePreview(**{f: preview[f] for f in SubscribePreview.__dataclass_fields__})
-    with write_session() as session:
-        return subscriptions.subscribe(
-            session, account_id, expected.plan_key, card=card, expected_preview=expected
-        )
+    return plan_actions.subscribe(account_id, expected, card)
 
 
-class CheckoutState(SessionState):
+class CheckoutState(CardPaymentMixin, SessionState):
     ready: bool = False
     loading: bool = True
     page_error: str = ""
@@ -131,25 +63,8 @@ class CheckoutState(SessionState):
     charge_text: str = ""
     credits_added_text: str = ""
     renewal_text: str = ""
-    saved_card: str = ""
-    busy: bool = False
-
-    number_error: str = ""
-    expiry_error: str = ""
-    cvc_error: str = ""
-    name_error: str = ""
-    # A refused payment: the decline reason, shown above the Pay button.
-    form_error: str = ""
 
     _preview: dict[str, Any] | None = None
-
-    def _clear_errors(self) -> None:
-        self.number_error = self.expiry_error = self.cvc_error = self.name_error = ""
-        self.form_error = ""
-
-    def _set_error(self, field: str, message: str) -> None:
-        self._clear_errors()
-        setattr(self, card_error_var(field, "form_error"), message)
 
     def _show_preview(self, preview: dict[str, Any], saved: str) -> None:
         self._preview = preview
@@ -181,10 +96,10 @@ class CheckoutState(SessionState):
             return
         finally:
             self.loading = False
-        if _settings_gateway() == "stripe":
-            # Stripe takes the card on its own hosted page.
+        if plan_actions.new_plans_use_hosted_checkout():
+            # The gateway (Stripe) takes the card on its own hosted page.
             try:
-                url = await asyncio.to_thread(start_stripe_checkout, account_id, preview)
+                url = await asyncio.to_thread(start_hosted_checkout, account_id, preview)
             except Exception as exc:  # noqa: BLE001  (gateway errors carry user messages)
                 self.page_error = (
                     str(exc)
@@ -195,20 +110,6 @@ class CheckoutState(SessionState):
             yield rx.redirect(url, is_external=True)
             return
         self._show_preview(preview, saved)
-
-    async def submit(self, form_data: dict):
-        """Pay with the card typed into the form."""
-        try:
-            card = read_card_form(form_data)
-        except CardFormError as exc:
-            self._set_error(exc.field, str(exc))
-            return
-        async for update in self._pay(card):
-            yield update
-
-    async def pay_with_saved_card(self):
-        async for update in self._pay(None):
-            yield update
 
     async def _pay(self, card: CardForm | None):
         account_id = self._account_id
@@ -224,7 +125,7 @@ class CheckoutState(SessionState):
         try:
             outcome = await asyncio.to_thread(pay, account_id, preview, card)
         except subscriptions.CardRejected as exc:
-            self._set_error(field_of(exc), str(exc))
+            self._set_error(card_form_field(exc), str(exc))
             return
         except subscriptions.PreviewOutdated as exc:
             await self._reload_preview(account_id, preview["plan_key"])
@@ -263,6 +164,3 @@ class CheckoutState(SessionState):
             self.page_error = str(exc)
             return
         self._show_preview(preview, saved)
-
-    def back_to_plans(self):
-        return rx.redirect(PLANS_ROUTE)

@@ -3,8 +3,9 @@
 The browser only ever names a pack key; the price, the credits and the
 purchase's idempotency key come from the engine's preview, kept in the backend
 var `_preview` and handed back to the engine on Pay (so a double click charges
-once and a price change charges nothing). With Stripe configured, choosing a
-pack opens Stripe's hosted Checkout (mode payment) instead of the card form;
+once and a price change charges nothing). When packs are paid on the gateway's own
+page (Stripe), choosing a pack opens its hosted Checkout (mode payment) instead of the
+card form;
 coming back, ?checkout_session=… is credited at once (the webhook that follows
 changes nothing).
 """
@@ -18,16 +19,18 @@ from typing import Any
 
 import reflex as rx
 
-from workroom_app.billing import packs, subscriptions
-from workroom_app.billing.subscriptions import CardForm, SubscriptionError
+from workroom_app import settings
+from workroom_app.billing import pack_checkout, packs, subscriptions
+from workroom_app.billing.catalog import get_catalog
+from workroom_app.billing.subscriptions import CardForm, SubscriptionError, card_form_field
+from workroom_app.components.plan_text import credits_text, date_text, money_text
+from workroom_app.db import read_session, write_session
 from workroom_app.routes import CREDITS_ROUTE
-from workroom_app.state.checkout import CardFormError, card_error_var, field_of, read_card_form
+from workroom_app.state.card_payment import CardPaymentMixin
 from workroom_app.state.payment_confirmation import go_to_confirmation
-from workroom_app.state.plans import _settings_gateway, credits_text, date_text, money_text
 from workroom_app.state.session import SessionState
 
 log = logging.getLogger(__name__)
-
 
 
 @dataclasses.dataclass
@@ -42,8 +45,6 @@ class PackCard:
 
 
 def list_packs() -> list[PackCard]:
-    from workroom_app.billing.catalog import get_catalog
-
     catalog = get_catalog()
     return [
         PackCard(
@@ -57,15 +58,11 @@ def list_packs() -> list[PackCard]:
 
 
 def expiry_months() -> int:
-    from workroom_app.billing.catalog import get_catalog
-
     return get_catalog().pack_expiry_months
 
 
 def read_preview(account_id: int, pack_key: object) -> tuple[dict[str, Any], str]:
     """(the engine's pack preview as a dict, the saved card's label or "")."""
-    from workroom_app.db import read_session
-
     with read_session() as session:
         preview = packs.preview(session, account_id, pack_key)
         card = subscriptions.default_card(session, account_id)
@@ -74,8 +71,6 @@ def read_preview(account_id: int, pack_key: object) -> tuple[dict[str, Any], str
 
 
 def pay(account_id: int, preview: dict[str, Any], card: CardForm | None) -> subscriptions.Outcome:
-    from workroom_app.db import write_session
-
     expected = packs.PackPreview(**{f: preview[f] for f in packs.PackPreview.__dataclass_fields__})
     with write_session() as session:
         return packs.buy(
@@ -83,39 +78,19 @@ def pay(account_id: int, preview: dict[str, Any], card: CardForm | None) -> subs
         )
 
 
-def start_stripe_pack_checkout(account_id: int, preview: dict[str, Any]) -> str:
-    from workroom_app.billing import stripe_webhooks
-    from workroom_app.billing.payments import get_gateway
-    from workroom_app.db import get_engine
-    from workroom_app.settings import get_settings
-
-    base = get_settings().public_url.rstrip("/")
+def start_hosted_pack_checkout(account_id: int, preview: dict[str, Any]) -> str:
+    """The gateway's checkout page URL for the pack the user chose."""
+    base = settings.get_settings().public_url.rstrip("/")
     expected = packs.PackPreview(**{f: preview[f] for f in packs.PackPreview.__dataclass_fields__})
-    view = stripe_webhooks.start_pack_checkout(
-        get_engine(),
-        get_gateway("stripe"),
+    return pack_checkout.checkout_url(
         account_id,
-        expected.pack_key,
+        expected,
         success_url=f"{base}{CREDITS_ROUTE}?checkout_session={{CHECKOUT_SESSION_ID}}",
         cancel_url=f"{base}{CREDITS_ROUTE}",
-        expected_preview=expected,
-    )
-    if not view.url:
-        raise SubscriptionError("Stripe did not return a checkout page. Please try again.")
-    return view.url
-
-
-def sync_stripe_pack(account_id: int, checkout_session_id: str) -> bool:
-    from workroom_app.billing import stripe_webhooks
-    from workroom_app.billing.payments import get_gateway
-    from workroom_app.db import get_engine
-
-    return stripe_webhooks.sync_pack_checkout(
-        get_engine(), get_gateway("stripe"), checkout_session_id, account_id
     )
 
 
-class CreditsState(SessionState):
+class CreditsState(CardPaymentMixin, SessionState):
     packs: list[PackCard] = []
     expiry_months: int = 12
     loading: bool = True
@@ -126,26 +101,10 @@ class CreditsState(SessionState):
     charge_text: str = ""
     credits_added_text: str = ""
     expires_text: str = ""
-    saved_card: str = ""
-    busy: bool = False
     # After a successful purchase.
     done_message: str = ""
 
-    number_error: str = ""
-    expiry_error: str = ""
-    cvc_error: str = ""
-    name_error: str = ""
-    form_error: str = ""
-
     _preview: dict[str, Any] | None = None
-
-    def _clear_errors(self) -> None:
-        self.number_error = self.expiry_error = self.cvc_error = self.name_error = ""
-        self.form_error = ""
-
-    def _set_error(self, field: str, message: str) -> None:
-        self._clear_errors()
-        setattr(self, card_error_var(field, "form_error"), message)
 
     def _show_preview(self, preview: dict[str, Any], saved: str) -> None:
         self._preview = preview
@@ -175,9 +134,11 @@ class CreditsState(SessionState):
             self.packs = await asyncio.to_thread(list_packs)
             self.expiry_months = await asyncio.to_thread(expiry_months)
             checkout_id = self.router.url.query_parameters.get("checkout_session", "")
-            if checkout_id and _settings_gateway() == "stripe":
+            if checkout_id and pack_checkout.uses_hosted_checkout():
                 try:
-                    credited = await asyncio.to_thread(sync_stripe_pack, account_id, checkout_id)
+                    credited = await asyncio.to_thread(
+                        pack_checkout.finish_checkout, account_id, checkout_id
+                    )
                 except Exception as exc:  # noqa: BLE001
                     log.warning("pack checkout sync failed: %s", exc)
                     credited = False
@@ -203,11 +164,11 @@ class CreditsState(SessionState):
             self.page_error = str(exc)
             return
         self.page_error = ""
-        if _settings_gateway() == "stripe":
+        if pack_checkout.uses_hosted_checkout():
             self.busy = True
             yield
             try:
-                url = await asyncio.to_thread(start_stripe_pack_checkout, account_id, preview)
+                url = await asyncio.to_thread(start_hosted_pack_checkout, account_id, preview)
             except Exception as exc:  # noqa: BLE001  (gateway errors carry user messages)
                 self.page_error = (
                     str(exc)
@@ -225,20 +186,6 @@ class CreditsState(SessionState):
         if not self.busy:
             self._forget_choice()
 
-    async def submit(self, form_data: dict):
-        """Pay with the card typed into the form."""
-        try:
-            card = read_card_form(form_data)
-        except CardFormError as exc:
-            self._set_error(exc.field, str(exc))
-            return
-        async for update in self._pay(card):
-            yield update
-
-    async def pay_with_saved_card(self):
-        async for update in self._pay(None):
-            yield update
-
     async def _pay(self, card: CardForm | None):
         account_id = self._account_id
         preview = self._preview
@@ -254,7 +201,7 @@ class CreditsState(SessionState):
         try:
             outcome = await asyncio.to_thread(pay, account_id, preview, card)
         except subscriptions.CardRejected as exc:
-            self._set_error(field_of(exc), str(exc))
+            self._set_error(card_form_field(exc), str(exc))
             return
         except subscriptions.PreviewOutdated as exc:
             await self._reload_preview(account_id, preview["pack_key"])

@@ -1,14 +1,14 @@
 """The Plans page state: the catalog's plans, the signed-in account's place
 among them, and one confirmation dialog for every action.
 
-Thin on purpose: every number comes from billing/ (the catalog and the
-subscription engine's previews). The browser sends only a plan key (checked
-against the catalog) and argument-less confirm/close events. Which action a
-plan's button means (subscribe, upgrade, downgrade, cancel, resume) is decided
-here from the account's state, never taken from the browser; the preview the
-user was shown is kept server-side (`_pending`) and handed back to the engine
-on confirm, so the engine refuses (PreviewOutdated) when anything changed in
-between, and a second confirm of the same preview charges nothing more.
+Thin on purpose: every number and every decision comes from billing/ (the catalog,
+billing/subscriptions/plan_actions.py for which action a plan's button means and which
+gateway does it, the engine's previews); the wording from components/plan_text.py. The
+browser sends only a plan key (checked against the catalog) and argument-less
+confirm/close events. The action is worked out from the account's state, never taken from
+the browser; the preview the user was shown is kept server-side (`_pending`) and handed
+back to billing on confirm, so the engine refuses (PreviewOutdated) when anything changed
+in between, and a second confirm of the same preview charges nothing more.
 """
 
 from __future__ import annotations
@@ -16,69 +16,39 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
-from datetime import date, datetime
 from typing import Any
 from urllib.parse import urlencode
 
 import reflex as rx
 
-from workroom_app.billing import clock, formatting, subscriptions
-from workroom_app.billing.subscriptions import ChangePreview, SubscribePreview, SubscriptionError
+from workroom_app import settings
+from workroom_app.billing import subscriptions
+from workroom_app.billing.subscriptions import (
+    ChangePreview,
+    SubscribePreview,
+    SubscriptionError,
+    plan_actions,
+)
+from workroom_app.billing.subscriptions.plan_actions import CANCEL, RESUME, SUBSCRIBE
+from workroom_app.components.plan_text import (
+    Fact,
+    PlanCard,
+    build_cards,
+    describe,
+    money_text,
+)
 from workroom_app.routes import CHECKOUT_ROUTE, PLANS_ROUTE, SUBSCRIPTION_ROUTE
 from workroom_app.state.payment_confirmation import go_to_confirmation
 from workroom_app.state.session import SessionState
+from workroom_app.state.subscription import SubscriptionState
 
 log = logging.getLogger(__name__)
 
+# Still importable from here for the states that format money with it.
+__all__ = ["PlansState", "money_text"]
 
-SUBSCRIBE = "subscribe"
-UPGRADE = "upgrade"
-DOWNGRADE = "downgrade"
-CANCEL = "cancel"
-RESUME = "resume"
-ACTION_LABELS = {
-    SUBSCRIBE: "Subscribe",
-    UPGRADE: "Upgrade",
-    DOWNGRADE: "Downgrade",
-    CANCEL: "Cancel auto-renewal",
-    RESUME: "Resume",
-}
 # A plan key is a short catalog slug; anything longer is refused unread.
 _MAX_KEY = 32
-
-# Human names of the (feature, model) pairs a plan makes unlimited, and of the
-# limit fields, for the plan cards.
-_FEATURE_WORDS = {
-    "image": "images",
-    "video": "videos",
-    "voiceover": "voiceovers",
-    "face_swap": "face swaps",
-    "lip_sync": "lip syncs",
-}
-
-
-# ------------------------------------------------------------------ formatting
-
-
-def money_text(cents: int, currency: str = "usd") -> str:
-    from workroom_app.billing.invoice_pdf import money
-
-    return money(int(cents), currency)
-
-
-def date_text(value: date | datetime | None, tz: str | None = None) -> str:
-    """The app's one date format, a datetime seen in the reader's zone `tz`."""
-    return formatting.format_date(value, tz)
-
-
-def credits_text(amount: int) -> str:
-    return f"{int(amount):,}"
-
-
-def _catalog():
-    from workroom_app.billing import catalog
-
-    return catalog.get_catalog()
 
 
 def check_plan_key(value: object) -> str:
@@ -89,403 +59,39 @@ def check_plan_key(value: object) -> str:
     return plan.key
 
 
-# -------------------------------------------------------------- display shapes
-
-
-@dataclasses.dataclass
-class PlanCard:
-    """One plan as its card shows it (display strings only)."""
-
-    key: str = ""
-    name: str = ""
-    price: str = ""
-    period: str = ""
-    credits: str = ""
-    description: str = ""
-    features: list[str] = dataclasses.field(default_factory=list)
-    is_current: bool = False
-    badge: str = ""
-    action: str = ""  # "" when the card has no button
-    action_label: str = ""
-    note: str = ""
-
-
-@dataclasses.dataclass
-class Fact:
-    """One row of the confirmation dialog: what will happen, in numbers."""
-
-    label: str = ""
-    value: str = ""
-    testid: str = ""
-    tone: str = "neutral"  # neutral | positive | negative
-
-
-def _unlimited_lines(plan) -> list[str]:
-    cat = _catalog()
-    by_feature: dict[str, list[str]] = {}
-    for feature_key, model_key in plan.unlimited:
-        try:
-            feature = cat.feature(feature_key)
-            label = feature.models[model_key].label
-        except (KeyError, LookupError):
-            label = model_key.replace("_", " ").title()
-        by_feature.setdefault(feature_key, []).append(label)
-    lines = []
-    for feature_key, labels in by_feature.items():
-        words = _FEATURE_WORDS.get(feature_key, feature_key.replace("_", " "))
-        names = (
-            " and ".join(labels)
-            if len(labels) <= 2
-            else ", ".join(labels[:-1]) + " and " + labels[-1]
-        )
-        lines.append(f"Unlimited {names} {words}")
-    return lines
-
-
-def _limit_lines(plan) -> list[str]:
-    lines = []
-    video_res = plan.max_resolution.get("video")
-    image_res = plan.max_resolution.get("image")
-    if video_res:
-        lines.append(f"Video up to {video_res}")
-    else:
-        lines.append("Video up to 4K")
-    if image_res:
-        lines.append(f"Images up to {image_res}")
-    if plan.max_video_seconds:
-        lines.append(f"Videos up to {plan.max_video_seconds} s")
-    n = plan.max_concurrent
-    lines.append(f"{n} generation{'s' if n != 1 else ''} at a time")
-    return lines
-
-
-def plan_features(plan) -> list[str]:
-    """What a card lists: unlimited items first, then the limits, from the catalog."""
-    return _unlimited_lines(plan) + _limit_lines(plan)
-
-
-def _base_card(plan, currency: str) -> PlanCard:
-    if plan.paid:
-        price, period = money_text(plan.price_cents, currency), "/ month"
-        credits = f"{credits_text(plan.monthly_credits)} credits every month"
-    else:
-        price, period = money_text(0, currency), "/ month"
-        credits = f"{credits_text(plan.trial_credits)} trial credits, once"
-    return PlanCard(
-        key=plan.key,
-        name=plan.name,
-        price=price,
-        period=period,
-        credits=credits,
-        description=plan.description or "",
-        features=plan_features(plan),
-    )
-
-
-@dataclasses.dataclass(frozen=True)
-class AccountPlan:
-    """Where the account stands, read in one short transaction."""
-
-    plan_key: str
-    status: str  # free | active | past_due
-    gateway: str
-    cancel_at_period_end: bool
-    period_end: datetime | None
-    has_card: bool
-    zone: str = "UTC"  # the account's time zone, for the dates shown
-
-
-def build_cards(standing: AccountPlan) -> list[PlanCard]:
-    """Every catalog plan with the button it gets for this account."""
-    cat = _catalog()
-    current = cat.plan(standing.plan_key) if standing.status != "free" else cat.default_plan
-    cards = []
-    for plan in cat.plans:
-        card = _base_card(plan, cat.currency)
-        if plan.key == current.key:
-            card.is_current = True
-            card.badge = "Current plan"
-            if standing.status == "free":
-                card.note = "Subscribe to a paid plan for monthly credits."
-            elif standing.status == "past_due":
-                card.badge = "Payment past due"
-                card.action, card.action_label = CANCEL, ACTION_LABELS[CANCEL]
-                card.note = "Your last renewal payment failed; we retry automatically."
-            elif standing.cancel_at_period_end:
-                card.badge = "Ends " + date_text(standing.period_end, standing.zone)
-                card.action, card.action_label = RESUME, ACTION_LABELS[RESUME]
-                card.note = (
-                    f"Auto-renewal is off: {plan.name} stays until "
-                    f"{date_text(standing.period_end, standing.zone)}."
-                )
-            else:
-                card.action, card.action_label = CANCEL, ACTION_LABELS[CANCEL]
-                card.note = f"Renews on {date_text(standing.period_end, standing.zone)}."
-        elif not plan.paid:
-            if standing.status != "free":
-                card.note = "You return to Free when a cancelled plan ends."
-        elif standing.status == "free":
-            card.action, card.action_label = SUBSCRIBE, ACTION_LABELS[SUBSCRIBE]
-        elif plan.rank > current.rank:
-            card.action, card.action_label = UPGRADE, ACTION_LABELS[UPGRADE]
-        elif plan.rank < current.rank:
-            card.action, card.action_label = DOWNGRADE, ACTION_LABELS[DOWNGRADE]
-        cards.append(card)
-    return cards
-
-
 # ------------------------------------------------------------- blocking calls
 
 
-def _settings_gateway() -> str:
-    from workroom_app.settings import get_settings
-
-    return (get_settings().payment_gateway or "local").strip().lower()
-
-
-def read_standing(account_id: int) -> AccountPlan:
-    from workroom_app.db import read_session
-
-    with read_session() as session:
-        summary = subscriptions.summary(session, account_id)
-        sub = subscriptions.live_subscription(session, account_id)
-        return AccountPlan(
-            plan_key=summary.plan_key,
-            status=summary.status,
-            gateway=sub.gateway if sub is not None else _settings_gateway(),
-            cancel_at_period_end=summary.cancel_at_period_end,
-            period_end=summary.current_period_end,
-            has_card=summary.card is not None,
-            zone=formatting.account_zone(session, account_id).key,
-        )
-
-
-def action_for(standing: AccountPlan, plan_key: str) -> str:
-    for card in build_cards(standing):
-        if card.key == plan_key:
-            if not card.action:
-                raise SubscriptionError(
-                    f"{card.name} is your current plan."
-                    if card.is_current
-                    else f"There is nothing to do on {card.name} from your plan: "
-                    "to go back to Free, cancel auto-renewal."
-                )
-            return card.action
-    raise subscriptions.UnknownPlan(plan_key)
-
-
 def _preview(account_id: int, action: str, plan_key: str) -> dict[str, Any]:
-    """The engine's preview for the action, as a plain dict (kept server-side)."""
-    from workroom_app.db import read_session
-
-    with read_session() as session:
-        if action == SUBSCRIBE:
-            preview: Any = subscriptions.preview_subscribe(session, account_id, plan_key)
-        elif action in (UPGRADE, DOWNGRADE):
-            preview = subscriptions.preview_change(session, account_id, plan_key)
-            if preview.kind != action:
-                raise subscriptions.PreviewOutdated(
-                    "Your plan changed. Please review the plans again."
-                )
-        else:
-            summary = subscriptions.summary(session, account_id)
-            if summary.subscription_id is None:
-                raise subscriptions.NoSubscription(
-                    "You're on Free: there is no auto-renewal to change."
-                )
-            left = subscriptions._plan_credits_left(session, summary.subscription_id, clock.now())
-            plan = subscriptions.get_plan(summary.plan_key)
-            return {
-                "type": action,
-                "plan_key": summary.plan_key,
-                "plan_name": plan.name,
-                "period_end": summary.current_period_end,
-                "credits_left": left,
-                "price_cents": plan.price_cents,
-                "currency": _catalog().currency,
-                "cancel_at_period_end": summary.cancel_at_period_end,
-                "status": summary.status,
-            }
-    data = dataclasses.asdict(preview)
+    """Billing's preview for the action, as a plain dict (kept server-side)."""
+    data = dataclasses.asdict(plan_actions.preview(account_id, action, plan_key))
     data["type"] = action
     return data
 
 
-def _subscribe_facts(p: dict[str, Any]) -> list[Fact]:
-    return [
-        Fact("Charged now", money_text(p["charge_cents"], p["currency"]), "confirm-charge"),
-        Fact(
-            "Credits added now",
-            "+" + credits_text(p["credits_added"]),
-            "confirm-credits-added",
-            "positive",
-        ),
-        Fact("Renews on", date_text(p["renewal_date"]), "confirm-renewal-date"),
-        Fact(
-            "Then each month",
-            money_text(p["charge_cents"], p["currency"]),
-            "confirm-renewal-amount",
-        ),
-    ]
-
-
-def _change_facts(p: dict[str, Any]) -> list[Fact]:
-    facts = [Fact("Charged now", money_text(p["charge_cents"], p["currency"]), "confirm-charge")]
-    if p["type"] == DOWNGRADE:
-        facts.append(
-            Fact(
-                f"{p['from_plan_name']} credits burned",
-                "\u2212" + credits_text(p["credits_burned"]),
-                "confirm-credits-burned",
-                "negative",
-            )
-        )
-    facts += [
-        Fact(
-            "Credits added now",
-            "+" + credits_text(p["credits_added"]),
-            "confirm-credits-added",
-            "positive",
-        ),
-        Fact("Balance after", credits_text(p["balance_after"]), "confirm-balance-after"),
-        Fact("Next renewal", date_text(p["new_renewal_date"]), "confirm-renewal-date"),
-        Fact(
-            "Then each month",
-            money_text(p["renewal_amount_cents"], p["currency"]),
-            "confirm-renewal-amount",
-        ),
-    ]
-    return facts
-
-
-def describe(p: dict[str, Any], tz: str | None = None) -> tuple[str, str, list[Fact], str]:
-    """(title, intro, facts, confirm label) for a pending action; dates in `tz`."""
+def _apply(account_id: int, p: dict[str, Any]) -> subscriptions.Outcome:
+    """Do exactly what the user confirmed, on the gateway that bills the plan (blocking)."""
     kind = p["type"]
-    if kind == SUBSCRIBE:
-        return (
-            f"Subscribe to {p['plan_name']}",
-            f"{p['plan_name']} starts the moment your payment succeeds.",
-            _subscribe_facts(p),
-            "Continue to payment",
-        )
-    if kind == UPGRADE:
-        return (
-            f"Upgrade to {p['to_plan_name']}",
-            f"You pay only the price difference between {p['from_plan_name']} and {p['to_plan_name']}; "
-            "your renewal date does not move.",
-            _change_facts(p),
-            f"Pay {money_text(p['charge_cents'], p['currency'])} and upgrade",
-        )
-    if kind == DOWNGRADE:
-        return (
-            f"Downgrade to {p['to_plan_name']}",
-            f"{p['to_plan_name']} starts today with a new monthly period. All remaining "
-            f"{p['from_plan_name']} credits are burned now; trial credits and credits from packs are kept.",
-            _change_facts(p),
-            f"Pay {money_text(p['charge_cents'], p['currency'])} and downgrade",
-        )
-    end = date_text(p["period_end"], tz)
     if kind == CANCEL:
-        if p["status"] == "past_due":
-            return (
-                f"Cancel {p['plan_name']}",
-                "Your last renewal was not paid, so the plan ends now and you return to Free.",
-                [
-                    Fact(
-                        "Credits that expire now",
-                        "\u2212" + credits_text(p["credits_left"]),
-                        "confirm-credits-burned",
-                        "negative",
-                    ),
-                    Fact("Charged now", money_text(0, p["currency"]), "confirm-charge"),
-                ],
-                "End plan now",
-            )
-        return (
-            "Cancel auto-renewal",
-            f"{p['plan_name']}, its features and its credits stay until {end}. "
-            "Then the plan's remaining credits expire and you're on Free. You can resume until then.",
-            [
-                Fact("Charged now", money_text(0, p["currency"]), "confirm-charge"),
-                Fact("Plan active until", end, "confirm-renewal-date"),
-                Fact(
-                    f"{p['plan_name']} credits left, expiring then",
-                    credits_text(p["credits_left"]),
-                    "confirm-credits-burned",
-                    "neutral",
-                ),
-            ],
-            "Cancel auto-renewal",
-        )
-    return (
-        "Resume auto-renewal",
-        f"{p['plan_name']} keeps renewing every month.",
-        [
-            Fact("Charged now", money_text(0, p["currency"]), "confirm-charge"),
-            Fact("Next renewal", end, "confirm-renewal-date"),
-            Fact(
-                "Renewal amount",
-                money_text(p["price_cents"], p["currency"]),
-                "confirm-renewal-amount",
-            ),
-        ],
-        "Resume auto-renewal",
-    )
-
-
-def _apply(account_id: int, p: dict[str, Any], gateway_name: str) -> subscriptions.Outcome:
-    """Do exactly what the user confirmed (blocking, one transaction)."""
-    from workroom_app.db import get_engine, write_session
-
-    kind = p["type"]
-    if gateway_name == "stripe":
-        from workroom_app.billing import stripe_webhooks
-        from workroom_app.billing.payments import get_gateway
-
-        gateway = get_gateway("stripe")
-        if kind in (UPGRADE, DOWNGRADE):
-            expected = ChangePreview(**{f: p[f] for f in ChangePreview.__dataclass_fields__})
-            return stripe_webhooks.change_plan(
-                get_engine(), gateway, account_id, expected.to_plan_key, expected_preview=expected
-            )
-        if kind == CANCEL:
-            return stripe_webhooks.cancel(get_engine(), gateway, account_id)
-        if kind == RESUME:
-            return stripe_webhooks.resume(get_engine(), gateway, account_id)
+        return plan_actions.cancel(account_id)
+    if kind == RESUME:
+        return plan_actions.resume(account_id)
+    if kind == SUBSCRIBE:
         raise SubscriptionError("Subscribing goes through the checkout page.")
-    with write_session() as session:
-        if kind in (UPGRADE, DOWNGRADE):
-            expected = ChangePreview(**{f: p[f] for f in ChangePreview.__dataclass_fields__})
-            return subscriptions.change_plan(
-                session, account_id, expected.to_plan_key, expected_preview=expected
-            )
-        if kind == CANCEL:
-            return subscriptions.cancel(session, account_id)
-        if kind == RESUME:
-            return subscriptions.resume(session, account_id)
-    raise SubscriptionError("Subscribing goes through the checkout page.")
+    expected = ChangePreview(**{f: p[f] for f in ChangePreview.__dataclass_fields__})
+    return plan_actions.swap(account_id, expected)
 
 
-def start_stripe_checkout(account_id: int, p: dict[str, Any]) -> str:
-    """The Stripe Checkout Session URL for what the user confirmed."""
-    from workroom_app.billing import stripe_webhooks
-    from workroom_app.billing.payments import get_gateway
-    from workroom_app.db import get_engine
-    from workroom_app.settings import get_settings
-
-    base = get_settings().public_url.rstrip("/")
+def start_hosted_checkout(account_id: int, p: dict[str, Any]) -> str:
+    """The gateway's checkout page URL for what the user confirmed."""
+    base = settings.get_settings().public_url.rstrip("/")
     expected = SubscribePreview(**{f: p[f] for f in SubscribePreview.__dataclass_fields__})
-    view = stripe_webhooks.start_checkout(
-        get_engine(),
-        get_gateway("stripe"),
+    return plan_actions.checkout_url(
         account_id,
-        expected.plan_key,
+        expected,
         success_url=f"{base}{SUBSCRIPTION_ROUTE}?checkout_session={{CHECKOUT_SESSION_ID}}",
         cancel_url=f"{base}{PLANS_ROUTE}",
     )
-    if not view.url:
-        raise SubscriptionError("Stripe did not return a checkout page. Please try again.")
-    return view.url
 
 
 def _outcome_toast(outcome: subscriptions.Outcome):
@@ -517,12 +123,12 @@ class PlansState(SessionState):
     # The account's time zone (dates in the dialog and on the cards).
     _zone: str = "UTC"
 
-    async def _refresh(self) -> AccountPlan | None:
+    async def _refresh(self) -> plan_actions.Standing | None:
         account_id = self._account_id
         if account_id is None:
             return None
         try:
-            standing = await asyncio.to_thread(read_standing, account_id)
+            standing = await asyncio.to_thread(plan_actions.read_standing, account_id)
         except SubscriptionError as exc:
             self.load_error = str(exc)
             return None
@@ -560,9 +166,9 @@ class PlansState(SessionState):
         self.opening = key
         yield
         try:
-            standing = await asyncio.to_thread(read_standing, account_id)
+            standing = await asyncio.to_thread(plan_actions.read_standing, account_id)
             self._zone = standing.zone
-            action = action_for(standing, key)
+            action = plan_actions.action_for(standing, key)
             pending = await asyncio.to_thread(_preview, account_id, action, key)
         except SubscriptionError as exc:
             self.opening = ""
@@ -606,8 +212,7 @@ class PlansState(SessionState):
             return
         kind = pending["type"]
         if kind == SUBSCRIBE:
-            gateway_name = _settings_gateway()
-            if gateway_name != "stripe":
+            if not plan_actions.new_plans_use_hosted_checkout():
                 self.dialog_open = False
                 self._pending = None
                 yield rx.redirect(f"{CHECKOUT_ROUTE}?{urlencode({'plan': pending['plan_key']})}")
@@ -615,7 +220,7 @@ class PlansState(SessionState):
             self.busy = True
             yield
             try:
-                url = await asyncio.to_thread(start_stripe_checkout, account_id, pending)
+                url = await asyncio.to_thread(start_hosted_checkout, account_id, pending)
             except Exception as exc:  # noqa: BLE001  (gateway errors carry user messages)
                 self.dialog_error = _message(exc)
                 return
@@ -627,15 +232,14 @@ class PlansState(SessionState):
         self.dialog_error = ""
         yield
         try:
-            standing = await asyncio.to_thread(read_standing, account_id)
-            outcome = await asyncio.to_thread(_apply, account_id, pending, standing.gateway)
+            outcome = await asyncio.to_thread(_apply, account_id, pending)
         except subscriptions.PreviewOutdated as exc:
             # Show the new numbers instead, and say why: nothing was done.
             self.busy = False
             try:
                 plan_key = pending.get("to_plan_key") or pending.get("plan_key")
-                fresh_standing = await asyncio.to_thread(read_standing, account_id)
-                action = action_for(fresh_standing, plan_key)
+                fresh_standing = await asyncio.to_thread(plan_actions.read_standing, account_id)
+                action = plan_actions.action_for(fresh_standing, plan_key)
                 fresh = await asyncio.to_thread(_preview, account_id, action, plan_key)
                 self._show(fresh)
                 self.dialog_error = str(exc)
@@ -663,8 +267,6 @@ class PlansState(SessionState):
             self._pending = None
             if _route_is(self, SUBSCRIPTION_ROUTE):
                 # Opened from the Subscription page: redraw its overview too.
-                from workroom_app.state.subscription import SubscriptionState
-
                 yield SubscriptionState.refresh_overview
         else:
             # Declined: the dialog stays with the reason; a new preview is needed
@@ -684,11 +286,8 @@ def _route_is(state: rx.State, route: str) -> bool:
 
 
 def _message(exc: Exception) -> str:
-    if isinstance(exc, (SubscriptionError,)):
-        return str(exc)
-    from workroom_app.billing.payments.gateway import GatewayError
-
-    if isinstance(exc, GatewayError):
-        return str(exc)
+    message = plan_actions.user_message(exc)
+    if message is not None:
+        return message
     log.exception("plan action failed", exc_info=exc)
     return "Something went wrong; nothing was charged. Please try again."

@@ -9,6 +9,7 @@ role); nothing renders before that check (`allowed`).
 from __future__ import annotations
 
 import asyncio
+from datetime import date
 from typing import Any
 from urllib.parse import urlencode
 
@@ -16,6 +17,7 @@ import reflex as rx
 
 from workroom_app.billing import clock, formatting, staff, staff_metrics
 from workroom_app.billing.staff import StaffError
+from workroom_app.db import read_session
 from workroom_app.routes import (
     LANDING_ROUTE,
     LOGIN_ROUTE,
@@ -23,6 +25,7 @@ from workroom_app.routes import (
     STAFF_QUEUES_ROUTE,
 )
 from workroom_app.state.session import SessionState
+from workroom_app.state.staff_figure_rows import rows_href
 
 NOT_STAFF = "The staff dashboard is for staff members only."
 KIND_LABELS = {
@@ -30,19 +33,6 @@ KIND_LABELS = {
     "renewal": "Renewals",
     "upgrade": "Upgrades",
     "downgrade": "Downgrades",
-}
-CATEGORY_LABELS = {
-    "granted_trial": "Trial",
-    "granted_subscription": "Subscription",
-    "granted_monthly": "Monthly",
-    "granted_plan_change": "Upgrades",
-    "granted_staff": "Staff added",
-    "spent": "Spent",
-    "refunded": "Refunded (failed generations)",
-    "expired": "Expired",
-    "burned": "Burned (downgrades)",
-    "adjusted_down": "Staff removed",
-    "removed_by_invoice_refund": "Removed by invoice refunds",
 }
 
 
@@ -56,18 +46,14 @@ _SLICE_COLOURS = (
 )
 
 
-def _usd(cents: int) -> str:
-    sign = "-" if cents < 0 else ""
-    return f"{sign}${abs(cents) / 100:,.2f}"
+_usd = formatting.format_money
 
 
 def _dollars(cents: int) -> float:
     return round(cents / 100, 2)
 
 
-def _read(actor_id: int, start_text: str, end_text: str):
-    from workroom_app.db import read_session
-
+def _read(actor_id: int, start_text: str, end_text: str) -> staff_metrics.Overview:
     now = clock.now()
     try:
         start, end = staff_metrics.parse_range(start_text, end_text, now)
@@ -92,6 +78,7 @@ class StaffOverviewState(SessionState):
     cards: list[dict[str, str]] = []
     revenue_chart: list[dict[str, Any]] = []
     revenue_kinds: list[dict[str, Any]] = []
+    revenue_days: list[dict[str, str]] = []
     refunds_text: str = ""
     mrr_cards: list[dict[str, str]] = []
     plans: list[dict[str, str]] = []
@@ -109,26 +96,51 @@ class StaffOverviewState(SessionState):
         self.range_text = (
             f"{formatting.format_date(o.start.date())} to {formatting.format_date(last_day)} (UTC)"
         )
+        # Each money figure links to the rows it counts (/staff/rows, same conditions).
+        period = {"from": self.range_start, "to": self.range_end}
         self.cards = [
-            {"label": "Revenue", "value": _usd(m.revenue_total), "testid": "ov-revenue"},
-            {"label": "Refunds", "value": _usd(m.refunds_total), "testid": "ov-refunds"},
-            {"label": "MRR now", "value": _usd(m.mrr_now), "testid": "ov-mrr"},
+            {
+                "label": "Revenue",
+                "value": _usd(m.revenue_total),
+                "testid": "ov-revenue",
+                "href": rows_href("revenue", **period),
+            },
+            {
+                "label": "Refunds",
+                "value": _usd(m.refunds_total),
+                "testid": "ov-refunds",
+                "href": rows_href("refunds", **period),
+            },
+            {
+                "label": "MRR now",
+                "value": _usd(m.mrr_now),
+                "testid": "ov-mrr",
+                "href": rows_href("subscriptions", status="active"),
+            },
             {
                 "label": "Past due",
                 "value": f"{m.past_due_count:,} · {_usd(m.past_due_cents)}",
                 "testid": "ov-past-due",
+                "href": rows_href("subscriptions", status="past_due"),
             },
             {
                 "label": "Open disputes",
                 "value": f"{m.open_disputes:,} · {_usd(m.open_dispute_cents)}",
                 "testid": "ov-disputes",
+                "href": rows_href("disputes"),
             },
             {
                 "label": "Outstanding credits",
                 "value": f"{c.outstanding_total:,}",
                 "testid": "ov-outstanding",
+                "href": "",
             },
-            {"label": "Generations", "value": f"{g.total:,}", "testid": "ov-generations"},
+            {
+                "label": "Generations",
+                "value": f"{g.total:,}",
+                "testid": "ov-generations",
+                "href": "",
+            },
         ]
         days = sorted(set(m.revenue_by_day) | set(m.refunds_by_day))
         self.revenue_chart = [
@@ -139,6 +151,17 @@ class StaffOverviewState(SessionState):
             }
             for d in days
         ]
+        # The same per day as text, each amount a link to its invoices or refunds.
+        self.revenue_days = [
+            {
+                "day": formatting.format_date(date.fromisoformat(d)),
+                "revenue": _usd(sum(m.revenue_by_day.get(d, {}).values())),
+                "revenue_href": rows_href("revenue", **{"from": d, "to": d}),
+                "refunds": _usd(m.refunds_by_day.get(d, 0)),
+                "refunds_href": rows_href("refunds", **{"from": d, "to": d}),
+            }
+            for d in reversed(days)
+        ]
         # Any invoice kind shows (credit packs included) under its own name.
         # Each slice its own colour (one fill for all made the pie a single disc).
         self.revenue_kinds = [
@@ -147,19 +170,37 @@ class StaffOverviewState(SessionState):
                 "value": _dollars(v),
                 "text": _usd(v),
                 "fill": _SLICE_COLOURS[i % len(_SLICE_COLOURS)],
+                "href": rows_href("revenue", kind=k, **period),
             }
             for i, (k, v) in enumerate(m.revenue_by_kind.items())
         ]
         self.mrr_cards = [
-            {"label": "New", "value": _usd(m.mrr_new)},
-            {"label": "Expansion", "value": _usd(m.mrr_expansion)},
-            {"label": "Contraction", "value": _usd(-m.mrr_contraction)},
-            {"label": "Churn", "value": _usd(-m.mrr_churn)},
+            {
+                "label": "New",
+                "value": _usd(m.mrr_new),
+                "href": rows_href("revenue", kind="activation", sub="1", **period),
+            },
+            {
+                "label": "Expansion",
+                "value": _usd(m.mrr_expansion),
+                "href": rows_href("revenue", kind="upgrade", sub="1", **period),
+            },
+            {
+                # The downgrades behind it (each counts its previous price minus its new one).
+                "label": "Contraction",
+                "value": _usd(-m.mrr_contraction),
+                "href": rows_href("revenue", kind="downgrade", sub="1", **period),
+            },
+            {"label": "Churn", "value": _usd(-m.mrr_churn), "href": rows_href("churn", **period)},
         ]
         self.plans = [
-            {"plan": staff.plan_name(k), "count": f"{n:,}"} for k, n in m.active_by_plan.items()
+            {
+                "plan": staff.plan_name(k),
+                "count": f"{n:,}",
+                "href": rows_href("subscriptions", status="active", plan=k),
+            }
+            for k, n in m.active_by_plan.items()
         ]
-        granted = [k for k in staff_metrics.CATEGORIES if k.startswith("granted")]
         self.credits_chart = [
             {
                 "day": d[5:],
@@ -172,9 +213,12 @@ class StaffOverviewState(SessionState):
             }
             for d, row in c.by_day.items()
         ]
-        del granted
         self.credit_totals = [
-            {"label": CATEGORY_LABELS.get(k, k.replace("_", " ").capitalize()), "value": f"{v:,}"}
+            {
+                "label": staff_metrics.category_label(k),
+                "value": f"{v:,}",
+                "href": rows_href("credits", category=k, **period),
+            }
             for k, v in c.totals.items()
         ]
         self.outstanding_chart = [

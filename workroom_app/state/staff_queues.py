@@ -15,10 +15,12 @@ from typing import Any
 
 import reflex as rx
 
-from workroom_app.billing import audit, staff, staff_queues, staff_roles
+from workroom_app import db
+from workroom_app.billing import audit, clock, staff, staff_queues, staff_roles
 from workroom_app.billing.staff import NotAllowed, StaffError, StaffOnly
 from workroom_app.billing.staff_roles import Permission
-from workroom_app.models import JobStatus
+from workroom_app.db import read_session
+from workroom_app.models import Account, GenerationJob, JobStatus
 from workroom_app.routes import LANDING_ROUTE, LOGIN_ROUTE
 from workroom_app.state.session import SessionState
 
@@ -42,23 +44,17 @@ def _text(form: Any, name: str, allowed: tuple[str, ...] | None = None, max_len:
 
 
 def _engine():
-    from workroom_app.db import get_engine
-
-    return get_engine()
+    # Looked up on each call (tests point the app at their own database).
+    return db.get_engine()
 
 
 def _role_of(account_id: int) -> str | None:
-    from workroom_app.db import read_session
-    from workroom_app.models import Account
-
     with read_session() as session:
         account = session.get(Account, account_id)
         return account.role if account else None
 
 
 def _read_webhooks(actor: int, outcome: str) -> list[dict[str, str]]:
-    from workroom_app.db import read_session
-
     with read_session() as session:
         return [
             {
@@ -74,8 +70,6 @@ def _read_webhooks(actor: int, outcome: str) -> list[dict[str, str]]:
 
 
 def _read_emails(actor: int, which: str) -> list[dict[str, str]]:
-    from workroom_app.db import read_session
-
     with read_session() as session:
         rows = staff_queues.list_emails(
             session,
@@ -100,9 +94,6 @@ def _read_emails(actor: int, which: str) -> list[dict[str, str]]:
 def _read_jobs(
     actor: int, status: str, feature: str, provider: str, account: str
 ) -> list[dict[str, str]]:
-    from workroom_app.billing import clock
-    from workroom_app.db import read_session
-
     account_id = staff.check_id(account, "account") if account else None
     with read_session() as session:
         rows = staff_queues.list_jobs(
@@ -132,9 +123,6 @@ def _read_jobs(
 
 
 def _timeline(actor: int, job_id: int) -> list[dict[str, str]]:
-    from workroom_app.db import read_session
-    from workroom_app.models import GenerationJob
-
     with read_session() as session:
         staff.require_staff(session, actor)
         job = session.get(GenerationJob, job_id)

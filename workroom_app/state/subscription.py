@@ -16,18 +16,23 @@ import logging
 
 import reflex as rx
 
-from workroom_app.billing import (
-    formatting,
-    invoices,
-    payment_confirmation,
-    stripe_payments,
-    subscriptions,
+from workroom_app.billing import formatting, invoices, payment_confirmation, subscriptions
+from workroom_app.billing.catalog import get_catalog
+from workroom_app.billing.invoice_refunds import refund_label, refunded_by_invoice, refunded_cents
+from workroom_app.billing.subscriptions import (
+    CardForm,
+    CardFormError,
+    SubscriptionError,
+    card_form_field,
+    plan_actions,
+    read_card_form,
 )
-from workroom_app.billing.payments.cards import BRAND_LABELS
-from workroom_app.billing.subscriptions import SubscriptionError
-from workroom_app.state.checkout import CardFormError, card_error_var, field_of, read_card_form
+from workroom_app.components.plan_text import date_text, money_text
+from workroom_app.db import read_session, write_session
+from workroom_app.models import Invoice
+from workroom_app.state.alerts import AlertsState
+from workroom_app.state.card_payment import card_error_var
 from workroom_app.state.payment_confirmation import go_to_confirmation
-from workroom_app.state.plans import date_text, money_text
 from workroom_app.state.session import SessionState
 
 log = logging.getLogger(__name__)
@@ -70,15 +75,9 @@ class InvoiceLineRow:
     amount: str = ""
 
 
-def _card_text(brand: str | None, last4: str | None) -> str:
-    if not brand or not last4:
-        return "—"
-    return f"{BRAND_LABELS.get(brand, brand.title())} •••• {last4}"
-
-
-def payment_row(invoice, first_line: str, zone: str = "UTC", refunded_cents: int = 0) -> PaymentRow:
-    from workroom_app.billing.invoice_refunds import refund_label
-
+def payment_row(
+    invoice: Invoice, first_line: str, zone: str = "UTC", refunded_cents: int = 0
+) -> PaymentRow:
     label = refund_label(invoice.status, invoice.amount_cents, refunded_cents)
     if refunded_cents > 0 and label == "Partly refunded":
         label += f" ({money_text(refunded_cents, invoice.currency)})"
@@ -88,7 +87,7 @@ def payment_row(invoice, first_line: str, zone: str = "UTC", refunded_cents: int
         date=date_text(invoice.created_at, zone),
         description=first_line or _KIND_LABELS.get(invoice.kind, invoice.kind.title()),
         amount=money_text(invoice.amount_cents, invoice.currency),
-        card=_card_text(invoice.card_brand, invoice.card_last4),
+        card=subscriptions.short_card_label(invoice.card_brand, invoice.card_last4),
         status=invoice.status,
         status_label=label,
         reason=invoice.failure_reason or "",
@@ -112,38 +111,33 @@ class Overview:
 
 
 def read_overview(account_id: int) -> Overview:
-    from workroom_app.db import read_session
-    from workroom_app.settings import get_settings
-
     with read_session() as session:
         s = subscriptions.summary(session, account_id)
-        sub = subscriptions.live_subscription(session, account_id)
-        zone = formatting.account_zone(session, account_id).key
-    gateway = (
-        sub.gateway if sub is not None else (get_settings().payment_gateway or "local").lower()
-    )
+        standing = plan_actions.standing(session, account_id, s)
+    zone = standing.zone
     currency = _currency()
-    if s.status == "free":
+    if standing.ended():
         renewal, amount = "—", "—"
-    elif s.cancel_at_period_end:
+    elif standing.cancel_at_period_end:
         renewal, amount = "Does not renew", money_text(0, currency)
     else:
         # The period's end seen in the account's zone (the same day "ends" shows).
         renews = s.current_period_end if s.current_period_end is not None else s.next_renewal_date
         renewal, amount = date_text(renews, zone), money_text(s.renewal_amount_cents, currency)
     retry = ""
-    if s.status == "past_due":
+    if standing.past_due():
         # Honest past due: not a renewal date in the past and "Auto-renewal On".
         with read_session() as session:
             failing = subscriptions.past_due(session, account_id)
+        renewal = "Past due"
+        amount = money_text(failing.amount_cents, currency) + " failed" if failing else "—"
+        retry = failing.message() if failing else "Your last renewal payment failed."
+        with read_session() as session:
             waiting = [
                 w
                 for w in payment_confirmation.pending_for_account(session, account_id)
                 if w.kind == "renewal"
             ]
-        renewal = "Past due"
-        amount = money_text(failing.amount_cents, currency) + " failed" if failing else "—"
-        retry = failing.message() if failing else "Your last renewal payment failed."
         if waiting:
             # Waiting for the card holder (3-D Secure) is not a failure: say what to do.
             amount, retry = waiting[0].amount_text + " to confirm", waiting[0].message()
@@ -153,31 +147,25 @@ def read_overview(account_id: int) -> Overview:
         status=s.status,
         renewal_text=renewal,
         renewal_amount=amount,
-        auto_renew=s.status == "active" and not s.cancel_at_period_end,
+        auto_renew=standing.auto_renews(),
         period_end=date_text(s.current_period_end, zone) if s.current_period_end else "—",
         card_label=subscriptions.card_label(s.card) if s.card is not None else "",
         has_card=s.card is not None,
-        # A Stripe customer's card lives on Stripe's pages, not in our form.
-        cards_managed_here=gateway != "stripe",
+        # A hosted gateway's customer (Stripe) replaces the card on its pages, not our form.
+        cards_managed_here=standing.cards_managed_here,
         retry_note=retry,
     )
 
 
 def _currency() -> str:
-    from workroom_app.billing import catalog
-
-    return catalog.get_catalog().currency
+    return get_catalog().currency
 
 
 def read_payments(account_id: int, offset: int) -> tuple[list[PaymentRow], int]:
-    from workroom_app.db import read_session
-
     with read_session() as session:
         rows = invoices.list_for_account(session, account_id, limit=PAGE_SIZE, offset=offset)
         total = invoices.count_for_account(session, account_id)
         zone = formatting.account_zone(session, account_id).key
-        from workroom_app.billing.invoice_refunds import refunded_by_invoice
-
         refunded = refunded_by_invoice(session, [inv.id for inv in rows])
         out = []
         for inv in rows:
@@ -189,27 +177,23 @@ def read_payments(account_id: int, offset: int) -> tuple[list[PaymentRow], int]:
 
 def read_invoice(viewer_id: int, invoice_id: object):
     """(row, lines) when the viewer may see it, else None (any reason alike)."""
-    from workroom_app.db import read_session
-
     with read_session() as session:
         inv = invoices.get_for_viewer(session, invoice_id, viewer_id)
         if inv is None:
             return None
         lines = invoices.lines_of(session, inv.id)
         zone = formatting.account_zone(session, viewer_id).key
-        from workroom_app.billing.invoice_refunds import refunded_cents
-
         return (
             payment_row(
                 inv, lines[0].description if lines else "", zone, refunded_cents(session, inv.id)
             ),
             [
                 InvoiceLineRow(
-                    l.description,
-                    str(l.quantity),
-                    money_text(l.amount_cents * l.quantity, inv.currency),
+                    line.description,
+                    str(line.quantity),
+                    money_text(line.amount_cents * line.quantity, inv.currency),
                 )
-                for l in lines
+                for line in lines
             ],
             (
                 f"{date_text(inv.period_start, zone)} – {date_text(inv.period_end, zone)}"
@@ -219,33 +203,15 @@ def read_invoice(viewer_id: int, invoice_id: object):
         )
 
 
-def save_card(account_id: int, card) -> str:  # noqa: ANN001
-    from workroom_app.db import write_session
-
+def save_card(account_id: int, card: CardForm) -> str:
     with write_session() as session:
         pm = subscriptions.save_card(session, account_id, card)
         return subscriptions.card_label(pm)
 
 
 def pay_now(account_id: int) -> subscriptions.Outcome:
-    from workroom_app.billing.payments import get_gateway
-    from workroom_app.db import get_engine, read_session, write_session
-
-    with read_session() as session:
-        sub = subscriptions.live_subscription(session, account_id)
-    if sub is not None and sub.gateway == "stripe":
-        # Off-session: Stripe pays the open renewal invoice with the card on file there.
-        return stripe_payments.pay_now(get_engine(), get_gateway("stripe"), account_id)
-    with write_session() as session:
-        return subscriptions.pay_now(session, account_id)
-
-
-def sync_stripe_checkout(checkout_session_id: str) -> None:
-    from workroom_app.billing import stripe_webhooks
-    from workroom_app.billing.payments import get_gateway
-    from workroom_app.db import get_engine
-
-    stripe_webhooks.sync_checkout_session(get_engine(), get_gateway("stripe"), checkout_session_id)
+    # On the gateway that bills the plan (with Stripe: its open renewal invoice, off-session).
+    return plan_actions.pay_now(account_id)
 
 
 def _parse_id(value: object) -> int | None:
@@ -328,9 +294,9 @@ class SubscriptionState(SessionState):
         try:
             checkout_id = self.router.url.query_parameters.get("checkout_session", "")
             if checkout_id:
-                # Back from Stripe Checkout: activate now rather than wait for the webhook.
+                # Back from a hosted checkout: activate now rather than wait for the webhook.
                 try:
-                    await asyncio.to_thread(sync_stripe_checkout, checkout_id)
+                    await asyncio.to_thread(plan_actions.finish_checkout, checkout_id)
                     await self._reload_account()
                 except Exception as exc:  # noqa: BLE001
                     log.warning("checkout sync failed: %s", exc)
@@ -407,7 +373,7 @@ class SubscriptionState(SessionState):
         try:
             label = await asyncio.to_thread(save_card, account_id, card)
         except SubscriptionError as exc:
-            self._card_error(field_of(exc), str(exc))
+            self._card_error(card_form_field(exc), str(exc))
             return
         except Exception:  # noqa: BLE001
             log.exception("saving a card failed")
@@ -426,8 +392,6 @@ class SubscriptionState(SessionState):
 
     async def pay_now(self):
         """Past due: charge the failed renewal now with the card on file. Takes no arguments."""
-        from workroom_app.state.alerts import AlertsState
-
         account_id = self._account_id
         if account_id is None or self.pay_busy:
             return

@@ -25,8 +25,6 @@ from workroom_app.billing.catalog.wording import (
     unknown_model_message,
 )
 
-UNITS = ("image", "second", "characters")
-
 
 @dataclass(frozen=True, eq=False)
 class Resolution:

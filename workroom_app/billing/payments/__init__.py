@@ -10,6 +10,7 @@ from __future__ import annotations
 import importlib
 from collections.abc import Callable
 
+from workroom_app import settings as settings_module
 from workroom_app.billing.payments.gateway import (
     CardOnFile,
     ChargeResult,
@@ -41,9 +42,7 @@ def register_gateway(name: str, factory: Callable[[object], PaymentGateway]) -> 
 
 
 def get_gateway(name: str | None = None) -> PaymentGateway:
-    from workroom_app.settings import get_settings
-
-    settings = get_settings()
+    settings = settings_module.get_settings()  # looked up per call: tests swap it
     name = (name or settings.payment_gateway or "local").strip().lower()
     gateway = _instances.get(name)
     if gateway is not None:

@@ -189,10 +189,6 @@ class CardDetails:
     exp_year: int
     behaviour: str = Behaviour.OK
 
-    @property
-    def brand_label(self) -> str:
-        return BRAND_LABELS.get(self.brand, self.brand.title())
-
 
 @dataclass(frozen=True)
 class CardCheck:
@@ -309,7 +305,14 @@ def check_card(
     )
 
 
-def require_valid_card(number, exp_month, exp_year, cvc, *, now=None) -> CardDetails:
+def require_valid_card(
+    number: object,
+    exp_month: object,
+    exp_year: object,
+    cvc: object,
+    *,
+    now: datetime | None = None,
+) -> CardDetails:
     """check_card, raising CardInvalid (with the user message) when it fails."""
     result = check_card(number, exp_month, exp_year, cvc, now=now)
     if not result.ok:

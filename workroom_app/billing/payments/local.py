@@ -21,9 +21,12 @@ from contextlib import contextmanager
 from typing import Any
 
 from sqlalchemy import bindparam
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
 
+from workroom_app import db
 from workroom_app.billing import clock
 from workroom_app.billing.payments import cards
 from workroom_app.billing.payments.gateway import CardOnFile, ChargeResult, GatewayError
@@ -51,10 +54,7 @@ _card_by_token = select(_K.c.account_id, _K.c.behaviour, _K.c.exp_month, _K.c.ex
 
 
 @functools.lru_cache(maxsize=4)
-def _insert_charge(dialect: str):
-    from sqlalchemy.dialects.postgresql import insert as pg_insert
-    from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-
+def _insert_charge(dialect: str):  # noqa: ANN202  (a dialect's INSERT ... ON CONFLICT)
     fn = pg_insert if dialect == "postgresql" else sqlite_insert
     return fn(_C).on_conflict_do_nothing(index_elements=[_C.c.idempotency_key]).returning(_C.c.id)
 
@@ -82,9 +82,7 @@ class LocalGateway:
         if session is not None:
             yield session
             return
-        from workroom_app.db import get_engine, write_session
-
-        with write_session(self._engine or get_engine()) as own:
+        with db.write_session(self._engine or db.get_engine()) as own:
             yield own
 
     # ---------------------------------------------------------------- cards
@@ -270,7 +268,7 @@ class LocalGateway:
             return True
 
     @staticmethod
-    def _result(row) -> ChargeResult:
+    def _result(row: Any) -> ChargeResult:  # a LocalCharge row
         return ChargeResult(
             ok=row.ok,
             gateway_ref=row.gateway_ref,
@@ -279,7 +277,7 @@ class LocalGateway:
             requires_action=row.failure_code == REQUIRES_ACTION,
         )
 
-    def _replay(self, row, account_id: int, amount_cents: int) -> ChargeResult:
+    def _replay(self, row: Any, account_id: int, amount_cents: int) -> ChargeResult:
         if row.account_id != account_id or row.amount_cents != amount_cents:
             raise GatewayError("This idempotency key was already used for a different charge.")
         return self._result(row)

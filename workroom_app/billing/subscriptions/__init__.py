@@ -43,16 +43,20 @@ Where each part lives (this package re-exports the public names, so
 - ``renewal_batch``: renew_due, scheduled_tick;
 - ``plan_changes``: preview_change, change_plan, apply_upgrade, apply_downgrade;
 - ``cancel``: cancel, resume, set_cancel_at_period_end;
-- ``summary``: summary, past_due, card_label.
+- ``summary``: summary, past_due, card_label, short_card_label;
+- ``plan_actions``: what a user can do with their plan, dispatched to the gateway that
+  bills it (import it as a module: it is not re-exported here).
 """
 
 from __future__ import annotations
 
-from workroom_app.billing import ledger
 from workroom_app.billing.subscriptions.cancel import cancel, resume, set_cancel_at_period_end
 from workroom_app.billing.subscriptions.card_storage import (
     CardForm,
+    CardFormError,
+    card_form_field,
     card_to_charge,
+    read_card_form,
     save_card,
     store_card,
 )
@@ -116,11 +120,9 @@ from workroom_app.billing.subscriptions.summary import (
     SubscriptionSummary,
     card_label,
     past_due,
+    short_card_label,
     summary,
 )
-
-# Kept for the callers that still read it here; the query lives in the ledger.
-_plan_credits_left = ledger.subscription_credits_left
 
 __all__ = [
     "ACTIVATION",
@@ -130,6 +132,7 @@ __all__ = [
     "UPGRADE",
     "AlreadySubscribed",
     "CardForm",
+    "CardFormError",
     "CardRejected",
     "ChangePreview",
     "NoPaymentMethod",
@@ -151,6 +154,7 @@ __all__ = [
     "apply_downgrade",
     "apply_upgrade",
     "cancel",
+    "card_form_field",
     "card_label",
     "card_to_charge",
     "change_plan",
@@ -162,6 +166,7 @@ __all__ = [
     "pay_now",
     "preview_change",
     "preview_subscribe",
+    "read_card_form",
     "record_failed_attempt",
     "record_payment_failed",
     "record_renewal_paid",
@@ -171,6 +176,7 @@ __all__ = [
     "save_card",
     "scheduled_tick",
     "set_cancel_at_period_end",
+    "short_card_label",
     "store_card",
     "subscribe",
     "summary",
@@ -181,6 +187,5 @@ __all__ = [
     "_check_account_id",
     "_currency",
     "_email_stmt",
-    "_plan_credits_left",
     "_write_invoice",
 ]

@@ -10,6 +10,7 @@ from sqlmodel import Session, func, select
 from workroom_app.billing import alerts, clock, invoices, ledger, periods
 from workroom_app.billing.invoices import LineItem
 from workroom_app.billing.payments import get_gateway
+from workroom_app.billing.payments.gateway import PaymentGateway
 from workroom_app.billing.periods import as_utc
 from workroom_app.billing.subscriptions.card_storage import CardForm, card_to_charge, store_card
 from workroom_app.billing.subscriptions.errors import (
@@ -77,7 +78,7 @@ def subscribe(
     *,
     card: CardForm | None = None,
     expected_preview: SubscribePreview | None = None,
-    gateway=None,
+    gateway: PaymentGateway | None = None,
 ) -> Outcome:
     """Checkout with a gateway that charges directly (local test mode).
 

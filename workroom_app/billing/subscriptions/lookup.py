@@ -7,7 +7,9 @@ from datetime import date, datetime
 
 from sqlmodel import Session, select
 
-from workroom_app.billing import formatting, invoices
+from workroom_app.billing import catalog, formatting, invoices
+from workroom_app.billing.catalog import Catalog, Plan
+from workroom_app.billing.invoice_pdf import money
 from workroom_app.billing.subscriptions.errors import (
     NoSubscription,
     NotAPaidPlan,
@@ -19,9 +21,7 @@ from workroom_app.models import Account, PaymentMethod, Subscription, Subscripti
 _LIVE = (SubscriptionStatus.ACTIVE.value, SubscriptionStatus.PAST_DUE.value)
 
 
-def _catalog():
-    from workroom_app.billing import catalog
-
+def _catalog() -> Catalog:
     return catalog.get_catalog()
 
 
@@ -29,7 +29,7 @@ def _currency() -> str:
     return getattr(_catalog(), "currency", "usd") or "usd"
 
 
-def get_plan(plan_key: object):
+def get_plan(plan_key: object) -> Plan:
     """The catalog plan, or UnknownPlan (with a user message) for anything else."""
     if not isinstance(plan_key, str) or not plan_key or len(plan_key) > 32:
         raise UnknownPlan(plan_key)
@@ -39,7 +39,7 @@ def get_plan(plan_key: object):
         raise UnknownPlan(plan_key) from None
 
 
-def _paid_plan(plan_key: object):
+def _paid_plan(plan_key: object) -> Plan:
     plan = get_plan(plan_key)
     if not plan.paid:
         lowest = _catalog().lowest_paid_plan
@@ -58,8 +58,6 @@ def _check_account_id(account_id: object) -> int:
 
 
 def _money(cents: int) -> str:
-    from workroom_app.billing.invoice_pdf import money
-
     return money(cents, _currency())
 
 

@@ -15,7 +15,7 @@ from sqlmodel import Session, select
 
 from workroom_app.billing import formatting, invoices, receipts
 from workroom_app.billing.invoices import LineItem
-from workroom_app.billing.payments.gateway import CardOnFile, ChargeResult
+from workroom_app.billing.payments.gateway import CardOnFile, ChargeResult, PaymentGateway
 from workroom_app.billing.periods import as_utc
 from workroom_app.billing.subscriptions.errors import SubscriptionError
 from workroom_app.billing.subscriptions.lookup import _currency, _fmt_date, _lock, get_plan
@@ -164,7 +164,7 @@ def _no_card_facts(amount_cents: int, key: str, gateway_name: str) -> PaymentFac
 
 def _charge(
     session: Session,
-    gateway,
+    gateway: PaymentGateway,
     account_id: int,
     card: Any,
     amount_cents: int,

@@ -8,8 +8,10 @@ from datetime import datetime
 from sqlmodel import Session
 
 from workroom_app.billing import alerts, clock, formatting, invoices, ledger, periods
+from workroom_app.billing.catalog import Plan
 from workroom_app.billing.invoices import LineItem
 from workroom_app.billing.payments import get_gateway
+from workroom_app.billing.payments.gateway import PaymentGateway
 from workroom_app.billing.periods import as_utc
 from workroom_app.billing.subscriptions.errors import (
     NoPaymentMethod,
@@ -56,7 +58,9 @@ def _change_key(kind: str, sub: Subscription, to_key: str, n_failed: int) -> str
     return f"{kind}:{sub.id}:{sub.plan_key}->{to_key}:{start}:{n_failed}"
 
 
-def _preview_change(session: Session, sub: Subscription, new_plan, now: datetime) -> ChangePreview:
+def _preview_change(
+    session: Session, sub: Subscription, new_plan: Plan, now: datetime
+) -> ChangePreview:
     current = get_plan(sub.plan_key)
     if new_plan.key == current.key:
         raise SamePlan(f"You're already on {current.name}.")
@@ -132,7 +136,7 @@ def change_plan(
     new_plan_key: str,
     *,
     expected_preview: ChangePreview | None = None,
-    gateway=None,
+    gateway: PaymentGateway | None = None,
 ) -> Outcome:
     """Upgrade or downgrade now (PRODUCT_RULES §5), charging the saved card.
 

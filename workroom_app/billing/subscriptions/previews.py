@@ -47,7 +47,7 @@ class ChangePreview:
         return _terms(self) == _terms(other)
 
 
-def _terms(preview) -> tuple:
+def _terms(preview: SubscribePreview | ChangePreview) -> tuple:
     # Everything the user was shown, balance included: a generation that ran
     # between preview and confirm changes how many credits burn.
     return tuple(

@@ -14,6 +14,7 @@ from workroom_app import notifications
 from workroom_app.billing import alerts, clock, invoices, ledger, periods
 from workroom_app.billing.invoices import LineItem
 from workroom_app.billing.payments import get_gateway
+from workroom_app.billing.payments.gateway import PaymentGateway
 from workroom_app.billing.periods import as_utc
 from workroom_app.billing.subscriptions.errors import (
     NoPaymentMethod,
@@ -86,7 +87,11 @@ def _is_due(sub: Subscription, now: datetime) -> bool:
 
 
 def renew(
-    session: Session, subscription_id: int, *, now: datetime | None = None, gateway=None
+    session: Session,
+    subscription_id: int,
+    *,
+    now: datetime | None = None,
+    gateway: PaymentGateway | None = None,
 ) -> Outcome | None:
     """Take a due renewal payment (or a scheduled retry) for a local subscription.
 
@@ -146,7 +151,7 @@ def renew(
     )
 
 
-def pay_now(session: Session, account_id: int, *, gateway=None) -> Outcome:
+def pay_now(session: Session, account_id: int, *, gateway: PaymentGateway | None = None) -> Outcome:
     """ "Pay now" on a past-due plan (after replacing the card): charge the failed
     renewal at once, without waiting for the next scheduled retry. Paid, it
     renews exactly as an on-time renewal would (the same period from the due

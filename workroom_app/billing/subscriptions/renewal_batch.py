@@ -4,6 +4,8 @@ worker's scheduler and `workroom renew --due` call)."""
 from __future__ import annotations
 
 import logging
+import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -13,8 +15,10 @@ from sqlmodel import Session, select
 
 from workroom_app.billing import alerts, clock, invoices, receipts
 from workroom_app.billing.payments import get_gateway
+from workroom_app.billing.payments.gateway import PaymentGateway
 from workroom_app.billing.periods import as_utc
 from workroom_app.billing.subscriptions.renewal import renew
+from workroom_app.db import is_sqlite, read_session, write_session
 from workroom_app.models import Subscription, SubscriptionStatus
 
 log = logging.getLogger(__name__)
@@ -54,10 +58,10 @@ def _due_ids(session: Session, now: datetime, gateway_name: str) -> list[int]:
     )
 
 
-def _renew_batch(engine: Engine, ids: list[int], now: datetime, gateway) -> RenewReport:
+def _renew_batch(
+    engine: Engine, ids: list[int], now: datetime, gateway: PaymentGateway
+) -> RenewReport:
     """One transaction for a batch; each renewal in its own savepoint."""
-    from workroom_app.db import write_session
-
     report = RenewReport()
     with write_session(engine) as session:
         for sub_id in ids:
@@ -85,7 +89,7 @@ def renew_due(
     now: datetime | None = None,
     *,
     batch_size: int = 200,
-    gateway=None,
+    gateway: PaymentGateway | None = None,
     max_passes: int = 24,
     workers: int = 1,
 ) -> RenewReport:
@@ -99,11 +103,6 @@ def renew_due(
     never wait on each other's locks); SQLite has one writer, so it stays
     sequential there. Passes repeat while something was due (after a long
     clock jump one subscription may owe several retries)."""
-    import time
-    from concurrent.futures import ThreadPoolExecutor
-
-    from workroom_app.db import is_sqlite, read_session
-
     started = time.perf_counter()
     now = as_utc(now or clock.now())
     gateway = gateway or get_gateway("local")

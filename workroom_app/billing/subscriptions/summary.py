@@ -129,6 +129,13 @@ def past_due(session: Session, account_id: int) -> PastDue | None:
     )
 
 
+def short_card_label(brand: str | None, last4: str | None) -> str:
+    """A card as a payment row shows it ("Visa •••• 4242"); "—" when unknown."""
+    if not brand or not last4:
+        return "—"
+    return f"{BRAND_LABELS.get(brand, brand.title())} •••• {last4}"
+
+
 def card_label(card: PaymentMethod | CardOnFile | None) -> str:
     if card is None:
         return "No card on file"

@@ -7,10 +7,10 @@ providers/http.py); `local` is the service that ships with the app
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, NamedTuple, Protocol
+from typing import NamedTuple, Protocol
 
-if TYPE_CHECKING:
-    from workroom_app.models import GenerationJob
+from workroom_app.models import GenerationJob
+from workroom_app.settings import Settings, get_settings
 
 # Normalised provider states.
 QUEUED = "queued"
@@ -19,7 +19,6 @@ SUCCEEDED = "succeeded"
 FAILED = "failed"
 REJECTED = "rejected"
 CANCELED = "canceled"
-FINAL_STATES = (SUCCEEDED, FAILED, REJECTED, CANCELED)
 
 
 class ProviderStatus(NamedTuple):
@@ -56,18 +55,17 @@ class Provider(Protocol):
     async def aclose(self) -> None: ...
 
 
-def get_provider(name: str | None = None, settings=None) -> Provider:
+def get_provider(name: str | None = None, settings: Settings | None = None) -> Provider:
     """The provider named by settings.generation_provider (or `name`)."""
-    from workroom_app.settings import get_settings
-
     settings = settings or get_settings()
     name = name or settings.generation_provider
     if name == "local":
-        from workroom_app.generation.providers.local import LocalProvider
+        # The providers import this package's types: loaded here, not at the top (a cycle).
+        from workroom_app.generation.providers.local import LocalProvider  # noqa: PLC0415
 
         return LocalProvider.from_settings(settings)
     if name == "hosted":
-        from workroom_app.generation.providers.hosted import HostedProvider
+        from workroom_app.generation.providers.hosted import HostedProvider  # noqa: PLC0415
 
         return HostedProvider.from_settings(settings)
     raise ValueError(f"Unknown generation provider {name!r}: use 'local' or 'hosted'.")

@@ -3,14 +3,17 @@ WORKROOM_HOSTED_PROVIDER_URL and WORKROOM_HOSTED_PROVIDER_TOKEN (sent as Bearer)
 
 from __future__ import annotations
 
+from typing import Any
+
 from workroom_app.generation.providers.http import PredictionClient
+from workroom_app.settings import Settings
 
 
 class HostedProvider(PredictionClient):
     name = "hosted"
 
     @classmethod
-    def from_settings(cls, settings, **kwargs) -> HostedProvider:
+    def from_settings(cls, settings: Settings, **kwargs: Any) -> HostedProvider:
         if not settings.hosted_provider_url:
             raise ValueError(
                 "WORKROOM_HOSTED_PROVIDER_URL is not set: configure the hosted API or use "

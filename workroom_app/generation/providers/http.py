@@ -18,11 +18,13 @@ import asyncio
 import base64
 import json
 import re
+from pathlib import Path
 from typing import Any
 from urllib.parse import urljoin, urlsplit
 
 import httpx
 
+from workroom_app.generation import jobs, uploads
 from workroom_app.generation.providers import (
     CANCELED,
     FAILED,
@@ -33,6 +35,7 @@ from workroom_app.generation.providers import (
     ProviderError,
     ProviderStatus,
 )
+from workroom_app.models import GenerationJob
 
 _STATES = {
     "starting": QUEUED,
@@ -70,7 +73,7 @@ class PredictionClient:
         backoff: float = 0.25,
         max_backoff: float = 4.0,
         transport: httpx.AsyncBaseTransport | None = None,
-        media_dir=None,
+        media_dir: Path | None = None,
     ) -> None:
         if not base_url:
             raise ValueError("The generation provider URL is not configured.")
@@ -97,10 +100,10 @@ class PredictionClient:
         await self._client.aclose()
         await self._plain.aclose()
 
-    async def __aenter__(self):
+    async def __aenter__(self) -> PredictionClient:
         return self
 
-    async def __aexit__(self, *exc) -> None:
+    async def __aexit__(self, *exc: object) -> None:
         await self.aclose()
 
     # ------------------------------------------------------------- transport
@@ -159,13 +162,11 @@ class PredictionClient:
 
     # ------------------------------------------------------------- API
 
-    def model_name(self, job) -> str:
+    def model_name(self, job: GenerationJob) -> str:
         return f"{job.feature}/{job.model}"
 
-    def build_input(self, job) -> dict[str, Any]:
+    def build_input(self, job: GenerationJob) -> dict[str, Any]:
         """The prediction input: the job's parameters, uploads inlined as data URIs."""
-        from workroom_app.generation import jobs, uploads
-
         params = jobs.params(job)
         refs = params.pop("uploads", {}) or {}
         for role, ref in refs.items():
@@ -173,7 +174,7 @@ class PredictionClient:
             params[role] = f"data:{uploads.mime_of(ref)};base64,{base64.b64encode(data).decode()}"
         return params
 
-    async def create(self, job) -> str:
+    async def create(self, job: GenerationJob) -> str:
         response = await self._request(
             "POST",
             "v1/predictions",
@@ -262,8 +263,6 @@ class PredictionClient:
             raise ProviderError("The generation service sent an output file that is too large.")
         mime = response.headers.get("content-type", "").split(";")[0].strip().lower()
         if not mime or mime == "application/octet-stream":
-            from workroom_app.generation import uploads
-
             ext = uploads.sniff(data)
             mime = uploads.FORMATS[ext][1] if ext else "application/octet-stream"
         return data, mime
@@ -304,8 +303,9 @@ def _error_text(response: httpx.Response) -> str:
         body = response.json()
         if isinstance(body, dict):
             for key in ("detail", "error", "message"):
-                if isinstance(body.get(key), str):
-                    return body[key]
+                text = body.get(key)
+                if isinstance(text, str):
+                    return text
     except ValueError:
         pass
     return response.text or response.reason_phrase

@@ -3,16 +3,24 @@
 
 from __future__ import annotations
 
+import errno
+import socket
+import time
+from typing import Any
+from urllib.parse import urlsplit
+
 import httpx
 
+from workroom_app.generation.local_service import ServiceThread
 from workroom_app.generation.providers.http import PredictionClient
+from workroom_app.settings import Settings
 
 
 class LocalProvider(PredictionClient):
     name = "local"
 
     @classmethod
-    def from_settings(cls, settings, **kwargs) -> LocalProvider:
+    def from_settings(cls, settings: Settings, **kwargs: Any) -> LocalProvider:
         # Rendering a large image or a GIF takes a few seconds on a small machine.
         kwargs.setdefault("timeout", 60.0)
         kwargs.setdefault("retries", 2)
@@ -31,20 +39,13 @@ def is_reachable(url: str, timeout: float = 1.0) -> bool:
         return False
 
 
-def ensure_local_service(url: str, *, wait_for_other: float = 15.0):
+def ensure_local_service(url: str, *, wait_for_other: float = 15.0) -> ServiceThread | None:
     """Start the local service in this process when nothing answers at `url`.
     Returns the ServiceThread started (stop it on exit), or None if one was running.
 
     Several processes (web workers, `workroom worker`) may call this at once: the port goes to
     whoever binds it first, and the others use that one's service. A port held by something
     that never answers as the renderer raises, so a worker never runs without one silently."""
-    import errno
-    import socket
-    import time
-    from urllib.parse import urlsplit
-
-    from workroom_app.generation.local_service import ServiceThread
-
     if is_reachable(url):
         return None
     parts = urlsplit(url)

@@ -9,11 +9,14 @@ subscription engine's gateway dispatch and billing/pack_checkout.py), never dire
 from __future__ import annotations
 
 import uuid
+from typing import cast
 
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
+from workroom_app import db
 from workroom_app.billing import formatting, packs, subscriptions
+from workroom_app.billing.payments import get_gateway
 from workroom_app.billing.payments.stripe.errors import StripeGatewayError
 from workroom_app.billing.payments.stripe.gateway import StripeGateway
 from workroom_app.billing.payments.stripe.sync import (
@@ -26,7 +29,8 @@ from workroom_app.billing.payments.stripe.sync import (
     reconcile_report,
     sync_subscription,
 )
-from workroom_app.billing.subscriptions import PaymentFacts
+from workroom_app.billing.payments.stripe.views import CheckoutSessionView
+from workroom_app.billing.subscriptions import CardForm, PaymentFacts, SubscribePreview
 from workroom_app.db import read_session, write_session
 from workroom_app.models import Account, Subscription, SubscriptionStatus
 
@@ -74,8 +78,8 @@ def start_pack_checkout(
     *,
     success_url: str,
     cancel_url: str,
-    expected_preview=None,
-):
+    expected_preview: packs.PackPreview | None = None,
+) -> CheckoutSessionView:
     """A Checkout Session (mode payment) for a credit pack. Its idempotency key
     is the purchase key the user was shown: a double click gets one session."""
     with read_session(engine) as session:
@@ -159,7 +163,9 @@ def change_plan(
         report = reconcile_report(session, state)
         if result.requires_action and result.invoice is not None:
             # 3-D Secure: the change happens once the customer confirms on Stripe's page.
-            from workroom_app.billing import stripe_payments  # noqa: PLC0415  (it builds on this package)
+            from workroom_app.billing import (
+                stripe_payments,  # noqa: PLC0415  (it builds on this package)
+            )
 
             return stripe_payments.pending_outcome(session, result.invoice, preview.kind)
         if not result.ok:
@@ -260,3 +266,91 @@ def _set_auto_renewal(
         subscription_id=sub.id,
         plan_key=fresh.plan_key,
     )
+
+
+class StripeBilling:
+    """Stripe as billing/gateway_dispatch.py sees it: Checkout and the Customer's card live on
+    Stripe's pages; plan changes, cancel and resume are asked of Stripe, then synced."""
+
+    # db.get_engine / payments.get_gateway are looked up at call time (tests swap them).
+    name = "stripe"
+    hosted_checkout = True
+    cards_managed_here = False
+
+    def subscribe(
+        self, account_id: int, expected: SubscribePreview, card: CardForm | None
+    ) -> subscriptions.Outcome:
+        raise subscriptions.SubscriptionError("Stripe takes the card on its own checkout page.")
+
+    def checkout_url(
+        self, account_id: int, expected: SubscribePreview, *, success_url: str, cancel_url: str
+    ) -> str:
+        view = start_checkout(
+            db.get_engine(),
+            _gateway(),
+            account_id,
+            expected.plan_key,
+            success_url=success_url,
+            cancel_url=cancel_url,
+        )
+        if not view.url:
+            raise subscriptions.SubscriptionError(
+                "Stripe did not return a checkout page. Please try again."
+            )
+        return view.url
+
+    def finish_checkout(self, checkout_session_id: str) -> None:
+        sync_checkout_session(db.get_engine(), _gateway(), checkout_session_id)
+
+    def swap(self, account_id: int, expected: subscriptions.ChangePreview) -> subscriptions.Outcome:
+        return change_plan(
+            db.get_engine(), _gateway(), account_id, expected.to_plan_key, expected_preview=expected
+        )
+
+    def cancel(self, account_id: int) -> subscriptions.Outcome:
+        return cancel(db.get_engine(), _gateway(), account_id)
+
+    def pay_now(self, account_id: int) -> subscriptions.Outcome:
+        # Off-session: invoices.pay on the open renewal (billing/stripe_payments.py).
+        from workroom_app.billing import (
+            stripe_payments,  # noqa: PLC0415  (it builds on this package)
+        )
+
+        return stripe_payments.pay_now(db.get_engine(), _gateway(), account_id)
+
+    def resume(self, account_id: int) -> subscriptions.Outcome:
+        return resume(db.get_engine(), _gateway(), account_id)
+
+    def pack_checkout_url(
+        self,
+        account_id: int,
+        expected: packs.PackPreview,
+        *,
+        success_url: str,
+        cancel_url: str,
+    ) -> str:
+        view = start_pack_checkout(
+            db.get_engine(),
+            _gateway(),
+            account_id,
+            expected.pack_key,
+            success_url=success_url,
+            cancel_url=cancel_url,
+            expected_preview=expected,
+        )
+        if not view.url:
+            raise subscriptions.SubscriptionError(
+                "Stripe did not return a checkout page. Please try again."
+            )
+        return view.url
+
+    def finish_pack_checkout(self, account_id: int, checkout_session_id: str) -> bool:
+        return sync_pack_checkout(db.get_engine(), _gateway(), checkout_session_id, account_id)
+
+
+def _gateway() -> StripeGateway:
+    # Through the registry (not StripeGateway()): one client per process, and tests swap it.
+    return cast(StripeGateway, get_gateway("stripe"))
+
+
+STRIPE = StripeBilling()

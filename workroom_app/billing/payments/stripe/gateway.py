@@ -11,7 +11,7 @@ from typing import Any
 
 import stripe
 
-from workroom_app.billing.payments.gateway import GatewayError
+from workroom_app.billing.payments.gateway import ChargeResult, GatewayError
 from workroom_app.billing.payments.stripe.errors import StripeGatewayError, StripeNotConfigured
 from workroom_app.billing.payments.stripe.metadata import (
     KIND_PACK,
@@ -113,15 +113,15 @@ class StripeGateway:
 
     def charge(
         self,
-        account_id,
-        payment_method,
-        amount_cents,
-        currency,
-        description,
-        idempotency_key,
+        account_id: int,
+        payment_method: Any,
+        amount_cents: int,
+        currency: str,
+        description: str,
+        idempotency_key: str,
         *,
-        session=None,
-    ):
+        session: Any = None,
+    ) -> ChargeResult:
         """Stripe collects its subscriptions' payments itself (renewals) or
         through the plan-change flows below; the engine's direct-charge verbs
         are for the local gateway only."""

@@ -15,13 +15,14 @@ from tests.state.test_plans_state import (
     invoices_of,
     make_user,
     run,
+    stripe_world,  # noqa: F401  (fixture)
 )
 from tests.support.subscriptions import save_card, subscribe
 from workroom_app.billing import clock, payment_confirmation, subscriptions
 from workroom_app.db import write_session
 from workroom_app.state.alerts import AlertsState, read_popover
 from workroom_app.state.credits import CreditsState
-from workroom_app.state.subscription import read_overview
+from workroom_app.state.subscription import SubscriptionState, read_overview
 
 AUTH_CARD = {**VISA, "number": "4000 0027 6000 3184"}
 
@@ -75,3 +76,31 @@ def test_a_renewal_waiting_for_confirmation_changes_the_past_due_banner(app_db):
     assert "failed" not in past_due and confirm_url.startswith(payment_confirmation.CONFIRM_PATH)
     assert others == []  # shown once, in the past-due banner
     assert (overview.renewal_text, overview.renewal_amount) == ("Past due", "$10.00 to confirm")
+
+
+def test_pay_now_on_a_past_due_stripe_plan_pays_its_renewal(app_db, stripe_world):  # noqa: F811
+    w = stripe_world
+    account_id, token = make_user(app_db, "stripe-due@example.com")
+    with clock.pinned(NOW):
+        stripe_sub = w.checkout(account_id, "starter")
+        w.deliver_pending()
+        customer = w.standin.subscriptions[stripe_sub]["customer"]
+        w.standin.set_card(customer, "declined")
+        w.standin.renew(stripe_sub)
+        w.deliver_pending()
+        w.standin.set_card(customer, "authentication_required")  # the new card asks for 3-D Secure
+
+    async def scenario(new_browser):
+        tab = new_browser()
+        await tab.sign_in(token)
+        await tab.open("/subscription", SubscriptionState)
+        assert (await tab.state(SubscriptionState)).plan_status == "past_due"
+        sent = await tab.send(SubscriptionState, "pay_now")
+        assert "window.location.assign" in sent and "https://invoice.stripe.com/" in sent
+
+    run(scenario)
+    invoice_id = next(i for i, v in w.standin.invoices.items() if v["status"] == "open")
+    with clock.pinned(NOW):
+        w.standin.authenticate_invoice(invoice_id)
+        w.deliver_pending()
+    assert w.subscription(account_id).status == "active"

@@ -18,10 +18,10 @@ from urllib.parse import quote
 
 from sqlmodel import Session
 
+from workroom_app import settings as app_settings
 from workroom_app.billing import alerts
 from workroom_app.models import Account, AlertKind
 from workroom_app.security import signing
-from workroom_app.settings import get_settings
 
 UNSUBSCRIBE_PATH = "/api/alerts/unsubscribe"
 
@@ -42,7 +42,7 @@ def link(account_id: int, kind: str, session: Session | None = None) -> str:
     """The absolute one-click link for this account and alert kind (`session`: the
     caller's open transaction, if any)."""
     token = signing.unsubscribe_token(account_id, kind, session=session)
-    base = get_settings().public_url.rstrip("/")
+    base = app_settings.get_settings().public_url.rstrip("/")
     return f"{base}{UNSUBSCRIBE_PATH}/{quote(kind)}?token={quote(token)}"
 
 

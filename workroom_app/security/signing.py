@@ -13,6 +13,11 @@ from functools import lru_cache
 from typing import Any
 
 from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
+from sqlalchemy.exc import IntegrityError
+
+from workroom_app import settings as app_settings
+from workroom_app.db import write_session
+from workroom_app.models import AppSetting
 
 CONFIRM_SALT = "workroom.confirm-email"
 CONFIRM_MAX_AGE = 7 * 86400
@@ -20,11 +25,6 @@ _SETTING_KEY = "signing_secret"
 
 
 def _stored_secret() -> str:
-    from sqlalchemy.exc import IntegrityError
-
-    from workroom_app.db import write_session
-    from workroom_app.models import AppSetting
-
     for _attempt in range(2):
         try:
             with write_session() as session:
@@ -41,9 +41,7 @@ def _stored_secret() -> str:
 
 @lru_cache(maxsize=1)
 def _secret() -> str:
-    from workroom_app.settings import get_settings
-
-    configured = getattr(get_settings(), "secret_key", "")
+    configured = getattr(app_settings.get_settings(), "secret_key", "")
     return configured or _stored_secret()
 
 
@@ -93,14 +91,9 @@ def _secret_in(session: Any) -> str:
     """The secret, read (or on first use created) in the caller's open transaction:
     alert emails are written inside one, where on SQLite a second write transaction
     (what _stored_secret opens) would wait for the caller's own lock."""
-    from sqlalchemy.exc import IntegrityError
-
-    from workroom_app.models import AppSetting
-    from workroom_app.settings import get_settings
-
     if _secret.cache_info().currsize or session is None:
         return _secret()
-    configured = getattr(get_settings(), "secret_key", "")
+    configured = getattr(app_settings.get_settings(), "secret_key", "")
     if configured:
         return configured
     row = session.get(AppSetting, _SETTING_KEY)

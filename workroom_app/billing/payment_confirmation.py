@@ -248,7 +248,9 @@ def _renewal_waits(session: Session, row: PaymentConfirmation, details: dict[str
     if sub is None:
         return
     sub.status = SubscriptionStatus.PAST_DUE.value
-    sub.next_retry_at = row.expires_at
+    if row.gateway == "local":
+        # Our scheduler retries local renewals; Stripe keeps its own schedule.
+        sub.next_retry_at = row.expires_at
     sub.updated_at = clock.now()
     session.add(sub)
     plan = subs.get_plan(sub.plan_key)

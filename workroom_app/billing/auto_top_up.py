@@ -21,7 +21,6 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 
 from sqlalchemy import func
 from sqlalchemy.engine import Engine
@@ -31,6 +30,8 @@ from workroom_app.billing import alerts, balance_watch, clock, invoices
 from workroom_app.billing.alerts import AlertError, check_whole
 from workroom_app.billing.catalog import get_catalog
 from workroom_app.billing.invoices import LineItem
+from workroom_app.billing.payments.gateway import PaymentGateway
+from workroom_app.db import write_session
 from workroom_app.models import AlertKind, Invoice, InvoiceStatus
 
 # The ledger imports this module (to register the watcher), and the
@@ -140,7 +141,11 @@ def turn_off(session: Session, account_id: int, reason: str, dedupe: str) -> Non
 
 
 def top_up(
-    session: Session, account_id: int, crossing_entry_id: int, *, gateway: Any = None
+    session: Session,
+    account_id: int,
+    crossing_entry_id: int,
+    *,
+    gateway: PaymentGateway | None = None,
 ) -> TopUpResult | None:
     """Buy the chosen pack for the debit `crossing_entry_id` that took the
     balance below the threshold. Once per crossing (its key), never past the
@@ -259,8 +264,6 @@ def top_up(
 def after_crossing(engine: Engine, debit: balance_watch.Debit) -> None:
     """Called by the after-commit check (billing/alerts.py) for the debit that
     took the balance below the top-up threshold."""
-    from workroom_app.db import write_session  # noqa: PLC0415  (db imports billing)
-
     with write_session(engine) as session:
         result = top_up(session, debit.account_id, debit.entry_id)
     if result is not None and result.pending_id is not None:

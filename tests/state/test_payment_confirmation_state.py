@@ -6,16 +6,17 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+import pytest
+
 from tests.billing.test_payment_confirmation import ALWAYS
-from tests.state.test_plans_state import (
+from tests.support.pages import (
     NOW,
     VISA,
-    app_db,  # noqa: F401  (fixture)
+    PlansTab,
     balance,
     invoices_of,
     make_user,
-    run,
-    stripe_world,  # noqa: F401  (fixture)
+    runner,
 )
 from tests.support.subscriptions import save_card, subscribe
 from workroom_app.billing import clock, payment_confirmation, subscriptions
@@ -24,10 +25,13 @@ from workroom_app.state.alerts import AlertsState, read_popover
 from workroom_app.state.credits import CreditsState
 from workroom_app.state.subscription import SubscriptionState, read_overview
 
+pytestmark = pytest.mark.usefixtures("fast_hashing")
+run = runner(PlansTab, now=NOW)
+
 AUTH_CARD = {**VISA, "number": "4000 0027 6000 3184"}
 
 
-def test_pay_with_an_authentication_card_goes_to_the_confirmation_step(app_db):  # noqa: F811
+def test_pay_with_an_authentication_card_goes_to_the_confirmation_step(app_db):
     account_id, token = make_user(app_db, "3ds@example.com")
     seen: dict[str, str] = {}
 
@@ -63,7 +67,7 @@ def test_pay_with_an_authentication_card_goes_to_the_confirmation_step(app_db): 
     assert out.ok and balance(app_db, account_id) == 550
 
 
-def test_a_renewal_waiting_for_confirmation_changes_the_past_due_banner(app_db):  # noqa: F811
+def test_a_renewal_waiting_for_confirmation_changes_the_past_due_banner(app_db):
     account_id, _ = make_user(app_db, "renew3ds@example.com")
     with clock.pinned(NOW):
         subscribe(app_db, account_id, "starter")
@@ -78,7 +82,7 @@ def test_a_renewal_waiting_for_confirmation_changes_the_past_due_banner(app_db):
     assert (overview.renewal_text, overview.renewal_amount) == ("Past due", "$10.00 to confirm")
 
 
-def test_pay_now_on_a_past_due_stripe_plan_pays_its_renewal(app_db, stripe_world):  # noqa: F811
+def test_pay_now_on_a_past_due_stripe_plan_pays_its_renewal(app_db, stripe_world):
     w = stripe_world
     account_id, token = make_user(app_db, "stripe-due@example.com")
     with clock.pinned(NOW):

@@ -268,9 +268,8 @@ def after_crossing(engine: Engine, debit: balance_watch.Debit) -> None:
         result = top_up(session, debit.account_id, debit.entry_id)
     if result is not None and result.pending_id is not None:
         from workroom_app.billing import stripe_payments  # noqa: PLC0415  (cycle via the ledger)
-        from workroom_app.billing.payments import get_gateway  # noqa: PLC0415  (cycle)
 
-        stripe_payments.run_top_up(engine, get_gateway("stripe"), result.pending_id)
+        stripe_payments.run_top_up(engine, stripe_payments.stripe_gateway(), result.pending_id)
         alerts.forget(debit.account_id)  # a decline turned it off
         return
     if result is not None and result.turned_off:

@@ -43,6 +43,7 @@ from workroom_app.billing.catalog import CreditPack
 from workroom_app.billing.invoices import LineItem
 from workroom_app.billing.payments import get_gateway
 from workroom_app.billing.payments.gateway import CardOnFile
+from workroom_app.billing.payments.local import LocalGateway
 from workroom_app.billing.subscriptions.lookup import _money
 from workroom_app.billing.subscriptions.payment_records import _failed_outcome, _write_invoice
 from workroom_app.billing.subscriptions.payment_records import _replay as _replay_invoice
@@ -116,11 +117,26 @@ def _details(row: PaymentConfirmation) -> dict[str, Any]:
     return data if isinstance(data, dict) else {}
 
 
-def _lock_row(session: Session, row_id: int) -> PaymentConfirmation:
+def _lock_row(session: Session, row_id: int | None) -> PaymentConfirmation:
+    """The row read again after the account lock was taken (the caller's copy may be stale)."""
     session.flush()
     row = session.get(PaymentConfirmation, row_id, populate_existing=True)
-    assert row is not None
+    if row is None:
+        raise ConfirmationError("This payment confirmation does not exist.")
     return row
+
+
+def _local_gateway() -> LocalGateway:
+    gateway = get_gateway("local")
+    assert isinstance(gateway, LocalGateway)  # settings name "local" for the test-mode gateway
+    return gateway
+
+
+def _subscription(session: Session, d: dict[str, Any]) -> Subscription:
+    sub = session.get(Subscription, d.get("subscription_id"), populate_existing=True)
+    if sub is None:
+        raise ConfirmationError("This plan no longer exists.")
+    return sub
 
 
 def by_key(session: Session, charge_key: str) -> PaymentConfirmation | None:
@@ -267,7 +283,9 @@ def _renewal_waits(session: Session, row: PaymentConfirmation, details: dict[str
 # ----------------------------------------------------------------- the card holder answers
 
 
-def confirm(session: Session, token: object, *, confirmed: bool, gateway=None) -> subs.Outcome:  # noqa: ANN001
+def confirm(
+    session: Session, token: object, *, confirmed: bool, gateway: LocalGateway | None = None
+) -> subs.Outcome:
     """The local confirmation step: Confirm (the charge is taken and what it pays
     for proceeds) or Fail authentication (the failed-payment path). Only the
     first answer counts; a later one replays it."""
@@ -287,7 +305,7 @@ def confirm(session: Session, token: object, *, confirmed: bool, gateway=None) -
     stale = _stale_reason(session, row)
     if stale is not None:
         return abandon(session, row, code="payment_no_longer_needed", reason=stale)
-    gateway = gateway or get_gateway("local")
+    gateway = gateway or _local_gateway()
     charge = gateway.settle_authentication(row.charge_key, confirmed=True, session=session)
     if not charge.ok:
         return abandon(
@@ -321,7 +339,14 @@ def _stale_reason(session: Session, row: PaymentConfirmation) -> str | None:
     return None
 
 
-def _facts(row: PaymentConfirmation, *, ok: bool, gateway_ref: str | None, code=None, reason=None):  # noqa: ANN001
+def _facts(
+    row: PaymentConfirmation,
+    *,
+    ok: bool,
+    gateway_ref: str | None,
+    code: str | None = None,
+    reason: str | None = None,
+) -> subs.PaymentFacts:
     return subs.PaymentFacts(
         ok=ok,
         amount_cents=row.amount_cents,
@@ -390,7 +415,7 @@ def succeed(session: Session, row: PaymentConfirmation, *, gateway_ref: str | No
             anchor_day=anchor,
         )
     else:
-        sub = session.get(Subscription, d["subscription_id"], populate_existing=True)
+        sub = _subscription(session, d)
         if row.kind == subs.UPGRADE:
             outcome = subs.apply_upgrade(session, sub, d["plan_key"], payment=payment)
         elif row.kind == subs.DOWNGRADE:
@@ -432,7 +457,7 @@ def abandon(
     if row.status not in OPEN:
         return _replay(session, row)
     if settle and row.gateway == "local":
-        get_gateway("local").settle_authentication(
+        _local_gateway().settle_authentication(
             row.charge_key,
             confirmed=False,
             failure_code=code,
@@ -586,11 +611,13 @@ def expire_due(engine: Engine, *, now: datetime | None = None, limit: int = 500)
         # again with the same idempotency keys, so Stripe charges once.
         from workroom_app.billing import stripe_payments  # noqa: PLC0415  (Stripe only when used)
 
-        for row_id in stuck:
+        for stuck_id in stuck:
+            if stuck_id is None:
+                continue
             try:
-                stripe_payments.run_top_up(engine, get_gateway("stripe"), row_id)
+                stripe_payments.run_top_up(engine, stripe_payments.stripe_gateway(), stuck_id)
             except Exception:  # noqa: BLE001  (one bad row must not stop the others)
-                log.exception("finishing Stripe top-up %s failed", row_id)
+                log.exception("finishing Stripe top-up %s failed", stuck_id)
     done = 0
     for row_id in ids:
         try:

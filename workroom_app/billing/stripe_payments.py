@@ -27,7 +27,7 @@ import logging
 import secrets
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import stripe
 from sqlalchemy.engine import Engine
@@ -72,6 +72,9 @@ from workroom_app.models import (
     SubscriptionStatus,
 )
 
+if TYPE_CHECKING:
+    from workroom_app.billing.payments.stripe.sync import Nothing
+
 log = logging.getLogger(__name__)
 
 META_KEY = "workroom_payment_key"  # the payment's key in our books (one invoice per key)
@@ -81,6 +84,13 @@ PROCESSING_FOR = timedelta(minutes=10)
 
 
 # ----------------------------------------------------------------- Stripe calls
+
+
+def stripe_gateway() -> StripeGateway:
+    """The configured Stripe gateway (payments.get_gateway("stripe"))."""
+    gateway = get_gateway("stripe")
+    assert isinstance(gateway, StripeGateway)
+    return gateway
 
 
 def _pay(gateway: StripeGateway, invoice_id: str, key: str, amount: int) -> PaymentResult:
@@ -258,12 +268,13 @@ def run_top_up(engine: Engine, gateway: StripeGateway, row_id: int) -> None:
         key, account_id = row.charge_key, row.account_id
     if customer is None:
         with write_session(engine) as session:
-            row = session.get(PaymentConfirmation, row_id)
+            row = payment_confirmation._lock_row(session, row_id)
             payment_confirmation.abandon(
                 session, row, code="no_payment_method", reason="there is no card on file."
             )
         return
     result = charge_pack(gateway, customer, account_id, pack, key, subs._currency())
+    assert result.invoice is not None  # charge_pack always answers with the invoice
     with write_session(engine) as session:
         row = session.get(PaymentConfirmation, row_id)
         apply_pack_invoice(session, row, result.invoice, requires_action=result.requires_action)
@@ -344,13 +355,13 @@ class TopUpInvoice:
         return apply_pack_invoice(session, None, self.invoice, requires_action=False)
 
 
-def one_off_invoice(invoice: InvoiceView) -> Any:
+def one_off_invoice(invoice: InvoiceView) -> TopUpInvoice | Nothing:
     """The webhook's reading of an invoice that belongs to no subscription."""
-    from workroom_app.billing.payments.stripe.sync import Nothing  # noqa: PLC0415  (it imports us)
+    from workroom_app.billing.payments.stripe import sync  # noqa: PLC0415  (it imports us)
 
     if invoice.metadata.get(META_KIND) == KIND_TOP_UP and invoice.metadata.get(META_KEY):
         return TopUpInvoice(invoice)
-    return Nothing("the invoice belongs to no subscription")
+    return sync.Nothing("the invoice belongs to no subscription")
 
 
 # ----------------------------------------------------------------- 3-D Secure on subscription invoices
@@ -451,7 +462,7 @@ def give_up(session: Session, row: PaymentConfirmation) -> bool:
     applies it). A renewal stays open with Stripe, which keeps retrying."""
     if row.kind == subs.RENEWAL or not row.gateway_ref:
         return True
-    gateway = get_gateway("stripe")
+    gateway = stripe_gateway()
     try:
         gateway._call(
             gateway.client.v1.invoices.void_invoice,
@@ -506,7 +517,7 @@ def pay_now(engine: Engine, gateway: StripeGateway, account_id: int) -> subs.Out
         raise subs.SubscriptionError(str(exc)) from None
     with write_session(engine) as session:
         report = sync.reconcile_report(session, state)
-        if result.requires_action:
+        if result.requires_action and result.invoice is not None:
             return pending_outcome(session, result.invoice, subs.RENEWAL)
     outcome = report.outcomes.get(invoice.id)
     if result.ok:

@@ -36,7 +36,7 @@ import json
 import logging
 import time
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Protocol
 
 import stripe
 from sqlalchemy.engine import Engine
@@ -135,12 +135,21 @@ class WebhookOutcome:
 # ----------------------------------------------------------------- handlers
 
 
+class Applies(Protocol):
+    """An event that applies itself in the event's transaction (refunds, disputes:
+    billing/stripe_refunds.py; auto top-up invoices: billing/stripe_payments.py)."""
+
+    def apply(self, session: Session) -> str | None: ...
+
+
 class Handler:
     """One event type: find the Stripe subscription behind it and re-read it."""
 
     event_type: ClassVar[str]
 
-    def fetch(self, gateway: StripeGateway, obj: dict[str, Any]) -> StripeState | Nothing:
+    def fetch(
+        self, gateway: StripeGateway, obj: dict[str, Any]
+    ) -> StripeState | PackPurchase | Nothing | Applies:
         raise NotImplementedError
 
 
@@ -152,7 +161,7 @@ class CheckoutSessionCompleted(Handler):
 
 
 class _InvoiceHandler(Handler):
-    def fetch(self, gateway: StripeGateway, obj: dict[str, Any]) -> StripeState | Nothing:
+    def fetch(self, gateway: StripeGateway, obj: dict[str, Any]) -> StripeState | Nothing | Applies:
         invoice = gateway.retrieve_invoice(obj["id"])
         if invoice.subscription_id is None:
             return stripe_payments.one_off_invoice(invoice)  # an auto top-up, or nothing of ours
@@ -305,7 +314,7 @@ class WebhookProcessor:
         event_id: str,
         event_type: str,
         raw: str,
-        state: StripeState | Nothing | None,
+        state: StripeState | PackPurchase | Nothing | Applies | None,
         outcome: str,
     ) -> WebhookOutcome:
         """Store the event and apply its effects in one transaction."""
@@ -322,8 +331,8 @@ class WebhookProcessor:
                     note = apply_pack_purchase(session, state)
                 elif isinstance(state, Nothing):
                     note, outcome = state.reason, IGNORED
-                elif state is not None and hasattr(state, "apply"):
-                    # Refunds and disputes (billing/stripe_refunds.py).
+                elif state is not None:
+                    # Refunds and disputes (billing/stripe_refunds.py), auto top-ups.
                     note = state.apply(session)
                 row.outcome = outcome
                 row.error = note

@@ -104,7 +104,7 @@ def _secret_in(session: Any) -> str:
         except IntegrityError:  # another process created it first: read theirs
             pass
         row = session.get(AppSetting, _SETTING_KEY, populate_existing=True)
-    return row.value
+    return str(row.value)
 
 
 def _unsubscribe_serializer(session: Any = None) -> URLSafeTimedSerializer:

@@ -46,7 +46,7 @@ def token_of(outcome) -> str:
     assert outcome.requires_action and outcome.confirm_url.startswith(
         payment_confirmation.CONFIRM_PATH
     )
-    return outcome.confirm_url.rsplit("/", 1)[1]
+    return outcome.confirm_url.split("?token=", 1)[1]
 
 
 def answer(engine, token, confirmed=True):

@@ -23,7 +23,7 @@ def test_a_pack_that_needs_confirmation_is_credited_once_after_confirm(page, app
     fill_card(page, "4000002760003184")
     page.get_by_test_id("card-submit").click()
     # The bank's page (the local stand-in): nothing is charged yet.
-    expect(page).to_have_url(re.compile(r"/api/payments/confirm/[\w-]+$"))
+    expect(page).to_have_url(re.compile(r"/api/payments/confirm\?token=[\w-]+$"))
     confirm_url = page.url
     expect(page.get_by_test_id("confirm-amount")).to_have_text("$6.00")
     assert balance(app_engine, email) == 50 and invoices(app_engine, email) == []

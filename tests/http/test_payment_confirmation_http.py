@@ -15,6 +15,7 @@ from tests.billing.test_payment_confirmation import ALWAYS
 from tests.support.subscriptions import balance, invoices_of, sign_up
 from workroom_app import db
 from workroom_app.billing import clock
+from workroom_app.security import log_redaction
 from workroom_app.workroom_app import API_ROUTES
 
 NOW = datetime(2026, 11, 24, 15, 0, tzinfo=UTC)
@@ -49,6 +50,12 @@ def test_confirm_credits_the_pack_once(client, sqlite_engine):
     assert "already confirmed" in client.get(url).text
 
 
+def test_the_token_is_blanked_in_logs(sqlite_engine, client):
+    _, url = waiting_pack(sqlite_engine)
+    token = url.split("?token=", 1)[1]
+    assert token not in log_redaction.redact(f'"GET {url} HTTP/1.1" 200')
+
+
 def test_fail_authentication_is_a_declined_payment(client, sqlite_engine):
     acct, url = waiting_pack(sqlite_engine)
     failed = client.post(url, data={"answer": "fail"})
@@ -64,9 +71,9 @@ def test_another_site_cannot_answer_and_bad_answers_change_nothing(client, sqlit
     cross = client.post(url, data={"answer": "confirm"}, headers={"Origin": "https://evil.example"})
     assert cross.status_code == 403
     assert client.post(url, data={"answer": "maybe"}).status_code == 400
-    assert client.get("/api/payments/confirm/not-a-real-token-at-all").status_code == 404
+    assert client.get("/api/payments/confirm?token=not-a-real-token-at-all").status_code == 404
     missing = client.post(
-        "/api/payments/confirm/not-a-real-token-at-all", data={"answer": "confirm"}
+        "/api/payments/confirm?token=not-a-real-token-at-all", data={"answer": "confirm"}
     )
     assert missing.status_code == 404
     assert balance(sqlite_engine, acct) == 50 and invoices_of(sqlite_engine, acct) == []

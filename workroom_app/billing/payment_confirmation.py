@@ -5,7 +5,7 @@ decline. Rules, in the words the UI uses (README "Decisions"):
 - "Your bank asks you to confirm this payment." The user sees "Confirm this
   payment" (a banner on every page, and the past-due banner for a renewal) and
   completes it on a confirmation step: Stripe's hosted page, or with the local
-  test-mode gateway its stand-in at /api/payments/confirm/<token> (Confirm /
+  test-mode gateway its stand-in at /api/payments/confirm?token=… (Confirm /
   Fail authentication).
 - Confirmed, what it pays for (a credit pack, an auto top-up, a new plan, an
   upgrade or downgrade, a renewal) proceeds exactly as a payment that went
@@ -102,7 +102,7 @@ class PendingView:
 
 
 def confirm_path(token: str) -> str:
-    return f"{CONFIRM_PATH}/{token}"
+    return f"{CONFIRM_PATH}?token={token}"  # token_urlsafe: nothing to quote
 
 
 def _url(row: PaymentConfirmation) -> str:

@@ -1,13 +1,14 @@
 """The local test-mode gateway's confirmation step: a stand-in for the bank's
 3-D Secure page (with Stripe, Stripe's hosted page takes its place).
 
-GET  /api/payments/confirm/<token>   what is being paid, with Confirm and Fail authentication
-POST /api/payments/confirm/<token>   form `answer` = confirm | fail: settles the payment once
+GET  /api/payments/confirm?token=…  what is being paid, with Confirm and Fail authentication
+POST /api/payments/confirm?token=…  form `answer` = confirm | fail: settles the payment once
                                      (billing/payment_confirmation.py) and says what happened
 
 Like Stripe's hosted page, the address itself is the credential: the token is 32 random
-bytes, handed only to the account that made the payment (and in its emails). Posts from
-other sites are refused, so a page elsewhere cannot answer for the card holder.
+bytes, handed only to the account that made the payment (and in its emails). It travels as
+`?token=`, which the log redaction blanks (security/log_redaction.py). Posts from other sites
+are refused, so a page elsewhere cannot answer for the card holder.
 """
 
 from __future__ import annotations
@@ -73,7 +74,7 @@ _NOT_FOUND = (
 
 
 async def show(request: Request) -> Response:
-    token = request.path_params["token"]
+    token = request.query_params.get("token", "")
     found = await run_in_threadpool(_read, token)
     if found is None or found[0].gateway != "local":
         return _page("Payment not found", f"<p>{_NOT_FOUND[0]}</p>", _NOT_FOUND[1])
@@ -117,7 +118,7 @@ def _answer(token: str, confirmed: bool) -> tuple[subs.Outcome, str]:
 async def answer(request: Request) -> Response:
     if not _same_origin(request):
         return _page("Request refused", "<p>Cross-site request refused.</p>", 403)
-    token = request.path_params["token"]
+    token = request.query_params.get("token", "")
     body = await request.body()  # capped by security/body_limit.py
     choice = (parse_qs(body.decode("utf-8", "replace")).get("answer") or [""])[0]
     if choice not in ("confirm", "fail"):
@@ -136,6 +137,6 @@ async def answer(request: Request) -> Response:
 
 
 PAYMENT_ROUTES = [
-    Route(f"{CONFIRM_PATH}/{{token}}", show, methods=["GET"]),
-    Route(f"{CONFIRM_PATH}/{{token}}", answer, methods=["POST"]),
+    Route(CONFIRM_PATH, show, methods=["GET"]),
+    Route(CONFIRM_PATH, answer, methods=["POST"]),
 ]

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.pool import NullPool
 
 from tests.support.fixtures import (  # noqa: F401  (fixtures for every test)
@@ -49,7 +50,7 @@ def postgres_skip_reason() -> str | None:
         with eng.connect() as conn:
             conn.execute(text("select 1"))
         eng.dispose()
-    except Exception as exc:  # server absent or refused
+    except (OSError, ImportError, SQLAlchemyError) as exc:  # server absent or refused, no driver
         return (
             f"PostgreSQL at WORKROOM_TEST_POSTGRES_URL is not reachable: {exc.__class__.__name__}"
         )

@@ -138,6 +138,14 @@ def test_each_money_figure_links_to_exactly_the_rows_it_counts(request, which):
         for label in ("New", "Expansion"):
             await same(moves[label]["href"], moves[label]["value"])
         await same(moves["Churn"]["href"], moves["Churn"]["value"].lstrip("-"))
+        # Credits by category: ledger rows, the total their sum without sign.
+        assert len(ov.credit_totals) >= 5
+        for total in ov.credit_totals:
+            count, credits, rows, title = await _rows(rows_tab, total["href"])
+            assert credits == f"{total['value']} credits", (title, credits, total)
+            unsigned = sum(int(r["amount"].lstrip("+\u2212").replace(",", "")) for r in rows)
+            assert f"{unsigned:,} credits" == credits and f"{len(rows):,}" == count
+            checked.append("credits")
         for plan in ov.plans:
             _, _, rows, _ = await _rows(rows_tab, plan["href"])
             assert f"{len(rows):,}" == plan["count"]
@@ -149,7 +157,9 @@ def test_each_money_figure_links_to_exactly_the_rows_it_counts(request, which):
 
     run(scenario)
     # Every kind of link was followed, with something behind it.
-    assert {"revenue", "refunds", "subscriptions", "disputes", "churn", "plan"} <= set(checked)
+    assert {"revenue", "refunds", "subscriptions", "disputes", "churn", "plan", "credits"} <= set(
+        checked
+    )
     assert len(checked) > 12
 
 
@@ -169,6 +179,9 @@ def test_forged_addresses_and_non_staff_get_no_rows(request):
             "/staff/rows?list=revenue&from=2020-01-01&to=2026-01-01",
             "/staff/rows?list=subscriptions&status=ended",
             "/staff/rows?list=revenue&sub=yes",
+            "/staff/rows?list=credits",
+            "/staff/rows?list=credits&category=granted_generation",
+            "/staff/rows?list=credits&category=stolen",
         ):
             tab.path = href
             await tab.send(StaffFigureRowsState, "load")

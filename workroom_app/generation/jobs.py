@@ -24,11 +24,11 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import func, or_, update
+from sqlalchemy import ColumnElement, case, func, or_, update
 from sqlmodel import Session, select
 
 from workroom_app import notifications
-from workroom_app.billing import clock
+from workroom_app.billing import accounts, catalog, clock, ledger
 from workroom_app.generation import uploads
 from workroom_app.generation.errors import (
     CannotCancel,
@@ -40,6 +40,7 @@ from workroom_app.generation.errors import (
     TooManyRunning,
 )
 from workroom_app.models import Account, GenerationJob, JobStatus
+from workroom_app.settings import get_settings
 
 ACTIVE = (JobStatus.QUEUED, JobStatus.RUNNING)
 TERMINAL = (
@@ -73,20 +74,14 @@ TIMEOUT_MESSAGE = "The generation took too long and was stopped."
 
 
 def _catalog():
-    from workroom_app.billing import catalog
-
     return catalog
 
 
 def _ledger():
-    from workroom_app.billing import ledger
-
     return ledger
 
 
 def _plan_key(session: Session, account_id: int) -> str:
-    from workroom_app.billing import accounts
-
     return accounts.current_plan_key(session, account_id)
 
 
@@ -140,8 +135,6 @@ def output_file(job: GenerationJob, media_dir: Path | None = None, index: int = 
     if not job.output_path or not 1 <= index <= (job.output_count or 1):
         return None
     if media_dir is None:
-        from workroom_app.settings import get_settings
-
         media_dir = get_settings().media_dir
     first = Path(media_dir) / job.output_path
     if index == 1:
@@ -177,9 +170,8 @@ def parse_request(account_id: int, request: object) -> ParsedRequest:
     extras: dict[str, Any] = {}
 
     prompt = request.get("prompt")
-    if feature in ("image", "video"):
-        if not isinstance(prompt, str) or not prompt.strip():
-            raise InvalidRequest("Describe what to generate in the prompt.", field="prompt")
+    if feature in ("image", "video") and (not isinstance(prompt, str) or not prompt.strip()):
+        raise InvalidRequest("Describe what to generate in the prompt.", field="prompt")
     if prompt is not None:
         if not isinstance(prompt, str):
             raise InvalidRequest("The prompt must be text.", field="prompt")
@@ -219,7 +211,7 @@ def price(session: Session, account_id: int, request: object):
     timed = _media_length(account_id, parsed)
     if timed is not None:
         # The length of the uploaded media is the duration, whatever the form said.
-        from workroom_app.generation import media
+        from workroom_app.generation import media  # noqa: PLC0415  (PyAV: reads media)
 
         parsed.priced["duration"] = media.billed_seconds(timed[1])
     try:
@@ -319,8 +311,6 @@ def submit(
         raise TooManyRunning(limit, catalog.get_catalog().plan(plan_key).name)
 
     if provider is None:
-        from workroom_app.settings import get_settings
-
         provider = get_settings().generation_provider
     now = clock.now()
     feature = quote.request.feature
@@ -659,8 +649,6 @@ def report_progress(
     return result.rowcount == 1
 
 
-def _greatest(column, value: int):
-    from sqlalchemy import case
-
+def _greatest(column: ColumnElement[int], value: int) -> ColumnElement[int]:
     # Portable max(column, value): SQLite has no GREATEST, PostgreSQL's max() is an aggregate.
     return case((column > value, column), else_=value)

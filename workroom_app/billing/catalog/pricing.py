@@ -282,9 +282,12 @@ def _plan_violations(
 ) -> list[str]:
     broken = []
     cap = plan.max_resolution.get(feature.key)
-    if resolution is not None and cap is not None:
-        if feature.resolution_rank(resolution) > feature.resolution_rank(cap):
-            broken.append("resolution")
+    if (
+        resolution is not None
+        and cap is not None
+        and feature.resolution_rank(resolution) > feature.resolution_rank(cap)
+    ):
+        broken.append("resolution")
     longest = plan.max_duration.get(feature.key)
     if duration is not None and longest is not None and duration > longest:
         broken.append("duration")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from datetime import datetime
 
-from sqlalchemy.engine import Connection
+from sqlalchemy.engine import Connection, Dialect
 
 from workroom_app.billing.ledger.core import _L, LedgerResult, _draw, _next_expiry, _set_balance
 
@@ -43,7 +43,7 @@ _SQ_INSERT = (
 _sq_processors: dict[int, tuple] = {}
 
 
-def _sq_datetime_processors(dialect) -> tuple:
+def _sq_datetime_processors(dialect: Dialect) -> tuple:
     procs = _sq_processors.get(id(dialect))
     if procs is None:
         col_type = _L.c.created_at.type.dialect_impl(dialect)

@@ -21,9 +21,11 @@ from contextlib import contextmanager
 from typing import Any
 
 from sqlalchemy import bindparam
+from sqlalchemy import select as core_select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.sql.dml import ReturningInsert
 from sqlmodel import Session, select
 
 from workroom_app import db
@@ -37,7 +39,7 @@ MAX_CHARGE_CENTS = 10**9  # ten million dollars: far beyond any plan
 _C = LocalCharge.__table__
 _K = LocalCard.__table__
 # Prebuilt statements: a batch renewal run charges 100,000 times.
-_charge_by_key = select(
+_charge_by_key = core_select(
     _C.c.ok,
     _C.c.gateway_ref,
     _C.c.failure_reason,
@@ -45,13 +47,13 @@ _charge_by_key = select(
     _C.c.account_id,
     _C.c.amount_cents,
 ).where(_C.c.idempotency_key == bindparam("key"))
-_card_by_token = select(_K.c.account_id, _K.c.behaviour, _K.c.exp_month, _K.c.exp_year).where(
+_card_by_token = core_select(_K.c.account_id, _K.c.behaviour, _K.c.exp_month, _K.c.exp_year).where(
     _K.c.token == bindparam("token")
 )
 
 
 @functools.lru_cache(maxsize=4)
-def _insert_charge(dialect: str):  # noqa: ANN202  (a dialect's INSERT ... ON CONFLICT)
+def _insert_charge(dialect: str) -> ReturningInsert[Any]:
     fn = pg_insert if dialect == "postgresql" else sqlite_insert
     return fn(_C).on_conflict_do_nothing(index_elements=[_C.c.idempotency_key]).returning(_C.c.id)
 
@@ -189,7 +191,7 @@ class LocalGateway:
                 today = clock.now().date()
                 if decline is None and (card.exp_year, card.exp_month) < (today.year, today.month):
                     decline = cards.DECLINES[cards.Behaviour.DECLINE_EXPIRED]
-            row = dict(
+            row: dict[str, Any] = dict(
                 idempotency_key=idempotency_key,
                 account_id=account_id,
                 card_token=str(token)[:64],

@@ -4,7 +4,7 @@ the card a payment charges."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 from sqlmodel import Session, select
 
@@ -111,11 +111,11 @@ def card_to_charge(
         )
     except CardInvalid as exc:
         raise CardRejected(str(exc), field=exc.field, code=exc.code) from None
-    return stored
+    return cast(PaymentMethod, stored)
 
 
 def store_card(
-    session: Session, account_id: int, card: CardOnFile, *, gateway: str = "local"
+    session: Session, account_id: int, card: CardOnFile | PaymentMethod, *, gateway: str = "local"
 ) -> PaymentMethod:
     """Make `card` the account's card on file (the previous one is kept, removed)."""
     now = clock.now()

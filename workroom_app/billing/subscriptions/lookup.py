@@ -4,6 +4,7 @@ its live subscription and card on file, the account lock, money and date text.""
 from __future__ import annotations
 
 from datetime import date, datetime
+from zoneinfo import ZoneInfo
 
 from sqlmodel import Session, select
 
@@ -33,10 +34,7 @@ def get_plan(plan_key: object) -> Plan:
     """The catalog plan, or UnknownPlan (with a user message) for anything else."""
     if not isinstance(plan_key, str) or not plan_key or len(plan_key) > 32:
         raise UnknownPlan(plan_key)
-    try:
-        return _catalog().plan(plan_key)
-    except LookupError:
-        raise UnknownPlan(plan_key) from None
+    return _catalog().plan(plan_key)  # UnknownPlan when the catalog has no such plan
 
 
 def _paid_plan(plan_key: object) -> Plan:
@@ -61,7 +59,7 @@ def _money(cents: int) -> str:
     return money(cents, _currency())
 
 
-def _fmt_date(d: datetime | date, tz=None) -> str:  # noqa: ANN001  (a ZoneInfo or None: UTC)
+def _fmt_date(d: datetime | date, tz: ZoneInfo | str | None = None) -> str:  # None: UTC
     return formatting.format_date(d, tz)
 
 

@@ -44,6 +44,11 @@ def _dt(timestamp: int | None) -> datetime | None:
     return None if timestamp is None else datetime.fromtimestamp(int(timestamp), UTC)
 
 
+def _when(timestamp: int) -> datetime:
+    """A time Stripe always sets (a subscription item's period)."""
+    return datetime.fromtimestamp(int(timestamp), UTC)
+
+
 def _meta(obj: Any) -> dict[str, str]:
     metadata = getattr(obj, "metadata", None)
     return {} if metadata is None else dict(metadata.to_dict())
@@ -53,7 +58,7 @@ def _id_of(value: Any) -> str | None:
     """An expandable field: either the id or the expanded object."""
     if value is None or isinstance(value, str):
         return value
-    return value.id
+    return str(value.id)
 
 
 def _decline_code(exc: stripe.CardError) -> str | None:
@@ -125,7 +130,7 @@ class StripeGateway:
         through the plan-change flows below; the engine's direct-charge verbs
         are for the local gateway only."""
         raise GatewayError(
-            "Stripe subscriptions are charged by Stripe: use billing.stripe_webhooks.change_plan "
+            "Stripe subscriptions are charged by Stripe: use billing.payments.stripe.actions.change_plan "
             "for plan changes (renewals arrive as invoice.paid)."
         )
 
@@ -303,15 +308,15 @@ class StripeGateway:
         price = item.price
         return SubscriptionView(
             id=sub.id,
-            customer_id=_id_of(sub.customer),
+            customer_id=_id_of(sub.customer) or "",  # every subscription has one
             status=sub.status,
             item_id=item.id,
             price_id=price.id,
             price_cents=int(price.unit_amount),
             currency=price.currency,
             plan_key=self.plan_for_price(price.id),
-            period_start=_dt(item.current_period_start),
-            period_end=_dt(item.current_period_end),
+            period_start=_when(item.current_period_start),
+            period_end=_when(item.current_period_end),
             cancel_at_period_end=bool(sub.cancel_at_period_end),
             latest_invoice_id=_id_of(sub.latest_invoice),
             metadata=_meta(sub),
@@ -469,18 +474,18 @@ class StripeGateway:
                 f"{new_plan.capitalize()} is not a downgrade from your current plan; choose a lower paid plan."
             )
         _check_amount(int(new_price.unit_amount), expected_amount_cents)
+        # Any: the SDK's TypedDict does not accept the metadata keys held in constants.
+        params: Any = {
+            "items": [{"id": sub.item_id, "price": new_price.id}],
+            "billing_cycle_anchor": "now",
+            "proration_behavior": "none",
+            "payment_behavior": "error_if_incomplete",
+            "cancel_at_period_end": False,
+            "metadata": {META_PLAN: new_plan, META_UPGRADE_INVOICE: ""},
+        }
         try:
             updated = self.client.v1.subscriptions.update(
-                sub.id,
-                {
-                    "items": [{"id": sub.item_id, "price": new_price.id}],
-                    "billing_cycle_anchor": "now",
-                    "proration_behavior": "none",
-                    "payment_behavior": "error_if_incomplete",
-                    "cancel_at_period_end": False,
-                    "metadata": {META_PLAN: new_plan, META_UPGRADE_INVOICE: ""},
-                },
-                {"idempotency_key": derive_key(idempotency_key, "downgrade")},
+                sub.id, params, {"idempotency_key": derive_key(idempotency_key, "downgrade")}
             )
         except stripe.CardError as exc:
             return PaymentResult(

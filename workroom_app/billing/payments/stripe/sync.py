@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
+from datetime import datetime
 
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
@@ -144,10 +145,6 @@ class ReconcileReport:
         return "; ".join(self.notes) or "already up to date"
 
 
-def reconcile(session: Session, state: StripeState) -> str:
-    return reconcile_report(session, state).note
-
-
 def reconcile_report(session: Session, state: StripeState) -> ReconcileReport:
     """Make the app's copy of one Stripe subscription match what Stripe says.
 
@@ -172,11 +169,12 @@ def reconcile_report(session: Session, state: StripeState) -> ReconcileReport:
             continue
         if kind == subscriptions.RENEWAL:
             if invoice.paid:
+                start, end = _period(invoice)
                 outcome = subscriptions.record_renewal_paid(
                     session,
                     local,
-                    period_start=invoice.period_start,
-                    period_end=invoice.period_end,
+                    period_start=start,
+                    period_end=end,
                     payment=payment_facts(invoice),
                 )
             elif _failed_once(invoice):
@@ -206,13 +204,14 @@ def reconcile_report(session: Session, state: StripeState) -> ReconcileReport:
                 # invoice void; the user's request (change_plan below) records
                 # the failed payment, under its own key.
                 continue
+            start, end = _period(invoice)
             outcome = subscriptions.apply_downgrade(
                 session,
                 local,
                 to_plan,
                 payment=payment_facts(invoice),
-                period_start=invoice.period_start,
-                period_end=invoice.period_end,
+                period_start=start,
+                period_end=end,
             )
         else:
             continue
@@ -255,16 +254,17 @@ def _activate(
     account_id = view.account_id or state.checkout_account_id
     if account_id is None or session.get(Account, account_id) is None:
         raise StripeGatewayError(f"Subscription {view.id} names no Workroom account.")
+    start, end = _period(invoice)
     try:
         outcome = subscriptions.activate_from_gateway(
             session,
             account_id,
             _invoice_plan(state, invoice),
-            period_start=invoice.period_start,
-            period_end=invoice.period_end,
+            period_start=start,
+            period_end=end,
             payment=payment_facts(invoice),
             gateway_subscription_id=view.id,
-            anchor_day=invoice.period_start.day,
+            anchor_day=start.day,
         )
     except subscriptions.AlreadySubscribed:
         # Paid twice (two checkout tabs): the account keeps its plan; the extra
@@ -285,9 +285,16 @@ def _activate(
     return session.get(Subscription, outcome.subscription_id)
 
 
+def _period(invoice: InvoiceView) -> tuple[datetime, datetime]:
+    """A subscription invoice's billing period (Stripe sets it on every one)."""
+    if invoice.period_start is None or invoice.period_end is None:
+        raise StripeGatewayError(f"Invoice {invoice.id} has no billing period.")
+    return invoice.period_start, invoice.period_end
+
+
 def _record_failed_change(
     session: Session, local: Subscription, invoice: InvoiceView, to_plan: str
-):
+) -> subscriptions.Outcome:
     return subscriptions.record_failed_attempt(
         session,
         local.account_id,
@@ -316,9 +323,10 @@ def apply_pack_purchase(session: Session, purchase: PackPurchase) -> str | None:
         return f"credit pack {view.session.id} was paid {view.session.amount_total} cents, not its price: refund it"
     # What was sold is what the session says (we wrote it), even if the
     # catalog changed since the user paid.
-    listed = get_catalog().pack(view.pack_key)
+    pack_key = view.pack_key or ""  # set: fetch_pack_purchase passes only packs
+    listed = get_catalog().pack(pack_key)
     pack = CreditPack(
-        key=view.pack_key,
+        key=pack_key,
         label=listed.label
         if listed is not None and listed.credits == view.credits
         else f"{view.credits:,} credits",

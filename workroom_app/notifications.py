@@ -200,9 +200,9 @@ def _before_flush(session: OrmSession, _flush_context: object, _instances: objec
     for is_new, group in ((True, session.new), (False, session.dirty), (False, session.deleted)):
         for obj in group:
             kind = _WATCHED_TABLES.get(getattr(obj, "__tablename__", ""))
-            if kind == SESSION and is_new:
+            if kind is None or (kind == SESSION and is_new):
                 continue
-            account_id = getattr(obj, "account_id", None) if kind else None
+            account_id = getattr(obj, "account_id", None)
             if account_id is not None:
                 announce(session, account_id, kind)
 
@@ -249,7 +249,8 @@ def _after_commit(session: OrmSession) -> None:
             except Exception:
                 log.exception("commit listener failed")
     try:
-        engine = session.get_bind()
+        bind = session.get_bind()
+        engine = bind if isinstance(bind, Engine) else bind.engine
         backend = backend_for(engine)
         if backend == "local":
             _publish_local([Change(a, frozenset(k)) for a, k in pending.items()])
@@ -362,7 +363,7 @@ class ChangeFeed:
         await self.start()
         return self
 
-    async def __aexit__(self, *exc) -> None:
+    async def __aexit__(self, *exc: object) -> None:
         await self.stop()
 
     # -- delivery

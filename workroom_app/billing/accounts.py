@@ -17,10 +17,12 @@ import re
 import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any, cast
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
-from sqlalchemy import update
+from sqlalchemy import CursorResult, Row, ScalarSelect, Select, update
+from sqlalchemy import select as core_select
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
 
@@ -214,7 +216,7 @@ def confirm_email(session: Session, account_id: int, email: str) -> tuple[Accoun
     return account, claim_trial(session, account)
 
 
-def grant_trial(session: Session, account_id: int):
+def grant_trial(session: Session, account_id: int) -> ledger.LedgerResult:
     """The trial grant; its idempotency key makes a retried sign-up grant nothing."""
     return ledger.grant(
         session,
@@ -329,11 +331,12 @@ def redeem_login_ticket(session: Session, ticket: object) -> str | None:
     token = secrets.token_urlsafe(32)
     # Conditional on the ticket still being the row's hash: of two concurrent redemptions one
     # updates the row and the other sees 0 rows.
-    changed = session.execute(
+    result = session.execute(
         update(AuthSession)
         .where(AuthSession.id == row.id, AuthSession.token_hash == _token_hash(ticket))
         .values(token_hash=_token_hash(token), pending_until=None)
-    ).rowcount
+    )
+    changed = cast(CursorResult[Any], result).rowcount
     return token if changed == 1 else None
 
 
@@ -374,7 +377,7 @@ def live_login(session: Session, hashed_token: str) -> tuple[int, datetime] | No
     signed-in tab whenever its process has not just seen the login live.
     """
     row = session.execute(
-        select(
+        core_select(
             AuthSession.account_id,
             AuthSession.expires_at,
             AuthSession.revoked_at,
@@ -415,12 +418,13 @@ class Header:
         return staff_roles.is_staff_role(self.role)
 
 
-def _current_plan_of(account_id_column):  # noqa: ANN001, ANN202
-    """current_plan_key as a correlated subquery (NULL: Free), for the one-query reads below."""
+def _current_plan_of(account_id: Any) -> ScalarSelect[Any]:
+    """current_plan_key as a (correlated, given a column) subquery (NULL: Free), for the
+    one-query reads below."""
     return (
-        select(Subscription.plan_key)
+        core_select(Subscription.plan_key)
         .where(
-            Subscription.account_id == account_id_column,
+            Subscription.account_id == account_id,
             Subscription.status.in_([SubscriptionStatus.ACTIVE, SubscriptionStatus.PAST_DUE]),
         )
         .order_by(Subscription.id.desc())
@@ -429,10 +433,10 @@ def _current_plan_of(account_id_column):  # noqa: ANN001, ANN202
     )
 
 
-def _header_query():  # noqa: ANN202
+def _header_query() -> Select[Any]:
     # The balance is the ledger's cached balance row (what ledger.balance reads).
     return (
-        select(
+        core_select(
             Account.id,
             Account.email,
             Account.display_name,
@@ -448,8 +452,8 @@ def _header_query():  # noqa: ANN202
     )
 
 
-def _header(row, login_expires_at: datetime | None = None) -> Header:  # noqa: ANN001
-    account_id, email, name, role, tz, confirmed_at, _disabled, balance, plan_key = row[:9]
+def _header(row: Row[Any], login_expires_at: datetime | None = None) -> Header:
+    account_id, email, name, role, tz, confirmed_at, _disabled, balance, plan_key = tuple(row)[:9]
     return Header(
         account_id=account_id,
         email=email,
@@ -535,18 +539,16 @@ def revoke_all_logins(session: Session, account_id: int) -> int:
     """Log out everywhere: every session of the account ends at once (open tabs are refused on
     their next event). Returns how many were live."""
     now = clock.now()
-    revoked = int(
-        session.execute(
-            update(AuthSession)
-            .where(
-                AuthSession.account_id == account_id,
-                AuthSession.revoked_at.is_(None),
-                AuthSession.expires_at > now,
-            )
-            .values(revoked_at=now)
-        ).rowcount
-        or 0
+    result = session.execute(
+        update(AuthSession)
+        .where(
+            AuthSession.account_id == account_id,
+            AuthSession.revoked_at.is_(None),
+            AuthSession.expires_at > now,
+        )
+        .values(revoked_at=now)
     )
+    revoked = int(cast(CursorResult[Any], result).rowcount or 0)
     if revoked:
         notifications.announce(session, account_id, notifications.SESSION)
     return revoked

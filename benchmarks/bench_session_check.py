@@ -1,7 +1,7 @@
 """What the per-event session check costs (issue 8), on SQLite and PostgreSQL.
 
 Two figures per engine:
-- the check alone: `accounts.live_account_id` (one indexed query joining auth_session and
+- the check alone: `accounts.live_login` (one indexed query joining auth_session and
   account) through a read session in a worker thread, as state/session_guard.py runs it;
 - per event: a trivial handler of a signed-in tab (AuthState.clear_error) sent through Reflex's
   real event processor with the app's middleware (the guard) and without it; the difference is
@@ -55,7 +55,7 @@ def _prepare(url: str):
 
 def _check_alone(token: str, n: int) -> list[float]:
     from workroom_app.billing import accounts
-    from workroom_app.state.session_guard import _live_account_id
+    from workroom_app.state.session_guard import read_live_login
 
     hashed = accounts.token_hash(token)
 
@@ -63,7 +63,7 @@ def _check_alone(token: str, n: int) -> list[float]:
         out = []
         for _ in range(n):
             t0 = time.perf_counter()
-            await asyncio.to_thread(_live_account_id, hashed)
+            await asyncio.to_thread(read_live_login, hashed)
             out.append((time.perf_counter() - t0) * 1000)
         return out
 
@@ -185,7 +185,7 @@ def main() -> None:
             f"machine ({os.cpu_count()} cores, {cpu_model('unknown CPU')}; load average at the start of each engine "
             "in the table; other helpers' test runs were using the same 2 cores, so treat the figures as upper bounds).",
             "",
-            "The check: `accounts.live_account_id`, one indexed query (auth_session ⨝ account by token hash) on a "
+            "The check: `accounts.live_login`, one indexed query (auth_session ⨝ account by token hash) on a "
             "worker thread, as `state/session_guard.py` runs it before every event of a signed-in tab. Per event: a "
             "trivial handler (`AuthState.clear_error`) of a signed-in tab sent through Reflex's event processor "
             "without the app's middleware (floor) and with it (the guard), in the same run.",

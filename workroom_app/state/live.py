@@ -247,6 +247,7 @@ async def push_account(account_id: int, kinds: frozenset[str]) -> int:
     if not tokens:
         return 0
     from workroom_app.state.generate import read_jobs
+    from workroom_app.state.reports import read_reports
 
     live_logins = await asyncio.to_thread(read_live_logins, account_id)
     view = (
@@ -255,6 +256,8 @@ async def push_account(account_id: int, kinds: frozenset[str]) -> int:
         else None
     )
     jobs = await asyncio.to_thread(read_jobs, account_id, None, None) if kinds & JOB_KINDS else None
+    # A job card shows its broken-result report's status too (staff decide it elsewhere).
+    reports = await asyncio.to_thread(read_reports, account_id) if jobs is not None else None
     pushed = 0
     for token in tokens:
         try:
@@ -266,6 +269,7 @@ async def push_account(account_id: int, kinds: frozenset[str]) -> int:
                 view,
                 jobs,
                 payments_changed=bool(kinds & PAYMENT_KINDS),
+                reports=reports,
             )
         except Exception:
             log.exception("live push to a tab failed")
@@ -285,9 +289,11 @@ async def _push_tab(
     jobs,
     *,
     payments_changed: bool = False,
+    reports: dict[str, str] | None = None,
 ) -> list:
     from workroom_app.state.alerts import AlertsState
     from workroom_app.state.generate import GenerateState
+    from workroom_app.state.reports import ReportState
     from workroom_app.state.session import _route_of
     from workroom_app.state.subscription import SubscriptionState
 
@@ -316,6 +322,8 @@ async def _push_tab(
                 events.append(SubscriptionState.refresh_payments)
         if jobs is None:
             return events
+        if reports is not None:
+            (await root.get_state(ReportState)).report_status = reports
         generate = await root.get_state(GenerateState)
         active, history, more, tz = jobs
         generate._tz = tz

@@ -325,7 +325,10 @@ def _assert_overview_equals_sql(engine, start: datetime, end: datetime, now: dat
         durations[(f, mo, pr)].append((as_dt(finished) - as_dt(started)).total_seconds())
     for x in g.groups:
         values = sorted(durations[(x.feature, x.model, x.provider)])
-        rank = lambda q: values[max(0, math.ceil(q * len(values)) - 1)] if values else None  # noqa: E731
+
+        def rank(q: float, values: list = values) -> float | None:
+            return values[max(0, math.ceil(q * len(values)) - 1)] if values else None
+
         # The metrics round run times to the millisecond (computed by the database).
         for got, want in ((x.p50_seconds, rank(0.50)), (x.p95_seconds, rank(0.95))):
             assert (got is None and want is None) or abs(got - want) < 0.0015, (x, got, want)
@@ -440,6 +443,31 @@ def test_the_scheduler_warm_up_fills_the_closed_days_before_any_staff_visit(engi
     start = datetime.combine(base.date(), datetime.min.time(), tzinfo=UTC)
     end = datetime.combine(today.date() + timedelta(days=1), datetime.min.time(), tzinfo=UTC)
     _assert_overview_equals_sql(engine, start, end, today)
+
+
+def test_a_large_fill_refreshes_postgresqls_statistics_of_the_rollups(pg_engine, monkeypatch):
+    """Planned with an empty table's statistics, the 12-month run-time read sorted on
+    disk (docs/benchmarks.md): a fill of ANALYZE_AFTER_ROWS rows or more runs ANALYZE
+    (pg_class.reltuples is -1 until a table is first analyzed), a smaller one does not."""
+    from workroom_app.billing import staff_rollups
+
+    def reltuples() -> float:
+        return _q(pg_engine, "SELECT reltuples FROM pg_class WHERE relname = 'staff_rollup'")[0][0]
+
+    today = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
+    base = today - timedelta(days=5)
+    with clock.pinned(base):
+        user = sign_up(pg_engine, "stats@example.com")
+    for day in range(4):
+        with clock.pinned(base + timedelta(days=day, hours=1)), write_session(pg_engine) as s:
+            ledger.debit(s, user, 1 + day, feature="image", idempotency_key=f"stats-{day}")
+    monkeypatch.setattr(staff_rollups, "ANALYZE_AFTER_ROWS", 10**9)
+    staff_rollups.warm(pg_engine, now=today - timedelta(days=2))
+    assert _q(pg_engine, "SELECT COUNT(*) FROM staff_rollup")[0][0] > 0
+    assert reltuples() < 0  # filled, never analyzed
+    monkeypatch.setattr(staff_rollups, "ANALYZE_AFTER_ROWS", 1)
+    staff_rollups.warm(pg_engine, now=today)  # fills the days that closed since
+    assert reltuples() == _q(pg_engine, "SELECT COUNT(*) FROM staff_rollup")[0][0]
 
 
 # List prices of the requests below, from catalog.toml by hand (rate x resolution x count),

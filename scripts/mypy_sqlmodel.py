@@ -23,17 +23,14 @@ from mypy.types import AnyType, Instance, Type, TypeOfAny
 SQLMODEL = "sqlmodel.main.SQLModel"
 INSTRUMENTED = "sqlalchemy.orm.attributes.InstrumentedAttribute"
 TABLE = "sqlalchemy.sql.schema.Table"
+MARK = "workroom_sqlmodel_table"
 
 
 def _is_table_class(info: TypeInfo) -> bool:
-    """A class declared `class X(SQLModel, table=True)` (or inheriting from one)."""
-    for base in info.mro:
-        if base.fullname == SQLMODEL:
-            return False
-        table = base.defn.keywords.get("table")
-        if isinstance(table, NameExpr) and table.fullname == "builtins.True":
-            return True
-    return False
+    """A class declared `class X(SQLModel, table=True)` (or inheriting from one). Read from the
+    mark _declare_table leaves in the class's metadata, which mypy's cache keeps (the class
+    keywords themselves are gone when a module comes from the cache)."""
+    return any(MARK in base.metadata for base in info.mro)
 
 
 class SQLModelColumns(Plugin):
@@ -65,6 +62,7 @@ def _declare_table(ctx: ClassDefContext) -> None:
     table = ctx.cls.keywords.get("table")
     if not (isinstance(table, NameExpr) and table.fullname == "builtins.True"):
         return
+    ctx.cls.info.metadata[MARK] = {"table": True}
     if "__table__" in ctx.cls.info.names:
         return
     table_type = ctx.api.named_type_or_none(TABLE)

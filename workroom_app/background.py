@@ -17,6 +17,12 @@ import asyncio
 import contextlib
 import logging
 import os
+from collections.abc import Awaitable, Callable
+
+import reflex as rx
+
+from workroom_app.generation.worker import run_worker
+from workroom_app.state import live
 
 log = logging.getLogger("workroom.background")
 
@@ -39,10 +45,10 @@ RESTART_BACKOFF = (1.0, 2.0, 5.0, 15.0, 30.0)
 worker_status: dict[str, object] = {"state": "not started", "restarts": 0, "error": None}
 
 
-async def supervise_worker(stop: asyncio.Event, run=None) -> None:  # noqa: ANN001
+async def supervise_worker(
+    stop: asyncio.Event, run: Callable[[asyncio.Event], Awaitable[None]] = run_worker
+) -> None:
     """Run the worker until `stop`; if it dies, log it, mark the app degraded, start it again."""
-    if run is None:
-        from workroom_app.generation.worker import run_worker as run
     attempt = 0
     while not stop.is_set():
         worker_status.update(state="running")
@@ -62,10 +68,8 @@ async def supervise_worker(stop: asyncio.Event, run=None) -> None:  # noqa: ANN0
             )
         delay = RESTART_BACKOFF[min(attempt, len(RESTART_BACKOFF) - 1)]
         attempt += 1
-        try:
+        with contextlib.suppress(TimeoutError):  # the back-off ended: run it again
             await asyncio.wait_for(stop.wait(), timeout=delay)
-        except TimeoutError:
-            pass
     worker_status.update(state="stopped")
 
 
@@ -83,14 +87,12 @@ async def generation_worker():
             await asyncio.wait_for(task, timeout=STOP_TIMEOUT)
         except (TimeoutError, asyncio.CancelledError):
             task.cancel()
-        except Exception:
+        except Exception:  # noqa: BLE001 - shutting down: log whatever it was, do not raise
             log.exception("generation worker stopped with an error")
 
 
-def register_background(app) -> None:
+def register_background(app: rx.App) -> None:
     """Wire the live push to the app and, unless WORKROOM_RUN_WORKER=0, start the worker with it."""
-    from workroom_app.state import live
-
     live.set_app(app)
     app.register_lifespan_task(live.live_push)
     if worker_enabled():

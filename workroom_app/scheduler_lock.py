@@ -9,11 +9,15 @@ process dies, so another worker takes over at its next try). SQLite (one machine
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import logging
 import os
 
 from sqlalchemy import text
 from sqlalchemy.engine import Connection, Engine
+
+from workroom_app.settings import REPO_ROOT
 
 log = logging.getLogger("workroom.scheduler")
 
@@ -72,14 +76,10 @@ class SchedulerLock:
     def _lock_path(self) -> str:
         database = self.engine.url.database or ""
         if not database or database == ":memory:":
-            from workroom_app.settings import REPO_ROOT
-
             return str(REPO_ROOT / "var" / "scheduler.lock")
         return database + ".scheduler.lock"
 
     def _try_file(self) -> bool:
-        import fcntl
-
         if self._fd is not None:
             return True
         path = self._lock_path()
@@ -96,10 +96,9 @@ class SchedulerLock:
 
     def release(self) -> None:
         if self._conn is not None:
-            try:
+            # A connection already gone has released the lock with it.
+            with contextlib.suppress(Exception):
                 self._conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": ADVISORY_KEY})
-            except Exception:  # noqa: BLE001
-                pass
             self._close_conn()
         if self._fd is not None:
             os.close(self._fd)  # closing the descriptor releases the flock

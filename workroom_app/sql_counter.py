@@ -24,7 +24,7 @@ _lock = threading.Lock()
 
 def attach(engine: Engine, directory: str) -> None:
     @event.listens_for(engine, "before_cursor_execute")
-    def _count(*_args) -> None:  # noqa: ANN002
+    def _count(*_args: object) -> None:
         global _total
         _total = next(_counter) + 1
 

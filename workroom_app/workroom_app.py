@@ -31,18 +31,26 @@ served on the same port as the app (reflex is mounted under it).
 
 from __future__ import annotations
 
+import asyncio
 import importlib.util
 
 import reflex as rx
+from reflex_base.registry import RegistrationContext
 from sqlalchemy import text
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from workroom_app import pages  # noqa: F401  (registers every page)
+from workroom_app import (
+    background,
+    pages,  # noqa: F401  (registers every page)
+)
 from workroom_app.background import register_background
+from workroom_app.billing import catalog
 from workroom_app.components.layout import PAGES
+from workroom_app.db import get_engine, read_session
+from workroom_app.generation.worker import HEARTBEAT_SECONDS, live_worker_count
 from workroom_app.http.auth_routes import AUTH_ROUTES
 from workroom_app.http.invoice_routes import INVOICE_ROUTES
 from workroom_app.http.media_routes import MEDIA_ROUTES
@@ -63,16 +71,11 @@ def _check_catalog() -> None:
     """A broken catalog stops start-up with the bad field named (CatalogError)."""
     if importlib.util.find_spec("workroom_app.billing.catalog") is None:
         return
-    from workroom_app.billing import catalog
 
     catalog.get_catalog()
 
 
 async def health(_request: Request) -> JSONResponse:
-    import asyncio
-
-    from workroom_app.db import get_engine
-
     def ping() -> None:
         with get_engine().connect() as conn:
             conn.execute(text("SELECT 1"))
@@ -93,15 +96,11 @@ async def health(_request: Request) -> JSONResponse:
 def _worker_problem() -> str | None:
     """Why generations would not run now, or None: the in-process worker is restarting after a
     crash, or (workers run as their own processes) none has reported recently."""
-    from workroom_app import background
-
     if background.worker_enabled():
         status = background.worker_status
         if status["state"] == "restarting":
             return f"generation worker restarting after: {status['error']}"
         return None
-    from workroom_app.db import read_session
-    from workroom_app.generation.worker import HEARTBEAT_SECONDS, live_worker_count
 
     with read_session() as session:
         if live_worker_count(session) == 0:
@@ -121,8 +120,6 @@ API_ROUTES: list[Route] = [
 
 def upload_handler_names() -> list[str]:
     """The event handlers the upload endpoint may run (they take a list of rx.UploadFile)."""
-    from reflex_base.registry import RegistrationContext
-
     names = []
     for name, registered in RegistrationContext.get().event_handlers.items():
         hints = getattr(registered.handler.fn, "__annotations__", {})

@@ -15,13 +15,7 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 from sqlmodel import select
 
-from tests.state.test_staff_state import (  # noqa: F401  (fixtures)
-    NOW,
-    app_db,
-    make_user,
-    pg_app_db,
-    run,
-)
+from tests.support.pages import NOW, StaffTab, make_user, runner
 from tests.support.subscriptions import FAILS_ON_CHARGE, VISA
 from workroom_app.billing import clock, formatting, invoice_refunds, subscriptions
 from workroom_app.db import read_session, write_session
@@ -29,6 +23,9 @@ from workroom_app.generation import jobs
 from workroom_app.models import Invoice, JobStatus, PaymentDispute, Role
 from workroom_app.state.staff_figure_rows import BAD_ADDRESS, StaffFigureRowsState
 from workroom_app.state.staff_overview import StaffOverviewState
+
+pytestmark = pytest.mark.usefixtures("fast_hashing")
+run = runner(StaffTab, now=NOW)
 
 
 def _at(when, fn, *args, **kwargs):

@@ -29,10 +29,15 @@ from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import func, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Engine
+from sqlalchemy.sql.dml import ReturningInsert
 from sqlmodel import Session
 
-from workroom_app.billing import balance_watch, clock, formatting
+from workroom_app.billing import accounts, balance_watch, clock, formatting, invoices, receipts
+from workroom_app.billing.catalog import get_catalog
+from workroom_app.db import read_session, write_session
 from workroom_app.models import (
     Account,
     AccountAlert,
@@ -48,6 +53,7 @@ from workroom_app.routes import (
     SUBSCRIPTION_ROUTE,
     USAGE_ROUTE,
 )
+from workroom_app.settings import get_settings
 
 log = logging.getLogger(__name__)
 
@@ -65,7 +71,7 @@ CREDITS_LINK = CREDITS_ROUTE
 USAGE_LINK = USAGE_ROUTE
 PLANS_LINK = PLANS_ROUTE
 
-EMAIL_SETTING = {
+EMAIL_SETTING: dict[str, str] = {
     AlertKind.LOW_BALANCE: "email_low_balance",
     AlertKind.CREDITS_EXPIRING: "email_credits_expiring",
     AlertKind.PAYMENT_FAILED: "email_payment_failed",
@@ -157,9 +163,6 @@ def read_settings(session: Session, account_id: int) -> Settings:
 
 def default_low_balance_threshold(session: Session, account_id: int) -> int:
     """10% of the plan's monthly credits (rounded up; 0 on Free, whose credits are a one-off trial)."""
-    from workroom_app.billing import accounts
-    from workroom_app.billing.catalog import get_catalog
-
     plan = get_catalog().plan(accounts.current_plan_key(session, account_id))
     return -(-plan.monthly_credits * DEFAULT_LOW_BALANCE_PERCENT // 100)
 
@@ -194,8 +197,6 @@ def check_whole(value: object, what: str, *, minimum: int = 0, maximum: int = MA
 
 
 def _upsert(session: Session, account_id: int, values: dict) -> None:
-    from workroom_app.billing import invoices
-
     invoices.lock_account(session, account_id)
     conn = session.connection()
     values = {**values, "updated_at": clock.now()}
@@ -259,10 +260,7 @@ def unsubscribe(session: Session, account_id: int, kind: str) -> None:
 
 
 @functools.lru_cache(maxsize=4)
-def _insert_alert(dialect: str):
-    from sqlalchemy.dialects.postgresql import insert as pg_insert
-    from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-
+def _insert_alert(dialect: str) -> ReturningInsert[int]:
     fn = pg_insert if dialect == "postgresql" else sqlite_insert
     return fn(_A).on_conflict_do_nothing(index_elements=[_A.c.dedupe_key]).returning(_A.c.id)
 
@@ -281,9 +279,6 @@ def notify(
 ) -> int | None:
     """Record an alert once per dedupe key, and queue its email unless the user
     unsubscribed from that kind. Returns the new alert's id, None if it existed."""
-    from workroom_app.billing.receipts import _insert_ignoring_duplicate
-    from workroom_app.settings import get_settings
-
     kind = AlertKind(kind).value
     conn = session.connection()
     now = clock.now()
@@ -319,7 +314,7 @@ def notify(
             )
         lines.append("Workroom")
         conn.execute(
-            _insert_ignoring_duplicate(conn.dialect.name),
+            receipts.insert_ignoring_duplicate(conn.dialect.name),
             {
                 "account_id": account_id,
                 "to_address": email,
@@ -334,7 +329,7 @@ def notify(
                 "created_at": now,
             },
         )
-    return new_id
+    return int(new_id)
 
 
 # ----------------------------------------------------------------- the four alerts
@@ -457,8 +452,6 @@ _last_scan = [float("-inf")]
 
 def scheduled_scan(engine: Engine, *, force: bool = False) -> int:
     """The worker's periodic expiry scan (every EXPIRY_SCAN_EVERY_SECONDS)."""
-    from workroom_app.db import write_session
-
     with _scan_lock:
         if not force and time.monotonic() - _last_scan[0] < EXPIRY_SCAN_EVERY_SECONDS:
             return 0
@@ -571,8 +564,6 @@ def forget_everything() -> None:
 
 
 def watch_for(engine: Engine, account_id: int) -> Watch:
-    from workroom_app.db import read_session
-
     key = (id(engine), account_id)
     now = time.monotonic()
     hit = _watch_cache.get(key)  # a dict read is atomic: no lock on the common path
@@ -590,15 +581,15 @@ def _on_debits(engine: Engine, debits: list[balance_watch.Debit]) -> None:
     """The one after-commit check: one in-memory lookup per debit, then, only
     for a debit that crossed a threshold, the low-balance alert and/or the
     auto top-up (each in its own transaction)."""
-    from workroom_app.db import write_session
-
     for debit in debits:
         watch = watch_for(engine, debit.account_id)
         if debit.crossed_below(watch.low_balance_threshold):
             with write_session(engine) as session:
                 low_balance(session, debit, watch.low_balance_threshold, watch.settings)
         if watch.settings.auto_top_up and debit.crossed_below(watch.settings.top_up_threshold):
-            from workroom_app.billing import auto_top_up
+            # auto_top_up builds on this module (its settings, AlertError): a top-level import
+            # would be a cycle.
+            from workroom_app.billing import auto_top_up  # noqa: PLC0415
 
             auto_top_up.after_crossing(engine, debit)
 

@@ -21,9 +21,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from sqlalchemy import select
+from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
-from workroom_app.billing import clock
+from workroom_app.billing import clock, staff_roles
+from workroom_app.db import write_session
 from workroom_app.models import Account, StaffAudit
 
 DONE = "done"
@@ -92,7 +94,7 @@ def record(
 
 
 def record_refusal(
-    engine,
+    engine: Engine,
     actor_id: int,
     action: str,
     message: str,
@@ -104,9 +106,6 @@ def record_refusal(
     """A refused staff action, in its own transaction. Only for a real staff
     member (a non-staff caller is refused without a trail: it is not staff
     activity and would let anybody fill the table)."""
-    from workroom_app.billing import staff_roles
-    from workroom_app.db import write_session
-
     with write_session(engine) as session:
         actor = session.get(Account, actor_id) if isinstance(actor_id, int) else None
         if actor is None or not staff_roles.is_staff_role(actor.role):

@@ -22,12 +22,15 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import func
+from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
 from workroom_app.billing import alerts, balance_watch, clock, invoices
 from workroom_app.billing.alerts import AlertError, check_whole
 from workroom_app.billing.catalog import get_catalog
 from workroom_app.billing.invoices import LineItem
+from workroom_app.billing.payments.gateway import PaymentGateway
+from workroom_app.db import write_session
 from workroom_app.models import AlertKind, Invoice, InvoiceStatus
 
 # The ledger imports this module (to register the watcher), and the
@@ -129,7 +132,11 @@ def _turn_off(session: Session, account_id: int, reason: str, dedupe: str) -> No
 
 
 def top_up(
-    session: Session, account_id: int, crossing_entry_id: int, *, gateway=None
+    session: Session,
+    account_id: int,
+    crossing_entry_id: int,
+    *,
+    gateway: PaymentGateway | None = None,
 ) -> TopUpResult | None:
     """Buy the chosen pack for the debit `crossing_entry_id` that took the
     balance below the threshold. Once per crossing (its key), never past the
@@ -215,11 +222,9 @@ def top_up(
     return TopUpResult(True, outcome.message, pack.credits, outcome.invoice_id)
 
 
-def after_crossing(engine, debit: balance_watch.Debit) -> None:
+def after_crossing(engine: Engine, debit: balance_watch.Debit) -> None:
     """Called by the after-commit check (billing/alerts.py) for the debit that
     took the balance below the top-up threshold."""
-    from workroom_app.db import write_session
-
     with write_session(engine) as session:
         result = top_up(session, debit.account_id, debit.entry_id)
     if result is not None and result.turned_off:

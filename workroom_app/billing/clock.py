@@ -14,6 +14,11 @@ from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import SQLAlchemyError
+from sqlmodel import Session
+
+from workroom_app.db import get_engine, write_session
+from workroom_app.models import AppSetting
 
 OFFSET_KEY = "clock_offset_seconds"
 _CACHE_SECONDS = 1.0
@@ -45,24 +50,16 @@ def _offset_seconds() -> float:
 
 
 def read_offset(engine: Engine | None = None) -> float:
-    from sqlmodel import Session
-
-    from workroom_app.db import get_engine
-    from workroom_app.models import AppSetting
-
     try:
         with Session(engine or get_engine()) as session:
             row = session.get(AppSetting, OFFSET_KEY)
             return float(row.value) if row else 0.0
-    except Exception:  # no schema yet (before migrations): real time
+    except (SQLAlchemyError, ValueError):  # no schema yet (before migrations): real time
         return 0.0
 
 
 def advance(days: float, engine: Engine | None = None) -> datetime:
     """Move the shared clock forward (demos and `workroom clock advance`)."""
-    from workroom_app.db import get_engine, write_session
-    from workroom_app.models import AppSetting
-
     global _cached_offset
     if days < 0:
         raise ValueError("the clock only moves forward")

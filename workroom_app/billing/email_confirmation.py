@@ -15,23 +15,21 @@ from urllib.parse import quote
 from sqlmodel import Session
 
 from workroom_app.billing import clock
+from workroom_app.billing.accounts import trial_credits
 from workroom_app.models import Account, OutboxEmail
+from workroom_app.security import signing
+from workroom_app.settings import get_settings
 
 CONFIRM_PATH = "/api/auth/confirm"
 
 
 def confirmation_link(account: Account) -> str:
-    from workroom_app.security import signing
-    from workroom_app.settings import get_settings
-
     token = signing.confirmation_token(account.id, account.email)
     return f"{get_settings().public_url.rstrip('/')}{CONFIRM_PATH}?token={quote(token)}"
 
 
 def queue_confirmation(session: Session, account: Account) -> OutboxEmail:
     """Write the confirmation email for `account` to the outbox (in the caller's transaction)."""
-    from workroom_app.billing.accounts import trial_credits
-
     link = confirmation_link(account)
     body = (
         f"Hello {account.display_name},\n\n"

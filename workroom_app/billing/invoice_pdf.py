@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
+from zoneinfo import ZoneInfo
 
 from fpdf import FPDF
 
@@ -32,7 +33,7 @@ _KIND_LABELS = {
 money = formatting.format_money
 
 
-def _date(value: datetime | None, tz=None) -> str:  # noqa: ANN001  (ZoneInfo or None: UTC)
+def _date(value: datetime | None, tz: ZoneInfo | None = None) -> str:  # None: UTC
     return formatting.format_date(value, tz) if value else "-"
 
 
@@ -46,7 +47,7 @@ def render_invoice(
     invoice: Invoice,
     lines: Sequence[InvoiceLine],
     bill_to_email: str,
-    tz=None,  # noqa: ANN001
+    tz: ZoneInfo | None = None,
     refunded_cents: int = 0,
 ) -> bytes:
     """`tz`: the account's time zone (billing/formatting.py); dates are shown in it."""
@@ -72,7 +73,7 @@ def render_invoice(
         pdf.set_font("Helvetica", "", 10)
         pdf.cell(0, 6, _latin1(value), new_x="LMARGIN", new_y="NEXT")
 
-    field("Invoice number", invoice.number)
+    field("Invoice number", invoice.number or "-")
     field("Date", _date(invoice.created_at, tz))
     field("Bill to", bill_to_email)
     if refunded_cents > 0 or invoice.status == "refunded":
@@ -105,13 +106,13 @@ def render_invoice(
         width * 0.3, 8, "Amount", border="B", fill=True, align="R", new_x="LMARGIN", new_y="NEXT"
     )
     pdf.set_font("Helvetica", "", 10)
-    for line in lines:
-        pdf.cell(width * 0.6, 7, _latin1(line.description))
-        pdf.cell(width * 0.1, 7, str(line.quantity), align="R")
+    for item in lines:
+        pdf.cell(width * 0.6, 7, _latin1(item.description))
+        pdf.cell(width * 0.1, 7, str(item.quantity), align="R")
         pdf.cell(
             width * 0.3,
             7,
-            money(line.amount_cents * line.quantity, invoice.currency),
+            money(item.amount_cents * item.quantity, invoice.currency),
             align="R",
             new_x="LMARGIN",
             new_y="NEXT",

@@ -30,6 +30,7 @@ cannot together exceed the amount paid.
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass
 from typing import Any
@@ -37,12 +38,16 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlmodel import Session
 
-from workroom_app.billing import audit, clock, invoices, ledger, staff
+from workroom_app.billing import audit, clock, invoices, ledger, receipts, staff
 from workroom_app.billing.invoice_pdf import money
+from workroom_app.billing.payments.local import LocalGateway
+from workroom_app.billing.payments.stripe_gateway import StripeGateway, StripeGatewayError
 from workroom_app.billing.staff import StaffError
 from workroom_app.billing.staff_roles import Permission
+from workroom_app.db import write_session
 from workroom_app.models import (
     Account,
+    CreditGrant,
     Invoice,
     InvoiceRefund,
     InvoiceStatus,
@@ -100,8 +105,6 @@ def refund_label(invoice_status: str, amount_cents: int, refunded: int) -> str:
 
 def invoice_grant_ids(session: Session, invoice_id: int) -> list[int]:
     """The grants an invoice's payment created (its ledger rows name it)."""
-    import json
-
     ids: list[int] = []
     for (draws,) in session.execute(
         select(LedgerEntry.draws).where(
@@ -116,8 +119,6 @@ def invoice_grant_ids(session: Session, invoice_id: int) -> list[int]:
 
 
 def unspent_credits(session: Session, account_id: int, grant_ids: list[int]) -> int:
-    from workroom_app.models import CreditGrant
-
     if not grant_ids:
         return 0
     now = clock.now()
@@ -235,7 +236,7 @@ def preview(
         account_id=account.id,
         email=account.email,
         invoice_id=invoice.id,
-        invoice_number=invoice.number,
+        invoice_number=_number(invoice),
         amount_cents=cents,
         currency=invoice.currency,
         refundable_cents=invoice.amount_cents - committed,
@@ -262,6 +263,12 @@ class RefundOutcome:
 
 def refund_key(actor_id: int, request_id: str) -> str:
     return f"staff-refund:{actor_id}:{request_id}"
+
+
+def _number(invoice: Invoice) -> str:
+    # Only paid invoices are numbered, and only a paid invoice can be refunded: the fallback
+    # is for a row edited by hand.
+    return invoice.number or f"invoice {invoice.id}"
 
 
 def _outcome(row: InvoiceRefund, number: str, *, created: bool) -> RefundOutcome:
@@ -302,8 +309,6 @@ def refund_invoice(
 
     Raises StaffError (nothing written) for anything refused. `stripe_gateway`
     lets tests pass a gateway wired to the Stripe stand-in."""
-    from workroom_app.db import write_session
-
     # Step 1: check and reserve.
     with write_session(engine) as session:
         actor = staff.require_staff(session, actor_id, Permission.REFUND)
@@ -335,7 +340,7 @@ def refund_invoice(
                     request_key=key,
                     detail=f"Same refund confirmed again; nothing changed ({row.status}).",
                 )
-                return _outcome(row, invoice.number, created=False)
+                return _outcome(row, _number(invoice), created=False)
         else:
             committed = _sum(session, invoice.id, COUNTED)
             if cents > invoice.amount_cents - committed:
@@ -362,8 +367,6 @@ def refund_invoice(
     gateway_ref: str | None = None
     error: str | None = None
     if gateway_name == "stripe":
-        from workroom_app.billing.payments.stripe_gateway import StripeGateway, StripeGatewayError
-
         try:
             gw = stripe_gateway or StripeGateway()
             answer = gw.refund_invoice(
@@ -385,8 +388,8 @@ def refund_invoice(
 
     # Step 3: record what happened.
     with write_session(engine) as session:
-        actor = session.get(Account, actor_id)
-        return _finish(session, refund_id, gateway_ref=gateway_ref, error=error, actor=actor)
+        recorder = session.get(Account, actor_id)
+        return _finish(session, refund_id, gateway_ref=gateway_ref, error=error, actor=recorder)
 
 
 def _finish(
@@ -398,11 +401,15 @@ def _finish(
     actor: Account | None,
 ) -> RefundOutcome:
     row = session.get(InvoiceRefund, refund_id)
+    if row is None:  # written in step 1 and never deleted
+        raise LookupError(f"refund {refund_id} is missing")
     invoices.lock_account(session, row.account_id)
     session.refresh(row)
     invoice = session.get(Invoice, row.invoice_id)
+    if invoice is None:  # the foreign key keeps it
+        raise LookupError(f"invoice {row.invoice_id} is missing")
     if row.status != PENDING:
-        return _outcome(row, invoice.number, created=False)
+        return _outcome(row, _number(invoice), created=False)
     if error is None and row.gateway == "local":
         charge = (
             session.execute(
@@ -430,11 +437,11 @@ def _finish(
                 target=f"invoice:{invoice.id}",
                 reason=row.reason,
                 request_key=row.idempotency_key,
-                detail=f"Refund of {money(row.amount_cents, row.currency)} on {invoice.number} failed: {error}",
+                detail=f"Refund of {money(row.amount_cents, row.currency)} on {_number(invoice)} failed: {error}",
             )
-        return _outcome(row, invoice.number, created=True)
+        return _outcome(row, _number(invoice), created=True)
     _apply_success(session, row, invoice, actor_id=actor.id if actor is not None else None)
-    outcome = _outcome(row, invoice.number, created=True)
+    outcome = _outcome(row, _number(invoice), created=True)
     if actor is not None:
         audit.record(
             session,
@@ -481,15 +488,11 @@ def _apply_success(
     if before + row.amount_cents >= invoice.amount_cents:
         invoices.mark_refunded(session, invoice.id)
         if invoice.gateway == "local" and invoice.gateway_ref:
-            from workroom_app.billing.payments.local import LocalGateway
-
             LocalGateway().refund(invoice.gateway_ref, session=session)
     _queue_email(session, row, invoice)
 
 
 def _queue_email(session: Session, row: InvoiceRefund, invoice: Invoice) -> None:
-    from workroom_app.billing.receipts import PENDING as EMAIL_PENDING
-
     account = session.get(Account, row.account_id)
     if account is None:
         return
@@ -523,7 +526,7 @@ def _queue_email(session: Session, row: InvoiceRefund, invoice: Invoice) -> None
             attachment_name=f"{invoice.number}.pdf",
             invoice_id=invoice.id,
             dedupe_key=key,
-            status=EMAIL_PENDING,
+            status=receipts.PENDING,
             created_at=clock.now(),
         )
     )

@@ -37,6 +37,7 @@ from workroom_app.billing import clock, formatting, invoices, ledger, periods, r
 from workroom_app.billing.catalog import CreditPack, get_catalog
 from workroom_app.billing.invoices import LineItem
 from workroom_app.billing.payments import get_gateway
+from workroom_app.billing.payments.gateway import PaymentGateway
 from workroom_app.billing.subscriptions import (
     CardForm,
     Outcome,
@@ -181,7 +182,7 @@ def buy(
     *,
     expected_preview: PackPreview,
     card: CardForm | None = None,
-    gateway=None,
+    gateway: PaymentGateway | None = None,
 ) -> Outcome:
     """Buy a pack with a gateway that charges directly (local test mode).
 

@@ -14,6 +14,7 @@ claims an email with a conditional UPDATE before sending it.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import smtplib
 import ssl
@@ -21,15 +22,22 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from email.message import EmailMessage
 from email.utils import make_msgid
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import bindparam, or_, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Engine
+from sqlalchemy.sql.dml import ReturningInsert
 from sqlmodel import Session, select
 
 from workroom_app.billing import clock, formatting
-from workroom_app.billing.invoice_pdf import money
+from workroom_app.billing.invoice_pdf import money, render_invoice
+from workroom_app.billing.invoices import lines_of
 from workroom_app.billing.payments.cards import BRAND_LABELS
+from workroom_app.db import read_session, write_session
 from workroom_app.models import Account, Invoice, OutboxEmail
+from workroom_app.settings import Settings, get_settings
 
 PENDING = "pending"
 SENDING = "sending"
@@ -43,8 +51,8 @@ def receipt_key(invoice_id: int) -> str:
     return f"receipt:invoice:{invoice_id}"
 
 
-def _receipt_text(  # noqa: ANN001  (tz: ZoneInfo)
-    invoice: Invoice, plan_name: str | None, purchase: str | None = None, tz=None
+def _receipt_text(
+    invoice: Invoice, plan_name: str | None, purchase: str | None = None, tz: ZoneInfo | None = None
 ) -> tuple[str, str]:
     amount = money(invoice.amount_cents, invoice.currency)
     subject = f"Your Workroom receipt {invoice.number} ({amount})"
@@ -83,10 +91,8 @@ _outbox_id_stmt = select(_O.c.id).where(_O.c.dedupe_key == bindparam("key"))
 
 
 @functools.lru_cache(maxsize=4)
-def _insert_ignoring_duplicate(dialect: str):
-    from sqlalchemy.dialects.postgresql import insert as pg_insert
-    from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-
+def insert_ignoring_duplicate(dialect: str) -> ReturningInsert[int]:
+    """INSERT into the outbox that does nothing when the dedupe key exists (the id, or none)."""
     fn = pg_insert if dialect == "postgresql" else sqlite_insert
     return fn(_O).on_conflict_do_nothing(index_elements=[_O.c.dedupe_key]).returning(_O.c.id)
 
@@ -98,7 +104,7 @@ def queue_receipt(
     to_address: str,
     plan_name: str | None = None,
     purchase: str | None = None,
-    time_zone=None,  # noqa: ANN001  (the account's ZoneInfo; looked up when not given)
+    time_zone: ZoneInfo | None = None,  # the account's; looked up when not given
 ) -> int:
     """Put the receipt for a paid invoice in the outbox, once per invoice
     (its dedupe key); returns the outbox email's id."""
@@ -108,7 +114,7 @@ def queue_receipt(
     subject, body = _receipt_text(invoice, plan_name, purchase, time_zone)
     conn = session.connection()
     new_id = conn.execute(
-        _insert_ignoring_duplicate(conn.dialect.name),
+        insert_ignoring_duplicate(conn.dialect.name),
         {
             "account_id": invoice.account_id,
             "to_address": to_address,
@@ -124,8 +130,8 @@ def queue_receipt(
         },
     ).scalar()
     if new_id is not None:
-        return new_id
-    return conn.execute(_outbox_id_stmt, {"key": key}).scalar_one()
+        return int(new_id)
+    return int(conn.execute(_outbox_id_stmt, {"key": key}).scalar_one())
 
 
 def attachment_bytes(session: Session, email: OutboxEmail) -> bytes | None:
@@ -134,21 +140,22 @@ def attachment_bytes(session: Session, email: OutboxEmail) -> bytes | None:
         return email.attachment
     if email.invoice_id is None:
         return None
-    from workroom_app.billing.invoice_pdf import render_invoice
-    from workroom_app.billing.invoices import lines_of
 
     invoice = session.get(Invoice, email.invoice_id)
     if invoice is None:
         return None
     account = session.get(Account, invoice.account_id)
-    from workroom_app.billing.invoice_refunds import refunded_cents
+
+    # invoice_refunds reaches this module again through staff, ledger and alerts: a top-level
+    # import would be a cycle.
+    from workroom_app.billing import invoice_refunds  # noqa: PLC0415
 
     return render_invoice(
         invoice,
         lines_of(session, invoice.id),
         account.email if account else "",
         formatting.zone(account.timezone if account else None),
-        refunded_cents=refunded_cents(session, invoice.id),
+        refunded_cents=invoice_refunds.refunded_cents(session, invoice.id),
     )
 
 
@@ -180,18 +187,14 @@ class SendReport:
     skipped_reason: str | None = None  # e.g. no SMTP configured
 
 
-def smtp_configured(settings=None) -> bool:
-    from workroom_app.settings import get_settings
-
+def smtp_configured(settings: Settings | None = None) -> bool:
     return bool((settings or get_settings()).smtp_host)
 
 
 def _claim(engine: Engine, email_id: int) -> bool:
-    from workroom_app.db import write_session
-
     now = clock.now()
     with write_session(engine) as session:
-        result = session.execute(
+        result = session.connection().execute(
             update(OutboxEmail)
             .where(
                 OutboxEmail.id == email_id,
@@ -207,8 +210,6 @@ def _claim(engine: Engine, email_id: int) -> bool:
 
 
 def _finish(engine: Engine, email_id: int, error: str | None) -> None:
-    from workroom_app.db import write_session
-
     with write_session(engine) as session:
         email = session.get(OutboxEmail, email_id)
         if email is None:
@@ -225,7 +226,20 @@ def _finish(engine: Engine, email_id: int, error: str | None) -> None:
         session.add(email)
 
 
-def _open_smtp(settings) -> smtplib.SMTP:
+def _quit(smtp: smtplib.SMTP) -> None:
+    """Close politely; a server already gone changes nothing for the emails."""
+    with contextlib.suppress(smtplib.SMTPException, OSError):
+        smtp.quit()
+
+
+def _claimed(session: Session, email_id: int) -> OutboxEmail:
+    email = session.get(OutboxEmail, email_id)
+    if email is None:  # claimed a moment ago, and outbox rows are never deleted
+        raise LookupError(f"outbox email {email_id} is missing")
+    return email
+
+
+def _open_smtp(settings: Settings) -> smtplib.SMTP:
     smtp = smtplib.SMTP(settings.smtp_host, settings.smtp_port, timeout=20)
     if settings.smtp_starttls:
         smtp.starttls(context=ssl.create_default_context())
@@ -234,15 +248,14 @@ def _open_smtp(settings) -> smtplib.SMTP:
     return smtp
 
 
-def send_pending(engine: Engine, limit: int = 50, *, settings=None) -> SendReport:
+def send_pending(
+    engine: Engine, limit: int = 50, *, settings: Settings | None = None
+) -> SendReport:
     """Send up to `limit` pending emails, oldest first, over one SMTP connection.
 
     No SMTP host configured: nothing is sent and the emails stay in the outbox.
     An email that fails stays pending with the error (and attempts + 1); the
     ones after it are still tried."""
-    from workroom_app.db import read_session
-    from workroom_app.settings import get_settings
-
     settings = settings or get_settings()
     report = SendReport()
     if not settings.smtp_host:
@@ -273,7 +286,7 @@ def send_pending(engine: Engine, limit: int = 50, *, settings=None) -> SendRepor
                 continue  # another sender has it
             try:
                 with read_session(engine) as session:
-                    email = session.get(OutboxEmail, email_id)
+                    email = _claimed(session, email_id)
                     message = build_message(session, email, settings.mail_from)
                 if smtp is None:
                     smtp = _open_smtp(settings)
@@ -283,10 +296,7 @@ def send_pending(engine: Engine, limit: int = 50, *, settings=None) -> SendRepor
                 _finish(engine, email_id, error)
                 report.failed[email_id] = error
                 if smtp is not None:
-                    try:
-                        smtp.quit()
-                    except (smtplib.SMTPException, OSError):
-                        pass
+                    _quit(smtp)
                     smtp = None
                 continue
             except BaseException:
@@ -296,32 +306,23 @@ def send_pending(engine: Engine, limit: int = 50, *, settings=None) -> SendRepor
             report.sent.append(email_id)
     finally:
         if smtp is not None:
-            try:
-                smtp.quit()
-            except (smtplib.SMTPException, OSError):
-                pass
+            _quit(smtp)
     return report
 
 
-def send_one(engine: Engine, email_id: int, *, settings=None) -> str | None:
+def send_one(engine: Engine, email_id: int, *, settings: Settings | None = None) -> str | None:
     """Send one pending email now (staff "send again"); None when sent, else the error."""
-    from workroom_app.db import read_session
-    from workroom_app.settings import get_settings
-
     settings = settings or get_settings()
     if not _claim(engine, email_id):
         return "it is not pending (sent meanwhile, or another sender has it)"
     try:
         with read_session(engine) as session:
-            message = build_message(session, session.get(OutboxEmail, email_id), settings.mail_from)
+            message = build_message(session, _claimed(session, email_id), settings.mail_from)
         smtp = _open_smtp(settings)
         try:
             smtp.send_message(message)
         finally:
-            try:
-                smtp.quit()
-            except (smtplib.SMTPException, OSError):
-                pass
+            _quit(smtp)
     except (smtplib.SMTPException, OSError) as exc:
         error = f"{exc.__class__.__name__}: {exc}"
         _finish(engine, email_id, error)

@@ -27,9 +27,12 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
 
 from sqlalchemy import func, or_, select
+from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
-from workroom_app.billing import clock, formatting
+from workroom_app.billing import audit, clock, formatting, staff
+from workroom_app.billing.staff_roles import Permission
+from workroom_app.db import read_session, write_session
 from workroom_app.models import (
     ActionType,
     Invoice,
@@ -383,12 +386,8 @@ def render_text(report: Report) -> str:
     return "\n".join(lines)
 
 
-def run_for_staff(engine, actor_id: int, *, since: datetime | None = None) -> Report:
+def run_for_staff(engine: Engine, actor_id: int, *, since: datetime | None = None) -> Report:
     """The staff page's run: finance or admin only, recorded in the audit trail."""
-    from workroom_app.billing import audit, staff
-    from workroom_app.billing.staff_roles import Permission
-    from workroom_app.db import read_session, write_session
-
     with read_session(engine) as session:
         staff.require_staff(session, actor_id, Permission.RECONCILE)
         report = reconcile(session, since=since)

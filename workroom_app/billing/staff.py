@@ -21,6 +21,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import overload
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import func, select
@@ -193,6 +194,14 @@ def _target(session: Session, account_id: object) -> Account:
     if account is None:
         raise StaffError("That account was not found.")
     return account
+
+
+@overload
+def _aware(value: datetime) -> datetime: ...
+
+
+@overload
+def _aware(value: None) -> None: ...
 
 
 def _aware(value: datetime | None) -> datetime | None:

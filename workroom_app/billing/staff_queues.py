@@ -20,7 +20,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, overload
 
 from sqlalchemy import select
 from sqlmodel import Session
@@ -50,6 +50,22 @@ MAX_LIST = 100
 class ActionResult:
     done: bool  # False: nothing needed doing (already done, or refused softly)
     message: str
+
+
+def _actor(session: Session, actor_id: int) -> Account:
+    """The staff member again, in the session that records their action."""
+    actor = session.get(Account, actor_id)
+    if actor is None:  # accounts are never deleted
+        raise StaffError("Your account was not found.")
+    return actor
+
+
+@overload
+def _aware(value: datetime) -> datetime: ...
+
+
+@overload
+def _aware(value: None) -> None: ...
 
 
 def _aware(value: datetime | None) -> datetime | None:
@@ -242,10 +258,9 @@ def replay_webhook(
                 False, f"Processing {event_type} {event_id} failed again: {answer.error}"
             )
     with write_session(engine) as session:
-        actor = session.get(Account, actor.id)
         audit.record(
             session,
-            actor,
+            _actor(session, actor.id),
             audit.REPLAY_WEBHOOK,
             target=f"webhook:{event_id}",
             result=audit.DONE
@@ -321,7 +336,7 @@ def resend_email(
     with write_session(engine) as session:
         audit.record(
             session,
-            session.get(Account, actor_pk),
+            _actor(session, actor_pk),
             audit.RESEND_EMAIL,
             account_id=account_id,
             target=f"email:{pending_id}",

@@ -77,8 +77,9 @@ def _fill(session: Session, series: str, rows: list[Row], days: Iterable[str]) -
     days = sorted(days)
     if not days:
         return
-    engine = session.get_bind()
-    engine = getattr(engine, "engine", engine)
+    engine = (
+        session.get_bind().engine
+    )  # the session's Engine, bound directly or through a Connection
     wanted = set(days)
     try:
         with write_session(engine) as w:

@@ -11,6 +11,7 @@ keyed on its Stripe id, updated to Stripe's latest status).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from sqlmodel import Session, select
 
@@ -83,7 +84,7 @@ class DisputeChanged:
 class ChargeRefundedHandler(Handler):
     event_type = "charge.refunded"
 
-    def fetch(self, gateway: StripeGateway, obj):
+    def fetch(self, gateway: StripeGateway, obj: dict[str, Any]) -> ChargeRefunded | Nothing:
         charge = gateway.retrieve_charge(obj["id"])
         if charge.payment_intent_id is None:
             return Nothing("the charge has no payment intent")
@@ -91,7 +92,7 @@ class ChargeRefundedHandler(Handler):
 
 
 class _DisputeHandler(Handler):
-    def fetch(self, gateway: StripeGateway, obj):
+    def fetch(self, gateway: StripeGateway, obj: dict[str, Any]) -> DisputeChanged:
         dispute = gateway.retrieve_dispute(obj["id"])
         intent = dispute.payment_intent_id
         if intent is None and dispute.charge_id:

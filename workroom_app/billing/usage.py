@@ -27,13 +27,14 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
-from typing import NamedTuple
+from typing import Any, NamedTuple
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 from sqlalchemy import and_, func, or_, select, union_all
+from sqlalchemy.sql import ColumnElement, Select
 from sqlmodel import Session
 
 from workroom_app.billing import catalog, clock, formatting
@@ -311,7 +312,7 @@ _COLUMNS = (
 )
 
 
-def _to_row(r) -> UsageRow:  # noqa: ANN001
+def _to_row(r: Sequence[Any]) -> UsageRow:
     created = r[1]
     if created.tzinfo is None:  # Core selects skip the column type on some dialects
         created = created.replace(tzinfo=UTC)
@@ -374,7 +375,7 @@ def _fetch(
     else:
         order = (_L.c.created_at.asc(), _L.c.id.asc())
 
-    def part(extra: list):  # noqa: ANN001, ANN202
+    def part(extra: list[ColumnElement[bool]]) -> Select[Any]:
         return select(*_COLUMNS).where(and_(*base, *extra)).order_by(*order).limit(limit)
 
     if len(filters.action_types) <= 1:
@@ -487,11 +488,13 @@ def usage_page(
             )
         )
     else:
-        pivot = _pivot(session, account_id, before_id) if before_id is not None else None
-        got = _fetch(session, account_id, filters, bounds, pivot=pivot, older=True, limit=limit + 1)
+        before = _pivot(session, account_id, before_id) if before_id is not None else None
+        got = _fetch(
+            session, account_id, filters, bounds, pivot=before, older=True, limit=limit + 1
+        )
         has_older = len(got) > limit
         rows = got[:limit]
-        if pivot is None:
+        if before is None:
             has_newer = False
         else:
             has_newer = bool(
@@ -500,7 +503,7 @@ def usage_page(
                     account_id,
                     filters,
                     bounds,
-                    pivot=rows[0].sort_key if rows else (pivot[0], pivot[1] - 1),
+                    pivot=rows[0].sort_key if rows else (before[0], before[1] - 1),
                     older=False,
                     limit=1,
                 )
@@ -550,9 +553,8 @@ def iter_csv(
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\r\n")
     writer.writerow(csv_header(zone))
-    for n, row in enumerate(
-        iter_usage_rows(session, account_id, filters, zone, chunk=chunk), start=1
-    ):
+    rows = iter_usage_rows(session, account_id, filters, zone, chunk=chunk)
+    for n, row in enumerate(rows, start=1):
         writer.writerow(row.as_csv(zone))
         if n % chunk == 0:
             yield buf.getvalue()
@@ -642,9 +644,9 @@ def spend_by_day(
     for i in range(days):
         day = first_day + timedelta(days=i)
         item: dict[str, object] = {"date": day.isoformat(), "label": formatting.format_day(day)}
-        spent = totals.get(day, {})
+        day_spent = totals.get(day, {})
         for f in ordered:
-            item[f] = spent.get(f, 0)
+            item[f] = day_spent.get(f, 0)
         out.append(item)
     return out
 

@@ -151,7 +151,7 @@ def preview(job: JobView) -> rx.Component:
     )
 
 
-def _numbered_file(job: JobView, url, index) -> rx.Component:
+def _numbered_file(job: JobView, url: rx.Var[str], index: rx.Var[int]) -> rx.Component:
     """One of several images of a job: its own preview and its own download."""
     number = (index + 1).to_string()
     return rx.vstack(

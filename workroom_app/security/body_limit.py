@@ -19,6 +19,8 @@ from typing import Any
 
 from starlette.exceptions import HTTPException
 
+from workroom_app.generation.uploads import MAX_BYTES
+
 MB = 1024 * 1024
 DEFAULT_CAP = 64 * 1024
 WEBHOOK_CAP = 1 * MB
@@ -35,8 +37,6 @@ class _BodyTooLarge(HTTPException):
 
 
 def _caps() -> dict[str, int]:
-    from workroom_app.generation.uploads import MAX_BYTES
-
     # "/_event/": Socket.IO's long-polling fallback posts events over HTTP (the websocket is
     # not capped here); the same 1 MB as Socket.IO's own default buffer.
     return {
@@ -77,10 +77,9 @@ def cap_request_bodies(app: Any, upload_handlers: Callable[[], Iterable[str]] | 
         cap = caps.get(path, DEFAULT_CAP)
         headers = dict(scope.get("headers") or [])
         declared = headers.get(b"content-length", b"")
-        if declared:
-            if not declared.isdigit() or int(declared) > cap:
-                await _respond(send, 413, TOO_LARGE)
-                return
+        if declared and (not declared.isdigit() or int(declared) > cap):
+            await _respond(send, 413, TOO_LARGE)
+            return
         if path == UPLOAD_PATH and upload_handlers is not None and scope.get("method") == "POST":
             handler = headers.get(b"reflex-event-handler", b"").decode("latin-1")
             if handler and handler not in set(upload_handlers()):

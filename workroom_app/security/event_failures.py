@@ -14,6 +14,8 @@ import threading
 import time
 import traceback
 
+import reflex as rx
+
 log = logging.getLogger("workroom.events")
 
 WINDOW_SECONDS = 60.0
@@ -59,7 +61,5 @@ def reset() -> None:
 
 def backend_exception_handler(exception: Exception):
     """rx.App(backend_exception_handler=...): one line in the log, a generic toast in the tab."""
-    import reflex as rx
-
     log_failure(exception)
     return rx.toast.error("Something went wrong. Reload the page and try again.", id="event-failed")

@@ -25,6 +25,8 @@ from dataclasses import dataclass
 
 from limits import RateLimitItem, parse_many, storage, strategies
 
+from workroom_app.settings import get_settings
+
 LOGIN_PER_ACCOUNT_AND_ADDRESS = parse_many("5/minute;20/hour;50/day")
 LOGIN_PER_ACCOUNT = parse_many("100/hour;300/day")
 
@@ -32,8 +34,6 @@ LOGIN_PER_ACCOUNT = parse_many("100/hour;300/day")
 def _per_address(setting: str) -> list[RateLimitItem]:
     """The per-address limits come from settings: behind a proxy or NAT many people share one
     address (an office, the browser tests' 127.0.0.1), so an operator must be able to raise them."""
-    from workroom_app.settings import get_settings
-
     return parse_many(getattr(get_settings(), setting))
 
 
@@ -46,8 +46,6 @@ def _get_limiter() -> strategies.MovingWindowRateLimiter:
     global _limiter, _storage
     with _lock:
         if _limiter is None:
-            from workroom_app.settings import get_settings
-
             _storage = storage.storage_from_string(get_settings().rate_limit_storage or "memory://")
             _limiter = strategies.MovingWindowRateLimiter(_storage)
         return _limiter

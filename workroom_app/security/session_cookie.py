@@ -12,6 +12,8 @@ from __future__ import annotations
 from http.cookies import CookieError, SimpleCookie
 from typing import Any
 
+from workroom_app.settings import get_settings
+
 COOKIE_NAME = "workroom_session"
 _MAX_TOKEN = 200
 
@@ -37,8 +39,6 @@ def token_from_cookie_header(header: Any) -> str:
 
 def cookie_attributes() -> dict[str, Any]:
     """The keyword arguments of starlette's Response.set_cookie for the login cookie."""
-    from workroom_app.settings import get_settings
-
     settings = get_settings()
     return {
         "max_age": settings.session_days * 86400,

@@ -12,6 +12,11 @@ import secrets
 from functools import lru_cache
 
 from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
+from sqlalchemy.exc import IntegrityError
+
+from workroom_app.db import write_session
+from workroom_app.models import AppSetting
+from workroom_app.settings import get_settings
 
 CONFIRM_SALT = "workroom.confirm-email"
 CONFIRM_MAX_AGE = 7 * 86400
@@ -19,11 +24,6 @@ _SETTING_KEY = "signing_secret"
 
 
 def _stored_secret() -> str:
-    from sqlalchemy.exc import IntegrityError
-
-    from workroom_app.db import write_session
-    from workroom_app.models import AppSetting
-
     for _attempt in range(2):
         try:
             with write_session() as session:
@@ -40,8 +40,6 @@ def _stored_secret() -> str:
 
 @lru_cache(maxsize=1)
 def _secret() -> str:
-    from workroom_app.settings import get_settings
-
     configured = getattr(get_settings(), "secret_key", "")
     return configured or _stored_secret()
 

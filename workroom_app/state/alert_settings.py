@@ -11,10 +11,16 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
+from collections.abc import AsyncIterator, Callable
+from typing import Any
 
 import reflex as rx
 
+from workroom_app.billing import alerts, auto_top_up
 from workroom_app.billing.alerts import AlertError
+from workroom_app.billing.catalog import get_catalog
+from workroom_app.db import read_session, write_session
+from workroom_app.state.plans import money_text
 from workroom_app.state.session import SessionState
 
 log = logging.getLogger(__name__)
@@ -48,16 +54,11 @@ class Loaded:
 
 
 def read(account_id: int) -> Loaded:
-    from workroom_app.billing import alerts, auto_top_up
-    from workroom_app.billing.catalog import get_catalog
-    from workroom_app.db import read_session
-
     with read_session() as session:
         s = alerts.read_settings(session, account_id)
         default = alerts.default_low_balance_threshold(session, account_id)
         this_month = auto_top_up.top_ups_this_month(session, account_id)
     catalog = get_catalog()
-    from workroom_app.state.plans import money_text
 
     packs = [
         PackOption(p.key, f"{p.label} ({money_text(p.price_cents, catalog.currency)})")
@@ -89,9 +90,6 @@ def _flag(form_data: dict, name: str) -> bool:
 
 
 def save_alerts(account_id: int, form_data: dict) -> None:
-    from workroom_app.billing import alerts
-    from workroom_app.db import write_session
-
     threshold = _text(form_data, "low_balance_threshold")
     with write_session() as session:
         alerts.save_alert_settings(
@@ -103,9 +101,6 @@ def save_alerts(account_id: int, form_data: dict) -> None:
 
 
 def save_top_up(account_id: int, form_data: dict) -> None:
-    from workroom_app.billing import auto_top_up
-    from workroom_app.db import write_session
-
     with write_session() as session:
         auto_top_up.save_settings(
             session,
@@ -153,7 +148,13 @@ class AlertSettingsState(SessionState):
         self.top_ups_this_month = loaded.this_month
         self.version += 1
 
-    async def _save(self, save, form_data, error_var: str, done: str):
+    async def _save(
+        self,
+        save: Callable[[int, dict[str, Any]], object],
+        form_data: object,
+        error_var: str,
+        done: str,
+    ) -> AsyncIterator[object]:
         account_id = self._account_id
         if account_id is None or self.busy:
             return

@@ -14,6 +14,8 @@ import dataclasses
 
 import reflex as rx
 
+from workroom_app.billing import alerts, balance_sources, subscriptions
+from workroom_app.db import read_session, write_session
 from workroom_app.state.session import SessionState
 
 
@@ -37,9 +39,6 @@ class SourceRow:
 def read_popover(account_id: int):
     """Blocking: (alerts, unread count, balance by source, expiry line, toasts to
     show now, the past-due banner's text or "")."""
-    from workroom_app.billing import alerts, balance_sources, subscriptions
-    from workroom_app.db import read_session, write_session
-
     # Reads only: this runs on every balance change, and a write transaction
     # would queue behind (and hold up) debits on SQLite.
     with read_session() as session:
@@ -75,9 +74,6 @@ def read_popover(account_id: int):
 
 
 def mark_read(account_id: int) -> None:
-    from workroom_app.billing import alerts
-    from workroom_app.db import write_session
-
     with write_session() as session:
         alerts.mark_all_read(session, account_id)
 

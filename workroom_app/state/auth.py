@@ -12,12 +12,15 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from typing import Any
 
 import reflex as rx
 
 from workroom_app.billing import accounts
-from workroom_app.security import hashing_pool, rate_limits
+from workroom_app.billing.email_confirmation import queue_confirmation
+from workroom_app.db import write_session
+from workroom_app.security import hashing_pool, rate_limits, signing
 from workroom_app.state.session import SessionState, post_form_script
 
 logger = logging.getLogger(__name__)
@@ -42,8 +45,6 @@ def _field(form_data: Any, name: str) -> str:
 
 def _log_in(email: str, password: str) -> str:
     """Blocking (hashing pool): check the password and return a one-time login ticket."""
-    from workroom_app.db import write_session
-
     with write_session() as session:
         account = accounts.authenticate(session, email, password)
         return accounts.create_login_ticket(session, account.id)
@@ -52,9 +53,6 @@ def _log_in(email: str, password: str) -> str:
 def _sign_up(email: str, password: str, display_name: str) -> str:
     """Blocking (hashing pool): create the unconfirmed account, email its confirmation link and
     return a one-time login ticket. The trial waits for the confirmation."""
-    from workroom_app.billing.email_confirmation import queue_confirmation
-    from workroom_app.db import write_session
-
     with write_session() as session:
         account = accounts.register(session, email, password, display_name)
         queue_confirmation(session, account)
@@ -78,7 +76,7 @@ class AuthState(SessionState):
     def _client_address(self) -> str:
         return str((self._get_root_state().router_data or {}).get("ip") or "")
 
-    async def _finish(self, work, *args):
+    async def _finish(self, work: Callable[..., str], *args: object):
         try:
             ticket = await hashing_pool.run(work, *args, address=self._client_address())
         except (accounts.AuthError, hashing_pool.HashingBusy) as exc:
@@ -151,7 +149,6 @@ class AuthState(SessionState):
         self.submitting = True
         self.error = ""
         yield
-        from workroom_app.security import signing
 
         # Outside the sign-up transaction: on first use this writes the secret itself.
         await asyncio.to_thread(signing.ensure_secret)

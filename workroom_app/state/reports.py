@@ -9,7 +9,13 @@ import asyncio
 import logging
 
 import reflex as rx
+from sqlmodel import select
 
+from workroom_app.db import read_session, write_session
+from workroom_app.generation import reports
+from workroom_app.generation.errors import GenerationError
+from workroom_app.generation.reports import ReportError
+from workroom_app.models import ResultReport
 from workroom_app.state.session import SessionState
 
 log = logging.getLogger(__name__)
@@ -23,11 +29,6 @@ STATUS_TEXT = {
 
 def read_reports(account_id: int) -> dict[str, str]:
     """job id (as text) -> what its card says about its report."""
-    from sqlmodel import select
-
-    from workroom_app.db import read_session
-    from workroom_app.models import ResultReport
-
     with read_session() as session:
         rows = session.exec(
             select(ResultReport)
@@ -45,9 +46,6 @@ def read_reports(account_id: int) -> dict[str, str]:
 
 
 def send_report(account_id: int, job_id: object, reason: object):
-    from workroom_app.db import write_session
-    from workroom_app.generation import reports
-
     with write_session() as session:
         return reports.report(session, account_id, job_id, reason)
 
@@ -79,9 +77,6 @@ class ReportState(SessionState):
             self.dialog_open = False
 
     async def submit(self, form_data: dict):
-        from workroom_app.generation.errors import GenerationError
-        from workroom_app.generation.reports import ReportError
-
         account_id = self._account_id
         if account_id is None or self.busy or not self.dialog_open:
             return

@@ -35,12 +35,17 @@ Page on_load handlers run after `guard` (pages.registry puts it first), so
 from __future__ import annotations
 
 import asyncio
+import json
 from dataclasses import dataclass
 
 import reflex as rx
 
-from workroom_app.billing import accounts
+from workroom_app.billing import accounts, catalog, ledger
+from workroom_app.billing.email_confirmation import queue_confirmation
+from workroom_app.db import read_session, write_session
+from workroom_app.models import Account
 from workroom_app.routes import INDEX_ROUTE, LOGIN_ROUTE, PUBLIC_ROUTES, landing_route
+from workroom_app.security import rate_limits, signing
 from workroom_app.security.session_cookie import token_from_cookie_header
 
 LOGOUT_PATH = "/api/auth/logout"
@@ -49,8 +54,6 @@ LOGOUT_PATH = "/api/auth/logout"
 def post_form_script(action: str, fields: dict[str, str] | None = None) -> str:
     """Page script that submits a same-origin POST form (a full page navigation, so the
     server's Set-Cookie applies and the next page opens a fresh websocket carrying it)."""
-    import json
-
     inputs = "".join(
         f"i=document.createElement('input');i.type='hidden';i.name={json.dumps(k)};"
         f"i.value={json.dumps(v)};f.appendChild(i);"
@@ -78,19 +81,13 @@ class AccountView:
 
 def plan_display_name(plan_key: str) -> str:
     try:
-        from workroom_app.billing import catalog
-    except ImportError:  # catalog not installed yet
-        return plan_key.title()
-    try:
         return catalog.get_catalog().plan(plan_key).name
-    except Exception:  # a plan retired from the catalog still has a name to show
+    except catalog.UnknownPlan:  # a plan retired from the catalog still has a name to show
         return plan_key.title()
 
 
 def account_view(session, account) -> AccountView:  # noqa: ANN001
     """Blocking: the header data of `account`, read in the open `session`."""
-    from workroom_app.billing import ledger
-
     plan_key = accounts.current_plan_key(session, account.id)
     return AccountView(
         account_id=account.id,
@@ -106,8 +103,6 @@ def account_view(session, account) -> AccountView:  # noqa: ANN001
 
 def read_account_view(token: str) -> AccountView | None:
     """Blocking: look up a login token and read the header data, or None."""
-    from workroom_app.db import read_session
-
     with read_session() as session:
         account = accounts.lookup_session(session, token)
         return None if account is None else account_view(session, account)
@@ -230,8 +225,6 @@ class SessionState(rx.State):
         account_id = self._account_id
         if account_id is None or self.email_confirmed:
             return None
-        from workroom_app.security import rate_limits
-
         refusal = rate_limits.confirmation_attempt(account_id)
         if refusal is not None:
             self.confirmation_note = refusal.message("confirmation emails")
@@ -242,26 +235,17 @@ class SessionState(rx.State):
 
 
 def _revoke(token: str) -> None:
-    from workroom_app.db import write_session
-
     with write_session() as session:
         accounts.revoke_login(session, token)
 
 
 def _revoke_all(account_id: int) -> int:
-    from workroom_app.db import write_session
-
     with write_session() as session:
         return accounts.revoke_all_logins(session, account_id)
 
 
 def send_confirmation(account_id: int) -> None:
     """Blocking: queue a confirmation email for the account (unless already confirmed)."""
-    from workroom_app.billing.email_confirmation import queue_confirmation
-    from workroom_app.db import write_session
-    from workroom_app.models import Account
-    from workroom_app.security import signing
-
     signing.ensure_secret()  # before the transaction: on first use it writes the secret itself
     with write_session() as session:
         account = session.get(Account, account_id)

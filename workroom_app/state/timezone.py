@@ -14,14 +14,13 @@ import asyncio
 import logging
 
 from workroom_app.billing import formatting
+from workroom_app.db import write_session
 from workroom_app.state.session import SessionState
 
 log = logging.getLogger(__name__)
 
 
 def _store(account_id: int, name: str) -> str | None:
-    from workroom_app.db import write_session
-
     with write_session() as session:
         return formatting.store_account_zone(session, account_id, name)
 
@@ -51,7 +50,8 @@ class TimeZoneState(SessionState):
 
 def _page_loaders(path: str) -> list:
     """The current page's on_load handlers (after the guard), to redraw it."""
-    from workroom_app.components.layout import PAGES
+    # The page registry imports the states (this one too): a top-level import is a cycle.
+    from workroom_app.components.layout import PAGES  # noqa: PLC0415
 
     normalised = "/" + path.strip("/")
     for spec in PAGES:

@@ -1,7 +1,7 @@
 """Pricing: `quote` checks a request against the models, then the plan, and prices it exactly.
 
 The order of the checks and every message are part of the contract with assets/quote.js, the
-browser twin of this module: tests/test_quote_parity.py holds the two to the same answers.
+browser twin of this module: tests/billing/test_quote_parity.py holds the two to the same answers.
 Arithmetic is exact (Fractions), rounded up once at the end.
 """
 

@@ -34,10 +34,7 @@ def get_plan(plan_key: object) -> Plan:
     """The catalog plan, or UnknownPlan (with a user message) for anything else."""
     if not isinstance(plan_key, str) or not plan_key or len(plan_key) > 32:
         raise UnknownPlan(plan_key)
-    try:
-        return _catalog().plan(plan_key)
-    except LookupError:
-        raise UnknownPlan(plan_key) from None
+    return _catalog().plan(plan_key)  # UnknownPlan when the catalog has no such plan
 
 
 def _paid_plan(plan_key: object) -> Plan:

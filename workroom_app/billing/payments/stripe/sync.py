@@ -145,10 +145,6 @@ class ReconcileReport:
         return "; ".join(self.notes) or "already up to date"
 
 
-def reconcile(session: Session, state: StripeState) -> str:
-    return reconcile_report(session, state).note
-
-
 def reconcile_report(session: Session, state: StripeState) -> ReconcileReport:
     """Make the app's copy of one Stripe subscription match what Stripe says.
 

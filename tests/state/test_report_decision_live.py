@@ -10,12 +10,11 @@ import asyncio
 
 from tests.state.test_live import (  # noqa: F401  (fixtures and helpers)
     app_db,
-    make_account,
     wait_for,
     with_feed,
 )
+from tests.support.factories import sign_up
 from tests.support.generation import IMAGE
-from workroom_app.billing import accounts
 from workroom_app.db import write_session
 from workroom_app.generation import jobs, reports
 from workroom_app.models import Role
@@ -39,10 +38,9 @@ def _reported(engine, account_id: int, n: int) -> list[tuple[int, int]]:
 
 
 def test_a_staff_decision_updates_the_users_open_job_card_live(app_db):  # noqa: F811
-    ann = make_account(app_db, "ann@example.com", COST * 5)
-    make_account(app_db, "bob@example.com", 10)
-    with write_session(app_db) as s:
-        helper = accounts.sign_up(s, "help@staff.test", "correct horse", role=Role.SUPPORT).id
+    ann = sign_up(app_db, "ann@example.com", extra_credits=COST * 5)
+    sign_up(app_db, "bob@example.com")
+    helper = sign_up(app_db, "help@staff.test", role=Role.SUPPORT)
     (_, _), (_, _), (_, _), (accepted_job, to_accept), (declined_job, to_decline) = _reported(
         app_db, ann, 5
     )

@@ -247,7 +247,9 @@ async def push_account(account_id: int, kinds: frozenset[str]) -> int:
     if not tokens:
         return 0
     from workroom_app.state.generate import read_jobs
-    from workroom_app.state.reports import read_reports
+    from workroom_app.state.reports import (  # noqa: PLC0415  (as read_jobs: it imports billing)
+        read_reports,
+    )
 
     live_logins = await asyncio.to_thread(read_live_logins, account_id)
     view = (
@@ -293,7 +295,7 @@ async def _push_tab(
 ) -> list:
     from workroom_app.state.alerts import AlertsState
     from workroom_app.state.generate import GenerateState
-    from workroom_app.state.reports import ReportState
+    from workroom_app.state.reports import ReportState  # noqa: PLC0415  (as GenerateState)
     from workroom_app.state.session import _route_of
     from workroom_app.state.subscription import SubscriptionState
 

@@ -170,12 +170,20 @@ def test_overview_figures_equal_independent_sql(engine):
     for start, end in [
         (START, START + timedelta(days=366)),
         (START + timedelta(days=100), START + timedelta(days=130)),
+        # Again: the closed months' sums stored by the visits above, the other days' rows.
+        (START, START + timedelta(days=366)),
+        (START + timedelta(days=3), START + timedelta(days=300)),
     ]:
         _assert_overview_equals_sql(engine, start, end, now)
         with read_session(engine) as s:
             assert staff_metrics.money(s, start, end, now).revenue_total > 0
-    # The figures above came from closed-day rollups (filled by the first range).
+    # The figures above came from closed-day rollups (filled by the first range), and
+    # the generations from monthly sums of them (stored by the next visits).
     assert _q(engine, "SELECT COUNT(*) FROM staff_rollup_day WHERE series = 'credits'")[0][0] > 200
+    # (A month with a job still running, as most here, is summed day by day.)
+    for series in ("jobs:m", "job_runtime:m"):
+        months = _q(engine, f"SELECT COUNT(*) FROM staff_rollup_day WHERE series = '{series}'")
+        assert months[0][0] >= 1, series
 
 
 def _assert_overview_equals_sql(engine, start: datetime, end: datetime, now: datetime) -> None:

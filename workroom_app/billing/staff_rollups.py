@@ -25,6 +25,12 @@ the closed days that are missing (then stored: the first visit after a quiet
 period pays once), and the grouped query over the open head and tail. Each
 fill inserts the (series, day) marker first: its primary key makes a second,
 concurrent fill of the same day fail and roll back, never count twice.
+
+A series read without its days (by_day=False: the generations' counts and
+run-time histograms) also keeps monthly sums: once every day of a month is
+filled, its rows are summed into '<series>:m' rows (day 'YYYY-MM') under a
+month marker, so 12 months of run-time histograms are a few thousand rows,
+not 170,000. A read uses the months whose marker its own snapshot sees.
 """
 
 from __future__ import annotations

@@ -39,7 +39,7 @@ import logging
 from collections.abc import Callable, Iterable
 from datetime import UTC, date, datetime, timedelta
 
-from sqlalchemy import and_, func, insert, literal, not_, or_, select
+from sqlalchemy import and_, func, insert, literal, select
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlmodel import Session
@@ -149,28 +149,34 @@ def read(
     if filled:
         in_days = (StaffRollup.series == series, StaffRollup.day >= lo, StaffRollup.day < hi)
         months = _months(session, series, first_whole, closed_end, filled) if not by_day else []
-        if months:
-            # Whole closed months from their monthly sums, the other days from theirs.
-            outside = not_(or_(*(_in_month(m) for m in months)))
-            in_days = (
-                or_(
-                    and_(StaffRollup.series == month_series(series), StaffRollup.day.in_(months)),
-                    and_(*in_days, outside),
-                ),
-            )
         if by_day:
             stored = select(
                 StaffRollup.day, StaffRollup.key, StaffRollup.bucket, StaffRollup.value
             ).where(*in_days)
+            out.extend((d, k, int(b), int(v)) for d, k, b, v in session.execute(stored))
         else:
-            stored = (
-                select(
-                    literal(""), StaffRollup.key, StaffRollup.bucket, func.sum(StaffRollup.value)
+            wheres = [in_days]
+            if months:
+                # Whole closed months from their monthly sums, the other days from theirs:
+                # two index range reads (one OR of both was planned as a scan of the table).
+                taken = {m[:7] for m in months}
+                rest = sorted(d for d in filled if lo <= d < hi and d[:7] not in taken)
+                wheres = [
+                    (StaffRollup.series == month_series(series), StaffRollup.day.in_(months)),
+                    (StaffRollup.series == series, StaffRollup.day.in_(rest)),
+                ]
+            for where in wheres:
+                stored = (
+                    select(
+                        literal(""),
+                        StaffRollup.key,
+                        StaffRollup.bucket,
+                        func.sum(StaffRollup.value),
+                    )
+                    .where(*where)
+                    .group_by(StaffRollup.key, StaffRollup.bucket)
                 )
-                .where(*in_days)
-                .group_by(StaffRollup.key, StaffRollup.bucket)
-            )
-        out.extend((d, k, int(b), int(v)) for d, k, b, v in session.execute(stored))
+                out.extend((d, k, int(b), int(v)) for d, k, b, v in session.execute(stored))
     missing = [first_whole + timedelta(days=i) for i in range((closed_end - first_whole).days)]
     missing = [d for d in missing if d.isoformat() not in filled]
     if missing:

@@ -44,17 +44,20 @@ from starlette.routing import Route
 
 from workroom_app import (
     background,
+    db,
     pages,  # noqa: F401  (registers every page)
 )
 from workroom_app.background import register_background
 from workroom_app.billing import catalog
 from workroom_app.components.layout import PAGES
-from workroom_app.db import get_engine, read_session
+from workroom_app.db import read_session
 from workroom_app.generation.worker import HEARTBEAT_SECONDS, live_worker_count
 from workroom_app.http.auth_routes import AUTH_ROUTES
 from workroom_app.http.invoice_routes import INVOICE_ROUTES
 from workroom_app.http.media_routes import MEDIA_ROUTES
+from workroom_app.http.payment_routes import PAYMENT_ROUTES
 from workroom_app.http.stripe_routes import STRIPE_ROUTES
+from workroom_app.http.unsubscribe_routes import UNSUBSCRIBE_ROUTES
 from workroom_app.http.usage_csv import USAGE_CSV_ROUTES
 from workroom_app.pages.not_found import not_found_page
 from workroom_app.security import event_failures, log_redaction
@@ -77,7 +80,8 @@ def _check_catalog() -> None:
 
 async def health(_request: Request) -> JSONResponse:
     def ping() -> None:
-        with get_engine().connect() as conn:
+        # Through the module, so the health test can swap in a broken engine.
+        with db.get_engine().connect() as conn:
             conn.execute(text("SELECT 1"))
 
     try:
@@ -115,6 +119,8 @@ API_ROUTES: list[Route] = [
     *MEDIA_ROUTES,
     *STRIPE_ROUTES,
     *AUTH_ROUTES,
+    *PAYMENT_ROUTES,
+    *UNSUBSCRIBE_ROUTES,
 ]
 
 

@@ -10,6 +10,7 @@ from types import SimpleNamespace
 import pytest
 
 from tests.support.fakes.stripe_standin import StripeStandin, add_months
+from tests.support.stripe_world import standin_and_gateway
 from workroom_app.billing import clock
 from workroom_app.billing.payments.stripe_gateway import (
     StripeGateway,
@@ -18,30 +19,13 @@ from workroom_app.billing.payments.stripe_gateway import (
 )
 from workroom_app.settings import Settings
 
-PLAN_PRICES = {"starter": 1000, "pro": 3000, "studio": 8000}
 T0 = datetime(2026, 1, 31, 12, 0, tzinfo=UTC)
-
-
-def make_stripe() -> tuple[StripeStandin, StripeGateway]:
-    standin = StripeStandin(now=clock.now)
-    prices = {
-        plan: standin.add_price(cents, plan.capitalize()) for plan, cents in PLAN_PRICES.items()
-    }
-    settings = Settings(
-        payment_gateway="stripe",
-        stripe_secret_key=standin.api_key,
-        stripe_webhook_secret=standin.webhook_secret,
-        stripe_price_starter=prices["starter"],
-        stripe_price_pro=prices["pro"],
-        stripe_price_studio=prices["studio"],
-    )
-    return standin, StripeGateway(settings, http_client=standin.http_client())
 
 
 @pytest.fixture
 def stripe_pair():
     with clock.pinned(T0):
-        yield make_stripe()
+        yield standin_and_gateway()
 
 
 def subscribe(
@@ -150,7 +134,7 @@ def test_invoice_view_has_card_lines_and_subscription_from_parent(stripe_pair):
     assert invoice.paid and invoice.kind == "activation"
     assert invoice.subscription_id == sub.id
     assert (invoice.card_brand, invoice.card_last4) == ("amex", "0005")
-    assert invoice.amount_paid == 3000 and [l.amount_cents for l in invoice.lines] == [3000]
+    assert invoice.amount_paid == 3000 and [line.amount_cents for line in invoice.lines] == [3000]
     assert invoice.lines[0].price_id == gateway.price_id("pro")
     assert invoice.period_start == T0
 
@@ -161,7 +145,7 @@ def test_upgrade_charges_exactly_the_price_difference_then_swaps_without_prorati
     result = gateway.upgrade(sub.id, "studio", idempotency_key="up-1")
     assert result.ok and result.amount_cents == 8000 - 1000
     assert result.invoice.paid and result.invoice.amount_paid == 7000
-    assert [l.amount_cents for l in result.invoice.lines] == [7000]
+    assert [line.amount_cents for line in result.invoice.lines] == [7000]
     assert result.invoice.kind == "upgrade"
     assert result.invoice.subscription_id == sub.id
     [create] = standin.requests_to("POST", "/v1/invoices")

@@ -15,11 +15,13 @@ from __future__ import annotations
 import hashlib
 import re
 import secrets
-from datetime import UTC, timedelta
+from datetime import UTC, datetime, timedelta
+from typing import Any, cast
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
-from sqlalchemy import update
+from sqlalchemy import CursorResult, update
+from sqlalchemy import select as core_select
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
 
@@ -212,7 +214,7 @@ def confirm_email(session: Session, account_id: int, email: str) -> tuple[Accoun
     return account, claim_trial(session, account)
 
 
-def grant_trial(session: Session, account_id: int):
+def grant_trial(session: Session, account_id: int) -> ledger.LedgerResult:
     """The trial grant; its idempotency key makes a retried sign-up grant nothing."""
     return ledger.grant(
         session,
@@ -327,11 +329,12 @@ def redeem_login_ticket(session: Session, ticket: object) -> str | None:
     token = secrets.token_urlsafe(32)
     # Conditional on the ticket still being the row's hash: of two concurrent redemptions one
     # updates the row and the other sees 0 rows.
-    changed = session.execute(
+    result = session.execute(
         update(AuthSession)
         .where(AuthSession.id == row.id, AuthSession.token_hash == _token_hash(ticket))
         .values(token_hash=_token_hash(token), pending_until=None)
-    ).rowcount
+    )
+    changed = cast(CursorResult[Any], result).rowcount
     return token if changed == 1 else None
 
 
@@ -364,7 +367,7 @@ def live_account_id(session: Session, hashed_token: str) -> int | None:
     One indexed query: this runs before every event of a signed-in tab (state/session_guard.py).
     """
     row = session.execute(
-        select(
+        core_select(
             AuthSession.account_id,
             AuthSession.expires_at,
             AuthSession.revoked_at,
@@ -381,7 +384,7 @@ def live_account_id(session: Session, hashed_token: str) -> int | None:
         return None
     if _aware(expires_at) <= clock.now():
         return None
-    return account_id
+    return cast(int, account_id)
 
 
 def _live_session(session: Session, token: object) -> AuthSession | None:
@@ -425,18 +428,16 @@ def revoke_all_logins(session: Session, account_id: int) -> int:
     """Log out everywhere: every session of the account ends at once (open tabs are refused on
     their next event). Returns how many were live."""
     now = clock.now()
-    revoked = int(
-        session.execute(
-            update(AuthSession)
-            .where(
-                AuthSession.account_id == account_id,
-                AuthSession.revoked_at.is_(None),
-                AuthSession.expires_at > now,
-            )
-            .values(revoked_at=now)
-        ).rowcount
-        or 0
+    result = session.execute(
+        update(AuthSession)
+        .where(
+            AuthSession.account_id == account_id,
+            AuthSession.revoked_at.is_(None),
+            AuthSession.expires_at > now,
+        )
+        .values(revoked_at=now)
     )
+    revoked = int(cast(CursorResult[Any], result).rowcount or 0)
     if revoked:
         notifications.announce(session, account_id, notifications.SESSION)
     return revoked
@@ -454,7 +455,7 @@ def set_disabled(session: Session, account_id: int, disabled: bool) -> Account:
     return account
 
 
-def _aware(value):
+def _aware(value: datetime) -> datetime:
     # SQLite hands back naive datetimes for timezone-aware columns; they are UTC.
     return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
 

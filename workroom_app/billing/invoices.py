@@ -19,6 +19,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any, cast
 
 from sqlalchemy import bindparam, func, insert, update
 from sqlalchemy import select as core_select
@@ -132,7 +133,9 @@ def create_invoice(
     if row is not None:
         if row.account_id != account_id:
             raise InvoiceError("This payment belongs to another account.")
-        return session.get(Invoice, row.id), False
+        existing = session.get(Invoice, row.id)
+        assert existing is not None  # the key's row was just read in this transaction
+        return existing, False
     if status == InvoiceStatus.FAILED:
         seq, number = None, None  # a declined attempt is not an invoice: no number
     else:
@@ -234,18 +237,18 @@ def get_for_viewer(
     if isinstance(invoice_id, bool) or isinstance(viewer_account_id, bool):
         return None
     try:
-        invoice_id = int(invoice_id)  # type: ignore[arg-type]
-        viewer_account_id = int(viewer_account_id)  # type: ignore[arg-type]
+        iid = int(cast(Any, invoice_id))
+        vid = int(cast(Any, viewer_account_id))
     except (TypeError, ValueError):
         return None
-    if invoice_id <= 0 or viewer_account_id <= 0:
+    if iid <= 0 or vid <= 0:
         return None
-    invoice = session.get(Invoice, invoice_id)
+    invoice = session.get(Invoice, iid)
     if invoice is None:
         return None
-    if invoice.account_id == viewer_account_id:
+    if invoice.account_id == vid:
         return invoice
-    viewer = session.get(Account, viewer_account_id)
+    viewer = session.get(Account, vid)
 
     if viewer is not None and is_staff_role(viewer.role):
         return invoice

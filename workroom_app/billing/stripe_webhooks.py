@@ -36,14 +36,14 @@ import json
 import logging
 import time
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Protocol
 
 import stripe
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
 
-from workroom_app.billing import clock
+from workroom_app.billing import clock, stripe_payments
 from workroom_app.billing.payments.stripe import StripeGateway, StripeGatewayError
 
 # What used to live here and moved to the Stripe gateway package: re-exported so the
@@ -135,12 +135,21 @@ class WebhookOutcome:
 # ----------------------------------------------------------------- handlers
 
 
+class Applies(Protocol):
+    """An event that applies itself in the event's transaction (refunds, disputes:
+    billing/stripe_refunds.py; auto top-up invoices: billing/stripe_payments.py)."""
+
+    def apply(self, session: Session) -> str | None: ...
+
+
 class Handler:
     """One event type: find the Stripe subscription behind it and re-read it."""
 
     event_type: ClassVar[str]
 
-    def fetch(self, gateway: StripeGateway, obj: dict[str, Any]) -> StripeState | Nothing:
+    def fetch(
+        self, gateway: StripeGateway, obj: dict[str, Any]
+    ) -> StripeState | PackPurchase | Nothing | Applies:
         raise NotImplementedError
 
 
@@ -152,10 +161,10 @@ class CheckoutSessionCompleted(Handler):
 
 
 class _InvoiceHandler(Handler):
-    def fetch(self, gateway: StripeGateway, obj: dict[str, Any]) -> StripeState | Nothing:
+    def fetch(self, gateway: StripeGateway, obj: dict[str, Any]) -> StripeState | Nothing | Applies:
         invoice = gateway.retrieve_invoice(obj["id"])
         if invoice.subscription_id is None:
-            return Nothing("the invoice belongs to no subscription")
+            return stripe_payments.one_off_invoice(invoice)  # an auto top-up, or nothing of ours
         if invoice.kind == "upgrade" and invoice.paid:
             # The upgrade was paid but the price swap may not have happened
             # (the app crashed in between): finish it, under the same
@@ -170,6 +179,12 @@ class InvoicePaid(_InvoiceHandler):
 
 class InvoicePaymentFailed(_InvoiceHandler):
     event_type = "invoice.payment_failed"
+
+
+class InvoicePaymentActionRequired(_InvoiceHandler):
+    """3-D Secure: the invoice waits for the customer on its hosted page."""
+
+    event_type = "invoice.payment_action_required"
 
 
 class _SubscriptionHandler(Handler):
@@ -191,6 +206,7 @@ HANDLERS: dict[str, Handler] = {
         CheckoutSessionCompleted(),
         InvoicePaid(),
         InvoicePaymentFailed(),
+        InvoicePaymentActionRequired(),
         CustomerSubscriptionUpdated(),
         CustomerSubscriptionDeleted(),
     )
@@ -298,7 +314,7 @@ class WebhookProcessor:
         event_id: str,
         event_type: str,
         raw: str,
-        state: StripeState | Nothing | None,
+        state: StripeState | PackPurchase | Nothing | Applies | None,
         outcome: str,
     ) -> WebhookOutcome:
         """Store the event and apply its effects in one transaction."""
@@ -315,8 +331,8 @@ class WebhookProcessor:
                     note = apply_pack_purchase(session, state)
                 elif isinstance(state, Nothing):
                     note, outcome = state.reason, IGNORED
-                elif state is not None and hasattr(state, "apply"):
-                    # Refunds and disputes (billing/stripe_refunds.py).
+                elif state is not None:
+                    # Refunds and disputes (billing/stripe_refunds.py), auto top-ups.
                     note = state.apply(session)
                 row.outcome = outcome
                 row.error = note

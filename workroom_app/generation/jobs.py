@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import ColumnElement, case, func, or_, update
+from sqlalchemy.orm import InstrumentedAttribute
 from sqlmodel import Session, select
 
 from workroom_app import notifications
@@ -73,14 +74,6 @@ TIMEOUT_MESSAGE = "The generation took too long and was stopped."
 # ------------------------------------------------------------------ helpers
 
 
-def _catalog():
-    return catalog
-
-
-def _ledger():
-    return ledger
-
-
 def _plan_key(session: Session, account_id: int) -> str:
     return accounts.current_plan_key(session, account_id)
 
@@ -126,7 +119,8 @@ def _lock_job(session: Session, job_id: int) -> GenerationJob | None:
 
 
 def params(job: GenerationJob) -> dict[str, Any]:
-    return json.loads(job.params_json)
+    stored: dict[str, Any] = json.loads(job.params_json)
+    return stored
 
 
 def output_file(job: GenerationJob, media_dir: Path | None = None, index: int = 1) -> Path | None:
@@ -163,7 +157,6 @@ def parse_request(account_id: int, request: object) -> ParsedRequest:
     if not isinstance(request, dict):
         raise InvalidRequest("Choose what to generate.")
     feature = request.get("feature")
-    catalog = _catalog()
     if not isinstance(feature, str) or feature not in catalog.feature_labels():
         raise InvalidRequest(catalog.choose_feature_message(), field="feature")
     priced = {k: request[k] for k in _PRICED_FIELDS if k in request and request[k] is not None}
@@ -200,12 +193,13 @@ def parse_request(account_id: int, request: object) -> ParsedRequest:
     return ParsedRequest(priced=priced, extras=extras)
 
 
-def price(session: Session, account_id: int, request: object):
+def price(
+    session: Session, account_id: int, request: object
+) -> tuple[dict[str, Any], catalog.Quote, str]:
     """(params, Quote, plan_key) for this account now; InvalidRequest when it cannot run.
 
     params are what the job stores and the provider gets: the request as the
     catalog understood it (normalised) plus the prompt and uploads."""
-    catalog = _catalog()
     parsed = parse_request(account_id, request)
     plan_key = _plan_key(session, account_id)
     timed = _media_length(account_id, parsed)
@@ -305,7 +299,6 @@ def submit(
     cost = 0 if quote.unlimited else int(quote.cost)
     if shown_cost is not None and cost != shown_cost:
         raise PriceChanged(quote.label)
-    catalog = _catalog()
     limit = catalog.max_concurrent(plan_key)
     if count_active(session, account_id) >= limit:
         raise TooManyRunning(limit, catalog.get_catalog().plan(plan_key).name)
@@ -329,7 +322,6 @@ def submit(
         deadline_at=now + timedelta(seconds=DEADLINE_SECONDS[feature]),
         updated_at=now,
     )
-    ledger = _ledger()
     # A savepoint: when the debit is refused the job row goes too, even if the
     # caller catches the error and commits its transaction.
     with session.begin_nested():
@@ -393,7 +385,7 @@ def active_jobs(session: Session, account_id: int) -> list[GenerationJob]:
     )
 
 
-STATUS_LABELS = {
+STATUS_LABELS: dict[str, str] = {
     JobStatus.QUEUED: "Queued",
     JobStatus.RUNNING: "Running",
     JobStatus.SUCCEEDED: "Done",
@@ -448,9 +440,7 @@ def _finish(
     job.updated_at = now
     job.lease_until = None
     if job.debit_entry_id is not None and job.refund_entry_id is None:
-        result = _ledger().refund(
-            session, job.debit_entry_id, idempotency_key=f"refund:gen:{job.id}"
-        )
+        result = ledger.refund(session, job.debit_entry_id, idempotency_key=f"refund:gen:{job.id}")
         job.refund_entry_id = result.entry_id
     session.add(job)
     session.flush()
@@ -649,6 +639,6 @@ def report_progress(
     return result.rowcount == 1
 
 
-def _greatest(column: ColumnElement[int], value: int) -> ColumnElement[int]:
+def _greatest(column: InstrumentedAttribute[int], value: int) -> ColumnElement[int]:
     # Portable max(column, value): SQLite has no GREATEST, PostgreSQL's max() is an aggregate.
     return case((column > value, column), else_=value)

@@ -72,6 +72,7 @@ def _pg_fast_spend(
     the general path has to decide."""
     feature, reference_type, reference_id, reason, actor_id = extra
     raw = conn.connection.driver_connection
+    assert raw is not None  # a connection in a transaction always has its psycopg connection
     params = {
         "acct": account_id,
         "amount": amount,

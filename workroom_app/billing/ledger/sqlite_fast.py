@@ -66,6 +66,7 @@ def _sqlite_fast_spend(
     feature, reference_type, reference_id, reason, actor_id = extra
     to_db, from_db = _sq_datetime_processors(conn.dialect)
     raw = conn.connection.driver_connection
+    assert raw is not None  # a connection in a transaction always has its sqlite3 connection
     if raw.execute(_SQ_KEY, (key,)).fetchone() is not None:
         return None  # a replay: the Core path checks and returns it
     now_db = to_db(now)

@@ -9,9 +9,11 @@ from datetime import UTC, datetime, timedelta
 
 from sqlmodel import select
 
-from tests.billing.test_packs import buy, pack_preview, spend
+from tests.support.factories import buy, pack_preview, spend
 from tests.support.subscriptions import (
+    ALWAYS,
     FAILS_ON_CHARGE,
+    ON_SESSION,
     VISA,
     at,
     balance,
@@ -32,12 +34,9 @@ from workroom_app.billing import (
     subscriptions,
 )
 from workroom_app.billing.ledger_check import check_ledger
-from workroom_app.billing.subscriptions import CardForm
 from workroom_app.db import read_session, write_session
 from workroom_app.models import ActionType, LocalCharge, PaymentConfirmation
 
-ALWAYS = CardForm("4000 0027 6000 3184", 12, 2030, "123", "Ann")
-ON_SESSION = CardForm("4000002500003155", 12, 2030, "123", "Ann")
 T0 = datetime(2026, 3, 10, 9, 0, tzinfo=UTC)
 DUE = datetime(2026, 4, 10, 9, 0, tzinfo=UTC)
 

@@ -170,12 +170,20 @@ def test_overview_figures_equal_independent_sql(engine):
     for start, end in [
         (START, START + timedelta(days=366)),
         (START + timedelta(days=100), START + timedelta(days=130)),
+        # Again: the closed months' sums stored by the visits above, the other days' rows.
+        (START, START + timedelta(days=366)),
+        (START + timedelta(days=3), START + timedelta(days=300)),
     ]:
         _assert_overview_equals_sql(engine, start, end, now)
         with read_session(engine) as s:
             assert staff_metrics.money(s, start, end, now).revenue_total > 0
-    # The figures above came from closed-day rollups (filled by the first range).
+    # The figures above came from closed-day rollups (filled by the first range), and
+    # the generations from monthly sums of them (stored by the next visits).
     assert _q(engine, "SELECT COUNT(*) FROM staff_rollup_day WHERE series = 'credits'")[0][0] > 200
+    # (A month with a job still running, as most here, is summed day by day.)
+    for series in ("jobs:m", "job_runtime:m"):
+        months = _q(engine, f"SELECT COUNT(*) FROM staff_rollup_day WHERE series = '{series}'")
+        assert months[0][0] >= 1, series
 
 
 def _assert_overview_equals_sql(engine, start: datetime, end: datetime, now: datetime) -> None:
@@ -443,6 +451,31 @@ def test_the_scheduler_warm_up_fills_the_closed_days_before_any_staff_visit(engi
     start = datetime.combine(base.date(), datetime.min.time(), tzinfo=UTC)
     end = datetime.combine(today.date() + timedelta(days=1), datetime.min.time(), tzinfo=UTC)
     _assert_overview_equals_sql(engine, start, end, today)
+
+
+def test_a_large_fill_refreshes_postgresqls_statistics_of_the_rollups(pg_engine, monkeypatch):
+    """Planned with an empty table's statistics, the 12-month run-time read sorted on
+    disk (docs/benchmarks.md): a fill of ANALYZE_AFTER_ROWS rows or more runs ANALYZE
+    (pg_class.reltuples is -1 until a table is first analyzed), a smaller one does not."""
+    from workroom_app.billing import staff_rollups
+
+    def reltuples() -> float:
+        return _q(pg_engine, "SELECT reltuples FROM pg_class WHERE relname = 'staff_rollup'")[0][0]
+
+    today = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
+    base = today - timedelta(days=5)
+    with clock.pinned(base):
+        user = sign_up(pg_engine, "stats@example.com")
+    for day in range(4):
+        with clock.pinned(base + timedelta(days=day, hours=1)), write_session(pg_engine) as s:
+            ledger.debit(s, user, 1 + day, feature="image", idempotency_key=f"stats-{day}")
+    monkeypatch.setattr(staff_rollups, "ANALYZE_AFTER_ROWS", 10**9)
+    staff_rollups.warm(pg_engine, now=today - timedelta(days=2))
+    assert _q(pg_engine, "SELECT COUNT(*) FROM staff_rollup")[0][0] > 0
+    assert reltuples() < 0  # filled, never analyzed
+    monkeypatch.setattr(staff_rollups, "ANALYZE_AFTER_ROWS", 1)
+    staff_rollups.warm(pg_engine, now=today)  # fills the days that closed since
+    assert reltuples() == _q(pg_engine, "SELECT COUNT(*) FROM staff_rollup")[0][0]
 
 
 # List prices of the requests below, from catalog.toml by hand (rate x resolution x count),

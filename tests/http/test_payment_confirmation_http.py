@@ -10,9 +10,8 @@ import pytest
 from starlette.applications import Starlette
 from starlette.testclient import TestClient
 
-from tests.billing.test_packs import buy
-from tests.billing.test_payment_confirmation import ALWAYS
-from tests.support.subscriptions import balance, invoices_of, sign_up
+from tests.support.factories import buy
+from tests.support.subscriptions import ALWAYS, balance, invoices_of, sign_up
 from workroom_app import db
 from workroom_app.billing import clock
 from workroom_app.security import log_redaction

@@ -8,7 +8,6 @@ from datetime import timedelta
 
 import pytest
 
-from tests.billing.test_payment_confirmation import ALWAYS
 from tests.support.pages import (
     NOW,
     VISA,
@@ -18,7 +17,7 @@ from tests.support.pages import (
     make_user,
     runner,
 )
-from tests.support.subscriptions import save_card, subscribe
+from tests.support.subscriptions import ALWAYS, save_card, subscribe
 from workroom_app.billing import clock, payment_confirmation, subscriptions
 from workroom_app.db import write_session
 from workroom_app.state.alerts import AlertsState, read_popover

@@ -1,8 +1,10 @@
 """Every money figure on the staff overview links to the rows behind it, and
 those rows are the ones the figure counts: for each link the overview sends
 (cards, revenue by kind and by day, MRR movement, active subscriptions by
-plan), the linked list's count and sum equal the figure, and the listed rows
-add up to the same. Both pages are driven through the real event path, on
+plan, credits by category and per day, outstanding credits by expiry month,
+generations per feature/model/provider with their failure and refund rates,
+unlimited generations per plan), the linked list's count and sum equal the
+figure, and the listed rows add up to the same. Both pages are driven through the real event path, on
 SQLite and PostgreSQL. Forged addresses and non-staff callers get nothing."""
 
 from __future__ import annotations
@@ -17,7 +19,8 @@ from tests.support.pages import NOW, StaffTab, make_user, runner
 from tests.support.subscriptions import FAILS_ON_CHARGE, VISA
 from workroom_app.billing import clock, formatting, invoice_refunds, subscriptions
 from workroom_app.db import read_session, write_session
-from workroom_app.models import Invoice, PaymentDispute, Role
+from workroom_app.generation import jobs
+from workroom_app.models import Invoice, JobStatus, PaymentDispute, Role
 from workroom_app.state.staff_figure_rows import BAD_ADDRESS, StaffFigureRowsState
 from workroom_app.state.staff_overview import StaffOverviewState
 
@@ -30,9 +33,46 @@ def _at(when, fn, *args, **kwargs):
         return fn(s, *args, **kwargs)
 
 
+SCHNELL = {
+    "feature": "image",
+    "model": "flux_schnell",
+    "resolution": "1K",
+    "count": 1,
+    "prompt": "a",
+}
+FLUX_PRO = {"feature": "image", "model": "flux_pro", "resolution": "1K", "count": 1, "prompt": "b"}
+VOICE = {"feature": "voiceover", "model": "standard", "text": "Hello there, this is Workroom."}
+
+
+def _generations(users: dict[str, int]) -> None:
+    """Jobs on several days: succeeded, failed and timed out (refunded), one still
+    running, unlimited ones on Pro, and one before the range (not counted)."""
+    plan = [
+        (NOW - timedelta(days=40), "a", FLUX_PRO, "ok"),
+        (NOW - timedelta(days=9), "a", SCHNELL, "ok"),
+        (NOW - timedelta(days=9), "a", SCHNELL, JobStatus.FAILED),
+        (NOW - timedelta(days=8), "b", FLUX_PRO, "ok"),
+        (NOW - timedelta(days=8), "b", FLUX_PRO, JobStatus.TIMED_OUT),
+        (NOW - timedelta(days=7), "c", VOICE, "ok"),
+        (NOW - timedelta(days=7), "c", VOICE, JobStatus.FAILED),
+        (NOW - timedelta(hours=3), "b", SCHNELL, "ok"),
+        (NOW - timedelta(hours=2), "c", FLUX_PRO, "running"),
+    ]
+    for i, (when, who, request, outcome) in enumerate(plan):
+        with clock.pinned(when), write_session() as s:
+            job = jobs.submit(s, users[who], request, client_request_id=f"g{i}")
+            jobs.claim(s, job.id, "w1", lease_seconds=30)
+        with clock.pinned(when + timedelta(seconds=20 + i)), write_session() as s:
+            if outcome == "ok":
+                jobs.succeed(s, job.id, "/tmp/x.png", "image/png")
+            elif outcome != "running":
+                jobs.fail(s, job.id, outcome, "boom")
+
+
 def _seed(engine, finance_id: int) -> None:
     """Activations, an upgrade, a downgrade, a failed renewal (past due), a
-    cancellation that ended, a partial invoice refund and an open dispute."""
+    cancellation that ended, a partial invoice refund, an open dispute and
+    generations."""
     users = {name: make_user(engine, f"{name}@example.com")[0] for name in "abcde"}
     early, mid = NOW - timedelta(days=33), NOW - timedelta(days=12)
     _at(early, subscriptions.subscribe, users["a"], "pro", card=VISA)  # renews inside the range
@@ -62,6 +102,7 @@ def _seed(engine, finance_id: int) -> None:
             request_id="refund-figure-rows",
         )
         assert out.status == invoice_refunds.SUCCEEDED, out
+    _generations(users)
     with write_session(engine) as s:
         s.add(
             PaymentDispute(
@@ -150,6 +191,64 @@ def test_each_money_figure_links_to_exactly_the_rows_it_counts(request, which):
             _, _, rows, _ = await _rows(rows_tab, plan["href"])
             assert f"{len(rows):,}" == plan["count"]
             checked.append("plan")
+        # Credits per day (the chart's series, as text): each day's figure links
+        # to its ledger rows, the total their sum without sign.
+        assert ov.credit_days
+        series = ("granted", "spent", "refunded", "expired", "burned", "removed")
+        for day in ov.credit_days:
+            for key in series:
+                if day[key] == "0" and key not in ("granted", "spent"):
+                    continue
+                count, credits, rows, title = await _rows(rows_tab, day[f"{key}_href"])
+                assert credits == f"{day[key]} credits", (title, credits, day)
+                unsigned = sum(int(r["amount"].lstrip("+\u2212").replace(",", "")) for r in rows)
+                assert f"{unsigned:,} credits" == credits and f"{len(rows):,}" == count
+                checked.append("credit_day")
+        # Outstanding credits (now): the card and each expiry month, the grants
+        # with what is left in them.
+        months = ov.outstanding_months
+        assert months and cards["ov-outstanding"]["href"]
+        count, credits, rows, _ = await _rows(rows_tab, cards["ov-outstanding"]["href"])
+        assert credits == f"{cards['ov-outstanding']['value']} credits"
+        assert sum(int(r["amount"].replace(",", "")) for r in rows) == int(
+            cards["ov-outstanding"]["value"].replace(",", "")
+        )
+        assert sum(int(m["value"].replace(",", "")) for m in months) == int(
+            cards["ov-outstanding"]["value"].replace(",", "")
+        )
+        for month in months:
+            count, credits, rows, title = await _rows(rows_tab, month["href"])
+            assert credits == f"{month['value']} credits", (title, credits, month)
+            assert f"{sum(int(r['amount'].replace(',', '')) for r in rows):,}" == month["value"]
+            checked.append("grants")
+        # Generations: the card, and each group's jobs, credits, failed and refunded.
+        count, _, rows, _ = await _rows(rows_tab, cards["ov-generations"]["href"])
+        assert count == cards["ov-generations"]["value"] == "8", count  # not the one before
+        groups = ov.generation_rows
+        assert len(groups) >= 3
+        assert sum(int(g["count"]) for g in groups) == 8
+        for g in groups:
+            count, credits, rows, title = await _rows(rows_tab, g["href"])
+            assert (count, credits) == (g["count"], f"{g['credits']} credits"), (title, g)
+            assert sum(int(r["amount"].replace(",", "")) for r in rows) == int(
+                g["credits"].replace(",", "")
+            )
+            for rate, status_of in (("failure", "failure_href"), ("refund", "refund_href")):
+                count, _, rows, title = await _rows(rows_tab, g[status_of])
+                assert g[rate].endswith(f"({count})"), (title, g[rate], count)
+                checked.append(rate)
+            checked.append("jobs")
+        failed = sum(int(g["failure"].split("(")[1].rstrip(")")) for g in groups)
+        refunded = sum(int(g["refund"].split("(")[1].rstrip(")")) for g in groups)
+        # The failed unlimited job cost nothing, so nothing came back for it.
+        assert failed == 3 and refunded == 2, (failed, refunded)
+        # Unlimited generations per plan, at list price.
+        assert ov.unlimited_rows
+        for u in ov.unlimited_rows:
+            count, credits, rows, title = await _rows(rows_tab, u["href"])
+            assert (count, credits) == (u["count"], f"{u['list']} credits"), (title, u)
+            assert all(r["detail"].startswith("unlimited") for r in rows)
+            checked.append("unlimited")
         # Past due shows the failed amount of each subscription.
         _, _, rows, _ = await _rows(rows_tab, cards["ov-past-due"]["href"])
         assert [r["email"] for r in rows] == ["d@example.com"]
@@ -157,9 +256,21 @@ def test_each_money_figure_links_to_exactly_the_rows_it_counts(request, which):
 
     run(scenario)
     # Every kind of link was followed, with something behind it.
-    assert {"revenue", "refunds", "subscriptions", "disputes", "churn", "plan", "credits"} <= set(
-        checked
-    )
+    assert {
+        "revenue",
+        "refunds",
+        "subscriptions",
+        "disputes",
+        "churn",
+        "plan",
+        "credits",
+        "credit_day",
+        "grants",
+        "jobs",
+        "failure",
+        "refund",
+        "unlimited",
+    } <= set(checked)
     assert len(checked) > 12
 
 
@@ -182,6 +293,18 @@ def test_forged_addresses_and_non_staff_get_no_rows(request):
             "/staff/rows?list=credits",
             "/staff/rows?list=credits&category=granted_generation",
             "/staff/rows?list=credits&category=stolen",
+            "/staff/rows?list=credits&category=granted%20OR%201=1",
+            "/staff/rows?list=jobs&feature=image'--",
+            "/staff/rows?list=jobs&model=" + "m" * 65,
+            "/staff/rows?list=jobs&model=flux%20pro",
+            "/staff/rows?list=jobs&provider=Local!",
+            "/staff/rows?list=jobs&outcome=succeeded",
+            "/staff/rows?list=jobs&from=2026-01-01&to=2025-01-01",
+            "/staff/rows?list=unlimited",
+            "/staff/rows?list=unlimited&plan=../pro",
+            "/staff/rows?list=grants&month=2026-13",
+            "/staff/rows?list=grants&month=always",
+            "/staff/rows?list=grants&month=2026-1",
         ):
             tab.path = href
             await tab.send(StaffFigureRowsState, "load")
@@ -194,9 +317,14 @@ def test_forged_addresses_and_non_staff_get_no_rows(request):
         assert (await tab.state(StaffFigureRowsState)).error == BAD_ADDRESS
         intruder = new_tab()
         await intruder.sign_in(user_token)
-        intruder.path = "/staff/rows?list=revenue"
-        sent = await intruder.send(StaffFigureRowsState, "load")
-        st = await intruder.state(StaffFigureRowsState)
-        assert "redirect" in sent and not st.allowed and st.rows == []
+        for href in (
+            "/staff/rows?list=revenue",
+            "/staff/rows?list=jobs",
+            "/staff/rows?list=grants",
+        ):
+            intruder.path = href
+            sent = await intruder.send(StaffFigureRowsState, "load")
+            st = await intruder.state(StaffFigureRowsState)
+            assert "redirect" in sent and not st.allowed and st.rows == [], href
 
     run(scenario)

@@ -29,6 +29,10 @@ AMEX = CardForm("378282246310005", 12, 2030, "1234", "Ann")
 FAILS_ON_CHARGE = CardForm("4000000000000341", 12, 2030, "123", "Ann")
 DECLINED = CardForm("4000000000000002", 12, 2030, "123", "Ann")
 INSUFFICIENT = CardForm("4000000000009995", 12, 2030, "123", "Ann")
+# 3-D Secure test cards: ALWAYS asks for the card holder's confirmation, ON_SESSION only when
+# the card holder is at the page (off-session charges go through).
+ALWAYS = CardForm("4000 0027 6000 3184", 12, 2030, "123", "Ann")
+ON_SESSION = CardForm("4000002500003155", 12, 2030, "123", "Ann")
 
 
 def change(engine, account_id: int, plan: str, *, expected=None):

@@ -19,7 +19,15 @@ Lists:
 - ``credits``: ledger rows of one credits category (granted by source, spent,
   refunded, expired, burned, adjusted by staff, removed by invoice refunds)
   in the range; amounts in credits, the total their sum without sign, as
-  the overview counts them.
+  the overview counts them. A chart series ("granted", "removed") is the
+  sum of its categories;
+- ``jobs``: generation jobs created in the range, optionally of one feature,
+  model and provider and only the failed or refunded ones (the rates); the
+  total is the credits they were charged;
+- ``unlimited``: unlimited generations in the range of the accounts now on
+  one plan; the total is their list price in credits;
+- ``grants``: credit grants still owed now (outstanding credits), optionally
+  of one expiry month or "never"; the total is the credits left in them.
 """
 
 from __future__ import annotations
@@ -34,6 +42,8 @@ from workroom_app.billing import formatting, staff, staff_metrics
 from workroom_app.models import (
     ACTION_LABELS,
     Account,
+    CreditGrant,
+    GenerationJob,
     Invoice,
     InvoiceRefund,
     LedgerEntry,
@@ -42,7 +52,18 @@ from workroom_app.models import (
 )
 
 MAX_ROWS = 200
-LISTS = ("revenue", "refunds", "subscriptions", "churn", "disputes", "credits")
+LISTS = (
+    "revenue",
+    "refunds",
+    "subscriptions",
+    "churn",
+    "disputes",
+    "credits",
+    "jobs",
+    "unlimited",
+    "grants",
+)
+JOB_OUTCOMES = ("failed", "refunded")
 SUBSCRIPTION_STATUSES = ("active", "past_due")
 
 
@@ -63,7 +84,9 @@ class FigureRows:
     count: int = 0
     total_cents: int = 0  # for the credits list: credits
     rows: list[Row] = field(default_factory=list)
-    unit: str = "money"  # or "credits"
+    # "money" (cents), "credits" (signed ledger amounts) or "credit_amounts"
+    # (what a job cost, a list price, what is left in a grant)
+    unit: str = "money"
 
     @property
     def truncated(self) -> bool:
@@ -295,4 +318,133 @@ def disputes(session: Session, actor_id: int) -> FigureRows:
             )
             for d in found
         ],
+    )
+
+
+def _job_rows(session: Session, jobs: list[GenerationJob], amounts: dict[int, int]) -> list[Row]:
+    emails = _emails(session, {j.account_id for j in jobs})
+    return [
+        Row(
+            id=str(j.id),
+            when=j.created_at,
+            account_id=j.account_id,
+            email=emails.get(j.account_id, ""),
+            label=f"{j.feature} · {j.model} · {j.provider}",
+            status=j.status.replace("_", " "),
+            amount_cents=amounts.get(j.id, j.cost),
+            detail=" · ".join(
+                p
+                for p in (
+                    "unlimited" if j.unlimited else "",
+                    "credits returned" if j.refund_entry_id is not None else "",
+                )
+                if p
+            ),
+        )
+        for j in jobs
+    ]
+
+
+def jobs(
+    session: Session,
+    actor_id: int,
+    start: datetime,
+    end: datetime,
+    *,
+    feature: str = "",
+    model: str = "",
+    provider: str = "",
+    outcome: str = "",
+) -> FigureRows:
+    """The jobs a generations figure counts: the Generations card, a row of the
+    table (count and credits), its failed or refunded jobs (the rates)."""
+    staff.require_staff(session, actor_id)
+    where = [
+        *staff_metrics.job_range_conditions(start, end),
+        *staff_metrics.job_group_conditions(feature, model, provider),
+    ]
+    if outcome == "failed":
+        where.append(staff_metrics.job_failed_condition())
+    elif outcome == "refunded":
+        where.append(staff_metrics.job_refunded_condition())
+    elif outcome:
+        raise staff.StaffError("Choose failed or refunded jobs.")
+    count, total = session.execute(
+        select(func.count(), func.coalesce(func.sum(GenerationJob.cost), 0)).where(*where)
+    ).one()
+    found = list(
+        session.execute(
+            select(GenerationJob)
+            .where(*where)
+            .order_by(GenerationJob.created_at.desc(), GenerationJob.id.desc())
+            .limit(MAX_ROWS)
+        ).scalars()
+    )
+    return FigureRows(int(count), int(total), _job_rows(session, found, {}), "credit_amounts")
+
+
+def unlimited(
+    session: Session, actor_id: int, start: datetime, end: datetime, plan: str
+) -> FigureRows:
+    """The unlimited generations of accounts now on `plan`, at list price: the
+    row of "unlimited generations by plan"."""
+    staff.require_staff(session, actor_id)
+    found = staff_metrics.unlimited_jobs(session, start, end, plan)
+    newest = found[::-1][:MAX_ROWS]
+    prices = {job_id: cost for job_id, _a, _p, cost in newest}
+    by_id = (
+        {
+            j.id: j
+            for j in session.execute(
+                select(GenerationJob).where(GenerationJob.id.in_(list(prices)))
+            ).scalars()
+        }
+        if prices
+        else {}
+    )
+    listed = [by_id[job_id] for job_id, *_ in newest if job_id in by_id]
+    return FigureRows(
+        len(found),
+        sum(cost for *_, cost in found),
+        _job_rows(session, listed, prices),
+        "credit_amounts",
+    )
+
+
+def grants(session: Session, actor_id: int, now: datetime, month: str = "") -> FigureRows:
+    """Outstanding credits now: open grants with credits left, of one expiry month
+    ("YYYY-MM" or "never") or all; the total is what is left in them."""
+    staff.require_staff(session, actor_id)
+    where = staff_metrics.outstanding_grant_conditions(now)
+    if month:
+        where += staff_metrics.expiry_month_conditions(session, month)
+    count, total = session.execute(
+        select(func.count(), func.coalesce(func.sum(CreditGrant.amount_left), 0)).where(*where)
+    ).one()
+    found = list(
+        session.execute(
+            select(CreditGrant)
+            .where(*where)
+            .order_by(CreditGrant.expires_at.is_(None), CreditGrant.expires_at, CreditGrant.id)
+            .limit(MAX_ROWS)
+        ).scalars()
+    )
+    emails = _emails(session, {g.account_id for g in found})
+    return FigureRows(
+        int(count),
+        int(total),
+        [
+            Row(
+                id=str(g.id),
+                when=g.expires_at,
+                account_id=g.account_id,
+                email=emails.get(g.account_id, ""),
+                label=ACTION_LABELS.get(g.source, g.source.replace("_", " ").capitalize()),
+                status="expires" if g.expires_at else "never expires",
+                amount_cents=g.amount_left,
+                detail=f"left of {g.amount_granted:,} granted {staff.format_time(g.created_at)}",
+            )
+            for g in found
+        ],
+        "credit_amounts",
     )

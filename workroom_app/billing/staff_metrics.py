@@ -319,6 +319,8 @@ CATEGORY_LABELS = {
 
 
 def category_label(category: str) -> str:
+    if category in SERIES_LABELS:
+        return SERIES_LABELS[category]
     return CATEGORY_LABELS.get(category, category.replace("_", " ").capitalize())
 
 
@@ -345,9 +347,68 @@ def credit_category(action_type: str, amount: int, reference_type: str | None) -
     return f"{'granted' if amount > 0 else 'taken'}_{action_type}"
 
 
+# The per-day credits chart draws a few series, each the sum of some categories:
+# "granted" every granted_* category (any source), "removed" what staff and
+# invoice refunds took. The chart and its rows (/staff/rows) both use this.
+CHART_SERIES = ("granted", "spent", "refunded", "expired", "burned", "removed")
+SERIES_LABELS = {
+    "granted": "Granted (every source)",
+    "removed": "Removed by staff and invoice refunds",
+}
+
+
+def chart_series(category: str) -> str | None:
+    """The chart series a credits category is drawn in (None: not drawn)."""
+    if category.startswith("granted"):
+        return "granted"
+    if category in ("adjusted_down", "removed_by_invoice_refund"):
+        return "removed"
+    return category if category in CHART_SERIES else None
+
+
+def _series_conditions(series: str) -> list | None:
+    if series == "removed":
+        parts = [
+            credit_category_conditions(c) for c in ("adjusted_down", "removed_by_invoice_refund")
+        ]
+    elif series == "granted":
+        parts = [
+            credit_category_conditions(c)
+            for c in (
+                "granted_trial",
+                "granted_subscription",
+                "granted_monthly",
+                "granted_plan_change",
+                "granted_staff",
+            )
+        ]
+        # granted_<any other action type> (see credit_category)
+        parts.append([LedgerEntry.action_type.not_in(_NAMED_ACTIONS), LedgerEntry.amount > 0])
+    else:
+        return None
+    return [or_(*(and_(*p) for p in parts if p))]
+
+
+_NAMED_ACTIONS = frozenset(
+    {
+        ActionType.TRIAL_GRANT,
+        ActionType.SUBSCRIPTION_CREDITS,
+        ActionType.MONTHLY_CREDITS,
+        ActionType.GENERATION,
+        ActionType.REFUND,
+        ActionType.EXPIRY,
+        ActionType.PLAN_CHANGE,
+        ActionType.STAFF_ADJUSTMENT,
+    }
+)
+
+
 def credit_category_conditions(category: str) -> list | None:
-    """The ledger rows `credit_category` puts in `category`, as SQL conditions (what
-    /staff/rows lists for a credits figure); None for a name that is no category."""
+    """The ledger rows `credit_category` puts in `category` (or a chart series puts
+    in `series`, see CHART_SERIES), as SQL conditions (what /staff/rows lists for a
+    credits figure); None for a name that is no category."""
+    if category in ("granted", "removed"):
+        return _series_conditions(category)
     action, amount, ref = LedgerEntry.action_type, LedgerEntry.amount, LedgerEntry.reference_type
     not_refund = or_(ref.is_(None), ref != "invoice_refund")
     fixed = {
@@ -370,10 +431,7 @@ def credit_category_conditions(category: str) -> list | None:
         return fixed[category]
     # Any other action type: "granted_<type>" / "taken_<type>" (see credit_category).
     sign, _, other = category.partition("_")
-    named = {ActionType.TRIAL_GRANT, ActionType.SUBSCRIPTION_CREDITS, ActionType.MONTHLY_CREDITS}
-    named |= {ActionType.GENERATION, ActionType.REFUND, ActionType.EXPIRY}
-    named |= {ActionType.PLAN_CHANGE, ActionType.STAFF_ADJUSTMENT}
-    if sign not in ("granted", "taken") or not other or other in named:
+    if sign not in ("granted", "taken") or not other or other in _NAMED_ACTIONS:
         return None
     return [action == other, amount > 0 if sign == "granted" else amount <= 0]
 
@@ -384,6 +442,34 @@ class CreditsPanel:
     totals: dict[str, int] = field(default_factory=dict)
     outstanding_by_expiry_month: dict[str, int] = field(default_factory=dict)
     outstanding_total: int = 0
+
+
+NEVER_EXPIRES = "never"  # the outstanding credits of grants without an expiry date
+
+
+def expiry_month_of(session: Session) -> ColumnElement:
+    """A grant's UTC expiry month as 'YYYY-MM' (NULL: never expires), computed by
+    the database (no timestamp parsing per grant here)."""
+    if session.get_bind().dialect.name == "postgresql":
+        return func.to_char(func.timezone("UTC", CreditGrant.expires_at), "YYYY-MM")
+    return func.substr(CreditGrant.expires_at, 1, 7)
+
+
+def outstanding_grant_conditions(now: datetime) -> list:
+    """Outstanding credits: what is left in open grants not yet expired at `now`."""
+    return [
+        CreditGrant.amount_left > 0,
+        CreditGrant.closed_at.is_(None),
+        # expired, waiting for the sweep: no longer owed
+        or_(CreditGrant.expires_at.is_(None), CreditGrant.expires_at > now),
+    ]
+
+
+def expiry_month_conditions(session: Session, month: str) -> list:
+    """The grants of one bar of "outstanding by expiry month" ("never" included)."""
+    if month == NEVER_EXPIRES:
+        return [CreditGrant.expires_at.is_(None)]
+    return [expiry_month_of(session) == month]
 
 
 def _credit_rows(session: Session, start: datetime, end: datetime):
@@ -421,23 +507,14 @@ def credits(session: Session, start: datetime, end: datetime, now: datetime) -> 
     for c in by_day.values():
         totals.update(c)
     panel.totals = dict(sorted(totals.items()))
-    # Grouped by expiry month in the database (no timestamp parsing per grant here).
-    if session.get_bind().dialect.name == "postgresql":
-        month = func.to_char(func.timezone("UTC", CreditGrant.expires_at), "YYYY-MM")
-    else:
-        month = func.substr(CreditGrant.expires_at, 1, 7)
+    month = expiry_month_of(session)
     months: Counter = Counter()
     for expiry_month, left in session.execute(
         select(month, func.sum(CreditGrant.amount_left))
-        .where(
-            CreditGrant.amount_left > 0,
-            CreditGrant.closed_at.is_(None),
-            # expired, waiting for the sweep: no longer owed
-            or_(CreditGrant.expires_at.is_(None), CreditGrant.expires_at > now),
-        )
+        .where(*outstanding_grant_conditions(now))
         .group_by(month)
     ):
-        months["never" if expiry_month is None else expiry_month] += int(left)
+        months[NEVER_EXPIRES if expiry_month is None else expiry_month] += int(left)
     panel.outstanding_by_expiry_month = dict(sorted(months.items()))
     panel.outstanding_total = sum(months.values())
     return panel
@@ -493,6 +570,27 @@ JOB_METRICS = ("count", "credits", "failed", "refunded")  # the bucket of a "job
 _JOB_KEYS = (GenerationJob.feature, GenerationJob.model, GenerationJob.provider)
 
 
+def job_range_conditions(start: datetime, end: datetime) -> list:
+    """Generations: jobs created in [start, end)."""
+    return [GenerationJob.created_at >= start, GenerationJob.created_at < end]
+
+
+def job_failed_condition() -> ColumnElement:
+    """A job counted in the failure rate."""
+    return GenerationJob.status.in_(FAILED_JOB_STATUSES)
+
+
+def job_refunded_condition() -> ColumnElement:
+    """A job counted in the refund rate: its credits came back."""
+    return GenerationJob.refund_entry_id.is_not(None)
+
+
+def job_group_conditions(feature: str, model: str, provider: str) -> list:
+    """One row of the generations table (empty parts: any)."""
+    parts = zip(_JOB_KEYS, (feature, model, provider), strict=True)
+    return [column == value for column, value in parts if value]
+
+
 def _unsettled_job_days(session: Session, start: datetime, end: datetime) -> set[str]:
     """Days with a job still queued or running, or with a report waiting for staff.
     Both are few: read through their status indexes, not the range's jobs."""
@@ -527,10 +625,10 @@ def _job_rows(session: Session, start: datetime, end: datetime):
             *_JOB_KEYS,
             func.count(),
             func.coalesce(func.sum(GenerationJob.cost), 0),
-            func.sum(case((GenerationJob.status.in_(FAILED_JOB_STATUSES), 1), else_=0)),
-            func.sum(case((GenerationJob.refund_entry_id.is_not(None), 1), else_=0)),
+            func.sum(case((job_failed_condition(), 1), else_=0)),
+            func.sum(case((job_refunded_condition(), 1), else_=0)),
         )
-        .where(GenerationJob.created_at >= start, GenerationJob.created_at < end)
+        .where(*job_range_conditions(start, end))
         .group_by(day, *_JOB_KEYS)
     ):
         key = SEP.join((feature, model, provider))
@@ -553,8 +651,7 @@ def _runtime_rows(session: Session, start: datetime, end: datetime):
     rows = session.execute(
         select(day, *_JOB_KEYS, ms, func.count())
         .where(
-            GenerationJob.created_at >= start,
-            GenerationJob.created_at < end,
+            *job_range_conditions(start, end),
             GenerationJob.status == "succeeded",
             GenerationJob.started_at.is_not(None),
             GenerationJob.finished_at.is_not(None),
@@ -565,6 +662,27 @@ def _runtime_rows(session: Session, start: datetime, end: datetime):
         [(d, SEP.join((f, m, p)), int(round(float(x))), int(n)) for d, f, m, p, x, n in rows],
         _unsettled_job_days(session, start, end),
     )
+
+
+def unlimited_jobs(
+    session: Session, start: datetime, end: datetime, plan: str | None = None
+) -> list[tuple[int, int, str, int]]:
+    """Unlimited generations created in [start, end): (job id, account, the account's
+    current plan, list price in credits), oldest first; only those of `plan` if given.
+    The plan is the account's plan now, so it is decided here, not in SQL."""
+    plan_of: dict[int, str] = {}
+    out = []
+    for job_id, account_id, params in session.execute(
+        select(GenerationJob.id, GenerationJob.account_id, GenerationJob.params_json)
+        .where(*job_range_conditions(start, end), GenerationJob.unlimited.is_(True))
+        .order_by(GenerationJob.id)
+    ):
+        if account_id not in plan_of:
+            plan_of[account_id] = accounts.current_plan_key(session, account_id)
+        key = plan_of[account_id]
+        if plan is None or key == plan:
+            out.append((job_id, account_id, key, _list_cost(params, key)))
+    return out
 
 
 def percentile_of_counts(counts: Counter, p: float) -> float | None:
@@ -587,7 +705,6 @@ def generations(
 ) -> GenerationsPanel:
     now = now or clock.now()
     panel = GenerationsPanel()
-    in_range = (GenerationJob.created_at >= start, GenerationJob.created_at < end)
     groups: dict[str, GenerationGroup] = {}
     for _d, key, metric, value in staff_rollups.read(
         session, "jobs", _job_rows, start, end, now, JOB_SETTLE, by_day=False
@@ -601,13 +718,6 @@ def generations(
         session, "job_runtime", _runtime_rows, start, end, now, JOB_SETTLE, by_day=False
     ):
         durations[key][ms] += count
-    unlimited: list[tuple[int, str]] = list(
-        session.execute(
-            select(GenerationJob.account_id, GenerationJob.params_json).where(
-                *in_range, GenerationJob.unlimited.is_(True)
-            )
-        ).all()
-    )
     for key, group in groups.items():
         group.p50_seconds = percentile_of_counts(durations[key], 50)
         group.p95_seconds = percentile_of_counts(durations[key], 95)
@@ -617,11 +727,8 @@ def generations(
     plan_of: dict[int, str] = {}
     by_plan: dict[str, Counter] = defaultdict(Counter)
     by_user: dict[int, Counter] = defaultdict(Counter)
-    for account_id, params in unlimited:
-        if account_id not in plan_of:
-            plan_of[account_id] = accounts.current_plan_key(session, account_id)
-        plan = plan_of[account_id]
-        cost = _list_cost(params, plan)
+    for _job_id, account_id, plan, cost in unlimited_jobs(session, start, end):
+        plan_of[account_id] = plan
         by_plan[plan].update({"count": 1, "list_credits": cost})
         by_user[account_id].update({"count": 1, "list_credits": cost})
     panel.unlimited_by_plan = {p: dict(c) for p, c in sorted(by_plan.items())}

@@ -26,6 +26,7 @@ from sqlalchemy import func
 from sqlalchemy.orm import aliased
 from sqlmodel import Session, select
 
+from workroom_app import notifications
 from workroom_app.billing import audit, clock, invoices, ledger, staff
 from workroom_app.billing.catalog import get_catalog
 from workroom_app.billing.periods import as_utc as _as_utc
@@ -226,6 +227,8 @@ def decide(
         row.status = ReportStatus.DECLINED.value
         message = f"Declined report #{row.id}; the user sees your note."
     session.add(row)
+    # The user's open tabs re-read their job cards (the report's status) on commit.
+    notifications.announce(session, row.account_id, notifications.JOB)
     audit.record(
         session,
         actor,

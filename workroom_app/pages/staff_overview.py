@@ -110,8 +110,18 @@ def range_form() -> rx.Component:
     )
 
 
-def _table(headers: list[str], rows: rx.Var, cells: list[str], link: str = "") -> rx.Component:
-    """A table of `rows`; the cell named `link` links to the row's "href" (its rows)."""
+def _table(
+    headers: list[str],
+    rows: rx.Var,
+    cells: list[str],
+    link: str = "",
+    links: dict[str, str] | None = None,
+) -> rx.Component:
+    """A table of `rows`; the cell named `link` links to the row's "href" (its rows),
+    and each cell named in `links` to the row's value under the key it maps to."""
+    targets = dict(links or {})
+    if link:
+        targets[link] = "href"
     return rx.table.root(
         rx.table.header(rx.table.row(*[rx.table.column_header_cell(h) for h in headers])),
         rx.table.body(
@@ -119,13 +129,41 @@ def _table(headers: list[str], rows: rx.Var, cells: list[str], link: str = "") -
                 rows,
                 lambda r: rx.table.row(
                     *[
-                        rx.table.cell(rx.link(r[c], href=r["href"]) if c == link else r[c])
+                        rx.table.cell(rx.link(r[c], href=r[targets[c]]) if c in targets else r[c])
                         for c in cells
                     ]
                 ),
             )
         ),
         variant="surface",
+        width="100%",
+    )
+
+
+CREDIT_SERIES = [
+    ("granted", "grass", "Granted"),
+    ("spent", "blue", "Spent"),
+    ("refunded", "amber", "Refunded"),
+    ("expired", "gray", "Expired"),
+    ("burned", "orange", "Burned"),
+    ("removed", "red", "Removed by staff/refunds"),
+]
+
+
+def _credit_days() -> rx.Component:
+    """The credits chart as text: each day's series, a link to its ledger rows."""
+    return rx.el.details(
+        rx.el.summary("Credits by day (links to the ledger rows)"),
+        rx.box(
+            _table(
+                ["Day (UTC)", *[label for _k, _c, label in CREDIT_SERIES]],
+                S.credit_days,
+                ["day", *[key for key, _c, _l in CREDIT_SERIES]],
+                links={key: f"{key}_href" for key, _c, _l in CREDIT_SERIES},
+            ),
+            width="100%",
+            overflow_x="auto",
+        ),
         width="100%",
     )
 
@@ -210,14 +248,7 @@ def credits_panel() -> rx.Component:
             rx.recharts.line_chart(
                 *[
                     rx.recharts.line(data_key=key, stroke=rx.color(color, 9), name=label, dot=False)
-                    for key, color, label in [
-                        ("granted", "grass", "Granted"),
-                        ("spent", "blue", "Spent"),
-                        ("refunded", "amber", "Refunded"),
-                        ("expired", "gray", "Expired"),
-                        ("burned", "orange", "Burned"),
-                        ("removed", "red", "Removed by staff/refunds"),
-                    ]
+                    for key, color, label in CREDIT_SERIES
                 ],
                 rx.recharts.x_axis(data_key="day"),
                 rx.recharts.y_axis(),
@@ -227,6 +258,7 @@ def credits_panel() -> rx.Component:
                 width="100%",
                 height=260,
             ),
+            _credit_days(),
             rx.hstack(rx.foreach(S.credit_totals, _small_link), wrap="wrap"),
             rx.text(
                 "Outstanding credits by expiry month (what is still owed)",
@@ -242,6 +274,7 @@ def credits_panel() -> rx.Component:
                 width="100%",
                 height=200,
             ),
+            rx.hstack(rx.foreach(S.outstanding_months, _small_link), wrap="wrap"),
             spacing="3",
             width="100%",
         ),
@@ -277,7 +310,13 @@ def generations_panel() -> rx.Component:
                     "p50",
                     "p95",
                 ],
-                link="count",
+                links={
+                    "feature": "queue_href",
+                    "count": "href",
+                    "credits": "href",
+                    "failure": "failure_href",
+                    "refund": "refund_href",
+                },
             ),
             rx.text(
                 "Unlimited generations (fair use), by plan, at list price",
@@ -288,6 +327,7 @@ def generations_panel() -> rx.Component:
                 ["Plan", "Generations", "List price (credits)"],
                 S.unlimited_rows,
                 ["plan", "count", "list"],
+                links={"count": "href", "list": "href"},
             ),
             rx.text("Accounts using the most unlimited generations", size="2", color_scheme="gray"),
             _table(

@@ -38,6 +38,7 @@ from workroom_app.routes import LOGIN_ROUTE, SUBSCRIPTION_ROUTE
 from workroom_app.security.live_logins import live_logins
 from workroom_app.state.alerts import AlertsState
 from workroom_app.state.generate import GenerateState, JobView, read_jobs
+from workroom_app.state.reports import ReportState, read_reports
 from workroom_app.state.session import (
     AccountView,
     SessionState,
@@ -188,14 +189,19 @@ def read_live_logins(account_id: int) -> frozenset[str]:
 def read_for_push(
     account_id: int, kinds: frozenset[str]
 ) -> tuple[
-    frozenset[str], AccountView | None, tuple[list[JobView], list[JobView], bool, str] | None
+    frozenset[str],
+    AccountView | None,
+    tuple[list[JobView], list[JobView], bool, str] | None,
+    dict[str, str] | None,
 ]:
     """Blocking: everything one push needs, in one trip to a worker thread: the live logins,
-    and the header data and the jobs when `kinds` name them."""
+    and the header data and the jobs when `kinds` name them (with the jobs, their
+    broken-result reports' status: a job card shows it, staff decide it elsewhere)."""
     logins = read_live_logins(account_id)
     view = read_account_view_by_id(account_id) if kinds & ACCOUNT_KINDS else None
     jobs = read_jobs(account_id, None, None) if kinds & JOB_KINDS else None
-    return logins, view, jobs
+    reports = read_reports(account_id) if jobs is not None else None
+    return logins, view, jobs, reports
 
 
 # ------------------------------------------------------------------- dispatch
@@ -257,7 +263,7 @@ async def push_account(account_id: int, kinds: frozenset[str]) -> int:
             registry.unregister(token)  # closed, or its socket moved to another process
     if not tokens:
         return 0
-    logins, view, jobs = await asyncio.to_thread(read_for_push, account_id, kinds)
+    logins, view, jobs, reports = await asyncio.to_thread(read_for_push, account_id, kinds)
     pushed = 0
     for token in tokens:
         try:
@@ -269,6 +275,7 @@ async def push_account(account_id: int, kinds: frozenset[str]) -> int:
                 view,
                 jobs,
                 payments_changed=bool(kinds & PAYMENT_KINDS),
+                reports=reports,
             )
         except Exception:
             log.exception("live push to a tab failed")
@@ -288,6 +295,7 @@ async def _push_tab(
     jobs: tuple[list[JobView], list[JobView], bool, str] | None,
     *,
     payments_changed: bool = False,
+    reports: dict[str, str] | None = None,
 ) -> list:
     async with pusher.modify(token) as root:
         session = await root.get_state(SessionState)
@@ -314,6 +322,8 @@ async def _push_tab(
                 events.append(SubscriptionState.refresh_payments)
         if jobs is None:
             return events
+        if reports is not None:
+            (await root.get_state(ReportState)).report_status = reports
         generate = await root.get_state(GenerateState)
         active, history, more, tz = jobs
         generate._tz = tz

@@ -1,12 +1,16 @@
 """The rows behind an overview figure (/staff/rows?list=...): the paid
 invoices behind revenue, the refunds, the subscriptions behind MRR and past
-due, the subscriptions that churned, the open disputes. The rows and their
+due, the subscriptions that churned, the open disputes, the ledger rows of
+a credits figure, the jobs behind a generations figure, the grants behind
+outstanding credits. The rows and their
 count and sum are billing/staff_figure_rows.py's; this state reads the
 address, checks it, and formats.
 
 The address is written by the browser, so every parameter is checked: the
 list's name, dates as YYYY-MM-DD (as the overview's range), a kind or plan
-of at most 32 letters, digits and underscores, a known status. Anything else
+of at most 32 letters, digits and underscores (a model name may also hold
+"-", "." and ":", up to 64), a known status or outcome, an expiry month as
+YYYY-MM or "never". Anything else
 shows a message and no rows. Every event re-checks that the caller is staff.
 """
 
@@ -34,7 +38,23 @@ from workroom_app.state.session import SessionState
 NOT_STAFF = "The staff dashboard is for staff members only."
 BAD_ADDRESS = "This list's address is not one the overview links to. Go back to the overview."
 _KEY = re.compile(r"^[a-z0-9_]{1,32}$")
-PARAMETERS = ("list", "from", "to", "kind", "plan", "status", "sub", "category")
+_MODEL = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
+_MONTH = re.compile(r"^[0-9]{4}-(0[1-9]|1[0-2])$")
+PARAMETERS = (
+    "list",
+    "from",
+    "to",
+    "kind",
+    "plan",
+    "status",
+    "sub",
+    "category",
+    "feature",
+    "model",
+    "provider",
+    "outcome",
+    "month",
+)
 
 
 def rows_href(list_name: str, **params: str) -> str:
@@ -53,14 +73,19 @@ class Request:
     status: str = ""
     subscription_only: bool = False
     category: str = ""
+    feature: str = ""
+    model: str = ""
+    provider: str = ""
+    outcome: str = ""
+    month: str = ""
 
 
 def parse_request(params: dict) -> Request:
     """The list asked for by the address; StaffError with BAD_ADDRESS otherwise."""
 
-    def text(name: str) -> str:
+    def text(name: str, longest: int = 32) -> str:
         value = params.get(name, "")
-        if not isinstance(value, str) or len(value) > 32:
+        if not isinstance(value, str) or len(value) > longest:
             raise StaffError(BAD_ADDRESS)
         return value.strip()
 
@@ -71,14 +96,43 @@ def parse_request(params: dict) -> Request:
     category = text("category")
     if list_name == "credits" and not category:
         raise StaffError(BAD_ADDRESS)
-    for value in (kind, plan, category):
+    feature, provider, outcome, month = (
+        text("feature"),
+        text("provider"),
+        text("outcome"),
+        text("month"),
+    )
+    model = text("model", 64)
+    if list_name == "unlimited" and not plan:
+        raise StaffError(BAD_ADDRESS)
+    for value in (kind, plan, category, feature, provider):
         if value and not _KEY.match(value):
             raise StaffError(BAD_ADDRESS)
+    if model and not _MODEL.match(model):
+        raise StaffError(BAD_ADDRESS)
+    if outcome and outcome not in staff_figure_rows.JOB_OUTCOMES:
+        raise StaffError(BAD_ADDRESS)
+    if month and month != staff_metrics.NEVER_EXPIRES and not _MONTH.match(month):
+        raise StaffError(BAD_ADDRESS)
     if status and status not in staff_figure_rows.SUBSCRIPTION_STATUSES:
         raise StaffError(BAD_ADDRESS)
     if sub not in ("", "1"):
         raise StaffError(BAD_ADDRESS)
-    return Request(list_name, text("from"), text("to"), kind, plan, status, sub == "1", category)
+    return Request(
+        list_name,
+        text("from"),
+        text("to"),
+        kind,
+        plan,
+        status,
+        sub == "1",
+        category,
+        feature,
+        model,
+        provider,
+        outcome,
+        month,
+    )
 
 
 def _title(req: Request, start_text: str, end_text: str) -> str:
@@ -98,6 +152,20 @@ def _title(req: Request, start_text: str, end_text: str) -> str:
         return "Open card disputes (now)"
     if req.list_name == "credits":
         return f"Credits: {staff_metrics.category_label(req.category)}" + period
+    if req.list_name == "jobs":
+        what = {"failed": "Failed generations", "refunded": "Refunded generations"}.get(
+            req.outcome, "Generations"
+        )
+        group = " · ".join(p for p in (req.feature, req.model, req.provider) if p)
+        return what + (f" of {group}" if group else "") + period
+    if req.list_name == "unlimited":
+        return f"Unlimited generations of accounts on {staff.plan_name(req.plan)}" + period
+    if req.list_name == "grants":
+        if req.month == staff_metrics.NEVER_EXPIRES:
+            return "Outstanding credits that never expire (now)"
+        if req.month:
+            return f"Outstanding credits expiring in {req.month} (UTC, now)"
+        return "Outstanding credits (now)"
     what = "Past-due subscriptions" if req.status == "past_due" else "Active subscriptions"
     return what + (f" on {staff.plan_name(req.plan)}" if req.plan else "") + " (now)"
 
@@ -128,6 +196,21 @@ def _read(actor_id: int, req: Request) -> tuple[str, staff_figure_rows.FigureRow
             found = staff_figure_rows.disputes(session, actor_id)
         elif req.list_name == "credits":
             found = staff_figure_rows.credits(session, actor_id, start, end, req.category)
+        elif req.list_name == "jobs":
+            found = staff_figure_rows.jobs(
+                session,
+                actor_id,
+                start,
+                end,
+                feature=req.feature,
+                model=req.model,
+                provider=req.provider,
+                outcome=req.outcome,
+            )
+        elif req.list_name == "unlimited":
+            found = staff_figure_rows.unlimited(session, actor_id, start, end, req.plan)
+        elif req.list_name == "grants":
+            found = staff_figure_rows.grants(session, actor_id, now, req.month)
         else:
             found = staff_figure_rows.subscriptions(
                 session, actor_id, status=req.status or "active", plan=req.plan or None
@@ -136,6 +219,8 @@ def _read(actor_id: int, req: Request) -> tuple[str, staff_figure_rows.FigureRow
 
 
 def _amount(value: int, unit: str) -> str:
+    if unit == "credit_amounts":
+        return f"{value:,}"
     if unit == "credits":
         return f"+{value:,}" if value > 0 else f"\u2212{-value:,}"
     return formatting.format_money(value)
@@ -191,11 +276,14 @@ class StaffFigureRowsState(SessionState):
         self.count_text = f"{found.count:,}"
         self.total_text = (
             f"{found.total_cents:,} credits"
-            if found.unit == "credits"
+            if found.unit in ("credits", "credit_amounts")
             else formatting.format_money(found.total_cents)
         )
         self.truncated_text = (
-            f"Showing the newest {len(found.rows):,} of {found.count:,}." if found.truncated else ""
+            f"Showing {len(found.rows):,} of {found.count:,}"
+            + (" (the soonest to expire)." if req.list_name == "grants" else " (the newest).")
+            if found.truncated
+            else ""
         )
         self.rows = [_row(r, found.unit) for r in found.rows]
         return None

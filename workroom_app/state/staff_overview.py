@@ -84,7 +84,9 @@ class StaffOverviewState(SessionState):
     plans: list[dict[str, str]] = []
     credits_chart: list[dict[str, Any]] = []
     credit_totals: list[dict[str, str]] = []
+    credit_days: list[dict[str, str]] = []
     outstanding_chart: list[dict[str, Any]] = []
+    outstanding_months: list[dict[str, str]] = []
     generation_rows: list[dict[str, str]] = []
     unlimited_rows: list[dict[str, str]] = []
     top_users: list[dict[str, str]] = []
@@ -133,13 +135,13 @@ class StaffOverviewState(SessionState):
                 "label": "Outstanding credits",
                 "value": f"{c.outstanding_total:,}",
                 "testid": "ov-outstanding",
-                "href": "",
+                "href": rows_href("grants"),
             },
             {
                 "label": "Generations",
                 "value": f"{g.total:,}",
                 "testid": "ov-generations",
-                "href": "",
+                "href": rows_href("jobs", **period),
             },
         ]
         days = sorted(set(m.revenue_by_day) | set(m.refunds_by_day))
@@ -201,17 +203,26 @@ class StaffOverviewState(SessionState):
             }
             for k, n in m.active_by_plan.items()
         ]
-        self.credits_chart = [
+        # Each series of the chart sums its categories (staff_metrics.chart_series);
+        # the same per day as text, each figure a link to its ledger rows.
+        series_by_day: dict[str, dict[str, int]] = {}
+        for d, row in c.by_day.items():
+            values = dict.fromkeys(staff_metrics.CHART_SERIES, 0)
+            for category, v in row.items():
+                series = staff_metrics.chart_series(category)
+                if series:
+                    values[series] += v
+            series_by_day[d] = values
+        self.credits_chart = [{"day": d[5:], **v} for d, v in series_by_day.items()]
+        self.credit_days = [
             {
-                "day": d[5:],
-                "granted": sum(v for k, v in row.items() if k.startswith("granted")),
-                "spent": row.get("spent", 0),
-                "refunded": row.get("refunded", 0),
-                "expired": row.get("expired", 0),
-                "burned": row.get("burned", 0),
-                "removed": row.get("adjusted_down", 0) + row.get("removed_by_invoice_refund", 0),
+                "day": formatting.format_date(date.fromisoformat(d)),
+                **{k: f"{n:,}" for k, n in v.items()},
+                **{
+                    f"{k}_href": rows_href("credits", category=k, **{"from": d, "to": d}) for k in v
+                },
             }
-            for d, row in c.by_day.items()
+            for d, v in reversed(series_by_day.items())
         ]
         self.credit_totals = [
             {
@@ -224,27 +235,43 @@ class StaffOverviewState(SessionState):
         self.outstanding_chart = [
             {"month": k, "credits": v} for k, v in c.outstanding_by_expiry_month.items()
         ]
-        self.generation_rows = [
+        self.outstanding_months = [
             {
-                "feature": x.feature,
-                "model": x.model,
-                "provider": x.provider,
-                "count": f"{x.count:,}",
-                "credits": f"{x.credits:,}",
-                "failure": f"{x.failure_rate:.1%}",
-                "refund": f"{x.refund_rate:.1%}",
-                "p50": _secs(x.p50_seconds),
-                "p95": _secs(x.p95_seconds),
-                "href": f"{STAFF_QUEUES_ROUTE}?"
-                + urlencode({"status": "", "feature": x.feature, "provider": x.provider}),
+                "label": "Never expires" if k == staff_metrics.NEVER_EXPIRES else k,
+                "value": f"{v:,}",
+                "href": rows_href("grants", month=k),
             }
-            for x in g.groups
+            for k, v in c.outstanding_by_expiry_month.items()
         ]
+        # Each count, credits and rate links to the jobs it counts in the range
+        # (the rate's link: its failed or refunded jobs, shown with their number).
+        self.generation_rows = []
+        for x in g.groups:
+            group = {"feature": x.feature, "model": x.model, "provider": x.provider, **period}
+            self.generation_rows.append(
+                {
+                    "feature": x.feature,
+                    "model": x.model,
+                    "provider": x.provider,
+                    "count": f"{x.count:,}",
+                    "credits": f"{x.credits:,}",
+                    "failure": f"{x.failure_rate:.1%} ({x.failed:,})",
+                    "refund": f"{x.refund_rate:.1%} ({x.refunded:,})",
+                    "p50": _secs(x.p50_seconds),
+                    "p95": _secs(x.p95_seconds),
+                    "href": rows_href("jobs", **group),
+                    "failure_href": rows_href("jobs", outcome="failed", **group),
+                    "refund_href": rows_href("jobs", outcome="refunded", **group),
+                    "queue_href": f"{STAFF_QUEUES_ROUTE}?"
+                    + urlencode({"status": "", "feature": x.feature, "provider": x.provider}),
+                }
+            )
         self.unlimited_rows = [
             {
                 "plan": staff.plan_name(p),
                 "count": f"{v.get('count', 0):,}",
                 "list": f"{v.get('list_credits', 0):,}",
+                "href": rows_href("unlimited", plan=p, **period),
             }
             for p, v in g.unlimited_by_plan.items()
         ]

@@ -35,13 +35,14 @@ import logging
 import os
 import secrets
 import threading
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import event, text
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.orm import Session as OrmSession
+from sqlalchemy.orm import SessionTransaction
 
 log = logging.getLogger("workroom.notifications")
 
@@ -110,7 +111,7 @@ def redis_channel(engine: Engine) -> str:
     return "workroom:changes:" + hashlib.sha256(url.encode()).hexdigest()[:16]
 
 
-def encode(account_id: int, kinds) -> str:
+def encode(account_id: int, kinds: Iterable[str]) -> str:
     return json.dumps({"a": int(account_id), "k": sorted(kinds)}, separators=(",", ":"))
 
 
@@ -193,12 +194,12 @@ _WATCHED_TABLES = {
 
 
 @event.listens_for(OrmSession, "before_flush")
-def _before_flush(session: OrmSession, _flush_context, _instances) -> None:  # noqa: ANN001
+def _before_flush(session: OrmSession, _flush_context: object, _instances: object) -> None:
     for group in (session.new, session.dirty, session.deleted):
         for obj in group:
             kind = _WATCHED_TABLES.get(getattr(obj, "__tablename__", ""))
             account_id = getattr(obj, "account_id", None) if kind else None
-            if account_id is not None:
+            if kind is not None and account_id is not None:
                 announce(session, account_id, kind)
 
 
@@ -219,7 +220,7 @@ def _after_commit(session: OrmSession) -> None:
     if not pending:
         return
     try:
-        engine = session.get_bind()
+        engine = session.get_bind().engine  # bound to an Engine or a Connection: its Engine
         backend = backend_for(engine)
         if backend == "local":
             _publish_local([Change(a, frozenset(k)) for a, k in pending.items()])
@@ -230,7 +231,7 @@ def _after_commit(session: OrmSession) -> None:
 
 
 @event.listens_for(OrmSession, "after_transaction_end")
-def _after_transaction_end(session: OrmSession, transaction) -> None:  # noqa: ANN001
+def _after_transaction_end(session: OrmSession, transaction: SessionTransaction) -> None:
     if transaction.parent is None:  # the outer transaction ended without commit: drop its changes
         session.info.pop(_INFO_KEY, None)
 
@@ -336,7 +337,7 @@ class ChangeFeed:
         await self.start()
         return self
 
-    async def __aexit__(self, *exc) -> None:
+    async def __aexit__(self, *exc: object) -> None:
         await self.stop()
 
     # -- delivery
@@ -365,7 +366,7 @@ class ChangeFeed:
             except Exception:
                 log.exception("change resync failed")
 
-    async def _supervise(self, runner) -> None:  # noqa: ANN001
+    async def _supervise(self, runner: Callable[[bool], Awaitable[None]]) -> None:
         """Keep the listener alive; after a reconnect tell subscribers to re-read once."""
         attempt = 0
         first = True

@@ -15,11 +15,14 @@ from __future__ import annotations
 import hashlib
 import re
 import secrets
-from datetime import UTC, timedelta
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any, cast
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
+from sqlalchemy.engine import CursorResult, Result
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy import select as core_select
 from sqlalchemy import update
 from sqlmodel import Session, select
 
@@ -37,6 +40,9 @@ from workroom_app.models import (
     TrialClaim,
 )
 from workroom_app.security.text_input import has_control_characters
+
+if TYPE_CHECKING:  # the ledger imports this module's callers; the name is for annotations
+    from workroom_app.billing.ledger import LedgerResult
 
 MIN_PASSWORD_LENGTH = 8
 # argon2 hashes whatever it is given; a cap stops a 10 MB "password" from
@@ -219,9 +225,11 @@ def confirm_email(session: Session, account_id: int, email: str) -> tuple[Accoun
     return account, claim_trial(session, account)
 
 
-def grant_trial(session: Session, account_id: int):
+def grant_trial(session: Session, account_id: int) -> LedgerResult:
     """The trial grant; its idempotency key makes a retried sign-up grant nothing."""
-    from workroom_app.billing import ledger
+    # The ledger announces balance changes through modules that import this one: a top-level
+    # import would be a cycle.
+    from workroom_app.billing import ledger  # noqa: PLC0415
 
     return ledger.grant(
         session,
@@ -340,11 +348,13 @@ def redeem_login_ticket(session: Session, ticket: object) -> str | None:
     token = secrets.token_urlsafe(32)
     # Conditional on the ticket still being the row's hash: of two concurrent redemptions one
     # updates the row and the other sees 0 rows.
-    changed = session.execute(
-        update(AuthSession)
-        .where(AuthSession.id == row.id, AuthSession.token_hash == _token_hash(ticket))
-        .values(token_hash=_token_hash(token), pending_until=None)
-    ).rowcount
+    changed = _rowcount(
+        session.execute(
+            update(AuthSession)
+            .where(AuthSession.id == row.id, AuthSession.token_hash == _token_hash(ticket))
+            .values(token_hash=_token_hash(token), pending_until=None)
+        )
+    )
     return token if changed == 1 else None
 
 
@@ -377,7 +387,7 @@ def live_account_id(session: Session, hashed_token: str) -> int | None:
     One indexed query: this runs before every event of a signed-in tab (state/session_guard.py).
     """
     row = session.execute(
-        select(
+        core_select(
             AuthSession.account_id,
             AuthSession.expires_at,
             AuthSession.revoked_at,
@@ -394,7 +404,7 @@ def live_account_id(session: Session, hashed_token: str) -> int | None:
         return None
     if _aware(expires_at) <= clock.now():
         return None
-    return account_id
+    return int(account_id)
 
 
 def _live_session(session: Session, token: object) -> AuthSession | None:
@@ -438,7 +448,7 @@ def revoke_all_logins(session: Session, account_id: int) -> int:
     """Log out everywhere: every session of the account ends at once (open tabs are refused on
     their next event). Returns how many were live."""
     now = clock.now()
-    revoked = int(
+    revoked = _rowcount(
         session.execute(
             update(AuthSession)
             .where(
@@ -447,8 +457,7 @@ def revoke_all_logins(session: Session, account_id: int) -> int:
                 AuthSession.expires_at > now,
             )
             .values(revoked_at=now)
-        ).rowcount
-        or 0
+        )
     )
     if revoked:
         notifications.announce(session, account_id, notifications.SESSION)
@@ -467,7 +476,12 @@ def set_disabled(session: Session, account_id: int, disabled: bool) -> Account:
     return account
 
 
-def _aware(value):
+def _rowcount(result: Result[Any]) -> int:
+    """Rows an UPDATE changed (its result is a CursorResult)."""
+    return int(cast(CursorResult[Any], result).rowcount or 0)
+
+
+def _aware(value: datetime) -> datetime:
     # SQLite hands back naive datetimes for timezone-aware columns; they are UTC.
     return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
 

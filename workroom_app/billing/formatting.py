@@ -29,6 +29,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 from babel.dates import format_date as _babel_date
 from babel.dates import format_datetime as _babel_datetime
 from sqlalchemy import bindparam, select, update
+from sqlalchemy.orm import Session
 
 from workroom_app.models import Account
 
@@ -137,7 +138,7 @@ _A = Account.__table__
 _zone_stmt = select(_A.c.timezone).where(_A.c.id == bindparam("account_id"))
 
 
-def account_zone(session, account_id: int) -> ZoneInfo:  # noqa: ANN001  (a SQLModel/SQLAlchemy session)
+def account_zone(session: Session, account_id: int) -> ZoneInfo:
     """The zone an account's times are shown in (UTC when unset or unusable)."""
     return zone(session.connection().execute(_zone_stmt, {"account_id": int(account_id)}).scalar())
 
@@ -172,7 +173,7 @@ def _canonical(name: str) -> str:
     return DEFAULT_ZONE if name in _UTC_ALIASES else name
 
 
-def store_account_zone(session, account_id: int, name: object) -> str | None:  # noqa: ANN001
+def store_account_zone(session: Session, account_id: int, name: object) -> str | None:
     """Remember the zone a browser reported for an account (only a known IANA
     name; UTC aliases become "UTC"). Returns the stored name when it changed,
     None when it was refused or already stored. The caller's transaction must

@@ -26,6 +26,7 @@ from sqlmodel import Session, select
 
 from workroom_app import notifications
 from workroom_app.billing import clock, formatting
+from workroom_app.billing.staff_roles import is_staff_role
 from workroom_app.models import (
     Account,
     AccountBalance,
@@ -132,7 +133,10 @@ def create_invoice(
     if row is not None:
         if row.account_id != account_id:
             raise InvoiceError("This payment belongs to another account.")
-        return session.get(Invoice, row.id), False
+        existing = session.get(Invoice, row.id)
+        if existing is None:  # just read under the account lock; invoices are never deleted
+            raise InvoiceError("That invoice disappeared.")
+        return existing, False
     if status == InvoiceStatus.FAILED:
         seq, number = None, None  # a declined attempt is not an invoice: no number
     else:
@@ -231,26 +235,29 @@ def get_for_viewer(
 
     Callers answer None with 404 whatever the reason (no such invoice, someone
     else's), so an id cannot be probed."""
-    if isinstance(invoice_id, bool) or isinstance(viewer_account_id, bool):
+    wanted, viewer_id = _positive_id(invoice_id), _positive_id(viewer_account_id)
+    if wanted is None or viewer_id is None:
         return None
-    try:
-        invoice_id = int(invoice_id)  # type: ignore[arg-type]
-        viewer_account_id = int(viewer_account_id)  # type: ignore[arg-type]
-    except (TypeError, ValueError):
-        return None
-    if invoice_id <= 0 or viewer_account_id <= 0:
-        return None
-    invoice = session.get(Invoice, invoice_id)
+    invoice = session.get(Invoice, wanted)
     if invoice is None:
         return None
-    if invoice.account_id == viewer_account_id:
+    if invoice.account_id == viewer_id:
         return invoice
-    viewer = session.get(Account, viewer_account_id)
-    from workroom_app.billing.staff_roles import is_staff_role
-
+    viewer = session.get(Account, viewer_id)
     if viewer is not None and is_staff_role(viewer.role):
         return invoice
     return None
+
+
+def _positive_id(value: object) -> int | None:
+    """A database id from a URL or a form (digits, or an int), else None."""
+    if isinstance(value, bool) or not isinstance(value, (int, str)):
+        return None
+    try:
+        number = int(value)
+    except ValueError:
+        return None
+    return number if number > 0 else None
 
 
 def pdf_for_viewer(

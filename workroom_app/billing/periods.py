@@ -73,5 +73,3 @@ def period_containing(
     while end <= moment:
         start, end = end, period_end(end, anchor_day)
     return start, end
-
-

@@ -36,7 +36,7 @@ import json
 import logging
 import time
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Protocol
 
 import stripe
 from sqlalchemy.engine import Engine
@@ -137,19 +137,29 @@ class WebhookOutcome:
 # ----------------------------------------------------------------- handlers
 
 
+class AppliesItself(Protocol):
+    """What a handler registered from another module re-reads (a refund, a dispute): it
+    applies itself and returns a note for staff, or None."""
+
+    def apply(self, session: Session) -> str | None: ...
+
+
+Fetched = StripeState | PackPurchase | Nothing | AppliesItself
+
+
 class Handler:
     """One event type: find the Stripe subscription behind it and re-read it."""
 
     event_type: ClassVar[str]
 
-    def fetch(self, gateway: StripeGateway, obj: dict[str, Any]) -> StripeState | Nothing:
+    def fetch(self, gateway: StripeGateway, obj: dict[str, Any]) -> Fetched:
         raise NotImplementedError
 
 
 class CheckoutSessionCompleted(Handler):
     event_type = "checkout.session.completed"
 
-    def fetch(self, gateway: StripeGateway, obj: dict[str, Any]) -> Any:
+    def fetch(self, gateway: StripeGateway, obj: dict[str, Any]) -> Fetched:
         return fetch_checkout(gateway, obj["id"])
 
 
@@ -300,7 +310,7 @@ class WebhookProcessor:
         event_id: str,
         event_type: str,
         raw: str,
-        state: StripeState | Nothing | None,
+        state: Fetched | None,
         outcome: str,
     ) -> WebhookOutcome:
         """Store the event and apply its effects in one transaction."""
@@ -317,7 +327,7 @@ class WebhookProcessor:
                     note = apply_pack_purchase(session, state)
                 elif isinstance(state, Nothing):
                     note, outcome = state.reason, IGNORED
-                elif state is not None and hasattr(state, "apply"):
+                elif state is not None:
                     # Refunds and disputes (billing/stripe_refunds.py).
                     note = state.apply(session)
                 row.outcome = outcome

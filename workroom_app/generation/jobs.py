@@ -24,12 +24,13 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import func, or_, update
+from sqlalchemy import ColumnElement, SQLColumnExpression, case, func, or_, update
 from sqlmodel import Session, select
 
 from workroom_app import notifications
-from workroom_app.billing import clock
-from workroom_app.generation import uploads
+from workroom_app.billing import accounts, catalog, clock, ledger
+from workroom_app.billing.catalog import Quote
+from workroom_app.generation import media, uploads
 from workroom_app.generation.errors import (
     CannotCancel,
     GenerationError,
@@ -40,6 +41,7 @@ from workroom_app.generation.errors import (
     TooManyRunning,
 )
 from workroom_app.models import Account, GenerationJob, JobStatus
+from workroom_app.settings import get_settings
 
 ACTIVE = (JobStatus.QUEUED, JobStatus.RUNNING)
 TERMINAL = (
@@ -72,21 +74,7 @@ TIMEOUT_MESSAGE = "The generation took too long and was stopped."
 # ------------------------------------------------------------------ helpers
 
 
-def _catalog():
-    from workroom_app.billing import catalog
-
-    return catalog
-
-
-def _ledger():
-    from workroom_app.billing import ledger
-
-    return ledger
-
-
 def _plan_key(session: Session, account_id: int) -> str:
-    from workroom_app.billing import accounts
-
     return accounts.current_plan_key(session, account_id)
 
 
@@ -131,7 +119,8 @@ def _lock_job(session: Session, job_id: int) -> GenerationJob | None:
 
 
 def params(job: GenerationJob) -> dict[str, Any]:
-    return json.loads(job.params_json)
+    stored: dict[str, Any] = json.loads(job.params_json)  # always an object (written by submit)
+    return stored
 
 
 def output_file(job: GenerationJob, media_dir: Path | None = None, index: int = 1) -> Path | None:
@@ -140,8 +129,6 @@ def output_file(job: GenerationJob, media_dir: Path | None = None, index: int = 
     if not job.output_path or not 1 <= index <= (job.output_count or 1):
         return None
     if media_dir is None:
-        from workroom_app.settings import get_settings
-
         media_dir = get_settings().media_dir
     first = Path(media_dir) / job.output_path
     if index == 1:
@@ -170,16 +157,14 @@ def parse_request(account_id: int, request: object) -> ParsedRequest:
     if not isinstance(request, dict):
         raise InvalidRequest("Choose what to generate.")
     feature = request.get("feature")
-    catalog = _catalog()
     if not isinstance(feature, str) or feature not in catalog.feature_labels():
         raise InvalidRequest(catalog.choose_feature_message(), field="feature")
     priced = {k: request[k] for k in _PRICED_FIELDS if k in request and request[k] is not None}
     extras: dict[str, Any] = {}
 
     prompt = request.get("prompt")
-    if feature in ("image", "video"):
-        if not isinstance(prompt, str) or not prompt.strip():
-            raise InvalidRequest("Describe what to generate in the prompt.", field="prompt")
+    if feature in ("image", "video") and (not isinstance(prompt, str) or not prompt.strip()):
+        raise InvalidRequest("Describe what to generate in the prompt.", field="prompt")
     if prompt is not None:
         if not isinstance(prompt, str):
             raise InvalidRequest("The prompt must be text.", field="prompt")
@@ -208,19 +193,16 @@ def parse_request(account_id: int, request: object) -> ParsedRequest:
     return ParsedRequest(priced=priced, extras=extras)
 
 
-def price(session: Session, account_id: int, request: object):
+def price(session: Session, account_id: int, request: object) -> tuple[dict[str, Any], Quote, str]:
     """(params, Quote, plan_key) for this account now; InvalidRequest when it cannot run.
 
     params are what the job stores and the provider gets: the request as the
     catalog understood it (normalised) plus the prompt and uploads."""
-    catalog = _catalog()
     parsed = parse_request(account_id, request)
     plan_key = _plan_key(session, account_id)
     timed = _media_length(account_id, parsed)
     if timed is not None:
         # The length of the uploaded media is the duration, whatever the form said.
-        from workroom_app.generation import media
-
         parsed.priced["duration"] = media.billed_seconds(timed[1])
     try:
         quote = catalog.quote(parsed.priced, plan_key)
@@ -313,14 +295,11 @@ def submit(
     cost = 0 if quote.unlimited else int(quote.cost)
     if shown_cost is not None and cost != shown_cost:
         raise PriceChanged(quote.label)
-    catalog = _catalog()
     limit = catalog.max_concurrent(plan_key)
     if count_active(session, account_id) >= limit:
         raise TooManyRunning(limit, catalog.get_catalog().plan(plan_key).name)
 
     if provider is None:
-        from workroom_app.settings import get_settings
-
         provider = get_settings().generation_provider
     now = clock.now()
     feature = quote.request.feature
@@ -339,7 +318,6 @@ def submit(
         deadline_at=now + timedelta(seconds=DEADLINE_SECONDS[feature]),
         updated_at=now,
     )
-    ledger = _ledger()
     # A savepoint: when the debit is refused the job row goes too, even if the
     # caller catches the error and commits its transaction.
     with session.begin_nested():
@@ -403,7 +381,7 @@ def active_jobs(session: Session, account_id: int) -> list[GenerationJob]:
     )
 
 
-STATUS_LABELS = {
+STATUS_LABELS: dict[str, str] = {
     JobStatus.QUEUED: "Queued",
     JobStatus.RUNNING: "Running",
     JobStatus.SUCCEEDED: "Done",
@@ -458,9 +436,7 @@ def _finish(
     job.updated_at = now
     job.lease_until = None
     if job.debit_entry_id is not None and job.refund_entry_id is None:
-        result = _ledger().refund(
-            session, job.debit_entry_id, idempotency_key=f"refund:gen:{job.id}"
-        )
+        result = ledger.refund(session, job.debit_entry_id, idempotency_key=f"refund:gen:{job.id}")
         job.refund_entry_id = result.entry_id
     session.add(job)
     session.flush()
@@ -659,8 +635,6 @@ def report_progress(
     return result.rowcount == 1
 
 
-def _greatest(column, value: int):
-    from sqlalchemy import case
-
+def _greatest(column: SQLColumnExpression[int], value: int) -> ColumnElement[int]:
     # Portable max(column, value): SQLite has no GREATEST, PostgreSQL's max() is an aggregate.
     return case((column > value, column), else_=value)

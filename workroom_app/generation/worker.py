@@ -19,15 +19,19 @@ SQLite lock and must not stall the polling of other jobs.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import os
 import secrets
 import socket
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Concatenate, ParamSpec, TypeVar
 
 from sqlalchemy import update
 from sqlalchemy.engine import Engine
+from sqlmodel import Session
 
 from workroom_app import notifications
 from workroom_app.billing import clock
@@ -44,6 +48,10 @@ from workroom_app.generation.providers import (
     get_provider,
 )
 from workroom_app.models import GenerationJob, JobStatus
+from workroom_app.settings import Settings
+
+P = ParamSpec("P")
+T = TypeVar("T")
 
 log = logging.getLogger("workroom.worker")
 
@@ -87,7 +95,7 @@ class Worker:
         provider: Provider | None = None,
         *,
         worker_id: str | None = None,
-        settings=None,
+        settings: Settings | None = None,
         poll_interval: float | None = None,
         media_dir: Path | None = None,
     ) -> None:
@@ -107,12 +115,14 @@ class Worker:
 
     # ------------------------------------------------------------- db helpers
 
-    def _tx(self, fn, *args, **kwargs):
+    def _tx(self, fn: Callable[Concatenate[Session, P], T], *args: P.args, **kwargs: P.kwargs) -> T:
         with write_session(self.engine) as session:
             return fn(session, *args, **kwargs)
 
-    async def _db(self, fn, *args, **kwargs):
-        return await asyncio.to_thread(self._tx, fn, *args, **kwargs)
+    async def _db(
+        self, fn: Callable[Concatenate[Session, P], T], *args: P.args, **kwargs: P.kwargs
+    ) -> T:
+        return await asyncio.to_thread(functools.partial(self._tx, fn, *args, **kwargs))
 
     # ------------------------------------------------------------- one pass
 
@@ -137,9 +147,9 @@ class Worker:
             started.append(job.id)
         return started
 
-    def _claim_free(self, session, free: int) -> list[GenerationJob]:
+    def _claim_free(self, session: Session, free: int) -> list[GenerationJob]:
         ids = jobs.claimable_ids(session, None, free + len(self.tasks), provider=self.provider.name)
-        claimed = []
+        claimed: list[GenerationJob] = []
         for jid in ids:
             if jid in self.tasks or len(claimed) >= free:
                 continue
@@ -314,7 +324,7 @@ class Worker:
         os.replace(tmp, path)  # a reader never sees half a file
         return relative
 
-    def _release(self, session, job_id: int, wake_others: bool = False) -> None:
+    def _release(self, session: Session, job_id: int, wake_others: bool = False) -> None:
         """Give up the lease now so the next pass (of any worker) can retry the job. With
         `wake_others` (this worker is stopping) the other workers are woken to take it at once;
         a job released after a provider error waits for the next pass instead, so an unavailable
@@ -381,7 +391,7 @@ HEARTBEAT_PREFIX = "worker:"
 IDLE_PASS_SECONDS = 5.0
 
 
-def _heartbeat(session, worker_id: str, *, stopping: bool = False) -> None:
+def _heartbeat(session: Session, worker_id: str, *, stopping: bool = False) -> None:
     """Tell /api/health this worker is alive (app_setting "worker:<id>" = unix time)."""
     from workroom_app.models import AppSetting
 
@@ -397,7 +407,7 @@ def _heartbeat(session, worker_id: str, *, stopping: bool = False) -> None:
         row.value = f"{time.time():.3f}"
 
 
-def live_worker_count(session, within: float = 3 * HEARTBEAT_SECONDS) -> int:
+def live_worker_count(session: Session, within: float = 3 * HEARTBEAT_SECONDS) -> int:
     """Workers that reported within `within` seconds (for /api/health)."""
     from sqlmodel import select
 

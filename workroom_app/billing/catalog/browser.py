@@ -24,11 +24,10 @@ def feature_options(catalog: Catalog, feature: str, plan_key: str) -> dict[str, 
     for model in feat.models.values():
         resolutions = []
         for key in model.resolutions:
-            res = feat.resolution(key)
             resolutions.append(
                 {
                     "key": key,
-                    "label": res.label,
+                    "label": feat.resolution_label(key),
                     "multiplier": format_exact(model.multipliers[key]),
                     **_lock_fields(catalog.plan_limit(plan.key, feat.key, resolution=key)),
                 }

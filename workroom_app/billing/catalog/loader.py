@@ -15,6 +15,7 @@ from types import MappingProxyType
 from typing import Any
 
 from pydantic import ValidationError
+from pydantic_core import ErrorDetails
 
 from workroom_app import settings
 from workroom_app.billing.catalog.errors import CatalogError
@@ -37,7 +38,7 @@ class _Problem(Exception):
         self.message = message
 
 
-def _pydantic_problem(error: dict[str, Any]) -> tuple[str, str]:
+def _pydantic_problem(error: ErrorDetails) -> tuple[str, str]:
     path = ""
     for part in error["loc"]:
         if isinstance(part, int):
@@ -234,7 +235,7 @@ def _build(spec: CatalogSpec, *, source: str, digest: str) -> Catalog:
     if by_key[spec.default_plan].paid:
         raise _Problem("default_plan", "must be a plan with price_cents = 0")
 
-    packs = []
+    packs: list[CreditPack] = []
     for key, pack_spec in spec.packs.items():
         if not _KEY.fullmatch(key):
             raise _Problem(
@@ -303,7 +304,7 @@ def _build_model(
         for name in ("chars_per_unit", "max_chars"):
             if getattr(spec, name) is None:
                 raise _Problem(f"{mpath}.{name}", 'is required when unit is "characters"')
-        if spec.max_chars > _MAX_CHARS:
+        if spec.max_chars is not None and spec.max_chars > _MAX_CHARS:
             raise _Problem(f"{mpath}.max_chars", f"must be at most {_MAX_CHARS}")
     else:
         for name in ("chars_per_unit", "max_chars", "min_units"):

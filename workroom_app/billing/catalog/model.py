@@ -93,6 +93,14 @@ class Feature:
                 return res
         return None
 
+    def resolution_label(self, key: str) -> str:
+        """The label of one of this feature's resolutions (a model's, which the loader checks
+        against the ladder)."""
+        res = self.resolution(key)
+        if res is None:
+            raise KeyError(key)
+        return res.label
+
     def resolution_rank(self, key: str) -> int:
         for i, res in enumerate(self.resolutions):
             if res.key == key:

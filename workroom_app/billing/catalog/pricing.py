@@ -129,9 +129,14 @@ def parse_request(
             if duration not in model.duration_choices:
                 choices = or_list([f"{fmt_int(d)} s" for d in model.duration_choices])
                 raise OutOfRange(f"Duration must be {choices}", field="duration")
-        elif not (model.duration_min <= duration <= model.duration_max):
+        elif not (
+            # The loader requires both bounds of a model with a duration and no fixed choices.
+            model.duration_min is not None
+            and model.duration_max is not None
+            and model.duration_min <= duration <= model.duration_max
+        ):
             raise OutOfRange(
-                f"Duration must be between {fmt_int(model.duration_min)} and {fmt_int(model.duration_max)} seconds",
+                f"Duration must be between {fmt_int(model.duration_min or 0)} and {fmt_int(model.duration_max or 0)} seconds",
                 field="duration",
             )
 
@@ -149,11 +154,12 @@ def parse_request(
         text = request.get("text")
         if not isinstance(text, str) or _BLANK.fullmatch(text):
             raise InvalidRequest(f"Enter the text for the {feature.label.lower()}", field="text")
-        if len(text) > model.max_chars:
+        limit = model.max_chars or 0  # the loader requires it of a model with text
+        if len(text) > limit:
             raise TextTooLong(
-                f"Text is {fmt_int(len(text))} characters; the limit is {fmt_int(model.max_chars)}",
+                f"Text is {fmt_int(len(text))} characters; the limit is {fmt_int(limit)}",
                 length=len(text),
-                limit=model.max_chars,
+                limit=limit,
             )
 
     return GenerationRequest(
@@ -184,8 +190,9 @@ def plan_limit(
         return None
     parts = []
     for i, what in enumerate(broken):
-        if what == "resolution":
-            text = feat.resolution(resolution).label
+        res = feat.resolution(resolution) if resolution is not None else None
+        if what == "resolution" and res is not None:  # checked above: the feature offers it
+            text = res.label
         else:
             text = f"{feat.label} longer than {fmt_int(plan.max_duration[feat.key])} s"
         parts.append(text if i == 0 else lower_first(text))
@@ -230,9 +237,10 @@ def quote(catalog: Catalog, request: Mapping[str, Any] | GenerationRequest, plan
         raise limit
 
     model = catalog.features[req.feature].models[req.model]
-    if model.unit == "second":
+    # parse_request guarantees a duration for a per-second model and text for a per-characters one.
+    if model.unit == "second" and req.duration is not None:
         units = req.duration
-    elif model.unit == "characters":
+    elif model.unit == "characters" and req.text is not None and model.chars_per_unit:
         units = max(model.min_units, -(-len(req.text) // model.chars_per_unit))
     else:
         units = 1
@@ -305,10 +313,11 @@ def _breakdown(
         parts.append(f"{fmt_int(units)} s")
     elif model.unit == "characters":
         parts.append(
-            f"{fmt_int(units)} {plural(units, 'unit')} ({fmt_int(len(req.text))} characters)"
+            f"{fmt_int(units)} {plural(units, 'unit')} ({fmt_int(len(req.text or ''))} characters)"
         )
-    if req.resolution is not None:
-        parts.append(f"{format_exact(multiplier)} ({feature.resolution(req.resolution).label})")
+    res = feature.resolution(req.resolution) if req.resolution is not None else None
+    if res is not None:
+        parts.append(f"{format_exact(multiplier)} ({res.label})")
     if model.has_count:
         word = "image" if model.unit == "image" else "generation"
         parts.append(f"{fmt_int(req.count)} {plural(req.count, word)}")

@@ -21,7 +21,7 @@ def unknown_model_message(feature: Feature) -> str:
 
 
 def unsupported_resolution_message(feature: Feature, model: Model, resolution: str) -> str:
-    offered = or_list([feature.resolution(k).label for k in model.resolutions])
+    offered = or_list([feature.resolution_label(k) for k in model.resolutions])
     res = feature.resolution(resolution)
     what = res.label if res is not None else "that resolution"
     return f"{model.label} does not offer {what}. Choose {offered}."

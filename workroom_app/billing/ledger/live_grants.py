@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import ColumnElement, func, or_, select
 from sqlmodel import Session
 
 from workroom_app.models import CreditGrant
@@ -23,8 +23,8 @@ def spendable_balance(session: Session, account_id: int, now: datetime) -> int:
     return _live_grants_total(session, CreditGrant.account_id == account_id, now)
 
 
-def _live_grants_total(session: Session, owner: object, now: datetime) -> int:
-    total = session.exec(
+def _live_grants_total(session: Session, owner: ColumnElement[bool], now: datetime) -> int:
+    total = session.execute(
         select(func.coalesce(func.sum(CreditGrant.amount_left), 0)).where(
             owner,
             CreditGrant.amount_left > 0,

@@ -5,9 +5,10 @@ from __future__ import annotations
 import json
 from datetime import datetime
 
-from sqlalchemy.engine import Connection
+from sqlalchemy.engine import Connection, Dialect
 
 from workroom_app.billing.ledger.core import _L, LedgerResult, _draw, _next_expiry, _set_balance
+from workroom_app.billing.ledger.errors import LedgerError
 
 #
 # Measured (docs/benchmarks.md): through SQLAlchemy Core each statement costs
@@ -43,7 +44,7 @@ _SQ_INSERT = (
 _sq_processors: dict[int, tuple] = {}
 
 
-def _sq_datetime_processors(dialect) -> tuple:
+def _sq_datetime_processors(dialect: Dialect) -> tuple:
     procs = _sq_processors.get(id(dialect))
     if procs is None:
         col_type = _L.c.created_at.type.dialect_impl(dialect)
@@ -66,6 +67,8 @@ def _sqlite_fast_spend(
     feature, reference_type, reference_id, reason, actor_id = extra
     to_db, from_db = _sq_datetime_processors(conn.dialect)
     raw = conn.connection.driver_connection
+    if raw is None:  # a pooled connection that lost its DBAPI connection
+        raise LedgerError("The database connection is closed.")
     if raw.execute(_SQ_KEY, (key,)).fetchone() is not None:
         return None  # a replay: the Core path checks and returns it
     now_db = to_db(now)

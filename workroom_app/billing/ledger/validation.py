@@ -6,6 +6,7 @@ Names starting with _ are private to the ledger package."""
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Literal, overload
 
 from workroom_app.billing.ledger.errors import LedgerError
 from workroom_app.models import ActionType
@@ -58,6 +59,14 @@ def _check_key(key: object) -> str:
     return key
 
 
+@overload
+def _check_text(value: object, what: str, max_length: int, *, required: Literal[True]) -> str: ...
+
+
+@overload
+def _check_text(value: object, what: str, max_length: int, *, required: bool) -> str | None: ...
+
+
 def _check_text(value: object, what: str, max_length: int, *, required: bool) -> str | None:
     if value is None and not required:
         return None
@@ -70,8 +79,10 @@ def _check_text(value: object, what: str, max_length: int, *, required: bool) ->
 
 def _check_action(action_type: object, allowed: frozenset[ActionType], operation: str) -> str:
     try:
-        action = ActionType(action_type)
+        action = ActionType(action_type) if isinstance(action_type, str) else None
     except ValueError:
+        action = None
+    if action is None:
         raise LedgerError(f"Unknown action type {action_type!r}.") from None
     if action not in allowed:
         raise LedgerError(f"A {operation} cannot be recorded as {action.value!r}.")

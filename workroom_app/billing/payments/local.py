@@ -21,6 +21,8 @@ from contextlib import contextmanager
 from typing import Any
 
 from sqlalchemy import bindparam
+from sqlalchemy import select as core_select
+from sqlalchemy.sql.dml import ReturningInsert
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
@@ -37,7 +39,7 @@ MAX_CHARGE_CENTS = 10**9  # ten million dollars: far beyond any plan
 _C = LocalCharge.__table__
 _K = LocalCard.__table__
 # Prebuilt statements: a batch renewal run charges 100,000 times.
-_charge_by_key = select(
+_charge_by_key = core_select(
     _C.c.ok,
     _C.c.gateway_ref,
     _C.c.failure_reason,
@@ -45,13 +47,13 @@ _charge_by_key = select(
     _C.c.account_id,
     _C.c.amount_cents,
 ).where(_C.c.idempotency_key == bindparam("key"))
-_card_by_token = select(_K.c.account_id, _K.c.behaviour, _K.c.exp_month, _K.c.exp_year).where(
+_card_by_token = core_select(_K.c.account_id, _K.c.behaviour, _K.c.exp_month, _K.c.exp_year).where(
     _K.c.token == bindparam("token")
 )
 
 
 @functools.lru_cache(maxsize=4)
-def _insert_charge(dialect: str):  # noqa: ANN202  (a dialect's INSERT ... ON CONFLICT)
+def _insert_charge(dialect: str) -> ReturningInsert[int]:  # INSERT ... ON CONFLICT DO NOTHING
     fn = pg_insert if dialect == "postgresql" else sqlite_insert
     return fn(_C).on_conflict_do_nothing(index_elements=[_C.c.idempotency_key]).returning(_C.c.id)
 
@@ -189,6 +191,13 @@ class LocalGateway:
                 today = clock.now().date()
                 if decline is None and (card.exp_year, card.exp_month) < (today.year, today.month):
                     decline = cards.DECLINES[cards.Behaviour.DECLINE_EXPIRED]
+            result = ChargeResult(
+                ok=decline is None,
+                # Derived from the key: the same request always names the same charge.
+                gateway_ref="ch_local_" + hashlib.sha256(idempotency_key.encode()).hexdigest()[:24],
+                failure_reason=decline.message if decline else None,
+                failure_code=decline.code if decline else None,
+            )
             row = dict(
                 idempotency_key=idempotency_key,
                 account_id=account_id,
@@ -196,11 +205,10 @@ class LocalGateway:
                 amount_cents=amount_cents,
                 currency=currency,
                 description=description[:500],
-                ok=decline is None,
-                # Derived from the key: the same request always names the same charge.
-                gateway_ref="ch_local_" + hashlib.sha256(idempotency_key.encode()).hexdigest()[:24],
-                failure_code=decline.code if decline else None,
-                failure_reason=decline.message if decline else None,
+                ok=result.ok,
+                gateway_ref=result.gateway_ref,
+                failure_code=result.failure_code,
+                failure_reason=result.failure_reason,
                 refunded_at=None,
                 created_at=clock.now(),
             )
@@ -212,12 +220,7 @@ class LocalGateway:
                 # A concurrent request with the same key won: report its answer.
                 earlier = conn.execute(_charge_by_key, {"key": idempotency_key}).first()
                 return self._replay(earlier, account_id, amount_cents)
-            return ChargeResult(
-                ok=row["ok"],
-                gateway_ref=row["gateway_ref"],
-                failure_reason=row["failure_reason"],
-                failure_code=row["failure_code"],
-            )
+            return result
 
     def refund(self, gateway_ref: str, *, session: Session | None = None) -> bool:
         """Give a charge's money back (once). True when it is refunded now or was."""

@@ -105,6 +105,7 @@ def card_to_charge(
         return on_file
     if not hasattr(gateway, "tokenize"):
         raise unsupported("This payment provider takes cards on its own checkout page.")
+    stored: PaymentMethod
     try:
         stored, _ = gateway.tokenize(
             session, account_id, card.number, card.exp_month, card.exp_year, card.cvc
@@ -115,7 +116,7 @@ def card_to_charge(
 
 
 def store_card(
-    session: Session, account_id: int, card: CardOnFile, *, gateway: str = "local"
+    session: Session, account_id: int, card: CardOnFile | PaymentMethod, *, gateway: str = "local"
 ) -> PaymentMethod:
     """Make `card` the account's card on file (the previous one is kept, removed)."""
     now = clock.now()

@@ -4,6 +4,7 @@ its live subscription and card on file, the account lock, money and date text.""
 from __future__ import annotations
 
 from datetime import date, datetime
+from zoneinfo import ZoneInfo
 
 from sqlmodel import Session, select
 
@@ -61,7 +62,7 @@ def _money(cents: int) -> str:
     return money(cents, _currency())
 
 
-def _fmt_date(d: datetime | date, tz=None) -> str:  # noqa: ANN001  (a ZoneInfo or None: UTC)
+def _fmt_date(d: datetime | date, tz: ZoneInfo | None = None) -> str:  # None: UTC
     return formatting.format_date(d, tz)
 
 
@@ -95,6 +96,20 @@ def default_card(session: Session, account_id: int) -> PaymentMethod | None:
 
 def _lock(session: Session, account_id: int) -> None:
     invoices.lock_account(session, account_id)
+
+
+def subscription_by_id(session: Session, subscription_id: int) -> Subscription:
+    sub = session.get(Subscription, subscription_id)
+    if sub is None:
+        raise NoSubscription("No such subscription.")
+    return sub
+
+
+def stripe_subscription_id(sub: Subscription) -> str:
+    """The Stripe id of a subscription billed through Stripe (refused for any other)."""
+    if sub.gateway != "stripe" or not sub.gateway_subscription_id:
+        raise SubscriptionError("This plan is not billed through Stripe.")
+    return sub.gateway_subscription_id
 
 
 def _reload(session: Session, sub: Subscription) -> Subscription:

@@ -8,11 +8,13 @@ from typing import Any
 
 from sqlalchemy import bindparam, update
 from sqlalchemy import select as core_select
+from sqlalchemy.engine import Row
 from sqlmodel import Session
 
 from workroom_app import notifications
 from workroom_app.billing import alerts, clock, invoices, ledger, periods
 from workroom_app.billing.invoices import LineItem
+from workroom_app.billing.ledger import LedgerResult
 from workroom_app.billing.payments import get_gateway
 from workroom_app.billing.payments.gateway import PaymentGateway
 from workroom_app.billing.periods import as_utc
@@ -29,6 +31,7 @@ from workroom_app.billing.subscriptions.lookup import (
     _reload,
     get_plan,
     live_subscription,
+    subscription_by_id,
 )
 from workroom_app.billing.subscriptions.payment_records import (
     RENEWAL,
@@ -43,7 +46,7 @@ from workroom_app.billing.subscriptions.payment_records import (
     _replay,
     _write_invoice,
 )
-from workroom_app.models import ActionType, GrantSource, Subscription, SubscriptionStatus
+from workroom_app.models import ActionType, GrantSource, Invoice, Subscription, SubscriptionStatus
 
 # Failed renewal: retried this many days after the due date; after the last
 # failure the account returns to Free (PRODUCT_RULES §5).
@@ -75,7 +78,7 @@ _sub_renewed_stmt = (
 )
 
 
-def _is_due(sub: Subscription, now: datetime) -> bool:
+def _is_due(sub: Subscription | Row[Any], now: datetime) -> bool:  # an ORM object or a plain row
     if sub.status == SubscriptionStatus.ACTIVE:
         return as_utc(sub.current_period_end) <= now
     if sub.status == SubscriptionStatus.PAST_DUE:
@@ -106,11 +109,13 @@ def renew(
     # A plain row (read after the lock), not an ORM object: this is the hot
     # path of a batch run. The ORM is used on the rare paths below.
     sub = conn.execute(_sub_row_stmt, {"sid": subscription_id}).first()
+    if sub is None:  # its account was found above, under the same lock
+        raise NoSubscription("No such subscription.")
     if not _is_due(sub, now):
         return None
     if sub.cancel_at_period_end:
         return end_subscription(
-            session, session.get(Subscription, sub.id), reason="cancelled", now=now
+            session, subscription_by_id(session, sub.id), reason="cancelled", now=now
         )
     plan = get_plan(sub.plan_key)
     due_at = as_utc(sub.current_period_end)
@@ -133,7 +138,7 @@ def renew(
     if payment.ok:
         return _apply_renewal(session, sub, period_start=start, period_end=end, payment=payment)
     return record_payment_failed(
-        session, session.get(Subscription, sub.id), payment=payment, due_at=due_at, now=now
+        session, subscription_by_id(session, sub.id), payment=payment, due_at=due_at, now=now
     )
 
 
@@ -237,7 +242,7 @@ def _start_paid_period(
     grant_action: str,
     grant_source: str,
     grant_key: str,
-):
+) -> tuple[Invoice, LedgerResult | None, int]:
     """A paid period of `plan` begins (renewal, downgrade): the invoice, the
     credits the subscription granted before burned, the plan's monthly credits
     granted until `period_end`. Ledger keys derive from the invoice, so a replay

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -117,7 +118,7 @@ def renew_due(
         report.errors.update(part.errors)
         return part.processed
 
-    def batches():
+    def batches() -> Iterator[list[int]]:
         with read_session(engine) as session:
             due = [i for i in _due_ids(session, now, gateway.name) if i not in report.errors]
         for k in range(0, len(due), batch_size):
@@ -143,7 +144,9 @@ def renew_due(
     return report
 
 
-def scheduled_tick(engine: Engine, *, send_receipts: bool = True, receipt_limit: int = 100):
+def scheduled_tick(
+    engine: Engine, *, send_receipts: bool = True, receipt_limit: int = 100
+) -> tuple[RenewReport, receipts.SendReport | None]:
     """One pass of the billing scheduler (the worker calls it every poll, in a
     thread): renew what fell due, run due retries, then send pending receipts
     when SMTP is configured. Returns (RenewReport, SendReport | None)."""

@@ -22,6 +22,7 @@ from workroom_app.billing.payments.stripe.gateway import StripeGateway
 from workroom_app.billing.payments.stripe.sync import (
     Nothing,
     ReconcileReport,
+    StripeState,
     apply_pack_purchase,
     fetch_checkout,
     fetch_pack_purchase,
@@ -43,7 +44,7 @@ def sync_checkout_session(
     if not isinstance(checkout_session_id, str) or not checkout_session_id.startswith("cs_"):
         raise subscriptions.SubscriptionError("That checkout session does not exist.")
     state = fetch_checkout(gateway, checkout_session_id)
-    if isinstance(state, Nothing):
+    if not isinstance(state, StripeState):  # unpaid, or a pack's session (credited elsewhere)
         return None
     with write_session(engine) as session:
         return reconcile_report(session, state)
@@ -57,7 +58,7 @@ def start_checkout(
     *,
     success_url: str,
     cancel_url: str,
-):
+) -> CheckoutSessionView:
     """A Checkout Session for `plan_key` (the page then redirects to its url).
 
     The idempotency key is the engine's subscribe key, derived from the
@@ -123,8 +124,7 @@ def _stripe_subscription(session: Session, account_id: int) -> Subscription:
     sub = subscriptions.live_subscription(session, account_id)
     if sub is None:
         raise subscriptions.NoSubscription("You're on Free. Subscribe to a plan first.")
-    if sub.gateway != "stripe" or not sub.gateway_subscription_id:
-        raise subscriptions.SubscriptionError("This plan is not billed through Stripe.")
+    subscriptions.stripe_subscription_id(sub)  # refuses a plan not billed through Stripe
     return sub
 
 
@@ -143,6 +143,7 @@ def change_plan(
     with read_session(engine) as session:
         preview = subscriptions.preview_change(session, account_id, new_plan_key)
         sub = _stripe_subscription(session, account_id)
+        stripe_id = subscriptions.stripe_subscription_id(sub)
     if expected_preview is not None and not preview.same_terms(expected_preview):
         raise subscriptions.PreviewOutdated(
             "Your plan or balance changed since you reviewed this change. Nothing was charged; "
@@ -151,18 +152,18 @@ def change_plan(
     try:
         change = gateway.upgrade if preview.kind == subscriptions.UPGRADE else gateway.downgrade
         result = change(
-            sub.gateway_subscription_id,
+            stripe_id,
             preview.to_plan_key,
             idempotency_key=preview.idempotency_key,
             expected_amount_cents=preview.charge_cents,
         )
     except StripeGatewayError as exc:
         raise subscriptions.SubscriptionError(str(exc)) from None
-    state = fetch_state(gateway, sub.gateway_subscription_id)
+    state = fetch_state(gateway, stripe_id)
     with write_session(engine) as session:
         report = reconcile_report(session, state)
         if not result.ok:
-            local = session.get(Subscription, sub.id)
+            local = subscriptions.subscription_by_id(session, sub.id)
             facts = PaymentFacts(
                 ok=False,
                 amount_cents=result.amount_cents,
@@ -220,6 +221,7 @@ def _set_auto_renewal(
 ) -> subscriptions.Outcome:
     with read_session(engine) as session:
         sub = _stripe_subscription(session, account_id)
+        stripe_id = subscriptions.stripe_subscription_id(sub)
     # A fresh key per request: cancel, resume, cancel again must each act
     # (a reused key would replay the first answer); retries inside the SDK
     # reuse it.
@@ -227,8 +229,8 @@ def _set_auto_renewal(
     try:
         if cancel and sub.status == SubscriptionStatus.PAST_DUE:
             # Its paid period is already over: the plan ends now (as with the local gateway).
-            gateway.cancel_now(sub.gateway_subscription_id, idempotency_key=key)
-            sync_subscription(engine, gateway, sub.gateway_subscription_id)
+            gateway.cancel_now(stripe_id, idempotency_key=key)
+            sync_subscription(engine, gateway, stripe_id)
             return subscriptions.Outcome(
                 ok=True,
                 action="end",
@@ -237,14 +239,14 @@ def _set_auto_renewal(
                 plan_key=sub.plan_key,
             )
         if cancel:
-            gateway.cancel_at_period_end(sub.gateway_subscription_id, idempotency_key=key)
+            gateway.cancel_at_period_end(stripe_id, idempotency_key=key)
         else:
-            gateway.resume(sub.gateway_subscription_id, idempotency_key=key)
+            gateway.resume(stripe_id, idempotency_key=key)
     except StripeGatewayError as exc:
         raise subscriptions.SubscriptionError(str(exc)) from None
-    sync_subscription(engine, gateway, sub.gateway_subscription_id)
+    sync_subscription(engine, gateway, stripe_id)
     with read_session(engine) as session:
-        fresh = session.get(Subscription, sub.id)
+        fresh = subscriptions.subscription_by_id(session, sub.id)
         plan = subscriptions.get_plan(fresh.plan_key)
         end = fresh.current_period_end
         end_text = formatting.format_date(end, formatting.account_zone(session, fresh.account_id))
@@ -290,7 +292,7 @@ class StripeBilling:
             raise subscriptions.SubscriptionError(
                 "Stripe did not return a checkout page. Please try again."
             )
-        return view.url
+        return str(view.url)
 
     def finish_checkout(self, checkout_session_id: str) -> None:
         sync_checkout_session(db.get_engine(), _gateway(), checkout_session_id)
@@ -327,7 +329,7 @@ class StripeBilling:
             raise subscriptions.SubscriptionError(
                 "Stripe did not return a checkout page. Please try again."
             )
-        return view.url
+        return str(view.url)
 
     def finish_pack_checkout(self, account_id: int, checkout_session_id: str) -> bool:
         return sync_pack_checkout(db.get_engine(), _gateway(), checkout_session_id, account_id)

@@ -7,7 +7,7 @@ rules of the package docstring are read across its methods side by side."""
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 import stripe
 
@@ -40,8 +40,18 @@ from workroom_app.billing.payments.stripe.views import (
 from workroom_app.settings import Settings, get_settings
 
 
+_T = TypeVar("_T")
+
+
 def _dt(timestamp: int | None) -> datetime | None:
     return None if timestamp is None else datetime.fromtimestamp(int(timestamp), UTC)
+
+
+def _required(value: _T | None, what: str) -> _T:
+    """A field Stripe always sends on this object; its absence is a malformed answer."""
+    if value is None:
+        raise StripeGatewayError(f"Stripe sent a subscription without its {what}.")
+    return value
 
 
 def _meta(obj: Any) -> dict[str, str]:
@@ -53,7 +63,7 @@ def _id_of(value: Any) -> str | None:
     """An expandable field: either the id or the expanded object."""
     if value is None or isinstance(value, str):
         return value
-    return value.id
+    return str(value.id)
 
 
 def _decline_code(exc: stripe.CardError) -> str | None:
@@ -303,15 +313,15 @@ class StripeGateway:
         price = item.price
         return SubscriptionView(
             id=sub.id,
-            customer_id=_id_of(sub.customer),
+            customer_id=_required(_id_of(sub.customer), "customer"),
             status=sub.status,
             item_id=item.id,
             price_id=price.id,
             price_cents=int(price.unit_amount),
             currency=price.currency,
             plan_key=self.plan_for_price(price.id),
-            period_start=_dt(item.current_period_start),
-            period_end=_dt(item.current_period_end),
+            period_start=_required(_dt(item.current_period_start), "period start"),
+            period_end=_required(_dt(item.current_period_end), "period end"),
             cancel_at_period_end=bool(sub.cancel_at_period_end),
             latest_invoice_id=_id_of(sub.latest_invoice),
             metadata=_meta(sub),
@@ -472,7 +482,7 @@ class StripeGateway:
         try:
             updated = self.client.v1.subscriptions.update(
                 sub.id,
-                {
+                {  # type: ignore[arg-type]  # stripe's TypedDict wants literal values for each key
                     "items": [{"id": sub.item_id, "price": new_price.id}],
                     "billing_cycle_anchor": "now",
                     "proration_behavior": "none",

@@ -8,6 +8,7 @@ functions, each keyed on the Stripe invoice id, and copies the subscription's fl
 from __future__ import annotations
 
 import logging
+from datetime import datetime
 from dataclasses import dataclass, field
 
 from sqlalchemy.engine import Engine
@@ -122,6 +123,13 @@ def local_subscription(session: Session, stripe_subscription_id: str) -> Subscri
     ).first()
 
 
+def _period(invoice: InvoiceView) -> tuple[datetime, datetime]:
+    """A subscription invoice's billing period (Stripe always sends it on one)."""
+    if invoice.period_start is None or invoice.period_end is None:
+        raise StripeGatewayError(f"Stripe invoice {invoice.id} has no billing period.")
+    return invoice.period_start, invoice.period_end
+
+
 def _failed_once(invoice: InvoiceView) -> bool:
     """A payment attempt on it failed (it is still unpaid, or was voided unpaid)."""
     return (
@@ -175,8 +183,8 @@ def reconcile_report(session: Session, state: StripeState) -> ReconcileReport:
                 outcome = subscriptions.record_renewal_paid(
                     session,
                     local,
-                    period_start=invoice.period_start,
-                    period_end=invoice.period_end,
+                    period_start=_period(invoice)[0],
+                    period_end=_period(invoice)[1],
                     payment=payment_facts(invoice),
                 )
             elif _failed_once(invoice):
@@ -211,8 +219,8 @@ def reconcile_report(session: Session, state: StripeState) -> ReconcileReport:
                 local,
                 to_plan,
                 payment=payment_facts(invoice),
-                period_start=invoice.period_start,
-                period_end=invoice.period_end,
+                period_start=_period(invoice)[0],
+                period_end=_period(invoice)[1],
             )
         else:
             continue
@@ -260,11 +268,11 @@ def _activate(
             session,
             account_id,
             _invoice_plan(state, invoice),
-            period_start=invoice.period_start,
-            period_end=invoice.period_end,
+            period_start=_period(invoice)[0],
+            period_end=_period(invoice)[1],
             payment=payment_facts(invoice),
             gateway_subscription_id=view.id,
-            anchor_day=invoice.period_start.day,
+            anchor_day=_period(invoice)[0].day,
         )
     except subscriptions.AlreadySubscribed:
         # Paid twice (two checkout tabs): the account keeps its plan; the extra
@@ -287,7 +295,7 @@ def _activate(
 
 def _record_failed_change(
     session: Session, local: Subscription, invoice: InvoiceView, to_plan: str
-):
+) -> subscriptions.Outcome:
     return subscriptions.record_failed_attempt(
         session,
         local.account_id,
@@ -308,6 +316,8 @@ def apply_pack_purchase(session: Session, purchase: PackPurchase) -> str | None:
     view = purchase.payment
     if view.account_id is None or session.get(Account, view.account_id) is None:
         return f"credit pack paid in {view.session.id} for an unknown account: refund it"
+    if view.pack_key is None:
+        return f"credit pack paid in {view.session.id} names no pack: refund it"
     if (
         not view.credits
         or view.price_cents is None

@@ -44,12 +44,13 @@ from starlette.routing import Route
 
 from workroom_app import (
     background,
+    db,
     pages,  # noqa: F401  (registers every page)
 )
 from workroom_app.background import register_background
 from workroom_app.billing import catalog
 from workroom_app.components.layout import PAGES
-from workroom_app.db import get_engine, read_session
+from workroom_app.db import read_session
 from workroom_app.generation.worker import HEARTBEAT_SECONDS, live_worker_count
 from workroom_app.http.auth_routes import AUTH_ROUTES
 from workroom_app.http.invoice_routes import INVOICE_ROUTES
@@ -77,7 +78,8 @@ def _check_catalog() -> None:
 
 async def health(_request: Request) -> JSONResponse:
     def ping() -> None:
-        with get_engine().connect() as conn:
+        # Through the module: tests point db.get_engine at a broken database.
+        with db.get_engine().connect() as conn:
             conn.execute(text("SELECT 1"))
 
     try:

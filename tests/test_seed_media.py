@@ -8,11 +8,12 @@ import wave
 from datetime import UTC, datetime
 
 import av
+import pytest
 from PIL import Image
 from sqlmodel import select
 
-from tests.support.reflex_events import run as run_events
 from tests.state.test_generate_state import Browser, sqlite_app_db  # noqa: F401  (fixture)
+from tests.support.reflex_events import run as run_events
 from workroom_app import settings
 from workroom_app.billing import accounts, clock
 from workroom_app.billing.ledger_check import check_ledger
@@ -30,6 +31,7 @@ def _media_files() -> list:
     return sorted(p for p in root.rglob("*") if p.is_file()) if root.exists() else []
 
 
+@pytest.mark.slow  # renders the demo's media
 def test_seeded_demo_history_has_real_jobs_linked_to_their_debits(sqlite_app_db):
     engine = sqlite_app_db
     with clock.pinned(NOW):
@@ -98,6 +100,7 @@ def _check_media(job: GenerationJob) -> None:
                 assert container.streams.audio[0].codec_context.name == "aac"
 
 
+@pytest.mark.slow  # renders the demo's media
 def test_the_demo_users_generate_page_lists_the_seeded_history(sqlite_app_db):
     with clock.pinned(NOW):
         seed_demo(sqlite_app_db)

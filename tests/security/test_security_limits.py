@@ -166,6 +166,7 @@ def test_many_accounts_from_one_address_are_cut_off(sqlite_app_db, monkeypatch):
     run(scenario)
 
 
+@pytest.mark.slow  # hundreds of real password hashes
 def test_a_log_in_flood_stays_correct_and_leaves_health_answering(sqlite_app_db):
     """32 clients (distinct addresses) send wrong log-ins at once while a real user logs in:
     nobody gets in with a wrong password, every attempt gets an answer, hashing never runs

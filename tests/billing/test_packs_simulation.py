@@ -1,4 +1,4 @@
-"""A seeded 12-month simulation with credit packs (issue 11, "Tests"): accounts
+"""A seeded 12-month simulation with credit packs: accounts
 subscribe, buy packs (sometimes twice with one click), turn auto top-up on,
 spend, get refunds, downgrade, have cards declined, pay past-due renewals now,
 and expire. Afterwards `workroom ledger check` is clean, every paid pack is

@@ -1,4 +1,4 @@
-"""Issue 8: rate limits, the email-confirmed trial, control characters, logs, HTTP body caps and
+"""Security: rate limits, the email-confirmed trial, control characters, logs, HTTP body caps and
 the smaller findings, each driven through the real event path or the app's HTTP routes."""
 
 from __future__ import annotations

@@ -52,7 +52,7 @@ class Browser(EventBrowser):
             token = accounts.create_login(s, accounts.find_account(s, email).id)
         # A brand-new tab's first event hydrates it and runs the page's on_load (signed out here,
         # so no live loop starts that wait_all would wait for); then the browser's connection
-        # carries the HttpOnly login cookie (issue 8).
+        # carries the HttpOnly login cookie.
         await self.send(SessionState, "refresh_balance")
         self.cookie = token
         await self.send(SessionState, "guard")

@@ -48,7 +48,7 @@ class Browser(EventBrowser):
         return await super().state(cls)
 
     async def sign_in(self, login_token: str) -> None:
-        # The browser's connection carries the HttpOnly login cookie (issue 8).
+        # The browser's connection carries the HttpOnly login cookie.
         self.cookie = login_token
         await self.send(SessionState, "guard")
 

@@ -49,7 +49,7 @@ class Browser(EventBrowser):
             self.last_error = exc
 
     async def sign_in(self, login_token: str) -> None:
-        # The browser's connection carries the HttpOnly login cookie (issue 8).
+        # The browser's connection carries the HttpOnly login cookie.
         self.cookie = login_token
         await self.send(SessionState, "guard")
         await self.send(UsageState, "load")

@@ -1,4 +1,4 @@
-"""Closed-day rollups for the staff overview (issue 10): a panel over 12 months
+"""Closed-day rollups for the staff overview: a panel over 12 months
 reads at most one summary row per day and group instead of a million rows.
 
 Why it is correct without touching any write path (the ledger's debit stays

@@ -16,7 +16,13 @@ from reflex.istate.manager.token import BaseStateToken
 from reflex.state import State
 from sqlmodel import select
 
-from tests.support.reflex_events import EventBrowser, frontend_text, redeem, run as run_events, ticket_in
+from tests.support.reflex_events import (
+    EventBrowser,
+    frontend_text,
+    redeem,
+    run as run_events,
+    ticket_in,
+)
 import workroom_app.workroom_app as workroom  # registers every state, like the server
 from workroom_app import db
 from workroom_app.billing import accounts, ledger

@@ -35,8 +35,8 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from benchmarks._common import cpu_model  # noqa: E402
-from tests.e2e.conftest import CHROMIUM_ARGS, AppDidNotStart, _bun_dir, _stop  # noqa: E402
-from tests.e2e.conftest import start_app as start_e2e_app  # noqa: E402
+from tests.support.served_app import CHROMIUM_ARGS, AppDidNotStart, bun_dir, stop  # noqa: E402
+from tests.support.served_app import start_app as start_e2e_app  # noqa: E402
 
 PASSWORD = "bench-password-1"
 
@@ -132,8 +132,8 @@ def start_app(run_dir: Path) -> tuple[str, subprocess.Popen, str]:
     from workroom_app.db import write_session
     from workroom_app.schema import upgrade
 
-    bun_dir = _bun_dir()
-    if bun_dir is None:
+    bun = bun_dir()
+    if bun is None:
         sys.exit("bun is not installed: run `make setup`")
     url_db = f"sqlite:///{run_dir / 'bench.db'}"
     engine = db.make_engine(url_db)
@@ -151,9 +151,7 @@ def start_app(run_dir: Path) -> tuple[str, subprocess.Popen, str]:
         )
     engine.dispose()
     try:
-        url, proc = start_e2e_app(
-            run_dir, url_db, bun_dir, render_seconds="0.3", log_tail_chars=3000
-        )
+        url, proc = start_e2e_app(run_dir, url_db, bun, render_seconds="0.3", log_tail_chars=3000)
     except AppDidNotStart as exc:
         sys.exit("the app did not start:\n" + exc.log_tail)
     return url, proc, email
@@ -288,7 +286,7 @@ def main() -> None:
         result = run(url, email, password, max(50, args.changes), args.clicks)
     finally:
         if proc is not None:
-            _stop(proc)
+            stop(proc)
     result["live_snapshot_sqlite"] = live_snapshot_cost()
     print(json.dumps(result, indent=2))
 

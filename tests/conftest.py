@@ -15,6 +15,12 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.engine import Engine
 from sqlalchemy.pool import NullPool
 
+from tests.support.fixtures import (  # noqa: F401  (fixtures for every test)
+    app_db,
+    fast_hashing,
+    pg_app_db,
+    stripe_world,
+)
 from workroom_app import db
 from workroom_app.billing import clock
 from workroom_app.schema import upgrade

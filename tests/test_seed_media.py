@@ -12,7 +12,7 @@ import pytest
 from PIL import Image
 from sqlmodel import select
 
-from tests.state.test_generate_state import Browser, sqlite_app_db  # noqa: F401  (fixture)
+from tests.support.pages import GenerateTab
 from tests.support.reflex_events import run as run_events
 from workroom_app import settings
 from workroom_app.billing import accounts, clock
@@ -32,8 +32,8 @@ def _media_files() -> list:
 
 
 @pytest.mark.slow  # renders the demo's media
-def test_seeded_demo_history_has_real_jobs_linked_to_their_debits(sqlite_app_db):
-    engine = sqlite_app_db
+def test_seeded_demo_history_has_real_jobs_linked_to_their_debits(app_db):
+    engine = app_db
     with clock.pinned(NOW):
         seed_demo(engine)
         files = _media_files()
@@ -101,9 +101,9 @@ def _check_media(job: GenerationJob) -> None:
 
 
 @pytest.mark.slow  # renders the demo's media
-def test_the_demo_users_generate_page_lists_the_seeded_history(sqlite_app_db):
+def test_the_demo_users_generate_page_lists_the_seeded_history(app_db):
     with clock.pinned(NOW):
-        seed_demo(sqlite_app_db)
+        seed_demo(app_db)
 
     async def scenario(new_browser):
         tab = new_browser()
@@ -115,16 +115,16 @@ def test_the_demo_users_generate_page_lists_the_seeded_history(sqlite_app_db):
         assert any(j.output_urls for j in gen.history)
         assert all(j.status in ("succeeded", "failed") for j in gen.history)
 
-    run_events(Browser, scenario)
+    run_events(GenerateTab, scenario)
 
 
-def test_a_demo_seeded_before_jobs_existed_gets_its_history_backfilled(sqlite_app_db):
+def test_a_demo_seeded_before_jobs_existed_gets_its_history_backfilled(app_db):
     # What older seed-demo versions left: Pro plan, "demo:" debits and a refund, no job rows.
     from workroom_app.billing import ledger, subscriptions
     from workroom_app.db import write_session
     from workroom_app.seed import DEMO_LOGINS, backfill_demo_jobs, ensure_account
 
-    with write_session(sqlite_app_db) as s:
+    with write_session(app_db) as s:
         account, _ = ensure_account(s, DEMO_LOGINS[0])
         card = subscriptions.CardForm("4242 4242 4242 4242", 12, 2030, "123", "Demo")
         assert subscriptions.subscribe(s, account.id, "pro", card=card).ok
@@ -136,11 +136,11 @@ def test_a_demo_seeded_before_jobs_existed_gets_its_history_backfilled(sqlite_ap
         )
         refund = ledger.refund(s, video.entry_id, idempotency_key=f"demo-refund:{video.entry_id}")
         account_id = account.id
-    with write_session(sqlite_app_db) as s:
+    with write_session(app_db) as s:
         assert backfill_demo_jobs(s, s.get(type(account), account_id)) == 2
-    with write_session(sqlite_app_db) as s:
+    with write_session(app_db) as s:
         assert backfill_demo_jobs(s, s.get(type(account), account_id)) == 0  # idempotent
-    with read_session(sqlite_app_db) as s:
+    with read_session(app_db) as s:
         made = {j.feature: j for j in s.exec(select(GenerationJob)).all()}
         assert (
             made["image"].debit_entry_id == image.entry_id

@@ -3,15 +3,30 @@ what is missing, so running it twice changes nothing the second time."""
 
 from __future__ import annotations
 
+import base64
+import io
 import json
+import os
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from sqlalchemy.engine import Engine
-from sqlmodel import Session
+from sqlmodel import Session, select
 
-from workroom_app.billing import accounts
-from workroom_app.models import Account, Role
+from workroom_app.billing import accounts, clock, periods, subscriptions
+from workroom_app.db import write_session
+from workroom_app.generation import jobs, renderers, uploads
+from workroom_app.generation.worker import EXTENSIONS
+from workroom_app.models import (
+    Account,
+    ActionType,
+    GenerationJob,
+    JobStatus,
+    LedgerEntry,
+    Role,
+    Subscription,
+)
+from workroom_app.settings import get_settings
 
 DEMO_URL = "http://localhost:3000"
 
@@ -107,12 +122,8 @@ DEMO_HISTORY_MONTHS = 3
 _DEMO_FAILURE = "The generation failed: the model service stopped responding (demo data)."
 
 
-def demo_history_start(now):
+def demo_history_start(now: datetime) -> datetime:
     """When the demo user subscribed: about three months before `now`."""
-    from datetime import timedelta
-
-    from workroom_app.billing import periods
-
     start = periods.add_months(now, -DEMO_HISTORY_MONTHS, now.day) - timedelta(days=4)
     return start.replace(hour=10, minute=12, second=0, microsecond=0)
 
@@ -128,14 +139,6 @@ def seed_demo_history(session: Session, account: Account) -> None:
     would have written. Idempotent: an account with any subscription is left
     alone.
     """
-    from datetime import timedelta
-
-    from sqlmodel import select
-
-    from workroom_app.billing import clock, periods, subscriptions
-    from workroom_app.generation import jobs
-    from workroom_app.models import Subscription
-
     if session.exec(select(Subscription.id).where(Subscription.account_id == account.id)).first():
         return
     now = clock.now()
@@ -171,17 +174,17 @@ def seed_demo_history(session: Session, account: Account) -> None:
 
 
 def _seed_generation(
-    session: Session, account_id: int, request: dict, moment, media: "_DemoMedia", *, fail: bool
+    session: Session,
+    account_id: int,
+    request: dict,
+    moment: datetime,
+    media: _DemoMedia,
+    *,
+    fail: bool,
 ) -> None:
     """One generation of the demo history, through the real job life cycle: submitted (priced and
     debited by jobs.submit, the debit referencing the job), taken by a worker, then finished with
     the renderer's real files, or failed with its credits refunded."""
-    from datetime import timedelta
-
-    from workroom_app.billing import clock
-    from workroom_app.generation import jobs
-    from workroom_app.models import JobStatus
-
     with clock.pinned(moment):
         job = jobs.submit(
             session,
@@ -201,9 +204,7 @@ def _seed_generation(
 
 def _demo_face() -> bytes:
     """A drawn face (16:9, so the lip sync's mouth lands on it) for the demo's lip sync upload."""
-    import io
-
-    from PIL import Image, ImageDraw
+    from PIL import Image, ImageDraw  # noqa: PLC0415  (Pillow: loaded only to draw the demo)
 
     w, h = 640, 360
     img = Image.new("RGB", (w, h), (70, 110, 150))
@@ -229,8 +230,6 @@ class _DemoMedia:
     def _demo_uploads(self) -> dict[str, str]:
         """The lip sync's inputs, stored as the user's uploads: a face and 8 s of speech."""
         if self._uploads is None:
-            from workroom_app.generation import renderers, uploads
-
             face = _demo_face()
             ((speech, _mime),) = renderers.render_voiceover(_DEMO_LINE, "demo")
             source = uploads.save_for_role(self.account_id, "lip_sync", "source", face)
@@ -243,14 +242,7 @@ class _DemoMedia:
             return {**request, "uploads": self._demo_uploads()}
         return dict(request)
 
-    def store_outputs(self, job) -> tuple[list[str], str]:
-        import base64
-        import os
-
-        from workroom_app.generation import jobs, renderers, uploads
-        from workroom_app.generation.worker import EXTENSIONS
-        from workroom_app.settings import get_settings
-
+    def store_outputs(self, job: GenerationJob) -> tuple[list[str], str]:
         key = f"{job.feature}/{job.model}:{job.params_json}"
         if key not in self._rendered:
             # The input the worker sends the renderer (providers/http.py build_input): the job's
@@ -284,11 +276,6 @@ def backfill_demo_jobs(session: Session, account: Account) -> int:
     debit (idempotency key "demo:...") its job, linked by debit_entry_id (and the refund), with
     real files. Ledger rows are append-only and stay as they are. Returns the jobs added; an
     account that has any job is left alone."""
-    from sqlmodel import select
-
-    from workroom_app.generation import jobs
-    from workroom_app.models import ActionType, GenerationJob, JobStatus, LedgerEntry
-
     if session.exec(select(GenerationJob.id).where(GenerationJob.account_id == account.id)).first():
         return 0
     debits = session.exec(
@@ -354,17 +341,12 @@ def backfill_demo_jobs(session: Session, account: Account) -> int:
 
 def seed_demo(engine: Engine) -> list[str]:
     """Create the demo accounts that are missing; returns a line per action taken."""
-    from workroom_app.db import write_session
-
     done: list[str] = []
     for login in DEMO_LOGINS:
         with write_session(engine) as session:
             if login.email == DEMO_EMAIL:
                 # The demo user signed up (and got the trial) an hour before the
                 # history starts, so Usage reads in time order.
-                from datetime import timedelta
-
-                from workroom_app.billing import clock
 
                 with clock.pinned(demo_history_start(clock.now()) - timedelta(hours=1)):
                     account, created = ensure_account(session, login)

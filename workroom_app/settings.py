@@ -6,10 +6,12 @@ module reads os.environ on its own.
 
 from __future__ import annotations
 
+import contextlib
 import os
 from functools import lru_cache
 from pathlib import Path
 
+from limits import parse_many
 from pydantic import AliasChoices, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -85,10 +87,8 @@ class Settings(BaseSettings):
     def _media_dir_exists(self) -> Settings:
         # A fresh clone has no var/: create what the app writes into on start.
         # A folder that cannot be made is reported by whatever writes there.
-        try:
+        with contextlib.suppress(OSError):
             self.media_dir.mkdir(parents=True, exist_ok=True)
-        except OSError:
-            pass
         return self
 
     # Staff: the most credits a support-role member may add or remove in one
@@ -106,8 +106,6 @@ class Settings(BaseSettings):
     @field_validator("rate_limit_login_per_address", "rate_limit_signup_per_address")
     @classmethod
     def _rate_limits_parse(cls, value: str) -> str:
-        from limits import parse_many
-
         try:
             parse_many(value)
         except ValueError as exc:

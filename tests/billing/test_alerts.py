@@ -9,9 +9,8 @@ import threading
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from sqlmodel import select
 
-from tests.billing.test_packs import buy
+from tests.support.factories import alerts_of, buy, spend
 from tests.support.subscriptions import (
     FAILS_ON_CHARGE,
     at,
@@ -21,28 +20,15 @@ from tests.support.subscriptions import (
     sign_up,
     subscribe,
 )
-from workroom_app.billing import alerts, ledger, subscriptions
+from workroom_app.billing import alerts, subscriptions
 from workroom_app.db import read_session, write_session
-from workroom_app.models import AccountAlert, AlertKind
+from workroom_app.models import AlertKind
 
 T0 = datetime(2026, 3, 10, 9, 0, tzinfo=UTC)
 
 
-def alerts_of(engine, account_id, kind=None) -> list[AccountAlert]:
-    with read_session(engine) as s:
-        stmt = select(AccountAlert).where(AccountAlert.account_id == account_id)
-        if kind:
-            stmt = stmt.where(AccountAlert.kind == kind)
-        return list(s.exec(stmt.order_by(AccountAlert.id)))
-
-
 def alert_emails(engine, account_id) -> list:
     return [m for m in outbox_of(engine, account_id) if m.dedupe_key.startswith("alert:")]
-
-
-def spend(engine, account_id, amount, key):
-    with write_session(engine) as s:
-        return ledger.debit(s, account_id, amount, feature="image", idempotency_key=key)
 
 
 def set_alerts(engine, account_id, threshold=None, **emails):

@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from tests.billing.test_alerts import alerts_of, spend
+from tests.support.factories import alerts_of, spend
 from tests.support.subscriptions import (
     FAILS_ON_CHARGE,
     at,

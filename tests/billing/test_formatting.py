@@ -5,13 +5,13 @@ the real event path: a browser can send anything)."""
 from __future__ import annotations
 
 from datetime import UTC, date, datetime
-from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
 
-from tests.support.reflex_events import EventBrowser, frontend_text, run as run_events
-from workroom_app import db
+from tests.support.factories import make_user
+from tests.support.reflex_events import EventBrowser
+from tests.support.reflex_events import run as run_events
 from workroom_app.billing import accounts, formatting
 from workroom_app.db import read_session, write_session
 from workroom_app.state.session import SessionState
@@ -68,19 +68,13 @@ def test_the_format_does_not_follow_the_servers_locale(monkeypatch):
     assert formatting.format_datetime(WINTER) == "Jan 31, 2026, 23:30"
 
 
-def _make_account(engine, email: str) -> tuple[int, str]:
-    with write_session(engine) as s:
-        account = accounts.sign_up(s, email, "correct horse battery", "Tz")
-        return account.id, accounts.create_login(s, account.id)
-
-
 def _zone_of(engine, account_id: int) -> str:
     with read_session(engine) as s:
         return s.get(accounts.Account, account_id).timezone
 
 
 def test_store_account_zone_keeps_known_names_only(engine):
-    a, _ = _make_account(engine, "zone@example.com")
+    a, _ = make_user(engine, "zone@example.com", at=None)
     with write_session(engine) as s:
         assert formatting.store_account_zone(s, a, "Etc/UTC") is None  # same as the default UTC
         assert formatting.store_account_zone(s, a, "Nowhere/Else") is None
@@ -91,29 +85,15 @@ def test_store_account_zone_keeps_known_names_only(engine):
         assert formatting.account_zone(s, a).key == "Europe/Paris"
 
 
+pytestmark = pytest.mark.usefixtures("fast_hashing")
+
+
 class Browser(EventBrowser):
     path = "/usage"
-    records = True
-
-    async def send(self, state_cls, handler: str, **payload: Any) -> str:
-        before = len(self.recorder.updates)
-        future = await self.processor.enqueue(self.token, self.event(state_cls, handler, payload))
-        try:
-            await future.wait_all()
-        except Exception:  # a refused forged call surfaces here; the checks decide
-            pass
-        return frontend_text(self.recorder.updates[before:])
-
-
-@pytest.fixture
-def app_db(sqlite_engine, monkeypatch):
-    monkeypatch.setattr(db, "get_engine", lambda url=None: sqlite_engine)
-    monkeypatch.setattr(accounts, "hash_password", lambda password: "argon2-not-needed")
-    return sqlite_engine
 
 
 def test_the_browsers_zone_is_stored_and_the_page_redrawn_in_it(app_db):
-    account_id, token = _make_account(app_db, "tokyo@example.com")
+    account_id, token = make_user(app_db, "tokyo@example.com", at=None)
 
     async def scenario(new_tab):
         tab = new_tab()
@@ -152,7 +132,9 @@ def test_the_browsers_zone_is_stored_and_the_page_redrawn_in_it(app_db):
     ],
 )
 def test_a_forged_zone_changes_nothing(app_db, forged):
-    account_id, token = _make_account(app_db, f"forged{abs(hash(str(forged))) % 10**6}@example.com")
+    account_id, token = make_user(
+        app_db, f"forged{abs(hash(str(forged))) % 10**6}@example.com", at=None
+    )
 
     async def scenario(new_tab):
         tab = new_tab()
@@ -166,7 +148,7 @@ def test_a_forged_zone_changes_nothing(app_db, forged):
 
 
 def test_a_signed_out_browser_cannot_set_a_zone(app_db):
-    account_id, _ = _make_account(app_db, "nobody@example.com")
+    account_id, _ = make_user(app_db, "nobody@example.com", at=None)
 
     async def scenario(new_tab):
         tab = new_tab()

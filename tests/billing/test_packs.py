@@ -6,6 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from tests.support.factories import buy, pack_preview, spend
 from tests.support.subscriptions import (
     DECLINED,
     FAILS_ON_CHARGE,
@@ -28,22 +29,6 @@ from workroom_app.db import read_session, write_session
 from workroom_app.models import ActionType, GrantSource
 
 T0 = datetime(2026, 3, 10, 9, 0, tzinfo=UTC)
-
-
-def pack_preview(engine, account_id, pack_key="credits_500"):
-    with read_session(engine) as s:
-        return packs.preview(s, account_id, pack_key)
-
-
-def buy(engine, account_id, pack_key="credits_500", *, card=VISA, expected=None):
-    expected = expected or pack_preview(engine, account_id, pack_key)
-    with write_session(engine) as s:
-        return packs.buy(s, account_id, pack_key, card=card, expected_preview=expected)
-
-
-def spend(engine, account_id, amount, key):
-    with write_session(engine) as s:
-        return ledger.debit(s, account_id, amount, feature="image", idempotency_key=key)
 
 
 def test_default_packs_come_from_the_catalog():
@@ -88,9 +73,8 @@ def test_pack_credits_expire_twelve_months_after_purchase(engine):
     pack_grant = [g for g in grants_of(engine, acct) if g.source == GrantSource.PACK.value][0]
     assert pack_grant.expires_at.astimezone(UTC) == datetime(2027, 3, 10, 9, 0, tzinfo=UTC)
     assert pack_grant.subscription_id is None
-    with at(datetime(2027, 3, 10, 9, 0, 1, tzinfo=UTC)):
-        with write_session(engine) as s:
-            ledger.expire_due(s)
+    with at(datetime(2027, 3, 10, 9, 0, 1, tzinfo=UTC)), write_session(engine) as s:
+        ledger.expire_due(s)
     assert balance(engine, acct) == 50
     assert entries(engine, acct)[-1] == (ActionType.EXPIRY.value, -500)
 
@@ -194,9 +178,8 @@ def test_a_forged_pack_key_is_refused(engine, bad):
     with pytest.raises(packs.UnknownPack):
         pack_preview(engine, acct, bad)
     good = pack_preview(engine, acct)
-    with pytest.raises(packs.PackError):
-        with write_session(engine) as s:
-            packs.buy(s, acct, bad, card=VISA, expected_preview=good)
+    with pytest.raises(packs.PackError), write_session(engine) as s:
+        packs.buy(s, acct, bad, card=VISA, expected_preview=good)
     assert invoices_of(engine, acct) == [] and balance(engine, acct) == 50
 
 
@@ -211,9 +194,8 @@ def test_a_preview_for_another_pack_or_account_or_price_is_refused(engine):
         (dataclasses.replace(p, charge_cents=1), "credits_500", acct),  # a cheaper price
         (dataclasses.replace(p, credits=6000), "credits_500", acct),  # more credits
     ]:
-        with pytest.raises(subscriptions.PreviewOutdated):
-            with write_session(engine) as s:
-                packs.buy(s, who, pack_key, card=VISA, expected_preview=forged)
+        with pytest.raises(subscriptions.PreviewOutdated), write_session(engine) as s:
+            packs.buy(s, who, pack_key, card=VISA, expected_preview=forged)
     assert invoices_of(engine, acct) == [] and balance(engine, acct) == 50
 
 
@@ -289,7 +271,7 @@ def test_invoice_numbers_stay_gapless_across_kinds(engine):
     ],
 )
 def test_a_bad_pack_in_the_catalog_stops_start_up_naming_the_field(tmp_path, old, new, message):
-    from tests.billing.test_catalog import DEFAULT_FILE, replace_once, write_catalog
+    from tests.support.catalog_files import DEFAULT_FILE, replace_once, write_catalog
     from workroom_app.billing.catalog import CatalogError, load_catalog
 
     path = write_catalog(tmp_path, replace_once(DEFAULT_FILE.read_text(), old, new))

@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from tests.billing.test_packs import buy
+from tests.support.factories import buy
 from tests.support.subscriptions import (
     FAILS_ON_CHARGE,
     VISA,

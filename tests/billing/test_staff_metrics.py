@@ -16,8 +16,8 @@ from sqlalchemy import bindparam, text
 from sqlmodel import select
 from sqlmodel.sql.sqltypes import UTCDateTime
 
-from tests.billing.test_simulation import START, _act
 from tests.support.generation import T0, make_account
+from tests.support.simulation import START, act
 from tests.support.subscriptions import sign_up, subscribe
 from workroom_app.billing import (
     accounts,
@@ -66,7 +66,7 @@ def _simulate(engine) -> dict:
             assert report.errors == {}
             for account_id in users:
                 if rng.random() < 0.35:
-                    _act(engine, rng, account_id, step, log)
+                    act(engine, rng, account_id, step, log)
                 if rng.random() < 0.4:
                     try:
                         with write_session(engine) as s:

@@ -11,8 +11,7 @@ from datetime import timedelta
 import pytest
 from playwright.sync_api import expect
 
-from tests.e2e.conftest import log_in
-from tests.e2e.test_plans import PASSWORD, fill_card, new_user
+from tests.support.browser import PASSWORD, fill_card, log_in, new_user
 from workroom_app.billing import accounts, clock, formatting, subscriptions
 from workroom_app.billing.subscriptions import CardForm
 from workroom_app.db import read_session, write_session

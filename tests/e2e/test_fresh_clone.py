@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.conftest import CHROMIUM_ARGS, _chromium, _free_port, _healthy, _stop
+from tests.support.served_app import CHROMIUM_ARGS, chromium, free_port, healthy, stop
 
 REPO = Path(__file__).resolve().parents[2]
 README = REPO / "README.md"
@@ -55,7 +55,7 @@ def _clean_env(port: int) -> dict[str, str]:
     env["PORT"] = str(port)
     # The local renderer's default port may be taken by a developer's own
     # `make run`; a new user has nothing there. Everything else is default.
-    env["WORKROOM_LOCAL_PROVIDER_URL"] = f"http://127.0.0.1:{_free_port()}"
+    env["WORKROOM_LOCAL_PROVIDER_URL"] = f"http://127.0.0.1:{free_port()}"
     return env
 
 
@@ -65,7 +65,7 @@ def test_readme_run_command_serves_the_app_from_a_fresh_clone(tmp_path):
     subprocess.run(["git", "clone", "--quiet", str(REPO), str(clone)], check=True)
     assert not (clone / "var").exists(), "a fresh clone must start without var/"
 
-    port = _free_port()
+    port = free_port()
     url = f"http://127.0.0.1:{port}"
     log_path = tmp_path / "make-run.log"
     with open(log_path, "wb") as log:
@@ -80,7 +80,7 @@ def test_readme_run_command_serves_the_app_from_a_fresh_clone(tmp_path):
         )
     try:
         deadline = time.monotonic() + FIRST_RUN_TIMEOUT_S
-        while not _healthy(url):
+        while not healthy(url):
             if proc.poll() is not None:
                 pytest.fail(f"`{run_command}` exited with {proc.returncode}:\n{_tail(log_path)}")
             if time.monotonic() > deadline:
@@ -96,17 +96,17 @@ def test_readme_run_command_serves_the_app_from_a_fresh_clone(tmp_path):
         assert f"localhost:{port}" in output, "the run command prints the URL it serves"
         _log_in_as_demo(url)
     finally:
-        _stop(proc)
+        stop(proc)
 
 
 def _log_in_as_demo(url: str) -> None:
-    chromium = _chromium()
-    if chromium is None:
+    chromium_path = chromium()
+    if chromium_path is None:
         pytest.skip("Chromium is not installed: health and /login answered; log-in not tried")
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
+        browser = pw.chromium.launch(executable_path=chromium_path, args=CHROMIUM_ARGS)
         try:
             page = browser.new_page(base_url=url)
             page.set_default_timeout(60_000)

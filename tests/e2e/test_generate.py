@@ -10,56 +10,25 @@ from __future__ import annotations
 
 import re
 import time
-import uuid
 
 import pytest
 from playwright.sync_api import expect
 
-from tests.e2e.conftest import log_in
+from tests.support.browser import (
+    JOB_TIMEOUT,
+    balance,
+    button,
+    new_user_with_credits,
+    open_generate,
+)
 from workroom_app.billing import accounts, catalog, ledger
-from workroom_app.db import read_session, write_session
+from workroom_app.db import write_session
 
 pytestmark = pytest.mark.browser
-
-PASSWORD = "a-long-password"
-JOB_TIMEOUT = 30_000  # the local renderer takes a few seconds per job by default
-
-
-def new_user(engine, credits: int) -> str:
-    """A fresh Free-plan account holding exactly `credits`."""
-    email = f"gen-{uuid.uuid4().hex[:10]}@example.com"
-    with write_session(engine) as s:
-        account = accounts.sign_up(s, email, PASSWORD, "Gen Tester")
-        extra = credits - ledger.balance(s, account.id)
-        if extra:
-            ledger.staff_adjust(
-                s,
-                account.id,
-                extra,
-                reason="browser test",
-                actor_id=account.id,
-                idempotency_key=f"e2e-{email}",
-            )
-    return email
-
-
-def balance_of(engine, email: str) -> int:
-    with read_session(engine) as s:
-        return ledger.balance(s, accounts.find_account(s, email).id)
-
-
-def open_generate(page, email: str) -> None:
-    log_in(page, email, PASSWORD)
-    page.goto("/generate")
-    expect(page.get_by_test_id("generate-button")).to_contain_text("Generate ·")
 
 
 def expected_label(request: dict, plan: str = "free") -> str:
     return "Generate · " + catalog.quote(request, plan).label
-
-
-def button(page):
-    return page.get_by_test_id("generate-button")
 
 
 def shown_cost(page) -> int:
@@ -70,7 +39,7 @@ def shown_cost(page) -> int:
 
 
 def test_cost_follows_every_control(page, app_engine):
-    open_generate(page, new_user(app_engine, 5000))
+    open_generate(page, new_user_with_credits(app_engine, 5000))
 
     image = {"feature": "image", "model": "flux_schnell", "resolution": "1K", "count": 1}
     expect(button(page)).to_have_text(expected_label(image))
@@ -145,7 +114,7 @@ def test_cost_follows_every_control(page, app_engine):
 
 
 def test_short_balance_says_what_is_missing_and_offers_upgrade(page, app_engine):
-    open_generate(page, new_user(app_engine, 50))
+    open_generate(page, new_user_with_credits(app_engine, 50))
     page.get_by_test_id("feature-video").click()
     page.get_by_test_id("model-select").select_option("veo3")  # 720p, 5 s: 200 credits
     expect(button(page)).to_have_text("Generate · 200 credits · 150 more needed")
@@ -158,7 +127,7 @@ def test_short_balance_says_what_is_missing_and_offers_upgrade(page, app_engine)
 
 
 def test_a_generation_costs_exactly_what_the_button_showed(page, app_engine):
-    email = new_user(app_engine, 100)
+    email = new_user_with_credits(app_engine, 100)
     open_generate(page, email)
     page.get_by_test_id("model-select").select_option("flux_pro")
     page.get_by_test_id("resolution-select").select_option("2K")
@@ -167,7 +136,7 @@ def test_a_generation_costs_exactly_what_the_button_showed(page, app_engine):
     assert cost == 8
     button(page).click()
     expect(page.get_by_test_id("balance")).to_have_text(f"{100 - cost} credits")
-    assert balance_of(app_engine, email) == 100 - cost
+    assert balance(app_engine, email) == 100 - cost
     expect(page.get_by_test_id("active-job")).to_have_count(1)
     # The result arrives without a reload: preview and an owner-only download.
     expect(page.get_by_test_id("result-image")).to_be_visible(timeout=JOB_TIMEOUT)
@@ -185,11 +154,11 @@ def test_a_generation_costs_exactly_what_the_button_showed(page, app_engine):
         assert stranger.request.get(href).status == 404
     finally:
         stranger.close()
-    assert balance_of(app_engine, email) == 100 - cost  # a success keeps its charge
+    assert balance(app_engine, email) == 100 - cost  # a success keeps its charge
 
 
 def test_a_forced_failure_returns_the_credits_and_says_so(page, app_engine):
-    email = new_user(app_engine, 100)
+    email = new_user_with_credits(app_engine, 100)
     open_generate(page, email)
     page.get_by_test_id("feature-video").click()
     page.get_by_test_id("prompt-input").fill("[fail] a storm over the sea")
@@ -203,11 +172,11 @@ def test_a_forced_failure_returns_the_credits_and_says_so(page, app_engine):
     row = page.get_by_test_id("history-row").first
     expect(row).to_contain_text("Failed")
     expect(row.get_by_test_id("history-refund")).to_have_text(f"{cost} credits returned")
-    assert balance_of(app_engine, email) == 100
+    assert balance(app_engine, email) == 100
 
 
 def test_a_second_tab_sees_the_balance_change(page, app_engine):
-    email = new_user(app_engine, 100)
+    email = new_user_with_credits(app_engine, 100)
     open_generate(page, email)
     other = page.context.new_page()
     other.goto("/home")
@@ -236,7 +205,7 @@ def test_a_second_tab_sees_the_balance_change(page, app_engine):
 
 
 def test_screenshots_desktop_and_phone(page, app_engine):
-    open_generate(page, new_user(app_engine, 200))
+    open_generate(page, new_user_with_credits(app_engine, 200))
     page.get_by_test_id("feature-video").click()
     expect(button(page)).to_contain_text("Generate ·")
     page.screenshot(path="/tmp/workroom-generate-desktop.png", full_page=True)

@@ -11,7 +11,7 @@ import pytest
 from PIL import Image
 from playwright.sync_api import expect
 
-from tests.e2e.test_generate import JOB_TIMEOUT, balance_of, button, new_user, open_generate
+from tests.support.browser import JOB_TIMEOUT, balance, button, new_user_with_credits, open_generate
 from tests.support.media_samples import tone_wav
 
 pytestmark = pytest.mark.browser
@@ -31,7 +31,7 @@ def files(tmp_path):
 def test_lip_sync_is_priced_by_the_uploaded_audio_and_returns_an_mp4_with_it(
     page, app_engine, files
 ):
-    email = new_user(app_engine, 100)
+    email = new_user_with_credits(app_engine, 100)
     open_generate(page, email)
     page.get_by_test_id("feature-lip_sync").click()
     form = page.get_by_test_id("form-lip_sync")
@@ -48,7 +48,7 @@ def test_lip_sync_is_priced_by_the_uploaded_audio_and_returns_an_mp4_with_it(
     expect(form.get_by_test_id("generate-button")).to_have_text("Generate · 20 credits")  # 4 s × 5
     form.get_by_test_id("generate-button").click()
     expect(page.get_by_test_id("result-video")).to_be_visible(timeout=JOB_TIMEOUT)
-    assert balance_of(app_engine, email) == 80
+    assert balance(app_engine, email) == 80
     href = page.get_by_test_id("result-download").first.get_attribute("href")
     response = page.request.get(href)
     assert response.status == 200 and response.headers["content-type"] == "video/mp4"
@@ -59,7 +59,7 @@ def test_lip_sync_is_priced_by_the_uploaded_audio_and_returns_an_mp4_with_it(
 
 
 def test_two_images_are_two_files_each_with_a_preview_and_a_download(page, app_engine):
-    email = new_user(app_engine, 100)
+    email = new_user_with_credits(app_engine, 100)
     open_generate(page, email)
     page.get_by_test_id("count-select").select_option("2")
     page.get_by_test_id("prompt-input").fill("a red kite over green hills")

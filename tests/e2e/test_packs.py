@@ -9,8 +9,7 @@ import re
 import pytest
 from playwright.sync_api import expect
 
-from tests.e2e.conftest import log_in
-from tests.e2e.test_plans import PASSWORD, balance, fill_card, invoices, new_user
+from tests.support.browser import PASSWORD, balance, fill_card, invoices, log_in, new_user
 
 pytestmark = pytest.mark.browser
 

@@ -5,54 +5,26 @@ balance, a downgrade whose burn shows on Usage, cancel then resume."""
 from __future__ import annotations
 
 import re
-import uuid
 
 import pytest
 from playwright.sync_api import expect
 from sqlmodel import select
 
-from tests.e2e.conftest import log_in
-from workroom_app.billing import accounts, formatting, ledger, subscriptions
-from workroom_app.billing.subscriptions import CardForm
-from workroom_app.db import read_session, write_session
-from workroom_app.models import Invoice, LedgerEntry, PaymentMethod, Subscription
+from tests.support.browser import (
+    PASSWORD,
+    PHONE,
+    account_id,
+    balance,
+    fill_card,
+    invoices,
+    log_in,
+    new_user,
+)
+from workroom_app.billing import accounts, formatting, subscriptions
+from workroom_app.db import read_session
+from workroom_app.models import LedgerEntry, PaymentMethod, Subscription
 
 pytestmark = pytest.mark.browser
-
-PASSWORD = "a-long-password"
-PHONE = {"width": 390, "height": 844}
-
-
-def new_user(engine, plan: str | None = None) -> str:
-    """A fresh account (50 trial credits), optionally already on `plan`."""
-    email = f"plans-{uuid.uuid4().hex[:10]}@example.com"
-    with write_session(engine) as s:
-        account = accounts.sign_up(s, email, PASSWORD, "Plan Tester")
-        if plan:
-            out = subscriptions.subscribe(
-                s,
-                account.id,
-                plan,
-                card=CardForm("4242424242424242", 12, 2030, "123", "Plan Tester"),
-            )
-            assert out.ok, out.message
-    return email
-
-
-def account_id(engine, email: str) -> int:
-    with read_session(engine) as s:
-        return accounts.find_account(s, email).id
-
-
-def balance(engine, email: str) -> int:
-    with read_session(engine) as s:
-        return ledger.balance(s, accounts.find_account(s, email).id)
-
-
-def invoices(engine, email: str) -> list[Invoice]:
-    aid = account_id(engine, email)
-    with read_session(engine) as s:
-        return list(s.exec(select(Invoice).where(Invoice.account_id == aid).order_by(Invoice.id)))
 
 
 def live(engine, email: str) -> Subscription | None:
@@ -63,16 +35,6 @@ def live(engine, email: str) -> Subscription | None:
 def open_plans(page) -> None:  # noqa: ANN001
     page.goto("/plans")
     expect(page.get_by_test_id("plan-card-studio")).to_be_visible()
-
-
-def fill_card(
-    page, number: str, expiry: str = "1230", cvc: str = "123", name: str = "Plan Tester"
-) -> None:  # noqa: ANN001
-    # Typed key by key, as a person would: the page formats as it goes.
-    page.get_by_test_id("card-number").press_sequentially(number)
-    page.get_by_test_id("card-expiry").press_sequentially(expiry)
-    page.get_by_test_id("card-cvc").press_sequentially(cvc)
-    page.get_by_test_id("card-name").fill(name)
 
 
 def subscribe_from_plans(page, plan: str, price: str) -> None:  # noqa: ANN001

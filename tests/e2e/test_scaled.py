@@ -17,15 +17,8 @@ import pytest
 from playwright.sync_api import expect
 from sqlalchemy import create_engine, text
 
-from tests.e2e.conftest import (
-    AppDidNotStart,
-    REPO,
-    _bun_dir,
-    _free_port,
-    _stop,
-    log_in,
-    start_app,
-)
+from tests.support.browser import log_in
+from tests.support.served_app import REPO, AppDidNotStart, bun_dir, free_port, start_app, stop
 
 pytestmark = pytest.mark.browser
 
@@ -50,8 +43,8 @@ def scaled(chromium_path, tmp_path_factory):
     reason = _skip_reason()
     if reason:
         pytest.skip(reason)
-    bun_dir = _bun_dir()
-    if bun_dir is None:
+    bun = bun_dir()
+    if bun is None:
         pytest.skip("bun is not installed: run `make setup`")
     from workroom_app import db
     from workroom_app.schema import upgrade
@@ -71,7 +64,7 @@ def scaled(chromium_path, tmp_path_factory):
     shared = {
         "WORKROOM_DATABASE_URL": url,
         "WORKROOM_MEDIA_DIR": str(run_dir / "media"),
-        "WORKROOM_LOCAL_PROVIDER_URL": f"http://127.0.0.1:{_free_port()}",
+        "WORKROOM_LOCAL_PROVIDER_URL": f"http://127.0.0.1:{free_port()}",
         "WORKROOM_LOCAL_RENDER_SECONDS": "0.5",
     }
     worker_log = open(run_dir / "worker.log", "wb")  # noqa: SIM115
@@ -89,7 +82,7 @@ def scaled(chromium_path, tmp_path_factory):
             base, proc = start_app(
                 run_dir,
                 url,
-                bun_dir,
+                bun,
                 render_seconds="0.5",
                 extra_env={
                     **shared,
@@ -103,8 +96,8 @@ def scaled(chromium_path, tmp_path_factory):
         yield base, engine, proc
     finally:
         if proc is not None:
-            _stop(proc)
-        _stop(worker)
+            stop(proc)
+        stop(worker)
         worker_log.close()
         engine.dispose()
         with admin.connect() as conn:

@@ -9,7 +9,7 @@ import uuid
 import pytest
 from playwright.sync_api import expect
 
-from tests.e2e.conftest import confirmation_link, log_in
+from tests.support.browser import confirmation_link, log_in
 from workroom_app.billing import accounts, ledger
 from workroom_app.db import read_session
 

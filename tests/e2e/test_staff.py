@@ -9,7 +9,7 @@ import pytest
 from playwright.sync_api import expect
 from sqlmodel import select
 
-from tests.e2e.conftest import log_in
+from tests.support.browser import log_in
 from workroom_app.billing import accounts, ledger
 from workroom_app.db import read_session
 from workroom_app.models import LedgerEntry

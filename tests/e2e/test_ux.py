@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import expect
 
-from tests.e2e.conftest import REPO, confirmation_link, log_in
+from tests.support.browser import confirmation_link, log_in
+from tests.support.served_app import REPO
 from workroom_app.billing import accounts, formatting, usage
 from workroom_app.db import read_session
 

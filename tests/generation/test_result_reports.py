@@ -143,3 +143,49 @@ def test_only_another_staff_member_decides(engine):
             reports.decide(s, outs[3].report_id, acct, accept=True, note="me")
         with pytest.raises(reports.ReportError, match="note"):
             reports.decide(s, outs[3].report_id, staff, accept=False, note="  ")
+
+
+def test_the_cli_lists_and_decides_with_the_same_rules(sqlite_engine, monkeypatch, capsys):
+    """`workroom reports pending|accept|decline`: the staff member's role is checked
+    (finance may not), accept twice refunds once, decline needs a note."""
+    from workroom_app.cli import main as cli
+
+    monkeypatch.setattr(cli, "_engine", lambda: sqlite_engine)
+    acct = make_account(sqlite_engine, 200)
+    outs = [report(sqlite_engine, acct, finished_job(sqlite_engine, acct)) for _ in range(5)]
+    waiting = [o.report_id for o in outs if o.status == "pending"]
+    staff = staff_member(sqlite_engine)
+    with write_session(sqlite_engine) as s:
+        support = s.get(Account, staff)
+        support.role = Role.SUPPORT
+        finance = Account(
+            email="fin@example.test", password_hash="x", role=Role.FINANCE, created_at=T0
+        )
+        s.add(finance)
+        s.flush()
+        support_email, finance_email = support.email, finance.email
+
+    def run(*argv: str) -> tuple[int, str, str]:
+        code = cli.main(list(argv))
+        out = capsys.readouterr()
+        return code, out.out, out.err
+
+    code, out, _ = run("reports", "pending")
+    assert code == 0 and all(f"#{i} " in out for i in waiting)
+    code, _, err = run("reports", "accept", str(waiting[0]), "--staff", finance_email)
+    assert code == 1 and "Only support and admin" in err
+    before = balance(sqlite_engine, acct)
+    with clock.pinned(T0 + timedelta(hours=2)):
+        code, out, _ = run("reports", "accept", str(waiting[0]), "--staff", support_email)
+        assert code == 0 and "16 credits returned" in out
+        code, out, _ = run("reports", "accept", str(waiting[0]), "--staff", support_email)
+        assert code == 0 and "already accepted" in out
+        with pytest.raises(SystemExit):  # argparse: --note is required to decline
+            run("reports", "decline", str(waiting[1]), "--staff", support_email)
+        code, out, _ = run(
+            "reports", "decline", str(waiting[1]), "--staff", support_email, "--note", "Fine."
+        )
+        assert code == 0 and "Declined" in out
+    assert balance(sqlite_engine, acct) == before + COST
+    code, out, _ = run("reports", "pending")
+    assert "No reports wait for staff." in out

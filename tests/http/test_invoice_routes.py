@@ -5,14 +5,13 @@ that does not exist."""
 from __future__ import annotations
 
 import io
-from datetime import UTC, datetime
 
 import pytest
 from sqlmodel import select
 from starlette.applications import Starlette
 from starlette.testclient import TestClient
 
-from workroom_app import db
+from tests.support.factories import NOW, make_user
 from workroom_app.billing import accounts, clock, subscriptions
 from workroom_app.billing.subscriptions import CardForm
 from workroom_app.db import read_session, write_session
@@ -21,29 +20,13 @@ from workroom_app.http.auth_routes import AUTH_ROUTES
 from workroom_app.models import Account, Invoice, Role
 from workroom_app.security.session_cookie import COOKIE_NAME
 
-NOW = datetime(2026, 11, 24, 15, 0, tzinfo=UTC)
-
-
-@pytest.fixture
-def app_db(sqlite_engine, monkeypatch):
-    monkeypatch.setattr(db, "get_engine", lambda url=None: sqlite_engine)
-    monkeypatch.setattr(accounts, "hash_password", lambda password: "argon2-not-needed")
-    return sqlite_engine
+pytestmark = pytest.mark.usefixtures("fast_hashing")
 
 
 @pytest.fixture
 def client(app_db):
     with clock.pinned(NOW):
         yield TestClient(Starlette(routes=invoice_routes.INVOICE_ROUTES))
-
-
-def make_user(engine, email: str, *, staff: bool = False) -> tuple[int, str]:
-    with clock.pinned(NOW), write_session(engine) as s:
-        acc = accounts.sign_up(s, email, "correct horse battery", "User")
-        if staff:
-            acc.role = Role.STAFF
-            s.add(acc)
-        return acc.id, accounts.create_login(s, acc.id)
 
 
 def paid_invoice(engine, account_id: int, plan: str = "pro") -> Invoice:
@@ -115,7 +98,7 @@ def test_another_user_gets_404_like_a_missing_invoice(app_db, client):
 def test_staff_may_download_any_invoice(app_db, client):
     owner, _ = make_user(app_db, "owner@example.com")
     invoice = paid_invoice(app_db, owner)
-    _, staff = make_user(app_db, "staff@example.com", staff=True)
+    _, staff = make_user(app_db, "staff@example.com", Role.STAFF)
     assert get(client, invoice.id, staff).status_code == 200
 
 

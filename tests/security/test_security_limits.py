@@ -7,20 +7,21 @@ import asyncio
 import logging
 import re
 import time
-from typing import Any
 
 import pytest
 from sqlmodel import select
 
+from tests.support.factories import PASSWORD, sign_up
+from tests.support.fixtures import BOTH_ENGINES
+from tests.support.pages import LoginTab
 from tests.support.reflex_events import (
-    EventBrowser,
     api_client,
-    frontend_text,
     redeem,
-    run as run_events,
     ticket_in,
 )
-from workroom_app import db
+from tests.support.reflex_events import (
+    run as run_events,
+)
 from workroom_app.billing import accounts, ledger
 from workroom_app.billing.email_identity import canonical_email
 from workroom_app.db import read_session, write_session
@@ -31,46 +32,13 @@ from workroom_app.state.generate import GenerateState
 from workroom_app.state.session import SessionState
 from workroom_app.state.usage import UsageState
 
-PASSWORD = "correct horse"
 
-
-class Browser(EventBrowser):
-    path = "/login"
-    records = True
-
-    async def send(self, state_cls, handler: str, **payload: Any) -> str:
-        """Run one event; returns what it sent to this tab (many tabs run at once here)."""
-        mine = self.recorder.by_token.setdefault(self.token, [])
-        before = len(mine)
-        future = await self.processor.enqueue(self.token, self.event(state_cls, handler, payload))
-        try:
-            await asyncio.wait_for(future.wait_all(), 60)
-        except TimeoutError:
-            raise AssertionError(f"{handler} did not finish") from None
-        except Exception:  # a refused forged call surfaces here; the checks decide
-            pass
-        return frontend_text(mine[before:])
+class Browser(LoginTab):
+    timeout = 60.0  # many tabs at once here
 
 
 def run(scenario):
     run_events(Browser, scenario)
-
-
-@pytest.fixture
-def app_db(engine, monkeypatch):
-    monkeypatch.setattr(db, "get_engine", lambda url=None: engine)
-    return engine
-
-
-@pytest.fixture
-def sqlite_app_db(sqlite_engine, monkeypatch):
-    monkeypatch.setattr(db, "get_engine", lambda url=None: sqlite_engine)
-    return sqlite_engine
-
-
-def _make_account(engine, email="ann@example.com") -> int:
-    with write_session(engine) as s:
-        return accounts.sign_up(s, email, PASSWORD, "Ann").id
 
 
 def _signup_form(email: str, name: str = "New") -> dict[str, str]:
@@ -105,9 +73,9 @@ def _open_link(link: str):
 # ------------------------------------------------------------------ log-in limits
 
 
-def test_wrong_passwords_on_one_socket_are_cut_off_with_a_retry_time(sqlite_app_db):
+def test_wrong_passwords_on_one_socket_are_cut_off_with_a_retry_time(app_db):
     """Finding 4: 25 wrong passwords and then the right one were all accepted on one socket."""
-    _make_account(sqlite_app_db)
+    sign_up(app_db, "ann@example.com")
 
     async def scenario(new_browser):
         tab = new_browser()
@@ -131,7 +99,7 @@ def test_wrong_passwords_on_one_socket_are_cut_off_with_a_retry_time(sqlite_app_
         assert ticket_in(sent) is None
         assert (await tab.state(AuthState)).error.startswith("Too many log-in attempts")
         # Another account from another address is not affected.
-        _make_account(sqlite_app_db, "bob@example.com")
+        sign_up(app_db, "bob@example.com")
         other = new_browser()
         other.ip = "10.0.0.9"
         sent = await other.send(
@@ -142,7 +110,7 @@ def test_wrong_passwords_on_one_socket_are_cut_off_with_a_retry_time(sqlite_app_
     run(scenario)
 
 
-def test_many_accounts_from_one_address_are_cut_off(sqlite_app_db, monkeypatch):
+def test_many_accounts_from_one_address_are_cut_off(app_db, monkeypatch):
     from argon2 import PasswordHasher
 
     # Unknown emails still cost a hash (timing); a cheap one keeps this test fast.
@@ -167,12 +135,12 @@ def test_many_accounts_from_one_address_are_cut_off(sqlite_app_db, monkeypatch):
 
 
 @pytest.mark.slow  # hundreds of real password hashes
-def test_a_log_in_flood_stays_correct_and_leaves_health_answering(sqlite_app_db):
+def test_a_log_in_flood_stays_correct_and_leaves_health_answering(app_db):
     """32 clients (distinct addresses) send wrong log-ins at once while a real user logs in:
     nobody gets in with a wrong password, every attempt gets an answer, hashing never runs
     more than its bounded pool at once, /api/health answers during the flood, and the real
     user gets in (retrying when told the server is busy). Timing is in benchmarks/."""
-    _make_account(sqlite_app_db)
+    sign_up(app_db, "ann@example.com")
     peak = {"value": 0}
     real_run = hashing_pool.run
 
@@ -244,6 +212,7 @@ def test_a_log_in_flood_stays_correct_and_leaves_health_answering(sqlite_app_db)
 # ------------------------------------------------------------------ sign-ups and the trial
 
 
+@BOTH_ENGINES
 def test_sign_up_farming_from_one_address_gets_three_accounts_and_no_credits(app_db):
     """Finding 4: 20 sign-ups from one client in 30 seconds collected 1,000 trial credits."""
 
@@ -269,6 +238,7 @@ def test_sign_up_farming_from_one_address_gets_three_accounts_and_no_credits(app
         assert s.exec(select(LedgerEntry)).all() == []  # nothing before a confirmed address
 
 
+@BOTH_ENGINES
 def test_the_trial_follows_the_confirmation_link_once_per_mailbox(app_db):
     async def scenario(new_browser):
         tab = new_browser()
@@ -321,7 +291,7 @@ def test_canonical_email_rule():
     assert canonical_email("jane.doe@example.com") != canonical_email("janedoe@example.com")
 
 
-def test_resending_the_confirmation_is_rate_limited(sqlite_app_db):
+def test_resending_the_confirmation_is_rate_limited(app_db):
     async def scenario(new_browser):
         tab = new_browser()
         tab.path = "/signup"
@@ -333,7 +303,7 @@ def test_resending_the_confirmation_is_rate_limited(sqlite_app_db):
         assert "Too many confirmation emails" in await tab.send(SessionState, "resend_confirmation")
 
     run(scenario)
-    with read_session(sqlite_app_db) as s:
+    with read_session(app_db) as s:
         assert (
             len(
                 s.exec(select(OutboxEmail).where(OutboxEmail.to_address == "new@example.com")).all()
@@ -342,12 +312,12 @@ def test_resending_the_confirmation_is_rate_limited(sqlite_app_db):
         )
 
 
-def test_demo_accounts_stay_confirmed_with_their_trial(sqlite_app_db):
+def test_demo_accounts_stay_confirmed_with_their_trial(app_db):
     from workroom_app.seed import DEMO_LOGINS, ensure_account
 
-    with write_session(sqlite_app_db) as s:
+    with write_session(app_db) as s:
         account, _ = ensure_account(s, DEMO_LOGINS[1])
-    with read_session(sqlite_app_db) as s:
+    with read_session(app_db) as s:
         account = s.get(Account, account.id)
         assert account.email_confirmed_at is not None and ledger.balance(s, account.id) == 50
 
@@ -355,6 +325,7 @@ def test_demo_accounts_stay_confirmed_with_their_trial(sqlite_app_db):
 # ------------------------------------------------------------------ control characters
 
 
+@BOTH_ENGINES
 def test_nul_in_the_display_name_is_refused_by_name_on_both_engines(app_db):
     """Finding 6: a NUL in the display name made sign-up fail on PostgreSQL with
     "Something went wrong" (SQLite stored it)."""
@@ -377,9 +348,9 @@ def test_nul_in_the_display_name_is_refused_by_name_on_both_engines(app_db):
             accounts.register(s, "nul@example.com", PASSWORD, "Ann\x00Lee")
 
 
-def test_control_characters_in_any_event_text_are_refused_naming_the_field(sqlite_app_db):
-    _make_account(sqlite_app_db)
-    with write_session(sqlite_app_db) as s:
+def test_control_characters_in_any_event_text_are_refused_naming_the_field(app_db):
+    sign_up(app_db, "ann@example.com")
+    with write_session(app_db) as s:
         token = accounts.create_login(s, accounts.find_account(s, "ann@example.com").id)
 
     async def scenario(new_browser):
@@ -406,7 +377,7 @@ def test_control_characters_in_any_event_text_are_refused_naming_the_field(sqlit
         assert "Value contains a control character" in sent
 
     run(scenario)
-    with read_session(sqlite_app_db) as s:
+    with read_session(app_db) as s:
         from workroom_app.models import GenerationJob
 
         assert s.exec(select(GenerationJob)).all() == []
@@ -415,10 +386,10 @@ def test_control_characters_in_any_event_text_are_refused_naming_the_field(sqlit
 # ------------------------------------------------------------------ logs
 
 
-def test_a_log_captured_while_events_fail_holds_no_cookie_token_or_password(sqlite_app_db, caplog):
+def test_a_log_captured_while_events_fail_holds_no_cookie_token_or_password(app_db, caplog):
     """Finding 2: when an event failed, the server log printed the connection's headers."""
-    _make_account(sqlite_app_db)
-    with write_session(sqlite_app_db) as s:
+    sign_up(app_db, "ann@example.com")
+    with write_session(app_db) as s:
         token = accounts.create_login(s, accounts.find_account(s, "ann@example.com").id)
     secret_password = "Sup3r-Secret-pw"
     card = "4242 4242 4242 4242"
@@ -430,8 +401,10 @@ def test_a_log_captured_while_events_fail_holds_no_cookie_token_or_password(sqli
         await tab.send(SessionState, "guard")
         # Forged events that fail inside Reflex or the handler, carrying secrets in arguments.
         for _ in range(12):
-            await tab.send(UsageState, "load", password=secret_password, card_number=card)
-            await tab.send(SessionState, "refresh_balance", token=token)
+            await tab.send(
+                UsageState, "load", password=secret_password, card_number=card, refused=TypeError
+            )
+            await tab.send(SessionState, "refresh_balance", token=token, refused=TypeError)
         # Something that logs a dict of headers, the way Reflex logs a failing event.
         logging.getLogger("reflex.test").error(
             "Error processing event %s",
@@ -484,9 +457,10 @@ def test_redaction_patterns():
 
 def test_the_webhook_refuses_a_chunked_body_past_1_mb_without_reading_it_all():
     """Finding 5: a chunked body (no Content-Length) was read whole into memory."""
+    from starlette.applications import Starlette
+
     from workroom_app.security.body_limit import WEBHOOK_CAP, cap_request_bodies
     from workroom_app.workroom_app import API_ROUTES
-    from starlette.applications import Starlette
 
     app = cap_request_bodies(Starlette(routes=API_ROUTES))
     chunk = b"x" * 65536

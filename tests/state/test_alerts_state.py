@@ -8,22 +8,24 @@ from datetime import UTC, datetime
 
 import pytest
 
-from tests.state.test_plans_state import (
+from tests.support.pages import (
     BOTH_ENGINES,
     NOW,
-    app_db,  # noqa: F401  (fixture)
+    PlansTab,
     balance,
     make_user,
-    run,
+    runner,
     subscribe,
 )
-from tests.state.test_plans_state import Browser, run_events
 from workroom_app.billing import accounts, alerts, clock, ledger, subscriptions
 from workroom_app.billing.subscriptions import CardForm
 from workroom_app.db import read_session, write_session
 from workroom_app.state.alert_settings import AlertSettingsState
 from workroom_app.state.alerts import AlertsState
 from workroom_app.state.subscription import SubscriptionState
+
+pytestmark = pytest.mark.usefixtures("fast_hashing")
+run = runner(PlansTab, now=NOW)
 
 GOOD_ALERTS = {"low_balance_threshold": "250", "email_low_balance": "on", "email_plan_ended": "on"}
 GOOD_TOP_UP = {
@@ -201,5 +203,5 @@ def test_a_past_due_account_sees_the_banner_replaces_the_card_pays_now_and_it_go
         # A second click has nothing to pay.
         assert "no failed payment" in await tab.send(SubscriptionState, "pay_now")
 
-    run_events(Browser, scenario, now=datetime(2026, 12, 25, 10, 0, tzinfo=UTC))
+    runner(PlansTab, now=datetime(2026, 12, 25, 10, 0, tzinfo=UTC))(scenario)
     assert balance(app_db, account_id) == 50 + 800

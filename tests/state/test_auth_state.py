@@ -8,22 +8,14 @@ with anything: forged calls must be refused and change nothing.
 
 from __future__ import annotations
 
-import asyncio
-from typing import Any
-
 import pytest
-from reflex.istate.manager.token import BaseStateToken
-from reflex.state import State
 from sqlmodel import select
 
-from tests.support.reflex_events import (
-    EventBrowser,
-    frontend_text,
-    redeem,
-    run as run_events,
-    ticket_in,
-)
 import workroom_app.workroom_app as workroom  # registers every state, like the server
+from tests.support.factories import PASSWORD, sign_up
+from tests.support.fixtures import BOTH_ENGINES
+from tests.support.pages import LoginTab, runner
+from tests.support.reflex_events import redeem, ticket_in
 from workroom_app import db
 from workroom_app.billing import accounts, ledger
 from workroom_app.db import read_session, write_session
@@ -31,66 +23,7 @@ from workroom_app.models import Account, AuthSession, LedgerEntry, Role
 from workroom_app.state.auth import AuthState
 from workroom_app.state.session import SessionState
 
-PASSWORD = "correct horse"
-
-
-class Browser(EventBrowser):
-    path = "/login"
-    records = True
-
-    async def send(self, state_cls, handler: str, **payload: Any) -> str:
-        """Run one event; returns what it sent to the browser (toasts, redirects, scripts)."""
-        before = len(self.recorder.updates)
-        event = self.event(state_cls, handler, payload)
-        future = await self.processor.enqueue(self.token, event)
-        if not self.is_registered(event):
-            # The server logs "No registered handler" and runs nothing: give the
-            # queue a moment and move on.
-            await asyncio.sleep(0.2)
-            return ""
-        try:
-            await asyncio.wait_for(future.wait_all(), 10)
-        except TimeoutError:
-            raise AssertionError(f"{handler} did not finish") from None
-        except Exception:  # a refused forged call surfaces here; the checks below decide
-            pass
-        return frontend_text(self.recorder.updates[before:])
-
-    async def submit_and_follow(self, handler: str, form: dict) -> str:
-        """Send the log-in or sign-up form and, when it succeeds, do what the page's script
-        does: POST the ticket, keep the HttpOnly cookie, open the app (guard). Returns the
-        cookie ("" when the form was refused)."""
-        sent = await self.send(AuthState, handler, form_data=form)
-        ticket = ticket_in(sent)
-        if ticket is None:
-            return ""
-        self.cookie = redeem(ticket)
-        self.path = "/generate"
-        await self.send(SessionState, "guard")
-        return self.cookie
-
-
-@pytest.fixture
-def app_db(engine, monkeypatch):
-    """The app's database, on both engines."""
-    monkeypatch.setattr(db, "get_engine", lambda url=None: engine)
-    return engine
-
-
-@pytest.fixture
-def sqlite_app_db(sqlite_engine, monkeypatch):
-    """For checks of what the state accepts, which do not depend on the engine."""
-    monkeypatch.setattr(db, "get_engine", lambda url=None: sqlite_engine)
-    return sqlite_engine
-
-
-def run(scenario):
-    run_events(Browser, scenario)
-
-
-def _make_account(engine, email="ann@example.com", role=Role.USER) -> int:
-    with write_session(engine) as s:
-        return accounts.sign_up(s, email, PASSWORD, "Ann", role=role).id
+run = runner(LoginTab)
 
 
 def _counts(engine) -> tuple[int, int, int]:
@@ -102,8 +35,9 @@ def _counts(engine) -> tuple[int, int, int]:
         )
 
 
+@BOTH_ENGINES
 def test_log_in_signs_the_browser_in(app_db):
-    account_id = _make_account(app_db)
+    account_id = sign_up(app_db, "ann@example.com")
 
     async def scenario(new_browser):
         tab = new_browser()
@@ -138,8 +72,9 @@ def test_log_in_signs_the_browser_in(app_db):
     run(scenario)
 
 
+@BOTH_ENGINES
 def test_wrong_password_shows_the_message_and_signs_nobody_in(app_db):
-    _make_account(app_db)
+    sign_up(app_db, "ann@example.com")
     before = _counts(app_db)
 
     async def scenario(new_browser):
@@ -180,20 +115,24 @@ def test_wrong_password_shows_the_message_and_signs_nobody_in(app_db):
         "missing",
     ],
 )
-def test_forged_log_in_is_refused_and_changes_nothing(sqlite_app_db, payload):
-    _make_account(sqlite_app_db)
-    before = _counts(sqlite_app_db)
+def test_forged_log_in_is_refused_and_changes_nothing(app_db, payload):
+    sign_up(app_db, "ann@example.com")
+    before = _counts(app_db)
 
     async def scenario(new_browser):
         tab = new_browser()
-        await tab.send(AuthState, "log_in", **payload)
+        # A missing or unknown argument: Reflex refuses the event before the handler runs. A
+        # form_data of the wrong shape reaches the handler, which must answer it.
+        refused = None if set(payload) == {"form_data"} else TypeError
+        await tab.send(AuthState, "log_in", refused=refused, **payload)
         session = await tab.state(SessionState)
         assert session._account_id is None and not session.signed_in
 
     run(scenario)
-    assert _counts(sqlite_app_db) == before
+    assert _counts(app_db) == before
 
 
+@BOTH_ENGINES
 def test_sign_up_ignores_a_forged_role_and_grants_the_trial_once_confirmed(app_db):
     """The trial follows the confirmation link, not the sign-up itself."""
 
@@ -227,7 +166,7 @@ def test_sign_up_ignores_a_forged_role_and_grants_the_trial_once_confirmed(app_d
         assert len(s.exec(select(LedgerEntry)).all()) == 0
 
 
-def test_sign_up_with_mismatched_passwords_is_refused(sqlite_app_db):
+def test_sign_up_with_mismatched_passwords_is_refused(app_db):
     async def scenario(new_browser):
         tab = new_browser()
         await tab.send(
@@ -242,12 +181,12 @@ def test_sign_up_with_mismatched_passwords_is_refused(sqlite_app_db):
         assert (await tab.state(AuthState)).error == "The two passwords do not match."
 
     run(scenario)
-    assert _counts(sqlite_app_db) == (0, 0, 0)
+    assert _counts(app_db) == (0, 0, 0)
 
 
-def test_browser_cannot_set_session_vars(sqlite_app_db):
-    _make_account(sqlite_app_db, email="boss@example.com", role=Role.STAFF)
-    victim = _make_account(sqlite_app_db)
+def test_browser_cannot_set_session_vars(app_db):
+    sign_up(app_db, "boss@example.com", role=Role.STAFF)
+    victim = sign_up(app_db, "ann@example.com")
 
     async def scenario(new_browser):
         tab = new_browser()
@@ -261,10 +200,14 @@ def test_browser_cannot_set_session_vars(sqlite_app_db):
             ("signed_in", True),
             ("email", "boss@example.com"),
         ]:
-            await tab.send(SessionState, "setvar", var_name=name, value=value)
+            # Reflex refuses it: no setter of that name exists.
+            await tab.send(
+                SessionState, "setvar", var_name=name, value=value, refused=AttributeError
+            )
         for handler in ["set_is_staff", "set_balance", "_apply", "_sign_in", "_set_balance"]:
             await tab.send(SessionState, handler, value=True)
-        await tab.send(SessionState, "refresh_balance", account_id=1)
+        # No such argument: Reflex refuses the event.
+        await tab.send(SessionState, "refresh_balance", account_id=1, refused=TypeError)
         session = await tab.state(SessionState)
         assert session._account_id == victim
         assert session.is_staff is False
@@ -274,8 +217,9 @@ def test_browser_cannot_set_session_vars(sqlite_app_db):
     run(scenario)
 
 
+@BOTH_ENGINES
 def test_guard_sends_signed_out_visitors_to_login_and_ignores_forged_tokens(app_db):
-    account_id = _make_account(app_db)
+    account_id = sign_up(app_db, "ann@example.com")
     with write_session(app_db) as s:
         token = accounts.create_login(s, account_id)
 
@@ -304,7 +248,7 @@ def test_guard_sends_signed_out_visitors_to_login_and_ignores_forged_tokens(app_
         assert accounts.lookup_session(s, token) is None
 
 
-def test_health_route_pings_the_database(sqlite_app_db, monkeypatch, tmp_path):
+def test_health_route_pings_the_database(app_db, monkeypatch, tmp_path):
     from starlette.applications import Starlette
     from starlette.testclient import TestClient
 
@@ -323,10 +267,11 @@ def test_health_route_pings_the_database(sqlite_app_db, monkeypatch, tmp_path):
 @pytest.mark.parametrize(
     "role, landing", [(Role.USER, "/generate"), (Role.ADMIN, "/staff"), (Role.SUPPORT, "/staff")]
 )
+@BOTH_ENGINES
 def test_the_session_route_sends_each_account_to_its_landing_page(app_db, role, landing):
     from tests.support.reflex_events import api_client
 
-    _make_account(app_db, f"{role.value}@example.com", role=role)
+    sign_up(app_db, f"{role.value}@example.com", role=role)
 
     async def scenario(new_browser):
         tab = new_browser()

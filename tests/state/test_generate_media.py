@@ -17,22 +17,16 @@ from reflex_components_core.core._upload import UploadFile
 from sqlmodel import select
 from starlette.datastructures import Headers
 
+from tests.support.factories import sign_up
 from tests.support.media_samples import clip_mp4, tone_wav
-from tests.state.test_generate_state import (  # noqa: F401  (fixtures)
-    Browser,
-    make_account,
-    png_bytes,
-    snapshot,
-    sqlite_app_db,
-)
-from tests.support.reflex_events import run as run_events
+from tests.support.pages import GenerateTab, job_snapshot, png_bytes, runner
 from workroom_app.db import read_session
 from workroom_app.generation import uploads
 from workroom_app.models import GenerationJob
 from workroom_app.state.generate import GenerateState
 
 
-class MediaBrowser(Browser):
+class MediaTab(GenerateTab):
     async def upload(self, handler: str, data: bytes, filename: str) -> None:
         """What Reflex's /_upload endpoint does with a multipart request: one Event whose `files`
         are UploadFile objects, enqueued on the event processor for this tab."""
@@ -47,12 +41,10 @@ class MediaBrowser(Browser):
             payload={"files": [upload]},
             router_data={"pathname": self.path, "asPath": self.path, "query": {}},
         )
-        future = await self.processor.enqueue(self.token, event)
-        await future.wait_all()
+        await self.send_event(event, label=f"GenerateState.{handler}")
 
 
-def run(scenario):
-    run_events(MediaBrowser, scenario)
+run = runner(MediaTab)
 
 
 def lip_sync_form(**over) -> dict[str, str]:
@@ -66,10 +58,10 @@ def lip_sync_form(**over) -> dict[str, str]:
     return {k: v for k, v in form.items() if v is not None}
 
 
-def test_lip_sync_is_priced_by_the_uploaded_audio_not_the_duration_menu(sqlite_app_db):
+def test_lip_sync_is_priced_by_the_uploaded_audio_not_the_duration_menu(app_db):
     # Before: a 4-second WAV with "1 s" picked cost 5 credits and succeeded.
-    account_id = make_account(sqlite_app_db)  # Free plan, 50 trial credits
-    before = snapshot(sqlite_app_db, account_id)
+    account_id = sign_up(app_db, "ann@example.com")  # Free plan, 50 trial credits
+    before = job_snapshot(app_db, account_id)
 
     async def scenario(new_browser):
         tab = new_browser()
@@ -91,7 +83,7 @@ def test_lip_sync_is_priced_by_the_uploaded_audio_not_the_duration_menu(sqlite_a
         gen = await tab.state(GenerateState)
         assert gen.error.startswith("The price changed: this generation now costs 20 credits.")
         assert gen.active_jobs == []
-        assert snapshot(sqlite_app_db, account_id) == before
+        assert job_snapshot(app_db, account_id) == before
 
         # A forged long duration changes nothing either: 4 s it is.
         await tab.send(
@@ -107,15 +99,15 @@ def test_lip_sync_is_priced_by_the_uploaded_audio_not_the_duration_menu(sqlite_a
         assert [j.title for j in gen.active_jobs] == ["Lip sync · Standard · 720p · 4 s"]
 
     run(scenario)
-    assert snapshot(sqlite_app_db, account_id)[:2] == (30, 1)
-    with read_session(sqlite_app_db) as s:
+    assert job_snapshot(app_db, account_id)[:2] == (30, 1)
+    with read_session(app_db) as s:
         job = s.exec(select(GenerationJob)).one()
         params = json.loads(job.params_json)
         assert (job.cost, params["duration"], params["media_seconds"]) == (20, 4, 4.0)
 
 
-def test_a_part_second_is_billed_as_a_whole_second(sqlite_app_db):
-    account_id = make_account(sqlite_app_db)
+def test_a_part_second_is_billed_as_a_whole_second(app_db):
+    account_id = sign_up(app_db, "ann@example.com")
 
     async def scenario(new_browser):
         tab = new_browser()
@@ -128,12 +120,12 @@ def test_a_part_second_is_billed_as_a_whole_second(sqlite_app_db):
         assert (await tab.state(GenerateState)).error == ""
 
     run(scenario)
-    assert snapshot(sqlite_app_db, account_id)[0] == 35
+    assert job_snapshot(app_db, account_id)[0] == 35
 
 
-def test_audio_longer_than_the_catalog_allows_is_refused_with_its_length(sqlite_app_db):
-    account_id = make_account(sqlite_app_db)
-    before = snapshot(sqlite_app_db, account_id)
+def test_audio_longer_than_the_catalog_allows_is_refused_with_its_length(app_db):
+    account_id = sign_up(app_db, "ann@example.com")
+    before = job_snapshot(app_db, account_id)
 
     async def scenario(new_browser):
         tab = new_browser()
@@ -146,7 +138,7 @@ def test_audio_longer_than_the_catalog_allows_is_refused_with_its_length(sqlite_
         assert "audio" not in gen.uploads and gen._upload_refs == {}
 
     run(scenario)
-    assert snapshot(sqlite_app_db, account_id) == before
+    assert job_snapshot(app_db, account_id) == before
     assert not uploads.account_dir(account_id).exists()  # nothing was stored
 
 
@@ -167,8 +159,8 @@ def test_a_plan_cap_on_the_length_is_named_with_the_files_length(monkeypatch):
     assert uploads.length_problem("lip_sync", "The audio file", 3.0, "free") is None
 
 
-def test_face_swap_video_is_priced_by_the_target_clip(sqlite_app_db):
-    account_id = make_account(sqlite_app_db)
+def test_face_swap_video_is_priced_by_the_target_clip(app_db):
+    account_id = sign_up(app_db, "ann@example.com")
 
     async def scenario(new_browser):
         tab = new_browser()
@@ -208,11 +200,11 @@ def test_face_swap_video_is_priced_by_the_target_clip(sqlite_app_db):
         assert gen.error == "" and gen.active_jobs[0].title == "Face swap · Video · 720p · 3 s"
 
     run(scenario)
-    assert snapshot(sqlite_app_db, account_id)[:2] == (41, 1)
+    assert job_snapshot(app_db, account_id)[:2] == (41, 1)
 
 
-def test_a_clip_that_cannot_be_played_is_refused(sqlite_app_db):
-    make_account(sqlite_app_db)
+def test_a_clip_that_cannot_be_played_is_refused(app_db):
+    sign_up(app_db, "ann@example.com")
 
     async def scenario(new_browser):
         tab = new_browser()
@@ -282,10 +274,10 @@ REJECTIONS = [
     "handler, rejected, role, message", REJECTIONS, ids=[r[3][:30] for r in REJECTIONS]
 )
 def test_a_file_the_picker_refuses_says_what_is_wrong_and_what_to_choose(
-    sqlite_app_db, handler, rejected, role, message
+    app_db, handler, rejected, role, message
 ):
-    account_id = make_account(sqlite_app_db)
-    before = snapshot(sqlite_app_db, account_id)
+    account_id = sign_up(app_db, "ann@example.com")
+    before = job_snapshot(app_db, account_id)
 
     async def scenario(new_browser):
         tab = new_browser()
@@ -296,11 +288,11 @@ def test_a_file_the_picker_refuses_says_what_is_wrong_and_what_to_choose(
         assert gen._upload_refs == {}
 
     run(scenario)
-    assert snapshot(sqlite_app_db, account_id) == before
+    assert job_snapshot(app_db, account_id) == before
 
 
-def test_a_wrong_type_that_reaches_the_server_names_its_type_and_the_accepted_ones(sqlite_app_db):
-    make_account(sqlite_app_db)
+def test_a_wrong_type_that_reaches_the_server_names_its_type_and_the_accepted_ones(app_db):
+    sign_up(app_db, "ann@example.com")
 
     async def scenario(new_browser):
         tab = new_browser()
@@ -320,7 +312,7 @@ def test_a_wrong_type_that_reaches_the_server_names_its_type_and_the_accepted_on
 # ------------------------------------------------------------------ several files per job
 
 
-def test_each_of_n_images_is_served_to_its_owner_only_with_its_own_download(sqlite_app_db):
+def test_each_of_n_images_is_served_to_its_owner_only_with_its_own_download(app_db):
     from starlette.applications import Starlette
     from starlette.testclient import TestClient
 
@@ -331,10 +323,10 @@ def test_each_of_n_images_is_served_to_its_owner_only_with_its_own_download(sqli
     from workroom_app.http import media_routes
     from workroom_app.state.generate import job_view
 
-    ann = make_account(sqlite_app_db, credits=100)
-    make_account(sqlite_app_db, "mallory@example.com")
+    ann = sign_up(app_db, "ann@example.com", extra_credits=100)
+    sign_up(app_db, "mallory@example.com")
     media_dir = settings.get_settings().media_dir
-    with write_session(sqlite_app_db) as s:
+    with write_session(app_db) as s:
         job = jobs.submit(
             s,
             ann,
@@ -378,7 +370,7 @@ def test_each_of_n_images_is_served_to_its_owner_only_with_its_own_download(sqli
     other.cookies.set("workroom_session", mallory_token)
     assert other.get(f"/api/media/jobs/{job_id}/2").status_code == 404
     # Staff read everything: the Reports queue links to the reported result.
-    with write_session(sqlite_app_db) as s:
+    with write_session(app_db) as s:
         helper = accounts.sign_up(
             s, "help@staff.test", "correct horse battery", "h", role="support"
         )

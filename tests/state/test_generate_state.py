@@ -7,130 +7,36 @@ message and change nothing (no job row, no ledger row, the same balance).
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
-import io
 import json
 import uuid
-from typing import Any
 
 import pytest
-from PIL import Image
 from sqlmodel import select
 from starlette.applications import Starlette
 from starlette.testclient import TestClient
 
-from tests.support.reflex_events import EventBrowser, run as run_events
-from workroom_app import db, settings
+from tests.support.factories import sign_up
+from tests.support.fixtures import BOTH_ENGINES
+from tests.support.pages import GenerateTab, job_snapshot, png_bytes, runner, video_form
+from workroom_app import settings
 from workroom_app.billing import accounts, catalog, ledger
 from workroom_app.db import read_session, write_session
 from workroom_app.generation import jobs, uploads
 from workroom_app.http import media_routes
-from workroom_app.models import GenerationJob, JobStatus, LedgerEntry
+from workroom_app.models import GenerationJob, JobStatus
 from workroom_app.state.generate import GenerateState, endings, failure_toast, job_view
 from workroom_app.state.session import SessionState
 
-PASSWORD = "correct horse"
-
-
-class Browser(EventBrowser):
-    path = "/generate"
-
-    async def send(self, state_cls, handler: str, *, chained: bool = True, **payload: Any) -> None:
-        """Send one event; with chained=False do not wait for the events it starts (a background
-        loop never ends on its own)."""
-        future = await self.processor.enqueue(self.token, self.event(state_cls, handler, payload))
-        try:
-            await (future.wait_all() if chained else future)
-        except Exception:  # a refused forged call surfaces here; the checks decide
-            pass
-
-    async def log_in(self, email: str) -> None:
-        """Sign the tab in the way the browser ends up after the log-in page: the login cookie
-        (a server-side session token) in the state, resolved by the guard."""
-        with write_session() as s:
-            token = accounts.create_login(s, accounts.find_account(s, email).id)
-        # A brand-new tab's first event hydrates it and runs the page's on_load (signed out here,
-        # so no live loop starts that wait_all would wait for); then the browser's connection
-        # carries the HttpOnly login cookie.
-        await self.send(SessionState, "refresh_balance")
-        self.cookie = token
-        await self.send(SessionState, "guard")
-        assert (await self.state(SessionState))._account_id is not None
-
-
-@pytest.fixture
-def app_db(engine, monkeypatch, tmp_path):
-    monkeypatch.setattr(db, "get_engine", lambda url=None: engine)
-    monkeypatch.setenv("WORKROOM_MEDIA_DIR", str(tmp_path / "media"))
-    settings.get_settings.cache_clear()
-    yield engine
-    settings.get_settings.cache_clear()
-
-
-@pytest.fixture
-def sqlite_app_db(sqlite_engine, monkeypatch, tmp_path):
-    monkeypatch.setattr(db, "get_engine", lambda url=None: sqlite_engine)
-    monkeypatch.setenv("WORKROOM_MEDIA_DIR", str(tmp_path / "media"))
-    settings.get_settings.cache_clear()
-    yield sqlite_engine
-    settings.get_settings.cache_clear()
-
-
-def run(scenario):
-    run_events(Browser, scenario)
-
-
-def make_account(engine, email="ann@example.com", credits: int = 0) -> int:
-    with write_session(engine) as s:
-        account_id = accounts.sign_up(s, email, PASSWORD, "Ann").id
-        if credits:
-            ledger.staff_adjust(
-                s,
-                account_id,
-                credits,
-                reason="test credits",
-                actor_id=account_id,
-                idempotency_key=f"test-credits-{account_id}",
-            )
-        return account_id
-
-
-def snapshot(engine, account_id: int) -> tuple[int, int, int]:
-    """(balance, job rows, ledger rows) of an account: what a refused call must not change."""
-    with read_session(engine) as s:
-        return (
-            ledger.balance(s, account_id),
-            len(s.exec(select(GenerationJob).where(GenerationJob.account_id == account_id)).all()),
-            len(s.exec(select(LedgerEntry).where(LedgerEntry.account_id == account_id)).all()),
-        )
-
-
-def video_form(**over) -> dict[str, str]:
-    form = {
-        "feature": "video",
-        "model": "seedance_lite",
-        "resolution": "720p",
-        "duration": "5",
-        "prompt": "a lighthouse at dusk",
-        "request_id": f"web-{uuid.uuid4()}",
-        "shown_cost": "20",
-    }
-    form.update(over)
-    return {k: v for k, v in form.items() if v is not None}
-
-
-def png_bytes() -> bytes:
-    out = io.BytesIO()
-    Image.new("RGB", (8, 8), (200, 50, 50)).save(out, format="PNG")
-    return out.getvalue()
+run = runner(GenerateTab)
 
 
 # ------------------------------------------------------------------ submit
 
 
+@BOTH_ENGINES
 def test_submit_debits_exactly_the_catalog_price_and_shows_the_job(app_db):
-    account_id = make_account(app_db)  # 50 trial credits, Free plan
+    account_id = sign_up(app_db, "ann@example.com")  # 50 trial credits, Free plan
     price = catalog.quote(
         {"feature": "video", "model": "seedance_lite", "resolution": "720p", "duration": 5}, "free"
     )
@@ -150,15 +56,15 @@ def test_submit_debits_exactly_the_catalog_price_and_shows_the_job(app_db):
         assert session.balance == 30 and session.balance_text == "30"
 
     run(scenario)
-    assert snapshot(app_db, account_id)[:2] == (30, 1)
+    assert job_snapshot(app_db, account_id)[:2] == (30, 1)
     with read_session(app_db) as s:
         job = s.exec(select(GenerationJob)).one()
         assert (job.cost, job.status, job.feature) == (20, JobStatus.QUEUED, "video")
         assert json.loads(job.params_json)["prompt"] == "a lighthouse at dusk"
 
 
-def test_the_same_request_id_twice_charges_once(sqlite_app_db):
-    account_id = make_account(sqlite_app_db)
+def test_the_same_request_id_twice_charges_once(app_db):
+    account_id = sign_up(app_db, "ann@example.com")
     form = video_form()
 
     async def scenario(new_browser):
@@ -170,12 +76,12 @@ def test_the_same_request_id_twice_charges_once(sqlite_app_db):
         assert len(gen.active_jobs) == 1 and gen.error == ""
 
     run(scenario)
-    assert snapshot(sqlite_app_db, account_id)[:2] == (30, 1)
+    assert job_snapshot(app_db, account_id)[:2] == (30, 1)
 
 
-def test_a_price_the_user_did_not_see_is_not_charged(sqlite_app_db):
-    account_id = make_account(sqlite_app_db)
-    before = snapshot(sqlite_app_db, account_id)
+def test_a_price_the_user_did_not_see_is_not_charged(app_db):
+    account_id = sign_up(app_db, "ann@example.com")
+    before = job_snapshot(app_db, account_id)
 
     async def scenario(new_browser):
         tab = new_browser()
@@ -187,12 +93,12 @@ def test_a_price_the_user_did_not_see_is_not_charged(sqlite_app_db):
         assert "Nothing was charged" in gen.error
 
     run(scenario)
-    assert snapshot(sqlite_app_db, account_id) == before
+    assert job_snapshot(app_db, account_id) == before
 
 
-def test_not_enough_credits_says_how_many_are_missing_and_offers_upgrade(sqlite_app_db):
-    account_id = make_account(sqlite_app_db)
-    before = snapshot(sqlite_app_db, account_id)
+def test_not_enough_credits_says_how_many_are_missing_and_offers_upgrade(app_db):
+    account_id = sign_up(app_db, "ann@example.com")
+    before = job_snapshot(app_db, account_id)
 
     async def scenario(new_browser):
         tab = new_browser()
@@ -206,7 +112,7 @@ def test_not_enough_credits_says_how_many_are_missing_and_offers_upgrade(sqlite_
         assert gen.error_upgrade is True
 
     run(scenario)
-    assert snapshot(sqlite_app_db, account_id) == before
+    assert job_snapshot(app_db, account_id) == before
 
 
 BAD_FORMS = [
@@ -268,9 +174,9 @@ BAD_FORMS = [
 
 
 @pytest.mark.parametrize("form, message", BAD_FORMS, ids=[m[:40] for _f, m in BAD_FORMS])
-def test_bad_input_gets_a_clear_message_and_changes_nothing(sqlite_app_db, form, message):
-    account_id = make_account(sqlite_app_db)
-    before = snapshot(sqlite_app_db, account_id)
+def test_bad_input_gets_a_clear_message_and_changes_nothing(app_db, form, message):
+    account_id = sign_up(app_db, "ann@example.com")
+    before = job_snapshot(app_db, account_id)
 
     async def scenario(new_browser):
         tab = new_browser()
@@ -281,7 +187,7 @@ def test_bad_input_gets_a_clear_message_and_changes_nothing(sqlite_app_db, form,
         assert gen.active_jobs == []
 
     run(scenario)
-    assert snapshot(sqlite_app_db, account_id) == before
+    assert job_snapshot(app_db, account_id) == before
 
 
 @pytest.mark.parametrize(
@@ -294,22 +200,25 @@ def test_bad_input_gets_a_clear_message_and_changes_nothing(sqlite_app_db, form,
         {},
     ],
 )
-def test_forged_submit_payloads_change_nothing(sqlite_app_db, payload):
-    account_id = make_account(sqlite_app_db)
-    before = snapshot(sqlite_app_db, account_id)
+def test_forged_submit_payloads_change_nothing(app_db, payload):
+    account_id = sign_up(app_db, "ann@example.com")
+    before = job_snapshot(app_db, account_id)
 
     async def scenario(new_browser):
         tab = new_browser()
         await tab.log_in("ann@example.com")
-        await tab.send(GenerateState, "submit", **payload)
+        # A missing or unknown argument: Reflex refuses the event before the handler runs. A
+        # form_data of the wrong shape reaches the handler, which must answer it.
+        refused = None if set(payload) == {"form_data"} else TypeError
+        await tab.send(GenerateState, "submit", refused=refused, **payload)
 
     run(scenario)
-    assert snapshot(sqlite_app_db, account_id) == before
+    assert job_snapshot(app_db, account_id) == before
 
 
-def test_signed_out_tab_cannot_submit(sqlite_app_db):
-    account_id = make_account(sqlite_app_db)
-    before = snapshot(sqlite_app_db, account_id)
+def test_signed_out_tab_cannot_submit(app_db):
+    account_id = sign_up(app_db, "ann@example.com")
+    before = job_snapshot(app_db, account_id)
 
     async def scenario(new_browser):
         tab = new_browser()
@@ -317,12 +226,12 @@ def test_signed_out_tab_cannot_submit(sqlite_app_db):
         assert (await tab.state(GenerateState)).active_jobs == []
 
     run(scenario)
-    assert snapshot(sqlite_app_db, account_id) == before
+    assert job_snapshot(app_db, account_id) == before
 
 
-def test_browser_cannot_set_generate_vars(sqlite_app_db):
-    account_id = make_account(sqlite_app_db)
-    before = snapshot(sqlite_app_db, account_id)
+def test_browser_cannot_set_generate_vars(app_db):
+    account_id = sign_up(app_db, "ann@example.com")
+    before = job_snapshot(app_db, account_id)
 
     async def scenario(new_browser):
         tab = new_browser()
@@ -333,20 +242,24 @@ def test_browser_cannot_set_generate_vars(sqlite_app_db):
             ("_history_before", 1),
             ("balance", 10_000),
         ]:
-            await tab.send(GenerateState, "setvar", var_name=name, value=value)
+            # Reflex refuses it: no setter of that name exists.
+            await tab.send(
+                GenerateState, "setvar", var_name=name, value=value, refused=AttributeError
+            )
         gen = await tab.state(GenerateState)
         assert gen._upload_refs == {} and gen.submit_seq == 0
         assert (await tab.state(SessionState)).balance == 50
 
     run(scenario)
-    assert snapshot(sqlite_app_db, account_id) == before
+    assert job_snapshot(app_db, account_id) == before
 
 
 # ------------------------------------------------------------------ cancel
 
 
+@BOTH_ENGINES
 def test_owner_cancels_a_queued_job_and_gets_the_credits_back(app_db):
-    account_id = make_account(app_db)
+    account_id = sign_up(app_db, "ann@example.com")
 
     async def scenario(new_browser):
         tab = new_browser()
@@ -371,11 +284,11 @@ def test_owner_cancels_a_queued_job_and_gets_the_credits_back(app_db):
 @pytest.mark.parametrize(
     "job_id", ["other", -1, 0, "1; DROP TABLE generation_job", True, 10**30, None, [1], {"id": 1}]
 )
-def test_cancel_of_another_users_job_or_a_bad_id_changes_nothing(sqlite_app_db, job_id):
-    make_account(sqlite_app_db)
-    mallory = make_account(sqlite_app_db, "mallory@example.com")
+def test_cancel_of_another_users_job_or_a_bad_id_changes_nothing(app_db, job_id):
+    sign_up(app_db, "ann@example.com")
+    mallory = sign_up(app_db, "mallory@example.com")
     owner = accounts_id = None
-    with write_session(sqlite_app_db) as s:
+    with write_session(app_db) as s:
         owner = accounts.find_account(s, "ann@example.com").id
         job = jobs.submit(
             s,
@@ -391,7 +304,7 @@ def test_cancel_of_another_users_job_or_a_bad_id_changes_nothing(sqlite_app_db, 
         )
         ann_job = job.id
     target = ann_job if job_id == "other" else job_id
-    before = (snapshot(sqlite_app_db, owner), snapshot(sqlite_app_db, mallory))
+    before = (job_snapshot(app_db, owner), job_snapshot(app_db, mallory))
     del accounts_id
 
     async def scenario(new_browser):
@@ -400,17 +313,17 @@ def test_cancel_of_another_users_job_or_a_bad_id_changes_nothing(sqlite_app_db, 
         await tab.send(GenerateState, "cancel", job_id=target)
 
     run(scenario)
-    assert (snapshot(sqlite_app_db, owner), snapshot(sqlite_app_db, mallory)) == before
-    with read_session(sqlite_app_db) as s:
+    assert (job_snapshot(app_db, owner), job_snapshot(app_db, mallory)) == before
+    with read_session(app_db) as s:
         assert s.get(GenerationJob, ann_job).status == JobStatus.QUEUED
 
 
 # ------------------------------------------------------------------ history
 
 
-def test_history_pages_by_keyset_newest_first(sqlite_app_db):
-    account_id = make_account(sqlite_app_db, credits=1000)
-    with write_session(sqlite_app_db) as s:
+def test_history_pages_by_keyset_newest_first(app_db):
+    account_id = sign_up(app_db, "ann@example.com", extra_credits=1000)
+    with write_session(app_db) as s:
         ids = []
         for i in range(23):
             job = jobs.submit(
@@ -458,8 +371,8 @@ def test_history_pages_by_keyset_newest_first(sqlite_app_db):
 # ------------------------------------------------------------------ uploads
 
 
-def test_uploads_are_checked_by_content_and_kept_per_account(sqlite_app_db):
-    account_id = make_account(sqlite_app_db)
+def test_uploads_are_checked_by_content_and_kept_per_account(app_db):
+    account_id = sign_up(app_db, "ann@example.com")
 
     class FakeUpload:
         def __init__(self, data: bytes, filename: str):
@@ -493,8 +406,8 @@ def test_uploads_are_checked_by_content_and_kept_per_account(sqlite_app_db):
     run(scenario)
 
 
-def test_face_swap_with_uploads_is_submitted_and_priced(sqlite_app_db):
-    account_id = make_account(sqlite_app_db)
+def test_face_swap_with_uploads_is_submitted_and_priced(app_db):
+    account_id = sign_up(app_db, "ann@example.com")
     face = uploads.save_for_role(account_id, "face_swap", "face", png_bytes())
     target = uploads.save_for_role(account_id, "face_swap", "target", png_bytes())
 
@@ -517,7 +430,7 @@ def test_face_swap_with_uploads_is_submitted_and_priced(sqlite_app_db):
         assert gen.error == "" and gen.active_jobs[0].title == "Face swap · Image"
 
     run(scenario)
-    with read_session(sqlite_app_db) as s:
+    with read_session(app_db) as s:
         job = s.exec(select(GenerationJob)).one()
         assert json.loads(job.params_json)["uploads"] == {"face": face.ref, "target": target.ref}
         assert ledger.balance(s, account_id) == 48
@@ -526,9 +439,9 @@ def test_face_swap_with_uploads_is_submitted_and_priced(sqlite_app_db):
 # ------------------------------------------------------------------ failure toast
 
 
-def test_a_failed_job_toasts_the_credits_returned(sqlite_app_db):
-    account_id = make_account(sqlite_app_db)
-    with write_session(sqlite_app_db) as s:
+def test_a_failed_job_toasts_the_credits_returned(app_db):
+    account_id = sign_up(app_db, "ann@example.com")
+    with write_session(app_db) as s:
         job = jobs.submit(
             s,
             account_id,
@@ -567,10 +480,10 @@ def _client() -> TestClient:
     return TestClient(Starlette(routes=media_routes.MEDIA_ROUTES))
 
 
-def test_media_route_serves_the_owner_only(sqlite_app_db, tmp_path):
-    ann = make_account(sqlite_app_db)
-    make_account(sqlite_app_db, "mallory@example.com")
-    with write_session(sqlite_app_db) as s:
+def test_media_route_serves_the_owner_only(app_db, tmp_path):
+    ann = sign_up(app_db, "ann@example.com")
+    sign_up(app_db, "mallory@example.com")
+    with write_session(app_db) as s:
         job = jobs.submit(
             s,
             ann,

@@ -19,24 +19,25 @@ from reflex_base import constants
 from reflex_base.event import Event
 from sqlalchemy import event
 
-from tests.support.reflex_events import EventBrowser, Recorder, frontend_text, run as run_events
-from workroom_app import db, notifications, settings
+from tests.support.factories import login, sign_up
+from tests.support.reflex_events import EventBrowser, Recorder, frontend_text
+from tests.support.reflex_events import run as run_events
+from workroom_app import notifications
 from workroom_app.billing import accounts, ledger
 from workroom_app.db import write_session
 from workroom_app.generation import jobs
 from workroom_app.models import JobStatus
+from workroom_app.settings import get_settings
 from workroom_app.state import live
 from workroom_app.state.generate import GenerateState
 from workroom_app.state.live import LiveState
 from workroom_app.state.session import SessionState
 
 REPO = Path(__file__).resolve().parents[2]
-PASSWORD = "correct horse"
 
 
 class Browser(EventBrowser):
     path = "/generate"
-    records = True
 
     def event(self, state_cls, handler: str, payload: dict[str, Any], **kwargs: Any) -> Event:
         # The socket handler adds the tab's client token to every event's router data.
@@ -44,18 +45,10 @@ class Browser(EventBrowser):
         ev.router_data[constants.RouteVar.CLIENT_TOKEN] = self.token
         return ev
 
-    async def send(self, state_cls, handler: str, **payload: Any) -> None:
-        future = await self.processor.enqueue(self.token, self.event(state_cls, handler, payload))
-        with contextlib.suppress(Exception):
-            await future.wait_all()
-
     async def open(self, email: str) -> None:
         """Sign in (the login cookie, resolved by the guard) and load /generate as the browser does."""
-        with write_session() as s:
-            token = accounts.create_login(s, accounts.find_account(s, email).id)
         # The browser's connection carries the HttpOnly login cookie the server set.
-        self.cookie = token
-        await self.send(SessionState, "guard")
+        await self.sign_in(login(None, email))
         await self.send(GenerateState, "load")
         await self.send(LiveState, "start")
         assert (await self.state(SessionState))._account_id is not None
@@ -87,32 +80,14 @@ class Pushes:
 
 
 @pytest.fixture
-def app_db(sqlite_engine, monkeypatch, tmp_path):
-    monkeypatch.setattr(db, "get_engine", lambda url=None: sqlite_engine)
-    monkeypatch.setenv("WORKROOM_MEDIA_DIR", str(tmp_path / "media"))
+def app_db(app_db, monkeypatch):
+    """The app's SQLite database with this process's change bus, and no tab left registered."""
     monkeypatch.setenv("WORKROOM_NOTIFY", "local")
-    settings.get_settings.cache_clear()
+    get_settings.cache_clear()
     live.registry.clear()
-    yield sqlite_engine
+    yield app_db
     live.registry.clear()
     live.set_pusher(None)
-    settings.get_settings.cache_clear()
-
-
-def make_account(engine, email: str, credits: int = 50) -> int:
-    with write_session(engine) as s:
-        account_id = accounts.sign_up(s, email, PASSWORD, "Tester").id
-        extra = credits - ledger.balance(s, account_id)
-        if extra:
-            ledger.staff_adjust(
-                s,
-                account_id,
-                extra,
-                reason="test credits",
-                actor_id=account_id,
-                idempotency_key=f"test-credits-{account_id}",
-            )
-        return account_id
 
 
 async def wait_for(check, timeout: float = 5.0) -> bool:
@@ -140,8 +115,8 @@ def with_feed(scenario):
 
 
 def test_a_balance_change_reaches_every_tab_of_that_account_and_no_other(app_db):
-    ann = make_account(app_db, "ann@example.com")
-    make_account(app_db, "bob@example.com")
+    ann = sign_up(app_db, "ann@example.com")
+    sign_up(app_db, "bob@example.com")
 
     async def scenario(new_tab, pushes):
         ann_1, ann_2, bob = new_tab(), new_tab(), new_tab()
@@ -185,7 +160,7 @@ def _adjust(engine, account_id: int, amount: int, key: str) -> None:
 
 
 def test_jobs_are_pushed_and_a_failure_toasts_with_the_refund(app_db):
-    ann = make_account(app_db, "ann@example.com", 100)
+    ann = sign_up(app_db, "ann@example.com", extra_credits=50)
 
     async def scenario(new_tab, pushes):
         tab = new_tab()
@@ -240,7 +215,7 @@ async def _balance_is(tab, n: int) -> bool:
 @pytest.mark.slow  # starts a second Python process
 def test_a_change_from_another_process_reaches_the_tab_on_sqlite(app_db):
     """The CLI (or a separate `workroom worker`) changes the balance: the open tab follows."""
-    ann = make_account(app_db, "ann@example.com")
+    ann = sign_up(app_db, "ann@example.com")
     url = app_db.url.render_as_string(hide_password=False)
     script = (
         "from workroom_app.db import get_engine, write_session\n"
@@ -265,7 +240,7 @@ def test_a_change_from_another_process_reaches_the_tab_on_sqlite(app_db):
 
 
 def test_an_idle_tab_issues_no_sql_and_gets_no_push(app_db):
-    make_account(app_db, "ann@example.com")
+    sign_up(app_db, "ann@example.com")
     statements: list[str] = []
 
     def count(_conn, _cursor, statement, *_args):  # noqa: ANN001
@@ -292,7 +267,7 @@ def test_an_idle_tab_issues_no_sql_and_gets_no_push(app_db):
 
 
 def test_a_signed_out_tab_is_dropped_and_gets_nothing(app_db):
-    ann = make_account(app_db, "ann@example.com")
+    ann = sign_up(app_db, "ann@example.com")
 
     async def scenario(new_tab, pushes):
         tab = new_tab()
@@ -308,7 +283,7 @@ def test_a_signed_out_tab_is_dropped_and_gets_nothing(app_db):
 
 
 def test_a_missed_notification_is_recovered_by_one_resync(app_db):
-    ann = make_account(app_db, "ann@example.com")
+    ann = sign_up(app_db, "ann@example.com")
 
     async def scenario(new_tab, pushes):
         tab = new_tab()
@@ -328,7 +303,7 @@ def test_a_login_ended_elsewhere_signs_its_open_tabs_out_at_once_and_no_other(ap
     # The thief's tab holds a copy of the victim's cookie and sends nothing; the victim logs
     # out (or logs out everywhere). The push signs the copied tab out without waiting for an
     # event, and never sends it the account's new figures.
-    ann = make_account(app_db, "ann@example.com")
+    ann = sign_up(app_db, "ann@example.com")
 
     async def scenario(new_tab, pushes):
         victim, thief, laptop = new_tab(), new_tab(), new_tab()
@@ -375,8 +350,8 @@ def test_a_login_ended_elsewhere_signs_its_open_tabs_out_at_once_and_no_other(ap
 def test_log_out_sends_the_other_open_tabs_of_that_login_to_the_login_page(app_db):
     """Both tabs share the browser's cookie; one logs out. The idle other tab sends no event,
     so nothing but the push can tell it: it is signed out and sent to /login at once."""
-    ann = make_account(app_db, "ann@example.com")
-    make_account(app_db, "bob@example.com")
+    ann = sign_up(app_db, "ann@example.com")
+    sign_up(app_db, "bob@example.com")
 
     async def scenario(new_tab, pushes):
         first, second, bob = new_tab(), new_tab(), new_tab()
@@ -404,7 +379,7 @@ def test_log_out_sends_the_other_open_tabs_of_that_login_to_the_login_page(app_d
 
 
 def test_log_out_everywhere_sends_every_login_of_the_account_to_the_login_page(app_db):
-    make_account(app_db, "ann@example.com")
+    sign_up(app_db, "ann@example.com")
 
     async def scenario(new_tab, pushes):
         here, other_device = new_tab(), new_tab()
@@ -431,7 +406,7 @@ def test_a_payment_made_elsewhere_refreshes_the_open_payment_history(app_db):
     from tests.support.subscriptions import subscribe
     from workroom_app.state.subscription import SubscriptionState
 
-    ann = make_account(app_db, "ann@example.com")
+    ann = sign_up(app_db, "ann@example.com")
 
     async def scenario(new_tab, pushes):
         on_page, elsewhere = new_tab(), new_tab()

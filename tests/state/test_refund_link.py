@@ -7,13 +7,15 @@ from __future__ import annotations
 import pytest
 
 from tests.support.generation import IMAGE, T0, make_account, submit
-from tests.state.test_usage_state import Browser, app_db, make_user, run  # noqa: F401  (app_db: fixture)
+from tests.support.pages import NOW, UsageTab, runner, user_with_rows
 from workroom_app.billing import clock, usage
 from workroom_app.db import read_session, write_session
 from workroom_app.generation import jobs
 from workroom_app.models import JobStatus
 from workroom_app.state.generate import job_view
 from workroom_app.state.usage import UsageState
+
+run = runner(UsageTab, now=NOW)
 
 
 def test_a_failed_jobs_view_names_its_refund_row_and_when(engine):
@@ -47,8 +49,8 @@ def test_cursor_for_entry_opens_the_page_at_that_row(engine):
 
 
 def test_usage_link_to_an_entry_shows_it_first_and_a_forged_one_falls_back(app_db):
-    account_id, token = make_user(app_db, "link@example.com", rows=120)
-    _, other_token = make_user(app_db, "other@example.com", rows=3)
+    account_id, token = user_with_rows(app_db, "link@example.com", rows=120)
+    _, other_token = user_with_rows(app_db, "other@example.com", rows=3)
     with read_session(app_db) as s:
         rows = usage.usage_page(s, account_id, limit=100).rows
     target = rows[70].id

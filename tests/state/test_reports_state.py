@@ -5,11 +5,14 @@ from __future__ import annotations
 import pytest
 
 from tests.support.generation import IMAGE
-from tests.state.test_plans_state import NOW, app_db, balance, make_user, run  # noqa: F401  (app_db: fixture)
+from tests.support.pages import NOW, PlansTab, balance, make_user, runner
 from workroom_app.billing import clock
 from workroom_app.db import write_session
 from workroom_app.generation import jobs
 from workroom_app.state.reports import ReportState
+
+pytestmark = pytest.mark.usefixtures("fast_hashing")
+run = runner(PlansTab, now=NOW)
 
 
 def finished(engine, account_id) -> int:

@@ -13,19 +13,16 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 from sqlmodel import select
 
-from tests.state.test_staff_state import (  # noqa: F401  (fixtures)
-    NOW,
-    app_db,
-    make_user,
-    pg_app_db,
-    run,
-)
+from tests.support.pages import NOW, StaffTab, make_user, runner
 from tests.support.subscriptions import FAILS_ON_CHARGE, VISA
 from workroom_app.billing import clock, formatting, invoice_refunds, subscriptions
 from workroom_app.db import read_session, write_session
 from workroom_app.models import Invoice, PaymentDispute, Role
 from workroom_app.state.staff_figure_rows import BAD_ADDRESS, StaffFigureRowsState
 from workroom_app.state.staff_overview import StaffOverviewState
+
+pytestmark = pytest.mark.usefixtures("fast_hashing")
+run = runner(StaffTab, now=NOW)
 
 
 def _at(when, fn, *args, **kwargs):
@@ -141,6 +138,14 @@ def test_each_money_figure_links_to_exactly_the_rows_it_counts(request, which):
         for label in ("New", "Expansion"):
             await same(moves[label]["href"], moves[label]["value"])
         await same(moves["Churn"]["href"], moves["Churn"]["value"].lstrip("-"))
+        # Credits by category: ledger rows, the total their sum without sign.
+        assert len(ov.credit_totals) >= 5
+        for total in ov.credit_totals:
+            count, credits, rows, title = await _rows(rows_tab, total["href"])
+            assert credits == f"{total['value']} credits", (title, credits, total)
+            unsigned = sum(int(r["amount"].lstrip("+\u2212").replace(",", "")) for r in rows)
+            assert f"{unsigned:,} credits" == credits and f"{len(rows):,}" == count
+            checked.append("credits")
         for plan in ov.plans:
             _, _, rows, _ = await _rows(rows_tab, plan["href"])
             assert f"{len(rows):,}" == plan["count"]
@@ -152,7 +157,9 @@ def test_each_money_figure_links_to_exactly_the_rows_it_counts(request, which):
 
     run(scenario)
     # Every kind of link was followed, with something behind it.
-    assert {"revenue", "refunds", "subscriptions", "disputes", "churn", "plan"} <= set(checked)
+    assert {"revenue", "refunds", "subscriptions", "disputes", "churn", "plan", "credits"} <= set(
+        checked
+    )
     assert len(checked) > 12
 
 
@@ -172,6 +179,9 @@ def test_forged_addresses_and_non_staff_get_no_rows(request):
             "/staff/rows?list=revenue&from=2020-01-01&to=2026-01-01",
             "/staff/rows?list=subscriptions&status=ended",
             "/staff/rows?list=revenue&sub=yes",
+            "/staff/rows?list=credits",
+            "/staff/rows?list=credits&category=granted_generation",
+            "/staff/rows?list=credits&category=stolen",
         ):
             tab.path = href
             await tab.send(StaffFigureRowsState, "load")

@@ -3,9 +3,14 @@ forged or malformed date range is refused with a message."""
 
 from __future__ import annotations
 
-from tests.state.test_staff_state import app_db, make_user, run  # noqa: F401  (fixture)
+import pytest
+
+from tests.support.pages import NOW, StaffTab, make_user, runner
 from workroom_app.models import Role
 from workroom_app.state.staff_overview import StaffOverviewState
+
+pytestmark = pytest.mark.usefixtures("fast_hashing")
+run = runner(StaffTab, now=NOW)
 
 
 async def _open(tab):

@@ -5,15 +5,19 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+import pytest
 from sqlmodel import select
 
 from tests.support.generation import IMAGE
-from tests.state.test_staff_state import NOW, app_db, make_user, run  # noqa: F401  (fixture)
+from tests.support.pages import NOW, StaffTab, make_user, runner
 from workroom_app.billing import clock, ledger
 from workroom_app.db import read_session, write_session
 from workroom_app.generation import jobs
 from workroom_app.models import GenerationJob, Role, StaffAudit, WebhookEvent
 from workroom_app.state.staff_queues import StaffQueuesState
+
+pytestmark = pytest.mark.usefixtures("fast_hashing")
+run = runner(StaffTab, now=NOW)
 
 
 async def _open(tab):

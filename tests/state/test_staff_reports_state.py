@@ -12,14 +12,8 @@ from datetime import timedelta
 import pytest
 from sqlmodel import select
 
-from tests.state.test_staff_state import (  # noqa: F401  (fixtures)
-    NOW,
-    app_db,
-    make_user,
-    pg_app_db,
-    run,
-)
 from tests.support.generation import IMAGE
+from tests.support.pages import NOW, StaffTab, make_user, runner
 from workroom_app.billing import clock, ledger
 from workroom_app.db import read_session, write_session
 from workroom_app.generation import jobs, reports
@@ -28,6 +22,9 @@ from workroom_app.state.reports import read_reports
 from workroom_app.state.staff_reports import NOT_LISTED, StaffReportsState
 
 COST = 16  # IMAGE: 2 images at 2K
+
+pytestmark = pytest.mark.usefixtures("fast_hashing")
+run = runner(StaffTab, now=NOW)
 
 
 def _finished_and_reported(engine, account_id: int, n: int) -> list[int]:

@@ -8,12 +8,15 @@ from __future__ import annotations
 import pytest
 from sqlmodel import select
 
-from tests.state.test_staff_state import NOW, app_db, make_user, pick, review, run  # noqa: F401  (fixture)
+from tests.support.pages import NOW, StaffTab, make_user, pick, review, runner
 from tests.support.subscriptions import VISA
 from workroom_app.billing import clock, subscriptions
 from workroom_app.db import read_session, write_session
 from workroom_app.models import Account, Invoice, InvoiceRefund, LedgerEntry, Role, StaffAudit
 from workroom_app.state.staff import StaffState
+
+pytestmark = pytest.mark.usefixtures("fast_hashing")
+run = runner(StaffTab, now=NOW)
 
 
 def _paid_user(engine, email="ann@example.com"):
@@ -192,14 +195,12 @@ def test_the_audit_trail_is_append_only(engine):
 
         actor = s.exec(select(Account).where(Account.email == "boss@staff.test")).one()
         staff.set_role(s, actor.id, bob, "finance", reason="Joined finance")
-    with pytest.raises(Exception, match="append-only"):
-        with write_session(engine) as s:
-            row = s.exec(select(StaffAudit)).one()
-            row.result = "refused"
-            s.add(row)
-    with pytest.raises(Exception, match="append-only"):
-        with write_session(engine) as s:
-            s.delete(s.exec(select(StaffAudit)).one())
+    with pytest.raises(Exception, match="append-only"), write_session(engine) as s:
+        row = s.exec(select(StaffAudit)).one()
+        row.result = "refused"
+        s.add(row)
+    with pytest.raises(Exception, match="append-only"), write_session(engine) as s:
+        s.delete(s.exec(select(StaffAudit)).one())
 
 
 def test_reconciliation_from_the_page_is_for_finance_and_admin_only(engine):

@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import func, select
 from sqlalchemy.engine import Engine
 
+from tests.support.factories import balance  # noqa: F401  (re-exported for these tests)
 from workroom_app.billing import ledger
 from workroom_app.db import read_session, write_session
 from workroom_app.generation import jobs
@@ -75,11 +76,6 @@ def submit(
         return jobs.submit(
             s, acct, request, client_request_id=crid or uuid.uuid4().hex, provider=provider
         )
-
-
-def balance(engine: Engine, acct: int) -> int:
-    with read_session(engine) as s:
-        return ledger.balance(s, acct)
 
 
 def entries(engine: Engine, acct: int) -> list[LedgerEntry]:

@@ -2,8 +2,9 @@
 
 Events are queued on a BaseStateEventProcessor exactly as a browser's are, so argument
 coercion, unknown arguments and the state tree behave as in production. Each state test
-subclasses EventBrowser with its page's path and its own `send` (how long to wait, what
-to return), built from `event`, `is_registered` and `state`.
+subclasses EventBrowser with its page's path and its steps (open the page, log in), built
+from `send`, `sign_in` and `state`; `run` drives a scenario and fails on any exception an
+event raised that the test did not name with `refused=`.
 """
 
 from __future__ import annotations
@@ -12,18 +13,21 @@ import asyncio
 import json
 import re
 import uuid
-from pathlib import Path
 from typing import Any
 
 from reflex.istate.manager.memory import StateManagerMemory
 from reflex.istate.manager.token import BaseStateToken
 from reflex.state import State
 from reflex_base.event import Event
-from reflex_base.event.processor import BaseStateEventProcessor, base_state_processor
+from reflex_base.event.processor import BaseStateEventProcessor
 from reflex_base.registry import RegistrationContext
+from starlette.applications import Starlette
+from starlette.testclient import TestClient
 
 import workroom_app.workroom_app as workroom  # registers every state, like the server
 from workroom_app.billing import clock
+from workroom_app.security.body_limit import cap_request_bodies
+from workroom_app.state.session import SessionState
 
 
 class Recorder:
@@ -49,18 +53,31 @@ def frontend_text(updates: list[Any], *, ensure_ascii: bool = True) -> str:
     return "\n".join(out)
 
 
+class UnexpectedHandlerError(AssertionError):
+    """An event raised and the test did not say it would be refused: in production the user would
+    see a generic error toast. Every input, forged or not, must get a clear answer instead."""
+
+
 class EventBrowser:
-    """One browser tab: a client token and the events it sends."""
+    """One browser tab: a client token and the events it sends.
+
+    `send` runs one event through the processor and returns what it sent to this tab (toasts,
+    redirects, scripts). An event that raises fails the test, unless the call says
+    `refused=SomeError` (then it must raise that, or the test fails too): Reflex's own refusal of
+    a forged event (unknown arguments, a wrong type) is an exception, and the test says which.
+    Pages subclass it with their path and their own steps (open, log in), built from `send`."""
 
     path = "/"
-    # Whether run() gives the tab a Recorder of what goes to the browser.
-    records = False
+    # The router keeps a `?query` out of the pathname; a page whose handlers read the query from
+    # the path (Plans, Checkout) sends it as the router does.
+    query_in_path = True
+    # frontend_text's escaping of non-ASCII characters (the staff pages compare "—" as written).
+    ascii_text = True
+    # Seconds one event (and the events it starts) may take before the test fails.
+    timeout = 10.0
 
     def __init__(
-        self,
-        manager: StateManagerMemory,
-        processor: BaseStateEventProcessor,
-        recorder: Recorder | None = None,
+        self, manager: StateManagerMemory, processor: BaseStateEventProcessor, recorder: Recorder
     ) -> None:
         self.token = str(uuid.uuid4())
         self.manager = manager
@@ -97,96 +114,105 @@ class EventBrowser:
         # For no such handler the server runs nothing and the future never resolves.
         return event.name in RegistrationContext.get().event_handlers
 
+    async def send(
+        self,
+        state_cls,
+        handler: str,
+        *,
+        refused: type[BaseException] | tuple[type[BaseException], ...] | None = None,
+        chained: bool = True,
+        **payload: Any,
+    ) -> str:
+        """Run one event as this tab; returns what it sent to the tab. With chained=False, do not
+        wait for the events it starts (a background loop never ends on its own)."""
+        event = self.event(state_cls, handler, payload, query_in_path=self.query_in_path)
+        return await self.send_event(
+            event, refused=refused, chained=chained, label=f"{state_cls.__name__}.{handler}"
+        )
+
+    async def send_event(
+        self,
+        event: Event,
+        *,
+        refused: type[BaseException] | tuple[type[BaseException], ...] | None = None,
+        chained: bool = True,
+        label: str = "",
+    ) -> str:
+        label = label or event.name
+        mine = self.recorder.by_token.setdefault(self.token, [])
+        before = len(mine)
+        future = await self.processor.enqueue(self.token, event)
+        if not self.is_registered(event):
+            # The server logs "No registered handler" and runs nothing: give the queue a moment.
+            assert refused is None, f"{label} is no handler: nothing runs, nothing raises"
+            await asyncio.sleep(0.05)
+            return ""
+        try:
+            await asyncio.wait_for(future.wait_all() if chained else future, self.timeout)
+        except TimeoutError:
+            raise AssertionError(f"{label} did not finish in {self.timeout} s") from None
+        except Exception as exc:
+            if refused is None or not isinstance(exc, refused):
+                raise UnexpectedHandlerError(
+                    f"{label} raised {exc.__class__.__name__}: {exc}"
+                ) from exc
+            exc.expected_by_test = True  # type: ignore[attr-defined]
+        else:
+            if refused is not None:
+                raise AssertionError(f"{label} ran; the test expected it refused ({refused})")
+        return frontend_text(mine[before:], ensure_ascii=self.ascii_text)
+
+    async def sign_in(self, login_token: str) -> None:
+        """The tab's connection carries the HttpOnly login cookie; the guard binds the tab."""
+        self.cookie = login_token
+        await self.send(SessionState, "guard")
+
+    async def open(self, path: str, state_cls) -> str:
+        """Go to `path` and run its page's load, as the router does on arrival."""
+        self.path = path
+        return await self.send(state_cls, "load")
+
     async def state(self, cls):
         root = await self.manager.get_state(BaseStateToken(ident=self.token, cls=State))
         return await root.get_state(cls)
 
 
-WORKROOM_PACKAGE = Path(workroom.__file__).resolve().parent
-_real_process_event = base_state_processor.process_event
-
-
-def _traceback_reaches_workroom(exc: BaseException) -> bool:
-    tb = exc.__traceback__
-    while tb is not None:
-        if Path(tb.tb_frame.f_code.co_filename).resolve().is_relative_to(WORKROOM_PACKAGE):
-            return True
-        tb = tb.tb_next
-    return False
-
-
-async def _process_event_marking_crashes(*args, **kwargs):  # noqa: ANN002, ANN003
-    """Reflex's process_event, marking an exception that came out of Workroom's
-    code. The mark is taken here because the exception reaches the exception
-    handler through a future, whose re-raise has lost the handler's frames."""
-    try:
-        return await _real_process_event(*args, **kwargs)
-    except Exception as exc:
-        if _traceback_reaches_workroom(exc):
-            exc.raised_in_workroom = True  # type: ignore[attr-defined]
-        raise
-
-
-def _raised_in_workroom(exc: BaseException) -> bool:
-    return getattr(exc, "raised_in_workroom", False)
-
-
-class UnexpectedHandlerError(AssertionError):
-    """A handler raised: in production the user would see a generic error toast.
-    Every input, forged or not, must get a clear answer instead."""
-
-
-def run(
-    browser_cls: type[EventBrowser],
-    scenario,
-    *,
-    now=None,  # noqa: ANN001
-    expected_errors: tuple[type[BaseException], ...] = (),
-) -> None:
+def run(browser_cls: type[EventBrowser], scenario, *, now=None) -> None:  # noqa: ANN001
     """Run `scenario(new_tab)` against one in-memory state manager; `new_tab()` opens a
     browser_cls tab. With `now`, the billing clock is pinned there throughout.
 
-    Any exception raised inside Workroom's code fails the run (after the
-    scenario), unless it is an instance of `expected_errors`: the production
-    exception handler would swallow it into a toast, so a crashing handler would
-    otherwise pass every "changes nothing" test. Reflex's own refusal of a
-    malformed event (unknown arguments, no such handler: no Workroom frame in the
-    traceback, the handler never ran) is what a forged event should get."""
+    Any exception raised while processing an event fails the run (after the scenario), unless
+    the `send` that caused it said `refused=` with its type: the production exception handler
+    would swallow it into a toast, so a crashing handler would otherwise pass every "changes
+    nothing" test. This also catches the events a handler chains, which `send` does not see."""
     raised: list[BaseException] = []
 
     def on_backend_exception(exc: Exception):  # noqa: ANN202
-        if _raised_in_workroom(exc) and not isinstance(exc, expected_errors):
-            raised.append(exc)
+        raised.append(exc)
         return workroom.app.backend_exception_handler(exc)
 
     async def main():
         manager = StateManagerMemory()
-        recorder = Recorder() if browser_cls.records else None
+        recorder = Recorder()
         # The app's middleware too: the session guard checks every event, as in production.
         processor = BaseStateEventProcessor(
             backend_exception_handler=on_backend_exception, middleware=workroom.app
         )
-        if recorder is None:
-            processor.configure(state_manager=manager)
-        else:
-            processor.configure(state_manager=manager, event_namespace=recorder)
+        processor.configure(state_manager=manager, event_namespace=recorder)
         async with processor:
             await scenario(lambda: browser_cls(manager, processor, recorder))
-        if raised:
-            first = raised[0]
+        unexpected = [e for e in raised if not getattr(e, "expected_by_test", False)]
+        if unexpected:
+            first = unexpected[0]
             raise UnexpectedHandlerError(
-                f"{len(raised)} handler exception(s); first: {first.__class__.__name__}: {first}"
+                f"{len(unexpected)} event exception(s); first: {first.__class__.__name__}: {first}"
             ) from first
 
-    base_state_processor.process_event = _process_event_marking_crashes
-    try:
-        if now is None:
+    if now is None:
+        asyncio.run(main())
+    else:
+        with clock.pinned(now):
             asyncio.run(main())
-        else:
-            with clock.pinned(now):
-                asyncio.run(main())
-    finally:
-        base_state_processor.process_event = _real_process_event
 
 
 # ------------------------------------------------------------ logging in the way a browser does
@@ -196,11 +222,6 @@ _TICKET = re.compile(r'\\"ticket\\";i\.value=\\"([^"\\]+)\\"')
 
 def api_client():
     """The app's HTTP routes behind the same body cap as in production (Starlette TestClient)."""
-    from starlette.applications import Starlette
-    from starlette.testclient import TestClient
-
-    from workroom_app.security.body_limit import cap_request_bodies
-
     return TestClient(
         cap_request_bodies(Starlette(routes=workroom.API_ROUTES), workroom.upload_handler_names),
         base_url="http://testserver",
@@ -224,8 +245,3 @@ def redeem(ticket: str) -> str:
     match = re.search(r"workroom_session=([^;]+)", set_cookie)
     assert match, f"no session cookie in {set_cookie!r}"
     return match.group(1)
-
-
-def sent_text(browser: EventBrowser) -> str:
-    """Everything sent to this browser's recorder so far (toasts, redirects, scripts)."""
-    return frontend_text(browser.recorder.updates) if browser.recorder is not None else ""

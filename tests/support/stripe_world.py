@@ -9,6 +9,7 @@ from types import SimpleNamespace
 
 from sqlmodel import select
 
+from tests.support.fakes.stripe_standin import SignedEvent, StripeStandin
 from workroom_app.billing import accounts, clock, ledger
 from workroom_app.billing.catalog import get_catalog
 from workroom_app.billing.payments.stripe_gateway import StripeGateway
@@ -16,8 +17,6 @@ from workroom_app.billing.stripe_webhooks import WebhookOutcome, WebhookProcesso
 from workroom_app.db import read_session, write_session
 from workroom_app.models import Invoice, LedgerEntry, Subscription, WebhookEvent
 from workroom_app.settings import Settings
-
-from tests.support.fakes.stripe_standin import SignedEvent, StripeStandin
 
 T0 = datetime(2026, 1, 31, 12, 0, tzinfo=UTC)
 TRIAL_CREDITS = 50  # every sign-up starts with these

@@ -1,4 +1,5 @@
-"""Helpers shared by the subscription tests (no tests here)."""
+"""Helpers shared by the subscription tests (no tests here). Accounts, subscriptions and
+balances come from tests/support/factories.py, re-exported here for these tests."""
 
 from __future__ import annotations
 
@@ -6,36 +7,28 @@ from datetime import UTC, datetime
 
 from sqlmodel import select
 
-from workroom_app.billing import accounts, clock, ledger, subscriptions
+from tests.support.factories import (  # noqa: F401  (re-exported for these tests)
+    VISA,
+    balance,
+    invoices_of,
+    sign_up,
+    subscribe,
+)
+from workroom_app.billing import clock, subscriptions
 from workroom_app.billing.subscriptions import CardForm
 from workroom_app.db import read_session, write_session
 from workroom_app.models import (
     CreditGrant,
-    Invoice,
     LedgerEntry,
     OutboxEmail,
     Subscription,
 )
 
 T0 = datetime(2026, 1, 31, 10, 0, tzinfo=UTC)
-VISA = CardForm("4242 4242 4242 4242", 12, 2030, "123", "Ann")
 AMEX = CardForm("378282246310005", 12, 2030, "1234", "Ann")
 FAILS_ON_CHARGE = CardForm("4000000000000341", 12, 2030, "123", "Ann")
 DECLINED = CardForm("4000000000000002", 12, 2030, "123", "Ann")
 INSUFFICIENT = CardForm("4000000000009995", 12, 2030, "123", "Ann")
-
-_counter = iter(range(1, 10**9))
-
-
-def sign_up(engine, email: str | None = None) -> int:
-    email = email or f"user{next(_counter)}@example.com"
-    with write_session(engine) as s:
-        return accounts.sign_up(s, email, "correct horse battery", "User").id
-
-
-def subscribe(engine, account_id: int, plan: str = "pro", card: CardForm | None = VISA):
-    with write_session(engine) as s:
-        return subscriptions.subscribe(s, account_id, plan, card=card)
 
 
 def change(engine, account_id: int, plan: str, *, expected=None):
@@ -57,24 +50,12 @@ def renew_due(engine):
     return subscriptions.renew_due(engine)
 
 
-def balance(engine, account_id: int) -> int:
-    with read_session(engine) as s:
-        return ledger.balance(s, account_id)
-
-
 def entries(engine, account_id: int) -> list[tuple[str, int]]:
     with read_session(engine) as s:
         rows = s.exec(
             select(LedgerEntry).where(LedgerEntry.account_id == account_id).order_by(LedgerEntry.id)
         ).all()
         return [(r.action_type, r.amount) for r in rows]
-
-
-def invoices_of(engine, account_id: int) -> list[Invoice]:
-    with read_session(engine) as s:
-        return list(
-            s.exec(select(Invoice).where(Invoice.account_id == account_id).order_by(Invoice.id))
-        )
 
 
 def outbox_of(engine, account_id: int) -> list[OutboxEmail]:

@@ -16,18 +16,18 @@ import hashlib
 import re
 import secrets
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any, cast
+from typing import Any, cast
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
-from sqlalchemy.engine import CursorResult, Result
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy import select as core_select
 from sqlalchemy import update
+from sqlalchemy.engine import CursorResult, Result
+from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
 
 from workroom_app import notifications
-from workroom_app.billing import clock
+from workroom_app.billing import catalog, clock, ledger, staff_roles
 from workroom_app.billing.email_identity import canonical_email
 from workroom_app.models import (
     Account,
@@ -40,9 +40,7 @@ from workroom_app.models import (
     TrialClaim,
 )
 from workroom_app.security.text_input import has_control_characters
-
-if TYPE_CHECKING:  # the ledger imports this module's callers; the name is for annotations
-    from workroom_app.billing.ledger import LedgerResult
+from workroom_app.settings import get_settings
 
 MIN_PASSWORD_LENGTH = 8
 # argon2 hashes whatever it is given; a cap stops a 10 MB "password" from
@@ -50,7 +48,6 @@ MIN_PASSWORD_LENGTH = 8
 MAX_PASSWORD_LENGTH = 256
 MAX_EMAIL_LENGTH = 254
 MAX_DISPLAY_NAME_LENGTH = 80
-DEFAULT_TRIAL_CREDITS = 50
 FREE_PLAN_KEY = "free"
 WRONG_CREDENTIALS = "Wrong email or password."
 
@@ -107,12 +104,7 @@ def hash_password(password: str) -> str:
 
 
 def trial_credits() -> int:
-    """The one-off trial amount, from the catalog's default (Free) plan when the
-    catalog is installed."""
-    try:
-        from workroom_app.billing import catalog
-    except ImportError:  # catalog not installed yet: the product default
-        return DEFAULT_TRIAL_CREDITS
+    """The one-off trial amount: the catalog's default (Free) plan's."""
     return int(catalog.get_catalog().trial_credits)
 
 
@@ -134,8 +126,6 @@ def register(
     per mailbox. Raises AuthError with a user-readable message for malformed input or an email
     already taken; nothing is written then.
     """
-    from workroom_app.billing import ledger
-
     email = normalise_email(email)
     password = _check_password(password)
     name = _clean_display_name(display_name, email)
@@ -225,12 +215,8 @@ def confirm_email(session: Session, account_id: int, email: str) -> tuple[Accoun
     return account, claim_trial(session, account)
 
 
-def grant_trial(session: Session, account_id: int) -> LedgerResult:
+def grant_trial(session: Session, account_id: int) -> ledger.LedgerResult:
     """The trial grant; its idempotency key makes a retried sign-up grant nothing."""
-    # The ledger announces balance changes through modules that import this one: a top-level
-    # import would be a cycle.
-    from workroom_app.billing import ledger  # noqa: PLC0415
-
     return ledger.grant(
         session,
         account_id,
@@ -285,8 +271,6 @@ def create_login(session: Session, account_id: int, *, days: int | None = None) 
     Only the token's SHA-256 is stored, so a database leak does not hand out
     live logins.
     """
-    from workroom_app.settings import get_settings
-
     token = secrets.token_urlsafe(32)
     now = clock.now()
     lifetime = timedelta(days=days if days is not None else get_settings().session_days)
@@ -313,8 +297,6 @@ def create_login_ticket(session: Session, account_id: int) -> str:
     The ticket passes through page script once; the session token itself is only ever sent in a
     Set-Cookie header (HttpOnly), so no script can read the credential that keeps one logged in.
     """
-    from workroom_app.settings import get_settings
-
     ticket = secrets.token_urlsafe(32)
     now = clock.now()
     session.add(
@@ -491,8 +473,6 @@ def _aware(value: datetime) -> datetime:
 
 def is_staff(account: Account) -> bool:
     """Any staff role (support, finance, admin; billing/staff_roles.py)."""
-    from workroom_app.billing import staff_roles
-
     return staff_roles.is_staff_role(account.role)
 
 

@@ -25,7 +25,8 @@ from sqlalchemy import select as core_select
 from sqlmodel import Session, select
 
 from workroom_app import notifications
-from workroom_app.billing import clock, formatting
+from workroom_app.billing import clock, formatting, ledger
+from workroom_app.billing.invoice_pdf import render_invoice
 from workroom_app.billing.staff_roles import is_staff_role
 from workroom_app.models import (
     Account,
@@ -78,8 +79,6 @@ def lock_account(session: Session, account_id: int) -> None:
         return
     conn = session.connection()
     if conn.execute(_lock_stmt, {"account_id": account_id}).first() is None:
-        from workroom_app.billing import ledger
-
         ledger.open_account(session, account_id)
         conn.execute(_lock_stmt, {"account_id": account_id}).first()
     held.add((txn, account_id))
@@ -266,13 +265,12 @@ def pdf_for_viewer(
     """(filename, PDF bytes) for Download PDF, or None (answer 404).
 
     A failed payment attempt is not an invoice: it has no number and no PDF."""
-    from workroom_app.billing.invoice_pdf import render_invoice
-
     invoice = get_for_viewer(session, invoice_id, viewer_account_id)
     if invoice is None or invoice.number is None or invoice.status == InvoiceStatus.FAILED:
         return None
     account = session.get(Account, invoice.account_id)
-    from workroom_app.billing.invoice_refunds import refunded_cents
+    # invoice_refunds imports this module, so this import waits until it is needed.
+    from workroom_app.billing.invoice_refunds import refunded_cents  # noqa: PLC0415
 
     pdf = render_invoice(
         invoice,

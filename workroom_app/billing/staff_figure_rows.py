@@ -15,7 +15,11 @@ Lists:
 - ``subscriptions``: active or past-due subscriptions now, optionally of one
   plan, at their plan's monthly price (past due: with the failed amount);
 - ``churn``: subscriptions that ended in the range, at their plan's price;
-- ``disputes``: open card disputes and their amount.
+- ``disputes``: open card disputes and their amount;
+- ``credits``: ledger rows of one credits category (granted by source, spent,
+  refunded, expired, burned, adjusted by staff, removed by invoice refunds)
+  in the range; amounts in credits, the total their sum without sign, as
+  the overview counts them.
 """
 
 from __future__ import annotations
@@ -27,10 +31,18 @@ from sqlalchemy import func, select
 from sqlmodel import Session
 
 from workroom_app.billing import formatting, staff, staff_metrics
-from workroom_app.models import Account, Invoice, InvoiceRefund, PaymentDispute, Subscription
+from workroom_app.models import (
+    ACTION_LABELS,
+    Account,
+    Invoice,
+    InvoiceRefund,
+    LedgerEntry,
+    PaymentDispute,
+    Subscription,
+)
 
 MAX_ROWS = 200
-LISTS = ("revenue", "refunds", "subscriptions", "churn", "disputes")
+LISTS = ("revenue", "refunds", "subscriptions", "churn", "disputes", "credits")
 SUBSCRIPTION_STATUSES = ("active", "past_due")
 
 
@@ -49,8 +61,9 @@ class Row:
 @dataclass
 class FigureRows:
     count: int = 0
-    total_cents: int = 0
+    total_cents: int = 0  # for the credits list: credits
     rows: list[Row] = field(default_factory=list)
+    unit: str = "money"  # or "credits"
 
     @property
     def truncated(self) -> bool:
@@ -209,6 +222,46 @@ def subscriptions(
 def churn(session: Session, actor_id: int, start: datetime, end: datetime) -> FigureRows:
     staff.require_staff(session, actor_id)
     return _priced_subscriptions(session, staff_metrics.churn_conditions(start, end))
+
+
+def credits(
+    session: Session, actor_id: int, start: datetime, end: datetime, category: str
+) -> FigureRows:
+    staff.require_staff(session, actor_id)
+    conditions = staff_metrics.credit_category_conditions(category)
+    if conditions is None:
+        raise staff.StaffError("There is no such credits figure.")
+    where = [*conditions, LedgerEntry.created_at >= start, LedgerEntry.created_at < end]
+    count, total = session.execute(
+        select(func.count(), func.coalesce(func.sum(func.abs(LedgerEntry.amount)), 0)).where(*where)
+    ).one()
+    entries = list(
+        session.execute(
+            select(LedgerEntry)
+            .where(*where)
+            .order_by(LedgerEntry.created_at.desc(), LedgerEntry.id.desc())
+            .limit(MAX_ROWS)
+        ).scalars()
+    )
+    emails = _emails(session, {e.account_id for e in entries})
+    return FigureRows(
+        int(count),
+        int(total),
+        [
+            Row(
+                id=str(e.id),
+                when=e.created_at,
+                account_id=e.account_id,
+                email=emails.get(e.account_id, ""),
+                label=ACTION_LABELS.get(e.action_type, e.action_type),
+                status="",
+                amount_cents=e.amount,
+                detail=e.reason or "",
+            )
+            for e in entries
+        ],
+        unit="credits",
+    )
 
 
 def disputes(session: Session, actor_id: int) -> FigureRows:

@@ -314,6 +314,26 @@ CATEGORIES = (
 )
 
 
+# What the overview calls each category.
+CATEGORY_LABELS = {
+    "granted_trial": "Trial",
+    "granted_subscription": "Subscription",
+    "granted_monthly": "Monthly",
+    "granted_plan_change": "Upgrades",
+    "granted_staff": "Staff added",
+    "spent": "Spent",
+    "refunded": "Refunded (failed generations)",
+    "expired": "Expired",
+    "burned": "Burned (downgrades)",
+    "adjusted_down": "Staff removed",
+    "removed_by_invoice_refund": "Removed by invoice refunds",
+}
+
+
+def category_label(category: str) -> str:
+    return CATEGORY_LABELS.get(category, category.replace("_", " ").capitalize())
+
+
 def credit_category(action_type: str, amount: int, reference_type: str | None) -> str:
     if action_type == ActionType.TRIAL_GRANT:
         return "granted_trial"
@@ -335,6 +355,39 @@ def credit_category(action_type: str, amount: int, reference_type: str | None) -
         return "granted_staff" if amount > 0 else "adjusted_down"
     # A kind added later (e.g. credit packs) still shows, under its own name.
     return f"{'granted' if amount > 0 else 'taken'}_{action_type}"
+
+
+def credit_category_conditions(category: str) -> list | None:
+    """The ledger rows `credit_category` puts in `category`, as SQL conditions (what
+    /staff/rows lists for a credits figure); None for a name that is no category."""
+    action, amount, ref = LedgerEntry.action_type, LedgerEntry.amount, LedgerEntry.reference_type
+    not_refund = or_(ref.is_(None), ref != "invoice_refund")
+    fixed = {
+        "granted_trial": [action == ActionType.TRIAL_GRANT],
+        "granted_subscription": [action == ActionType.SUBSCRIPTION_CREDITS],
+        "granted_monthly": [action == ActionType.MONTHLY_CREDITS],
+        "granted_plan_change": [action == ActionType.PLAN_CHANGE, amount > 0],
+        "burned": [action == ActionType.PLAN_CHANGE, amount <= 0],
+        "spent": [action == ActionType.GENERATION],
+        "refunded": [action == ActionType.REFUND],
+        "expired": [action == ActionType.EXPIRY],
+        "removed_by_invoice_refund": [
+            action == ActionType.STAFF_ADJUSTMENT,
+            ref == "invoice_refund",
+        ],
+        "granted_staff": [action == ActionType.STAFF_ADJUSTMENT, not_refund, amount > 0],
+        "adjusted_down": [action == ActionType.STAFF_ADJUSTMENT, not_refund, amount <= 0],
+    }
+    if category in fixed:
+        return fixed[category]
+    # Any other action type: "granted_<type>" / "taken_<type>" (see credit_category).
+    sign, _, other = category.partition("_")
+    named = {ActionType.TRIAL_GRANT, ActionType.SUBSCRIPTION_CREDITS, ActionType.MONTHLY_CREDITS}
+    named |= {ActionType.GENERATION, ActionType.REFUND, ActionType.EXPIRY}
+    named |= {ActionType.PLAN_CHANGE, ActionType.STAFF_ADJUSTMENT}
+    if sign not in ("granted", "taken") or not other or other in named:
+        return None
+    return [action == other, amount > 0 if sign == "granted" else amount <= 0]
 
 
 @dataclass

@@ -68,7 +68,6 @@ from workroom_app.billing.payments.stripe.sync import (
     fetch_state,
     local_subscription,
     payment_facts,
-    reconcile,
     reconcile_report,
     sync_subscription,
 )
@@ -105,7 +104,6 @@ __all__ = [
     "fetch_state",
     "local_subscription",
     "payment_facts",
-    "reconcile",
     "reconcile_report",
     "resume",
     "start_checkout",

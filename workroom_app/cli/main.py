@@ -8,7 +8,7 @@ to REGISTRARS. Commands return the process exit code. Example:
         ...
         return 0
 
-    def _register_renew(sub) -> None:
+    def _register_renew(sub: Subparsers) -> None:
         p = sub.add_parser("renew", help="renew subscriptions that are due")
         p.add_argument("--dry-run", action="store_true")
         p.set_defaults(func=_cmd_renew)
@@ -26,22 +26,27 @@ import sys
 from collections.abc import Callable, Sequence
 
 import sqlalchemy.exc
+from sqlalchemy.engine import Engine
 
+from workroom_app import db
 from workroom_app.db import DatabaseUnavailable, describe_failure
 from workroom_app.settings import get_settings
 
+# What a `_register_<name>` function is given: argparse's table of subcommands.
+Subparsers = argparse._SubParsersAction
+# Commands import what they use inside their function (each marked "CLI start-up"), so
+# `workroom --help` and a quick command do not load the whole app.
 
-def _engine():
-    from workroom_app.db import get_engine
 
-    return get_engine()
+def _engine() -> Engine:
+    return db.get_engine()
 
 
 # --------------------------------------------------------------- db upgrade
 
 
 def _cmd_db_upgrade(args: argparse.Namespace) -> int:
-    from workroom_app.schema import upgrade
+    from workroom_app.schema import upgrade  # noqa: PLC0415  (CLI start-up)
 
     engine = _engine()
     upgrade(engine)
@@ -49,7 +54,7 @@ def _cmd_db_upgrade(args: argparse.Namespace) -> int:
     return 0
 
 
-def _register_db(sub) -> None:
+def _register_db(sub: Subparsers) -> None:
     db = sub.add_parser("db", help="database schema")
     verbs = db.add_subparsers(dest="db_command", metavar="VERB", required=True)
     p = verbs.add_parser("upgrade", help="apply the migrations (alembic upgrade head)")
@@ -60,26 +65,26 @@ def _register_db(sub) -> None:
 
 
 def _cmd_seed_demo(args: argparse.Namespace) -> int:
-    from workroom_app.seed import seed_demo
+    from workroom_app.seed import seed_demo  # noqa: PLC0415  (CLI start-up)
 
     done = seed_demo(_engine())
     print("\n".join(done) if done else "demo data already present: nothing to do")
     return 0
 
 
-def _register_seed_demo(sub) -> None:
+def _register_seed_demo(sub: Subparsers) -> None:
     p = sub.add_parser("seed-demo", help="create the demo accounts if missing (idempotent)")
     p.set_defaults(func=_cmd_seed_demo)
 
 
 def _cmd_demo_logins(args: argparse.Namespace) -> int:
-    from workroom_app.seed import demo_logins_text
+    from workroom_app.seed import demo_logins_text  # noqa: PLC0415  (CLI start-up)
 
     print(demo_logins_text(args.url))
     return 0
 
 
-def _register_demo_logins(sub) -> None:
+def _register_demo_logins(sub: Subparsers) -> None:
     p = sub.add_parser("demo-logins", help="print the app URL and the demo logins")
     p.add_argument("--url", default="http://localhost:3000")
     p.set_defaults(func=_cmd_demo_logins)
@@ -88,8 +93,8 @@ def _register_demo_logins(sub) -> None:
 # --------------------------------------------------------------- generation
 
 
-def _register_worker(sub) -> None:
-    from workroom_app.generation.cli import add_worker_command
+def _register_worker(sub: Subparsers) -> None:
+    from workroom_app.generation.cli import add_worker_command  # noqa: PLC0415  (CLI start-up)
 
     add_worker_command(sub)
 
@@ -98,7 +103,11 @@ def _register_worker(sub) -> None:
 
 
 def _cmd_renew(args: argparse.Namespace) -> int:
-    from workroom_app.billing import clock, formatting, subscriptions
+    from workroom_app.billing import (  # noqa: PLC0415  (CLI start-up)
+        clock,
+        formatting,
+        subscriptions,
+    )
 
     if not args.due:
         print("say which subscriptions: `workroom renew --due` renews every one that is due")
@@ -115,7 +124,7 @@ def _cmd_renew(args: argparse.Namespace) -> int:
     return 1 if report.errors else 0
 
 
-def _register_renew(sub) -> None:
+def _register_renew(sub: Subparsers) -> None:
     p = sub.add_parser(
         "renew", help="renew due subscriptions and run due payment retries (local gateway)"
     )
@@ -126,7 +135,7 @@ def _register_renew(sub) -> None:
 
 
 def _cmd_clock(args: argparse.Namespace) -> int:
-    from workroom_app.billing import clock, formatting
+    from workroom_app.billing import clock, formatting  # noqa: PLC0415  (CLI start-up)
 
     if args.clock_command == "advance":
         if args.days <= 0:
@@ -143,7 +152,7 @@ def _cmd_clock(args: argparse.Namespace) -> int:
     return 0
 
 
-def _register_clock(sub) -> None:
+def _register_clock(sub: Subparsers) -> None:
     p = sub.add_parser("clock", help="the shared demo clock")
     verbs = p.add_subparsers(dest="clock_command", metavar="VERB", required=True)
     adv = verbs.add_parser("advance", help="move the clock forward (demos)")
@@ -154,9 +163,9 @@ def _register_clock(sub) -> None:
 
 
 def _cmd_outbox(args: argparse.Namespace) -> int:
-    from workroom_app.billing import formatting, receipts
-    from workroom_app.db import read_session
-    from workroom_app.models import OutboxEmail
+    from workroom_app.billing import formatting, receipts  # noqa: PLC0415  (CLI start-up)
+    from workroom_app.db import read_session  # noqa: PLC0415  (CLI start-up)
+    from workroom_app.models import OutboxEmail  # noqa: PLC0415  (CLI start-up)
 
     engine = _engine()
     if args.outbox_command == "list":
@@ -195,7 +204,7 @@ def _cmd_outbox(args: argparse.Namespace) -> int:
     return 1 if report.failed else 0
 
 
-def _register_outbox(sub) -> None:
+def _register_outbox(sub: Subparsers) -> None:
     p = sub.add_parser("outbox", help="receipt emails waiting to be sent (or sent)")
     verbs = p.add_subparsers(dest="outbox_command", metavar="VERB", required=True)
     ls = verbs.add_parser("list", help="newest first")
@@ -215,8 +224,11 @@ def _register_outbox(sub) -> None:
 
 
 def _cmd_ledger_check(args: argparse.Namespace) -> int:
-    from workroom_app.billing.ledger_check import check_ledger, count_accounts
-    from workroom_app.db import read_session
+    from workroom_app.billing.ledger_check import (  # noqa: PLC0415  (CLI start-up)
+        check_ledger,
+        count_accounts,
+    )
+    from workroom_app.db import read_session  # noqa: PLC0415  (CLI start-up)
 
     with read_session(_engine()) as s:
         problems = check_ledger(s, args.email)
@@ -230,7 +242,7 @@ def _cmd_ledger_check(args: argparse.Namespace) -> int:
     return 0
 
 
-def _register_ledger(sub) -> None:
+def _register_ledger(sub: Subparsers) -> None:
     p = sub.add_parser("ledger", help="the credit ledger")
     verbs = p.add_subparsers(dest="ledger_command", metavar="VERB", required=True)
     check = verbs.add_parser(
@@ -241,20 +253,20 @@ def _register_ledger(sub) -> None:
 
 
 def _cmd_bench_ledger(args: argparse.Namespace) -> int:
-    import os
+    import os  # noqa: PLC0415  (CLI start-up)
 
-    from workroom_app.settings import REPO_ROOT
+    from workroom_app.settings import REPO_ROOT  # noqa: PLC0415  (CLI start-up)
 
     # benchmarks/ lives beside the package, not inside it.
     if str(REPO_ROOT) not in sys.path:
         sys.path.insert(0, str(REPO_ROOT))
-    from benchmarks import bench_ledger
+    from benchmarks import bench_ledger  # noqa: PLC0415  (CLI start-up)
 
     results = bench_ledger.run(os.environ.get("WORKROOM_TEST_POSTGRES_URL") or None)
     return bench_ledger.report(results, as_json=args.json)
 
 
-def _register_bench(sub) -> None:
+def _register_bench(sub: Subparsers) -> None:
     p = sub.add_parser("bench", help="benchmarks")
     verbs = p.add_subparsers(dest="bench_command", metavar="VERB", required=True)
     led = verbs.add_parser("ledger", help="debit throughput vs the raw floor, balance reads")
@@ -266,10 +278,13 @@ def _register_bench(sub) -> None:
 
 
 def _cmd_reconcile(args: argparse.Namespace) -> int:
-    from datetime import UTC, datetime
+    from datetime import UTC, datetime  # noqa: PLC0415  (CLI start-up)
 
-    from workroom_app.billing.reconcile import reconcile, render_text
-    from workroom_app.db import read_session
+    from workroom_app.billing.reconcile import (  # noqa: PLC0415  (CLI start-up)
+        reconcile,
+        render_text,
+    )
+    from workroom_app.db import read_session  # noqa: PLC0415  (CLI start-up)
 
     since = None
     if args.since:
@@ -285,7 +300,7 @@ def _cmd_reconcile(args: argparse.Namespace) -> int:
     return 0 if report.ok else 1
 
 
-def _register_reconcile(sub) -> None:
+def _register_reconcile(sub: Subparsers) -> None:
     p = sub.add_parser(
         "reconcile", help="match payments, invoices and credit grants (exit 1 on any mismatch)"
     )
@@ -311,9 +326,9 @@ REGISTRARS += [_register_reconcile]
 
 
 def _cmd_reports_pending(args: argparse.Namespace) -> int:
-    from workroom_app.billing import formatting
-    from workroom_app.db import read_session
-    from workroom_app.generation import reports
+    from workroom_app.billing import formatting  # noqa: PLC0415  (CLI start-up)
+    from workroom_app.db import read_session  # noqa: PLC0415  (CLI start-up)
+    from workroom_app.generation import reports  # noqa: PLC0415  (CLI start-up)
 
     with read_session(_engine()) as s:
         rows = reports.pending(s)
@@ -327,10 +342,10 @@ def _cmd_reports_pending(args: argparse.Namespace) -> int:
 
 
 def _cmd_reports_decide(args: argparse.Namespace) -> int:
-    from workroom_app.billing import accounts
-    from workroom_app.billing.staff import StaffError
-    from workroom_app.db import write_session
-    from workroom_app.generation import reports
+    from workroom_app.billing import accounts  # noqa: PLC0415  (CLI start-up)
+    from workroom_app.billing.staff import StaffError  # noqa: PLC0415  (CLI start-up)
+    from workroom_app.db import write_session  # noqa: PLC0415  (CLI start-up)
+    from workroom_app.generation import reports  # noqa: PLC0415  (CLI start-up)
 
     with write_session(_engine()) as s:
         staff = accounts.find_account(s, args.staff)
@@ -348,7 +363,7 @@ def _cmd_reports_decide(args: argparse.Namespace) -> int:
     return 0
 
 
-def _register_reports(sub) -> None:
+def _register_reports(sub: Subparsers) -> None:
     p = sub.add_parser("reports", help='"report a broken result": the ones waiting for staff')
     verbs = p.add_subparsers(dest="reports_command", metavar="VERB", required=True)
     verbs.add_parser("pending", help="list reports waiting for staff").set_defaults(

@@ -18,6 +18,7 @@ from workroom_app.components.balance_popover import balance_with_popover, past_d
 from workroom_app.routes import CREDITS_ROUTE, LANDING_ROUTE, PLANS_ROUTE
 from workroom_app.state.alerts import AlertsState
 from workroom_app.state.session import SessionState
+from workroom_app.state.timezone import TimeZoneState
 
 SIDEBAR_WIDTH = "15rem"
 
@@ -313,8 +314,6 @@ def skip_link() -> rx.Component:
 
 def time_zone_probe() -> rx.Component:
     """Tell the server the browser's time zone (state/timezone.py)."""
-    from workroom_app.state.timezone import TimeZoneState
-
     return rx.box(
         display="none",
         on_mount=rx.call_script(

@@ -19,11 +19,13 @@ import io
 import os
 import re
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
+from workroom_app.billing import catalog as catalog_module
 from workroom_app.generation.errors import InvalidUpload
+from workroom_app.settings import get_settings
 
 MB = 1024 * 1024
 MAX_BYTES = {"image": 10 * MB, "video": 50 * MB, "audio": 20 * MB}
@@ -146,12 +148,12 @@ def _check(data: object, accept: tuple[str, ...], what: str) -> tuple[str, str, 
     if len(data) > limit:
         raise InvalidUpload(f"{what} is {_size_text(len(data))}; the limit is {_size_text(limit)}.")
     if FORMATS[ext][0] == "image":
-        from PIL import Image
+        from PIL import Image  # noqa: PLC0415  (Pillow: loaded only to read images)
 
         try:
             with Image.open(io.BytesIO(data)) as img:
                 img.verify()
-        except Exception:
+        except Exception:  # noqa: BLE001  (whatever Pillow trips on, the file is unreadable)
             raise InvalidUpload(
                 f"{what} looks like a {ext.upper()} image but cannot be read."
             ) from None
@@ -167,7 +169,7 @@ def _check(data: object, accept: tuple[str, ...], what: str) -> tuple[str, str, 
 
 def media_seconds_of_bytes(data: bytes, ext: str) -> float | None:
     """How long a clip or audio file plays; 0.0 for a still picture; None when unreadable."""
-    from workroom_app.generation import media
+    from workroom_app.generation import media  # noqa: PLC0415  (PyAV: loaded only to read media)
 
     if ext == "gif":
         return _gif_seconds(data)
@@ -183,7 +185,7 @@ def media_seconds_of_bytes(data: bytes, ext: str) -> float | None:
 
 def _gif_seconds(data: bytes) -> float:
     """An animated GIF's length (the sum of its frame delays); 0.0 for a single frame."""
-    from PIL import Image, ImageSequence
+    from PIL import Image, ImageSequence  # noqa: PLC0415  (Pillow: loaded only to read images)
 
     with Image.open(io.BytesIO(data)) as img:
         if getattr(img, "n_frames", 1) <= 1:
@@ -201,13 +203,12 @@ def length_problem(
 ) -> str | None:
     """Why an upload of this length cannot be used for `feature` (its length in the message),
     or None. The catalog's longest duration for the feature, then the plan's cap."""
-    from workroom_app.billing import catalog as catalog_module
-    from workroom_app.generation import media
+    from workroom_app.generation import media  # noqa: PLC0415  (PyAV: loaded only to read media)
 
     cat = catalog_module.get_catalog()
     try:
         feat = cat.feature(feature)
-    except Exception:
+    except catalog_module.UnknownFeature:
         return None
     longest = max(
         (m.durations[-1] for m in feat.models.values() if m.has_duration and m.durations),
@@ -226,7 +227,6 @@ def length_problem(
 def _media_dir(media_dir: Path | None) -> Path:
     if media_dir is not None:
         return Path(media_dir)
-    from workroom_app.settings import get_settings
 
     return get_settings().media_dir
 

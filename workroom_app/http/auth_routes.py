@@ -21,9 +21,12 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
 
+from workroom_app.billing import accounts
 from workroom_app.billing.email_confirmation import CONFIRM_PATH
-from workroom_app.routes import LOGIN_ROUTE as LOGIN
+from workroom_app.db import write_session
 from workroom_app.routes import LANDING_ROUTE, landing_route
+from workroom_app.routes import LOGIN_ROUTE as LOGIN
+from workroom_app.security import signing
 from workroom_app.security.session_cookie import COOKIE_NAME, cookie_attributes
 
 SESSION_PATH = "/api/auth/session"
@@ -44,9 +47,6 @@ def _same_origin(request: Request) -> bool:
 
 def _redeem(ticket: str) -> tuple[str, str] | None:
     """(session token, where this account lands) for a good ticket, else None."""
-    from workroom_app.billing import accounts
-    from workroom_app.db import write_session
-
     with write_session() as session:
         token = accounts.redeem_login_ticket(session, ticket)
         account = accounts.lookup_session(session, token) if token else None
@@ -56,9 +56,6 @@ def _redeem(ticket: str) -> tuple[str, str] | None:
 
 
 def _revoke(token: str) -> None:
-    from workroom_app.billing import accounts
-    from workroom_app.db import write_session
-
     with write_session() as session:
         accounts.revoke_login(session, token)
 
@@ -96,10 +93,6 @@ async def end_session(request: Request) -> Response:
 
 
 def _confirm(token: str) -> tuple[str, int]:
-    from workroom_app.billing import accounts
-    from workroom_app.db import write_session
-    from workroom_app.security import signing
-
     found = signing.read_confirmation_token(token)
     if found is None:
         return "invalid", 0

@@ -25,7 +25,13 @@ from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
+from workroom_app.billing import catalog
+from workroom_app.db import read_session
+from workroom_app.generation import jobs, uploads
+from workroom_app.generation.errors import GenerationError
 from workroom_app.http.caller import caller_account_and_staff
+from workroom_app.models import GenerationJob, JobStatus
+from workroom_app.settings import get_settings
 
 JOB_MEDIA_ROUTE = "/api/media/jobs"
 UPLOAD_MEDIA_ROUTE = "/api/media/uploads"
@@ -61,12 +67,6 @@ def _inside(base: Path, path: Path) -> Path | None:
 def _job_file(
     account_id: int, job_id: int, index: int = 1, *, staff: bool = False
 ) -> tuple[Path, str, str] | None:
-    from workroom_app.db import read_session
-    from workroom_app.generation import jobs
-    from workroom_app.generation.errors import GenerationError
-    from workroom_app.models import GenerationJob, JobStatus
-    from workroom_app.settings import get_settings
-
     with read_session() as session:
         try:
             if staff:
@@ -90,16 +90,11 @@ def _job_file(
         # the type still follows the file's own name so a PNG is never sent as something else.
         mime = job.output_mime or "application/octet-stream"
         if index > 1:
-            from workroom_app.generation import uploads
-
             mime = uploads.FORMATS.get(path.suffix.lstrip(".").lower(), (None, mime))[1]
         return path, mime, name
 
 
 def _upload_file(account_id: int, ref: str) -> tuple[Path, str] | None:
-    from workroom_app.generation import uploads
-    from workroom_app.generation.errors import GenerationError
-
     try:
         path = uploads.path_of(account_id, ref)
         mime = uploads.mime_of(ref)
@@ -153,8 +148,6 @@ async def upload_media(request: Request) -> Response:
 
 
 async def catalog_json(_request: Request) -> Response:
-    from workroom_app.billing import catalog
-
     return JSONResponse(catalog.catalog_for_browser(), headers={"Cache-Control": "no-cache"})
 
 

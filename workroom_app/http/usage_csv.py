@@ -17,6 +17,7 @@ from starlette.routing import Route
 
 from workroom_app.billing import clock, usage
 from workroom_app.billing.usage import UsageError, UsageFilter
+from workroom_app.db import read_session
 from workroom_app.http.caller import caller_account_id
 
 CSV_ROUTE = "/api/usage.csv"
@@ -25,8 +26,6 @@ SIGN_IN = "Sign in to download your usage."
 
 
 def _stream(account_id: int, filters: UsageFilter) -> Iterator[str]:
-    from workroom_app.db import read_session
-
     # Starlette runs a sync iterator in its thread pool, so these blocking
     # reads stay off the event loop; closing the iterator closes the session.
     with read_session() as session:

@@ -32,11 +32,12 @@ def _card(item: rx.Var) -> rx.Component:
     )
 
 
-def _small(item: rx.Var) -> rx.Component:
+def _small_link(item: rx.Var) -> rx.Component:
+    """A small figure that links to its rows (MRR movement, credits by category)."""
     return rx.vstack(
         rx.text(item["label"], size="1", color_scheme="gray"),
         rx.link(
-            item["value"], href=item["href"], size="3", weight="medium", data_testid="ov-mrr-move"
+            item["value"], href=item["href"], size="3", weight="medium", data_testid="ov-small-link"
         ),
         spacing="0",
         min_width="8rem",
@@ -180,7 +181,7 @@ def money_panel() -> rx.Component:
                 ),
                 rx.vstack(
                     rx.text("MRR movement in the range", size="2", color_scheme="gray"),
-                    rx.hstack(rx.foreach(S.mrr_cards, _small), wrap="wrap"),
+                    rx.hstack(rx.foreach(S.mrr_cards, _small_link), wrap="wrap"),
                     rx.text(
                         "Active subscriptions by plan",
                         size="2",
@@ -226,7 +227,7 @@ def credits_panel() -> rx.Component:
                 width="100%",
                 height=260,
             ),
-            rx.hstack(rx.foreach(S.credit_totals, _small), wrap="wrap"),
+            rx.hstack(rx.foreach(S.credit_totals, _small_link), wrap="wrap"),
             rx.text(
                 "Outstanding credits by expiry month (what is still owed)",
                 size="2",

@@ -24,8 +24,12 @@ _CSV_BASE = backend_url(CSV_ROUTE)
 
 
 def _select(
-    options: list[tuple[str, str]], value, on_change, testid: str, label: str
-) -> rx.Component:  # noqa: ANN001
+    options: list[tuple[str, str]],
+    value: rx.Var,
+    on_change: rx.EventHandler,
+    testid: str,
+    label: str,
+) -> rx.Component:
     return rx.select.root(
         rx.select.trigger(
             aria_label=label, data_testid=testid, min_width="11rem", max_width="100%"

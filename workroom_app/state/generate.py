@@ -19,12 +19,22 @@ import asyncio
 import dataclasses
 import json
 import re
+from os.path import basename
 from typing import Any
 
 import reflex as rx
 
-from workroom_app.billing import catalog
-from workroom_app.generation import uploads
+from workroom_app.billing import accounts, catalog, formatting, ledger
+from workroom_app.db import read_session, write_session
+from workroom_app.generation import jobs, uploads
+from workroom_app.generation.errors import (
+    GenerationError,
+    InvalidRequest,
+    NotEnoughCredits,
+    TooManyRunning,
+)
+from workroom_app.http.media_routes import job_media_url, upload_media_url
+from workroom_app.models import Account
 from workroom_app.routes import LOGIN_ROUTE
 from workroom_app.state.session import SessionState
 
@@ -111,7 +121,7 @@ def failure_toast(job: JobView) -> str:
 def _labels(feature: str, model: str) -> tuple[str, str]:
     try:
         feat = catalog.get_catalog().feature(feature)
-    except Exception:  # a feature retired from the catalog still shows its key
+    except catalog.UnknownFeature:  # a feature retired from the catalog still shows its key
         return feature.replace("_", " ").capitalize(), model
     try:
         return feat.label, feat.models[model].label
@@ -126,8 +136,6 @@ def _shorten(text: str, limit: int = 90) -> str:
 
 def job_view(job: Any, tz_name: str = "UTC") -> JobView:
     """Build the browser's view of a GenerationJob row."""
-    from workroom_app.http.media_routes import job_media_url
-
     try:
         params = json.loads(job.params_json or "{}")
     except ValueError:
@@ -147,7 +155,6 @@ def job_view(job: Any, tz_name: str = "UTC") -> JobView:
     kind = mime.split("/", 1)[0] if succeeded and mime else ""
     if mime in ("image/gif", "image/webp") and job.feature in ("video", "lip_sync"):
         kind = "image"
-    from workroom_app.billing import formatting
 
     created = formatting.format_datetime(job.created_at, tz_name) if job.created_at else ""
     refunded = job.refund_entry_id is not None
@@ -256,16 +263,6 @@ def submit_job(
     tz: str = "UTC",
 ) -> SubmitOutcome:
     """One write transaction: jobs.submit prices again, checks, debits and creates the job."""
-    from workroom_app.billing import ledger
-    from workroom_app.db import write_session
-    from workroom_app.generation import jobs
-    from workroom_app.generation.errors import (
-        GenerationError,
-        InvalidRequest,
-        NotEnoughCredits,
-        TooManyRunning,
-    )
-
     try:
         with write_session() as session:
             job = jobs.submit(
@@ -290,11 +287,6 @@ def submit_job(
 
 def cancel_job(account_id: int, job_id: object, tz: str = "UTC") -> tuple[JobView | None, int, str]:
     """(job, balance, error) after the owner cancels a queued job."""
-    from workroom_app.billing import ledger
-    from workroom_app.db import write_session
-    from workroom_app.generation import jobs
-    from workroom_app.generation.errors import GenerationError
-
     try:
         with write_session() as session:
             job = jobs.cancel(session, account_id, job_id)
@@ -307,10 +299,6 @@ def read_jobs(
     account_id: int, before_id: int | None = None, tz: str | None = None
 ) -> tuple[list[JobView], list[JobView], bool, str]:
     """(active jobs, one history page, more pages?, timezone)."""
-    from workroom_app.db import read_session
-    from workroom_app.generation import jobs
-    from workroom_app.models import Account
-
     with read_session() as session:
         if tz is None:
             account = session.get(Account, account_id)
@@ -322,10 +310,7 @@ def read_jobs(
 
 
 def store_upload(account_id: int, feature: str, role: str, data: bytes, filename: str):
-    from workroom_app.billing import accounts
-    from workroom_app.db import read_session
-    from workroom_app.generation import media, uploads
-    from workroom_app.http.media_routes import upload_media_url
+    from workroom_app.generation import media  # noqa: PLC0415  (PyAV: loaded only to read media)
 
     with read_session() as session:
         plan_key = accounts.current_plan_key(session, account_id)
@@ -366,10 +351,6 @@ def rejection_message(feature: str, role: str, rejected: object) -> str:
 
     The records come from the browser: only their file name and error codes are read, shortened,
     and used as text; nothing else is trusted or stored."""
-    from os.path import basename
-
-    from workroom_app.generation import uploads
-
     label, accepted, kinds = _role_texts(feature, role)
     record = (
         rejected[0]
@@ -563,8 +544,6 @@ class GenerateState(SessionState):
         self.error_upgrade = False
 
     async def _store(self, feature: str, role: str, files: list[rx.UploadFile]):
-        from workroom_app.generation.errors import GenerationError
-
         if self._account_id is None:
             return rx.redirect(LOGIN_ROUTE)
         errors = {k: v for k, v in self.upload_errors.items() if k != role}

@@ -34,7 +34,7 @@ from workroom_app.state.session import SessionState
 NOT_STAFF = "The staff dashboard is for staff members only."
 BAD_ADDRESS = "This list's address is not one the overview links to. Go back to the overview."
 _KEY = re.compile(r"^[a-z0-9_]{1,32}$")
-PARAMETERS = ("list", "from", "to", "kind", "plan", "status", "sub")
+PARAMETERS = ("list", "from", "to", "kind", "plan", "status", "sub", "category")
 
 
 def rows_href(list_name: str, **params: str) -> str:
@@ -52,6 +52,7 @@ class Request:
     plan: str = ""
     status: str = ""
     subscription_only: bool = False
+    category: str = ""
 
 
 def parse_request(params: dict) -> Request:
@@ -67,14 +68,17 @@ def parse_request(params: dict) -> Request:
     if list_name not in staff_figure_rows.LISTS:
         raise StaffError(BAD_ADDRESS)
     kind, plan, status, sub = text("kind"), text("plan"), text("status"), text("sub")
-    for value in (kind, plan):
+    category = text("category")
+    if list_name == "credits" and not category:
+        raise StaffError(BAD_ADDRESS)
+    for value in (kind, plan, category):
         if value and not _KEY.match(value):
             raise StaffError(BAD_ADDRESS)
     if status and status not in staff_figure_rows.SUBSCRIPTION_STATUSES:
         raise StaffError(BAD_ADDRESS)
     if sub not in ("", "1"):
         raise StaffError(BAD_ADDRESS)
-    return Request(list_name, text("from"), text("to"), kind, plan, status, sub == "1")
+    return Request(list_name, text("from"), text("to"), kind, plan, status, sub == "1", category)
 
 
 def _title(req: Request, start_text: str, end_text: str) -> str:
@@ -92,6 +96,8 @@ def _title(req: Request, start_text: str, end_text: str) -> str:
         return "Subscriptions that ended" + period
     if req.list_name == "disputes":
         return "Open card disputes (now)"
+    if req.list_name == "credits":
+        return f"Credits: {staff_metrics.category_label(req.category)}" + period
     what = "Past-due subscriptions" if req.status == "past_due" else "Active subscriptions"
     return what + (f" on {staff.plan_name(req.plan)}" if req.plan else "") + " (now)"
 
@@ -120,6 +126,8 @@ def _read(actor_id: int, req: Request) -> tuple[str, staff_figure_rows.FigureRow
             found = staff_figure_rows.churn(session, actor_id, start, end)
         elif req.list_name == "disputes":
             found = staff_figure_rows.disputes(session, actor_id)
+        elif req.list_name == "credits":
+            found = staff_figure_rows.credits(session, actor_id, start, end, req.category)
         else:
             found = staff_figure_rows.subscriptions(
                 session, actor_id, status=req.status or "active", plan=req.plan or None
@@ -127,7 +135,13 @@ def _read(actor_id: int, req: Request) -> tuple[str, staff_figure_rows.FigureRow
     return title, found
 
 
-def _row(r: staff_figure_rows.Row) -> dict[str, str]:
+def _amount(value: int, unit: str) -> str:
+    if unit == "credits":
+        return f"+{value:,}" if value > 0 else f"\u2212{-value:,}"
+    return formatting.format_money(value)
+
+
+def _row(r: staff_figure_rows.Row, unit: str) -> dict[str, str]:
     return {
         "id": r.id,
         "when": staff.format_time(r.when) if r.when else "",
@@ -135,7 +149,7 @@ def _row(r: staff_figure_rows.Row) -> dict[str, str]:
         "account_href": f"{STAFF_ACCOUNTS_ROUTE}?" + urlencode({"q": r.email}) if r.email else "",
         "label": r.label,
         "status": r.status,
-        "amount": formatting.format_money(r.amount_cents),
+        "amount": _amount(r.amount_cents, unit),
         "detail": r.detail,
     }
 
@@ -175,9 +189,13 @@ class StaffFigureRowsState(SessionState):
         self.error = ""
         self.title = title
         self.count_text = f"{found.count:,}"
-        self.total_text = formatting.format_money(found.total_cents)
+        self.total_text = (
+            f"{found.total_cents:,} credits"
+            if found.unit == "credits"
+            else formatting.format_money(found.total_cents)
+        )
         self.truncated_text = (
             f"Showing the newest {len(found.rows):,} of {found.count:,}." if found.truncated else ""
         )
-        self.rows = [_row(r) for r in found.rows]
+        self.rows = [_row(r, found.unit) for r in found.rows]
         return None

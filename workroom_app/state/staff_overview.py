@@ -34,19 +34,6 @@ KIND_LABELS = {
     "upgrade": "Upgrades",
     "downgrade": "Downgrades",
 }
-CATEGORY_LABELS = {
-    "granted_trial": "Trial",
-    "granted_subscription": "Subscription",
-    "granted_monthly": "Monthly",
-    "granted_plan_change": "Upgrades",
-    "granted_staff": "Staff added",
-    "spent": "Spent",
-    "refunded": "Refunded (failed generations)",
-    "expired": "Expired",
-    "burned": "Burned (downgrades)",
-    "adjusted_down": "Staff removed",
-    "removed_by_invoice_refund": "Removed by invoice refunds",
-}
 
 
 _SLICE_COLOURS = (
@@ -227,7 +214,11 @@ class StaffOverviewState(SessionState):
             for d, row in c.by_day.items()
         ]
         self.credit_totals = [
-            {"label": CATEGORY_LABELS.get(k, k.replace("_", " ").capitalize()), "value": f"{v:,}"}
+            {
+                "label": staff_metrics.category_label(k),
+                "value": f"{v:,}",
+                "href": rows_href("credits", category=k, **period),
+            }
             for k, v in c.totals.items()
         ]
         self.outstanding_chart = [

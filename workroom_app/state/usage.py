@@ -14,6 +14,7 @@ from urllib.parse import urlencode
 
 from workroom_app.billing import catalog, usage
 from workroom_app.billing.usage import UsageError, UsageFilter
+from workroom_app.db import read_session
 from workroom_app.models import ACTION_LABELS
 from workroom_app.state.session import SessionState
 
@@ -54,8 +55,6 @@ def csv_query(filters: UsageFilter) -> str:
 
 
 def _read_page(account_id: int, filters: UsageFilter, before_id: int | None, after_id: int | None):
-    from workroom_app.db import read_session
-
     with read_session() as session:
         page = usage.usage_page(
             session,
@@ -72,15 +71,11 @@ def _read_page(account_id: int, filters: UsageFilter, before_id: int | None, aft
 
 
 def _entry_cursor(account_id: int, entry: object) -> int | None:
-    from workroom_app.db import read_session
-
     with read_session() as session:
         return usage.cursor_for_entry(session, account_id, entry)
 
 
 def _read_summary(account_id: int):
-    from workroom_app.db import read_session
-
     with read_session() as session:
         tz = usage.account_timezone(session, account_id)
         series = usage.spend_by_day(session, account_id, CHART_DAYS, tz)

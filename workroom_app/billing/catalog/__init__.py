@@ -8,7 +8,7 @@ positive number"), and the app refuses to start rather than charge a wrong price
 `quote(request, plan_key)` is the one pricing function. The server calls it when a generation
 is submitted (never trusting a price from the browser); assets/quote.js is its exact twin for
 the live cost on the Generate button, fed by `catalog_for_browser()`, and
-tests/test_quote_parity.py holds the two to the same answers.
+tests/billing/test_quote_parity.py holds the two to the same answers.
 
 Arithmetic is exact: rates and multipliers are Fractions read from the TOML text (tomllib is
 given Decimal for floats), so 40 × 10 × 1.5 is 600 and never 600.0000000001 rounded up to 601.

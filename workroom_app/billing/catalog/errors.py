@@ -3,16 +3,20 @@
 
 from __future__ import annotations
 
+from workroom_app.billing.errors import SubscriptionError
+
 
 class CatalogError(Exception):
     """The catalog file is missing or wrong; the message names the file and the field."""
 
 
-class UnknownPlan(CatalogError, LookupError):
-    """A plan key the catalog does not define: a bug in the caller, not a user mistake."""
+class UnknownPlan(SubscriptionError, CatalogError, LookupError):
+    """A plan key the catalog does not define. The one class for it: the catalog raises it, the
+    subscription engine refuses a browser's unknown plan with it (a SubscriptionError, so the
+    states show its message), and it is a LookupError for code that looks a plan up."""
 
-    def __init__(self, plan_key: object):
-        super().__init__(f"Unknown plan {plan_key!r}")
+    def __init__(self, plan_key: object = None) -> None:
+        super().__init__("That plan does not exist. Choose a plan from the Plans page.")
         self.plan_key = plan_key
 
 

@@ -10,6 +10,7 @@ import tomllib
 from collections.abc import Mapping
 from decimal import Decimal
 from fractions import Fraction
+from itertools import pairwise
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
@@ -195,7 +196,7 @@ def _build(spec: CatalogSpec, *, source: str, digest: str) -> Catalog:
         )
 
     plans.sort(key=lambda p: p.rank)
-    for lower, higher in zip(plans, plans[1:]):
+    for lower, higher in pairwise(plans):
         hpath = f"plans.{higher.key}"
         if higher.rank == lower.rank:
             raise _Problem(

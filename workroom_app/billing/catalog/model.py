@@ -10,7 +10,8 @@ from fractions import Fraction
 from types import MappingProxyType
 from typing import Any
 
-from workroom_app.billing.catalog import browser, pricing
+import workroom_app.billing.catalog.browser as browser
+import workroom_app.billing.catalog.pricing as pricing
 from workroom_app.billing.catalog.errors import (
     PlanLimit,
     UnknownFeature,

@@ -1,7 +1,7 @@
 """Pricing: `quote` checks a request against the models, then the plan, and prices it exactly.
 
 The order of the checks and every message are part of the contract with assets/quote.js, the
-browser twin of this module: tests/test_quote_parity.py holds the two to the same answers.
+browser twin of this module: tests/billing/test_quote_parity.py holds the two to the same answers.
 Arithmetic is exact (Fractions), rounded up once at the end.
 """
 
@@ -290,9 +290,12 @@ def _plan_violations(
 ) -> list[str]:
     broken = []
     cap = plan.max_resolution.get(feature.key)
-    if resolution is not None and cap is not None:
-        if feature.resolution_rank(resolution) > feature.resolution_rank(cap):
-            broken.append("resolution")
+    if (
+        resolution is not None
+        and cap is not None
+        and feature.resolution_rank(resolution) > feature.resolution_rank(cap)
+    ):
+        broken.append("resolution")
     longest = plan.max_duration.get(feature.key)
     if duration is not None and longest is not None and duration > longest:
         broken.append("duration")

@@ -7,6 +7,7 @@ import math
 import re
 from decimal import Decimal
 from fractions import Fraction
+from itertools import pairwise
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -88,7 +89,7 @@ class DurationSpec(Spec):
                 )
             if not self.choices:
                 raise PydanticCustomError("duration", "choices must not be empty")
-            if any(b <= a for a, b in zip(self.choices, self.choices[1:])):
+            if any(b <= a for a, b in pairwise(self.choices)):
                 raise PydanticCustomError(
                     "duration", "choices must go from shortest to longest, without repeats"
                 )

@@ -7,8 +7,8 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import ColumnElement, func, or_, select
-from sqlmodel import Session
+from sqlalchemy import ColumnElement, func, or_
+from sqlmodel import Session, select
 
 from workroom_app.models import CreditGrant
 
@@ -24,11 +24,11 @@ def spendable_balance(session: Session, account_id: int, now: datetime) -> int:
 
 
 def _live_grants_total(session: Session, owner: ColumnElement[bool], now: datetime) -> int:
-    total = session.execute(
+    total = session.exec(
         select(func.coalesce(func.sum(CreditGrant.amount_left), 0)).where(
             owner,
             CreditGrant.amount_left > 0,
             or_(CreditGrant.expires_at.is_(None), CreditGrant.expires_at > now),
         )
-    ).scalar_one()
+    ).one()
     return int(total)

@@ -22,10 +22,10 @@ from typing import Any
 
 from sqlalchemy import bindparam
 from sqlalchemy import select as core_select
-from sqlalchemy.sql.dml import ReturningInsert
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.sql.dml import ReturningInsert
 from sqlmodel import Session, select
 
 from workroom_app import db
@@ -53,7 +53,7 @@ _card_by_token = core_select(_K.c.account_id, _K.c.behaviour, _K.c.exp_month, _K
 
 
 @functools.lru_cache(maxsize=4)
-def _insert_charge(dialect: str) -> ReturningInsert[int]:  # INSERT ... ON CONFLICT DO NOTHING
+def _insert_charge(dialect: str) -> ReturningInsert[Any]:
     fn = pg_insert if dialect == "postgresql" else sqlite_insert
     return fn(_C).on_conflict_do_nothing(index_elements=[_C.c.idempotency_key]).returning(_C.c.id)
 
@@ -191,24 +191,18 @@ class LocalGateway:
                 today = clock.now().date()
                 if decline is None and (card.exp_year, card.exp_month) < (today.year, today.month):
                     decline = cards.DECLINES[cards.Behaviour.DECLINE_EXPIRED]
-            result = ChargeResult(
-                ok=decline is None,
-                # Derived from the key: the same request always names the same charge.
-                gateway_ref="ch_local_" + hashlib.sha256(idempotency_key.encode()).hexdigest()[:24],
-                failure_reason=decline.message if decline else None,
-                failure_code=decline.code if decline else None,
-            )
-            row = dict(
+            row: dict[str, Any] = dict(
                 idempotency_key=idempotency_key,
                 account_id=account_id,
                 card_token=str(token)[:64],
                 amount_cents=amount_cents,
                 currency=currency,
                 description=description[:500],
-                ok=result.ok,
-                gateway_ref=result.gateway_ref,
-                failure_code=result.failure_code,
-                failure_reason=result.failure_reason,
+                ok=decline is None,
+                # Derived from the key: the same request always names the same charge.
+                gateway_ref="ch_local_" + hashlib.sha256(idempotency_key.encode()).hexdigest()[:24],
+                failure_code=decline.code if decline else None,
+                failure_reason=decline.message if decline else None,
                 refunded_at=None,
                 created_at=clock.now(),
             )
@@ -220,7 +214,12 @@ class LocalGateway:
                 # A concurrent request with the same key won: report its answer.
                 earlier = conn.execute(_charge_by_key, {"key": idempotency_key}).first()
                 return self._replay(earlier, account_id, amount_cents)
-            return result
+            return ChargeResult(
+                ok=row["ok"],
+                gateway_ref=row["gateway_ref"],
+                failure_reason=row["failure_reason"],
+                failure_code=row["failure_code"],
+            )
 
     def refund(self, gateway_ref: str, *, session: Session | None = None) -> bool:
         """Give a charge's money back (once). True when it is refunded now or was."""

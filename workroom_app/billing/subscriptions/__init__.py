@@ -85,8 +85,6 @@ from workroom_app.billing.subscriptions.lookup import (
     default_card,
     get_plan,
     live_subscription,
-    stripe_subscription_id,
-    subscription_by_id,
 )
 from workroom_app.billing.subscriptions.payment_records import (
     ACTIVATION,
@@ -164,8 +162,6 @@ __all__ = [
     "end_subscription",
     "get_plan",
     "live_subscription",
-    "stripe_subscription_id",
-    "subscription_by_id",
     "past_due",
     "pay_now",
     "preview_change",

@@ -4,7 +4,7 @@ the card a payment charges."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 from sqlmodel import Session, select
 
@@ -105,14 +105,13 @@ def card_to_charge(
         return on_file
     if not hasattr(gateway, "tokenize"):
         raise unsupported("This payment provider takes cards on its own checkout page.")
-    stored: PaymentMethod
     try:
         stored, _ = gateway.tokenize(
             session, account_id, card.number, card.exp_month, card.exp_year, card.cvc
         )
     except CardInvalid as exc:
         raise CardRejected(str(exc), field=exc.field, code=exc.code) from None
-    return stored
+    return cast(PaymentMethod, stored)
 
 
 def store_card(

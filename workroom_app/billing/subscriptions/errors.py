@@ -2,15 +2,10 @@
 
 from __future__ import annotations
 
-
-class SubscriptionError(Exception):
-    """A request the engine refuses; the message is shown to the user as is."""
-
-
-class UnknownPlan(SubscriptionError):
-    def __init__(self, plan_key: object = None) -> None:
-        super().__init__("That plan does not exist. Choose a plan from the Plans page.")
-        self.plan_key = plan_key
+# Both live below the catalog (billing/errors.py, catalog/errors.py); re-exported here with the
+# engine's other refusals.
+from workroom_app.billing.catalog.errors import UnknownPlan as UnknownPlan
+from workroom_app.billing.errors import SubscriptionError as SubscriptionError
 
 
 class NotAPaidPlan(SubscriptionError):

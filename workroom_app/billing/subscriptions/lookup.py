@@ -34,10 +34,7 @@ def get_plan(plan_key: object) -> Plan:
     """The catalog plan, or UnknownPlan (with a user message) for anything else."""
     if not isinstance(plan_key, str) or not plan_key or len(plan_key) > 32:
         raise UnknownPlan(plan_key)
-    try:
-        return _catalog().plan(plan_key)
-    except LookupError:
-        raise UnknownPlan(plan_key) from None
+    return _catalog().plan(plan_key)  # UnknownPlan when the catalog has no such plan
 
 
 def _paid_plan(plan_key: object) -> Plan:
@@ -62,7 +59,7 @@ def _money(cents: int) -> str:
     return money(cents, _currency())
 
 
-def _fmt_date(d: datetime | date, tz: ZoneInfo | None = None) -> str:  # None: UTC
+def _fmt_date(d: datetime | date, tz: ZoneInfo | str | None = None) -> str:  # None: UTC
     return formatting.format_date(d, tz)
 
 
@@ -96,20 +93,6 @@ def default_card(session: Session, account_id: int) -> PaymentMethod | None:
 
 def _lock(session: Session, account_id: int) -> None:
     invoices.lock_account(session, account_id)
-
-
-def subscription_by_id(session: Session, subscription_id: int) -> Subscription:
-    sub = session.get(Subscription, subscription_id)
-    if sub is None:
-        raise NoSubscription("No such subscription.")
-    return sub
-
-
-def stripe_subscription_id(sub: Subscription) -> str:
-    """The Stripe id of a subscription billed through Stripe (refused for any other)."""
-    if sub.gateway != "stripe" or not sub.gateway_subscription_id:
-        raise SubscriptionError("This plan is not billed through Stripe.")
-    return sub.gateway_subscription_id
 
 
 def _reload(session: Session, sub: Subscription) -> Subscription:

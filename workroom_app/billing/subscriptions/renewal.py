@@ -8,7 +8,6 @@ from typing import Any
 
 from sqlalchemy import bindparam, update
 from sqlalchemy import select as core_select
-from sqlalchemy.engine import Row
 from sqlmodel import Session
 
 from workroom_app import notifications
@@ -31,7 +30,6 @@ from workroom_app.billing.subscriptions.lookup import (
     _reload,
     get_plan,
     live_subscription,
-    subscription_by_id,
 )
 from workroom_app.billing.subscriptions.payment_records import (
     RENEWAL,
@@ -78,7 +76,7 @@ _sub_renewed_stmt = (
 )
 
 
-def _is_due(sub: Subscription | Row[Any], now: datetime) -> bool:  # an ORM object or a plain row
+def _is_due(sub: Any, now: datetime) -> bool:  # a Subscription or a row of it
     if sub.status == SubscriptionStatus.ACTIVE:
         return as_utc(sub.current_period_end) <= now
     if sub.status == SubscriptionStatus.PAST_DUE:
@@ -109,14 +107,12 @@ def renew(
     # A plain row (read after the lock), not an ORM object: this is the hot
     # path of a batch run. The ORM is used on the rare paths below.
     sub = conn.execute(_sub_row_stmt, {"sid": subscription_id}).first()
-    if sub is None:  # its account was found above, under the same lock
+    if sub is None:
         raise NoSubscription("No such subscription.")
     if not _is_due(sub, now):
         return None
     if sub.cancel_at_period_end:
-        return end_subscription(
-            session, subscription_by_id(session, sub.id), reason="cancelled", now=now
-        )
+        return end_subscription(session, _orm(session, sub.id), reason="cancelled", now=now)
     plan = get_plan(sub.plan_key)
     due_at = as_utc(sub.current_period_end)
     start, end = periods.period_containing(due_at, sub.anchor_day, now)
@@ -138,8 +134,15 @@ def renew(
     if payment.ok:
         return _apply_renewal(session, sub, period_start=start, period_end=end, payment=payment)
     return record_payment_failed(
-        session, subscription_by_id(session, sub.id), payment=payment, due_at=due_at, now=now
+        session, _orm(session, sub.id), payment=payment, due_at=due_at, now=now
     )
+
+
+def _orm(session: Session, subscription_id: int) -> Subscription:
+    sub = session.get(Subscription, subscription_id)
+    if sub is None:
+        raise NoSubscription("No such subscription.")
+    return sub
 
 
 def pay_now(session: Session, account_id: int, *, gateway: PaymentGateway | None = None) -> Outcome:

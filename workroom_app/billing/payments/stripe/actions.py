@@ -44,7 +44,7 @@ def sync_checkout_session(
     if not isinstance(checkout_session_id, str) or not checkout_session_id.startswith("cs_"):
         raise subscriptions.SubscriptionError("That checkout session does not exist.")
     state = fetch_checkout(gateway, checkout_session_id)
-    if not isinstance(state, StripeState):  # unpaid, or a pack's session (credited elsewhere)
+    if not isinstance(state, StripeState):  # not paid yet (or a pack: credited on /credits)
         return None
     with write_session(engine) as session:
         return reconcile_report(session, state)
@@ -120,11 +120,20 @@ def sync_pack_checkout(
         return apply_pack_purchase(session, state) is None
 
 
-def _stripe_subscription(session: Session, account_id: int) -> Subscription:
+def _stripe_subscription(session: Session, account_id: int) -> tuple[Subscription, str]:
+    """The account's live Stripe subscription and its Stripe id."""
     sub = subscriptions.live_subscription(session, account_id)
     if sub is None:
         raise subscriptions.NoSubscription("You're on Free. Subscribe to a plan first.")
-    subscriptions.stripe_subscription_id(sub)  # refuses a plan not billed through Stripe
+    if sub.gateway != "stripe" or not sub.gateway_subscription_id:
+        raise subscriptions.SubscriptionError("This plan is not billed through Stripe.")
+    return sub, sub.gateway_subscription_id
+
+
+def _get(session: Session, subscription_id: int | None) -> Subscription:
+    sub = session.get(Subscription, subscription_id)
+    if sub is None:
+        raise subscriptions.NoSubscription("No such subscription.")
     return sub
 
 
@@ -142,8 +151,7 @@ def change_plan(
     idempotency key makes two clicks one Stripe charge."""
     with read_session(engine) as session:
         preview = subscriptions.preview_change(session, account_id, new_plan_key)
-        sub = _stripe_subscription(session, account_id)
-        stripe_id = subscriptions.stripe_subscription_id(sub)
+        sub, stripe_id = _stripe_subscription(session, account_id)
     if expected_preview is not None and not preview.same_terms(expected_preview):
         raise subscriptions.PreviewOutdated(
             "Your plan or balance changed since you reviewed this change. Nothing was charged; "
@@ -163,7 +171,7 @@ def change_plan(
     with write_session(engine) as session:
         report = reconcile_report(session, state)
         if not result.ok:
-            local = subscriptions.subscription_by_id(session, sub.id)
+            local = _get(session, sub.id)
             facts = PaymentFacts(
                 ok=False,
                 amount_cents=result.amount_cents,
@@ -220,8 +228,7 @@ def _set_auto_renewal(
     engine: Engine, gateway: StripeGateway, account_id: int, *, cancel: bool
 ) -> subscriptions.Outcome:
     with read_session(engine) as session:
-        sub = _stripe_subscription(session, account_id)
-        stripe_id = subscriptions.stripe_subscription_id(sub)
+        sub, stripe_id = _stripe_subscription(session, account_id)
     # A fresh key per request: cancel, resume, cancel again must each act
     # (a reused key would replay the first answer); retries inside the SDK
     # reuse it.
@@ -246,7 +253,7 @@ def _set_auto_renewal(
         raise subscriptions.SubscriptionError(str(exc)) from None
     sync_subscription(engine, gateway, stripe_id)
     with read_session(engine) as session:
-        fresh = subscriptions.subscription_by_id(session, sub.id)
+        fresh = _get(session, sub.id)
         plan = subscriptions.get_plan(fresh.plan_key)
         end = fresh.current_period_end
         end_text = formatting.format_date(end, formatting.account_zone(session, fresh.account_id))
@@ -292,7 +299,7 @@ class StripeBilling:
             raise subscriptions.SubscriptionError(
                 "Stripe did not return a checkout page. Please try again."
             )
-        return str(view.url)
+        return view.url
 
     def finish_checkout(self, checkout_session_id: str) -> None:
         sync_checkout_session(db.get_engine(), _gateway(), checkout_session_id)
@@ -329,7 +336,7 @@ class StripeBilling:
             raise subscriptions.SubscriptionError(
                 "Stripe did not return a checkout page. Please try again."
             )
-        return str(view.url)
+        return view.url
 
     def finish_pack_checkout(self, account_id: int, checkout_session_id: str) -> bool:
         return sync_pack_checkout(db.get_engine(), _gateway(), checkout_session_id, account_id)

@@ -7,7 +7,7 @@ rules of the package docstring are read across its methods side by side."""
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any, TypeVar
+from typing import Any
 
 import stripe
 
@@ -40,18 +40,13 @@ from workroom_app.billing.payments.stripe.views import (
 from workroom_app.settings import Settings, get_settings
 
 
-_T = TypeVar("_T")
-
-
 def _dt(timestamp: int | None) -> datetime | None:
     return None if timestamp is None else datetime.fromtimestamp(int(timestamp), UTC)
 
 
-def _required(value: _T | None, what: str) -> _T:
-    """A field Stripe always sends on this object; its absence is a malformed answer."""
-    if value is None:
-        raise StripeGatewayError(f"Stripe sent a subscription without its {what}.")
-    return value
+def _when(timestamp: int) -> datetime:
+    """A time Stripe always sets (a subscription item's period)."""
+    return datetime.fromtimestamp(int(timestamp), UTC)
 
 
 def _meta(obj: Any) -> dict[str, str]:
@@ -135,7 +130,7 @@ class StripeGateway:
         through the plan-change flows below; the engine's direct-charge verbs
         are for the local gateway only."""
         raise GatewayError(
-            "Stripe subscriptions are charged by Stripe: use billing.stripe_webhooks.change_plan "
+            "Stripe subscriptions are charged by Stripe: use billing.payments.stripe.actions.change_plan "
             "for plan changes (renewals arrive as invoice.paid)."
         )
 
@@ -313,15 +308,15 @@ class StripeGateway:
         price = item.price
         return SubscriptionView(
             id=sub.id,
-            customer_id=_required(_id_of(sub.customer), "customer"),
+            customer_id=_id_of(sub.customer) or "",  # every subscription has one
             status=sub.status,
             item_id=item.id,
             price_id=price.id,
             price_cents=int(price.unit_amount),
             currency=price.currency,
             plan_key=self.plan_for_price(price.id),
-            period_start=_required(_dt(item.current_period_start), "period start"),
-            period_end=_required(_dt(item.current_period_end), "period end"),
+            period_start=_when(item.current_period_start),
+            period_end=_when(item.current_period_end),
             cancel_at_period_end=bool(sub.cancel_at_period_end),
             latest_invoice_id=_id_of(sub.latest_invoice),
             metadata=_meta(sub),
@@ -479,18 +474,18 @@ class StripeGateway:
                 f"{new_plan.capitalize()} is not a downgrade from your current plan; choose a lower paid plan."
             )
         _check_amount(int(new_price.unit_amount), expected_amount_cents)
+        # Any: the SDK's TypedDict does not accept the metadata keys held in constants.
+        params: Any = {
+            "items": [{"id": sub.item_id, "price": new_price.id}],
+            "billing_cycle_anchor": "now",
+            "proration_behavior": "none",
+            "payment_behavior": "error_if_incomplete",
+            "cancel_at_period_end": False,
+            "metadata": {META_PLAN: new_plan, META_UPGRADE_INVOICE: ""},
+        }
         try:
             updated = self.client.v1.subscriptions.update(
-                sub.id,
-                {  # type: ignore[arg-type]  # stripe's TypedDict wants literal values for each key
-                    "items": [{"id": sub.item_id, "price": new_price.id}],
-                    "billing_cycle_anchor": "now",
-                    "proration_behavior": "none",
-                    "payment_behavior": "error_if_incomplete",
-                    "cancel_at_period_end": False,
-                    "metadata": {META_PLAN: new_plan, META_UPGRADE_INVOICE: ""},
-                },
-                {"idempotency_key": derive_key(idempotency_key, "downgrade")},
+                sub.id, params, {"idempotency_key": derive_key(idempotency_key, "downgrade")}
             )
         except stripe.CardError as exc:
             return PaymentResult(

@@ -8,8 +8,8 @@ functions, each keyed on the Stripe invoice id, and copies the subscription's fl
 from __future__ import annotations
 
 import logging
-from datetime import datetime
 from dataclasses import dataclass, field
+from datetime import datetime
 
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
@@ -123,13 +123,6 @@ def local_subscription(session: Session, stripe_subscription_id: str) -> Subscri
     ).first()
 
 
-def _period(invoice: InvoiceView) -> tuple[datetime, datetime]:
-    """A subscription invoice's billing period (Stripe always sends it on one)."""
-    if invoice.period_start is None or invoice.period_end is None:
-        raise StripeGatewayError(f"Stripe invoice {invoice.id} has no billing period.")
-    return invoice.period_start, invoice.period_end
-
-
 def _failed_once(invoice: InvoiceView) -> bool:
     """A payment attempt on it failed (it is still unpaid, or was voided unpaid)."""
     return (
@@ -150,10 +143,6 @@ class ReconcileReport:
     @property
     def note(self) -> str:
         return "; ".join(self.notes) or "already up to date"
-
-
-def reconcile(session: Session, state: StripeState) -> str:
-    return reconcile_report(session, state).note
 
 
 def reconcile_report(session: Session, state: StripeState) -> ReconcileReport:
@@ -180,11 +169,12 @@ def reconcile_report(session: Session, state: StripeState) -> ReconcileReport:
             continue
         if kind == subscriptions.RENEWAL:
             if invoice.paid:
+                start, end = _period(invoice)
                 outcome = subscriptions.record_renewal_paid(
                     session,
                     local,
-                    period_start=_period(invoice)[0],
-                    period_end=_period(invoice)[1],
+                    period_start=start,
+                    period_end=end,
                     payment=payment_facts(invoice),
                 )
             elif _failed_once(invoice):
@@ -214,13 +204,14 @@ def reconcile_report(session: Session, state: StripeState) -> ReconcileReport:
                 # invoice void; the user's request (change_plan below) records
                 # the failed payment, under its own key.
                 continue
+            start, end = _period(invoice)
             outcome = subscriptions.apply_downgrade(
                 session,
                 local,
                 to_plan,
                 payment=payment_facts(invoice),
-                period_start=_period(invoice)[0],
-                period_end=_period(invoice)[1],
+                period_start=start,
+                period_end=end,
             )
         else:
             continue
@@ -263,16 +254,17 @@ def _activate(
     account_id = view.account_id or state.checkout_account_id
     if account_id is None or session.get(Account, account_id) is None:
         raise StripeGatewayError(f"Subscription {view.id} names no Workroom account.")
+    start, end = _period(invoice)
     try:
         outcome = subscriptions.activate_from_gateway(
             session,
             account_id,
             _invoice_plan(state, invoice),
-            period_start=_period(invoice)[0],
-            period_end=_period(invoice)[1],
+            period_start=start,
+            period_end=end,
             payment=payment_facts(invoice),
             gateway_subscription_id=view.id,
-            anchor_day=_period(invoice)[0].day,
+            anchor_day=start.day,
         )
     except subscriptions.AlreadySubscribed:
         # Paid twice (two checkout tabs): the account keeps its plan; the extra
@@ -291,6 +283,13 @@ def _activate(
     outcomes[invoice.id] = outcome
     notes.append(f"activation {invoice.id}")
     return session.get(Subscription, outcome.subscription_id)
+
+
+def _period(invoice: InvoiceView) -> tuple[datetime, datetime]:
+    """A subscription invoice's billing period (Stripe sets it on every one)."""
+    if invoice.period_start is None or invoice.period_end is None:
+        raise StripeGatewayError(f"Invoice {invoice.id} has no billing period.")
+    return invoice.period_start, invoice.period_end
 
 
 def _record_failed_change(
@@ -316,8 +315,6 @@ def apply_pack_purchase(session: Session, purchase: PackPurchase) -> str | None:
     view = purchase.payment
     if view.account_id is None or session.get(Account, view.account_id) is None:
         return f"credit pack paid in {view.session.id} for an unknown account: refund it"
-    if view.pack_key is None:
-        return f"credit pack paid in {view.session.id} names no pack: refund it"
     if (
         not view.credits
         or view.price_cents is None
@@ -326,9 +323,10 @@ def apply_pack_purchase(session: Session, purchase: PackPurchase) -> str | None:
         return f"credit pack {view.session.id} was paid {view.session.amount_total} cents, not its price: refund it"
     # What was sold is what the session says (we wrote it), even if the
     # catalog changed since the user paid.
-    listed = get_catalog().pack(view.pack_key)
+    pack_key = view.pack_key or ""  # set: fetch_pack_purchase passes only packs
+    listed = get_catalog().pack(pack_key)
     pack = CreditPack(
-        key=view.pack_key,
+        key=pack_key,
         label=listed.label
         if listed is not None and listed.credits == view.credits
         else f"{view.credits:,} credits",

@@ -20,8 +20,8 @@ import os
 import sys
 import tempfile
 import time
-from contextlib import ExitStack
 import uuid
+from contextlib import ExitStack
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))

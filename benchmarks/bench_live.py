@@ -48,8 +48,19 @@ import psutil
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from benchmarks._common import cpu_model, load_average, scratch_postgres, write_section  # noqa: E402
-from tests.e2e.conftest import CHROMIUM_ARGS, AppDidNotStart, _bun_dir, _free_port, _stop  # noqa: E402
+from benchmarks._common import (  # noqa: E402
+    cpu_model,
+    load_average,
+    scratch_postgres,
+    write_section,
+)
+from tests.e2e.conftest import (  # noqa: E402
+    CHROMIUM_ARGS,
+    AppDidNotStart,
+    _bun_dir,
+    _free_port,
+    _stop,
+)
 from tests.e2e.conftest import start_app as start_e2e_app  # noqa: E402
 
 PASSWORD = "bench-password-1"

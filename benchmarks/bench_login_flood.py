@@ -162,16 +162,15 @@ async def _run(mode: str, distributed: bool) -> dict:
 
     t_start = time.perf_counter()
     try:
-        async with processor:
-            async with httpx.AsyncClient(
-                transport=httpx.ASGITransport(app=api), base_url="http://bench"
-            ) as client:
-                probe = asyncio.create_task(health_probe(client))
-                user = asyncio.create_task(real_user())
-                await asyncio.gather(*(flooder(i) for i in range(CLIENTS)))
-                login_ms, tries = await user
-                stop.set()
-                await probe
+        async with processor, httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=api), base_url="http://bench"
+        ) as client:
+            probe = asyncio.create_task(health_probe(client))
+            user = asyncio.create_task(real_user())
+            await asyncio.gather(*(flooder(i) for i in range(CLIENTS)))
+            login_ms, tries = await user
+            stop.set()
+            await probe
     finally:
         auth_module.hashing_pool.run, rate_limits.login_attempt, hashing_pool.saturated = saved
         rate_limits.reset()

@@ -30,7 +30,12 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from benchmarks._common import cpu_model, load_average, scratch_postgres, write_section  # noqa: E402
+from benchmarks._common import (  # noqa: E402
+    cpu_model,
+    load_average,
+    scratch_postgres,
+    write_section,
+)
 
 HEADING = "## Generation pipeline (bench_pipeline)"
 REQUEST = {
@@ -230,7 +235,6 @@ def main(argv: list[str] | None = None) -> int:
             )
         else:
             url = f"sqlite:///{run_dir / 'pipe.db'}"
-        from workroom_app import db
 
         os.environ["WORKROOM_DATABASE_URL"] = (
             url  # db.get_engine() (the clock, ...) uses the same database

@@ -39,7 +39,6 @@ from benchmarks._common import (
     scratch_postgres,
     write_section,
 )  # noqa: E402
-
 from workroom_app import db  # noqa: E402
 from workroom_app.billing import usage  # noqa: E402
 from workroom_app.billing.usage import UsageFilter  # noqa: E402

@@ -3,13 +3,13 @@ the models describe, on SQLite and PostgreSQL, and downgrade back to empty."""
 
 from __future__ import annotations
 
-from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import inspect
 from sqlmodel import SQLModel
 
 import workroom_app.models  # noqa: F401  (registers every table)
+from alembic import command
 from workroom_app.schema import alembic_config, upgrade
 
 

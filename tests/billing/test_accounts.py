@@ -158,9 +158,8 @@ def test_session_token_is_stored_hashed_and_looks_up_the_account(engine):
 
 def test_session_expires(engine):
     account = _sign_up(engine)
-    with clock.pinned(T0):
-        with write_session(engine) as s:
-            token = accounts.create_login(s, account.id, days=30)
+    with clock.pinned(T0), write_session(engine) as s:
+        token = accounts.create_login(s, account.id, days=30)
     with read_session(engine) as s:
         with clock.pinned(T0 + timedelta(days=30) - timedelta(seconds=1)):
             assert accounts.lookup_session(s, token) is not None

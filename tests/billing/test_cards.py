@@ -142,14 +142,13 @@ def test_get_gateway_defaults_to_local():
 
 
 def test_only_brand_last4_and_expiry_are_stored_never_number_or_cvc(engine):
-    with clock.pinned(NOW):
-        with write_session(engine) as s:
-            account = accounts.sign_up(s, "card@example.com", "correct horse battery")
-            gw = LocalGateway()
-            card = gw.attach(s, account.id, "4000 0566 5566 5556", "12", "2030", "987")
-            from workroom_app.billing.subscriptions import store_card
+    with clock.pinned(NOW), write_session(engine) as s:
+        account = accounts.sign_up(s, "card@example.com", "correct horse battery")
+        gw = LocalGateway()
+        card = gw.attach(s, account.id, "4000 0566 5566 5556", "12", "2030", "987")
+        from workroom_app.billing.subscriptions import store_card
 
-            store_card(s, account.id, card)
+        store_card(s, account.id, card)
     assert (card.brand, card.last4, card.exp_month, card.exp_year) == ("visa", "5556", 12, 2030)
     assert card.gateway_ref.startswith("card_local_") and "5556" not in card.gateway_ref
     with engine.connect() as conn:
@@ -161,34 +160,32 @@ def test_only_brand_last4_and_expiry_are_stored_never_number_or_cvc(engine):
 
 
 def test_decline_numbers_are_refused_when_saved(engine):
-    with clock.pinned(NOW):
-        with write_session(engine) as s:
-            account = accounts.sign_up(s, "dec@example.com", "correct horse battery")
-            with pytest.raises(CardDeclined, match="insufficient funds"):
-                LocalGateway().attach(s, account.id, "4000000000009995", 12, 2030, "123")
-            assert LocalGateway().attach(s, account.id, "4000000000000341", 12, 2030, "123")
+    with clock.pinned(NOW), write_session(engine) as s:
+        account = accounts.sign_up(s, "dec@example.com", "correct horse battery")
+        with pytest.raises(CardDeclined, match="insufficient funds"):
+            LocalGateway().attach(s, account.id, "4000000000009995", 12, 2030, "123")
+        assert LocalGateway().attach(s, account.id, "4000000000000341", 12, 2030, "123")
 
 
 def test_local_charges_are_idempotent_and_deterministic(engine):
-    with clock.pinned(NOW):
-        with write_session(engine) as s:
-            account = accounts.sign_up(s, "chg@example.com", "correct horse battery")
-            gw = LocalGateway()
-            ok_card, _ = gw.tokenize(s, account.id, "4242424242424242", 12, 2030, "123")
-            bad_card, _ = gw.tokenize(s, account.id, "4000000000000341", 12, 2030, "123")
-            first = gw.charge(account.id, ok_card, 3000, "usd", "Pro", "k1", session=s)
-            again = gw.charge(account.id, ok_card, 3000, "usd", "Pro", "k1", session=s)
-            assert first.ok and first == again
-            failed = gw.charge(account.id, bad_card, 3000, "usd", "Pro", "k2", session=s)
-            assert not failed.ok and failed.failure_code == "generic_decline"
-            other = accounts.sign_up(s, "other@example.com", "correct horse battery")
-            other_account = gw.charge(other.id, ok_card, 3000, "usd", "Pro", "k3", session=s)
-            assert not other_account.ok and other_account.failure_code == "card_not_found"
-            from workroom_app.billing.payments.gateway import GatewayError
+    with clock.pinned(NOW), write_session(engine) as s:
+        account = accounts.sign_up(s, "chg@example.com", "correct horse battery")
+        gw = LocalGateway()
+        ok_card, _ = gw.tokenize(s, account.id, "4242424242424242", 12, 2030, "123")
+        bad_card, _ = gw.tokenize(s, account.id, "4000000000000341", 12, 2030, "123")
+        first = gw.charge(account.id, ok_card, 3000, "usd", "Pro", "k1", session=s)
+        again = gw.charge(account.id, ok_card, 3000, "usd", "Pro", "k1", session=s)
+        assert first.ok and first == again
+        failed = gw.charge(account.id, bad_card, 3000, "usd", "Pro", "k2", session=s)
+        assert not failed.ok and failed.failure_code == "generic_decline"
+        other = accounts.sign_up(s, "other@example.com", "correct horse battery")
+        other_account = gw.charge(other.id, ok_card, 3000, "usd", "Pro", "k3", session=s)
+        assert not other_account.ok and other_account.failure_code == "card_not_found"
+        from workroom_app.billing.payments.gateway import GatewayError
 
-            with pytest.raises(GatewayError):
-                gw.charge(account.id, ok_card, 4000, "usd", "Pro", "k1", session=s)
-            with pytest.raises(GatewayError):
-                gw.charge(account.id, ok_card, -5, "usd", "Pro", "k9", session=s)
-            n = s.exec(text("SELECT count(*) FROM local_charge")).one()[0]
-            assert n == 3
+        with pytest.raises(GatewayError):
+            gw.charge(account.id, ok_card, 4000, "usd", "Pro", "k1", session=s)
+        with pytest.raises(GatewayError):
+            gw.charge(account.id, ok_card, -5, "usd", "Pro", "k9", session=s)
+        n = s.exec(text("SELECT count(*) FROM local_charge")).one()[0]
+        assert n == 3

@@ -253,7 +253,8 @@ def test_the_pdf_says_refunded(sqlite_engine):
 
         with read_session(engine) as s:
             name, pdf = invoices.pdf_for_viewer(s, invoice.id, user)
-        import zlib, re as _re  # noqa: E401
+        import re as _re
+        import zlib  # noqa: E401
 
         text = b"".join(
             zlib.decompress(m) for m in _re.findall(rb"stream\r?\n(.*?)\r?\nendstream", pdf, _re.S)

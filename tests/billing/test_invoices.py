@@ -10,22 +10,22 @@ from datetime import timedelta
 import pytest
 from pypdf import PdfReader
 
-from workroom_app.billing import accounts, clock, invoices
-from workroom_app.billing.invoices import InvoiceError, LineItem
-from workroom_app.db import read_session, write_session
-from workroom_app.models import Role
 from tests.support.subscriptions import (
     DECLINED,
     FAILS_ON_CHARGE,
     INSUFFICIENT,
-    VISA,
     T0,
+    VISA,
     change,
     invoices_of,
     save_card,
     sign_up,
     subscribe,
 )
+from workroom_app.billing import accounts, clock, invoices
+from workroom_app.billing.invoices import InvoiceError, LineItem
+from workroom_app.db import read_session, write_session
+from workroom_app.models import Role
 
 
 def _pdf_text(data: bytes) -> str:

@@ -136,16 +136,15 @@ def test_amounts_must_be_positive_whole_numbers(engine, bad):
         _grant(engine, acct, bad, "bad-grant")
     with pytest.raises(LedgerError):
         _debit(engine, acct, bad, "bad-debit")
-    with pytest.raises(LedgerError):
-        with write_session(engine) as s:
-            ledger.staff_adjust(
-                s,
-                acct,
-                bad if bad not in (-5,) else 0,
-                reason="r",
-                actor_id=1,
-                idempotency_key="bad-staff",
-            )
+    with pytest.raises(LedgerError), write_session(engine) as s:
+        ledger.staff_adjust(
+            s,
+            acct,
+            bad if bad not in (-5,) else 0,
+            reason="r",
+            actor_id=1,
+            idempotency_key="bad-staff",
+        )
     assert ledger_count(engine) == 1
     assert_invariants(engine, acct)
 
@@ -465,11 +464,10 @@ def test_burn_zeroes_only_that_subscriptions_grants(engine):
     st = assert_invariants(engine, acct)
     assert st["next_expiry_at"] == T0 + timedelta(days=40)
     assert st["entries"][-1].action_type == "plan_change"
-    with pytest.raises(LedgerError):
-        with write_session(engine) as s:
-            ledger.burn_subscription_grants(
-                s, acct, 2, action_type=ActionType.GENERATION, idempotency_key="burn-3"
-            )
+    with pytest.raises(LedgerError), write_session(engine) as s:
+        ledger.burn_subscription_grants(
+            s, acct, 2, action_type=ActionType.GENERATION, idempotency_key="burn-3"
+        )
 
 
 # --------------------------------------------------------- staff adjustment
@@ -511,9 +509,8 @@ def test_ledger_rows_cannot_be_updated_or_deleted(engine):
         f"UPDATE ledger_entry SET amount = 1000 WHERE id = {r.entry_id}",
         f"DELETE FROM ledger_entry WHERE id = {r.entry_id}",
     ):
-        with pytest.raises(DBAPIError, match="append-only"):
-            with write_session(engine) as s:
-                s.execute(text(sql))
+        with pytest.raises(DBAPIError, match="append-only"), write_session(engine) as s:
+            s.execute(text(sql))
     assert _entry(engine, r.entry_id).amount == 10
 
 

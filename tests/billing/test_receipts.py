@@ -12,9 +12,6 @@ from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult
 from pypdf import PdfReader
 
-from workroom_app.billing import clock, receipts
-from workroom_app.db import read_session
-from workroom_app.settings import Settings
 from tests.support.subscriptions import (
     DECLINED,
     T0,
@@ -23,6 +20,9 @@ from tests.support.subscriptions import (
     sign_up,
     subscribe,
 )
+from workroom_app.billing import clock, receipts
+from workroom_app.db import read_session
+from workroom_app.settings import Settings
 
 
 def _free_port() -> int:

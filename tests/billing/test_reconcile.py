@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 from datetime import timedelta
 
-import pytest
 from sqlalchemy import update
 from sqlmodel import select
 

@@ -9,6 +9,7 @@ import random
 from collections import Counter
 from datetime import timedelta
 
+import pytest
 from sqlmodel import select
 
 from tests.support.simulation import START, act

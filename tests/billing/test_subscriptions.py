@@ -7,25 +7,6 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlmodel import select
 
-from workroom_app.billing import accounts, clock, ledger, subscriptions
-from workroom_app.billing.subscriptions import (
-    AlreadySubscribed,
-    CardRejected,
-    NoSubscription,
-    NotAPaidPlan,
-    PaymentFacts,
-    PreviewOutdated,
-    SamePlan,
-    SubscriptionError,
-    UnknownPlan,
-)
-from workroom_app.db import read_session, write_session
-from workroom_app.models import (
-    ActionType,
-    InvoiceLine,
-    LocalCharge,
-    SubscriptionStatus,
-)
 from tests.support.subscriptions import (
     AMEX,
     DECLINED,
@@ -46,6 +27,24 @@ from tests.support.subscriptions import (
     sign_up,
     subscribe,
     subscription_of,
+)
+from workroom_app.billing import accounts, ledger, subscriptions
+from workroom_app.billing.subscriptions import (
+    AlreadySubscribed,
+    CardRejected,
+    NoSubscription,
+    NotAPaidPlan,
+    PaymentFacts,
+    PreviewOutdated,
+    SamePlan,
+    SubscriptionError,
+    UnknownPlan,
+)
+from workroom_app.db import read_session, write_session
+from workroom_app.models import (
+    InvoiceLine,
+    LocalCharge,
+    SubscriptionStatus,
 )
 
 DAY = timedelta(days=1)
@@ -378,16 +377,15 @@ def test_plan_change_bad_input_gets_a_clear_error_and_changes_nothing(engine):
             change(engine, a, "free")
         with pytest.raises(SubscriptionError):
             change(engine, -1, "studio")
-        with write_session(engine) as s:
-            with pytest.raises(SubscriptionError, match="negative"):
-                sub = subscriptions.live_subscription(s, a)
-                subscriptions.record_renewal_paid(
-                    s,
-                    sub,
-                    period_start=T0,
-                    period_end=T0 + 28 * DAY,
-                    payment=PaymentFacts(ok=True, amount_cents=-3000, idempotency_key="neg"),
-                )
+        with write_session(engine) as s, pytest.raises(SubscriptionError, match="negative"):
+            sub = subscriptions.live_subscription(s, a)
+            subscriptions.record_renewal_paid(
+                s,
+                sub,
+                period_start=T0,
+                period_end=T0 + 28 * DAY,
+                payment=PaymentFacts(ok=True, amount_cents=-3000, idempotency_key="neg"),
+            )
     assert (entries(engine, a), len(invoices_of(engine, a))) == before
 
 
@@ -421,9 +419,8 @@ def test_cancel_keeps_plan_and_credits_until_period_end_then_they_expire_and_acc
         assert accounts.current_plan_key(s, a) == "free"
     assert [i.kind for i in invoices_of(engine, a)] == ["activation"]  # nothing charged
     with at(datetime(2026, 3, 2, tzinfo=UTC)):
-        with pytest.raises(NoSubscription):
-            with write_session(engine) as s:
-                subscriptions.resume(s, a)
+        with pytest.raises(NoSubscription), write_session(engine) as s:
+            subscriptions.resume(s, a)
         assert subscribe(engine, a, "starter").ok  # can subscribe again later
 
 

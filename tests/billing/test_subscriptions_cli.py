@@ -6,9 +6,9 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from tests.support.subscriptions import T0, invoices_of, sign_up, subscribe, subscription_of
 from workroom_app.billing import clock
 from workroom_app.cli import main as cli
-from tests.support.subscriptions import T0, invoices_of, sign_up, subscribe, subscription_of
 
 
 @pytest.fixture

@@ -6,11 +6,11 @@ import threading
 
 from sqlmodel import select
 
+from tests.support.subscriptions import T0, balance, entries, preview, sign_up, subscribe
 from workroom_app.billing import clock, subscriptions
 from workroom_app.billing.subscriptions import SamePlan
 from workroom_app.db import read_session, write_session
 from workroom_app.models import Invoice, LocalCharge
-from tests.support.subscriptions import T0, balance, entries, preview, sign_up, subscribe
 
 
 def _race(engine, n, work):

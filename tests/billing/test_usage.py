@@ -356,22 +356,19 @@ def test_export_csv_of_an_empty_account_is_just_the_header(engine):
 
 def test_rows_written_by_the_ledger_show_with_labels_and_balances(engine):
     a = make_account(engine, "l@example.com", "Europe/Paris")
-    with clock.pinned(T0):
-        with write_session(engine) as s:
-            ledger.grant(
-                s,
-                a,
-                50,
-                action_type=ActionType.TRIAL_GRANT,
-                source=GrantSource.TRIAL,
-                idempotency_key="t",
-            )
-    with clock.pinned(T0 + timedelta(minutes=5)):
-        with write_session(engine) as s:
-            d = ledger.debit(s, a, 45, feature="video", idempotency_key="d1")
-    with clock.pinned(T0 + timedelta(minutes=6)):
-        with write_session(engine) as s:
-            ledger.refund(s, d.entry_id, idempotency_key="r1")
+    with clock.pinned(T0), write_session(engine) as s:
+        ledger.grant(
+            s,
+            a,
+            50,
+            action_type=ActionType.TRIAL_GRANT,
+            source=GrantSource.TRIAL,
+            idempotency_key="t",
+        )
+    with clock.pinned(T0 + timedelta(minutes=5)), write_session(engine) as s:
+        d = ledger.debit(s, a, 45, feature="video", idempotency_key="d1")
+    with clock.pinned(T0 + timedelta(minutes=6)), write_session(engine) as s:
+        ledger.refund(s, d.entry_id, idempotency_key="r1")
     with read_session(engine) as s:
         page = usage.usage_page(s, a)
     tz = ZoneInfo("Europe/Paris")
@@ -400,16 +397,15 @@ def test_rows_written_by_the_ledger_show_with_labels_and_balances(engine):
 def test_spend_by_day_counts_debits_minus_their_refunds_per_local_day(engine):
     a = make_account(engine, "s@example.com", "America/Los_Angeles")
     now = datetime(2026, 11, 24, 20, 0, tzinfo=UTC)  # 12:00 in Los Angeles
-    with clock.pinned(now - timedelta(days=40)):
-        with write_session(engine) as s:
-            ledger.grant(
-                s,
-                a,
-                10_000,
-                action_type=ActionType.TRIAL_GRANT,
-                source=GrantSource.TRIAL,
-                idempotency_key="g",
-            )
+    with clock.pinned(now - timedelta(days=40)), write_session(engine) as s:
+        ledger.grant(
+            s,
+            a,
+            10_000,
+            action_type=ActionType.TRIAL_GRANT,
+            source=GrantSource.TRIAL,
+            idempotency_key="g",
+        )
     spend = [
         (now - timedelta(days=35), "image", 11, False),  # outside the window
         (now - timedelta(days=29), "image", 5, False),  # first day of the window
@@ -421,14 +417,12 @@ def test_spend_by_day_counts_debits_minus_their_refunds_per_local_day(engine):
         (now, "lip_sync", 30, False),
     ]
     for i, (at, feature, cost, refunded) in enumerate(spend):
-        with clock.pinned(at):
-            with write_session(engine) as s:
-                d = ledger.debit(s, a, cost, feature=feature, idempotency_key=f"d{i}")
+        with clock.pinned(at), write_session(engine) as s:
+            d = ledger.debit(s, a, cost, feature=feature, idempotency_key=f"d{i}")
         if refunded:
             # Refunded the next day: still subtracted from the day it started.
-            with clock.pinned(at + timedelta(days=1)):
-                with write_session(engine) as s:
-                    ledger.refund(s, d.entry_id, idempotency_key=f"r{i}")
+            with clock.pinned(at + timedelta(days=1)), write_session(engine) as s:
+                ledger.refund(s, d.entry_id, idempotency_key=f"r{i}")
     with read_session(engine) as s:
         series = usage.spend_by_day(s, a, now=now)
     assert len(series) == 30
@@ -479,47 +473,46 @@ def test_spend_by_day_validates_days(sqlite_engine):
 def test_next_expiry_sums_the_soonest_live_grants(engine):
     a = make_account(engine, "e@example.com", "Asia/Kolkata")
     end = datetime(2026, 12, 24, 18, 45, tzinfo=UTC)  # 00:15 on Dec 25 in Kolkata
-    with clock.pinned(T0):
-        with write_session(engine) as s:
-            assert usage.next_expiry(s, a) is None
-            ledger.grant(
-                s,
-                a,
-                50,
-                action_type=ActionType.TRIAL_GRANT,
-                source=GrantSource.TRIAL,
-                idempotency_key="t",
-            )
-            assert usage.next_expiry(s, a) is None  # the trial never expires
-            ledger.grant(
-                s,
-                a,
-                1000,
-                action_type=ActionType.SUBSCRIPTION_CREDITS,
-                source=GrantSource.SUBSCRIPTION,
-                idempotency_key="sub",
-                expires_at=end,
-            )
-            ledger.grant(
-                s,
-                a,
-                300,
-                action_type=ActionType.PLAN_CHANGE,
-                source=GrantSource.PLAN_CHANGE,
-                idempotency_key="up",
-                expires_at=end,
-            )
-            ledger.grant(
-                s,
-                a,
-                1200,
-                action_type=ActionType.MONTHLY_CREDITS,
-                source=GrantSource.MONTHLY,
-                idempotency_key="later",
-                expires_at=end + timedelta(days=31),
-            )
-            # Spending draws the soonest-expiring credits first.
-            ledger.debit(s, a, 100, feature="image", idempotency_key="d")
+    with clock.pinned(T0), write_session(engine) as s:
+        assert usage.next_expiry(s, a) is None
+        ledger.grant(
+            s,
+            a,
+            50,
+            action_type=ActionType.TRIAL_GRANT,
+            source=GrantSource.TRIAL,
+            idempotency_key="t",
+        )
+        assert usage.next_expiry(s, a) is None  # the trial never expires
+        ledger.grant(
+            s,
+            a,
+            1000,
+            action_type=ActionType.SUBSCRIPTION_CREDITS,
+            source=GrantSource.SUBSCRIPTION,
+            idempotency_key="sub",
+            expires_at=end,
+        )
+        ledger.grant(
+            s,
+            a,
+            300,
+            action_type=ActionType.PLAN_CHANGE,
+            source=GrantSource.PLAN_CHANGE,
+            idempotency_key="up",
+            expires_at=end,
+        )
+        ledger.grant(
+            s,
+            a,
+            1200,
+            action_type=ActionType.MONTHLY_CREDITS,
+            source=GrantSource.MONTHLY,
+            idempotency_key="later",
+            expires_at=end + timedelta(days=31),
+        )
+        # Spending draws the soonest-expiring credits first.
+        ledger.debit(s, a, 100, feature="image", idempotency_key="d")
     with clock.pinned(T0), read_session(engine) as s:
         got = usage.next_expiry(s, a)
         tz = usage.account_timezone(s, a)

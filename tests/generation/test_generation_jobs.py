@@ -80,9 +80,8 @@ def test_same_client_request_id_twice_returns_the_first_job_and_charges_once(eng
 
 def test_a_price_the_user_was_not_shown_charges_nothing(engine):
     acct = make_account(engine, 100)
-    with write_session(engine) as s:
-        with pytest.raises(PriceChanged) as err:
-            jobs.submit(s, acct, IMAGE, client_request_id="seen-15", shown_cost=15)
+    with write_session(engine) as s, pytest.raises(PriceChanged) as err:
+        jobs.submit(s, acct, IMAGE, client_request_id="seen-15", shown_cost=15)
     assert str(err.value).startswith("The price changed: this generation now costs 16 credits.")
     assert job_count(engine, acct) == 0 and balance(engine, acct) == 100
     with write_session(engine) as s:
@@ -114,9 +113,8 @@ def test_insufficient_credits_writes_nothing(engine):
 
 def test_refused_debit_leaves_no_job_even_if_the_caller_commits(engine):
     acct = make_account(engine, 10)
-    with write_session(engine) as s:
-        with pytest.raises(NotEnoughCredits):
-            jobs.submit(s, acct, IMAGE, client_request_id="x1")
+    with write_session(engine) as s, pytest.raises(NotEnoughCredits):
+        jobs.submit(s, acct, IMAGE, client_request_id="x1")
         # the caller swallowed the error; its transaction commits
     assert job_count(engine, acct) == 0
 

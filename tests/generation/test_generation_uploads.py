@@ -9,8 +9,8 @@ import wave
 import pytest
 from PIL import Image
 
-from tests.support.media_samples import clip_mp4, tone_wav
 from tests.support.generation import balance, job_count, make_account, submit
+from tests.support.media_samples import clip_mp4
 from workroom_app.generation import uploads
 from workroom_app.generation.errors import InvalidUpload
 

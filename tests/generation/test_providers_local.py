@@ -297,8 +297,9 @@ def test_lip_sync_of_a_clip_plays_the_clip_and_an_mp3_or_other_audio_is_decoded(
 
 
 def _m4a(samples) -> bytes:
-    import av
     from fractions import Fraction
+
+    import av
 
     buf = io.BytesIO()
     with av.open(buf, mode="w", format="ipod") as container:

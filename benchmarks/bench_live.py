@@ -475,7 +475,7 @@ async def push_phase(
     engine = db.make_engine(engine_url)
     times = []
     try:
-        for i in range(rounds):
+        for _ in range(rounds):
             for tab in tabs_of_account:
                 tab.socket.drain()
 
@@ -494,7 +494,10 @@ async def push_phase(
             balance, committed = await asyncio.to_thread(adjust)
             needle = f'"balance_rx_state_":{balance}'
             stamps = await asyncio.gather(
-                *(t.socket.recv_until(lambda text: needle in text, 30) for t in tabs_of_account)
+                *(
+                    t.socket.recv_until(lambda text, needle=needle: needle in text, 30)
+                    for t in tabs_of_account
+                )
             )
             times.append((max(s for s, _ in stamps) - committed) * 1000)
             await asyncio.sleep(0.2)

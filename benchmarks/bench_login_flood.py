@@ -162,9 +162,12 @@ async def _run(mode: str, distributed: bool) -> dict:
 
     t_start = time.perf_counter()
     try:
-        async with processor, httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=api), base_url="http://bench"
-        ) as client:
+        async with (
+            processor,
+            httpx.AsyncClient(
+                transport=httpx.ASGITransport(app=api), base_url="http://bench"
+            ) as client,
+        ):
             probe = asyncio.create_task(health_probe(client))
             user = asyncio.create_task(real_user())
             await asyncio.gather(*(flooder(i) for i in range(CLIENTS)))

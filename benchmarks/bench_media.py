@@ -98,7 +98,7 @@ def main() -> None:
         print(f"{name}: {ms:.0f} ms, {len(files)} file(s), {size / 1024:.0f} KB")
         results["cases"][name] = {"ms": round(ms, 1), "files": len(files), "kb": round(size / 1024)}
     for name, data, ext in [(f"WAV {lip_s} s", audio, "wav"), (f"MP4 {clip_s} s", clip, "mp4")]:
-        seconds, ms = _timed(lambda: uploads.media_seconds_of_bytes(data, ext))
+        seconds, ms = _timed(lambda data=data, ext=ext: uploads.media_seconds_of_bytes(data, ext))
         print(f"measure upload length, {name}: {ms:.1f} ms ({seconds:.2f} s)")
         results["cases"][f"measure {name}"] = {"ms": round(ms, 2)}
     results["max_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024

@@ -263,7 +263,6 @@ def main() -> int:
     when = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     info = machine()
     print(info)
-    out: list[str] = []
 
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "bench.db"

@@ -49,7 +49,7 @@ def postgres_skip_reason() -> str | None:
         with eng.connect() as conn:
             conn.execute(text("select 1"))
         eng.dispose()
-    except Exception as exc:  # server absent or refused
+    except Exception as exc:  # noqa: BLE001 - server absent or refused: skip with the reason
         return (
             f"PostgreSQL at WORKROOM_TEST_POSTGRES_URL is not reachable: {exc.__class__.__name__}"
         )

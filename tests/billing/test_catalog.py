@@ -438,7 +438,7 @@ def test_plan_allows_helper(cat):
 # ------------------------------------------------------------------------------- rejections
 
 V = {"feature": "video", "model": "veo3", "resolution": "720p", "duration": 5}
-I = {"feature": "image", "model": "flux_pro", "resolution": "1K", "count": 2}
+I = {"feature": "image", "model": "flux_pro", "resolution": "1K", "count": 2}  # noqa: E741 - one letter per feature, like V
 VO = {"feature": "voiceover", "model": "standard", "text": "Hello there"}
 FS = {"feature": "face_swap", "mode": "video", "resolution": "720p", "duration": 5}
 LS = {"feature": "lip_sync", "model": "standard", "resolution": "720p", "duration": 5}

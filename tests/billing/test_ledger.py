@@ -485,9 +485,11 @@ def test_staff_adjustment_needs_reason_and_actor_and_keeps_balance_non_negative(
             s, acct, 10, reason="goodwill", actor_id=staff, idempotency_key="a"
         )
     assert (up.amount, up.balance_after) == (10, 10)
-    with pytest.raises(InsufficientCredits, match="never goes below zero"):
-        with write_session(engine) as s:
-            ledger.staff_adjust(s, acct, -11, reason="oops", actor_id=staff, idempotency_key="b")
+    with (
+        pytest.raises(InsufficientCredits, match="never goes below zero"),
+        write_session(engine) as s,
+    ):
+        ledger.staff_adjust(s, acct, -11, reason="oops", actor_id=staff, idempotency_key="b")
     with write_session(engine) as s:
         down = ledger.staff_adjust(s, acct, -10, reason="oops", actor_id=staff, idempotency_key="b")
     assert (down.amount, down.balance_after) == (-10, 0)

@@ -274,7 +274,7 @@ def test_quote_js_matches_python(name, seed, n):
     js_answers, lines = run_node(catalog, items)
 
     kinds = Counter()
-    for line, js in zip(lines, js_answers):
+    for line, js in zip(lines, js_answers, strict=True):
         item = json.loads(line)  # exactly what node read
         py = python_answer(catalog, item["plan"], item["request"])
         kinds[py["kind"] or ("unlimited" if py["unlimited"] else "priced")] += 1
@@ -330,7 +330,7 @@ def test_every_valid_option_on_every_plan():
                                 items.append({"plan": plan.key, "request": req})
     assert len(items) > 1500
     js_answers, lines = run_node(catalog, items)
-    for line, js in zip(lines, js_answers):
+    for line, js in zip(lines, js_answers, strict=True):
         item = json.loads(line)
         assert js == python_answer(catalog, item["plan"], item["request"]), line[:300]
 

@@ -326,7 +326,10 @@ def _assert_overview_equals_sql(engine, start: datetime, end: datetime, now: dat
         durations[(f, mo, pr)].append((as_dt(finished) - as_dt(started)).total_seconds())
     for x in g.groups:
         values = sorted(durations[(x.feature, x.model, x.provider)])
-        rank = lambda q: values[max(0, math.ceil(q * len(values)) - 1)] if values else None  # noqa: E731
+
+        def rank(q: float, values: list = values) -> object:
+            return values[max(0, math.ceil(q * len(values)) - 1)] if values else None
+
         # The metrics round run times to the millisecond (computed by the database).
         for got, want in ((x.p50_seconds, rank(0.50)), (x.p95_seconds, rank(0.95))):
             assert (got is None and want is None) or abs(got - want) < 0.0015, (x, got, want)

@@ -150,7 +150,7 @@ def test_invoice_view_has_card_lines_and_subscription_from_parent(stripe_pair):
     assert invoice.paid and invoice.kind == "activation"
     assert invoice.subscription_id == sub.id
     assert (invoice.card_brand, invoice.card_last4) == ("amex", "0005")
-    assert invoice.amount_paid == 3000 and [l.amount_cents for l in invoice.lines] == [3000]
+    assert invoice.amount_paid == 3000 and [line.amount_cents for line in invoice.lines] == [3000]
     assert invoice.lines[0].price_id == gateway.price_id("pro")
     assert invoice.period_start == T0
 
@@ -161,7 +161,7 @@ def test_upgrade_charges_exactly_the_price_difference_then_swaps_without_prorati
     result = gateway.upgrade(sub.id, "studio", idempotency_key="up-1")
     assert result.ok and result.amount_cents == 8000 - 1000
     assert result.invoice.paid and result.invoice.amount_paid == 7000
-    assert [l.amount_cents for l in result.invoice.lines] == [7000]
+    assert [line.amount_cents for line in result.invoice.lines] == [7000]
     assert result.invoice.kind == "upgrade"
     assert result.invoice.subscription_id == sub.id
     [create] = standin.requests_to("POST", "/v1/invoices")

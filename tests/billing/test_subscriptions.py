@@ -475,7 +475,7 @@ def test_every_successful_payment_has_an_invoice_with_number_lines_amount_card_a
     # a receipt with the invoice PDF for each successful payment
     mails = outbox_of(engine, a)
     assert [m.invoice_id for m in mails] == [i.id for i in invs]
-    assert all(m.attachment_name == f"{i.number}.pdf" for m, i in zip(mails, invs))
+    assert all(m.attachment_name == f"{i.number}.pdf" for m, i in zip(mails, invs, strict=True))
 
 
 def test_stripe_style_record_functions_are_idempotent(engine):

@@ -4,6 +4,7 @@ and amount are in the file), replacing the card, the empty state, a phone."""
 from __future__ import annotations
 
 import io
+from pathlib import Path
 
 import pytest
 from playwright.sync_api import expect
@@ -32,7 +33,7 @@ def test_download_an_invoice_pdf_with_its_number_and_amount(page, app_engine):
         row.get_by_test_id("payment-pdf").click()
     download = info.value
     assert download.suggested_filename == f"{invoice.number}.pdf"
-    data = open(download.path(), "rb").read()
+    data = Path(download.path()).read_bytes()
     assert data.startswith(b"%PDF")
     text = pdf_text(data)
     assert invoice.number in text and "$30.00" in text

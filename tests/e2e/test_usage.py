@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import io
+from pathlib import Path
 
 import pytest
 from playwright.sync_api import expect
@@ -102,7 +103,7 @@ def test_demo_user_sees_the_ledger_filters_it_and_downloads_the_same_rows(page, 
     # The CSV holds exactly the filtered rows shown (all of them fit one page here).
     with page.expect_download() as info:
         page.get_by_test_id("usage-export-csv").click()
-    text = open(info.value.path(), encoding="utf-8").read()
+    text = Path(info.value.path()).read_text(encoding="utf-8")
     lines = list(csv.reader(io.StringIO(text)))
     assert tuple(lines[0]) == usage.csv_header(tz)
     body = lines[1:]

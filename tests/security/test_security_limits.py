@@ -343,9 +343,11 @@ def test_nul_in_the_display_name_is_refused_by_name_on_both_engines(app_db):
     with read_session(app_db) as s:
         assert s.exec(select(Account)).all() == []
     # The billing layer refuses it too (the CLI and seeders do not pass through the event path).
-    with pytest.raises(accounts.AuthError, match="Display name contains a control character"):
-        with write_session(app_db) as s:
-            accounts.register(s, "nul@example.com", PASSWORD, "Ann\x00Lee")
+    with (
+        pytest.raises(accounts.AuthError, match="Display name contains a control character"),
+        write_session(app_db) as s,
+    ):
+        accounts.register(s, "nul@example.com", PASSWORD, "Ann\x00Lee")
 
 
 def test_control_characters_in_any_event_text_are_refused_naming_the_field(app_db):

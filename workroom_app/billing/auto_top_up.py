@@ -25,11 +25,13 @@ from sqlalchemy import func
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
-from workroom_app.billing import alerts, balance_watch, clock, invoices
+from workroom_app.billing import alerts, balance_watch, clock, invoices, packs
 from workroom_app.billing.alerts import AlertError, check_whole
 from workroom_app.billing.catalog import get_catalog
 from workroom_app.billing.invoices import LineItem
+from workroom_app.billing.payments import get_gateway
 from workroom_app.billing.payments.gateway import PaymentGateway
+from workroom_app.billing.subscriptions import _card_on_file, _charge, _write_invoice, default_card
 from workroom_app.db import write_session
 from workroom_app.models import AlertKind, Invoice, InvoiceStatus
 
@@ -84,9 +86,6 @@ def save_settings(
 ) -> alerts.Settings:
     """Validate and store auto top-up. Turning it on needs a card on file, a
     pack of the catalog, a threshold of at least 1 credit and a cap of 1 to 31."""
-    from workroom_app.billing.payments import get_gateway
-    from workroom_app.billing.subscriptions import default_card
-
     if not isinstance(enabled, bool):
         raise AlertError("Auto top-up must be on or off.")
     if not enabled:
@@ -141,10 +140,6 @@ def top_up(
     """Buy the chosen pack for the debit `crossing_entry_id` that took the
     balance below the threshold. Once per crossing (its key), never past the
     monthly cap. None when auto top-up is off or the cap is reached."""
-    from workroom_app.billing import packs
-    from workroom_app.billing.payments import get_gateway
-    from workroom_app.billing.subscriptions import _card_on_file, _charge, _write_invoice
-
     invoices.lock_account(session, account_id)
     settings = alerts.read_settings(session, account_id)
     if not settings.auto_top_up:

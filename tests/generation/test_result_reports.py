@@ -57,7 +57,7 @@ def test_the_first_three_reports_of_a_month_are_refunded_at_once_then_staff_deci
     assert balance(engine, acct) == 200 - 2 * COST
     refunds = [e for e in entries(engine, acct) if e.action_type == ActionType.REFUND.value]
     assert len(refunds) == 3 and all(
-        f"report #{o.report_id}" in r.reason for o, r in zip(outs, refunds, strict=True)
+        f"report #{o.report_id}" in r.reason for o, r in zip(outs[:3], refunds, strict=True)
     )
     staff = staff_member(engine)
     with clock.pinned(T0 + timedelta(hours=3)), write_session(engine) as s:

@@ -140,7 +140,7 @@ def _debit_concurrent(engine: Engine, seconds: float) -> float:
                 with write_session(engine) as s:
                     ledger.debit(s, acct, 1, feature="image", idempotency_key=f"b8:{acct}:{i}")
                 i += 1
-        except BaseException as exc:  # noqa: BLE001 - reported below; a benchmark must not hide errors
+        except BaseException as exc:  # noqa: BLE001  (reported below: a benchmark must not hide errors)
             errors.append(exc)
         counts[n] = i
 

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.pool import NullPool
 
 from tests.support.fixtures import (  # noqa: F401  (fixtures for every test)
@@ -24,6 +25,7 @@ from tests.support.fixtures import (  # noqa: F401  (fixtures for every test)
 from workroom_app import db
 from workroom_app.billing import clock
 from workroom_app.schema import upgrade
+from workroom_app.settings import get_settings
 
 POSTGRES_URL = os.environ.get("WORKROOM_TEST_POSTGRES_URL", "")
 
@@ -49,7 +51,7 @@ def postgres_skip_reason() -> str | None:
         with eng.connect() as conn:
             conn.execute(text("select 1"))
         eng.dispose()
-    except Exception as exc:  # noqa: BLE001 - server absent or refused: skip with the reason
+    except (OSError, ImportError, SQLAlchemyError) as exc:  # server absent or refused, no driver
         return (
             f"PostgreSQL at WORKROOM_TEST_POSTGRES_URL is not reachable: {exc.__class__.__name__}"
         )
@@ -153,6 +155,13 @@ def engine(request) -> Iterator[Engine]:
 
 
 @pytest.fixture(autouse=True)
+def _fresh_settings() -> None:
+    """Settings are cached per process: each test reads them from its own environment, never
+    from what an earlier test (a database URL it pointed at its own file) left behind."""
+    get_settings.cache_clear()
+
+
+@pytest.fixture(autouse=True)
 def _unpinned_clock() -> Iterator[None]:
     yield
     clock.set_pinned(None)
@@ -163,8 +172,6 @@ def _test_media_dir(tmp_path_factory) -> Iterator[None]:
     """Files written by tests (uploads, renders, the seeded demo history's media) go to a
     temporary folder, never into the checkout's var/media. Tests that need their own folder
     still set WORKROOM_MEDIA_DIR themselves."""
-    from workroom_app.settings import get_settings
-
     old = os.environ.get("WORKROOM_MEDIA_DIR")
     os.environ["WORKROOM_MEDIA_DIR"] = str(tmp_path_factory.mktemp("media"))
     get_settings.cache_clear()

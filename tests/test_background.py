@@ -9,7 +9,8 @@ from starlette.applications import Starlette
 from starlette.testclient import TestClient
 
 import workroom_app.workroom_app as workroom
-from workroom_app import background, db, settings
+from tests.support.fixtures import serve_database
+from workroom_app import background, settings
 from workroom_app.db import write_session
 from workroom_app.generation import worker
 
@@ -21,7 +22,7 @@ def _health(client: TestClient) -> dict:
 
 
 def test_a_crashing_worker_is_restarted_and_health_says_degraded(sqlite_engine, monkeypatch):
-    monkeypatch.setattr(db, "get_engine", lambda url=None: sqlite_engine)
+    serve_database(monkeypatch, sqlite_engine)
     monkeypatch.setattr(background, "RESTART_BACKOFF", (0.05,))
     monkeypatch.setitem(background.worker_status, "state", "not started")
     monkeypatch.setitem(background.worker_status, "restarts", 0)
@@ -64,7 +65,7 @@ def test_a_crashing_worker_is_restarted_and_health_says_degraded(sqlite_engine, 
 
 
 def test_health_follows_separate_workers_heartbeats(sqlite_engine, monkeypatch):
-    monkeypatch.setattr(db, "get_engine", lambda url=None: sqlite_engine)
+    serve_database(monkeypatch, sqlite_engine)
     monkeypatch.setenv("WORKROOM_RUN_WORKER", "0")
     settings.get_settings.cache_clear()
     api = Starlette(routes=[r for r in workroom.API_ROUTES if r.path == "/api/health"])

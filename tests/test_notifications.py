@@ -16,7 +16,8 @@ from pathlib import Path
 import pytest
 from sqlalchemy import event
 
-from workroom_app import db, notifications, settings
+from tests.support.fixtures import serve_database
+from workroom_app import notifications, settings
 from workroom_app.billing import accounts, ledger
 from workroom_app.db import write_session
 from workroom_app.generation import jobs
@@ -32,7 +33,7 @@ def use(monkeypatch):
     """use(engine, backend): route get_engine() to `engine` and pick the notification transport."""
 
     def _use(engine, backend: str = "auto") -> None:
-        monkeypatch.setattr(db, "get_engine", lambda url=None: engine)
+        serve_database(monkeypatch, engine)
         monkeypatch.setenv("WORKROOM_NOTIFY", backend)
         if backend == "redis":
             monkeypatch.setenv("WORKROOM_REDIS_URL", REDIS_URL)

@@ -615,3 +615,45 @@ Index(
     GenerationJob.__table__.c.unlimited,
     GenerationJob.__table__.c.created_at,
 )
+
+
+class PaymentConfirmationStatus(StrEnum):
+    PENDING = "pending"  # waiting for the card holder to confirm (3-D Secure)
+    PROCESSING = "processing"  # an off-session Stripe payment is under way
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"  # authentication failed, or the payment was declined
+    EXPIRED = "expired"  # not confirmed in time
+
+
+class PaymentConfirmation(SQLModel, table=True):
+    """A payment the card holder must confirm (3-D Secure) before it is taken, or an
+    off-session Stripe payment under way. What it pays for (a pack, a plan, a renewal, an
+    auto top-up) is applied once, when the payment succeeds (billing/payment_confirmation.py)."""
+
+    __tablename__ = "payment_confirmation"
+    __table_args__ = (
+        Index("ix_payment_confirmation_open", "status", "expires_at"),
+        Index("ix_payment_confirmation_account", "account_id", "status"),
+    )
+    id: int | None = Field(default=None, primary_key=True)
+    # The unguessable part of the local confirmation page's address.
+    token: str = Field(unique=True, max_length=64)
+    account_id: int = Field(foreign_key="account.id")
+    kind: str = Field(max_length=16)  # activation, upgrade, downgrade, renewal, pack, auto_top_up
+    # The payment's idempotency key: the charge's, and the invoice's once it is written.
+    charge_key: str = Field(unique=True, max_length=200)
+    gateway: str = Field(default="local", max_length=16)
+    gateway_ref: str | None = Field(default=None, max_length=128, index=True)
+    amount_cents: int = Field(sa_column=Column(BigInteger, nullable=False))
+    currency: str = Field(default="usd", max_length=3)
+    description: str = Field(default="", max_length=300)
+    card_brand: str | None = Field(default=None, max_length=32)
+    card_last4: str | None = Field(default=None, max_length=4)
+    details: str = Field(default="{}", sa_column=Column(Text, nullable=False))  # JSON
+    status: str = Field(default=PaymentConfirmationStatus.PENDING.value, max_length=16)
+    confirm_url: str | None = Field(default=None, max_length=500)  # Stripe's hosted page
+    return_path: str = Field(default="/subscription", max_length=200)
+    failure_reason: str | None = None
+    created_at: datetime
+    expires_at: datetime
+    resolved_at: datetime | None = None

@@ -55,7 +55,9 @@ from workroom_app.generation.worker import HEARTBEAT_SECONDS, live_worker_count
 from workroom_app.http.auth_routes import AUTH_ROUTES
 from workroom_app.http.invoice_routes import INVOICE_ROUTES
 from workroom_app.http.media_routes import MEDIA_ROUTES
+from workroom_app.http.payment_routes import PAYMENT_ROUTES
 from workroom_app.http.stripe_routes import STRIPE_ROUTES
+from workroom_app.http.unsubscribe_routes import UNSUBSCRIBE_ROUTES
 from workroom_app.http.usage_csv import USAGE_CSV_ROUTES
 from workroom_app.pages.not_found import not_found_page
 from workroom_app.security import event_failures, log_redaction
@@ -78,7 +80,7 @@ def _check_catalog() -> None:
 
 async def health(_request: Request) -> JSONResponse:
     def ping() -> None:
-        # Through the module: tests point db.get_engine at a broken database.
+        # Through the module, so the health test can swap in a broken engine.
         with db.get_engine().connect() as conn:
             conn.execute(text("SELECT 1"))
 
@@ -117,6 +119,8 @@ API_ROUTES: list[Route] = [
     *MEDIA_ROUTES,
     *STRIPE_ROUTES,
     *AUTH_ROUTES,
+    *PAYMENT_ROUTES,
+    *UNSUBSCRIBE_ROUTES,
 ]
 
 

@@ -5,11 +5,11 @@ can be turned off while the in-app alert stays."""
 
 from __future__ import annotations
 
-import threading
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from tests.support.concurrency import at_once, exceptions
 from tests.support.factories import alerts_of, buy, spend
 from tests.support.subscriptions import (
     FAILS_ON_CHARGE,
@@ -88,21 +88,7 @@ def test_32_concurrent_debits_crossing_the_threshold_alert_once(engine):
         acct = sign_up(engine)
         buy(engine, acct, "credits_2000")  # 2,050
         set_alerts(engine, acct, threshold=1000)
-        barrier = threading.Barrier(32)
-        errors = []
-
-        def run(i):
-            barrier.wait()
-            try:
-                spend(engine, acct, 50, f"c{i}")
-            except Exception as exc:  # noqa: BLE001
-                errors.append(exc)
-
-        threads = [threading.Thread(target=run, args=(i,)) for i in range(32)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
+        errors = exceptions(at_once(32, lambda i: spend(engine, acct, 50, f"c{i}")))
     assert errors == []
     assert balance(engine, acct) == 2050 - 32 * 50
     assert len(alerts_of(engine, acct, AlertKind.LOW_BALANCE)) == 1

@@ -4,11 +4,11 @@ debits), never past the monthly cap, off after a decline with an email."""
 
 from __future__ import annotations
 
-import threading
 from datetime import UTC, datetime
 
 import pytest
 
+from tests.support.concurrency import at_once, exceptions
 from tests.support.factories import alerts_of, spend
 from tests.support.subscriptions import (
     FAILS_ON_CHARGE,
@@ -99,21 +99,7 @@ def test_32_concurrent_debits_top_up_once(engine):
         acct = sign_up(engine)
         subscribe(engine, acct, "pro")  # 3,050
         turn_on(engine, acct, threshold=1600, cap=5)  # crossed by the 30th debit only
-        barrier = threading.Barrier(32)
-        errors = []
-
-        def run(i):
-            barrier.wait()
-            try:
-                spend(engine, acct, 50, f"c{i}")
-            except Exception as exc:  # noqa: BLE001
-                errors.append(exc)
-
-        threads = [threading.Thread(target=run, args=(i,)) for i in range(32)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
+        errors = exceptions(at_once(32, lambda i: spend(engine, acct, 50, f"c{i}")))
     assert errors == []
     assert len(top_up_invoices(engine, acct)) == 1
     assert balance(engine, acct) == 3050 - 32 * 50 + 500

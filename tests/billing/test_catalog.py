@@ -438,7 +438,7 @@ def test_plan_allows_helper(cat):
 # ------------------------------------------------------------------------------- rejections
 
 V = {"feature": "video", "model": "veo3", "resolution": "720p", "duration": 5}
-I = {"feature": "image", "model": "flux_pro", "resolution": "1K", "count": 2}  # noqa: E741 - one letter per feature, like V
+IMG = {"feature": "image", "model": "flux_pro", "resolution": "1K", "count": 2}
 VO = {"feature": "voiceover", "model": "standard", "text": "Hello there"}
 FS = {"feature": "face_swap", "mode": "video", "resolution": "720p", "duration": 5}
 LS = {"feature": "lip_sync", "model": "standard", "resolution": "720p", "duration": 5}
@@ -492,7 +492,7 @@ LS = {"feature": "lip_sync", "model": "standard", "resolution": "720p", "duratio
         ),
         ({**V, "resolution": "4k"}, UnsupportedResolution, None),
         (
-            {**I, "resolution": "1080p"},
+            {**IMG, "resolution": "1080p"},
             UnsupportedResolution,
             "Flux Pro does not offer that resolution. Choose 1K, 2K or 4K.",
         ),
@@ -520,13 +520,13 @@ LS = {"feature": "lip_sync", "model": "standard", "resolution": "720p", "duratio
         ({**FS, "duration": 31}, OutOfRange, "Duration must be between 1 and 30 seconds"),
         ({**FS, "duration": 0}, OutOfRange, None),
         ({**LS, "duration": 61}, OutOfRange, "Duration must be between 1 and 60 seconds"),
-        ({**I, "count": 0}, OutOfRange, "Count must be between 1 and 4"),
-        ({**I, "count": 5}, OutOfRange, None),
-        ({**I, "count": "5"}, OutOfRange, None),
-        ({**I, "count": True}, InvalidRequest, "Count must be a whole number"),
-        ({**I, "count": 2.0}, InvalidRequest, None),
-        ({**I, "count": "two"}, InvalidRequest, None),
-        ({k: v for k, v in I.items() if k != "count"}, InvalidRequest, None),
+        ({**IMG, "count": 0}, OutOfRange, "Count must be between 1 and 4"),
+        ({**IMG, "count": 5}, OutOfRange, None),
+        ({**IMG, "count": "5"}, OutOfRange, None),
+        ({**IMG, "count": True}, InvalidRequest, "Count must be a whole number"),
+        ({**IMG, "count": 2.0}, InvalidRequest, None),
+        ({**IMG, "count": "two"}, InvalidRequest, None),
+        ({k: v for k, v in IMG.items() if k != "count"}, InvalidRequest, None),
         ({**VO, "text": ""}, InvalidRequest, "Enter the text for the voiceover"),
         ({**VO, "text": " \n\t "}, InvalidRequest, None),
         ({**VO, "text": None}, InvalidRequest, None),
@@ -555,7 +555,7 @@ def test_text_too_long_carries_the_numbers(cat):
 def test_errors_name_their_field(cat):
     cases = [
         ({**V, "duration": 7}, "duration"),
-        ({**I, "count": 9}, "count"),
+        ({**IMG, "count": 9}, "count"),
         ({**V, "resolution": "8K"}, "resolution"),
         ({**V, "model": "x"}, "model"),
         ({**V, "feature": "x"}, "feature"),
@@ -579,12 +579,12 @@ def test_unknown_plan_is_a_bug_not_a_user_error(cat):
 
 def test_numbers_sent_as_text_are_read(cat):
     assert cat.quote({**V, "duration": "8"}, "pro").cost == 320
-    assert cat.quote({**I, "count": "3"}, "free").cost == 12
+    assert cat.quote({**IMG, "count": "3"}, "free").cost == 12
     assert cat.quote({**V, "duration": "08"}, "pro").cost == 320
 
 
 def test_fields_a_model_does_not_use_are_ignored(cat):
-    q = cat.quote({**I, "duration": "banana", "text": 5, "prompt": "a cat"}, "free")
+    q = cat.quote({**IMG, "duration": "banana", "text": 5, "prompt": "a cat"}, "free")
     assert q.cost == 8
     assert q.request == GenerationRequest(
         feature="image", model="flux_pro", resolution="1K", count=2

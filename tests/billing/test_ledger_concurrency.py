@@ -52,7 +52,7 @@ def test_concurrent_debits_never_overdraw(engine, starting):
             outcome = "ok"
         except InsufficientCredits:
             outcome = "refused"
-        except Exception as exc:  # noqa: BLE001 - any other error is a failure of the test
+        except Exception as exc:  # noqa: BLE001  (any other error is a failure of the test)
             outcome = f"error: {exc!r}"
         with lock:
             outcomes.append(outcome)

@@ -14,6 +14,7 @@ from tests.support.fakes.stripe_standin import StripeStandinError
 from tests.support.stripe_world import T0, make_world
 from workroom_app.billing import clock, stripe_webhooks
 from workroom_app.billing.payments.stripe_gateway import META_PACK_CREDITS
+from workroom_app.billing.subscriptions import SubscriptionError
 from workroom_app.models import ActionType
 
 TRIAL = 50
@@ -188,7 +189,7 @@ def test_another_accounts_session_is_not_synced_for_me(world):
     assert stripe_webhooks.sync_pack_checkout(w.engine, w.gateway, session.id, bob) is False
     assert w.balance(bob) == TRIAL and w.balance(ada) == TRIAL
     for bad in ("", "sub_1", "cs_" + "x" * 300, None, 5):
-        with pytest.raises(Exception):  # noqa: B017 - each bad id fails its own way; none succeeds
+        with pytest.raises(SubscriptionError):
             stripe_webhooks.sync_pack_checkout(w.engine, w.gateway, bad, bob)
 
 

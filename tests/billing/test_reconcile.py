@@ -10,6 +10,7 @@ from datetime import timedelta
 from sqlalchemy import update
 from sqlmodel import select
 
+from tests.support.fixtures import serve_database
 from tests.support.stripe_world import T0 as STRIPE_T0
 from tests.support.stripe_world import make_world
 from tests.support.subscriptions import (
@@ -22,7 +23,6 @@ from tests.support.subscriptions import (
     sign_up,
     subscribe,
 )
-from workroom_app import db
 from workroom_app.billing import clock, invoices, ledger
 from workroom_app.billing.reconcile import reconcile
 from workroom_app.cli.main import main as cli
@@ -175,7 +175,7 @@ def test_every_planted_mismatch_is_found(engine, monkeypatch):
     }, report.problems
     assert any(p.invoice_id == lonely.id for p in report.problems if p.kind == "paid_not_granted")
     # The command: exit 1 and the same findings as JSON.
-    monkeypatch.setattr(db, "get_engine", lambda url=None: engine)
+    serve_database(monkeypatch, engine)
     assert cli(["reconcile", "--json"]) == 1
     # --since after everything: nothing to check, nothing wrong.
     assert cli(["reconcile", "--since", "2030-01-01"]) == 0
@@ -204,7 +204,7 @@ def test_stripe_amount_mismatch_and_missing_payment_event_are_found(sqlite_engin
 
 def test_cli_clean_exit_zero(sqlite_engine, monkeypatch, capsys):
     _clean_local_history(sqlite_engine)
-    monkeypatch.setattr(db, "get_engine", lambda url=None: sqlite_engine)
+    serve_database(monkeypatch, sqlite_engine)
     assert cli(["reconcile", "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
     assert out["ok"] is True and out["problems"] == []

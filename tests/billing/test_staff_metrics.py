@@ -327,7 +327,7 @@ def _assert_overview_equals_sql(engine, start: datetime, end: datetime, now: dat
     for x in g.groups:
         values = sorted(durations[(x.feature, x.model, x.provider)])
 
-        def rank(q: float, values: list = values) -> object:
+        def rank(q: float, values: list[float] = values) -> float | None:
             return values[max(0, math.ceil(q * len(values)) - 1)] if values else None
 
         # The metrics round run times to the millisecond (computed by the database).

@@ -10,6 +10,7 @@ from types import SimpleNamespace
 import pytest
 
 from tests.support.fakes.stripe_standin import StripeStandin, add_months
+from tests.support.stripe_world import standin_and_gateway
 from workroom_app.billing import clock
 from workroom_app.billing.payments.stripe_gateway import (
     StripeGateway,
@@ -18,30 +19,13 @@ from workroom_app.billing.payments.stripe_gateway import (
 )
 from workroom_app.settings import Settings
 
-PLAN_PRICES = {"starter": 1000, "pro": 3000, "studio": 8000}
 T0 = datetime(2026, 1, 31, 12, 0, tzinfo=UTC)
-
-
-def make_stripe() -> tuple[StripeStandin, StripeGateway]:
-    standin = StripeStandin(now=clock.now)
-    prices = {
-        plan: standin.add_price(cents, plan.capitalize()) for plan, cents in PLAN_PRICES.items()
-    }
-    settings = Settings(
-        payment_gateway="stripe",
-        stripe_secret_key=standin.api_key,
-        stripe_webhook_secret=standin.webhook_secret,
-        stripe_price_starter=prices["starter"],
-        stripe_price_pro=prices["pro"],
-        stripe_price_studio=prices["studio"],
-    )
-    return standin, StripeGateway(settings, http_client=standin.http_client())
 
 
 @pytest.fixture
 def stripe_pair():
     with clock.pinned(T0):
-        yield make_stripe()
+        yield standin_and_gateway()
 
 
 def subscribe(

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import threading
-
 from sqlmodel import select
 
+from tests.support.concurrency import at_once
 from tests.support.subscriptions import T0, balance, entries, preview, sign_up, subscribe
 from workroom_app.billing import clock, subscriptions
 from workroom_app.billing.subscriptions import SamePlan
@@ -14,24 +13,12 @@ from workroom_app.models import Invoice, LocalCharge
 
 
 def _race(engine, n, work):
-    barrier = threading.Barrier(n)
-    results: list = [None] * n
-
-    def run(i):
+    def run(_i):
         clock.set_pinned(T0)  # the pin is process-wide; harmless to repeat
-        barrier.wait()
-        try:
-            with write_session(engine) as s:
-                results[i] = work(s)
-        except Exception as exc:  # noqa: BLE001 - the test inspects it
-            results[i] = exc
+        with write_session(engine) as s:
+            return work(s)
 
-    threads = [threading.Thread(target=run, args=(i,)) for i in range(n)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(60)
-    return results
+    return at_once(n, run)
 
 
 def _charges(engine):

@@ -240,7 +240,7 @@ def test_skip_link_takes_the_keyboard_to_the_form_and_its_generate_button(page):
     page.keyboard.press("Enter")
     expect(page.locator("#main-content")).to_be_focused()
     # From the main content the Generate button is a handful of Tabs away.
-    for presses in range(1, 12):  # noqa: B007 - the count is read after the loop
+    for presses in range(1, 12):  # noqa: B007  (read after the loop: how many it took)
         page.keyboard.press("Tab")
         if page.evaluate("document.activeElement?.dataset?.testid") == "generate-button":
             break

@@ -21,6 +21,7 @@ from tests.support.generation import (
     make_account,
     submit,
 )
+from tests.support.media_samples import clip_mp4, tone_wav
 from workroom_app.billing import clock
 from workroom_app.db import write_session
 from workroom_app.generation import jobs, renderers, uploads
@@ -169,22 +170,6 @@ def _png(colour, size=(64, 64)):
     return buf.getvalue()
 
 
-def _wav(seconds=2.0, rate=8000):
-    """A 220 Hz tone growing louder from silence."""
-    import math
-    import struct
-
-    n = int(rate * seconds)
-    samples = [int(20000 * (i / n) * math.sin(2 * math.pi * 220 * i / rate)) for i in range(n)]
-    buf = io.BytesIO()
-    with wave.open(buf, "wb") as w:
-        w.setnchannels(1)
-        w.setsampwidth(2)
-        w.setframerate(rate)
-        w.writeframes(struct.pack(f"<{n}h", *samples))
-    return buf.getvalue()
-
-
 def test_face_swap_composes_the_uploaded_face_onto_the_target(sqlite_engine, service_url, media):
     acct = make_account(sqlite_engine, 100)
     face = uploads.save_for_role(acct, "face_swap", "face", _png((0, 255, 0)), media_dir=media)
@@ -233,7 +218,7 @@ def test_lip_sync_is_an_mp4_with_the_uploaded_audio_and_a_moving_mouth(
     source = uploads.save_for_role(
         acct, "lip_sync", "source", _png((200, 180, 160)), media_dir=media
     )
-    audio = uploads.save_for_role(acct, "lip_sync", "audio", _wav(), media_dir=media)
+    audio = uploads.save_for_role(acct, "lip_sync", "audio", tone_wav(2.0), media_dir=media)
     req = {
         "feature": "lip_sync",
         "model": "standard",
@@ -266,8 +251,6 @@ def test_lip_sync_is_an_mp4_with_the_uploaded_audio_and_a_moving_mouth(
 def test_lip_sync_of_a_clip_plays_the_clip_and_an_mp3_or_other_audio_is_decoded(
     sqlite_engine, service_url, media
 ):
-    from tests.support.media_samples import clip_mp4
-
     acct = make_account(sqlite_engine, 100)
     source = uploads.save_for_role(
         acct, "lip_sync", "source", clip_mp4(1.0, size=(160, 90)), media_dir=media
@@ -275,7 +258,7 @@ def test_lip_sync_of_a_clip_plays_the_clip_and_an_mp3_or_other_audio_is_decoded(
     # An M4A (AAC in MP4) the standard library could never read.
     from workroom_app.generation import media as media_lib
 
-    m4a = _m4a(media_lib.decode_audio(_wav(1.5)))
+    m4a = _m4a(media_lib.decode_audio(tone_wav(1.5)))
     audio = uploads.save_for_role(acct, "lip_sync", "audio", m4a, media_dir=media)
     assert audio.mime == "audio/mp4" and audio.seconds == pytest.approx(1.5, abs=0.05)
     with _media_setting(media):
@@ -318,8 +301,6 @@ def _m4a(samples) -> bytes:
 
 
 def test_face_swap_video_is_an_mp4_as_long_as_the_target_clip(sqlite_engine, service_url, media):
-    from tests.support.media_samples import clip_mp4
-
     acct = make_account(sqlite_engine, 100)
     face = uploads.save_for_role(acct, "face_swap", "face", _png((0, 255, 0)), media_dir=media)
     target = uploads.save_for_role(acct, "face_swap", "target", clip_mp4(2.0), media_dir=media)

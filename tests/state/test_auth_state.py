@@ -13,7 +13,7 @@ from sqlmodel import select
 
 import workroom_app.workroom_app as workroom  # registers every state, like the server
 from tests.support.factories import PASSWORD, sign_up
-from tests.support.fixtures import BOTH_ENGINES
+from tests.support.fixtures import BOTH_ENGINES, serve_database
 from tests.support.pages import LoginTab, runner
 from tests.support.reflex_events import redeem, ticket_in
 from workroom_app import db
@@ -259,7 +259,7 @@ def test_health_route_pings_the_database(app_db, monkeypatch, tmp_path):
         # A folder where the database file should be: SQLite cannot open it.
         (tmp_path / "is-a-folder").mkdir()
         broken = db.make_engine(f"sqlite:///{tmp_path / 'is-a-folder'}")
-        monkeypatch.setattr(db, "get_engine", lambda url=None: broken)
+        serve_database(monkeypatch, broken)
         down = client.get("/api/health")
         assert down.status_code == 503 and down.json()["status"] == "error"
 

@@ -21,8 +21,19 @@ from workroom_app.settings import get_settings
 BOTH_ENGINES = pytest.mark.parametrize("app_db", ["sqlite", "postgres"], indirect=True)
 
 
-def _serve(engine: Engine, monkeypatch: pytest.MonkeyPatch, tmp_path) -> Iterator[Engine]:
+def serve_database(monkeypatch: pytest.MonkeyPatch, engine: Engine) -> None:
+    """Make every get_engine() of the app's code answer `engine`, however the module imported
+    it (`db.get_engine` or `from workroom_app.db import get_engine`): the configured database
+    URL is the engine's, and the engine is the one cached for that URL."""
+    url = engine.url.render_as_string(hide_password=False)
+    monkeypatch.setenv("WORKROOM_DATABASE_URL", url)
+    monkeypatch.setitem(db._engines, url, engine)
     monkeypatch.setattr(db, "get_engine", lambda url=None: engine)
+    get_settings.cache_clear()
+
+
+def _serve(engine: Engine, monkeypatch: pytest.MonkeyPatch, tmp_path) -> Iterator[Engine]:
+    serve_database(monkeypatch, engine)
     # Uploads and renders of this test in a folder of its own.
     monkeypatch.setenv("WORKROOM_MEDIA_DIR", str(tmp_path / "media"))
     get_settings.cache_clear()
@@ -56,7 +67,12 @@ def stripe_world(app_db, monkeypatch) -> StripeWorld:
     stand-in, its prices made at NOW."""
     with clock.pinned(NOW):
         world = make_world(app_db)
-    settings = world.gateway.settings.model_copy(update={"public_url": "https://workroom.test"})
+    settings = world.gateway.settings.model_copy(
+        update={
+            "public_url": "https://workroom.test",
+            "database_url": app_db.url.render_as_string(hide_password=False),
+        }
+    )
     monkeypatch.setattr(settings_module, "get_settings", lambda: settings)
     monkeypatch.setattr(payments, "_factories", {"stripe": lambda _settings: world.gateway})
     monkeypatch.setattr(payments, "_instances", {})

@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from types import SimpleNamespace
+from typing import Any
 
 from sqlmodel import select
 
@@ -127,7 +128,8 @@ class StripeWorld:
         )
 
 
-def make_world(engine) -> StripeWorld:
+def standin_and_gateway(**gateway_options: Any) -> tuple[StripeStandin, StripeGateway]:
+    """A stand-in Stripe holding the catalog's plan prices, and a gateway configured for it."""
     standin = StripeStandin(now=clock.now)
     catalog = get_catalog()
     prices = {
@@ -142,5 +144,9 @@ def make_world(engine) -> StripeWorld:
         stripe_price_pro=prices["pro"],
         stripe_price_studio=prices["studio"],
     )
-    gateway = StripeGateway(settings, http_client=standin.http_client(), max_network_retries=0)
+    return standin, StripeGateway(settings, http_client=standin.http_client(), **gateway_options)
+
+
+def make_world(engine) -> StripeWorld:
+    standin, gateway = standin_and_gateway(max_network_retries=0)
     return StripeWorld(engine, standin, gateway, WebhookProcessor(engine, gateway))

@@ -20,9 +20,8 @@ from typing import Any, cast
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
+from sqlalchemy import CursorResult, update
 from sqlalchemy import select as core_select
-from sqlalchemy import update
-from sqlalchemy.engine import CursorResult, Result
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
 
@@ -330,13 +329,12 @@ def redeem_login_ticket(session: Session, ticket: object) -> str | None:
     token = secrets.token_urlsafe(32)
     # Conditional on the ticket still being the row's hash: of two concurrent redemptions one
     # updates the row and the other sees 0 rows.
-    changed = _rowcount(
-        session.execute(
-            update(AuthSession)
-            .where(AuthSession.id == row.id, AuthSession.token_hash == _token_hash(ticket))
-            .values(token_hash=_token_hash(token), pending_until=None)
-        )
+    result = session.execute(
+        update(AuthSession)
+        .where(AuthSession.id == row.id, AuthSession.token_hash == _token_hash(ticket))
+        .values(token_hash=_token_hash(token), pending_until=None)
     )
+    changed = cast(CursorResult[Any], result).rowcount
     return token if changed == 1 else None
 
 
@@ -386,7 +384,7 @@ def live_account_id(session: Session, hashed_token: str) -> int | None:
         return None
     if _aware(expires_at) <= clock.now():
         return None
-    return int(account_id)
+    return cast(int, account_id)
 
 
 def _live_session(session: Session, token: object) -> AuthSession | None:
@@ -430,17 +428,16 @@ def revoke_all_logins(session: Session, account_id: int) -> int:
     """Log out everywhere: every session of the account ends at once (open tabs are refused on
     their next event). Returns how many were live."""
     now = clock.now()
-    revoked = _rowcount(
-        session.execute(
-            update(AuthSession)
-            .where(
-                AuthSession.account_id == account_id,
-                AuthSession.revoked_at.is_(None),
-                AuthSession.expires_at > now,
-            )
-            .values(revoked_at=now)
+    result = session.execute(
+        update(AuthSession)
+        .where(
+            AuthSession.account_id == account_id,
+            AuthSession.revoked_at.is_(None),
+            AuthSession.expires_at > now,
         )
+        .values(revoked_at=now)
     )
+    revoked = int(cast(CursorResult[Any], result).rowcount or 0)
     if revoked:
         notifications.announce(session, account_id, notifications.SESSION)
     return revoked
@@ -456,11 +453,6 @@ def set_disabled(session: Session, account_id: int, disabled: bool) -> Account:
     if disabled:
         revoke_all_logins(session, account_id)
     return account
-
-
-def _rowcount(result: Result[Any]) -> int:
-    """Rows an UPDATE changed (its result is a CursorResult)."""
-    return int(cast(CursorResult[Any], result).rowcount or 0)
 
 
 def _aware(value: datetime) -> datetime:

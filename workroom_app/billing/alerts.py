@@ -309,8 +309,14 @@ def notify(
             lines.append(f"{base}{link}")
             lines.append("")
         if kind in EMAIL_SETTING:
+            # It builds on this module: a top-level import would be a cycle.
+            from workroom_app.billing import unsubscribe  # noqa: PLC0415
+
             lines.append(
-                f"To stop these emails, turn them off under Subscription > Alerts: {base}{SUBSCRIPTION_ALERTS_ANCHOR}"
+                f"Stop these emails with one click: {unsubscribe.link(account_id, kind, session)}"
+            )
+            lines.append(
+                f"Or turn them off under Subscription > Alerts: {base}{SUBSCRIPTION_ALERTS_ANCHOR}"
             )
         lines.append("Workroom")
         conn.execute(

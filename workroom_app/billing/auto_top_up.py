@@ -11,8 +11,9 @@ Rules, in the words the UI uses (README "Decisions"):
 - "A declined card turns auto top-up off and we email you the reason."
 - Every top-up is a credit pack purchase: an invoice, a Credit pack row and a
   receipt (billing/packs.py).
-Only gateways that can charge a saved card directly (the local test mode) run
-it; with Stripe the setting is refused (off-session payments are not built).
+With the local gateway the saved card is charged at once; with Stripe the top-up
+is reserved here and charged off-session after the transaction commits
+(billing/stripe_payments.py), credited once from Stripe's answer or its webhook.
 """
 
 from __future__ import annotations
@@ -25,13 +26,11 @@ from sqlalchemy import func
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
-from workroom_app.billing import alerts, balance_watch, clock, invoices, packs
+from workroom_app.billing import alerts, balance_watch, clock, invoices
 from workroom_app.billing.alerts import AlertError, check_whole
 from workroom_app.billing.catalog import get_catalog
 from workroom_app.billing.invoices import LineItem
-from workroom_app.billing.payments import get_gateway
 from workroom_app.billing.payments.gateway import PaymentGateway
-from workroom_app.billing.subscriptions import _card_on_file, _charge, _write_invoice, default_card
 from workroom_app.db import write_session
 from workroom_app.models import AlertKind, Invoice, InvoiceStatus
 
@@ -54,6 +53,8 @@ class TopUpResult:
     invoice_id: int | None = None
     turned_off: bool = False
     replayed: bool = False
+    # With Stripe: the reserved top-up to charge once this transaction commits.
+    pending_id: int | None = None
 
 
 def month_start(moment: datetime) -> datetime:
@@ -86,6 +87,9 @@ def save_settings(
 ) -> alerts.Settings:
     """Validate and store auto top-up. Turning it on needs a card on file, a
     pack of the catalog, a threshold of at least 1 credit and a cap of 1 to 31."""
+    from workroom_app.billing.payments import get_gateway  # noqa: PLC0415  (cycle via the ledger)
+    from workroom_app.billing.subscriptions import default_card  # noqa: PLC0415  (cycle)
+
     if not isinstance(enabled, bool):
         raise AlertError("Auto top-up must be on or off.")
     if not enabled:
@@ -96,11 +100,17 @@ def save_settings(
     pack = get_catalog().pack(pack_key)
     if pack is None:
         raise AlertError("Choose one of the credit packs listed.")
-    card = default_card(session, account_id)
-    if card is None:
-        raise AlertError("Add a card first: auto top-up pays with your card on file.")
-    if card.gateway != "local" or (get_gateway().name != "local"):
-        raise AlertError("Auto top-up is not available with this payment provider yet.")
+    if get_gateway().name == "stripe":
+        from workroom_app.billing import stripe_payments  # noqa: PLC0415  (cycle via the ledger)
+
+        if not stripe_payments.has_card(session, account_id):
+            raise AlertError(
+                "Add a card first: with Stripe, auto top-up pays with the card your plan is paid with."
+            )
+    else:
+        card = default_card(session, account_id)
+        if card is None:
+            raise AlertError("Add a card first: auto top-up pays with your card on file.")
     alerts._upsert(
         session,
         account_id,
@@ -114,7 +124,7 @@ def save_settings(
     return alerts.read_settings(session, account_id)
 
 
-def _turn_off(session: Session, account_id: int, reason: str, dedupe: str) -> None:
+def turn_off(session: Session, account_id: int, reason: str, dedupe: str) -> None:
     alerts._upsert(session, account_id, {"auto_top_up": False})
     alerts.notify(
         session,
@@ -140,6 +150,18 @@ def top_up(
     """Buy the chosen pack for the debit `crossing_entry_id` that took the
     balance below the threshold. Once per crossing (its key), never past the
     monthly cap. None when auto top-up is off or the cap is reached."""
+    from workroom_app.billing import (  # noqa: PLC0415  (cycle via the ledger)
+        packs,
+        payment_confirmation,
+        stripe_payments,
+    )
+    from workroom_app.billing.payments import get_gateway  # noqa: PLC0415  (cycle via the ledger)
+    from workroom_app.billing.subscriptions import (  # noqa: PLC0415  (cycle via the ledger)
+        _card_on_file,
+        _charge,
+        _write_invoice,
+    )
+
     invoices.lock_account(session, account_id)
     settings = alerts.read_settings(session, account_id)
     if not settings.auto_top_up:
@@ -154,6 +176,8 @@ def top_up(
             replayed=True,
         )
     now = clock.now()
+    if payment_confirmation.open_top_up(session, account_id):
+        return None  # one waits for its card holder (or is under way): never two at once
     if top_ups_this_month(session, account_id, now) >= settings.top_up_monthly_cap:
         alerts.notify(
             session,
@@ -171,13 +195,21 @@ def top_up(
         return None
     pack = get_catalog().pack(settings.top_up_pack)
     if pack is None:
-        _turn_off(session, account_id, "that pack is no longer sold.", f"auto_top_up_off:{key}")
+        turn_off(session, account_id, "that pack is no longer sold.", f"auto_top_up_off:{key}")
         return TopUpResult(False, "That pack is no longer sold.", turned_off=True)
+    gateway = gateway or get_gateway()
+    if gateway.name == "stripe":
+        # Reserved now (counted against the cap); charged off-session after this
+        # transaction commits, never while it holds the account lock.
+        if not stripe_payments.has_card(session, account_id):
+            turn_off(session, account_id, "there is no card on file.", f"auto_top_up_off:{key}")
+            return TopUpResult(False, "No card on file.", turned_off=True)
+        row = stripe_payments.reserve_top_up(session, account_id, key, pack)
+        return TopUpResult(False, "Charging your card.", pending_id=row.id)
     card = _card_on_file(session, account_id)
     if card is None:
-        _turn_off(session, account_id, "there is no card on file.", f"auto_top_up_off:{key}")
+        turn_off(session, account_id, "there is no card on file.", f"auto_top_up_off:{key}")
         return TopUpResult(False, "No card on file.", turned_off=True)
-    gateway = gateway or get_gateway()
     payment = _charge(
         session,
         gateway,
@@ -186,7 +218,19 @@ def top_up(
         pack.price_cents,
         f"Workroom auto top-up: {pack.label}",
         key,
+        off_session=True,
     )
+    if payment.requires_action:
+        outcome = payment_confirmation.require(
+            session,
+            account_id,
+            kind=payment_confirmation.AUTO_TOP_UP,
+            payment=payment,
+            description=packs.pack_line(pack),
+            details={"pack": packs.pack_details(pack)},
+            return_path=alerts.CREDITS_LINK,
+        )
+        return TopUpResult(False, outcome.message)
     if not payment.ok:
         invoice, _ = _write_invoice(
             session,
@@ -200,7 +244,7 @@ def top_up(
             period_end=None,
         )
         reason = invoice.failure_reason or "The payment failed."
-        _turn_off(session, account_id, reason, f"auto_top_up_off:{key}")
+        turn_off(session, account_id, reason, f"auto_top_up_off:{key}")
         return TopUpResult(False, reason, invoice_id=invoice.id, turned_off=True)
     outcome = packs.record_paid(session, account_id, pack, payment=payment)
     alerts.notify(
@@ -222,5 +266,11 @@ def after_crossing(engine: Engine, debit: balance_watch.Debit) -> None:
     took the balance below the top-up threshold."""
     with write_session(engine) as session:
         result = top_up(session, debit.account_id, debit.entry_id)
+    if result is not None and result.pending_id is not None:
+        from workroom_app.billing import stripe_payments  # noqa: PLC0415  (cycle via the ledger)
+
+        stripe_payments.run_top_up(engine, stripe_payments.stripe_gateway(), result.pending_id)
+        alerts.forget(debit.account_id)  # a decline turned it off
+        return
     if result is not None and result.turned_off:
         alerts.forget(debit.account_id)

@@ -27,6 +27,7 @@ from workroom_app.billing.subscriptions.errors import SubscriptionError
 from workroom_app.billing.subscriptions.payment_records import Outcome
 from workroom_app.billing.subscriptions.plan_changes import change_plan
 from workroom_app.billing.subscriptions.previews import ChangePreview, SubscribePreview
+from workroom_app.billing.subscriptions.renewal import pay_now as local_pay_now
 from workroom_app.db import write_session
 
 
@@ -50,6 +51,8 @@ class BillingGateway(Protocol):
     def swap(self, account_id: int, expected: ChangePreview) -> Outcome: ...
 
     def cancel(self, account_id: int) -> Outcome: ...
+
+    def pay_now(self, account_id: int) -> Outcome: ...
 
     def resume(self, account_id: int) -> Outcome: ...
 
@@ -97,6 +100,10 @@ class LocalBilling:
     def cancel(self, account_id: int) -> Outcome:
         with write_session() as session:
             return local_cancel(session, account_id)
+
+    def pay_now(self, account_id: int) -> Outcome:
+        with write_session() as session:
+            return local_pay_now(session, account_id)
 
     def resume(self, account_id: int) -> Outcome:
         with write_session() as session:

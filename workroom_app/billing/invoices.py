@@ -19,6 +19,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any, cast
 
 from sqlalchemy import bindparam, func, insert, update
 from sqlalchemy import select as core_select
@@ -133,8 +134,7 @@ def create_invoice(
         if row.account_id != account_id:
             raise InvoiceError("This payment belongs to another account.")
         existing = session.get(Invoice, row.id)
-        if existing is None:  # just read under the account lock; invoices are never deleted
-            raise InvoiceError("That invoice disappeared.")
+        assert existing is not None  # the key's row was just read in this transaction
         return existing, False
     if status == InvoiceStatus.FAILED:
         seq, number = None, None  # a declined attempt is not an invoice: no number
@@ -237,12 +237,20 @@ def get_for_viewer(
     wanted, viewer_id = _positive_id(invoice_id), _positive_id(viewer_account_id)
     if wanted is None or viewer_id is None:
         return None
-    invoice = session.get(Invoice, wanted)
+    try:
+        iid = int(cast(Any, invoice_id))
+        vid = int(cast(Any, viewer_account_id))
+    except (TypeError, ValueError):
+        return None
+    if iid <= 0 or vid <= 0:
+        return None
+    invoice = session.get(Invoice, iid)
     if invoice is None:
         return None
-    if invoice.account_id == viewer_id:
+    if invoice.account_id == vid:
         return invoice
-    viewer = session.get(Account, viewer_id)
+    viewer = session.get(Account, vid)
+
     if viewer is not None and is_staff_role(viewer.role):
         return invoice
     return None

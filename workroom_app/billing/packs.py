@@ -54,6 +54,7 @@ from workroom_app.billing.subscriptions import (
     default_card,
     store_card,
 )
+from workroom_app.billing.subscriptions.payment_records import _card_details, _needs_confirmation
 from workroom_app.models import ActionType, GrantSource, Invoice, InvoiceStatus
 
 PACK = "pack"  # the invoice kind and the Outcome action
@@ -130,6 +131,16 @@ def expiry_for(bought_at: datetime) -> datetime:
 
 def pack_line(pack: CreditPack) -> str:
     return f"Credit pack: {pack.label}"
+
+
+def pack_details(pack: CreditPack) -> dict:
+    """What was sold, kept with a payment that waits for confirmation (the catalog may change)."""
+    return {
+        "key": pack.key,
+        "label": pack.label,
+        "credits": pack.credits,
+        "price_cents": pack.price_cents,
+    }
 
 
 def _purchase_key(session: Session, account_id: int, pack_key: str) -> str:
@@ -225,6 +236,20 @@ def buy(
         f"Workroom {pack_line(pack)}",
         current.idempotency_key,
     )
+    if payment.requires_action:
+        # 3-D Secure: bought once the card holder confirms (billing/payment_confirmation.py).
+        return _needs_confirmation(
+            session,
+            account_id,
+            PACK,
+            payment,
+            pack_line(pack),
+            {
+                "pack": pack_details(pack),
+                **_card_details(card_on_file, "if_none" if card else None),
+            },
+            "/credits",
+        )
     if not payment.ok:
         invoice, _ = _write_invoice(
             session,

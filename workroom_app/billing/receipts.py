@@ -35,7 +35,7 @@ from workroom_app.billing import clock, formatting, invoices
 from workroom_app.billing.invoice_pdf import money, render_invoice
 from workroom_app.billing.payments.cards import BRAND_LABELS
 from workroom_app.db import read_session, write_session
-from workroom_app.models import Account, Invoice, OutboxEmail
+from workroom_app.models import Account, AccountAlert, Invoice, OutboxEmail
 from workroom_app.settings import Settings, get_settings
 
 PENDING = "pending"
@@ -158,12 +158,29 @@ def attachment_bytes(session: Session, email: OutboxEmail) -> bytes | None:
     )
 
 
+def _unsubscribe_headers(session: Session, email: OutboxEmail, msg: EmailMessage) -> None:
+    """An alert email the user can turn off gets RFC 8058 one-click unsubscribe headers
+    (billing/unsubscribe.py); receipts and other transactional emails do not."""
+    from workroom_app.billing import unsubscribe  # noqa: PLC0415  (alerts import this module)
+
+    if email.account_id is None or not (email.dedupe_key or "").startswith("alert:"):
+        return
+    kind = session.exec(
+        select(AccountAlert.kind).where(AccountAlert.dedupe_key == email.dedupe_key[6:])
+    ).first()
+    if kind is None or not unsubscribe.unsubscribable(kind):
+        return
+    msg["List-Unsubscribe"] = f"<{unsubscribe.link(email.account_id, kind, session)}>"
+    msg["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
+
+
 def build_message(session: Session, email: OutboxEmail, mail_from: str) -> EmailMessage:
     msg = EmailMessage()
     msg["From"] = mail_from
     msg["To"] = email.to_address
     msg["Subject"] = email.subject
     msg["Message-ID"] = make_msgid(idstring=f"outbox-{email.id}", domain="workroom.test")
+    _unsubscribe_headers(session, email, msg)
     msg.set_content(email.body_text)
     data = attachment_bytes(session, email)
     if data is not None:

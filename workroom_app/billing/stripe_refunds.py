@@ -17,7 +17,7 @@ from sqlmodel import Session, select
 
 from workroom_app.billing import clock, invoice_refunds
 from workroom_app.billing.payments.stripe_gateway import ChargeView, DisputeView, StripeGateway
-from workroom_app.billing.stripe_webhooks import HANDLERS, Fetched, Handler, Nothing
+from workroom_app.billing.stripe_webhooks import HANDLERS, Handler, Nothing
 from workroom_app.models import Invoice, PaymentDispute
 
 CLOSED_DISPUTE_STATUSES = ("won", "lost", "warning_closed")
@@ -84,7 +84,7 @@ class DisputeChanged:
 class ChargeRefundedHandler(Handler):
     event_type = "charge.refunded"
 
-    def fetch(self, gateway: StripeGateway, obj: dict[str, Any]) -> Fetched:
+    def fetch(self, gateway: StripeGateway, obj: dict[str, Any]) -> ChargeRefunded | Nothing:
         charge = gateway.retrieve_charge(obj["id"])
         if charge.payment_intent_id is None:
             return Nothing("the charge has no payment intent")
@@ -92,7 +92,7 @@ class ChargeRefundedHandler(Handler):
 
 
 class _DisputeHandler(Handler):
-    def fetch(self, gateway: StripeGateway, obj: dict[str, Any]) -> Fetched:
+    def fetch(self, gateway: StripeGateway, obj: dict[str, Any]) -> DisputeChanged:
         dispute = gateway.retrieve_dispute(obj["id"])
         intent = dispute.payment_intent_id
         if intent is None and dispute.charge_id:

@@ -43,7 +43,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
 
-from workroom_app.billing import clock
+from workroom_app.billing import clock, stripe_payments
 from workroom_app.billing.payments.stripe import StripeGateway, StripeGatewayError
 
 # What used to live here and moved to the Stripe gateway package: re-exported so the
@@ -135,14 +135,11 @@ class WebhookOutcome:
 # ----------------------------------------------------------------- handlers
 
 
-class AppliesItself(Protocol):
-    """What a handler registered from another module re-reads (a refund, a dispute): it
-    applies itself and returns a note for staff, or None."""
+class Applies(Protocol):
+    """An event that applies itself in the event's transaction (refunds, disputes:
+    billing/stripe_refunds.py; auto top-up invoices: billing/stripe_payments.py)."""
 
     def apply(self, session: Session) -> str | None: ...
-
-
-Fetched = StripeState | PackPurchase | Nothing | AppliesItself
 
 
 class Handler:
@@ -150,22 +147,24 @@ class Handler:
 
     event_type: ClassVar[str]
 
-    def fetch(self, gateway: StripeGateway, obj: dict[str, Any]) -> Fetched:
+    def fetch(
+        self, gateway: StripeGateway, obj: dict[str, Any]
+    ) -> StripeState | PackPurchase | Nothing | Applies:
         raise NotImplementedError
 
 
 class CheckoutSessionCompleted(Handler):
     event_type = "checkout.session.completed"
 
-    def fetch(self, gateway: StripeGateway, obj: dict[str, Any]) -> Fetched:
+    def fetch(self, gateway: StripeGateway, obj: dict[str, Any]) -> Any:
         return fetch_checkout(gateway, obj["id"])
 
 
 class _InvoiceHandler(Handler):
-    def fetch(self, gateway: StripeGateway, obj: dict[str, Any]) -> StripeState | Nothing:
+    def fetch(self, gateway: StripeGateway, obj: dict[str, Any]) -> StripeState | Nothing | Applies:
         invoice = gateway.retrieve_invoice(obj["id"])
         if invoice.subscription_id is None:
-            return Nothing("the invoice belongs to no subscription")
+            return stripe_payments.one_off_invoice(invoice)  # an auto top-up, or nothing of ours
         if invoice.kind == "upgrade" and invoice.paid:
             # The upgrade was paid but the price swap may not have happened
             # (the app crashed in between): finish it, under the same
@@ -180,6 +179,12 @@ class InvoicePaid(_InvoiceHandler):
 
 class InvoicePaymentFailed(_InvoiceHandler):
     event_type = "invoice.payment_failed"
+
+
+class InvoicePaymentActionRequired(_InvoiceHandler):
+    """3-D Secure: the invoice waits for the customer on its hosted page."""
+
+    event_type = "invoice.payment_action_required"
 
 
 class _SubscriptionHandler(Handler):
@@ -201,6 +206,7 @@ HANDLERS: dict[str, Handler] = {
         CheckoutSessionCompleted(),
         InvoicePaid(),
         InvoicePaymentFailed(),
+        InvoicePaymentActionRequired(),
         CustomerSubscriptionUpdated(),
         CustomerSubscriptionDeleted(),
     )
@@ -308,7 +314,7 @@ class WebhookProcessor:
         event_id: str,
         event_type: str,
         raw: str,
-        state: Fetched | None,
+        state: StripeState | PackPurchase | Nothing | Applies | None,
         outcome: str,
     ) -> WebhookOutcome:
         """Store the event and apply its effects in one transaction."""
@@ -326,7 +332,7 @@ class WebhookProcessor:
                 elif isinstance(state, Nothing):
                     note, outcome = state.reason, IGNORED
                 elif state is not None:
-                    # Refunds and disputes (billing/stripe_refunds.py).
+                    # Refunds and disputes (billing/stripe_refunds.py), auto top-ups.
                     note = state.apply(session)
                 row.outcome = outcome
                 row.error = note

@@ -181,9 +181,21 @@ def past_due_banner() -> rx.Component:
         rx.callout(
             rx.hstack(
                 rx.text(AlertsState.past_due_text, size="2"),
-                rx.link(
-                    rx.button("Fix payment", size="1", color_scheme="red", variant="solid"),
-                    href=SUBSCRIPTION_CARD_ANCHOR,
+                rx.cond(
+                    AlertsState.past_due_confirm_url != "",
+                    # A full page load: the confirmation step is served outside the app's pages.
+                    rx.link(
+                        rx.button(
+                            "Confirm this payment", size="1", color_scheme="red", variant="solid"
+                        ),
+                        href=AlertsState.past_due_confirm_url,
+                        reload_document=True,
+                        data_testid="past-due-confirm",
+                    ),
+                    rx.link(
+                        rx.button("Fix payment", size="1", color_scheme="red", variant="solid"),
+                        href=SUBSCRIPTION_CARD_ANCHOR,
+                    ),
                 ),
                 justify="between",
                 align="center",
@@ -196,5 +208,34 @@ def past_due_banner() -> rx.Component:
             role="alert",
             width="100%",
             data_testid="past-due-banner",
+        ),
+    )
+
+
+def confirm_payment_banner() -> rx.Component:
+    """On every page while a payment waits for its card holder (3-D Secure): what it
+    is, until when, and the way to the confirmation step."""
+    return rx.foreach(
+        AlertsState.confirmations,
+        lambda item: rx.callout(
+            rx.hstack(
+                rx.text(item.message, size="2"),
+                rx.link(
+                    rx.button("Confirm this payment", size="1", variant="solid"),
+                    href=item.url,
+                    reload_document=True,  # the confirmation step is outside the app's pages
+                    data_testid="confirm-payment-link",
+                ),
+                justify="between",
+                align="center",
+                width="100%",
+                wrap="wrap",
+                spacing="3",
+            ),
+            icon="shield-check",
+            color_scheme="amber",
+            role="status",
+            width="100%",
+            data_testid="confirm-payment-banner",
         ),
     )

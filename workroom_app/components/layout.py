@@ -14,7 +14,11 @@ from typing import Any
 
 import reflex as rx
 
-from workroom_app.components.balance_popover import balance_with_popover, past_due_banner
+from workroom_app.components.balance_popover import (
+    balance_with_popover,
+    confirm_payment_banner,
+    past_due_banner,
+)
 from workroom_app.routes import CREDITS_ROUTE, LANDING_ROUTE, PLANS_ROUTE
 from workroom_app.state.alerts import AlertsState
 from workroom_app.state.session import SessionState
@@ -376,6 +380,12 @@ def layout(content: rx.Component, title: str, *, route: str = "") -> rx.Componen
                     padding_x=["1rem", "1rem", "1.5rem"],
                     padding_top="0.75rem",
                     display=rx.cond(AlertsState.past_due_text != "", "block", "none"),
+                ),
+                rx.box(
+                    confirm_payment_banner(),
+                    padding_x=["1rem", "1rem", "1.5rem"],
+                    padding_top="0.75rem",
+                    display=rx.cond(AlertsState.confirmations.length() > 0, "block", "none"),
                 ),
                 rx.cond(
                     ~SessionState.email_confirmed,

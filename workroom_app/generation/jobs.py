@@ -24,12 +24,12 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import ColumnElement, SQLColumnExpression, case, func, or_, update
+from sqlalchemy import ColumnElement, case, func, or_, update
+from sqlalchemy.orm import InstrumentedAttribute
 from sqlmodel import Session, select
 
 from workroom_app import notifications
 from workroom_app.billing import accounts, catalog, clock, ledger
-from workroom_app.billing.catalog import Quote
 from workroom_app.generation import media, uploads
 from workroom_app.generation.errors import (
     CannotCancel,
@@ -119,7 +119,7 @@ def _lock_job(session: Session, job_id: int) -> GenerationJob | None:
 
 
 def params(job: GenerationJob) -> dict[str, Any]:
-    stored: dict[str, Any] = json.loads(job.params_json)  # always an object (written by submit)
+    stored: dict[str, Any] = json.loads(job.params_json)
     return stored
 
 
@@ -193,7 +193,9 @@ def parse_request(account_id: int, request: object) -> ParsedRequest:
     return ParsedRequest(priced=priced, extras=extras)
 
 
-def price(session: Session, account_id: int, request: object) -> tuple[dict[str, Any], Quote, str]:
+def price(
+    session: Session, account_id: int, request: object
+) -> tuple[dict[str, Any], catalog.Quote, str]:
     """(params, Quote, plan_key) for this account now; InvalidRequest when it cannot run.
 
     params are what the job stores and the provider gets: the request as the
@@ -635,6 +637,6 @@ def report_progress(
     return result.rowcount == 1
 
 
-def _greatest(column: SQLColumnExpression[int], value: int) -> ColumnElement[int]:
+def _greatest(column: InstrumentedAttribute[int], value: int) -> ColumnElement[int]:
     # Portable max(column, value): SQLite has no GREATEST, PostgreSQL's max() is an aggregate.
     return case((column > value, column), else_=value)

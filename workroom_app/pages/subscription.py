@@ -118,6 +118,18 @@ def overview() -> rx.Component:
                     data_testid="sub-pay-now",
                 ),
             ),
+            rx.cond(
+                (SubscriptionState.plan_status == "past_due")
+                & ~SubscriptionState.cards_managed_here,
+                rx.button(
+                    rx.icon("credit-card", size=16),
+                    "Pay now with your card on file at Stripe",
+                    on_click=SubscriptionState.pay_now,
+                    loading=SubscriptionState.pay_busy,
+                    color_scheme="red",
+                    data_testid="sub-pay-now-stripe",
+                ),
+            ),
             rx.flex(
                 rx.link(
                     rx.button(

@@ -14,7 +14,7 @@ import dataclasses
 
 import reflex as rx
 
-from workroom_app.billing import alerts, balance_sources, subscriptions
+from workroom_app.billing import alerts, balance_sources, payment_confirmation, subscriptions
 from workroom_app.db import read_session, write_session
 from workroom_app.state.session import SessionState
 
@@ -27,6 +27,14 @@ class AlertItem:
     body: str
     link: str
     unread: bool
+
+
+@dataclasses.dataclass
+class ConfirmItem:
+    """A payment waiting for its card holder (3-D Secure): "Confirm this payment"."""
+
+    message: str
+    url: str
 
 
 @dataclasses.dataclass
@@ -45,6 +53,7 @@ def read_popover(account_id: int):
         views, unread = alerts.recent(session, account_id)
         parts = balance_sources.breakdown(session, account_id)
         failing = subscriptions.past_due(session, account_id)
+        waiting = payment_confirmation.pending_for_account(session, account_id)
     toasts = [v for v in views if v.toast]
     if toasts:
         with write_session() as session:
@@ -63,14 +72,14 @@ def read_popover(account_id: int):
     )
     # Oldest first, so the newest toast ends up on top; at most 3 at once.
     toast_list = [(v.kind, v.title) for v in reversed(toasts)][-3:]
-    return (
-        items,
-        unread,
-        rows,
-        expiring,
-        toast_list,
-        failing.message() if failing is not None else "",
-    )
+    past_due = failing.message() if failing is not None else ""
+    past_due_url = ""
+    renewal = next((w for w in waiting if w.kind == "renewal"), None)
+    if failing is not None and renewal is not None:
+        # A renewal waiting for confirmation has not failed: the banner asks for it instead.
+        past_due, past_due_url = renewal.message(), renewal.url
+    confirms = [ConfirmItem(w.message(), w.url) for w in waiting if w is not renewal]
+    return (items, unread, rows, expiring, toast_list, past_due, past_due_url, confirms)
 
 
 def mark_read(account_id: int) -> None:
@@ -88,16 +97,28 @@ class AlertsState(SessionState):
     expiring_text: str = ""
     # While a renewal payment is failing: the banner on every page.
     past_due_text: str = ""
+    # ... and when that renewal waits for the card holder: where to confirm it.
+    past_due_confirm_url: str = ""
+    # Other payments waiting for the card holder (3-D Secure): a banner on every page.
+    confirmations: list[ConfirmItem] = []
 
     async def refresh(self):
         account_id = self._account_id
         if account_id is None:
             return
-        items, unread, rows, expiring, toasts, past_due = await asyncio.to_thread(
-            read_popover, account_id
-        )
+        (
+            items,
+            unread,
+            rows,
+            expiring,
+            toasts,
+            past_due,
+            confirm_url,
+            confirms,
+        ) = await asyncio.to_thread(read_popover, account_id)
         self.alerts, self.unread, self.sources, self.expiring_text = items, unread, rows, expiring
-        self.past_due_text = past_due
+        self.past_due_text, self.past_due_confirm_url = past_due, confirm_url
+        self.confirmations = confirms
         for kind, title in toasts:
             if kind in ("payment_failed", "low_balance", "plan_ended"):
                 yield rx.toast.warning(title, duration=8000)

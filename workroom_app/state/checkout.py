@@ -30,6 +30,7 @@ from workroom_app.components.plan_text import credits_text, date_text, money_tex
 from workroom_app.db import read_session
 from workroom_app.routes import SUBSCRIPTION_ROUTE
 from workroom_app.state.card_payment import CardPaymentMixin
+from workroom_app.state.payment_confirmation import go_to_confirmation
 from workroom_app.state.plans import check_plan_key, start_hosted_checkout
 from workroom_app.state.session import SessionState
 
@@ -139,6 +140,10 @@ class CheckoutState(CardPaymentMixin, SessionState):
             return
         finally:
             self.busy = False
+        if outcome.requires_action:
+            # 3-D Secure: on to the confirmation step; it proceeds once confirmed.
+            yield go_to_confirmation(outcome.confirm_url)
+            return
         if not outcome.ok:
             # Declined: only a failed payment row was written. A retry needs a
             # fresh preview (the failed attempt changes the payment's key).

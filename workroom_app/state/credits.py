@@ -27,6 +27,7 @@ from workroom_app.components.plan_text import credits_text, date_text, money_tex
 from workroom_app.db import read_session, write_session
 from workroom_app.routes import CREDITS_ROUTE
 from workroom_app.state.card_payment import CardPaymentMixin
+from workroom_app.state.payment_confirmation import go_to_confirmation
 from workroom_app.state.session import SessionState
 
 log = logging.getLogger(__name__)
@@ -215,6 +216,10 @@ class CreditsState(CardPaymentMixin, SessionState):
             return
         finally:
             self.busy = False
+        if outcome.requires_action:
+            # 3-D Secure: on to the confirmation step; it proceeds once confirmed.
+            yield go_to_confirmation(outcome.confirm_url)
+            return
         if not outcome.ok:
             # Declined: a failed payment row only. A retry is a new payment (new key).
             await self._reload_preview(account_id, preview["pack_key"])

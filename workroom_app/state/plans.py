@@ -38,6 +38,7 @@ from workroom_app.components.plan_text import (
     money_text,
 )
 from workroom_app.routes import CHECKOUT_ROUTE, PLANS_ROUTE, SUBSCRIPTION_ROUTE
+from workroom_app.state.payment_confirmation import go_to_confirmation
 from workroom_app.state.session import SessionState
 from workroom_app.state.subscription import SubscriptionState
 
@@ -253,6 +254,12 @@ class PlansState(SessionState):
             await self._refresh()
             return
         self.busy = False
+        if outcome.requires_action:
+            # 3-D Secure: on to the confirmation step; the change happens once confirmed.
+            self.dialog_open = False
+            self._pending = None
+            yield go_to_confirmation(outcome.confirm_url)
+            return
         await self._reload_account()
         await self._refresh()
         if outcome.ok:

@@ -16,7 +16,7 @@ import logging
 
 import reflex as rx
 
-from workroom_app.billing import formatting, invoices, subscriptions
+from workroom_app.billing import formatting, invoices, payment_confirmation, subscriptions
 from workroom_app.billing.catalog import get_catalog
 from workroom_app.billing.invoice_refunds import refund_label, refunded_by_invoice, refunded_cents
 from workroom_app.billing.subscriptions import (
@@ -32,6 +32,7 @@ from workroom_app.db import read_session, write_session
 from workroom_app.models import Invoice
 from workroom_app.state.alerts import AlertsState
 from workroom_app.state.card_payment import card_error_var
+from workroom_app.state.payment_confirmation import go_to_confirmation
 from workroom_app.state.session import SessionState
 
 log = logging.getLogger(__name__)
@@ -131,6 +132,15 @@ def read_overview(account_id: int) -> Overview:
         renewal = "Past due"
         amount = money_text(failing.amount_cents, currency) + " failed" if failing else "—"
         retry = failing.message() if failing else "Your last renewal payment failed."
+        with read_session() as session:
+            waiting = [
+                w
+                for w in payment_confirmation.pending_for_account(session, account_id)
+                if w.kind == "renewal"
+            ]
+        if waiting:
+            # Waiting for the card holder (3-D Secure) is not a failure: say what to do.
+            amount, retry = waiting[0].amount_text + " to confirm", waiting[0].message()
     return Overview(
         plan_name=s.plan_name,
         plan_key=s.plan_key,
@@ -200,8 +210,8 @@ def save_card(account_id: int, card: CardForm) -> str:
 
 
 def pay_now(account_id: int) -> subscriptions.Outcome:
-    with write_session() as session:
-        return subscriptions.pay_now(session, account_id)
+    # On the gateway that bills the plan (with Stripe: its open renewal invoice, off-session).
+    return plan_actions.pay_now(account_id)
 
 
 def _parse_id(value: object) -> int | None:
@@ -398,6 +408,10 @@ class SubscriptionState(SessionState):
             return
         finally:
             self.pay_busy = False
+        if outcome.requires_action:
+            # 3-D Secure: on to the confirmation step; the plan renews once confirmed.
+            yield go_to_confirmation(outcome.confirm_url)
+            return
         await self._read_overview()
         await self._read_first_page()
         await self._reload_account()

@@ -54,7 +54,21 @@ TEST_CARDS: dict[str, dict[str, Any]] = {
     "insufficient_funds": {"brand": "visa", "last4": "9995", "decline_code": "insufficient_funds"},
     "expired_card": {"brand": "visa", "last4": "0069", "decline_code": "expired_card"},
     "incorrect_cvc": {"brand": "visa", "last4": "0127", "decline_code": "incorrect_cvc"},
+    # 4000 0027 6000 3184: every payment needs 3-D Secure, off-session ones too.
+    "authentication_required": {
+        "brand": "visa",
+        "last4": "3184",
+        "decline_code": None,
+        "requires_auth": True,
+    },
 }
+
+REQUIRES_ACTION_CODE = "invoice_payment_intent_requires_action"
+AUTH_FAILED = (
+    "payment_intent_authentication_failure",
+    "We are unable to authenticate your payment method. Please choose a different payment "
+    "method and try again.",
+)
 
 _DECLINES = {
     # decline_code: (error code, message)
@@ -169,6 +183,7 @@ class _Card:
     decline_code: str | None
     exp_month: int = 12
     exp_year: int = 2034
+    requires_auth: bool = False
 
 
 @dataclass
@@ -467,7 +482,12 @@ class StripeStandin:
         spec = TEST_CARDS[card]
         with self._operation():
             customer = self._customer(customer_id)
-            customer.card = _Card(spec["brand"], spec["last4"], spec["decline_code"])
+            customer.card = _Card(
+                spec["brand"],
+                spec["last4"],
+                spec["decline_code"],
+                requires_auth=spec.get("requires_auth", False),
+            )
             pm_id = self._id("pm")
             customer.data["invoice_settings"]["default_payment_method"] = pm_id
 
@@ -494,7 +514,8 @@ class StripeStandin:
                 lines=[self._subscription_line(sub)],
             )
             self._finalize(invoice)
-            error = self._attempt_payment(invoice, customer)
+            # On Checkout's page the customer completes 3-D Secure there and then.
+            error = self._attempt_payment(invoice, customer, authenticated=True)
             if error is not None:
                 # A declined card on Checkout never completes the session.
                 self._void(invoice)
@@ -546,6 +567,43 @@ class StripeStandin:
             sub = self._subscription(invoice["_subscription"])
             return self._collect(sub, invoice)
 
+    def authenticate_invoice(self, invoice_id: str, *, succeed: bool = True) -> dict[str, Any]:
+        """What the customer does on the invoice's hosted page (hosted_invoice_url) for a
+        payment waiting for 3-D Secure: complete it (the card is charged, the invoice is
+        paid) or fail it (the payment intent asks for another payment method)."""
+        with self._operation():
+            invoice = self.invoices[invoice_id]
+            if invoice["status"] != "open":
+                raise _invalid(f"This invoice is {invoice['status']}, not open.")
+            customer = self._customer(invoice["customer"])
+            sub = self._subscription(invoice["_subscription"]) if invoice["_subscription"] else None
+            previous = sub["status"] if sub else None
+            if succeed:
+                error = self._attempt_payment(invoice, customer, authenticated=True)
+            else:
+                pi = self.payment_intents[invoice["_payment_intent"]]
+                code, message = AUTH_FAILED
+                pi.update(
+                    status="requires_payment_method",
+                    next_action=None,
+                    last_payment_error={"type": "card_error", "code": code, "message": message},
+                )
+                error = pi["last_payment_error"]
+            if error is None:
+                if sub is not None:
+                    sub["status"] = "active"
+                self._emit("invoice.paid", self._render_invoice(invoice_id))
+                self._emit("invoice.payment_succeeded", self._render_invoice(invoice_id))
+            else:
+                self._emit("invoice.payment_failed", self._render_invoice(invoice_id))
+            if sub is not None and sub["status"] != previous:
+                self._emit(
+                    "customer.subscription.updated",
+                    self._render_subscription(sub["id"]),
+                    {"status": previous},
+                )
+            return self._render_invoice(invoice_id)
+
     def end_period(self, subscription_id: str) -> dict[str, Any]:
         """The paid period of a subscription set to cancel is over (or retries
         ran out): Stripe cancels it and says customer.subscription.deleted."""
@@ -561,6 +619,11 @@ class StripeStandin:
             sub["status"] = "active"
             self._emit("invoice.paid", self._render_invoice(invoice["id"]))
             self._emit("invoice.payment_succeeded", self._render_invoice(invoice["id"]))
+        elif error["code"] == REQUIRES_ACTION_CODE:
+            # Not a decline: the invoice stays open for the customer to confirm
+            # on its hosted page, and the subscription is past due meanwhile.
+            sub["status"] = "past_due"
+            self._emit("invoice.payment_action_required", self._render_invoice(invoice["id"]))
         else:
             sub["status"] = "past_due"
             self._emit("invoice.payment_failed", self._render_invoice(invoice["id"]))
@@ -736,7 +799,7 @@ class StripeStandin:
                 "_payment_intent": session["payment_intent"],
                 "status_transitions": {},
             }
-            error = self._attempt_payment(holder, customer)
+            error = self._attempt_payment(holder, customer, authenticated=True)
             pi_id = holder["_payment_intent"]
             session["payment_intent"] = pi_id
             self.payment_intents[pi_id]["metadata"] = dict(session["_payment_intent_metadata"])
@@ -1099,6 +1162,7 @@ class StripeStandin:
                 "marked_uncollectible_at": None,
             },
             "last_finalization_error": None,
+            "hosted_invoice_url": None,
             "_lines": lines,
             "_subscription": subscription["id"] if subscription else None,
             "_payment_intent": None,
@@ -1251,6 +1315,9 @@ class StripeStandin:
             raise _invalid("This invoice is already finalized.")
         customer = invoice["customer"]
         invoice["status"] = "open"
+        invoice["hosted_invoice_url"] = (
+            f"https://invoice.stripe.com/i/acct_standin/test_{invoice['id']}"
+        )
         # Numbers are unique per customer, like Stripe's default sequencing.
         sequence = self._invoice_sequences[customer] = self._invoice_sequences.get(customer, 0) + 1
         invoice["number"] = f"{customer.split('_')[1][:6].upper()}-{sequence:04d}"
@@ -1275,7 +1342,10 @@ class StripeStandin:
             raise _invalid(f"You cannot pay an invoice with status {invoice['status']}.")
         error = self._attempt_payment(invoice, self._customer(invoice["customer"]))
         if error is not None:
-            self._emit("invoice.payment_failed", self._render_invoice(invoice_id))
+            if error["code"] == REQUIRES_ACTION_CODE:
+                self._emit("invoice.payment_action_required", self._render_invoice(invoice_id))
+            else:
+                self._emit("invoice.payment_failed", self._render_invoice(invoice_id))
             raise StripeStandinError(402, error)
         self._emit("invoice.paid", self._render_invoice(invoice_id))
         self._emit("invoice.payment_succeeded", self._render_invoice(invoice_id))
@@ -1294,15 +1364,61 @@ class StripeStandin:
         return self._render_invoice(invoice_id)
 
     def _attempt_payment(
-        self, invoice: dict[str, Any], customer: _Customer
+        self, invoice: dict[str, Any], customer: _Customer, *, authenticated: bool = False
     ) -> dict[str, Any] | None:
-        """Charge the default card for the invoice; None on success, else the error object."""
+        """Charge the default card for the invoice; None on success, else the error object.
+
+        A card that needs 3-D Secure (and has not just been authenticated) is not
+        charged: the payment intent waits in requires_action with a redirect to
+        the hosted page, and invoices.pay answers Stripe's
+        invoice_payment_intent_requires_action error."""
         now = self._now()
         invoice["attempt_count"] += 1
         invoice["attempted"] = True
         card = customer.card
         pi_id = invoice["_payment_intent"] or self._id("pi")
         invoice["_payment_intent"] = pi_id
+        if card is not None and card.requires_auth and not authenticated:
+            url = invoice.get("hosted_invoice_url") or f"https://hooks.stripe.com/3d_secure/{pi_id}"
+            self.payment_intents[pi_id] = {
+                "id": pi_id,
+                "object": "payment_intent",
+                "amount": invoice["amount_due"],
+                "currency": invoice["currency"],
+                "customer": customer.data["id"],
+                "created": now,
+                "status": "requires_action",
+                "next_action": {"type": "redirect_to_url", "redirect_to_url": {"url": url}},
+                "latest_charge": None,
+                "last_payment_error": None,
+                "livemode": False,
+            }
+            if invoice["id"] is not None and not any(
+                p["payment"]["payment_intent"] == pi_id for p in self.invoice_payments.values()
+            ):
+                payment_id = self._id("inpay")
+                self.invoice_payments[payment_id] = {
+                    "id": payment_id,
+                    "object": "invoice_payment",
+                    "amount_paid": None,
+                    "amount_requested": invoice["amount_due"],
+                    "created": now,
+                    "currency": invoice["currency"],
+                    "invoice": invoice["id"],
+                    "is_default": True,
+                    "livemode": False,
+                    "payment": {"type": "payment_intent", "payment_intent": pi_id, "charge": None},
+                    "status": "open",
+                    "status_transitions": {"canceled_at": None, "paid_at": None},
+                }
+            return {
+                "type": "card_error",
+                "code": REQUIRES_ACTION_CODE,
+                "message": "This payment requires additional user action before it can be "
+                "completed successfully. Payment can be completed using the PaymentIntent "
+                "associated with the invoice.",
+                "payment_intent": json.loads(json.dumps(self.payment_intents[pi_id])),
+            }
         charge_id = self._id("ch")
         decline = None if card is None else card.decline_code
         if card is None:

@@ -95,8 +95,7 @@ class Feature:
         return None
 
     def resolution_label(self, key: str) -> str:
-        """The label of one of this feature's resolutions (a model's, which the loader checks
-        against the ladder)."""
+        """The label of one of this feature's resolutions (KeyError for a key it lacks)."""
         res = self.resolution(key)
         if res is None:
             raise KeyError(key)

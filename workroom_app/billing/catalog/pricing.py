@@ -129,16 +129,15 @@ def parse_request(
             if duration not in model.duration_choices:
                 choices = or_list([f"{fmt_int(d)} s" for d in model.duration_choices])
                 raise OutOfRange(f"Duration must be {choices}", field="duration")
-        elif not (
-            # The loader requires both bounds of a model with a duration and no fixed choices.
-            model.duration_min is not None
-            and model.duration_max is not None
-            and model.duration_min <= duration <= model.duration_max
-        ):
-            raise OutOfRange(
-                f"Duration must be between {fmt_int(model.duration_min or 0)} and {fmt_int(model.duration_max or 0)} seconds",
-                field="duration",
-            )
+        else:
+            # The loader sets both bounds for a model without a list of choices.
+            shortest, longest = model.duration_min, model.duration_max
+            assert shortest is not None and longest is not None
+            if not (shortest <= duration <= longest):
+                raise OutOfRange(
+                    f"Duration must be between {fmt_int(shortest)} and {fmt_int(longest)} seconds",
+                    field="duration",
+                )
 
     count = 1
     if model.has_count:
@@ -154,12 +153,13 @@ def parse_request(
         text = request.get("text")
         if not isinstance(text, str) or _BLANK.fullmatch(text):
             raise InvalidRequest(f"Enter the text for the {feature.label.lower()}", field="text")
-        limit = model.max_chars or 0  # the loader requires it of a model with text
-        if len(text) > limit:
+        max_chars = model.max_chars
+        assert max_chars is not None  # the loader requires it of a "characters" model
+        if len(text) > max_chars:
             raise TextTooLong(
-                f"Text is {fmt_int(len(text))} characters; the limit is {fmt_int(limit)}",
+                f"Text is {fmt_int(len(text))} characters; the limit is {fmt_int(max_chars)}",
                 length=len(text),
-                limit=limit,
+                limit=max_chars,
             )
 
     return GenerationRequest(
@@ -190,9 +190,8 @@ def plan_limit(
         return None
     parts = []
     for i, what in enumerate(broken):
-        res = feat.resolution(resolution) if resolution is not None else None
-        if what == "resolution" and res is not None:  # checked above: the feature offers it
-            text = res.label
+        if what == "resolution" and resolution is not None:
+            text = feat.resolution_label(resolution)
         else:
             text = f"{feat.label} longer than {fmt_int(plan.max_duration[feat.key])} s"
         parts.append(text if i == 0 else lower_first(text))
@@ -237,13 +236,7 @@ def quote(catalog: Catalog, request: Mapping[str, Any] | GenerationRequest, plan
         raise limit
 
     model = catalog.features[req.feature].models[req.model]
-    # parse_request guarantees a duration for a per-second model and text for a per-characters one.
-    if model.unit == "second" and req.duration is not None:
-        units = req.duration
-    elif model.unit == "characters" and req.text is not None and model.chars_per_unit:
-        units = max(model.min_units, -(-len(req.text) // model.chars_per_unit))
-    else:
-        units = 1
+    units = _units(model, req)
     multiplier = model.multipliers[req.resolution] if req.resolution is not None else Fraction(1)
     exact = model.rate * units * multiplier * req.count
     cost = math.ceil(exact)
@@ -270,6 +263,18 @@ def quote(catalog: Catalog, request: Mapping[str, Any] | GenerationRequest, plan
         plan_key=plan.key,
         list_cost=cost,
     )
+
+
+def _units(model: Model, req: GenerationRequest) -> int:
+    """What the rate is multiplied by: seconds, 100-character units (at least min_units), or 1.
+    parse_request has checked the request against the model, so its fields are there."""
+    if model.unit == "second":
+        assert req.duration is not None
+        return req.duration
+    if model.unit == "characters":
+        assert req.text is not None and model.chars_per_unit is not None
+        return max(model.min_units, -(-len(req.text) // model.chars_per_unit))
+    return 1
 
 
 def _whole_number(value: Any, message: str, field: str) -> int:
@@ -316,11 +321,10 @@ def _breakdown(
         parts.append(f"{fmt_int(units)} s")
     elif model.unit == "characters":
         parts.append(
-            f"{fmt_int(units)} {plural(units, 'unit')} ({fmt_int(len(req.text or ''))} characters)"
+            f"{fmt_int(units)} {plural(units, 'unit')} ({fmt_int(req.characters or 0)} characters)"
         )
-    res = feature.resolution(req.resolution) if req.resolution is not None else None
-    if res is not None:
-        parts.append(f"{format_exact(multiplier)} ({res.label})")
+    if req.resolution is not None:
+        parts.append(f"{format_exact(multiplier)} ({feature.resolution_label(req.resolution)})")
     if model.has_count:
         word = "image" if model.unit == "image" else "generation"
         parts.append(f"{fmt_int(req.count)} {plural(req.count, word)}")

@@ -143,7 +143,7 @@ def _write_entry(
     actor_id: int | None = None,
     draws: list[list[int]] | None = None,
 ) -> int:
-    new_id = conn.execute(
+    entry_id: int = conn.execute(
         _insert_entry_stmt,
         {
             "account_id": account_id,
@@ -160,7 +160,7 @@ def _write_entry(
             "created_at": now,
         },
     ).scalar_one()
-    return int(new_id)
+    return entry_id
 
 
 def _set_balance(
@@ -274,7 +274,7 @@ def _new_grant(
     subscription_id: int | None,
     now: datetime,
 ) -> int:
-    new_id = conn.execute(
+    grant_id: int = conn.execute(
         insert(_G).returning(_G.c.id),
         {
             "account_id": account_id,
@@ -287,7 +287,7 @@ def _new_grant(
             "closed_at": None,
         },
     ).scalar_one()
-    return int(new_id)
+    return grant_id
 
 
 def _min_expiry(a: datetime | None, b: datetime | None) -> datetime | None:

@@ -72,8 +72,7 @@ def _pg_fast_spend(
     the general path has to decide."""
     feature, reference_type, reference_id, reason, actor_id = extra
     raw = conn.connection.driver_connection
-    if raw is None:  # a pooled connection that lost its DBAPI connection
-        raise LedgerError("The database connection is closed.")
+    assert raw is not None  # a connection in a transaction always has its psycopg connection
     params = {
         "acct": account_id,
         "amount": amount,

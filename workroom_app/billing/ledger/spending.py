@@ -67,7 +67,7 @@ def _spend(
             return quick
         bal, next_expiry = _lock(conn, account_id)
     elif conn.dialect.name == "postgresql":
-        fast = _pg_fast_spend(
+        pg = _pg_fast_spend(
             conn,
             account_id,
             amount,
@@ -76,9 +76,9 @@ def _spend(
             now,
             (feature, reference_type, reference_id, reason, actor_id),
         )
-        if isinstance(fast, LedgerResult):
-            return fast
-        bal, next_expiry = fast
+        if isinstance(pg, LedgerResult):
+            return pg
+        bal, next_expiry = pg
     else:
         bal, next_expiry = _lock(conn, account_id)
     existing = _existing(conn, key, account_id, -amount, action)

@@ -8,7 +8,6 @@ from datetime import datetime
 from sqlalchemy.engine import Connection, Dialect
 
 from workroom_app.billing.ledger.core import _L, LedgerResult, _draw, _next_expiry, _set_balance
-from workroom_app.billing.ledger.errors import LedgerError
 
 #
 # Measured (docs/benchmarks.md): through SQLAlchemy Core each statement costs
@@ -67,8 +66,7 @@ def _sqlite_fast_spend(
     feature, reference_type, reference_id, reason, actor_id = extra
     to_db, from_db = _sq_datetime_processors(conn.dialect)
     raw = conn.connection.driver_connection
-    if raw is None:  # a pooled connection that lost its DBAPI connection
-        raise LedgerError("The database connection is closed.")
+    assert raw is not None  # a connection in a transaction always has its sqlite3 connection
     if raw.execute(_SQ_KEY, (key,)).fetchone() is not None:
         return None  # a replay: the Core path checks and returns it
     now_db = to_db(now)

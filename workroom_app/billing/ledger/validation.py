@@ -79,7 +79,9 @@ def _check_text(value: object, what: str, max_length: int, *, required: bool) ->
 
 def _check_action(action_type: object, allowed: frozenset[ActionType], operation: str) -> str:
     try:
-        action = ActionType(action_type) if isinstance(action_type, str) else None
+        if not isinstance(action_type, str):
+            raise ValueError(action_type)
+        action = ActionType(action_type)
     except ValueError:
         action = None
     if action is None:

@@ -109,6 +109,12 @@ class Behaviour(StrEnum):
     DECLINE_PROCESSING_ERROR = "decline_processing_error"
     # Attaches to the customer, then every charge fails (Stripe's ...0341).
     CHARGE_FAILS = "charge_fails"
+    # 3-D Secure (Stripe's authentication test cards): the card holder must
+    # confirm the payment. ...3184 asks every time, off-session charges too;
+    # ...3155 asks for payments made on the page and lets off-session charges
+    # (renewals, auto top-up) through, like a card set up for later use.
+    AUTH_ALWAYS = "auth_always"
+    AUTH_ON_SESSION = "auth_on_session"
 
 
 @dataclass(frozen=True)
@@ -145,6 +151,8 @@ TEST_CARD_BEHAVIOURS: dict[str, Behaviour] = {
     "4000000000009979": Behaviour.DECLINE_STOLEN,
     "4000000000000119": Behaviour.DECLINE_PROCESSING_ERROR,
     "4000000000000341": Behaviour.CHARGE_FAILS,
+    "4000002760003184": Behaviour.AUTH_ALWAYS,
+    "4000002500003155": Behaviour.AUTH_ON_SESSION,
 }
 
 # Stripe's published numbers that pay, one or more per brand (documentation
@@ -318,8 +326,16 @@ def decline_for(behaviour: str, *, on_attach: bool) -> Decline | None:
 
     Like Stripe: the decline numbers are refused both when saved and when
     charged; the "charge fails" number is saved fine and refused on charge."""
-    if behaviour == Behaviour.OK:
-        return None
+    if behaviour in (Behaviour.OK, Behaviour.AUTH_ALWAYS, Behaviour.AUTH_ON_SESSION):
+        return None  # authentication is asked for when charged (needs_authentication)
     if on_attach and behaviour == Behaviour.CHARGE_FAILS:
         return None
     return DECLINES.get(behaviour, DECLINES[Behaviour.DECLINE_GENERIC])
+
+
+def needs_authentication(behaviour: str, *, off_session: bool) -> bool:
+    """Whether a charge on a card with this behaviour waits for the card holder
+    to confirm it (3-D Secure) instead of going through."""
+    if behaviour == Behaviour.AUTH_ALWAYS:
+        return True
+    return behaviour == Behaviour.AUTH_ON_SESSION and not off_session

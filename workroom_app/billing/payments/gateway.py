@@ -17,6 +17,10 @@ class ChargeResult:
     gateway_ref: str | None  # the gateway's id for the charge (also for a declined one)
     failure_reason: str | None = None  # user-readable, e.g. "Your card has insufficient funds."
     failure_code: str | None = None  # machine code, e.g. "insufficient_funds"
+    # Neither paid nor declined: the card holder must confirm it (3-D Secure)
+    # at action_url (Stripe's hosted page; the local gateway's stand-in has none).
+    requires_action: bool = False
+    action_url: str | None = None
 
 
 @dataclass(frozen=True)
@@ -45,12 +49,16 @@ class PaymentGateway(Protocol):
         idempotency_key: str,
         *,
         session: Any = None,
+        off_session: bool = False,
     ) -> ChargeResult:
         """Take `amount_cents` from the card (anything with .gateway_ref).
 
         The same idempotency key twice returns the first answer and charges
         once. `session`: a gateway that keeps its records in our database (the
         local one) writes them in the caller's transaction; others ignore it.
+        `off_session`: the card holder is not present (a renewal, an auto
+        top-up); a card may then need authentication when it would not on the
+        page, or the other way round (see cards.needs_authentication).
         """
         ...
 

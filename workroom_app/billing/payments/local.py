@@ -35,6 +35,9 @@ from workroom_app.billing.payments.gateway import CardOnFile, ChargeResult, Gate
 from workroom_app.models import LocalCard, LocalCharge
 
 MAX_CHARGE_CENTS = 10**9  # ten million dollars: far beyond any plan
+# A charge waiting for the card holder's confirmation (3-D Secure) is kept as a
+# not-ok charge with this code until confirm_charge settles it.
+REQUIRES_ACTION = "requires_action"
 
 _C = LocalCharge.__table__
 _K = LocalCard.__table__
@@ -159,6 +162,7 @@ class LocalGateway:
         idempotency_key: str,
         *,
         session: Session | None = None,
+        off_session: bool = False,
     ) -> ChargeResult:
         if isinstance(amount_cents, bool) or not isinstance(amount_cents, int):
             raise GatewayError("The amount to charge must be a whole number of cents.")
@@ -191,6 +195,12 @@ class LocalGateway:
                 today = clock.now().date()
                 if decline is None and (card.exp_year, card.exp_month) < (today.year, today.month):
                     decline = cards.DECLINES[cards.Behaviour.DECLINE_EXPIRED]
+                if decline is None and cards.needs_authentication(
+                    card.behaviour, off_session=off_session
+                ):
+                    decline = cards.Decline(
+                        REQUIRES_ACTION, "Your bank asks you to confirm this payment."
+                    )
             row: dict[str, Any] = dict(
                 idempotency_key=idempotency_key,
                 account_id=account_id,
@@ -219,7 +229,34 @@ class LocalGateway:
                 gateway_ref=row["gateway_ref"],
                 failure_reason=row["failure_reason"],
                 failure_code=row["failure_code"],
+                requires_action=row["failure_code"] == REQUIRES_ACTION,
             )
+
+    def settle_authentication(
+        self,
+        idempotency_key: str,
+        *,
+        confirmed: bool,
+        failure_code: str = "payment_intent_authentication_failure",
+        failure_reason: str = "We are unable to authenticate your payment method.",
+        session: Session | None = None,
+    ) -> ChargeResult:
+        """The card holder confirmed (the charge is taken now) or did not (it fails
+        with the reason). Only a charge still waiting changes; any other is
+        returned as it is, so settling twice changes nothing."""
+        with self._session(session) as s:
+            row = s.exec(
+                select(LocalCharge).where(LocalCharge.idempotency_key == idempotency_key)
+            ).first()
+            if row is None:
+                raise GatewayError("There is no such payment.")
+            if not row.ok and row.failure_code == REQUIRES_ACTION:
+                row.ok = confirmed
+                row.failure_code = None if confirmed else failure_code
+                row.failure_reason = None if confirmed else failure_reason
+                s.add(row)
+                s.flush()
+            return self._result(row)
 
     def refund(self, gateway_ref: str, *, session: Session | None = None) -> bool:
         """Give a charge's money back (once). True when it is refunded now or was."""
@@ -239,6 +276,7 @@ class LocalGateway:
             gateway_ref=row.gateway_ref,
             failure_reason=row.failure_reason,
             failure_code=row.failure_code,
+            requires_action=row.failure_code == REQUIRES_ACTION,
         )
 
     def _replay(self, row: Any, account_id: int, amount_cents: int) -> ChargeResult:

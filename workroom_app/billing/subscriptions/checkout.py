@@ -30,8 +30,10 @@ from workroom_app.billing.subscriptions.payment_records import (
     ACTIVATION,
     Outcome,
     PaymentFacts,
+    _card_details,
     _charge,
     _failed_count,
+    _needs_confirmation,
     _period_label,
     _receipt,
     _replay,
@@ -125,6 +127,16 @@ def subscribe(
         f"Workroom {plan.name} plan",
         key,
     )
+    if payment.requires_action:
+        return _needs_confirmation(
+            session,
+            account_id,
+            ACTIVATION,
+            payment,
+            f"the {plan.name} plan",
+            {"plan_key": plan.key, **_card_details(card_on_file, "always" if card else None)},
+            "/subscription",
+        )
     if not payment.ok:
         return record_failed_attempt(
             session,

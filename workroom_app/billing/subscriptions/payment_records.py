@@ -71,6 +71,10 @@ class PaymentFacts:
     card_last4: str | None = None
     failure_reason: str | None = None
     failure_code: str | None = None
+    # Neither paid nor failed: the card holder must confirm it (3-D Secure;
+    # billing/payment_confirmation.py), at action_url with Stripe.
+    requires_action: bool = False
+    action_url: str | None = None
 
 
 @dataclass(frozen=True)
@@ -91,6 +95,9 @@ class Outcome:
     failure_code: str | None = None
     replayed: bool = False  # the same request was already done: nothing changed now
     plan_ended: bool = False  # the account went back to Free
+    # The payment waits for the card holder: send them to confirm_url ("Confirm this payment").
+    requires_action: bool = False
+    confirm_url: str | None = None
 
 
 def _failed_count(session: Session, account_id: int, kind: str, subscription_id: int | None) -> int:
@@ -138,6 +145,8 @@ def _facts(
         card_last4=getattr(card, "last4", None),
         failure_reason=charge.failure_reason,
         failure_code=charge.failure_code,
+        requires_action=charge.requires_action,
+        action_url=charge.action_url,
     )
 
 
@@ -161,13 +170,78 @@ def _charge(
     amount_cents: int,
     description: str,
     key: str,
+    *,
+    off_session: bool = False,
 ) -> PaymentFacts:
     if card is None:
         return _no_card_facts(amount_cents, key, gateway.name)
     result = gateway.charge(
-        account_id, card, amount_cents, _currency(), description, key, session=session
+        account_id,
+        card,
+        amount_cents,
+        _currency(),
+        description,
+        key,
+        session=session,
+        off_session=off_session,
     )
     return _facts(result, card, amount_cents, key, gateway.name)
+
+
+# ---------------------------------------------------- payments the card holder must confirm
+
+
+def _needs_confirmation(
+    session: Session,
+    account_id: int,
+    kind: str,
+    payment: PaymentFacts,
+    description: str,
+    details: dict,
+    return_path: str,
+) -> Outcome:
+    """3-D Secure: the payment waits for its card holder (billing/payment_confirmation.py)."""
+    # It builds on this package: a top-level import would be a cycle.
+    from workroom_app.billing import payment_confirmation  # noqa: PLC0415
+
+    return payment_confirmation.require(
+        session,
+        account_id,
+        kind=kind,
+        payment=payment,
+        description=description,
+        details=details,
+        return_path=return_path,
+    )
+
+
+def _card_details(card: Any, store: str | None) -> dict:
+    """A typed-in card to save once its payment is confirmed ("always", "if_none")."""
+    if store is None or card is None:
+        return {}
+    fields = ("gateway_ref", "brand", "last4", "exp_month", "exp_year")
+    return {"store_card": store, "card": {f: getattr(card, f) for f in fields}}
+
+
+def _renewal_details(
+    sub_id: int, plan_key: str, due_at: datetime, start: datetime, end: datetime, *, pay_now: bool
+) -> dict:
+    return {
+        "subscription_id": sub_id,
+        "plan_key": plan_key,
+        "due_at": as_utc(due_at).isoformat(),
+        "period_start": as_utc(start).isoformat(),
+        "period_end": as_utc(end).isoformat(),
+        "pay_now": pay_now,
+    }
+
+
+def _waiting_renewal(session: Session, sub: Any) -> Outcome | None:
+    """Pay now while this renewal already waits for confirmation: that one, not a second charge."""
+    # It builds on this package: a top-level import would be a cycle.
+    from workroom_app.billing import payment_confirmation  # noqa: PLC0415
+
+    return payment_confirmation.waiting_renewal(session, sub)
 
 
 def _period_label(start: datetime, end: datetime) -> str:

@@ -237,6 +237,11 @@ def swap(account_id: int, expected: ChangePreview) -> Outcome:
     return _billing_gateway(account_id).swap(account_id, expected)
 
 
+def pay_now(account_id: int) -> Outcome:
+    """Past due: pay the failed renewal now, on the gateway that bills the plan."""
+    return _billing_gateway(account_id).pay_now(account_id)
+
+
 def cancel(account_id: int) -> Outcome:
     """Stop auto-renewal (a past-due plan ends now)."""
     return _billing_gateway(account_id).cancel(account_id)

@@ -41,6 +41,7 @@ from workroom_app.billing.subscriptions.payment_records import (
     PaymentFacts,
     _charge,
     _failed_count,
+    _needs_confirmation,
     _period_label,
     _receipt,
     _replay,
@@ -182,6 +183,16 @@ def change_plan(
         f"Workroom {current.name} to {new_plan.name}",
         preview.idempotency_key,
     )
+    if payment.requires_action:
+        return _needs_confirmation(
+            session,
+            account_id,
+            preview.kind,
+            payment,
+            f"the change from {current.name} to {new_plan.name}",
+            {"plan_key": new_plan.key, "from_plan": current.key, "subscription_id": sub.id},
+            "/subscription",
+        )
     if preview.kind == UPGRADE:
         if not payment.ok:
             return record_failed_attempt(

@@ -39,9 +39,12 @@ from workroom_app.billing.subscriptions.payment_records import (
     _charge,
     _failed_count,
     _failed_outcome,
+    _needs_confirmation,
     _period_label,
     _receipt,
+    _renewal_details,
     _replay,
+    _waiting_renewal,
     _write_invoice,
 )
 from workroom_app.models import ActionType, GrantSource, Invoice, Subscription, SubscriptionStatus
@@ -130,7 +133,18 @@ def renew(
         plan.price_cents,
         f"Workroom {plan.name} plan renewal",
         key,
+        off_session=True,
     )
+    if payment.requires_action:
+        return _needs_confirmation(
+            session,
+            sub.account_id,
+            RENEWAL,
+            payment,
+            f"your {plan.name} renewal",
+            _renewal_details(sub.id, plan.key, due_at, start, end, pay_now=False),
+            "/subscription",
+        )
     if payment.ok:
         return _apply_renewal(session, sub, period_start=start, period_end=end, payment=payment)
     return record_payment_failed(
@@ -163,6 +177,9 @@ def pay_now(session: Session, account_id: int, *, gateway: PaymentGateway | None
         raise SubscriptionError(
             "Stripe retries this payment with your new card on its own schedule; there is nothing to pay here."
         )
+    waiting = _waiting_renewal(session, sub)
+    if waiting is not None:
+        return waiting
     card = _card_on_file(session, account_id)
     if card is None:
         raise NoPaymentMethod("Add a card to pay now.")
@@ -185,6 +202,16 @@ def pay_now(session: Session, account_id: int, *, gateway: PaymentGateway | None
         f"Workroom {plan.name} plan renewal",
         key,
     )
+    if payment.requires_action:
+        return _needs_confirmation(
+            session,
+            account_id,
+            RENEWAL,
+            payment,
+            f"your {plan.name} renewal",
+            _renewal_details(sub.id, plan.key, due_at, start, end, pay_now=True),
+            "/subscription",
+        )
     if payment.ok:
         outcome = _apply_renewal(session, sub, period_start=start, period_end=end, payment=payment)
         session.expire(sub)  # updated below the ORM

@@ -150,6 +150,14 @@ def scheduled_tick(
     """One pass of the billing scheduler (the worker calls it every poll, in a
     thread): renew what fell due, run due retries, then send pending receipts
     when SMTP is configured. Returns (RenewReport, SendReport | None)."""
+    try:
+        # Builds on this package: a top-level import would be a cycle.
+        from workroom_app.billing import payment_confirmation  # noqa: PLC0415
+
+        # Unconfirmed payments past their deadline fail first, so the renewals below see it.
+        payment_confirmation.expire_due(engine)
+    except Exception:  # noqa: BLE001  (must never stop renewals)
+        log.exception("expiring payment confirmations failed")
     report = renew_due(engine)
     try:
         alerts.scheduled_scan(engine)  # "N credits expire on DATE", 7 days and 1 day before

@@ -170,6 +170,12 @@ def change_plan(
     state = fetch_state(gateway, stripe_id)
     with write_session(engine) as session:
         report = reconcile_report(session, state)
+        if result.requires_action and result.invoice is not None:
+            # 3-D Secure: the change happens once the customer confirms on Stripe's page.
+            # It builds on this package: a top-level import would be a cycle.
+            from workroom_app.billing import stripe_payments  # noqa: PLC0415
+
+            return stripe_payments.pending_outcome(session, result.invoice, preview.kind)
         if not result.ok:
             local = _get(session, sub.id)
             facts = PaymentFacts(
@@ -311,6 +317,13 @@ class StripeBilling:
 
     def cancel(self, account_id: int) -> subscriptions.Outcome:
         return cancel(db.get_engine(), _gateway(), account_id)
+
+    def pay_now(self, account_id: int) -> subscriptions.Outcome:
+        # Off-session: invoices.pay on the open renewal (billing/stripe_payments.py).
+        # It builds on this package: a top-level import would be a cycle.
+        from workroom_app.billing import stripe_payments  # noqa: PLC0415
+
+        return stripe_payments.pay_now(db.get_engine(), _gateway(), account_id)
 
     def resume(self, account_id: int) -> subscriptions.Outcome:
         return resume(db.get_engine(), _gateway(), account_id)

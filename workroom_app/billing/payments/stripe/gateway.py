@@ -24,6 +24,7 @@ from workroom_app.billing.payments.stripe.metadata import (
     META_PLAN,
     META_SUBSCRIPTION,
     META_UPGRADE_INVOICE,
+    REQUIRES_ACTION_CODE,
     derive_key,
 )
 from workroom_app.billing.payments.stripe.views import (
@@ -393,6 +394,18 @@ class StripeGateway:
                 invoice.id, {}, {"idempotency_key": derive_key(idempotency_key, "upgrade-pay")}
             )
         except stripe.CardError as exc:
+            if exc.code == REQUIRES_ACTION_CODE:
+                # 3-D Secure: kept open for the customer to confirm on Stripe's hosted
+                # page; paid there, the invoice.paid webhook swaps the price.
+                waiting = self.retrieve_invoice(invoice.id)
+                return PaymentResult(
+                    ok=False,
+                    invoice=waiting,
+                    subscription=sub,
+                    amount_cents=difference,
+                    requires_action=True,
+                    action_url=waiting.hosted_invoice_url,
+                )
             # Nothing may change but the failed payment: void the invoice so
             # Stripe never collects it later.
             self._call(
@@ -582,6 +595,7 @@ class StripeGateway:
         brand = last4 = failure_code = failure_reason = None
         payments = getattr(invoice, "payments", None)
         intent = None
+        requires_action = False
         for payment in payments.data if payments is not None else []:
             if payment.payment.type == "payment_intent":
                 intent = payment.payment.payment_intent
@@ -592,6 +606,7 @@ class StripeGateway:
                 self.client.v1.payment_intents.retrieve, intent, {"expand": ["latest_charge"]}
             )
         if intent is not None:
+            requires_action = invoice.status == "open" and intent.status == "requires_action"
             charge = intent.latest_charge
             if isinstance(charge, str):
                 charge = self._call(self.client.v1.charges.retrieve, charge)
@@ -640,6 +655,8 @@ class StripeGateway:
             failure_reason=failure_reason,
             paid_at=_dt(transitions.paid_at) if transitions is not None else None,
             attempt_count=int(getattr(invoice, "attempt_count", 0) or 0),
+            requires_action=requires_action,
+            hosted_invoice_url=getattr(invoice, "hosted_invoice_url", None),
         )
 
     # ------------------------------------------------------------ refunds and disputes (staff)

@@ -46,3 +46,7 @@ def derive_key(operation_key: str, step: str) -> str:
     if len(key) > 200:
         key = f"wr:{hashlib.sha256(operation_key.encode()).hexdigest()}:{step}"
     return key
+
+
+# Stripe's answer to invoices.pay when the card holder must authenticate first (3-D Secure).
+REQUIRES_ACTION_CODE = "invoice_payment_intent_requires_action"

@@ -127,6 +127,7 @@ def _failed_once(invoice: InvoiceView) -> bool:
     """A payment attempt on it failed (it is still unpaid, or was voided unpaid)."""
     return (
         not invoice.paid
+        and not invoice.requires_action  # waiting for 3-D Secure is not a failure
         and invoice.attempt_count > 0
         and invoice.status in ("open", "uncollectible", "void")
     )
@@ -229,6 +230,9 @@ def reconcile_report(session: Session, state: StripeState) -> ReconcileReport:
             notes.append("ended")
         elif subscriptions.set_cancel_at_period_end(session, local, view.cancel_at_period_end):
             notes.append("cancel at period end" if view.cancel_at_period_end else "resumed")
+    from workroom_app.billing import stripe_payments  # noqa: PLC0415  (it builds on this module)
+
+    stripe_payments.sync_invoices(session, state)  # invoices waiting for 3-D Secure
     return ReconcileReport(notes, outcomes, problems)
 
 

@@ -97,6 +97,9 @@ class InvoiceView:
     failure_reason: str | None = None
     paid_at: datetime | None = None
     attempt_count: int = 0
+    # 3-D Secure: the payment waits for the customer on hosted_invoice_url.
+    requires_action: bool = False
+    hosted_invoice_url: str | None = None
 
     @property
     def paid(self) -> bool:
@@ -124,6 +127,8 @@ class PaymentResult:
     amount_cents: int
     failure_code: str | None = None
     failure_reason: str | None = None
+    requires_action: bool = False  # 3-D Secure: the customer confirms on action_url
+    action_url: str | None = None
 
 
 @dataclass(frozen=True)

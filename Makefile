@@ -59,9 +59,10 @@ run-scaled: setup
 test: test-setup
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
-# Everything but the browser and the minutes-long tests: the inner loop.
+# Everything but the browser and the minutes-long (`slow`) tests, on every core (pytest-xdist):
+# the inner loop, under two minutes on a 2-core machine. `make test` still runs all of them.
 test-fast: setup $(VENV)/.test-installed
-	$(BIN)/python -m pytest -m "not browser and not slow" $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -m "not browser and not slow" -n auto $(PYTEST_ARGS)
 
 # ruff lint rules and formatting (pyproject.toml [tool.ruff]); `ruff format .` fixes the latter.
 lint: $(VENV)/.test-installed

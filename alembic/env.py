@@ -1,10 +1,10 @@
 """Alembic environment: the schema is workroom_app.models' metadata."""
 
-from alembic import context
 from sqlalchemy import engine_from_config, pool
 from sqlmodel import SQLModel
 
 import workroom_app.models  # noqa: F401  (registers every table)
+from alembic import context
 from workroom_app.settings import get_settings
 
 config = context.config

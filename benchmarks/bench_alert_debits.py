@@ -1,4 +1,4 @@
-"""The debit path with alerts and auto top-up configured vs without (issue 11, "Speed").
+"""The debit path with alerts and auto top-up configured vs without.
 
 `python -m benchmarks.bench_alert_debits [--json]`; `workroom bench ledger`'s
 debit step is reused: one writer, each debit its own write_session
@@ -6,7 +6,7 @@ transaction, on a scratch SQLite file and (with WORKROOM_TEST_POSTGRES_URL)
 a scratch PostgreSQL database.
 
 - plain: the after-commit watchers switched off (the debit path as before
-  issue 11: balance_watch.note returns at once);
+  balance_watch.note returns at once);
 - watched: the watchers on, and the account has a low-balance threshold and
   auto top-up configured (neither crossed: a crossing is rare and is the
   alert's or the top-up's own work, not the debit's);

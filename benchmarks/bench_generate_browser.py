@@ -1,4 +1,4 @@
-"""Generation page speed in Chromium (issue 3, Speed).
+"""Generation page speed in Chromium.
 
 1. Cost update: inside the page, from the input/change event on a control to the Generate
    button's new text (performance.now() before dispatching the event, a MutationObserver on the

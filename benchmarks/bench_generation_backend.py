@@ -1,4 +1,4 @@
-"""Generation back end (issue 3, "Speed"): the server part of "click on
+"""Generation back end: the server part of "click on
 Generate to the new balance" and what the local renderer costs.
 
 1. submit(): one write transaction (lock account, price, count running jobs,

@@ -1,4 +1,4 @@
-"""Ledger benchmark (issue 2, "Speed"): `workroom bench ledger [--json]`.
+"""Ledger benchmark: `workroom bench ledger [--json]`.
 
 In one process, on a scratch SQLite file (WAL, synchronous=FULL, as db.py sets
 it) and, when WORKROOM_TEST_POSTGRES_URL is set, on a scratch PostgreSQL

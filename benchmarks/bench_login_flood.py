@@ -1,4 +1,4 @@
-"""A log-in flood (issue 8): /api/health and a real user's log-in while 32 clients flood the form.
+"""A log-in flood: /api/health and a real user's log-in while 32 clients flood the form.
 
 In one process, on one event loop, as the served app runs them: 32 clients each send 3 wrong
 log-ins through Reflex's real event processor (with the app's middleware), real argon2 hashing;

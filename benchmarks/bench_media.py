@@ -1,4 +1,4 @@
-"""Local renderer media (issue 7 items 2-3): how long the real files take to make and how much
+"""Local renderer media: how long the real files take to make and how much
 memory the largest ones need, with PyAV's H.264/AAC encoding, plus how long measuring an upload's
 length takes (what the Generate page waits for after a file arrives).
 

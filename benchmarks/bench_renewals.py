@@ -1,4 +1,4 @@
-"""Benchmark: renew N due subscriptions with the local gateway (issue 4).
+"""Benchmark: renew N due subscriptions with the local gateway.
 
     .venv/bin/python benchmarks/bench_renewals.py --count 100000 --engine both
 

@@ -1,4 +1,4 @@
-"""What the per-event session check costs (issue 8), on SQLite and PostgreSQL.
+"""What the per-event session check costs, on SQLite and PostgreSQL.
 
 Two figures per engine:
 - the check alone: `accounts.live_login` (one indexed query joining auth_session and

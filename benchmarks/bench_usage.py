@@ -1,5 +1,5 @@
-"""Usage page queries with 1,000,000 ledger rows, 100,000 of them one user's
-(issue 3, "Speed"): first page, a deep page, a filtered page; p50/p95 on
+"""Usage page queries with 1,000,000 ledger rows, 100,000 of them one user's:
+first page, a deep page, a filtered page; p50/p95 on
 SQLite and PostgreSQL. Goal: each <= 20 ms.
 
 Run:  WORKROOM_TEST_POSTGRES_URL=postgresql://postgres@127.0.0.1:5432/test \

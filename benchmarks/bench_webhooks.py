@@ -1,4 +1,4 @@
-"""Stripe webhook handling with signature verification (issue 4, "Speed"):
+"""Stripe webhook handling with signature verification:
 events per second, and what a duplicate costs.
 
 Run:  WORKROOM_TEST_POSTGRES_URL=postgresql://postgres@127.0.0.1:5432/test \

@@ -12,7 +12,6 @@ import tempfile
 from pathlib import Path
 
 from alembic import command
-
 from workroom_app.schema import ALEMBIC_DIR, alembic_config
 
 target = ALEMBIC_DIR / "versions" / "0001_initial.py"

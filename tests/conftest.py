@@ -196,7 +196,7 @@ def _fresh_alert_cache() -> Iterator[None]:
 @pytest.fixture(autouse=True)
 def _fresh_security_state() -> Iterator[None]:
     """Rate-limit counters, the failed-event log budget and the signing secret are per process:
-    each test starts with none (issue 8)."""
+    each test starts with none."""
     from workroom_app.security import event_failures, rate_limits, signing
 
     rate_limits.reset()

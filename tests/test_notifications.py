@@ -169,6 +169,7 @@ def test_a_savepoint_commits_nothing_until_the_outer_transaction(sqlite_engine, 
     asyncio.run(scenario())
 
 
+@pytest.mark.slow  # starts a second Python process
 def test_a_change_made_by_another_process_reaches_this_one_on_sqlite(sqlite_engine, use):
     """The CLI or a separate `workroom worker` writes: this process hears it through change_log."""
     use(sqlite_engine, "local")

@@ -8,6 +8,7 @@ import wave
 from datetime import UTC, datetime
 
 import av
+import pytest
 from PIL import Image
 from sqlmodel import select
 
@@ -30,6 +31,7 @@ def _media_files() -> list:
     return sorted(p for p in root.rglob("*") if p.is_file()) if root.exists() else []
 
 
+@pytest.mark.slow  # renders the demo's media
 def test_seeded_demo_history_has_real_jobs_linked_to_their_debits(app_db):
     engine = app_db
     with clock.pinned(NOW):
@@ -98,6 +100,7 @@ def _check_media(job: GenerationJob) -> None:
                 assert container.streams.audio[0].codec_context.name == "aac"
 
 
+@pytest.mark.slow  # renders the demo's media
 def test_the_demo_users_generate_page_lists_the_seeded_history(app_db):
     with clock.pinned(NOW):
         seed_demo(app_db)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+import pytest
 from sqlmodel import select
 
 from workroom_app.billing import accounts, clock
@@ -13,6 +14,7 @@ from workroom_app.models import Invoice, LedgerEntry, OutboxEmail
 from workroom_app.seed import DEMO_EMAIL, seed_demo
 
 
+@pytest.mark.slow  # seeds months of demo history twice
 def test_demo_user_has_months_of_pro_history_and_seeding_twice_changes_nothing(sqlite_engine):
     with clock.pinned(datetime(2026, 11, 24, 21, 0, tzinfo=UTC)):
         seed_demo(sqlite_engine)

@@ -38,7 +38,7 @@ class Account(SQLModel, table=True):
     role: str = Field(default=Role.USER, max_length=16)
     timezone: str = Field(default="UTC", max_length=64)
     created_at: datetime
-    # Security (issue 8): the trial is granted once the address is confirmed; a disabled
+    # Security: the trial is granted once the address is confirmed; a disabled
     # account's sessions are refused on their next event.
     email_confirmed_at: datetime | None = None
     disabled_at: datetime | None = None
@@ -68,7 +68,7 @@ class ActionType(StrEnum):
     EXPIRY = "expiry"
     PLAN_CHANGE = "plan_change"
     STAFF_ADJUSTMENT = "staff_adjustment"
-    CREDIT_PACK = "credit_pack"  # a one-off purchase of credits (issue 11)
+    CREDIT_PACK = "credit_pack"  # a one-off purchase of credits
 
 
 ACTION_LABELS: dict[str, str] = {
@@ -137,7 +137,7 @@ class LedgerEntry(SQLModel, table=True):
         # date-range and action-type filters an index range scan at any depth.
         Index("ix_ledger_account_created", "account_id", "created_at", "id"),
         Index("ix_ledger_account_action_created", "account_id", "action_type", "created_at", "id"),
-        # The staff overview reads a date range across accounts (issue 10).
+        # The staff overview reads a date range across accounts.
         Index("ix_ledger_created_at", "created_at"),
     )
     id: int = Field(default=None, sa_column_kwargs={"autoincrement": True}, primary_key=True)
@@ -177,7 +177,7 @@ class GenerationJob(SQLModel, table=True):
         UniqueConstraint("account_id", "client_request_id", name="uq_job_client_request"),
         Index("ix_job_account_id_desc", "account_id", "id"),
         Index("ix_job_status_deadline", "status", "deadline_at"),
-        # The staff overview reads a date range across accounts (issue 10).
+        # The staff overview reads a date range across accounts.
         Index("ix_job_created_at", "created_at"),
     )
     id: int = Field(default=None, primary_key=True)
@@ -283,7 +283,7 @@ class Invoice(SQLModel, table=True):
     __table_args__ = (
         UniqueConstraint("account_id", "number", name="uq_invoice_account_number"),
         UniqueConstraint("account_id", "seq", name="uq_invoice_account_seq"),
-        # The staff overview reads a date range across accounts (issue 10).
+        # The staff overview reads a date range across accounts.
         Index("ix_invoice_created_at", "created_at"),
     )
     id: int = Field(default=None, primary_key=True)
@@ -403,7 +403,7 @@ class AppSetting(SQLModel, table=True):
     value: str
 
 
-# ------------------------------------------------------------ staff operations (issue 10)
+# ------------------------------------------------------------ staff operations
 
 
 class StaffAudit(SQLModel, table=True):
@@ -469,7 +469,7 @@ class PaymentDispute(SQLModel, table=True):
     closed_at: datetime | None = None
 
 
-# ------------------------------------------------- credits users can plan with (issue 11)
+# ------------------------------------------------- credits users can plan with
 
 
 class AlertKind(StrEnum):
@@ -521,7 +521,7 @@ class AccountAlert(SQLModel, table=True):
     read_at: datetime | None = None
 
 
-# ---------------------------------------------------------------- security (issue 8)
+# ---------------------------------------------------------------- security
 
 
 class TrialClaim(SQLModel, table=True):
@@ -534,7 +534,7 @@ class TrialClaim(SQLModel, table=True):
     claimed_at: datetime
 
 
-# --------------------------------------------------------------- live layer (issue 12)
+# --------------------------------------------------------------- live layer
 
 
 class ChangeLog(SQLModel, table=True):
@@ -549,7 +549,7 @@ class ChangeLog(SQLModel, table=True):
     origin: str = Field(default="", max_length=40)
 
 
-# ------------------------------------------ credits users can plan with (issue 11), continued
+# ------------------------------------------ credits users can plan with, continued
 
 
 class ReportStatus(StrEnum):
@@ -576,7 +576,7 @@ class ResultReport(SQLModel, table=True):
     decided_at: datetime | None = None
 
 
-# ------------------------------------------ staff overview rollups (issue 10, closed days)
+# ------------------------------------------ staff overview rollups (closed days)
 
 
 class StaffRollupDay(SQLModel, table=True):

@@ -94,7 +94,7 @@ class Settings(BaseSettings):
     # Staff: the most credits a support-role member may add or remove in one
     # adjustment (finance and admin go up to billing/staff.MAX_ADJUSTMENT).
     staff_support_adjust_limit: int = Field(default=1000, ge=0)
-    # Security (issue 8). Signs the email-confirmation links; empty: generated once and kept in
+    # Security. Signs the email-confirmation links; empty: generated once and kept in
     # the database (app_setting). Rate-limit counters: "memory://" (one process) or a
     # redis:// URL shared by every worker.
     secret_key: str = ""

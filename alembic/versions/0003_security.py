@@ -1,4 +1,4 @@
-"""Security (issue 8): confirmed and disabled accounts, log-in hand-offs, one trial per mailbox.
+"""Security: confirmed and disabled accounts, log-in hand-offs, one trial per mailbox.
 
 Revision ID: 0003_security
 Revises: 0002

@@ -1,4 +1,4 @@
-"""Credits users can plan with (issue 11): alert settings (and auto top-up) and in-app alerts.
+"""Credits users can plan with: alert settings (and auto top-up) and in-app alerts.
 
 and "report a broken result" (result_report).
 

@@ -1,4 +1,4 @@
-"""Staff overview rollups (issue 10): per closed UTC day sums, and an index for unlimited jobs.
+"""Staff overview rollups: per closed UTC day sums, and an index for unlimited jobs.
 
 Revision ID: 0009_rollup
 Revises: 0004_live

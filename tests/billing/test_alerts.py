@@ -1,4 +1,4 @@
-"""Alerts (issue 11, item 3): one rule per test, on SQLite and PostgreSQL.
+"""Alerts: one rule per test, on SQLite and PostgreSQL.
 Low balance once per crossing (also under 32 concurrent debits), credits
 expiring 7 days and 1 day before, payment failed, plan ended; each email
 can be turned off while the in-app alert stays."""

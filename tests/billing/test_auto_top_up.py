@@ -1,4 +1,4 @@
-"""Auto top-up (issue 11, item 2), on SQLite and PostgreSQL: after the debit
+"""Auto top-up, on SQLite and PostgreSQL: after the debit
 that crossed the threshold commits, once per crossing (also with 32 concurrent
 debits), never past the monthly cap, off after a decline with an email."""
 

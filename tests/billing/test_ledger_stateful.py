@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
 
+import pytest
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
@@ -324,4 +325,5 @@ LedgerMachine.TestCase.settings = settings(
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow],
 )
-TestLedgerStateMachine = LedgerMachine.TestCase
+# Minutes of random operations against a model: `make test` runs it, `make test-fast` does not.
+TestLedgerStateMachine = pytest.mark.slow(LedgerMachine.TestCase)

@@ -1,4 +1,4 @@
-"""Credit packs (issue 11, item 1): one rule per test, on SQLite and PostgreSQL."""
+"""Credit packs: one rule per test, on SQLite and PostgreSQL."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""A seeded 12-month simulation with credit packs (issue 11, "Tests"): accounts
+"""A seeded 12-month simulation with credit packs: accounts
 subscribe, buy packs (sometimes twice with one click), turn auto top-up on,
 spend, get refunds, downgrade, have cards declined, pay past-due renewals now,
 and expire. Afterwards `workroom ledger check` is clean, every paid pack is
@@ -11,6 +11,7 @@ import random
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 
+import pytest
 from sqlmodel import select
 
 from tests.support.subscriptions import DECLINED, FAILS_ON_CHARGE, VISA, sign_up
@@ -110,6 +111,7 @@ def _act(engine, rng: random.Random, acct: int, step: int, log: Counter) -> None
         log["refused"] += 1
 
 
+@pytest.mark.slow  # twelve months of accounts
 def test_twelve_months_with_packs_top_ups_declines_and_downgrades(engine):
     rng = random.Random(20261130)
     log: Counter = Counter()

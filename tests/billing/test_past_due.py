@@ -1,4 +1,4 @@
-"""Past due done right (issue 11, item 4), on SQLite and PostgreSQL: what the
+"""Past due done right, on SQLite and PostgreSQL: what the
 banner says, "Pay now" after replacing the card renews exactly as an on-time
 renewal, a declined Pay now leaves the retry schedule alone, and packs are
 never touched by dunning or the return to Free."""

@@ -27,6 +27,7 @@ from workroom_app.models import (
 )
 
 
+@pytest.mark.slow  # twelve months of accounts
 def test_twelve_months_of_billing_keep_the_ledger_and_the_invoices_consistent(engine):
     rng = random.Random(20261124)
     log: Counter = Counter()

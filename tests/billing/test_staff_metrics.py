@@ -164,6 +164,7 @@ def _q(engine, sql: str, **params):
         return conn.execute(stmt, params).all()
 
 
+@pytest.mark.slow  # every overview figure against hand-written SQL over a year of data
 def test_overview_figures_equal_independent_sql(engine):
     _simulate(engine)
     now = START + timedelta(days=366)

@@ -245,7 +245,7 @@ def test_failed_renewal_is_past_due_retries_on_days_1_3_5_then_returns_to_free(e
     assert len(failed) == 4 and all(i.failure_reason == "Your card was declined." for i in failed)
     receipts_ = [m for m in outbox_of(engine, a) if m.invoice_id is not None]
     assert len(receipts_) == 1  # only the activation receipt
-    # The alerts (issue 11): three "payment failed" with their retry dates, then "plan ended".
+    # The alerts: three "payment failed" with their retry dates, then "plan ended".
     assert [m.subject for m in outbox_of(engine, a) if m.invoice_id is None] == [
         "Your payment failed"
     ] * 3 + ["Your plan has ended"]

@@ -1,4 +1,4 @@
-"""Two Upgrade clicks at once charge once (issue 4, "Bad input and money safety")."""
+"""Two Upgrade clicks at once charge once."""
 
 from __future__ import annotations
 

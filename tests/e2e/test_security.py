@@ -1,4 +1,4 @@
-"""Issue 8 in Chromium against the served app: the login cookie's flags as the browser holds
+"""Security in Chromium against the served app: the login cookie's flags as the browser holds
 it, a copied cookie refused once its owner logs out, and the served app's HTTP body cap."""
 
 from __future__ import annotations

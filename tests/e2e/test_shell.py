@@ -50,7 +50,7 @@ def test_signed_out_visitor_lands_on_login(page):
 
 
 def test_sign_up_shows_the_trial_credits_once_the_email_is_confirmed(page, app_engine):
-    """The trial follows the emailed confirmation link (issue 8), not the sign-up itself."""
+    """The trial follows the emailed confirmation link, not the sign-up itself."""
     email = f"new-{uuid.uuid4().hex[:8]}@example.com"
     page.goto("/signup")
     page.fill("#display_name", "New Person")

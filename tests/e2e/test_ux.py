@@ -1,7 +1,7 @@
 """Every page in Chromium, signed out, as a user and as staff: nothing scrolls
 sideways on a 390 px phone, axe-core finds no serious or critical violation,
 and the shell's accessibility pieces (skip link, one h1, labelled fields, the
-cost announced) and the 404 page work. Issue 7, items 4, 5 and 7."""
+cost announced) and the 404 page work."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Report a broken result (issue 11, item 5), on SQLite and PostgreSQL: within
+"""Report a broken result, on SQLite and PostgreSQL: within
 24 hours, the first K a calendar month refunded at once as a Refund row naming
 the report, later ones wait for staff, who accept or decline with a note; a
 result already refunded refunds nothing; someone else's job reads as not found."""

@@ -113,6 +113,6 @@ def test_unconfigured_stripe_answers_503_so_stripe_retries_later(sqlite_engine):
         response = client.post(
             WEBHOOK_PATH, content=b"{}", headers={"Stripe-Signature": "t=1,v1=0"}
         )
-    # The public answer names no configuration variable (issue 8).
+    # The public answer names no configuration variable.
     assert response.status_code == 503 and "WORKROOM_" not in response.text
     assert response.json()["error"] == "Stripe webhooks are not enabled on this server."

@@ -1,4 +1,4 @@
-"""Issue 8: rate limits, the email-confirmed trial, control characters, logs, HTTP body caps and
+"""Security: rate limits, the email-confirmed trial, control characters, logs, HTTP body caps and
 the smaller findings, each driven through the real event path or the app's HTTP routes."""
 
 from __future__ import annotations
@@ -134,6 +134,7 @@ def test_many_accounts_from_one_address_are_cut_off(app_db, monkeypatch):
     run(scenario)
 
 
+@pytest.mark.slow  # hundreds of real password hashes
 def test_a_log_in_flood_stays_correct_and_leaves_health_answering(app_db):
     """32 clients (distinct addresses) send wrong log-ins at once while a real user logs in:
     nobody gets in with a wrong password, every attempt gets an answer, hashing never runs

@@ -1,4 +1,4 @@
-"""Issue 8, sessions: every event of a signed-in tab re-checks its login (state/session_guard.py).
+"""Sessions: every event of a signed-in tab re-checks its login (state/session_guard.py).
 
 Driven through Reflex's real event path with the app's middleware (tests/support/reflex_events.py): each
 tab sends the Cookie header its websocket connection would carry.

@@ -134,7 +134,7 @@ def test_forged_log_in_is_refused_and_changes_nothing(app_db, payload):
 
 @BOTH_ENGINES
 def test_sign_up_ignores_a_forged_role_and_grants_the_trial_once_confirmed(app_db):
-    """The trial follows the confirmation link (issue 8), not the sign-up itself."""
+    """The trial follows the confirmation link, not the sign-up itself."""
 
     async def scenario(new_browser):
         tab = new_browser()

@@ -210,6 +210,7 @@ async def _balance_is(tab, n: int) -> bool:
     return (await tab.state(SessionState)).balance == n
 
 
+@pytest.mark.slow  # starts a second Python process
 def test_a_change_from_another_process_reaches_the_tab_on_sqlite(app_db):
     """The CLI (or a separate `workroom worker`) changes the balance: the open tab follows."""
     ann = sign_up(app_db, "ann@example.com")

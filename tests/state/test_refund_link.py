@@ -1,4 +1,4 @@
-"""A receipt on every job (issue 11, item 5): a refunded job links to its
+"""A receipt on every job: a refunded job links to its
 Refund row on Usage (/usage?entry=N opens the page that starts with it), and
 the link cannot show anyone else's rows."""
 

@@ -309,7 +309,8 @@ def notify(
             lines.append(f"{base}{link}")
             lines.append("")
         if kind in EMAIL_SETTING:
-            from workroom_app.billing import unsubscribe  # noqa: PLC0415  (it builds on this module)
+            # It builds on this module: a top-level import would be a cycle.
+            from workroom_app.billing import unsubscribe  # noqa: PLC0415
 
             lines.append(
                 f"Stop these emails with one click: {unsubscribe.link(account_id, kind, session)}"

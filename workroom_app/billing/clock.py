@@ -17,7 +17,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import Session
 
-from workroom_app.db import get_engine, write_session
+from workroom_app import db
 from workroom_app.models import AppSetting
 
 OFFSET_KEY = "clock_offset_seconds"
@@ -51,7 +51,7 @@ def _offset_seconds() -> float:
 
 def read_offset(engine: Engine | None = None) -> float:
     try:
-        with Session(engine or get_engine()) as session:
+        with Session(engine or db.get_engine()) as session:
             row = session.get(AppSetting, OFFSET_KEY)
             return float(row.value) if row else 0.0
     except (SQLAlchemyError, ValueError):  # no schema yet (before migrations): real time
@@ -63,7 +63,7 @@ def advance(days: float, engine: Engine | None = None) -> datetime:
     global _cached_offset
     if days < 0:
         raise ValueError("the clock only moves forward")
-    with write_session(engine or get_engine()) as session:
+    with db.write_session(engine or db.get_engine()) as session:
         row = session.get(AppSetting, OFFSET_KEY)
         current = float(row.value) if row else 0.0
         new = current + days * 86400

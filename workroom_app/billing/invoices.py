@@ -234,7 +234,8 @@ def get_for_viewer(
 
     Callers answer None with 404 whatever the reason (no such invoice, someone
     else's), so an id cannot be probed."""
-    if isinstance(invoice_id, bool) or isinstance(viewer_account_id, bool):
+    wanted, viewer_id = _positive_id(invoice_id), _positive_id(viewer_account_id)
+    if wanted is None or viewer_id is None:
         return None
     try:
         iid = int(cast(Any, invoice_id))
@@ -253,6 +254,17 @@ def get_for_viewer(
     if viewer is not None and is_staff_role(viewer.role):
         return invoice
     return None
+
+
+def _positive_id(value: object) -> int | None:
+    """A database id from a URL or a form (digits, or an int), else None."""
+    if isinstance(value, bool) or not isinstance(value, (int, str)):
+        return None
+    try:
+        number = int(value)
+    except ValueError:
+        return None
+    return number if number > 0 else None
 
 
 def pdf_for_viewer(

@@ -12,7 +12,8 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from sqlalchemy import case, func, literal, select
+from sqlalchemy import ColumnElement, case, func, literal, select
+from sqlalchemy.engine import Connection
 from sqlmodel import Session
 
 from workroom_app.models import Account, AccountBalance, ActionType, CreditGrant, LedgerEntry
@@ -37,7 +38,7 @@ def _account_ids(session: Session, email: str | None) -> list[int] | None:
     )
 
 
-def _scope(column, ids: list[int] | None):
+def _scope(column: ColumnElement[int], ids: list[int] | None) -> ColumnElement[bool]:
     return literal(True) if ids is None else column.in_(ids)
 
 
@@ -66,7 +67,7 @@ def check_ledger(session: Session, email: str | None = None) -> list[str]:
             )
         )
     }
-    ledger_sums = dict(
+    ledger_sums: dict[int, int] = dict(
         conn.execute(
             select(_L.c.account_id, func.sum(_L.c.amount))
             .where(_scope(_L.c.account_id, ids))
@@ -84,7 +85,7 @@ def check_ledger(session: Session, email: str | None = None) -> list[str]:
     ).all()
     grant_sums = {acct: total for acct, total, _ in grant_rows}
     grant_next = {acct: _as_datetime(soonest) for acct, _, soonest in grant_rows}
-    last_after = dict(
+    last_after: dict[int, int] = dict(
         conn.execute(
             select(_L.c.account_id, _L.c.balance_after).where(
                 _L.c.id.in_(
@@ -174,7 +175,7 @@ def check_ledger(session: Session, email: str | None = None) -> list[str]:
     return problems
 
 
-def _check_refunds(conn, ids: list[int] | None) -> list[str]:
+def _check_refunds(conn: Connection, ids: list[int] | None) -> list[str]:
     problems: list[str] = []
     refunds = conn.execute(
         select(_L.c.id, _L.c.account_id, _L.c.amount, _L.c.reference_type, _L.c.reference_id)
@@ -220,10 +221,9 @@ def _check_refunds(conn, ids: list[int] | None) -> list[str]:
     return problems
 
 
-def _as_datetime(value) -> datetime | None:
+def _as_datetime(value: object) -> datetime | None:
     """min() over a CASE loses the column type on SQLite: parse it back to aware UTC."""
     if value is None:
         return None
-    if not isinstance(value, datetime):
-        value = datetime.fromisoformat(str(value))
-    return value.replace(tzinfo=UTC) if value.utcoffset() is None else value.astimezone(UTC)
+    when = value if isinstance(value, datetime) else datetime.fromisoformat(str(value))
+    return when.replace(tzinfo=UTC) if when.utcoffset() is None else when.astimezone(UTC)

@@ -31,9 +31,8 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.sql.dml import ReturningInsert
 from sqlmodel import Session, select
 
-from workroom_app.billing import clock, formatting
+from workroom_app.billing import clock, formatting, invoices
 from workroom_app.billing.invoice_pdf import money, render_invoice
-from workroom_app.billing.invoices import lines_of
 from workroom_app.billing.payments.cards import BRAND_LABELS
 from workroom_app.db import read_session, write_session
 from workroom_app.models import Account, AccountAlert, Invoice, OutboxEmail
@@ -152,7 +151,7 @@ def attachment_bytes(session: Session, email: OutboxEmail) -> bytes | None:
 
     return render_invoice(
         invoice,
-        lines_of(session, invoice.id),
+        invoices.lines_of(session, invoice.id),
         account.email if account else "",
         formatting.zone(account.timezone if account else None),
         refunded_cents=invoice_refunds.refunded_cents(session, invoice.id),

@@ -34,8 +34,9 @@ import math
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
+from typing import Any, overload
 
-from sqlalchemy import and_, case, func, literal_column, or_, select
+from sqlalchemy import SQLColumnExpression, and_, case, func, literal_column, or_, select
 from sqlalchemy.orm import aliased
 from sqlalchemy.sql.elements import ColumnElement
 from sqlmodel import Session
@@ -65,6 +66,17 @@ MAX_DAYS = 400
 TOP_USERS = 10
 
 
+RawRows = tuple[list[staff_rollups.Row], set[str]]  # staff_rollups.RawQuery's answer
+
+
+@overload
+def _aware(value: datetime) -> datetime: ...
+
+
+@overload
+def _aware(value: None) -> None: ...
+
+
 def _aware(value: datetime | None) -> datetime | None:
     if value is None or value.tzinfo is not None:
         return value
@@ -75,7 +87,7 @@ def _day(value: datetime) -> str:
     return _aware(value).astimezone(UTC).date().isoformat()
 
 
-def day_of(session: Session, column: ColumnElement) -> ColumnElement:
+def day_of(session: Session, column: SQLColumnExpression[datetime]) -> ColumnElement[str]:
     """The UTC calendar day of a timestamp column, as 'YYYY-MM-DD', computed by
     the database so a panel groups rows there instead of reading them all."""
     if session.get_bind().dialect.name == "postgresql":
@@ -174,7 +186,7 @@ class MoneyPanel:
 SEP = "\x1f"  # joins the parts of a rollup key (never in a kind, plan, action or model name)
 
 
-def _revenue_rows(session: Session, start: datetime, end: datetime):
+def _revenue_rows(session: Session, start: datetime, end: datetime) -> RawRows:
     """Paid invoices per day, kind and whether they belong to a subscription."""
     day = day_of(session, Invoice.created_at)
     with_subscription = case((Invoice.subscription_id.is_not(None), 1), else_=0)
@@ -186,7 +198,7 @@ def _revenue_rows(session: Session, start: datetime, end: datetime):
     return [(d, kind, int(sub), int(amount)) for d, kind, sub, amount in rows], set()
 
 
-def _downgrade_rows(session: Session, start: datetime, end: datetime):
+def _downgrade_rows(session: Session, start: datetime, end: datetime) -> RawRows:
     """Paid downgrades of subscriptions per day and (previous plan, new plan): the
     previous plan is the plan of the subscription's previous paid invoice."""
     prev = aliased(Invoice)
@@ -472,7 +484,7 @@ def expiry_month_conditions(session: Session, month: str) -> list:
     return [expiry_month_of(session) == month]
 
 
-def _credit_rows(session: Session, start: datetime, end: datetime):
+def _credit_rows(session: Session, start: datetime, end: datetime) -> RawRows:
     """Ledger rows per day, action type, sign and whether an invoice refund took them."""
     day = day_of(session, LedgerEntry.created_at)
     positive = case((LedgerEntry.amount > 0, 1), else_=-1)
@@ -594,7 +606,7 @@ def job_group_conditions(feature: str, model: str, provider: str) -> list:
 def _unsettled_job_days(session: Session, start: datetime, end: datetime) -> set[str]:
     """Days with a job still queued or running, or with a report waiting for staff.
     Both are few: read through their status indexes, not the range's jobs."""
-    active = GenerationJob.status.in_(ACTIVE_JOB_STATUSES)
+    active: ColumnElement[bool] = GenerationJob.status.in_(ACTIVE_JOB_STATUSES)
     if session.get_bind().dialect.name == "sqlite":
         # Few jobs are ever active at once, but ANALYZE's average over the few
         # statuses makes SQLite scan every job: say how rare they are.
@@ -615,7 +627,7 @@ def _unsettled_job_days(session: Session, start: datetime, end: datetime) -> set
     return {_day(c) for c in created if start <= _aware(c) < end}
 
 
-def _job_rows(session: Session, start: datetime, end: datetime):
+def _job_rows(session: Session, start: datetime, end: datetime) -> RawRows:
     """Jobs per day and feature/model/provider: count, credits, failed, refunded."""
     day = day_of(session, GenerationJob.created_at)
     rows = []
@@ -637,9 +649,10 @@ def _job_rows(session: Session, start: datetime, end: datetime):
     return rows, _unsettled_job_days(session, start, end)
 
 
-def _runtime_rows(session: Session, start: datetime, end: datetime):
+def _runtime_rows(session: Session, start: datetime, end: datetime) -> RawRows:
     """Run times (finished − started, whole milliseconds, computed by the database)
     of succeeded jobs per day and feature/model/provider: (ms, how many)."""
+    seconds: ColumnElement[Any]
     if session.get_bind().dialect.name == "postgresql":
         seconds = func.extract("epoch", GenerationJob.finished_at - GenerationJob.started_at)
     else:
@@ -685,7 +698,7 @@ def unlimited_jobs(
     return out
 
 
-def percentile_of_counts(counts: Counter, p: float) -> float | None:
+def percentile_of_counts(counts: Counter[int], p: float) -> float | None:
     """Nearest rank over run times given as {milliseconds: how many}: the smallest
     with at least p% of them at or below it, in seconds."""
     total = sum(counts.values())
@@ -711,7 +724,8 @@ def generations(
     ):
         group = groups.get(key)
         if group is None:
-            group = groups[key] = GenerationGroup(*key.split(SEP))
+            feature, model, provider = key.split(SEP)
+            group = groups[key] = GenerationGroup(feature, model, provider)
         setattr(group, JOB_METRICS[metric], getattr(group, JOB_METRICS[metric]) + value)
     durations: dict[str, Counter] = defaultdict(Counter)
     for _d, key, ms, count in staff_rollups.read(

@@ -1,4 +1,4 @@
-"""Closed-day rollups for the staff overview (issue 10): a panel over 12 months
+"""Closed-day rollups for the staff overview: a panel over 12 months
 reads at most one summary row per day and group instead of a million rows.
 
 Why it is correct without touching any write path (the ledger's debit stays
@@ -39,7 +39,7 @@ import logging
 from collections.abc import Callable, Iterable
 from datetime import UTC, date, datetime, timedelta
 
-from sqlalchemy import and_, func, insert, literal, select
+from sqlalchemy import ColumnElement, and_, func, insert, literal, select
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlmodel import Session
@@ -155,7 +155,7 @@ def read(
             ).where(*in_days)
             out.extend((d, k, int(b), int(v)) for d, k, b, v in session.execute(stored))
         else:
-            wheres = [in_days]
+            wheres: list[tuple[ColumnElement[bool], ...]] = [in_days]
             if months:
                 # Whole closed months from their monthly sums, the other days from theirs:
                 # two index range reads (one OR of both was planned as a scan of the table).
@@ -202,7 +202,7 @@ def month_series(series: str) -> str:
     return f"{series}:m"
 
 
-def _in_month(month: str) -> object:
+def _in_month(month: str) -> ColumnElement[bool]:
     year, mon = int(month[:4]), int(month[5:])
     following = f"{year + mon // 12:04d}-{mon % 12 + 1:02d}"
     return and_(StaffRollup.day >= f"{month}-01", StaffRollup.day < f"{following}-01")
@@ -243,8 +243,8 @@ def _months(session: Session, series: str, first: date, end: date, filled: set[s
 
 def _fill_month(session: Session, series: str, month: str) -> None:
     """Sum a closed month's day rows into its monthly rows, once (the marker's key)."""
-    engine = session.get_bind()
-    engine = getattr(engine, "engine", engine)
+    bind = session.get_bind()
+    engine = bind if isinstance(bind, Engine) else bind.engine
     year, mon = int(month[:4]), int(month[5:])
     first = date(year, mon, 1)
     length = ((first.replace(day=28) + timedelta(days=4)).replace(day=1) - first).days

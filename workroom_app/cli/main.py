@@ -274,7 +274,7 @@ def _register_bench(sub: Subparsers) -> None:
     led.set_defaults(func=_cmd_bench_ledger)
 
 
-# ------------------------------------------------------------ reconcile (staff, issue 10)
+# ------------------------------------------------------------ reconcile (staff)
 
 
 def _cmd_reconcile(args: argparse.Namespace) -> int:
@@ -322,7 +322,7 @@ REGISTRARS += [_register_ledger, _register_bench]
 REGISTRARS += [_register_reconcile]
 
 
-# ------------------------------------------------ broken-result reports (issue 11)
+# ------------------------------------------------ broken-result reports
 
 
 def _cmd_reports_pending(args: argparse.Namespace) -> int:

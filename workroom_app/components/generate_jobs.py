@@ -399,7 +399,7 @@ def history_panel() -> rx.Component:
                 data_testid="history-empty",
             ),
         ),
-        # "Report a broken result" (issue 11): one dialog for every card and row, and their report statuses.
+        # "Report a broken result": one dialog for every card and row, and their report statuses.
         report_dialog(),
         rx.box(on_mount=ReportState.load),
         width="100%",

@@ -235,7 +235,7 @@ def user_menu() -> rx.Component:
                 color="red",
                 data_testid="logout",
             ),
-            # Security (issue 8): ends this account's sessions on every browser and device.
+            # Security: ends this account's sessions on every browser and device.
             rx.menu.item(
                 rx.hstack(rx.icon("monitor-x", size=16), rx.text("Log out everywhere")),
                 on_click=SessionState.logout_everywhere,
@@ -328,7 +328,7 @@ def time_zone_probe() -> rx.Component:
 
 
 def confirm_email_banner() -> rx.Component:
-    """Until the address is confirmed: the trial waits for it (issue 8), so say where the link
+    """Until the address is confirmed: the trial waits for it, so say where the link
     went and offer a new one, rather than a bare 0 balance."""
     return rx.callout(
         rx.hstack(

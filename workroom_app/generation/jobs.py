@@ -30,7 +30,7 @@ from sqlmodel import Session, select
 
 from workroom_app import notifications
 from workroom_app.billing import accounts, catalog, clock, ledger
-from workroom_app.generation import uploads
+from workroom_app.generation import media, uploads
 from workroom_app.generation.errors import (
     CannotCancel,
     GenerationError,
@@ -205,8 +205,6 @@ def price(
     timed = _media_length(account_id, parsed)
     if timed is not None:
         # The length of the uploaded media is the duration, whatever the form said.
-        from workroom_app.generation import media  # noqa: PLC0415  (PyAV: reads media)
-
         parsed.priced["duration"] = media.billed_seconds(timed[1])
     try:
         quote = catalog.quote(parsed.priced, plan_key)

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import func
+from sqlalchemy import select as core_select
 from sqlalchemy.orm import aliased
 from sqlmodel import Session, select
 
@@ -290,8 +291,8 @@ def staff_queue(
         if which == WAITING
         else (ResultReport.decided_at.desc(), ResultReport.id.desc())
     )
-    rows = session.exec(
-        select(ResultReport, GenerationJob, Account.email, decider.email, refund.amount)
+    rows = session.execute(
+        core_select(ResultReport, GenerationJob, Account.email, decider.email, refund.amount)
         .join(GenerationJob, GenerationJob.id == ResultReport.job_id)
         .join(Account, Account.id == ResultReport.account_id)
         .outerjoin(decider, decider.id == ResultReport.decided_by)

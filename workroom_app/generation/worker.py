@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import os
 import secrets
@@ -27,7 +28,7 @@ import socket
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Concatenate, ParamSpec, TypeVar
 
 from sqlalchemy import update
 from sqlalchemy.engine import Engine
@@ -51,6 +52,8 @@ from workroom_app.generation.providers.local import ensure_local_service
 from workroom_app.models import AppSetting, GenerationJob, JobStatus
 from workroom_app.scheduler_lock import SchedulerLock
 from workroom_app.settings import Settings, get_settings
+
+P = ParamSpec("P")
 
 log = logging.getLogger("workroom.worker")
 T = TypeVar("T")
@@ -120,12 +123,14 @@ class Worker:
 
     # ------------------------------------------------------------- db helpers
 
-    def _tx(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    def _tx(self, fn: Callable[Concatenate[Session, P], T], *args: P.args, **kwargs: P.kwargs) -> T:
         with write_session(self.engine) as session:
             return fn(session, *args, **kwargs)
 
-    async def _db(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-        return await asyncio.to_thread(self._tx, fn, *args, **kwargs)
+    async def _db(
+        self, fn: Callable[Concatenate[Session, P], T], *args: P.args, **kwargs: P.kwargs
+    ) -> T:
+        return await asyncio.to_thread(functools.partial(self._tx, fn, *args, **kwargs))
 
     # ------------------------------------------------------------- one pass
 

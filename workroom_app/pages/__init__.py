@@ -5,11 +5,20 @@ function decorated by `app_page(ROUTE, ...)` (components/layout.py) and add its 
 import below.
 """
 
-from workroom_app.pages import home, index, login, signup, usage  # noqa: F401
-from workroom_app.pages import checkout, plans, subscription  # noqa: F401
-from workroom_app.pages import generate  # noqa: F401
-from workroom_app.pages import staff  # noqa: F401
-from workroom_app.pages import staff_overview, staff_queues  # noqa: F401
-from workroom_app.pages import credits  # noqa: F401
-from workroom_app.pages import staff_reports  # noqa: F401
-from workroom_app.pages import staff_figure_rows  # noqa: F401
+from workroom_app.pages import (  # noqa: F401  # noqa: F401  # noqa: F401
+    checkout,
+    credits,  # noqa: F401
+    generate,  # noqa: F401
+    home,
+    index,
+    login,
+    plans,
+    signup,
+    staff,  # noqa: F401
+    staff_figure_rows,  # noqa: F401
+    staff_overview,
+    staff_queues,
+    staff_reports,  # noqa: F401
+    subscription,
+    usage,
+)

@@ -54,7 +54,7 @@ def _spend(
         # BEGIN IMMEDIATE already holds the database write lock, so nothing can
         # change between statements: the fast path looks the key up first, then
         # checks and takes the credits in one conditional UPDATE.
-        fast = _sqlite_fast_spend(
+        quick = _sqlite_fast_spend(
             conn,
             account_id,
             amount,
@@ -63,8 +63,8 @@ def _spend(
             now,
             (feature, reference_type, reference_id, reason, actor_id),
         )
-        if fast is not None:
-            return fast
+        if quick is not None:
+            return quick
         bal, next_expiry = _lock(conn, account_id)
     elif conn.dialect.name == "postgresql":
         pg = _pg_fast_spend(

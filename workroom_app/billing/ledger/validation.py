@@ -83,6 +83,8 @@ def _check_action(action_type: object, allowed: frozenset[ActionType], operation
             raise ValueError(action_type)
         action = ActionType(action_type)
     except ValueError:
+        action = None
+    if action is None:
         raise LedgerError(f"Unknown action type {action_type!r}.") from None
     if action not in allowed:
         raise LedgerError(f"A {operation} cannot be recorded as {action.value!r}.")

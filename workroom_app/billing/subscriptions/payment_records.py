@@ -201,9 +201,8 @@ def _needs_confirmation(
     return_path: str,
 ) -> Outcome:
     """3-D Secure: the payment waits for its card holder (billing/payment_confirmation.py)."""
-    from workroom_app.billing import (
-        payment_confirmation,  # noqa: PLC0415  (it builds on this package)
-    )
+    # It builds on this package: a top-level import would be a cycle.
+    from workroom_app.billing import payment_confirmation  # noqa: PLC0415
 
     return payment_confirmation.require(
         session,
@@ -239,9 +238,8 @@ def _renewal_details(
 
 def _waiting_renewal(session: Session, sub: Any) -> Outcome | None:
     """Pay now while this renewal already waits for confirmation: that one, not a second charge."""
-    from workroom_app.billing import (
-        payment_confirmation,  # noqa: PLC0415  (it builds on this package)
-    )
+    # It builds on this package: a top-level import would be a cycle.
+    from workroom_app.billing import payment_confirmation  # noqa: PLC0415
 
     return payment_confirmation.waiting_renewal(session, sub)
 

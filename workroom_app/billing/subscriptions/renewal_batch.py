@@ -151,9 +151,8 @@ def scheduled_tick(
     thread): renew what fell due, run due retries, then send pending receipts
     when SMTP is configured. Returns (RenewReport, SendReport | None)."""
     try:
-        from workroom_app.billing import (
-            payment_confirmation,  # noqa: PLC0415  (builds on this package)
-        )
+        # Builds on this package: a top-level import would be a cycle.
+        from workroom_app.billing import payment_confirmation  # noqa: PLC0415
 
         # Unconfirmed payments past their deadline fail first, so the renewals below see it.
         payment_confirmation.expire_due(engine)

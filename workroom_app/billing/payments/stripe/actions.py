@@ -172,9 +172,8 @@ def change_plan(
         report = reconcile_report(session, state)
         if result.requires_action and result.invoice is not None:
             # 3-D Secure: the change happens once the customer confirms on Stripe's page.
-            from workroom_app.billing import (
-                stripe_payments,  # noqa: PLC0415  (it builds on this package)
-            )
+            # It builds on this package: a top-level import would be a cycle.
+            from workroom_app.billing import stripe_payments  # noqa: PLC0415
 
             return stripe_payments.pending_outcome(session, result.invoice, preview.kind)
         if not result.ok:
@@ -321,9 +320,8 @@ class StripeBilling:
 
     def pay_now(self, account_id: int) -> subscriptions.Outcome:
         # Off-session: invoices.pay on the open renewal (billing/stripe_payments.py).
-        from workroom_app.billing import (
-            stripe_payments,  # noqa: PLC0415  (it builds on this package)
-        )
+        # It builds on this package: a top-level import would be a cycle.
+        from workroom_app.billing import stripe_payments  # noqa: PLC0415
 
         return stripe_payments.pay_now(db.get_engine(), _gateway(), account_id)
 

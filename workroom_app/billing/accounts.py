@@ -8,40 +8,51 @@ Messages: a wrong password and an unknown email get the SAME message
 ("Wrong email or password.") so the login form cannot be used to find out who
 has an account. Sign-up must say when an email is taken (the user needs to know
 to log in instead), which is the usual trade-off.
+
+Server-side sessions (log-in tokens, tickets, log-out) are in login_sessions.py and the
+one-query header read and current plan in account_header.py; their public names are
+re-exported here.
 """
 
 from __future__ import annotations
 
-import hashlib
 import re
-import secrets
-from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
-from typing import Any, cast
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
-from sqlalchemy import CursorResult, Row, ScalarSelect, Select, update
-from sqlalchemy import select as core_select
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
 
 from workroom_app import notifications
 from workroom_app.billing import catalog, clock, ledger, staff_roles
+
+# Sessions and the header read live in their own modules; re-exported so that
+# `accounts.create_login`, `from workroom_app.billing.accounts import Header` etc. keep working.
+from workroom_app.billing.account_header import FREE_PLAN_KEY as FREE_PLAN_KEY
+from workroom_app.billing.account_header import Header as Header
+from workroom_app.billing.account_header import current_plan_key as current_plan_key
+from workroom_app.billing.account_header import header_for_login as header_for_login
+from workroom_app.billing.account_header import header_of as header_of
 from workroom_app.billing.email_identity import canonical_email
+from workroom_app.billing.login_sessions import LOGIN_TICKET_SECONDS as LOGIN_TICKET_SECONDS
+from workroom_app.billing.login_sessions import create_login as create_login
+from workroom_app.billing.login_sessions import create_login_ticket as create_login_ticket
+from workroom_app.billing.login_sessions import live_account_id as live_account_id
+from workroom_app.billing.login_sessions import live_login as live_login
+from workroom_app.billing.login_sessions import live_token_hashes as live_token_hashes
+from workroom_app.billing.login_sessions import lookup_session as lookup_session
+from workroom_app.billing.login_sessions import redeem_login_ticket as redeem_login_ticket
+from workroom_app.billing.login_sessions import revoke_all_logins as revoke_all_logins
+from workroom_app.billing.login_sessions import revoke_login as revoke_login
+from workroom_app.billing.login_sessions import token_hash as token_hash
 from workroom_app.models import (
     Account,
-    AccountBalance,
     ActionType,
-    AuthSession,
     GrantSource,
     Role,
-    Subscription,
-    SubscriptionStatus,
     TrialClaim,
 )
 from workroom_app.security.text_input import has_control_characters
-from workroom_app.settings import get_settings
 
 MIN_PASSWORD_LENGTH = 8
 # argon2 hashes whatever it is given; a cap stops a 10 MB "password" from
@@ -49,7 +60,6 @@ MIN_PASSWORD_LENGTH = 8
 MAX_PASSWORD_LENGTH = 256
 MAX_EMAIL_LENGTH = 254
 MAX_DISPLAY_NAME_LENGTH = 80
-FREE_PLAN_KEY = "free"
 WRONG_CREDENTIALS = "Wrong email or password."
 
 # Deliberately simple: one "@", a dot in the domain, no spaces. Real
@@ -259,301 +269,6 @@ def authenticate(session: Session, email: str, password: str) -> Account:
     return account
 
 
-# ------------------------------------------------------------------ sessions
-
-
-def _token_hash(token: str) -> str:
-    return hashlib.sha256(token.encode()).hexdigest()
-
-
-def create_login(session: Session, account_id: int, *, days: int | None = None) -> str:
-    """Start a server-side session; returns the token the browser keeps.
-
-    Only the token's SHA-256 is stored, so a database leak does not hand out
-    live logins.
-    """
-    token = secrets.token_urlsafe(32)
-    now = clock.now()
-    lifetime = timedelta(days=days if days is not None else get_settings().session_days)
-    session.add(
-        AuthSession(
-            token_hash=_token_hash(token),
-            account_id=account_id,
-            created_at=now,
-            expires_at=now + lifetime,
-        )
-    )
-    session.flush()
-    return token
-
-
-# A log-in hands the page a one-time ticket, which the page trades for the HttpOnly cookie
-# (http/auth_routes.py) right away; an unused ticket is worthless after this long.
-LOGIN_TICKET_SECONDS = 60
-
-
-def create_login_ticket(session: Session, account_id: int) -> str:
-    """Start a session that is not usable yet: returns a one-time ticket for POST /api/auth/session.
-
-    The ticket passes through page script once; the session token itself is only ever sent in a
-    Set-Cookie header (HttpOnly), so no script can read the credential that keeps one logged in.
-    """
-    ticket = secrets.token_urlsafe(32)
-    now = clock.now()
-    session.add(
-        AuthSession(
-            token_hash=_token_hash(ticket),
-            account_id=account_id,
-            created_at=now,
-            expires_at=now + timedelta(days=get_settings().session_days),
-            pending_until=now + timedelta(seconds=LOGIN_TICKET_SECONDS),
-        )
-    )
-    session.flush()
-    return ticket
-
-
-def redeem_login_ticket(session: Session, ticket: object) -> str | None:
-    """Trade a fresh, unused ticket for the session token (once); None otherwise."""
-    if not isinstance(ticket, str) or not ticket or len(ticket) > 200:
-        return None
-    now = clock.now()
-    row = session.exec(
-        select(AuthSession).where(AuthSession.token_hash == _token_hash(ticket))
-    ).first()
-    if (
-        row is None
-        or row.pending_until is None
-        or row.revoked_at is not None
-        or _aware(row.pending_until) <= now
-    ):
-        return None
-    token = secrets.token_urlsafe(32)
-    # Conditional on the ticket still being the row's hash: of two concurrent redemptions one
-    # updates the row and the other sees 0 rows.
-    result = session.execute(
-        update(AuthSession)
-        .where(AuthSession.id == row.id, AuthSession.token_hash == _token_hash(ticket))
-        .values(token_hash=_token_hash(token), pending_until=None)
-    )
-    changed = cast(CursorResult[Any], result).rowcount
-    return token if changed == 1 else None
-
-
-def token_hash(token: object) -> str | None:
-    """The stored form of a browser token (None for anything that cannot be one)."""
-    if not isinstance(token, str) or not token or len(token) > 200:
-        return None
-    return _token_hash(token)
-
-
-def live_token_hashes(session: Session, account_id: int) -> frozenset[str]:
-    """The stored hashes of the account's live logins (none if the account is disabled)."""
-    now = clock.now()
-    rows = session.execute(
-        select(AuthSession.token_hash, AuthSession.expires_at)
-        .join(Account, Account.id == AuthSession.account_id)
-        .where(
-            AuthSession.account_id == account_id,
-            AuthSession.revoked_at.is_(None),
-            AuthSession.pending_until.is_(None),
-            Account.disabled_at.is_(None),
-        )
-    ).all()
-    return frozenset(hashed for hashed, expires_at in rows if _aware(expires_at) > now)
-
-
-def live_account_id(session: Session, hashed_token: str) -> int | None:
-    """The account of a live login (not pending, revoked or expired; account not disabled)."""
-    found = live_login(session, hashed_token)
-    return None if found is None else found[0]
-
-
-def live_login(session: Session, hashed_token: str) -> tuple[int, datetime] | None:
-    """(account id, expiry) of a live login (not pending, revoked or expired; account not
-    disabled), or None.
-
-    One indexed query: the session guard (state/session_guard.py) runs it before an event of a
-    signed-in tab whenever its process has not just seen the login live.
-    """
-    row = session.execute(
-        core_select(
-            AuthSession.account_id,
-            AuthSession.expires_at,
-            AuthSession.revoked_at,
-            AuthSession.pending_until,
-            Account.disabled_at,
-        )
-        .join(Account, Account.id == AuthSession.account_id)
-        .where(AuthSession.token_hash == hashed_token)
-    ).first()
-    if row is None:
-        return None
-    account_id, expires_at, revoked_at, pending_until, disabled_at = row
-    if revoked_at is not None or pending_until is not None or disabled_at is not None:
-        return None
-    expires_at = _aware(expires_at)
-    if expires_at <= clock.now():
-        return None
-    return account_id, expires_at
-
-
-@dataclass(frozen=True)
-class Header:
-    """What every page shows about the signed-in account (the header, the shell), and for how
-    long the login it was read through stays live (None when read by account id)."""
-
-    account_id: int
-    email: str
-    display_name: str
-    role: str
-    timezone: str
-    email_confirmed: bool
-    balance: int
-    plan_key: str
-    login_expires_at: datetime | None = None
-
-    @property
-    def is_staff(self) -> bool:
-        return staff_roles.is_staff_role(self.role)
-
-
-def _current_plan_of(account_id: Any) -> ScalarSelect[Any]:
-    """current_plan_key as a (correlated, given a column) subquery (NULL: Free), for the
-    one-query reads below."""
-    return (
-        core_select(Subscription.plan_key)
-        .where(
-            Subscription.account_id == account_id,
-            Subscription.status.in_([SubscriptionStatus.ACTIVE, SubscriptionStatus.PAST_DUE]),
-        )
-        .order_by(Subscription.id.desc())
-        .limit(1)
-        .scalar_subquery()
-    )
-
-
-def _header_query() -> Select[Any]:
-    # The balance is the ledger's cached balance row (what ledger.balance reads).
-    return (
-        core_select(
-            Account.id,
-            Account.email,
-            Account.display_name,
-            Account.role,
-            Account.timezone,
-            Account.email_confirmed_at,
-            Account.disabled_at,
-            AccountBalance.balance,
-            _current_plan_of(Account.id),
-        )
-        .select_from(Account)
-        .outerjoin(AccountBalance, AccountBalance.account_id == Account.id)
-    )
-
-
-def _header(row: Row[Any], login_expires_at: datetime | None = None) -> Header:
-    account_id, email, name, role, tz, confirmed_at, _disabled, balance, plan_key = tuple(row)[:9]
-    return Header(
-        account_id=account_id,
-        email=email,
-        display_name=name,
-        role=role,
-        timezone=tz or "UTC",
-        email_confirmed=confirmed_at is not None,
-        balance=balance or 0,
-        plan_key=plan_key or FREE_PLAN_KEY,
-        login_expires_at=login_expires_at,
-    )
-
-
-def header_for_login(session: Session, token: object) -> Header | None:
-    """The account a browser token is a live login of, with its header data (balance, plan,
-    role), in ONE query: this is what every page load reads (state/session.py's guard). None
-    for an unknown, pending, revoked or expired login or a disabled account, like
-    lookup_session."""
-    hashed = token_hash(token)
-    if hashed is None:
-        return None
-    row = session.execute(
-        _header_query()
-        .add_columns(AuthSession.expires_at, AuthSession.revoked_at, AuthSession.pending_until)
-        .join(AuthSession, AuthSession.account_id == Account.id)
-        .where(AuthSession.token_hash == hashed)
-    ).first()
-    if row is None:
-        return None
-    expires_at, revoked_at, pending_until = row[9:]
-    if revoked_at is not None or pending_until is not None or row[6] is not None:
-        return None
-    if _aware(expires_at) <= clock.now():
-        return None
-    return _header(row, _aware(expires_at))
-
-
-def header_of(session: Session, account_id: int) -> Header | None:
-    """The header data of an account by id (the live push re-reads it after a change), one
-    query; None when there is no such account."""
-    row = session.execute(_header_query().where(Account.id == account_id)).first()
-    return None if row is None else _header(row)
-
-
-def _live_session(session: Session, token: object) -> AuthSession | None:
-    # Tokens come from a browser cookie: anything can arrive.
-    if not isinstance(token, str) or not token or len(token) > 200:
-        return None
-    row = session.exec(
-        select(AuthSession).where(AuthSession.token_hash == _token_hash(token))
-    ).first()
-    if row is None or row.revoked_at is not None or row.pending_until is not None:
-        return None
-    if _aware(row.expires_at) <= clock.now():
-        return None
-    return row
-
-
-def lookup_session(session: Session, token: object) -> Account | None:
-    """The account a browser token belongs to, or None (unknown, expired, revoked, disabled)."""
-    row = _live_session(session, token)
-    if row is None:
-        return None
-    account = session.get(Account, row.account_id)
-    if account is None or account.disabled_at is not None:
-        return None
-    return account
-
-
-def revoke_login(session: Session, token: object) -> bool:
-    """Log out: the token stops working at once. True when a live session ended."""
-    row = _live_session(session, token)
-    if row is None:
-        return False
-    row.revoked_at = clock.now()
-    session.add(row)
-    # The account's other open tabs send no event while idle: the live push tells them.
-    notifications.announce(session, row.account_id, notifications.SESSION)
-    return True
-
-
-def revoke_all_logins(session: Session, account_id: int) -> int:
-    """Log out everywhere: every session of the account ends at once (open tabs are refused on
-    their next event). Returns how many were live."""
-    now = clock.now()
-    result = session.execute(
-        update(AuthSession)
-        .where(
-            AuthSession.account_id == account_id,
-            AuthSession.revoked_at.is_(None),
-            AuthSession.expires_at > now,
-        )
-        .values(revoked_at=now)
-    )
-    revoked = int(cast(CursorResult[Any], result).rowcount or 0)
-    if revoked:
-        notifications.announce(session, account_id, notifications.SESSION)
-    return revoked
-
-
 def set_disabled(session: Session, account_id: int, disabled: bool) -> Account:
     """Disable (every session refused from the next event) or re-enable an account."""
     account = session.get(Account, account_id)
@@ -564,11 +279,6 @@ def set_disabled(session: Session, account_id: int, disabled: bool) -> Account:
     if disabled:
         revoke_all_logins(session, account_id)
     return account
-
-
-def _aware(value: datetime) -> datetime:
-    # SQLite hands back naive datetimes for timezone-aware columns; they are UTC.
-    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
 
 
 # ------------------------------------------------------------------- roles/plan
@@ -590,13 +300,3 @@ def set_role(session: Session, account_id: int, role: str) -> Account:
     account.role = str(role)
     session.add(account)
     return account
-
-
-def current_plan_key(session: Session, account_id: int) -> str:
-    """The plan the account is on now: its live subscription's plan, else Free.
-
-    A past-due subscription still counts: the plan stays until the retries run
-    out (PRODUCT_RULES §5), and the renewal code ends it then.
-    """
-    row = session.exec(select(_current_plan_of(account_id))).first()
-    return row or FREE_PLAN_KEY

@@ -1,4 +1,4 @@
-"""billing/usage.py on SQLite and PostgreSQL: ordering, keyset paging, filters,
+"""billing/usage/ on SQLite and PostgreSQL: ordering, keyset paging, filters,
 CSV export, spend per day, next expiry, time zones, bad input."""
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """The Usage page state (the CSV download it links to is http/usage_csv.py).
 
-Thin on purpose: every query is billing/usage.py. What the browser may send
+Thin on purpose: every query lives in billing/usage/. What the browser may send
 is only filter values (checked against fixed lists and a date format) and
 argument-less paging events; cursors, the account and the page size never
 come from the browser. Filters that fail validation show a message and

@@ -2,7 +2,7 @@
 
 Bulk-loads (not timed) `--ledger` ledger rows, `--invoices` paid invoices and
 `--jobs` generation jobs spread evenly over 365 days, plus grants and
-subscriptions, then times each panel of billing/staff_metrics.py for the last
+subscriptions, then times each panel of billing/staff_metrics/ for the last
 30 days and for 12 months and prints p50/p95 per panel and one JSON line:
 "first" is a visit with no rollups stored (they are deleted before each of
 `--first-repeat` runs: it pays for filling the closed days), "warm" the

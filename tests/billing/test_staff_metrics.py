@@ -1,4 +1,4 @@
-"""The staff overview's figures (billing/staff_metrics.py) equal independent
+"""The staff overview's figures (billing/staff_metrics/) equal independent
 SQL over the same tables, on SQLite and PostgreSQL, after a seeded 12-month
 simulation: subscriptions with declines, upgrades, downgrades, cancels,
 renewals, failed renewals; generations (failed, refunded, unlimited) with run

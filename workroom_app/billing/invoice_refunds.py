@@ -26,6 +26,10 @@ reported again ("already done") and a pending one is resumed with the same key.
 
 Pending rows count against what is left to refund, so two refunds at once
 cannot together exceed the amount paid.
+
+Why one file of over 500 lines: it is one concept, the refund of an invoice.
+The three steps share the pending row, its key and the credit rule above, so
+they read better together than split across modules.
 """
 
 from __future__ import annotations

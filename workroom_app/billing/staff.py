@@ -14,20 +14,50 @@ sent twice (double click, retried websocket message) is applied once.
 
 Decision: staff cannot adjust their own balance here; another staff member
 has to, so every correction has a second person behind it.
+
+The limits, errors and input checks are in billing/staff_input.py and the
+display helpers in billing/staff_display.py; this module re-exports them.
 """
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
-from datetime import UTC, datetime
-from typing import overload
-from zoneinfo import ZoneInfo
+from datetime import datetime
 
 from sqlalchemy import func, select
 from sqlmodel import Session
 
-from workroom_app.billing import accounts, audit, catalog, formatting, ledger, staff_roles
+from workroom_app.billing import accounts, audit, ledger, staff_roles
+from workroom_app.billing.staff_display import (  # noqa: F401  (re-exported)
+    _aware,
+    describe_adjustment,
+    format_time,
+    plan_name,
+)
+from workroom_app.billing.staff_input import (  # noqa: F401  (re-exported)
+    _AMOUNT_RE,
+    _MAX_ID,
+    _REQUEST_ID_RE,
+    DEFAULT_INVOICE_LIMIT,
+    DEFAULT_LEDGER_LIMIT,
+    DEFAULT_SEARCH_LIMIT,
+    MAX_ADJUSTMENT,
+    MAX_PAGE_LIMIT,
+    MAX_QUERY_LENGTH,
+    MAX_REASON_LENGTH,
+    MIN_REASON_LENGTH,
+    STAFF_ONLY_MESSAGE,
+    NotAllowed,
+    StaffError,
+    StaffOnly,
+    _check_cursor,
+    _check_limit,
+    check_id,
+    check_query,
+    check_reason,
+    check_request_id,
+    parse_amount,
+)
 from workroom_app.billing.staff_roles import Permission
 from workroom_app.models import (
     ACTION_LABELS,
@@ -39,133 +69,6 @@ from workroom_app.models import (
     Subscription,
     SubscriptionStatus,
 )
-
-MAX_ADJUSTMENT = 1_000_000
-MIN_REASON_LENGTH = 5
-MAX_REASON_LENGTH = 500
-MAX_QUERY_LENGTH = 254
-DEFAULT_SEARCH_LIMIT = 20
-DEFAULT_LEDGER_LIMIT = 20
-MAX_PAGE_LIMIT = 100
-DEFAULT_INVOICE_LIMIT = 5
-# Ids are database integers; anything longer than this is not one of ours.
-_MAX_ID = 2**63 - 1
-_REQUEST_ID_RE = re.compile(r"^[A-Za-z0-9_-]{8,64}$")
-# "25", "+25", "-10", "1,000" (what a person types into an amount box).
-_AMOUNT_RE = re.compile(r"^([+\-\u2212]?)([0-9]{1,3}(?:,[0-9]{3})+|[0-9]+)$")
-
-STAFF_ONLY_MESSAGE = "Only staff members can use the staff dashboard."
-
-
-class StaffError(Exception):
-    """A staff request was refused; the message is shown to the staff member as is."""
-
-
-class NotAllowed(StaffError, PermissionError):
-    """A staff member whose role may not do this (the page hides the control too)."""
-
-
-class StaffOnly(StaffError, PermissionError):
-    """The actor is not (or no longer) a staff member."""
-
-    def __init__(self, message: str = STAFF_ONLY_MESSAGE) -> None:
-        super().__init__(message)
-
-
-# ----------------------------------------------------------------- validation
-
-
-def check_id(value: object, what: str = "account") -> int:
-    """An id from anywhere (an int, or the digits of one); StaffError otherwise."""
-    if isinstance(value, bool):
-        raise StaffError(f"That {what} was not found.")
-    if isinstance(value, str):
-        text = value.strip()
-        if not text.isascii() or not text.isdigit() or len(text) > 19:
-            raise StaffError(f"That {what} was not found.")
-        value = int(text)
-    if not isinstance(value, int) or value <= 0 or value > _MAX_ID:
-        raise StaffError(f"That {what} was not found.")
-    return value
-
-
-def parse_amount(value: object) -> int:
-    """The adjustment amount: a non-zero whole number within ±MAX_ADJUSTMENT.
-
-    Accepts an int or what a person types ("25", "+25", "-10", "1,000").
-    """
-    if isinstance(value, bool):
-        raise StaffError("Enter the amount as a whole number of credits, like 25 or -10.")
-    if isinstance(value, str):
-        text = value.strip().replace(" ", "")
-        if not text:
-            raise StaffError(
-                "Enter the number of credits to add (or, with a minus sign, to remove)."
-            )
-        match = _AMOUNT_RE.match(text) if len(text) <= 20 else None
-        if match is None:
-            raise StaffError("Enter the amount as a whole number of credits, like 25 or -10.")
-        sign, digits = match.groups()
-        value = int(digits.replace(",", ""))
-        if sign in ("-", "\u2212"):
-            value = -value
-    if not isinstance(value, int):
-        raise StaffError("Enter the amount as a whole number of credits, like 25 or -10.")
-    if value == 0:
-        raise StaffError("The adjustment must add or remove at least one credit.")
-    if abs(value) > MAX_ADJUSTMENT:
-        raise StaffError(
-            f"An adjustment can add or remove at most {MAX_ADJUSTMENT:,} credits at a time."
-        )
-    return value
-
-
-def check_reason(value: object) -> str:
-    """The written reason every adjustment needs (PRODUCT_RULES §2)."""
-    if value is None:
-        value = ""
-    if not isinstance(value, str):
-        raise StaffError("Write the reason for this adjustment.")
-    reason = " ".join(value.split())
-    if not reason:
-        raise StaffError("Write the reason for this adjustment.")
-    if len(reason) < MIN_REASON_LENGTH:
-        raise StaffError(f"Write a reason of at least {MIN_REASON_LENGTH} characters.")
-    if len(reason) > MAX_REASON_LENGTH:
-        raise StaffError(f"Keep the reason to at most {MAX_REASON_LENGTH} characters.")
-    return reason
-
-
-def check_request_id(value: object) -> str:
-    if not isinstance(value, str) or not _REQUEST_ID_RE.match(value):
-        raise StaffError("This adjustment form has expired. Open it again.")
-    return value
-
-
-def _check_limit(limit: object, default: int) -> int:
-    if limit is None:
-        return default
-    if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_PAGE_LIMIT:
-        raise StaffError(f"The page size must be between 1 and {MAX_PAGE_LIMIT}.")
-    return limit
-
-
-def _check_cursor(value: object) -> int | None:
-    if value is None:
-        return None
-    return check_id(value, "page")
-
-
-def check_query(value: object) -> str:
-    """The search text: an email fragment, matched case-insensitively."""
-    if value is None:
-        return ""
-    if not isinstance(value, str):
-        raise StaffError("Search by typing part of an email address.")
-    query = value.strip().lower()
-    if len(query) > MAX_QUERY_LENGTH:
-        raise StaffError(f"Search with at most {MAX_QUERY_LENGTH} characters.")
-    return query
 
 
 def require_staff(
@@ -194,49 +97,6 @@ def _target(session: Session, account_id: object) -> Account:
     if account is None:
         raise StaffError("That account was not found.")
     return account
-
-
-@overload
-def _aware(value: datetime) -> datetime: ...
-
-
-@overload
-def _aware(value: None) -> None: ...
-
-
-def _aware(value: datetime | None) -> datetime | None:
-    # SQLite hands back naive datetimes for timezone-aware columns; they are UTC.
-    if value is None or value.tzinfo is not None:
-        return value
-    return value.replace(tzinfo=UTC)
-
-
-# ---------------------------------------------------------------- formatting
-
-
-def format_time(value: datetime | None, tz: ZoneInfo | str | None = None) -> str:
-    """The app's one date-time format, followed by the zone's name: staff look
-    at other people's accounts, so the zone is always spelled out."""
-    value = _aware(value)
-    return f"{formatting.format_datetime(value, tz)} {formatting.zone(tz).key}" if value else "—"
-
-
-def plan_name(plan_key: str) -> str:
-    try:
-        return catalog.get_catalog().plan(plan_key).name
-    except Exception:  # noqa: BLE001  (a plan retired from the catalog still has a name to show)
-        return plan_key.replace("_", " ").title()
-
-
-def describe_adjustment(email: str, amount: int, balance_before: int, balance_after: int) -> str:
-    """What the confirmation dialog says, e.g.
-    "Add 100 credits to a@b.c: balance 50 → 150"."""
-    verb, preposition = ("Add", "to") if amount > 0 else ("Remove", "from")
-    unit = "credit" if abs(amount) == 1 else "credits"
-    return (
-        f"{verb} {abs(amount):,} {unit} {preposition} {email}: "
-        f"balance {balance_before:,} \u2192 {balance_after:,}"
-    )
 
 
 # ------------------------------------------------------------------- search

@@ -2,7 +2,7 @@
 
 Every figure on the overview links here, and the list it opens is made of
 exactly the rows that figure counts, with the same conditions
-(billing/staff_metrics.py owns them: ``paid_invoice_conditions``,
+(billing/staff_metrics/ owns them: ``paid_invoice_conditions``,
 ``succeeded_refund_conditions``, ``OPEN_DISPUTE``...). The count and the sum
 are computed by the database over all matching rows; at most ``MAX_ROWS`` of
 them are listed, newest first. tests/state/test_staff_figure_rows_state.py checks,

@@ -1,5 +1,5 @@
 """Staff overview (/staff): money, credits and generations for a date range
-(default the last 30 days). Figures: billing/staff_metrics.py; state:
+(default the last 30 days). Figures: billing/staff_metrics/; state:
 state/staff_overview.py. Accounts, refunds and the audit trail are on
 /staff/accounts."""
 

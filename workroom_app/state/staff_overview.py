@@ -1,5 +1,5 @@
 """The staff overview (/staff): the business for a date range. The figures
-are billing/staff_metrics.py's; this state only formats them.
+are billing/staff_metrics/'s; this state only formats them.
 
 The browser may send two dates (YYYY-MM-DD); anything else is refused with a
 message. Every event re-checks that the caller is staff (billing re-reads the

@@ -16,6 +16,9 @@ Rules, in the words the UI uses (README "Decisions"):
 Every alert has a dedupe key naming its event, so running a check twice, or
 two workers at once, alerts once. Nothing here commits, except the
 after-commit watcher and the scheduled scan, which open their own transactions.
+
+The settings (thresholds, email switches) and the watcher's in-memory copy of them are in
+billing/alert_settings.py; their names stay importable from here.
 """
 
 from __future__ import annotations
@@ -35,14 +38,34 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.sql.dml import ReturningInsert
 from sqlmodel import Session
 
-from workroom_app.billing import accounts, balance_watch, clock, formatting, invoices, receipts
-from workroom_app.billing.catalog import get_catalog
-from workroom_app.db import read_session, write_session
+from workroom_app.billing import balance_watch, clock, formatting, receipts
+from workroom_app.billing.alert_settings import (
+    DEFAULT_LOW_BALANCE_PERCENT as DEFAULT_LOW_BALANCE_PERCENT,
+)
+from workroom_app.billing.alert_settings import DEFAULTS as DEFAULTS
+from workroom_app.billing.alert_settings import EMAIL_SETTING as EMAIL_SETTING
+from workroom_app.billing.alert_settings import MAX_THRESHOLD as MAX_THRESHOLD
+from workroom_app.billing.alert_settings import WATCH_TTL_SECONDS as WATCH_TTL_SECONDS
+from workroom_app.billing.alert_settings import AlertError as AlertError
+from workroom_app.billing.alert_settings import Settings as Settings
+from workroom_app.billing.alert_settings import Watch as Watch
+from workroom_app.billing.alert_settings import _upsert as _upsert
+from workroom_app.billing.alert_settings import check_whole as check_whole
+from workroom_app.billing.alert_settings import (
+    default_low_balance_threshold as default_low_balance_threshold,
+)
+from workroom_app.billing.alert_settings import forget as forget
+from workroom_app.billing.alert_settings import forget_everything as forget_everything
+from workroom_app.billing.alert_settings import low_balance_threshold as low_balance_threshold
+from workroom_app.billing.alert_settings import read_settings as read_settings
+from workroom_app.billing.alert_settings import save_alert_settings as save_alert_settings
+from workroom_app.billing.alert_settings import unsubscribe as unsubscribe
+from workroom_app.billing.alert_settings import watch_for as watch_for
+from workroom_app.db import write_session
 from workroom_app.models import (
     Account,
     AccountAlert,
     AlertKind,
-    AlertSettings,
     CreditGrant,
     OutboxEmail,
 )
@@ -57,12 +80,7 @@ from workroom_app.settings import get_settings
 
 log = logging.getLogger(__name__)
 
-DEFAULT_LOW_BALANCE_PERCENT = 10
 EXPIRY_NOTICE_DAYS = (7, 1)
-MAX_THRESHOLD = 10_000_000
-# How long a process trusts its copy of an account's thresholds (another
-# worker may change them; the owner's own process forgets its copy at once).
-WATCH_TTL_SECONDS = 30.0
 EXPIRY_SCAN_EVERY_SECONDS = 600.0
 
 # The pages an alert links to.
@@ -71,21 +89,10 @@ CREDITS_LINK = CREDITS_ROUTE
 USAGE_LINK = USAGE_ROUTE
 PLANS_LINK = PLANS_ROUTE
 
-EMAIL_SETTING: dict[str, str] = {
-    AlertKind.LOW_BALANCE: "email_low_balance",
-    AlertKind.CREDITS_EXPIRING: "email_credits_expiring",
-    AlertKind.PAYMENT_FAILED: "email_payment_failed",
-    AlertKind.PLAN_ENDED: "email_plan_ended",
-}
 
 _A = AccountAlert.__table__
-_S = AlertSettings.__table__
 _O = OutboxEmail.__table__
 _G = CreditGrant.__table__
-
-
-class AlertError(Exception):
-    """A settings change that cannot be made; the message is user-readable."""
 
 
 # ----------------------------------------------------------------- formatting
@@ -119,141 +126,6 @@ def _zone(session: Session, account_id: int) -> ZoneInfo:
         return ZoneInfo(name or "UTC")
     except Exception:  # noqa: BLE001  (a bad stored zone shows UTC rather than failing)
         return ZoneInfo("UTC")
-
-
-# ----------------------------------------------------------------- settings
-
-
-@dataclass(frozen=True)
-class Settings:
-    low_balance_threshold: int | None
-    email_low_balance: bool
-    email_credits_expiring: bool
-    email_payment_failed: bool
-    email_plan_ended: bool
-    auto_top_up: bool
-    top_up_threshold: int
-    top_up_pack: str | None
-    top_up_monthly_cap: int
-
-    def emails(self, kind: str) -> bool:
-        attr = EMAIL_SETTING.get(kind)
-        return True if attr is None else bool(getattr(self, attr))
-
-
-DEFAULTS = Settings(None, True, True, True, True, False, 0, None, 0)
-
-
-def read_settings(session: Session, account_id: int) -> Settings:
-    row = session.connection().execute(select(_S).where(_S.c.account_id == account_id)).first()
-    if row is None:
-        return DEFAULTS
-    return Settings(
-        row.low_balance_threshold,
-        row.email_low_balance,
-        row.email_credits_expiring,
-        row.email_payment_failed,
-        row.email_plan_ended,
-        row.auto_top_up,
-        row.top_up_threshold,
-        row.top_up_pack,
-        row.top_up_monthly_cap,
-    )
-
-
-def default_low_balance_threshold(session: Session, account_id: int) -> int:
-    """10% of the plan's monthly credits (rounded up; 0 on Free, whose credits are a one-off trial)."""
-    plan = get_catalog().plan(accounts.current_plan_key(session, account_id))
-    return -(-plan.monthly_credits * DEFAULT_LOW_BALANCE_PERCENT // 100)
-
-
-def low_balance_threshold(
-    session: Session, account_id: int, settings: Settings | None = None
-) -> int:
-    settings = settings or read_settings(session, account_id)
-    if settings.low_balance_threshold is not None:
-        return settings.low_balance_threshold
-    return default_low_balance_threshold(session, account_id)
-
-
-def check_whole(value: object, what: str, *, minimum: int = 0, maximum: int = MAX_THRESHOLD) -> int:
-    """A whole number from a form (int, or digits as text), or AlertError."""
-    if isinstance(value, bool):
-        raise AlertError(f"The {what} must be a whole number.")
-    if isinstance(value, str):
-        text = value.strip().replace(",", "")
-        if not text.isdigit() or len(text) > 12:
-            raise AlertError(
-                f"The {what} must be a whole number of {'credits' if 'threshold' in what else 'times'}."
-            )
-        value = int(text)
-    if not isinstance(value, int):
-        raise AlertError(f"The {what} must be a whole number.")
-    if value < minimum:
-        raise AlertError(f"The {what} must be at least {minimum}.")
-    if value > maximum:
-        raise AlertError(f"The {what} must be at most {maximum:,}.")
-    return value
-
-
-def _upsert(session: Session, account_id: int, values: dict) -> None:
-    invoices.lock_account(session, account_id)
-    conn = session.connection()
-    values = {**values, "updated_at": clock.now()}
-    if conn.execute(select(_S.c.account_id).where(_S.c.account_id == account_id)).first() is None:
-        row = {
-            "account_id": account_id,
-            "low_balance_threshold": None,
-            "email_low_balance": True,
-            "email_credits_expiring": True,
-            "email_payment_failed": True,
-            "email_plan_ended": True,
-            "auto_top_up": False,
-            "top_up_threshold": 0,
-            "top_up_pack": None,
-            "top_up_monthly_cap": 0,
-        }
-        conn.execute(_S.insert().values(**{**row, **values}))
-    else:
-        conn.execute(update(_S).where(_S.c.account_id == account_id).values(**values))
-    forget(account_id)
-
-
-def save_alert_settings(
-    session: Session,
-    account_id: int,
-    *,
-    low_balance_threshold: object,
-    email_low_balance: object,
-    email_credits_expiring: object,
-    email_payment_failed: object,
-    email_plan_ended: object,
-) -> Settings:
-    """Validate and store the alert settings. `low_balance_threshold` None or
-    "" means the default (10% of the plan's monthly credits)."""
-    threshold = None
-    if low_balance_threshold not in (None, ""):
-        threshold = check_whole(low_balance_threshold, "low-balance threshold")
-    flags = {}
-    for name, value in (
-        ("email_low_balance", email_low_balance),
-        ("email_credits_expiring", email_credits_expiring),
-        ("email_payment_failed", email_payment_failed),
-        ("email_plan_ended", email_plan_ended),
-    ):
-        if not isinstance(value, bool):
-            raise AlertError("Each email setting must be on or off.")
-        flags[name] = value
-    _upsert(session, account_id, {"low_balance_threshold": threshold, **flags})
-    return read_settings(session, account_id)
-
-
-def unsubscribe(session: Session, account_id: int, kind: str) -> None:
-    """The email's unsubscribe link: stop that kind of email."""
-    attr = EMAIL_SETTING.get(kind)
-    if attr is None:
-        raise AlertError("Unknown alert.")
-    _upsert(session, account_id, {attr: False})
 
 
 # ----------------------------------------------------------------- recording an alert
@@ -544,43 +416,6 @@ def mark_all_read(session: Session, account_id: int) -> None:
 
 
 # ----------------------------------------------------------------- the after-commit watcher
-
-
-@dataclass(frozen=True)
-class Watch:
-    """What the watcher needs about an account, kept in memory for WATCH_TTL_SECONDS."""
-
-    low_balance_threshold: int
-    settings: Settings
-
-
-_watch_lock = threading.Lock()
-_watch_cache: dict[tuple[int, int], tuple[float, Watch]] = {}
-
-
-def forget(account_id: int) -> None:
-    with _watch_lock:
-        for key in [k for k in _watch_cache if k[1] == account_id]:
-            del _watch_cache[key]
-
-
-def forget_everything() -> None:
-    with _watch_lock:
-        _watch_cache.clear()
-
-
-def watch_for(engine: Engine, account_id: int) -> Watch:
-    key = (id(engine), account_id)
-    now = time.monotonic()
-    hit = _watch_cache.get(key)  # a dict read is atomic: no lock on the common path
-    if hit is not None and now - hit[0] < WATCH_TTL_SECONDS:
-        return hit[1]
-    with read_session(engine) as session:
-        settings = read_settings(session, account_id)
-        watch = Watch(low_balance_threshold(session, account_id, settings), settings)
-    with _watch_lock:
-        _watch_cache[key] = (now, watch)
-    return watch
 
 
 def _on_debits(engine: Engine, debits: list[balance_watch.Debit]) -> None:

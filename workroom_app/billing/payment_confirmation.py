@@ -1,5 +1,9 @@
 """Payments the card holder must confirm (3-D Secure), paid for exactly once.
 
+One concept kept whole (about 660 lines): the life of one payment_confirmation row, from
+require to succeed, abandon or expire, each step settling the row under the same lock and
+idempotency key, so the exactly-once rule is read across them side by side.
+
 A payment that needs the card holder to authenticate is neither a success nor a
 decline. Rules, in the words the UI uses (README "Decisions"):
 - "Your bank asks you to confirm this payment." The user sees "Confirm this

@@ -1,5 +1,9 @@
 """Stripe payments made without the customer on Stripe's page, and 3-D Secure with Stripe.
 
+One concept kept whole (about 540 lines): the three paths share the same Stripe invoice
+plumbing (_pay, apply_pack_invoice, pending_outcome) and the same paid-exactly-once rule, which
+reads best with all of them side by side.
+
 - Auto top-up: a one-off Stripe invoice for the pack (metadata: the account, the pack
   and the top-up's key), charged off-session to the customer's default card (the card
   the plan is paid with) with an idempotency key per step. It is credited once, from

@@ -13,7 +13,7 @@ import pytest
 from tests.support.fakes.stripe_standin import StripeStandinError
 from tests.support.stripe_world import T0, make_world
 from workroom_app.billing import clock, stripe_webhooks
-from workroom_app.billing.payments.stripe_gateway import META_PACK_CREDITS
+from workroom_app.billing.payments.stripe import META_PACK_CREDITS
 from workroom_app.billing.subscriptions import SubscriptionError
 from workroom_app.models import ActionType
 

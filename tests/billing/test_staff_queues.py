@@ -13,7 +13,7 @@ from tests.support.generation import IMAGE, make_account
 from tests.support.stripe_world import T0 as STRIPE_T0
 from tests.support.stripe_world import make_world
 from workroom_app.billing import accounts, clock, ledger, staff_queues
-from workroom_app.billing.payments.stripe_gateway import StripeGateway
+from workroom_app.billing.payments.stripe import StripeGateway
 from workroom_app.billing.staff import NotAllowed, StaffError
 from workroom_app.db import read_session, write_session
 from workroom_app.generation import jobs

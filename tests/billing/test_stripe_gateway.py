@@ -12,7 +12,7 @@ import pytest
 from tests.support.fakes.stripe_standin import StripeStandin, add_months
 from tests.support.stripe_world import standin_and_gateway
 from workroom_app.billing import clock
-from workroom_app.billing.payments.stripe_gateway import (
+from workroom_app.billing.payments.stripe import (
     StripeGateway,
     StripeGatewayError,
     StripeNotConfigured,

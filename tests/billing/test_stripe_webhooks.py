@@ -13,7 +13,7 @@ import pytest
 
 from tests.support.stripe_world import T0, make_world
 from workroom_app.billing import clock, stripe_webhooks, subscriptions
-from workroom_app.billing.payments.stripe_gateway import StripeGatewayError
+from workroom_app.billing.payments.stripe import StripeGatewayError
 from workroom_app.models import ActionType
 
 TRIAL = 50

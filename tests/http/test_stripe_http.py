@@ -105,7 +105,7 @@ def test_oversized_body_and_wrong_method_are_refused(http):
 
 
 def test_unconfigured_stripe_answers_503_so_stripe_retries_later(sqlite_engine):
-    from workroom_app.billing.payments.stripe_gateway import StripeGateway
+    from workroom_app.billing.payments.stripe import StripeGateway
     from workroom_app.settings import Settings
 
     app = Starlette(routes=stripe_routes(lambda: StripeGateway(Settings(stripe_secret_key=""))))

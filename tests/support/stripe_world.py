@@ -13,7 +13,7 @@ from sqlmodel import select
 from tests.support.fakes.stripe_standin import SignedEvent, StripeStandin
 from workroom_app.billing import accounts, clock, ledger
 from workroom_app.billing.catalog import get_catalog
-from workroom_app.billing.payments.stripe_gateway import StripeGateway
+from workroom_app.billing.payments.stripe import StripeGateway
 from workroom_app.billing.stripe_webhooks import WebhookOutcome, WebhookProcessor
 from workroom_app.db import read_session, write_session
 from workroom_app.models import Invoice, LedgerEntry, Subscription, WebhookEvent

@@ -45,7 +45,7 @@ from sqlmodel import Session
 from workroom_app.billing import audit, clock, invoices, ledger, receipts, staff
 from workroom_app.billing.invoice_pdf import money
 from workroom_app.billing.payments.local import LocalGateway
-from workroom_app.billing.payments.stripe_gateway import StripeGateway, StripeGatewayError
+from workroom_app.billing.payments.stripe import StripeGateway, StripeGatewayError
 from workroom_app.billing.staff import StaffError
 from workroom_app.billing.staff_roles import Permission
 from workroom_app.db import write_session

@@ -26,7 +26,7 @@ from sqlalchemy import select
 from sqlmodel import Session
 
 from workroom_app.billing import accounts, audit, clock, receipts, staff
-from workroom_app.billing.payments.stripe_gateway import StripeGateway
+from workroom_app.billing.payments.stripe import StripeGateway
 from workroom_app.billing.staff import StaffError
 from workroom_app.billing.staff_roles import Permission
 from workroom_app.billing.stripe_webhooks import HANDLERS, PROCESSED, WebhookProcessor

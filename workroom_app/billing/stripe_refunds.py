@@ -16,7 +16,7 @@ from typing import Any
 from sqlmodel import Session, select
 
 from workroom_app.billing import clock, invoice_refunds
-from workroom_app.billing.payments.stripe_gateway import ChargeView, DisputeView, StripeGateway
+from workroom_app.billing.payments.stripe import ChargeView, DisputeView, StripeGateway
 from workroom_app.billing.stripe_webhooks import HANDLERS, Handler, Nothing
 from workroom_app.models import Invoice, PaymentDispute
 

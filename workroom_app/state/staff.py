@@ -32,7 +32,7 @@ import asyncio
 from workroom_app.billing import staff
 from workroom_app.billing.staff import StaffError, StaffOnly
 from workroom_app.state.session import SessionState
-from workroom_app.state.staff_accounts import NOT_IN_RESULTS, StaffAccounts, _details
+from workroom_app.state.staff_accounts import NOT_IN_RESULTS, StaffAccounts, account_details
 from workroom_app.state.staff_adjust import StaffAdjust
 from workroom_app.state.staff_base import NOT_STAFF
 from workroom_app.state.staff_reconcile import StaffReconcile
@@ -86,7 +86,7 @@ class StaffState(
             await self._run_search(actor, query)
             if query and len(self._result_ids) == 1:
                 overview, page, extras = await asyncio.to_thread(
-                    _details, actor, self._result_ids[0]
+                    account_details, actor, self._result_ids[0]
                 )
                 self._show_details(overview, page, extras)
         except StaffOnly:

@@ -15,7 +15,15 @@ import reflex as rx
 from sqlalchemy import select
 
 from workroom_app import db
-from workroom_app.billing import audit, clock, formatting, invoice_refunds, staff, staff_queues
+from workroom_app.billing import (
+    audit,
+    clock,
+    formatting,
+    invoice_refunds,
+    periods,
+    staff,
+    staff_queues,
+)
 from workroom_app.billing.staff import StaffError, StaffOnly
 from workroom_app.models import Invoice, PaymentDispute
 from workroom_app.state.session import format_credits
@@ -38,7 +46,7 @@ def _search(actor_id: int, query: str, after_id: int | None) -> staff.AccountSea
         return staff.search_accounts(session, actor_id, query, after_id=after_id, limit=SEARCH_PAGE)
 
 
-def _details(actor_id: int, account_id: int) -> tuple:
+def account_details(actor_id: int, account_id: int) -> tuple:
     with db.read_session() as session:
         overview = staff.account_overview(session, actor_id, account_id)
         page = staff.recent_ledger(session, actor_id, account_id, limit=LEDGER_PAGE)
@@ -72,7 +80,7 @@ def _account_extras(actor_id: int, account_id: int) -> tuple[dict[int, int], lis
                 "expires": staff.format_time(a.expires_at),
                 "state": "revoked"
                 if a.revoked_at is not None
-                else ("expired" if staff._aware(a.expires_at) <= now else "live"),
+                else ("expired" if periods.as_utc(a.expires_at) <= now else "live"),
             }
             for a in staff_queues.list_sessions(session, actor_id, account_id)
         ]
@@ -303,7 +311,7 @@ class StaffAccounts(StaffAuditList, mixin=True):
         if account_id is None:
             return
         try:
-            overview, page, extras = await asyncio.to_thread(_details, actor_id, account_id)
+            overview, page, extras = await asyncio.to_thread(account_details, actor_id, account_id)
         except StaffOnly:
             # Demoted between two queries: the next event is refused anyway.
             self._forget()
@@ -362,7 +370,7 @@ class StaffAccounts(StaffAuditList, mixin=True):
         if wanted not in self._result_ids:
             return rx.toast.error(NOT_IN_RESULTS)
         try:
-            overview, page, extras = await asyncio.to_thread(_details, actor, wanted)
+            overview, page, extras = await asyncio.to_thread(account_details, actor, wanted)
         except StaffOnly:
             self._forget()
             return self._refusal()

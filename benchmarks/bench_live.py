@@ -18,8 +18,9 @@ For each N (tabs idle on /generate, 4 tabs per account):
   them: WORKROOM_SQL_COUNT_DIR), a probe event's round trip p50/p95 (one tab, one cheap event at
   a time), hydrate p50/p95 (extra tabs opening /generate while the N are connected), and the
   time from a staff adjustment's commit to the new balance on every tab of that account.
-Then active load: U users each submitting a cheap generation (1 credit) with think time; submits/s,
-p95 from submit to the new balance on the socket, errors, and a clean `workroom ledger check`.
+Then active load: U users each submitting a cheap generation (1 credit), waiting for its result
+(the Free plan runs one at a time), then thinking; submits/s, p95 from submit to the new balance on
+the socket, errors, a clean `workroom ledger check`, and the jobs' times on the server.
 
 --scaled serves Workroom through `scripts/run-scaled.sh` (what `make run-scaled` runs: PostgreSQL,
 Redis, --workers web workers, a separate `workroom worker`). --port N starts the servers on
@@ -86,6 +87,7 @@ GENERATE_STATE = (
 )
 BALANCE_KEY = '"balance_rx_state_":'
 REFUSED = re.compile(r'"error_rx_state_":"[^"]')
+NO_ACTIVE_JOBS = '"active_jobs_rx_state_":[]'
 
 
 # ------------------------------------------------------------------ a tiny websocket client
@@ -703,6 +705,9 @@ async def active_phase(
                 )
                 if BALANCE_KEY in text:
                     latencies.append((stamp - started) * 1000)
+                    # As a user does (and the Free plan's one job at a time asks): wait for the
+                    # result before thinking about the next one.
+                    await tab.socket.recv_until(lambda t: NO_ACTIVE_JOBS in t, 60)
                 else:
                     refused += (
                         1  # a plan limit (jobs running at once): a clear message, nothing charged
@@ -723,6 +728,37 @@ async def active_phase(
         "errors": errors,
         "refused": refused,
         "submit_to_balance": p50_95(latencies),
+    }
+
+
+def job_timings(db_url: str) -> dict:
+    """How long the active phase's jobs took on the server, from their rows: submitted ->
+    started (dispatch and the wait for a free slot), started -> finished (the render)."""
+    from sqlalchemy import create_engine, text  # noqa: PLC0415
+
+    engine = create_engine(db_url.replace("postgresql://", "postgresql+psycopg://"))
+    try:
+        with engine.connect() as conn:
+            rows = conn.execute(
+                text(
+                    "SELECT created_at, started_at, finished_at FROM generation_job "
+                    "WHERE started_at IS NOT NULL AND finished_at IS NOT NULL "
+                    "AND client_request_id LIKE 'bench-%'"
+                )
+            ).all()
+    finally:
+        engine.dispose()
+
+    def ms(a, b) -> float:  # noqa: ANN001  (SQLite returns text, PostgreSQL datetimes)
+        from datetime import datetime  # noqa: PLC0415
+
+        a, b = (datetime.fromisoformat(x) if isinstance(x, str) else x for x in (a, b))
+        return (b - a).total_seconds() * 1000
+
+    return {
+        "jobs": len(rows),
+        "to_start": p50_95([ms(r[0], r[1]) for r in rows]),
+        "to_finish": p50_95([ms(r[1], r[2]) for r in rows]),
     }
 
 
@@ -976,6 +1012,7 @@ def main(argv: list[str] | None = None) -> int:
                 )
             )
             active["ledger_check"] = ledger_check(db_url)
+            active["jobs"] = job_timings(db_url)
             report["active"] = active
             print(json.dumps(active), flush=True)
         stop(proc)
@@ -1034,7 +1071,11 @@ def render(report: dict) -> list[str]:
             f"submit → new balance on the socket p50 {a['submit_to_balance']['p50_ms']} ms, "
             f"p95 {a['submit_to_balance']['p95_ms']} ms, {a['errors']} errors, "
             f"{a['refused']} refused by the plan's limit of jobs at once; "
-            f"`workroom ledger check` after: {a['ledger_check']}.",
+            f"`workroom ledger check` after: {a['ledger_check']}. Jobs on the server "
+            f"({a['jobs']['jobs']}): submitted -> started p50/p95 "
+            f"{a['jobs']['to_start']['p50_ms']}/{a['jobs']['to_start']['p95_ms']} ms, "
+            f"started -> finished {a['jobs']['to_finish']['p50_ms']}/"
+            f"{a['jobs']['to_finish']['p95_ms']} ms.",
         ]
     return lines
 

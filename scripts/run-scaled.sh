@@ -5,6 +5,7 @@
 #   - GRANIAN_WORKERS web workers (default 2) behind one port, none running a generation worker
 #   - WORKERS separate `workroom worker` processes (default 1), each restarted if it dies; the
 #     billing scheduler runs in exactly one of them (PostgreSQL advisory lock)
+#   - with the local generation provider, one `workroom local-renderer` process (niced)
 # Ctrl-C stops everything it started.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -34,12 +35,29 @@ cleanup() {
 }
 trap cleanup EXIT INT TERM
 
+# The local renderer (the stand-in for hosted model services, which draw on their own machines)
+# runs as its own process, niced: its drawing never takes a core from the web workers, and its
+# port has one owner. Restarted if it dies; the workers use it (and start none of their own).
+if [ "${WORKROOM_GENERATION_PROVIDER:-local}" = "local" ]; then
+  (
+    trap 'kill -TERM $child 2>/dev/null; wait $child; exit 0' TERM INT
+    while true; do
+      nice -n 10 .venv/bin/workroom local-renderer & child=$!
+      wait $child || true
+      echo "workroom local-renderer exited; restarting in 2 s" >&2
+      sleep 2
+    done
+  ) &
+  pids+=($!)
+  .venv/bin/python scripts/wait_for_renderer.py
+fi
+
 # Each worker restarts when it dies (the web app's /api/health says "degraded" meanwhile).
 for i in $(seq 1 "$WORKERS"); do
   (
     trap 'kill -TERM $child 2>/dev/null; wait $child; exit 0' TERM INT
     while true; do
-      .venv/bin/workroom worker & child=$!
+      nice -n 5 .venv/bin/workroom worker & child=$!
       wait $child || true
       echo "workroom worker $i exited; restarting in 2 s" >&2
       sleep 2

@@ -85,6 +85,14 @@ def check_commit_and_rollback(engine) -> None:
             heard = await collect(feed, lambda: adjust(engine, account_id, 5, "commit-1"))
             assert [c.account_id for c in heard] == [account_id]
             assert notifications.BALANCE in heard[0].kinds
+            assert heard[0].tab is None  # made outside any tab's event
+
+            def made_by_a_tab():
+                with notifications.acting_for_tab("tab-1"):
+                    adjust(engine, account_id, 1, "by-tab-1")
+
+            heard = await collect(feed, made_by_a_tab)
+            assert [(c.account_id, c.tab) for c in heard] == [(account_id, "tab-1")]
 
             def rolled_back():
                 with pytest.raises(RuntimeError), write_session(engine) as s:
@@ -117,6 +125,15 @@ def check_commit_and_rollback(engine) -> None:
             ].kinds
 
     asyncio.run(scenario())
+
+
+def test_a_payload_names_the_acting_tab_only_when_it_is_a_plausible_client_token():
+    payload = notifications.encode(7, {notifications.JOB}, "3f2a")
+    assert notifications.decode(payload) == notifications.Change(7, frozenset({"job"}), "3f2a")
+    assert notifications.decode(notifications.encode(7, {"job"})).tab is None
+    too_long = '{"a":7,"k":["job"],"t":"%s"}' % ("x" * (notifications.MAX_TAB_LENGTH + 1))
+    assert notifications.decode(too_long) == notifications.Change(7, frozenset({"job"}))
+    assert notifications.decode('{"a":7,"k":["job"],"t":5}').tab is None
 
 
 def test_in_process_bus_delivers_on_commit_and_not_on_rollback(sqlite_engine, use):

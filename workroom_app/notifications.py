@@ -36,7 +36,8 @@ import logging
 import os
 import secrets
 import threading
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Iterator
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any
 
@@ -78,6 +79,26 @@ ORIGIN = f"{os.getpid()}-{secrets.token_hex(4)}"
 class Change:
     account_id: int
     kinds: frozenset[str]
+    # The tab (Reflex client token) whose own event made the change, when it shows the outcome
+    # itself (acting_tab): the live push need not send it back to that tab.
+    tab: str | None = None
+
+
+MAX_TAB_LENGTH = 64  # a client token is a UUID; anything longer in a payload is ignored
+
+# Set by a state handler around a write whose outcome it applies to its own tab (a submission,
+# a cancellation); read in the committing thread (asyncio.to_thread copies the context).
+acting_tab: ContextVar[str | None] = ContextVar("workroom_acting_tab", default=None)
+
+
+@contextlib.contextmanager
+def acting_for_tab(token: str | None) -> Iterator[None]:
+    """Writes inside this block are announced as made by the tab `token` (see Change.tab)."""
+    reset = acting_tab.set(token or None)
+    try:
+        yield
+    finally:
+        acting_tab.reset(reset)
 
 
 # ------------------------------------------------------------------- configuration
@@ -110,15 +131,21 @@ def redis_channel(engine: Engine) -> str:
     return "workroom:changes:" + hashlib.sha256(url.encode()).hexdigest()[:16]
 
 
-def encode(account_id: int, kinds: Iterable[str]) -> str:
-    return json.dumps({"a": int(account_id), "k": sorted(kinds)}, separators=(",", ":"))
+def encode(account_id: int, kinds: Iterable[str], tab: str | None = None) -> str:
+    data: dict[str, Any] = {"a": int(account_id), "k": sorted(kinds)}
+    if tab:
+        data["t"] = tab
+    return json.dumps(data, separators=(",", ":"))
 
 
 def decode(payload: str | bytes) -> Change | None:
     try:
         data = json.loads(payload)
         kinds = frozenset(k for k in data["k"] if k in KINDS)
-        return Change(int(data["a"]), kinds)
+        tab = data.get("t")
+        if not isinstance(tab, str) or len(tab) > MAX_TAB_LENGTH:
+            tab = None
+        return Change(int(data["a"]), kinds, tab)
     except (ValueError, KeyError, TypeError):
         log.warning("ignored a malformed change notification: %r", payload[:200])
         return None
@@ -152,7 +179,7 @@ def _emit_in_transaction(connection: Connection, pending: dict[int, set[str]], o
         for account_id, kinds in pending.items():
             connection.exec_driver_sql(
                 "SELECT pg_notify(%(channel)s, %(payload)s)",
-                {"channel": PG_CHANNEL, "payload": encode(account_id, kinds)},
+                {"channel": PG_CHANNEL, "payload": encode(account_id, kinds, acting_tab.get())},
             )
     elif backend == "local":
         _write_change_log(connection, pending, origin)
@@ -253,7 +280,8 @@ def _after_commit(session: OrmSession) -> None:
         engine = bind if isinstance(bind, Engine) else bind.engine
         backend = backend_for(engine)
         if backend == "local":
-            _publish_local([Change(a, frozenset(k)) for a, k in pending.items()])
+            tab = acting_tab.get()
+            _publish_local([Change(a, frozenset(k), tab) for a, k in pending.items()])
         elif backend == "redis":
             _publish_redis(engine, pending)
     except Exception:  # the write is committed; a lost notification is recovered on reconnect
@@ -275,13 +303,14 @@ def _publish_redis(engine: Engine, pending: dict[int, set[str]]) -> None:
     if client is None:
         client = _redis_clients[url] = redis.Redis.from_url(url)
     channel = redis_channel(engine)
+    tab = acting_tab.get()
     if len(pending) == 1:
         ((account_id, kinds),) = pending.items()
-        client.publish(channel, encode(account_id, kinds))
+        client.publish(channel, encode(account_id, kinds, tab))
         return
     with client.pipeline(transaction=False) as pipe:
         for account_id, kinds in pending.items():
-            pipe.publish(channel, encode(account_id, kinds))
+            pipe.publish(channel, encode(account_id, kinds, tab))
         pipe.execute()
 
 

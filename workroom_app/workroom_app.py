@@ -19,8 +19,8 @@ How to add a page (its route in routes.py, one function, one import line):
     # then in workroom_app/pages/__init__.py add `usage` to the import list.
 
 `app_page` wraps the content in the shell (sidebar, header with balance and
-Upgrade), puts SessionState.guard before `on_load` (signed-out visitors go to
-/login), and adds the sidebar entry when `nav=` is given (NavItem(...,
+Upgrade), runs the login guard before `on_load` in one event (signed-out visitors go to
+/login; state/page_open.py), and adds the sidebar entry when `nav=` is given (NavItem(...,
 staff_only=True) shows it to staff only). Sidebar order: NavItem.order
 (Home 0, Generate 10, Usage 20, Plans 30, Subscription 40, Staff 90).
 `public=True` is only for pages signed-out visitors may see (no shell).
@@ -62,7 +62,7 @@ from workroom_app.http.usage_csv import USAGE_CSV_ROUTES
 from workroom_app.pages.not_found import not_found_page
 from workroom_app.security import event_failures, log_redaction
 from workroom_app.security.body_limit import cap_request_bodies
-from workroom_app.state.session import SessionState
+from workroom_app.state import page_open
 from workroom_app.state.session_guard import SessionGuard
 
 # Before anything can log: no cookie, token, password or card number reaches the log.
@@ -148,18 +148,15 @@ app = rx.App(
 # Every event's session and text-input check (state/session_guard.py).
 app.add_middleware(SessionGuard())
 
+# No on_load is registered with Reflex: the guard and each page's loaders run inside Reflex's
+# own page-load event, one event per page load (state/page_open.py).
 for _spec in PAGES:
-    app.add_page(
-        _spec.render,
-        route=_spec.route,
-        title=f"{_spec.title} · Workroom",
-        on_load=[SessionState.guard, *_spec.on_load],
-    )
+    app.add_page(_spec.render, route=_spec.route, title=f"{_spec.title} · Workroom")
+    page_open.register(_spec.route, _spec.on_load)
 
 # Any unknown address: the "Page not found" page, inside the shell
 # (signed-out visitors are sent to /login by the guard, like everywhere else).
-app.add_page(
-    not_found_page, route="404", title="Page not found · Workroom", on_load=[SessionState.guard]
-)
+app.add_page(not_found_page, route=page_open.NOT_FOUND_ROUTE, title="Page not found · Workroom")
+page_open.register(page_open.NOT_FOUND_ROUTE, [])
 
 register_background(app)  # the generation worker + local renderer run with the backend

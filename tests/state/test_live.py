@@ -20,6 +20,7 @@ from reflex_base.event import Event
 from sqlalchemy import event
 
 from tests.support.factories import login, sign_up
+from tests.support.pages import video_form
 from tests.support.reflex_events import EventBrowser, Recorder, frontend_text
 from tests.support.reflex_events import run as run_events
 from workroom_app import notifications
@@ -473,3 +474,70 @@ def _staff_refund(engine, account_id: int, invoice_id: int) -> None:
 
 async def _asked(tab, event_name: str) -> bool:
     return event_name in frontend_text(tab.recorder.by_token.get(tab.token, []))
+
+
+def test_a_submission_reaches_the_accounts_other_tabs_but_is_not_pushed_back_to_its_own(app_db):
+    sign_up(app_db, "ann@example.com", extra_credits=50)
+
+    async def scenario(new_tab, pushes):
+        submitter, other = new_tab(), new_tab()
+        await submitter.open("ann@example.com")
+        await other.open("ann@example.com")
+        await submitter.send(GenerateState, "submit", form_data=video_form())
+        job_ids = [j.id for j in (await submitter.state(GenerateState)).active_jobs]
+        assert len(job_ids) == 1  # shown by the submission itself
+
+        async def other_shows_it():
+            return [j.id for j in (await other.state(GenerateState)).active_jobs] == job_ids
+
+        assert await wait_for(other_shows_it)
+        await live.wait_idle()
+        assert pushes.touched == [other.token]
+
+        # Alone on the account, the submitting tab costs no read and no push at all.
+        await other.send(SessionState, "logout")
+        await asyncio.sleep(0.3)  # the log-out's own change is pushed (its logins re-checked)
+        await live.wait_idle()
+        pushes.touched.clear()
+        await submitter.send(GenerateState, "submit", form_data=video_form())
+        await asyncio.sleep(0.3)
+        await live.wait_idle()
+        assert pushes.touched == []
+
+    with_feed(scenario)
+
+
+def test_a_change_the_acting_tab_does_not_show_itself_still_reaches_it():
+    kinds = frozenset({notifications.JOB, notifications.BALANCE})
+    own = notifications.Change(1, kinds, tab="tab-a")
+    pending = live.PendingPush()
+    pending.add(own, kinds)
+    assert pending.skip == {"tab-a"}
+    # A payment (an auto top-up in the same transaction) is not what a submission shows.
+    paid = notifications.Change(1, frozenset({notifications.PAYMENT}), tab="tab-a")
+    pending.add(paid, paid.kinds)
+    assert pending.skip == set()
+    # Merged with a change made elsewhere (the worker), the tab needs the push too.
+    pending = live.PendingPush()
+    pending.add(own, kinds)
+    pending.add(notifications.Change(1, frozenset({notifications.JOB})), kinds)
+    assert pending.skip == set()
+
+
+def test_changes_close_together_go_out_as_one_push(app_db):
+    ann = sign_up(app_db, "ann@example.com")
+
+    async def scenario(new_tab, pushes):
+        tab = new_tab()
+        await tab.open("ann@example.com")
+        # Three steps of one account, 60 ms apart: the first goes out at once, the two that
+        # follow within PUSH_SPACING_SECONDS of it are merged into one push after it.
+        assert live.PUSH_SPACING_SECONDS >= 0.15
+        for n in range(3):
+            await asyncio.to_thread(_adjust, app_db, ann, 1, f"step-{n}")
+            await asyncio.sleep(0.06)
+        assert await wait_for(lambda: _balance_is(tab, 53))
+        await live.wait_idle()
+        assert pushes.touched == [tab.token, tab.token]
+
+    with_feed(scenario)

@@ -17,7 +17,7 @@ from typing import Any
 
 from reflex.istate.manager.memory import StateManagerMemory
 from reflex.istate.manager.token import BaseStateToken
-from reflex.state import State
+from reflex.state import OnLoadInternalState, State
 from reflex_base.event import Event
 from reflex_base.event.processor import BaseStateEventProcessor
 from reflex_base.registry import RegistrationContext
@@ -167,6 +167,17 @@ class EventBrowser:
         self.cookie = login_token
         await self.send(SessionState, "guard")
 
+    async def connect(self, path: str) -> str:
+        """Open a tab at `path` as the browser does on (re)connecting: Reflex's one
+        hydrate_and_load event (the guard and the page's loaders run inside it)."""
+        self.path = path
+        return await self.send(State, "hydrate_and_load")
+
+    async def navigate(self, path: str) -> str:
+        """Follow a link inside the app to `path`: Reflex's on_load_internal event."""
+        self.path = path
+        return await self.send(OnLoadInternalState, "on_load_internal")
+
     async def open(self, path: str, state_cls) -> str:
         """Go to `path` and run its page's load, as the router does on arrival."""
         self.path = path
@@ -186,10 +197,11 @@ def run(browser_cls: type[EventBrowser], scenario, *, now=None) -> None:  # noqa
     would swallow it into a toast, so a crashing handler would otherwise pass every "changes
     nothing" test. This also catches the events a handler chains, which `send` does not see."""
     raised: list[BaseException] = []
+    app_handler = workroom.app.backend_exception_handler
 
     def on_backend_exception(exc: Exception):  # noqa: ANN202
         raised.append(exc)
-        return workroom.app.backend_exception_handler(exc)
+        return app_handler(exc)
 
     async def main():
         manager = StateManagerMemory()
@@ -208,11 +220,17 @@ def run(browser_cls: type[EventBrowser], scenario, *, now=None) -> None:  # noqa
                 f"{len(unexpected)} event exception(s); first: {first.__class__.__name__}: {first}"
             ) from first
 
-    if now is None:
-        asyncio.run(main())
-    else:
-        with clock.pinned(now):
+    # A page's loaders run inside the page-load event and report through the app's handler
+    # (state/page_open.py): the run sees those failures too.
+    workroom.app.backend_exception_handler = on_backend_exception
+    try:
+        if now is None:
             asyncio.run(main())
+        else:
+            with clock.pinned(now):
+                asyncio.run(main())
+    finally:
+        workroom.app.backend_exception_handler = app_handler
 
 
 # ------------------------------------------------------------ logging in the way a browser does

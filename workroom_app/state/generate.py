@@ -19,6 +19,7 @@ import asyncio
 
 import reflex as rx
 
+from workroom_app import notifications
 from workroom_app.generation import uploads
 from workroom_app.generation.errors import GenerationError
 from workroom_app.routes import LOGIN_ROUTE
@@ -171,9 +172,11 @@ class GenerateState(SessionState):
         if feature in uploads.UPLOAD_ROLES:
             request["uploads"] = request_uploads
         self.submitting = True
-        outcome = await asyncio.to_thread(
-            submit_job, self._account_id, request, request_id, shown_cost, self._tz
-        )
+        # This tab shows the outcome below: the live push need not send it back here.
+        with notifications.acting_for_tab(self.router.session.client_token):
+            outcome = await asyncio.to_thread(
+                submit_job, self._account_id, request, request_id, shown_cost, self._tz
+            )
         self.submitting = False
         self.submit_seq += 1
         if outcome.error:
@@ -199,9 +202,10 @@ class GenerateState(SessionState):
             return rx.redirect(LOGIN_ROUTE)
         if isinstance(job_id, bool) or not isinstance(job_id, (int, str)):
             return rx.toast.error("That generation was not found.")
-        job, balance, error = await asyncio.to_thread(
-            cancel_job, self._account_id, job_id, self._tz
-        )
+        with notifications.acting_for_tab(self.router.session.client_token):  # shown below
+            job, balance, error = await asyncio.to_thread(
+                cancel_job, self._account_id, job_id, self._tz
+            )
         if error or job is None:
             return rx.toast.error(error or "That generation was not found.")
         self._set_balance(balance)

@@ -12,10 +12,12 @@ registers the tab, `tab_loaded`: no query, no event). On a change for account N:
                                      of N's tabs, then a push to each of them (their state is
                                      changed under Reflex's lock: app.modify_state)
 
-Changes for one account are coalesced: while a push runs, further notifications for the same
-account merge into one follow-up. A tab that has nothing changed costs nothing: there is no loop
+Changes for one account are coalesced: while a push runs, and until PUSH_SPACING_SECONDS after
+it started, further notifications for the same account merge into one follow-up. A change made
+by a tab's own event that the tab shows itself (Change.tab: a submission, a cancellation) is not
+pushed back to that tab. A tab that has nothing changed costs nothing: there is no loop
 per tab. A missed notification (the listener reconnected) makes every registered tab re-read once
-(`resync`); a tab that reconnects re-reads on its page load (guard + on_load), never on a timer.
+(`resync`); a tab that reconnects re-reads on its page load (state/page_open.py), never on a timer.
 """
 
 from __future__ import annotations
@@ -209,7 +211,30 @@ def read_for_push(
 PRUNE_EVERY = 1000
 _registrations = 0
 
-_pending: dict[int, set[str]] = {}
+# What the tab that made a change applies itself (GenerateState.submit / cancel: the job, the
+# balance): a change of only these kinds is not pushed back to that tab.
+SHOWN_BY_ACTING_TAB = frozenset({notifications.JOB, notifications.BALANCE, notifications.QUEUED})
+# One account's pushes start at least this far apart: a job's quick steps (submitted, running,
+# first progress) arriving within it go out as one push, while a change after a quiet moment
+# goes out at once.
+PUSH_SPACING_SECONDS = 0.15
+
+
+class PendingPush:
+    """What the next push of one account must re-read, and the tabs that need none of it."""
+
+    def __init__(self) -> None:
+        self.kinds: set[str] = set()
+        self.skip: set[str] | None = None  # None: no change merged yet
+
+    def add(self, change: notifications.Change, kinds: frozenset[str]) -> None:
+        self.kinds |= kinds
+        made_here = {change.tab} if change.tab and kinds <= SHOWN_BY_ACTING_TAB else set()
+        # A tab is skipped only if every merged change was its own.
+        self.skip = made_here if self.skip is None else self.skip & made_here
+
+
+_pending: dict[int, PendingPush] = {}
 _draining: dict[int, asyncio.Task] = {}
 
 
@@ -218,7 +243,7 @@ def on_change(change: notifications.Change) -> None:
     kinds = change.kinds & ALL_KINDS
     if not kinds or not registry.tabs_of(change.account_id):
         return  # nothing shown here: no query, no push
-    _pending.setdefault(change.account_id, set()).update(kinds)
+    _pending.setdefault(change.account_id, PendingPush()).add(change, kinds)
     if change.account_id not in _draining:
         _draining[change.account_id] = asyncio.ensure_future(_drain(change.account_id))
 
@@ -230,15 +255,22 @@ def resync() -> None:
 
 
 async def _drain(account_id: int) -> None:
+    loop = asyncio.get_running_loop()
     try:
         while True:
-            kinds = _pending.pop(account_id, None)
-            if not kinds:
+            pending = _pending.pop(account_id, None)
+            if pending is None or not pending.kinds:
                 return
+            started = loop.time()
             try:
-                await push_account(account_id, frozenset(kinds))
+                pushed = await push_account(
+                    account_id, frozenset(pending.kinds), skip=frozenset(pending.skip or ())
+                )
             except Exception:
                 log.exception("live push to account %s failed", account_id)
+                pushed = 0
+            if pushed:  # changes arriving until then wait and are merged into one push
+                await asyncio.sleep(max(0.0, started + PUSH_SPACING_SECONDS - loop.time()))
     finally:
         _draining.pop(account_id, None)
 
@@ -249,14 +281,18 @@ async def wait_idle() -> None:
         await asyncio.gather(*list(_draining.values()), return_exceptions=True)
 
 
-async def push_account(account_id: int, kinds: frozenset[str]) -> int:
-    """Re-read what `kinds` name once, and push it to the account's tabs here. Returns the number
-    of tabs pushed to."""
+async def push_account(
+    account_id: int, kinds: frozenset[str], skip: frozenset[str] = frozenset()
+) -> int:
+    """Re-read what `kinds` name once, and push it to the account's tabs here but `skip` (tabs
+    that made the change and show it already). Returns the number of tabs pushed to."""
     pusher = _pusher
     if pusher is None:
         return 0
     tokens = []
     for token in registry.tabs_of(account_id):
+        if token in skip:
+            continue
         if pusher.is_here(token):
             tokens.append(token)
         else:

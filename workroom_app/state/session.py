@@ -28,7 +28,7 @@ Using it from another state (pick one):
             ...                              # debit through billing/
             await session._reload_account()  # header balance + plan update
 
-Page on_load handlers run after `guard` (pages.registry puts it first), so
+A page's on_load handlers run after the guard, in the same event (state/page_open.py), so
 `_account_id` is already resolved when they run.
 """
 
@@ -216,16 +216,9 @@ class SessionState(rx.State):
 
     # -------------------------------------------------------------- events
     async def guard(self):
-        """on_load of every page: resolve the token, keep signed-out visitors out."""
-        signed_in = await self._reload_account()
-        for listener in _page_load_listeners:
-            listener(self.router.session.client_token, self._account_id)
-        route = route_of(self)
-        if not signed_in and route not in PUBLIC_ROUTES:
-            return rx.redirect(LOGIN_ROUTE, replace=True)
-        if signed_in and (route in PUBLIC_ROUTES or route == INDEX_ROUTE):
-            return rx.redirect(landing_route(self.is_staff), replace=True)
-        return None
+        """Bind this tab to the login its connection carries, as every page load does
+        (state/page_open.py runs bind_tab inside Reflex's own page-load event)."""
+        return await bind_tab(self)
 
     async def refresh_balance(self):
         """Takes no arguments: the account is always the signed-in one."""
@@ -264,6 +257,21 @@ class SessionState(rx.State):
         await asyncio.to_thread(send_confirmation, account_id)
         self.confirmation_note = f"We sent a new link to {self.email}."
         return rx.toast.success(self.confirmation_note)
+
+
+async def bind_tab(session: SessionState) -> rx.event.EventSpec | None:
+    """The page-load guard: resolve the connection's login cookie (one query), show its account
+    in the header, register the tab for the live push, and keep signed-out visitors out.
+    Returns the redirect the tab must follow instead of opening the page, or None."""
+    signed_in = await session._reload_account()
+    for listener in _page_load_listeners:
+        listener(session.router.session.client_token, session._account_id)
+    route = route_of(session)
+    if not signed_in and route not in PUBLIC_ROUTES:
+        return rx.redirect(LOGIN_ROUTE, replace=True)
+    if signed_in and (route in PUBLIC_ROUTES or route == INDEX_ROUTE):
+        return rx.redirect(landing_route(session.is_staff), replace=True)
+    return None
 
 
 def _revoke(token: str) -> None:

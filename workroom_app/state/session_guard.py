@@ -3,7 +3,9 @@
 1. Text inputs: any string in the event's arguments (form fields included) holding a control
    character is refused with a message naming the field, before any handler sees it
    (security/text_input.py), on every engine alike.
-2. Sessions: an event for any state derived from SessionState (every page's state) in a tab that
+2. Page loads: Reflex's own page-load events (a tab connecting, a navigation) bind the tab to
+   its login and run the page's loaders inside them (state/page_open.py).
+3. Sessions: an event for any state derived from SessionState (every page's state) in a tab that
    is signed in runs only if the Cookie of the connection that sent it still carries the login
    the tab was bound to, and that login is still live: not revoked (log out, log out
    everywhere), not expired, the account not disabled. Otherwise the tab is signed out (nothing
@@ -37,6 +39,7 @@ from workroom_app.db import read_session
 from workroom_app.routes import LOGIN_ROUTE
 from workroom_app.security.live_logins import live_logins
 from workroom_app.security.text_input import ControlCharacterError, check_payload
+from workroom_app.state import page_open
 from workroom_app.state.session import SessionState, request_token
 
 # The guard re-resolves the login from the cookie itself (it is what signs a tab in).
@@ -98,6 +101,10 @@ class SessionGuard(Middleware):
             check_payload(event.payload)
         except ControlCharacterError as exc:
             return StateUpdate(events=fix_events([rx.toast.error(str(exc))], token))
+        if page_open.opens_page(event):
+            # Reflex's own page-load event: the guard and the page's loaders run inside it.
+            await page_open.open_page(state, event, app.backend_exception_handler)
+            return None
         target = _target_state(event)
         if target is None or not issubclass(target, SessionState):
             return None

@@ -15,6 +15,7 @@ import logging
 
 from workroom_app.billing import formatting
 from workroom_app.db import write_session
+from workroom_app.state import page_open
 from workroom_app.state.session import SessionState
 
 log = logging.getLogger(__name__)
@@ -45,16 +46,4 @@ class TimeZoneState(SessionState):
             return None
         if changed is None:
             return None
-        return _page_loaders(self.router.page.path)
-
-
-def _page_loaders(path: str) -> list:
-    """The current page's on_load handlers (after the guard), to redraw it."""
-    # The page registry imports the states (this one too): a top-level import is a cycle.
-    from workroom_app.components.layout import PAGES  # noqa: PLC0415
-
-    normalised = "/" + path.strip("/")
-    for spec in PAGES:
-        if spec.route == normalised:
-            return list(spec.on_load)
-    return []
+        return page_open.loaders_for(self.router.page.path)

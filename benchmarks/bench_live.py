@@ -42,7 +42,6 @@ import platform
 import random
 import re
 import shutil
-import signal
 import socket
 import statistics
 import subprocess
@@ -66,16 +65,18 @@ from benchmarks._common import (  # noqa: E402
     write_section,
 )
 
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--disable-quic",
-]
-# The production build is the same as the browser tests': reused from there when present.
-WEB_CACHE = REPO / "test-artifacts" / "e2e-web"
+# Served as the browser tests serve it; the production build is reused from theirs when present.
+from tests.support.served_app import (  # noqa: E402
+    CHROMIUM_ARGS,
+    WEB_CACHE,
+    AppDidNotStart,
+    bun_dir,
+    reflex_env,
+    save_web_cache,
+    start_app,
+    stop,
+)
+
 STARTUP_TIMEOUT_S = 420
 
 PASSWORD = "bench-password-1"
@@ -322,38 +323,11 @@ class Ports:
         return port
 
 
-def bun_dir() -> Path:
-    local = REPO / ".tools" / "node_modules" / ".bin"
-    if (local / "bun").exists():
-        return local
-    found = shutil.which("bun")
+def bun() -> Path:
+    found = bun_dir()
     if found is None:
         sys.exit("bun is not installed: run `make setup` (it installs bun into .tools/)")
-    return Path(found).parent
-
-
-def reflex_env(extra: dict[str, str] | None = None) -> dict[str, str]:
-    return {
-        **os.environ,
-        "PATH": f"{bun_dir()}:{REPO / '.venv' / 'bin'}:{os.environ.get('PATH', '')}",
-        "REFLEX_USE_SYSTEM_BUN": "1",
-        "REFLEX_CHECK_LATEST_VERSION": "false",
-        "REFLEX_TELEMETRY_ENABLED": "false",
-        **(extra or {}),
-    }
-
-
-def stop(proc: subprocess.Popen) -> None:
-    """Stop a server and everything it started (its own process group)."""
-    if proc.poll() is not None:
-        return
-    try:
-        os.killpg(proc.pid, signal.SIGTERM)
-        proc.wait(timeout=20)
-    except (ProcessLookupError, subprocess.TimeoutExpired):
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait(timeout=5)
+    return found
 
 
 def wait_until_up(url: str, proc: subprocess.Popen, log_path: Path, path: str) -> None:
@@ -375,59 +349,29 @@ def wait_until_up(url: str, proc: subprocess.Popen, log_path: Path, path: str) -
 def start_workroom(
     run_dir: Path, db_url: str, ports: Ports, extra_env: dict[str, str]
 ) -> tuple[str, subprocess.Popen]:
-    """`reflex run --env prod --single-port` (what `make run` serves), with the generation
-    worker and the local renderer inside, on its own build, states and media folders."""
+    """`reflex run --env prod --single-port` (what `make run` serves, as the browser tests serve
+    it), with the generation worker and the local renderer inside, on its own build, states and
+    media folders."""
     run_dir.mkdir(parents=True, exist_ok=True)
-    web_dir = run_dir / "web"
-    if (WEB_CACHE / "package.json").exists():
-        shutil.copytree(WEB_CACHE, web_dir, symlinks=True)
-    port, renderer = ports.take(), ports.take()
-    url = f"http://127.0.0.1:{port}"
-    env = reflex_env(
-        {
-            "REFLEX_WEB_WORKDIR": str(web_dir),
-            "REFLEX_STATES_WORKDIR": str(run_dir / "states"),
-            "WORKROOM_DATABASE_URL": db_url,
-            "WORKROOM_PUBLIC_URL": url,
-            "WORKROOM_MEDIA_DIR": str(run_dir / "media"),
-            "WORKROOM_LOCAL_PROVIDER_URL": f"http://127.0.0.1:{renderer}",
-            "WORKROOM_WORKER_POLL_INTERVAL": "0.2",
-            # Every benchmark tab logs in from 127.0.0.1.
-            "WORKROOM_RATE_LIMIT_LOGIN_PER_ADDRESS": "100000/minute",
-            "WORKROOM_RATE_LIMIT_SIGNUP_PER_ADDRESS": "100000/hour",
-            **extra_env,
-        }
-    )
-    log_path = run_dir / "server.log"
-    with open(log_path, "wb") as log:
-        proc = subprocess.Popen(
-            [
-                str(REPO / ".venv" / "bin" / "reflex"),
-                "run",
-                "--env",
-                "prod",
-                "--single-port",
-                "--frontend-port",
-                str(port),
-                "--backend-port",
-                str(port),
-                "--backend-host",
-                "127.0.0.1",
-            ],
-            cwd=REPO,
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
+    try:
+        url, proc = start_app(
+            run_dir,
+            db_url,
+            bun(),
+            render_seconds=extra_env.pop("WORKROOM_LOCAL_RENDER_SECONDS", "0.3"),
+            port=ports.take(),
+            renderer_port=ports.take(),
+            extra_env={
+                # Every benchmark tab logs in from 127.0.0.1.
+                "WORKROOM_RATE_LIMIT_LOGIN_PER_ADDRESS": "100000/minute",
+                "WORKROOM_RATE_LIMIT_SIGNUP_PER_ADDRESS": "100000/hour",
+                **extra_env,
+            },
         )
-    wait_until_up(url, proc, log_path, "/api/health")
+    except AppDidNotStart as exc:
+        sys.exit(f"Workroom did not start (exit {exc.exit_code}):\n{exc.log_tail}")
     if not (WEB_CACHE / "package.json").exists():
-        partial = WEB_CACHE.with_name(f"e2e-web.{os.getpid()}.tmp")
-        try:
-            shutil.copytree(web_dir, partial, symlinks=True)
-            partial.rename(WEB_CACHE)  # atomic: a parallel run sees all or nothing
-        except OSError:
-            shutil.rmtree(partial, ignore_errors=True)
+        save_web_cache(run_dir / "web")
     return url, proc
 
 
@@ -447,6 +391,7 @@ def start_scaled(
     port, renderer = ports.take(), ports.take()
     url = f"http://127.0.0.1:{port}"
     env = reflex_env(
+        bun(),
         {
             "REFLEX_WEB_WORKDIR": str(web_dir),
             "PORT": str(port),
@@ -461,7 +406,7 @@ def start_scaled(
             "WORKROOM_RATE_LIMIT_SIGNUP_PER_ADDRESS": "100000/hour",
             "WORKROOM_RATE_LIMIT_STORAGE": redis_url,
             **extra_env,
-        }
+        },
     )
     log_path = run_dir / "scaled.log"
     with open(log_path, "wb") as log:
@@ -502,7 +447,7 @@ def start_bare(run_dir: Path, ports: Ports) -> tuple[str, subprocess.Popen]:
     """`reflex init` a bare app in `run_dir` and serve it (prod, one port)."""
     app_dir = run_dir / "bare"
     app_dir.mkdir()
-    env = reflex_env()
+    env = reflex_env(bun())
     for key in [k for k in env if k.startswith(("WORKROOM_", "REFLEX_REDIS", "GRANIAN"))]:
         env.pop(key)
     reflex = str(REPO / ".venv" / "bin" / "reflex")

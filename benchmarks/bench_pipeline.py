@@ -4,6 +4,7 @@ job is dispatched.
     python -m benchmarks.bench_pipeline                       # fast: 200 jobs of 10 s
     python -m benchmarks.bench_pipeline --jobs 1000 --seconds 30
     python -m benchmarks.bench_pipeline --postgres postgresql://postgres@127.0.0.1:5432/test
+    python -m benchmarks.bench_pipeline --renderer --jobs 300 --seconds 0.3
 
 A stand-in hosted provider (in process, no HTTP: what is measured is the worker) takes `--seconds`
 per job and reports progress in four steps, like a hosted API. JOBS accounts each submit one
@@ -12,6 +13,12 @@ per job and reports progress in four steps, like a hosted API. JOBS accounts eac
 dispatched p50/p95 (the job row's started_at - created_at), the worker process's CPU while all
 jobs are in flight, and the time until all have succeeded. Prints a JSON line; --write puts the
 figures into docs/benchmarks.md ("Generation pipeline (bench_pipeline)").
+
+--renderer uses the real local renderer instead (`workroom local-renderer` in its own process,
+drawing each image at its full size, over HTTP with the real provider client; `--seconds` is its
+WORKROOM_LOCAL_RENDER_SECONDS) and reports jobs per second with the CPU of the renderer and of
+the worker over the whole run: with as many slots as jobs, the rate is bounded by the renderer's
+drawing when the renderer's process is the one using a whole core.
 """
 
 from __future__ import annotations
@@ -156,6 +163,46 @@ def pct(values: list[float], p: float) -> float:
     return ordered[max(0, min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1))))]
 
 
+@contextlib.contextmanager
+def local_renderer(run_dir: Path, seconds: float):  # noqa: ANN201
+    """`workroom local-renderer` in its own process on a free port; yields (its psutil process,
+    its URL)."""
+    import socket
+    import subprocess
+
+    import psutil
+
+    from workroom_app.generation.providers.local import is_reachable
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    url = f"http://127.0.0.1:{port}"
+    env = {**os.environ, "WORKROOM_LOCAL_RENDER_SECONDS": str(seconds)}
+    with open(run_dir / "renderer.log", "wb") as log:
+        proc = subprocess.Popen(
+            [str(REPO / ".venv" / "bin" / "workroom"), "local-renderer", "--url", url],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        deadline = time.monotonic() + 30
+        while not is_reachable(url):
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"the local renderer did not start: see {run_dir}")
+            time.sleep(0.2)
+        yield psutil.Process(proc.pid), url
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+def cpu_seconds(process) -> float:  # noqa: ANN001
+    times = process.cpu_times()
+    return times.user + times.system
+
+
 async def run(
     url: str,
     ids: list[int],
@@ -164,16 +211,18 @@ async def run(
     *,
     submitters: int = 8,
     window_max: float = 10.0,
+    renderer=None,  # noqa: ANN001  (psutil process of a separate local renderer, or None)
 ) -> dict:
     from sqlalchemy import func, select
 
     from workroom_app import db
     from workroom_app.db import read_session
+    from workroom_app.generation.providers import get_provider
     from workroom_app.generation.worker import run_worker
     from workroom_app.models import GenerationJob, JobStatus
 
     engine = db.get_engine(url)
-    provider = StandInProvider(seconds)
+    provider = StandInProvider(seconds) if renderer is None else get_provider("local")
     stop = asyncio.Event()
     worker = asyncio.ensure_future(
         run_worker(
@@ -192,6 +241,8 @@ async def run(
             return row if isinstance(row, int) else row[0]
 
     t_submit = time.monotonic()
+    run_cpu0 = time.process_time()
+    renderer_cpu0 = cpu_seconds(renderer) if renderer is not None else 0.0
     # Users submit at the same time: `submitters` threads, each committing one job at a time
     # (each commit notifies the worker). One thread alone took up to 30 s on a busy machine, so
     # the first jobs ended before the last were in flight.
@@ -215,6 +266,26 @@ async def run(
                 )
             )
     submit_seconds = time.monotonic() - t_submit
+    if renderer is not None:  # the whole run: how fast the renderer's drawing lets jobs finish
+        while await asyncio.to_thread(count, JobStatus.SUCCEEDED) < len(ids):
+            await asyncio.sleep(0.1)
+        all_done = time.monotonic() - t_submit
+        worker_cpu = time.process_time() - run_cpu0
+        renderer_cpu = cpu_seconds(renderer) - renderer_cpu0
+        stop.set()
+        await worker
+        await provider.aclose()
+        db.dispose_engines()
+        return {
+            "jobs": len(ids),
+            "job_seconds": seconds,
+            "renderer": True,
+            "submit_seconds": round(submit_seconds, 1),
+            "all_done_s": round(all_done, 1),
+            "jobs_per_s": round(len(ids) / all_done, 1),
+            "renderer_cpu_pct": round(100 * renderer_cpu / all_done, 1),
+            "worker_cpu_pct": round(100 * worker_cpu / all_done, 1),
+        }
     while await asyncio.to_thread(count, JobStatus.QUEUED):
         await asyncio.sleep(0.2)
     all_running = time.monotonic() - t_submit
@@ -270,6 +341,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--window", type=float, default=10.0, help="longest CPU window with every job in flight"
     )
+    parser.add_argument(
+        "--renderer", action="store_true", help="the real local renderer (jobs per second)"
+    )
     parser.add_argument("--write", action="store_true")
     args = parser.parse_args(argv)
     run_dir = Path(tempfile.mkdtemp(prefix="bench-pipeline-"))
@@ -292,6 +366,11 @@ def main(argv: list[str] | None = None) -> int:
         )
         settings.get_settings.cache_clear()
         ids = prepare(url, args.jobs)
+        renderer = None
+        if args.renderer:
+            renderer, renderer_url = stack.enter_context(local_renderer(run_dir, args.seconds))
+            os.environ["WORKROOM_LOCAL_PROVIDER_URL"] = renderer_url
+            settings.get_settings.cache_clear()
         result = asyncio.run(
             run(
                 url,
@@ -300,6 +379,7 @@ def main(argv: list[str] | None = None) -> int:
                 run_dir / "media",
                 submitters=args.submitters,
                 window_max=args.window,
+                renderer=renderer,
             )
         )
     result.update(
@@ -310,6 +390,18 @@ def main(argv: list[str] | None = None) -> int:
             "machine": f"{cpu_model()}, {os.cpu_count()} CPUs",
         }
     )
+    if args.renderer:
+        line = (
+            f"{result['jobs']} jobs on the local renderer ({result['job_seconds']:g} s of waiting "
+            f"each, then drawn at full size) on {result['database']}: {result['jobs_per_s']} jobs/s, "
+            f"all done after {result['all_done_s']} s (submitting took {result['submit_seconds']} s); "
+            f"renderer process {result['renderer_cpu_pct']} % CPU, worker process "
+            f"{result['worker_cpu_pct']} % CPU. {result['machine']}, load "
+            f"{result['load_before']} → {result['load_after']}."
+        )
+        print(line)
+        print(json.dumps({"bench": "pipeline", **result}, separators=(",", ":")))
+        return 0
     line = (
         f"{result['jobs']} jobs of {result['job_seconds']:g} s on {result['database']}: queued → dispatched "
         f"p50 {result['dispatch_p50_ms']} ms, p95 {result['dispatch_p95_ms']} ms; {result['in_flight']} in flight "

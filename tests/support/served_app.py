@@ -69,6 +69,19 @@ def stop(proc: subprocess.Popen) -> None:
         proc.wait(timeout=5)
 
 
+def reflex_env(bun: Path, extra: dict[str, str] | None = None) -> dict[str, str]:
+    """The environment `reflex run` needs here: bun from .tools, the venv's commands first, no
+    update check and no telemetry; plus `extra`."""
+    return {
+        **os.environ,
+        "PATH": f"{bun}:{REPO / '.venv' / 'bin'}:{os.environ.get('PATH', '')}",
+        "REFLEX_USE_SYSTEM_BUN": "1",
+        "REFLEX_CHECK_LATEST_VERSION": "false",
+        "REFLEX_TELEMETRY_ENABLED": "false",
+        **(extra or {}),
+    }
+
+
 class AppDidNotStart(RuntimeError):
     def __init__(self, exit_code: int | None, log_tail: str) -> None:
         super().__init__(f"the app did not start (exit {exit_code})")
@@ -85,9 +98,11 @@ def start_app(
     timeout_s: float = STARTUP_TIMEOUT_S,
     log_tail_chars: int = 4000,
     extra_env: dict[str, str] | None = None,
+    port: int | None = None,
+    renderer_port: int | None = None,
 ) -> tuple[str, subprocess.Popen]:
-    """Serve the app (`reflex run --env prod --single-port`) on a free 127.0.0.1 port with
-    its build, states, media and log under `run_dir`; returns (url, process) once it
+    """Serve the app (`reflex run --env prod --single-port`) on 127.0.0.1 (`port`, or a free
+    one) with its build, states, media and log under `run_dir`; returns (url, process) once it
     answers (the caller stops it). If it dies or times out: stops it and raises
     AppDidNotStart with the log's tail."""
     web_dir = run_dir / "web"
@@ -98,30 +113,28 @@ def start_app(
     seeded_media = os.environ.get("WORKROOM_MEDIA_DIR")
     if seeded_media and Path(seeded_media).is_dir():
         shutil.copytree(seeded_media, run_dir / "media", dirs_exist_ok=True)
-    port = free_port()
+    port = port or free_port()
     url = f"http://127.0.0.1:{port}"
-    env = {
-        **os.environ,
-        "PATH": f"{bun_dir}:{REPO / '.venv' / 'bin'}:{os.environ.get('PATH', '')}",
-        "REFLEX_USE_SYSTEM_BUN": "1",
-        "REFLEX_CHECK_LATEST_VERSION": "false",
-        "REFLEX_TELEMETRY_ENABLED": "false",
-        "REFLEX_WEB_WORKDIR": str(web_dir),
-        "REFLEX_STATES_WORKDIR": str(run_dir / "states"),
-        "WORKROOM_DATABASE_URL": database_url,
-        "WORKROOM_PUBLIC_URL": url,
-        # Per-run outputs and renderer port so parallel runs never collide;
-        # fast renders keep the browser tests short.
-        "WORKROOM_MEDIA_DIR": str(run_dir / "media"),
-        "WORKROOM_LOCAL_PROVIDER_URL": f"http://127.0.0.1:{free_port()}",
-        "WORKROOM_LOCAL_RENDER_SECONDS": render_seconds,
-        "WORKROOM_WORKER_POLL_INTERVAL": "0.2",
-        # Every test's browser comes from 127.0.0.1: one address signing up and logging in
-        # dozens of times is this suite, not an attack (the limits are tested on their own).
-        "WORKROOM_RATE_LIMIT_LOGIN_PER_ADDRESS": "10000/minute",
-        "WORKROOM_RATE_LIMIT_SIGNUP_PER_ADDRESS": "10000/hour",
-        **(extra_env or {}),
-    }
+    env = reflex_env(
+        bun_dir,
+        {
+            "REFLEX_WEB_WORKDIR": str(web_dir),
+            "REFLEX_STATES_WORKDIR": str(run_dir / "states"),
+            "WORKROOM_DATABASE_URL": database_url,
+            "WORKROOM_PUBLIC_URL": url,
+            # Per-run outputs and renderer port so parallel runs never collide;
+            # fast renders keep the browser tests short.
+            "WORKROOM_MEDIA_DIR": str(run_dir / "media"),
+            "WORKROOM_LOCAL_PROVIDER_URL": f"http://127.0.0.1:{renderer_port or free_port()}",
+            "WORKROOM_LOCAL_RENDER_SECONDS": render_seconds,
+            "WORKROOM_WORKER_POLL_INTERVAL": "0.2",
+            # Every test's browser comes from 127.0.0.1: one address signing up and logging in
+            # dozens of times is this suite, not an attack (the limits are tested on their own).
+            "WORKROOM_RATE_LIMIT_LOGIN_PER_ADDRESS": "10000/minute",
+            "WORKROOM_RATE_LIMIT_SIGNUP_PER_ADDRESS": "10000/hour",
+            **(extra_env or {}),
+        },
+    )
     log_path = run_dir / "server.log"
     reflex = REPO / ".venv" / "bin" / "reflex"
     with open(log_path, "wb") as log:

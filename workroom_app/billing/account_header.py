@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Row, ScalarSelect, Select
+from sqlalchemy import Row, ScalarSelect, Select, bindparam
 from sqlalchemy import select as core_select
 from sqlmodel import Session, select
 
@@ -82,6 +82,17 @@ def _header_query() -> Select[Any]:
     )
 
 
+# Built once: every page load and every live push runs one of these, and building the statement
+# (a join, a correlated subquery) cost more than running it on SQLite.
+_HEADER_BY_LOGIN = (
+    _header_query()
+    .add_columns(AuthSession.expires_at, AuthSession.revoked_at, AuthSession.pending_until)
+    .join(AuthSession, AuthSession.account_id == Account.id)
+    .where(AuthSession.token_hash == bindparam("hashed"))
+)
+_HEADER_BY_ID = _header_query().where(Account.id == bindparam("account_id"))
+
+
 def _header(row: Row[Any], login_expires_at: datetime | None = None) -> Header:
     account_id, email, name, role, tz, confirmed_at, _disabled, balance, plan_key = tuple(row)[:9]
     return Header(
@@ -105,12 +116,7 @@ def header_for_login(session: Session, token: object) -> Header | None:
     hashed = token_hash(token)
     if hashed is None:
         return None
-    row = session.execute(
-        _header_query()
-        .add_columns(AuthSession.expires_at, AuthSession.revoked_at, AuthSession.pending_until)
-        .join(AuthSession, AuthSession.account_id == Account.id)
-        .where(AuthSession.token_hash == hashed)
-    ).first()
+    row = session.execute(_HEADER_BY_LOGIN, {"hashed": hashed}).first()
     if row is None:
         return None
     expires_at, revoked_at, pending_until = row[9:]
@@ -124,7 +130,7 @@ def header_for_login(session: Session, token: object) -> Header | None:
 def header_of(session: Session, account_id: int) -> Header | None:
     """The header data of an account by id (the live push re-reads it after a change), one
     query; None when there is no such account."""
-    row = session.execute(_header_query().where(Account.id == account_id)).first()
+    row = session.execute(_HEADER_BY_ID, {"account_id": int(account_id)}).first()
     return None if row is None else _header(row)
 
 

@@ -123,7 +123,10 @@ class GenerateState(SessionState):
         if account_id is None:
             return []
         before = self._history_before
-        active, history, more, tz = await asyncio.to_thread(read_jobs, account_id, before, None)
+        # The zone the page load's guard has just read: no second read of the account.
+        active, history, more, tz = await asyncio.to_thread(
+            read_jobs, account_id, before, self._timezone
+        )
         self._tz = tz
         if before is not None:
             # Only the first page learns about endings; other pages keep what they show.

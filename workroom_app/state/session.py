@@ -155,6 +155,8 @@ class SessionState(rx.State):
     # SHA-256 of the login token this tab was signed in with (the session guard compares it
     # with the cookie of every event's connection).
     _token_hash: str | None = None
+    # The account's time zone as the last page load read it (pages read their rows in it).
+    _timezone: str = "UTC"
 
     signed_in: bool = False
     email: str = ""
@@ -174,6 +176,7 @@ class SessionState(rx.State):
         if view is None:
             self._account_id = None
             self._token_hash = None
+            self._timezone = "UTC"
             self.signed_in = False
             self.email_confirmed = True
             self.email = ""
@@ -184,6 +187,7 @@ class SessionState(rx.State):
             self.plan_name = "Free"
             return
         self._account_id = view.account_id
+        self._timezone = view.timezone
         self.signed_in = True
         self.email = view.email
         self.display_name = view.display_name

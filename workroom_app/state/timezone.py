@@ -46,4 +46,5 @@ class TimeZoneState(SessionState):
             return None
         if changed is None:
             return None
+        self._timezone = known
         return page_open.loaders_for(self.router.page.path)

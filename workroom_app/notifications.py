@@ -62,7 +62,8 @@ SUBSCRIPTION = "subscription"  # plan, period, status of the subscription change
 PAYMENT = "payment"  # a payment / invoice was recorded
 SESSION = "session"  # a login ended or changed (log out, log out everywhere, account disabled)
 ACCOUNT = "account"  # the account's own fields changed (email address confirmed)
-KINDS = frozenset({BALANCE, JOB, QUEUED, SUBSCRIPTION, PAYMENT, SESSION, ACCOUNT})
+REPORT = "report"  # a broken-result report was filed or decided (a job card shows its status)
+KINDS = frozenset({BALANCE, JOB, QUEUED, SUBSCRIPTION, PAYMENT, SESSION, ACCOUNT, REPORT})
 
 PG_CHANNEL = "workroom_changes"
 LOCAL_CHECK_SECONDS = 0.1  # an os.stat and a 48-byte read: nothing next to a query

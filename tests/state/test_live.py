@@ -23,11 +23,13 @@ from tests.support.factories import login, sign_up
 from tests.support.pages import video_form
 from tests.support.reflex_events import EventBrowser, Recorder, frontend_text
 from tests.support.reflex_events import run as run_events
+from tests.support.sql_watch import LoginChecks
 from workroom_app import notifications
 from workroom_app.billing import accounts, ledger
 from workroom_app.db import write_session
 from workroom_app.generation import jobs
 from workroom_app.models import JobStatus
+from workroom_app.security.live_logins import live_logins
 from workroom_app.settings import get_settings
 from workroom_app.state import live
 from workroom_app.state.generate import GenerateState
@@ -98,8 +100,9 @@ async def wait_for(check, timeout: float = 5.0) -> bool:
     return False
 
 
-def with_feed(scenario):
-    """Run `scenario(new_tab, pushes)` with this process's change listener wired to the live push."""
+def with_feed(scenario, *, guard_memory: bool = False):
+    """Run `scenario(new_tab, pushes)` with this process's change listener wired to the live push
+    (and, with guard_memory, to the session guard's memory of live logins, as the app runs)."""
 
     async def outer(new_tab):
         first = new_tab()
@@ -107,8 +110,13 @@ def with_feed(scenario):
         live.set_pusher(pushes.pusher)
         async with notifications.ChangeFeed() as feed:
             feed.subscribe(live.on_change, on_resync=live.resync)
-            await scenario(new_tab, pushes)
-            await live.wait_idle()
+            if guard_memory:
+                live_logins.listen(feed)
+            try:
+                await scenario(new_tab, pushes)
+                await live.wait_idle()
+            finally:
+                live_logins.stop()
 
     run_events(Browser, outer)
 
@@ -298,7 +306,8 @@ def test_a_missed_notification_is_recovered_by_one_resync(app_db):
     with_feed(scenario)
 
 
-def test_a_login_ended_elsewhere_signs_its_open_tabs_out_at_once_and_no_other(app_db):
+@pytest.mark.parametrize("guard_memory", [False, True], ids=["asking", "remembering"])
+def test_a_login_ended_elsewhere_signs_its_open_tabs_out_at_once_and_no_other(app_db, guard_memory):
     # The thief's tab holds a copy of the victim's cookie and sends nothing; the victim logs
     # out (or logs out everywhere). The push signs the copied tab out without waiting for an
     # event, and never sends it the account's new figures.
@@ -342,7 +351,7 @@ def test_a_login_ended_elsewhere_signs_its_open_tabs_out_at_once_and_no_other(ap
         assert thief.token not in pushes.touched and victim.token not in pushes.touched
         assert (await thief.state(SessionState)).balance == 0
 
-    with_feed(scenario)
+    with_feed(scenario, guard_memory=guard_memory)
 
 
 def test_log_out_sends_the_other_open_tabs_of_that_login_to_the_login_page(app_db):
@@ -541,3 +550,28 @@ def test_changes_close_together_go_out_as_one_push(app_db):
         assert pushes.touched == [tab.token, tab.token]
 
     with_feed(scenario)
+
+
+def test_a_push_asks_for_no_login_the_session_guard_has_just_found_live(app_db):
+    ann = sign_up(app_db, "ann@example.com")
+
+    async def scenario(new_tab, pushes):
+        tab = new_tab()
+        await tab.open("ann@example.com")  # the page load's guard found her login live
+        with LoginChecks(app_db) as login_reads:
+            await asyncio.to_thread(_adjust, app_db, ann, 3, "remembered")
+            assert await wait_for(lambda: _balance_is(tab, 53))
+            await live.wait_idle()
+        assert pushes.touched == [tab.token]
+        assert login_reads == []
+        # Once her logins change (another one ends), the push asks again, and this tab stays.
+        other_login = login(None, "ann@example.com")
+        with write_session(app_db) as s:
+            accounts.revoke_login(s, other_login)
+        with LoginChecks(app_db) as login_reads:
+            await asyncio.sleep(0.3)
+            await live.wait_idle()
+        assert login_reads != []
+        assert (await tab.state(SessionState))._account_id == ann
+
+    with_feed(scenario, guard_memory=True)

@@ -13,11 +13,12 @@ import time
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import event, update
+from sqlalchemy import update
 
 from tests.state.test_live import REPO, Browser, wait_for
 from tests.support.factories import sign_up
 from tests.support.reflex_events import run as run_events
+from tests.support.sql_watch import LoginChecks
 from workroom_app import db, notifications, settings
 from workroom_app.billing import accounts, clock
 from workroom_app.db import read_session, write_session
@@ -49,25 +50,6 @@ def with_guard_listening(scenario):
                 live_logins.stop()
 
     run_events(Browser, outer)
-
-
-class LoginChecks:
-    """The SQL statements that read auth_session while the block runs."""
-
-    def __init__(self, engine) -> None:  # noqa: ANN001
-        self.engine = engine
-        self.statements: list[str] = []
-
-    def _on_execute(self, _conn, _cursor, statement, *_args) -> None:  # noqa: ANN001
-        if "auth_session" in statement:
-            self.statements.append(statement)
-
-    def __enter__(self) -> list[str]:
-        event.listen(self.engine, "before_cursor_execute", self._on_execute)
-        return self.statements
-
-    def __exit__(self, *exc) -> None:  # noqa: ANN002
-        event.remove(self.engine, "before_cursor_execute", self._on_execute)
 
 
 async def signed_in(tab: Browser) -> bool:

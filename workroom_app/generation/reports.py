@@ -139,6 +139,8 @@ def report(session: Session, account_id: int, job_id: object, reason: object) ->
     )
     session.add(row)
     session.flush()
+    # The account's other open tabs show the report's status on the job's card.
+    notifications.announce(session, account_id, notifications.REPORT)
     if not auto:
         return ReportOutcome(
             row.id,
@@ -229,7 +231,7 @@ def decide(
         message = f"Declined report #{row.id}; the user sees your note."
     session.add(row)
     # The user's open tabs re-read their job cards (the report's status) on commit.
-    notifications.announce(session, row.account_id, notifications.JOB)
+    notifications.announce(session, row.account_id, notifications.JOB, notifications.REPORT)
     audit.record(
         session,
         actor,

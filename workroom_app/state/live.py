@@ -61,7 +61,7 @@ ACCOUNT_KINDS = frozenset(
         notifications.ACCOUNT,
     }
 )
-JOB_KINDS = frozenset({notifications.JOB})
+JOB_KINDS = frozenset({notifications.JOB, notifications.REPORT})
 # A login of the account ended: each tab re-checks its own login and, if it was that one, is
 # signed out and sent to /login (an idle tab sends no event the session guard could refuse).
 SESSION_KINDS = frozenset({notifications.SESSION})
@@ -80,17 +80,27 @@ class TabRegistry:
     def __init__(self) -> None:
         self._account_of: dict[str, int] = {}
         self._tabs_of: dict[int, set[str]] = {}
+        self._login_of: dict[str, str] = {}  # token -> hash of the login it was bound with
 
-    def register(self, token: str, account_id: int) -> None:
+    def register(self, token: str, account_id: int, login_hash: str | None = None) -> None:
+        if login_hash:
+            self._login_of[token] = login_hash
+        else:
+            self._login_of.pop(token, None)
         previous = self._account_of.get(token)
         if previous == account_id:
             return
         if previous is not None:
-            self.unregister(token)
+            self.unregister(token, keep_login=True)
         self._account_of[token] = account_id
         self._tabs_of.setdefault(account_id, set()).add(token)
 
-    def unregister(self, token: str) -> None:
+    def login_of(self, token: str) -> str | None:
+        return self._login_of.get(token)
+
+    def unregister(self, token: str, *, keep_login: bool = False) -> None:
+        if not keep_login:
+            self._login_of.pop(token, None)
         account_id = self._account_of.pop(token, None)
         if account_id is None:
             return
@@ -119,6 +129,7 @@ class TabRegistry:
     def clear(self) -> None:
         self._account_of.clear()
         self._tabs_of.clear()
+        self._login_of.clear()
 
 
 registry = TabRegistry()
@@ -189,20 +200,21 @@ def read_live_logins(account_id: int) -> frozenset[str]:
 
 
 def read_for_push(
-    account_id: int, kinds: frozenset[str]
+    account_id: int, kinds: frozenset[str], logins_needed: bool = True
 ) -> tuple[
-    frozenset[str],
+    frozenset[str] | None,
     AccountView | None,
     tuple[list[JobView], list[JobView], bool, str] | None,
     dict[str, str] | None,
 ]:
-    """Blocking: everything one push needs, in one trip to a worker thread: the live logins,
-    and the header data and the jobs when `kinds` name them (with the jobs, their
-    broken-result reports' status: a job card shows it, staff decide it elsewhere)."""
-    logins = read_live_logins(account_id)
+    """Blocking: everything one push needs, in one trip to a worker thread: the live logins
+    (unless this process knows the tabs' logins are live), and the header data, the jobs and
+    the broken-result reports' status when `kinds` name them."""
+    logins = read_live_logins(account_id) if logins_needed else None
     view = read_account_view_by_id(account_id) if kinds & ACCOUNT_KINDS else None
     jobs = read_jobs(account_id, None, None) if kinds & JOB_KINDS else None
-    reports = read_reports(account_id) if jobs is not None else None
+    # Report statuses change only with a report (filed, decided): not re-read for every job step.
+    reports = read_reports(account_id) if notifications.REPORT in kinds else None
     return logins, view, jobs, reports
 
 
@@ -217,7 +229,7 @@ SHOWN_BY_ACTING_TAB = frozenset({notifications.JOB, notifications.BALANCE, notif
 # One account's pushes start at least this far apart: a job's quick steps (submitted, running,
 # first progress) arriving within it go out as one push, while a change after a quiet moment
 # goes out at once.
-PUSH_SPACING_SECONDS = 0.15
+PUSH_SPACING_SECONDS = 0.25
 
 
 class PendingPush:
@@ -299,7 +311,12 @@ async def push_account(
             registry.unregister(token)  # closed, or its socket moved to another process
     if not tokens:
         return 0
-    logins, view, jobs, reports = await asyncio.to_thread(read_for_push, account_id, kinds)
+    # The tabs' logins are checked with every push; no query when the session guard's memory
+    # (security/live_logins.py, forgotten the moment a login of the account changes) has them.
+    logins_needed = not all(_known_live(registry.login_of(t), account_id) for t in tokens)
+    logins, view, jobs, reports = await asyncio.to_thread(
+        read_for_push, account_id, kinds, logins_needed
+    )
     pushed = 0
     for token in tokens:
         try:
@@ -326,7 +343,7 @@ async def _push_tab(
     pusher: Pusher,
     token: str,
     account_id: int,
-    logins: frozenset[str],
+    logins: frozenset[str] | None,
     view: AccountView | None,
     jobs: tuple[list[JobView], list[JobView], bool, str] | None,
     *,
@@ -338,7 +355,10 @@ async def _push_tab(
         if session._account_id != account_id:
             registry.unregister(token)  # signed out (or in as someone else) in this tab
             return []
-        if session._token_hash not in logins:
+        if logins is None and not _known_live(session._token_hash, account_id):
+            # Forgotten since the push began (a login of the account changed): ask.
+            logins = await asyncio.to_thread(read_live_logins, account_id)
+        if logins is not None and session._token_hash not in logins:
             # Its login ended elsewhere (log out, log out everywhere, account disabled): sign the
             # tab out now, as the session guard would on its next event.
             registry.unregister(token)
@@ -390,14 +410,18 @@ async def live_push() -> AsyncIterator[None]:
 # ------------------------------------------------------------------- which tab shows what
 
 
-def tab_loaded(token: str, account_id: int | None) -> None:
+def _known_live(login_hash: str | None, account_id: int) -> bool:
+    return login_hash is not None and live_logins.account_of(login_hash) == account_id
+
+
+def tab_loaded(token: str, account_id: int | None, login_hash: str | None = None) -> None:
     """Every page load (its guard, state/session.py): this tab gets the pushes of its account,
     or none once signed out. No query: the guard has just read the account (which also recovers
     anything missed while the tab was away)."""
     if account_id is None:
         registry.unregister(token)
         return
-    registry.register(token, account_id)
+    registry.register(token, account_id, login_hash)
     global _registrations
     _registrations += 1
     if _registrations % PRUNE_EVERY == 0 and _pusher is not None:

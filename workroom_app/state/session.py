@@ -51,10 +51,10 @@ from workroom_app.security import rate_limits, signing
 from workroom_app.security.live_logins import live_logins
 from workroom_app.security.session_cookie import token_from_cookie_header
 
-# Told (the tab's client token, its account id or None) by every page load's guard. The live
-# push (state/live.py) keeps its map of which tab shows which account this way: no event and
-# no state of its own in every tab.
-PageLoadListener = Callable[[str, int | None], None]
+# Told (the tab's client token, its account id or None, the hash of its login or None) by every
+# page load's guard. The live push (state/live.py) keeps its map of which tab shows which account
+# this way: no event and no state of its own in every tab.
+PageLoadListener = Callable[[str, int | None, str | None], None]
 _page_load_listeners: list[PageLoadListener] = []
 
 
@@ -269,7 +269,7 @@ async def bind_tab(session: SessionState) -> rx.event.EventSpec | None:
     Returns the redirect the tab must follow instead of opening the page, or None."""
     signed_in = await session._reload_account()
     for listener in _page_load_listeners:
-        listener(session.router.session.client_token, session._account_id)
+        listener(session.router.session.client_token, session._account_id, session._token_hash)
     route = route_of(session)
     if not signed_in and route not in PUBLIC_ROUTES:
         return rx.redirect(LOGIN_ROUTE, replace=True)

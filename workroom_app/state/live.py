@@ -24,8 +24,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 from collections.abc import AsyncIterator, Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import reflex as rx
@@ -220,6 +222,10 @@ def read_for_push(
 
 # ------------------------------------------------------------------- dispatch
 
+# The pushes' reads have threads of their own: however many pushes are under way, a click's
+# handler (which reads and writes in the default executor) never waits behind them for a thread.
+_push_reads = ThreadPoolExecutor(max_workers=2, thread_name_prefix="workroom-live-push")
+
 PRUNE_EVERY = 1000
 _registrations = 0
 
@@ -229,7 +235,7 @@ SHOWN_BY_ACTING_TAB = frozenset({notifications.JOB, notifications.BALANCE, notif
 # One account's pushes start at least this far apart: a job's quick steps (submitted, running,
 # first progress) arriving within it go out as one push, while a change after a quiet moment
 # goes out at once.
-PUSH_SPACING_SECONDS = 0.25
+PUSH_SPACING_SECONDS = 0.15
 
 
 class PendingPush:
@@ -314,8 +320,8 @@ async def push_account(
     # The tabs' logins are checked with every push; no query when the session guard's memory
     # (security/live_logins.py, forgotten the moment a login of the account changes) has them.
     logins_needed = not all(_known_live(registry.login_of(t), account_id) for t in tokens)
-    logins, view, jobs, reports = await asyncio.to_thread(
-        read_for_push, account_id, kinds, logins_needed
+    logins, view, jobs, reports = await asyncio.get_running_loop().run_in_executor(
+        _push_reads, functools.partial(read_for_push, account_id, kinds, logins_needed)
     )
     pushed = 0
     for token in tokens:

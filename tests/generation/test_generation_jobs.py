@@ -440,6 +440,23 @@ def test_a_cancelled_job_is_not_claimed(engine):
     assert _claim(engine, job.id) is None
 
 
+def test_a_burst_of_jobs_is_claimed_at_once_leaving_out_the_ones_not_claimable(engine):
+    accounts_ = [make_account(engine, 100) for _ in range(4)]
+    queued = [submit(engine, acct, IMAGE) for acct in accounts_]
+    _claim(engine, queued[1].id, "w2")  # another worker was faster
+    with write_session(engine) as s:
+        jobs.cancel(s, accounts_[2], queued[2].id)
+    with write_session(engine) as s:
+        taken = jobs.claim_many(s, [j.id for j in queued], "w1", lease_seconds=30)
+        assert [j.id for j in taken] == [queued[0].id, queued[3].id]
+        assert {j.status for j in taken} == {JobStatus.RUNNING}
+        assert {j.worker_id for j in taken} == {"w1"}
+        assert all(j.started_at is not None for j in taken)
+    with write_session(engine) as s:
+        assert jobs.claim_many(s, [j.id for j in queued], "w3", lease_seconds=30) == []
+        assert jobs.claim_many(s, [], "w3", lease_seconds=30) == []
+
+
 def test_progress_only_moves_forward_and_only_for_the_owning_worker(engine):
     acct = make_account(engine, 100)
     job = submit(engine, acct, IMAGE)

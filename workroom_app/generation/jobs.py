@@ -560,11 +560,29 @@ def claim(
 ) -> GenerationJob | None:
     """Take a job for this worker with one conditional UPDATE; None when another
     worker got it first (or it was cancelled/ended meanwhile)."""
+    taken = claim_many(session, [job_id], worker_id, lease_seconds=lease_seconds, now=now)
+    return taken[0] if taken else None
+
+
+def claim_many(
+    session: Session,
+    job_ids: list[int],
+    worker_id: str,
+    *,
+    lease_seconds: float,
+    now: datetime | None = None,
+) -> list[GenerationJob]:
+    """Take the jobs of `job_ids` that are still claimable, for this worker, with one
+    conditional UPDATE (a job another worker got first, or that was cancelled or ended
+    meanwhile, is left out) and one read of the rows taken, oldest first. A worker woken by a
+    burst of submissions claims them all in two statements, not two per job."""
+    if not job_ids:
+        return []
     now = now or clock.now()
-    result = session.exec(
+    taken = session.exec(
         update(GenerationJob)
         .where(
-            GenerationJob.id == job_id,
+            GenerationJob.id.in_(job_ids),
             GenerationJob.deadline_at > now,
             or_(
                 GenerationJob.status == JobStatus.QUEUED,
@@ -579,14 +597,23 @@ def claim(
             started_at=func.coalesce(GenerationJob.started_at, now),
             updated_at=now,
         )
+        .returning(GenerationJob.id)
         .execution_options(synchronize_session=False)
+    ).all()
+    ids = sorted(row[0] for row in taken)
+    if not ids:
+        return []
+    jobs = list(
+        session.exec(
+            select(GenerationJob)
+            .where(GenerationJob.id.in_(ids))
+            .order_by(GenerationJob.id)
+            .execution_options(populate_existing=True)
+        ).all()
     )
-    if result.rowcount != 1:
-        return None
-    job = _lock_job(session, job_id)
-    if job is not None:
-        notifications.announce(session, job.account_id, notifications.JOB)
-    return job
+    for account_id in {job.account_id for job in jobs}:
+        notifications.announce(session, account_id, notifications.JOB)
+    return jobs
 
 
 def mark_running(

@@ -157,14 +157,9 @@ class Worker:
 
     def _claim_free(self, session: Session, free: int) -> list[GenerationJob]:
         ids = jobs.claimable_ids(session, None, free + len(self.tasks), provider=self.provider.name)
-        claimed: list[GenerationJob] = []
-        for jid in ids:
-            if jid in self.tasks or len(claimed) >= free:
-                continue
-            job = jobs.claim(session, jid, self.worker_id, lease_seconds=self.lease_seconds)
-            if job is not None:  # None: another worker was faster
-                claimed.append(job)
-        return claimed
+        wanted = [jid for jid in ids if jid not in self.tasks][:free]
+        # Jobs another worker took first are left out.
+        return jobs.claim_many(session, wanted, self.worker_id, lease_seconds=self.lease_seconds)
 
     async def wait_idle(self) -> None:
         """Let every started job run to its end (tests and `worker --once`)."""

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import os
 import socket
+import sqlite3
 import subprocess
 import sys
 import threading
@@ -369,3 +370,38 @@ def test_a_port_held_by_something_else_is_an_error_not_a_silent_death():
             ensure_local_service(url, wait_for_other=0.5)
     finally:
         holder.close()
+
+
+def test_the_sqlite_change_check_leaves_this_processs_sqlite_locks_alone(tmp_path):
+    """Closing any descriptor of a file drops every POSIX lock the process holds on it, SQLite's
+    own included (sqlite.org/howtocorrupt.html, 2.2): the change check, which reads the WAL
+    index (-shm) every 0.1 s, must never do that, or another process writes while this one
+    holds SQLite's write lock, and the database is corrupted."""
+    database = tmp_path / "locks.db"
+    conn = sqlite3.connect(database, isolation_level=None)
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("CREATE TABLE t (x INTEGER)")
+    conn.execute("INSERT INTO t VALUES (1)")
+    conn.execute("BEGIN IMMEDIATE")  # this process now holds SQLite's write lock (in the -shm)
+    try:
+        for _ in range(3):
+            assert notifications._stamp(f"{database}-wal") is not None
+        other_writer = (
+            "import sqlite3, sys\n"
+            "c = sqlite3.connect(sys.argv[1], timeout=0, isolation_level=None)\n"
+            "try:\n"
+            "    c.execute('BEGIN IMMEDIATE')\n"
+            "    print('wrote')\n"
+            "except sqlite3.OperationalError:\n"
+            "    print('locked')\n"
+        )
+        answer = subprocess.run(
+            [sys.executable, "-c", other_writer, str(database)],
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+        assert answer.stdout.strip() == "locked", answer.stdout + answer.stderr
+    finally:
+        conn.execute("ROLLBACK")
+        conn.close()

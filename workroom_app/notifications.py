@@ -523,14 +523,31 @@ def _stamp(path: str | None) -> tuple | None:
         return None
     try:
         st = os.stat(path)
-        fd = os.open(path[: -len("-wal")] + "-shm", os.O_RDONLY)
+        head = os.pread(_wal_index_fd(path[: -len("-wal")] + "-shm"), 48, 0)
     except FileNotFoundError:
         return None
-    try:
-        head = os.pread(fd, 48, 0)
-    finally:
-        os.close(fd)
     return st.st_ino, st.st_size, st.st_mtime_ns, head
+
+
+# Descriptors of WAL index files, opened once and NEVER closed: closing any descriptor of a file
+# drops every POSIX lock this process holds on it, SQLite's own WAL-index locks included, and
+# another process could then write while this one holds SQLite's write lock: the way to corrupt
+# a SQLite database that sqlite.org/howtocorrupt.html describes in 2.2. (Closing one after each
+# check did exactly that: "database disk image is malformed" with several processes.) A file
+# SQLite deleted and made again gets a new descriptor; the old one stays open.
+_wal_index_fds: dict[str, tuple[int, int]] = {}  # path -> (inode, descriptor)
+_wal_index_lock = threading.Lock()
+
+
+def _wal_index_fd(shm_path: str) -> int:
+    inode = os.stat(shm_path).st_ino
+    with _wal_index_lock:
+        known = _wal_index_fds.get(shm_path)
+        if known is not None and known[0] == inode:
+            return known[1]
+        fd = os.open(shm_path, os.O_RDONLY)
+        _wal_index_fds[shm_path] = (os.fstat(fd).st_ino, fd)
+        return fd
 
 
 # ------------------------------------------------------------------- the process's feed

@@ -91,9 +91,15 @@ def check_commit_and_rollback(engine) -> None:
             def made_by_a_tab():
                 with notifications.acting_for_tab("tab-1"):
                     adjust(engine, account_id, 1, "by-tab-1")
+                    # A write that follows in the same thread (an auto top-up after the debit)
+                    # is not the tab's own: that tab must hear of it.
+                    adjust(engine, account_id, 1, "after-tab-1")
 
             heard = await collect(feed, made_by_a_tab)
-            assert [(c.account_id, c.tab) for c in heard] == [(account_id, "tab-1")]
+            assert [(c.account_id, c.tab) for c in heard] == [
+                (account_id, "tab-1"),
+                (account_id, None),
+            ]
 
             def rolled_back():
                 with pytest.raises(RuntimeError), write_session(engine) as s:

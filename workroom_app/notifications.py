@@ -81,25 +81,44 @@ class Change:
     account_id: int
     kinds: frozenset[str]
     # The tab (Reflex client token) whose own event made the change, when it shows the outcome
-    # itself (acting_tab): the live push need not send it back to that tab.
+    # itself (acting_for_tab): the live push need not send it back to that tab.
     tab: str | None = None
 
 
 MAX_TAB_LENGTH = 64  # a client token is a UUID; anything longer in a payload is ignored
 
-# Set by a state handler around a write whose outcome it applies to its own tab (a submission,
-# a cancellation); read in the committing thread (asyncio.to_thread copies the context).
-acting_tab: ContextVar[str | None] = ContextVar("workroom_acting_tab", default=None)
+
+@dataclass
+class _ActingTab:
+    token: str
+    taken: bool = False
+
+
+# Set by a state handler around the write whose outcome it applies to its own tab (a
+# submission, a cancellation); read in the committing thread (asyncio.to_thread copies the
+# context). Only the first transaction that announces a change in the block is the tab's own:
+# writes that follow it in the same thread (an auto top-up after the debit) are not.
+_acting_tab: ContextVar[_ActingTab | None] = ContextVar("workroom_acting_tab", default=None)
+_TAB_KEY = "workroom.acting_tab"
 
 
 @contextlib.contextmanager
 def acting_for_tab(token: str | None) -> Iterator[None]:
-    """Writes inside this block are announced as made by the tab `token` (see Change.tab)."""
-    reset = acting_tab.set(token or None)
+    """The first write inside this block that announces a change is announced as made by the tab
+    `token` (see Change.tab)."""
+    reset = _acting_tab.set(_ActingTab(token) if token else None)
     try:
         yield
     finally:
-        acting_tab.reset(reset)
+        _acting_tab.reset(reset)
+
+
+def _take_acting_tab() -> str | None:
+    acting = _acting_tab.get()
+    if acting is None or acting.taken:
+        return None
+    acting.taken = True
+    return acting.token
 
 
 # ------------------------------------------------------------------- configuration
@@ -167,20 +186,22 @@ def announce(target: OrmSession | Connection, account_id: int, *kinds: str) -> N
     # A bare Connection (benchmark fast paths): write the transactional part now. It still reaches
     # every process on PostgreSQL and, through change_log, on SQLite; the Redis publish needs the
     # session's commit hook, so it is skipped here.
-    _emit_in_transaction(target, {int(account_id): set(kinds)}, origin="")
+    _emit_in_transaction(target, {int(account_id): set(kinds)}, origin="", tab=None)
 
 
 def _engine_of(connection: Connection) -> Engine:
     return connection.engine
 
 
-def _emit_in_transaction(connection: Connection, pending: dict[int, set[str]], origin: str) -> None:
+def _emit_in_transaction(
+    connection: Connection, pending: dict[int, set[str]], origin: str, tab: str | None
+) -> None:
     backend = backend_for(_engine_of(connection))
     if backend == "postgres":
         for account_id, kinds in pending.items():
             connection.exec_driver_sql(
                 "SELECT pg_notify(%(channel)s, %(payload)s)",
-                {"channel": PG_CHANNEL, "payload": encode(account_id, kinds, acting_tab.get())},
+                {"channel": PG_CHANNEL, "payload": encode(account_id, kinds, tab)},
             )
     elif backend == "local":
         _write_change_log(connection, pending, origin)
@@ -241,7 +262,9 @@ def _before_commit(session: OrmSession) -> None:
         return  # a savepoint: the outer commit sends everything
     pending = session.info.get(_INFO_KEY)
     if pending:
-        _emit_in_transaction(session.connection(), pending, origin=ORIGIN)
+        # Taken here, before any after-commit write of the same thread can take it.
+        tab = session.info[_TAB_KEY] = _take_acting_tab()
+        _emit_in_transaction(session.connection(), pending, origin=ORIGIN, tab=tab)
 
 
 CommitListener = Callable[[list["Change"]], None]
@@ -267,6 +290,7 @@ def _after_commit(session: OrmSession) -> None:
     if session.in_nested_transaction():
         return  # a savepoint was released: nothing is committed yet
     pending = session.info.pop(_INFO_KEY, None)
+    tab = session.info.pop(_TAB_KEY, None)
     if not pending:
         return
     if _commit_listeners:
@@ -281,10 +305,9 @@ def _after_commit(session: OrmSession) -> None:
         engine = bind if isinstance(bind, Engine) else bind.engine
         backend = backend_for(engine)
         if backend == "local":
-            tab = acting_tab.get()
             _publish_local([Change(a, frozenset(k), tab) for a, k in pending.items()])
         elif backend == "redis":
-            _publish_redis(engine, pending)
+            _publish_redis(engine, pending, tab)
     except Exception:  # the write is committed; a lost notification is recovered on reconnect
         log.exception("could not send a change notification")
 
@@ -293,18 +316,18 @@ def _after_commit(session: OrmSession) -> None:
 def _after_transaction_end(session: OrmSession, transaction: SessionTransaction) -> None:
     if transaction.parent is None:  # the outer transaction ended without commit: drop its changes
         session.info.pop(_INFO_KEY, None)
+        session.info.pop(_TAB_KEY, None)
 
 
 _redis_clients: dict[str, Any] = {}
 
 
-def _publish_redis(engine: Engine, pending: dict[int, set[str]]) -> None:
+def _publish_redis(engine: Engine, pending: dict[int, set[str]], tab: str | None) -> None:
     url = redis_url()
     client = _redis_clients.get(url)
     if client is None:
         client = _redis_clients[url] = redis.Redis.from_url(url)
     channel = redis_channel(engine)
-    tab = acting_tab.get()
     if len(pending) == 1:
         ((account_id, kinds),) = pending.items()
         client.publish(channel, encode(account_id, kinds, tab))

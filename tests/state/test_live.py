@@ -547,7 +547,9 @@ def test_changes_close_together_go_out_as_one_push(app_db):
             await asyncio.sleep(0.06)
         assert await wait_for(lambda: _balance_is(tab, 53))
         await live.wait_idle()
-        assert pushes.touched == [tab.token, tab.token]
+        # Two pushes (or one, if the first had not started before the others arrived on a busy
+        # machine); without the spacing each step would be its own push.
+        assert set(pushes.touched) == {tab.token} and len(pushes.touched) <= 2
 
     with_feed(scenario)
 

@@ -73,6 +73,7 @@ from tests.support.served_app import (  # noqa: E402
     bun_dir,
     reflex_env,
     save_web_cache,
+    serve_prod,
     start_app,
     stop,
 )
@@ -462,27 +463,7 @@ def start_bare(run_dir: Path, ports: Ports) -> tuple[str, subprocess.Popen]:
     (app_dir / "bare" / "bare.py").write_text(BARE_APP)
     port = ports.take()
     log_path = run_dir / "bare.log"
-    with open(log_path, "wb") as log:
-        proc = subprocess.Popen(
-            [
-                reflex,
-                "run",
-                "--env",
-                "prod",
-                "--single-port",
-                "--frontend-port",
-                str(port),
-                "--backend-port",
-                str(port),
-                "--backend-host",
-                "127.0.0.1",
-            ],
-            cwd=app_dir,
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+    proc = serve_prod(app_dir, port, env, log_path)
     url = f"http://127.0.0.1:{port}"
     wait_until_up(url, proc, log_path, "/ping")
     return url, proc

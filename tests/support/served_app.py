@@ -82,6 +82,32 @@ def reflex_env(bun: Path, extra: dict[str, str] | None = None) -> dict[str, str]
     }
 
 
+def serve_prod(app_dir: Path, port: int, env: dict[str, str], log_path: Path) -> subprocess.Popen:
+    """`reflex run --env prod --single-port` of the app in `app_dir` on 127.0.0.1:`port`, in a
+    process group of its own (stop() ends it and all it started), its output in `log_path`."""
+    with open(log_path, "wb") as log:
+        return subprocess.Popen(
+            [
+                str(REPO / ".venv" / "bin" / "reflex"),
+                "run",
+                "--env",
+                "prod",
+                "--single-port",
+                "--frontend-port",
+                str(port),
+                "--backend-port",
+                str(port),
+                "--backend-host",
+                "127.0.0.1",
+            ],
+            cwd=app_dir,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+
 class AppDidNotStart(RuntimeError):
     def __init__(self, exit_code: int | None, log_tail: str) -> None:
         super().__init__(f"the app did not start (exit {exit_code})")
@@ -136,28 +162,7 @@ def start_app(
         },
     )
     log_path = run_dir / "server.log"
-    reflex = REPO / ".venv" / "bin" / "reflex"
-    with open(log_path, "wb") as log:
-        proc = subprocess.Popen(
-            [
-                str(reflex),
-                "run",
-                "--env",
-                "prod",
-                "--single-port",
-                "--frontend-port",
-                str(port),
-                "--backend-port",
-                str(port),
-                "--backend-host",
-                "127.0.0.1",
-            ],
-            cwd=REPO,
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+    proc = serve_prod(REPO, port, env, log_path)
     deadline = time.monotonic() + timeout_s
     while not healthy(url):
         if proc.poll() is not None or time.monotonic() > deadline:

@@ -27,15 +27,9 @@ from workroom_app.billing.payment_confirmation import CONFIRM_PATH, Confirmation
 from workroom_app.billing.subscriptions.lookup import _money
 from workroom_app.db import read_session, write_session
 from workroom_app.http.auth_routes import _same_origin
+from workroom_app.http.plain_page import plain_page
 
-_HEADERS = {
-    "Cache-Control": "no-store",
-    "Referrer-Policy": "no-referrer",  # the address is the credential
-    "X-Frame-Options": "DENY",
-}
 _STYLE = (
-    "body{font-family:system-ui,sans-serif;max-width:32rem;margin:3rem auto;padding:0 1rem;"
-    "color:#1c2024}main{border:1px solid #d9d9e0;border-radius:12px;padding:1.5rem}"
     "button,a.button{font:inherit;padding:.6rem 1rem;border-radius:8px;margin:.5rem .5rem 0 0;"
     "cursor:pointer;display:inline-block;text-decoration:none}"
     ".confirm{background:#3e63dd;color:#fff;border:0}"
@@ -45,13 +39,7 @@ _STYLE = (
 
 
 def _page(title: str, body: str, status: int = 200) -> HTMLResponse:
-    text = (
-        f'<!doctype html><html lang="en"><head><meta charset="utf-8">'
-        f'<meta name="viewport" content="width=device-width, initial-scale=1">'
-        f"<title>{html.escape(title)} · Workroom</title><style>{_STYLE}</style></head>"
-        f"<body><main><h1>{html.escape(title)}</h1>{body}</main></body></html>"
-    )
-    return HTMLResponse(text, status_code=status, headers=_HEADERS)
+    return plain_page(title, body, style=_STYLE, status=status)
 
 
 def _continue(path: str) -> str:

@@ -23,25 +23,17 @@ from starlette.routing import Route
 from workroom_app.billing import unsubscribe
 from workroom_app.billing.unsubscribe import UNSUBSCRIBE_PATH, Answer
 from workroom_app.db import write_session
+from workroom_app.http.plain_page import plain_page
 from workroom_app.security import signing
 
-_HEADERS = {"Cache-Control": "no-store", "Referrer-Policy": "no-referrer"}
 _STYLE = (
-    "body{font-family:system-ui,sans-serif;max-width:32rem;margin:3rem auto;padding:0 1rem;"
-    "color:#1c2024}main{border:1px solid #d9d9e0;border-radius:12px;padding:1.5rem}"
     "button{font:inherit;padding:.6rem 1rem;border-radius:8px;background:#3e63dd;color:#fff;"
     "border:0;cursor:pointer}"
 )
 
 
 def _page(title: str, body: str, status: int = 200) -> HTMLResponse:
-    text = (
-        f'<!doctype html><html lang="en"><head><meta charset="utf-8">'
-        f'<meta name="viewport" content="width=device-width, initial-scale=1">'
-        f"<title>{html.escape(title)} · Workroom</title><style>{_STYLE}</style></head>"
-        f"<body><main><h1>{html.escape(title)}</h1>{body}</main></body></html>"
-    )
-    return HTMLResponse(text, status_code=status, headers=_HEADERS)
+    return plain_page(title, body, style=_STYLE, status=status)
 
 
 def _refused(answer: Answer) -> HTMLResponse:
